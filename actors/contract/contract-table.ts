@@ -1,0 +1,184 @@
+// The wire contract of ../shared/contract/caliopen-messaging-system.md as one table, with the names
+// fixed by DECISIONS.md §1 (no trailing spaces in subjects, `poll_intervall` spelled as on the wire).
+// Subscriptions, validation, the CLI and the tests are all derived from this table.
+import type { FieldSpec, PayloadOf, PayloadSchema } from "../../runtime/payload-schema.ts";
+import type { OrderMode } from "../../runtime/entry-point.ts";
+
+const id = (description: string) => ({ type: "string", required: true, description }) as const satisfies FieldSpec;
+
+const userId = id("the user the order is for");
+const remoteId = id("a remote identity id (same id space as identity_id)");
+const identityId = id("a remote identity id");
+const messageId = id("the message (draft, or raw message for inbound processing)");
+const contactId = id("a contact of the user");
+
+export interface OrderSpec {
+  mode: OrderMode;
+  payload: PayloadSchema;
+  /** Who emits it, for the generated documentation. */
+  emittedBy: string;
+}
+
+export interface SubjectSpec {
+  subject: string;
+  queue: string;
+  /** The service that consumes the subject. */
+  service: string;
+  /** The seed's function or class that handled it. */
+  handler: string;
+  orders: Readonly<Record<string, OrderSpec>>;
+}
+
+const deliver: OrderSpec = {
+  mode: "request",
+  emittedBy: "apiv2 SendDraft / SendEmailAdminToUser",
+  payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
+};
+
+const workerLifecycle = (emittedBy: string): Record<string, OrderSpec> => {
+  const payload = { remote_id: remoteId, user_id: userId };
+  return {
+    add_worker: { mode: "publish", emittedBy, payload },
+    reload_worker: { mode: "publish", emittedBy, payload },
+    remove_worker: { mode: "publish", emittedBy, payload },
+  };
+};
+
+const processInbound = (emittedBy: string): Record<string, OrderSpec> => ({
+  process_inbound: { mode: "request", emittedBy, payload: { message_id: messageId, remote_id: remoteId, user_id: userId } },
+});
+
+const identityOrder = { identity_id: identityId, user_id: userId };
+
+export const CONTRACT = [
+  {
+    subject: "identitiesWorker",
+    queue: "IDsworker",
+    service: "identities-worker",
+    handler: "natsOrdersHandler",
+    orders: {
+      add_identity: { mode: "publish", emittedBy: "apiv2 CreateUserIdentity", payload: identityOrder },
+      update_identity: { mode: "publish", emittedBy: "apiv2 PatchUserIdentity", payload: identityOrder },
+      delete_identity: { mode: "publish", emittedBy: "apiv2 DeleteUserIdentity, imap-bridge after 72 h of failures", payload: identityOrder },
+      update_interval: {
+        mode: "publish",
+        emittedBy: "imap-bridge, twitter-bridge",
+        payload: {
+          ...identityOrder,
+          poll_intervall: { type: "decimal", required: true, description: "minutes, as a decimal string" },
+          protocol: { type: "string", required: true, description: "imap, email or twitter" },
+        },
+      },
+    },
+  },
+  {
+    subject: "imap_worker",
+    queue: "IMAPworkers",
+    service: "imap-bridge",
+    handler: "WorkerMsgHandler",
+    orders: workerLifecycle("identities-worker, operator CLI"),
+  },
+  {
+    subject: "IMAPfetcher",
+    queue: "IMAPworkers",
+    service: "imap-bridge",
+    handler: "natsMsgHandler",
+    orders: {
+      sync: { mode: "publish", emittedBy: "identities-worker imapJob", payload: { remote_id: remoteId, user_id: userId } },
+      fullfetch: { mode: "publish", emittedBy: "operator CLI", payload: { remote_id: remoteId, user_id: userId } },
+    },
+  },
+  {
+    subject: "outboundIMAP",
+    queue: "IMAPworkers",
+    service: "imap-bridge",
+    handler: "natsMsgHandler",
+    orders: { deliver: { ...deliver, emittedBy: "apiv2 SendDraft (remote email identity)" } },
+  },
+  {
+    subject: "twitter_worker",
+    queue: "twitterworkers",
+    service: "twitter-bridge",
+    handler: "WorkerMsgHandler",
+    orders: workerLifecycle("identities-worker, operator CLI"),
+  },
+  {
+    subject: "twitter_dm",
+    queue: "twitterworkers",
+    service: "twitter-bridge",
+    handler: "DMmsgHandler",
+    orders: {
+      sync: { mode: "publish", emittedBy: "identities-worker twitterJob", payload: { remote_id: remoteId, user_id: userId } },
+      deliver: { ...deliver, emittedBy: "apiv2 SendDraft (twitter identity)" },
+    },
+  },
+  {
+    subject: "outboundSMTP",
+    queue: "SMTPqueue",
+    service: "smtp-bridge",
+    handler: "natsMsgHandler",
+    orders: { deliver: { ...deliver, emittedBy: "apiv2 SendDraft (local identity), SendEmailAdminToUser, imap-bridge" } },
+  },
+  {
+    subject: "inboundSMTP",
+    queue: "SMTPqueue",
+    service: "mq-worker",
+    handler: "InboundEmail",
+    orders: processInbound("smtp-bridge, imap-bridge"),
+  },
+  {
+    subject: "inboundTwitter",
+    queue: "Twitterqueue",
+    service: "mq-worker",
+    handler: "InboundTwitter",
+    orders: processInbound("twitter-bridge"),
+  },
+  {
+    subject: "contactAction",
+    queue: "contactQueue",
+    service: "mq-worker",
+    handler: "ContactAction",
+    orders: {
+      contact_update: { mode: "publish", emittedBy: "apiv2 CreateContact / UpdateContact", payload: { contact_id: contactId, user_id: userId } },
+    },
+  },
+  {
+    subject: "keyAction",
+    queue: "keyQueue",
+    service: "mq-worker",
+    handler: "KeyAction",
+    orders: {
+      discover_key: { mode: "publish", emittedBy: "apiv2 launchKeyDiscovery / UpdateContact", payload: { contact_id: contactId, user_id: userId } },
+      publish_key: {
+        mode: "publish",
+        emittedBy: "apiv2 CreatePGPPubKey",
+        payload: { key_id: id("the public key"), resource_id: id("the contact that owns the key"), user_id: userId },
+      },
+      delete_key: {
+        mode: "publish",
+        emittedBy: "apiv2 DeletePubKey",
+        payload: { key_id: id("the public key"), resource_id: id("the contact that owns the key"), user_id: userId },
+      },
+    },
+  },
+] as const satisfies readonly SubjectSpec[];
+
+export type ContractSubject = (typeof CONTRACT)[number]["subject"];
+
+export function subjectSpec(subject: string): SubjectSpec | undefined {
+  return CONTRACT.find((spec) => spec.subject === subject);
+}
+
+/** The order's spec, or undefined when the subject or the order is not in the contract. */
+export function orderSpec(subject: string, order: string): OrderSpec | undefined {
+  const spec = subjectSpec(subject);
+  return spec !== undefined && Object.hasOwn(spec.orders, order) ? (spec.orders as Record<string, OrderSpec>)[order] : undefined;
+}
+
+type SubjectRow<S extends ContractSubject> = Extract<(typeof CONTRACT)[number], { subject: S }>;
+export type OrderName<S extends ContractSubject> = keyof SubjectRow<S>["orders"] & string;
+
+/** The validated payload type of an order, derived from the table: `OrderPayload<"IMAPfetcher", "sync">`. */
+export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
+  SubjectRow<S>["orders"][O] extends { payload: infer P extends PayloadSchema } ? P : never
+> & { order: O };

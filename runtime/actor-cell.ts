@@ -1,0 +1,300 @@
+// One live actor on this node: the XState actor, its NATS subscription (its mailbox), its durable
+// timers and the persistence of its snapshot.
+import { createActor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
+import type { NatsConnection, Subscription, Msg } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { BUSY_TAG, type ActorInput, type ActorMessage, type ActorPorts } from "./actor-family.ts";
+import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
+import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
+import { redactSecrets } from "./redact.ts";
+import { failure } from "./reply.ts";
+import { SNAPSHOT_SCHEMA_VERSION, SnapshotConflict, type SnapshotStore } from "./snapshot-store.ts";
+import type { Subjects } from "./subjects.ts";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
+
+export type CellStatus = "running" | "crashed" | "stopped";
+
+export interface CellEnvironment {
+  nc: NatsConnection;
+  subjects: Subjects;
+  nodeId: string;
+  logger: Logger;
+  ports: ActorPorts;
+  /** null when the family does not persist. */
+  store: SnapshotStore | null;
+  onCrash(cell: ActorCell, error: Error): void;
+  /** The cell lost a compare-and-swap on its snapshot: someone else owns the key now. */
+  onFenced(cell: ActorCell, error: Error): void;
+  /** A published message the actor could not take (malformed or not accepted in its state). */
+  onRejected(cell: ActorCell, reason: string, data: Uint8Array): void;
+}
+
+export interface ActorSummary {
+  kind: string;
+  key: string;
+  subject: string;
+  node: string;
+  status: CellStatus;
+  state: unknown;
+  since: string;
+  restarts: number;
+  busy: boolean;
+  lastError: { message: string; at: string } | null;
+  deadlines: Record<string, string>;
+}
+
+// Messages kept while a crashed actor waits for its restart; beyond this, requests get an error.
+const MAX_BUFFERED = 1_000;
+
+export class ActorCell {
+  readonly subject: string;
+  status: CellStatus = "stopped";
+  restarts = 0;
+  lastError: { message: string; at: number } | null = null;
+  private stateValue: unknown = null;
+  private since = Date.now();
+  private actor: AnyActorRef | null = null;
+  private subscription: Subscription | null = null;
+  private timers: DeadlineTimers | null = null;
+  private buffered: ActorMessage[] | null = null;
+  private lastEvent = "";
+  // Persistence: the latest settled snapshot, what was last written, and the write loop.
+  private settled: unknown = undefined;
+  private savedJson: string | null = null;
+  private revision = 0;
+  private pendingSave: unknown = undefined;
+  private saving: Promise<void> | null = null;
+
+  constructor(
+    readonly kind: string,
+    readonly key: string,
+    private readonly machine: AnyStateMachine,
+    private readonly input: ActorInput,
+    private readonly env: CellEnvironment,
+  ) {
+    this.subject = env.subjects.actor(kind, key);
+  }
+
+  /** Restores the stored snapshot (if any), starts the machine and opens the mailbox. */
+  async activate(): Promise<void> {
+    if (this.env.store !== null) {
+      const loaded = await this.env.store.load(this.kind, this.key);
+      if (loaded !== null) {
+        this.settled = loaded.record.snapshot;
+        this.savedJson = JSON.stringify(loaded.record.snapshot);
+        this.revision = loaded.revision;
+      }
+    }
+    this.subscription = this.env.nc.subscribe(this.subject, {
+      callback: (err, msg) => {
+        if (err === null) this.onNatsMessage(msg);
+      },
+    });
+    this.startMachine();
+  }
+
+  /** Starts the machine again from its last settled snapshot (after a crash). */
+  restart(): void {
+    if (this.status !== "crashed") return;
+    this.restarts += 1;
+    this.startMachine();
+  }
+
+  private startMachine(): void {
+    const options = this.settled === undefined ? { input: this.input } : { snapshot: this.settled as never, input: this.input };
+    let actor: AnyActorRef;
+    try {
+      actor = createActor(this.machine, options);
+    } catch (err) {
+      this.crash(err as Error);
+      return;
+    }
+    this.actor = actor;
+    this.status = "running";
+    actor.subscribe({
+      next: (snapshot) => this.onSnapshot(actor, snapshot as AnyMachineSnapshot),
+      error: (err) => this.crash(err instanceof Error ? err : new Error(String(err))),
+    });
+    actor.start();
+    if (this.actor === actor && this.status === "running") {
+      this.onSnapshot(actor, actor.getSnapshot() as AnyMachineSnapshot);
+      this.flushBuffered();
+    }
+  }
+
+  /** Delivers a message to the machine; refuses what the current state does not accept. */
+  deliver(message: ActorMessage): void {
+    if (this.status !== "running" || this.actor === null) {
+      if (this.status === "crashed" && (this.buffered?.length ?? 0) < MAX_BUFFERED) {
+        (this.buffered ??= []).push(message);
+        return;
+      }
+      this.refuse(message, `actor ${this.kind}/${this.key} is ${this.status}, try again later`);
+      return;
+    }
+    const snapshot = this.actor.getSnapshot() as AnyMachineSnapshot;
+    if (!snapshot.can(message)) {
+      this.refuse(message, `actor ${this.kind}/${this.key} does not accept "${message.type}" in state ${JSON.stringify(snapshot.value)}`);
+      return;
+    }
+    this.lastEvent = message.type;
+    this.actor.send(message);
+  }
+
+  get busy(): boolean {
+    if (this.actor === null || this.status !== "running") return false;
+    return (this.actor.getSnapshot() as AnyMachineSnapshot).hasTag(BUSY_TAG);
+  }
+
+  /** Closes the mailbox, waits for the last snapshot write, stops the machine. `forget` drops the snapshot. */
+  async stop(options: { forget?: boolean } = {}): Promise<void> {
+    const wasRunning = this.status !== "stopped";
+    this.status = "stopped";
+    if (this.subscription !== null) {
+      this.subscription.unsubscribe();
+      this.subscription = null;
+    }
+    this.timers?.clear();
+    this.timers = null;
+    this.actor?.stop();
+    this.actor = null;
+    for (const message of this.buffered ?? []) this.refuse(message, `actor ${this.kind}/${this.key} was stopped`);
+    this.buffered = null;
+    if (this.saving !== null) await this.saving.catch(() => undefined);
+    if (options.forget && this.env.store !== null) {
+      await this.env.store.remove(this.kind, this.key);
+    }
+    if (wasRunning) this.env.logger.debug({ kind: this.kind, key: this.key }, "actor stopped");
+  }
+
+  summary(): ActorSummary {
+    const deadlines: Record<string, string> = {};
+    const context = this.actor === null ? undefined : (this.actor.getSnapshot() as AnyMachineSnapshot).context;
+    for (const [event, at] of Object.entries(readDeadlines(context))) deadlines[event] = new Date(at).toISOString();
+    return {
+      kind: this.kind,
+      key: this.key,
+      subject: this.subject,
+      node: this.env.nodeId,
+      status: this.status,
+      state: this.stateValue,
+      since: new Date(this.since).toISOString(),
+      restarts: this.restarts,
+      busy: this.busy,
+      lastError: this.lastError === null ? null : { message: this.lastError.message, at: new Date(this.lastError.at).toISOString() },
+      deadlines,
+    };
+  }
+
+  /** The summary plus the context, with secrets redacted. */
+  inspect(): Record<string, unknown> {
+    const snapshot = this.actor === null ? null : (this.actor.getSnapshot() as AnyMachineSnapshot);
+    return {
+      ...this.summary(),
+      context: redactSecrets(snapshot?.context ?? (this.settled as { context?: unknown } | undefined)?.context ?? null),
+      revision: this.revision,
+    };
+  }
+
+  private onNatsMessage(msg: Msg): void {
+    const decoded = decodeJson(msg.data);
+    const replyTo = msg.reply === undefined || msg.reply === "" ? undefined : msg.reply;
+    if (!decoded.ok || !isJsonObject(decoded.value) || typeof decoded.value.type !== "string") {
+      const reason = decoded.ok ? `message for actor ${this.kind}/${this.key} must be a JSON object with a string "type"` : decoded.error;
+      if (replyTo !== undefined) this.env.ports.reply(replyTo, failure(reason));
+      else this.env.onRejected(this, reason, msg.data);
+      return;
+    }
+    const { type, payload, ...rest } = decoded.value;
+    this.deliver({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
+  }
+
+  private onSnapshot(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
+    if (actor !== this.actor || snapshot.status === "error") return;
+    if (!sameValue(snapshot.value, this.stateValue)) {
+      const from = this.stateValue;
+      this.stateValue = snapshot.value;
+      this.since = Date.now();
+      this.env.nc.publish(
+        this.env.subjects.transitions(this.kind, this.key),
+        encodeJson({ kind: this.kind, key: this.key, node: this.env.nodeId, from, to: snapshot.value, event: this.lastEvent, at: new Date(this.since).toISOString() }),
+      );
+    }
+    const hasDeadlines = readDeadlines(snapshot.context);
+    if (this.timers !== null || Object.keys(hasDeadlines).length > 0) {
+      (this.timers ??= new DeadlineTimers((event, at) => this.deliver({ type: event, payload: { at } }))).sync(snapshot.context);
+    }
+    if (this.env.store !== null) this.persist(actor.getPersistedSnapshot());
+  }
+
+  private persist(snapshot: unknown): void {
+    this.settled = snapshot;
+    this.pendingSave = snapshot;
+    this.saving ??= this.writeLoop().finally(() => (this.saving = null));
+  }
+
+  private async writeLoop(): Promise<void> {
+    let attempt = 0;
+    while (this.pendingSave !== undefined && this.env.store !== null) {
+      const snapshot = this.pendingSave;
+      this.pendingSave = undefined;
+      const json = JSON.stringify(snapshot);
+      if (json === this.savedJson) continue;
+      try {
+        this.revision = await this.env.store.save(
+          { v: SNAPSHOT_SCHEMA_VERSION, kind: this.kind, key: this.key, snapshot, savedAt: new Date().toISOString(), node: this.env.nodeId },
+          this.revision,
+        );
+        this.savedJson = json;
+        attempt = 0;
+      } catch (err) {
+        if (err instanceof SnapshotConflict) {
+          this.env.onFenced(this, err);
+          return;
+        }
+        // NATS unreachable or JetStream unavailable: keep the newest snapshot and try again.
+        attempt += 1;
+        this.pendingSave ??= snapshot;
+        this.env.logger.warn({ kind: this.kind, key: this.key, err: (err as Error).message, attempt }, "snapshot write failed, retrying");
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(DEFAULT_BACKOFF, attempt)));
+        if (this.status === "stopped" && attempt > 5) return;
+      }
+    }
+  }
+
+  private crash(error: Error): void {
+    if (this.status === "stopped") return;
+    this.status = "crashed";
+    this.lastError = { message: error.message, at: Date.now() };
+    this.timers?.clear();
+    this.timers = null;
+    const actor = this.actor;
+    this.actor = null;
+    try {
+      actor?.stop();
+    } catch {
+      // already failed
+    }
+    this.env.onCrash(this, error);
+  }
+
+  private flushBuffered(): void {
+    const pending = this.buffered;
+    this.buffered = null;
+    for (const message of pending ?? []) this.deliver(message);
+  }
+
+  private refuse(message: ActorMessage, reason: string): void {
+    if (message.replyTo !== undefined) {
+      this.env.ports.reply(message.replyTo, failure(reason));
+      return;
+    }
+    this.env.onRejected(this, reason, encodeJson({ type: message.type, payload: message.payload }));
+  }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,45 @@
+import type { AnyStateMachine } from "xstate";
+import type { Logger } from "pino";
+import type { Reply } from "./reply.ts";
+
+/**
+ * What an actor receives: every NATS message and every deadline becomes one of these. `replyTo` is the
+ * requester's inbox when the message was a request; the machine answers it through `ports.reply`.
+ */
+export interface ActorMessage<P extends Record<string, unknown> = Record<string, unknown>> {
+  type: string;
+  payload: P;
+  replyTo?: string;
+}
+
+/** What a machine may do to the outside world. Subjects are given without the deployment namespace. */
+export interface ActorPorts {
+  publish(subject: string, payload: unknown): void;
+  /** Answers a request; does nothing when `replyTo` is undefined (the message was published). */
+  reply(replyTo: string | undefined, body: Reply): void;
+  request(subject: string, payload: unknown, timeoutMs: number): Promise<unknown>;
+  logger: Logger;
+}
+
+/** The input every actor machine receives when it starts without a snapshot. */
+export interface ActorInput {
+  kind: string;
+  key: string;
+  [field: string]: unknown;
+}
+
+/**
+ * A family of actors of one kind (e.g. `imap`). The machine is built once per node from the ports, so a
+ * live actor costs only its own state. A machine may tag states `busy` to say work is in flight (a
+ * graceful shutdown waits for it) and keep absolute deadlines in `context.deadlines` (see deadlines.ts).
+ */
+export interface ActorFamily {
+  kind: string;
+  createMachine(ports: ActorPorts): AnyStateMachine;
+  /** "snapshot" (default): saved to KV after settled transitions and restored on start. */
+  persistence?: "snapshot" | "none";
+  /** A short human description for debug output. */
+  description?: string;
+}
+
+export const BUSY_TAG = "busy";

@@ -1,0 +1,153 @@
+// The actors living on this node, by kind and key. It activates them (restoring their snapshot),
+// delivers to them in-process, stops them, and reports crashes to whoever supervises the kind.
+import type { AnyStateMachine } from "xstate";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-family.ts";
+import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
+import type { DeadLetters } from "./dead-letters.ts";
+import { createPorts } from "./ports.ts";
+import type { SnapshotStore } from "./snapshot-store.ts";
+import type { Subjects } from "./subjects.ts";
+
+export interface ActorHostOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  nodeId: string;
+  logger: Logger;
+  snapshots: SnapshotStore;
+  deadLetters: DeadLetters;
+}
+
+export interface CellFailureListener {
+  onCrash(cell: ActorCell, error: Error): void;
+  onFenced(cell: ActorCell, error: Error): void;
+}
+
+interface RegisteredFamily {
+  family: ActorFamily;
+  machine: AnyStateMachine;
+  env: CellEnvironment;
+  cells: Map<string, ActorCell>;
+  activating: Map<string, Promise<ActorCell>>;
+}
+
+export class ActorHost {
+  readonly ports: ActorPorts;
+  private readonly families = new Map<string, RegisteredFamily>();
+  private readonly listeners = new Map<string, CellFailureListener>();
+
+  constructor(private readonly options: ActorHostOptions) {
+    this.ports = createPorts(options.nc, options.subjects, options.logger);
+  }
+
+  register(family: ActorFamily, listener?: CellFailureListener): void {
+    if (this.families.has(family.kind)) throw new Error(`actor kind "${family.kind}" is already registered`);
+    const { nc, subjects, nodeId, logger, snapshots, deadLetters } = this.options;
+    const env: CellEnvironment = {
+      nc,
+      subjects,
+      nodeId,
+      logger: logger.child({ kind: family.kind }),
+      ports: this.ports,
+      store: family.persistence === "none" ? null : snapshots,
+      onCrash: (cell, error) => {
+        logger.error({ kind: cell.kind, key: cell.key, err: error.message }, "actor crashed");
+        this.listeners.get(cell.kind)?.onCrash(cell, error);
+      },
+      onFenced: (cell, error) => {
+        logger.warn({ kind: cell.kind, key: cell.key, err: error.message }, "actor fenced off: it no longer owns its key");
+        const listener = this.listeners.get(cell.kind);
+        if (listener !== undefined) listener.onFenced(cell, error);
+        else void this.stop(cell.kind, cell.key);
+      },
+      onRejected: (cell, reason, data) => deadLetters.record(cell.subject, reason, data),
+    };
+    this.families.set(family.kind, { family, machine: family.createMachine(this.ports), env, cells: new Map(), activating: new Map() });
+    if (listener !== undefined) this.listeners.set(family.kind, listener);
+  }
+
+  kinds(): string[] {
+    return [...this.families.keys()];
+  }
+
+  /** The live actor, activating it (from its snapshot, if any) when it is not yet running here. */
+  async activate(kind: string, key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
+    const registered = this.familyOf(kind);
+    const live = registered.cells.get(key);
+    if (live !== undefined) return live;
+    const pending = registered.activating.get(key);
+    if (pending !== undefined) return pending;
+    const activation = (async () => {
+      const actorInput: ActorInput = { ...input, kind, key };
+      const cell = new ActorCell(kind, key, registered.machine, actorInput, registered.env);
+      await cell.activate();
+      registered.cells.set(key, cell);
+      return cell;
+    })();
+    registered.activating.set(key, activation);
+    try {
+      return await activation;
+    } finally {
+      registered.activating.delete(key);
+    }
+  }
+
+  get(kind: string, key: string): ActorCell | undefined {
+    return this.families.get(kind)?.cells.get(key);
+  }
+
+  /** Delivers in-process when the actor lives here; returns false otherwise. */
+  deliverLocal(kind: string, key: string, message: ActorMessage): boolean {
+    const cell = this.get(kind, key);
+    if (cell === undefined) return false;
+    cell.deliver(message);
+    return true;
+  }
+
+  async stop(kind: string, key: string, options: { forget?: boolean } = {}): Promise<boolean> {
+    const registered = this.familyOf(kind);
+    const pending = registered.activating.get(key);
+    if (pending !== undefined) await pending.catch(() => undefined);
+    const cell = registered.cells.get(key);
+    if (cell === undefined) {
+      if (options.forget && registered.env.store !== null) await registered.env.store.remove(kind, key);
+      return false;
+    }
+    registered.cells.delete(key);
+    await cell.stop(options);
+    return true;
+  }
+
+  list(): ActorCell[] {
+    const out: ActorCell[] = [];
+    for (const registered of this.families.values()) out.push(...registered.cells.values());
+    return out;
+  }
+
+  count(): number {
+    let total = 0;
+    for (const registered of this.families.values()) total += registered.cells.size;
+    return total;
+  }
+
+  /** True while any actor is in a state tagged `busy`. */
+  anyBusy(): boolean {
+    for (const registered of this.families.values()) for (const cell of registered.cells.values()) if (cell.busy) return true;
+    return false;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const registered of this.families.values()) {
+      const cells = [...registered.cells.values()];
+      registered.cells.clear();
+      await Promise.all(cells.map((cell) => cell.stop()));
+    }
+  }
+
+  private familyOf(kind: string): RegisteredFamily {
+    const registered = this.families.get(kind);
+    if (registered === undefined) throw new Error(`no actor family "${kind}" on this node`);
+    return registered;
+  }
+}

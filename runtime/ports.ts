@@ -1,0 +1,24 @@
+// The outside world as actor machines see it: publish, reply, request, log.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { ActorPorts } from "./actor-family.ts";
+import { decodeJson, encodeJson } from "./json.ts";
+import type { Subjects } from "./subjects.ts";
+
+export function createPorts(nc: NatsConnection, subjects: Subjects, logger: Logger): ActorPorts {
+  return {
+    logger,
+    publish(subject, payload) {
+      nc.publish(subjects.wire(subject), encodeJson(payload));
+    },
+    reply(replyTo, body) {
+      if (replyTo !== undefined && replyTo !== "") nc.publish(replyTo, encodeJson(body));
+    },
+    async request(subject, payload, timeoutMs) {
+      const msg = await nc.request(subjects.wire(subject), encodeJson(payload), { timeout: timeoutMs });
+      const decoded = decodeJson(msg.data);
+      if (!decoded.ok) throw new Error(`reply on ${subject} is not JSON: ${decoded.error}`);
+      return decoded.value;
+    },
+  };
+}

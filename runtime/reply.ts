@@ -1,0 +1,15 @@
+// Every reply on a request subject is a JSON object with a boolean `error` and a readable `message`.
+
+export interface Reply {
+  error: boolean;
+  message: string;
+  [extra: string]: unknown;
+}
+
+export function ok(message: string, extra: Record<string, unknown> = {}): Reply {
+  return { ...extra, error: false, message };
+}
+
+export function failure(message: string, extra: Record<string, unknown> = {}): Reply {
+  return { ...extra, error: true, message };
+}

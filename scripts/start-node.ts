@@ -1,0 +1,42 @@
+// `npm start`: runs one supervisor node until SIGTERM/SIGINT.
+import { createLogger } from "../runtime/logger.ts";
+import { StartupError } from "../runtime/startup-error.ts";
+import { caliopenServices } from "../supervisors/caliopen-services.ts";
+import { startNode } from "../supervisors/node.ts";
+import { nodeConfigFromEnv } from "../supervisors/node-config.ts";
+
+async function main(): Promise<void> {
+  const config = nodeConfigFromEnv();
+  const logger = createLogger({ level: config.logLevel });
+  // Last line of defence: a bug must be logged, not take the node down with every actor on it.
+  process.on("uncaughtException", (err) => logger.error({ err: err.message, stack: err.stack }, "uncaught exception"));
+  process.on("unhandledRejection", (reason) => logger.error({ err: String(reason) }, "unhandled rejection"));
+
+  const node = await startNode(config, caliopenServices(), logger);
+  // npm and a terminal may deliver the same Ctrl-C more than once; a signal repeated after a few
+  // seconds means the operator insists.
+  let firstSignalAt = 0;
+  const stop = (signal: string) => {
+    if (firstSignalAt !== 0) {
+      if (Date.now() - firstSignalAt < 3_000) return;
+      logger.warn({ signal }, "signal repeated: exiting now without waiting");
+      process.exit(1);
+    }
+    firstSignalAt = Date.now();
+    node.shutdown(signal).then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error({ err: err.message }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof StartupError ? err.message : `node failed to start: ${(err as Error).message ?? String(err)}`;
+  process.stderr.write(`caliopen: ${message}\n`);
+  process.exit(1);
+});

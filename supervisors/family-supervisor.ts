@@ -1,0 +1,107 @@
+// Runs the actors of one family on this node: starts, reloads and stops them on orders, and restarts a
+// crashed actor from its last settled snapshot with exponential backoff.
+import type { Logger } from "pino";
+import type { ActorFamily } from "../runtime/actor-family.ts";
+import type { ActorCell } from "../runtime/actor-cell.ts";
+import type { ActorHost, CellFailureListener } from "../runtime/actor-host.ts";
+import { backoffDelay, type BackoffPolicy } from "../runtime/backoff.ts";
+import type { Placement } from "./placement.ts";
+
+export const RESTART_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000, factor: 2, jitter: 0.2 };
+/** A crash this long after the previous one starts the backoff over. */
+const STABLE_AFTER_MS = 60_000;
+
+interface CrashHistory {
+  attempts: number;
+  lastCrashAt: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class FamilySupervisor implements CellFailureListener {
+  private readonly crashes = new Map<string, CrashHistory>();
+  private closed = false;
+
+  constructor(
+    private readonly host: ActorHost,
+    readonly family: ActorFamily,
+    private readonly placement: Placement,
+    private readonly logger: Logger,
+    private readonly policy: BackoffPolicy = RESTART_BACKOFF,
+  ) {
+    host.register(family, this);
+  }
+
+  get kind(): string {
+    return this.family.kind;
+  }
+
+  /** Starts the actor (idempotent). Input is used only when there is no snapshot to restore. */
+  async start(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
+    this.assertOpen();
+    this.assertLocal(key);
+    const cell = await this.host.activate(this.kind, key, input);
+    this.logger.info({ kind: this.kind, key }, "actor started");
+    return cell;
+  }
+
+  /** Stops the actor, keeping its snapshot, and starts it again so it reads fresh configuration. */
+  async reload(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
+    this.assertOpen();
+    this.assertLocal(key);
+    this.forgetCrashes(key);
+    await this.host.stop(this.kind, key);
+    const cell = await this.host.activate(this.kind, key, input);
+    this.logger.info({ kind: this.kind, key }, "actor reloaded");
+    return cell;
+  }
+
+  /** Stops the actor and drops its snapshot. Returns false when it was not running. */
+  async remove(key: string): Promise<boolean> {
+    this.forgetCrashes(key);
+    const wasRunning = await this.host.stop(this.kind, key, { forget: true });
+    this.logger.info({ kind: this.kind, key, wasRunning }, "actor removed");
+    return wasRunning;
+  }
+
+  onCrash(cell: ActorCell): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const history = this.crashes.get(cell.key) ?? { attempts: 0, lastCrashAt: 0, timer: null };
+    history.attempts = now - history.lastCrashAt > STABLE_AFTER_MS ? 1 : history.attempts + 1;
+    history.lastCrashAt = now;
+    const delay = backoffDelay(this.policy, history.attempts);
+    this.logger.warn({ kind: cell.kind, key: cell.key, attempt: history.attempts, delayMs: delay }, "restarting crashed actor after backoff");
+    history.timer = setTimeout(() => {
+      history.timer = null;
+      if (!this.closed && this.host.get(cell.kind, cell.key) === cell) cell.restart();
+    }, delay);
+    this.crashes.set(cell.key, history);
+  }
+
+  onFenced(cell: ActorCell): void {
+    this.forgetCrashes(cell.key);
+    void this.host.stop(cell.kind, cell.key);
+  }
+
+  /** Cancels pending restarts; the actors themselves are stopped by the host. */
+  close(): void {
+    this.closed = true;
+    for (const key of this.crashes.keys()) this.forgetCrashes(key);
+  }
+
+  private forgetCrashes(key: string): void {
+    const history = this.crashes.get(key);
+    if (history?.timer) clearTimeout(history.timer);
+    this.crashes.delete(key);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`the ${this.kind} supervisor is shutting down`);
+  }
+
+  private assertLocal(key: string): void {
+    if (!this.placement.isLocal(this.kind, key)) {
+      throw new Error(`${this.kind}/${key} belongs to node ${this.placement.ownerOf(this.kind, key)}`);
+    }
+  }
+}

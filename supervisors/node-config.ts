@@ -1,0 +1,51 @@
+// Node configuration, from environment variables (documented in the README).
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { StartupError } from "../runtime/startup-error.ts";
+
+export interface NodeConfig {
+  /** Join this NATS (comma-separated URLs for a cluster); undefined runs an embedded nats-server. */
+  natsUrl: string | undefined;
+  /** Port of the embedded nats-server (0 = any free port). */
+  natsPort: number;
+  dataDir: string;
+  namespace: string;
+  nodeId: string;
+  /** How long a graceful shutdown lets running work finish. */
+  shutdownGraceMs: number;
+  /** Replicas of the KV buckets and streams this node creates (3 on a 3-server NATS cluster). */
+  replicas: number;
+  logLevel: string;
+}
+
+export function defaultNodeId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
+}
+
+export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  return {
+    natsUrl: nonEmpty(env.NATS_URL),
+    natsPort: integer(env, "CALIOPEN_NATS_PORT", 4222, 0, 65535),
+    dataDir: resolve(nonEmpty(env.CALIOPEN_DATA_DIR) ?? "data"),
+    namespace: nonEmpty(env.CALIOPEN_NAMESPACE) ?? "",
+    nodeId: nonEmpty(env.CALIOPEN_NODE_ID) ?? defaultNodeId(),
+    shutdownGraceMs: integer(env, "CALIOPEN_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
+    replicas: integer(env, "CALIOPEN_REPLICAS", 1, 1, 5),
+    logLevel: nonEmpty(env.LOG_LEVEL) ?? "info",
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new StartupError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}

@@ -1,0 +1,133 @@
+// A supervisor node: one process that connects to NATS (or runs an embedded nats-server), hosts the
+// actor families and the contract's entry points, answers the debug subjects, and shuts down cleanly.
+import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { ActorHost } from "../runtime/actor-host.ts";
+import { connectToNats, redactUrl } from "../runtime/connection.ts";
+import { DeadLetters } from "../runtime/dead-letters.ts";
+import { DebugResponder } from "../runtime/debug-responder.ts";
+import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
+import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
+import { SnapshotStore } from "../runtime/snapshot-store.ts";
+import { Subjects } from "../runtime/subjects.ts";
+import { CONTRACT, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { FamilySupervisor } from "./family-supervisor.ts";
+import type { NodeConfig } from "./node-config.ts";
+import { SingleNodePlacement, type Placement } from "./placement.ts";
+import { notAvailable, type ServiceSet } from "./services.ts";
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+export interface RunningNode {
+  readonly id: string;
+  readonly nc: NatsConnection;
+  /** The NATS URL the node uses (the embedded server's when it runs one). */
+  readonly natsUrl: string;
+  readonly subjects: Subjects;
+  readonly host: ActorHost;
+  readonly supervisors: ReadonlyMap<string, FamilySupervisor>;
+  readonly deadLetters: DeadLetters;
+  /** Stops taking orders, lets running work finish within the grace period, then stops everything. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, services: ServiceSet, logger: Logger): Promise<RunningNode> {
+  const startedAt = new Date();
+  const log = logger.child({ node: config.nodeId });
+  let embedded: EmbeddedNats | null = null;
+  if (config.natsUrl === undefined) {
+    embedded = await startEmbeddedNats({ dataDir: `${config.dataDir}/nats`, port: config.natsPort });
+    log.info({ url: embedded.url, pid: embedded.pid }, "embedded nats-server started");
+  }
+  const natsUrl = embedded?.url ?? (config.natsUrl as string);
+  let nc: NatsConnection;
+  try {
+    nc = await connectToNats({ url: natsUrl, name: `caliopen-node ${config.nodeId}`, logger: log });
+  } catch (err) {
+    await embedded?.stop();
+    throw err;
+  }
+
+  try {
+    const subjects = new Subjects(config.namespace);
+    const snapshots = await SnapshotStore.open(nc, subjects.resource("caliopen_actor_snapshots"), config.replicas);
+    const deadLetters = await DeadLetters.open(nc, subjects, config.nodeId, log, config.replicas);
+    const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
+    const placement: Placement = new SingleNodePlacement(config.nodeId);
+    const supervisors = new Map<string, FamilySupervisor>();
+    for (const family of services.families) supervisors.set(family.kind, new FamilySupervisor(host, family, placement, log));
+
+    const bindings = services.bindings({ nc, subjects, host, placement, supervisors });
+    const entryPoints = CONTRACT.map((spec) => {
+      const orders: Record<string, OrderRoute> = {};
+      for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
+        orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: bindings[spec.subject]?.[order] ?? notAvailable(spec, order) };
+      }
+      return new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, nc, subjects, deadLetters, log);
+    });
+
+    const describeNode = () => {
+      const server = nc.info;
+      return {
+        node: config.nodeId,
+        host: hostname(),
+        pid: process.pid,
+        startedAt: startedAt.toISOString(),
+        version: VERSION,
+        namespace: config.namespace,
+        actors: host.count(),
+        kinds: host.kinds(),
+        nats: {
+          url: redactUrl(natsUrl),
+          server: nc.getServer(),
+          serverName: server?.server_name ?? null,
+          serverVersion: server?.version ?? null,
+          embedded: embedded !== null,
+        },
+        entryPoints: entryPoints.map((entry) => entry.snapshotStats()),
+        deadLettered: deadLetters.countsBySubject(),
+        memory: { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed },
+      };
+    };
+    const debug = new DebugResponder(nc, subjects, host, config.nodeId, describeNode, log);
+    debug.start();
+    for (const entry of entryPoints) entry.start();
+    await nc.flush();
+    log.info({ nats: redactUrl(natsUrl), namespace: config.namespace || undefined, version: VERSION }, "node started");
+
+    let stopping: Promise<void> | null = null;
+    const shutdown = (reason: string) =>
+      (stopping ??= (async () => {
+        log.info({ reason, graceMs: config.shutdownGraceMs }, "node stopping: no longer taking orders");
+        await Promise.all(entryPoints.map((entry) => entry.stopTaking().catch(() => undefined)));
+        const finished = await settleWithin(config.shutdownGraceMs, async () => {
+          await Promise.all(entryPoints.map((entry) => entry.settled()));
+          while (host.anyBusy()) await new Promise((resolve) => setTimeout(resolve, 50));
+        });
+        if (!finished) log.warn({ graceMs: config.shutdownGraceMs }, "grace period over: stopping with work still running");
+        for (const supervisor of supervisors.values()) supervisor.close();
+        await host.stopAll();
+        debug.stop();
+        await nc.drain().catch(() => undefined);
+        await embedded?.stop();
+        log.info("node stopped");
+      })());
+
+    return { id: config.nodeId, nc, natsUrl, subjects, host, supervisors, deadLetters, shutdown };
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    await embedded?.stop();
+    throw err;
+  }
+}
+
+async function settleWithin(ms: number, work: () => Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const done = work().then(() => true as const);
+  const result = await Promise.race([done, timeout]);
+  clearTimeout(timer);
+  return result;
+}

@@ -1,0 +1,47 @@
+// Which code answers which order of the contract. A node subscribes every subject of the contract;
+// an order that no service of this node implements yet is refused with an error that says so (a reply
+// for a request, a dead letter for a published order) — never a timeout, never a silent drop.
+import type { ActorFamily } from "../runtime/actor-family.ts";
+import type { OrderHandler } from "../runtime/entry-point.ts";
+import type { SubjectSpec } from "../actors/contract/contract-table.ts";
+import type { FamilySupervisor } from "./family-supervisor.ts";
+import type { RouterDeps } from "./actor-router.ts";
+
+/** subject → order → handler */
+export type Bindings = Record<string, Record<string, OrderHandler>>;
+
+export interface ServiceContext extends RouterDeps {
+  supervisors: ReadonlyMap<string, FamilySupervisor>;
+}
+
+/** The services a node runs: the actor families it supervises and the handlers of contract orders. */
+export interface ServiceSet {
+  families: ActorFamily[];
+  bindings(context: ServiceContext): Bindings;
+}
+
+export class ServiceUnavailable extends Error {
+  override readonly name = "ServiceUnavailable";
+}
+
+export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
+  return () => {
+    throw new ServiceUnavailable(`${spec.service} (${spec.handler}) is not available yet on this deployment, so "${order}" on ${spec.subject} cannot be handled`);
+  };
+}
+
+/** add_worker / reload_worker / remove_worker for a family keyed by remote_id. */
+export function workerLifecycle(kind: string, supervisor: FamilySupervisor | undefined): Record<string, OrderHandler> {
+  const refuse: OrderHandler = (payload, context) => {
+    throw new ServiceUnavailable(
+      `${kind} worker actors are not implemented yet: ${context.order} for remote_id "${String(payload.remote_id)}" refused`,
+    );
+  };
+  if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
+  const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
+  return {
+    add_worker: async (payload) => void (await supervisor.start(String(payload.remote_id), input(payload))),
+    reload_worker: async (payload) => void (await supervisor.reload(String(payload.remote_id), input(payload))),
+    remove_worker: async (payload) => void (await supervisor.remove(String(payload.remote_id))),
+  };
+}
