@@ -1,0 +1,68 @@
+// A small actor family for runtime tests: counts, answers requests, crashes on demand, keeps a durable
+// deadline, and has a `busy` state for graceful-shutdown tests.
+import { assign, fromPromise, setup } from "xstate";
+import type { ActorFamily, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { ok } from "../../runtime/reply.ts";
+
+export interface CounterContext {
+  key: string;
+  count: number;
+  fired: number[];
+  password: string;
+  deadlines: Deadlines;
+}
+
+export function counterFamily(kind = "counter", persistence: "snapshot" | "none" = "snapshot"): ActorFamily {
+  return {
+    kind,
+    persistence,
+    description: "test counter",
+    createMachine: (ports: ActorPorts) =>
+      setup({
+        types: { context: {} as CounterContext, events: {} as ActorMessage, input: {} as { key: string } },
+        actors: { work: fromPromise<void, { ms: number }>(({ input }) => new Promise((resolve) => setTimeout(resolve, input.ms))) },
+      }).createMachine({
+        id: kind,
+        context: ({ input }) => ({ key: input.key, count: 0, fired: [], password: "hunter2", deadlines: {} }),
+        initial: "idle",
+        states: {
+          idle: {
+            on: {
+              inc: { actions: assign({ count: ({ context, event }) => context.count + (Number(event.payload.by) || 1) }) },
+              get: { actions: ({ context, event }) => ports.reply(event.replyTo, ok("count", { count: context.count })) },
+              crash: {
+                actions: () => {
+                  throw new Error("boom (asked to crash)");
+                },
+              },
+              schedule: {
+                actions: assign({ deadlines: ({ context, event }) => setDeadline(context.deadlines, "tick.due", Number(event.payload.at)) }),
+              },
+              "tick.due": {
+                actions: [
+                  assign({
+                    fired: ({ context, event }) => [...context.fired, Number(event.payload.at)],
+                    deadlines: ({ context }) => clearDeadline(context.deadlines, "tick.due"),
+                  }),
+                  ({ event }) => ports.publish("test.fired", { at: event.payload.at }),
+                ],
+              },
+              work: "working",
+            },
+          },
+          working: {
+            tags: ["busy"],
+            invoke: {
+              src: "work",
+              input: ({ event }) => ({ ms: Number(event.payload.ms) || 100 }),
+              onDone: {
+                target: "idle",
+                actions: [assign({ count: ({ context }) => context.count + 1 }), ({ context }) => ports.publish("test.worked", { key: context.key })],
+              },
+            },
+          },
+        },
+      }),
+  };
+}

@@ -1,0 +1,199 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
+import { counterFamily } from "../helpers/counter-family.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
+
+const test = suite<{ fx: RuntimeFixture }>("actor host");
+
+test.before(async (ctx) => {
+  ctx.fx = await startRuntimeFixture();
+});
+test.after(async (ctx) => {
+  await ctx.fx.stop();
+});
+
+const reply = (data: Uint8Array) => {
+  const decoded = decodeJson(data);
+  if (!decoded.ok) throw new Error(decoded.error);
+  return decoded.value as Record<string, unknown>;
+};
+
+test("an actor is addressed by its own subject and answers requests through the reply inbox", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c1"));
+  const cell = await host.activate("c1", "alice");
+  assert.is(cell.subject, "caliopen.actor.c1.alice");
+  fx.nc.publish(cell.subject, encodeJson({ type: "inc", payload: { by: 2 } }));
+  fx.nc.publish(cell.subject, encodeJson({ type: "inc", by: 3 }));
+  const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.equal(answer, { error: false, message: "count", count: 5 });
+});
+
+test("keys that are not subject-safe are encoded, and still reachable", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c2"));
+  const cell = await host.activate("c2", "bob@example.com");
+  assert.not.ok(cell.subject.includes("@"));
+  const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.count, 0);
+});
+
+test("a request the current state does not accept gets an error reply, not silence", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c3"));
+  const cell = await host.activate("c3", "k");
+  const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "fly" }), { timeout: 2000 })).data);
+  assert.is(answer.error, true);
+  assert.match(String(answer.message), /does not accept "fly"/);
+  const malformed = reply((await fx.nc.request(cell.subject, new TextEncoder().encode("{nope"), { timeout: 2000 })).data);
+  assert.is(malformed.error, true);
+  assert.match(String(malformed.message), /invalid JSON/);
+});
+
+test("an exception inside an actor crashes that actor only, and is reported", async ({ fx }) => {
+  const crashes: string[] = [];
+  const host = fx.newHost();
+  host.register(counterFamily("c4"), { onCrash: (cell, err) => crashes.push(`${cell.key}: ${err.message}`), onFenced: () => undefined });
+  const a = await host.activate("c4", "a");
+  const b = await host.activate("c4", "b");
+  a.deliver({ type: "crash", payload: {} });
+  await waitFor("crash report", () => crashes.length === 1);
+  assert.is(a.status, "crashed");
+  assert.match(a.lastError?.message ?? "", /boom/);
+  assert.is(b.status, "running");
+  const answer = reply((await fx.nc.request(b.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.error, false);
+});
+
+test("a crashed actor restarts from its last settled snapshot and gets the messages sent meanwhile", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c5"), { onCrash: () => undefined, onFenced: () => undefined });
+  const cell = await host.activate("c5", "k");
+  cell.deliver({ type: "inc", payload: { by: 7 } });
+  cell.deliver({ type: "crash", payload: {} });
+  cell.deliver({ type: "inc", payload: { by: 1 } });
+  assert.is(cell.status, "crashed");
+  cell.restart();
+  assert.is(cell.status, "running");
+  assert.is(cell.restarts, 1);
+  const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.count, 8);
+});
+
+test("the snapshot is saved after transitions and restored when the actor starts again", async ({ fx }) => {
+  const first = fx.newHost("node-a");
+  first.register(counterFamily("c6"));
+  const cell = await first.activate("c6", "persisted");
+  cell.deliver({ type: "inc", payload: { by: 41 } });
+  await waitFor("snapshot saved", async () => {
+    const stored = await fx.snapshots.load("c6", "persisted");
+    return (stored?.record.snapshot as { context?: { count?: number } } | undefined)?.context?.count === 41;
+  });
+  await first.stop("c6", "persisted");
+
+  const second = fx.newHost("node-b");
+  second.register(counterFamily("c6"));
+  const restored = await second.activate("c6", "persisted");
+  restored.deliver({ type: "inc", payload: {} });
+  const answer = reply((await fx.nc.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.count, 42);
+});
+
+test("a pending deadline survives a restart: it is re-armed from the snapshot and fires once", async ({ fx }) => {
+  const fired = fx.nc.subscribe("test.fired");
+  const first = fx.newHost("node-a");
+  first.register(counterFamily("c7"));
+  const cell = await first.activate("c7", "timer");
+  const at = Date.now() + 600;
+  cell.deliver({ type: "schedule", payload: { at } });
+  await waitFor("deadline saved", async () => Object.keys((await fx.snapshots.load("c7", "timer"))?.record.snapshot ?? {}).length > 0 && (await fx.snapshots.load("c7", "timer"))?.record.snapshot);
+  await first.stop("c7", "timer");
+
+  const second = fx.newHost("node-b");
+  second.register(counterFamily("c7"));
+  const restored = await second.activate("c7", "timer");
+  assert.equal(Object.keys(restored.summary().deadlines), ["tick.due"]);
+  const received: number[] = [];
+  void (async () => {
+    for await (const msg of fired) received.push(Number((reply(msg.data) as { at: number }).at));
+  })();
+  await waitFor("deadline fired", () => received.length === 1, 3000);
+  assert.ok(Date.now() >= at, "not before its deadline");
+  const answer = reply((await fx.nc.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.error, false);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(received, [at], "fired exactly once");
+  assert.equal(restored.summary().deadlines, {});
+  fired.unsubscribe();
+});
+
+test("a deadline already past when the actor is restored fires at once", async ({ fx }) => {
+  const first = fx.newHost("node-a");
+  first.register(counterFamily("c8"));
+  const cell = await first.activate("c8", "late");
+  cell.deliver({ type: "schedule", payload: { at: Date.now() + 60_000 } });
+  await waitFor("deadline saved", async () => (await fx.snapshots.load("c8", "late")) !== null);
+  await first.stop("c8", "late");
+  // The node was down past the deadline: rewrite the stored deadline into the past.
+  const stored = await fx.snapshots.load("c8", "late");
+  const snapshot = stored!.record.snapshot as { context: { deadlines: Record<string, number> } };
+  snapshot.context.deadlines["tick.due"] = Date.now() - 5_000;
+  await fx.snapshots.save(stored!.record, stored!.revision);
+
+  const second = fx.newHost("node-b");
+  second.register(counterFamily("c8"));
+  const restored = await second.activate("c8", "late");
+  await waitFor("late deadline fired", () => restored.summary().deadlines["tick.due"] === undefined, 2000);
+});
+
+test("a published message the actor cannot take is kept as a dead letter", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c9"));
+  const cell = await host.activate("c9", "k");
+  fx.nc.publish(cell.subject, encodeJson({ type: "unknown-event" }));
+  fx.nc.publish(cell.subject, encodeJson({ no: "type" }));
+  const letters = await waitFor("dead letters", async () => {
+    const list = await fx.deadLetters.list(10);
+    return list.filter((l) => l.subject === cell.subject).length === 2 ? list : null;
+  });
+  assert.ok(letters.some((l) => /does not accept "unknown-event"/.test(l.reason)));
+  assert.ok(letters.some((l) => /string "type"/.test(l.reason)));
+});
+
+test("inspect shows the context with secrets redacted", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c10"));
+  const cell = await host.activate("c10", "k");
+  const inspected = cell.inspect() as { context: { password: string; count: number } };
+  assert.is(inspected.context.password, "[redacted]");
+  assert.is(inspected.context.count, 0);
+});
+
+test("stop with forget drops the snapshot; without forget it is kept", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c11"));
+  (await host.activate("c11", "keep")).deliver({ type: "inc", payload: {} });
+  (await host.activate("c11", "drop")).deliver({ type: "inc", payload: {} });
+  await waitFor("both saved", async () => (await fx.snapshots.load("c11", "keep")) !== null && (await fx.snapshots.load("c11", "drop")) !== null);
+  await host.stop("c11", "keep");
+  await host.stop("c11", "drop", { forget: true });
+  assert.ok(await fx.snapshots.load("c11", "keep"));
+  assert.is(await fx.snapshots.load("c11", "drop"), null);
+});
+
+test("a snapshot written by someone else fences the actor off", async ({ fx }) => {
+  const fenced: string[] = [];
+  const host = fx.newHost();
+  host.register(counterFamily("c12"), { onCrash: () => undefined, onFenced: (cell) => fenced.push(cell.key) });
+  const cell = await host.activate("c12", "contested");
+  cell.deliver({ type: "inc", payload: {} });
+  await waitFor("saved", async () => (await fx.snapshots.load("c12", "contested")) !== null);
+  const stored = await fx.snapshots.load("c12", "contested");
+  await fx.snapshots.save({ ...stored!.record, node: "intruder" }, stored!.revision);
+  cell.deliver({ type: "inc", payload: {} });
+  await waitFor("fenced", () => fenced.length === 1);
+});
+
+test.run();
