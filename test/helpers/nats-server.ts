@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
 
@@ -9,19 +10,41 @@ export interface TestNats {
   url: string;
   server: EmbeddedNats;
   dir: string;
+  /** The server's HTTP monitoring endpoint (connz, subsz, jsz). */
+  monitorUrl: string;
+  /** Every subscription on the server: subject and queue group, per connection name. */
+  subscriptions(): Promise<ServerSubscription[]>;
   /** A client connection of the test's own (closed by stop()). */
   connect(): Promise<NatsConnection>;
   stop(): Promise<void>;
 }
 
+export interface ServerSubscription {
+  connection: string;
+  subject: string;
+  queue: string | null;
+}
+
 export async function startTestNats(): Promise<TestNats> {
   const dir = await mkdtemp(join(tmpdir(), "caliopen-test-nats-"));
-  const server = await startEmbeddedNats({ dataDir: dir, port: 0 });
+  const monitorPort = await freePort();
+  const server = await startEmbeddedNats({ dataDir: dir, port: 0, extraArgs: ["-m", String(monitorPort)] });
+  const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   const clients: NatsConnection[] = [];
   return {
     url: server.url,
     server,
     dir,
+    monitorUrl,
+    async subscriptions() {
+      const response = await fetch(`${monitorUrl}/connz?subs=detail&limit=1024`);
+      const body = (await response.json()) as {
+        connections: { name?: string; subscriptions_list_detail?: { subject: string; qgroup?: string }[] }[];
+      };
+      return body.connections.flatMap((connection) =>
+        (connection.subscriptions_list_detail ?? []).map((sub) => ({ connection: connection.name ?? "", subject: sub.subject, queue: sub.qgroup ?? null })),
+      );
+    },
     async connect() {
       const nc = await connect({ servers: server.url });
       clients.push(nc);
@@ -33,4 +56,16 @@ export async function startTestNats(): Promise<TestNats> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
 }
