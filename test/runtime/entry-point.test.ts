@@ -1,0 +1,91 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { EntryPoint, type EntryPointSpec } from "../../runtime/entry-point.ts";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { silentLogger } from "../../runtime/logger.ts";
+import { ok } from "../../runtime/reply.ts";
+import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const test = suite<{ fx: RuntimeFixture }>("entry point");
+
+test.before(async (ctx) => {
+  ctx.fx = await startRuntimeFixture("ns1");
+});
+test.after(async (ctx) => {
+  await ctx.fx.stop();
+});
+
+const schema = { job_id: { type: "string", required: true }, size: { type: "number", required: false } } as const;
+
+function entry(fx: RuntimeFixture, spec: Partial<EntryPointSpec> & Pick<EntryPointSpec, "orders">, subject = "jobs"): EntryPoint {
+  const ep = new EntryPoint({ subject, queue: "workers", ...spec }, fx.nc, fx.subjects, fx.deadLetters, silentLogger());
+  ep.start();
+  return ep;
+}
+
+async function ask(fx: RuntimeFixture, subject: string, body: unknown): Promise<Record<string, unknown>> {
+  const msg = await fx.nc.request(subject, encodeJson(body), { timeout: 2000 });
+  const decoded = decodeJson(msg.data);
+  if (!decoded.ok) throw new Error(decoded.error);
+  return decoded.value as Record<string, unknown>;
+}
+
+test("subscribes under the deployment namespace and hands valid orders to their handler", async ({ fx }) => {
+  const seen: unknown[] = [];
+  entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran", { job: payload.job_id })) } } }, "jobs1");
+  const reply = await ask(fx, "ns1.jobs1", { order: "run", job_id: "j1", other: "kept" });
+  assert.equal(reply, { job: "j1", error: false, message: "ran" });
+  assert.equal(seen, [{ order: "run", job_id: "j1", other: "kept" }]);
+});
+
+test("a handler that throws gives the requester an error reply", async ({ fx }) => {
+  entry(fx, { orders: { run: { mode: "request", schema, handle: () => Promise.reject(new Error("disk on fire")) } } }, "jobs2");
+  const reply = await ask(fx, "ns1.jobs2", { order: "run", job_id: "j" });
+  assert.equal(reply, { error: true, message: "run failed: disk on fire" });
+});
+
+test("a published order sent with a reply inbox is acknowledged", async ({ fx }) => {
+  entry(fx, { orders: { note: { mode: "publish", schema, handle: () => undefined } } }, "jobs3");
+  const reply = await ask(fx, "ns1.jobs3", { order: "note", job_id: "j" });
+  assert.equal(reply, { error: false, message: "note accepted" });
+});
+
+test("a failing published order is dead-lettered with the reason", async ({ fx }) => {
+  entry(fx, { orders: { note: { mode: "publish", schema, handle: () => Promise.reject(new Error("store down")) } } }, "jobs4");
+  fx.nc.publish("ns1.jobs4", encodeJson({ order: "note", job_id: "j" }));
+  fx.nc.publish("ns1.jobs4", encodeJson({ order: "note", job_id: "j", size: "big" }));
+  const letters = await waitFor("dead letters", async () => {
+    const list = (await fx.deadLetters.list(20)).filter((l) => l.subject === "jobs4");
+    return list.length === 2 ? list : null;
+  });
+  // Stored in the order they were refused: validation refuses at once, a handler fails later.
+  const byReason = new Map(letters.map((l) => [l.reason, l.payload]));
+  assert.equal([...byReason.keys()].sort(), ['invalid note order: field "size" must be a number, got the string "big"', "note failed: store down"]);
+  assert.equal(byReason.get("note failed: store down"), { order: "note", job_id: "j" });
+});
+
+test("an orderField other than `order` can name the order", async ({ fx }) => {
+  entry(fx, { orderField: "op", orders: { run: { mode: "request", schema, handle: () => ok("ran") } } }, "jobs5");
+  assert.is((await ask(fx, "ns1.jobs5", { op: "run", job_id: "j" })).error, false);
+  assert.match(String((await ask(fx, "ns1.jobs5", { order: "run", job_id: "j" })).message), /missing required field "op"/);
+});
+
+test("stopTaking lets the queue group give orders to another member; settled waits for running handlers", async ({ fx }) => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let finished = 0;
+  const first = entry(fx, { orders: { run: { mode: "request", schema, handle: async () => (await gate, finished++, ok("first")) } } }, "jobs6");
+  const pending = ask(fx, "ns1.jobs6", { order: "run", job_id: "slow" });
+  await waitFor("handler running", () => first.snapshotStats().inFlight === 1);
+  await first.stopTaking();
+  entry(fx, { orders: { run: { mode: "request", schema, handle: () => ok("second") } } }, "jobs6");
+  assert.is((await ask(fx, "ns1.jobs6", { order: "run", job_id: "next" })).message, "second");
+  const settled = first.settled();
+  release();
+  await settled;
+  assert.is(finished, 1);
+  assert.is((await pending).message, "first");
+});
+
+test.run();

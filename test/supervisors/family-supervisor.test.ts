@@ -1,0 +1,97 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { FamilySupervisor } from "../../supervisors/family-supervisor.ts";
+import { SingleNodePlacement } from "../../supervisors/placement.ts";
+import { silentLogger } from "../../runtime/logger.ts";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
+import { counterFamily } from "../helpers/counter-family.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const test = suite<{ fx: RuntimeFixture }>("family supervisor");
+
+test.before(async (ctx) => {
+  ctx.fx = await startRuntimeFixture();
+});
+test.after(async (ctx) => {
+  await ctx.fx.stop();
+});
+
+const fastBackoff = { initialMs: 50, maxMs: 400, factor: 2, jitter: 0 };
+
+function supervisor(fx: RuntimeFixture, kind: string): FamilySupervisor {
+  return new FamilySupervisor(fx.newHost(), counterFamily(kind), new SingleNodePlacement("test-node"), silentLogger(), fastBackoff);
+}
+
+async function count(fx: RuntimeFixture, subject: string): Promise<number> {
+  const decoded = decodeJson((await fx.nc.request(subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  return decoded.ok ? Number((decoded.value as { count: number }).count) : NaN;
+}
+
+test("start is idempotent: a second start returns the live actor", async ({ fx }) => {
+  const sup = supervisor(fx, "s1");
+  const first = await sup.start("k");
+  const second = await sup.start("k");
+  assert.is(first, second);
+});
+
+test("a crashed actor is restarted after a backoff that grows with each consecutive crash", async ({ fx }) => {
+  const sup = supervisor(fx, "s2");
+  const cell = await sup.start("k");
+  cell.deliver({ type: "inc", payload: { by: 3 } });
+  const gaps: number[] = [];
+  for (let crash = 1; crash <= 4; crash++) {
+    const crashedAt = Date.now();
+    cell.deliver({ type: "crash", payload: {} });
+    assert.is(cell.status, "crashed");
+    await waitFor(`restart ${crash}`, () => cell.status === "running" && cell.restarts === crash, 3000, 5);
+    gaps.push(Date.now() - crashedAt);
+  }
+  // 50, 100, 200, 400 ms: each wait at least the policy's delay, and growing.
+  assert.ok(gaps[0]! >= 45 && gaps[1]! >= 95 && gaps[2]! >= 195 && gaps[3]! >= 395, `gaps ${gaps.join(", ")}`);
+  assert.is(await count(fx, cell.subject), 3, "state kept across restarts");
+  assert.match(cell.summary().lastError?.message ?? "", /boom/);
+});
+
+test("orders sent while an actor waits for its restart are delivered after it", async ({ fx }) => {
+  const sup = supervisor(fx, "s3");
+  const cell = await sup.start("k");
+  cell.deliver({ type: "crash", payload: {} });
+  fx.nc.publish(cell.subject, encodeJson({ type: "inc", payload: { by: 5 } }));
+  const answered = await count(fx, cell.subject);
+  assert.is(answered, 5);
+  assert.is(cell.restarts, 1);
+});
+
+test("reload restarts the actor with its snapshot kept; remove stops it and forgets it", async ({ fx }) => {
+  const sup = supervisor(fx, "s4");
+  const cell = await sup.start("k");
+  cell.deliver({ type: "inc", payload: { by: 9 } });
+  await waitFor("saved", async () => (await fx.snapshots.load("s4", "k")) !== null);
+  const reloaded = await sup.reload("k");
+  assert.is.not(reloaded, cell);
+  assert.is(cell.status, "stopped");
+  assert.is(await count(fx, reloaded.subject), 9);
+  assert.is(await sup.remove("k"), true);
+  assert.is(await fx.snapshots.load("s4", "k"), null);
+  const fresh = await sup.start("k");
+  assert.is(await count(fx, fresh.subject), 0);
+  assert.is(await sup.remove("absent"), false);
+});
+
+test("after close, pending restarts are cancelled and new starts refused", async ({ fx }) => {
+  const sup = new FamilySupervisor(fx.newHost(), counterFamily("s5"), new SingleNodePlacement("n"), silentLogger(), { ...fastBackoff, initialMs: 200 });
+  const cell = await sup.start("k");
+  cell.deliver({ type: "crash", payload: {} });
+  sup.close();
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.is(cell.status, "crashed");
+  try {
+    await sup.start("other");
+    assert.unreachable("start after close must fail");
+  } catch (err) {
+    assert.match((err as Error).message, /shutting down/);
+  }
+});
+
+test.run();
