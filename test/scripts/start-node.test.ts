@@ -1,0 +1,121 @@
+// `npm start` as a user runs it: a real process, an embedded nats-server, signals, clear errors.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { connect } from "@nats-io/transport-node";
+import { decodeJson } from "../../runtime/json.ts";
+import { freePort } from "../helpers/nats-server.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const test = suite("start-node script");
+const root = new URL("../..", import.meta.url).pathname;
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startScript(env: Record<string, string>): Started {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/start-node.ts"], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("without NATS_URL it runs an embedded nats-server, answers the debug subject, and stops both on SIGTERM", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+  const port = await freePort();
+  const node = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), NATS_URL: "" });
+  await waitFor("node started", () => node.output().includes("node started"), 15_000);
+  const serverPid = Number(await readFile(join(dataDir, "nats", "embedded-nats-server.pid"), "utf8"));
+  assert.ok(alive(serverPid), "embedded nats-server running");
+
+  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  const reply = decodeJson((await nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3000 })).data);
+  assert.ok(reply.ok);
+  const info = reply.value as { pid: number; nats: { embedded: boolean } };
+  assert.is(info.pid, node.child.pid);
+  assert.is(info.nats.embedded, true);
+  await nc.close();
+
+  node.child.kill("SIGTERM");
+  assert.is(await node.exited, 0, "exit code 0 after SIGTERM");
+  assert.ok(node.output().includes("node stopped"));
+  await waitFor("embedded server gone", () => !alive(serverPid), 5_000);
+});
+
+test("with NATS_URL it joins that NATS instead", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+  const port = await freePort();
+  const host = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), CALIOPEN_NODE_ID: "first" });
+  await waitFor("first node", () => host.output().includes("node started"), 15_000);
+  const joiner = startScript({ NATS_URL: `nats://127.0.0.1:${port}`, CALIOPEN_NODE_ID: "second", CALIOPEN_DATA_DIR: join(dataDir, "second") });
+  await waitFor("second node", () => joiner.output().includes("node started"), 15_000);
+  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  const nodes: string[] = [];
+  for await (const msg of await nc.requestMany("caliopen.debug.nodes", new Uint8Array(), { strategy: "stall", stall: 300, maxWait: 3000 })) {
+    const decoded = decodeJson(msg.data);
+    if (decoded.ok) nodes.push((decoded.value as { node: string }).node);
+  }
+  assert.equal(nodes.sort(), ["first", "second"]);
+  await nc.close();
+  joiner.child.kill("SIGINT");
+  assert.is(await joiner.exited, 0);
+  host.child.kill("SIGTERM");
+  assert.is(await host.exited, 0);
+});
+
+async function expectOneLineError(env: Record<string, string>, pattern: RegExp): Promise<void> {
+  const run = startScript({ LOG_LEVEL: "silent", ...env });
+  assert.is(await run.exited, 1);
+  const lines = run.output().trim().split("\n");
+  assert.is(lines.length, 1, `one line, got:\n${run.output()}`);
+  assert.match(lines[0]!, pattern);
+  assert.not.match(run.output(), /\n\s+at /, "no stack trace");
+}
+
+test("a port in use is one clear line, not a stack trace", async () => {
+  const blocker = createServer();
+  const port = await new Promise<number>((resolve) => blocker.listen(0, "127.0.0.1", () => resolve((blocker.address() as { port: number }).port)));
+  await expectOneLineError({ CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")), CALIOPEN_NATS_PORT: String(port), NATS_URL: "" }, /port \d+ is already in use/);
+  blocker.close();
+});
+
+test("an unreachable NATS_URL is one clear line", async () => {
+  await expectOneLineError({ NATS_URL: `nats://127.0.0.1:${await freePort()}` }, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+});
+
+test("a missing nats-server binary is one clear line", async () => {
+  // A PATH holding only node, wherever node and nats-server are installed.
+  const nodeDir = await mkdtemp(join(tmpdir(), "caliopen-path-"));
+  await symlink(process.execPath, join(nodeDir, "node"));
+  await expectOneLineError(
+    { PATH: nodeDir, NATS_URL: "", CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")), CALIOPEN_NATS_PORT: String(await freePort()) },
+    /nats-server not found on PATH/,
+  );
+});
+
+test("a malformed setting is one clear line", async () => {
+  await expectOneLineError({ CALIOPEN_NATS_PORT: "lots" }, /CALIOPEN_NATS_PORT must be an integer/);
+});
+
+test.run();

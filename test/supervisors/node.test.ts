@@ -1,0 +1,104 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import type { ServiceSet } from "../../supervisors/services.ts";
+import { routeToActor } from "../../supervisors/actor-router.ts";
+import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
+import { startTestNode } from "../helpers/test-node.ts";
+import { counterFamily } from "../helpers/counter-family.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const test = suite<{ nats: TestNats }>("supervisor node");
+
+test.before(async (ctx) => {
+  ctx.nats = await startTestNats();
+});
+test.after(async (ctx) => {
+  await ctx.nats.stop();
+});
+
+const counters: ServiceSet = {
+  families: [counterFamily("counter")],
+  // Route IMAPfetcher sync to counter actors, to show an entry point activating and feeding an actor.
+  bindings: (deps) => ({ IMAPfetcher: { sync: routeToActor(deps, { kind: "counter", keyField: "remote_id", activate: true }) } }),
+};
+
+test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
+  const node = await startTestNode(nats.url, counters, { nodeId: "node-debug" });
+  await node.supervisors.get("counter")!.start("a");
+  const client = await nats.connect();
+  const msg = await client.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 2000 });
+  const info = decodeJson(msg.data);
+  assert.ok(info.ok);
+  const body = info.value as Record<string, unknown> & { nats: Record<string, unknown> };
+  assert.is(body.node, "node-debug");
+  assert.is(body.pid, process.pid);
+  assert.is(body.actors, 1);
+  assert.is(body.version, "0.1.0");
+  assert.match(String(body.nats.serverVersion), /^2\.\d+\.\d+/);
+  assert.match(String(body.nats.server), /127\.0\.0\.1:\d+/);
+  assert.ok(typeof body.startedAt === "string" && !Number.isNaN(Date.parse(body.startedAt)));
+  await node.shutdown("test");
+});
+
+test("an order on a contract subject reaches the actor keyed by its payload field, activating it", async ({ nats }) => {
+  const node = await startTestNode(nats.url, counters, { nodeId: "node-route" });
+  const client = await nats.connect();
+  for (let i = 0; i < 3; i++) client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "remote-7", user_id: "u" }));
+  const cell = await waitFor("actor activated", () => node.host.get("counter", "remote-7"));
+  // The counter machine ignores "sync": each one is refused and kept as a dead letter, never dropped.
+  await waitFor("three refusals", async () => (await node.deadLetters.list(10)).filter((l) => l.subject === cell.subject).length === 3);
+  await node.shutdown("test");
+});
+
+test("graceful shutdown stops taking orders, lets busy actors finish, and saves their snapshots", async ({ nats }) => {
+  const node = await startTestNode(nats.url, counters, { nodeId: "node-graceful", shutdownGraceMs: 5_000 });
+  const client = await nats.connect();
+  const worked = client.subscribe("test.worked", { max: 1 });
+  const cell = await node.supervisors.get("counter")!.start("busy-one");
+  cell.deliver({ type: "work", payload: { ms: 400 } });
+  assert.ok(cell.busy);
+  const started = Date.now();
+  await node.shutdown("SIGTERM");
+  const took = Date.now() - started;
+  assert.ok(took >= 300, `waited for the work (${took} ms)`);
+  let finished = false;
+  for await (const _ of worked) finished = true;
+  assert.ok(finished, "the busy actor finished its work before the node stopped");
+  const subscriptions = await nats.subscriptions();
+  assert.not.ok(subscriptions.some((sub) => sub.connection.includes("node-graceful")), "no subscription left");
+});
+
+test("the grace period bounds a shutdown even when work does not finish", async ({ nats }) => {
+  const node = await startTestNode(nats.url, counters, { nodeId: "node-impatient", shutdownGraceMs: 200 });
+  const cell = await node.supervisors.get("counter")!.start("slow");
+  cell.deliver({ type: "work", payload: { ms: 2_500 } });
+  const started = Date.now();
+  await node.shutdown("SIGTERM");
+  assert.ok(Date.now() - started < 2_000, "did not wait for the 2.5 s job");
+});
+
+test("after a node restart, actors come back from their snapshots with their pending deadlines", async ({ nats }) => {
+  const first = await startTestNode(nats.url, counters, { nodeId: "node-before" });
+  const cell = await first.supervisors.get("counter")!.start("durable");
+  cell.deliver({ type: "inc", payload: { by: 4 } });
+  const at = Date.now() + 800;
+  cell.deliver({ type: "schedule", payload: { at } });
+  await first.shutdown("restart");
+
+  const client = await nats.connect();
+  const fired = client.subscribe("test.fired", { max: 1 });
+  const second = await startTestNode(nats.url, counters, { nodeId: "node-after" });
+  const restored = await second.supervisors.get("counter")!.start("durable");
+  assert.ok(restored.summary().deadlines["tick.due"], "deadline restored");
+  const answer = decodeJson((await client.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.ok(answer.ok && (answer.value as { count: number }).count === 4);
+  for await (const msg of fired) {
+    const event = decodeJson(msg.data);
+    assert.ok(event.ok && (event.value as { at: number }).at === at);
+  }
+  assert.ok(Date.now() >= at);
+  await second.shutdown("test");
+});
+
+test.run();
