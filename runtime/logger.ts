@@ -10,16 +10,18 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-/** A pino logger whose logged objects pass through secret redaction. */
+/** A pino logger that redacts secrets from every logged object and from child-logger bindings. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       name: options.name ?? "caliopen",
       level: options.level ?? process.env.LOG_LEVEL ?? "info",
-      hooks: {
-        logMethod(args, method) {
-          const redacted = args.map((arg) => (typeof arg === "object" && arg !== null && !(arg instanceof Error) ? redactSecrets(arg) : arg));
-          method.apply(this, redacted as Parameters<typeof method>);
+      formatters: {
+        bindings: (bindings) => redactSecrets(bindings) as Record<string, unknown>,
+        log: (object) => {
+          // Errors keep their own shape (pino serializes them); everything else is redacted.
+          const errors = Object.entries(object).filter(([, value]) => value instanceof Error);
+          return { ...(redactSecrets(object) as Record<string, unknown>), ...Object.fromEntries(errors) };
         },
       },
     },
