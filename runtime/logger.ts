@@ -12,7 +12,7 @@ export interface LoggerOptions {
 
 /** A pino logger that redacts secrets from every logged object and from child-logger bindings. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino(
+  const logger = pino(
     {
       name: options.name ?? "caliopen",
       level: options.level ?? process.env.LOG_LEVEL ?? "info",
@@ -27,6 +27,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
     (options.destination ?? process.stdout) as pino.DestinationStream,
   );
+  // pino formats only the root's bindings; children inherit this `child` through their prototype.
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings, childOptions) {
+    return child.call(this, redactSecrets(bindings) as typeof bindings, childOptions);
+  } as typeof logger.child;
+  return logger;
 }
 
 export function silentLogger(): Logger {
