@@ -7,6 +7,7 @@ import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-
 import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { createPorts } from "./ports.ts";
+import { Requester } from "./requester.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import type { Subjects } from "./subjects.ts";
 
@@ -36,9 +37,11 @@ export class ActorHost {
   readonly ports: ActorPorts;
   private readonly families = new Map<string, RegisteredFamily>();
   private readonly listeners = new Map<string, CellFailureListener>();
+  private readonly requester: Requester;
 
   constructor(private readonly options: ActorHostOptions) {
-    this.ports = createPorts(options.nc, options.subjects, options.logger);
+    this.requester = new Requester(options.nc);
+    this.ports = createPorts(options.nc, options.subjects, this.requester, options.logger);
   }
 
   register(family: ActorFamily, listener?: CellFailureListener): void {
@@ -137,12 +140,14 @@ export class ActorHost {
     return false;
   }
 
+  /** Stops every actor (their snapshots are kept) and the host's request inbox. */
   async stopAll(): Promise<void> {
     for (const registered of this.families.values()) {
       const cells = [...registered.cells.values()];
       registered.cells.clear();
       await Promise.all(cells.map((cell) => cell.stop()));
     }
+    this.requester.close();
   }
 
   private familyOf(kind: string): RegisteredFamily {

@@ -3,9 +3,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorPorts } from "./actor-family.ts";
 import { decodeJson, encodeJson } from "./json.ts";
+import type { Requester } from "./requester.ts";
 import type { Subjects } from "./subjects.ts";
 
-export function createPorts(nc: NatsConnection, subjects: Subjects, logger: Logger): ActorPorts {
+export function createPorts(nc: NatsConnection, subjects: Subjects, requester: Requester, logger: Logger): ActorPorts {
   return {
     logger,
     publish(subject, payload) {
@@ -15,7 +16,7 @@ export function createPorts(nc: NatsConnection, subjects: Subjects, logger: Logg
       if (replyTo !== undefined && replyTo !== "") nc.publish(replyTo, encodeJson(body));
     },
     async request(subject, payload, timeoutMs) {
-      const msg = await nc.request(subjects.wire(subject), encodeJson(payload), { timeout: timeoutMs });
+      const msg = await requester.request(subjects.wire(subject), encodeJson(payload), timeoutMs);
       const decoded = decodeJson(msg.data);
       if (!decoded.ok) throw new Error(`reply on ${subject} is not JSON: ${decoded.error}`);
       return decoded.value;
