@@ -211,6 +211,15 @@ export class ActorCell {
 
   private onSnapshot(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
     if (actor !== this.actor || snapshot.status === "error") return;
+    try {
+      this.afterTransition(actor, snapshot);
+    } catch (err) {
+      // e.g. publishing on a connection that is closing: the machine itself is fine.
+      this.env.logger.warn({ kind: this.kind, key: this.key, err: (err as Error).message }, "after-transition work failed");
+    }
+  }
+
+  private afterTransition(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
     if (!sameValue(snapshot.value, this.stateValue)) {
       const from = this.stateValue;
       this.stateValue = snapshot.value;

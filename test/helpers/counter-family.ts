@@ -21,7 +21,10 @@ export function counterFamily(kind = "counter", persistence: "snapshot" | "none"
     createMachine: (ports: ActorPorts) =>
       setup({
         types: { context: {} as CounterContext, events: {} as ActorMessage, input: {} as { key: string } },
-        actors: { work: fromPromise<void, { ms: number }>(({ input }) => new Promise((resolve) => setTimeout(resolve, input.ms))) },
+        actors: {
+          work: fromPromise<void, { ms: number }>(({ input }) => new Promise((resolve) => setTimeout(resolve, input.ms))),
+          failAsync: fromPromise<void>(() => Promise.reject(new Error("async boom (asked to fail)"))),
+        },
       }).createMachine({
         id: kind,
         context: ({ input }) => ({ key: input.key, count: 0, fired: [], password: "hunter2", deadlines: {} }),
@@ -49,8 +52,10 @@ export function counterFamily(kind = "counter", persistence: "snapshot" | "none"
                 ],
               },
               work: "working",
+              failAsync: "failing",
             },
           },
+          failing: { invoke: { src: "failAsync" } },
           working: {
             tags: ["busy"],
             invoke: {

@@ -67,6 +67,17 @@ test("an exception inside an actor crashes that actor only, and is reported", as
   assert.is(answer.error, false);
 });
 
+test("an error in an actor's asynchronous work crashes that actor too, not the node", async ({ fx }) => {
+  const crashes: string[] = [];
+  const host = fx.newHost();
+  host.register(counterFamily("c4b"), { onCrash: (_cell, err) => crashes.push(err.message), onFenced: () => undefined });
+  const cell = await host.activate("c4b", "a");
+  cell.deliver({ type: "failAsync", payload: {} });
+  await waitFor("crash report", () => crashes.length === 1);
+  assert.equal(crashes, ["async boom (asked to fail)"]);
+  assert.is(cell.status, "crashed");
+});
+
 test("a crashed actor restarts from its last settled snapshot and gets the messages sent meanwhile", async ({ fx }) => {
   const host = fx.newHost();
   host.register(counterFamily("c5"), { onCrash: () => undefined, onFenced: () => undefined });
