@@ -1,0 +1,99 @@
+// Command-line parsing: global options, the command name, its arguments and its own options, with the
+// defaults taken from the same environment variables a node reads.
+import { parseArgs } from "node:util";
+import { UsageError, messageOf } from "./errors.ts";
+
+export interface GlobalOptions {
+  natsUrl: string;
+  namespace: string;
+  json: boolean;
+  timeoutMs: number | undefined;
+  help: boolean;
+}
+
+/** Options that belong to one command or another; `Command.options` says which. */
+export interface CommandFlags {
+  kind?: string;
+  limit?: number;
+  count?: number;
+  request?: boolean;
+  publish?: boolean;
+}
+
+export interface ParsedArgs {
+  command: string | undefined;
+  positionals: string[];
+  global: GlobalOptions;
+  flags: CommandFlags;
+  /** The command-specific options actually given, to reject those the command does not accept. */
+  givenFlags: (keyof CommandFlags)[];
+}
+
+const OPTIONS = {
+  nats: { type: "string" },
+  namespace: { type: "string" },
+  json: { type: "boolean" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  kind: { type: "string" },
+  limit: { type: "string" },
+  count: { type: "string" },
+  request: { type: "boolean" },
+  publish: { type: "boolean" },
+} as const;
+
+export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+  let values: ReturnType<typeof parseOptions>["values"];
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseOptions(argv));
+  } catch (error) {
+    // node:util explains the problem well ("Unknown option '--foo'"); keep its words.
+    throw new UsageError(messageOf(error).replace(/\. To specify a positional argument.*$/s, ""));
+  }
+  const [command, ...rest] = positionals;
+  const flags: CommandFlags = {
+    ...(values.kind !== undefined && { kind: nonEmpty("--kind", values.kind) }),
+    ...(values.limit !== undefined && { limit: positiveInteger("--limit", values.limit) }),
+    ...(values.count !== undefined && { count: positiveInteger("--count", values.count) }),
+    ...(values.request !== undefined && { request: values.request }),
+    ...(values.publish !== undefined && { publish: values.publish }),
+  };
+  return {
+    command,
+    positionals: rest,
+    global: {
+      natsUrl: values.nats ?? defaultNatsUrl(env),
+      namespace: values.namespace ?? env.CALIOPEN_NAMESPACE?.trim() ?? "",
+      json: values.json ?? false,
+      timeoutMs: values.timeout === undefined ? undefined : positiveInteger("--timeout", values.timeout),
+      help: values.help ?? false,
+    },
+    flags,
+    givenFlags: Object.keys(flags) as (keyof CommandFlags)[],
+  };
+}
+
+function parseOptions(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+}
+
+export function defaultNatsUrl(env: NodeJS.ProcessEnv): string {
+  const url = env.NATS_URL?.trim();
+  if (url !== undefined && url !== "") return url;
+  const port = env.CALIOPEN_NATS_PORT?.trim();
+  return `nats://127.0.0.1:${port === undefined || port === "" ? 4222 : port}`;
+}
+
+export function positiveInteger(option: string, raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) {
+    throw new UsageError(`${option} expects a positive whole number, got "${raw}"`);
+  }
+  return value;
+}
+
+function nonEmpty(option: string, raw: string): string {
+  if (raw.trim() === "") throw new UsageError(`${option} expects a value`);
+  return raw.trim();
+}

@@ -1,0 +1,14 @@
+// The commands of `caliopen`, in the order the usage text lists them.
+import type { Command } from "./command.ts";
+import { actorsCommand } from "./actors-command.ts";
+import { deadlettersCommand } from "./deadletters-command.ts";
+import { inspectCommand } from "./inspect-command.ts";
+import { nodesCommand } from "./nodes-command.ts";
+import { sendCommand } from "./send-command.ts";
+import { watchCommand } from "./watch-command.ts";
+
+export const COMMANDS: readonly Command[] = [nodesCommand, actorsCommand, inspectCommand, watchCommand, sendCommand, deadlettersCommand];
+
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((command) => command.name === name);
+}
