@@ -14,6 +14,18 @@ import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 
 export type CellStatus = "running" | "crashed" | "stopped";
 
+/**
+ * Told once about a delivered message: "done" when the actor's state after it is saved (or needed no
+ * saving, or the message was refused), "retry" when the actor stopped before that and another owner
+ * should take the message again.
+ */
+export type SettleCallback = (outcome: "done" | "retry") => void;
+
+interface Pending {
+  message: ActorMessage;
+  settle: SettleCallback | undefined;
+}
+
 export interface CellEnvironment {
   nc: NatsConnection;
   subjects: Subjects;
@@ -56,7 +68,9 @@ export class ActorCell {
   private actor: AnyActorRef | null = null;
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
-  private buffered: ActorMessage[] | null = null;
+  private buffered: Pending[] | null = null;
+  // Settle callbacks waiting for the next snapshot write to complete.
+  private awaitingSave: SettleCallback[] | null = null;
   private lastEvent = "";
   // Persistence: the latest settled snapshot, what was last written, and the write loop.
   private settled: unknown = undefined;
@@ -64,6 +78,8 @@ export class ActorCell {
   private revision = 0;
   private pendingSave: unknown = undefined;
   private saving: Promise<void> | null = null;
+  // True exactly while writeLoop runs (cleared synchronously, unlike `saving`).
+  private writing = false;
 
   constructor(
     readonly kind: string,
@@ -123,22 +139,29 @@ export class ActorCell {
   }
 
   /** Delivers a message to the machine; refuses what the current state does not accept. */
-  deliver(message: ActorMessage): void {
+  deliver(message: ActorMessage, settle?: SettleCallback): void {
     if (this.status !== "running" || this.actor === null) {
       if (this.status === "crashed" && (this.buffered?.length ?? 0) < MAX_BUFFERED) {
-        (this.buffered ??= []).push(message);
+        (this.buffered ??= []).push({ message, settle });
         return;
       }
+      if (this.status === "stopped" && settle !== undefined) return settle("retry");
       this.refuse(message, `actor ${this.kind}/${this.key} is ${this.status}, try again later`);
+      settle?.("done");
       return;
     }
     const snapshot = this.actor.getSnapshot() as AnyMachineSnapshot;
     if (!snapshot.can(message)) {
       this.refuse(message, `actor ${this.kind}/${this.key} does not accept "${message.type}" in state ${JSON.stringify(snapshot.value)}`);
+      settle?.("done");
       return;
     }
     this.lastEvent = message.type;
     this.actor.send(message);
+    if (settle === undefined) return;
+    // XState handles the event synchronously: a state change has already queued its snapshot write.
+    if (this.env.store === null || (!this.writing && this.pendingSave === undefined)) settle("done");
+    else (this.awaitingSave ??= []).push(settle);
   }
 
   get busy(): boolean {
@@ -158,9 +181,14 @@ export class ActorCell {
     this.timers = null;
     this.actor?.stop();
     this.actor = null;
-    for (const message of this.buffered ?? []) this.refuse(message, `actor ${this.kind}/${this.key} was stopped`);
+    // Buffered messages never reached the machine: whoever runs the actor next takes them.
+    for (const { message, settle } of this.buffered ?? []) {
+      if (settle !== undefined) settle("retry");
+      else this.refuse(message, `actor ${this.kind}/${this.key} was stopped`);
+    }
     this.buffered = null;
     if (this.saving !== null) await this.saving.catch(() => undefined);
+    this.settleAwaiting("retry");
     if (options.forget && this.env.store !== null) {
       await this.env.store.remove(this.kind, this.key);
     }
@@ -239,16 +267,38 @@ export class ActorCell {
   private persist(snapshot: unknown): void {
     this.settled = snapshot;
     this.pendingSave = snapshot;
-    this.saving ??= this.writeLoop().finally(() => (this.saving = null));
+    if (this.writing) return; // the running loop picks the newest snapshot up
+    const loop = this.writeLoop();
+    this.saving = loop;
+    void loop.finally(() => {
+      if (this.saving === loop) this.saving = null;
+    });
   }
 
   private async writeLoop(): Promise<void> {
+    this.writing = true;
+    try {
+      await this.writePending();
+    } finally {
+      this.writing = false;
+      // Messages that changed nothing since the last write are as durable as that write.
+      this.settleAwaiting(this.status === "stopped" && this.pendingSave !== undefined ? "retry" : "done");
+    }
+  }
+
+  private async writePending(): Promise<void> {
     let attempt = 0;
     while (this.pendingSave !== undefined && this.env.store !== null) {
       const snapshot = this.pendingSave;
       this.pendingSave = undefined;
       const json = JSON.stringify(snapshot);
-      if (json === this.savedJson) continue;
+      if (json === this.savedJson) {
+        this.settleAwaiting("done");
+        continue;
+      }
+      // The messages handled so far are reflected in this snapshot.
+      const covered = this.awaitingSave;
+      this.awaitingSave = null;
       try {
         this.revision = await this.env.store.save(
           { v: SNAPSHOT_SCHEMA_VERSION, kind: this.kind, key: this.key, snapshot, savedAt: new Date().toISOString(), node: this.env.nodeId },
@@ -256,11 +306,15 @@ export class ActorCell {
         );
         this.savedJson = json;
         attempt = 0;
+        for (const settle of covered ?? []) settle("done");
       } catch (err) {
         if (err instanceof SnapshotConflict) {
+          for (const settle of [...(covered ?? []), ...(this.awaitingSave ?? [])]) settle("retry");
+          this.awaitingSave = null;
           this.env.onFenced(this, err);
           return;
         }
+        if (covered !== null) this.awaitingSave = [...covered, ...(this.awaitingSave ?? [])];
         // NATS unreachable or JetStream unavailable: keep the newest snapshot and try again.
         attempt += 1;
         this.pendingSave ??= snapshot;
@@ -269,6 +323,12 @@ export class ActorCell {
         if (this.status === "stopped" && attempt > 5) return;
       }
     }
+  }
+
+  private settleAwaiting(outcome: "done" | "retry"): void {
+    const waiting = this.awaitingSave;
+    this.awaitingSave = null;
+    for (const settle of waiting ?? []) settle(outcome);
   }
 
   private crash(error: Error): void {
@@ -290,7 +350,7 @@ export class ActorCell {
   private flushBuffered(): void {
     const pending = this.buffered;
     this.buffered = null;
-    for (const message of pending ?? []) this.deliver(message);
+    for (const { message, settle } of pending ?? []) this.deliver(message, settle);
   }
 
   private refuse(message: ActorMessage, reason: string): void {

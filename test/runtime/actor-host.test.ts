@@ -207,4 +207,58 @@ test("a snapshot written by someone else fences the actor off", async ({ fx }) =
   await waitFor("fenced", () => fenced.length === 1);
 });
 
+test("a delivered message settles 'done' only once the state it produced is saved", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c13"));
+  const cell = await host.activate("c13", "acked");
+  const outcomes: string[] = [];
+  const storedAtSettle: number[] = [];
+  for (let i = 1; i <= 5; i++) {
+    cell.deliver({ type: "inc", payload: {} }, (outcome) => {
+      outcomes.push(outcome);
+      void fx.snapshots.load("c13", "acked").then((stored) => storedAtSettle.push((stored?.record.snapshot as { context: { count: number } }).context.count));
+    });
+  }
+  await waitFor("all settled", () => storedAtSettle.length === 5);
+  assert.equal(outcomes, ["done", "done", "done", "done", "done"]);
+  assert.ok(storedAtSettle.every((count) => count === 5), `saved state when settled: ${storedAtSettle.join(",")}`);
+});
+
+test("a message that changes nothing settles at once; one refused settles 'done' after being dead-lettered", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c14"));
+  const cell = await host.activate("c14", "k");
+  await waitFor("initial snapshot saved", async () => (await fx.snapshots.load("c14", "k")) !== null);
+  const outcomes: string[] = [];
+  cell.deliver({ type: "get", payload: {} }, (outcome) => outcomes.push(`get:${outcome}`));
+  cell.deliver({ type: "nonsense", payload: {} }, (outcome) => outcomes.push(`nonsense:${outcome}`));
+  await waitFor("both settled", () => outcomes.length === 2, 500);
+  assert.equal(outcomes.sort(), ["get:done", "nonsense:done"]);
+});
+
+test("messages a stopping actor never handled settle 'retry', for the next owner", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c15"), { onCrash: () => undefined, onFenced: () => undefined });
+  const cell = await host.activate("c15", "k");
+  cell.deliver({ type: "crash", payload: {} });
+  const outcomes: string[] = [];
+  cell.deliver({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  await host.stop("c15", "k");
+  cell.deliver({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  assert.equal(outcomes, ["retry", "retry"]);
+});
+
+test("a fenced write settles its messages 'retry'", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c16"), { onCrash: () => undefined, onFenced: () => undefined });
+  const cell = await host.activate("c16", "k");
+  await waitFor("saved", async () => (await fx.snapshots.load("c16", "k")) !== null);
+  const stored = await fx.snapshots.load("c16", "k");
+  await fx.snapshots.save({ ...stored!.record, node: "new-owner" }, stored!.revision);
+  const outcomes: string[] = [];
+  cell.deliver({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  await waitFor("settled", () => outcomes.length === 1);
+  assert.equal(outcomes, ["retry"]);
+});
+
 test.run();

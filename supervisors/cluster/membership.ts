@@ -1,0 +1,190 @@
+// Which nodes are alive, judged without comparing clocks across machines: each node writes a heartbeat
+// into a KV bucket every `heartbeatMs`; a node is alive while this node keeps *seeing* its heartbeats
+// (local monotonic time), and dead after `deadAfterMs` without one. A node that cannot write its own
+// heartbeat for `fenceAfterMs` (< deadAfterMs) considers itself fenced off and must stop its actors
+// before anyone may take them over.
+//
+// Works on nats-server 2.9: no per-key TTL and no watch event for expiry are needed.
+import { performance } from "node:perf_hooks";
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+
+export interface MembershipTiming {
+  heartbeatMs: number;
+  fenceAfterMs: number;
+  deadAfterMs: number;
+}
+
+export const DEFAULT_TIMING: MembershipTiming = { heartbeatMs: 200, fenceAfterMs: 900, deadAfterMs: 1_500 };
+
+export interface Member {
+  node: string;
+  leaving: boolean;
+  info: Record<string, unknown>;
+  /** Local monotonic time of the last heartbeat seen. */
+  lastSeen: number;
+}
+
+export type MembershipEvent = { type: "changed"; live: string[] } | { type: "fenced" } | { type: "recovered" };
+
+export class Membership {
+  private readonly members = new Map<string, Member>();
+  private readonly listeners = new Set<(event: MembershipEvent) => void>();
+  private live: string[] = [];
+  private leaving = false;
+  private beat = 0;
+  private beatInFlight = false;
+  private lastBeatOk = -Infinity;
+  private healthySince = -Infinity;
+  private fenced = true;
+  private timers: NodeJS.Timeout[] = [];
+  private watchStop: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly kv: KV,
+    readonly nodeId: string,
+    private readonly info: Record<string, unknown>,
+    private readonly logger: Logger,
+    readonly timing: MembershipTiming = DEFAULT_TIMING,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.heartbeat();
+    const watcher = await this.kv.watch();
+    this.watchStop = () => watcher.stop();
+    void (async () => {
+      for await (const entry of watcher) this.observe(entry.key, entry.operation, entry.value);
+    })();
+    this.timers.push(setInterval(() => void this.heartbeat(), this.timing.heartbeatMs));
+    this.timers.push(setInterval(() => this.check(), Math.min(100, this.timing.heartbeatMs)));
+    this.check();
+  }
+
+  on(listener: (event: MembershipEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Live nodes that are not leaving, sorted: the candidates for owning shards. */
+  liveNodes(): string[] {
+    return this.live;
+  }
+
+  isAlive(node: string): boolean {
+    const member = this.members.get(node);
+    return member !== undefined && performance.now() - member.lastSeen < this.timing.deadAfterMs;
+  }
+
+  allMembers(): Member[] {
+    return [...this.members.values()];
+  }
+
+  /** This node's own heartbeat is current: it may run actors. */
+  get healthy(): boolean {
+    return !this.fenced;
+  }
+
+  /**
+   * This node has been healthy for long enough to trust its view of who is dead: after a partition it
+   * must first see the others' heartbeats again before taking anything over.
+   */
+  get mayTakeOver(): boolean {
+    return !this.fenced && performance.now() - this.healthySince >= this.timing.deadAfterMs;
+  }
+
+  /** Announces that this node is leaving: the others stop counting it as an owner. */
+  async leave(): Promise<void> {
+    this.leaving = true;
+    await this.heartbeat();
+    this.recompute();
+  }
+
+  /** Removes this node's heartbeat so the others notice at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    this.watchStop?.();
+    await this.kv.delete(this.nodeId).catch(() => undefined);
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.beatInFlight || this.stopped) return;
+    this.beatInFlight = true;
+    const sentAt = performance.now();
+    try {
+      this.beat += 1;
+      await this.kv.put(this.nodeId, encodeJson({ node: this.nodeId, leaving: this.leaving, beat: this.beat, info: this.info }));
+      this.lastBeatOk = sentAt;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, "heartbeat failed");
+    } finally {
+      this.beatInFlight = false;
+    }
+    this.check();
+  }
+
+  private observe(node: string, operation: string, value: Uint8Array): void {
+    if (operation !== "PUT") {
+      if (this.members.delete(node)) this.logger.info({ member: node }, "node left");
+      this.recompute();
+      return;
+    }
+    const decoded = decodeJson(value);
+    const body = decoded.ok && isJsonObject(decoded.value) ? decoded.value : {};
+    const known = this.members.get(node);
+    const leaving = body.leaving === true;
+    if (known === undefined) this.logger.info({ member: node }, "node seen");
+    else if (leaving && !known.leaving) this.logger.info({ member: node }, "node leaving");
+    this.members.set(node, { node, leaving, info: isJsonObject(body.info) ? body.info : {}, lastSeen: performance.now() });
+    this.recompute();
+  }
+
+  private check(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    const current = now - this.lastBeatOk < this.timing.fenceAfterMs;
+    if (this.fenced && current) {
+      this.fenced = false;
+      this.healthySince = now;
+      this.emit({ type: "recovered" });
+    } else if (!this.fenced && !current) {
+      this.fenced = true;
+      this.logger.error({ fenceAfterMs: this.timing.fenceAfterMs }, "own heartbeat not renewed: fencing this node off");
+      this.emit({ type: "fenced" });
+    }
+    for (const member of this.members.values()) {
+      if (member.node !== this.nodeId && now - member.lastSeen >= this.timing.deadAfterMs * 4) {
+        // Long dead: forget it (its KV entry stays until the bucket's max age removes it).
+        this.members.delete(member.node);
+      }
+    }
+    this.recompute();
+  }
+
+  private recompute(): void {
+    const now = performance.now();
+    const live = [...this.members.values()]
+      .filter((member) => !member.leaving && now - member.lastSeen < this.timing.deadAfterMs)
+      .map((member) => member.node)
+      .sort();
+    if (live.length === this.live.length && live.every((node, i) => node === this.live[i])) return;
+    const joined = live.filter((node) => !this.live.includes(node));
+    const gone = this.live.filter((node) => !live.includes(node));
+    this.logger.info({ live, joined, gone }, "membership changed");
+    this.live = live;
+    this.emit({ type: "changed", live });
+  }
+
+  private emit(event: MembershipEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message, event: event.type }, "membership listener failed");
+      }
+    }
+  }
+}
