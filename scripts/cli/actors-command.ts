@@ -60,8 +60,9 @@ function actorRow(actor: ActorSummary): string[] {
     actor.busy ? `${actor.status} (busy)` : actor.status,
     formatState(actor.state),
     relativeTime(actor.since),
-    String(actor.restarts),
-    actor.lastError === null ? "-" : `${relativeTime(actor.lastError.at)}: ${actor.lastError.message}`,
+    String(actor.restarts ?? "-"),
+    // Checked loosely: the reply comes from a node that may run another version.
+    actor.lastError ? `${relativeTime(actor.lastError.at)}: ${actor.lastError.message}` : "-",
     nextDeadline(actor.deadlines),
   ];
 }

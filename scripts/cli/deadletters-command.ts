@@ -83,11 +83,16 @@ async function newest(jsm: JetStreamManager, stream: string, state: StreamState,
     const stored = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
     if (stored === null) continue;
     const decoded = decodeJson(stored.data);
-    letters.push(
-      decoded.ok && isJsonObject(decoded.value)
-        ? { ...(decoded.value as unknown as DeadLetter), seq }
-        : { seq, subject: stored.subject, reason: "(unreadable dead letter)", node: "-", at: stored.time.toISOString(), payload: stored.string() },
-    );
+    // Written by runtime/dead-letters.ts; read field by field so an odd record still shows.
+    const letter = decoded.ok && isJsonObject(decoded.value) ? decoded.value : { reason: "(unreadable dead letter)", payload: stored.string() };
+    letters.push({
+      seq,
+      subject: String(letter.subject ?? stored.subject),
+      reason: String(letter.reason ?? "-"),
+      node: String(letter.node ?? "-"),
+      at: String(letter.at ?? stored.time.toISOString()),
+      payload: letter.payload,
+    });
   }
   return letters.reverse();
 }

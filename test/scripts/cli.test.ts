@@ -136,6 +136,32 @@ test("actors fetches every page of a node with more actors than one page, and --
   assert.is(lines.at(-1), `showing 3 of ${BULK_ACTORS} actors on 1 node`);
 });
 
+test("actors merges the replies of several nodes, sorted by kind and key, and --limit cuts the merged list", async ({ cli, fx }) => {
+  const since = new Date().toISOString();
+  const fakeActors = ["a2", "a1"].map((key) => ({ kind: "bulk", key, subject: `caliopen.actor.bulk.${key}`, node: "fake-node", status: "running", state: "idle", since, restarts: 0, busy: false, lastError: null, deadlines: {} }));
+  // A second node as far as the debug subject can tell: it answers the actors query the way a node does.
+  const fake = fx.nc.subscribe(fx.node.subjects.debug("actors"), {
+    callback: (_err, msg) => {
+      const query = JSON.parse(msg.string()) as { offset?: number; limit?: number };
+      const offset = query.offset ?? 0;
+      msg.respond(encodeJson({ node: "fake-node", total: fakeActors.length, offset, actors: fakeActors.slice(offset, offset + (query.limit ?? 500)) }));
+    },
+  });
+  await fx.nc.flush();
+  try {
+    const result = await cli("actors", "--kind", "bulk", "--limit", "3");
+    assert.is(result.code, 0, result.stderr);
+    const lines = result.stdout.trim().split("\n");
+    assert.equal(
+      lines.slice(1, -1).map((line) => line.split(/\s+/).slice(1, 3).join(" ")),
+      ["a1 fake-node", "a2 fake-node", "b0000 cli-node"],
+    );
+    assert.is(lines.at(-1), `showing 3 of ${BULK_ACTORS + 2} actors on 2 nodes`);
+  } finally {
+    fake.unsubscribe();
+  }
+});
+
 test("inspect shows the actor's context with its secrets redacted (keys may contain '/')", async ({ cli }) => {
   const result = await cli("inspect", "counter/bob@example.com/inbox");
   assert.is(result.code, 0, result.stderr);
@@ -217,20 +243,35 @@ test("send of a publish-mode order publishes it; deadletters then shows it refus
   assert.is(before.code, 0, before.stderr);
   assert.is(before.stdout, "no dead letters\n");
 
-  const sent = await cli("send", "imap_worker", '{"order":"add_worker","remote_id":"r-dead","user_id":"u1"}');
-  assert.is(sent.code, 0, sent.stderr);
-  assert.is(sent.stdout, "published add_worker on imap_worker\n");
+  for (const remoteId of ["r-dead-1", "r-dead-2"]) {
+    const sent = await cli("send", "imap_worker", `{"order":"add_worker","remote_id":"${remoteId}","user_id":"u1"}`);
+    assert.is(sent.code, 0, sent.stderr);
+    assert.is(sent.stdout, "published add_worker on imap_worker\n");
+  }
 
-  await waitFor("the dead letter to be stored", async () => (await fx.node.deadLetters.list(10)).length === 1);
+  await waitFor("the dead letters to be stored", async () => (await fx.node.deadLetters.list(10)).length === 2);
   const listed = await cli("deadletters");
   assert.is(listed.code, 0, listed.stderr);
   const lines = listed.stdout.trim().split("\n");
   assert.match(lines[0] ?? "", /^SEQ\s+AT\s+SUBJECT\s+NODE\s+REASON\s+PAYLOAD$/);
-  assert.match(lines[1] ?? "", /^\s*1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+imap_worker\s+cli-node\s+add_worker failed: imap-bridge .*…\s+\{"order":"add_worker","remote_id":"r-dead","user_id":"u1"\}$/);
-  assert.is(lines[2], "1 dead letter");
+  assert.match(lines[1] ?? "", /^\s*1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+imap_worker\s+cli-node\s+add_worker failed: imap-bridge .*…\s+\{"order":"add_worker","remote_id":"r-dead-1","user_id":"u1"\}$/);
+  assert.match(lines[2] ?? "", /^\s*2\s.*"remote_id":"r-dead-2"/);
+  assert.is(lines[3], "2 dead letters");
+
+  const newest = await cli("deadletters", "--limit", "1");
+  const [, onlyRow, footer, ...more] = newest.stdout.trim().split("\n");
+  assert.match(onlyRow ?? "", /^\s*2\s.*"remote_id":"r-dead-2"/);
+  assert.is(footer, "the newest 1 of 2 dead letters (--limit N for more)");
+  assert.equal(more, []);
 
   const json = JSON.parse((await cli("deadletters", "--json")).stdout) as { seq: number; subject: string; reason: string }[];
-  assert.equal(json.map((letter) => [letter.seq, letter.subject]), [[1, "imap_worker"]]);
+  assert.equal(
+    json.map((letter) => [letter.seq, letter.subject]),
+    [
+      [1, "imap_worker"],
+      [2, "imap_worker"],
+    ],
+  );
   assert.match(json[0]?.reason ?? "", /not available yet/);
 });
 
