@@ -57,6 +57,8 @@ export interface ActorSummary {
 
 // Messages kept while a crashed actor waits for its restart; beyond this, requests get an error.
 const MAX_BUFFERED = 1_000;
+// How many recent message ids an actor remembers to drop redeliveries.
+const SEEN_IDS = 64;
 
 export class ActorCell {
   readonly subject: string;
@@ -77,6 +79,7 @@ export class ActorCell {
   private savedJson: string | null = null;
   private revision = 0;
   private pendingSave: unknown = undefined;
+  private seen: string[] | null = null;
   private saving: Promise<void> | null = null;
   // True exactly while writeLoop runs (cleared synchronously, unlike `saving`).
   private writing = false;
@@ -91,14 +94,22 @@ export class ActorCell {
     this.subject = env.subjects.actor(kind, key);
   }
 
-  /** Restores the stored snapshot (if any), starts the machine and opens the mailbox. */
+  /**
+   * Restores the stored snapshot (if any), starts the machine and opens the mailbox. A snapshot last
+   * written by another node is written again first: that bumps its revision, so the previous owner's
+   * late writes fail their compare-and-swap (fencing).
+   */
   async activate(): Promise<void> {
     if (this.env.store !== null) {
       const loaded = await this.env.store.load(this.kind, this.key);
       if (loaded !== null) {
         this.settled = loaded.record.snapshot;
-        this.savedJson = JSON.stringify(loaded.record.snapshot);
+        this.seen = loaded.record.seen ?? null;
         this.revision = loaded.revision;
+        if (loaded.record.node !== this.env.nodeId) {
+          this.revision = await this.env.store.save({ ...loaded.record, node: this.env.nodeId, savedAt: new Date().toISOString() }, loaded.revision);
+        }
+        this.savedJson = recordJson(loaded.record.snapshot, this.seen);
       }
     }
     this.subscription = this.env.nc.subscribe(this.subject, {
@@ -140,6 +151,10 @@ export class ActorCell {
 
   /** Delivers a message to the machine; refuses what the current state does not accept. */
   deliver(message: ActorMessage, settle?: SettleCallback): void {
+    if (message.id !== undefined && this.seen?.includes(message.id)) {
+      settle?.("done"); // a redelivery of what this state already reflects
+      return;
+    }
     if (this.status !== "running" || this.actor === null) {
       if (this.status === "crashed" && (this.buffered?.length ?? 0) < MAX_BUFFERED) {
         (this.buffered ??= []).push({ message, settle });
@@ -157,6 +172,7 @@ export class ActorCell {
       return;
     }
     this.lastEvent = message.type;
+    if (message.id !== undefined) this.remember(message.id);
     this.actor.send(message);
     if (settle === undefined) return;
     // XState handles the event synchronously: a state change has already queued its snapshot write.
@@ -264,6 +280,14 @@ export class ActorCell {
     if (this.env.store !== null) this.persist(actor.getPersistedSnapshot());
   }
 
+  private remember(id: string): void {
+    const seen = (this.seen ??= []);
+    seen.push(id);
+    if (seen.length > SEEN_IDS) seen.splice(0, seen.length - SEEN_IDS);
+    // Even when the machine's state does not change, the id must be saved with it.
+    if (this.env.store !== null && this.settled !== undefined) this.persist(this.settled);
+  }
+
   private persist(snapshot: unknown): void {
     this.settled = snapshot;
     this.pendingSave = snapshot;
@@ -291,7 +315,8 @@ export class ActorCell {
     while (this.pendingSave !== undefined && this.env.store !== null) {
       const snapshot = this.pendingSave;
       this.pendingSave = undefined;
-      const json = JSON.stringify(snapshot);
+      const seen = this.seen === null ? undefined : [...this.seen];
+      const json = recordJson(snapshot, seen ?? null);
       if (json === this.savedJson) {
         this.settleAwaiting("done");
         continue;
@@ -301,7 +326,7 @@ export class ActorCell {
       this.awaitingSave = null;
       try {
         this.revision = await this.env.store.save(
-          { v: SNAPSHOT_SCHEMA_VERSION, kind: this.kind, key: this.key, snapshot, savedAt: new Date().toISOString(), node: this.env.nodeId },
+          { v: SNAPSHOT_SCHEMA_VERSION, kind: this.kind, key: this.key, snapshot, savedAt: new Date().toISOString(), node: this.env.nodeId, ...(seen && { seen }) },
           this.revision,
         );
         this.savedJson = json;
@@ -360,6 +385,10 @@ export class ActorCell {
     }
     this.env.onRejected(this, reason, encodeJson({ type: message.type, payload: message.payload }));
   }
+}
+
+function recordJson(snapshot: unknown, seen: string[] | null): string {
+  return JSON.stringify([snapshot, seen]);
 }
 
 function sameValue(a: unknown, b: unknown): boolean {

@@ -10,6 +10,8 @@ export interface ActorMessage<P extends Record<string, unknown> = Record<string,
   type: string;
   payload: P;
   replyTo?: string;
+  /** A unique id for messages that may be delivered more than once; the actor applies each id once. */
+  id?: string;
 }
 
 /** What a machine may do to the outside world. Subjects are given without the deployment namespace. */
@@ -40,6 +42,8 @@ export interface ActorFamily {
   persistence?: "snapshot" | "none";
   /** A short human description for debug output. */
   description?: string;
+  /** Start an actor of this kind when a message arrives for a key that has none (default: refuse). */
+  startsOnFirstMessage?: boolean;
 }
 
 export const BUSY_TAG = "busy";

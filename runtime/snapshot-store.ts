@@ -14,6 +14,8 @@ export interface StoredSnapshot {
   snapshot: unknown;
   savedAt: string;
   node: string;
+  /** Ids of the latest messages this state already reflects: a redelivered one is not applied twice. */
+  seen?: string[];
 }
 
 export interface LoadedSnapshot {

@@ -5,9 +5,9 @@ import { workerLifecycle, type ServiceSet } from "./services.ts";
 export function caliopenServices(): ServiceSet {
   return {
     families: [],
-    bindings: ({ supervisors }) => ({
-      imap_worker: workerLifecycle("imap", supervisors.get("imap")),
-      twitter_worker: workerLifecycle("twitter", supervisors.get("twitter")),
+    bindings: (context) => ({
+      imap_worker: workerLifecycle("imap", context),
+      twitter_worker: workerLifecycle("twitter", context),
     }),
   };
 }

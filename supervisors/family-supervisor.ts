@@ -11,6 +11,12 @@ export const RESTART_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000, f
 /** A crash this long after the previous one starts the backoff over. */
 const STABLE_AFTER_MS = 60_000;
 
+/** Where the existence of keyed actors is recorded, so that another node can take them over. */
+export interface ActorDirectory {
+  add(kind: string, key: string, input: Record<string, unknown>): Promise<void>;
+  remove(kind: string, key: string): Promise<void>;
+}
+
 interface CrashHistory {
   attempts: number;
   lastCrashAt: number;
@@ -27,6 +33,7 @@ export class FamilySupervisor implements CellFailureListener {
     private readonly placement: Placement,
     private readonly logger: Logger,
     private readonly policy: BackoffPolicy = RESTART_BACKOFF,
+    private readonly directory: ActorDirectory | null = null,
   ) {
     host.register(family, this);
   }
@@ -39,9 +46,16 @@ export class FamilySupervisor implements CellFailureListener {
   async start(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     this.assertOpen();
     this.assertLocal(key);
+    await this.directory?.add(this.kind, key, input);
     const cell = await this.host.activate(this.kind, key, input);
     this.logger.info({ kind: this.kind, key }, "actor started");
     return cell;
+  }
+
+  /** Starts an actor that already exists (it was running on another node, or before a restart). */
+  async resume(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
+    this.assertOpen();
+    return this.host.activate(this.kind, key, input);
   }
 
   /** Stops the actor, keeping its snapshot, and starts it again so it reads fresh configuration. */
@@ -49,6 +63,7 @@ export class FamilySupervisor implements CellFailureListener {
     this.assertOpen();
     this.assertLocal(key);
     this.forgetCrashes(key);
+    await this.directory?.add(this.kind, key, input);
     await this.host.stop(this.kind, key);
     const cell = await this.host.activate(this.kind, key, input);
     this.logger.info({ kind: this.kind, key }, "actor reloaded");
@@ -58,6 +73,7 @@ export class FamilySupervisor implements CellFailureListener {
   /** Stops the actor and drops its snapshot. Returns false when it was not running. */
   async remove(key: string): Promise<boolean> {
     this.forgetCrashes(key);
+    await this.directory?.remove(this.kind, key);
     const wasRunning = await this.host.stop(this.kind, key, { forget: true });
     this.logger.info({ kind: this.kind, key, wasRunning }, "actor removed");
     return wasRunning;

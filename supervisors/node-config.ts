@@ -17,6 +17,8 @@ export interface NodeConfig {
   /** Replicas of the KV buckets and streams this node creates (3 on a 3-server NATS cluster). */
   replicas: number;
   logLevel: string;
+  /** How many shards keyed actors are spread over; the same on every node of a deployment. */
+  shards: number;
 }
 
 export function defaultNodeId(): string {
@@ -33,6 +35,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     shutdownGraceMs: integer(env, "CALIOPEN_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
     replicas: integer(env, "CALIOPEN_REPLICAS", 1, 1, 5),
     logLevel: nonEmpty(env.LOG_LEVEL) ?? "info",
+    shards: integer(env, "CALIOPEN_SHARDS", 64, 1, 4096),
   };
 }
 

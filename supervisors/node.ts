@@ -13,9 +13,10 @@ import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
 import { CONTRACT, type OrderSpec } from "../actors/contract/contract-table.ts";
-import { FamilySupervisor } from "./family-supervisor.ts";
+import { openCluster } from "./cluster/cluster.ts";
+import type { MembershipTiming } from "./cluster/membership.ts";
+import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
-import { SingleNodePlacement, type Placement } from "./placement.ts";
 import { notAvailable, type ServiceSet } from "./services.ts";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -33,7 +34,12 @@ export interface RunningNode {
   shutdown(reason: string): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, services: ServiceSet, logger: Logger): Promise<RunningNode> {
+export interface NodeTuning {
+  /** Heartbeat and failure-detection timing (tests shorten it). */
+  membership?: MembershipTiming;
+}
+
+export async function startNode(config: NodeConfig, services: ServiceSet, logger: Logger, tuning: NodeTuning = {}): Promise<RunningNode> {
   const startedAt = new Date();
   const log = logger.child({ node: config.nodeId });
   let embedded: EmbeddedNats | null = null;
@@ -55,11 +61,25 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     const snapshots = await SnapshotStore.open(nc, subjects.resource("caliopen_actor_snapshots"), config.replicas);
     const deadLetters = await DeadLetters.open(nc, subjects, config.nodeId, log, config.replicas);
     const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
-    const placement: Placement = new SingleNodePlacement(config.nodeId);
+    const cluster = await openCluster({
+      nc,
+      subjects,
+      nodeId: config.nodeId,
+      host,
+      deadLetters,
+      replicas: config.replicas,
+      shards: config.shards,
+      logger: log,
+      info: { host: hostname(), pid: process.pid, version: VERSION },
+      ...(tuning.membership !== undefined && { timing: tuning.membership }),
+    });
     const supervisors = new Map<string, FamilySupervisor>();
-    for (const family of services.families) supervisors.set(family.kind, new FamilySupervisor(host, family, placement, log));
+    for (const family of services.families) {
+      supervisors.set(family.kind, new FamilySupervisor(host, family, cluster.placement, log, RESTART_BACKOFF, cluster.directory));
+    }
+    await cluster.run(supervisors);
 
-    const bindings = services.bindings({ nc, subjects, host, placement, supervisors });
+    const bindings = services.bindings({ keyed: cluster.keyed, host, supervisors });
     const entryPoints = CONTRACT.map((spec) => {
       const orders: Record<string, OrderRoute> = {};
       for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
@@ -79,6 +99,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
         namespace: config.namespace,
         actors: host.count(),
         kinds: host.kinds(),
+        cluster: cluster.describe(),
         nats: {
           url: redactUrl(natsUrl),
           server: nc.getServer(),
@@ -107,7 +128,10 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
           while (host.anyBusy()) await new Promise((resolve) => setTimeout(resolve, 50));
         });
         if (!finished) log.warn({ graceMs: config.shutdownGraceMs }, "grace period over: stopping with work still running");
+        // Hand this node's shards to the other nodes before going (nothing to do when it is alone).
+        await cluster.leave(Date.now() + config.shutdownGraceMs + 5_000);
         for (const supervisor of supervisors.values()) supervisor.close();
+        await cluster.stop();
         await host.stopAll();
         debug.stop();
         await nc.drain().catch(() => undefined);

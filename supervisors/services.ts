@@ -5,12 +5,14 @@ import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { OrderHandler } from "../runtime/entry-point.ts";
 import type { SubjectSpec } from "../actors/contract/contract-table.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
+import type { ActorHost } from "../runtime/actor-host.ts";
 import type { RouterDeps } from "./actor-router.ts";
 
 /** subject → order → handler */
 export type Bindings = Record<string, Record<string, OrderHandler>>;
 
 export interface ServiceContext extends RouterDeps {
+  host: ActorHost;
   supervisors: ReadonlyMap<string, FamilySupervisor>;
 }
 
@@ -30,8 +32,12 @@ export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
   };
 }
 
-/** add_worker / reload_worker / remove_worker for a family keyed by remote_id. */
-export function workerLifecycle(kind: string, supervisor: FamilySupervisor | undefined): Record<string, OrderHandler> {
+/**
+ * add_worker / reload_worker / remove_worker for a family keyed by remote_id: queued for the node that
+ * owns the key, which starts, reloads or removes the actor.
+ */
+export function workerLifecycle(kind: string, context: ServiceContext): Record<string, OrderHandler> {
+  const supervisor = context.supervisors.get(kind);
   const refuse: OrderHandler = (payload, context) => {
     throw new ServiceUnavailable(
       `${kind} worker actors are not implemented yet: ${context.order} for remote_id "${String(payload.remote_id)}" refused`,
@@ -39,9 +45,10 @@ export function workerLifecycle(kind: string, supervisor: FamilySupervisor | und
   };
   if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
   const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
+  const key = (payload: Record<string, unknown>) => String(payload.remote_id);
   return {
-    add_worker: async (payload) => void (await supervisor.start(String(payload.remote_id), input(payload))),
-    reload_worker: async (payload) => void (await supervisor.reload(String(payload.remote_id), input(payload))),
-    remove_worker: async (payload) => void (await supervisor.remove(String(payload.remote_id))),
+    add_worker: async (payload) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload) })),
+    reload_worker: async (payload) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload) })),
+    remove_worker: async (payload) => void (await context.keyed.publish("remove", kind, key(payload))),
   };
 }

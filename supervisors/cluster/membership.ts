@@ -30,6 +30,7 @@ export type MembershipEvent = { type: "changed"; live: string[] } | { type: "fen
 
 export class Membership {
   private readonly members = new Map<string, Member>();
+  private readonly revisions = new Map<string, number>();
   private readonly listeners = new Set<(event: MembershipEvent) => void>();
   private live: string[] = [];
   private leaving = false;
@@ -52,11 +53,18 @@ export class Membership {
 
   async start(): Promise<void> {
     await this.heartbeat();
-    const watcher = await this.kv.watch();
+    // Updates first, then the current entries: nothing is missed, and revisions sort out the overlap.
+    const watcher = await this.kv.watch({ include: "updates" });
     this.watchStop = () => watcher.stop();
     void (async () => {
-      for await (const entry of watcher) this.observe(entry.key, entry.operation, entry.value);
+      for await (const entry of watcher) this.observe(entry.key, entry.operation, entry.value, entry.revision);
     })();
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys()) keys.push(key);
+    for (const key of keys) {
+      const entry = await this.kv.get(key);
+      if (entry !== null) this.observe(entry.key, entry.operation, entry.value, entry.revision);
+    }
     this.timers.push(setInterval(() => void this.heartbeat(), this.timing.heartbeatMs));
     this.timers.push(setInterval(() => this.check(), Math.min(100, this.timing.heartbeatMs)));
     this.check();
@@ -70,6 +78,22 @@ export class Membership {
   /** Live nodes that are not leaving, sorted: the candidates for owning shards. */
   liveNodes(): string[] {
     return this.live;
+  }
+
+  /** Known = has a heartbeat entry. A node that left cleanly, or died long ago, is not known. */
+  isKnown(node: string): boolean {
+    return this.members.has(node);
+  }
+
+  /**
+   * Reads the node's heartbeat entry directly: a node writes its heartbeat before it claims anything,
+   * so a claim seen before the heartbeat (two watchers, no order between them) is not taken for an
+   * abandoned one.
+   */
+  async confirmGone(node: string): Promise<boolean> {
+    const entry = await this.kv.get(node);
+    if (entry !== null) this.observe(entry.key, entry.operation, entry.value, entry.revision);
+    return entry === null || entry.operation !== "PUT";
   }
 
   isAlive(node: string): boolean {
@@ -126,7 +150,10 @@ export class Membership {
     this.check();
   }
 
-  private observe(node: string, operation: string, value: Uint8Array): void {
+  private observe(node: string, operation: string, value: Uint8Array, revision: number): void {
+    const lastRevision = this.revisions.get(node) ?? 0;
+    if (revision <= lastRevision) return;
+    this.revisions.set(node, revision);
     if (operation !== "PUT") {
       if (this.members.delete(node)) this.logger.info({ member: node }, "node left");
       this.recompute();

@@ -13,10 +13,11 @@ export interface CounterContext {
   deadlines: Deadlines;
 }
 
-export function counterFamily(kind = "counter", persistence: "snapshot" | "none" = "snapshot"): ActorFamily {
+export function counterFamily(kind = "counter", persistence: "snapshot" | "none" = "snapshot", startsOnFirstMessage = false): ActorFamily {
   return {
     kind,
     persistence,
+    startsOnFirstMessage,
     description: "test counter",
     createMachine: (ports: ActorPorts) =>
       setup({

@@ -3,11 +3,19 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../runtime/logger.ts";
-import { startNode, type RunningNode } from "../../supervisors/node.ts";
+import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/node.ts";
 import type { NodeConfig } from "../../supervisors/node-config.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 
-export async function startTestNode(natsUrl: string, services: ServiceSet, overrides: Partial<NodeConfig> = {}): Promise<RunningNode> {
+/** Heartbeats and failure detection shortened so that tests of failover run quickly. */
+export const FAST_MEMBERSHIP = { heartbeatMs: 100, fenceAfterMs: 500, deadAfterMs: 800 };
+
+export async function startTestNode(
+  natsUrl: string,
+  services: ServiceSet,
+  overrides: Partial<NodeConfig> = {},
+  tuning: NodeTuning = { membership: FAST_MEMBERSHIP },
+): Promise<RunningNode> {
   const config: NodeConfig = {
     natsUrl,
     natsPort: 0,
@@ -17,7 +25,8 @@ export async function startTestNode(natsUrl: string, services: ServiceSet, overr
     shutdownGraceMs: 2_000,
     replicas: 1,
     logLevel: "silent",
+    shards: 8,
     ...overrides,
   };
-  return startNode(config, services, silentLogger());
+  return startNode(config, services, silentLogger(), tuning);
 }

@@ -18,9 +18,9 @@ test.after(async (ctx) => {
 });
 
 const counters: ServiceSet = {
-  families: [counterFamily("counter")],
+  families: [counterFamily("counter", "snapshot", true)],
   // Route IMAPfetcher sync to counter actors, to show an entry point activating and feeding an actor.
-  bindings: (deps) => ({ IMAPfetcher: { sync: routeToActor(deps, { kind: "counter", keyField: "remote_id", activate: true }) } }),
+  bindings: (deps) => ({ IMAPfetcher: { sync: routeToActor(deps, { kind: "counter", keyField: "remote_id" }) } }),
 };
 
 test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
@@ -82,21 +82,27 @@ test("after a node restart, actors come back from their snapshots with their pen
   const first = await startTestNode(nats.url, counters, { nodeId: "node-before" });
   const cell = await first.supervisors.get("counter")!.start("durable");
   cell.deliver({ type: "inc", payload: { by: 4 } });
-  const at = Date.now() + 800;
+  const at = Date.now() + 3_000;
   cell.deliver({ type: "schedule", payload: { at } });
   await first.shutdown("restart");
+  assert.ok(Date.now() < at - 500, "the first node stopped well before the deadline");
 
   const client = await nats.connect();
-  const fired = client.subscribe("test.fired", { max: 1 });
+  const fired: number[] = [];
+  client.subscribe("test.fired", {
+    callback: (_err, msg) => {
+      const event = decodeJson(msg.data);
+      if (event.ok) fired.push((event.value as { at: number }).at);
+    },
+  });
   const second = await startTestNode(nats.url, counters, { nodeId: "node-after" });
-  const restored = await second.supervisors.get("counter")!.start("durable");
+  // The actor was registered: the new node resumes it without being asked.
+  const restored = await waitFor("actor resumed", () => second.host.get("counter", "durable"));
   assert.ok(restored.summary().deadlines["tick.due"], "deadline restored");
   const answer = decodeJson((await client.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
   assert.ok(answer.ok && (answer.value as { count: number }).count === 4);
-  for await (const msg of fired) {
-    const event = decodeJson(msg.data);
-    assert.ok(event.ok && (event.value as { at: number }).at === at);
-  }
+  await waitFor("deadline fired", () => fired.length > 0, 5_000);
+  assert.equal(fired, [at]);
   assert.ok(Date.now() >= at);
   await second.shutdown("test");
 });

@@ -1,0 +1,134 @@
+// The pieces that spread keyed actors over the live nodes, assembled in two steps: `openCluster` joins
+// the membership and opens the buckets and the order stream (what supervisors need to be built);
+// `run` then starts consuming shards with those supervisors and waits for the first reconciliation.
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { ActorHost } from "../../runtime/actor-host.ts";
+import type { DeadLetters } from "../../runtime/dead-letters.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { Requester } from "../../runtime/requester.ts";
+import { StartupError } from "../../runtime/startup-error.ts";
+import type { Subjects } from "../../runtime/subjects.ts";
+import type { ActorDirectory, FamilySupervisor } from "../family-supervisor.ts";
+import { ActorRegistry } from "./actor-registry.ts";
+import { ClusterPlacement } from "./cluster-placement.ts";
+import { KeyedOrders, type ForwardedMessage } from "./keyed-orders.ts";
+import { DEFAULT_TIMING, Membership, type MembershipTiming } from "./membership.ts";
+import { OrderStream } from "./order-stream.ts";
+import { shardOf } from "./rendezvous.ts";
+import { ShardAssignments } from "./shard-assignments.ts";
+import { ShardCoordinator } from "./shard-coordinator.ts";
+import { ShardRunner } from "./shard-runner.ts";
+
+export interface ClusterOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  nodeId: string;
+  host: ActorHost;
+  deadLetters: DeadLetters;
+  replicas: number;
+  shards: number;
+  logger: Logger;
+  info: Record<string, unknown>;
+  timing?: MembershipTiming;
+}
+
+export interface Cluster {
+  readonly placement: ClusterPlacement;
+  readonly directory: ActorDirectory;
+  readonly keyed: KeyedOrders;
+  readonly membership: Membership;
+  /** Starts running shards with these supervisors; resolves after the first reconciliation. */
+  run(supervisors: ReadonlyMap<string, FamilySupervisor>): Promise<void>;
+  /** Hands every shard to the other live nodes (graceful leave); resolves when none is left or at the deadline. */
+  leave(deadline: number): Promise<void>;
+  /** Stops shards and membership (actors are stopped by the host). */
+  stop(): Promise<void>;
+  describe(): Record<string, unknown>;
+}
+
+export async function openCluster(options: ClusterOptions): Promise<Cluster> {
+  const { nc, subjects, nodeId, host, logger, replicas } = options;
+  const kvm = new Kvm(nc);
+  const nodesKv = await kvm.create(subjects.resource("caliopen_nodes"), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
+  const shardsKv = await kvm.create(subjects.resource("caliopen_shards"), { history: 1, replicas });
+  const registryKv = await kvm.create(subjects.resource("caliopen_actor_registry"), { history: 1, replicas });
+  await checkShardCount(shardsKv, options.shards);
+  const orders = await OrderStream.open(nc, subjects, replicas);
+
+  const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING);
+  const assignments = new ShardAssignments(shardsKv, options.shards, logger);
+  const registry = new ActorRegistry(registryKv);
+  let runner: ShardRunner | null = null;
+  let coordinator: ShardCoordinator | null = null;
+  let inbox: Subscription | null = null;
+  const requester = new Requester(nc);
+  const keyed = new KeyedOrders(orders, assignments, host, () => runner, requester, subjects, nodeId, options.shards);
+  const placement = new ClusterPlacement(assignments, () => runner, options.shards);
+  const directory: ActorDirectory = {
+    add: (kind, key, input) => registry.add(shardOf(kind, key, options.shards), { kind, key, input }),
+    remove: (kind, key) => registry.remove(shardOf(kind, key, options.shards), kind, key),
+  };
+  await assignments.start();
+  await membership.start();
+
+  return {
+    placement,
+    directory,
+    keyed,
+    membership,
+    async run(supervisors) {
+      const activateOnOrder = new Set([...supervisors.values()].filter((s) => s.family.startsOnFirstMessage === true).map((s) => s.kind));
+      runner = new ShardRunner({ host, supervisors, registry, orders, deadLetters: options.deadLetters, shards: options.shards, logger, activateOnOrder });
+      inbox = nc.subscribe(KeyedOrders.inboxSubject(subjects, nodeId), {
+        callback: (err, msg) => {
+          if (err !== null) return;
+          const decoded = decodeJson(msg.data);
+          const answer = decoded.ok && isJsonObject(decoded.value) ? keyed.acceptHere(decoded.value as unknown as ForwardedMessage) : { accepted: false, error: "unreadable forwarded message" };
+          msg.respond(encodeJson(answer));
+        },
+      });
+      coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }));
+      coordinator.start();
+      await coordinator.idle();
+    },
+    async leave(deadline) {
+      if (coordinator === null) return;
+      await membership.leave();
+      coordinator.poke();
+      while (Date.now() < deadline && coordinator.ownedShards().length > 0 && membership.liveNodes().length > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        coordinator.poke();
+      }
+      await coordinator.idle();
+    },
+    async stop() {
+      await coordinator?.close();
+      inbox?.unsubscribe();
+      await runner?.stopAll();
+      requester.close();
+      assignments.stop();
+      await membership.stop();
+    },
+    describe() {
+      return {
+        shards: options.shards,
+        ownedShards: runner?.owned().length ?? 0,
+        liveNodes: membership.liveNodes(),
+        healthy: membership.healthy,
+      };
+    },
+  };
+}
+
+/** Every node of a deployment must hash keys to the same shards. */
+async function checkShardCount(kv: Awaited<ReturnType<Kvm["create"]>>, shards: number): Promise<void> {
+  // The first node writes the count; a node racing it reads the winner's.
+  await kv.create("config", encodeJson({ shards })).catch(() => undefined);
+  const entry = await kv.get("config");
+  if (entry === null) throw new StartupError("cannot read the deployment's shard count from NATS");
+  const decoded = decodeJson(entry.value);
+  const stored = decoded.ok && isJsonObject(decoded.value) ? Number(decoded.value.shards) : NaN;
+  if (stored !== shards) throw new StartupError(`this deployment uses ${stored} shards but this node was configured with ${shards} (CALIOPEN_SHARDS)`);
+}

@@ -1,0 +1,88 @@
+// Sends orders to keyed actors wherever they live. Published orders go through the durable order
+// stream (delivered at least once, applied once). Requests are forwarded to the owning node's inbox so
+// the actor answers the requester directly; while the actor moves between nodes, the forward is retried
+// until a node takes it, and the requester gets a clear, retryable error if none does in time.
+import { randomUUID } from "node:crypto";
+import type { ActorHost } from "../../runtime/actor-host.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { failure, type Reply } from "../../runtime/reply.ts";
+import type { Requester } from "../../runtime/requester.ts";
+import type { Subjects } from "../../runtime/subjects.ts";
+import type { KeyedOperation, OrderStream } from "./order-stream.ts";
+import { shardOf } from "./rendezvous.ts";
+import type { ShardAssignments } from "./shard-assignments.ts";
+import type { ShardRunner } from "./shard-runner.ts";
+
+export interface ForwardedMessage {
+  kind: string;
+  key: string;
+  message: { type: string; payload: Record<string, unknown> };
+  replyTo?: string;
+}
+
+/** What a node answers when asked to hand a message to one of its actors. */
+export type InboxAnswer = { accepted: true } | { accepted: false; moved: true } | { accepted: false; error: string };
+
+const FORWARD_BUDGET_MS = 5_000;
+const FORWARD_ATTEMPT_MS = 1_000;
+const FORWARD_PAUSE_MS = 100;
+
+export class KeyedOrders {
+  constructor(
+    private readonly orders: OrderStream,
+    private readonly assignments: ShardAssignments,
+    private readonly host: ActorHost,
+    private readonly runner: () => ShardRunner | null,
+    private readonly requester: Requester,
+    private readonly subjects: Subjects,
+    private readonly nodeId: string,
+    readonly shards: number,
+  ) {}
+
+  static inboxSubject(subjects: Subjects, nodeId: string): string {
+    return subjects.wire(`caliopen.node.${nodeId}.deliver`);
+  }
+
+  /** Queues an order for the actor's owner; resolves once it is stored. */
+  async publish(op: KeyedOperation, kind: string, key: string, extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"] } = {}): Promise<void> {
+    await this.orders.publish(shardOf(kind, key, this.shards), { id: randomUUID(), op, kind, key, ...extra });
+  }
+
+  /**
+   * Hands a request to the actor, on whichever node owns it. Returns a failure reply when the actor does
+   * not exist or could not be reached in time; undefined when the actor took it (and will answer).
+   */
+  async forward(forwarded: ForwardedMessage): Promise<Reply | undefined> {
+    const shard = shardOf(forwarded.kind, forwarded.key, this.shards);
+    const deadline = Date.now() + FORWARD_BUDGET_MS;
+    let last = "no node owns it";
+    while (Date.now() < deadline) {
+      const owner = this.assignments.get(shard)?.node;
+      let answer: InboxAnswer | null = null;
+      if (owner === this.nodeId) answer = this.acceptHere(forwarded);
+      else if (owner !== undefined) answer = await this.askNode(owner, forwarded).catch((err: Error) => ((last = err.message), null));
+      if (answer?.accepted) return undefined;
+      if (answer !== null && "error" in answer) return failure(answer.error);
+      if (answer !== null) last = `node ${owner} no longer owns it`;
+      await new Promise((resolve) => setTimeout(resolve, FORWARD_PAUSE_MS));
+    }
+    return failure(`${forwarded.kind}/${forwarded.key} is moving between nodes (${last}); try again`);
+  }
+
+  /** The node inbox's answer for a message that arrived here. */
+  acceptHere(forwarded: ForwardedMessage): InboxAnswer {
+    const runner = this.runner();
+    if (runner === null || !runner.isRunning(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
+    const cell = this.host.get(forwarded.kind, forwarded.key);
+    if (cell === undefined) return { accepted: false, error: `no ${forwarded.kind} actor for "${forwarded.key}"` };
+    cell.deliver({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
+    return { accepted: true };
+  }
+
+  private async askNode(node: string, forwarded: ForwardedMessage): Promise<InboxAnswer> {
+    const reply = await this.requester.request(KeyedOrders.inboxSubject(this.subjects, node), encodeJson(forwarded), FORWARD_ATTEMPT_MS);
+    const decoded = decodeJson(reply.data);
+    if (!decoded.ok || !isJsonObject(decoded.value)) throw new Error(`node ${node} answered something unreadable`);
+    return decoded.value as unknown as InboxAnswer;
+  }
+}

@@ -1,0 +1,146 @@
+// Runs the shards this node owns. Starting a shard resumes every actor registered in it and consumes
+// the shard's keyed orders, one at a time so that an actor's lifecycle orders and its other orders keep
+// their order. Stopping a shard stops consuming, hands the orders it had not handled back to the stream,
+// and stops the shard's actors once their last state is saved.
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { ActorHost } from "../../runtime/actor-host.ts";
+import type { DeadLetters } from "../../runtime/dead-letters.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import type { FamilySupervisor } from "../family-supervisor.ts";
+import type { ActorRegistry } from "./actor-registry.ts";
+import type { KeyedOrder, OrderStream } from "./order-stream.ts";
+import { shardOf } from "./rendezvous.ts";
+
+export interface ShardRunnerDeps {
+  host: ActorHost;
+  supervisors: ReadonlyMap<string, FamilySupervisor>;
+  registry: ActorRegistry;
+  orders: OrderStream;
+  deadLetters: DeadLetters;
+  shards: number;
+  logger: Logger;
+  /** Kinds whose actors start on their first order (otherwise such an order is refused). */
+  activateOnOrder: ReadonlySet<string>;
+}
+
+interface RunningShard {
+  shard: number;
+  messages: ConsumerMessages | null;
+  stopping: boolean;
+  /** Orders are handled one after the other. */
+  chain: Promise<void>;
+}
+
+const RESUME_CONCURRENCY = 32;
+
+export class ShardRunner {
+  private readonly running = new Map<number, RunningShard>();
+
+  constructor(private readonly deps: ShardRunnerDeps) {}
+
+  owned(): number[] {
+    return [...this.running.keys()].sort((a, b) => a - b);
+  }
+
+  isRunning(shard: number): boolean {
+    return this.running.has(shard);
+  }
+
+  async start(shard: number): Promise<void> {
+    if (this.running.has(shard)) return;
+    const state: RunningShard = { shard, messages: null, stopping: false, chain: Promise.resolve() };
+    this.running.set(shard, state);
+    const actors = await this.deps.registry.list(shard);
+    for (let i = 0; i < actors.length && !state.stopping; i += RESUME_CONCURRENCY) {
+      await Promise.all(
+        actors.slice(i, i + RESUME_CONCURRENCY).map(async (actor) => {
+          const supervisor = this.deps.supervisors.get(actor.kind);
+          if (supervisor === undefined) return this.deps.logger.warn({ kind: actor.kind, key: actor.key }, "registered actor of a kind this node does not run");
+          await supervisor.resume(actor.key, actor.input).catch((err: Error) => {
+            this.deps.logger.error({ kind: actor.kind, key: actor.key, err: err.message }, "could not resume actor");
+          });
+        }),
+      );
+    }
+    if (state.stopping) return;
+    const consumer = await this.deps.orders.consumer(shard);
+    state.messages = await consumer.consume({
+      max_messages: 256,
+      callback: (msg) => {
+        if (state.stopping) return msg.nak();
+        state.chain = state.chain.then(() => this.handle(state, msg));
+      },
+    });
+    this.deps.logger.debug({ shard, actors: actors.length }, "shard started");
+  }
+
+  async stop(shard: number): Promise<void> {
+    const state = this.running.get(shard);
+    if (state === undefined) return;
+    state.stopping = true;
+    await state.messages?.close().catch(() => undefined);
+    await state.chain;
+    const cells = this.deps.host.list().filter((cell) => shardOf(cell.kind, cell.key, this.deps.shards) === shard);
+    await Promise.all(cells.map((cell) => this.deps.host.stop(cell.kind, cell.key)));
+    this.running.delete(shard);
+    this.deps.logger.debug({ shard, actors: cells.length }, "shard stopped");
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.owned().map((shard) => this.stop(shard)));
+  }
+
+  private async handle(state: RunningShard, msg: JsMsg): Promise<void> {
+    if (state.stopping) return msg.nak();
+    const decoded = decodeJson(msg.data);
+    const order = decoded.ok && isJsonObject(decoded.value) ? (decoded.value as unknown as KeyedOrder) : null;
+    if (order === null || typeof order.kind !== "string" || typeof order.key !== "string") {
+      this.deps.deadLetters.record(msg.subject, "malformed keyed order", msg.data);
+      return msg.ack();
+    }
+    const supervisor = this.deps.supervisors.get(order.kind);
+    if (supervisor === undefined) {
+      this.deps.deadLetters.record(msg.subject, `no ${order.kind} actors run on this deployment`, msg.data);
+      return msg.ack();
+    }
+    try {
+      switch (order.op) {
+        case "start":
+          await supervisor.start(order.key, order.input ?? {});
+          return msg.ack();
+        case "reload":
+          await supervisor.reload(order.key, order.input ?? {});
+          return msg.ack();
+        case "remove":
+          await supervisor.remove(order.key);
+          return msg.ack();
+        case "deliver":
+          return await this.deliver(supervisor, order, msg);
+        default:
+          this.deps.deadLetters.record(msg.subject, `unknown keyed operation "${String(order.op)}"`, msg.data);
+          return msg.ack();
+      }
+    } catch (err) {
+      // A failure of our own (e.g. the store is unreachable): let the stream give it to us again later.
+      this.deps.logger.warn({ kind: order.kind, key: order.key, op: order.op, err: (err as Error).message }, "keyed order failed, will be redelivered");
+      msg.nak(1_000);
+    }
+  }
+
+  private async deliver(supervisor: FamilySupervisor, order: KeyedOrder, msg: JsMsg): Promise<void> {
+    let cell = this.deps.host.get(order.kind, order.key);
+    if (cell === undefined) {
+      if (!this.deps.activateOnOrder.has(order.kind)) {
+        this.deps.deadLetters.record(msg.subject, `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`, encodeJson(order.message ?? {}));
+        return msg.ack();
+      }
+      cell = await supervisor.start(order.key, {});
+    }
+    const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
+    cell.deliver(message, (outcome) => {
+      if (outcome === "done") msg.ack();
+      else msg.nak();
+    });
+  }
+}
