@@ -34,6 +34,13 @@ export function counterFamily(kind = "counter", persistence: "snapshot" | "none"
           idle: {
             on: {
               inc: { actions: assign({ count: ({ context, event }) => context.count + (Number(event.payload.by) || 1) }) },
+              // What contract orders routed to this family look like: counted, and announced.
+              sync: {
+                actions: [
+                  assign({ count: ({ context }) => context.count + 1 }),
+                  ({ context }) => ports.publish("test.synced", { key: context.key, count: context.count }),
+                ],
+              },
               get: { actions: ({ context, event }) => ports.reply(event.replyTo, ok("count", { count: context.count })) },
               crash: {
                 actions: () => {

@@ -1,0 +1,15 @@
+// The services test clusters run: counter actors keyed by remote_id, added by add_worker on
+// imap_worker and fed `sync` orders on IMAPfetcher, as the IMAP workers will be.
+import { routeToActor } from "../../supervisors/actor-router.ts";
+import { workerLifecycle, type ServiceSet } from "../../supervisors/services.ts";
+import { counterFamily } from "./counter-family.ts";
+
+export function clusterTestServices(): ServiceSet {
+  return {
+    families: [counterFamily("counter")],
+    bindings: (context) => ({
+      imap_worker: workerLifecycle("counter", context),
+      IMAPfetcher: { sync: routeToActor(context, { kind: "counter", keyField: "remote_id" }) },
+    }),
+  };
+}
