@@ -50,6 +50,8 @@ export interface ActorSummary {
   state: unknown;
   since: string;
   restarts: number;
+  /** When this node activated the actor. */
+  activeSince: string;
   busy: boolean;
   lastError: { message: string; at: string } | null;
   deadlines: Record<string, string>;
@@ -67,6 +69,7 @@ export class ActorCell {
   lastError: { message: string; at: number } | null = null;
   private stateValue: unknown = null;
   private since = Date.now();
+  private activatedAt = Date.now();
   private actor: AnyActorRef | null = null;
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
@@ -112,6 +115,7 @@ export class ActorCell {
         this.savedJson = recordJson(loaded.record.snapshot, this.seen);
       }
     }
+    this.activatedAt = Date.now();
     this.subscription = this.env.nc.subscribe(this.subject, {
       callback: (err, msg) => {
         if (err === null) this.onNatsMessage(msg);
@@ -224,6 +228,7 @@ export class ActorCell {
       state: this.stateValue,
       since: new Date(this.since).toISOString(),
       restarts: this.restarts,
+      activeSince: new Date(this.activatedAt).toISOString(),
       busy: this.busy,
       lastError: this.lastError === null ? null : { message: this.lastError.message, at: new Date(this.lastError.at).toISOString() },
       deadlines,

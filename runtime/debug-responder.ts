@@ -58,6 +58,7 @@ export class DebugResponder {
     const cells = this.host.list().filter((cell) => kind === undefined || cell.kind === kind);
     return {
       node: this.nodeId,
+      at: new Date().toISOString(),
       total: cells.length,
       offset,
       actors: cells.slice(offset, offset + limit).map((cell) => cell.summary()),
