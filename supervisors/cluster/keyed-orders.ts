@@ -4,6 +4,7 @@
 // until a node takes it, and the requester gets a clear, retryable error if none does in time.
 import { randomUUID } from "node:crypto";
 import type { ActorHost } from "../../runtime/actor-host.ts";
+import { backoffDelay } from "../../runtime/backoff.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { failure, type Reply } from "../../runtime/reply.ts";
 import type { Requester } from "../../runtime/requester.ts";
@@ -24,8 +25,11 @@ export interface ForwardedMessage {
 export type InboxAnswer = { accepted: true } | { accepted: false; moved: true } | { accepted: false; error: string };
 
 const FORWARD_BUDGET_MS = 5_000;
+/** A stream that is electing a leader (a NATS server was lost) answers again within seconds. */
+const PUBLISH_BUDGET_MS = 30_000;
 const FORWARD_ATTEMPT_MS = 1_000;
 const FORWARD_PAUSE_MS = 100;
+const PUBLISH_RETRY = { initialMs: 100, maxMs: 2_000, factor: 2, jitter: 0.2 };
 
 export class KeyedOrders {
   constructor(
@@ -43,9 +47,22 @@ export class KeyedOrders {
     return subjects.wire(`caliopen.node.${nodeId}.deliver`);
   }
 
-  /** Queues an order for the actor's owner; resolves once it is stored. */
+  /**
+   * Queues an order for the actor's owner; resolves once it is stored. Retried while the stream is
+   * unavailable: the order id makes a retry that did reach the stream a no-op.
+   */
   async publish(op: KeyedOperation, kind: string, key: string, extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"] } = {}): Promise<void> {
-    await this.orders.publish(shardOf(kind, key, this.shards), { id: randomUUID(), op, kind, key, ...extra });
+    const order = { id: randomUUID(), op, kind, key, ...extra };
+    const shard = shardOf(kind, key, this.shards);
+    const deadline = Date.now() + PUBLISH_BUDGET_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.orders.publish(shard, order);
+      } catch (err) {
+        if (Date.now() >= deadline) throw new Error(`could not queue the order for ${kind}/${key}: ${(err as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(PUBLISH_RETRY, attempt)));
+      }
+    }
   }
 
   /**

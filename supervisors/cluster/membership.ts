@@ -31,6 +31,10 @@ export type MembershipEvent = { type: "changed"; live: string[] } | { type: "fen
 export class Membership {
   private readonly members = new Map<string, Member>();
   private readonly revisions = new Map<string, number>();
+  // This node's own heartbeats, as seen through the watch: proof that the watch itself is current.
+  private lastSelfSeen = -Infinity;
+  private watchStartedAt = -Infinity;
+  private rewatching = false;
   private readonly listeners = new Set<(event: MembershipEvent) => void>();
   private live: string[] = [];
   private leaving = false;
@@ -53,21 +57,30 @@ export class Membership {
 
   async start(): Promise<void> {
     await this.heartbeat();
-    // Updates first, then the current entries: nothing is missed, and revisions sort out the overlap.
+    await this.watch();
+    this.timers.push(setInterval(() => void this.heartbeat(), this.timing.heartbeatMs));
+    this.timers.push(setInterval(() => this.check(), Math.min(100, this.timing.heartbeatMs)));
+    this.check();
+  }
+
+  /**
+   * Watches the heartbeats: updates first, then the current entries, so nothing is missed (revisions
+   * sort out the overlap). Called again when the watch has stalled.
+   */
+  private async watch(): Promise<void> {
+    this.watchStop?.();
     const watcher = await this.kv.watch({ include: "updates" });
     this.watchStop = () => watcher.stop();
+    this.watchStartedAt = performance.now();
     void (async () => {
       for await (const entry of watcher) this.observe(entry.key, entry.operation, entry.value, entry.revision);
-    })();
+    })().catch(() => undefined);
     const keys: string[] = [];
     for await (const key of await this.kv.keys()) keys.push(key);
     for (const key of keys) {
       const entry = await this.kv.get(key);
       if (entry !== null) this.observe(entry.key, entry.operation, entry.value, entry.revision);
     }
-    this.timers.push(setInterval(() => void this.heartbeat(), this.timing.heartbeatMs));
-    this.timers.push(setInterval(() => this.check(), Math.min(100, this.timing.heartbeatMs)));
-    this.check();
   }
 
   on(listener: (event: MembershipEvent) => void): () => void {
@@ -115,7 +128,28 @@ export class Membership {
    * must first see the others' heartbeats again before taking anything over.
    */
   get mayTakeOver(): boolean {
-    return !this.fenced && performance.now() - this.healthySince >= this.timing.deadAfterMs;
+    const now = performance.now();
+    return !this.fenced && now - this.healthySince >= this.timing.deadAfterMs && this.watchIsCurrent(now);
+  }
+
+  /** A watch that stopped delivering would make every other node look dead: trust it only while it shows our own beats. */
+  private watchIsCurrent(now: number): boolean {
+    return now - this.lastSelfSeen < this.timing.fenceAfterMs;
+  }
+
+  /**
+   * Before taking a silent node's shards: read its heartbeat directly. If it moved on since we last saw
+   * it, our watch was lagging and the node is alive.
+   */
+  async confirmSilent(node: string): Promise<boolean> {
+    const before = this.revisions.get(node) ?? 0;
+    const entry = await this.kv.get(node);
+    if (entry === null || entry.operation !== "PUT") return true;
+    if (entry.revision > before) {
+      this.observe(entry.key, entry.operation, entry.value, entry.revision);
+      return false;
+    }
+    return true;
   }
 
   /** Announces that this node is leaving: the others stop counting it as an owner. */
@@ -161,6 +195,7 @@ export class Membership {
     }
     const decoded = decodeJson(value);
     const body = decoded.ok && isJsonObject(decoded.value) ? decoded.value : {};
+    if (node === this.nodeId) this.lastSelfSeen = performance.now();
     const known = this.members.get(node);
     const leaving = body.leaving === true;
     if (known === undefined) this.logger.info({ member: node }, "node seen");
@@ -181,6 +216,14 @@ export class Membership {
       this.fenced = true;
       this.logger.error({ fenceAfterMs: this.timing.fenceAfterMs }, "own heartbeat not renewed: fencing this node off");
       this.emit({ type: "fenced" });
+    }
+    if (!this.fenced && !this.watchIsCurrent(now) && now - this.watchStartedAt > this.timing.fenceAfterMs && !this.rewatching) {
+      // Our beats are written but not seen: the watch stalled (e.g. its stream moved to another server).
+      this.rewatching = true;
+      this.logger.warn("heartbeat watch stalled: watching again");
+      void this.watch()
+        .catch((err: Error) => this.logger.warn({ err: err.message }, "could not watch heartbeats again"))
+        .finally(() => (this.rewatching = false));
     }
     for (const member of this.members.values()) {
       if (member.node !== this.nodeId && now - member.lastSeen >= this.timing.deadAfterMs * 4) {

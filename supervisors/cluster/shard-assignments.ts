@@ -27,7 +27,12 @@ export class ShardAssignments {
     this.stopWatch = () => watcher.stop();
     void (async () => {
       for await (const entry of watcher) this.apply(entry.key, entry.operation, entry.value, entry.revision);
-    })();
+    })().catch(() => undefined);
+    await this.refresh();
+  }
+
+  /** Reads every shard's entry directly. */
+  async refresh(): Promise<void> {
     await Promise.all(
       Array.from({ length: this.shards }, async (_, shard) => {
         const entry = await this.kv.get(keyOf(shard));

@@ -29,7 +29,10 @@ export class ShardCoordinator {
   start(): void {
     this.unsubscribe.push(this.membership.on(() => this.poke()));
     this.unsubscribe.push(this.assignments.on(() => this.poke()));
-    this.timer = setInterval(() => this.poke(), SWEEP_MS);
+    this.timer = setInterval(() => {
+      // The sweep also re-reads ownership directly, in case the assignments watch lags.
+      void this.assignments.refresh().catch(() => undefined).finally(() => this.poke());
+    }, SWEEP_MS);
     this.poke();
   }
 
@@ -111,6 +114,7 @@ export class ShardCoordinator {
       if (gone || silent) {
         starts.push(async () => {
           if (gone && current !== undefined && !(await this.membership.confirmGone(current.node))) return;
+          if (silent && current !== undefined && !(await this.membership.confirmSilent(current.node))) return;
           if (await this.assignments.transfer(shard, me, current)) {
             if (current !== undefined) this.logger.info({ shard, from: current.node }, "shard taken over");
             await this.runner.start(shard);

@@ -47,26 +47,41 @@ export class ShardRunner {
     return this.running.has(shard);
   }
 
+  /** Starts the shard; on failure nothing of it is left running and the caller may try again. */
   async start(shard: number): Promise<void> {
     if (this.running.has(shard)) return;
     const state: RunningShard = { shard, messages: null, stopping: false, chain: Promise.resolve() };
     this.running.set(shard, state);
+    try {
+      await this.resumeAndConsume(state);
+    } catch (err) {
+      this.deps.logger.warn({ shard, err: (err as Error).message }, "shard could not start, will retry");
+      await this.stop(shard);
+      throw err;
+    }
+  }
+
+  private async resumeAndConsume(state: RunningShard): Promise<void> {
+    const shard = state.shard;
     const actors = await this.deps.registry.list(shard);
+    const failures: string[] = [];
     for (let i = 0; i < actors.length && !state.stopping; i += RESUME_CONCURRENCY) {
       await Promise.all(
         actors.slice(i, i + RESUME_CONCURRENCY).map(async (actor) => {
           const supervisor = this.deps.supervisors.get(actor.kind);
           if (supervisor === undefined) return this.deps.logger.warn({ kind: actor.kind, key: actor.key }, "registered actor of a kind this node does not run");
-          await supervisor.resume(actor.key, actor.input).catch((err: Error) => {
-            this.deps.logger.error({ kind: actor.kind, key: actor.key, err: err.message }, "could not resume actor");
-          });
+          await supervisor.resume(actor.key, actor.input).catch((err: Error) => failures.push(`${actor.kind}/${actor.key}: ${err.message}`));
         }),
       );
     }
+    if (failures.length > 0) throw new Error(`${failures.length} actor(s) could not be resumed, first: ${failures[0]}`);
     if (state.stopping) return;
     const consumer = await this.deps.orders.consumer(shard);
     state.messages = await consumer.consume({
       max_messages: 256,
+      // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
+      expires: 5_000,
+      idle_heartbeat: 1_000,
       callback: (msg) => {
         if (state.stopping) return msg.nak();
         state.chain = state.chain.then(() => this.handle(state, msg));

@@ -1,0 +1,85 @@
+// Nodes on a three-server NATS cluster with replicated (R3) buckets and streams survive the loss of
+// one NATS server: they reconnect, keep one owner per actor, and keep applying orders.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import type { RunningNode } from "../../../supervisors/node.ts";
+import { clusterTestServices } from "../../helpers/cluster-services.ts";
+import { startTestNatsCluster, type TestNatsCluster } from "../../helpers/nats-cluster.ts";
+import { startTestNode } from "../../helpers/test-node.ts";
+import { waitFor } from "../../helpers/wait.ts";
+
+const KEYS = Array.from({ length: 40 }, (_, i) => `k${i}`);
+
+interface Context {
+  cluster: TestNatsCluster;
+  client: NatsConnection;
+  nodes: RunningNode[];
+  expected: Map<string, number>;
+}
+
+const test = suite<Context>("nodes on a NATS cluster");
+
+async function applied(ctx: Context): Promise<boolean> {
+  for (const key of KEYS) {
+    try {
+      const msg = await ctx.client.request(`caliopen.actor.counter.${key}`, encodeJson({ type: "get" }), { timeout: 1000 });
+      const decoded = decodeJson(msg.data);
+      if (!decoded.ok || (decoded.value as { count: number }).count !== ctx.expected.get(key)) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+function syncAll(ctx: Context): void {
+  for (const key of KEYS) {
+    ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: key, user_id: "u" }));
+    ctx.expected.set(key, (ctx.expected.get(key) ?? 0) + 1);
+  }
+}
+
+function owners(ctx: Context): Map<string, number> {
+  const count = new Map<string, number>();
+  for (const node of ctx.nodes) for (const cell of node.host.list()) if (cell.status !== "stopped") count.set(cell.key, (count.get(cell.key) ?? 0) + 1);
+  return count;
+}
+
+test.before(async (ctx) => {
+  ctx.cluster = await startTestNatsCluster();
+  ctx.client = await connect({ servers: ctx.cluster.url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  ctx.expected = new Map();
+  ctx.nodes = [];
+  for (const id of ["cn-1", "cn-2"]) ctx.nodes.push(await startTestNode(ctx.cluster.url, clusterTestServices(), { nodeId: id, replicas: 3, shards: 16 }));
+});
+
+test.after(async (ctx) => {
+  for (const node of ctx.nodes) await node.shutdown("test over").catch(() => undefined);
+  await ctx.client.close().catch(() => undefined);
+  await ctx.cluster.stop();
+});
+
+test("workers run once each on nodes connected to a three-server cluster (R3)", async (ctx) => {
+  for (const key of KEYS) ctx.client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: key, user_id: "u" }));
+  await waitFor("all actors running", () => owners(ctx).size === KEYS.length, 20_000);
+  syncAll(ctx);
+  await waitFor("orders applied", () => applied(ctx), 20_000, 200);
+  assert.ok([...owners(ctx).values()].every((n) => n === 1));
+});
+
+test("losing one NATS server of three: nodes reconnect, actors keep one owner, orders keep being applied", async (ctx) => {
+  const violations: string[] = [];
+  const timer = setInterval(() => {
+    for (const [key, n] of owners(ctx)) if (n > 1) violations.push(key);
+  }, 10);
+  await ctx.cluster.servers[0]!.stop();
+  syncAll(ctx);
+  await waitFor("orders sent after the loss applied", () => applied(ctx), 40_000, 250);
+  await waitFor("every actor running again", () => owners(ctx).size === KEYS.length, 20_000);
+  clearInterval(timer);
+  assert.equal(violations, []);
+});
+
+test.run();
