@@ -11,6 +11,8 @@ import { keyFromToken } from "./subjects.ts";
 import type { Subjects } from "./subjects.ts";
 
 const DEFAULT_PAGE = 500;
+/** Returned by a handler when this node is not the one asked. */
+const NO_ANSWER = Symbol("no answer");
 
 export class DebugResponder {
   private subscriptions: Subscription[] = [];
@@ -30,7 +32,8 @@ export class DebugResponder {
         callback: (err, msg) => {
           if (err !== null || !msg.reply) return;
           try {
-            msg.respond(encodeJson(handle(msg)));
+            const answer = handle(msg);
+            if (answer !== NO_ANSWER) msg.respond(encodeJson(answer));
           } catch (error) {
             this.logger.error({ subject: msg.subject, err: (error as Error).message }, "debug request failed");
             msg.respond(encodeJson({ error: true, message: (error as Error).message, node: this.nodeId }));
@@ -52,6 +55,7 @@ export class DebugResponder {
   private listActors(msg: Msg): unknown {
     const decoded = msg.data.length > 0 ? decodeJson(msg.data) : { ok: true as const, value: {} };
     const query = decoded.ok && isJsonObject(decoded.value) ? decoded.value : {};
+    if (typeof query.node === "string" && query.node !== this.nodeId) return NO_ANSWER;
     const kind = typeof query.kind === "string" ? query.kind : undefined;
     const limit = typeof query.limit === "number" ? Math.max(0, query.limit) : DEFAULT_PAGE;
     const offset = typeof query.offset === "number" ? Math.max(0, query.offset) : 0;
