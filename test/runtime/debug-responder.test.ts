@@ -54,7 +54,8 @@ test("caliopen.debug.actor.<kind>.<key>: the owner answers with the snapshot, ot
   assert.is(actor.context.key, "n2-a");
   assert.is(actor.context.password, "[redacted]");
   const bad = await all(fx, "caliopen.debug.actor.alpha");
-  assert.is(bad.length, 0, "a subject without a key matches no subscription");
+  assert.equal(bad.map((r) => r.error), [true, true], "a subject without a key gets an error from every node");
+  assert.match(String(bad[0]!.message), /expected caliopen\.debug\.actor\.<kind>\.<key>/);
 });
 
 test.run();
