@@ -1,6 +1,10 @@
-// An entry point: one shared subject consumed in a queue group. It decodes and validates each order,
-// answers every request (errors included), keeps every rejected pub/sub order as a dead letter, and
-// hands valid orders to their handler (which may route them to an actor).
+// An entry point: one shared subject, consumed by every node but each order taken by one of them. It
+// decodes and validates each order, answers every request (errors included), keeps every rejected
+// pub/sub order as a dead letter, and hands valid orders to their handler (which may route them to an
+// actor). Orders come either from a core NATS queue subscription (subjects with requests: replies need
+// the requester's inbox) or from a durable consumer of the intake stream (published orders, kept until
+// a node has handled them).
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { DeadLetters } from "./dead-letters.ts";
@@ -17,6 +21,8 @@ export interface OrderContext {
   mode: OrderMode;
   /** The requester's inbox; undefined for a published order. */
   replyTo?: string;
+  /** Stable across redeliveries of a durable order (its intake sequence): lets handlers stay idempotent. */
+  deliveryId?: string;
 }
 
 /**
@@ -39,6 +45,23 @@ export interface EntryPointSpec {
   orders: Readonly<Record<string, OrderRoute>>;
 }
 
+/** One order as it arrived, and how to tell its source that it was handled. */
+interface Delivery {
+  subject: string;
+  data: Uint8Array;
+  replyTo?: string;
+  deliveryId?: string;
+  /** Handled (or refused for good): the source may forget it. */
+  done(): void;
+  /** Failed for a reason of ours: the source should offer it again (to another node) later. */
+  retry(): void;
+  /** Still being handled: keeps a durable source from giving it to another node meanwhile. */
+  working(): void;
+}
+
+// Well under the intake's ack wait.
+const WORKING_EVERY_MS = 4_000;
+
 export interface EntryPointStats {
   subject: string;
   queue: string;
@@ -50,6 +73,8 @@ export interface EntryPointStats {
 
 export class EntryPoint {
   private subscription: Subscription | null = null;
+  private consumed: ConsumerMessages | null = null;
+  private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly stats = { received: 0, rejected: 0, failed: 0 };
 
@@ -61,6 +86,7 @@ export class EntryPoint {
     private readonly logger: Logger,
   ) {}
 
+  /** Takes orders from a core NATS queue subscription. */
   start(): void {
     this.subscription = this.nc.subscribe(this.subjects.wire(this.spec.subject), {
       queue: this.spec.queue,
@@ -69,16 +95,31 @@ export class EntryPoint {
           this.logger.error({ subject: this.spec.subject, err: err.message }, "subscription error");
           return;
         }
-        this.onMessage(msg);
+        this.onDelivery(coreDelivery(msg));
       },
     });
   }
 
-  /** Stops taking orders (letting the server hand them to other members of the queue group). */
+  /** Takes orders from a durable consumer of the intake stream. */
+  async startDurable(consumer: Consumer): Promise<void> {
+    this.consumed = await consumer.consume({
+      max_messages: 256,
+      // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
+      expires: 5_000,
+      idle_heartbeat: 1_000,
+      callback: (msg) => this.onDelivery(durableDelivery(msg)),
+    });
+  }
+
+  /** Stops taking orders (other nodes take them from now on). */
   async stopTaking(): Promise<void> {
+    this.stopping = true;
     const subscription = this.subscription;
     this.subscription = null;
     if (subscription !== null && !subscription.isClosed()) await subscription.drain();
+    const consumed = this.consumed;
+    this.consumed = null;
+    await consumed?.close().catch(() => undefined);
   }
 
   /** Resolves when the handlers already running have finished. */
@@ -90,54 +131,92 @@ export class EntryPoint {
     return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size };
   }
 
-  private onMessage(msg: Msg): void {
+  private onDelivery(delivery: Delivery): void {
     this.stats.received += 1;
-    const replyTo = msg.reply === undefined || msg.reply === "" ? undefined : msg.reply;
-    const decoded = decodeJson(msg.data);
-    if (!decoded.ok) return this.reject(msg, replyTo, decoded.error);
-    if (!isJsonObject(decoded.value)) return this.reject(msg, replyTo, "payload must be a JSON object");
+    const decoded = decodeJson(delivery.data);
+    if (!decoded.ok) return this.reject(delivery, decoded.error);
+    if (!isJsonObject(decoded.value)) return this.reject(delivery, "payload must be a JSON object");
     const orderField = this.spec.orderField ?? "order";
     const order = decoded.value[orderField];
     const known = Object.keys(this.spec.orders);
     if (typeof order !== "string" || order === "") {
-      return this.reject(msg, replyTo, `missing required field "${orderField}" (one of: ${known.join(", ")})`);
+      return this.reject(delivery, `missing required field "${orderField}" (one of: ${known.join(", ")})`);
     }
     const route = Object.hasOwn(this.spec.orders, order) ? this.spec.orders[order] : undefined;
     if (route === undefined) {
-      return this.reject(msg, replyTo, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`);
+      return this.reject(delivery, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`);
     }
     const valid = validatePayload(route.schema, decoded.value);
-    if (!valid.ok) return this.reject(msg, replyTo, `invalid ${order} order: ${valid.message}`);
+    if (!valid.ok) return this.reject(delivery, `invalid ${order} order: ${valid.message}`);
 
-    const context: OrderContext = { subject: this.spec.subject, order, mode: route.mode, ...(replyTo !== undefined && { replyTo }) };
-    const running = this.run(route, valid.value, context, msg);
+    const context: OrderContext = {
+      subject: this.spec.subject,
+      order,
+      mode: route.mode,
+      ...(delivery.replyTo !== undefined && { replyTo: delivery.replyTo }),
+      ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
+    };
+    const running = this.run(route, valid.value, context, delivery);
     this.inFlight.add(running);
     void running.finally(() => this.inFlight.delete(running));
   }
 
-  private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, msg: Msg): Promise<void> {
+  private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
     let reply: Reply | undefined;
+    const heartbeat = setInterval(() => delivery.working(), WORKING_EVERY_MS);
     try {
       reply = await route.handle(payload, context);
       // A published order that came with a reply inbox gets an acknowledgement too.
       if (reply === undefined && context.mode === "publish" && context.replyTo !== undefined) reply = ok(`${context.order} accepted`);
+      delivery.done();
     } catch (err) {
+      if (this.stopping && delivery.deliveryId !== undefined) {
+        // This node is going away: another one takes the order again.
+        delivery.retry();
+        return;
+      }
       this.stats.failed += 1;
       const message = `${context.order} failed: ${(err as Error).message}`;
       this.logger.error({ subject: context.subject, order: context.order, err: (err as Error).message }, "order handler failed");
-      if (context.replyTo === undefined) this.deadLetters.record(msg.subject, message, msg.data);
+      if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, message, delivery.data);
+      delivery.done();
       reply = failure(message);
+    } finally {
+      clearInterval(heartbeat);
     }
     if (reply !== undefined && context.replyTo !== undefined) this.nc.publish(context.replyTo, encodeJson(reply));
   }
 
-  private reject(msg: Msg, replyTo: string | undefined, reason: string): void {
+  private reject(delivery: Delivery, reason: string): void {
     this.stats.rejected += 1;
-    if (replyTo !== undefined) {
+    delivery.done();
+    if (delivery.replyTo !== undefined) {
       this.logger.info({ subject: this.spec.subject, reason }, "request rejected");
-      this.nc.publish(replyTo, encodeJson(failure(reason)));
+      this.nc.publish(delivery.replyTo, encodeJson(failure(reason)));
       return;
     }
-    this.deadLetters.record(msg.subject, reason, msg.data);
+    this.deadLetters.record(delivery.subject, reason, delivery.data);
   }
+}
+
+function coreDelivery(msg: Msg): Delivery {
+  return {
+    subject: msg.subject,
+    data: msg.data,
+    ...(msg.reply !== undefined && msg.reply !== "" && { replyTo: msg.reply }),
+    done: () => undefined,
+    retry: () => undefined,
+    working: () => undefined,
+  };
+}
+
+function durableDelivery(msg: JsMsg): Delivery {
+  return {
+    subject: msg.subject,
+    data: msg.data,
+    deliveryId: `intake-${msg.seq}`,
+    done: () => msg.ack(),
+    retry: () => msg.nak(1_000),
+    working: () => msg.working(),
+  };
 }

@@ -19,7 +19,7 @@ export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler 
     const key = String(payload[route.keyField]);
     const message = { type: context.order, payload };
     if (context.mode === "publish") {
-      await deps.keyed.publish("deliver", route.kind, key, { message });
+      await deps.keyed.publish("deliver", route.kind, key, { message, ...(context.deliveryId !== undefined && { id: context.deliveryId }) });
       return undefined;
     }
     return deps.keyed.forward({ kind: route.kind, key, message, ...(context.replyTo !== undefined && { replyTo: context.replyTo }) });

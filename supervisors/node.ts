@@ -9,10 +9,11 @@ import { connectToNats, redactUrl } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
+import { DurableIntake } from "../runtime/durable-intake.ts";
 import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
-import { CONTRACT, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
 import { openCluster } from "./cluster/cluster.ts";
 import type { MembershipTiming } from "./cluster/membership.ts";
 import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
@@ -114,7 +115,14 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     };
     const debug = new DebugResponder(nc, subjects, host, config.nodeId, describeNode, log);
     debug.start();
-    for (const entry of entryPoints) entry.start();
+    // Published orders are captured by the intake stream as they are sent; subjects with requests are
+    // taken from core NATS, where the requester's inbox travels with the message.
+    const durable = CONTRACT.filter(isPublishOnly);
+    const intake = await DurableIntake.open(nc, subjects, durable.map((spec) => spec.subject), config.replicas);
+    for (const entry of entryPoints) {
+      if (durable.some((spec) => spec.subject === entry.spec.subject)) await entry.startDurable(await intake.consumer(entry.spec.subject, entry.spec.queue));
+      else entry.start();
+    }
     await nc.flush();
     log.info({ nats: redactUrl(natsUrl), namespace: config.namespace || undefined, version: VERSION }, "node started");
 

@@ -2,7 +2,7 @@
 // an order that no service of this node implements yet is refused with an error that says so (a reply
 // for a request, a dead letter for a published order) — never a timeout, never a silent drop.
 import type { ActorFamily } from "../runtime/actor-family.ts";
-import type { OrderHandler } from "../runtime/entry-point.ts";
+import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { SubjectSpec } from "../actors/contract/contract-table.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
@@ -46,9 +46,10 @@ export function workerLifecycle(kind: string, context: ServiceContext): Record<s
   if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
   const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
   const key = (payload: Record<string, unknown>) => String(payload.remote_id);
+  const id = (order: OrderContext) => (order.deliveryId === undefined ? {} : { id: order.deliveryId });
   return {
-    add_worker: async (payload) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload) })),
-    reload_worker: async (payload) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload) })),
-    remove_worker: async (payload) => void (await context.keyed.publish("remove", kind, key(payload))),
+    add_worker: async (payload, order) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload), ...id(order) })),
+    reload_worker: async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) })),
+    remove_worker: async (payload, order) => void (await context.keyed.publish("remove", kind, key(payload), id(order))),
   };
 }

@@ -182,3 +182,8 @@ export type OrderName<S extends ContractSubject> = keyof SubjectRow<S>["orders"]
 export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
   SubjectRow<S>["orders"][O] extends { payload: infer P extends PayloadSchema } ? P : never
 > & { order: O };
+
+/** A subject whose orders are all published (no replies expected): it can be captured durably. */
+export function isPublishOnly(spec: SubjectSpec): boolean {
+  return Object.values(spec.orders).every((order) => order.mode === "publish");
+}

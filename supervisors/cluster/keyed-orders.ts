@@ -51,8 +51,15 @@ export class KeyedOrders {
    * Queues an order for the actor's owner; resolves once it is stored. Retried while the stream is
    * unavailable: the order id makes a retry that did reach the stream a no-op.
    */
-  async publish(op: KeyedOperation, kind: string, key: string, extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"] } = {}): Promise<void> {
-    const order = { id: randomUUID(), op, kind, key, ...extra };
+  async publish(
+    op: KeyedOperation,
+    kind: string,
+    key: string,
+    extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"]; id?: string } = {},
+  ): Promise<void> {
+    const { id, ...rest } = extra;
+    // An id derived from the order's intake sequence makes a redelivered order a duplicate the stream drops.
+    const order = { id: id ?? randomUUID(), op, kind, key, ...rest };
     const shard = shardOf(kind, key, this.shards);
     const deadline = Date.now() + PUBLISH_BUDGET_MS;
     for (let attempt = 1; ; attempt++) {

@@ -1,10 +1,15 @@
-// One test per row of the contract: a node subscribes the subject in the right queue group, a valid
-// payload passes validation, and every kind of invalid input is rejected with an error naming the
-// problem (a reply for a request, a dead letter for a published order).
+// One test per row of the contract: a node consumes the subject in the right queue group (a core queue
+// subscription for subjects with requests; for publish-only subjects, a durable consumer of the intake
+// stream named after the queue group), a valid payload passes validation, and every kind of invalid
+// input is rejected with an error naming the problem (a reply for a request, a dead letter for a
+// published order).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CONTRACT, type OrderSpec } from "../../actors/contract/contract-table.ts";
+import { randomUUID } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { CONTRACT, isPublishOnly, type OrderSpec, type SubjectSpec } from "../../actors/contract/contract-table.ts";
+import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
@@ -64,34 +69,74 @@ test("every subject of the contract is in the table with its queue group", () =>
   );
 });
 
+/** The reason a published probe was refused for, read from the dead letters. */
+async function deadLetterReason(node: RunningNode, probe: string): Promise<string> {
+  const letter = await waitFor(`dead letter of ${probe}`, async () => {
+    const letters = await node.deadLetters.list(2_000);
+    return letters.find((l) => JSON.stringify(l.payload).includes(probe));
+  }, 5_000, 50);
+  return letter.reason;
+}
+
+/** Sends one probe the way the row's subject is used, and returns the error message it got. */
+type Probe = (body: Uint8Array | Record<string, unknown>, marker: string) => Promise<{ error: boolean; message: string }>;
+
+function prober(ctx: Context, row: SubjectSpec): Probe {
+  if (!isPublishOnly(row)) return (body) => ask(ctx.client, row.subject, body);
+  return async (body, marker) => {
+    ctx.client.publish(row.subject, body instanceof Uint8Array ? body : encodeJson(body));
+    const reason = await deadLetterReason(ctx.node, marker);
+    return { error: true, message: reason };
+  };
+}
+
 for (const row of CONTRACT) {
   const orders = Object.entries(row.orders) as [string, OrderSpec][];
+  const durable = isPublishOnly(row);
+  const how = durable ? `a durable consumer ${row.queue}_${row.subject}` : `queue group ${row.queue}`;
 
-  test(`${row.subject}: subscribed in queue group ${row.queue}, orders ${orders.map(([o]) => o).join(", ")} validated`, async ({ nats, client }) => {
+  test(`${row.subject}: consumed through ${how}, orders ${orders.map(([o]) => o).join(", ")} validated`, async (ctx) => {
+    const { nats, client } = ctx;
     const subscriptions = await nats.subscriptions();
     const mine = subscriptions.filter((sub) => sub.subject === row.subject && sub.connection.includes("contract-node"));
-    assert.equal(mine.map((sub) => sub.queue), [row.queue], `${row.subject} subscribed once, in queue ${row.queue}`);
+    if (durable) {
+      assert.equal(mine, [], `${row.subject} is not taken from core NATS (the intake stream captures it)`);
+      const jsm = await jetstreamManager(client);
+      const consumer = await jsm.consumers.info(DurableIntake.streamName(ctx.node.subjects), `${row.queue}_${row.subject}`);
+      assert.is(consumer.config.filter_subject, row.subject);
+    } else {
+      assert.equal(mine.map((sub) => sub.queue), [row.queue], `${row.subject} subscribed once, in queue ${row.queue}`);
+    }
+    const probe = prober(ctx, row);
+    const mark = () => `probe-${randomUUID()}`;
 
-    const invalidJson = await ask(client, row.subject, new TextEncoder().encode("{not json"));
+    let marker = mark();
+    const invalidJson = await probe(new TextEncoder().encode(`{not json ${marker}`), marker);
     assert.ok(invalidJson.error && /invalid JSON/.test(invalidJson.message), invalidJson.message);
-    const notObject = await ask(client, row.subject, encodeJson([1, 2]));
+    marker = mark();
+    const notObject = await probe(encodeJson([marker]), marker);
     assert.ok(notObject.error && /JSON object/.test(notObject.message), notObject.message);
-    const noOrder = await ask(client, row.subject, { user_id: "u" });
+    marker = mark();
+    const noOrder = await probe({ user_id: "u", marker }, marker);
     assert.ok(noOrder.error && /"order"/.test(noOrder.message), noOrder.message);
-    const unknown = await ask(client, row.subject, { order: "launch_missiles", user_id: "u" });
+    marker = mark();
+    const unknown = await probe({ order: "launch_missiles", user_id: "u", marker }, marker);
     assert.ok(unknown.error && /unknown order "launch_missiles"/.test(unknown.message), unknown.message);
 
     for (const [order, spec] of orders) {
+      marker = mark();
       const valid = validPayload(order, spec.payload);
-      const accepted = await ask(client, row.subject, valid);
+      const accepted = await probe({ ...valid, marker }, marker);
       assert.not.match(accepted.message, /invalid|missing|must be/, `${row.subject} ${order}: a valid payload passes validation (${accepted.message})`);
       for (const [field, fieldSpec] of Object.entries(spec.payload)) {
         if (!fieldSpec.required) continue;
         const { [field]: _dropped, ...missing } = valid;
-        const missingReply = await ask(client, row.subject, missing);
+        marker = mark();
+        const missingReply = await probe({ ...missing, marker }, marker);
         assert.ok(missingReply.error, `${order} without ${field} is refused`);
         assert.match(missingReply.message, new RegExp(`missing required field "${field}"`));
-        const mistyped = await ask(client, row.subject, { ...valid, [field]: 42 });
+        marker = mark();
+        const mistyped = await probe({ ...valid, [field]: 42, marker }, marker);
         assert.ok(mistyped.error, `${order} with a number for ${field} is refused`);
         assert.match(mistyped.message, new RegExp(`field "${field}"`));
       }
@@ -109,29 +154,30 @@ test("valid orders for services not built yet get an error reply saying so (neve
 
 test("the imap and twitter worker supervisors refuse add_worker instead of starting a pretend actor", async ({ client, node }) => {
   for (const subject of ["imap_worker", "twitter_worker"]) {
-    const reply = await ask(client, subject, { order: "add_worker", remote_id: "r-1", user_id: "u-1" });
-    assert.is(reply.error, true);
-    assert.match(reply.message, /worker actors are not implemented yet/);
+    const marker = `refused-${subject}`;
+    client.publish(subject, encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1", marker }));
+    assert.match(await deadLetterReason(node, marker), /worker actors are not implemented yet/);
   }
   assert.is(node.host.count(), 0);
 });
 
-test("published orders that are malformed or unknown are dead-lettered, logged and counted", async ({ client, node }) => {
-  client.publish("contactAction", encodeJson({ order: "contact_update", user_id: "u" }));
-  client.publish("keyAction", encodeJson({ order: "rotate_everything", user_id: "u" }));
-  client.publish("identitiesWorker", new TextEncoder().encode("garbage"));
-  client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "r", user_id: "u" }));
-  const letters = await waitFor("four dead letters", async () => {
-    const list = await node.deadLetters.list(50);
-    return list.filter((l) => ["contactAction", "keyAction", "identitiesWorker", "IMAPfetcher"].includes(l.subject)).length >= 4 ? list : null;
-  });
-  const reasons = (subject: string) => letters.filter((l) => l.subject === subject).map((l) => l.reason).join(" | ");
-  assert.match(reasons("contactAction"), /missing required field "contact_id"/);
-  assert.match(reasons("keyAction"), /unknown order "rotate_everything"/);
-  assert.match(reasons("identitiesWorker"), /invalid JSON/);
-  assert.match(reasons("IMAPfetcher"), /not available yet/);
-  const counts = node.deadLetters.countsBySubject();
-  assert.ok((counts.contactAction ?? 0) >= 1 && (counts.keyAction ?? 0) >= 1 && (counts.identitiesWorker ?? 0) >= 1);
+test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client }) => {
+  const msg = await client.request("contactAction", encodeJson({ order: "contact_update", contact_id: "c", user_id: "u" }), { timeout: 3000 });
+  const decoded = decodeJson(msg.data);
+  assert.ok(decoded.ok);
+  assert.is((decoded.value as { stream: string }).stream, "caliopen_intake");
+});
+
+test("published orders that are malformed or unknown are dead-lettered and counted per subject", async ({ client, node }) => {
+  const before = node.deadLetters.countsBySubject();
+  client.publish("contactAction", encodeJson({ order: "contact_update", user_id: "u", marker: "count-1" }));
+  client.publish("keyAction", encodeJson({ order: "rotate_everything", user_id: "u", marker: "count-2" }));
+  client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "r", user_id: "u", marker: "count-3" }));
+  assert.match(await deadLetterReason(node, "count-1"), /missing required field "contact_id"/);
+  assert.match(await deadLetterReason(node, "count-2"), /unknown order "rotate_everything"/);
+  assert.match(await deadLetterReason(node, "count-3"), /not available yet/);
+  const after = node.deadLetters.countsBySubject();
+  for (const subject of ["contactAction", "keyAction", "IMAPfetcher"]) assert.is(after[subject], (before[subject] ?? 0) + 1, subject);
 });
 
 test.run();
