@@ -10,8 +10,8 @@ test("docs/contract.md is generated from the contract table and up to date", asy
 
 test("the document lists every order with its mode", () => {
   const doc = renderContractDoc();
-  assert.match(doc, /\| `outboundIMAP` \| `IMAPworkers` \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \| `message_id`, `remote_id`, `user_id` \|/);
-  assert.match(doc, /\| `identitiesWorker` \| `IDsworker` \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal\), `protocol` \|/);
+  assert.match(doc, /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \| `message_id`, `remote_id`, `user_id` \|/);
+  assert.match(doc, /\| `identitiesWorker` \| `IDsworker` \| intake stream \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal\), `protocol` \|/);
 });
 
 test.run();
