@@ -1,0 +1,30 @@
+// The sizes of one bench run. BENCH_QUICK=1 shrinks everything for a smoke run of a minute or so.
+
+export interface BenchConfig {
+  quick: boolean;
+  /** `count` orders per round for the core-NATS subscriber, `durableCount` for consumers going through JetStream (much slower). */
+  orders: { count: number; durableCount: number; window: number; keys: number; rounds: number; warmup: number; flushEvery: number };
+  dispatch: { keys: number; events: number; warmup: number };
+  requests: { keys: number; warmup: number; sequential: number; concurrent: number; inFlight: number; rounds: number };
+  activation: { small: number; large: number; snapshot: number; window: number };
+}
+
+export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const quick = env.BENCH_QUICK === "1" || env.BENCH_QUICK === "true";
+  if (quick) {
+    return {
+      quick,
+      orders: { count: 20_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 1, warmup: 5_000, flushEvery: 5_000 },
+      dispatch: { keys: 1_000, events: 20_000, warmup: 5_000 },
+      requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
+      activation: { small: 2_000, large: 10_000, snapshot: 1_000, window: 256 },
+    };
+  }
+  return {
+    quick,
+    orders: { count: 200_000, durableCount: 20_000, window: 2_000, keys: 1_000, rounds: 3, warmup: 20_000, flushEvery: 5_000 },
+    dispatch: { keys: 1_000, events: 100_000, warmup: 20_000 },
+    requests: { keys: 1_000, warmup: 10_000, sequential: 5_000, concurrent: 50_000, inFlight: 100, rounds: 3 },
+    activation: { small: 10_000, large: 100_000, snapshot: 10_000, window: 256 },
+  };
+}

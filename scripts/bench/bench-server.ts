@@ -1,0 +1,44 @@
+// A fresh nats-server (JetStream on, temporary data dir) for one scenario, stopped on error or signal.
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { registerCleanup } from "./cleanup.ts";
+
+export interface BenchServer {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(): Promise<BenchServer> {
+  const dir = await mkdtemp(join(tmpdir(), "caliopen-bench-nats-"));
+  let server: EmbeddedNats;
+  try {
+    server = await startEmbeddedNats({ dataDir: dir, port: 0 });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const running = server;
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    (stopped ??= (async () => {
+      unregister();
+      await running.stop();
+      await rm(dir, { recursive: true, force: true });
+    })());
+  const unregister = registerCleanup(stop);
+  return { url: running.url, pid: running.pid, stop };
+}
+
+/** "v2.9.10" from `nats-server --version`, or "unknown". */
+export function natsServerVersion(): string {
+  try {
+    const out = execFileSync("nats-server", ["--version"], { encoding: "utf8" });
+    return /v?\d+\.\d+\.\d+\S*/.exec(out)?.[0] ?? out.trim();
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,95 @@
+// The reading of a run's figures, in words. Every number quoted comes from the run itself; the
+// explanations name the code the figures point at.
+import { DEFAULT_TIMING } from "../../supervisors/cluster/membership.ts";
+import { keyFigures, type KeyFigures } from "./figures.ts";
+import { TARGETS, type BenchRun } from "./report.ts";
+import { formatBytes, formatCount, formatMicros, formatRatio } from "./stats.ts";
+
+const known = (...numbers: number[]) => numbers.every((value) => Number.isFinite(value));
+const count = (warnings: Record<string, number>, pattern: RegExp) =>
+  Object.entries(warnings).reduce((total, [message, times]) => total + (pattern.test(message) ? times : 0), 0);
+
+function ordersReading(run: BenchRun, figures: KeyFigures): string[] {
+  const { orders, layers } = figures;
+  const raw = orders.raw;
+  const durable = orders["raw-durable"];
+  const entry = orders.entry;
+  const actor = orders["actor-none"];
+  const snapshot = orders["actor-snapshot"];
+  if (raw === undefined || durable === undefined || entry === undefined || actor === undefined) return ["- Orders: not all variants ran, no reading."];
+  const out: string[] = [];
+  const pacedRatio = actor.pacedPerSecond / raw.pacedPerSecond;
+  out.push(
+    `- **Orders/s: target ${pacedRatio >= TARGETS.ordersRatio ? "met" : "not met"}, by design.** Through actors, ${formatCount(actor.pacedPerSecond)} orders/s paced (${formatRatio(pacedRatio)} of the raw subscriber's ${formatCount(raw.pacedPerSecond)}/s) and ${formatCount(actor.perSecond)}/s draining a backlog. By design every published order now crosses JetStream twice: the intake stream captures it, the entry point reads it, publishes it to the keyed-order stream (awaiting the ack) and acks it, a shard consumer reads it again and acks it once the actor applied (and saved) it — so that no order is lost when a node dies. The same path in bare nats.js reaches ${formatCount(durable.pacedPerSecond)}/s paced, itself ${formatRatio(durable.pacedPerSecond / raw.pacedPerSecond)} of a plain subscriber: no runtime built on this design can reach ${formatRatio(TARGETS.ordersRatio)} of a core-NATS subscriber on this machine. Against that durable baseline the runtime sustains ${formatRatio(actor.pacedPerSecond / durable.pacedPerSecond)} paced and ${formatRatio(actor.perSecond / durable.perSecond)} on a backlog.`,
+    `- **CPU per order** in the consuming process (backlog drains): ${formatMicros(raw.cpuPerOrder)} raw, ${formatMicros(durable.cpuPerOrder)} for the bare durable path, ${formatMicros(entry.cpuPerOrder)} for a node whose entry point only counts (intake consumer, validation, no second stream), ${formatMicros(actor.cpuPerOrder)} through the node to an actor. Decoding and validation themselves cost ${formatMicros(layers.decodeValidate)} (table above): the CPU goes to JetStream traffic.`,
+  );
+  if (known(layers.jsPublish, layers.jsPublishUntraced, layers.xstateSend, layers.deliverLocal)) {
+    out.push(
+      `- **What dominates: the JetStream round trips, then nats.js's per-request stack traces.** One awaited JetStream publish costs ${formatMicros(layers.jsPublish)} of client CPU with nats.js defaults and ${formatMicros(layers.jsPublishUntraced)} with \`noAsyncTraces: true\` (${formatRatio(layers.jsPublishUntraced / layers.jsPublish)}): by default every request builds a \`RequestError\` and a \`TimeoutError\`, each capturing a stack trace, before it is even sent — the cost DESIGN.md warns about for \`nc.request()\`, paid here by every \`js.publish\` and JetStream API call the runtime makes. The actor itself is small next to it: \`ActorCell.deliver\` costs ${formatMicros(layers.deliverLocal)} per order and a bare XState \`send\` ${formatMicros(layers.xstateSend)}, so the cell around XState adds ${layers.deliverLocal > layers.xstateSend ? formatMicros(layers.deliverLocal - layers.xstateSend) : "nothing measurable"} (its \`snapshot.can()\` check alone is ${formatMicros(layers.can)}).`,
+    );
+  }
+  const allWarnings = [entry, actor, snapshot].flatMap((value) => (value === undefined ? [] : [value.warnings]));
+  const fenced = allWarnings.reduce((total, warnings) => total + count(warnings, /fencing this node off/), 0);
+  const handlerFailures = allWarnings.reduce((total, warnings) => total + count(warnings, /order handler failed/), 0);
+  if (fenced > 0 || handlerFailures > 0) {
+    out.push(
+      `- **⚠ Under load the node fences itself off.** ${fenced > 0 ? `It did so ${formatCount(fenced)} time(s) in the actor runs ("own heartbeat not renewed"): its membership heartbeat is a KV write on the same connection and event loop as the order traffic, and must be confirmed within ${DEFAULT_TIMING.fenceAfterMs} ms (\`DEFAULT_TIMING.fenceAfterMs\`); behind hundreds of in-flight JetStream deliveries and acks it is not, so the node stops every shard and the orders wait for redelivery. Nothing else was wrong: there is one node and no network fault. ` : ""}${handlerFailures > 0 ? `${formatCount(handlerFailures)} orders failed in the entry point (the JetStream publish ack did not come back within nats.js's 5 s timeout) and were dead-lettered although the stream had stored them, so they were also applied.` : ""}`,
+    );
+  }
+  if (snapshot !== undefined) {
+    out.push(
+      `- **Snapshot persistence**: ${formatCount(snapshot.pacedPerSecond)}/s paced (${formatRatio(snapshot.pacedPerSecond / actor.pacedPerSecond)} of persistence \`none\`); a backlog round made ${formatCount(snapshot.kvWrites)} KV writes for ${formatCount(run.config.orders.keys)} actors — each actor's write loop keeps one write in flight and folds later changes into the next. ${snapshot.lostUpdates === 0 ? "Every published order was reflected exactly once in the stored snapshots once settled: acknowledging an order only after its state is saved, and remembering applied message ids, hold under this load." : `**${snapshot.lostUpdates > 0 ? `${formatCount(snapshot.lostUpdates)} published order(s) were not reflected` : `${formatCount(-snapshot.lostUpdates)} order(s) were applied twice`} in the stored snapshots once the order stream was empty**, in a scenario where the node fenced itself off ${formatCount(count(snapshot.warnings, /fencing this node off/))} time(s); the bench does not tell which order or why.`}`,
+    );
+  }
+  return out;
+}
+
+function requestsReading(run: BenchRun, figures: KeyFigures): string[] {
+  const raw = figures.requests.raw;
+  const actor = figures.requests.actor;
+  if (raw === undefined || actor === undefined) return ["- Request/reply: not both variants ran, no reading."];
+  const ratio = actor.p50 / raw.p50;
+  const clientBusy = (actor.clientCpu * actor.perSecond) / 1e6;
+  return [
+    `- **Request/reply latency: target ${ratio <= TARGETS.requestP50Ratio ? "met" : "not met"}.** Sequential p50 is ${formatRatio(ratio)} raw (${(actor.p50 * 1000).toFixed(0)} µs vs ${(raw.p50 * 1000).toFixed(0)} µs). Requests do not go through JetStream: the entry point forwards them to the owning node, here itself, in-process, so the actor path adds only CPU (${formatMicros(actor.responderCpu)} vs ${formatMicros(raw.responderCpu)} of responder CPU per request over the run, including the node's own background work) to a round trip made mostly of two loopback hops and event-loop wake-ups. p99 mostly reflects scheduling on a 2-core machine shared by three processes.`,
+    `- **Loaded throughput** with ${run.config.requests.inFlight} in flight: ${formatCount(actor.perSecond)} req/s through actors vs ${formatCount(raw.perSecond)} raw (${formatRatio(actor.perSecond / raw.perSecond)}). The client alone spends ${formatMicros(actor.clientCpu)} per request (≈ ${(clientBusy * 100).toFixed(0)} % of a core at that rate): client, responder and nats-server compete for ${run.machine.cpuCount} cores. DESIGN.md's 52–59k req/s for the shared-inbox technique was ${raw.perSecond >= 52_000 ? "reproduced" : "not reproduced here"} with client and responder in separate processes.`,
+  ];
+}
+
+function memoryReading(run: BenchRun, figures: KeyFigures): string[] {
+  const large = run.config.activation.large;
+  const actors = figures.activation({ mode: "actors", persistence: "none", count: large });
+  const subs = figures.activation({ mode: "subscriptions", count: large });
+  const machines = figures.activation({ mode: "machines", count: large });
+  const snapshots = figures.activation({ mode: "snapshots", count: large });
+  const snapshotActors = figures.activation({ mode: "actors", persistence: "snapshot", count: run.config.activation.snapshot });
+  if (actors === undefined || subs === undefined || machines === undefined) return ["- Memory: not all populations ran, no reading."];
+  const rest = actors.heapPerItem - subs.heapPerItem - machines.heapPerItem;
+  const out = [
+    `- **Memory per idle actor: target ${actors.heapPerItem <= TARGETS.bytesPerActor ? "met" : "not met"}.** ${formatBytes(actors.heapPerItem)} of heap per actor at ${formatCount(large)} actors (RSS ${formatBytes(actors.rssPerItem)}). The bare XState actor is ${formatBytes(machines.heapPerItem)} of it — every root actor carries its own actor system, scope, mailbox, observers and snapshot object — the nats.js subscription ${formatBytes(subs.heapPerItem)}, and the runtime's own ActorCell and map entries ${formatBytes(rest)}. XState plus the subscription ${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? "already exceed" : "stay within"} ${formatBytes(TARGETS.bytesPerActor)}${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? ", so trimming the cell cannot meet the target" : ""}.`,
+  ];
+  if (snapshots !== undefined) {
+    out.push(
+      `- What would meet it: not keeping an XState actor for an idle actor. Its persisted snapshot weighs ${formatBytes(snapshots.heapPerItem)}; a cell that kept only that (plus its subscription and bookkeeping) would weigh about ${formatBytes(subs.heapPerItem + rest + snapshots.heapPerItem)} and recreate the XState actor on its next message.`,
+    );
+  }
+  out.push(
+    `- **Activation**: ${formatCount(actors.perSecond)} actors/s (persistence \`none\`, ${formatCount(large)} actors, ${run.config.activation.window} at a time) against ${formatCount(machines.perSecond)}/s for bare XState actors and ${formatCount(subs.perSecond)}/s for bare subscriptions: XState's createActor + start is the larger part, then the subscription and the debug \`transitions\` message every cell publishes on its first state.`,
+  );
+  if (snapshotActors !== undefined) {
+    out.push(
+      `- With persistence \`snapshot\`: ${formatCount(snapshotActors.perSecond)} activations/s — each first reads its snapshot from KV (a JetStream request, with the per-request stack traces above) and then writes its first one; all ${formatCount(snapshotActors.count)} were stored ${((snapshotActors.persistedMs ?? Number.NaN) / 1000).toFixed(1)} s after the first activation.`,
+    );
+  }
+  return out;
+}
+
+export function interpret(run: BenchRun): string[] {
+  const figures = keyFigures(run);
+  const out = [...ordersReading(run, figures), ...requestsReading(run, figures), ...memoryReading(run, figures)];
+  if (run.config.quick) out.push("- This is a quick run: rounds are short, the JIT is barely warm, and ratios move by tens of percent between runs.");
+  if (run.backgroundCores > 0.2) {
+    out.push(`- Other processes used ${run.backgroundCores.toFixed(2)} cores on average during this run: absolute rates are lower and noisier than on an idle machine; ratios, measured the same way on both sides, hold better.`);
+  }
+  return out;
+}

@@ -1,0 +1,227 @@
+// Scenario 1, consumer side: published `sync` orders taken by a raw queue subscriber (decode + count), by
+// the runtime's durable path written in bare nats.js, by a node whose entry point only counts them
+// (intake stream, validation and plumbing, no actor), or by a node that routes them to one actor per
+// remote_id (intake stream, then the durable keyed-order stream).
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { isJsonObject, decodeJson } from "../../runtime/json.ts";
+import { connectBench } from "./bench-connection.ts";
+import { startBenchNode } from "./bench-node.ts";
+import { encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
+import { childMain, runChild, runChildSync } from "./child-protocol.ts";
+import { registerCleanup } from "./cleanup.ts";
+import { startCpuMeter } from "./cpu-meter.ts";
+import { ProgressProbe } from "./progress-probe.ts";
+import { epochNow, rate } from "./stats.ts";
+import type { OrdersResult, OrdersRound, OrdersTask, PublishResult, PublishTask } from "./results.ts";
+
+const PROCESS_TIMEOUT_MS = 120_000;
+
+interface Consumer {
+  /** Counts orders applied (by the actor, or by the counting handler / raw subscriber). */
+  probe: ProgressProbe;
+  /** Resolves when every keyed order is acknowledged, i.e. applied and its state saved. */
+  settled(timeoutMs: number): Promise<void>;
+  /** Sum of the counters in stored snapshots, when the actors persist. */
+  storedSyncs(): Promise<number | null>;
+  kvLastSeq(): Promise<number | null>;
+  warnings(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+// The baseline: what any nats.js service does at minimum with an order.
+async function rawConsumer(url: string): Promise<Consumer> {
+  const nc = await connectBench(url, "bench raw consumer");
+  registerCleanup(() => nc.close());
+  const probe = new ProgressProbe();
+  nc.subscribe(SYNC_ORDER.subject, {
+    queue: SYNC_ORDER.queue,
+    callback: (err, msg) => {
+      if (err !== null) return;
+      const decoded = decodeJson(msg.data);
+      if (decoded.ok && isJsonObject(decoded.value) && decoded.value.order === SYNC_ORDER.order) probe.tick();
+    },
+  });
+  await nc.flush();
+  return { probe, settled: async () => undefined, storedSyncs: async () => null, kvLastSeq: async () => null, warnings: () => ({}), close: () => nc.close() };
+}
+
+const RAW_INTAKE = "bench_raw_intake";
+const RAW_ORDERS = "bench_raw_orders";
+const RAW_SHARDS = 64;
+
+/** A cheap stable hash, so the raw durable baseline spreads keys over shards as the runtime does. */
+function shardOfKey(key: string): number {
+  let hash = 0;
+  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) | 0;
+  return Math.abs(hash) % RAW_SHARDS;
+}
+
+// The durable baseline: the runtime's path for a published order written with bare nats.js and its
+// defaults, without entry point, actors or KV — the subject captured by a work-queue stream as it is
+// published, one durable consumer that decodes each order and publishes it (awaited, with a message
+// id) to a second work-queue stream split in 64 shard subjects before acking it, and 64 durable
+// consumers that decode, count and ack.
+async function rawDurableConsumer(url: string): Promise<Consumer> {
+  const nc = await connectBench(url, "bench raw durable consumer");
+  registerCleanup(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: RAW_INTAKE, subjects: [SYNC_ORDER.subject], retention: RetentionPolicy.Workqueue });
+  await jsm.streams.add({ name: RAW_ORDERS, subjects: ["bench.raw.orders.>"], retention: RetentionPolicy.Workqueue });
+  const js = jetstream(nc);
+  const probe = new ProgressProbe();
+  let failedPublishes = 0;
+  const consuming: ConsumerMessages[] = [];
+  const consume = async (stream: string, durable: string, filter: string, handle: (msg: JsMsg) => void) => {
+    await jsm.consumers.add(stream, { durable_name: durable, filter_subject: filter, ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
+    consuming.push(await (await js.consumers.get(stream, durable)).consume({ max_messages: 256, callback: handle }));
+  };
+  await consume(RAW_INTAKE, "intake", SYNC_ORDER.subject, (msg) => {
+    const decoded = decodeJson(msg.data);
+    if (!decoded.ok || !isJsonObject(decoded.value) || decoded.value.order !== SYNC_ORDER.order) return msg.ack();
+    const shard = shardOfKey(String(decoded.value[KEY_FIELD]));
+    js.publish(`bench.raw.orders.${shard}`, msg.data, { msgID: `intake-${msg.seq}` }).then(
+      () => msg.ack(),
+      () => {
+        failedPublishes += 1;
+        msg.nak();
+      },
+    );
+  });
+  for (let shard = 0; shard < RAW_SHARDS; shard++) {
+    await consume(RAW_ORDERS, `shard-${shard}`, `bench.raw.orders.${shard}`, (msg) => {
+      const decoded = decodeJson(msg.data);
+      if (decoded.ok && isJsonObject(decoded.value)) probe.tick();
+      msg.ack();
+    });
+  }
+  await nc.flush();
+  const pending = async () => (await jsm.streams.info(RAW_INTAKE)).state.messages + (await jsm.streams.info(RAW_ORDERS)).state.messages;
+  return {
+    probe,
+    settled: (timeoutMs) => untilEmpty(pending, timeoutMs),
+    storedSyncs: async () => null,
+    kvLastSeq: async () => null,
+    warnings: (): Record<string, number> => (failedPublishes > 0 ? { "JetStream publish failed (raw durable baseline, order redelivered)": failedPublishes } : {}),
+    close: async () => {
+      for (const messages of consuming) await messages.close().catch(() => undefined);
+      await nc.close();
+    },
+  };
+}
+
+/** Polls a stream's pending message count until it is zero. */
+async function untilEmpty(pending: () => Promise<number>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await pending()) > 0) {
+    if (Date.now() > deadline) throw new Error(`orders still unacknowledged after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function nodeConsumer(url: string, variant: "entry" | "actor-none" | "actor-snapshot"): Promise<Consumer> {
+  const probe = new ProgressProbe();
+  const persistence = variant === "actor-snapshot" ? "snapshot" : "none";
+  const bench = await startBenchNode(url, {
+    persistence,
+    onSync: () => probe.tick(),
+    ...(variant === "entry" && { syncHandler: () => void probe.tick() }),
+  });
+  return {
+    probe,
+    settled: (timeoutMs) => untilEmpty(bench.ordersPending, timeoutMs),
+    storedSyncs: async () => (persistence === "snapshot" ? bench.storedSyncs() : null),
+    kvLastSeq: async () => (persistence === "snapshot" ? bench.kvLastSeq() : null),
+    warnings: bench.warnings,
+    close: bench.stop,
+  };
+}
+
+/** Publishes from this process on a second connection: for warm-ups, not for timed rounds. */
+async function publishInline(nc: NatsConnection, count: number, keys: number, flushEvery: number): Promise<void> {
+  const payloads = encodedOrders(SYNC_ORDER, keys);
+  for (let i = 0; i < count; i++) {
+    nc.publish(SYNC_ORDER.subject, payloads[i % keys] as Uint8Array);
+    if ((i + 1) % flushEvery === 0) await nc.flush();
+  }
+  await nc.flush();
+}
+
+const PROGRESS_SUBJECT = "bench.progress";
+
+/** Tells a pacing publisher how many orders of the round were processed, every few ms. */
+function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
+  const base = probe.count;
+  const timer = setInterval(() => nc.publish(PROGRESS_SUBJECT, String(probe.count - base)), 5);
+  return () => clearInterval(timer);
+}
+
+childMain<OrdersTask>(async (task) => {
+  const consumer =
+    task.variant === "raw" ? await rawConsumer(task.url) : task.variant === "raw-durable" ? await rawDurableConsumer(task.url) : await nodeConsumer(task.url, task.variant);
+  const side = await connectBench(task.url, "bench warm-up publisher and progress reports");
+  registerCleanup(() => side.close());
+  const burst: PublishTask = { kind: "publish", url: task.url, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
+  const paced: PublishTask = { ...burst, pacing: { window: task.window, progressSubject: PROGRESS_SUBJECT } };
+  const timeoutMs = Math.max(120_000, task.count);
+
+  // JIT warm-up; the actor of every key starts on its first order (activation is scenario 3's figure).
+  await publishInline(side, task.warmup, task.keys, task.flushEvery);
+  await consumer.probe.until(task.warmup, timeoutMs);
+  await consumer.settled(timeoutMs);
+  let published = task.warmup;
+  let lostBefore = published - ((await consumer.storedSyncs()) ?? published);
+
+  const timedRound = async (kind: "backlog" | "paced"): Promise<OrdersRound> => {
+    const seqBefore = await consumer.kvLastSeq();
+    // Counted from here: an order applied twice (redelivered after a failed save) counts twice.
+    const target = consumer.probe.count + task.count;
+    let startedAt: number;
+    let meter: ReturnType<typeof startCpuMeter>;
+    if (kind === "backlog") {
+      // The publisher runs while this event loop is blocked: every order is queued when the clock starts.
+      runChildSync<PublishResult>("load-generator.ts", burst, PROCESS_TIMEOUT_MS);
+      startedAt = epochNow();
+      meter = startCpuMeter(task.serverPid);
+      await consumer.probe.until(target, timeoutMs);
+    } else {
+      const stopReports = reportProgress(side, consumer.probe);
+      meter = startCpuMeter(task.serverPid);
+      const running = runChild<PublishResult>("load-generator.ts", paced, { timeoutMs: PROCESS_TIMEOUT_MS });
+      await consumer.probe.until(target, timeoutMs);
+      stopReports();
+      startedAt = (await running).startedAt;
+    }
+    const processedAt = epochNow();
+    // Paced rounds also count the publisher's start-up here: their CPU figures are indicative.
+    const cpu = meter();
+    published += task.count;
+    await consumer.settled(timeoutMs);
+    const settledAt = epochNow();
+    const seqAfter = await consumer.kvLastSeq();
+    const stored = await consumer.storedSyncs();
+    const lostAfter = stored === null ? null : published - stored;
+    const lost = lostAfter === null ? null : lostAfter - lostBefore;
+    lostBefore = lostAfter ?? 0;
+    const elapsedMs = processedAt - startedAt;
+    return {
+      elapsedMs,
+      perSecond: rate(task.count, elapsedMs),
+      settledMs: task.variant === "raw" ? null : settledAt - startedAt,
+      kvWrites: seqBefore === null || seqAfter === null ? null : seqAfter - seqBefore,
+      lostUpdates: lost,
+      consumerCpuMs: cpu.selfMs,
+      serverCpuMs: cpu.otherMs,
+    };
+  };
+
+  const backlog: OrdersRound[] = [];
+  const pacedRounds: OrdersRound[] = [];
+  for (let round = 0; round < task.rounds; round++) backlog.push(await timedRound("backlog"));
+  for (let round = 0; round < task.rounds; round++) pacedRounds.push(await timedRound("paced"));
+  const warnings = consumer.warnings();
+  await side.close();
+  await consumer.close();
+  const result: OrdersResult = { variant: task.variant, count: task.count, keys: task.keys, backlog, paced: pacedRounds, warnings };
+  return result;
+});

@@ -1,0 +1,282 @@
+// Turns one bench run into BENCHMARKS.md (also printed to stdout): machine, one table per scenario with
+// the raw baseline, the actor figure and their ratio, the targets and whether they are met.
+import type { BenchConfig } from "./bench-config.ts";
+import type { MachineInfo } from "./machine-info.ts";
+import type { ActivationResult, DispatchResult, OrdersResult, OrdersRound, RequestsResult } from "./results.ts";
+import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
+
+/** One scenario process's result, with the load other processes put on the machine meanwhile (cores). */
+export type Outcome<T> = ({ label: string; ok: true; value: T } | { label: string; ok: false; error: string }) & { backgroundCores: number };
+
+export interface BenchRun {
+  machine: MachineInfo;
+  config: BenchConfig;
+  durationMs: number;
+  /** Cores kept busy by processes that are not this bench, on average over the run. */
+  backgroundCores: number;
+  orders: Outcome<OrdersResult>[];
+  dispatch: Outcome<DispatchResult> | null;
+  requests: Outcome<RequestsResult>[];
+  activation: Outcome<ActivationResult>[];
+}
+
+export const TARGETS = {
+  ordersRatio: 0.5,
+  requestP50Ratio: 1.5,
+  bytesPerActor: 6 * 1024,
+};
+
+interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+const found = <T>(outcomes: Outcome<T>[], pick: (value: T) => boolean): T | undefined => {
+  for (const outcome of outcomes) if (outcome.ok && pick(outcome.value)) return outcome.value;
+  return undefined;
+};
+
+/** Background load per scenario process, flagged when it could have moved the figures. */
+function backgroundLine(outcomes: Outcome<unknown>[]): string[] {
+  if (outcomes.length === 0) return [];
+  const parts = outcomes.map((outcome) => `${outcome.label} ${outcome.backgroundCores.toFixed(2)}`);
+  const worst = Math.max(...outcomes.map((outcome) => outcome.backgroundCores));
+  return ["", `Cores kept busy by other processes during each run: ${parts.join(", ")}${worst > 0.2 ? " — **figures of the runs above 0.2 were disturbed**" : ""}.`];
+}
+
+const failures = (outcomes: Outcome<unknown>[]): string[] =>
+  outcomes.flatMap((outcome) => (outcome.ok ? [] : [`- **${outcome.label} failed**: ${outcome.error.split("\n")[0] ?? ""}`]));
+
+const mark = (met: boolean | null) => (met === null ? "not measured" : met ? "✅ met" : "❌ not met");
+
+function spread(rounds: OrdersRound[], pick: (round: OrdersRound) => number | null): { median: number; min: number; max: number } {
+  const values = rounds.map(pick).filter((value): value is number => value !== null);
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function rateCell(rounds: OrdersRound[]): string {
+  if (rounds.length === 0) return "n/a";
+  const { median: mid, min, max } = spread(rounds, (round) => round.perSecond);
+  return rounds.length === 1 ? formatCount(mid) : `${formatCount(mid)} (${formatCount(min)}–${formatCount(max)})`;
+}
+
+const ORDER_LABELS: Record<OrdersResult["variant"], string> = {
+  raw: "raw nats.js queue subscriber (decode + count)",
+  "raw-durable": "raw nats.js durable path (intake stream → consumer → sharded work queue → 64 consumers)",
+  entry: "node: intake stream → entry point → counting handler (no actor)",
+  "actor-none": "node: intake → entry point → keyed-order stream → actor, persistence `none`",
+  "actor-snapshot": "node: the same, persistence `snapshot`",
+};
+
+/** The runtime's own warnings and errors during a scenario: a run that "worked" while the runtime struggled must say so. */
+function warningLines(sources: { label: string; warnings: Record<string, number> }[]): string[] {
+  const lines: string[] = [];
+  for (const { label, warnings } of sources) {
+    const entries = Object.entries(warnings).sort((a, b) => b[1] - a[1]);
+    if (entries.length === 0) continue;
+    lines.push(`- **${label}**: ${entries.map(([message, count]) => `"${message}" × ${formatCount(count)}`).join(", ")}`);
+  }
+  return lines.length === 0 ? [] : ["", "Warnings and errors the runtime logged during these runs (for the raw durable baseline: its own failed publishes):", "", ...lines];
+}
+
+function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
+  const { count, durableCount, window, keys, rounds } = run.config.orders;
+  const raw = found(run.orders, (value) => value.variant === "raw");
+  const rawRate = (pick: (value: OrdersResult) => OrdersRound[]) => (raw === undefined ? Number.NaN : spread(pick(raw), (round) => round.perSecond).median);
+  const rawBacklog = rawRate((value) => value.backlog);
+  const rawPaced = rawRate((value) => value.paced);
+  const durable = found(run.orders, (value) => value.variant === "raw-durable");
+  const durableRate = (pick: (value: OrdersResult) => OrdersRound[]) => (durable === undefined ? Number.NaN : spread(pick(durable), (round) => round.perSecond).median);
+  const durableBacklog = durableRate((value) => value.backlog);
+  const durablePaced = durableRate((value) => value.paced);
+  const lines = [
+    "## 1. Orders/s: entry point → actor vs a raw queue subscriber",
+    "",
+    `Published \`IMAPfetcher\` orders (\`{"order":"sync","remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`) over ${formatCount(keys)} keys: ${formatCount(count)} per round for the core-NATS subscriber, ${formatCount(durableCount)} per round for everything that goes through JetStream (much slower); median of ${rounds} round(s) (min–max).`,
+    `The publisher is another Node process on its own connection. **Backlog**: the consumer's event loop is blocked while the publisher publishes the whole round, then the clock measures how fast the consumer drains it — its capacity under a burst, independent of the publisher's speed. **Paced**: a closed loop — the consumer reports its progress every 5 ms and the publisher keeps at most ${formatCount(window)} orders unprocessed — the rate it sustains without a queue building up.`,
+    "The actor side is a real node (`startNode`, supervisors/node.ts, 64 shards) running the bench family, with IMAPfetcher `sync` bound to `routeToActor`. A published order is captured by the node's JetStream intake stream as it is sent; the entry point reads it through a durable consumer, validates it and publishes it to the keyed-order stream (awaiting the ack) before acking it; the shard runner hands it to the actor (started by its first order) and acks it once the actor's state is saved. Every key's actor is live before the timed rounds (activation is scenario 3).",
+    "The **raw durable** baseline is that same path in bare nats.js with its defaults, without entry point, actors or KV: the subject captured by a work-queue stream, one durable consumer that decodes each order and publishes it (with a message id, awaited) to a second work-queue stream split in 64 shard subjects, then acks it; 64 durable consumers that decode, count and ack. It is the fair yardstick for what the runtime adds on top of its durable design; the plain raw subscriber is the one the targets name.",
+    "*CPU/order*: the consumer process's CPU time during a backlog drain divided by the orders; *busy*: CPU time over wall time during the drain (100 % = one core). *Settled*: until every stored order is acknowledged (for actors: applied and saved). *Missing from KV*: orders published minus orders reflected in the stored snapshots once settled, over all rounds (negative: applied twice).",
+    "",
+    "| Consumer | orders / round | backlog orders/s | ÷ raw | ÷ raw durable | CPU / order | consumer busy | nats-server busy | paced orders/s | ÷ raw | ÷ raw durable | settled (backlog) | KV writes / round | missing from KV |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const outcome of run.orders) {
+    if (!outcome.ok) continue;
+    const value = outcome.value;
+    const backlog = spread(value.backlog, (round) => round.perSecond).median;
+    const paced = spread(value.paced, (round) => round.perSecond).median;
+    const settled = value.variant === "raw" ? "—" : formatMs(spread(value.backlog, (round) => round.settledMs).median);
+    const cpuPerOrder = spread(value.backlog, (round) => (round.consumerCpuMs * 1000) / value.count).median;
+    const busy = (pick: (round: OrdersRound) => number) => formatPercent(spread(value.backlog, (round) => pick(round) / round.elapsedMs).median);
+    const writes = value.variant === "actor-snapshot" ? formatCount(spread(value.backlog, (round) => round.kvWrites).median) : "—";
+    const lost = [...value.backlog, ...value.paced].reduce((sum, round) => sum + (round.lostUpdates ?? 0), 0);
+    lines.push(
+      `| ${ORDER_LABELS[value.variant]} | ${formatCount(value.count)} | ${rateCell(value.backlog)} | ${formatRatio(backlog / rawBacklog)} | ${formatRatio(backlog / durableBacklog)} | ${formatMicros(cpuPerOrder)} | ${busy((round) => round.consumerCpuMs)} | ${busy((round) => round.serverCpuMs)} | ${rateCell(value.paced)} | ${formatRatio(paced / rawPaced)} | ${formatRatio(paced / durablePaced)} | ${settled} | ${writes} | ${value.variant === "actor-snapshot" ? formatCount(lost) : "—"} |`,
+    );
+  }
+  lines.push(...warningLines(run.orders.flatMap((outcome) => (outcome.ok ? [{ label: ORDER_LABELS[outcome.value.variant], warnings: outcome.value.warnings }] : []))));
+  lines.push(...failures(run.orders));
+  lines.push(...backgroundLine([...run.orders, ...(run.dispatch === null ? [] : [run.dispatch])]));
+
+  if (run.dispatch !== null) {
+    const { events, keys: dispatchKeys } = run.config.dispatch;
+    lines.push(
+      "",
+      "### Per-order cost by layer",
+      "",
+      `Each layer timed alone in one process, over \`sync\` orders for ${formatCount(dispatchKeys)} keys (${formatCount(events)} per pass for in-process layers, fewer for JetStream ones; median of 3 passes; scripts/bench/dispatch-scenario.ts). For the JetStream layers, *wall / order* is elapsed time over orders with 1,000 in flight, the nats-server working on the other core.`,
+      "",
+      "| Layer | CPU / order | wall / order |",
+      "|---|---:|---:|",
+    );
+    if (run.dispatch.ok) {
+      for (const step of run.dispatch.value.steps) {
+        lines.push(`| ${step.step} | ${formatMicros(step.microsPerEvent)} | ${step.wallMicrosPerEvent === null ? "—" : formatMicros(step.wallMicrosPerEvent)} |`);
+      }
+    } else lines.push(...failures([run.dispatch]));
+  }
+
+  const actor = found(run.orders, (value) => value.variant === "actor-none");
+  for (const [mode, rawFigure, pick] of [
+    ["paced, sustainable", rawPaced, (value: OrdersResult) => value.paced],
+    ["backlog burst", rawBacklog, (value: OrdersResult) => value.backlog],
+  ] as const) {
+    const actorFigure = actor === undefined ? Number.NaN : spread(pick(actor), (round) => round.perSecond).median;
+    const ratio = actorFigure / rawFigure;
+    verdicts.push({
+      target: `Orders/s through entry point → actor ≥ ${TARGETS.ordersRatio} × raw (${mode}, persistence none)`,
+      measured: Number.isFinite(ratio) ? `${formatRatio(ratio)} (${formatCount(actorFigure)} vs ${formatCount(rawFigure)}/s)` : "n/a",
+      met: Number.isFinite(ratio) ? ratio >= TARGETS.ordersRatio : null,
+    });
+  }
+  return lines;
+}
+
+function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
+  const { sequential, concurrent, inFlight, rounds, keys } = run.config.requests;
+  const raw = found(run.requests, (value) => value.variant === "raw");
+  const actor = found(run.requests, (value) => value.variant === "actor");
+  const throughput = (value: RequestsResult) => median(value.concurrent.map((round) => round.perSecond));
+  const loadedP50 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p50));
+  const loadedP99 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p99));
+  const clientCpu = (value: RequestsResult) => median(value.concurrent.map((round) => round.clientCpuMicrosPerRequest));
+  const lines = [
+    "## 2. Request/reply: actor vs a raw responder",
+    "",
+    `\`outboundIMAP\` \`deliver\` requests (\`{"order":"deliver","message_id":…,"remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`). The client is another Node process publishing with a reply subject into one shared inbox subscription (scripts/bench/inbox-client.ts), identical for both sides; it checks every reply is \`{"error":false,…}\`.`,
+    `The raw responder decodes the JSON and replies; the actor path runs on a real node: entry point (mode \`request\`: decode, validate against the contract) → \`routeToActor\` → \`KeyedOrders.forward\` (the owning node is this one, so it hands the request to the actor in-process) → actor (persistence \`none\`, started beforehand by one \`sync\` per key) → \`ports.reply(event.replyTo, …)\`. Sequential: ${formatCount(sequential)} requests one at a time. Loaded: ${formatCount(concurrent)} requests with ${inFlight} in flight, median of ${rounds} round(s).`,
+    "",
+    "| Responder | seq p50 | seq p99 | loaded req/s | loaded p50 | loaded p99 | responder CPU / req | nats-server CPU / req | client CPU / req (loaded) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const value of [raw, actor]) {
+    if (value === undefined) continue;
+    const label = value.variant === "raw" ? "raw nats.js responder" : "entry point → actor";
+    lines.push(
+      `| ${label} | ${formatMs(value.sequential.p50)} | ${formatMs(value.sequential.p99)} | ${formatCount(throughput(value))} | ${formatMs(loadedP50(value))} | ${formatMs(loadedP99(value))} | ${formatMicros(value.responderCpuMicrosPerRequest)} | ${formatMicros(value.serverCpuMicrosPerRequest)} | ${formatMicros(clientCpu(value))} |`,
+    );
+  }
+  if (raw !== undefined && actor !== undefined) {
+    lines.push(
+      `| **actor ÷ raw** | ${formatRatio(actor.sequential.p50 / raw.sequential.p50)} | ${formatRatio(actor.sequential.p99 / raw.sequential.p99)} | ${formatRatio(throughput(actor) / throughput(raw))} | ${formatRatio(loadedP50(actor) / loadedP50(raw))} | ${formatRatio(loadedP99(actor) / loadedP99(raw))} | ${formatRatio(actor.responderCpuMicrosPerRequest / raw.responderCpuMicrosPerRequest)} | ${formatRatio(actor.serverCpuMicrosPerRequest / raw.serverCpuMicrosPerRequest)} | ${formatRatio(clientCpu(actor) / clientCpu(raw))} |`,
+    );
+  }
+  lines.push(...warningLines(run.requests.flatMap((outcome) => (outcome.ok ? [{ label: outcome.value.variant, warnings: outcome.value.warnings }] : []))));
+  const bad = run.requests.flatMap((outcome) => (outcome.ok && outcome.value.badReplies > 0 ? [`${outcome.value.variant}: ${outcome.value.badReplies}`] : []));
+  if (bad.length > 0) lines.push("", `**Error replies (figures are void):** ${bad.join("; ")}`);
+  lines.push(...failures(run.requests));
+  lines.push(...backgroundLine(run.requests));
+  const ratio = raw !== undefined && actor !== undefined ? actor.sequential.p50 / raw.sequential.p50 : Number.NaN;
+  verdicts.push({
+    target: `Request p50 through an actor ≤ ${TARGETS.requestP50Ratio} × raw (sequential)`,
+    measured: Number.isFinite(ratio) && raw !== undefined && actor !== undefined ? `${formatRatio(ratio)} (${formatMs(actor.sequential.p50)} vs ${formatMs(raw.sequential.p50)})` : "n/a",
+    met: Number.isFinite(ratio) ? ratio <= TARGETS.requestP50Ratio : null,
+  });
+  return lines;
+}
+
+const POPULATION_LABELS: Record<ActivationResult["mode"], string> = {
+  actors: "actors via ActorHost.activate",
+  subscriptions: "plain nats.js subscriptions (control)",
+  machines: "bare XState actors, no NATS (control)",
+  snapshots: "persisted snapshots alone, XState actor stopped (control)",
+};
+
+function activationSection(run: BenchRun, verdicts: Verdict[]): string[] {
+  const lines = [
+    "## 3. Activation rate and memory per idle actor",
+    "",
+    `Each row is its own Node process (\`--expose-gc\`); memory is \`process.memoryUsage()\` after forced full GCs, before and after creating N items, divided by N. Activations run ${run.config.activation.window} at a time; the time includes a flush, so the server holds every actor's subscription. The two control rows split an actor into its parts: its mailbox (a subscription with a callback on the actor's subject) and its XState actor (same machine, started and observed like ActorCell does).`,
+    "",
+    "| Population | N | per second | heap / item | external / item | RSS / item | first snapshots stored |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const outcome of run.activation) {
+    if (!outcome.ok) continue;
+    const value = outcome.value;
+    const label = value.mode === "actors" ? `${POPULATION_LABELS.actors}, persistence \`${value.persistence}\`` : POPULATION_LABELS[value.mode];
+    lines.push(
+      `| ${label} | ${formatCount(value.count)} | ${formatCount(value.perSecond)} | ${formatBytes(value.heapPerItem)} | ${formatBytes(value.externalPerItem)} | ${formatBytes(value.rssPerItem)} | ${value.persistedMs === null ? "—" : formatMs(value.persistedMs)} |`,
+    );
+  }
+  lines.push(...failures(run.activation));
+  lines.push(...backgroundLine(run.activation));
+
+  const large = run.config.activation.large;
+  const actors = found(run.activation, (value) => value.mode === "actors" && value.persistence === "none" && value.count === large);
+  const subs = found(run.activation, (value) => value.mode === "subscriptions" && value.count === large);
+  const machines = found(run.activation, (value) => value.mode === "machines" && value.count === large);
+  if (actors !== undefined && subs !== undefined && machines !== undefined) {
+    const rest = actors.heapPerItem - subs.heapPerItem - machines.heapPerItem;
+    const share = (part: number) => `${((part / actors.heapPerItem) * 100).toFixed(0)} %`;
+    lines.push(
+      "",
+      `Heap of one idle actor at ${formatCount(large)} actors: ${formatBytes(actors.heapPerItem)} = subscription ${formatBytes(subs.heapPerItem)} (${share(subs.heapPerItem)}) + XState actor ${formatBytes(machines.heapPerItem)} (${share(machines.heapPerItem)}) + the runtime's own cell and bookkeeping ${formatBytes(rest)} (${share(rest)}).`,
+    );
+  }
+  verdicts.push({
+    target: `Heap per idle actor ≤ ${formatBytes(TARGETS.bytesPerActor)} (${formatCount(large)} actors, persistence none)`,
+    measured: actors === undefined ? "n/a" : `${formatBytes(actors.heapPerItem)} heap, ${formatBytes(actors.rssPerItem)} RSS`,
+    met: actors === undefined ? null : actors.heapPerItem <= TARGETS.bytesPerActor,
+  });
+  return lines;
+}
+
+/** The whole report; `interpretation` is the reading of these figures, in words. */
+export function renderReport(run: BenchRun, interpretation: (run: BenchRun) => string[]): string {
+  const verdicts: Verdict[] = [];
+  const orders = ordersSection(run, verdicts);
+  const requests = requestsSection(run, verdicts);
+  const activation = activationSection(run, verdicts);
+  const { machine } = run;
+  return [
+    "# Benchmarks",
+    "",
+    `Generated by \`${run.config.quick ? "BENCH_QUICK=1 " : ""}npm run bench\` (scripts/bench/run-benchmarks.ts) on ${machine.date}; the run took ${(run.durationMs / 1000).toFixed(0)} s${run.config.quick ? " — **quick run: small sizes, figures are indicative only**" : ""}.`,
+    "",
+    `Code measured: commit ${machine.commit}${machine.uncommittedRuntimeFiles > 0 ? ` plus uncommitted changes to ${machine.uncommittedRuntimeFiles} file(s) under runtime/, supervisors/ or actors/ (work in progress at the time of the run)` : ""}.`,
+    "",
+    `Machine: ${machine.cpuCount} × ${machine.cpuModel}, ${formatBytes(machine.memoryBytes)} RAM, ${machine.kernel}; Node ${machine.node}; nats-server ${machine.natsServer}; nats.js (@nats-io/nats-core) ${machine.natsJs}; XState ${machine.xstate}.`,
+    `Other processes on the machine kept ${run.backgroundCores.toFixed(2)} of its ${machine.cpuCount} cores busy on average during the run (1-minute load average ${machine.loadAtStart.toFixed(2)} at the start)${run.backgroundCores > 0.2 ? ": **the machine was shared, so figures are noisier and lower than on an idle machine**" : ""}.`,
+    "Every scenario process gets a fresh nats-server (JetStream on, loopback) started with runtime/embedded-nats-server.ts; raw baseline and actor runtime face the same server binary, the same payload bytes and the same load generator.",
+    "",
+    "## Targets",
+    "",
+    "| Target | Measured | Verdict |",
+    "|---|---|---|",
+    ...verdicts.map((verdict) => `| ${verdict.target} | ${verdict.measured} | ${mark(verdict.met)} |`),
+    "",
+    ...orders,
+    "",
+    ...requests,
+    "",
+    ...activation,
+    "",
+    "## Interpretation",
+    "",
+    ...interpretation(run),
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,78 @@
+// Scenario 2, responder side: `deliver` requests answered either by a raw responder (decode + reply)
+// or by an actor on a node: entry point (decode, validate), routeToActor (forward to the owning node,
+// here this one), ActorCell, machine, ports.reply to the requester's inbox.
+import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { ok } from "../../runtime/reply.ts";
+import { connectBench } from "./bench-connection.ts";
+import { startBenchNode } from "./bench-node.ts";
+import { encodedOrders, KEY_FIELD, DELIVER_ORDER, SYNC_ORDER } from "./bench-payloads.ts";
+import { childMain, runChild } from "./child-protocol.ts";
+import { registerCleanup } from "./cleanup.ts";
+import { startCpuMeter } from "./cpu-meter.ts";
+import { ProgressProbe } from "./progress-probe.ts";
+import type { RequestLoadResult, RequestLoadTask, RequestsResult, RequestsTask } from "./results.ts";
+
+interface Responder {
+  warnings(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+// The baseline answers with the same reply body the actor sends.
+async function rawResponder(url: string): Promise<Responder> {
+  const nc = await connectBench(url, "bench raw responder");
+  registerCleanup(() => nc.close());
+  nc.subscribe(DELIVER_ORDER.subject, {
+    queue: DELIVER_ORDER.queue,
+    callback: (err, msg) => {
+      if (err !== null || msg.reply === undefined || msg.reply === "") return;
+      const decoded = decodeJson(msg.data);
+      if (!decoded.ok || !isJsonObject(decoded.value)) return;
+      nc.publish(msg.reply, encodeJson(ok("delivered", { message_id: decoded.value.message_id, remote_id: decoded.value[KEY_FIELD] })));
+    },
+  });
+  await nc.flush();
+  return { warnings: () => ({}), close: () => nc.close() };
+}
+
+async function actorResponder(url: string, keys: number): Promise<Responder> {
+  // persistence "none": `deliver` changes nothing in the context, so a snapshot family would only add
+  // a serialisation per event to find there is nothing to write.
+  const probe = new ProgressProbe();
+  const bench = await startBenchNode(url, { persistence: "none", onSync: () => probe.tick() });
+  // A forwarded request needs a running actor: one `sync` per key starts them all.
+  const starter = await connectBench(url, "bench actor starter");
+  for (const payload of encodedOrders(SYNC_ORDER, keys)) starter.publish(SYNC_ORDER.subject, payload);
+  await starter.flush();
+  await starter.close();
+  await probe.until(keys, 60_000);
+  return { warnings: bench.warnings, close: bench.stop };
+}
+
+childMain<RequestsTask>(async (task) => {
+  const responder = task.variant === "raw" ? await rawResponder(task.url) : await actorResponder(task.url, task.keys);
+  const load: RequestLoadTask = {
+    kind: "request",
+    url: task.url,
+    keys: task.keys,
+    warmup: task.warmup,
+    sequential: task.sequential,
+    concurrent: task.concurrent,
+    inFlight: task.inFlight,
+    rounds: task.rounds,
+    timeoutMs: 10_000,
+  };
+  const meter = startCpuMeter(task.serverPid);
+  const { requests, ...figures } = await runChild<RequestLoadResult>("load-generator.ts", load, { timeoutMs: 300_000 });
+  const cpu = meter();
+  const warnings = responder.warnings();
+  await responder.close();
+  const result: RequestsResult = {
+    variant: task.variant,
+    ...figures,
+    // Includes the load generator's start-up, when neither side does anything.
+    responderCpuMicrosPerRequest: (cpu.selfMs * 1000) / requests,
+    serverCpuMicrosPerRequest: (cpu.otherMs * 1000) / requests,
+    warnings,
+  };
+  return result;
+});

@@ -1,0 +1,179 @@
+// The tasks the orchestrator hands to bench processes and the figures they hand back (JSON both ways).
+
+export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
+
+export interface OrdersTask {
+  url: string;
+  /** The nats-server's pid, to account its CPU time. */
+  serverPid: number;
+  variant: OrdersVariant;
+  /** Orders per timed round. */
+  count: number;
+  /** Paced rounds: at most this many orders published and not yet processed. */
+  window: number;
+  keys: number;
+  rounds: number;
+  warmup: number;
+  flushEvery: number;
+}
+
+/** One timed pass of `count` orders. */
+export interface OrdersRound {
+  /** From the first order available to the last one processed by the consumer. */
+  elapsedMs: number;
+  perSecond: number;
+  /** Actor variants: until every keyed order was acknowledged, i.e. applied and its state saved. */
+  settledMs: number | null;
+  /** Snapshot variant: KV writes made for this round (coalesced per actor by its write loop). */
+  kvWrites: number | null;
+  /** Snapshot variant: orders published in the round minus those reflected in KV once settled (negative: applied twice). */
+  lostUpdates: number | null;
+  /** CPU time of the consumer process and of the nats-server during `elapsedMs`. */
+  consumerCpuMs: number;
+  serverCpuMs: number;
+}
+
+export interface OrdersResult {
+  variant: OrdersVariant;
+  count: number;
+  keys: number;
+  /** The consumer drains a backlog: its capacity, independent of the publisher's speed. */
+  backlog: OrdersRound[];
+  /** Closed loop: the publisher keeps at most `window` orders unprocessed (a sustainable rate). */
+  paced: OrdersRound[];
+  /** What the runtime logged at warn/error level during the scenario, by message. */
+  warnings: Record<string, number>;
+}
+
+export type RequestsVariant = "raw" | "actor";
+
+export interface RequestsTask {
+  url: string;
+  serverPid: number;
+  variant: RequestsVariant;
+  keys: number;
+  warmup: number;
+  sequential: number;
+  concurrent: number;
+  inFlight: number;
+  rounds: number;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface ConcurrentRound {
+  count: number;
+  inFlight: number;
+  elapsedMs: number;
+  perSecond: number;
+  latency: LatencySummary;
+  /** The client process's own CPU time per request: if it is near elapsed/request, the client is the bottleneck. */
+  clientCpuMicrosPerRequest: number;
+}
+
+export interface RequestsResult {
+  variant: RequestsVariant;
+  sequential: LatencySummary;
+  concurrent: ConcurrentRound[];
+  /** Replies that were errors or not JSON: must be 0 for the figures to mean anything. */
+  badReplies: number;
+  /** Responder-process and nats-server CPU time per request, over the whole run (all phases). */
+  responderCpuMicrosPerRequest: number;
+  serverCpuMicrosPerRequest: number;
+  warnings: Record<string, number>;
+}
+
+/** What the load generator measures; the responder adds its own CPU figures. */
+export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "warnings"> & { requests: number };
+
+export interface DispatchTask {
+  url: string;
+  keys: number;
+  events: number;
+  warmup: number;
+}
+
+/** CPU cost per order of one layer of the actor path, measured in-process. */
+export interface DispatchStep {
+  step: string;
+  /** This process's CPU per order (for in-process layers, also the wall time). */
+  microsPerEvent: number;
+  /** Layers that wait on the nats-server: wall time per order with their concurrency. */
+  wallMicrosPerEvent: number | null;
+}
+
+export interface DispatchResult {
+  steps: DispatchStep[];
+}
+
+export type ActivationMode = "actors" | "subscriptions" | "machines" | "snapshots";
+
+export interface ActivationTask {
+  /** null for modes that need no NATS. */
+  url: string | null;
+  mode: ActivationMode;
+  persistence: "none" | "snapshot";
+  count: number;
+  /** How many activations run concurrently. */
+  window: number;
+}
+
+export interface MemorySample {
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  rss: number;
+}
+
+export interface ActivationResult {
+  mode: ActivationMode;
+  persistence: "none" | "snapshot";
+  count: number;
+  /** Until every actor runs and the server has its subscription (a flush round trip). */
+  elapsedMs: number;
+  perSecond: number;
+  /** Snapshot actors: until every first snapshot is in KV. */
+  persistedMs: number | null;
+  before: MemorySample;
+  after: MemorySample;
+  heapPerItem: number;
+  externalPerItem: number;
+  rssPerItem: number;
+}
+
+export interface PublishTask {
+  kind: "publish";
+  url: string;
+  count: number;
+  keys: number;
+  flushEvery: number;
+  /** Closed loop: wait for the consumer's progress (published on `progressSubject`) to stay within `window`. */
+  pacing?: { window: number; progressSubject: string };
+}
+
+export interface PublishResult {
+  count: number;
+  startedAt: number;
+  finishedAt: number;
+}
+
+export interface RequestLoadTask {
+  kind: "request";
+  url: string;
+  keys: number;
+  warmup: number;
+  sequential: number;
+  concurrent: number;
+  inFlight: number;
+  rounds: number;
+  timeoutMs: number;
+}
+
+export type LoadTask = PublishTask | RequestLoadTask;
