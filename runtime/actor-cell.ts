@@ -30,6 +30,8 @@ export interface CellEnvironment {
   nc: NatsConnection;
   subjects: Subjects;
   nodeId: string;
+  /** Unique per process: written with every snapshot to recognise our own earlier writes. */
+  incarnation: string;
   logger: Logger;
   ports: ActorPorts;
   /** null when the family does not persist. */
@@ -109,8 +111,9 @@ export class ActorCell {
         this.settled = loaded.record.snapshot;
         this.seen = loaded.record.seen ?? null;
         this.revision = loaded.revision;
-        if (loaded.record.node !== this.env.nodeId) {
-          this.revision = await this.env.store.save({ ...loaded.record, node: this.env.nodeId, savedAt: new Date().toISOString() }, loaded.revision);
+        if (loaded.record.owner !== this.env.incarnation) {
+          const claimed = { ...loaded.record, node: this.env.nodeId, owner: this.env.incarnation, savedAt: new Date().toISOString() };
+          this.revision = await this.env.store.save(claimed, loaded.revision);
         }
         this.savedJson = recordJson(loaded.record.snapshot, this.seen);
       }
@@ -156,7 +159,8 @@ export class ActorCell {
   /** Delivers a message to the machine; refuses what the current state does not accept. */
   deliver(message: ActorMessage, settle?: SettleCallback): void {
     if (message.id !== undefined && this.seen?.includes(message.id)) {
-      settle?.("done"); // a redelivery of what this state already reflects
+      // A redelivery of what this state already reflects: done once that state is saved.
+      if (settle !== undefined) this.settleWhenSaved(settle);
       return;
     }
     if (this.status !== "running" || this.actor === null) {
@@ -178,8 +182,11 @@ export class ActorCell {
     this.lastEvent = message.type;
     if (message.id !== undefined) this.remember(message.id);
     this.actor.send(message);
-    if (settle === undefined) return;
     // XState handles the event synchronously: a state change has already queued its snapshot write.
+    if (settle !== undefined) this.settleWhenSaved(settle);
+  }
+
+  private settleWhenSaved(settle: SettleCallback): void {
     if (this.env.store === null || (!this.writing && this.pendingSave === undefined)) settle("done");
     else (this.awaitingSave ??= []).push(settle);
   }
@@ -331,14 +338,33 @@ export class ActorCell {
       this.awaitingSave = null;
       try {
         this.revision = await this.env.store.save(
-          { v: SNAPSHOT_SCHEMA_VERSION, kind: this.kind, key: this.key, snapshot, savedAt: new Date().toISOString(), node: this.env.nodeId, ...(seen && { seen }) },
+          {
+            v: SNAPSHOT_SCHEMA_VERSION,
+            kind: this.kind,
+            key: this.key,
+            snapshot,
+            savedAt: new Date().toISOString(),
+            node: this.env.nodeId,
+            owner: this.env.incarnation,
+            ...(seen && { seen }),
+          },
           this.revision,
         );
         this.savedJson = json;
         attempt = 0;
         for (const settle of covered ?? []) settle("done");
       } catch (err) {
-        if (err instanceof SnapshotConflict) {
+        // A write that timed out may have landed, and a retry with the old revision would then look
+        // like someone else's write. Whoever wrote last tells: if it was this process, go on from there.
+        const current = await this.env.store.load(this.kind, this.key).catch(() => undefined);
+        if (current !== undefined && current !== null && current.record.owner === this.env.incarnation) {
+          this.revision = current.revision;
+          if (recordJson(current.record.snapshot, current.record.seen ?? null) === json) {
+            this.savedJson = json;
+            for (const settle of covered ?? []) settle("done");
+            continue;
+          }
+        } else if (err instanceof SnapshotConflict) {
           for (const settle of [...(covered ?? []), ...(this.awaitingSave ?? [])]) settle("retry");
           this.awaitingSave = null;
           this.env.onFenced(this, err);

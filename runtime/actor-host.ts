@@ -10,6 +10,7 @@ import { createPorts } from "./ports.ts";
 import { Requester } from "./requester.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import type { Subjects } from "./subjects.ts";
+import { randomUUID } from "node:crypto";
 
 export interface ActorHostOptions {
   nc: NatsConnection;
@@ -38,6 +39,8 @@ export class ActorHost {
   private readonly families = new Map<string, RegisteredFamily>();
   private readonly listeners = new Map<string, CellFailureListener>();
   private readonly requester: Requester;
+  /** Tells this process's snapshot writes from those of an earlier run of the same node. */
+  private readonly incarnation = randomUUID();
 
   constructor(private readonly options: ActorHostOptions) {
     this.requester = new Requester(options.nc);
@@ -51,6 +54,7 @@ export class ActorHost {
       nc,
       subjects,
       nodeId,
+      incarnation: this.incarnation,
       logger: logger.child({ kind: family.kind }),
       ports: this.ports,
       store: family.persistence === "none" ? null : snapshots,

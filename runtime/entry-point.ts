@@ -103,7 +103,8 @@ export class EntryPoint {
   /** Takes orders from a durable consumer of the intake stream. */
   async startDurable(consumer: Consumer): Promise<void> {
     this.consumed = await consumer.consume({
-      max_messages: 256,
+      // Few buffered orders: a burst must not hold the event loop (and the node's heartbeat) for long.
+      max_messages: 64,
       // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
       expires: 5_000,
       idle_heartbeat: 1_000,

@@ -14,6 +14,8 @@ export interface StoredSnapshot {
   snapshot: unknown;
   savedAt: string;
   node: string;
+  /** Which process wrote it: unique per run of a node, so a restarted node is not taken for its old self. */
+  owner?: string;
   /** Ids of the latest messages this state already reflects: a redelivered one is not applied twice. */
   seen?: string[];
 }

@@ -19,6 +19,8 @@ export interface NodeConfig {
   logLevel: string;
   /** How many shards keyed actors are spread over; the same on every node of a deployment. */
   shards: number;
+  /** A node unseen for this long is taken for dead and its actors move (it fences itself sooner). */
+  failureDetectionMs: number;
 }
 
 export function defaultNodeId(): string {
@@ -36,6 +38,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     replicas: integer(env, "CALIOPEN_REPLICAS", 1, 1, 5),
     logLevel: nonEmpty(env.LOG_LEVEL) ?? "info",
     shards: integer(env, "CALIOPEN_SHARDS", 64, 1, 4096),
+    failureDetectionMs: integer(env, "CALIOPEN_FAILURE_DETECTION_MS", 2_000, 200, 600_000),
   };
 }
 

@@ -15,7 +15,7 @@ import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
 import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
 import { openCluster } from "./cluster/cluster.ts";
-import type { MembershipTiming } from "./cluster/membership.ts";
+import { membershipTiming, type MembershipTiming } from "./cluster/membership.ts";
 import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
 import { notAvailable, type ServiceSet } from "./services.ts";
@@ -50,8 +50,10 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
   }
   const natsUrl = embedded?.url ?? (config.natsUrl as string);
   let nc: NatsConnection;
+  let control: NatsConnection;
   try {
     nc = await connectToNats({ url: natsUrl, name: `caliopen-node ${config.nodeId}`, logger: log });
+    control = await connectToNats({ url: natsUrl, name: `caliopen-node ${config.nodeId} control`, logger: log });
   } catch (err) {
     await embedded?.stop();
     throw err;
@@ -64,6 +66,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
     const cluster = await openCluster({
       nc,
+      control,
       subjects,
       nodeId: config.nodeId,
       host,
@@ -72,7 +75,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
       shards: config.shards,
       logger: log,
       info: { host: hostname(), pid: process.pid, version: VERSION },
-      ...(tuning.membership !== undefined && { timing: tuning.membership }),
+      timing: tuning.membership ?? membershipTiming(config.failureDetectionMs),
     });
     const supervisors = new Map<string, FamilySupervisor>();
     for (const family of services.families) {
@@ -143,6 +146,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
         await host.stopAll();
         debug.stop();
         await nc.drain().catch(() => undefined);
+        await control.drain().catch(() => undefined);
         await embedded?.stop();
         log.info("node stopped");
       })());
@@ -150,6 +154,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     return { id: config.nodeId, nc, natsUrl, subjects, host, supervisors, deadLetters, shutdown };
   } catch (err) {
     await nc.close().catch(() => undefined);
+    await control.close().catch(() => undefined);
     await embedded?.stop();
     throw err;
   }

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { ActorHost } from "../../runtime/actor-host.ts";
 import type { DeadLetters } from "../../runtime/dead-letters.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { isConnectionUp } from "../../runtime/connection.ts";
 import { Requester } from "../../runtime/requester.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
 import type { Subjects } from "../../runtime/subjects.ts";
@@ -23,6 +24,8 @@ import { ShardRunner } from "./shard-runner.ts";
 
 export interface ClusterOptions {
   nc: NatsConnection;
+  /** A connection of its own for heartbeats, so that they never wait behind order traffic. */
+  control: NatsConnection;
   subjects: Subjects;
   nodeId: string;
   host: ActorHost;
@@ -51,13 +54,15 @@ export interface Cluster {
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const { nc, subjects, nodeId, host, logger, replicas } = options;
   const kvm = new Kvm(nc);
-  const nodesKv = await kvm.create(subjects.resource("caliopen_nodes"), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
+  const nodesKv = await new Kvm(options.control).create(subjects.resource("caliopen_nodes"), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
   const shardsKv = await kvm.create(subjects.resource("caliopen_shards"), { history: 1, replicas });
   const registryKv = await kvm.create(subjects.resource("caliopen_actor_registry"), { history: 1, replicas });
   await checkShardCount(shardsKv, options.shards);
   const orders = await OrderStream.open(nc, subjects, replicas);
 
-  const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING);
+  const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING, () =>
+    isConnectionUp(nc),
+  );
   const assignments = new ShardAssignments(shardsKv, options.shards, logger);
   const registry = new ActorRegistry(registryKv);
   let runner: ShardRunner | null = null;

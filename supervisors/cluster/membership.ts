@@ -16,7 +16,16 @@ export interface MembershipTiming {
   deadAfterMs: number;
 }
 
-export const DEFAULT_TIMING: MembershipTiming = { heartbeatMs: 200, fenceAfterMs: 900, deadAfterMs: 1_500 };
+/**
+ * Timing from one figure, the failure-detection window: a node unseen for that long is dead; a node
+ * that could not renew its own heartbeat for 60 % of it fences itself, leaving margin for the time it
+ * takes to stop its actors and for a busy event loop; heartbeats go eight times per window.
+ */
+export function membershipTiming(deadAfterMs: number): MembershipTiming {
+  return { heartbeatMs: Math.max(25, Math.round(deadAfterMs / 8)), fenceAfterMs: Math.round(deadAfterMs * 0.6), deadAfterMs };
+}
+
+export const DEFAULT_TIMING: MembershipTiming = membershipTiming(2_000);
 
 export interface Member {
   node: string;
@@ -53,6 +62,8 @@ export class Membership {
     private readonly info: Record<string, unknown>,
     private readonly logger: Logger,
     readonly timing: MembershipTiming = DEFAULT_TIMING,
+    /** Heartbeats stop while this says no (the connection the actors use is down): the node then fences itself. */
+    private readonly canServe: () => boolean = () => true,
   ) {}
 
   async start(): Promise<void> {
@@ -170,6 +181,7 @@ export class Membership {
 
   private async heartbeat(): Promise<void> {
     if (this.beatInFlight || this.stopped) return;
+    if (!this.canServe()) return this.check();
     this.beatInFlight = true;
     const sentAt = performance.now();
     try {

@@ -78,7 +78,8 @@ export class ShardRunner {
     if (state.stopping) return;
     const consumer = await this.deps.orders.consumer(shard);
     state.messages = await consumer.consume({
-      max_messages: 256,
+      // Per shard, and a node runs many: keep the total buffered small so heartbeats stay on time.
+      max_messages: 16,
       // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
       expires: 5_000,
       idle_heartbeat: 1_000,

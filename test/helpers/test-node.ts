@@ -7,14 +7,14 @@ import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/
 import type { NodeConfig } from "../../supervisors/node-config.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 
-/** Heartbeats and failure detection shortened so that tests of failover run quickly. */
-export const FAST_MEMBERSHIP = { heartbeatMs: 100, fenceAfterMs: 500, deadAfterMs: 800 };
+/** Failure detection shortened so that tests of failover run quickly. */
+export const FAST_DETECTION_MS = 1_000;
 
 export async function startTestNode(
   natsUrl: string,
   services: ServiceSet,
   overrides: Partial<NodeConfig> = {},
-  tuning: NodeTuning = { membership: FAST_MEMBERSHIP },
+  tuning: NodeTuning = {},
 ): Promise<RunningNode> {
   const config: NodeConfig = {
     natsUrl,
@@ -26,6 +26,7 @@ export async function startTestNode(
     replicas: 1,
     logLevel: "silent",
     shards: 8,
+    failureDetectionMs: FAST_DETECTION_MS,
     ...overrides,
   };
   return startNode(config, services, silentLogger(), tuning);

@@ -202,7 +202,7 @@ test("a snapshot written by someone else fences the actor off", async ({ fx }) =
   cell.deliver({ type: "inc", payload: {} });
   await waitFor("saved", async () => (await fx.snapshots.load("c12", "contested")) !== null);
   const stored = await fx.snapshots.load("c12", "contested");
-  await fx.snapshots.save({ ...stored!.record, node: "intruder" }, stored!.revision);
+  await fx.snapshots.save({ ...stored!.record, node: "intruder", owner: "intruder-process" }, stored!.revision);
   cell.deliver({ type: "inc", payload: {} });
   await waitFor("fenced", () => fenced.length === 1);
 });
@@ -254,11 +254,45 @@ test("a fenced write settles its messages 'retry'", async ({ fx }) => {
   const cell = await host.activate("c16", "k");
   await waitFor("saved", async () => (await fx.snapshots.load("c16", "k")) !== null);
   const stored = await fx.snapshots.load("c16", "k");
-  await fx.snapshots.save({ ...stored!.record, node: "new-owner" }, stored!.revision);
+  await fx.snapshots.save({ ...stored!.record, node: "new-owner", owner: "new-owner-process" }, stored!.revision);
   const outcomes: string[] = [];
   cell.deliver({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
   await waitFor("settled", () => outcomes.length === 1);
   assert.equal(outcomes, ["retry"]);
+});
+
+test("a write that landed but whose answer was lost is recognised as our own, not taken for a rival's", async ({ fx }) => {
+  const fenced: string[] = [];
+  const host = fx.newHost();
+  host.register(counterFamily("c17"), { onCrash: () => undefined, onFenced: (cell) => fenced.push(cell.key) });
+  const cell = await host.activate("c17", "k");
+  cell.deliver({ type: "inc", payload: {} });
+  await waitFor("saved", async () => (await fx.snapshots.load("c17", "k")) !== null);
+  // What a timed-out update leaves behind: our own record stored under a revision we never learnt.
+  const stored = await fx.snapshots.load("c17", "k");
+  await fx.snapshots.save({ ...stored!.record, savedAt: new Date().toISOString() }, stored!.revision);
+  const outcomes: string[] = [];
+  cell.deliver({ type: "inc", payload: { by: 5 } }, (outcome) => outcomes.push(outcome));
+  await waitFor("settled", () => outcomes.length === 1, 5_000);
+  assert.equal(outcomes, ["done"]);
+  assert.equal(fenced, []);
+  const saved = await fx.snapshots.load("c17", "k");
+  assert.is((saved!.record.snapshot as { context: { count: number } }).context.count, 6);
+});
+
+test("a redelivered order is acknowledged only once the state that reflects it is saved", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c18"));
+  const cell = await host.activate("c18", "k");
+  const outcomes: string[] = [];
+  cell.deliver({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`first:${outcome}`));
+  // Redelivered before the first write completed: it must wait for that write, not be acked at once.
+  cell.deliver({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`again:${outcome}`));
+  assert.equal(outcomes, []);
+  await waitFor("both settled", () => outcomes.length === 2);
+  const saved = await fx.snapshots.load("c18", "k");
+  assert.is((saved!.record.snapshot as { context: { count: number } }).context.count, 1, "applied once");
+  assert.equal(saved!.record.seen, ["order-1"]);
 });
 
 test.run();
