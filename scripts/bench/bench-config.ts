@@ -7,6 +7,8 @@ export interface BenchConfig {
   dispatch: { keys: number; events: number; warmup: number };
   requests: { keys: number; warmup: number; sequential: number; concurrent: number; inFlight: number; rounds: number };
   activation: { small: number; large: number; snapshot: number; window: number };
+  /** Actors spread over three node processes, and how many kill -9 / join cycles to time. */
+  failover: { actors: number; runs: number };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -18,6 +20,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       dispatch: { keys: 1_000, events: 20_000, warmup: 5_000 },
       requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
       activation: { small: 2_000, large: 10_000, snapshot: 1_000, window: 256 },
+      failover: { actors: 300, runs: 1 },
     };
   }
   return {
@@ -26,5 +29,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     dispatch: { keys: 1_000, events: 100_000, warmup: 20_000 },
     requests: { keys: 1_000, warmup: 10_000, sequential: 5_000, concurrent: 50_000, inFlight: 100, rounds: 3 },
     activation: { small: 10_000, large: 100_000, snapshot: 10_000, window: 256 },
+    failover: { actors: 1_000, runs: 5 },
   };
 }

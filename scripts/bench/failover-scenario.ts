@@ -8,6 +8,7 @@ import { Kvm } from "@nats-io/kv";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { subjectToken } from "../../runtime/subjects.ts";
 import { BENCH_KIND } from "./bench-family.ts";
+import { childMain } from "./child-protocol.ts";
 
 export interface FailoverTask {
   natsUrl: string;
@@ -165,3 +166,5 @@ export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
     await nc.close();
   }
 }
+
+if (process.env.BENCH_TASK !== undefined) childMain<FailoverTask>(runFailover);

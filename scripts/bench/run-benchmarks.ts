@@ -11,6 +11,7 @@ import { startBackgroundMeter } from "./cpu-meter.ts";
 import { interpret } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
 import { renderReport, type BenchRun, type Outcome } from "./report.ts";
+import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import type { ActivationResult, ActivationTask, DispatchResult, DispatchTask, OrdersResult, OrdersTask, OrdersVariant, RequestsResult, RequestsTask, RequestsVariant } from "./results.ts";
 
 const REPORT_PATH = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
@@ -68,7 +69,7 @@ const needServer = (server: BenchServer | null): BenchServer => {
 async function main(): Promise<number> {
   installSignalCleanup();
   const config = benchConfig();
-  const only = new Set((process.env.BENCH_ONLY ?? "orders,requests,activation").split(",").map((name) => name.trim()));
+  const only = new Set((process.env.BENCH_ONLY ?? "orders,requests,activation,failover").split(",").map((name) => name.trim()));
   const started = Date.now();
   const background = startBackgroundMeter();
   const machine = machineInfo();
@@ -116,12 +117,18 @@ async function main(): Promise<number> {
     }
   }
 
-  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation };
+  let failover: Outcome<FailoverResult> | null = null;
+  if (only.has("failover")) {
+    const task = (server: BenchServer | null): FailoverTask => ({ natsUrl: needServer(server).url, ...config.failover });
+    failover = await scenario<FailoverResult>(`failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`, "failover-scenario.ts", task, { nats: true });
+  }
+
+  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover };
   const report = renderReport(run, interpret);
   await writeFile(REPORT_PATH, report);
   process.stdout.write(report);
   progress(`report written to ${REPORT_PATH}`);
-  return [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation].every((outcome) => outcome.ok) ? 0 : 1;
+  return [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...(failover === null ? [] : [failover])].every((outcome) => outcome.ok) ? 0 : 1;
 }
 
 main()

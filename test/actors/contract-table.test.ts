@@ -161,11 +161,13 @@ test("the imap and twitter worker supervisors refuse add_worker instead of start
   assert.is(node.host.count(), 0);
 });
 
-test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client }) => {
-  const msg = await client.request("contactAction", encodeJson({ order: "contact_update", contact_id: "c", user_id: "u" }), { timeout: 3000 });
+test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client, node }) => {
+  const msg = await client.request("contactAction", encodeJson({ order: "contact_update", contact_id: "c", user_id: "u", marker: "stored-1" }), { timeout: 3000 });
   const decoded = decodeJson(msg.data);
   assert.ok(decoded.ok);
   assert.is((decoded.value as { stream: string }).stream, "caliopen_intake");
+  // Then handled like any published order (here: refused, since the service is not built yet).
+  assert.match(await deadLetterReason(node, "stored-1"), /not available yet/);
 });
 
 test("published orders that are malformed or unknown are dead-lettered and counted per subject", async ({ client, node }) => {
