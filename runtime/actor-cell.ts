@@ -1,5 +1,5 @@
-// One live actor on this node: the XState actor, its NATS subscription (its mailbox), its durable
-// timers and the persistence of its snapshot.
+// One live actor on this node: the XState actor, its NATS subscription (its mailbox) and its durable
+// timers; its snapshots are written by its SnapshotWriter.
 import { createActor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import type { NatsConnection, Subscription, Msg } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -8,18 +8,13 @@ import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
 import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
-import { SNAPSHOT_SCHEMA_VERSION, SnapshotConflict, type SnapshotStore } from "./snapshot-store.ts";
+import type { SnapshotStore } from "./snapshot-store.ts";
+import { SnapshotWriter, type SettleCallback } from "./snapshot-writer.ts";
 import type { Subjects } from "./subjects.ts";
-import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 
 export type CellStatus = "running" | "crashed" | "stopped";
 
-/**
- * Told once about a delivered message: "done" when the actor's state after it is saved (or needed no
- * saving, or the message was refused), "retry" when the actor stopped before that and another owner
- * should take the message again.
- */
-export type SettleCallback = (outcome: "done" | "retry") => void;
+export type { SettleCallback };
 
 interface Pending {
   message: ActorMessage;
@@ -61,8 +56,6 @@ export interface ActorSummary {
 
 // Messages kept while a crashed actor waits for its restart; beyond this, requests get an error.
 const MAX_BUFFERED = 1_000;
-// How many recent message ids an actor remembers to drop redeliveries.
-const SEEN_IDS = 64;
 
 export class ActorCell {
   readonly subject: string;
@@ -76,18 +69,8 @@ export class ActorCell {
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
   private buffered: Pending[] | null = null;
-  // Settle callbacks waiting for the next snapshot write to complete.
-  private awaitingSave: SettleCallback[] | null = null;
   private lastEvent = "";
-  // Persistence: the latest settled snapshot, what was last written, and the write loop.
-  private settled: unknown = undefined;
-  private savedJson: string | null = null;
-  private revision = 0;
-  private pendingSave: unknown = undefined;
-  private seen: string[] | null = null;
-  private saving: Promise<void> | null = null;
-  // True exactly while writeLoop runs (cleared synchronously, unlike `saving`).
-  private writing = false;
+  private readonly writer: SnapshotWriter;
 
   constructor(
     readonly kind: string,
@@ -97,27 +80,14 @@ export class ActorCell {
     private readonly env: CellEnvironment,
   ) {
     this.subject = env.subjects.actor(kind, key);
+    this.writer = new SnapshotWriter(env.store, { kind, key, nodeId: env.nodeId, incarnation: env.incarnation }, env.logger, (error) =>
+      env.onFenced(this, error),
+    );
   }
 
-  /**
-   * Restores the stored snapshot (if any), starts the machine and opens the mailbox. A snapshot last
-   * written by another node is written again first: that bumps its revision, so the previous owner's
-   * late writes fail their compare-and-swap (fencing).
-   */
+  /** Restores the stored snapshot (if any, fencing its previous writer), starts the machine and opens the mailbox. */
   async activate(): Promise<void> {
-    if (this.env.store !== null) {
-      const loaded = await this.env.store.load(this.kind, this.key);
-      if (loaded !== null) {
-        this.settled = loaded.record.snapshot;
-        this.seen = loaded.record.seen ?? null;
-        this.revision = loaded.revision;
-        if (loaded.record.owner !== this.env.incarnation) {
-          const claimed = { ...loaded.record, node: this.env.nodeId, owner: this.env.incarnation, savedAt: new Date().toISOString() };
-          this.revision = await this.env.store.save(claimed, loaded.revision);
-        }
-        this.savedJson = recordJson(loaded.record.snapshot, this.seen);
-      }
-    }
+    await this.writer.restore();
     this.activatedAt = Date.now();
     this.subscription = this.env.nc.subscribe(this.subject, {
       callback: (err, msg) => {
@@ -135,7 +105,8 @@ export class ActorCell {
   }
 
   private startMachine(): void {
-    const options = this.settled === undefined ? { input: this.input } : { snapshot: this.settled as never, input: this.input };
+    const settled = this.writer.settled;
+    const options = settled === undefined ? { input: this.input } : { snapshot: settled as never, input: this.input };
     let actor: AnyActorRef;
     try {
       actor = createActor(this.machine, options);
@@ -158,9 +129,9 @@ export class ActorCell {
 
   /** Delivers a message to the machine; refuses what the current state does not accept. */
   deliver(message: ActorMessage, settle?: SettleCallback): void {
-    if (message.id !== undefined && this.seen?.includes(message.id)) {
+    if (message.id !== undefined && this.writer.hasSeen(message.id)) {
       // A redelivery of what this state already reflects: done once that state is saved.
-      if (settle !== undefined) this.settleWhenSaved(settle);
+      if (settle !== undefined) this.writer.settleWhenSaved(settle);
       return;
     }
     if (this.status !== "running" || this.actor === null) {
@@ -180,15 +151,10 @@ export class ActorCell {
       return;
     }
     this.lastEvent = message.type;
-    if (message.id !== undefined) this.remember(message.id);
+    if (message.id !== undefined) this.writer.remember(message.id);
     this.actor.send(message);
     // XState handles the event synchronously: a state change has already queued its snapshot write.
-    if (settle !== undefined) this.settleWhenSaved(settle);
-  }
-
-  private settleWhenSaved(settle: SettleCallback): void {
-    if (this.env.store === null || (!this.writing && this.pendingSave === undefined)) settle("done");
-    else (this.awaitingSave ??= []).push(settle);
+    if (settle !== undefined) this.writer.settleWhenSaved(settle);
   }
 
   get busy(): boolean {
@@ -214,11 +180,8 @@ export class ActorCell {
       else this.refuse(message, `actor ${this.kind}/${this.key} was stopped`);
     }
     this.buffered = null;
-    if (this.saving !== null) await this.saving.catch(() => undefined);
-    this.settleAwaiting("retry");
-    if (options.forget && this.env.store !== null) {
-      await this.env.store.remove(this.kind, this.key);
-    }
+    await this.writer.close();
+    if (options.forget) await this.writer.forget();
     if (wasRunning) this.env.logger.debug({ kind: this.kind, key: this.key }, "actor stopped");
   }
 
@@ -247,8 +210,8 @@ export class ActorCell {
     const snapshot = this.actor === null ? null : (this.actor.getSnapshot() as AnyMachineSnapshot);
     return {
       ...this.summary(),
-      context: redactSecrets(snapshot?.context ?? (this.settled as { context?: unknown } | undefined)?.context ?? null),
-      revision: this.revision,
+      context: redactSecrets(snapshot?.context ?? (this.writer.settled as { context?: unknown } | undefined)?.context ?? null),
+      revision: this.writer.revision,
     };
   }
 
@@ -289,102 +252,7 @@ export class ActorCell {
     if (this.timers !== null || Object.keys(hasDeadlines).length > 0) {
       (this.timers ??= new DeadlineTimers((event, at) => this.deliver({ type: event, payload: { at } }))).sync(snapshot.context);
     }
-    if (this.env.store !== null) this.persist(actor.getPersistedSnapshot());
-  }
-
-  private remember(id: string): void {
-    const seen = (this.seen ??= []);
-    seen.push(id);
-    if (seen.length > SEEN_IDS) seen.splice(0, seen.length - SEEN_IDS);
-    // Even when the machine's state does not change, the id must be saved with it.
-    if (this.env.store !== null && this.settled !== undefined) this.persist(this.settled);
-  }
-
-  private persist(snapshot: unknown): void {
-    this.settled = snapshot;
-    this.pendingSave = snapshot;
-    if (this.writing) return; // the running loop picks the newest snapshot up
-    const loop = this.writeLoop();
-    this.saving = loop;
-    void loop.finally(() => {
-      if (this.saving === loop) this.saving = null;
-    });
-  }
-
-  private async writeLoop(): Promise<void> {
-    this.writing = true;
-    try {
-      await this.writePending();
-    } finally {
-      this.writing = false;
-      // Messages that changed nothing since the last write are as durable as that write.
-      this.settleAwaiting(this.status === "stopped" && this.pendingSave !== undefined ? "retry" : "done");
-    }
-  }
-
-  private async writePending(): Promise<void> {
-    let attempt = 0;
-    while (this.pendingSave !== undefined && this.env.store !== null) {
-      const snapshot = this.pendingSave;
-      this.pendingSave = undefined;
-      const seen = this.seen === null ? undefined : [...this.seen];
-      const json = recordJson(snapshot, seen ?? null);
-      if (json === this.savedJson) {
-        this.settleAwaiting("done");
-        continue;
-      }
-      // The messages handled so far are reflected in this snapshot.
-      const covered = this.awaitingSave;
-      this.awaitingSave = null;
-      try {
-        this.revision = await this.env.store.save(
-          {
-            v: SNAPSHOT_SCHEMA_VERSION,
-            kind: this.kind,
-            key: this.key,
-            snapshot,
-            savedAt: new Date().toISOString(),
-            node: this.env.nodeId,
-            owner: this.env.incarnation,
-            ...(seen && { seen }),
-          },
-          this.revision,
-        );
-        this.savedJson = json;
-        attempt = 0;
-        for (const settle of covered ?? []) settle("done");
-      } catch (err) {
-        // A write that timed out may have landed, and a retry with the old revision would then look
-        // like someone else's write. Whoever wrote last tells: if it was this process, go on from there.
-        const current = await this.env.store.load(this.kind, this.key).catch(() => undefined);
-        if (current !== undefined && current !== null && current.record.owner === this.env.incarnation) {
-          this.revision = current.revision;
-          if (recordJson(current.record.snapshot, current.record.seen ?? null) === json) {
-            this.savedJson = json;
-            for (const settle of covered ?? []) settle("done");
-            continue;
-          }
-        } else if (err instanceof SnapshotConflict) {
-          for (const settle of [...(covered ?? []), ...(this.awaitingSave ?? [])]) settle("retry");
-          this.awaitingSave = null;
-          this.env.onFenced(this, err);
-          return;
-        }
-        if (covered !== null) this.awaitingSave = [...covered, ...(this.awaitingSave ?? [])];
-        // NATS unreachable or JetStream unavailable: keep the newest snapshot and try again.
-        attempt += 1;
-        this.pendingSave ??= snapshot;
-        this.env.logger.warn({ kind: this.kind, key: this.key, err: (err as Error).message, attempt }, "snapshot write failed, retrying");
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(DEFAULT_BACKOFF, attempt)));
-        if (this.status === "stopped" && attempt > 5) return;
-      }
-    }
-  }
-
-  private settleAwaiting(outcome: "done" | "retry"): void {
-    const waiting = this.awaitingSave;
-    this.awaitingSave = null;
-    for (const settle of waiting ?? []) settle(outcome);
+    if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());
   }
 
   private crash(error: Error): void {
@@ -416,10 +284,6 @@ export class ActorCell {
     }
     this.env.onRejected(this, reason, encodeJson({ type: message.type, payload: message.payload }));
   }
-}
-
-function recordJson(snapshot: unknown, seen: string[] | null): string {
-  return JSON.stringify([snapshot, seen]);
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
