@@ -55,8 +55,8 @@ interface Delivery {
   done(): void;
   /** Failed for a reason of ours: the source should offer it again (to another node) later. */
   retry(): void;
-  /** Still being handled: keeps a durable source from giving it to another node meanwhile. */
-  working(): void;
+  /** Still being handled: keeps a durable source from giving it to another node meanwhile (absent for core NATS). */
+  working?: () => void;
 }
 
 // Well under the intake's ack wait.
@@ -164,7 +164,8 @@ export class EntryPoint {
 
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
     let reply: Reply | undefined;
-    const heartbeat = setInterval(() => delivery.working(), WORKING_EVERY_MS);
+    const working = delivery.working;
+    const heartbeat = working === undefined ? undefined : setInterval(working, WORKING_EVERY_MS);
     try {
       reply = await route.handle(payload, context);
       // A published order that came with a reply inbox gets an acknowledgement too.
@@ -207,7 +208,6 @@ function coreDelivery(msg: Msg): Delivery {
     ...(msg.reply !== undefined && msg.reply !== "" && { replyTo: msg.reply }),
     done: () => undefined,
     retry: () => undefined,
-    working: () => undefined,
   };
 }
 
