@@ -9,16 +9,14 @@ import { connectToNats, redactUrl } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
-import { DurableIntake } from "../runtime/durable-intake.ts";
-import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
-import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
 import { openCluster } from "./cluster/cluster.ts";
 import { membershipTiming, type MembershipTiming } from "./cluster/membership.ts";
 import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
-import { notAvailable, type ServiceSet } from "./services.ts";
+import { startContractEntryPoints } from "./contract-entry-points.ts";
+import type { ServiceSet } from "./services.ts";
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -84,13 +82,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     await cluster.run(supervisors);
 
     const bindings = services.bindings({ keyed: cluster.keyed, host, supervisors });
-    const entryPoints = CONTRACT.map((spec) => {
-      const orders: Record<string, OrderRoute> = {};
-      for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
-        orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: bindings[spec.subject]?.[order] ?? notAvailable(spec, order) };
-      }
-      return new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, nc, subjects, deadLetters, log);
-    });
+    const entryPoints = await startContractEntryPoints({ nc, subjects, deadLetters, logger: log, replicas: config.replicas }, bindings);
 
     const describeNode = () => {
       const server = nc.info;
@@ -118,14 +110,6 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     };
     const debug = new DebugResponder(nc, subjects, host, config.nodeId, describeNode, log);
     debug.start();
-    // Published orders are captured by the intake stream as they are sent; subjects with requests are
-    // taken from core NATS, where the requester's inbox travels with the message.
-    const durable = CONTRACT.filter(isPublishOnly);
-    const intake = await DurableIntake.open(nc, subjects, durable.map((spec) => spec.subject), config.replicas);
-    for (const entry of entryPoints) {
-      if (durable.some((spec) => spec.subject === entry.spec.subject)) await entry.startDurable(await intake.consumer(entry.spec.subject, entry.spec.queue));
-      else entry.start();
-    }
     await nc.flush();
     log.info({ nats: redactUrl(natsUrl), namespace: config.namespace || undefined, version: VERSION }, "node started");
 

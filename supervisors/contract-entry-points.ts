@@ -1,0 +1,38 @@
+// The contract's subjects as entry points, each order bound to the service that handles it (or refused
+// as not available yet). Publish-only subjects are read from the durable intake stream, which captures
+// them as they are sent; subjects with requests from core NATS, where the requester's inbox travels
+// with the message.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
+import type { DeadLetters } from "../runtime/dead-letters.ts";
+import { DurableIntake } from "../runtime/durable-intake.ts";
+import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
+import type { Subjects } from "../runtime/subjects.ts";
+import { notAvailable, type Bindings } from "./services.ts";
+
+export interface EntryPointDeps {
+  nc: NatsConnection;
+  subjects: Subjects;
+  deadLetters: DeadLetters;
+  logger: Logger;
+  replicas: number;
+}
+
+/** Creates one entry point per contract subject and starts taking orders on all of them. */
+export async function startContractEntryPoints(deps: EntryPointDeps, bindings: Bindings): Promise<EntryPoint[]> {
+  const durable = CONTRACT.filter(isPublishOnly);
+  const intake = await DurableIntake.open(deps.nc, deps.subjects, durable.map((spec) => spec.subject), deps.replicas);
+  const entryPoints: EntryPoint[] = [];
+  for (const spec of CONTRACT) {
+    const orders: Record<string, OrderRoute> = {};
+    for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
+      orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: bindings[spec.subject]?.[order] ?? notAvailable(spec, order) };
+    }
+    const entry = new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, deps.nc, deps.subjects, deps.deadLetters, deps.logger);
+    if (isPublishOnly(spec)) await entry.startDurable(await intake.consumer(spec.subject, spec.queue));
+    else entry.start();
+    entryPoints.push(entry);
+  }
+  return entryPoints;
+}
