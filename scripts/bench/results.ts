@@ -1,5 +1,7 @@
 // The tasks the orchestrator hands to bench processes and the figures they hand back (JSON both ways).
 
+import type { BenchConfig } from "./bench-config.ts";
+
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
 export interface OrdersTask {
@@ -47,16 +49,13 @@ export interface OrdersResult {
 
 export type RequestsVariant = "raw" | "actor";
 
-export interface RequestsTask {
+/** The request scenario's sizes, as configured for the run. */
+type RequestSizes = BenchConfig["requests"];
+
+export interface RequestsTask extends RequestSizes {
   url: string;
   serverPid: number;
   variant: RequestsVariant;
-  keys: number;
-  warmup: number;
-  sequential: number;
-  concurrent: number;
-  inFlight: number;
-  rounds: number;
 }
 
 export interface LatencySummary {
@@ -164,15 +163,9 @@ export interface PublishResult {
   finishedAt: number;
 }
 
-export interface RequestLoadTask {
+export interface RequestLoadTask extends RequestSizes {
   kind: "request";
   url: string;
-  keys: number;
-  warmup: number;
-  sequential: number;
-  concurrent: number;
-  inFlight: number;
-  rounds: number;
   timeoutMs: number;
 }
 
