@@ -16,6 +16,9 @@ export type CellStatus = "running" | "crashed" | "stopped";
 
 export type { SettleCallback };
 
+/** What a transition's `event` says when no message caused it. */
+export const INTERNAL_EVENT = "(internal)";
+
 interface Pending {
   message: ActorMessage;
   settle: SettleCallback | undefined;
@@ -69,7 +72,8 @@ export class ActorCell {
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
   private buffered: Pending[] | null = null;
-  private lastEvent = "";
+  /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
+  private delivering: string | null = null;
   private readonly writer: SnapshotWriter;
 
   constructor(
@@ -150,9 +154,14 @@ export class ActorCell {
       settle?.("done");
       return;
     }
-    this.lastEvent = message.type;
     if (message.id !== undefined) this.writer.remember(message.id);
-    this.actor.send(message);
+    // XState handles the event synchronously: transitions seen meanwhile were caused by it.
+    this.delivering = message.type;
+    try {
+      this.actor.send(message);
+    } finally {
+      this.delivering = null;
+    }
     // XState handles the event synchronously: a state change has already queued its snapshot write.
     if (settle !== undefined) this.writer.settleWhenSaved(settle);
   }
@@ -245,7 +254,7 @@ export class ActorCell {
       this.since = Date.now();
       this.env.nc.publish(
         this.env.subjects.transitions(this.kind, this.key),
-        encodeJson({ kind: this.kind, key: this.key, node: this.env.nodeId, from, to: snapshot.value, event: this.lastEvent, at: new Date(this.since).toISOString() }),
+        encodeJson({ kind: this.kind, key: this.key, node: this.env.nodeId, from, to: snapshot.value, event: this.delivering ?? INTERNAL_EVENT, at: new Date(this.since).toISOString() }),
       );
     }
     const hasDeadlines = readDeadlines(snapshot.context);

@@ -295,4 +295,25 @@ test("a redelivered order is acknowledged only once the state that reflects it i
   assert.equal(saved!.record.seen, ["order-1"]);
 });
 
+test("each transition is published with the event that caused it, or as internal", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c19"));
+  const cell = await host.activate("c19", "k");
+  const seen: string[] = [];
+  const subscription = fx.nc.subscribe(fx.subjects.transitions("c19", "k"), {
+    callback: (_err, msg) => {
+      const decoded = decodeJson(msg.data);
+      if (decoded.ok) {
+        const t = decoded.value as { from: unknown; to: unknown; event: string };
+        seen.push(`${String(t.from)}→${String(t.to)} [${t.event}]`);
+      }
+    },
+  });
+  await fx.nc.flush();
+  cell.deliver({ type: "work", payload: { ms: 30 } });
+  await waitFor("back to idle", () => seen.length === 2, 2000);
+  assert.equal(seen, ["idle→working [work]", "working→idle [(internal)]"]);
+  subscription.unsubscribe();
+});
+
 test.run();
