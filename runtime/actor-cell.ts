@@ -72,6 +72,9 @@ export class ActorCell {
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
   private buffered: Pending[] | null = null;
+  // A passivated cell keeps its machine's persisted snapshot instead of a live XState actor.
+  private dormant: unknown = undefined;
+  private lastActivity = Date.now();
   /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
   private delivering: string | null = null;
   private readonly writer: SnapshotWriter;
@@ -108,8 +111,8 @@ export class ActorCell {
     this.startMachine();
   }
 
-  private startMachine(): void {
-    const settled = this.writer.settled;
+  private startMachine(from: unknown = this.writer.settled): void {
+    const settled = from;
     const options = settled === undefined ? { input: this.input } : { snapshot: settled as never, input: this.input };
     let actor: AnyActorRef;
     try {
@@ -133,6 +136,8 @@ export class ActorCell {
 
   /** Delivers a message to the machine; refuses what the current state does not accept. */
   deliver(message: ActorMessage, settle?: SettleCallback): void {
+    this.lastActivity = Date.now();
+    if (this.dormant !== undefined) this.revive();
     if (message.id !== undefined && this.writer.hasSeen(message.id)) {
       // A redelivery of what this state already reflects: done once that state is saved.
       if (settle !== undefined) this.writer.settleWhenSaved(settle);
@@ -166,6 +171,32 @@ export class ActorCell {
     if (settle !== undefined) this.writer.settleWhenSaved(settle);
   }
 
+  /**
+   * Drops the XState actor of an idle cell (not busy, nothing invoked), keeping its persisted snapshot;
+   * its mailbox and deadlines stay, and the next message or deadline brings the machine back. An idle
+   * actor then costs its snapshot instead of a whole XState actor system.
+   */
+  passivate(idleForMs: number): boolean {
+    if (this.status !== "running" || this.actor === null || Date.now() - this.lastActivity < idleForMs) return false;
+    const snapshot = this.actor.getSnapshot() as AnyMachineSnapshot;
+    if (snapshot.status !== "active" || snapshot.hasTag(BUSY_TAG) || Object.keys(snapshot.children).length > 0) return false;
+    this.dormant = this.actor.getPersistedSnapshot();
+    const actor = this.actor;
+    this.actor = null;
+    actor.stop();
+    return true;
+  }
+
+  get passivated(): boolean {
+    return this.dormant !== undefined;
+  }
+
+  private revive(): void {
+    const dormant = this.dormant;
+    this.dormant = undefined;
+    if (this.status === "running") this.startMachine(dormant);
+  }
+
   get busy(): boolean {
     if (this.actor === null || this.status !== "running") return false;
     return (this.actor.getSnapshot() as AnyMachineSnapshot).hasTag(BUSY_TAG);
@@ -183,6 +214,7 @@ export class ActorCell {
     this.timers = null;
     this.actor?.stop();
     this.actor = null;
+    this.dormant = undefined;
     // Buffered messages never reached the machine: whoever runs the actor next takes them.
     for (const { message, settle } of this.buffered ?? []) {
       if (settle !== undefined) settle("retry");
@@ -196,7 +228,7 @@ export class ActorCell {
 
   summary(): ActorSummary {
     const deadlines: Record<string, string> = {};
-    const context = this.actor === null ? undefined : (this.actor.getSnapshot() as AnyMachineSnapshot).context;
+    const context = this.currentContext();
     for (const [event, at] of Object.entries(readDeadlines(context))) deadlines[event] = new Date(at).toISOString();
     return {
       kind: this.kind,
@@ -216,12 +248,12 @@ export class ActorCell {
 
   /** The summary plus the context, with secrets redacted. */
   inspect(): Record<string, unknown> {
-    const snapshot = this.actor === null ? null : (this.actor.getSnapshot() as AnyMachineSnapshot);
-    return {
-      ...this.summary(),
-      context: redactSecrets(snapshot?.context ?? (this.writer.settled as { context?: unknown } | undefined)?.context ?? null),
-      revision: this.writer.revision,
-    };
+    return { ...this.summary(), passivated: this.passivated, context: redactSecrets(this.currentContext() ?? null), revision: this.writer.revision };
+  }
+
+  private currentContext(): unknown {
+    if (this.actor !== null) return (this.actor.getSnapshot() as AnyMachineSnapshot).context;
+    return ((this.dormant ?? this.writer.settled) as { context?: unknown } | undefined)?.context;
   }
 
   private onNatsMessage(msg: Msg): void {

@@ -138,6 +138,13 @@ export class ActorHost {
     return total;
   }
 
+  /** Passivates every actor idle for at least `idleForMs`; returns how many. */
+  passivateIdle(idleForMs: number): number {
+    let passivated = 0;
+    for (const registered of this.families.values()) for (const cell of registered.cells.values()) if (cell.passivate(idleForMs)) passivated += 1;
+    return passivated;
+  }
+
   /** True while any actor is in a state tagged `busy`. */
   anyBusy(): boolean {
     for (const registered of this.families.values()) for (const cell of registered.cells.values()) if (cell.busy) return true;

@@ -21,6 +21,8 @@ export interface NodeConfig {
   shards: number;
   /** A node unseen for this long is taken for dead and its actors move (it fences itself sooner). */
   failureDetectionMs: number;
+  /** An actor idle this long drops its XState actor and keeps only its snapshot until its next message (0: never). */
+  passivateAfterMs: number;
 }
 
 export function defaultNodeId(): string {
@@ -39,6 +41,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     logLevel: nonEmpty(env.LOG_LEVEL) ?? "info",
     shards: integer(env, "CALIOPEN_SHARDS", 64, 1, 4096),
     failureDetectionMs: integer(env, "CALIOPEN_FAILURE_DETECTION_MS", 2_000, 200, 600_000),
+    passivateAfterMs: integer(env, "CALIOPEN_PASSIVATE_AFTER_MS", 60_000, 0, 86_400_000),
   };
 }
 

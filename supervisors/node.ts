@@ -110,6 +110,9 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     };
     const debug = new DebugResponder(nc, subjects, host, config.nodeId, describeNode, log);
     debug.start();
+    const passivation =
+      config.passivateAfterMs > 0 ? setInterval(() => host.passivateIdle(config.passivateAfterMs), Math.min(config.passivateAfterMs, 30_000)) : null;
+    passivation?.unref();
     await nc.flush();
     log.info({ nats: redactUrl(natsUrl), namespace: config.namespace || undefined, version: VERSION }, "node started");
 
@@ -117,6 +120,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     const shutdown = (reason: string) =>
       (stopping ??= (async () => {
         log.info({ reason, graceMs: config.shutdownGraceMs }, "node stopping: no longer taking orders");
+        if (passivation !== null) clearInterval(passivation);
         await Promise.all(entryPoints.map((entry) => entry.stopTaking().catch(() => undefined)));
         const finished = await settleWithin(config.shutdownGraceMs, async () => {
           await Promise.all(entryPoints.map((entry) => entry.settled()));

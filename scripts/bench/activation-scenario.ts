@@ -24,6 +24,8 @@ interface Population {
   release(key: string): Promise<void> | void;
   /** After the last create: the server has every subscription. */
   ready(): Promise<void>;
+  /** Before weighing: what an idle population does (actors: nothing, or passivate). */
+  idle?(): void;
   /** Snapshot actors: remembers how many records the bucket holds before the timed activations. */
   markStored(): Promise<void>;
   /** Snapshot actors: resolves when `count` more snapshots are stored than at markStored(). */
@@ -31,7 +33,7 @@ interface Population {
   dispose(): Promise<void>;
 }
 
-async function actors(url: string, persistence: "none" | "snapshot"): Promise<Population> {
+async function actors(url: string, persistence: "none" | "snapshot", passivate = false): Promise<Population> {
   const runtime = await openBenchRuntime(url, benchFamily({ persistence }));
   const jsm = await jetstreamManager(runtime.nc);
   const stored = async () => (await jsm.streams.info(runtime.snapshotStream)).state.messages;
@@ -40,6 +42,7 @@ async function actors(url: string, persistence: "none" | "snapshot"): Promise<Po
     create: async (key) => void (await runtime.host.activate(BENCH_KIND, key)),
     release: async (key) => void (await runtime.host.stop(BENCH_KIND, key)),
     ready: () => runtime.nc.flush(),
+    ...(passivate && { idle: () => void runtime.host.passivateIdle(0) }),
     markStored: async () => void (storedBefore = persistence === "none" ? 0 : await stored()),
     persisted: async (count) => {
       if (persistence === "none") return;
@@ -136,7 +139,8 @@ function populationFor(task: ActivationTask): Promise<Population> {
   if (task.mode === "machines") return machines();
   if (task.mode === "snapshots") return snapshots();
   if (task.url === null) throw new Error(`${task.mode} needs a NATS url`);
-  return task.mode === "actors" ? actors(task.url, task.persistence) : subscriptions(task.url);
+  if (task.mode === "actors" || task.mode === "passivated") return actors(task.url, task.persistence, task.mode === "passivated");
+  return subscriptions(task.url);
 }
 
 childMain<ActivationTask>(async (task) => {
@@ -157,6 +161,7 @@ childMain<ActivationTask>(async (task) => {
   const elapsedMs = epochNow() - started;
   await population.persisted(task.count);
   const persistedMs = task.persistence === "snapshot" && task.mode === "actors" ? epochNow() - started : null;
+  population.idle?.();
   const after = await settledMemory();
   await population.dispose();
   const result: ActivationResult = {

@@ -62,13 +62,18 @@ function memoryReading(run: BenchRun, figures: KeyFigures): string[] {
   const subs = figures.activation({ mode: "subscriptions", count: large });
   const machines = figures.activation({ mode: "machines", count: large });
   const snapshots = figures.activation({ mode: "snapshots", count: large });
+  const passivated = figures.activation({ mode: "passivated", count: large });
   const snapshotActors = figures.activation({ mode: "actors", persistence: "snapshot", count: run.config.activation.snapshot });
   if (actors === undefined || subs === undefined || machines === undefined) return ["- Memory: not all populations ran, no reading."];
   const rest = actors.heapPerItem - subs.heapPerItem - machines.heapPerItem;
   const out = [
-    `- **Memory per idle actor: target ${actors.heapPerItem <= TARGETS.bytesPerActor ? "met" : "not met"}.** ${formatBytes(actors.heapPerItem)} of heap per actor at ${formatCount(large)} actors (RSS ${formatBytes(actors.rssPerItem)}). The bare XState actor is ${formatBytes(machines.heapPerItem)} of it — every root actor carries its own actor system, scope, mailbox, observers and snapshot object — the nats.js subscription ${formatBytes(subs.heapPerItem)}, and the runtime's own ActorCell and map entries ${formatBytes(rest)}. XState plus the subscription ${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? "already exceed" : "stay within"} ${formatBytes(TARGETS.bytesPerActor)}${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? ", so trimming the cell cannot meet the target" : ""}.`,
+    `- **Memory per live actor** (just activated, not yet idle): ${formatBytes(actors.heapPerItem)} of heap per actor at ${formatCount(large)} actors (RSS ${formatBytes(actors.rssPerItem)}). The bare XState actor is ${formatBytes(machines.heapPerItem)} of it — every root actor carries its own actor system, scope, mailbox, observers and snapshot object — the nats.js subscription ${formatBytes(subs.heapPerItem)}, and the runtime's own ActorCell and map entries ${formatBytes(rest)}. XState plus the subscription ${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? "already exceed" : "stay within"} ${formatBytes(TARGETS.bytesPerActor)}${machines.heapPerItem + subs.heapPerItem > TARGETS.bytesPerActor ? ", so trimming the cell cannot meet the target" : ""}.`,
   ];
-  if (snapshots !== undefined) {
+  if (passivated !== undefined) {
+    out.push(
+      `- **Memory per idle actor: target ${passivated.heapPerItem <= TARGETS.bytesPerActor ? "met" : "not met"}.** A node passivates actors idle for \`CALIOPEN_PASSIVATE_AFTER_MS\` (60 s by default): the XState actor is dropped and only its persisted snapshot, its subscription and the cell stay, until the next message or deadline recreates the machine. Measured: ${formatBytes(passivated.heapPerItem)} of heap per passivated actor at ${formatCount(large)} actors (RSS ${formatBytes(passivated.rssPerItem)}).`,
+    );
+  } else if (snapshots !== undefined) {
     out.push(
       `- What would meet it: not keeping an XState actor for an idle actor. Its persisted snapshot weighs ${formatBytes(snapshots.heapPerItem)}; a cell that kept only that (plus its subscription and bookkeeping) would weigh about ${formatBytes(subs.heapPerItem + rest + snapshots.heapPerItem)} and recreate the XState actor on its next message.`,
     );

@@ -112,7 +112,7 @@ export interface DispatchResult {
   steps: DispatchStep[];
 }
 
-export type ActivationMode = "actors" | "subscriptions" | "machines" | "snapshots";
+export type ActivationMode = "actors" | "passivated" | "subscriptions" | "machines" | "snapshots";
 
 export interface ActivationTask {
   /** null for modes that need no NATS. */

@@ -107,13 +107,14 @@ async function main(): Promise<number> {
       { mode: "subscriptions", persistence: "none", count: large },
       { mode: "machines", persistence: "none", count: large },
       { mode: "actors", persistence: "none", count: large },
+      { mode: "passivated", persistence: "none", count: large },
       { mode: "snapshots", persistence: "none", count: large },
       { mode: "actors", persistence: "snapshot", count: snapshot },
     ];
     for (const population of populations) {
       const label = `activation, ${population.mode} ${population.mode === "actors" ? `(${population.persistence}) ` : ""}× ${population.count}`;
       const task = (server: BenchServer | null): ActivationTask => ({ ...population, url: server?.url ?? null, window });
-      activation.push(await scenario<ActivationResult>(label, "activation-scenario.ts", task, { nats: population.mode === "actors" || population.mode === "subscriptions", exposeGc: true }));
+      activation.push(await scenario<ActivationResult>(label, "activation-scenario.ts", task, { nats: population.mode !== "machines" && population.mode !== "snapshots", exposeGc: true }));
     }
   }
 

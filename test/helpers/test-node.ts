@@ -27,6 +27,7 @@ export async function startTestNode(
     logLevel: "silent",
     shards: 8,
     failureDetectionMs: FAST_DETECTION_MS,
+    passivateAfterMs: 60_000,
     ...overrides,
   };
   return startNode(config, services, silentLogger(), tuning);

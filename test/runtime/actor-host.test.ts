@@ -316,4 +316,32 @@ test("each transition is published with the event that caused it, or as internal
   subscription.unsubscribe();
 });
 
+test("an idle actor can be passivated: its machine is dropped and comes back, state intact, on the next message", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c20", "none"));
+  const cell = await host.activate("c20", "sleepy");
+  cell.deliver({ type: "inc", payload: { by: 3 } });
+  assert.is(host.passivateIdle(60_000), 0, "not idle long enough");
+  assert.is(host.passivateIdle(0), 1);
+  assert.ok(cell.passivated);
+  const inspected = cell.inspect() as { state: string; passivated: boolean; context: { count: number; password: string } };
+  assert.equal([inspected.state, inspected.passivated, inspected.context.count, inspected.context.password], ["idle", true, 3, "[redacted]"]);
+  const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.count, 3);
+  assert.not.ok(cell.passivated, "revived by the message");
+});
+
+test("a busy actor is not passivated; a passivated actor's deadline still fires", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c21"));
+  const busy = await host.activate("c21", "busy");
+  busy.deliver({ type: "work", payload: { ms: 200 } });
+  const sleeper = await host.activate("c21", "sleeper");
+  sleeper.deliver({ type: "schedule", payload: { at: Date.now() + 150 } });
+  assert.is(host.passivateIdle(0), 1, "only the idle one");
+  assert.ok(sleeper.passivated);
+  assert.not.ok(busy.passivated);
+  await waitFor("deadline fired on the passivated actor", () => sleeper.summary().deadlines["tick.due"] === undefined && !sleeper.passivated, 2000);
+});
+
 test.run();

@@ -61,7 +61,7 @@ test.before(async (ctx) => {
   const nats = await startTestNats();
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-cli-test-"));
   const node = await startNode(
-    { natsUrl: nats.url, natsPort: 0, dataDir, namespace: "", nodeId: "cli-node", shutdownGraceMs: 1000, replicas: 1, logLevel: "silent", shards: 8, failureDetectionMs: 2_000 },
+    { natsUrl: nats.url, natsPort: 0, dataDir, namespace: "", nodeId: "cli-node", shutdownGraceMs: 1000, replicas: 1, logLevel: "silent", shards: 8, failureDetectionMs: 2_000, passivateAfterMs: 60_000 },
     { families: [counterFamily("counter"), counterFamily("bulk", "none")], bindings: () => ({}) },
     silentLogger(),
   );
