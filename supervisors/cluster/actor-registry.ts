@@ -21,11 +21,6 @@ export class ActorRegistry {
     await this.kv.purge(keyOf(shard, kind, key));
   }
 
-  async has(shard: number, kind: string, key: string): Promise<boolean> {
-    const entry = await this.kv.get(keyOf(shard, kind, key));
-    return entry !== null && entry.operation === "PUT";
-  }
-
   async list(shard: number): Promise<RegisteredActor[]> {
     const keys: string[] = [];
     for await (const key of await this.kv.keys(`${shard}.>`)) keys.push(key);

@@ -125,10 +125,6 @@ export class Membership {
     return member !== undefined && performance.now() - member.lastSeen < this.timing.deadAfterMs;
   }
 
-  allMembers(): Member[] {
-    return [...this.members.values()];
-  }
-
   /** This node's own heartbeat is current: it may run actors. */
   get healthy(): boolean {
     return !this.fenced;
