@@ -37,6 +37,8 @@ export interface CellEnvironment {
   onCrash(cell: ActorCell, error: Error): void;
   /** The cell lost a compare-and-swap on its snapshot: someone else owns the key now. */
   onFenced(cell: ActorCell, error: Error): void;
+  /** The machine reached a final state: the actor has nothing left to do and can be removed. */
+  onFinished(cell: ActorCell): void;
   /** A published message the actor could not take (malformed or not accepted in its state). */
   onRejected(cell: ActorCell, reason: string, data: Uint8Array): void;
 }
@@ -78,6 +80,7 @@ export class ActorCell {
   /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
   private delivering: string | null = null;
   private readonly writer: SnapshotWriter;
+  private finishReported = false;
 
   constructor(
     readonly kind: string,
@@ -294,6 +297,10 @@ export class ActorCell {
       (this.timers ??= new DeadlineTimers((event, at) => this.deliver({ type: event, payload: { at } }))).sync(snapshot.context);
     }
     if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());
+    if (snapshot.status === "done" && !this.finishReported) {
+      this.finishReported = true;
+      this.env.onFinished(this);
+    }
   }
 
   private crash(error: Error): void {

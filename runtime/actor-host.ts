@@ -24,6 +24,8 @@ export interface ActorHostOptions {
 export interface CellFailureListener {
   onCrash(cell: ActorCell, error: Error): void;
   onFenced(cell: ActorCell, error: Error): void;
+  /** The actor's machine reached a final state (default: stop it and drop its snapshot). */
+  onFinished?(cell: ActorCell): void;
 }
 
 interface RegisteredFamily {
@@ -67,6 +69,12 @@ export class ActorHost {
         const listener = this.listeners.get(cell.kind);
         if (listener !== undefined) listener.onFenced(cell, error);
         else void this.stop(cell.kind, cell.key);
+      },
+      onFinished: (cell) => {
+        logger.info({ kind: cell.kind, key: cell.key }, "actor finished");
+        const listener = this.listeners.get(cell.kind);
+        if (listener?.onFinished !== undefined) listener.onFinished(cell);
+        else void this.stop(cell.kind, cell.key, { forget: true });
       },
       onRejected: (cell, reason, data) => deadLetters.record(cell.subject, reason, data),
     };

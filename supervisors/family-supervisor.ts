@@ -99,6 +99,12 @@ export class FamilySupervisor implements CellFailureListener {
     void this.host.stop(cell.kind, cell.key);
   }
 
+  /** A machine that reached its final state is done for good: removed like on a remove order. */
+  onFinished(cell: ActorCell): void {
+    if (this.host.get(cell.kind, cell.key) !== cell) return;
+    this.remove(cell.key).catch((err: Error) => this.logger.warn({ kind: cell.kind, key: cell.key, err: err.message }, "could not remove a finished actor"));
+  }
+
   /** Cancels pending restarts; the actors themselves are stopped by the host. */
   close(): void {
     this.closed = true;

@@ -59,11 +59,13 @@ export function counterFamily(kind = "counter", persistence: "snapshot" | "none"
                   ({ event }) => ports.publish("test.fired", { at: event.payload.at }),
                 ],
               },
+              finish: "finished",
               work: "working",
               failAsync: "failing",
             },
           },
           failing: { invoke: { src: "failAsync" } },
+          finished: { type: "final" },
           working: {
             tags: ["busy"],
             invoke: {

@@ -79,6 +79,19 @@ test("reload restarts the actor with its snapshot kept; remove stops it and forg
   assert.is(await sup.remove("absent"), false);
 });
 
+test("an actor whose machine reaches a final state is removed: stopped, snapshot and directory entry dropped", async ({ fx }) => {
+  const removed: string[] = [];
+  const directory = { add: async () => undefined, remove: async (_kind: string, key: string) => void removed.push(key) };
+  const sup = new FamilySupervisor(fx.newHost(), counterFamily("s6"), new SingleNodePlacement("test-node"), silentLogger(), fastBackoff, directory);
+  const cell = await sup.start("k");
+  cell.deliver({ type: "inc", payload: { by: 2 } });
+  await waitFor("saved", async () => (await fx.snapshots.load("s6", "k")) !== null);
+  cell.deliver({ type: "finish", payload: {} });
+  await waitFor("stopped", () => cell.status === "stopped");
+  await waitFor("snapshot dropped", async () => (await fx.snapshots.load("s6", "k")) === null);
+  assert.equal(removed, ["k"]);
+});
+
 test("after close, pending restarts are cancelled and new starts refused", async ({ fx }) => {
   const sup = new FamilySupervisor(fx.newHost(), counterFamily("s5"), new SingleNodePlacement("n"), silentLogger(), { ...fastBackoff, initialMs: 200 });
   const cell = await sup.start("k");
