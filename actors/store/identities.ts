@@ -1,0 +1,159 @@
+// Identities: a user's own addresses (local) and the remote accounts Caliopen syncs (remote). Their
+// credentials are sealed with the deployment's secret key and only ever leave the store through
+// `credentials()`, for the bridge that logs in with them.
+import { randomUUID } from "node:crypto";
+import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { SealedSecret, SecretBox } from "../../runtime/secret-box.ts";
+import { Conflict } from "./errors.ts";
+import { hashed, type Lookups } from "./lookups.ts";
+import { SCHEMA_VERSION, type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType } from "./model.ts";
+
+/** An identity as kept in KV: the public part plus the sealed credentials. */
+export interface StoredIdentity extends Identity {
+  sealed_credentials?: SealedSecret | null;
+}
+
+export interface NewIdentity {
+  user_id: string;
+  type: IdentityType;
+  protocol: IdentityProtocol;
+  identifier: string;
+  display_name?: string;
+  status?: IdentityStatus;
+  infos?: IdentityInfos;
+  credentials?: Credentials | null;
+}
+
+/** Poll interval defaults in minutes (DECISIONS.md §4). */
+export function defaultPollInterval(protocol: IdentityProtocol): string {
+  return protocol === "twitter" ? "2" : "15";
+}
+
+export class IdentityStore {
+  constructor(
+    private readonly docs: KvDocuments<StoredIdentity>,
+    private readonly lookups: Lookups,
+    /** null where credentials are not needed (the operator CLI): sealing or opening them then fails. */
+    private readonly box: SecretBox | null,
+  ) {}
+
+  /** Stores a new identity; (protocol, identifier) is unique per user. */
+  async create(fields: NewIdentity): Promise<Identity> {
+    const now = new Date().toISOString();
+    const identifier = fields.identifier.trim().toLowerCase();
+    const stored: StoredIdentity = {
+      schema: SCHEMA_VERSION,
+      user_id: fields.user_id,
+      identity_id: randomUUID(),
+      type: fields.type,
+      protocol: fields.protocol,
+      identifier,
+      display_name: fields.display_name ?? "",
+      status: fields.status ?? "active",
+      infos: { ...(fields.type === "remote" && { poll_interval: defaultPollInterval(fields.protocol) }), ...fields.infos },
+      has_credentials: fields.credentials != null,
+      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials)),
+      date_insert: now,
+      date_update: now,
+    };
+    const lookup = identifierKey(stored.protocol, identifier, stored.user_id);
+    if (!(await this.lookups.claim(lookup, stored.identity_id))) {
+      throw new Conflict(`user already has a ${stored.protocol} identity "${identifier}"`);
+    }
+    await this.docs.create(docKey(stored.user_id, stored.identity_id), stored);
+    return publicPart(stored);
+  }
+
+  async get(userId: string, identityId: string): Promise<Identity | null> {
+    const found = await this.docs.get(docKey(userId, identityId));
+    return found === null ? null : publicPart(found.value);
+  }
+
+  /** The user's identities (deleted ones only when asked). */
+  async list(userId: string, options: { type?: IdentityType; includeDeleted?: boolean } = {}): Promise<Identity[]> {
+    return select(await this.docs.values(`${keyToken(userId)}.*`), options);
+  }
+
+  /** Every user's identities: what the identities worker rebuilds its schedules from. */
+  async listAll(options: { type?: IdentityType; includeDeleted?: boolean } = {}): Promise<Identity[]> {
+    return select(await this.docs.values(), options);
+  }
+
+  /** Identities of any user with this (protocol, identifier), e.g. who receives mail for an address. */
+  async byIdentifier(protocol: IdentityProtocol, identifier: string): Promise<Identity[]> {
+    const filter = `identifier.${protocol}.${hashed(identifier.trim().toLowerCase())}.*`;
+    const keys = await this.lookups.targetsWithKeys(filter);
+    const found = await Promise.all(keys.map(({ key, target }) => this.get(key.split(".").at(-1) as string, target)));
+    return found.filter((identity): identity is Identity => identity !== null && identity.status !== "deleted");
+  }
+
+  /**
+   * Changes an identity by compare-and-swap. `change` gets the current public part and returns the
+   * fields to change (or null for no change); `credentials` replaces the stored ones when given.
+   */
+  async update(
+    userId: string,
+    identityId: string,
+    change: (current: Identity) => { fields?: Partial<Pick<Identity, "display_name" | "status" | "infos">>; credentials?: Credentials } | null,
+  ): Promise<Identity | null> {
+    const updated = await this.docs.update(docKey(userId, identityId), (current) => {
+      const wanted = change(publicPart(current));
+      if (wanted === null) return null;
+      return {
+        ...current,
+        ...wanted.fields,
+        ...(wanted.credentials !== undefined && { sealed_credentials: this.secrets().seal(JSON.stringify(wanted.credentials)), has_credentials: true }),
+        date_update: new Date().toISOString(),
+      };
+    });
+    return updated === null ? null : publicPart(updated);
+  }
+
+  /** Merges into `infos` (sync state, schedule, last error) without touching the rest. */
+  async updateInfos(userId: string, identityId: string, infos: Partial<IdentityInfos>): Promise<Identity | null> {
+    return this.update(userId, identityId, (current) => ({ fields: { infos: { ...current.infos, ...infos } } }));
+  }
+
+  /** Marks it deleted, drops its credentials and frees its identifier. */
+  async markDeleted(userId: string, identityId: string): Promise<Identity | null> {
+    const updated = await this.docs.update(docKey(userId, identityId), (current) =>
+      current.status === "deleted"
+        ? null
+        : { ...current, status: "deleted", sealed_credentials: null, has_credentials: false, date_update: new Date().toISOString() },
+    );
+    if (updated === null) return null;
+    // Only while it still points here: once deleted, the identifier may belong to a re-created identity.
+    const lookup = identifierKey(updated.protocol, updated.identifier, userId);
+    if ((await this.lookups.get(lookup)) === updated.identity_id) await this.lookups.release(lookup);
+    return publicPart(updated);
+  }
+
+  /** The decrypted credentials, for the bridge that logs in with them. Never log the result. */
+  async credentials(userId: string, identityId: string): Promise<Credentials | null> {
+    const found = await this.docs.get(docKey(userId, identityId));
+    const sealed = found?.value.sealed_credentials;
+    if (sealed == null) return null;
+    return JSON.parse(this.secrets().open(sealed)) as Credentials;
+  }
+
+  private secrets(): SecretBox {
+    if (this.box === null) throw new Error("no secret key is configured here, so credentials cannot be sealed or read");
+    return this.box;
+  }
+}
+
+function publicPart(stored: StoredIdentity): Identity {
+  const { sealed_credentials: _sealed, ...identity } = stored;
+  return identity;
+}
+
+function select(all: StoredIdentity[], options: { type?: IdentityType; includeDeleted?: boolean }): Identity[] {
+  return all
+    .filter((identity) => (options.type === undefined || identity.type === options.type) && (options.includeDeleted || identity.status !== "deleted"))
+    .map(publicPart)
+    .sort((a, b) => a.date_insert.localeCompare(b.date_insert));
+}
+
+const keyToken = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, "_");
+const docKey = (userId: string, identityId: string) => `${keyToken(userId)}.${keyToken(identityId)}`;
+const identifierKey = (protocol: string, identifier: string, userId: string) => `identifier.${protocol}.${hashed(identifier)}.${keyToken(userId)}`;

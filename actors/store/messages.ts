@@ -1,0 +1,60 @@
+// Messages and drafts of a user, and the lookup by external Message-ID that de-duplicates imports.
+import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { hashed, type Lookups } from "./lookups.ts";
+import type { Message, Page } from "./model.ts";
+import { pageOf, type PageRequest } from "./paging.ts";
+
+export interface MessageFilter extends PageRequest {
+  is_draft?: boolean;
+  discussion_id?: string;
+}
+
+export class MessageStore {
+  constructor(
+    private readonly docs: KvDocuments<Message>,
+    private readonly lookups: Lookups,
+  ) {}
+
+  async create(message: Message): Promise<Message> {
+    await this.docs.create(docKey(message.user_id, message.message_id), message);
+    return message;
+  }
+
+  async get(userId: string, messageId: string): Promise<Message | null> {
+    return (await this.docs.get(docKey(userId, messageId)))?.value ?? null;
+  }
+
+  /** Newest first. */
+  async list(userId: string, filter: MessageFilter = {}): Promise<Page<Message>> {
+    const all = (await this.docs.values(`${userId}.*`)).filter(
+      (message) =>
+        (filter.is_draft === undefined || message.is_draft === filter.is_draft) &&
+        (filter.discussion_id === undefined || message.discussion_id === filter.discussion_id),
+    );
+    all.sort((a, b) => b.date.localeCompare(a.date) || b.message_id.localeCompare(a.message_id));
+    return pageOf(all, filter);
+  }
+
+  /** Changes a message by compare-and-swap; `change` returns the new message or null for no change. */
+  async update(userId: string, messageId: string, change: (current: Message) => Message | null): Promise<Message | null> {
+    return this.docs.update(docKey(userId, messageId), change);
+  }
+
+  async byExternalId(userId: string, externalMessageId: string): Promise<Message | null> {
+    const id = await this.lookups.get(externalKey(userId, externalMessageId));
+    return id === null ? null : this.get(userId, id);
+  }
+
+  /**
+   * Records that `externalMessageId` is `messageId` for this user. Returns the id that holds it: the
+   * given one, or the message that claimed it first (two imports of one mail racing).
+   */
+  async claimExternalId(userId: string, externalMessageId: string, messageId: string): Promise<string> {
+    const key = externalKey(userId, externalMessageId);
+    if (await this.lookups.claim(key, messageId)) return messageId;
+    return (await this.lookups.get(key)) ?? messageId;
+  }
+}
+
+const docKey = (userId: string, messageId: string) => `${userId}.${messageId}`;
+const externalKey = (userId: string, externalId: string) => `msgref.${userId}.${hashed(externalId)}`;

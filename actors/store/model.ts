@@ -1,0 +1,177 @@
+// The objects Caliopen keeps (DECISIONS.md §5), as the services read and write them. Every stored object
+// carries `schema`, the version of its shape, so a later release can read what an earlier one wrote.
+
+export const SCHEMA_VERSION = 1;
+
+export interface User {
+  schema: number;
+  user_id: string;
+  name: string;
+  recovery_email: string | null;
+  /** The user's own contact card. */
+  contact_id: string;
+  admin: boolean;
+  date_insert: string;
+}
+
+export type IdentityType = "local" | "remote";
+export type IdentityProtocol = "email" | "imap" | "smtp" | "twitter";
+export type IdentityStatus = "active" | "inactive" | "deleted";
+
+/** Where a remote identity is synced from and how it is doing; written by the API, the poller and the bridges. */
+export interface IdentityInfos {
+  /** IMAP server, `host:port`. */
+  inserver?: string;
+  /** SMTP server, `host:port`. */
+  outserver?: string;
+  /** Minutes between two polls, a decimal string as on the wire (`"15"`). */
+  poll_interval?: string;
+  last_poll?: string | null;
+  next_poll?: string | null;
+  last_sync?: string | null;
+  last_error?: { message: string; at: string } | null;
+  /** Protocol-specific sync state (e.g. IMAP `lastseenuid`), owned by the bridge. */
+  [field: string]: unknown;
+}
+
+/** An identity as every service sees it: the credentials are never part of it (see `IdentityStore.credentials`). */
+export interface Identity {
+  schema: number;
+  user_id: string;
+  identity_id: string;
+  type: IdentityType;
+  protocol: IdentityProtocol;
+  /** Lower-cased address or screen name. */
+  identifier: string;
+  display_name: string;
+  status: IdentityStatus;
+  infos: IdentityInfos;
+  /** Whether credentials are stored for it (they themselves are sealed). */
+  has_credentials: boolean;
+  date_insert: string;
+  date_update: string;
+}
+
+/** Secrets of a remote identity: `username`/`password` for mail, OAuth tokens for Twitter. */
+export type Credentials = Readonly<Record<string, string>>;
+
+export interface RawMessage {
+  schema: number;
+  raw_msg_id: string;
+  user_id: string;
+  size: number;
+  /** sha256 of the bytes, hex. */
+  sha256: string;
+  delivered: boolean;
+  date_insert: string;
+}
+
+export type ParticipantType = "From" | "To" | "Cc" | "Bcc" | "Reply-To" | "Sender";
+
+export interface Participant {
+  type: ParticipantType;
+  address: string;
+  label: string;
+  protocol: string;
+  contact_ids: string[];
+}
+
+export interface ExternalReferences {
+  message_id: string;
+  parent_id: string;
+  ancestors_ids: string[];
+}
+
+export interface AttachmentInfo {
+  content_type: string;
+  file_name: string;
+  size: number;
+  is_inline: boolean;
+}
+
+export interface Message {
+  schema: number;
+  user_id: string;
+  message_id: string;
+  discussion_id: string;
+  raw_msg_id: string | null;
+  subject: string;
+  body_plain: string;
+  body_html: string;
+  date: string;
+  date_insert: string;
+  is_draft: boolean;
+  is_unread: boolean;
+  is_received: boolean;
+  is_answered: boolean;
+  participants: Participant[];
+  external_references: ExternalReferences;
+  attachments: AttachmentInfo[];
+  tags: string[];
+  protocol: string;
+  /** The user's identities the message was received by or is sent from. */
+  user_identities: string[];
+  /** For a draft: the message it replies to. */
+  parent_id: string | null;
+}
+
+export interface ContactEmail {
+  address: string;
+  label: string;
+  type: string;
+  is_primary: boolean;
+}
+
+export interface SocialIdentity {
+  type: string;
+  name: string;
+}
+
+/** What ContactAction computes from the stored messages and keys. */
+export interface ContactDerived {
+  messages_by_address: Record<string, number>;
+  best_key_size: number;
+  privacy_score: number;
+  computed_at: string;
+}
+
+export interface Contact {
+  schema: number;
+  user_id: string;
+  contact_id: string;
+  title: string;
+  given_name: string;
+  family_name: string;
+  emails: ContactEmail[];
+  identities: SocialIdentity[];
+  derived: ContactDerived | null;
+  date_insert: string;
+  date_update: string;
+}
+
+export interface PublicKey {
+  schema: number;
+  user_id: string;
+  /** The contact the key belongs to. */
+  resource_id: string;
+  key_id: string;
+  fingerprint: string;
+  armored: string;
+  expire_date: string | null;
+  label: string;
+  /** Key size in bits (for ECC keys, the curve's strength). */
+  size: number;
+  algorithm: string;
+  emails: string[];
+  /** Where it came from: "user" for an upload, "hkp" / "wkd" / "dns" for a discovery. */
+  source: string;
+  date_insert: string;
+}
+
+/** A page of a listing. */
+export interface Page<T> {
+  items: T[];
+  total: number;
+  offset: number;
+  limit: number;
+}

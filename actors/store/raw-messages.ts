@@ -1,0 +1,67 @@
+// Raw messages: the bytes as received (RFC 5322 mail, a DM event's JSON) in the object store, which
+// chunks them, so a large message is streamed in and out instead of held whole; a small KV document
+// keeps what the services ask about it (owner, size, hash, delivered).
+import { createHash, randomUUID } from "node:crypto";
+import type { ObjectStore } from "@nats-io/obj";
+import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { SCHEMA_VERSION, type RawMessage } from "./model.ts";
+
+export class RawMessageStore {
+  constructor(
+    private readonly objects: ObjectStore,
+    private readonly docs: KvDocuments<RawMessage>,
+  ) {}
+
+  /** Stores the bytes (a buffer, or chunks as they arrive) and returns the new raw message. */
+  async put(userId: string, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<RawMessage> {
+    const id = randomUUID();
+    const hash = createHash("sha256");
+    let size = 0;
+    const source = content instanceof Uint8Array ? single(content) : content;
+    const iterator = source[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await iterator.next();
+        if (next.done) return controller.close();
+        hash.update(next.value);
+        size = next.value.length;
+        controller.enqueue(next.value);
+      },
+    });
+    await this.objects.put({ name: id }, stream);
+    const raw: RawMessage = {
+      schema: SCHEMA_VERSION,
+      raw_msg_id: id,
+      user_id: userId,
+      size,
+      sha256: hash.digest("hex"),
+      delivered: false,
+      date_insert: new Date().toISOString(),
+    };
+    await this.docs.create(id, raw);
+    return raw;
+  }
+
+  async get(rawId: string): Promise<RawMessage | null> {
+    return (await this.docs.get(rawId))?.value ?? null;
+  }
+
+  /** The whole content in memory: for parsers that need it all anyway. */
+  async read(rawId: string): Promise<Uint8Array | null> {
+    return this.objects.getBlob(rawId);
+  }
+
+  /** The content as a stream of chunks. */
+  async stream(rawId: string): Promise<ReadableStream<Uint8Array> | null> {
+    const result = await this.objects.get(rawId);
+    return result === null ? null : result.data;
+  }
+
+  async markDelivered(rawId: string): Promise<void> {
+    await this.docs.update(rawId, (raw) => (raw.delivered ? null : { ...raw, delivered: true }));
+  }
+}
+
+async function* single(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}

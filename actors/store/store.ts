@@ -1,0 +1,56 @@
+// The store every Caliopen service uses: users, identities, raw messages, messages, contacts and public
+// keys in JetStream KV and object store. Handlers go through these few methods and never name a bucket.
+import { Objm } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { SecretBox } from "../../runtime/secret-box.ts";
+import type { Subjects } from "../../runtime/subjects.ts";
+import { ContactStore } from "./contacts.ts";
+import { IdentityStore, type StoredIdentity } from "./identities.ts";
+import { Lookups } from "./lookups.ts";
+import { MessageStore } from "./messages.ts";
+import type { Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
+import { PublicKeyStore } from "./public-keys.ts";
+import { RawMessageStore } from "./raw-messages.ts";
+import { UserStore } from "./users.ts";
+
+export interface Store {
+  users: UserStore;
+  identities: IdentityStore;
+  raws: RawMessageStore;
+  messages: MessageStore;
+  contacts: ContactStore;
+  keys: PublicKeyStore;
+}
+
+export interface StoreOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  /** Seals identity credentials at rest (null: this process never handles credentials). */
+  secrets: SecretBox | null;
+  replicas?: number;
+}
+
+/** Opens (creating when missing) every bucket of the store. */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const replicas = options.replicas ?? 1;
+  const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
+  const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
+  const [users, identities, raws, messages, contacts, keys] = await Promise.all([
+    KvDocuments.open<User>(options.nc, bucket("users"), replicas),
+    KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
+    KvDocuments.open<RawMessage>(options.nc, bucket("raw_messages"), replicas),
+    KvDocuments.open<Message>(options.nc, bucket("messages"), replicas),
+    KvDocuments.open<Contact>(options.nc, bucket("contacts"), replicas),
+    KvDocuments.open<PublicKey>(options.nc, bucket("public_keys"), replicas),
+  ]);
+  const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
+  return {
+    users: new UserStore(users, lookups),
+    identities: new IdentityStore(identities, lookups, options.secrets),
+    raws: new RawMessageStore(objects, raws),
+    messages: new MessageStore(messages, lookups),
+    contacts: new ContactStore(contacts, lookups),
+    keys: new PublicKeyStore(keys),
+  };
+}
