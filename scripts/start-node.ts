@@ -1,6 +1,7 @@
 // `npm start`: runs one supervisor node until SIGTERM/SIGINT.
 import { createLogger } from "../runtime/logger.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import { caliopenConfigFromEnv } from "../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../supervisors/caliopen-services.ts";
 import { startNode } from "../supervisors/node.ts";
 import { nodeConfigFromEnv } from "../supervisors/node-config.ts";
@@ -12,7 +13,8 @@ async function main(): Promise<void> {
   process.on("uncaughtException", (err) => logger.error({ err: err.message, stack: err.stack }, "uncaught exception"));
   process.on("unhandledRejection", (reason) => logger.error({ err: String(reason) }, "unhandled rejection"));
 
-  const node = await startNode(config, caliopenServices(), logger);
+  const caliopen = caliopenConfigFromEnv(process.env, config.dataDir, logger);
+  const node = await startNode(config, caliopenServices(caliopen), logger);
   // npm and a terminal may deliver the same Ctrl-C more than once; a signal repeated after a few
   // seconds means the operator insists.
   let firstSignalAt = 0;

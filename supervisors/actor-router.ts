@@ -8,6 +8,8 @@ export interface ActorRoute {
   kind: string;
   /** The payload field holding the actor's key, e.g. `remote_id`. */
   keyField: string;
+  /** The input of an actor started by this order (families that start on their first message). */
+  input?: (payload: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export interface RouterDeps {
@@ -19,7 +21,11 @@ export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler 
     const key = String(payload[route.keyField]);
     const message = { type: context.order, payload };
     if (context.mode === "publish") {
-      await deps.keyed.publish("deliver", route.kind, key, { message, ...(context.deliveryId !== undefined && { id: context.deliveryId }) });
+      await deps.keyed.publish("deliver", route.kind, key, {
+        message,
+        ...(route.input !== undefined && { input: route.input(payload) }),
+        ...(context.deliveryId !== undefined && { id: context.deliveryId }),
+      });
       return undefined;
     }
     return deps.keyed.forward({ kind: route.kind, key, message, ...(context.replyTo !== undefined && { replyTo: context.replyTo }) });

@@ -1,7 +1,7 @@
 // A supervisor node: one process that connects to NATS (or runs an embedded nats-server), hosts the
 // actor families and the contract's entry points, answers the debug subjects, and shuts down cleanly.
 import { hostname } from "node:os";
-import { readFileSync } from "node:fs";
+import { VERSION } from "../runtime/version.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
@@ -16,9 +16,8 @@ import { membershipTiming, type MembershipTiming } from "./cluster/membership.ts
 import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
 import { startContractEntryPoints } from "./contract-entry-points.ts";
-import type { ServiceSet } from "./services.ts";
+import type { ServiceFactory, ServiceSet } from "./services.ts";
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export interface RunningNode {
   readonly id: string;
@@ -38,7 +37,7 @@ export interface NodeTuning {
   membership?: MembershipTiming;
 }
 
-export async function startNode(config: NodeConfig, services: ServiceSet, logger: Logger, tuning: NodeTuning = {}): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, serviceSource: ServiceSet | ServiceFactory, logger: Logger, tuning: NodeTuning = {}): Promise<RunningNode> {
   const startedAt = new Date();
   const log = logger.child({ node: config.nodeId });
   let embedded: EmbeddedNats | null = null;
@@ -59,6 +58,8 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
 
   try {
     const subjects = new Subjects(config.namespace);
+    const services =
+      typeof serviceSource === "function" ? await serviceSource({ nc, subjects, replicas: config.replicas, nodeId: config.nodeId, logger: log }) : serviceSource;
     const snapshots = await SnapshotStore.open(nc, subjects.resource("caliopen_actor_snapshots"), config.replicas);
     const deadLetters = await DeadLetters.open(nc, subjects, config.nodeId, log, config.replicas);
     const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
@@ -81,8 +82,10 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
     }
     await cluster.run(supervisors);
 
-    const bindings = services.bindings({ keyed: cluster.keyed, host, supervisors });
+    const serviceContext = { keyed: cluster.keyed, host, supervisors };
+    const bindings = services.bindings(serviceContext);
     const entryPoints = await startContractEntryPoints({ nc, subjects, deadLetters, logger: log, replicas: config.replicas }, bindings);
+    await services.start?.(serviceContext);
 
     const describeNode = () => {
       const server = nc.info;
@@ -122,6 +125,7 @@ export async function startNode(config: NodeConfig, services: ServiceSet, logger
         log.info({ reason, graceMs: config.shutdownGraceMs }, "node stopping: no longer taking orders");
         if (passivation !== null) clearInterval(passivation);
         await Promise.all(entryPoints.map((entry) => entry.stopTaking().catch(() => undefined)));
+        await services.stop?.().catch((err: Error) => log.warn({ err: err.message }, "a service did not stop cleanly"));
         const finished = await settleWithin(config.shutdownGraceMs, async () => {
           await Promise.all(entryPoints.map((entry) => entry.settled()));
           while (host.anyBusy()) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,7 +1,10 @@
 // Which code answers which order of the contract. A node subscribes every subject of the contract;
 // an order that no service of this node implements yet is refused with an error that says so (a reply
 // for a request, a dead letter for a published order) — never a timeout, never a silent drop.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import type { ActorFamily } from "../runtime/actor-family.ts";
+import type { Subjects } from "../runtime/subjects.ts";
 import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { SubjectSpec } from "../actors/contract/contract-table.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
@@ -20,7 +23,23 @@ export interface ServiceContext extends RouterDeps {
 export interface ServiceSet {
   families: ActorFamily[];
   bindings(context: ServiceContext): Bindings;
+  /** Runs once the node takes orders (e.g. serve an HTTP API, rebuild schedules from the store). */
+  start?(context: ServiceContext): Promise<void>;
+  /** Runs when the node stops, before its NATS connection closes. */
+  stop?(): Promise<void>;
 }
+
+/** What services need to open their own resources (a store, a server) before the node runs them. */
+export interface ServiceDeps {
+  nc: NatsConnection;
+  subjects: Subjects;
+  replicas: number;
+  nodeId: string;
+  logger: Logger;
+}
+
+/** Services that are built once the node is connected. */
+export type ServiceFactory = (deps: ServiceDeps) => Promise<ServiceSet>;
 
 export class ServiceUnavailable extends Error {
   override readonly name = "ServiceUnavailable";

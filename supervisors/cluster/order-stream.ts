@@ -15,7 +15,7 @@ export interface KeyedOrder {
   op: KeyedOperation;
   kind: string;
   key: string;
-  /** For start/reload: the actor's input. */
+  /** For start/reload, and deliver to an actor that starts on its first message: the actor's input. */
   input?: Record<string, unknown>;
   /** For deliver: the message for the actor. */
   message?: { type: string; payload: Record<string, unknown> };

@@ -151,7 +151,7 @@ export class ShardRunner {
         this.deps.deadLetters.record(msg.subject, `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`, encodeJson(order.message ?? {}));
         return msg.ack();
       }
-      cell = await supervisor.start(order.key, {});
+      cell = await supervisor.start(order.key, order.input ?? {});
     }
     const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
     cell.deliver(message, (outcome) => {

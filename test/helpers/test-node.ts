@@ -5,14 +5,17 @@ import { join } from "node:path";
 import { silentLogger } from "../../runtime/logger.ts";
 import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/node.ts";
 import type { NodeConfig } from "../../supervisors/node-config.ts";
-import type { ServiceSet } from "../../supervisors/services.ts";
+import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
+import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
+import { SecretBox } from "../../runtime/secret-box.ts";
+import { randomBytes } from "node:crypto";
 
 /** Failure detection shortened so that tests of failover run quickly. */
 export const FAST_DETECTION_MS = 1_000;
 
 export async function startTestNode(
   natsUrl: string,
-  services: ServiceSet,
+  services: ServiceSet | ServiceFactory,
   overrides: Partial<NodeConfig> = {},
   tuning: NodeTuning = {},
 ): Promise<RunningNode> {
@@ -31,4 +34,9 @@ export async function startTestNode(
     ...overrides,
   };
   return startNode(config, services, silentLogger(), tuning);
+}
+
+/** Caliopen service settings for tests: a fresh secret key, the API on a free loopback port. */
+export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): CaliopenConfig {
+  return { secrets: new SecretBox(randomBytes(32)), api: { host: "127.0.0.1", port: 0 }, deliverTimeoutMs: 2_000, ...overrides };
 }

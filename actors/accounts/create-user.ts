@@ -1,0 +1,44 @@
+// A new user: their own contact card, the user, and optionally a local identity (their address on this
+// platform, which they send from and receive at).
+import { randomUUID } from "node:crypto";
+import { SCHEMA_VERSION, type Identity, type User } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+
+export interface NewAccount {
+  name: string;
+  admin?: boolean;
+  recovery_email?: string | null;
+  /** The user's local address. */
+  email?: string | null;
+  display_name?: string;
+}
+
+export async function createUser(store: Store, account: NewAccount): Promise<{ user: User; token: string; identity: Identity | null }> {
+  const contactId = randomUUID();
+  const { user, token } = await store.users.create({
+    name: account.name,
+    admin: account.admin ?? false,
+    recovery_email: account.recovery_email ?? null,
+    contact_id: contactId,
+  });
+  const now = new Date().toISOString();
+  const address = account.email?.trim().toLowerCase() ?? null;
+  await store.contacts.create({
+    schema: SCHEMA_VERSION,
+    user_id: user.user_id,
+    contact_id: contactId,
+    title: account.display_name ?? account.name,
+    given_name: "",
+    family_name: "",
+    emails: address === null ? [] : [{ address, label: "", type: "work", is_primary: true }],
+    identities: [],
+    derived: null,
+    date_insert: now,
+    date_update: now,
+  });
+  const identity =
+    address === null
+      ? null
+      : await store.identities.create({ user_id: user.user_id, type: "local", protocol: "email", identifier: address, display_name: account.display_name ?? account.name });
+  return { user, token, identity };
+}

@@ -1,0 +1,248 @@
+// The identities worker's actor: one poller per remote identity (kind `poller`, keyed by identity_id).
+// It follows the identity in the store: while it is an active remote email/IMAP/Twitter identity, it
+// emits `sync` every poll interval and keeps the bridge's worker announced (add/reload/remove_worker);
+// otherwise it sleeps. Its next tick is an absolute deadline in its context, so a restart or a handoff
+// to another node neither skips nor doubles a tick.
+import { assign, fromPromise, setup } from "xstate";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
+import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { defaultPollInterval } from "../store/identities.ts";
+import type { Identity, IdentityProtocol } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { intervalMs, nextDue, SYNC_SUBJECT, WORKER_SUBJECT } from "./poll-schedule.ts";
+
+export const POLLER_KIND = "poller";
+const POLL_DUE = "poll.due";
+const RETRY_DUE = "retry.due";
+const LOAD_RETRY: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 };
+
+export interface PollerContext {
+  identity_id: string;
+  user_id: string;
+  protocol: IdentityProtocol | null;
+  /** Minutes between polls, as configured (a decimal string). */
+  poll_interval: string | null;
+  /** An interval a bridge asked for (update_interval), until it is stored on the identity. */
+  requested_interval: string | null;
+  /** Why the poller is not polling (dormant), for operators. */
+  reason: string | null;
+  /** The bridge was told to run a worker for this identity (add_worker sent, no remove_worker since). */
+  worker_announced: boolean;
+  /** update_identity arrived: the bridge's worker must reload once the identity is read again. */
+  reload_pending: boolean;
+  last_poll: string | null;
+  polls: number;
+  load_failures: number;
+  last_error: string | null;
+  deadlines: Deadlines;
+}
+
+type Loaded = { identity: Identity | null };
+
+/** Why an identity is not polled, or null when it is. */
+function notPolledBecause(identity: Identity): string | null {
+  if (identity.type !== "remote") return `it is a ${identity.type} identity`;
+  if (identity.status !== "active") return `it is ${identity.status}`;
+  if (SYNC_SUBJECT[identity.protocol] === undefined) return `${identity.protocol} identities are not polled`;
+  return null;
+}
+
+function gone(identity: Identity | null, userId: string): boolean {
+  return identity === null || identity.status === "deleted" || identity.user_id !== userId;
+}
+
+export function pollerFamily(store: Store, now: () => number = Date.now): ActorFamily {
+  return {
+    kind: POLLER_KIND,
+    description: "polls one remote identity: emits sync every poll interval",
+    // Any identitiesWorker order about an identity reaches its poller, which reads the identity itself.
+    startsOnFirstMessage: true,
+    createMachine: (ports: ActorPorts) => pollerMachine(store, ports, now),
+  };
+}
+
+function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
+  const orderFor = (context: PollerContext, order: string) => ({ order, remote_id: context.identity_id, user_id: context.user_id });
+
+  const announce = (context: PollerContext, order: "add_worker" | "reload_worker" | "remove_worker") => {
+    const subject = context.protocol === null ? undefined : WORKER_SUBJECT[context.protocol];
+    if (subject !== undefined) ports.publish(subject, orderFor(context, order));
+  };
+
+  return setup({
+    types: {
+      context: {} as PollerContext,
+      events: {} as ActorMessage,
+      input: {} as ActorInput,
+    },
+    actors: {
+      load: fromPromise<Loaded, { user_id: string; identity_id: string }>(async ({ input }) => ({
+        identity: await store.identities.get(input.user_id, input.identity_id),
+      })),
+      record: fromPromise<void, { context: PollerContext }>(async ({ input }) => {
+        const { context } = input;
+        const next = context.deadlines[POLL_DUE];
+        await store.identities.updateInfos(context.user_id, context.identity_id, {
+          last_poll: context.last_poll,
+          next_poll: next === undefined ? null : new Date(next).toISOString(),
+          ...(context.requested_interval !== null && { poll_interval: context.requested_interval }),
+        });
+      }),
+    },
+    guards: {
+      gone: ({ context, event }) => gone((event as unknown as { output: Loaded }).output.identity, context.user_id),
+      polled: ({ event }) => {
+        const identity = (event as unknown as { output: Loaded }).output.identity;
+        return identity !== null && notPolledBecause(identity) === null;
+      },
+    },
+    actions: {
+      // Takes the identity's settings; moves the next tick only when the interval changed.
+      configure: assign(({ context, event }) => {
+        const identity = (event as unknown as { output: Loaded }).output.identity as Identity;
+        const configured = identity.infos.poll_interval;
+        const interval = intervalMs(configured) === null ? defaultPollInterval(identity.protocol) : (configured as string);
+        const due = context.deadlines[POLL_DUE];
+        let next: number;
+        if (due !== undefined && interval === context.poll_interval) next = due;
+        else if (context.last_poll !== null) next = nextDue(Date.parse(context.last_poll), intervalMs(interval) as number, now());
+        else next = now(); // never polled: the first sync goes out at once
+        return {
+          protocol: identity.protocol,
+          poll_interval: interval,
+          reason: null,
+          load_failures: 0,
+          last_error: null,
+          deadlines: clearDeadline(setDeadline(context.deadlines, POLL_DUE, next), RETRY_DUE),
+        };
+      }),
+      announceWorker: assign(({ context }) => {
+        if (!context.worker_announced) announce(context, "add_worker");
+        else if (context.reload_pending) announce(context, "reload_worker");
+        return { worker_announced: true, reload_pending: false };
+      }),
+      sleep: assign(({ context, event }) => {
+        const identity = (event as unknown as { output: Loaded }).output.identity as Identity;
+        if (context.worker_announced) announce({ ...context, protocol: identity.protocol }, "remove_worker");
+        return {
+          protocol: identity.protocol,
+          reason: notPolledBecause(identity),
+          worker_announced: false,
+          reload_pending: false,
+          load_failures: 0,
+          last_error: null,
+          deadlines: clearDeadline(clearDeadline(context.deadlines, POLL_DUE), RETRY_DUE),
+        };
+      }),
+      retire: assign(({ context }) => {
+        if (context.worker_announced) announce(context, "remove_worker");
+        return { worker_announced: false, deadlines: {} };
+      }),
+      sync: assign(({ context }) => {
+        const subject = context.protocol === null ? undefined : SYNC_SUBJECT[context.protocol];
+        if (subject !== undefined) ports.publish(subject, orderFor(context, "sync"));
+        const due = context.deadlines[POLL_DUE] ?? now();
+        return {
+          polls: context.polls + 1,
+          last_poll: new Date(now()).toISOString(),
+          deadlines: setDeadline(context.deadlines, POLL_DUE, nextDue(due, intervalMs(context.poll_interval) as number, now())),
+        };
+      }),
+      loadFailed: assign(({ context, event }) => {
+        const failures = context.load_failures + 1;
+        const message = `could not read the identity: ${String((event as { error?: unknown }).error)}`;
+        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, attempt: failures, err: message }, "poller will retry reading its identity");
+        return { load_failures: failures, last_error: message, deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(LOAD_RETRY, failures)) };
+      }),
+      recordFailed: ({ context, event }) =>
+        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, err: String((event as { error?: unknown }).error) }, "could not record the poll schedule"),
+    },
+  }).createMachine({
+    id: POLLER_KIND,
+    context: ({ input }) => ({
+      identity_id: String(input.identity_id ?? input.key),
+      user_id: String(input.user_id ?? ""),
+      protocol: null,
+      poll_interval: null,
+      requested_interval: null,
+      reason: null,
+      worker_announced: false,
+      reload_pending: false,
+      last_poll: null,
+      polls: 0,
+      load_failures: 0,
+      last_error: null,
+      deadlines: {},
+    }),
+    initial: "loading",
+    // The identitiesWorker orders, in every state but the final one.
+    on: {
+      add_identity: { target: ".loading", reenter: true },
+      update_identity: { target: ".loading", reenter: true, actions: assign({ reload_pending: true }) },
+      delete_identity: { target: ".deleted", actions: "retire" },
+      // The bridge asks for another interval: stored on the identity, then applied like an update.
+      update_interval: {
+        target: ".storingInterval",
+        reenter: true,
+        actions: assign({ requested_interval: ({ event }) => String(event.payload.poll_intervall).trim() }),
+      },
+    },
+    states: {
+      loading: {
+        tags: ["busy"],
+        invoke: {
+          src: "load",
+          input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }),
+          onDone: [
+            { guard: "gone", target: "deleted", actions: "retire" },
+            { guard: "polled", target: "recording", actions: ["configure", "announceWorker"] },
+            { target: "dormant", actions: "sleep" },
+          ],
+          onError: { target: "waiting", actions: "loadFailed" },
+        },
+      },
+      waiting: {
+        on: { [RETRY_DUE]: { target: "loading", actions: assign({ deadlines: ({ context }) => clearDeadline(context.deadlines, RETRY_DUE) }) } },
+      },
+      polling: {
+        on: { [POLL_DUE]: "checking" },
+      },
+      // A tick: the identity is read again, so a poller never syncs an identity that is gone or disabled.
+      checking: {
+        tags: ["busy"],
+        invoke: {
+          src: "load",
+          input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }),
+          onDone: [
+            { guard: "gone", target: "deleted", actions: "retire" },
+            { guard: "polled", target: "recording", actions: "sync" },
+            { target: "dormant", actions: "sleep" },
+          ],
+          // The store is unreachable: the sync still goes out on time (the bridge reads the store itself).
+          onError: { target: "recording", actions: "sync" },
+        },
+      },
+      recording: {
+        tags: ["busy"],
+        invoke: {
+          src: "record",
+          input: ({ context }) => ({ context }),
+          onDone: "polling",
+          onError: { target: "polling", actions: "recordFailed" },
+        },
+      },
+      storingInterval: {
+        tags: ["busy"],
+        invoke: {
+          src: "record",
+          input: ({ context }) => ({ context }),
+          onDone: { target: "loading", actions: assign({ requested_interval: null }) },
+          onError: { target: "waiting", actions: "loadFailed" },
+        },
+      },
+      dormant: {},
+      deleted: { type: "final" },
+    },
+  });
+}

@@ -1,0 +1,74 @@
+// Reads one OpenPGP public key (ASCII-armored) into what Caliopen stores about it. Used for keys users
+// upload and keys found by discovery.
+import { readKeys, type PublicKey as OpenPgpKey } from "openpgp";
+
+export interface ParsedPublicKey {
+  fingerprint: string;
+  /** The last 16 hex digits of the fingerprint (the "long key id"). */
+  key_id: string;
+  algorithm: string;
+  /** Bits for RSA/DSA/ElGamal; the curve's strength for ECC keys. */
+  size: number;
+  expire_date: string | null;
+  expired: boolean;
+  revoked: boolean;
+  emails: string[];
+  /** The key re-armored (public part only, normalised). */
+  armored: string;
+}
+
+export class KeyParseError extends Error {
+  override readonly name = "KeyParseError";
+}
+
+// Strength in bits of the curves openpgp.js supports, for comparing key sizes across algorithms.
+const CURVE_BITS: Record<string, number> = {
+  curve25519: 256,
+  curve25519Legacy: 256,
+  ed25519: 256,
+  ed25519Legacy: 256,
+  x25519: 256,
+  curve448: 448,
+  ed448: 448,
+  x448: 448,
+  nistP256: 256,
+  p256: 256,
+  nistP384: 384,
+  p384: 384,
+  nistP521: 521,
+  p521: 521,
+  brainpoolP256r1: 256,
+  brainpoolP384r1: 384,
+  brainpoolP512r1: 512,
+  secp256k1: 256,
+};
+
+export async function parsePublicKey(armored: string, now: Date = new Date()): Promise<ParsedPublicKey> {
+  let keys: OpenPgpKey[];
+  try {
+    keys = (await readKeys({ armoredKeys: armored })) as OpenPgpKey[];
+  } catch (err) {
+    throw new KeyParseError(`not a readable OpenPGP key: ${(err as Error).message}`);
+  }
+  if (keys.length !== 1) throw new KeyParseError(`expected exactly one key, found ${keys.length}`);
+  const key = keys[0] as OpenPgpKey;
+  if (key.isPrivate()) throw new KeyParseError("this is a private key: upload only the public key");
+  const info = key.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
+  const expiration = await key.getExpirationTime();
+  const expireDate = expiration instanceof Date ? expiration : null;
+  const revoked = await key.isRevoked(undefined, undefined, now);
+  const emails = key.getUserIDs().map((userId) => /<([^>]+)>/.exec(userId)?.[1] ?? userId).map((email) => email.trim().toLowerCase()).filter((email) => email.includes("@"));
+  const fingerprint = key.getFingerprint().toUpperCase();
+  return {
+    fingerprint,
+    key_id: fingerprint.slice(-16),
+    algorithm: info.curve === undefined ? info.algorithm : `${info.algorithm} ${info.curve}`,
+    size: info.bits ?? CURVE_BITS[info.curve ?? ""] ?? 0,
+    expire_date: expireDate?.toISOString() ?? null,
+    // getExpirationTime() is Infinity for keys that never expire, null for an invalid self-signature.
+    expired: expiration === null || (expireDate !== null && expireDate.getTime() <= now.getTime()),
+    revoked,
+    emails: [...new Set(emails)],
+    armored: key.armor(),
+  };
+}

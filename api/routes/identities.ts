@@ -1,0 +1,127 @@
+// Remote identities (CreateUserIdentity, PatchUserIdentity, DeleteUserIdentity) and the user's local
+// identities. The identities worker is told of every change on `identitiesWorker`.
+import type { FastifyInstance } from "fastify";
+import type { Credentials, Identity, IdentityInfos, IdentityProtocol } from "../../actors/store/model.ts";
+import { badRequest, HttpError, notFound } from "../http-error.ts";
+import { createIdentityBody, patchIdentityBody, uuid } from "../schemas.ts";
+import { userOf, type ApiContext } from "../server.ts";
+
+interface CreateIdentity {
+  protocol: IdentityProtocol;
+  identifier: string;
+  display_name?: string;
+  status?: "active" | "inactive";
+  credentials: Credentials;
+  infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval">;
+}
+
+type PatchIdentity = Partial<Omit<CreateIdentity, "protocol" | "identifier">>;
+
+const identityParams = { type: "object", required: ["identity_id"], properties: { identity_id: uuid } } as const;
+const tags = ["identities"];
+
+/** What each protocol needs to be synced at all. */
+function checkRemote(protocol: IdentityProtocol, infos: Partial<IdentityInfos>, credentials: Credentials | undefined): void {
+  if ((protocol === "email" || protocol === "imap") && infos.inserver === undefined) {
+    throw badRequest("infos.inserver", `an ${protocol} identity needs infos.inserver (the IMAP server, host:port)`);
+  }
+  if (credentials === undefined) return;
+  if (protocol !== "twitter" && (credentials.username === undefined || credentials.password === undefined)) {
+    throw badRequest("credentials", "mail credentials need username and password");
+  }
+  if (protocol === "twitter" && credentials.access_token === undefined && (credentials.token === undefined || credentials.secret === undefined)) {
+    throw badRequest("credentials", "twitter credentials need token and secret (OAuth 1.0a) or access_token (OAuth 2)");
+  }
+}
+
+export function identityRoutes(app: FastifyInstance, { store, emitter }: ApiContext): void {
+  const load = async (userId: string, identityId: string): Promise<Identity> => {
+    const identity = await store.identities.get(userId, identityId);
+    if (identity === null || identity.status === "deleted" || identity.type !== "remote") throw notFound(`remote identity ${identityId}`);
+    return identity;
+  };
+
+  app.get(
+    "/api/v2/identities/remotes",
+    { schema: { operationId: "ListRemoteIdentities", tags, summary: "Remote identities with their sync status (last/next poll, last sync, last error)", response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } } } },
+    async (request) => {
+      const identities = await store.identities.list(userOf(request).user_id, { type: "remote" });
+      return { identities, total: identities.length };
+    },
+  );
+
+  app.get(
+    "/api/v2/identities/locals",
+    { schema: { operationId: "ListLocalIdentities", tags, summary: "The user's own addresses on this platform", response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } } } },
+    async (request) => {
+      const identities = await store.identities.list(userOf(request).user_id, { type: "local" });
+      return { identities, total: identities.length };
+    },
+  );
+
+  app.post<{ Body: CreateIdentity }>(
+    "/api/v2/identities/remotes",
+    { schema: { operationId: "CreateUserIdentity", tags, summary: "Add a remote account; emits add_identity on identitiesWorker", body: createIdentityBody, response: { 201: { $ref: "Identity#" } } } },
+    async (request, reply) => {
+      const user = userOf(request);
+      const body = request.body;
+      checkRemote(body.protocol, body.infos ?? {}, body.credentials);
+      const identity = await store.identities.create({
+        user_id: user.user_id,
+        type: "remote",
+        protocol: body.protocol,
+        identifier: body.identifier,
+        display_name: body.display_name ?? body.identifier,
+        status: body.status ?? "active",
+        infos: { ...body.infos },
+        credentials: body.credentials,
+      });
+      await emitter.publish("identitiesWorker", "add_identity", { identity_id: identity.identity_id, user_id: user.user_id });
+      return reply.code(201).send(identity);
+    },
+  );
+
+  app.get<{ Params: { identity_id: string } }>(
+    "/api/v2/identities/remotes/:identity_id",
+    { schema: { operationId: "GetUserIdentity", tags, summary: "One remote identity", params: identityParams, response: { 200: { $ref: "Identity#" } } } },
+    async (request) => load(userOf(request).user_id, request.params.identity_id),
+  );
+
+  app.patch<{ Params: { identity_id: string }; Body: PatchIdentity }>(
+    "/api/v2/identities/remotes/:identity_id",
+    { schema: { operationId: "PatchUserIdentity", tags, summary: "Change a remote identity; emits update_identity", params: identityParams, body: patchIdentityBody, response: { 200: { $ref: "Identity#" } } } },
+    async (request) => {
+      const user = userOf(request);
+      const current = await load(user.user_id, request.params.identity_id);
+      const body = request.body;
+      checkRemote(current.protocol, { ...current.infos, ...body.infos }, body.credentials);
+      const updated = await store.identities.update(user.user_id, current.identity_id, (identity) => {
+        if (identity.status === "deleted") throw notFound(`remote identity ${identity.identity_id}`);
+        return {
+          fields: {
+            ...(body.display_name !== undefined && { display_name: body.display_name }),
+            ...(body.status !== undefined && { status: body.status }),
+            ...(body.infos !== undefined && { infos: { ...identity.infos, ...body.infos } }),
+          },
+          ...(body.credentials !== undefined && { credentials: body.credentials }),
+        };
+      });
+      if (updated === null) throw notFound(`remote identity ${current.identity_id}`);
+      await emitter.publish("identitiesWorker", "update_identity", { identity_id: updated.identity_id, user_id: user.user_id });
+      return updated;
+    },
+  );
+
+  app.delete<{ Params: { identity_id: string } }>(
+    "/api/v2/identities/remotes/:identity_id",
+    { schema: { operationId: "DeleteUserIdentity", tags, summary: "Delete a remote identity; emits delete_identity", params: identityParams, response: { 204: { type: "null" } } } },
+    async (request, reply) => {
+      const user = userOf(request);
+      const current = await load(user.user_id, request.params.identity_id);
+      const deleted = await store.identities.markDeleted(user.user_id, current.identity_id);
+      if (deleted === null) throw new HttpError(409, "the identity was deleted meanwhile");
+      await emitter.publish("identitiesWorker", "delete_identity", { identity_id: current.identity_id, user_id: user.user_id });
+      return reply.code(204).send();
+    },
+  );
+}

@@ -1,0 +1,110 @@
+// Messages and drafts: list and read them, write drafts, and send one (SendDraft).
+import type { FastifyInstance } from "fastify";
+import { deliverySubject } from "../../actors/messages/delivery-route.ts";
+import { discussionId } from "../../actors/messages/discussion.ts";
+import { draftParticipants, newDraft, type DraftFields } from "../../actors/messages/new-draft.ts";
+import type { Identity, Message } from "../../actors/store/model.ts";
+import { deliver } from "../deliver.ts";
+import { badRequest, HttpError, notFound } from "../http-error.ts";
+import { createDraftBody, messageActionsBody, page, pageQuery, patchDraftBody, uuid } from "../schemas.ts";
+import { userOf, type ApiContext } from "../server.ts";
+
+const tags = ["messages"];
+const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
+const listQuery = { ...pageQuery, properties: { ...pageQuery.properties, is_draft: { type: "boolean" } } } as const;
+
+export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
+  const { store } = context;
+
+  const sendingIdentity = async (userId: string, identityId: string, field: string): Promise<Identity> => {
+    const identity = await store.identities.get(userId, identityId);
+    if (identity === null || identity.status === "deleted") throw badRequest(field, `no identity ${identityId} to send from`);
+    return identity;
+  };
+  const messageOf = async (userId: string, messageId: string): Promise<Message> => {
+    const message = await store.messages.get(userId, messageId);
+    if (message === null) throw notFound(`message ${messageId}`);
+    return message;
+  };
+
+  app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean } }>(
+    "/api/v2/messages",
+    { schema: { operationId: "ListMessages", tags, summary: "Messages and drafts, newest first, paged (is_draft filters)", querystring: listQuery, response: { 200: page("Message") } } },
+    async (request) => store.messages.list(userOf(request).user_id, request.query),
+  );
+
+  app.get<{ Params: { message_id: string } }>(
+    "/api/v2/messages/:message_id",
+    { schema: { operationId: "GetMessage", tags, summary: "One message or draft", params: messageParams, response: { 200: { $ref: "Message#" } } } },
+    async (request) => messageOf(userOf(request).user_id, request.params.message_id),
+  );
+
+  app.post<{ Body: DraftFields & { identity_id: string } }>(
+    "/api/v2/messages",
+    { schema: { operationId: "CreateDraft", tags, summary: "Write a draft, sent from one of the user's identities", body: createDraftBody, response: { 201: { $ref: "Message#" } } } },
+    async (request, reply) => {
+      const user = userOf(request);
+      const identity = await sendingIdentity(user.user_id, request.body.identity_id, "identity_id");
+      const parentId = request.body.parent_id;
+      if (typeof parentId === "string" && (await store.messages.get(user.user_id, parentId)) === null) {
+        throw badRequest("parent_id", `no message ${parentId} to reply to`);
+      }
+      const draft = await store.messages.create(newDraft(identity, request.body));
+      return reply.code(201).send(draft);
+    },
+  );
+
+  app.patch<{ Params: { message_id: string }; Body: DraftFields }>(
+    "/api/v2/messages/:message_id",
+    { schema: { operationId: "PatchDraft", tags, summary: "Change a draft", params: messageParams, body: patchDraftBody, response: { 200: { $ref: "Message#" } } } },
+    async (request) => {
+      const user = userOf(request);
+      const current = await messageOf(user.user_id, request.params.message_id);
+      if (!current.is_draft) throw new HttpError(409, "only a draft can be changed");
+      const identity = await sendingIdentity(user.user_id, current.user_identities[0] ?? "", "identity_id");
+      const body = request.body;
+      const updated = await store.messages.update(user.user_id, current.message_id, (message) => {
+        if (!message.is_draft) throw new HttpError(409, "the draft was sent meanwhile");
+        const participants = body.participants === undefined ? message.participants : draftParticipants(identity, body.participants);
+        return {
+          ...message,
+          ...(body.subject !== undefined && { subject: body.subject }),
+          ...(body.body_plain !== undefined && { body_plain: body.body_plain }),
+          ...(body.body_html !== undefined && { body_html: body.body_html }),
+          participants,
+          discussion_id: discussionId(participants),
+          date: new Date().toISOString(),
+        };
+      });
+      if (updated === null) throw notFound(`message ${current.message_id}`);
+      return updated;
+    },
+  );
+
+  app.post<{ Params: { message_id: string }; Body: { actions: ["send"] } }>(
+    "/api/v2/messages/:message_id/actions",
+    {
+      schema: {
+        operationId: "SendDraft",
+        tags,
+        summary: "Send a draft: deliver request on outboundSMTP (local identity), outboundIMAP (remote mail account) or twitter_dm, by its identity",
+        params: messageParams,
+        body: messageActionsBody,
+        response: { 200: { $ref: "Message#" } },
+      },
+    },
+    async (request) => {
+      const user = userOf(request);
+      const draft = await messageOf(user.user_id, request.params.message_id);
+      if (!draft.is_draft) throw new HttpError(422, "this message is not a draft: it was sent already");
+      if (!draft.participants.some((p) => p.type === "To" || p.type === "Cc" || p.type === "Bcc")) throw new HttpError(422, "the draft has no recipient");
+      const identityId = draft.user_identities[0] ?? "";
+      const identity = await store.identities.get(user.user_id, identityId);
+      if (identity === null || identity.status === "deleted") throw new HttpError(422, `the draft's identity ${identityId} no longer exists`);
+      const subject = deliverySubject(identity);
+      if (subject === null) throw new HttpError(422, `no service sends messages for ${identity.protocol} identities`);
+      await deliver(context, subject, draft, identity.identity_id);
+      return messageOf(user.user_id, draft.message_id);
+    },
+  );
+}

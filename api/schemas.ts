@@ -1,0 +1,225 @@
+// JSON schemas of the API: they validate requests (a bad field is a 400 naming it) and are the source
+// of the OpenAPI document.
+
+export const uuid = { type: "string", pattern: "^[0-9a-fA-F-]{36}$" } as const;
+export const decimalMinutes = { type: "string", pattern: "^[0-9]+(\\.[0-9]+)?$", description: "minutes, a decimal string" } as const;
+export const hostPort = { type: "string", pattern: "^[^\\s:/]+:[0-9]{1,5}$", description: "host:port" } as const;
+export const email = { type: "string", pattern: "^[^\\s@]+@[^\\s@]+$", maxLength: 320 } as const;
+const text = (maxLength: number) => ({ type: "string", maxLength }) as const;
+
+export const errorSchema = {
+  $id: "Error",
+  type: "object",
+  required: ["error", "message"],
+  properties: { error: { type: "string" }, message: { type: "string" }, field: { type: "string" } },
+} as const;
+
+export const pageQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    offset: { type: "integer", minimum: 0, default: 0 },
+    limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+  },
+} as const;
+
+const credentials = {
+  type: "object",
+  description: "secrets to log in with (username/password for mail, OAuth tokens for Twitter); stored encrypted, never returned",
+  minProperties: 1,
+  maxProperties: 16,
+  additionalProperties: { type: "string", maxLength: 4096 },
+} as const;
+
+const identityInfosInput = {
+  type: "object",
+  additionalProperties: false,
+  properties: { inserver: hostPort, outserver: hostPort, poll_interval: decimalMinutes },
+} as const;
+
+export const identitySchema = {
+  $id: "Identity",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    identity_id: { type: "string" },
+    user_id: { type: "string" },
+    type: { type: "string", enum: ["local", "remote"] },
+    protocol: { type: "string" },
+    identifier: { type: "string" },
+    display_name: { type: "string" },
+    status: { type: "string" },
+    has_credentials: { type: "boolean" },
+    infos: {
+      type: "object",
+      description: "servers, poll interval, and sync status: last_poll, next_poll, last_sync, last_error",
+      additionalProperties: true,
+    },
+    date_insert: { type: "string" },
+    date_update: { type: "string" },
+  },
+} as const;
+
+export const createIdentityBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["protocol", "identifier", "credentials"],
+  properties: {
+    protocol: { type: "string", enum: ["email", "imap", "twitter"] },
+    identifier: { type: "string", minLength: 1, maxLength: 320 },
+    display_name: text(200),
+    status: { type: "string", enum: ["active", "inactive"] },
+    credentials,
+    infos: identityInfosInput,
+  },
+} as const;
+
+export const patchIdentityBody = {
+  type: "object",
+  additionalProperties: false,
+  minProperties: 1,
+  properties: { display_name: text(200), status: { type: "string", enum: ["active", "inactive"] }, credentials, infos: identityInfosInput },
+} as const;
+
+const contactEmail = {
+  type: "object",
+  additionalProperties: false,
+  required: ["address"],
+  properties: { address: email, label: text(200), type: text(40), is_primary: { type: "boolean" } },
+} as const;
+
+const socialIdentity = {
+  type: "object",
+  additionalProperties: false,
+  required: ["type", "name"],
+  properties: { type: { type: "string", minLength: 1, maxLength: 40 }, name: { type: "string", minLength: 1, maxLength: 320 } },
+} as const;
+
+const contactFields = {
+  title: text(400),
+  given_name: text(200),
+  family_name: text(200),
+  emails: { type: "array", maxItems: 100, items: contactEmail },
+  identities: { type: "array", maxItems: 100, items: socialIdentity },
+} as const;
+
+export const createContactBody = { type: "object", additionalProperties: false, minProperties: 1, properties: contactFields } as const;
+export const patchContactBody = { type: "object", additionalProperties: false, minProperties: 1, properties: contactFields } as const;
+
+export const contactSchema = {
+  $id: "Contact",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    contact_id: { type: "string" },
+    user_id: { type: "string" },
+    title: { type: "string" },
+    given_name: { type: "string" },
+    family_name: { type: "string" },
+    emails: { type: "array", items: { type: "object", additionalProperties: true } },
+    identities: { type: "array", items: { type: "object", additionalProperties: true } },
+    derived: { type: ["object", "null"], additionalProperties: true },
+    date_insert: { type: "string" },
+    date_update: { type: "string" },
+  },
+} as const;
+
+export const createKeyBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["key"],
+  properties: { key: { type: "string", minLength: 1, maxLength: 200_000, description: "one ASCII-armored OpenPGP public key" }, label: text(200) },
+} as const;
+
+export const publicKeySchema = {
+  $id: "PublicKey",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    key_id: { type: "string" },
+    resource_id: { type: "string" },
+    user_id: { type: "string" },
+    fingerprint: { type: "string" },
+    armored: { type: "string" },
+    expire_date: { type: ["string", "null"] },
+    label: { type: "string" },
+    size: { type: "integer" },
+    algorithm: { type: "string" },
+    emails: { type: "array", items: { type: "string" } },
+    source: { type: "string" },
+    date_insert: { type: "string" },
+  },
+} as const;
+
+const draftParticipant = {
+  type: "object",
+  additionalProperties: false,
+  required: ["type", "address"],
+  properties: { type: { type: "string", enum: ["To", "Cc", "Bcc"] }, address: { type: "string", minLength: 1, maxLength: 320 }, label: text(200) },
+} as const;
+
+export const createDraftBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["identity_id"],
+  properties: {
+    identity_id: { type: "string", minLength: 1, maxLength: 64, description: "the identity the draft is sent from" },
+    subject: text(2_000),
+    body_plain: text(5_000_000),
+    body_html: text(5_000_000),
+    participants: { type: "array", maxItems: 500, items: draftParticipant },
+    parent_id: { type: "string", minLength: 1, maxLength: 64, description: "the message this draft replies to" },
+  },
+} as const;
+
+export const patchDraftBody = {
+  type: "object",
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    subject: text(2_000),
+    body_plain: text(5_000_000),
+    body_html: text(5_000_000),
+    participants: { type: "array", maxItems: 500, items: draftParticipant },
+  },
+} as const;
+
+export const messageActionsBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["actions"],
+  properties: { actions: { type: "array", minItems: 1, maxItems: 1, items: { type: "string", enum: ["send"] } } },
+} as const;
+
+export const messageSchema = {
+  $id: "Message",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    message_id: { type: "string" },
+    discussion_id: { type: "string" },
+    subject: { type: "string" },
+    body_plain: { type: "string" },
+    body_html: { type: "string" },
+    date: { type: "string" },
+    is_draft: { type: "boolean" },
+    is_unread: { type: "boolean" },
+    participants: { type: "array", items: { type: "object", additionalProperties: true } },
+    user_identities: { type: "array", items: { type: "string" } },
+  },
+} as const;
+
+export const notifyBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["subject", "body"],
+  properties: { subject: { type: "string", minLength: 1, maxLength: 2_000 }, body: { type: "string", minLength: 1, maxLength: 1_000_000 } },
+} as const;
+
+export const page = (itemRef: string) =>
+  ({
+    type: "object",
+    properties: { items: { type: "array", items: { $ref: `${itemRef}#` } }, total: { type: "integer" }, offset: { type: "integer" }, limit: { type: "integer" } },
+  }) as const;
+
+export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema];
