@@ -17,6 +17,7 @@ import { messageRoutes } from "./routes/messages.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
 import { userRoutes } from "./routes/users.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
+import { compileValidator } from "./validators.ts";
 
 export interface ApiContext {
   store: Store;
@@ -45,8 +46,8 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 12 * 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false } },
   });
+  app.setValidatorCompiler(compileValidator);
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",

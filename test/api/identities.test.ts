@@ -1,0 +1,173 @@
+// Remote identities through the HTTP API: each operation stores the identity, then emits exactly the
+// contract's order on identitiesWorker; bad input is a 400 naming the field and changes nothing.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { KvDocuments } from "../../runtime/kv-documents.ts";
+import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+
+const test = suite<{ fx: ApiFixture; alice: { user_id: string; token: string }; bob: { user_id: string; token: string } }>("API: remote identities");
+
+test.before(async (ctx) => {
+  ctx.fx = await startApiFixture();
+  ctx.alice = await ctx.fx.user("alice");
+  ctx.bob = await ctx.fx.user("bob");
+});
+test.after(async (ctx) => {
+  await ctx.fx.stop();
+});
+test.before.each(({ fx }) => void fx.takeWire());
+
+const imapAccount = {
+  protocol: "imap",
+  identifier: "Alice@Example.COM",
+  display_name: "Alice at example",
+  credentials: { username: "alice", password: "s3cret-imap-password" },
+  infos: { inserver: "imap.example.com:993", outserver: "smtp.example.com:465", poll_interval: "5" },
+};
+
+
+test("CreateUserIdentity stores the identity (credentials sealed, never returned) and emits add_identity", async ({ fx, alice }) => {
+  const created = await fx.call("POST", "/api/v2/identities/remotes", alice.token, imapAccount);
+  assert.is(created.status, 201, JSON.stringify(created.body));
+  const identity = created.body;
+  assert.is(identity.identifier, "alice@example.com");
+  assert.is(identity.type, "remote");
+  assert.is(identity.status, "active");
+  assert.is(identity.infos.poll_interval, "5");
+  assert.is(identity.has_credentials, true);
+  assert.not.ok(JSON.stringify(created.body).includes("s3cret-imap-password"), "the password is not in the response");
+
+  const stored = await fx.store.identities.get(alice.user_id, identity.identity_id);
+  assert.is(stored?.infos.inserver, "imap.example.com:993");
+  assert.equal(await fx.store.identities.credentials(alice.user_id, identity.identity_id), { username: "alice", password: "s3cret-imap-password" });
+  const raw = await (await KvDocuments.open<unknown>(fx.nc, "caliopen_identities")).get(`${alice.user_id}.${identity.identity_id}`);
+  assert.not.ok(JSON.stringify(raw?.value).includes("s3cret-imap-password"), "the password is sealed at rest");
+
+  const wire = await fx.expectWire(1);
+  assert.equal(wire, [
+    { subject: "identitiesWorker", payload: { order: "add_identity", identity_id: identity.identity_id, user_id: alice.user_id } },
+  ]);
+});
+
+test("the identity list shows sync status; another user sees none of it", async ({ fx, alice, bob }) => {
+  const listed = await fx.call("GET", "/api/v2/identities/remotes", alice.token);
+  assert.is(listed.status, 200);
+  assert.ok(listed.body.identities.length >= 1);
+  const [first] = listed.body.identities;
+  assert.ok("infos" in first && "poll_interval" in first.infos);
+  assert.not.ok(JSON.stringify(listed.body).includes("password"), "no credentials in listings");
+  const bobs = await fx.call("GET", "/api/v2/identities/remotes", bob.token);
+  assert.equal(bobs.body, { identities: [], total: 0 });
+  const peek = await fx.call("GET", `/api/v2/identities/remotes/${first.identity_id}`, bob.token);
+  assert.is(peek.status, 404);
+  const patch = await fx.call("PATCH", `/api/v2/identities/remotes/${first.identity_id}`, bob.token, { display_name: "mine now" });
+  assert.is(patch.status, 404);
+  const del = await fx.call("DELETE", `/api/v2/identities/remotes/${first.identity_id}`, bob.token);
+  assert.is(del.status, 404);
+  assert.is((await fx.store.identities.get(alice.user_id, first.identity_id))?.display_name, "Alice at example");
+  assert.equal(fx.takeWire(), [], "refused operations emit nothing");
+});
+
+test("PatchUserIdentity stores the change (new credentials sealed) and emits update_identity", async ({ fx, alice }) => {
+  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "second@example.com" })).body;
+  await fx.expectWire(1);
+  const patched = await fx.call("PATCH", `/api/v2/identities/remotes/${created.identity_id}`, alice.token, {
+    status: "inactive",
+    credentials: { username: "alice2", password: "new-password" },
+    infos: { poll_interval: "30" },
+  });
+  assert.is(patched.status, 200, JSON.stringify(patched.body));
+  assert.is(patched.body.status, "inactive");
+  assert.is(patched.body.infos.poll_interval, "30");
+  assert.is(patched.body.infos.inserver, "imap.example.com:993", "other infos kept");
+  assert.equal(await fx.store.identities.credentials(alice.user_id, created.identity_id), { username: "alice2", password: "new-password" });
+  assert.equal(await fx.expectWire(1), [
+    { subject: "identitiesWorker", payload: { order: "update_identity", identity_id: created.identity_id, user_id: alice.user_id } },
+  ]);
+});
+
+test("DeleteUserIdentity marks it deleted, drops its credentials and emits delete_identity", async ({ fx, alice }) => {
+  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "third@example.com" })).body;
+  await fx.expectWire(1);
+  const deleted = await fx.call("DELETE", `/api/v2/identities/remotes/${created.identity_id}`, alice.token);
+  assert.is(deleted.status, 204);
+  const stored = await fx.store.identities.get(alice.user_id, created.identity_id);
+  assert.is(stored?.status, "deleted");
+  assert.is(await fx.store.identities.credentials(alice.user_id, created.identity_id), null);
+  assert.equal(await fx.expectWire(1), [
+    { subject: "identitiesWorker", payload: { order: "delete_identity", identity_id: created.identity_id, user_id: alice.user_id } },
+  ]);
+  assert.is((await fx.call("GET", `/api/v2/identities/remotes/${created.identity_id}`, alice.token)).status, 404);
+  assert.is((await fx.call("DELETE", `/api/v2/identities/remotes/${created.identity_id}`, alice.token)).status, 404);
+  const again = await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "third@example.com" });
+  assert.is(again.status, 201, "the identifier is free again");
+});
+
+test("the same account twice is a 409 and emits nothing more", async ({ fx, alice }) => {
+  await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "twice@example.com" });
+  await fx.expectWire(1);
+  const twice = await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "TWICE@example.com" });
+  assert.is(twice.status, 409);
+  assert.equal(fx.takeWire(), []);
+});
+
+const badCreations: [string, unknown, string][] = [
+  ["no protocol", { ...imapAccount, protocol: undefined }, "protocol"],
+  ["an unknown protocol", { ...imapAccount, protocol: "pigeon" }, "protocol"],
+  ["no identifier", { ...imapAccount, identifier: undefined }, "identifier"],
+  ["an empty identifier", { ...imapAccount, identifier: "" }, "identifier"],
+  ["no credentials", { ...imapAccount, credentials: undefined }, "credentials"],
+  ["a password that is not a string", { ...imapAccount, credentials: { username: "a", password: 42 } }, "credentials.password"],
+  ["mail credentials without a password", { ...imapAccount, credentials: { username: "a" } }, "credentials"],
+  ["an IMAP account without a server", { ...imapAccount, infos: {} }, "infos.inserver"],
+  ["a server without a port", { ...imapAccount, infos: { inserver: "imap.example.com" } }, "infos.inserver"],
+  ["a poll interval that is not a number", { ...imapAccount, infos: { ...imapAccount.infos, poll_interval: "often" } }, "infos.poll_interval"],
+  ["an unknown field", { ...imapAccount, colour: "blue" }, "colour"],
+  ["a twitter account without tokens", { protocol: "twitter", identifier: "@alice", credentials: { password: "x" } }, "credentials"],
+];
+
+for (const [what, body, field] of badCreations) {
+  test(`CreateUserIdentity with ${what} is a 400 naming ${field}, and nothing is stored or emitted`, async ({ fx, alice }) => {
+    const before = (await fx.store.identities.list(alice.user_id, { includeDeleted: true })).length;
+    const response = await fx.call("POST", "/api/v2/identities/remotes", alice.token, body);
+    assert.is(response.status, 400, JSON.stringify(response.body));
+    assert.is(response.body.field, field, JSON.stringify(response.body));
+    assert.is(response.body.error, "bad_request");
+    assert.type(response.body.message, "string");
+    assert.is((await fx.store.identities.list(alice.user_id, { includeDeleted: true })).length, before);
+    assert.equal(fx.takeWire(), []);
+  });
+}
+
+test("PatchUserIdentity and DeleteUserIdentity with bad input are 400s that change nothing", async ({ fx, alice }) => {
+  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "patchme@example.com" })).body;
+  await fx.expectWire(1);
+  const cases: [string, string, unknown, string][] = [
+    ["PATCH", `/api/v2/identities/remotes/${created.identity_id}`, {}, "body"],
+    ["PATCH", `/api/v2/identities/remotes/${created.identity_id}`, { status: "deleted" }, "status"],
+    ["PATCH", `/api/v2/identities/remotes/${created.identity_id}`, { protocol: "twitter" }, "protocol"],
+    ["PATCH", `/api/v2/identities/remotes/${created.identity_id}`, { infos: { poll_interval: -3 } }, "infos.poll_interval"],
+    ["PATCH", "/api/v2/identities/remotes/not-a-uuid", { display_name: "x" }, "identity_id"],
+    ["DELETE", "/api/v2/identities/remotes/not-a-uuid", undefined, "identity_id"],
+  ];
+  for (const [method, path, body, field] of cases) {
+    const response = await fx.call(method, path, alice.token, body);
+    assert.is(response.status, 400, `${method} ${JSON.stringify(body)}: ${JSON.stringify(response.body)}`);
+    assert.is(response.body.field, field, JSON.stringify(response.body));
+  }
+  const malformed = await fx.call("PATCH", `/api/v2/identities/remotes/${created.identity_id}`, alice.token, "{not json");
+  assert.is(malformed.status, 400);
+  const stored = await fx.store.identities.get(alice.user_id, created.identity_id);
+  assert.is(stored?.status, "active");
+  assert.is(stored?.date_update, created.date_update);
+  assert.equal(fx.takeWire(), []);
+});
+
+test("without a valid bearer token every route is a 401", async ({ fx }) => {
+  assert.is((await fx.call("GET", "/api/v2/identities/remotes", null)).status, 401);
+  assert.is((await fx.call("GET", "/api/v2/identities/remotes", "cal_not-a-token")).status, 401);
+  assert.is((await fx.call("POST", "/api/v2/identities/remotes", null, imapAccount)).status, 401);
+  assert.equal(fx.takeWire(), []);
+});
+
+test.run();
