@@ -69,21 +69,22 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
   }
   await nc.flush();
 
+  const takeWire = () => {
+    const taken = wire;
+    wire = [];
+    return taken;
+  };
   return {
     nats,
     store,
     api,
     nc,
-    takeWire() {
-      const taken = wire;
-      wire = [];
-      return taken;
-    },
+    takeWire,
     async expectWire(count) {
       const seen: WireOrder[] = [];
-      await waitFor(`${count} order(s) on the wire`, () => (seen.push(...this.takeWire()), seen.length >= count));
+      await waitFor(`${count} order(s) on the wire`, () => (seen.push(...takeWire()), seen.length >= count));
       await sleep(150);
-      seen.push(...this.takeWire());
+      seen.push(...takeWire());
       return seen.map(({ subject, payload }) => ({ subject, payload }));
     },
     async user(name, userOptions = {}) {
