@@ -1,0 +1,237 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { randomUUID } from "node:crypto";
+import { Kvm } from "@nats-io/kv";
+import { Conflict } from "../../../actors/store/errors.ts";
+import type { NewIdentity } from "../../../actors/store/identities.ts";
+import { startStore, type StoreFixture } from "./fixture.ts";
+
+let f: StoreFixture;
+
+test.before(async () => {
+  f = await startStore();
+});
+
+test.after(async () => {
+  await f.nats.stop();
+});
+
+const PASSWORD = "s3cr3t-Passw0rd-that-must-not-leak";
+
+function remoteImap(userId: string, identifier: string, fields: Partial<NewIdentity> = {}): NewIdentity {
+  return {
+    user_id: userId,
+    type: "remote",
+    protocol: "imap",
+    identifier,
+    infos: { inserver: "imap.example.com:993" },
+    credentials: { username: identifier, password: PASSWORD },
+    ...fields,
+  };
+}
+
+async function rejectsWithConflict(what: string, run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+    assert.unreachable(`${what} should have been a Conflict`);
+  } catch (err) {
+    assert.instance(err, Conflict, `${what}: ${(err as Error).message}`);
+  }
+}
+
+test("create lowercases and trims the identifier, and fills the default poll interval of remote identities", async () => {
+  const userId = randomUUID();
+  const imap = await f.store.identities.create(remoteImap(userId, "  Alice.Smith@Example.COM "));
+  assert.is(imap.identifier, "alice.smith@example.com");
+  assert.is(imap.infos.poll_interval, "15");
+  assert.is(imap.infos.inserver, "imap.example.com:993");
+  assert.is(imap.status, "active");
+  assert.is(imap.has_credentials, true);
+
+  const email = await f.store.identities.create({ user_id: userId, type: "remote", protocol: "email", identifier: "Other@Example.com" });
+  assert.is(email.identifier, "other@example.com");
+  assert.is(email.infos.poll_interval, "15");
+  assert.is(email.has_credentials, false);
+
+  const twitter = await f.store.identities.create({ user_id: userId, type: "remote", protocol: "twitter", identifier: "@SomeOne" });
+  assert.is(twitter.identifier, "@someone");
+  assert.is(twitter.infos.poll_interval, "2");
+
+  const local = await f.store.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "Me@Caliopen.LOCAL" });
+  assert.is(local.identifier, "me@caliopen.local");
+  assert.is(local.infos.poll_interval, undefined);
+
+  const chosen = await f.store.identities.create(remoteImap(userId, "chosen@example.com", { infos: { poll_interval: "5" } }));
+  assert.is(chosen.infos.poll_interval, "5");
+});
+
+test("credentials are never in get or list, nor readable in the KV bucket, but credentials() returns them", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create(remoteImap(userId, "secret@example.com"));
+  assert.not.ok(JSON.stringify(created).includes(PASSWORD));
+  assert.not.ok("sealed_credentials" in created);
+
+  const got = await f.store.identities.get(userId, created.identity_id);
+  assert.ok(got);
+  assert.not.ok(JSON.stringify(got).includes(PASSWORD));
+  assert.not.ok("sealed_credentials" in got);
+  assert.equal(got, created);
+
+  const listed = await f.store.identities.list(userId);
+  assert.is(listed.length, 1);
+  assert.not.ok(JSON.stringify(listed).includes(PASSWORD));
+  assert.not.ok(JSON.stringify(await f.store.identities.listAll()).includes(PASSWORD));
+
+  const kv = await new Kvm(f.nc).open("caliopen_identities");
+  const raw = await kv.get(`${userId}.${created.identity_id}`);
+  assert.ok(raw, "the identity is in caliopen_identities under user.identity");
+  const text = raw.string();
+  assert.ok(text.includes("sealed_credentials"), "the stored document carries the sealed credentials");
+  assert.not.ok(text.includes(PASSWORD), "the password is not in the stored document");
+  // Not merely encoded either: no string in it decodes (as base64) to the password.
+  const strings: string[] = [];
+  JSON.parse(text, (_key, value) => (typeof value === "string" && strings.push(value), value));
+  for (const value of strings) assert.not.ok(Buffer.from(value, "base64").toString("utf8").includes(PASSWORD), "a stored string is the password, base64-encoded");
+  for await (const key of await kv.keys()) {
+    assert.not.ok((await kv.get(key))?.string().includes(PASSWORD), `${key} holds the password in the clear`);
+  }
+
+  assert.equal(await f.store.identities.credentials(userId, created.identity_id), { username: "secret@example.com", password: PASSWORD });
+});
+
+test("an identity without credentials has none to give", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "plain@example.com" });
+  assert.is(await f.store.identities.credentials(userId, created.identity_id), null);
+  assert.is(await f.store.identities.credentials(userId, randomUUID()), null);
+});
+
+test("the same (protocol, identifier) twice for one user is a Conflict, but allowed for two users and across protocols", async () => {
+  const first = randomUUID();
+  const second = randomUUID();
+  const a = await f.store.identities.create(remoteImap(first, "shared@example.com"));
+  await rejectsWithConflict("same identifier, same user", () => f.store.identities.create(remoteImap(first, "shared@example.com")));
+  await rejectsWithConflict("same identifier in other case", () => f.store.identities.create(remoteImap(first, "SHARED@example.com")));
+  const b = await f.store.identities.create(remoteImap(second, "Shared@Example.com"));
+  const other = await f.store.identities.create({ user_id: first, type: "local", protocol: "email", identifier: "shared@example.com" });
+  assert.is(other.protocol, "email");
+  assert.equal((await f.store.identities.list(first)).map((i) => i.identity_id).sort(), [a.identity_id, other.identity_id].sort());
+  assert.equal((await f.store.identities.list(second)).map((i) => i.identity_id), [b.identity_id]);
+});
+
+test("byIdentifier finds every user's identity with that (protocol, identifier)", async () => {
+  const first = randomUUID();
+  const second = randomUUID();
+  const a = await f.store.identities.create(remoteImap(first, "both@example.com"));
+  const b = await f.store.identities.create(remoteImap(second, "both@example.com"));
+  await f.store.identities.create({ user_id: first, type: "local", protocol: "email", identifier: "both@example.com" });
+
+  const found = await f.store.identities.byIdentifier("imap", "  BOTH@example.com");
+  assert.equal(found.map((i) => i.identity_id).sort(), [a.identity_id, b.identity_id].sort());
+  assert.equal(found.map((i) => i.user_id).sort(), [first, second].sort());
+  assert.not.ok(JSON.stringify(found).includes(PASSWORD));
+  assert.equal(await f.store.identities.byIdentifier("imap", "nobody@example.com"), []);
+});
+
+test("byIdentifier leaves out an identity whose status is deleted", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create(remoteImap(userId, "status-deleted@example.com"));
+  await f.store.identities.update(userId, created.identity_id, () => ({ fields: { status: "deleted" } }));
+  assert.equal(await f.store.identities.byIdentifier("imap", "status-deleted@example.com"), []);
+});
+
+test("updateInfos merges into infos and leaves the rest as it was", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create(remoteImap(userId, "merge@example.com"));
+  const updated = await f.store.identities.updateInfos(userId, created.identity_id, { last_poll: "2024-01-01T00:00:00.000Z", lastseenuid: 42 });
+  assert.ok(updated);
+  assert.equal(updated.infos, { poll_interval: "15", inserver: "imap.example.com:993", last_poll: "2024-01-01T00:00:00.000Z", lastseenuid: 42 });
+  const again = await f.store.identities.updateInfos(userId, created.identity_id, { lastseenuid: 43 });
+  assert.is(again?.infos.lastseenuid, 43);
+  assert.is(again?.infos.last_poll, "2024-01-01T00:00:00.000Z");
+  assert.is(again?.display_name, created.display_name);
+  assert.is(again?.status, "active");
+  assert.equal(await f.store.identities.get(userId, created.identity_id), again);
+  assert.equal(await f.store.identities.credentials(userId, created.identity_id), { username: "merge@example.com", password: PASSWORD });
+  assert.is(await f.store.identities.updateInfos(userId, randomUUID(), { last_poll: null }), null);
+});
+
+test("concurrent updateInfos of different fields all land", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create(remoteImap(userId, "race@example.com"));
+  const others = [f.store, await f.openAnother(), await f.openAnother()];
+  const fields = Array.from({ length: 12 }, (_, i) => `field_${i}`);
+  await Promise.all(fields.map((field, i) => others[i % others.length]!.identities.updateInfos(userId, created.identity_id, { [field]: i })));
+  const infos = (await f.store.identities.get(userId, created.identity_id))?.infos ?? {};
+  for (const [i, field] of fields.entries()) assert.is(infos[field], i, `${field} landed`);
+  assert.is(infos.poll_interval, "15");
+});
+
+test("update can replace the credentials", async () => {
+  const userId = randomUUID();
+  const created = await f.store.identities.create({ user_id: userId, type: "remote", protocol: "imap", identifier: "later@example.com" });
+  assert.is(created.has_credentials, false);
+  const updated = await f.store.identities.update(userId, created.identity_id, () => ({ fields: { display_name: "Later" }, credentials: { username: "later", password: "new-one" } }));
+  assert.is(updated?.display_name, "Later");
+  assert.is(updated?.has_credentials, true);
+  assert.equal(await f.store.identities.credentials(userId, created.identity_id), { username: "later", password: "new-one" });
+});
+
+test("markDeleted hides the identity, drops its credentials and frees its identifier", async () => {
+  const userId = randomUUID();
+  const kept = await f.store.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "kept@example.com" });
+  const gone = await f.store.identities.create(remoteImap(userId, "gone@example.com"));
+
+  const deleted = await f.store.identities.markDeleted(userId, gone.identity_id);
+  assert.is(deleted?.status, "deleted");
+  assert.is(deleted?.has_credentials, false);
+
+  assert.equal((await f.store.identities.list(userId)).map((i) => i.identity_id), [kept.identity_id]);
+  assert.equal((await f.store.identities.list(userId, { includeDeleted: true })).map((i) => i.identity_id).sort(), [kept.identity_id, gone.identity_id].sort());
+  assert.not.ok((await f.store.identities.listAll()).some((i) => i.identity_id === gone.identity_id));
+  assert.ok((await f.store.identities.listAll({ includeDeleted: true })).some((i) => i.identity_id === gone.identity_id));
+  assert.is(await f.store.identities.credentials(userId, gone.identity_id), null);
+  const kv = await new Kvm(f.nc).open("caliopen_identities");
+  assert.not.ok((await kv.get(`${userId}.${gone.identity_id}`))?.string().includes("\"kid\""), "no sealed credentials left");
+  assert.equal(await f.store.identities.byIdentifier("imap", "gone@example.com"), []);
+
+  const again = await f.store.identities.create(remoteImap(userId, "gone@example.com"));
+  assert.is.not(again.identity_id, gone.identity_id);
+  assert.equal((await f.store.identities.byIdentifier("imap", "gone@example.com")).map((i) => i.identity_id), [again.identity_id]);
+  assert.is(await f.store.identities.markDeleted(userId, randomUUID()), null);
+});
+
+test("deleting an already deleted identity again leaves the identifier with its new owner", async () => {
+  const userId = randomUUID();
+  const old = await f.store.identities.create(remoteImap(userId, "reused@example.com"));
+  await f.store.identities.markDeleted(userId, old.identity_id);
+  const current = await f.store.identities.create(remoteImap(userId, "reused@example.com"));
+  // A retried DELETE of the old identity.
+  await f.store.identities.markDeleted(userId, old.identity_id);
+  assert.equal((await f.store.identities.byIdentifier("imap", "reused@example.com")).map((i) => i.identity_id), [current.identity_id]);
+  await rejectsWithConflict("a third identity on the identifier", () => f.store.identities.create(remoteImap(userId, "reused@example.com")));
+});
+
+test("listAll gives every user's identities, filtered by type", async () => {
+  const first = randomUUID();
+  const second = randomUUID();
+  const remoteA = await f.store.identities.create(remoteImap(first, "all-a@example.com"));
+  const remoteB = await f.store.identities.create({ user_id: second, type: "remote", protocol: "twitter", identifier: "all_b" });
+  const localA = await f.store.identities.create({ user_id: first, type: "local", protocol: "email", identifier: "all-local@example.com" });
+
+  const remotes = await f.store.identities.listAll({ type: "remote" });
+  assert.ok(remotes.every((i) => i.type === "remote"));
+  const remoteIds = remotes.map((i) => i.identity_id);
+  assert.ok(remoteIds.includes(remoteA.identity_id) && remoteIds.includes(remoteB.identity_id));
+  assert.not.ok(remoteIds.includes(localA.identity_id));
+
+  const locals = await f.store.identities.listAll({ type: "local" });
+  assert.ok(locals.every((i) => i.type === "local"));
+  assert.ok(locals.some((i) => i.identity_id === localA.identity_id));
+
+  const all = (await f.store.identities.listAll()).map((i) => i.identity_id);
+  for (const id of [remoteA.identity_id, remoteB.identity_id, localA.identity_id]) assert.ok(all.includes(id));
+  assert.equal((await f.store.identities.list(first, { type: "local" })).map((i) => i.identity_id), [localA.identity_id]);
+});
+
+test.run();
