@@ -24,7 +24,7 @@ export class RawMessageStore {
         const next = await iterator.next();
         if (next.done) return controller.close();
         hash.update(next.value);
-        size = next.value.length;
+        size += next.value.length;
         controller.enqueue(next.value);
       },
     });
