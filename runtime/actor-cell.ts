@@ -73,6 +73,8 @@ export class ActorCell {
   private actor: AnyActorRef | null = null;
   private subscription: Subscription | null = null;
   private timers: DeadlineTimers | null = null;
+  /** Deadlines that came due while the machine could not take them (e.g. in the middle of a task). */
+  private readonly overdue = new Map<string, number>();
   private buffered: Pending[] | null = null;
   // A passivated cell keeps its machine's persisted snapshot instead of a live XState actor.
   private dormant: unknown = undefined;
@@ -215,6 +217,7 @@ export class ActorCell {
     }
     this.timers?.clear();
     this.timers = null;
+    this.overdue.clear();
     this.actor?.stop();
     this.actor = null;
     this.dormant = undefined;
@@ -294,12 +297,42 @@ export class ActorCell {
     }
     const hasDeadlines = readDeadlines(snapshot.context);
     if (this.timers !== null || Object.keys(hasDeadlines).length > 0) {
-      (this.timers ??= new DeadlineTimers((event, at) => this.deliver({ type: event, payload: { at } }))).sync(snapshot.context);
+      (this.timers ??= new DeadlineTimers((event, at) => this.onDeadline(event, at))).sync(snapshot.context);
     }
+    if (this.overdue.size > 0) queueMicrotask(() => this.deliverOverdue(actor));
     if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());
     if (snapshot.status === "done" && !this.finishReported) {
       this.finishReported = true;
       this.env.onFinished(this);
+    }
+  }
+
+  /**
+   * A deadline came due. A machine busy with something else (a state that does not take the event) gets
+   * it as soon as a state takes it, unless it moved or cleared the deadline meanwhile: a due deadline is
+   * never dropped.
+   */
+  private onDeadline(event: string, at: number): void {
+    const message = { type: event, payload: { at } };
+    if (this.actor !== null && this.status === "running" && !(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) {
+      this.overdue.set(event, at);
+      return;
+    }
+    this.deliver(message);
+  }
+
+  private deliverOverdue(actor: AnyActorRef): void {
+    if (actor !== this.actor || this.status !== "running") return;
+    const wanted = readDeadlines((actor.getSnapshot() as AnyMachineSnapshot).context);
+    for (const [event, at] of this.overdue) {
+      if (wanted[event] !== at) {
+        this.overdue.delete(event);
+        continue;
+      }
+      const message = { type: event, payload: { at } };
+      if (!(actor.getSnapshot() as AnyMachineSnapshot).can(message)) continue;
+      this.overdue.delete(event);
+      this.deliver(message);
     }
   }
 
@@ -309,6 +342,8 @@ export class ActorCell {
     this.lastError = { message: error.message, at: Date.now() };
     this.timers?.clear();
     this.timers = null;
+    // The restarted machine's timers fire again for deadlines still due.
+    this.overdue.clear();
     const actor = this.actor;
     this.actor = null;
     try {

@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { sleep, waitFor } from "../helpers/wait.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("actor host");
@@ -157,6 +157,28 @@ test("a deadline already past when the actor is restored fires at once", async (
   second.register(counterFamily("c8"));
   const restored = await second.activate("c8", "late");
   await waitFor("late deadline fired", () => restored.summary().deadlines["tick.due"] === undefined, 2000);
+});
+
+test("a deadline that comes due while the actor is busy is delivered once it can take it, not dropped", async ({ fx }) => {
+  const host = fx.newHost();
+  host.register(counterFamily("c8b"));
+  const cell = await host.activate("c8b", "busy");
+  const fired: unknown[] = [];
+  const sub = fx.nc.subscribe("test.fired", { callback: (_err, msg) => void fired.push(decodeJson(msg.data)) });
+  const at = Date.now() + 100;
+  cell.deliver({ type: "schedule", payload: { at } });
+  // Busy for 600 ms: the deadline comes due in a state that does not take it.
+  cell.deliver({ type: "work", payload: { ms: 600 } });
+  await sleep(300);
+  assert.equal(fired, [], "not delivered while working");
+  assert.is(cell.summary().state, "working");
+  await waitFor("fired after the work", () => fired.length === 1, 3000);
+  assert.equal(cell.summary().deadlines, {});
+  await sleep(200);
+  assert.is(fired.length, 1, "fired once");
+  sub.unsubscribe();
+  const letters = await fx.deadLetters.list(50);
+  assert.not.ok(letters.some((l) => l.subject === cell.subject), "no dead letter for the deadline");
 });
 
 test("a published message the actor cannot take is kept as a dead letter", async ({ fx }) => {
