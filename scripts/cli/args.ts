@@ -18,6 +18,9 @@ export interface CommandFlags {
   count?: number;
   request?: boolean;
   publish?: boolean;
+  admin?: boolean;
+  email?: string;
+  recoveryEmail?: string;
 }
 
 export interface ParsedArgs {
@@ -40,6 +43,9 @@ const OPTIONS = {
   count: { type: "string" },
   request: { type: "boolean" },
   publish: { type: "boolean" },
+  admin: { type: "boolean" },
+  email: { type: "string" },
+  "recovery-email": { type: "string" },
 } as const;
 
 export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
@@ -58,6 +64,9 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     ...(values.count !== undefined && { count: positiveInteger("--count", values.count) }),
     ...(values.request !== undefined && { request: values.request }),
     ...(values.publish !== undefined && { publish: values.publish }),
+    ...(values.admin !== undefined && { admin: values.admin }),
+    ...(values.email !== undefined && { email: address("--email", values.email) }),
+    ...(values["recovery-email"] !== undefined && { recoveryEmail: address("--recovery-email", values["recovery-email"]) }),
   };
   return {
     command,
@@ -96,4 +105,9 @@ export function positiveInteger(option: string, raw: string): number {
 function nonEmpty(option: string, raw: string): string {
   if (raw.trim() === "") throw new UsageError(`${option} expects a value`);
   return raw.trim();
+}
+
+function address(option: string, raw: string): string {
+  if (!/^[^\s@]+@[^\s@]+$/.test(raw.trim())) throw new UsageError(`${option} expects an email address, got "${raw}"`);
+  return raw.trim().toLowerCase();
 }

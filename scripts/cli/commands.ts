@@ -5,9 +5,10 @@ import { deadlettersCommand } from "./deadletters-command.ts";
 import { inspectCommand } from "./inspect-command.ts";
 import { nodesCommand } from "./nodes-command.ts";
 import { sendCommand } from "./send-command.ts";
+import { usersCommand } from "./users-command.ts";
 import { watchCommand } from "./watch-command.ts";
 
-export const COMMANDS: readonly Command[] = [nodesCommand, actorsCommand, inspectCommand, watchCommand, sendCommand, deadlettersCommand];
+export const COMMANDS: readonly Command[] = [nodesCommand, actorsCommand, inspectCommand, watchCommand, sendCommand, deadlettersCommand, usersCommand];
 
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name);

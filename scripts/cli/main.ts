@@ -49,7 +49,8 @@ async function connectAndRun(run: CommandRun, natsUrl: string, subjects: Subject
 
 function rejectForeignOptions(command: Command, given: readonly string[]): void {
   const foreign = given.filter((flag) => !(command.options as readonly string[]).includes(flag));
-  if (foreign.length > 0) throw new UsageError(`${command.name} does not take --${foreign.join(", --")}`);
+  const asOption = (flag: string) => `--${flag.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+  if (foreign.length > 0) throw new UsageError(`${command.name} does not take ${foreign.map(asOption).join(", ")}`);
 }
 
 function namespaced(namespace: string): Subjects {

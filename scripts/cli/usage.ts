@@ -24,6 +24,7 @@ export function usage(): string {
     "  caliopen inspect imap/7f3c…",
     `  caliopen send imap_worker '{"order":"add_worker","remote_id":"…","user_id":"…"}'`,
     `  caliopen send caliopen.actor.imap.7f3c… '{"type":"sync"}' --publish`,
+    "  caliopen users add alice --email alice@example.org --recovery-email alice@elsewhere.net",
     "",
     "exit status: 0 ok, 1 failed (NATS unreachable, nothing found, error reply), 2 bad command line",
   ].join("\n");

@@ -1,10 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { silentLogger } from "../../runtime/logger.ts";
@@ -15,10 +13,10 @@ import { startNode, type RunningNode } from "../../supervisors/node.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { startCli, type CliResult } from "../helpers/cli-process.ts";
 import { formatTable } from "../../scripts/cli/table.ts";
 import { relativeTime } from "../../scripts/cli/format.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/caliopen.js", import.meta.url));
 // More than one page of the debug subject (500), so listing them all needs a second page.
 const BULK_ACTORS = 503;
 
@@ -27,32 +25,6 @@ interface Fixture {
   nc: NatsConnection;
   node: RunningNode;
   dataDir: string;
-}
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunningCli {
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<CliResult>;
-}
-
-/** Runs `node bin/caliopen.js …` from an unrelated working directory, as an operator would. */
-function startCli(args: string[]): RunningCli {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: tmpdir(),
-    env: { ...process.env, LOG_LEVEL: "silent", NATS_URL: "", CALIOPEN_NAMESPACE: "", FORCE_COLOR: "0" },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<CliResult>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-  return { stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 const test = suite<{ fx: Fixture; cli(...args: string[]): Promise<CliResult> }>("caliopen CLI");
