@@ -82,6 +82,11 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
     void reply.code(404).send(errorBody(404, `no route ${request.method} ${request.url.split("?")[0]}`));
   });
 
+  // Every operation may fail with the same error body; the document says so once for all.
+  app.addHook("onRoute", (route) => {
+    if (route.schema === undefined || route.schema.hide === true) return;
+    route.schema.response = { ...(route.schema.response as object), "4xx": { $ref: "Error#" }, "5xx": { $ref: "Error#" } };
+  });
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   await app.register(async (scoped) => {
     userRoutes(scoped, context);
