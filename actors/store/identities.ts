@@ -111,7 +111,9 @@ export class IdentityStore {
 
   /** Merges into `infos` (sync state, schedule, last error) without touching the rest. */
   async updateInfos(userId: string, identityId: string, infos: Partial<IdentityInfos>): Promise<Identity | null> {
-    return this.update(userId, identityId, (current) => ({ fields: { infos: { ...current.infos, ...infos } } }));
+    // Sync state written by services, not a change by the user: date_update stays.
+    const updated = await this.docs.update(docKey(userId, identityId), (current) => ({ ...current, infos: { ...current.infos, ...infos } }));
+    return updated === null ? null : publicPart(updated);
   }
 
   /** Marks it deleted, drops its credentials and frees its identifier. */
