@@ -56,6 +56,11 @@ test("without NATS_URL it runs an embedded nats-server, answers the debug subjec
   assert.is(info.pid, node.child.pid);
   assert.is(info.nats.embedded, true);
   await nc.close();
+  // The HTTP API runs on the node too: its OpenAPI document needs no token; the rest does.
+  const apiUrl = /"url":"(http:[^"]+)","msg":"HTTP API listening"/.exec(node.output())?.[1];
+  assert.ok(apiUrl, "the API's address is logged");
+  assert.is((await fetch(`${apiUrl}/api/v2/openapi.json`)).status, 200);
+  assert.is((await fetch(`${apiUrl}/api/v2/me`)).status, 401);
 
   node.child.kill("SIGTERM");
   assert.is(await node.exited, 0, "exit code 0 after SIGTERM");
