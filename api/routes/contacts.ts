@@ -109,7 +109,9 @@ export function contactRoutes(app: FastifyInstance, { store, emitter }: ApiConte
           ...(body.identities !== undefined && { identities: body.identities }),
           date_update: new Date().toISOString(),
         };
-        next.title = body.title !== undefined ? body.title : titleOf({ ...next, title: "" });
+        // A title the user chose stays until they change it; one made from the names follows them.
+        const chosen = current.title !== titleOf({ ...current, title: "" });
+        next.title = body.title === undefined && chosen ? current.title : titleOf({ ...next, title: body.title ?? "" });
         addressesChanged = addressSet(next) !== addressSet(current);
         return next;
       });
