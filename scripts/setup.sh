@@ -22,7 +22,8 @@ fi
 # command → Debian package
 declare -A wanted=([nats-server]=nats-server)
 if $with_test_peers; then
-  : # the test peers of later services (dovecot-imapd, swaks, postfix, gnupg) are added here
+  wanted[gpg]=gnupg # makes the OpenPGP keys of the public-key API tests
+  # the test peers of later services (dovecot-imapd, swaks, postfix) are added here
 fi
 
 missing=()
