@@ -77,4 +77,25 @@ test("an unknown route is a 404 in the API's error shape", async ({ fx }) => {
   assert.type(response.body.message, "string");
 });
 
+test("a published order is stored by the intake stream before the API answers; without one it is still sent", async ({ fx }) => {
+  const frank = await fx.user("frank");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const jsm = await jetstreamManager(fx.nc);
+  const before = (await jsm.streams.info("caliopen_intake")).state.messages;
+  assert.is((await fx.call("POST", "/api/v2/contacts", frank.token, { given_name: "Stored" })).status, 201);
+  assert.is((await jsm.streams.info("caliopen_intake")).state.messages, before + 1, "in the stream when the API has answered");
+  fx.takeWire();
+
+  // No node ever ran on this NATS: no stream captures the subject; subscribers still get the order.
+  const bare = await startApiFixture({ intakeStream: false });
+  try {
+    const gina = await bare.user("gina");
+    const created = await bare.call("POST", "/api/v2/contacts", gina.token, { given_name: "Sent" });
+    assert.is(created.status, 201);
+    assert.equal(await bare.expectWire(1), [{ subject: "contactAction", payload: { order: "contact_update", contact_id: created.body.contact_id, user_id: gina.user_id } }]);
+  } finally {
+    await bare.stop();
+  }
+});
+
 test.run();
