@@ -22,8 +22,11 @@ fi
 # command → Debian package
 declare -A wanted=([nats-server]=nats-server)
 if $with_test_peers; then
-  wanted[gpg]=gnupg # makes the OpenPGP keys of the public-key API tests
-  # the test peers of later services (dovecot-imapd, swaks, postfix) are added here
+  wanted[gpg]=gnupg           # makes the OpenPGP keys of the public-key tests
+  wanted[dovecot]=dovecot-imapd # the IMAP server of the IMAP bridge tests
+  wanted[swaks]=swaks         # a real SMTP client, for the inbound SMTP tests
+  wanted[smtp-sink]=postfix   # postfix's smtp-sink: a real SMTP server receiving outbound mail
+  wanted[mbsync]=isync        # the baseline of the IMAP fetch benchmark
 fi
 
 missing=()

@@ -58,7 +58,8 @@ export type Credentials = Readonly<Record<string, string>>;
 export interface RawMessage {
   schema: number;
   raw_msg_id: string;
-  user_id: string;
+  /** The user it was fetched or sent for; null for mail received over SMTP for several users at once. */
+  user_id: string | null;
   size: number;
   /** sha256 of the bytes, hex. */
   sha256: string;

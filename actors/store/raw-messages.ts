@@ -4,16 +4,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { ObjectStore } from "@nats-io/obj";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { Lookups } from "./lookups.ts";
 import { SCHEMA_VERSION, type RawMessage } from "./model.ts";
 
 export class RawMessageStore {
   constructor(
     private readonly objects: ObjectStore,
     private readonly docs: KvDocuments<RawMessage>,
+    private readonly lookups: Lookups,
   ) {}
 
   /** Stores the bytes (a buffer, or chunks as they arrive) and returns the new raw message. */
-  async put(userId: string, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<RawMessage> {
+  async put(userId: string | null, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<RawMessage> {
     const id = randomUUID();
     const hash = createHash("sha256");
     let size = 0;
@@ -40,6 +42,22 @@ export class RawMessageStore {
     };
     await this.docs.create(id, raw);
     return raw;
+  }
+
+  /**
+   * Stores the bytes unless the very same bytes were stored before (a sending MTA retrying a message),
+   * in which case the earlier raw message is returned with `existing: true`.
+   */
+  async putOnce(userId: string | null, bytes: Uint8Array): Promise<{ raw: RawMessage; existing: boolean }> {
+    const key = `rawsha.${createHash("sha256").update(bytes).digest("hex")}`;
+    const known = await this.lookups.get(key);
+    const earlier = known === null ? null : await this.get(known);
+    if (earlier !== null) return { raw: earlier, existing: true };
+    const raw = await this.put(userId, bytes);
+    if (await this.lookups.claim(key, raw.raw_msg_id)) return { raw, existing: false };
+    // Another writer stored the same bytes at the same moment: keep theirs.
+    const winner = await this.get((await this.lookups.get(key)) ?? raw.raw_msg_id);
+    return winner === null ? { raw, existing: false } : { raw: winner, existing: true };
   }
 
   async get(rawId: string): Promise<RawMessage | null> {

@@ -48,7 +48,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return {
     users: new UserStore(users, lookups),
     identities: new IdentityStore(identities, lookups, options.secrets),
-    raws: new RawMessageStore(objects, raws),
+    raws: new RawMessageStore(objects, raws, lookups),
     messages: new MessageStore(messages, lookups),
     contacts: new ContactStore(contacts, lookups),
     keys: new PublicKeyStore(keys),

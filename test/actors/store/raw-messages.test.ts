@@ -94,4 +94,17 @@ test("an unknown raw message is null everywhere", async () => {
   assert.is(await f.store.raws.get(id), null);
 });
 
+test("putOnce stores the same bytes once: a retry gets the earlier raw message back", async () => {
+  const { store } = f;
+  const bytes = new TextEncoder().encode(`Subject: once ${Date.now()}\r\n\r\nbody\r\n`);
+  const first = await store.raws.putOnce(null, bytes);
+  assert.is(first.existing, false);
+  assert.is(first.raw.user_id, null);
+  const again = await store.raws.putOnce(null, bytes);
+  assert.is(again.existing, true);
+  assert.is(again.raw.raw_msg_id, first.raw.raw_msg_id);
+  const other = await store.raws.putOnce(null, new TextEncoder().encode("Subject: another\r\n\r\nbody\r\n"));
+  assert.is.not(other.raw.raw_msg_id, first.raw.raw_msg_id);
+});
+
 test.run();
