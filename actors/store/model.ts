@@ -114,6 +114,12 @@ export interface Message {
   user_identities: string[];
   /** For a draft: the message it replies to. */
   parent_id: string | null;
+  /**
+   * For a draft: when a `deliver` began sending it (ISO date), set by compare-and-swap so that two
+   * concurrent deliveries of one draft cannot both send it; null (or absent) when no send is running.
+   * A mark older than a few minutes is stale (its sender died) and may be taken over.
+   */
+  sending_since?: string | null;
 }
 
 export interface ContactEmail {
