@@ -93,6 +93,12 @@ export async function buildDraftMime(draft: Message, from: Identity, parent: Mes
     envelope,
     xMailer: false,
   });
-  const raw = await composer.compile().build();
+  // SMTP carries CRLF lines only, and nodemailer's transport rewrites a bare LF (a body typed with "\n")
+  // into CRLF on the wire: do it here, so the bytes kept as the sent raw are the bytes sent.
+  const raw = crlf(await composer.compile().build());
   return { raw, messageId, envelope, inReplyTo, references, date };
+}
+
+function crlf(bytes: Buffer): Buffer {
+  return Buffer.from(bytes.toString("latin1").replace(/\r?\n/g, "\r\n"), "latin1");
 }

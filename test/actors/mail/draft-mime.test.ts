@@ -191,9 +191,20 @@ test("non-ASCII text survives the round trip", async () => {
   const body = "Grüße — 日本語 😀\n";
   const mime = await buildDraftMime(draftOf(from, { body_plain: body, body_html: "", subject: "Ünïcødé 😀" }), from, null, { host: HOST });
   const mail = await parse(mime.raw);
-  assert.is(mail.text, body);
+  assert.is(mail.text, body.replace(/\n/g, "\r\n").replace(/\r\n$/, "\n"));
   assert.is(mail.subject, "Ünïcødé 😀");
   assert.ok(/^[\x00-\x7f]*$/.test(headerBlock(mime.raw)), "headers are 7-bit (encoded words)");
+});
+
+test("every line ends with CRLF, even when the bodies were typed with bare LF", async () => {
+  const from = identity();
+  const draft = draftOf(from, { body_plain: "one\ntwo\r\nthree\n\nfour", body_html: "<p>a</p>\n<p>b</p>" });
+  const mime = await buildDraftMime(draft, from, null, { host: HOST });
+  const text = mime.raw.toString("latin1");
+  assert.not.ok(/[^\r]\n/.test(text), "no bare LF");
+  assert.ok(text.endsWith("\r\n"));
+  const mail = await parse(mime.raw);
+  assert.match(String(mail.text), /^one\r?\ntwo\r?\nthree\r?\n\r?\nfour/);
 });
 
 test.run();
