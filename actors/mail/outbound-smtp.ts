@@ -1,0 +1,206 @@
+// `deliver` on outboundSMTP (DECISIONS.md §2, §4 smtp-bridge): send a draft from a local identity through
+// the platform's relay, or from a remote mail identity through that account's own SMTP server with its
+// credentials; keep the sent bytes as a raw message and flip the draft to a sent message.
+//
+// Idempotent by message_id: a draft already sent is answered "already sent" without sending again, and
+// a draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until
+// that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
+import type { Logger } from "pino";
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import type { Identity, Message } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
+import { DEFAULT_SMTP_TIMEOUTS, describeTarget, sendRaw, SmtpSendError, type SmtpTarget, type SmtpTimeouts } from "./smtp-transport.ts";
+
+export interface DeliverOrder {
+  order: "deliver";
+  message_id: string;
+  /** The identity the draft is sent from. */
+  remote_id: string;
+  user_id: string;
+}
+
+export interface OutboundSmtpDeps {
+  store: Store;
+  /** Where mail from local identities goes. */
+  relay: SmtpTarget;
+  /** The platform's mail host (Message-IDs, EHLO). */
+  host: string;
+  logger: Logger;
+  timeouts?: SmtpTimeouts;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** A `sending_since` mark older than this belonged to a send that died; another may take over. */
+export const SENDING_STALE_MS = 2 * 60_000;
+
+export async function deliverDraft(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Reply> {
+  try {
+    return await deliver(deps, order);
+  } catch (err) {
+    deps.logger.error({ err, message_id: order.message_id, user_id: order.user_id }, "deliver failed unexpectedly");
+    return failure(`failed to send message ${order.message_id}: ${(err as Error).message ?? String(err)}`);
+  }
+}
+
+async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Reply> {
+  const { store } = deps;
+  const now = deps.now ?? (() => new Date());
+  const id = order.message_id;
+  const log = deps.logger.child({ message_id: id, user_id: order.user_id, identity_id: order.remote_id });
+
+  const draft = await store.messages.get(order.user_id, id);
+  if (draft === null) return failure(`draft ${id} not found`);
+  if (!draft.is_draft) {
+    if (!draft.is_received) return ok(`message ${id} was already sent`, { message_id: id });
+    return failure(`message ${id} is not a draft`);
+  }
+  if (draft.user_identities.length > 0 && !draft.user_identities.includes(order.remote_id)) {
+    return failure(`draft ${id} is not sent from identity ${order.remote_id}`);
+  }
+  const identity = await store.identities.get(order.user_id, order.remote_id);
+  if (identity === null || identity.status === "deleted") return failure(`identity ${order.remote_id} of user ${order.user_id} not found`);
+  if (draftRecipients(draft).length === 0) return failure(`draft ${id} has no recipient`);
+
+  const route = await routeFor(deps, identity);
+  if ("error" in route) return failure(`cannot send message ${id}: ${route.error}`);
+
+  // Claim the draft: one send at a time.
+  const claimedAt = now();
+  const claim = await claimDraft(store, draft, claimedAt);
+  if (claim.outcome === "gone") return failure(`draft ${id} not found`);
+  if (claim.outcome === "sent") return ok(`message ${id} was already sent`, { message_id: id });
+  if (claim.outcome === "busy") return failure(`draft ${id} is already being sent (since ${claim.since}); try again later`);
+  const claimed = claim.draft;
+
+  let sent: { raw: Buffer; messageId: string; inReplyTo: string; references: string[]; date: Date; rejected: { address: string; response: string }[] };
+  try {
+    const parent = claimed.parent_id ? await store.messages.get(order.user_id, claimed.parent_id) : null;
+    if (claimed.parent_id && parent === null) log.warn({ parent_id: claimed.parent_id }, "the parent of the draft is gone: sent without threading headers");
+    const mime = await buildDraftMime(claimed, identity, parent, { host: deps.host, date: now() });
+    const target = { ...route.target, name: deps.host };
+    log.info({ via: route.via, server: describeTarget(target), recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
+    const result = await sendRaw(target, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS);
+    sent = { ...mime, rejected: result.rejected };
+    log.info({ via: route.via, server: describeTarget(target), response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
+  } catch (err) {
+    await release(store, claimed, claimedAt, log);
+    const reason = err instanceof SmtpSendError ? err.message : `${(err as Error).message ?? String(err)}`;
+    log.warn({ via: route.via, reason }, "sending the draft failed");
+    return failure(`failed to send message ${id}: ${reason}`);
+  }
+
+  // Sent: from here on, never release the claim for a resend; record what went out.
+  let rawId: string | null = null;
+  let storeError: string | null = null;
+  try {
+    const raw = await store.raws.put(order.user_id, sent.raw);
+    rawId = raw.raw_msg_id;
+    await store.raws.markDelivered(rawId);
+  } catch (err) {
+    storeError = `storing the sent copy failed: ${(err as Error).message}`;
+  }
+  try {
+    const flipped = await store.messages.update(order.user_id, id, (current) => ({
+      ...current,
+      is_draft: false,
+      is_unread: false,
+      raw_msg_id: rawId,
+      date: sent.date.toISOString(),
+      external_references: { message_id: sent.messageId, parent_id: sent.inReplyTo, ancestors_ids: sent.references },
+      sending_since: null,
+    }));
+    if (flipped === null) log.warn("the draft was deleted while it was being sent");
+  } catch (err) {
+    storeError = [storeError, `marking it sent failed: ${(err as Error).message}`].filter(Boolean).join("; ");
+  }
+  if (claimed.parent_id) await markAnswered(store, order.user_id, claimed.parent_id, log);
+  if (storeError !== null) {
+    log.error({ raw_msg_id: rawId, reason: storeError }, "the draft was sent but recording it failed");
+    return failure(`message ${id} was sent, but ${storeError}`, { message_id: id });
+  }
+  const extra: Record<string, unknown> = { message_id: id };
+  if (sent.rejected.length > 0) extra.rejected = sent.rejected;
+  const refused = sent.rejected.length > 0 ? ` (refused by the server for ${sent.rejected.map((r) => `${r.address}: ${r.response}`).join(", ")})` : "";
+  return ok(`message ${id} has been sent${refused}`, extra);
+}
+
+type Route = { via: "relay" | "identity"; target: SmtpTarget } | { error: string };
+
+async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Route> {
+  if (identity.protocol === "twitter") return { error: `identity ${identity.identity_id} is a twitter identity, not a mail one` };
+  if (identity.type === "local") return { via: "relay", target: deps.relay };
+  const server = parseServer(identity.infos.outserver);
+  if (server === null) return { error: `remote identity ${identity.identity_id} has no valid outgoing server (infos.outserver "host:port")` };
+  const credentials = await deps.store.identities.credentials(identity.user_id, identity.identity_id);
+  const user = credentials?.outusername ?? credentials?.username;
+  const pass = credentials?.outpassword ?? credentials?.password;
+  if (!user || pass === undefined) return { error: `remote identity ${identity.identity_id} has no SMTP credentials` };
+  const secure = server.port === 465;
+  return {
+    via: "identity",
+    target: {
+      host: server.host,
+      port: server.port,
+      secure,
+      auth: { user, pass },
+      // A password crosses the network only encrypted; plain text is tolerated on the loopback only.
+      requireTLS: !secure && !isLoopback(server.host),
+    },
+  };
+}
+
+export function parseServer(value: unknown): { host: string; port: number } | null {
+  if (typeof value !== "string") return null;
+  const match = /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(value);
+  if (match === null) return null;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ""), port };
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+type Claim = { outcome: "claimed"; draft: Message } | { outcome: "busy"; since: string } | { outcome: "sent" } | { outcome: "gone" };
+
+async function claimDraft(store: Store, draft: Message, at: Date): Promise<Claim> {
+  let outcome: Claim = { outcome: "gone" };
+  const stored = await store.messages.update(draft.user_id, draft.message_id, (current) => {
+    if (!current.is_draft) {
+      outcome = { outcome: "sent" };
+      return null;
+    }
+    const since = current.sending_since ?? null;
+    if (since !== null && at.getTime() - Date.parse(since) < SENDING_STALE_MS) {
+      outcome = { outcome: "busy", since };
+      return null;
+    }
+    const next = { ...current, sending_since: at.toISOString() };
+    outcome = { outcome: "claimed", draft: next };
+    return next;
+  });
+  return stored === null ? { outcome: "gone" } : outcome;
+}
+
+/** Clears our own mark after a failed send, so the user may try again at once. */
+async function release(store: Store, draft: Message, claimedAt: Date, log: Logger): Promise<void> {
+  try {
+    await store.messages.update(draft.user_id, draft.message_id, (current) =>
+      current.sending_since === claimedAt.toISOString() ? { ...current, sending_since: null } : null,
+    );
+  } catch (err) {
+    log.warn({ err }, "could not clear the draft's sending mark (it goes stale by itself)");
+  }
+}
+
+async function markAnswered(store: Store, userId: string, parentId: string, log: Logger): Promise<void> {
+  try {
+    await store.messages.update(userId, parentId, (current) => (current.is_answered ? null : { ...current, is_answered: true }));
+  } catch (err) {
+    log.warn({ err, parent_id: parentId }, "could not mark the parent message answered");
+  }
+}
