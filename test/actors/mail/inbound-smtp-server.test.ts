@@ -53,10 +53,11 @@ test.before(async () => {
   const local = (identifier: string) => f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier, display_name: identifier });
   [bob, carol, dave] = await Promise.all([local("bob@platform.test"), local("carol@platform.test"), local("dave@platform.test")]);
   await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: "sleepy@platform.test", status: "inactive" });
+  // A remote mail account (protocol "email", as byIdentifier looks up): its mail comes by IMAP, not here.
   await f.store.identities.create({
     user_id: randomUUID(),
     type: "remote",
-    protocol: "imap",
+    protocol: "email",
     identifier: "remote@elsewhere.test",
     infos: { inserver: "127.0.0.1:1", outserver: "127.0.0.1:1" },
     credentials: { username: "u", password: "p" },
