@@ -40,6 +40,11 @@ export class MessageStore {
     return this.docs.update(docKey(userId, messageId), change);
   }
 
+  /** Removes a message (e.g. a copy that lost the race to import the same mail); a missing one is fine. */
+  async delete(userId: string, messageId: string): Promise<void> {
+    await this.docs.delete(docKey(userId, messageId));
+  }
+
   async byExternalId(userId: string, externalMessageId: string): Promise<Message | null> {
     const id = await this.lookups.get(externalKey(userId, externalMessageId));
     return id === null ? null : this.get(userId, id);

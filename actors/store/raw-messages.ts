@@ -2,16 +2,27 @@
 // chunks them, so a large message is streamed in and out instead of held whole; a small KV document
 // keeps what the services ask about it (owner, size, hash, delivered).
 import { createHash, randomUUID } from "node:crypto";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import type { Lookups } from "./lookups.ts";
 import { SCHEMA_VERSION, type RawMessage } from "./model.ts";
+
+/** Where the object store keeps the chunks, for `stream()` to read them one by one. */
+export interface RawChunkSource {
+  /** The object store's bucket name (its stream is `OBJ_<bucket>`). */
+  bucket: string;
+  jsm: () => Promise<JetStreamManager>;
+}
+
+const CHUNK_RETRIES = 20;
 
 export class RawMessageStore {
   constructor(
     private readonly objects: ObjectStore,
     private readonly docs: KvDocuments<RawMessage>,
     private readonly lookups: Lookups,
+    private readonly chunks: RawChunkSource,
   ) {}
 
   /** Stores the bytes (a buffer, or chunks as they arrive) and returns the new raw message. */
@@ -69,10 +80,46 @@ export class RawMessageStore {
     return this.objects.getBlob(rawId);
   }
 
-  /** The content as a stream of chunks. */
+  /**
+   * The content as a stream of chunks, read one stored chunk at a time as the reader asks for them, so
+   * a slow reader (a parser) never has more than a chunk or two in memory. (The object store's own
+   * `get()` pushes every chunk into its stream as fast as the server sends them, whatever the reader.)
+   * The content is checked against the object's digest at the end; a mismatch errors the stream.
+   */
   async stream(rawId: string): Promise<ReadableStream<Uint8Array> | null> {
-    const result = await this.objects.get(rawId);
-    return result === null ? null : result.data;
+    const info = await this.objects.info(rawId);
+    if (info === null || info.deleted) return null;
+    const jsm = await this.chunks.jsm();
+    const streamName = `OBJ_${this.chunks.bucket}`;
+    const subject = `$O.${this.chunks.bucket}.C.${info.nuid}`;
+    const hash = createHash("sha256");
+    let seq = 0;
+    let read = 0;
+    const finish = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+      const expected = Buffer.from(info.digest.replace(/^SHA-256=/, ""), "base64");
+      if (expected.equals(hash.digest())) controller.close();
+      else controller.error(new Error(`raw message ${rawId} is corrupt: its content does not match its digest`));
+    };
+    return new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          if (read >= info.size) return finish(controller);
+          let chunk = await jsm.direct.getMessage(streamName, { seq: seq + 1, next_by_subj: subject });
+          // A replica answering a direct get may not have the last chunks yet: give it a moment.
+          for (let attempt = 0; chunk === null && attempt < CHUNK_RETRIES; attempt++) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            chunk = await jsm.direct.getMessage(streamName, { seq: seq + 1, next_by_subj: subject });
+          }
+          if (chunk === null) return controller.error(new Error(`raw message ${rawId} is truncated: ${read} of ${info.size} bytes found`));
+          seq = chunk.seq;
+          read += chunk.data.length;
+          hash.update(chunk.data);
+          controller.enqueue(chunk.data);
+          if (read >= info.size) finish(controller);
+        },
+      },
+      { highWaterMark: 1 },
+    );
   }
 
   async markDelivered(rawId: string): Promise<void> {

@@ -1,5 +1,6 @@
 // The store every Caliopen service uses: users, identities, raw messages, messages, contacts and public
 // keys in JetStream KV and object store. Handlers go through these few methods and never name a bucket.
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
@@ -45,10 +46,19 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     KvDocuments.open<PublicKey>(options.nc, bucket("public_keys"), replicas),
   ]);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
+  let jsm: Promise<JetStreamManager> | null = null;
+  const chunks = {
+    bucket: bucket("raw"),
+    jsm: () =>
+      (jsm ??= jetstreamManager(options.nc).catch((err: unknown) => {
+        jsm = null;
+        throw err;
+      })),
+  };
   return {
     users: new UserStore(users, lookups),
     identities: new IdentityStore(identities, lookups, options.secrets),
-    raws: new RawMessageStore(objects, raws, lookups),
+    raws: new RawMessageStore(objects, raws, lookups, chunks),
     messages: new MessageStore(messages, lookups),
     contacts: new ContactStore(contacts, lookups),
     keys: new PublicKeyStore(keys),

@@ -81,6 +81,19 @@ test("update changes a message by compare-and-swap; a missing one is null", asyn
   assert.is(await f.store.messages.update(userId, randomUUID(), (current) => current), null);
 });
 
+test("delete removes one message of the user, leaves the others; a missing one is fine", async () => {
+  const userId = randomUUID();
+  const gone = await f.store.messages.create(newMessage(userId, { date: at(1) }));
+  const kept = await f.store.messages.create(newMessage(userId, { date: at(2) }));
+  await f.store.messages.delete(userId, gone.message_id);
+  assert.is(await f.store.messages.get(userId, gone.message_id), null);
+  assert.equal(await f.store.messages.get(userId, kept.message_id), kept);
+  assert.equal((await f.store.messages.list(userId)).items.map((m) => m.message_id), [kept.message_id]);
+  await f.store.messages.delete(userId, gone.message_id);
+  await f.store.messages.delete(randomUUID(), kept.message_id);
+  assert.equal(await f.store.messages.get(userId, kept.message_id), kept, "another user's key deletes nothing");
+});
+
 test("claimExternalId: the first claim wins, a second message gets the first one's id back", async () => {
   const userId = randomUUID();
   const external = "<CAF=abc.123@mail.example.com>";

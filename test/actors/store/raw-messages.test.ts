@@ -1,6 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
 import { startStore, type StoreFixture } from "./fixture.ts";
 
 let f: StoreFixture;
@@ -66,6 +70,78 @@ test("an empty message is stored as zero bytes", async () => {
   assert.is(raw.size, 0);
   assert.is(raw.sha256, sha256(new Uint8Array(0)));
   assert.is((await f.store.raws.read(raw.raw_msg_id))?.length, 0);
+  const stream = await f.store.raws.stream(raw.raw_msg_id);
+  assert.ok(stream);
+  assert.is((await drain(stream)).length, 0);
+});
+
+/** The garbage collector, exposed at run time (the test runner starts node without --expose-gc). */
+function exposedGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
+test("stream() reads as the reader asks: a reader that stops after one chunk holds about one chunk", async () => {
+  const size = 16 * 1024 * 1024;
+  const bytes = randomBytes(size);
+  const raw = await f.store.raws.put(randomUUID(), chunksOf(bytes, 256 * 1024));
+  const gc = exposedGc();
+  const live = () => {
+    gc();
+    const usage = process.memoryUsage();
+    return usage.heapUsed + usage.arrayBuffers;
+  };
+  const before = live();
+  const stream = await f.store.raws.stream(raw.raw_msg_id);
+  assert.ok(stream);
+  const reader = stream.getReader();
+  const first = await reader.read();
+  assert.ok(first.value && first.value.length > 0);
+  // Time enough for a stream that pushes whatever the server sends to have queued all of it.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const held = live() - before;
+  assert.ok(held < 2 * 1024 * 1024, `${(held / 1024 / 1024).toFixed(1)} MiB held after reading one chunk of a 16 MiB message`);
+  // The rest still comes, whole and in order.
+  const parts: Uint8Array[] = [first.value];
+  for (let next = await reader.read(); !next.done; next = await reader.read()) parts.push(next.value);
+  assert.ok(Buffer.concat(parts).equals(bytes));
+});
+
+test("stream() checks what it read: a chunk swapped in the store errors the stream, a missing one too", async () => {
+  const bytes = randomBytes(600 * 1024);
+  const raw = await f.store.raws.put(randomUUID(), chunksOf(bytes, 64 * 1024));
+  const info = await (await new Objm(f.nc).open("caliopen_raw")).info(raw.raw_msg_id);
+  assert.ok(info);
+  const jsm = await jetstreamManager(f.nc);
+  const subject = `$O.caliopen_raw.C.${info.nuid}`;
+  const first = await jsm.direct.getMessage("OBJ_caliopen_raw", { seq: 1, next_by_subj: subject });
+  assert.ok(first);
+  // The first chunk replaced by as many other bytes: same size, other content.
+  await jsm.streams.deleteMessage("OBJ_caliopen_raw", first.seq);
+  await jetstream(f.nc).publish(subject, randomBytes(first.data.length));
+  const swapped = await f.store.raws.stream(raw.raw_msg_id);
+  assert.ok(swapped);
+  try {
+    await drain(swapped);
+    assert.unreachable("a corrupt raw message streamed without error");
+  } catch (err) {
+    assert.match((err as Error).message, `raw message ${raw.raw_msg_id} is corrupt`);
+  }
+
+  const short = await f.store.raws.put(randomUUID(), chunksOf(randomBytes(300 * 1024), 64 * 1024));
+  const shortInfo = await (await new Objm(f.nc).open("caliopen_raw")).info(short.raw_msg_id);
+  assert.ok(shortInfo);
+  const last = await jsm.direct.getMessage("OBJ_caliopen_raw", { last_by_subj: `$O.caliopen_raw.C.${shortInfo.nuid}` });
+  assert.ok(last);
+  await jsm.streams.deleteMessage("OBJ_caliopen_raw", last.seq);
+  const truncated = await f.store.raws.stream(short.raw_msg_id);
+  assert.ok(truncated);
+  try {
+    await drain(truncated);
+    assert.unreachable("a truncated raw message streamed without error");
+  } catch (err) {
+    assert.match((err as Error).message, `raw message ${short.raw_msg_id} is truncated`);
+  }
 });
 
 test("each put is a new raw message", async () => {
