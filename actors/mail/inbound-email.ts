@@ -1,0 +1,371 @@
+// The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
+// mail into a message of the user who received it. The raw is streamed through the parser: attachments
+// are counted and let go, only their metadata is kept, so a huge one is never held whole. The same mail
+// (by external Message-ID, per user) is imported once; another identity receiving it is attached to it.
+import { randomUUID } from "node:crypto";
+import { Readable, type Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import { discussionId } from "../messages/discussion.ts";
+import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
+
+export interface InboundEmailOrder {
+  /** The raw message's id. */
+  message_id: string;
+  /** The identity that received it: a local one (SMTP) or a remote one (IMAP). */
+  remote_id: string;
+  user_id: string;
+}
+
+export interface InboundEmailOptions {
+  now?: () => Date;
+}
+
+/**
+ * A body longer than this (UTF-8 bytes) is cut to it in the message: a message is one KV document, which
+ * must fit in a NATS message (1 MiB by default). The whole mail stays in the raw.
+ */
+export const MAX_BODY_BYTES = 256 * 1024;
+
+const ALREADY_IMPORTED = "raw message already imported";
+
+export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
+  const now = options.now ?? (() => new Date());
+  try {
+    return await importRaw(store, order, now);
+  } catch (err) {
+    return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${describe(err)}`);
+  }
+}
+
+async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date): Promise<Reply> {
+  for (const field of ["message_id", "remote_id", "user_id"] as const) {
+    if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
+  }
+  const { message_id: rawId, remote_id: identityId, user_id: userId } = order;
+
+  const user = await store.users.get(userId);
+  if (user === null) return failure(`unknown user ${userId}`);
+  const identity = await store.identities.get(userId, identityId);
+  if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
+  if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
+  if (identity.protocol === "twitter") return failure(`identity ${identityId} is a twitter identity, it does not receive mail`);
+  const raw = await store.raws.get(rawId);
+  if (raw === null) return failure(`unknown raw message ${rawId}`);
+  if (raw.user_id !== null && raw.user_id !== userId) return failure(`raw message ${rawId} belongs to another user than ${userId}`);
+  const content = await store.raws.stream(rawId);
+  if (content === null) return failure(`raw message ${rawId} has no stored content`);
+
+  const abort = new AbortController();
+  try {
+    return await importParsed(store, { user, identity, raw, now }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
+  } finally {
+    // Whatever happened, stop reading the raw (once parsed, this changes nothing).
+    abort.abort();
+  }
+}
+
+interface Context {
+  user: User;
+  identity: Identity;
+  raw: RawMessage;
+  now: () => Date;
+}
+
+async function importParsed(store: Store, { user, identity, raw, now }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
+  const userId = user.user_id;
+  const identityId = identity.identity_id;
+  const rawId = raw.raw_msg_id;
+  let head: Head;
+  try {
+    head = await parse.head;
+  } catch (err) {
+    return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
+  }
+
+  // A mail without Message-ID is known by its bytes.
+  const externalId = firstId(head.value("message-id")) ?? `sha256:${raw.sha256}`;
+  const known = await store.messages.byExternalId(userId, externalId);
+  if (known !== null) {
+    return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+  }
+
+  let body: Body;
+  try {
+    body = await parse.body;
+  } catch (err) {
+    return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
+  }
+
+  const participants = await linkContacts(store, user, identity, participantsOf(head.headers));
+  const listId = listIdOf(head.value("list-id"));
+  const inReplyTo = firstId(head.value("in-reply-to"));
+  const references = allIds(head.value("references"));
+  const parentExternal = inReplyTo ?? references.at(-1) ?? null;
+  const parent = parentExternal === null ? null : await store.messages.byExternalId(userId, parentExternal);
+  const bodyPlain = truncate(body.encryptedArmor ?? body.text);
+  const bodyHtml = truncate(body.html);
+  const at = now().toISOString();
+
+  const message: Message = {
+    schema: SCHEMA_VERSION,
+    user_id: userId,
+    message_id: randomUUID(),
+    // The discussion is the people writing to each other: Reply-To and Sender do not change it.
+    discussion_id: discussionId(
+      participants.filter((p) => p.type === "From" || p.type === "To" || p.type === "Cc" || p.type === "Bcc"),
+      listId,
+    ),
+    raw_msg_id: rawId,
+    subject: head.headers.get("subject") === undefined ? "" : String(head.headers.get("subject")),
+    body_plain: bodyPlain.text,
+    body_html: bodyHtml.text,
+    date: dateOf(head.value("date"), now),
+    date_insert: at,
+    is_draft: false,
+    is_unread: true,
+    is_received: true,
+    is_answered: false,
+    participants,
+    external_references: { message_id: externalId, parent_id: inReplyTo ?? "", ancestors_ids: references },
+    attachments: body.attachments,
+    tags: identity.type === "remote" ? importedTags(head.fetched.flatMap(decodeFetchedHeader)) : [],
+    protocol: "email",
+    user_identities: [identityId],
+    parent_id: parent?.message_id ?? null,
+  };
+
+  await store.messages.create(message);
+  let holder: string;
+  try {
+    holder = await store.messages.claimExternalId(userId, externalId, message.message_id);
+  } catch (err) {
+    // Unclaimed, the message would be a duplicate of the one a retry stores.
+    await store.messages.delete(userId, message.message_id).catch(() => undefined);
+    throw err;
+  }
+  if (holder !== message.message_id) {
+    // The same mail imported at the same moment: the first to claim it keeps it.
+    await store.messages.delete(userId, message.message_id);
+    return alreadyImported(store, userId, holder, identityId, rawId, message.discussion_id);
+  }
+  await store.raws.markDelivered(rawId);
+  const truncated = bodyPlain.truncated || bodyHtml.truncated;
+  return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
+}
+
+async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
+  const updated = await store.messages.update(userId, messageId, (current) =>
+    current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
+  );
+  await store.raws.markDelivered(rawId);
+  return ok(ALREADY_IMPORTED, { message_id: messageId, discussion_id: updated?.discussion_id ?? discussion });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Parsing
+
+interface Head {
+  headers: Headers;
+  /** The unfolded raw value of the first header of this (lower-case) name, without its name. */
+  value(name: string): string | null;
+  /** Values of the X-Fetched flags/labels headers the IMAP bridge prepended (only the leading ones). */
+  fetched: string[];
+}
+
+interface Body {
+  text: string;
+  html: string;
+  attachments: AttachmentInfo[];
+  /** For PGP/MIME: the armored encrypted part, what the user's client decrypts. */
+  encryptedArmor: string | null;
+}
+
+/** Parses the mail as it streams in; `head` settles as soon as the headers are read. */
+function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head>; body: Promise<Body> } {
+  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false });
+  let resolveHead!: (head: Head) => void;
+  let rejectHead!: (err: unknown) => void;
+  const head = new Promise<Head>((resolve, reject) => {
+    resolveHead = resolve;
+    rejectHead = reject;
+  });
+  let headers: Headers | null = null;
+  parser.once("headers", (parsed: Headers) => {
+    headers = parsed;
+    resolveHead(headOf(parsed, parser.headerLines || []));
+  });
+
+  const attachments: AttachmentInfo[] = [];
+  let text: MessageText | null = null;
+  let encryptedArmor: string | null = null;
+  const body = pipeline(
+    source,
+    // Its typings narrow read() to its objects, which the generic Transform signature does not allow.
+    parser as unknown as Transform,
+    async (items: AsyncIterable<AttachmentStream | MessageText>) => {
+      for await (const item of items) {
+        if (item.type === "text") {
+          text = item;
+          continue;
+        }
+        const armored = headers !== null && isPgpPayload(headers, item);
+        const kept: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of item.content as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          if (armored && size <= MAX_BODY_BYTES) kept.push(chunk);
+        }
+        item.release?.();
+        if (armored && size <= MAX_BODY_BYTES) encryptedArmor = Buffer.concat(kept).toString("utf8").replace(/\r\n/g, "\n");
+        if (contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(headers)) continue; // the "Version: 1" control part
+        attachments.push({
+          content_type: item.contentType,
+          file_name: item.filename ?? "",
+          size,
+          is_inline: item.contentDisposition === "inline" || item.related === true,
+        });
+      }
+    },
+    { signal },
+  ).then((): Body => {
+    const parsed = text as MessageText | null;
+    return { text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
+  });
+  // A mail with nothing to parse has no headers event: the head is empty.
+  body.then(
+    () => resolveHead(headOf(new Map(), [])),
+    (err: unknown) => rejectHead(err),
+  );
+  // Awaited later, or not at all when the mail is already imported: never an unhandled rejection.
+  head.catch(() => undefined);
+  body.catch(() => undefined);
+  return { head, body };
+}
+
+function headOf(headers: Headers, lines: HeaderLines): Head {
+  const values = lines.map((line) => ({ key: line.key, value: unfold(line.line) }));
+  const fetched: string[] = [];
+  // The IMAP bridge prepends its headers: only those count, a sender cannot add tags further down.
+  for (const line of values) {
+    if (!line.key.startsWith("x-fetched-")) break;
+    if (line.key === FETCHED_FLAGS_HEADER.toLowerCase() || line.key === FETCHED_LABELS_HEADER.toLowerCase()) fetched.push(line.value);
+  }
+  return {
+    headers,
+    value: (name) => values.find((line) => line.key === name)?.value ?? null,
+    fetched,
+  };
+}
+
+function unfold(line: string): string {
+  const colon = line.indexOf(":");
+  return line
+    .slice(colon + 1)
+    .replace(/\r?\n(?=[ \t])/g, "")
+    .trim();
+}
+
+function contentTypeOf(headers: Headers | null): string | null {
+  const value = headers?.get("content-type") as StructuredHeader | undefined;
+  return typeof value?.value === "string" ? value.value.toLowerCase() : null;
+}
+
+function isPgpMime(headers: Headers | null): boolean {
+  const value = headers?.get("content-type") as StructuredHeader | undefined;
+  return contentTypeOf(headers) === "multipart/encrypted" && (value?.params?.protocol ?? "").toLowerCase() === "application/pgp-encrypted";
+}
+
+/** The second part of a PGP/MIME message (RFC 3156): the armored encrypted data. */
+function isPgpPayload(root: Headers, item: AttachmentStream): boolean {
+  return isPgpMime(root) && item.partId === "2" && contentTypeOf(item.headers) === "application/octet-stream";
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fields
+
+const ADDRESS_HEADERS: [string, ParticipantType][] = [
+  ["from", "From"],
+  ["to", "To"],
+  ["cc", "Cc"],
+  ["bcc", "Bcc"],
+  ["reply-to", "Reply-To"],
+  ["sender", "Sender"],
+];
+
+function participantsOf(headers: Headers): Participant[] {
+  const out: Participant[] = [];
+  const seen = new Set<string>();
+  for (const [header, type] of ADDRESS_HEADERS) {
+    const objects = ([] as AddressObject[]).concat((headers.get(header) as AddressObject | AddressObject[] | undefined) ?? []);
+    for (const entry of objects.flatMap((object) => flatten(object.value ?? []))) {
+      const address = (entry.address ?? "").trim().toLowerCase();
+      // Not an address (a bare word, an empty group): nobody to write to.
+      if (!address.includes("@") || seen.has(`${type} ${address}`)) continue;
+      seen.add(`${type} ${address}`);
+      out.push({ type, address, label: entry.name ?? "", protocol: "email", contact_ids: [] });
+    }
+  }
+  return out;
+}
+
+function flatten(entries: EmailAddress[]): EmailAddress[] {
+  return entries.flatMap((entry) => (entry.group !== undefined ? flatten(entry.group) : [entry]));
+}
+
+/** Each participant's contact; the user's own address at this identity is the user's own card. */
+async function linkContacts(store: Store, user: User, identity: Identity, participants: Participant[]): Promise<Participant[]> {
+  const byAddress = new Map<string, Promise<string[]>>();
+  const lookup = (address: string) => {
+    let found = byAddress.get(address);
+    if (found === undefined) {
+      found = store.contacts.byAddress(user.user_id, address).then((contact) => {
+        if (contact !== null) return [contact.contact_id];
+        return address === identity.identifier ? [user.contact_id] : [];
+      });
+      byAddress.set(address, found);
+    }
+    return found;
+  };
+  return Promise.all(participants.map(async (participant) => ({ ...participant, contact_ids: await lookup(participant.address) })));
+}
+
+/** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets. */
+function allIds(value: string | null): string[] {
+  if (value === null) return [];
+  const bracketed = [...value.matchAll(/<([^<>]*)>/g)].map((match) => (match[1] ?? "").replace(/\s+/g, "")).filter((id) => id !== "");
+  if (bracketed.length > 0) return bracketed;
+  return value.split(/[\s,]+/).filter((id) => id !== "");
+}
+
+function firstId(value: string | null): string | null {
+  return allIds(value)[0] ?? null;
+}
+
+/** `List-Id: Caliopen developers <dev.lists.caliopen.org>` → `dev.lists.caliopen.org`. */
+function listIdOf(value: string | null): string | null {
+  if (value === null) return null;
+  const bracketed = /<([^<>]+)>/.exec(value)?.[1]?.trim();
+  const id = bracketed ?? value.trim();
+  return id === "" ? null : id;
+}
+
+function dateOf(value: string | null, now: () => Date): string {
+  const parsed = value === null ? null : new Date(value);
+  return parsed === null || Number.isNaN(parsed.getTime()) ? now().toISOString() : parsed.toISOString();
+}
+
+function truncate(text: string): { text: string; truncated: boolean } {
+  const bytes = Buffer.from(text, "utf8");
+  if (bytes.length <= MAX_BODY_BYTES) return { text, truncated: false };
+  // A character cut in the middle decodes to U+FFFD: drop it.
+  return { text: bytes.subarray(0, MAX_BODY_BYTES).toString("utf8").replace(/\uFFFD+$/, ""), truncated: true };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
+}
