@@ -1,0 +1,25 @@
+// A fetched message as stored: the raw RFC 5322 bytes with the synthetic `X-Fetched-*` headers in front
+// (original Caliopen's format, §5.6), which tell the inbound processor where the mail came from and
+// which IMAP flags and Gmail labels it had.
+import { encodeFetchedHeader } from "../mail/imported-tags.ts";
+
+export interface FetchedFrom {
+  account: string;
+  mailbox: string;
+  userId: string;
+  uid: number;
+  flags: string[];
+  labels?: string[];
+}
+
+export function withFetchedHeaders(source: Buffer, from: FetchedFrom): Buffer {
+  const lines = [
+    `X-Fetched-Imap-Account: ${from.account.replace(/[\r\n]+/g, " ")}`,
+    `X-Fetched-Imap-Box: ${Buffer.from(from.mailbox, "utf8").toString("base64")}`,
+    `X-Fetched-Imap-For: ${from.userId}`,
+    `X-Fetched-Imap-Uid: ${from.uid}`,
+  ];
+  if (from.flags.length > 0) lines.push(`X-Fetched-Imap-Flags: ${encodeFetchedHeader(from.flags)}`);
+  if (from.labels !== undefined && from.labels.length > 0) lines.push(`X-Fetched-X-GM-LABELS: ${encodeFetchedHeader(from.labels)}`);
+  return Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n`, "utf8"), source]);
+}

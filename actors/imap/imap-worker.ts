@@ -1,0 +1,428 @@
+// The IMAP bridge's actor: one `imap` worker per remote mail identity (keyed by remote_id). Three
+// regions run side by side:
+//  - sync: idle → syncing (connecting, fetching with progress) → idle; a failed sync backs off (next retry
+//    and last error in the context), asks the identities worker to poll less often after a few failures,
+//    and disables the identity after 72 h of consecutive failures. `sync` and `fullfetch` arriving during
+//    a sync are coalesced into one more run, never queued twice.
+//  - delivery: `deliver` requests, one at a time: the SMTP bridge sends through the account's own server,
+//    then the sent copy is APPENDed to the account's Sent mailbox.
+//  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
+//    the fallback).
+import { assign, fromCallback, fromPromise, setup } from "xstate";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
+import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { isJsonObject } from "../../runtime/json.ts";
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
+import type { Identity } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { withFetchedHeaders } from "./fetched-raw.ts";
+import { closeImap, ImapLoginError, openImap } from "./imap-connection.ts";
+import { syncMailbox, type SyncCursor, type SyncOutcome, type SyncProgress } from "./mailbox-sync.ts";
+import { watchMailbox } from "./new-mail-watch.ts";
+import { appendSentCopy } from "./sent-copy.ts";
+
+export const IMAP_KIND = "imap";
+const RETRY_DUE = "retry.due";
+/** How long the SMTP bridge may take to send, within the API's own 30 s. */
+const SMTP_DELIVER_TIMEOUT_MS = 25_000;
+const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+/** Finished runs kept in the context. */
+const HISTORY = 5;
+
+export interface ImapWorkerOptions {
+  /** Keep a connection open and sync within seconds of new mail. */
+  push: boolean;
+  /** Messages imported at the same time during a sync. */
+  concurrency: number;
+  /** Pause between failed syncs. */
+  retry: BackoffPolicy;
+  /** After this many failed syncs in a row, ask the identities worker to poll half as often. */
+  slowDownAfterFailures: number;
+  /** After failing for this long without a success, the identity is disabled (72 h). */
+  disableAfterMs: number;
+  /** Accept self-signed certificates. */
+  allowUnauthorizedTls: boolean;
+}
+
+export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
+  push: true,
+  concurrency: 8,
+  retry: { initialMs: 30_000, maxMs: 30 * 60_000, factor: 2, jitter: 0.2 },
+  slowDownAfterFailures: 3,
+  disableAfterMs: 72 * 3600_000,
+  allowUnauthorizedTls: false,
+};
+
+type SyncMode = "sync" | "fullfetch";
+
+export interface ImapWorkerContext {
+  identity_id: string;
+  user_id: string;
+  mailbox: string;
+  cursor: SyncCursor;
+  /** The sync running now (or the last one), for operators. */
+  progress: (SyncProgress & { mode: SyncMode; started_at: string }) | null;
+  mode: SyncMode;
+  /** The last few runs that finished, newest first, for operators. */
+  history: (SyncProgress & { mode: SyncMode; started_at: string; finished_at: string })[];
+  /** A sync or fullfetch asked for while one runs: done right after it. */
+  requested: SyncMode | null;
+  last_sync: string | null;
+  last_error: { message: string; at: string } | null;
+  failures: number;
+  first_failure_at: string | null;
+  /** The poll interval before this worker asked for a slower one; restored after a success. */
+  slowed_from: string | null;
+  /** `deliver` requests waiting or running, oldest first. */
+  deliveries: { message_id: string; replyTo?: string }[];
+  deadlines: Deadlines;
+}
+
+interface SyncFailure {
+  message: string;
+  /** The identity is gone: nothing to retry. */
+  gone: boolean;
+  poll_interval: string | null;
+  protocol: string | null;
+}
+
+const payloadOf = <T>(event: unknown) => (event as { payload: T }).payload;
+const outputOf = <T>(event: unknown) => (event as { output: T }).output;
+
+export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
+  const settings = { ...DEFAULT_IMAP_OPTIONS, ...options };
+  return {
+    kind: IMAP_KIND,
+    description: "syncs one remote mail account over IMAP and files its sent mail",
+    // A `sync` may overtake the `add_worker` sent with it: it starts the worker, which checks the identity.
+    startsOnFirstMessage: true,
+    createMachine: (ports) => imapWorkerMachine(store, ports, settings, now),
+  };
+}
+
+async function loadIdentity(store: Store, userId: string, identityId: string): Promise<Identity | null> {
+  const identity = await store.identities.get(userId, identityId);
+  return identity === null || identity.status === "deleted" ? null : identity;
+}
+
+function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, now: () => number) {
+  const connect = async (identity: Identity, autoIdleDelayMs?: number) =>
+    openImap(identity, await store.identities.credentials(identity.user_id, identity.identity_id), {
+      allowUnauthorizedTls: settings.allowUnauthorizedTls,
+      ...(autoIdleDelayMs !== undefined && { autoIdleDelayMs }),
+    });
+
+  const runSync = fromCallback<ActorMessage, { context: ImapWorkerContext; mode: SyncMode }>(({ sendBack, input }) => {
+    const { context, mode } = input;
+    let cancelled = false;
+    let client: Awaited<ReturnType<typeof openImap>> | null = null;
+    let identity: Identity | null = null;
+    (async () => {
+      identity = await loadIdentity(store, context.user_id, context.identity_id);
+      if (identity === null) throw Object.assign(new Error(`identity ${context.identity_id} no longer exists`), { gone: true });
+      client = await connect(identity);
+      if (cancelled) return;
+      sendBack({ type: "sync.connected", payload: {} });
+      const current = identity;
+      const outcome = await syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : context.cursor, {
+        mailbox: context.mailbox,
+        full: mode === "fullfetch",
+        concurrency: settings.concurrency,
+        importMessage: async (message) => {
+          const raw = withFetchedHeaders(message.source, { account: current.display_name || current.identifier, mailbox: context.mailbox, userId: context.user_id, uid: message.uid, flags: message.flags, labels: message.labels });
+          const stored = await store.raws.put(context.user_id, raw);
+          const reply = await ports.request("inboundSMTP", { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: context.identity_id, user_id: context.user_id }, PROCESS_INBOUND_TIMEOUT_MS);
+          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+        },
+        onProgress: (progress, cursor) => {
+          if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });
+        },
+      });
+      // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
+      const cursor = mode === "fullfetch" && outcome.cursor.uidvalidity === context.cursor.uidvalidity
+        ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, context.cursor.lastseenuid) }
+        : outcome.cursor;
+      await store.identities.updateInfos(context.user_id, context.identity_id, { last_sync: new Date(now()).toISOString(), last_error: null });
+      if (!cancelled) sendBack({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
+    })()
+      .catch((err: Error & { gone?: boolean }) => {
+        if (cancelled) return;
+        const failed: SyncFailure = {
+          message: err instanceof ImapLoginError ? err.message : `sync failed: ${err.message}`,
+          gone: err.gone === true,
+          poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
+          protocol: identity?.protocol ?? null,
+        };
+        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
+      })
+      .finally(() => {
+        if (client !== null) void closeImap(client);
+      });
+    return () => {
+      cancelled = true;
+      if (client !== null) client.close();
+    };
+  });
+
+  const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(async ({ input }) => {
+    const { context, message_id } = input;
+    try {
+      const order = { order: "deliver", message_id, remote_id: context.identity_id, user_id: context.user_id };
+      const sent = await ports.request("outboundSMTP", order, SMTP_DELIVER_TIMEOUT_MS);
+      if (!isJsonObject(sent) || typeof sent.error !== "boolean") return failure("the SMTP bridge answered something that is not a reply");
+      if (sent.error) return failure(String(sent.message));
+      const message = String(sent.message);
+      // Sent: from here on an error must not make the sender think the mail did not go out.
+      try {
+        const identity = await loadIdentity(store, context.user_id, context.identity_id);
+        const draft = await store.messages.get(context.user_id, message_id);
+        const raw = draft?.raw_msg_id ? await store.raws.read(draft.raw_msg_id) : null;
+        if (identity === null || draft === null || raw === null) throw new Error("the sent message or its raw copy is missing");
+        const client = await connect(identity);
+        try {
+          const mailbox = await appendSentCopy(client, Buffer.from(raw), new Date(draft.date));
+          return ok(message, { message_id, sent_copy: mailbox });
+        } finally {
+          await closeImap(client);
+        }
+      } catch (err) {
+        ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, message_id, err: (err as Error).message }, "sent, but the copy could not be filed in Sent");
+        return ok(`${message} (the copy could not be filed in the Sent mailbox: ${(err as Error).message})`, { message_id, sent_copy: null });
+      }
+    } catch (err) {
+      return failure(`could not send message ${message_id}: ${(err as Error).message}`);
+    }
+  });
+
+  const watch = fromCallback<ActorMessage, { user_id: string; identity_id: string; mailbox: string }>(({ sendBack, input }) => {
+    const mailWatch = watchMailbox(
+      async () => {
+        const identity = await loadIdentity(store, input.user_id, input.identity_id);
+        if (identity === null) throw new Error("the identity no longer exists");
+        // The watching connection does nothing but wait: straight into IDLE.
+        return connect(identity, 200);
+      },
+      input.mailbox,
+      () => sendBack({ type: "mail.arrived", payload: {} }),
+      (error, retryInMs) => ports.logger.info({ kind: IMAP_KIND, key: input.identity_id, err: error.message, retryInMs }, "new-mail watch interrupted"),
+    );
+    return () => mailWatch.stop();
+  });
+
+  return setup({
+    types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
+    actors: { runSync, deliverOne, watch },
+    guards: {
+      gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
+      giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
+      moreRequested: ({ context }) => context.requested !== null,
+      moreDeliveries: ({ context }) => context.deliveries.length > 1,
+      hasDeliveries: ({ context }) => context.deliveries.length > 0,
+    },
+    actions: {
+      // A fullfetch asked for meanwhile covers a sync too.
+      coalesce: assign(({ context }, mode: SyncMode) => ({ requested: (context.requested === "fullfetch" || mode === "fullfetch" ? "fullfetch" : "sync") as SyncMode })),
+      startRun: assign(({ context }, mode: SyncMode) => ({
+        mode,
+        requested: null,
+        progress: { mode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() },
+      })),
+      recordFailure: assign(({ context, event }) => {
+        const failed = payloadOf<SyncFailure>(event);
+        const at = new Date(now()).toISOString();
+        const failures = context.failures + 1;
+        let slowedFrom = context.slowed_from;
+        if (failures === settings.slowDownAfterFailures && slowedFrom === null && failed.poll_interval !== null) {
+          const current = Number(failed.poll_interval);
+          const slower = Math.min(MAX_INTERVAL_MINUTES, Math.max(1, current * 2));
+          ports.publish("identitiesWorker", {
+            order: "update_interval",
+            identity_id: context.identity_id,
+            user_id: context.user_id,
+            poll_intervall: String(slower),
+            protocol: "imap",
+          });
+          slowedFrom = failed.poll_interval;
+        }
+        return {
+          failures,
+          first_failure_at: context.first_failure_at ?? at,
+          last_error: { message: failed.message, at },
+          slowed_from: slowedFrom,
+          deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
+        };
+      }),
+      recordSuccess: assign(({ context, event }) => {
+        const outcome = payloadOf<{ outcome: SyncOutcome }>(event).outcome;
+        if (context.slowed_from !== null) {
+          ports.publish("identitiesWorker", {
+            order: "update_interval",
+            identity_id: context.identity_id,
+            user_id: context.user_id,
+            poll_intervall: context.slowed_from,
+            protocol: "imap",
+          });
+        }
+        const finished = context.progress === null ? null : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed };
+        return {
+          cursor: outcome.cursor,
+          progress: finished,
+          history: finished === null ? context.history : [{ ...finished, finished_at: new Date(now()).toISOString() }, ...context.history].slice(0, HISTORY),
+          last_sync: new Date(now()).toISOString(),
+          last_error: outcome.failed > 0 ? { message: `${outcome.failed} message(s) could not be imported; retried at the next sync`, at: new Date(now()).toISOString() } : null,
+          failures: 0,
+          first_failure_at: null,
+          slowed_from: null,
+        };
+      }),
+      disableIdentity: ({ context }) => {
+        ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, since: context.first_failure_at }, "IMAP sync failing for too long: identity disabled");
+        void store.identities
+          .update(context.user_id, context.identity_id, (identity) => ({ fields: { status: "inactive", infos: { ...identity.infos, last_error: context.last_error } } }))
+          .catch((err: Error) => ports.logger.error({ kind: IMAP_KIND, key: context.identity_id, err: err.message }, "could not mark the identity inactive"));
+        ports.publish("identitiesWorker", { order: "delete_identity", identity_id: context.identity_id, user_id: context.user_id });
+      },
+      saveError: ({ context }) =>
+        void store.identities.updateInfos(context.user_id, context.identity_id, { last_error: context.last_error }).catch(() => undefined),
+      enqueueDelivery: assign({
+        deliveries: ({ context, event }) => [...context.deliveries, { message_id: String(event.payload.message_id), ...(event.replyTo !== undefined && { replyTo: event.replyTo }) }],
+      }),
+      answerDelivery: assign(({ context, event }) => {
+        const [done, ...rest] = context.deliveries;
+        ports.reply(done?.replyTo, outputOf<Reply>(event));
+        return { deliveries: rest };
+      }),
+    },
+  }).createMachine({
+    id: IMAP_KIND,
+    context: ({ input }) => ({
+      identity_id: String(input.remote_id ?? input.key),
+      user_id: String(input.user_id ?? ""),
+      mailbox: "INBOX",
+      cursor: { uidvalidity: null, lastseenuid: 0, failed_uids: [] },
+      progress: null,
+      mode: "sync",
+      history: [],
+      requested: null,
+      last_sync: null,
+      last_error: null,
+      failures: 0,
+      first_failure_at: null,
+      slowed_from: null,
+      deliveries: [],
+      deadlines: {},
+    }),
+    initial: "working",
+    states: {
+      working: {
+        type: "parallel",
+        states: {
+      sync: {
+        initial: "idle",
+        states: {
+          idle: {
+            on: {
+              sync: { target: "syncing", actions: { type: "startRun", params: "sync" } },
+              "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "sync" } },
+              fullfetch: { target: "syncing", actions: { type: "startRun", params: "fullfetch" } },
+            },
+          },
+          syncing: {
+            tags: ["busy"],
+            initial: "connecting",
+            states: {
+              connecting: { on: { "sync.connected": "fetching" } },
+              fetching: {},
+            },
+            invoke: { src: "runSync", input: ({ context }) => ({ context, mode: context.mode }) },
+            on: {
+              sync: { actions: { type: "coalesce", params: "sync" } },
+              "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+              fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+              "sync.progress": {
+                actions: assign(({ context, event }) => {
+                  const { progress, cursor } = payloadOf<{ progress: SyncProgress; cursor: SyncCursor }>(event);
+                  return {
+                    progress: context.progress === null ? null : { ...context.progress, ...progress },
+                    // A fullfetch walks the whole mailbox: the incremental cursor stays where it is.
+                    ...(context.mode === "sync" && { cursor }),
+                  };
+                }),
+              },
+              "sync.done": [
+                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() } }))] },
+                { target: "idle", actions: ["recordSuccess", "saveError"] },
+              ],
+              "sync.failed": [
+                { guard: "gone", target: "#imap.gone" },
+                { target: "backingOff", actions: "recordFailure" },
+              ],
+            },
+          },
+          backingOff: {
+            entry: "saveError",
+            always: { guard: "giveUp", target: "disabled", actions: "disableIdentity" },
+            on: {
+              [RETRY_DUE]: {
+                target: "syncing",
+                actions: [
+                  assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+                  assign(({ context }) => ({ mode: context.requested ?? context.mode, requested: null, progress: { mode: context.requested ?? context.mode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() } })),
+                ],
+              },
+              sync: { actions: { type: "coalesce", params: "sync" } },
+              "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+              fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+            },
+          },
+          disabled: {
+            entry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+            on: { sync: {}, fullfetch: {}, "mail.arrived": {} },
+          },
+        },
+      },
+      delivery: {
+        initial: "ready",
+        states: {
+          ready: {
+            // Deliveries restored from a snapshot (the node stopped while sending) are resumed.
+            always: { guard: "hasDeliveries", target: "delivering" },
+            on: { deliver: { target: "delivering", actions: "enqueueDelivery" } },
+          },
+          delivering: {
+            tags: ["busy"],
+            on: { deliver: { actions: "enqueueDelivery" } },
+            invoke: {
+              src: "deliverOne",
+              input: ({ context }) => ({ context, message_id: context.deliveries[0]?.message_id ?? "" }),
+              onDone: [
+                { guard: "moreDeliveries", target: "delivering", reenter: true, actions: "answerDelivery" },
+                { target: "ready", actions: "answerDelivery" },
+              ],
+            },
+          },
+        },
+      },
+      push: {
+        // Watching starts after a sync succeeded, and pauses while syncs fail (a wrong password must
+        // not be tried twice as often).
+        initial: "waiting",
+        states: {
+          waiting: {
+            on: { "sync.done": { guard: () => settings.push, target: "watching" } },
+          },
+          watching: {
+            always: { guard: ({ context }) => context.failures > 0, target: "waiting" },
+            invoke: { src: "watch", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id, mailbox: context.mailbox }) },
+          },
+        },
+      },
+        },
+      },
+      // The identity was deleted: the worker has nothing left to do and is removed.
+      gone: { type: "final" },
+    },
+  });
+}

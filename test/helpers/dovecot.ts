@@ -1,0 +1,150 @@
+// A private Dovecot IMAP server on a free loopback port: any user name logs in with PASSWORD (any other
+// password is refused), mail in Maildir. Started from a config file of its own, as TEST-PEERS.md describes: mail
+// processes run as Debian's `mail` user, and every parent folder must be traversable by it.
+import { spawn } from "node:child_process";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ImapFlow } from "imapflow";
+import { freePort } from "./nats-server.ts";
+import { waitFor } from "./wait.ts";
+
+const MAIL_UID = 8;
+const MAIL_GID = 8;
+/** The password of every user of a test Dovecot (a static passdb); any other is refused. */
+export const PASSWORD = "secret";
+
+export interface TestDovecot {
+  host: string;
+  port: number;
+  dir: string;
+  /** `host:port`, as an identity's `infos.inserver`. */
+  server: string;
+  addUser(name: string, password: string): Promise<void>;
+  /** An IMAP client logged in as `user` (closed by stop()). */
+  client(user: string, password: string): Promise<ImapFlow>;
+  /** APPENDs a message as `user`; returns its UID. */
+  append(user: string, password: string, raw: string | Buffer, options?: { mailbox?: string; flags?: string[] }): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startTestDovecot(): Promise<TestDovecot> {
+  const dir = await mkdtemp(join(tmpdir(), "caliopen-dovecot-"));
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const mail = join(dir, "mail");
+  await mkdir(mail, { mode: 0o755 });
+  await chown(mail, MAIL_UID, MAIL_GID);
+  const config = join(dir, "dovecot.conf");
+  await writeFile(
+    config,
+    `base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+info_log_path = ${dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# Refused logins answer at once (Dovecot waits 2 s, and more for repeated failures from one address,
+# which loopback as a trusted network is spared): the tests of failing logins stay short.
+auth_failure_delay = 0
+login_trusted_networks = 127.0.0.0/8
+first_valid_uid = ${MAIL_UID}
+mail_location = maildir:${mail}/%u/Maildir
+mail_uid = ${MAIL_UID}
+mail_gid = ${MAIL_GID}
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {
+  driver = static
+  args = password=${PASSWORD}
+}
+userdb {
+  driver = static
+  args = uid=${MAIL_UID} gid=${MAIL_GID} home=${mail}/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+}
+`,
+  );
+  const child = spawn("dovecot", ["-F", "-c", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  await waitFor(`dovecot listening on ${port} (${stderr})`, async () => (await readFile(join(dir, "run", "master.pid"), "utf8").catch(() => "")) !== "" && (await canConnect(port)), 10_000);
+
+  const clients: ImapFlow[] = [];
+  const client = async (user: string, password: string) => {
+    const imap = new ImapFlow({ host: "127.0.0.1", port, secure: false, auth: { user, pass: password }, logger: false });
+    try {
+      await imap.connect();
+    } catch (err) {
+      const failure = err as Error & { responseText?: string };
+      throw new Error(`login as ${user} failed: ${failure.responseText ?? failure.message}`);
+    }
+    clients.push(imap);
+    return imap;
+  };
+  return {
+    host: "127.0.0.1",
+    port,
+    dir,
+    server: `127.0.0.1:${port}`,
+    async addUser(name, password) {
+      // Every user logs in with the one password of a static passdb (a passwd-file is re-read only when
+      // its mtime changes, in whole seconds, which lost users added within the same second).
+      if (password !== PASSWORD) throw new Error(`test Dovecot users all have the password "${PASSWORD}"`);
+      void name;
+    },
+    client,
+    async append(user, password, raw, options = {}) {
+      const imap = await client(user, password);
+      try {
+        const result = await imap.append(options.mailbox ?? "INBOX", raw, options.flags ?? []);
+        return result && typeof result === "object" && "uid" in result ? Number(result.uid) : 0;
+      } catch (err) {
+        const failure = err as Error & { responseText?: string };
+        throw new Error(`APPEND as ${user} failed: ${failure.responseText ?? failure.message}`);
+      } finally {
+        await imap.logout().catch(() => undefined);
+      }
+    },
+    async stop() {
+      await Promise.all(clients.map((imap) => imap.logout().catch(() => imap.close())));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  const { connect } = await import("node:net");
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
