@@ -2,9 +2,21 @@
 // environment variables documented in the README.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
+import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
+import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
 import { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+
+export interface MailConfig {
+  /** The platform's mail host name: Message-IDs, EHLO, the SMTP banner. */
+  host: string;
+  /** Where mail sent from local identities goes (`CALIOPEN_SMTP_RELAY`). */
+  relay: SmtpTarget;
+  /** The inbound SMTP server; null: none on this node. */
+  smtp: { host: string; port: number; maxSize: number; maxRecipients: number } | null;
+}
 
 export interface CaliopenConfig {
   /** Seals identity credentials at rest; every node of a deployment must have the same key. */
@@ -13,13 +25,30 @@ export interface CaliopenConfig {
   api: { host: string; port: number } | null;
   /** How long the API waits for a `deliver` reply (the contract says 30 s). */
   deliverTimeoutMs: number;
+  mail: MailConfig;
+  /** IMAP workers' settings (tests shorten the retry pauses). */
+  imap: Partial<ImapWorkerOptions>;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
+  const smtpListen = listenAddress(env.CALIOPEN_SMTP, "CALIOPEN_SMTP", "127.0.0.1:2525");
   return {
     secrets: secretKey(env, dataDir, logger),
-    api: apiListen(env.CALIOPEN_HTTP),
+    api: listenAddress(env.CALIOPEN_HTTP, "CALIOPEN_HTTP", "127.0.0.1:8080"),
     deliverTimeoutMs: integer(env.CALIOPEN_DELIVER_TIMEOUT_MS, "CALIOPEN_DELIVER_TIMEOUT_MS", 30_000),
+    mail: {
+      host: env.CALIOPEN_MAIL_HOST?.trim() || hostname(),
+      relay: { ...hostPort(env.CALIOPEN_SMTP_RELAY?.trim() || "127.0.0.1:25", "CALIOPEN_SMTP_RELAY") },
+      smtp:
+        smtpListen === null
+          ? null
+          : {
+              ...smtpListen,
+              maxSize: integer(env.CALIOPEN_SMTP_MAX_SIZE, "CALIOPEN_SMTP_MAX_SIZE", 25 * 1024 * 1024),
+              maxRecipients: integer(env.CALIOPEN_SMTP_MAX_RECIPIENTS, "CALIOPEN_SMTP_MAX_RECIPIENTS", 100),
+            },
+    },
+    imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
   };
 }
 
@@ -49,14 +78,28 @@ function parseKey(text: string, source: string): SecretBox {
   }
 }
 
-/** `host:port`, `port`, or `off`; default 127.0.0.1:8080. */
-function apiListen(raw: string | undefined): CaliopenConfig["api"] {
-  const value = raw?.trim() || "127.0.0.1:8080";
+/** `host:port`, `port` (on loopback), or `off`. */
+function listenAddress(raw: string | undefined, name: string, fallback: string): { host: string; port: number } | null {
+  const value = raw?.trim() || fallback;
   if (value === "off") return null;
   const match = /^(?:(.+):)?([0-9]{1,5})$/.exec(value);
   const port = Number(match?.[2]);
-  if (match === null || port > 65535) throw new StartupError(`CALIOPEN_HTTP must be host:port, a port, or off, got "${value}"`);
+  if (match === null || port > 65535) throw new StartupError(`${name} must be host:port, a port, or off, got "${value}"`);
   return { host: (match[1] ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+function hostPort(value: string, name: string): { host: string; port: number } {
+  const match = /^(.+):([0-9]{1,5})$/.exec(value);
+  if (match === null || Number(match[2]) > 65535) throw new StartupError(`${name} must be host:port, got "${value}"`);
+  return { host: match[1] as string, port: Number(match[2]) };
+}
+
+function onOff(raw: string | undefined, name: string, fallback: boolean): boolean {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === "") return fallback;
+  if (["on", "true", "1", "yes"].includes(value)) return true;
+  if (["off", "false", "0", "no"].includes(value)) return false;
+  throw new StartupError(`${name} must be on or off, got "${raw}"`);
 }
 
 function integer(raw: string | undefined, name: string, fallback: number): number {

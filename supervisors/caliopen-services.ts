@@ -1,33 +1,68 @@
-// The Caliopen services this build runs on a node: the store, the identities worker (poller actors) and
-// the HTTP API. The IMAP and Twitter worker families get their real behaviour in later work; until then
-// their lifecycle orders are refused with a clear error.
+// The Caliopen services this build runs on a node: the store, the identities worker (poller actors), the
+// IMAP bridge (imap worker actors), the SMTP bridge (outbound deliver), the inbound email processor and
+// the HTTP API. The Twitter bridge comes later: until then its orders are refused with a clear error.
 import { pollerFamily } from "../actors/identities/poller.ts";
+import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
+import { processInboundEmail } from "../actors/mail/inbound-email.ts";
+import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
+import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
+import { isJsonObject } from "../runtime/json.ts";
+import { failure, type Reply } from "../runtime/reply.ts";
 import { openStore } from "../actors/store/store.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
+import { routeToActor } from "./actor-router.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { workerLifecycle, type ServiceFactory } from "./services.ts";
 
 export interface CaliopenServices {
   /** Called once the API listens (its URL), for scripts and tests. */
   onApiStarted?: (url: string) => void;
+  /** Called once the inbound SMTP server listens (its port). */
+  onSmtpStarted?: (port: number) => void;
 }
+
+/** The contract says the SMTP bridge waits 10 s for `process_inbound`. */
+const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 
 export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices = {}): ServiceFactory {
   return async (deps) => {
     const store = await openStore({ nc: deps.nc, subjects: deps.subjects, secrets: config.secrets, replicas: deps.replicas });
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
+    let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store)],
-      bindings: (context) => ({
-        identitiesWorker: identitiesWorkerOrders(context),
-        imap_worker: workerLifecycle("imap", context),
-        twitter_worker: workerLifecycle("twitter", context),
-      }),
+      families: [pollerFamily(store), imapWorkerFamily(store, config.imap)],
+      bindings: (context) => {
+        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: (payload) => ({ remote_id: payload.remote_id, user_id: payload.user_id }) });
+        const smtp = { store, relay: config.mail.relay, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
+        return {
+          identitiesWorker: identitiesWorkerOrders(context),
+          imap_worker: workerLifecycle(IMAP_KIND, context),
+          IMAPfetcher: { sync: toImapWorker, fullfetch: toImapWorker },
+          outboundIMAP: { deliver: toImapWorker },
+          outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
+          // Stateless: any node imports any raw; de-duplication by Message-ID is in the store.
+          inboundSMTP: { process_inbound: (payload) => processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
+          twitter_worker: workerLifecycle("twitter", context),
+        };
+      },
       async start(context) {
         await rebuildPollers(store, context.keyed, deps.logger);
+        if (config.mail.smtp !== null) {
+          // Each recipient's import goes over NATS (`process_inbound` on inboundSMTP), to whichever node takes it.
+          const processInbound = async (order: { message_id: string; remote_id: string; user_id: string }): Promise<Reply> => {
+            const reply = await context.host.ports.request("inboundSMTP", { order: "process_inbound", ...order }, PROCESS_INBOUND_TIMEOUT_MS);
+            return isJsonObject(reply) && typeof reply.error === "boolean" ? { ...reply, error: reply.error, message: String(reply.message ?? "") } : failure("inboundSMTP answered something that is not a reply");
+          };
+          smtpServer = await startInboundSmtp(
+            { store, processInbound, logger: deps.logger.child({ service: "smtp-bridge" }) },
+            { ...config.mail.smtp, serverName: config.mail.host },
+          );
+          deps.logger.info({ port: smtpServer.port }, "inbound SMTP listening");
+          hooks.onSmtpStarted?.(smtpServer.port);
+        }
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
         api = await startApi({ store, emitter, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api);
@@ -35,6 +70,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         hooks.onApiStarted?.(api.url);
       },
       async stop() {
+        await smtpServer?.close();
         await api?.close();
         emitter?.close();
       },

@@ -38,5 +38,12 @@ export async function startTestNode(
 
 /** Caliopen service settings for tests: a fresh secret key, the API on a free loopback port. */
 export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): CaliopenConfig {
-  return { secrets: new SecretBox(randomBytes(32)), api: { host: "127.0.0.1", port: 0 }, deliverTimeoutMs: 2_000, ...overrides };
+  return {
+    secrets: new SecretBox(randomBytes(32)),
+    api: { host: "127.0.0.1", port: 0 },
+    deliverTimeoutMs: 2_000,
+    mail: { host: "platform.test", relay: { host: "127.0.0.1", port: 1 }, smtp: null },
+    imap: { retry: { initialMs: 200, maxMs: 2_000, factor: 2, jitter: 0 } },
+    ...overrides,
+  };
 }

@@ -23,7 +23,7 @@ interface Started {
 function startScript(env: Record<string, string>): Started {
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start-node.ts"], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: "info", CALIOPEN_HTTP: "127.0.0.1:0", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", CALIOPEN_HTTP: "127.0.0.1:0", CALIOPEN_SMTP: "127.0.0.1:0", ...env },
   });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
