@@ -149,20 +149,31 @@ for (const row of CONTRACT) {
 }
 
 test("valid orders for services not built yet get an error reply saying so (never a timeout)", async ({ client }) => {
-  const reply = await ask(client, "outboundSMTP", { order: "deliver", message_id: "m", remote_id: "r", user_id: "u" });
+  const reply = await ask(client, "twitter_dm", { order: "deliver", message_id: "m", remote_id: "r", user_id: "u" });
   assert.is(reply.error, true);
-  assert.match(reply.message, /smtp-bridge .* not available yet/);
-  const inbound = await ask(client, "inboundSMTP", { order: "process_inbound", message_id: "m", remote_id: "r", user_id: "u" });
-  assert.match(inbound.message, /mq-worker \(InboundEmail\) is not available yet/);
+  assert.match(reply.message, /twitter-bridge .* not available yet/);
+  const inbound = await ask(client, "inboundTwitter", { order: "process_inbound", message_id: "m", remote_id: "r", user_id: "u" });
+  assert.match(inbound.message, /mq-worker \(InboundTwitter\) is not available yet/);
 });
 
-test("the imap and twitter worker supervisors refuse add_worker instead of starting a pretend actor", async ({ client, node }) => {
-  for (const subject of ["imap_worker", "twitter_worker"]) {
-    const marker = `refused-${subject}`;
-    client.publish(subject, encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1", marker }));
-    assert.match(await deadLetterReason(node, marker), /worker actors are not implemented yet/);
-  }
-  assert.is(node.host.count(), 0);
+test("services that run answer orders about unknown objects with an error reply naming them", async ({ client }) => {
+  const deliver = await ask(client, "outboundSMTP", { order: "deliver", message_id: "no-such-draft", remote_id: "r", user_id: "u" });
+  assert.is(deliver.error, true);
+  assert.match(deliver.message, /no-such-draft/);
+  const inbound = await ask(client, "inboundSMTP", { order: "process_inbound", message_id: "no-such-raw", remote_id: "r", user_id: "u" });
+  assert.is(inbound.error, true);
+  assert.match(inbound.message, /unknown user u|no-such-raw/);
+});
+
+test("add_worker starts an imap worker; the twitter worker supervisor, not built yet, refuses it instead of starting a pretend actor", async ({ client, node }) => {
+  client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1" }));
+  await waitFor("imap worker started", () => node.host.get("imap", "r-1") !== undefined);
+  const marker = "refused-twitter_worker";
+  client.publish("twitter_worker", encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1", marker }));
+  assert.match(await deadLetterReason(node, marker), /worker actors are not implemented yet/);
+  assert.is(node.host.get("twitter", "r-1"), undefined);
+  client.publish("imap_worker", encodeJson({ order: "remove_worker", remote_id: "r-1", user_id: "u-1" }));
+  await waitFor("imap worker removed", () => node.host.get("imap", "r-1") === undefined);
 });
 
 test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client, node }) => {
@@ -178,12 +189,12 @@ test("published orders that are malformed or unknown are dead-lettered and count
   const before = node.deadLetters.countsBySubject();
   client.publish("contactAction", encodeJson({ order: "contact_update", user_id: "u", marker: "count-1" }));
   client.publish("keyAction", encodeJson({ order: "rotate_everything", user_id: "u", marker: "count-2" }));
-  client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "r", user_id: "u", marker: "count-3" }));
+  client.publish("twitter_worker", encodeJson({ order: "add_worker", remote_id: "r", user_id: "u", marker: "count-3" }));
   assert.match(await deadLetterReason(node, "count-1"), /missing required field "contact_id"/);
   assert.match(await deadLetterReason(node, "count-2"), /unknown order "rotate_everything"/);
-  assert.match(await deadLetterReason(node, "count-3"), /not available yet/);
+  assert.match(await deadLetterReason(node, "count-3"), /not implemented yet/);
   const after = node.deadLetters.countsBySubject();
-  for (const subject of ["contactAction", "keyAction", "IMAPfetcher"]) assert.is(after[subject], (before[subject] ?? 0) + 1, subject);
+  for (const subject of ["contactAction", "keyAction", "twitter_worker"]) assert.is(after[subject], (before[subject] ?? 0) + 1, subject);
 });
 
 test.run();
