@@ -36,7 +36,8 @@ const USER = "7d0c4a9e-0000-4000-8000-000000000001";
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
   ctx.client = await ctx.nats.connect();
-  ctx.config = testCaliopenConfig({ api: null });
+  // The identities' IMAP servers do not exist: their workers fail, and must not slow the pollers down here.
+  ctx.config = testCaliopenConfig({ api: null, imap: { slowDownAfterFailures: 1_000, retry: { initialMs: 60_000, maxMs: 60_000, factor: 1, jitter: 0 } } });
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: ctx.config.secrets });
   ctx.nodes = [];
   ctx.seen = [];
