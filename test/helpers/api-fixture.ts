@@ -13,6 +13,7 @@ import { silentLogger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { startTestNats, type TestNats } from "./nats-server.ts";
+import { callApi, type HttpResult } from "./api-client.ts";
 import { sleep, waitFor } from "./wait.ts";
 
 export interface WireOrder {
@@ -23,12 +24,6 @@ export interface WireOrder {
    * (the inbox then gets the stream's acknowledgement).
    */
   request: boolean;
-}
-
-export interface HttpResult {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of any shape: each test checks what it expects
-  body: any;
 }
 
 export interface ApiFixture {
@@ -91,18 +86,7 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
       const created = await createUser(store, { name, ...userOptions });
       return { user_id: created.user.user_id, token: created.token, identity_id: created.identity?.identity_id ?? null, contact_id: created.user.contact_id };
     },
-    async call(method, path, token, body) {
-      const headers: Record<string, string> = {};
-      if (token !== null) headers.authorization = `Bearer ${token}`;
-      let payload: string | undefined;
-      if (body !== undefined) {
-        headers["content-type"] = "application/json";
-        payload = typeof body === "string" ? body : JSON.stringify(body);
-      }
-      const response = await fetch(`${api.url}${path}`, { method, headers, ...(payload !== undefined && { body: payload }) });
-      const text = await response.text();
-      return { status: response.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
-    },
+    call: (method, path, token, body) => callApi(api.url, token, method, path, body),
     async stop() {
       await api.close();
       emitter.close();

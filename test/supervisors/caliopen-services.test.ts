@@ -12,6 +12,7 @@ import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
+import { callApi } from "../helpers/api-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats; node: RunningNode; client: NatsConnection; apiUrl: string; token: string; seen: { subject: string; order: unknown }[] }>(
@@ -39,15 +40,7 @@ test.after(async (ctx) => {
   await ctx.nats.stop();
 });
 
-async function call(ctx: { apiUrl: string; token: string }, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${ctx.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ctx.token}`, ...(body !== undefined && { "content-type": "application/json" }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? null : JSON.parse(text) };
-}
+const call = (ctx: { apiUrl: string; token: string }, method: string, path: string, body?: unknown) => callApi(ctx.apiUrl, ctx.token, method, path, body);
 
 test("an account added through the API is polled, its schedule shown, and deleting it stops everything", async (ctx) => {
   const created = await call(ctx, "POST", "/api/v2/identities/remotes", {

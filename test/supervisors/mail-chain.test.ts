@@ -16,6 +16,7 @@ import type { RunningNode } from "../../supervisors/node.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
+import { callApi } from "../helpers/api-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Received {
@@ -77,15 +78,7 @@ test.after(async (ctx) => {
   await ctx.nats.stop();
 });
 
-async function call(ctx: Context, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${ctx.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ctx.token}`, ...(body !== undefined && { "content-type": "application/json" }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? null : JSON.parse(text) };
-}
+const call = (ctx: Context, method: string, path: string, body?: unknown) => callApi(ctx.apiUrl, ctx.token, method, path, body);
 
 test("an IMAP account added through the API: its mail is stored, a reply is sent through its server and filed in its Sent box", async (ctx) => {
   const created = await call(ctx, "POST", "/api/v2/identities/remotes", {
