@@ -177,6 +177,18 @@ export class ActorCell {
   }
 
   /**
+   * Delivers a message only if the current state takes it; otherwise drops it quietly (no dead letter,
+   * no reply). For notices the runtime itself sends, such as `reloaded`, that machines may ignore.
+   */
+  notify(message: ActorMessage): boolean {
+    if (this.dormant !== undefined) this.revive();
+    if (this.status !== "running" || this.actor === null) return false;
+    if (!(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) return false;
+    this.deliver(message);
+    return true;
+  }
+
+  /**
    * Drops the XState actor of an idle cell (not busy, nothing invoked), keeping its persisted snapshot;
    * its mailbox and deadlines stay, and the next message or deadline brings the machine back. An idle
    * actor then costs its snapshot instead of a whole XState actor system.

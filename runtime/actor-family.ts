@@ -47,3 +47,10 @@ export interface ActorFamily {
 }
 
 export const BUSY_TAG = "busy";
+
+/**
+ * The notice an actor gets right after a supervisor reloaded it (stopped and started it again with its
+ * snapshot, to read fresh configuration), if its current state takes it: a machine waiting to retry
+ * after a failure may retry at once. A machine that does not handle it never sees it.
+ */
+export const RELOADED_EVENT = "reloaded";

@@ -1,7 +1,7 @@
 // Runs the actors of one family on this node: starts, reloads and stops them on orders, and restarts a
 // crashed actor from its last settled snapshot with exponential backoff.
 import type { Logger } from "pino";
-import type { ActorFamily } from "../runtime/actor-family.ts";
+import { RELOADED_EVENT, type ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorCell } from "../runtime/actor-cell.ts";
 import type { ActorHost, CellFailureListener } from "../runtime/actor-host.ts";
 import { backoffDelay, type BackoffPolicy } from "../runtime/backoff.ts";
@@ -66,6 +66,8 @@ export class FamilySupervisor implements CellFailureListener {
     await this.directory?.add(this.kind, key, input);
     await this.host.stop(this.kind, key);
     const cell = await this.host.activate(this.kind, key, input);
+    // A machine that waits on something (a retry after a failure) may take this as its cue to go now.
+    cell.notify({ type: RELOADED_EVENT, payload: input });
     this.logger.info({ kind: this.kind, key }, "actor reloaded");
     return cell;
   }

@@ -9,7 +9,7 @@
 //  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
 //    the fallback).
 import { assign, fromCallback, fromPromise, setup } from "xstate";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { RELOADED_EVENT, type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import { isJsonObject } from "../../runtime/json.ts";
@@ -284,6 +284,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           .catch((err: Error) => ports.logger.error({ kind: IMAP_KIND, key: context.identity_id, err: err.message }, "could not mark the identity inactive"));
         ports.publish("identitiesWorker", { order: "delete_identity", identity_id: context.identity_id, user_id: context.user_id });
       },
+      clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+      forgetFailures: assign({ failures: 0, first_failure_at: null }),
       saveError: ({ context }) =>
         void store.identities.updateInfos(context.user_id, context.identity_id, { last_error: context.last_error }).catch(() => undefined),
       enqueueDelivery: assign({
@@ -375,11 +377,18 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
               sync: { actions: { type: "coalesce", params: "sync" } },
               "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
               fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+              // Reloaded (new credentials or servers): try again now rather than at the next retry.
+              [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
             },
           },
           disabled: {
-            entry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
-            on: { sync: {}, fullfetch: {}, "mail.arrived": {} },
+            entry: "clearRetry",
+            on: {
+              sync: {},
+              fullfetch: {},
+              "mail.arrived": {},
+              [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
+            },
           },
         },
       },

@@ -60,6 +60,8 @@ export function counterFamily(kind = "counter", persistence: "snapshot" | "none"
                 ],
               },
               finish: "finished",
+              // A reload's notice (RELOADED_EVENT), counted so tests can see it.
+              reloaded: { actions: assign({ count: ({ context }) => context.count + 1000 }) },
               work: "working",
               failAsync: "failing",
             },

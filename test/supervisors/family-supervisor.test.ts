@@ -71,7 +71,7 @@ test("reload restarts the actor with its snapshot kept; remove stops it and forg
   const reloaded = await sup.reload("k");
   assert.is.not(reloaded, cell);
   assert.is(cell.status, "stopped");
-  assert.is(await count(fx, reloaded.subject), 9);
+  assert.is(await count(fx, reloaded.subject), 9 + 1000, "the count kept, plus the reload's notice");
   assert.is(await sup.remove("k"), true);
   assert.is(await fx.snapshots.load("s4", "k"), null);
   const fresh = await sup.start("k");
@@ -90,6 +90,22 @@ test("an actor whose machine reaches a final state is removed: stopped, snapshot
   await waitFor("stopped", () => cell.status === "stopped");
   await waitFor("snapshot dropped", async () => (await fx.snapshots.load("s6", "k")) === null);
   assert.equal(removed, ["k"]);
+});
+
+test("a reloaded actor is notified if its state takes the notice, and nothing is dead-lettered if not", async ({ fx }) => {
+  const sup = supervisor(fx, "s7");
+  const cell = await sup.start("k");
+  await waitFor("saved", async () => (await fx.snapshots.load("s7", "k")) !== null);
+  const reloaded = await sup.reload("k");
+  assert.is(await count(fx, reloaded.subject), 1000, "idle takes the notice");
+  reloaded.deliver({ type: "work", payload: { ms: 300 } });
+  await waitFor("saved while working", async () => JSON.stringify((await fx.snapshots.load("s7", "k"))?.record.snapshot).includes("working"));
+  const before = (await fx.deadLetters.list(100)).length;
+  const again = await sup.reload("k");
+  await waitFor("back to idle", () => again.summary().state === "idle", 3_000);
+  assert.is(await count(fx, again.subject), 1001, "working did not take it (then finished its work)");
+  assert.is((await fx.deadLetters.list(100)).length, before, "no dead letter for an ignored notice");
+  void cell;
 });
 
 test("after close, pending restarts are cancelled and new starts refused", async ({ fx }) => {
