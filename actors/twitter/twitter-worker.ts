@@ -1,0 +1,359 @@
+// The Twitter bridge's actor: one `twitter` worker per remote Twitter identity (keyed by remote_id),
+// started by `add_worker` or by its first `sync`/`deliver`, restarted by `reload_worker`, removed by
+// `remove_worker`. Two regions run side by side:
+//  - sync: what an operator sees
+//      idle             nothing running;
+//      syncing          a DM sync (dm-sync.ts) with its progress in the context; a `sync` arriving
+//                       meanwhile is coalesced into one more run;
+//      rateLimited      the X API said 429: waits for its reset time (the `ratelimit.reset` deadline,
+//                       also `rate_limited_until`), then syncs; the identities worker was asked to poll
+//                       half as often (`update_interval`), and is told the previous interval again
+//                       after the next sync that succeeds;
+//      needsCredentials the X API refused the credentials (or there are none): polls are ignored until
+//                       `reload_worker` restarts the worker with the identity's new credentials;
+//    other failures (network, 5xx) are recorded (`last_error`, also on the identity) and the next poll
+//    tries again.
+//  - delivery: `deliver` requests (dm-deliver.ts), one at a time, each answered on its reply inbox.
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
+import { defaultPollInterval } from "../store/identities.ts";
+import type { Store } from "../store/store.ts";
+import type { XUser } from "./dm-raw.ts";
+import { deliverDm, type DmDeliverResult } from "./dm-deliver.ts";
+import { DmSyncFailed, IdentityGone, LAST_SEEN_INFO, syncDms, type DmSyncOutcome, type DmSyncProgress, type PendingImport, type SkippedEvent } from "./dm-sync.ts";
+import { InvalidCredentials, RateLimited, type XClientConfig } from "./x-client.ts";
+
+export const TWITTER_KIND = "twitter";
+export const RATE_LIMIT_RESET = "ratelimit.reset";
+/** Finished runs and skipped events kept in the context. */
+const HISTORY = 5;
+const SKIPPED_KEPT = 20;
+
+export interface TwitterWorkerOptions {
+  /** X API base URL and the app's consumer key/secret (OAuth 1.0a). */
+  x: XClientConfig;
+  /** `max_results` per page of DM events. */
+  pageSize: number;
+  /** Pages read at most per sync. */
+  maxPages: number;
+  /** An event the importer refuses this many syncs in a row is skipped for good. */
+  maxImportAttempts: number;
+  /** Waited past the rate limit's reset time before syncing again. */
+  resetMarginMs: number;
+}
+
+export const DEFAULT_TWITTER_OPTIONS: TwitterWorkerOptions = {
+  x: {},
+  pageSize: 100,
+  maxPages: 50,
+  maxImportAttempts: 5,
+  resetMarginMs: 1_000,
+};
+
+export interface TwitterSyncRun {
+  total: number;
+  done: number;
+  skipped: number;
+  started_at: string;
+}
+
+export interface TwitterWorkerContext {
+  identity_id: string;
+  user_id: string;
+  /** The newest DM event imported; ids are decimal strings compared as big integers. */
+  last_seen_id: string | null;
+  /** The account behind the credentials (from `users/me`), cached until a reload. */
+  account: XUser | null;
+  /** The sync running now (or the last one), for operators. */
+  progress: TwitterSyncRun | null;
+  history: (TwitterSyncRun & { finished_at: string; outcome: string })[];
+  /** A sync asked for while one runs or while rate-limited: done right after. */
+  requested: boolean;
+  last_sync: string | null;
+  last_error: { message: string; at: string } | null;
+  rate_limited_until: string | null;
+  /** The poll interval before this worker asked for a slower one; restored after a sync succeeds. */
+  slowed_from: string | null;
+  /** The event whose import was refused, with its stored raw, retried first at the next sync. */
+  retry: PendingImport | null;
+  /** Events given up on, newest last, for operators. */
+  skipped: SkippedEvent[];
+  /** `deliver` requests waiting or running, oldest first. */
+  deliveries: { message_id: string; replyTo?: string }[];
+  deadlines: Deadlines;
+}
+
+type SyncFailureKind = "gone" | "rate_limited" | "credentials" | "error";
+
+interface SyncFailure {
+  kind: SyncFailureKind;
+  message: string;
+  reset_at: string | null;
+  poll_interval: string | null;
+  progress: DmSyncProgress | null;
+  retry: PendingImport | null;
+}
+
+const payloadOf = <T>(event: unknown) => (event as { payload: T }).payload;
+const outputOf = <T>(event: unknown) => (event as { output: T }).output;
+
+export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
+  const settings = { ...DEFAULT_TWITTER_OPTIONS, ...options };
+  return {
+    kind: TWITTER_KIND,
+    description: "syncs the direct messages of one X (Twitter) account and sends its drafts as DMs",
+    // A `sync` may overtake the `add_worker` sent with it: it starts the worker, which checks the identity.
+    startsOnFirstMessage: true,
+    createMachine: (ports) => twitterWorkerMachine(store, ports, settings, now),
+  };
+}
+
+/** Twice the interval, within 1…4320 minutes (DECISIONS.md §2). */
+export function slowerInterval(current: string | null): string {
+  const minutes = Number(current);
+  const base = Number.isFinite(minutes) && minutes > 0 ? minutes : Number(defaultPollInterval("twitter"));
+  return String(Math.min(MAX_INTERVAL_MINUTES, Math.max(1, base * 2)));
+}
+
+function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: TwitterWorkerOptions, now: () => number) {
+  const iso = () => new Date(now()).toISOString();
+  const saveInfos = (context: TwitterWorkerContext, infos: Record<string, unknown>) =>
+    void store.identities
+      .updateInfos(context.user_id, context.identity_id, infos)
+      .catch((err: Error) => ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, err: err.message }, "could not record the sync state on the identity"));
+  const updateInterval = (context: TwitterWorkerContext, interval: string) =>
+    ports.publish("identitiesWorker", { order: "update_interval", identity_id: context.identity_id, user_id: context.user_id, poll_intervall: interval, protocol: "twitter" });
+
+  const runSync = fromCallback<ActorMessage, { context: TwitterWorkerContext }>(({ sendBack, input }) => {
+    const { context } = input;
+    let cancelled = false;
+    const deps = { store, request: ports.request, x: settings.x, pageSize: settings.pageSize, maxPages: settings.maxPages, maxImportAttempts: settings.maxImportAttempts, now };
+    syncDms(deps, { user_id: context.user_id, identity_id: context.identity_id, last_seen_id: context.last_seen_id, account: context.account, retry: context.retry }, (progress) => {
+      if (!cancelled) sendBack({ type: "sync.progress", payload: progress as unknown as Record<string, unknown> });
+    })
+      .then((outcome) => {
+        if (!cancelled) sendBack({ type: "sync.done", payload: outcome as unknown as Record<string, unknown> });
+      })
+      .catch((err: unknown) => {
+        if (cancelled) return;
+        const cause = err instanceof DmSyncFailed ? err.reason : err;
+        const failed: SyncFailure = {
+          kind: cause instanceof IdentityGone ? "gone" : cause instanceof RateLimited ? "rate_limited" : cause instanceof InvalidCredentials ? "credentials" : "error",
+          message: cause instanceof Error ? cause.message : String(cause),
+          reset_at: cause instanceof RateLimited ? cause.resetAt.toISOString() : null,
+          poll_interval: err instanceof DmSyncFailed ? err.poll_interval : null,
+          progress: err instanceof DmSyncFailed ? err.progress : null,
+          retry: err instanceof DmSyncFailed ? err.retry : context.retry,
+        };
+        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
+      });
+    return () => {
+      cancelled = true;
+    };
+  });
+
+  const deliverOne = fromPromise<DmDeliverResult, { context: TwitterWorkerContext; message_id: string }>(async ({ input }) =>
+    deliverDm(
+      { store, x: settings.x, logger: ports.logger.child({ kind: TWITTER_KIND, key: input.context.identity_id }) },
+      { message_id: input.message_id, remote_id: input.context.identity_id, user_id: input.context.user_id },
+      input.context.account,
+    ),
+  );
+
+  return setup({
+    types: { context: {} as TwitterWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
+    actors: { runSync, deliverOne },
+    guards: {
+      failedWith: ({ event }, kind: SyncFailureKind) => payloadOf<SyncFailure>(event).kind === kind,
+      moreRequested: ({ context }) => context.requested,
+      moreDeliveries: ({ context }) => context.deliveries.length > 1,
+      hasDeliveries: ({ context }) => context.deliveries.length > 0,
+    },
+    actions: {
+      startRun: assign(({ context }) => ({
+        requested: false,
+        progress: { total: 0, done: 0, skipped: 0, started_at: iso() },
+        deadlines: clearDeadline(context.deadlines, RATE_LIMIT_RESET),
+        rate_limited_until: null,
+      })),
+      coalesce: assign({ requested: true }),
+      progress: assign(({ context, event }) => {
+        const progress = payloadOf<DmSyncProgress>(event);
+        return {
+          last_seen_id: progress.last_seen_id,
+          account: progress.account,
+          progress: context.progress === null ? null : { ...context.progress, total: progress.total, done: progress.done, skipped: progress.skipped },
+        };
+      }),
+      recordSuccess: assign(({ context, event }) => {
+        const outcome = payloadOf<DmSyncOutcome>(event);
+        if (context.slowed_from !== null) updateInterval(context, context.slowed_from);
+        const at = iso();
+        const warnings = [
+          outcome.stopped,
+          outcome.gap ? `more than ${settings.maxPages} pages of new DMs: older ones between the last seen id and those read may be missing` : null,
+        ].filter((warning): warning is string => warning !== null);
+        const lastError = warnings.length > 0 ? { message: warnings.join("; "), at } : null;
+        const finished = { total: outcome.total, done: outcome.done, skipped: outcome.skipped, started_at: context.progress?.started_at ?? at };
+        for (const skipped of outcome.skipped_events) ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped");
+        saveInfos(context, { last_sync: at, last_error: lastError, ...(outcome.last_seen_id !== null && { [LAST_SEEN_INFO]: outcome.last_seen_id }) });
+        return {
+          last_seen_id: outcome.last_seen_id,
+          account: outcome.account,
+          retry: outcome.retry,
+          skipped: [...context.skipped, ...outcome.skipped_events].slice(-SKIPPED_KEPT),
+          progress: finished,
+          history: [{ ...finished, finished_at: at, outcome: outcome.stopped === null ? "done" : "stopped" }, ...context.history].slice(0, HISTORY),
+          last_sync: at,
+          last_error: lastError,
+          slowed_from: null,
+          rate_limited_until: null,
+        };
+      }),
+      recordFailure: assign(({ context, event }) => {
+        const failed = payloadOf<SyncFailure>(event);
+        const at = iso();
+        const progress = failed.progress;
+        const finished = context.progress === null ? null : { ...context.progress, ...(progress !== null && { total: progress.total, done: progress.done, skipped: progress.skipped }) };
+        const lastError = { message: failed.kind === "credentials" ? `${failed.message}; waiting for new credentials (reload_worker)` : failed.message, at };
+        saveInfos(context, { last_error: lastError, ...(progress?.last_seen_id != null && { [LAST_SEEN_INFO]: progress.last_seen_id }) });
+        return {
+          ...(progress !== null && { last_seen_id: progress.last_seen_id, account: progress.account }),
+          retry: failed.retry,
+          progress: finished,
+          history: finished === null ? context.history : [{ ...finished, finished_at: at, outcome: failed.kind }, ...context.history].slice(0, HISTORY),
+          last_error: lastError,
+        };
+      }),
+      waitForReset: assign(({ context, event }) => {
+        const failed = payloadOf<SyncFailure>(event);
+        const resetAt = Date.parse(failed.reset_at ?? "") || now() + 15 * 60_000;
+        // Each rate limit doubles the identity's current interval; the first one's is what comes back.
+        const slower = slowerInterval(failed.poll_interval);
+        if (slower !== failed.poll_interval) updateInterval(context, slower);
+        return {
+          rate_limited_until: new Date(resetAt).toISOString(),
+          slowed_from: context.slowed_from ?? failed.poll_interval ?? defaultPollInterval("twitter"),
+          deadlines: setDeadline(context.deadlines, RATE_LIMIT_RESET, resetAt + settings.resetMarginMs),
+        };
+      }),
+      forgetAccount: assign({ account: null }),
+      credentialsRefused: assign(({ context, event }) => {
+        const message = `${String(event.payload.message)}; waiting for new credentials (reload_worker)`;
+        const lastError = { message, at: iso() };
+        saveInfos(context, { last_error: lastError });
+        return { last_error: lastError };
+      }),
+      enqueueDelivery: assign({
+        deliveries: ({ context, event }) => [...context.deliveries, { message_id: String(event.payload.message_id ?? ""), ...(event.replyTo !== undefined && { replyTo: event.replyTo }) }],
+      }),
+      answerDelivery: enqueueActions(({ context, event, enqueue }) => {
+        const [done, ...rest] = context.deliveries;
+        const result = outputOf<DmDeliverResult>(event);
+        enqueue(() => ports.reply(done?.replyTo, result.reply));
+        enqueue.assign({ deliveries: rest, ...(result.account !== null && context.account === null && { account: result.account }) });
+        if (result.invalid_credentials) enqueue.raise({ type: "credentials.refused", payload: { message: result.reply.message } });
+      }),
+    },
+  }).createMachine({
+    id: TWITTER_KIND,
+    context: ({ input }) => ({
+      identity_id: String(input.remote_id ?? input.key),
+      user_id: String(input.user_id ?? ""),
+      last_seen_id: null,
+      account: null,
+      progress: null,
+      history: [],
+      requested: false,
+      last_sync: null,
+      last_error: null,
+      rate_limited_until: null,
+      slowed_from: null,
+      retry: null,
+      skipped: [],
+      deliveries: [],
+      deadlines: {},
+    }),
+    initial: "working",
+    states: {
+      working: {
+        type: "parallel",
+        states: {
+          sync: {
+            initial: "idle",
+            states: {
+              idle: {
+                on: {
+                  sync: { target: "syncing", actions: "startRun" },
+                  // Restarted with fresh configuration and credentials: check them at once.
+                  reloaded: { target: "syncing", actions: ["forgetAccount", "startRun"] },
+                  "credentials.refused": { target: "needsCredentials", actions: "credentialsRefused" },
+                },
+              },
+              syncing: {
+                tags: ["busy"],
+                invoke: { src: "runSync", input: ({ context }) => ({ context }) },
+                on: {
+                  sync: { actions: "coalesce" },
+                  reloaded: { actions: ["forgetAccount", "coalesce"] },
+                  "sync.progress": { actions: "progress" },
+                  "sync.done": [
+                    { guard: "moreRequested", target: "syncing", reenter: true, actions: ["recordSuccess", "startRun"] },
+                    { target: "idle", actions: "recordSuccess" },
+                  ],
+                  "sync.failed": [
+                    { guard: { type: "failedWith", params: "gone" }, target: "#twitter.gone" },
+                    { guard: { type: "failedWith", params: "rate_limited" }, target: "rateLimited", actions: ["recordFailure", "waitForReset"] },
+                    { guard: { type: "failedWith", params: "credentials" }, target: "needsCredentials", actions: "recordFailure" },
+                    { target: "idle", actions: "recordFailure" },
+                  ],
+                },
+              },
+              rateLimited: {
+                on: {
+                  // The sync owed since the limit runs at the reset anyway.
+                  sync: {},
+                  [RATE_LIMIT_RESET]: { target: "syncing", actions: "startRun" },
+                  "credentials.refused": { target: "needsCredentials", actions: ["credentialsRefused", assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RATE_LIMIT_RESET), rate_limited_until: null }))] },
+                },
+              },
+              needsCredentials: {
+                on: {
+                  // Polls keep coming; they wait for new credentials like the rest.
+                  sync: {},
+                  reloaded: { target: "syncing", actions: ["forgetAccount", "startRun"] },
+                },
+              },
+            },
+          },
+          delivery: {
+            initial: "ready",
+            states: {
+              ready: {
+                // Deliveries restored from a snapshot (the node stopped while sending) are resumed.
+                always: { guard: "hasDeliveries", target: "delivering" },
+                on: { deliver: { target: "delivering", actions: "enqueueDelivery" } },
+              },
+              delivering: {
+                tags: ["busy"],
+                on: { deliver: { actions: "enqueueDelivery" } },
+                invoke: {
+                  src: "deliverOne",
+                  input: ({ context }) => ({ context, message_id: context.deliveries[0]?.message_id ?? "" }),
+                  onDone: [
+                    { guard: "moreDeliveries", target: "delivering", reenter: true, actions: "answerDelivery" },
+                    { target: "ready", actions: "answerDelivery" },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      },
+      // The identity was deleted: the worker has nothing left to do and is removed.
+      gone: { type: "final" },
+    },
+  });
+}
