@@ -1,5 +1,5 @@
-// Reads one OpenPGP public key (ASCII-armored) into what Caliopen stores about it. Used for keys users
-// upload and keys found by discovery.
+// Reads OpenPGP public keys into what Caliopen stores about them: one ASCII-armored key a user uploads
+// (parsePublicKey), or every key a key server or Web Key Directory answered (parsePublicKeys).
 import { readKeys, type PublicKey as OpenPgpKey } from "openpgp";
 
 export interface ParsedPublicKey {
@@ -43,6 +43,7 @@ const CURVE_BITS: Record<string, number> = {
   secp256k1: 256,
 };
 
+/** Reads exactly one public key (what a user uploads): several keys or a private key are refused. */
 export async function parsePublicKey(armored: string, now: Date = new Date()): Promise<ParsedPublicKey> {
   let keys: OpenPgpKey[];
   try {
@@ -53,6 +54,52 @@ export async function parsePublicKey(armored: string, now: Date = new Date()): P
   if (keys.length !== 1) throw new KeyParseError(`expected exactly one key, found ${keys.length}`);
   const key = keys[0] as OpenPgpKey;
   if (key.isPrivate()) throw new KeyParseError("this is a private key: upload only the public key");
+  return describeKey(key, now);
+}
+
+/**
+ * Reads every public key of what a key server or a Web Key Directory answered: ASCII armor (one block
+ * holding several keys, or several blocks one after the other) or binary packets. A block that cannot
+ * be read does not spoil the others: it comes back as a `KeyParseError` in its place. Private keys are
+ * refused the same way (only public keys are ever published).
+ */
+export async function parsePublicKeys(input: string | Uint8Array, now: Date = new Date()): Promise<(ParsedPublicKey | KeyParseError)[]> {
+  const text = typeof input === "string" ? input : looksArmored(input) ? new TextDecoder().decode(input) : null;
+  if (text === null) return readBlock({ binaryKeys: input as Uint8Array }, now);
+  const blocks = text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?(?:-----END PGP PUBLIC KEY BLOCK-----|$)/g) ?? [];
+  if (blocks.length === 0) return [new KeyParseError("not a readable OpenPGP key: no public key block found")];
+  const out: (ParsedPublicKey | KeyParseError)[] = [];
+  for (const block of blocks) out.push(...(await readBlock({ armoredKeys: block }, now)));
+  return out;
+}
+
+async function readBlock(source: { armoredKeys: string } | { binaryKeys: Uint8Array }, now: Date): Promise<(ParsedPublicKey | KeyParseError)[]> {
+  let keys: OpenPgpKey[];
+  try {
+    keys = (await readKeys(source as { armoredKeys: string })) as OpenPgpKey[];
+  } catch (err) {
+    return [new KeyParseError(`not a readable OpenPGP key: ${(err as Error).message}`)];
+  }
+  if (keys.length === 0) return [new KeyParseError("not a readable OpenPGP key: no key in it")];
+  return Promise.all(
+    keys.map(async (key) => {
+      if (key.isPrivate()) return new KeyParseError(`${key.getFingerprint().toUpperCase()} is a private key`);
+      try {
+        return await describeKey(key, now);
+      } catch (err) {
+        return new KeyParseError(`not a usable OpenPGP key: ${(err as Error).message}`);
+      }
+    }),
+  );
+}
+
+function looksArmored(bytes: Uint8Array): boolean {
+  // Binary OpenPGP starts with a packet tag (high bit set); armor with "-----BEGIN", maybe after blank lines.
+  const head = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart();
+  return head.startsWith("-----BEGIN");
+}
+
+async function describeKey(key: OpenPgpKey, now: Date): Promise<ParsedPublicKey> {
   const info = key.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
   const expiration = await key.getExpirationTime();
   const expireDate = expiration instanceof Date ? expiration : null;

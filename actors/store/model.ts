@@ -142,6 +142,21 @@ export interface ContactDerived {
   computed_at: string;
 }
 
+/** Where discovery looks for keys: an HKP key server, a Web Key Directory, DNS OPENPGPKEY (RFC 7929). */
+export type KeyDiscoverySource = "hkp" | "wkd" | "dns";
+
+/** What a key discovery did for a contact. */
+export interface KeyDiscoveryRecord {
+  /** When it ran (ISO date). */
+  at: string;
+  /** Fingerprints of the keys it stored. */
+  found: string[];
+  /** Keys it found but did not store, and why (expired, revoked, unreadable, not naming the address, already known). */
+  skipped: { fingerprint?: string; source: KeyDiscoverySource; address: string; reason: string }[];
+  /** Sources that failed (unreachable, timed out, a bad answer); the other sources were still asked. */
+  errors: { source: KeyDiscoverySource; address: string; message: string }[];
+}
+
 export interface Contact {
   schema: number;
   user_id: string;
@@ -152,6 +167,11 @@ export interface Contact {
   emails: ContactEmail[];
   identities: SocialIdentity[];
   derived: ContactDerived | null;
+  /**
+   * The outcome of the last key discovery (KeyAction `discover_key`) for this contact, kept so that what
+   * it stored, what it passed over and which sources failed can be seen; null or absent when none ran.
+   */
+  key_discovery?: KeyDiscoveryRecord | null;
   date_insert: string;
   date_update: string;
 }

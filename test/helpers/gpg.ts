@@ -1,5 +1,7 @@
 // OpenPGP keys made by GnuPG, an implementation independent of the openpgp.js the code reads them with.
-// Each keyring lives in its own temporary home directory, removed (with its agent) by close().
+// Each keyring lives in its own temporary home directory, removed (with its agent and dirmngr) by close().
+// Also GnuPG's own key server client (--send-keys / --recv-keys) and Web Key Directory tool
+// (gpg-wks-client), to check what the code publishes against what GnuPG does.
 import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +21,9 @@ export interface GpgKeyListing {
   /** Validity: `r` revoked, `e` expired, `u` ultimate, … */
   validity: string;
 }
+
+/** GnuPG's Web Key Service client (not on PATH in Debian). */
+export const WKS_CLIENT = "/usr/lib/gnupg/gpg-wks-client";
 
 export class Gpg {
   private constructor(readonly home: string) {}
@@ -46,6 +51,71 @@ export class Gpg {
   /** The ASCII-armored public keys, all in one armor block. */
   exportPublic(...fingerprints: string[]): Promise<string> {
     return this.run(["--armor", "--export", ...fingerprints]);
+  }
+
+  /** Adds a user id to a key (signed by the key, as gpg does). */
+  async addUserId(fingerprint: string, userId: string): Promise<void> {
+    await this.run(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-uid", fingerprint, userId]);
+  }
+
+  /** The public keys as binary packets. */
+  async exportBinary(...fingerprints: string[]): Promise<Buffer> {
+    return this.runBinary(["--export", ...fingerprints]);
+  }
+
+  /** Uploads keys to a key server (`hkp://host:port`), through GnuPG's dirmngr. */
+  async sendKeys(keyserver: string, ...fingerprints: string[]): Promise<void> {
+    await this.run(["--batch", "--keyserver", keyserver, "--send-keys", ...fingerprints]);
+  }
+
+  /** Fetches keys from a key server into this keyring. */
+  async receiveKeys(keyserver: string, ...fingerprints: string[]): Promise<void> {
+    await this.run(["--batch", "--keyserver", keyserver, "--recv-keys", ...fingerprints]);
+  }
+
+  /** Imports keys (armored or binary) into this keyring. */
+  async importKeys(keys: string | Buffer): Promise<void> {
+    await this.run(["--batch", "--import"], keys);
+  }
+
+  /** Whether this keyring holds the key. */
+  async has(fingerprint: string): Promise<boolean> {
+    return this.run(["--with-colons", "--list-keys", fingerprint]).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** The user ids of a key as gpg lists them. */
+  async userIds(fingerprint: string): Promise<string[]> {
+    const text = await this.run(["--with-colons", "--list-keys", fingerprint]);
+    return text
+      .split("\n")
+      .filter((line) => line.startsWith("uid:"))
+      .map((line) => line.split(":")[9] ?? "");
+  }
+
+  /**
+   * Installs the key into a Web Key Directory below `directory` (`<directory>/<domain>/hu/<hash>` and
+   * `<domain>/policy`), with GnuPG's own `gpg-wks-client --install-key`.
+   */
+  async wksInstall(directory: string, fingerprint: string, address: string): Promise<void> {
+    await this.runTool(WKS_CLIENT, ["--install-key", "--directory", directory, fingerprint, address]);
+  }
+
+  /** The WKD hash of an address as gpg-wks-client computes it. */
+  async wkdHash(address: string): Promise<string> {
+    const out = await this.runTool(WKS_CLIENT, ["--print-wkd-hash", address]);
+    return out.split(" ")[0] ?? "";
+  }
+
+  /**
+   * gpg's packet listing of a file, with the packet header encoding left out (old- and new-format
+   * headers carry the same packets): two files with the same listing hold the same packets.
+   */
+  async listPackets(file: string): Promise<string> {
+    const text = await this.run(["--list-packets", file]);
+    return text.replace(/ ctb=[0-9a-f]{2}/g, "").replace(/ new-ctb/g, "").replace(/ hlen=\d+/g, "").replace(/^# off=\d+/gm, "#");
   }
 
   /** The ASCII-armored secret key (which has the public key inside). */
@@ -80,19 +150,31 @@ export class Gpg {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => spawn("gpgconf", ["--homedir", this.home, "--kill", "gpg-agent"], { stdio: "ignore" }).on("close", () => resolve()).on("error", () => resolve()));
+    await new Promise<void>((resolve) => spawn("gpgconf", ["--homedir", this.home, "--kill", "all"], { stdio: "ignore" }).on("close", () => resolve()).on("error", () => resolve()));
     await rm(this.home, { recursive: true, force: true });
   }
 
-  private run(args: string[], input?: string): Promise<string> {
+  private async run(args: string[], input?: string | Buffer): Promise<string> {
+    return (await this.runBinary(args, input)).toString();
+  }
+
+  private runBinary(args: string[], input?: string | Buffer): Promise<Buffer> {
+    return this.spawnTool("gpg", ["--homedir", this.home, ...args], input);
+  }
+
+  private async runTool(command: string, args: string[]): Promise<string> {
+    return (await this.spawnTool(command, args, undefined, { GNUPGHOME: this.home })).toString();
+  }
+
+  private spawnTool(command: string, args: string[], input?: string | Buffer, env: Record<string, string> = {}): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const child = spawn("gpg", ["--homedir", this.home, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-      let stdout = "";
+      const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+      const stdout: Buffer[] = [];
       let stderr = "";
-      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on("error", (err) => reject(new Error(`cannot run gpg (install gnupg: scripts/setup.sh --test-peers): ${err.message}`)));
-      child.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`gpg ${args.join(" ")} exited with ${code}:\n${stderr}`))));
+      child.on("error", (err) => reject(new Error(`cannot run ${command} (install gnupg: scripts/setup.sh --test-peers): ${err.message}`)));
+      child.on("close", (code) => (code === 0 ? resolve(Buffer.concat(stdout)) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}:\n${stderr}`))));
       child.stdin.on("error", () => undefined); // gpg may exit without reading its input: the exit code tells
       child.stdin.end(input ?? "");
     });
