@@ -12,7 +12,7 @@
 //   listed.
 import type { Store } from "../store/store.ts";
 import { isJsonObject } from "../../runtime/json.ts";
-import { encodeStoredDm, isId, type DmDirection, type XDmEvent, type XUser } from "./dm-raw.ts";
+import { compareIds, encodeStoredDm, isId, type DmDirection, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { XApiError, XClient, type XClientConfig } from "./x-client.ts";
 
 export const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
@@ -86,7 +86,8 @@ export class DmSyncFailed extends Error {
   }
 }
 
-export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: (progress: DmSyncProgress) => void): Promise<DmSyncOutcome> {
+/** `signal` stops the sync between two events (the worker was stopped or restarted). */
+export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: (progress: DmSyncProgress) => void, signal?: AbortSignal): Promise<DmSyncOutcome> {
   const { store } = deps;
   const identity = await store.identities.get(input.user_id, input.identity_id);
   if (identity === null || identity.status === "deleted") throw new IdentityGone(`identity ${input.identity_id} no longer exists`);
@@ -97,16 +98,18 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
     total: 0,
     done: 0,
     skipped: 0,
-    last_seen_id: input.last_seen_id ?? (isId(identity.infos[LAST_SEEN_INFO]) ? (identity.infos[LAST_SEEN_INFO] as string) : null),
+    // The identity's copy may be ahead: a run restarted from an older snapshot, or a worker without one.
+    last_seen_id: newest(input.last_seen_id, isId(identity.infos[LAST_SEEN_INFO]) ? (identity.infos[LAST_SEEN_INFO] as string) : null),
     account: input.account,
   };
   let retry = input.retry;
   const skipped: SkippedEvent[] = [];
-  const skip = (eventId: string, reason: string) => {
+  const skip = async (eventId: string, reason: string) => {
     skipped.push({ event_id: eventId, reason, at: new Date(deps.now()).toISOString() });
     progress.skipped += 1;
     progress.last_seen_id = eventId;
     if (retry?.event_id === eventId) retry = null;
+    await store.identities.updateInfos(input.user_id, input.identity_id, { [LAST_SEEN_INFO]: eventId });
     onProgress({ ...progress });
   };
 
@@ -135,9 +138,10 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
     };
 
     for (const event of listed.events) {
+      if (signal?.aborted) throw new Error("sync cancelled");
       const sides = sidesOf(event, account);
       if (sides === null) {
-        skip(event.id, event.sender_id === account.id ? "sent by the account in a group conversation: no single recipient" : "no sender");
+        await skip(event.id, event.sender_id === account.id ? "sent by the account in a group conversation: no single recipient" : "no sender");
         continue;
       }
       const dm = { event, sender: await userOf(sides.sender), recipient: await userOf(sides.recipient), direction: sides.direction };
@@ -154,7 +158,7 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
       if (reply.error) {
         const reason = `event ${event.id} not imported: ${String(reply.message)}`;
         if (attempts + 1 >= deps.maxImportAttempts) {
-          skip(event.id, `${reason} (given up after ${attempts + 1} attempts)`);
+          await skip(event.id, `${reason} (given up after ${attempts + 1} attempts)`);
           continue;
         }
         retry = { event_id: event.id, raw_msg_id: rawId, attempts: attempts + 1 };
@@ -163,12 +167,19 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
       retry = null;
       progress.done += 1;
       progress.last_seen_id = event.id;
+      await store.identities.updateInfos(input.user_id, input.identity_id, { [LAST_SEEN_INFO]: event.id });
       onProgress({ ...progress });
     }
     return { ...progress, pages: listed.pages, gap: !listed.complete, retry, skipped_events: skipped, stopped: null };
   } catch (err) {
     throw new DmSyncFailed(err, { ...progress }, retry, pollInterval);
   }
+}
+
+function newest(a: string | null, b: string | null): string | null {
+  if (a === null || !isId(a)) return b;
+  if (b === null) return a;
+  return compareIds(a, b) >= 0 ? a : b;
 }
 
 /**

@@ -22,7 +22,7 @@ import { defaultPollInterval } from "../store/identities.ts";
 import type { Store } from "../store/store.ts";
 import type { XUser } from "./dm-raw.ts";
 import { deliverDm, type DmDeliverResult } from "./dm-deliver.ts";
-import { DmSyncFailed, IdentityGone, LAST_SEEN_INFO, syncDms, type DmSyncOutcome, type DmSyncProgress, type PendingImport, type SkippedEvent } from "./dm-sync.ts";
+import { DmSyncFailed, IdentityGone, syncDms, type DmSyncOutcome, type DmSyncProgress, type PendingImport, type SkippedEvent } from "./dm-sync.ts";
 import { InvalidCredentials, RateLimited, type XClientConfig } from "./x-client.ts";
 
 export const TWITTER_KIND = "twitter";
@@ -129,10 +129,11 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
   const runSync = fromCallback<ActorMessage, { context: TwitterWorkerContext }>(({ sendBack, input }) => {
     const { context } = input;
     let cancelled = false;
-    const deps = { store, request: ports.request, x: settings.x, pageSize: settings.pageSize, maxPages: settings.maxPages, maxImportAttempts: settings.maxImportAttempts, now };
+    const abort = new AbortController();
+    const deps = { store, request: (subject: string, payload: unknown, timeoutMs: number) => ports.request(subject, payload, timeoutMs), x: settings.x, pageSize: settings.pageSize, maxPages: settings.maxPages, maxImportAttempts: settings.maxImportAttempts, now };
     syncDms(deps, { user_id: context.user_id, identity_id: context.identity_id, last_seen_id: context.last_seen_id, account: context.account, retry: context.retry }, (progress) => {
       if (!cancelled) sendBack({ type: "sync.progress", payload: progress as unknown as Record<string, unknown> });
-    })
+    }, abort.signal)
       .then((outcome) => {
         if (!cancelled) sendBack({ type: "sync.done", payload: outcome as unknown as Record<string, unknown> });
       })
@@ -151,6 +152,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       });
     return () => {
       cancelled = true;
+      abort.abort();
     };
   });
 
@@ -198,7 +200,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         const lastError = warnings.length > 0 ? { message: warnings.join("; "), at } : null;
         const finished = { total: outcome.total, done: outcome.done, skipped: outcome.skipped, started_at: context.progress?.started_at ?? at };
         for (const skipped of outcome.skipped_events) ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped");
-        saveInfos(context, { last_sync: at, last_error: lastError, ...(outcome.last_seen_id !== null && { [LAST_SEEN_INFO]: outcome.last_seen_id }) });
+        saveInfos(context, { last_sync: at, last_error: lastError });
         return {
           last_seen_id: outcome.last_seen_id,
           account: outcome.account,
@@ -218,7 +220,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         const progress = failed.progress;
         const finished = context.progress === null ? null : { ...context.progress, ...(progress !== null && { total: progress.total, done: progress.done, skipped: progress.skipped }) };
         const lastError = { message: failed.kind === "credentials" ? `${failed.message}; waiting for new credentials (reload_worker)` : failed.message, at };
-        saveInfos(context, { last_error: lastError, ...(progress?.last_seen_id != null && { [LAST_SEEN_INFO]: progress.last_seen_id }) });
+        saveInfos(context, { last_error: lastError });
         return {
           ...(progress !== null && { last_seen_id: progress.last_seen_id, account: progress.account }),
           retry: failed.retry,

@@ -20,7 +20,7 @@ import { FamilySupervisor } from "../../../supervisors/family-supervisor.ts";
 import { SingleNodePlacement } from "../../../supervisors/placement.ts";
 import { startFakeXApi, type FakeUser, type FakeXApi } from "../../helpers/fake-x-api.ts";
 import { startRuntimeFixture, type RuntimeFixture } from "../../helpers/runtime-fixture.ts";
-import { waitFor } from "../../helpers/wait.ts";
+import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   fx: RuntimeFixture;
@@ -33,6 +33,8 @@ interface Context {
   imports: Map<string, number>;
   orders: Record<string, unknown>[];
   subs: Subscription[];
+  /** Milliseconds the importer waits before answering. */
+  importDelayMs: number;
 }
 
 const test = suite<Context>("twitter worker");
@@ -46,6 +48,7 @@ test.before(async (ctx) => {
   ctx.sup = new FamilySupervisor(ctx.host, family, new SingleNodePlacement("test-node"), silentLogger());
   ctx.user = (await createUser(ctx.store, { name: "bob" })).user;
   ctx.imports = new Map();
+  ctx.importDelayMs = 0;
   ctx.orders = [];
   ctx.subs = [
     ctx.fx.nc.subscribe("inboundTwitter", {
@@ -53,7 +56,14 @@ test.before(async (ctx) => {
         const decoded = decodeJson(msg.data);
         const order = (decoded.ok ? decoded.value : {}) as Record<string, string>;
         ctx.imports.set(order.remote_id ?? "", (ctx.imports.get(order.remote_id ?? "") ?? 0) + 1);
-        void processInboundTwitter(ctx.store, { message_id: order.message_id ?? "", remote_id: order.remote_id ?? "", user_id: order.user_id ?? "" }).then((reply) => msg.respond(encodeJson(reply)));
+        void (async () => {
+          await sleep(ctx.importDelayMs);
+          // The importer refuses DMs that say "poison".
+          const bytes = await ctx.store.raws.read(order.message_id ?? "");
+          if (bytes !== null && decodeStoredDm(bytes).event.text === "poison") return msg.respond(encodeJson({ error: true, message: "cannot digest this one" }));
+          const reply = await processInboundTwitter(ctx.store, { message_id: order.message_id ?? "", remote_id: order.remote_id ?? "", user_id: order.user_id ?? "" });
+          msg.respond(encodeJson(reply));
+        })();
       },
     }),
     ctx.fx.nc.subscribe("identitiesWorker", {
@@ -277,6 +287,55 @@ test("deliver failures are replies: no recipient, unknown screen name, unknown d
   const refused = await deliver(ctx, identity, unknown.message_id);
   assert.match(String(refused.message), /refused the credentials.*new credentials are needed/);
   await settled(ctx, identity, "needsCredentials");
+});
+
+test("an event the importer refuses stops the sync there and is retried with the same raw; given up after 5 refusals, listed", async (ctx) => {
+  const { me, alice, identity } = await account(ctx);
+  const ok1 = ctx.x.dm(alice, me, "fine");
+  const poison = ctx.x.dm(alice, me, "poison");
+  const ok2 = ctx.x.dm(alice, me, "fine again");
+  await ctx.sup.start(identity.identity_id, input(identity));
+  sync(ctx, identity);
+  await waitFor("stopped at the poison", () => contextOf(ctx, identity).retry?.attempts === 1, 10_000);
+  await settled(ctx, identity);
+  const first = contextOf(ctx, identity);
+  assert.is(first.last_seen_id, ok1.id, "the cursor stays before the refused event");
+  assert.is(first.retry?.event_id, poison.id);
+  assert.match(first.last_error?.message ?? "", /not imported: cannot digest this one; retried at the next sync/);
+  assert.equal((await messagesOf(ctx, identity)).map((m) => m.body_plain), ["fine"]);
+  for (let attempt = 2; attempt <= 4; attempt++) {
+    sync(ctx, identity);
+    await waitFor(`attempt ${attempt}`, () => contextOf(ctx, identity).retry?.attempts === attempt, 10_000);
+    assert.is(contextOf(ctx, identity).retry?.raw_msg_id, first.retry?.raw_msg_id, "the stored raw is reused");
+    await settled(ctx, identity);
+  }
+  sync(ctx, identity);
+  await waitFor("given up, the rest imported", async () => (await messagesOf(ctx, identity)).length === 2, 10_000);
+  await settled(ctx, identity);
+  const last = contextOf(ctx, identity);
+  assert.is(last.last_seen_id, ok2.id);
+  assert.is(last.retry, null);
+  assert.equal(last.skipped.map((s) => s.event_id), [poison.id]);
+  assert.match(last.skipped[0]?.reason ?? "", /given up after 5 attempts/);
+});
+
+test("a worker reloaded in the middle of a sync finishes it after its restart", async (ctx) => {
+  const { me, alice, identity } = await account(ctx);
+  for (let n = 0; n < 4; n++) ctx.x.dm(alice, me, `slow ${n}`);
+  await ctx.sup.start(identity.identity_id, input(identity));
+  ctx.importDelayMs = 150;
+  try {
+    sync(ctx, identity);
+    await waitFor("some imported", () => (contextOf(ctx, identity).progress?.done ?? 0) >= 1, 10_000);
+    await ctx.sup.reload(identity.identity_id, input(identity));
+    await waitFor("all imported", async () => (await messagesOf(ctx, identity)).length === 4, 10_000);
+    await settled(ctx, identity);
+  } finally {
+    ctx.importDelayMs = 0;
+  }
+  assert.is((await messagesOf(ctx, identity)).length, 4);
+  // The stopped run quits after its import in flight; the restarted one goes on from the saved cursor.
+  assert.ok((ctx.imports.get(identity.identity_id) ?? 0) <= 5, `imports: ${ctx.imports.get(identity.identity_id)}`);
 });
 
 test("a deleted identity ends its worker", async (ctx) => {
