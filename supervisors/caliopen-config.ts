@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
+import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
 import { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
@@ -28,6 +29,8 @@ export interface CaliopenConfig {
   mail: MailConfig;
   /** IMAP workers' settings (tests shorten the retry pauses). */
   imap: Partial<ImapWorkerOptions>;
+  /** Twitter workers' settings: the X API and the app's OAuth 1.0a consumer key (a secret: never logged). */
+  twitter: Partial<TwitterWorkerOptions>;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -49,6 +52,13 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
             },
     },
     imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
+    twitter: {
+      x: {
+        ...(env.CALIOPEN_X_API_URL?.trim() && { baseUrl: env.CALIOPEN_X_API_URL.trim() }),
+        ...(env.CALIOPEN_X_APP_KEY?.trim() && { appKey: env.CALIOPEN_X_APP_KEY.trim() }),
+        ...(env.CALIOPEN_X_APP_SECRET?.trim() && { appSecret: env.CALIOPEN_X_APP_SECRET.trim() }),
+      },
+    },
   };
 }
 

@@ -1,11 +1,13 @@
 // The Caliopen services this build runs on a node: the store, the identities worker (poller actors), the
-// IMAP bridge (imap worker actors), the SMTP bridge (outbound deliver), the inbound email processor and
-// the HTTP API. The Twitter bridge comes later: until then its orders are refused with a clear error.
+// IMAP and Twitter bridges (imap and twitter worker actors), the SMTP bridge (outbound deliver and the
+// inbound SMTP server), the inbound processors (email, DMs) and the HTTP API.
 import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { processInboundEmail } from "../actors/mail/inbound-email.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
+import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
+import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { isJsonObject } from "../runtime/json.ts";
 import { failure, type Reply } from "../runtime/reply.ts";
 import { openStore } from "../actors/store/store.ts";
@@ -33,9 +35,11 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store), imapWorkerFamily(store, config.imap)],
+      families: [pollerFamily(store), imapWorkerFamily(store, config.imap), twitterWorkerFamily(store, config.twitter)],
       bindings: (context) => {
-        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: (payload) => ({ remote_id: payload.remote_id, user_id: payload.user_id }) });
+        const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
+        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput });
+        const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput });
         const smtp = { store, relay: config.mail.relay, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context),
@@ -45,7 +49,9 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
           // Stateless: any node imports any raw; de-duplication by Message-ID is in the store.
           inboundSMTP: { process_inbound: (payload) => processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
-          twitter_worker: workerLifecycle("twitter", context),
+          twitter_worker: workerLifecycle(TWITTER_KIND, context),
+          twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
+          inboundTwitter: { process_inbound: (payload) => processInboundTwitter(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
         };
       },
       async start(context) {
