@@ -24,6 +24,7 @@ declare -A wanted=([nats-server]=nats-server)
 if $with_test_peers; then
   wanted[gpg]=gnupg           # makes the OpenPGP keys of the public-key tests
   wanted[sks]=sks             # a real HKP key server, for key discovery and publishing
+  wanted[dnsmasq]=dnsmasq-base # a real DNS server, for DNS OPENPGPKEY key discovery
   wanted[dovecot]=dovecot-imapd # the IMAP server of the IMAP bridge tests
   wanted[swaks]=swaks         # a real SMTP client, for the inbound SMTP tests
   wanted[smtp-sink]=postfix   # postfix's smtp-sink: a real SMTP server receiving outbound mail
