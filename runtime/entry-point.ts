@@ -7,6 +7,7 @@
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
 import { validatePayload, type PayloadSchema } from "./payload-schema.ts";
@@ -14,6 +15,23 @@ import { failure, ok, type Reply } from "./reply.ts";
 import type { Subjects } from "./subjects.ts";
 
 export type OrderMode = "request" | "publish";
+
+/**
+ * Thrown by a handler whose failure may pass (a server down, a timeout): a durable order is offered
+ * again after a growing pause, up to `attempts` deliveries, and only then kept as a dead letter. On core
+ * NATS (requests) it is an ordinary failure: the requester gets the error and may retry.
+ */
+export class RetryLater extends Error {
+  override readonly name = "RetryLater";
+  constructor(
+    message: string,
+    readonly attempts = 6,
+  ) {
+    super(message);
+  }
+}
+
+const RETRY_LATER: BackoffPolicy = { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 };
 
 export interface OrderContext {
   subject: string;
@@ -55,6 +73,10 @@ interface Delivery {
   done(): void;
   /** Failed for a reason of ours: the source should offer it again (to another node) later. */
   retry(): void;
+  /** Which delivery of this order this is (1 for the first); absent for core NATS. */
+  attempt?: number;
+  /** Offer it again after this pause (durable sources only). */
+  retryAfter?: (ms: number) => void;
   /** Still being handled: keeps a durable source from giving it to another node meanwhile (absent for core NATS). */
   working?: () => void;
 }
@@ -177,6 +199,12 @@ export class EntryPoint {
         delivery.retry();
         return;
       }
+      if (err instanceof RetryLater && delivery.retryAfter !== undefined && (delivery.attempt ?? 1) < err.attempts) {
+        const pause = backoffDelay(RETRY_LATER, delivery.attempt ?? 1);
+        this.logger.warn({ subject: context.subject, order: context.order, attempt: delivery.attempt, retryInMs: pause, err: err.message }, "order failed, will be tried again");
+        delivery.retryAfter(pause);
+        return;
+      }
       this.stats.failed += 1;
       const message = `${context.order} failed: ${(err as Error).message}`;
       this.logger.error({ subject: context.subject, order: context.order, err: (err as Error).message }, "order handler failed");
@@ -216,8 +244,10 @@ function durableDelivery(msg: JsMsg): Delivery {
     subject: msg.subject,
     data: msg.data,
     deliveryId: `intake-${msg.seq}`,
+    attempt: msg.info.deliveryCount,
     done: () => msg.ack(),
     retry: () => msg.nak(1_000),
+    retryAfter: (ms) => msg.nak(ms),
     working: () => msg.working(),
   };
 }

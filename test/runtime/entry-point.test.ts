@@ -1,6 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { EntryPoint, type EntryPointSpec } from "../../runtime/entry-point.ts";
+import { DurableIntake } from "../../runtime/durable-intake.ts";
+import { EntryPoint, RetryLater, type EntryPointSpec } from "../../runtime/entry-point.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { ok } from "../../runtime/reply.ts";
@@ -63,6 +64,47 @@ test("a failing published order is dead-lettered with the reason", async ({ fx }
   const byReason = new Map(letters.map((l) => [l.reason, l.payload]));
   assert.equal([...byReason.keys()].sort(), ['invalid note order: field "size" must be a number, got the string "big"', "note failed: store down"]);
   assert.equal(byReason.get("note failed: store down"), { order: "note", job_id: "j" });
+});
+
+test("a durable order whose handler says RetryLater is offered again after a pause, then dead-lettered after its last attempt", async ({ fx }) => {
+  const intake = await DurableIntake.open(fx.nc, fx.subjects, ["flaky"], 1);
+  const attempts: number[] = [];
+  let failUntil = 2;
+  const ep = new EntryPoint(
+    {
+      subject: "flaky",
+      queue: "workers",
+      orders: {
+        go: {
+          mode: "publish",
+          schema,
+          handle: (payload) => {
+            attempts.push(Date.now());
+            if (payload.job_id === "recovers" && attempts.length > failUntil) return undefined;
+            throw new RetryLater(`server down for ${String(payload.job_id)}`, 3);
+          },
+        },
+      },
+    },
+    fx.nc,
+    fx.subjects,
+    fx.deadLetters,
+    silentLogger(),
+  );
+  await ep.startDurable(await intake.consumer("flaky", "workers"));
+  fx.nc.publish(fx.subjects.wire("flaky"), encodeJson({ order: "go", job_id: "recovers" }));
+  await waitFor("handled on the third delivery", () => attempts.length === 3, 15_000, 50);
+  assert.ok((attempts[1] as number) - (attempts[0] as number) >= 1_500, "after a pause");
+  const letters = await fx.deadLetters.list(100);
+  assert.not.ok(letters.some((l) => JSON.stringify(l.payload).includes("recovers")), "a recovered order is no dead letter");
+
+  attempts.length = 0;
+  failUntil = Number.POSITIVE_INFINITY;
+  fx.nc.publish(fx.subjects.wire("flaky"), encodeJson({ order: "go", job_id: "never" }));
+  const letter = await waitFor("dead letter after 3 attempts", async () => (await fx.deadLetters.list(100)).find((l) => JSON.stringify(l.payload).includes("never")), 30_000, 100);
+  assert.is(attempts.length, 3);
+  assert.match(letter.reason, /server down for never/);
+  await ep.stopTaking();
 });
 
 test("an orderField other than `order` can name the order", async ({ fx }) => {
