@@ -1,6 +1,7 @@
 // Secondary indexes: small KV entries pointing from a value (an address, a Message-ID, a token) to the
 // id of the object that has it. Values are hashed into keys, so any string can be looked up.
 import { createHash } from "node:crypto";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DocumentExists, KvDocuments } from "../../runtime/kv-documents.ts";
 
@@ -13,10 +14,16 @@ export function hashed(value: string): string {
 }
 
 export class Lookups {
-  private constructor(private readonly docs: KvDocuments<LookupEntry>) {}
+  private jsm: Promise<JetStreamManager> | null = null;
+
+  private constructor(
+    private readonly docs: KvDocuments<LookupEntry>,
+    private readonly nc: NatsConnection,
+    private readonly bucket: string,
+  ) {}
 
   static async open(nc: NatsConnection, bucket: string, replicas: number): Promise<Lookups> {
-    return new Lookups(await KvDocuments.open<LookupEntry>(nc, bucket, replicas));
+    return new Lookups(await KvDocuments.open<LookupEntry>(nc, bucket, replicas), nc, bucket);
   }
 
   async get(key: string): Promise<string | null> {
@@ -42,9 +49,22 @@ export class Lookups {
     await this.docs.delete(key);
   }
 
-  /** Every key under `filter` (e.g. all users holding an identifier) with its target. */
+  /**
+   * Every key under `filter` (e.g. all users holding an identifier) with its target. The keys come from
+   * one STREAM.INFO request listing the bucket's subjects under the filter: listing them with kv.keys()
+   * made an ordered consumer per call (about 1.9 ms of client and 2.8 ms of nats-server CPU per call,
+   * and 26 ms of server CPU once the bucket held 20,000 other keys, against 0.3 ms and 5.6 ms this way),
+   * which the inbound SMTP server paid at every RCPT TO. A deleted key still has a subject (its delete
+   * marker): reading it gives no target, so it is left out as before.
+   */
   async targetsWithKeys(filter: string): Promise<{ key: string; target: string }[]> {
-    const keys = await this.docs.keys(filter);
+    const prefix = `$KV.${this.bucket}.`;
+    const jsm = await (this.jsm ??= jetstreamManager(this.nc).catch((err: unknown) => {
+      this.jsm = null;
+      throw err;
+    }));
+    const info = await jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}${filter}` });
+    const keys = Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
     const found = await Promise.all(keys.map(async (key) => ({ key, target: await this.get(key) })));
     return found.filter((entry): entry is { key: string; target: string } => entry.target !== null);
   }
