@@ -9,6 +9,11 @@ export interface BenchConfig {
   activation: { small: number; large: number; snapshot: number; window: number };
   /** Actors spread over three node processes, and how many kill -9 / join cycles to time. */
   failover: { actors: number; runs: number };
+  /**
+   * Mail (scenarios 5–7): messages in the IMAP mailbox and APPENDs timed to compare filling methods;
+   * SMTP messages (after a warm-up of a tenth), parallel sessions and body size; push APPENDs and their spacing.
+   */
+  mail: { imapMessages: number; appendSample: number; smtpMessages: number; smtpSessions: number; smtpSize: number; pushAppends: number; pushSpacingMs: number };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -21,6 +26,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
       activation: { small: 2_000, large: 10_000, snapshot: 1_000, window: 256 },
       failover: { actors: 300, runs: 1 },
+      mail: { imapMessages: 1_000, appendSample: 100, smtpMessages: 300, smtpSessions: 4, smtpSize: 10 * 1024, pushAppends: 10, pushSpacingMs: 500 },
     };
   }
   return {
@@ -30,5 +36,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     requests: { keys: 1_000, warmup: 10_000, sequential: 5_000, concurrent: 50_000, inFlight: 100, rounds: 3 },
     activation: { small: 10_000, large: 100_000, snapshot: 10_000, window: 256 },
     failover: { actors: 1_000, runs: 5 },
+    mail: { imapMessages: 10_000, appendSample: 500, smtpMessages: 2_000, smtpSessions: 4, smtpSize: 10 * 1024, pushAppends: 30, pushSpacingMs: 1_000 },
   };
 }

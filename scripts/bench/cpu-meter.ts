@@ -1,7 +1,7 @@
 // CPU time spent by this process and by another one (the nats-server), to tell which side of a
 // comparison is saturated. Linux only: another process's time comes from /proc/<pid>/stat.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 let ticksPerSecond: number | null = null;
 
@@ -74,4 +74,45 @@ export function startCpuMeter(otherPid: number | null): () => { selfMs: number; 
     const used = process.cpuUsage(self);
     return { selfMs: (used.user + used.system) / 1000, otherMs: otherPid === null ? Number.NaN : processCpuMs(otherPid) - other };
   };
+}
+
+/** utime, stime, cutime, cstime and ppid of a process, in ms (null when it is gone). */
+function statTimes(pid: number | "self"): { own: number; reaped: number; ppid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ms = (index: number) => (Number(rest[index]) * 1000) / clockTicks();
+    return { own: ms(11) + ms(12), reaped: ms(13) + ms(14), ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU ms of a server that forks (Dovecot): the process, the children it has reaped, and every live
+ * descendant (with the children they reaped). NaN when the process cannot be read.
+ */
+export function processTreeCpuMs(pid: number): number {
+  const root = statTimes(pid);
+  if (root === null) return Number.NaN;
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const times = statTimes(Number(entry));
+    if (times === null) continue;
+    children.set(times.ppid, [...(children.get(times.ppid) ?? []), Number(entry)]);
+  }
+  let total = 0;
+  const walk = (at: number) => {
+    const times = statTimes(at);
+    if (times !== null) total += times.own + times.reaped;
+    for (const child of children.get(at) ?? []) walk(child);
+  };
+  walk(pid);
+  return total;
+}
+
+/** CPU ms of this process's children that have exited and been reaped (e.g. an mbsync run). */
+export function reapedChildrenCpuMs(): number {
+  return statTimes("self")?.reaped ?? Number.NaN;
 }

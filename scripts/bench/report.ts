@@ -3,7 +3,7 @@
 import type { FailoverResult } from "./failover-scenario.ts";
 import type { BenchConfig } from "./bench-config.ts";
 import type { MachineInfo } from "./machine-info.ts";
-import type { ActivationResult, DispatchResult, OrdersResult, OrdersRound, RequestsResult } from "./results.ts";
+import type { ActivationResult, DispatchResult, ImapResult, ImapRun, OrdersResult, OrdersRound, PushLatency, PushResult, RequestsResult, SmtpResult, SmtpRun } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
 
 /** One scenario process's result, with the load other processes put on the machine meanwhile (cores). */
@@ -20,12 +20,17 @@ export interface BenchRun {
   requests: Outcome<RequestsResult>[];
   activation: Outcome<ActivationResult>[];
   failover: Outcome<FailoverResult> | null;
+  imap: Outcome<ImapResult> | null;
+  smtp: Outcome<SmtpResult> | null;
+  push: Outcome<PushResult> | null;
 }
 
 export const TARGETS = {
   ordersRatio: 0.5,
   requestP50Ratio: 1.5,
   bytesPerActor: 6 * 1024,
+  /** The issue's aim for a first IMAP import: at most this many times mbsync's time for the same mailbox. */
+  imapRatio: 1.5,
 };
 
 interface Verdict {
@@ -72,14 +77,14 @@ const ORDER_LABELS: Record<OrdersResult["variant"], string> = {
 };
 
 /** The runtime's own warnings and errors during a scenario: a run that "worked" while the runtime struggled must say so. */
-function warningLines(sources: { label: string; warnings: Record<string, number> }[]): string[] {
+function warningLines(sources: { label: string; warnings: Record<string, number> }[], intro = "Warnings and errors the runtime logged during these runs (for the raw durable baseline: its own failed publishes):"): string[] {
   const lines: string[] = [];
   for (const { label, warnings } of sources) {
     const entries = Object.entries(warnings).sort((a, b) => b[1] - a[1]);
     if (entries.length === 0) continue;
     lines.push(`- **${label}**: ${entries.map(([message, count]) => `"${message}" × ${formatCount(count)}`).join(", ")}`);
   }
-  return lines.length === 0 ? [] : ["", "Warnings and errors the runtime logged during these runs (for the raw durable baseline: its own failed publishes):", "", ...lines];
+  return lines.length === 0 ? [] : ["", intro, "", ...lines];
 }
 
 function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
@@ -251,18 +256,60 @@ function activationSection(run: BenchRun, verdicts: Verdict[]): string[] {
   return lines;
 }
 
-/** The whole report; `interpretation` is the reading of these figures, in words. */
-export function renderReport(run: BenchRun, interpretation: (run: BenchRun) => string[]): string {
-  const verdicts: Verdict[] = [];
-  const orders = ordersSection(run, verdicts);
-  const requests = requestsSection(run, verdicts);
-  const activation = activationSection(run, verdicts);
-  const failover = failoverSection(run.failover, verdicts);
+/** The scenario groups the report is made of, in the order they appear; BENCH_ONLY names them. */
+export const PART_NAMES = ["orders", "requests", "activation", "failover", "imap", "smtp", "push"] as const;
+export type PartName = (typeof PART_NAMES)[number];
+
+/**
+ * One scenario group's share of the report: its rows of the targets table, its section and its reading.
+ * Kept in BENCHMARKS.json, so that a run of some groups (BENCH_ONLY) keeps the others as they were.
+ */
+export interface ReportPart {
+  name: PartName;
+  /** The run that measured it. */
+  measured: { date: string; commit: string; quick: boolean };
+  targets: string[];
+  section: string[];
+  reading: string[];
+}
+
+/** The parts of the groups that ran; `readings` gives each group's reading of the figures, in words. */
+export function renderParts(run: BenchRun, ran: ReadonlySet<PartName>, readings: (run: BenchRun) => Partial<Record<PartName, string[]>>): ReportPart[] {
+  const measured = { date: run.machine.date, commit: run.machine.commit, quick: run.config.quick };
+  const reading = readings(run);
+  const builders: Record<PartName, (verdicts: Verdict[]) => string[]> = {
+    orders: (verdicts) => ordersSection(run, verdicts),
+    requests: (verdicts) => requestsSection(run, verdicts),
+    activation: (verdicts) => activationSection(run, verdicts),
+    failover: (verdicts) => failoverSection(run.failover, verdicts),
+    imap: (verdicts) => imapSection(run, verdicts),
+    smtp: (verdicts) => smtpSection(run),
+    push: (verdicts) => pushSection(run),
+  };
+  return PART_NAMES.filter((name) => ran.has(name)).map((name) => {
+    const verdicts: Verdict[] = [];
+    const section = builders[name](verdicts);
+    return { name, measured, targets: verdicts.map((verdict) => `| ${verdict.target} | ${verdict.measured} | ${mark(verdict.met)} |`), section, reading: reading[name] ?? [] };
+  });
+}
+
+/** The whole report: this run's header, then every part (this run's, and earlier runs' for the groups it skipped). */
+export function composeReport(run: BenchRun, parts: ReportPart[], general: string[], command: string): string {
   const { machine } = run;
+  const ordered = PART_NAMES.flatMap((name) => parts.filter((part) => part.name === name));
+  const kept = ordered.filter((part) => part.measured.date !== machine.date);
+  const provenance = (part: ReportPart) =>
+    part.measured.date === machine.date
+      ? []
+      : [`*Kept from the run of ${part.measured.date} (commit ${part.measured.commit}${part.measured.quick ? ", quick run" : ""}): not re-run by the last one.*`, ""];
+  const section = (part: ReportPart) => {
+    const [heading, ...rest] = part.section;
+    return [heading ?? "", ...(rest[0] === "" ? [""] : []), ...provenance(part), ...(rest[0] === "" ? rest.slice(1) : rest)];
+  };
   return [
     "# Benchmarks",
     "",
-    `Generated by \`${run.config.quick ? "BENCH_QUICK=1 " : ""}npm run bench\` (scripts/bench/run-benchmarks.ts) on ${machine.date}; the run took ${(run.durationMs / 1000).toFixed(0)} s${run.config.quick ? " — **quick run: small sizes, figures are indicative only**" : ""}.`,
+    `Last run: \`${command}\` (scripts/bench/run-benchmarks.ts) on ${machine.date}, ${(run.durationMs / 1000).toFixed(0)} s${run.config.quick ? " — **quick run: small sizes, figures are indicative only**" : ""}; it measured ${ordered.filter((part) => !kept.includes(part)).map((part) => part.name).join(", ") || "nothing"}.${kept.length > 0 ? ` The other sections (${kept.map((part) => part.name).join(", ")}) are kept from earlier runs, as BENCHMARKS.json holds them; each says when it was measured.` : ""}`,
     "",
     `Code measured: commit ${machine.commit}${machine.uncommittedRuntimeFiles > 0 ? ` plus uncommitted changes to ${machine.uncommittedRuntimeFiles} file(s) under runtime/, supervisors/ or actors/ (work in progress at the time of the run)` : ""}.`,
     "",
@@ -274,19 +321,13 @@ export function renderReport(run: BenchRun, interpretation: (run: BenchRun) => s
     "",
     "| Target | Measured | Verdict |",
     "|---|---|---|",
-    ...verdicts.map((verdict) => `| ${verdict.target} | ${verdict.measured} | ${mark(verdict.met)} |`),
+    ...ordered.flatMap((part) => part.targets),
     "",
-    ...orders,
-    "",
-    ...requests,
-    "",
-    ...activation,
-    "",
-    ...failover,
-    "",
+    ...ordered.flatMap((part) => [...section(part), ""]),
     "## Interpretation",
     "",
-    ...interpretation(run),
+    ...ordered.flatMap((part) => part.reading),
+    ...general,
     "",
   ].join("\n");
 }
@@ -321,4 +362,99 @@ function failoverSection(outcome: Outcome<FailoverResult> | null, verdicts: Verd
     "",
     "The failover budget: the failure-detection window (2 s: survivors take a node for dead after 2 s without seeing its heartbeat) plus the takeover (claim the shards by compare-and-swap, rewrite and restore each actor's snapshot, start the shard consumers: a few hundred ms for 1,000 actors). Orders the dead node had taken come back after the streams' ack wait (5–10 s), which the drain above includes.",
   ];
+}
+
+const NODE_WARNINGS = "Warnings and errors the node logged during the run:";
+const seconds = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(ms >= 10_000 ? 1 : 2)} s` : "n/a");
+const perMessage = (ms: number, messages: number) => formatMs(ms / messages);
+
+/** Scenario 5: a whole mailbox imported by the node, against mbsync and a bare imapflow FETCH. */
+function imapSection(run: BenchRun, verdicts: Verdict[]): string[] {
+  const lines = ["## 5. IMAP: a first import of a whole mailbox (fullfetch) vs mbsync", ""];
+  const outcome = run.imap;
+  if (outcome === null) return [];
+  if (!outcome.ok) {
+    verdicts.push({ target: `IMAP fullfetch ≤ ${TARGETS.imapRatio} × mbsync's time`, measured: "the scenario failed", met: false });
+    return [...lines, `**Failed**: ${outcome.error.split("\n")[0] ?? ""}`, ...backgroundLine([outcome])];
+  }
+  const r = outcome.value;
+  const ratio = r.node.ms / r.mbsync.ms;
+  verdicts.push({
+    target: `IMAP fullfetch of ${formatCount(r.messages)} messages ≤ ${TARGETS.imapRatio} × mbsync's time (aim of the issue)`,
+    measured: `${formatRatio(ratio)} (${seconds(r.node.ms)} vs ${seconds(r.mbsync.ms)})`,
+    met: ratio <= TARGETS.imapRatio,
+  });
+  const row = (label: string, value: ImapRun, cpuLabel: string) =>
+    `| ${label} | ${seconds(value.ms)} | ${formatCount(value.perSecond)} | ${formatRatio(value.ms / r.mbsync.ms)} | ${formatMs(value.cpuMs / r.messages)} ${cpuLabel} | ${formatMs(value.dovecotCpuMs / r.messages)} |`;
+  const kinds = `${formatCount(r.kinds.plain)} text/plain, ${formatCount(r.kinds.alternative)} multipart/alternative (text + HTML), ${formatCount(r.kinds.mixed)} multipart/mixed with a base64 attachment`;
+  const steady = r.node.rateSamples.length > 2 ? r.node.rateSamples[r.node.rateSamples.length - 1] : Number.NaN;
+  lines.push(
+    `A private Dovecot (test/helpers/dovecot.ts) holds ${formatCount(r.messages)} messages in one INBOX, ${formatBytes(r.bytes)} in all (${formatBytes(r.bytes / r.messages)} on average, 2–20 KiB each; ${kinds}; scripts/bench/mail-corpus.ts, the same bytes every run). **Filling**: the Maildir files are written straight into \`<dovecot dir>/mail/<user>/Maildir/new/\` as the \`mail\` user (${seconds(r.fill.writeMs)}), then one STATUS and SELECT let Dovecot index them (${seconds(r.fill.indexMs)}); APPEND over one imapflow connection, timed on ${formatCount(r.fill.append.count)} of the same messages, runs at ${formatCount(r.fill.append.perSecond)}/s, so it would have taken ${seconds((r.messages * 1000) / r.fill.append.perSecond)}.`,
+    `Every reader below reads the same mailbox, after one plain imapflow FETCH of everything warmed Dovecot's index and cache and the page cache. **mbsync** (${r.mbsyncVersion}, /usr/bin/mbsync): an \`.mbsyncrc\` with an IMAPAccount on 127.0.0.1 (\`SSLType None\`, \`AuthMechs LOGIN\`), a MaildirStore, a Channel \`Far :far:INBOX\` / \`Near :near:INBOX\` with \`Sync Pull\`, \`Create Near\`, \`SyncState *\`, into a fresh local Maildir; its exit code must be 0 and ${formatCount(r.messages)} files must be there. It runs with its default \`FSync yes\` (the baseline) and again with \`FSync no\`.`,
+    `**The node**: a real node (supervisors/caliopen-services.ts on the scenario's nats-server, push off) with a remote IMAP identity pointing at that mailbox; \`add_worker\` on \`imap_worker\`, then, once the worker runs, \`fullfetch\` on \`IMAPfetcher\`. **Completion signal**: the worker's context lists the fullfetch in its \`history\` — \`syncMailbox\` has returned, so every message was fetched, stored as a raw and its \`process_inbound\` request was answered — with \`done = total = ${formatCount(r.messages)}\` and \`failed = 0\`; then the user's keys in the messages bucket are counted (${formatCount(r.node.stored)}). Polled every 20 ms.`,
+    "",
+    "| Reader | time | messages/s | ÷ mbsync time | CPU / message (reader) | Dovecot CPU / message |",
+    "|---|---:|---:|---:|---:|---:|",
+    row("imapflow, one UID FETCH (FLAGS BODY.PEEK[]) of everything, dropped (the transport's floor)", r.rawFetch, "(imapflow)"),
+    row("**mbsync** (defaults: FSync yes) — baseline", r.mbsync, "(mbsync)"),
+    ...(r.mbsyncNoFsync === null ? [] : [row("mbsync, FSync no", r.mbsyncNoFsync, "(mbsync)")]),
+    row("**node**: `add_worker` + `fullfetch` → stored messages", r.node, "(node process)"),
+    "",
+    `The node: connected and fetching ${r.node.connectedMs === null ? "(not seen)" : `${formatMs(r.node.connectedMs)}`} after \`fullfetch\`; ${formatCount(r.node.perSecond)} messages/s over the whole run${Number.isFinite(steady) ? ` (cumulative rate at the last one-second sample: ${formatCount(steady as number)}/s)` : ""}; its process used ${seconds(r.node.cpuMs)} of CPU (${formatPercent(r.node.cpuMs / r.node.ms)} of one core) and the nats-server ${seconds(r.node.natsCpuMs)} (${perMessage(r.node.natsCpuMs, r.messages)} per message); the node's NATS connection carried ${r.node.natsMessagesPerMail.toFixed(1)} messages per imported mail (requests, replies and JetStream acks).`,
+    ...warningLines([{ label: "node", warnings: r.warnings }], NODE_WARNINGS),
+    ...backgroundLine([outcome]),
+  );
+  return lines;
+}
+
+function smtpRow(label: string, value: SmtpRun, baseline: SmtpRun): string {
+  return `| ${label} | ${formatCount(value.messages)} | ${seconds(value.ms)} | ${formatCount(value.perSecond)} | ${formatRatio(value.perSecond / baseline.perSecond)} | ${formatMs(value.cpuMs / value.messages)} | ${Number.isFinite(value.natsCpuMs) && value.natsCpuMs > 0 ? formatMs(value.natsCpuMs / value.messages) : "—"} | ${formatMs(value.loadCpuMs / value.messages)} |`;
+}
+
+/** Scenario 6: inbound SMTP through the node against a bare smtp-server. */
+function smtpSection(run: BenchRun): string[] {
+  const outcome = run.smtp;
+  if (outcome === null) return [];
+  const lines = ["## 6. Inbound SMTP: messages/s end to end vs a bare smtp-server", ""];
+  if (!outcome.ok) return [...lines, `**Failed**: ${outcome.error.split("\n")[0] ?? ""}`, ...backgroundLine([outcome])];
+  const r = outcome.value;
+  lines.push(
+    `Postfix's \`smtp-source\` (/usr/sbin/smtp-source, C) sends ${formatCount(r.node.messages)} messages over ${r.sessions} parallel SMTP sessions, each keeping its connection (\`-s ${r.sessions} -m ${r.node.messages} -l ${r.size} -d\`: ${formatBytes(r.size)} of body plus smtp-source's From/To/Date/Message-Id/Subject headers, a unique Message-Id each), after an untimed warm-up of ${formatCount(r.warmup)} to the same receiver. Time: from starting smtp-source until it exits 0 (it stops at the first reply that is not 2xx).`,
+    `**Baseline**: a bare \`smtp-server\` with the node's settings (no AUTH, no STARTTLS, no reverse lookup) that reads each message to its end and drops it. **The node**: its inbound SMTP server (\`CALIOPEN_SMTP\`, actors/mail/inbound-smtp-server.ts) with one local recipient (a user's local identity); per message it looks the recipient up (RCPT), stores the raw once by content, requests \`process_inbound\` on \`inboundSMTP\` and answers 250 only when that reply came back. **Completion signal**: smtp-source exiting 0, i.e. 250 for every message, i.e. every message stored; the user's keys in the messages bucket are counted afterwards (${formatCount(r.node.received)} new).`,
+    "",
+    "| Receiver | messages | time | messages/s | ÷ baseline | receiver CPU / message | nats-server CPU / message | smtp-source CPU / message |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    smtpRow("bare smtp-server, read and drop — baseline", r.baseline, r.baseline),
+    smtpRow("**node**: inbound SMTP → raw → `process_inbound` → stored message", r.node, r.baseline),
+    ...warningLines([{ label: "node", warnings: r.warnings }], NODE_WARNINGS),
+    ...backgroundLine([outcome]),
+  );
+  return lines;
+}
+
+function latencyRow(label: string, value: PushLatency): string {
+  return `| ${label} | ${formatMs(value.median)} | ${formatMs(value.p90)} | ${formatMs(value.max)} | ${value.missed} |`;
+}
+
+/** Scenario 7: push latency, APPEND → stored, against a plain IDLE client. */
+function pushSection(run: BenchRun): string[] {
+  const outcome = run.push;
+  if (outcome === null) return [];
+  const lines = ["## 7. Push: from an APPEND to the stored message vs a raw IDLE client", ""];
+  if (!outcome.ok) return [...lines, `**Failed**: ${outcome.error.split("\n")[0] ?? ""}`, ...backgroundLine([outcome])];
+  const r = outcome.value;
+  lines.push(
+    `A node runs the imap worker of a remote identity with IDLE push on (actors/imap/new-mail-watch.ts: a connection kept open on INBOX in IDLE; an EXISTS makes the worker run an incremental sync on a connection of its own). Another client APPENDs ${r.appends} messages into that INBOX, one at a time, ${seconds(r.spacingMs)} apart; each is timed from just before its APPEND is sent. **Baseline**: a plain imapflow client, in a process of its own, IDLEing on the same INBOX: until it gets the EXISTS (the same APPENDs, observed at the same time). **The node** (**completion signal**): until the message's document appears in the messages bucket, seen by a KV watch on the user's keys and matched by Message-ID.`,
+    "",
+    "| Observer | median | p90 | max | missed |",
+    "|---|---:|---:|---:|---:|",
+    latencyRow("APPEND command, until Dovecot's OK", r.append),
+    latencyRow("plain imapflow client in IDLE: EXISTS — baseline", r.idle),
+    latencyRow("**node**: message stored", r.node),
+    latencyRow("node − IDLE client, per APPEND (what the node adds)", r.overhead),
+    `| **node ÷ IDLE client** | ${formatRatio(r.node.median / r.idle.median)} | ${formatRatio(r.node.p90 / r.idle.p90)} | ${formatRatio(r.node.max / r.idle.max)} | |`,
+    ...warningLines([{ label: "node", warnings: r.warnings }], NODE_WARNINGS),
+    ...backgroundLine([outcome]),
+  );
+  return lines;
 }

@@ -170,3 +170,116 @@ export interface RequestLoadTask extends RequestSizes {
 }
 
 export type LoadTask = PublishTask | RequestLoadTask;
+
+// ---------------------------------------------------------------------------------------------------
+// Mail scenarios (5–7): each against real servers, with its baseline measured in the same process run.
+
+type MailSizes = BenchConfig["mail"];
+
+export interface ImapTask {
+  url: string;
+  serverPid: number;
+  messages: MailSizes["imapMessages"];
+  appendSample: MailSizes["appendSample"];
+}
+
+/** One side's time over the whole mailbox and the CPU it cost. */
+export interface ImapRun {
+  ms: number;
+  perSecond: number;
+  /** CPU of the syncing program itself (mbsync, or the node process). */
+  cpuMs: number;
+  /** CPU of Dovecot (master and every process it ran) meanwhile. */
+  dovecotCpuMs: number;
+}
+
+export interface ImapResult {
+  messages: number;
+  bytes: number;
+  kinds: Record<"plain" | "alternative" | "mixed", number>;
+  fill: { method: "maildir"; writeMs: number; indexMs: number; append: { count: number; ms: number; perSecond: number } };
+  /** One imapflow connection reading every message once (UID FLAGS BODY.PEEK[]), also warming Dovecot's caches. */
+  rawFetch: ImapRun;
+  /** `mbsync --version`. */
+  mbsyncVersion: string;
+  /** `mbsync` with its defaults (FSync on), and again with `FSync no`, each into a fresh local Maildir. */
+  mbsync: ImapRun & { files: number };
+  mbsyncNoFsync: (ImapRun & { files: number }) | null;
+  /** The node: `add_worker`, then `fullfetch` timed until the worker's history shows the run finished. */
+  node: ImapRun & {
+    /** From `fullfetch` to the worker's connected state (login, EXAMINE). */
+    connectedMs: number | null;
+    done: number;
+    total: number;
+    failed: number;
+    /** Messages in the store for the user once done (keys of the messages bucket). */
+    stored: number;
+    natsCpuMs: number;
+    /** done/elapsed at each progress sample (every second). */
+    rateSamples: number[];
+    /** NATS messages the node's connection sent and received per imported mail (requests, replies, JetStream acks). */
+    natsMessagesPerMail: number;
+  };
+  warnings: Record<string, number>;
+}
+
+export interface SmtpTask {
+  url: string;
+  serverPid: number;
+  messages: MailSizes["smtpMessages"];
+  sessions: MailSizes["smtpSessions"];
+  size: MailSizes["smtpSize"];
+}
+
+export interface SmtpRun {
+  messages: number;
+  ms: number;
+  perSecond: number;
+  /** CPU of the receiving process (the bare server, or the node) and of the nats-server. */
+  cpuMs: number;
+  natsCpuMs: number;
+  /** Messages the receiver ended up with (read by the sink; stored as messages by the node). */
+  received: number;
+  /** CPU of smtp-source itself. */
+  loadCpuMs: number;
+}
+
+export interface SmtpResult {
+  sessions: number;
+  size: number;
+  warmup: number;
+  baseline: SmtpRun;
+  node: SmtpRun;
+  warnings: Record<string, number>;
+}
+
+export interface PushTask {
+  url: string;
+  serverPid: number;
+  appends: MailSizes["pushAppends"];
+  spacingMs: MailSizes["pushSpacingMs"];
+}
+
+/** From just before each APPEND is sent. */
+export interface PushLatency {
+  samples: number[];
+  median: number;
+  p90: number;
+  max: number;
+  /** APPENDs never seen within the wait. */
+  missed: number;
+}
+
+export interface PushResult {
+  appends: number;
+  spacingMs: number;
+  /** The APPEND command itself, until Dovecot's OK. */
+  append: PushLatency;
+  /** A plain imapflow client IDLEing on the mailbox in a process of its own: until its EXISTS. */
+  idle: PushLatency;
+  /** The node: until the message's document appears in the messages bucket (a KV watch). */
+  node: PushLatency;
+  /** Per APPEND, the node's time minus the IDLE client's: what the node adds to raw IDLE. */
+  overhead: PushLatency;
+  warnings: Record<string, number>;
+}

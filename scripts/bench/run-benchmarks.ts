@@ -1,21 +1,43 @@
 // `npm run bench`: runs every scenario in its own process against its own fresh nats-server, then
 // writes BENCHMARKS.md and prints the same report. BENCH_QUICK=1 for a small smoke run;
-// BENCH_ONLY=orders,requests,activation to run a subset while working on one of them.
-import { writeFile } from "node:fs/promises";
+// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push to run a subset while working on one of
+// them: the report keeps the other groups' parts from BENCHMARKS.json, where every run saves its parts.
+import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { benchConfig } from "./bench-config.ts";
 import { startBenchServer, type BenchServer } from "./bench-server.ts";
 import { runChild } from "./child-protocol.ts";
 import { cleanupAll, installSignalCleanup } from "./cleanup.ts";
 import { startBackgroundMeter } from "./cpu-meter.ts";
-import { interpret } from "./interpretation.ts";
+import { interpretParts, interpretRun } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
-import { renderReport, type BenchRun, type Outcome } from "./report.ts";
+import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart } from "./report.ts";
 import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
-import type { ActivationResult, ActivationTask, DispatchResult, DispatchTask, OrdersResult, OrdersTask, OrdersVariant, RequestsResult, RequestsTask, RequestsVariant } from "./results.ts";
+import type {
+  ActivationResult,
+  ActivationTask,
+  DispatchResult,
+  DispatchTask,
+  ImapResult,
+  ImapTask,
+  OrdersResult,
+  OrdersTask,
+  OrdersVariant,
+  PushResult,
+  PushTask,
+  RequestsResult,
+  RequestsTask,
+  RequestsVariant,
+  SmtpResult,
+  SmtpTask,
+} from "./results.ts";
 
 const REPORT_PATH = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
+/** Every part of the report as last measured, so that a partial run keeps the parts it did not re-run. */
+const PARTS_PATH = fileURLToPath(new URL("../../BENCHMARKS.json", import.meta.url));
 const SCENARIO_TIMEOUT_MS = 300_000;
+/** The full IMAP scenario fills a mailbox, runs mbsync twice and imports 10,000 messages. */
+const MAIL_TIMEOUT_MS = 1_200_000;
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 
@@ -39,7 +61,7 @@ async function waitForQuiet(): Promise<void> {
 }
 
 /** Runs one scenario process against a nats-server of its own; a failure is recorded, not thrown. */
-async function scenario<R>(label: string, script: string, task: (server: BenchServer | null) => object, options: { nats: boolean; exposeGc?: boolean }): Promise<Outcome<R>> {
+async function scenario<R>(label: string, script: string, task: (server: BenchServer | null) => object, options: { nats: boolean; exposeGc?: boolean; timeoutMs?: number }): Promise<Outcome<R>> {
   await waitForQuiet();
   progress(`${label}…`);
   const started = Date.now();
@@ -47,7 +69,7 @@ async function scenario<R>(label: string, script: string, task: (server: BenchSe
   const server = options.nats ? await startBenchServer() : null;
   let outcome: { label: string; ok: true; value: R } | { label: string; ok: false; error: string };
   try {
-    const value = await runChild<R>(script, task(server), { timeoutMs: SCENARIO_TIMEOUT_MS, exposeGc: options.exposeGc ?? false });
+    const value = await runChild<R>(script, task(server), { timeoutMs: options.timeoutMs ?? SCENARIO_TIMEOUT_MS, exposeGc: options.exposeGc ?? false });
     progress(`${label}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     outcome = { label, ok: true, value };
   } catch (err) {
@@ -69,7 +91,9 @@ const needServer = (server: BenchServer | null): BenchServer => {
 async function main(): Promise<number> {
   installSignalCleanup();
   const config = benchConfig();
-  const only = new Set((process.env.BENCH_ONLY ?? "orders,requests,activation,failover").split(",").map((name) => name.trim()));
+  const only = new Set((process.env.BENCH_ONLY ?? PART_NAMES.join(",")).split(",").map((name) => name.trim()).filter((name) => name !== ""));
+  const unknown = [...only].filter((name) => !(PART_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(", ")}; known: ${PART_NAMES.join(", ")}`);
   const started = Date.now();
   const background = startBackgroundMeter();
   const machine = machineInfo();
@@ -124,12 +148,46 @@ async function main(): Promise<number> {
     failover = await scenario<FailoverResult>(`failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`, "failover-scenario.ts", task, { nats: true });
   }
 
-  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover };
-  const report = renderReport(run, interpret);
+  const { mail } = config;
+  let imap: Outcome<ImapResult> | null = null;
+  if (only.has("imap")) {
+    const task = (server: BenchServer | null): ImapTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
+    imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+  }
+  let smtp: Outcome<SmtpResult> | null = null;
+  if (only.has("smtp")) {
+    const task = (server: BenchServer | null): SmtpTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
+    smtp = await scenario<SmtpResult>(`inbound SMTP vs a bare smtp-server, ${mail.smtpMessages} messages`, "smtp-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+  }
+  let push: Outcome<PushResult> | null = null;
+  if (only.has("push")) {
+    const task = (server: BenchServer | null): PushTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
+    push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+  }
+
+  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push };
+  const fresh = renderParts(run, only as Set<PartName>, interpretParts);
+  const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
+  const command = `${config.quick ? "BENCH_QUICK=1 " : ""}${process.env.BENCH_ONLY === undefined ? "" : `BENCH_ONLY=${[...only].join(",")} `}npm run bench`;
+  const report = composeReport(run, parts, interpretRun(run), command);
   await writeFile(REPORT_PATH, report);
+  await writeFile(PARTS_PATH, `${JSON.stringify({ note: "The parts of BENCHMARKS.md as last measured, written by scripts/bench/run-benchmarks.ts.", parts }, null, 1)}\n`);
   process.stdout.write(report);
   progress(`report written to ${REPORT_PATH}`);
-  return [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...(failover === null ? [] : [failover])].every((outcome) => outcome.ok) ? 0 : 1;
+  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null)];
+  return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
+}
+
+/** The parts saved by the previous run (none when there is no BENCHMARKS.json yet). */
+async function previousParts(): Promise<ReportPart[]> {
+  let text: string;
+  try {
+    text = await readFile(PARTS_PATH, "utf8");
+  } catch {
+    return [];
+  }
+  const saved = JSON.parse(text) as { parts?: ReportPart[] };
+  return (saved.parts ?? []).filter((part) => (PART_NAMES as readonly string[]).includes(part.name));
 }
 
 main()
