@@ -5,6 +5,8 @@ import { dirname, join } from "node:path";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
+import type { KeySources } from "../actors/keys/key-discovery.ts";
+import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
 import { SecretBox } from "../runtime/secret-box.ts";
@@ -31,6 +33,8 @@ export interface CaliopenConfig {
   imap: Partial<ImapWorkerOptions>;
   /** Twitter workers' settings: the X API and the app's OAuth 1.0a consumer key (a secret: never logged). */
   twitter: Partial<TwitterWorkerOptions>;
+  /** Where public keys are looked up (discover_key) and published (publish_key / delete_key). */
+  keys: { discovery: KeySources; publishing: KeyPublishTarget };
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -52,6 +56,7 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
             },
     },
     imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
+    keys: keysConfig(env),
     twitter: {
       x: {
         ...(env.CALIOPEN_X_API_URL?.trim() && { baseUrl: env.CALIOPEN_X_API_URL.trim() }),
@@ -96,6 +101,30 @@ function listenAddress(raw: string | undefined, name: string, fallback: string):
   const port = Number(match?.[2]);
   if (match === null || port > 65535) throw new StartupError(`${name} must be host:port, a port, or off, got "${value}"`);
   return { host: (match[1] ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/**
+ * CALIOPEN_KEYSERVER (an HKP server, `hkps://keys.openpgp.org` by default, `off` for none),
+ * CALIOPEN_KEY_DISCOVERY_WKD (on), CALIOPEN_KEY_DISCOVERY_DNS (a resolver `host[:port]`, or `system`; off by
+ * default), CALIOPEN_WKD_DIR + CALIOPEN_WKD_DOMAINS (the platform's own Web Key Directory: a web root and
+ * the mail domains it speaks for; none by default).
+ */
+function keysConfig(env: NodeJS.ProcessEnv): CaliopenConfig["keys"] {
+  const server = env.CALIOPEN_KEYSERVER?.trim() || "hkps://keys.openpgp.org";
+  const hkp = server === "off" ? null : server;
+  const dns = env.CALIOPEN_KEY_DISCOVERY_DNS?.trim();
+  const wkdDir = env.CALIOPEN_WKD_DIR?.trim();
+  const wkdDomains = (env.CALIOPEN_WKD_DOMAINS ?? "").split(",").map((domain) => domain.trim().toLowerCase()).filter(Boolean);
+  if ((wkdDir === undefined || wkdDir === "") !== (wkdDomains.length === 0)) throw new StartupError("CALIOPEN_WKD_DIR and CALIOPEN_WKD_DOMAINS go together");
+  return {
+    discovery: {
+      hkp,
+      wkd: onOff(env.CALIOPEN_KEY_DISCOVERY_WKD, "CALIOPEN_KEY_DISCOVERY_WKD", true),
+      dns: dns === undefined || dns === "" || dns === "off" ? null : dns === "system" ? {} : { resolver: dns },
+      timeoutMs: 10_000,
+    },
+    publishing: { hkp, wkd: wkdDir ? { dir: wkdDir, domains: wkdDomains } : null },
+  };
 }
 
 function hostPort(value: string, name: string): { host: string; port: number } {

@@ -7,6 +7,10 @@ import { processInboundEmail } from "../actors/mail/inbound-email.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
 import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
+import { updateContactDerived } from "../actors/contacts/contact-update.ts";
+import { discoverKeys } from "../actors/keys/key-discovery.ts";
+import { publishKey, withdrawKey, type KeyOrder } from "../actors/keys/key-publishing.ts";
+import { RetryLater } from "../runtime/entry-point.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { isJsonObject } from "../runtime/json.ts";
 import { failure, type Reply } from "../runtime/reply.ts";
@@ -37,6 +41,18 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     return {
       families: [pollerFamily(store), imapWorkerFamily(store, config.imap), twitterWorkerFamily(store, config.twitter)],
       bindings: (context) => {
+        const keysLog = deps.logger.child({ service: "key-action" });
+        // A key server that is down comes back: publishing is tried again later, then dead-lettered.
+        const keyPublishing = async (payload: Record<string, unknown>, action: typeof publishKey) => {
+          const order: KeyOrder = { key_id: String(payload.key_id), resource_id: String(payload.resource_id), user_id: String(payload.user_id) };
+          try {
+            const report = await action(store, order, config.keys.publishing);
+            keysLog.info({ order: payload.order, key_id: order.key_id, hkp: report.hkp, wkd: report.wkd.length, notes: report.notes }, "key published or withdrawn");
+          } catch (err) {
+            throw new RetryLater((err as Error).message);
+          }
+          return undefined;
+        };
         const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
         const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput });
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput });
@@ -51,6 +67,15 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           inboundSMTP: { process_inbound: (payload) => processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
           twitter_worker: workerLifecycle(TWITTER_KIND, context),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
+          contactAction: {
+            contact_update: async (payload) => void (await updateContactDerived(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) })),
+          },
+          keyAction: {
+            // One source failing is part of the report saved on the contact; a throw means the contact is gone.
+            discover_key: async (payload) => void (await discoverKeys(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) }, config.keys.discovery)),
+            publish_key: (payload) => keyPublishing(payload, publishKey),
+            delete_key: (payload) => keyPublishing(payload, withdrawKey),
+          },
           inboundTwitter: { process_inbound: (payload) => processInboundTwitter(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
         };
       },

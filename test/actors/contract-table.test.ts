@@ -148,14 +148,6 @@ for (const row of CONTRACT) {
   });
 }
 
-test("valid orders for services not built yet get an error reply saying so (never a timeout)", async ({ client }) => {
-  const reply = await ask(client, "twitter_dm", { order: "deliver", message_id: "m", remote_id: "r", user_id: "u" });
-  assert.is(reply.error, true);
-  assert.match(reply.message, /twitter-bridge .* not available yet/);
-  const inbound = await ask(client, "inboundTwitter", { order: "process_inbound", message_id: "m", remote_id: "r", user_id: "u" });
-  assert.match(inbound.message, /mq-worker \(InboundTwitter\) is not available yet/);
-});
-
 test("services that run answer orders about unknown objects with an error reply naming them", async ({ client }) => {
   const deliver = await ask(client, "outboundSMTP", { order: "deliver", message_id: "no-such-draft", remote_id: "r", user_id: "u" });
   assert.is(deliver.error, true);
@@ -165,15 +157,13 @@ test("services that run answer orders about unknown objects with an error reply 
   assert.match(inbound.message, /unknown user u|no-such-raw/);
 });
 
-test("add_worker starts an imap worker; the twitter worker supervisor, not built yet, refuses it instead of starting a pretend actor", async ({ client, node }) => {
-  client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1" }));
-  await waitFor("imap worker started", () => node.host.get("imap", "r-1") !== undefined);
-  const marker = "refused-twitter_worker";
-  client.publish("twitter_worker", encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1", marker }));
-  assert.match(await deadLetterReason(node, marker), /worker actors are not implemented yet/);
-  assert.is(node.host.get("twitter", "r-1"), undefined);
-  client.publish("imap_worker", encodeJson({ order: "remove_worker", remote_id: "r-1", user_id: "u-1" }));
-  await waitFor("imap worker removed", () => node.host.get("imap", "r-1") === undefined);
+test("add_worker starts the bridges' worker actors; remove_worker removes them", async ({ client, node }) => {
+  for (const [subject, kind] of [["imap_worker", "imap"], ["twitter_worker", "twitter"]] as const) {
+    client.publish(subject, encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1" }));
+    await waitFor(`${kind} worker started`, () => node.host.get(kind, "r-1") !== undefined);
+    client.publish(subject, encodeJson({ order: "remove_worker", remote_id: "r-1", user_id: "u-1" }));
+    await waitFor(`${kind} worker removed`, () => node.host.get(kind, "r-1") === undefined);
+  }
 });
 
 test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client, node }) => {
@@ -181,20 +171,20 @@ test("a request on a publish-only subject is answered by the intake stream: the 
   const decoded = decodeJson(msg.data);
   assert.ok(decoded.ok);
   assert.is((decoded.value as { stream: string }).stream, "caliopen_intake");
-  // Then handled like any published order (here: refused, since the service is not built yet).
-  assert.match(await deadLetterReason(node, "stored-1"), /not available yet/);
+  // Then handled like any published order (here: refused, since there is no such contact).
+  assert.match(await deadLetterReason(node, "stored-1"), /has no contact c/);
 });
 
 test("published orders that are malformed or unknown are dead-lettered and counted per subject", async ({ client, node }) => {
   const before = node.deadLetters.countsBySubject();
   client.publish("contactAction", encodeJson({ order: "contact_update", user_id: "u", marker: "count-1" }));
   client.publish("keyAction", encodeJson({ order: "rotate_everything", user_id: "u", marker: "count-2" }));
-  client.publish("twitter_worker", encodeJson({ order: "add_worker", remote_id: "r", user_id: "u", marker: "count-3" }));
+  client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: 42, user_id: "u", marker: "count-3" }));
   assert.match(await deadLetterReason(node, "count-1"), /missing required field "contact_id"/);
   assert.match(await deadLetterReason(node, "count-2"), /unknown order "rotate_everything"/);
-  assert.match(await deadLetterReason(node, "count-3"), /not implemented yet/);
+  assert.match(await deadLetterReason(node, "count-3"), /field "identity_id" must be a string/);
   const after = node.deadLetters.countsBySubject();
-  for (const subject of ["contactAction", "keyAction", "twitter_worker"]) assert.is(after[subject], (before[subject] ?? 0) + 1, subject);
+  for (const subject of ["contactAction", "keyAction", "identitiesWorker"]) assert.is(after[subject], (before[subject] ?? 0) + 1, subject);
 });
 
 test.run();

@@ -45,6 +45,7 @@ export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): Cal
     mail: { host: "platform.test", relay: { host: "127.0.0.1", port: 1 }, smtp: null },
     imap: { retry: { initialMs: 200, maxMs: 2_000, factor: 2, jitter: 0 } },
     twitter: {},
+    keys: { discovery: { hkp: null, wkd: false, dns: null, timeoutMs: 2_000 }, publishing: { hkp: null, wkd: null } },
     ...overrides,
   };
 }
