@@ -12,22 +12,17 @@ import { assign, fromCallback, fromPromise, setup } from "xstate";
 import { RELOADED_EVENT, type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
-import { isJsonObject } from "../../runtime/json.ts";
-import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import type { Reply } from "../../runtime/reply.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
-import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { withFetchedHeaders } from "./fetched-raw.ts";
-import { closeImap, ImapLoginError, openImap } from "./imap-connection.ts";
-import { syncMailbox, type SyncCursor, type SyncOutcome, type SyncProgress } from "./mailbox-sync.ts";
+import { imapAccount } from "./imap-account.ts";
+import type { SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
-import { appendSentCopy } from "./sent-copy.ts";
+import { deliverWithSentCopy } from "./sent-delivery.ts";
+import { syncRun, type SyncFailure, type SyncMode } from "./sync-run.ts";
 
 export const IMAP_KIND = "imap";
 const RETRY_DUE = "retry.due";
-/** How long the SMTP bridge may take to send, within the API's own 30 s. */
-const SMTP_DELIVER_TIMEOUT_MS = 25_000;
-const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 /** Finished runs kept in the context. */
 const HISTORY = 5;
 
@@ -55,7 +50,6 @@ export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   allowUnauthorizedTls: false,
 };
 
-type SyncMode = "sync" | "fullfetch";
 
 export interface ImapWorkerContext {
   identity_id: string;
@@ -80,14 +74,6 @@ export interface ImapWorkerContext {
   deadlines: Deadlines;
 }
 
-interface SyncFailure {
-  message: string;
-  /** The identity is gone: nothing to retry. */
-  gone: boolean;
-  poll_interval: string | null;
-  protocol: string | null;
-}
-
 const payloadOf = <T>(event: unknown) => (event as { payload: T }).payload;
 const outputOf = <T>(event: unknown) => (event as { output: T }).output;
 
@@ -102,107 +88,21 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
   };
 }
 
-async function loadIdentity(store: Store, userId: string, identityId: string): Promise<Identity | null> {
-  const identity = await store.identities.get(userId, identityId);
-  return identity === null || identity.status === "deleted" ? null : identity;
-}
-
 function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, now: () => number) {
-  const connect = async (identity: Identity, autoIdleDelayMs?: number) =>
-    openImap(identity, await store.identities.credentials(identity.user_id, identity.identity_id), {
-      allowUnauthorizedTls: settings.allowUnauthorizedTls,
-      ...(autoIdleDelayMs !== undefined && { autoIdleDelayMs }),
-    });
+  const account = (ids: { user_id: string; identity_id: string }) => imapAccount(store, ids.user_id, ids.identity_id, { allowUnauthorizedTls: settings.allowUnauthorizedTls });
 
-  const runSync = fromCallback<ActorMessage, { context: ImapWorkerContext; mode: SyncMode }>(({ sendBack, input }) => {
-    const { context, mode } = input;
-    let cancelled = false;
-    let client: Awaited<ReturnType<typeof openImap>> | null = null;
-    let identity: Identity | null = null;
-    (async () => {
-      identity = await loadIdentity(store, context.user_id, context.identity_id);
-      if (identity === null) throw Object.assign(new Error(`identity ${context.identity_id} no longer exists`), { gone: true });
-      client = await connect(identity);
-      if (cancelled) return;
-      sendBack({ type: "sync.connected", payload: {} });
-      const current = identity;
-      const outcome = await syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : context.cursor, {
-        mailbox: context.mailbox,
-        full: mode === "fullfetch",
-        concurrency: settings.concurrency,
-        importMessage: async (message) => {
-          const raw = withFetchedHeaders(message.source, { account: current.display_name || current.identifier, mailbox: context.mailbox, userId: context.user_id, uid: message.uid, flags: message.flags, labels: message.labels });
-          const stored = await store.raws.put(context.user_id, raw);
-          const reply = await ports.request("inboundSMTP", { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: context.identity_id, user_id: context.user_id }, PROCESS_INBOUND_TIMEOUT_MS);
-          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
-        },
-        onProgress: (progress, cursor) => {
-          if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });
-        },
-      });
-      // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
-      const cursor = mode === "fullfetch" && outcome.cursor.uidvalidity === context.cursor.uidvalidity
-        ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, context.cursor.lastseenuid) }
-        : outcome.cursor;
-      await store.identities.updateInfos(context.user_id, context.identity_id, { last_sync: new Date(now()).toISOString(), last_error: null });
-      if (!cancelled) sendBack({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
-    })()
-      .catch((err: Error & { gone?: boolean }) => {
-        if (cancelled) return;
-        const failed: SyncFailure = {
-          message: err instanceof ImapLoginError ? err.message : `sync failed: ${err.message}`,
-          gone: err.gone === true,
-          poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
-          protocol: identity?.protocol ?? null,
-        };
-        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
-      })
-      .finally(() => {
-        if (client !== null) void closeImap(client);
-      });
-    return () => {
-      cancelled = true;
-      if (client !== null) client.close();
-    };
-  });
-
-  const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(async ({ input }) => {
-    const { context, message_id } = input;
-    try {
-      const order = { order: "deliver", message_id, remote_id: context.identity_id, user_id: context.user_id };
-      const sent = await ports.request("outboundSMTP", order, SMTP_DELIVER_TIMEOUT_MS);
-      if (!isJsonObject(sent) || typeof sent.error !== "boolean") return failure("the SMTP bridge answered something that is not a reply");
-      if (sent.error) return failure(String(sent.message));
-      const message = String(sent.message);
-      // Sent: from here on an error must not make the sender think the mail did not go out.
-      try {
-        const identity = await loadIdentity(store, context.user_id, context.identity_id);
-        const draft = await store.messages.get(context.user_id, message_id);
-        const raw = draft?.raw_msg_id ? await store.raws.read(draft.raw_msg_id) : null;
-        if (identity === null || draft === null || raw === null) throw new Error("the sent message or its raw copy is missing");
-        const client = await connect(identity);
-        try {
-          const mailbox = await appendSentCopy(client, Buffer.from(raw), new Date(draft.date));
-          return ok(message, { message_id, sent_copy: mailbox });
-        } finally {
-          await closeImap(client);
-        }
-      } catch (err) {
-        ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, message_id, err: (err as Error).message }, "sent, but the copy could not be filed in Sent");
-        return ok(`${message} (the copy could not be filed in the Sent mailbox: ${(err as Error).message})`, { message_id, sent_copy: null });
-      }
-    } catch (err) {
-      return failure(`could not send message ${message_id}: ${(err as Error).message}`);
-    }
-  });
+  const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(({ input }) =>
+    deliverWithSentCopy(store, ports, account(input.context), { identity_id: input.context.identity_id, user_id: input.context.user_id, message_id: input.message_id }),
+  );
 
   const watch = fromCallback<ActorMessage, { user_id: string; identity_id: string; mailbox: string }>(({ sendBack, input }) => {
+    const imap = account(input);
     const mailWatch = watchMailbox(
       async () => {
-        const identity = await loadIdentity(store, input.user_id, input.identity_id);
+        const identity = await imap.identity();
         if (identity === null) throw new Error("the identity no longer exists");
         // The watching connection does nothing but wait: straight into IDLE.
-        return connect(identity, 200);
+        return imap.connect(identity, { autoIdleDelayMs: 200 });
       },
       input.mailbox,
       () => sendBack({ type: "mail.arrived", payload: {} }),
@@ -213,7 +113,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
-    actors: { runSync, deliverOne, watch },
+    actors: { runSync: syncRun(store, ports, account, settings.concurrency, now), deliverOne, watch },
     guards: {
       gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
@@ -338,7 +238,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
               connecting: { on: { "sync.connected": "fetching" } },
               fetching: {},
             },
-            invoke: { src: "runSync", input: ({ context }) => ({ context, mode: context.mode }) },
+            invoke: {
+              src: "runSync",
+              input: ({ context }) => ({ identity_id: context.identity_id, user_id: context.user_id, mailbox: context.mailbox, cursor: context.cursor, mode: context.mode }),
+            },
             on: {
               sync: { actions: { type: "coalesce", params: "sync" } },
               "mail.arrived": { actions: { type: "coalesce", params: "sync" } },

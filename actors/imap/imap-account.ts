@@ -1,0 +1,22 @@
+// An IMAP account as the worker's tasks see it: its identity (null once deleted) and a logged-in session.
+import type { ImapFlow } from "imapflow";
+import type { Identity } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { openImap, type ImapOptions } from "./imap-connection.ts";
+
+export interface ImapAccount {
+  identity(): Promise<Identity | null>;
+  connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs">): Promise<ImapFlow>;
+}
+
+export function imapAccount(store: Store, userId: string, identityId: string, options: Pick<ImapOptions, "allowUnauthorizedTls">): ImapAccount {
+  return {
+    async identity() {
+      const identity = await store.identities.get(userId, identityId);
+      return identity === null || identity.status === "deleted" ? null : identity;
+    },
+    async connect(identity, connectOptions = {}) {
+      return openImap(identity, await store.identities.credentials(identity.user_id, identity.identity_id), { ...options, ...connectOptions });
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// One sync run of an IMAP worker, as an invoked callback actor: it logs in, runs the sync algorithm
+// (mailbox-sync.ts) importing each message (raw stored, `process_inbound` requested on inboundSMTP),
+// and reports to the machine: `sync.connected`, `sync.progress` now and then, then `sync.done` or
+// `sync.failed`. Stopping the machine's state closes the session.
+import { fromCallback } from "xstate";
+import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { isJsonObject } from "../../runtime/json.ts";
+import type { Identity } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { withFetchedHeaders } from "./fetched-raw.ts";
+import type { ImapAccount } from "./imap-account.ts";
+import { closeImap, ImapLoginError } from "./imap-connection.ts";
+import { syncMailbox, type SyncCursor } from "./mailbox-sync.ts";
+
+export type SyncMode = "sync" | "fullfetch";
+
+export interface SyncRunInput {
+  identity_id: string;
+  user_id: string;
+  mailbox: string;
+  cursor: SyncCursor;
+  mode: SyncMode;
+}
+
+/** What `sync.failed` carries. */
+export interface SyncFailure {
+  message: string;
+  /** The identity is gone: nothing to retry. */
+  gone: boolean;
+  poll_interval: string | null;
+  protocol: string | null;
+}
+
+const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+
+export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, now: () => number) {
+  return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
+    const { mode } = input;
+    const imap = account(input);
+    let cancelled = false;
+    let client: Awaited<ReturnType<ImapAccount["connect"]>> | null = null;
+    let identity: Identity | null = null;
+    (async () => {
+      identity = await imap.identity();
+      if (identity === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
+      client = await imap.connect(identity);
+      if (cancelled) return;
+      sendBack({ type: "sync.connected", payload: {} });
+      const current = identity;
+      const outcome = await syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
+        mailbox: input.mailbox,
+        full: mode === "fullfetch",
+        concurrency,
+        importMessage: async (message) => {
+          const raw = withFetchedHeaders(message.source, { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels });
+          const stored = await store.raws.put(input.user_id, raw);
+          const reply = await ports.request("inboundSMTP", { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id }, PROCESS_INBOUND_TIMEOUT_MS);
+          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+        },
+        onProgress: (progress, cursor) => {
+          if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });
+        },
+      });
+      // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
+      const cursor =
+        mode === "fullfetch" && outcome.cursor.uidvalidity === input.cursor.uidvalidity
+          ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, input.cursor.lastseenuid) }
+          : outcome.cursor;
+      await store.identities.updateInfos(input.user_id, input.identity_id, { last_sync: new Date(now()).toISOString(), last_error: null });
+      if (!cancelled) sendBack({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
+    })()
+      .catch((err: Error & { gone?: boolean }) => {
+        if (cancelled) return;
+        const failed: SyncFailure = {
+          message: err instanceof ImapLoginError ? err.message : `sync failed: ${err.message}`,
+          gone: err.gone === true,
+          poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
+          protocol: identity?.protocol ?? null,
+        };
+        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
+      })
+      .finally(() => {
+        if (client !== null) void closeImap(client);
+      });
+    return () => {
+      cancelled = true;
+      if (client !== null) client.close();
+    };
+  });
+}
