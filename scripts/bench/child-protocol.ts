@@ -53,11 +53,19 @@ export function runChild<R>(script: string, task: unknown, options: ChildOptions
       process.stderr.write(chunk);
       stderrTail = (stderrTail + chunk.toString()).slice(-2_000);
     });
+    // SIGTERM first, so that the child stops what it started (a Dovecot, a node); SIGKILL if it lingers.
+    const running = () => child.exitCode === null && child.signalCode === null;
     const kill = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      if (!running()) return;
+      child.kill("SIGTERM");
+      setTimeout(() => running() && child.kill("SIGKILL"), 10_000).unref();
     };
     const unregister = registerCleanup(kill);
-    const timer = setTimeout(kill, options.timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, options.timeoutMs);
     child.once("error", (err) => {
       clearTimeout(timer);
       unregister();
@@ -68,7 +76,7 @@ export function runChild<R>(script: string, task: unknown, options: ChildOptions
       unregister();
       forwardNoise(stdout);
       if (code !== 0) {
-        const why = signal !== null ? `killed by ${signal}${signal === "SIGKILL" ? ` (timeout ${options.timeoutMs} ms?)` : ""}` : `exit code ${code}`;
+        const why = timedOut ? `stopped after its timeout of ${options.timeoutMs} ms (${signal ?? `exit code ${code}`})` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
         reject(new Error(`${script} failed: ${why}\n${stderrTail.trim()}`));
         return;
       }
