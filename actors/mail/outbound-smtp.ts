@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Identity, Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import { claimDraft, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
 import { DEFAULT_SMTP_TIMEOUTS, describeTarget, sendRaw, SmtpSendError, type SmtpTarget, type SmtpTimeouts } from "./smtp-transport.ts";
 
@@ -32,8 +33,6 @@ export interface OutboundSmtpDeps {
   now?: () => Date;
 }
 
-/** A `sending_since` mark older than this belonged to a send that died; another may take over. */
-export const SENDING_STALE_MS = 2 * 60_000;
 
 export async function deliverDraft(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Reply> {
   try {
@@ -85,7 +84,7 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
     sent = { ...mime, rejected: result.rejected };
     log.info({ via: route.via, server: describeTarget(target), response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
   } catch (err) {
-    await release(store, claimed, claimedAt, log);
+    await releaseClaim(store, claimed, claimedAt, log);
     const reason = err instanceof SmtpSendError ? err.message : `${(err as Error).message ?? String(err)}`;
     log.warn({ via: route.via, reason }, "sending the draft failed");
     return failure(`failed to send message ${id}: ${reason}`);
@@ -165,42 +164,3 @@ export function isLoopback(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
-type Claim = { outcome: "claimed"; draft: Message } | { outcome: "busy"; since: string } | { outcome: "sent" } | { outcome: "gone" };
-
-async function claimDraft(store: Store, draft: Message, at: Date): Promise<Claim> {
-  let outcome: Claim = { outcome: "gone" };
-  const stored = await store.messages.update(draft.user_id, draft.message_id, (current) => {
-    if (!current.is_draft) {
-      outcome = { outcome: "sent" };
-      return null;
-    }
-    const since = current.sending_since ?? null;
-    if (since !== null && at.getTime() - Date.parse(since) < SENDING_STALE_MS) {
-      outcome = { outcome: "busy", since };
-      return null;
-    }
-    const next = { ...current, sending_since: at.toISOString() };
-    outcome = { outcome: "claimed", draft: next };
-    return next;
-  });
-  return stored === null ? { outcome: "gone" } : outcome;
-}
-
-/** Clears our own mark after a failed send, so the user may try again at once. */
-async function release(store: Store, draft: Message, claimedAt: Date, log: Logger): Promise<void> {
-  try {
-    await store.messages.update(draft.user_id, draft.message_id, (current) =>
-      current.sending_since === claimedAt.toISOString() ? { ...current, sending_since: null } : null,
-    );
-  } catch (err) {
-    log.warn({ err }, "could not clear the draft's sending mark (it goes stale by itself)");
-  }
-}
-
-async function markAnswered(store: Store, userId: string, parentId: string, log: Logger): Promise<void> {
-  try {
-    await store.messages.update(userId, parentId, (current) => (current.is_answered ? null : { ...current, is_answered: true }));
-  } catch (err) {
-    log.warn({ err, parent_id: parentId }, "could not mark the parent message answered");
-  }
-}

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import { claimDraft, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { dmExternalKey, encodeStoredDm, screenNameAddress, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { InvalidCredentials, RateLimited, XClient, type XClientConfig } from "./x-client.ts";
 
@@ -34,8 +35,6 @@ export interface DmDeliverResult {
   account: XUser | null;
 }
 
-/** A `sending_since` mark older than this belonged to a send that died; another may take over. */
-export const DM_SENDING_STALE_MS = 2 * 60_000;
 
 export async function deliverDm(deps: DmDeliverDeps, order: DmDeliverOrder, account: XUser | null): Promise<DmDeliverResult> {
   const result: DmDeliverResult = { reply: failure("not sent"), invalid_credentials: false, account };
@@ -94,7 +93,7 @@ async function deliver(deps: DmDeliverDeps, order: DmDeliverOrder, result: DmDel
     log.info({ to: recipient.username }, "sending DM");
     sent = await client.sendDm(recipient.id, text);
   } catch (err) {
-    await release(store, claim.draft, claimedAt, log);
+    await releaseClaim(store, claim.draft, claimedAt, log);
     log.warn({ reason: (err as Error).message }, "sending the DM failed");
     return refused(id, err, result);
   }
@@ -132,11 +131,7 @@ async function deliver(deps: DmDeliverDeps, order: DmDeliverOrder, result: DmDel
   } catch (err) {
     problems.push(`marking it sent failed: ${(err as Error).message}`);
   }
-  if (claim.draft.parent_id) {
-    await store.messages
-      .update(order.user_id, claim.draft.parent_id, (current) => (current.is_answered ? null : { ...current, is_answered: true }))
-      .catch((err: Error) => log.warn({ err: err.message, parent_id: claim.draft.parent_id }, "could not mark the parent message answered"));
-  }
+  if (claim.draft.parent_id) await markAnswered(store, order.user_id, claim.draft.parent_id, log);
   if (problems.length > 0) {
     log.error({ dm_event_id: sent.dm_event_id, reason: problems.join("; ") }, "the DM was sent but recording it failed");
     return failure(`message ${id} was sent, but ${problems.join("; ")}`, { message_id: id, dm_event_id: sent.dm_event_id });
@@ -153,34 +148,3 @@ function refused(id: string, err: unknown, result: DmDeliverResult): Reply {
   return failure(`failed to send message ${id}: ${(err as Error).message ?? String(err)}`);
 }
 
-type Claim = { outcome: "claimed"; draft: Message } | { outcome: "busy"; since: string } | { outcome: "sent" } | { outcome: "gone" };
-
-async function claimDraft(store: Store, draft: Message, at: Date): Promise<Claim> {
-  let outcome: Claim = { outcome: "gone" };
-  const stored = await store.messages.update(draft.user_id, draft.message_id, (current) => {
-    if (!current.is_draft) {
-      outcome = { outcome: "sent" };
-      return null;
-    }
-    const since = current.sending_since ?? null;
-    if (since !== null && at.getTime() - Date.parse(since) < DM_SENDING_STALE_MS) {
-      outcome = { outcome: "busy", since };
-      return null;
-    }
-    const next = { ...current, sending_since: at.toISOString() };
-    outcome = { outcome: "claimed", draft: next };
-    return next;
-  });
-  return stored === null ? { outcome: "gone" } : outcome;
-}
-
-/** Clears our own mark after a failed send, so the user may try again at once. */
-async function release(store: Store, draft: Message, claimedAt: Date, log: Logger): Promise<void> {
-  try {
-    await store.messages.update(draft.user_id, draft.message_id, (current) =>
-      current.sending_since === claimedAt.toISOString() ? { ...current, sending_since: null } : null,
-    );
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, "could not clear the draft's sending mark (it goes stale by itself)");
-  }
-}
