@@ -9,6 +9,7 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
+import { alreadyImported, isReply, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
@@ -31,7 +32,6 @@ export interface InboundEmailOptions {
  */
 export const MAX_BODY_BYTES = 256 * 1024;
 
-const ALREADY_IMPORTED = "raw message already imported";
 
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
@@ -43,20 +43,12 @@ export async function processInboundEmail(store: Store, order: InboundEmailOrder
 }
 
 async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date): Promise<Reply> {
-  for (const field of ["message_id", "remote_id", "user_id"] as const) {
-    if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
-  }
-  const { message_id: rawId, remote_id: identityId, user_id: userId } = order;
-
-  const user = await store.users.get(userId);
-  if (user === null) return failure(`unknown user ${userId}`);
-  const identity = await store.identities.get(userId, identityId);
-  if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
-  if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
-  if (identity.protocol === "twitter") return failure(`identity ${identityId} is a twitter identity, it does not receive mail`);
-  const raw = await store.raws.get(rawId);
-  if (raw === null) return failure(`unknown raw message ${rawId}`);
-  if (raw.user_id !== null && raw.user_id !== userId) return failure(`raw message ${rawId} belongs to another user than ${userId}`);
+  const loaded = await loadInbound(store, order, (identity) =>
+    identity.protocol === "twitter" ? `identity ${identity.identity_id} is a twitter identity, it does not receive mail` : null,
+  );
+  if (isReply(loaded)) return loaded;
+  const { user, identity, raw } = loaded;
+  const rawId = raw.raw_msg_id;
   const content = await store.raws.stream(rawId);
   if (content === null) return failure(`raw message ${rawId} has no stored content`);
 
@@ -101,7 +93,7 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
 
-  const participants = await linkContacts(store, user, identity, participantsOf(head.headers));
+  const participants = await linkContacts(store, user, identity.identifier, participantsOf(head.headers));
   const listId = listIdOf(head.value("list-id"));
   const inReplyTo = firstId(head.value("in-reply-to"));
   const references = allIds(head.value("references"));
@@ -139,32 +131,12 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     parent_id: parent?.message_id ?? null,
   };
 
-  await store.messages.create(message);
-  let holder: string;
-  try {
-    holder = await store.messages.claimExternalId(userId, externalId, message.message_id);
-  } catch (err) {
-    // Unclaimed, the message would be a duplicate of the one a retry stores.
-    await store.messages.delete(userId, message.message_id).catch(() => undefined);
-    throw err;
-  }
-  if (holder !== message.message_id) {
-    // The same mail imported at the same moment: the first to claim it keeps it.
-    await store.messages.delete(userId, message.message_id);
-    return alreadyImported(store, userId, holder, identityId, rawId, message.discussion_id);
-  }
-  await store.raws.markDelivered(rawId);
+  const earlier = await storeOnce(store, message, externalId, rawId);
+  if (earlier !== null) return earlier;
   const truncated = bodyPlain.truncated || bodyHtml.truncated;
   return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
 }
 
-async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
-  const updated = await store.messages.update(userId, messageId, (current) =>
-    current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
-  );
-  await store.raws.markDelivered(rawId);
-  return ok(ALREADY_IMPORTED, { message_id: messageId, discussion_id: updated?.discussion_id ?? discussion });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Parsing
@@ -318,21 +290,6 @@ function flatten(entries: EmailAddress[]): EmailAddress[] {
 }
 
 /** Each participant's contact; the user's own address at this identity is the user's own card. */
-async function linkContacts(store: Store, user: User, identity: Identity, participants: Participant[]): Promise<Participant[]> {
-  const byAddress = new Map<string, Promise<string[]>>();
-  const lookup = (address: string) => {
-    let found = byAddress.get(address);
-    if (found === undefined) {
-      found = store.contacts.byAddress(user.user_id, address).then((contact) => {
-        if (contact !== null) return [contact.contact_id];
-        return address === identity.identifier ? [user.contact_id] : [];
-      });
-      byAddress.set(address, found);
-    }
-    return found;
-  };
-  return Promise.all(participants.map(async (participant) => ({ ...participant, contact_ids: await lookup(participant.address) })));
-}
 
 /** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets. */
 function allIds(value: string | null): string[] {

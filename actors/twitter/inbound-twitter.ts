@@ -7,8 +7,9 @@
 import { randomUUID } from "node:crypto";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
-import { SCHEMA_VERSION, type Identity, type Message, type Participant, type User } from "../store/model.ts";
+import { SCHEMA_VERSION, type Message, type Participant } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import { alreadyImported, isReply, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { decodeStoredDm, dmExternalKey, screenNameAddress, type StoredDm } from "./dm-raw.ts";
 
 export interface InboundTwitterOrder {
@@ -24,7 +25,6 @@ export interface InboundTwitterOptions {
 }
 
 export const TWITTER_PROTOCOL = "twitter";
-const ALREADY_IMPORTED = "raw message already imported";
 
 export async function processInboundTwitter(store: Store, order: InboundTwitterOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
@@ -36,20 +36,14 @@ export async function processInboundTwitter(store: Store, order: InboundTwitterO
 }
 
 async function importDm(store: Store, order: InboundTwitterOrder, now: () => Date): Promise<Reply> {
-  for (const field of ["message_id", "remote_id", "user_id"] as const) {
-    if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
-  }
-  const { message_id: rawId, remote_id: identityId, user_id: userId } = order;
-
-  const user = await store.users.get(userId);
-  if (user === null) return failure(`unknown user ${userId}`);
-  const identity = await store.identities.get(userId, identityId);
-  if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
-  if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
-  if (identity.protocol !== "twitter") return failure(`identity ${identityId} is a ${identity.protocol} identity, not a twitter one`);
-  const raw = await store.raws.get(rawId);
-  if (raw === null) return failure(`unknown raw message ${rawId}`);
-  if (raw.user_id !== null && raw.user_id !== userId) return failure(`raw message ${rawId} belongs to another user than ${userId}`);
+  const loaded = await loadInbound(store, order, (identity) =>
+    identity.protocol === TWITTER_PROTOCOL ? null : `identity ${identity.identity_id} is a ${identity.protocol} identity, not a twitter one`,
+  );
+  if (isReply(loaded)) return loaded;
+  const { user, identity, raw } = loaded;
+  const rawId = raw.raw_msg_id;
+  const userId = user.user_id;
+  const identityId = identity.identity_id;
   const bytes = await store.raws.read(rawId);
   if (bytes === null) return failure(`raw message ${rawId} has no stored content`);
   let dm: StoredDm;
@@ -64,7 +58,7 @@ async function importDm(store: Store, order: InboundTwitterOrder, now: () => Dat
   const known = await store.messages.byExternalId(userId, externalKey);
   if (known !== null) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
 
-  const participants = await linkContacts(store, user, identity, participantsOf(dm));
+  const participants = await linkContacts(store, user, screenNameAddress(identity.identifier), participantsOf(dm));
   const sent = dm.direction === "sent";
   const message: Message = {
     schema: SCHEMA_VERSION,
@@ -91,30 +85,11 @@ async function importDm(store: Store, order: InboundTwitterOrder, now: () => Dat
     parent_id: null,
   };
 
-  await store.messages.create(message);
-  let holder: string;
-  try {
-    holder = await store.messages.claimExternalId(userId, externalKey, message.message_id);
-  } catch (err) {
-    await store.messages.delete(userId, message.message_id).catch(() => undefined);
-    throw err;
-  }
-  if (holder !== message.message_id) {
-    // The same DM imported at the same moment: the first to claim it keeps it.
-    await store.messages.delete(userId, message.message_id);
-    return alreadyImported(store, userId, holder, identityId, rawId, message.discussion_id);
-  }
-  await store.raws.markDelivered(rawId);
+  const earlier = await storeOnce(store, message, externalKey, rawId);
+  if (earlier !== null) return earlier;
   return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id });
 }
 
-async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
-  const updated = await store.messages.update(userId, messageId, (current) =>
-    current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
-  );
-  await store.raws.markDelivered(rawId);
-  return ok(ALREADY_IMPORTED, { message_id: messageId, discussion_id: updated?.discussion_id ?? discussion });
-}
 
 /** From the sender, To the recipient, by screen name. */
 export function participantsOf(dm: Pick<StoredDm, "sender" | "recipient">): Participant[] {
@@ -124,16 +99,6 @@ export function participantsOf(dm: Pick<StoredDm, "sender" | "recipient">): Part
   ];
 }
 
-/** Each participant's contact; the account's own screen name is the user's own card. */
-async function linkContacts(store: Store, user: User, identity: Identity, participants: Participant[]): Promise<Participant[]> {
-  return Promise.all(
-    participants.map(async (participant) => {
-      const contact = await store.contacts.byAddress(user.user_id, participant.address);
-      const ids = contact !== null ? [contact.contact_id] : participant.address === screenNameAddress(identity.identifier) ? [user.contact_id] : [];
-      return { ...participant, contact_ids: ids };
-    }),
-  );
-}
 
 function dateOf(value: string | undefined, now: () => Date): string {
   const parsed = value === undefined ? null : new Date(value);

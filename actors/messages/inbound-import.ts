@@ -1,0 +1,99 @@
+// What every inbound processor (email, DMs) does around its own parsing: check the order and load the
+// user, the receiving identity and the raw; link participants to the user's contacts; and store the new
+// message once per user and external id — the first import to claim the id keeps it, a second identity
+// receiving the same message is added to it, and every import marks its raw delivered.
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import type { Identity, Message, Participant, RawMessage, User } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+
+export const ALREADY_IMPORTED = "raw message already imported";
+
+export interface InboundOrder {
+  /** The raw message's id. */
+  message_id: string;
+  /** The identity that received it. */
+  remote_id: string;
+  user_id: string;
+}
+
+export interface InboundSubjects {
+  user: User;
+  identity: Identity;
+  raw: RawMessage;
+}
+
+/**
+ * Checks the order and loads what it names; a failure reply names what is wrong. `refuse` says why this
+ * processor does not take messages for an identity (null: it does).
+ */
+export async function loadInbound(store: Store, order: InboundOrder, refuse: (identity: Identity) => string | null): Promise<InboundSubjects | Reply> {
+  for (const field of ["message_id", "remote_id", "user_id"] as const) {
+    if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
+  }
+  const { message_id: rawId, remote_id: identityId, user_id: userId } = order;
+  const user = await store.users.get(userId);
+  if (user === null) return failure(`unknown user ${userId}`);
+  const identity = await store.identities.get(userId, identityId);
+  if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
+  if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
+  const refused = refuse(identity);
+  if (refused !== null) return failure(refused);
+  const raw = await store.raws.get(rawId);
+  if (raw === null) return failure(`unknown raw message ${rawId}`);
+  if (raw.user_id !== null && raw.user_id !== userId) return failure(`raw message ${rawId} belongs to another user than ${userId}`);
+  return { user, identity, raw };
+}
+
+export function isReply(value: unknown): value is Reply {
+  return typeof value === "object" && value !== null && typeof (value as Reply).error === "boolean" && typeof (value as Reply).message === "string";
+}
+
+/** Each participant's contact by address; the receiving identity's own address is the user's own card. */
+export async function linkContacts(store: Store, user: User, ownAddress: string, participants: Participant[]): Promise<Participant[]> {
+  const byAddress = new Map<string, Promise<string[]>>();
+  const lookup = (address: string) => {
+    let found = byAddress.get(address);
+    if (found === undefined) {
+      found = store.contacts.byAddress(user.user_id, address).then((contact) => {
+        if (contact !== null) return [contact.contact_id];
+        return address === ownAddress ? [user.contact_id] : [];
+      });
+      byAddress.set(address, found);
+    }
+    return found;
+  };
+  return Promise.all(participants.map(async (participant) => ({ ...participant, contact_ids: await lookup(participant.address) })));
+}
+
+/**
+ * Stores a new message under its external id. Returns null when it is stored (its raw marked delivered),
+ * or the "already imported" reply when another import of the same message claimed the id first.
+ */
+export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string): Promise<Reply | null> {
+  const { user_id: userId, message_id: messageId } = message;
+  await store.messages.create(message);
+  let holder: string;
+  try {
+    holder = await store.messages.claimExternalId(userId, externalId, messageId);
+  } catch (err) {
+    // Unclaimed, the message would be a duplicate of the one a retry stores.
+    await store.messages.delete(userId, messageId).catch(() => undefined);
+    throw err;
+  }
+  if (holder !== messageId) {
+    // The same message imported at the same moment: the first to claim it keeps it.
+    await store.messages.delete(userId, messageId);
+    return alreadyImported(store, userId, holder, message.user_identities[0] ?? "", rawId, message.discussion_id);
+  }
+  await store.raws.markDelivered(rawId);
+  return null;
+}
+
+/** The answer for a message stored before: the receiving identity is added to it. */
+export async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
+  const updated = await store.messages.update(userId, messageId, (current) =>
+    current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
+  );
+  await store.raws.markDelivered(rawId);
+  return ok(ALREADY_IMPORTED, { message_id: messageId, discussion_id: updated?.discussion_id ?? discussion });
+}
