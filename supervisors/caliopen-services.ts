@@ -91,7 +91,6 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
             { store, processInbound, logger: deps.logger.child({ service: "smtp-bridge" }) },
             { ...config.mail.smtp, serverName: config.mail.host },
           );
-          deps.logger.info({ port: smtpServer.port }, "inbound SMTP listening");
           hooks.onSmtpStarted?.(smtpServer.port);
         }
         if (config.api === null) return;
