@@ -14,6 +14,7 @@ import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
 import type { SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
@@ -70,7 +71,7 @@ export interface ImapWorkerContext {
   /** The poll interval before this worker asked for a slower one; restored after a success. */
   slowed_from: string | null;
   /** `deliver` requests waiting or running, oldest first. */
-  deliveries: { message_id: string; replyTo?: string }[];
+  deliveries: PendingDelivery[];
   deadlines: Deadlines;
 }
 
@@ -118,8 +119,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
       moreRequested: ({ context }) => context.requested !== null,
-      moreDeliveries: ({ context }) => context.deliveries.length > 1,
-      hasDeliveries: ({ context }) => context.deliveries.length > 0,
+      moreDeliveries: ({ context }) => moreDeliveries(context),
+      hasDeliveries: ({ context }) => hasDeliveries(context),
     },
     actions: {
       // A fullfetch asked for meanwhile covers a sync too.
@@ -188,9 +189,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       forgetFailures: assign({ failures: 0, first_failure_at: null }),
       saveError: ({ context }) =>
         void store.identities.updateInfos(context.user_id, context.identity_id, { last_error: context.last_error }).catch(() => undefined),
-      enqueueDelivery: assign({
-        deliveries: ({ context, event }) => [...context.deliveries, { message_id: String(event.payload.message_id), ...(event.replyTo !== undefined && { replyTo: event.replyTo }) }],
-      }),
+      enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
       answerDelivery: assign(({ context, event }) => {
         const [done, ...rest] = context.deliveries;
         ports.reply(done?.replyTo, outputOf<Reply>(event));
@@ -295,28 +294,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           },
         },
       },
-      delivery: {
-        initial: "ready",
-        states: {
-          ready: {
-            // Deliveries restored from a snapshot (the node stopped while sending) are resumed.
-            always: { guard: "hasDeliveries", target: "delivering" },
-            on: { deliver: { target: "delivering", actions: "enqueueDelivery" } },
-          },
-          delivering: {
-            tags: ["busy"],
-            on: { deliver: { actions: "enqueueDelivery" } },
-            invoke: {
-              src: "deliverOne",
-              input: ({ context }) => ({ context, message_id: context.deliveries[0]?.message_id ?? "" }),
-              onDone: [
-                { guard: "moreDeliveries", target: "delivering", reenter: true, actions: "answerDelivery" },
-                { target: "ready", actions: "answerDelivery" },
-              ],
-            },
-          },
-        },
-      },
+      delivery: deliveryRegion<ImapWorkerContext>(),
       push: {
         // Watching starts after a sync succeeded, and pauses while syncs fail (a wrong password must
         // not be tried twice as often).

@@ -19,6 +19,7 @@ import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../ru
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { defaultPollInterval } from "../store/identities.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
 import type { Store } from "../store/store.ts";
 import type { XUser } from "./dm-raw.ts";
 import { deliverDm, type DmDeliverResult } from "./dm-deliver.ts";
@@ -81,7 +82,7 @@ export interface TwitterWorkerContext {
   /** Events given up on, newest last, for operators. */
   skipped: SkippedEvent[];
   /** `deliver` requests waiting or running, oldest first. */
-  deliveries: { message_id: string; replyTo?: string }[];
+  deliveries: PendingDelivery[];
   deadlines: Deadlines;
 }
 
@@ -170,8 +171,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
     guards: {
       failedWith: ({ event }, kind: SyncFailureKind) => payloadOf<SyncFailure>(event).kind === kind,
       moreRequested: ({ context }) => context.requested,
-      moreDeliveries: ({ context }) => context.deliveries.length > 1,
-      hasDeliveries: ({ context }) => context.deliveries.length > 0,
+      moreDeliveries: ({ context }) => moreDeliveries(context),
+      hasDeliveries: ({ context }) => hasDeliveries(context),
     },
     actions: {
       startRun: assign(({ context }) => ({
@@ -248,9 +249,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         saveInfos(context, { last_error: lastError });
         return { last_error: lastError };
       }),
-      enqueueDelivery: assign({
-        deliveries: ({ context, event }) => [...context.deliveries, { message_id: String(event.payload.message_id ?? ""), ...(event.replyTo !== undefined && { replyTo: event.replyTo }) }],
-      }),
+      enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
       answerDelivery: enqueueActions(({ context, event, enqueue }) => {
         const [done, ...rest] = context.deliveries;
         const result = outputOf<DmDeliverResult>(event);
@@ -330,28 +329,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
               },
             },
           },
-          delivery: {
-            initial: "ready",
-            states: {
-              ready: {
-                // Deliveries restored from a snapshot (the node stopped while sending) are resumed.
-                always: { guard: "hasDeliveries", target: "delivering" },
-                on: { deliver: { target: "delivering", actions: "enqueueDelivery" } },
-              },
-              delivering: {
-                tags: ["busy"],
-                on: { deliver: { actions: "enqueueDelivery" } },
-                invoke: {
-                  src: "deliverOne",
-                  input: ({ context }) => ({ context, message_id: context.deliveries[0]?.message_id ?? "" }),
-                  onDone: [
-                    { guard: "moreDeliveries", target: "delivering", reenter: true, actions: "answerDelivery" },
-                    { target: "ready", actions: "answerDelivery" },
-                  ],
-                },
-              },
-            },
-          },
+          delivery: deliveryRegion<TwitterWorkerContext>(),
+
         },
       },
       // The identity was deleted: the worker has nothing left to do and is removed.
