@@ -106,7 +106,7 @@ test("a port in use is one clear line, not a stack trace", async () => {
 });
 
 test("an unreachable NATS_URL is one clear line", async () => {
-  await expectOneLineError({ NATS_URL: `nats://127.0.0.1:${await freePort()}` }, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+  await expectOneLineError({ NATS_URL: `nats://127.0.0.1:${await freePort()}`, CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) }, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
 });
 
 test("a missing nats-server binary is one clear line", async () => {
