@@ -13,3 +13,8 @@ export function ok(message: string, extra: Record<string, unknown> = {}): Reply 
 export function failure(message: string, extra: Record<string, unknown> = {}): Reply {
   return { ...extra, error: true, message };
 }
+
+/** Whether a value is a Reply (e.g. a function that returns either a result or the reply to send instead). */
+export function isReply(value: unknown): value is Reply {
+  return typeof value === "object" && value !== null && typeof (value as Reply).error === "boolean" && typeof (value as Reply).message === "string";
+}

@@ -44,10 +44,6 @@ export async function loadInbound(store: Store, order: InboundOrder, refuse: (id
   return { user, identity, raw };
 }
 
-export function isReply(value: unknown): value is Reply {
-  return typeof value === "object" && value !== null && typeof (value as Reply).error === "boolean" && typeof (value as Reply).message === "string";
-}
-
 /** Each participant's contact by address; the receiving identity's own address is the user's own card. */
 export async function linkContacts(store: Store, user: User, ownAddress: string, participants: Participant[]): Promise<Participant[]> {
   const byAddress = new Map<string, Promise<string[]>>();

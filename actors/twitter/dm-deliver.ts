@@ -6,10 +6,10 @@
 // draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until that
 // send ends or its mark goes stale. Every outcome is a reply; nothing is thrown.
 import type { Logger } from "pino";
-import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import type { Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { claimDraft, markAnswered, releaseClaim } from "../messages/send-claim.ts";
+import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { dmExternalKey, encodeStoredDm, screenNameAddress, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { InvalidCredentials, RateLimited, XClient, type XClientConfig } from "./x-client.ts";
 
@@ -54,13 +54,8 @@ async function deliver(deps: DmDeliverDeps, order: DmDeliverOrder, result: DmDel
   if (typeof id !== "string" || id === "") return failure("deliver needs a non-empty string message_id");
   const log = deps.logger.child({ message_id: id, user_id: order.user_id, identity_id: order.remote_id });
 
-  const draft = await store.messages.get(order.user_id, id);
-  if (draft === null) return failure(`draft ${id} not found`);
-  if (!draft.is_draft) {
-    if (!draft.is_received) return ok(`message ${id} was already sent`, { message_id: id });
-    return failure(`message ${id} is not a draft`);
-  }
-  if (draft.user_identities.length > 0 && !draft.user_identities.includes(order.remote_id)) return failure(`draft ${id} is not sent from identity ${order.remote_id}`);
+  const draft = await draftToSend(store, order);
+  if (isReply(draft)) return draft;
   const identity = await store.identities.get(order.user_id, order.remote_id);
   if (identity === null || identity.status === "deleted") return failure(`identity ${order.remote_id} of user ${order.user_id} not found`);
   if (identity.protocol !== "twitter") return failure(`identity ${order.remote_id} is a ${identity.protocol} identity, not a twitter one`);

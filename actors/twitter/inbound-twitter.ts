@@ -5,11 +5,11 @@
 // A DM the account sent itself (direction "sent", fetched by a sync, e.g. written from another client)
 // is imported too, as part of the conversation: read, not received. Every outcome is a Reply.
 import { randomUUID } from "node:crypto";
-import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import { SCHEMA_VERSION, type Message, type Participant } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { alreadyImported, isReply, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { decodeStoredDm, dmExternalKey, screenNameAddress, type StoredDm } from "./dm-raw.ts";
 
 export interface InboundTwitterOrder {
