@@ -490,7 +490,9 @@ test("a 20 MiB attachment streams through: right size, live memory stays far bel
   assert.is(message?.body_plain, "Voici les photos en pièce jointe.");
   const growth = peak - before;
   if (gc === null) console.warn(`no gc exposed: memory growth ${(growth / MiB).toFixed(1)} MiB not checked`);
-  else assert.ok(growth < 12 * MiB, `live memory grew by ${(growth / MiB).toFixed(1)} MiB while parsing`);
+  // Usually 3–5 MiB; up to 12.5 MiB seen on a loaded machine (client buffers). Holding the raw whole,
+  // the bug this guards against, costs more than its 27 MiB.
+  else assert.ok(growth < 18 * MiB, `live memory grew by ${(growth / MiB).toFixed(1)} MiB while parsing`);
 });
 
 test.run();
