@@ -1,11 +1,12 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { explainConnectError, natsConnectOptions, type NatsEndpoint } from "./nats-endpoint.ts";
 import { StartupError } from "./startup-error.ts";
 
 export type { NatsConnection };
 
 export interface ConnectionOptions {
-  url: string;
+  endpoint: NatsEndpoint;
   name: string;
   logger: Logger;
   /** How long to wait for the first connection before giving up. */
@@ -14,13 +15,15 @@ export interface ConnectionOptions {
 
 /**
  * Connects to NATS and keeps reconnecting for as long as the process lives: a NATS restart or a
- * failover inside a cluster must not kill the node.
+ * failover inside a cluster must not kill the node. A refused credential is not retried for ever:
+ * nats.js gives up when a server refuses it twice in a row, and the connection closes.
  */
 export async function connectToNats(options: ConnectionOptions): Promise<NatsConnection> {
+  const settings = await natsConnectOptions(options.endpoint);
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: options.url.split(",").map((server) => server.trim()),
+      ...settings,
       name: options.name,
       timeout: options.connectTimeoutMs ?? 5_000,
       maxReconnectAttempts: -1,
@@ -31,7 +34,7 @@ export async function connectToNats(options: ConnectionOptions): Promise<NatsCon
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new StartupError(`cannot reach NATS at ${redactUrl(options.url)}: ${(err as Error).message}`);
+    throw new StartupError(explainConnectError(options.endpoint, err));
   }
   void watchStatus(nc, options.logger);
   return nc;
@@ -62,9 +65,4 @@ async function watchStatus(nc: NatsConnection, logger: Logger): Promise<void> {
         break;
     }
   }
-}
-
-/** nats://user:pass@host → nats://***@host, so URLs can be logged. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/g, "//***@");
 }

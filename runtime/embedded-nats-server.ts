@@ -1,9 +1,12 @@
 // A nats-server child process for a single-machine deployment: JetStream on, loopback only, its data
-// under the node's data directory, stopped when the node stops.
+// under the node's data directory, stopped when the node stops. It admits only clients holding the
+// nkey it made on first start (see embedded-nats-credentials.ts).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { ensureEmbeddedCredentials } from "./embedded-nats-credentials.ts";
+import type { NatsEndpoint } from "./nats-endpoint.ts";
 import { StartupError } from "./startup-error.ts";
 
 export interface EmbeddedNatsOptions {
@@ -14,10 +17,17 @@ export interface EmbeddedNatsOptions {
   /** Extra nats-server arguments (tests use them for clusters). */
   extraArgs?: string[];
   readyTimeoutMs?: number;
+  /**
+   * Replaces the generated nkey: nats-server configuration that secures the server (authorization,
+   * TLS, a cluster block) and what a client needs to be let in. Tests of roles and TLS use it.
+   */
+  security?: { config: string; client: Omit<NatsEndpoint, "url">; tls?: boolean };
 }
 
 export interface EmbeddedNats {
   url: string;
+  /** The URL with what a client needs to be let in. */
+  endpoint: NatsEndpoint;
   port: number;
   pid: number;
   stop(): Promise<void>;
@@ -33,7 +43,20 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   await rm(runDir, { recursive: true, force: true });
   await mkdir(runDir, { recursive: true });
 
+  let config: string;
+  let client: Omit<NatsEndpoint, "url">;
+  if (options.security !== undefined) {
+    ({ config, client } = options.security);
+  } else {
+    const credentials = await ensureEmbeddedCredentials(options.dataDir);
+    config = `authorization {\n  users = [\n    { nkey: "${credentials.publicKey}" }\n  ]\n}\n`;
+    client = { nkey: credentials.seedFile };
+  }
+  const configFile = join(options.dataDir, "nats-server.conf");
+  await writeFile(configFile, config, { mode: 0o600 });
+
   const args = [
+    "-c", configFile,
     "-a", "127.0.0.1",
     "-p", options.port === 0 ? "-1" : String(options.port),
     "-js", "-sd", storeDir,
@@ -64,8 +87,10 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   const pid = child.pid ?? -1;
   await writeFile(pidFile(options.dataDir), String(pid));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `${options.security?.tls ? "tls" : "nats"}://127.0.0.1:${port}`;
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url,
+    endpoint: { url, ...client },
     port,
     pid,
     async stop() {

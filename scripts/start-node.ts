@@ -15,6 +15,10 @@ async function main(): Promise<void> {
 
   const caliopen = caliopenConfigFromEnv(process.env, config.dataDir, logger);
   const node = await startNode(config, caliopenServices(caliopen), logger);
+  void node.lost.then((reason) => {
+    process.stderr.write(`caliopen: lost the connection to NATS for good: ${reason}\n`);
+    process.exit(1);
+  });
   // npm and a terminal may deliver the same Ctrl-C more than once; a signal repeated after a few
   // seconds means the operator insists.
   let firstSignalAt = 0;

@@ -2,11 +2,12 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { randomBytes } from "node:crypto";
+import { natsEndpointFromEnv, type NatsEndpoint } from "../runtime/nats-endpoint.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 
 export interface NodeConfig {
-  /** Join this NATS (comma-separated URLs for a cluster); undefined runs an embedded nats-server. */
-  natsUrl: string | undefined;
+  /** Join this NATS (NATS_URL and its credentials); undefined runs an embedded nats-server. */
+  nats: NatsEndpoint | undefined;
   /** Port of the embedded nats-server (0 = any free port). */
   natsPort: number;
   dataDir: string;
@@ -31,7 +32,7 @@ export function defaultNodeId(): string {
 
 export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return {
-    natsUrl: nonEmpty(env.NATS_URL),
+    nats: natsEndpointFromEnv(env),
     natsPort: integer(env, "CALIOPEN_NATS_PORT", 4222, 0, 65535),
     dataDir: resolve(nonEmpty(env.CALIOPEN_DATA_DIR) ?? "data"),
     namespace: nonEmpty(env.CALIOPEN_NAMESPACE) ?? "",

@@ -5,10 +5,11 @@ import { VERSION } from "../runtime/version.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
-import { connectToNats, redactUrl } from "../runtime/connection.ts";
+import { connectToNats } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
+import { authMethod, redactUrl, usesTls, type NatsEndpoint } from "../runtime/nats-endpoint.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
 import { openCluster } from "./cluster/cluster.ts";
@@ -22,14 +23,19 @@ import type { ServiceFactory, ServiceSet } from "./services.ts";
 export interface RunningNode {
   readonly id: string;
   readonly nc: NatsConnection;
-  /** The NATS URL the node uses (the embedded server's when it runs one). */
-  readonly natsUrl: string;
+  /** The NATS the node uses (the embedded server's when it runs one), with its credentials. */
+  readonly nats: NatsEndpoint;
   readonly subjects: Subjects;
   readonly host: ActorHost;
   readonly supervisors: ReadonlyMap<string, FamilySupervisor>;
   readonly deadLetters: DeadLetters;
   /** Stops taking orders, lets running work finish within the grace period, then stops everything. */
   shutdown(reason: string): Promise<void>;
+  /**
+   * Resolves with the reason if NATS is lost for good without a shutdown (e.g. the server refuses our
+   * credential after a reconnect): the node can no longer do anything and its process should exit.
+   */
+  readonly lost: Promise<string>;
 }
 
 export interface NodeTuning {
@@ -41,16 +47,20 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
   const startedAt = new Date();
   const log = logger.child({ node: config.nodeId });
   let embedded: EmbeddedNats | null = null;
-  if (config.natsUrl === undefined) {
+  if (config.nats === undefined) {
     embedded = await startEmbeddedNats({ dataDir: `${config.dataDir}/nats`, port: config.natsPort });
-    log.info({ url: embedded.url, pid: embedded.pid }, "embedded nats-server started");
+    log.info({ url: embedded.url, pid: embedded.pid, nkey: embedded.endpoint.nkey }, "embedded nats-server started");
   }
-  const natsUrl = embedded?.url ?? (config.natsUrl as string);
+  const nats = embedded?.endpoint ?? (config.nats as NatsEndpoint);
+  const natsUrl = redactUrl(nats.url);
   let nc: NatsConnection;
   let control: NatsConnection;
   try {
-    nc = await connectToNats({ url: natsUrl, name: `caliopen-node ${config.nodeId}`, logger: log });
-    control = await connectToNats({ url: natsUrl, name: `caliopen-node ${config.nodeId} control`, logger: log });
+    nc = await connectToNats({ endpoint: nats, name: `caliopen-node ${config.nodeId}`, logger: log });
+    control = await connectToNats({ endpoint: nats, name: `caliopen-node ${config.nodeId} control`, logger: log }).catch(async (err: unknown) => {
+      await nc.close();
+      throw err;
+    });
   } catch (err) {
     await embedded?.stop();
     throw err;
@@ -100,7 +110,9 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         kinds: host.kinds(),
         cluster: cluster.describe(),
         nats: {
-          url: redactUrl(natsUrl),
+          url: natsUrl,
+          auth: authMethod(nats),
+          tls: usesTls(nats),
           server: nc.getServer(),
           serverName: server?.server_name ?? null,
           serverVersion: server?.version ?? null,
@@ -117,7 +129,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
       config.passivateAfterMs > 0 ? setInterval(() => host.passivateIdle(config.passivateAfterMs), Math.min(config.passivateAfterMs, 30_000)) : null;
     passivation?.unref();
     await nc.flush();
-    log.info({ nats: redactUrl(natsUrl), namespace: config.namespace || undefined, version: VERSION }, "node started");
+    log.info({ nats: natsUrl, auth: authMethod(nats), tls: usesTls(nats), namespace: config.namespace || undefined, version: VERSION }, "node started");
 
     let stopping: Promise<void> | null = null;
     const shutdown = (reason: string) =>
@@ -143,7 +155,18 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         log.info("node stopped");
       })());
 
-    return { id: config.nodeId, nc, natsUrl, subjects, host, supervisors, deadLetters, shutdown };
+    const lost = new Promise<string>((resolve) => {
+      for (const connection of [nc, control]) {
+        void connection.closed().then(async (err) => {
+          if (stopping !== null) return;
+          const reason = err instanceof Error ? err.message : "the connection was closed";
+          log.error({ err: reason }, "NATS connection closed for good");
+          await embedded?.stop();
+          resolve(reason);
+        });
+      }
+    });
+    return { id: config.nodeId, nc, nats, subjects, host, supervisors, deadLetters, shutdown, lost };
   } catch (err) {
     await nc.close().catch(() => undefined);
     await control.close().catch(() => undefined);

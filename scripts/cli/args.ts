@@ -4,7 +4,8 @@ import { parseArgs } from "node:util";
 import { UsageError, messageOf } from "./errors.ts";
 
 export interface GlobalOptions {
-  natsUrl: string;
+  /** --nats, when given; otherwise NATS_URL or a local node's embedded server (connection.ts). */
+  natsUrl: string | undefined;
   namespace: string;
   json: boolean;
   timeoutMs: number | undefined;
@@ -72,7 +73,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     command,
     positionals: rest,
     global: {
-      natsUrl: values.nats ?? defaultNatsUrl(env),
+      natsUrl: values.nats,
       namespace: values.namespace ?? env.CALIOPEN_NAMESPACE?.trim() ?? "",
       json: values.json ?? false,
       timeoutMs: values.timeout === undefined ? undefined : positiveInteger("--timeout", values.timeout),
@@ -85,13 +86,6 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
 
 function parseOptions(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-}
-
-export function defaultNatsUrl(env: NodeJS.ProcessEnv): string {
-  const url = env.NATS_URL?.trim();
-  if (url !== undefined && url !== "") return url;
-  const port = env.CALIOPEN_NATS_PORT?.trim();
-  return `nats://127.0.0.1:${port === undefined || port === "" ? 4222 : port}`;
 }
 
 export function positiveInteger(option: string, raw: string): number {

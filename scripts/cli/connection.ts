@@ -1,20 +1,49 @@
-// The CLI's own NATS connection: fail fast with one readable line when NATS cannot be reached
-// (a node keeps retrying for ever; an operator at a prompt wants to know now).
+// The CLI's own NATS connection: the same settings as a node (NATS_URL, NATS_CREDS, NATS_NKEY, …, or
+// --nats), plus the credential of a node's embedded nats-server on this machine when none is given, so
+// that `npx caliopen …` next to `npm start` needs no setup. It fails fast with one readable line (a node
+// keeps retrying for ever; an operator at a prompt wants to know now).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { redactUrl } from "../../runtime/connection.ts";
+import { embeddedSeedFile } from "../../runtime/embedded-nats-credentials.ts";
+import { authMethod, explainConnectError, natsConnectOptions, natsEndpointFromEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { CliError, messageOf } from "./errors.ts";
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
-export async function openNats(url: string): Promise<NatsConnection> {
+/** Where the CLI connects: `--nats`, else NATS_URL, else the embedded server of a node on this machine. */
+export function cliEndpoint(natsOption: string | undefined, env: NodeJS.ProcessEnv): NatsEndpoint {
+  const url = natsOption ?? (env.NATS_URL?.trim() || `nats://127.0.0.1:${env.CALIOPEN_NATS_PORT?.trim() || 4222}`);
+  let endpoint: NatsEndpoint;
   try {
-    return await connect({
-      servers: url.split(",").map((server) => server.trim()),
-      name: "caliopen-cli",
-      timeout: CONNECT_TIMEOUT_MS,
-      reconnectTimeWait: 500,
-    });
+    endpoint = natsEndpointFromEnv(env, url) as NatsEndpoint;
   } catch (error) {
-    throw new CliError(`cannot reach NATS at ${redactUrl(url)}: ${messageOf(error)}`);
+    throw new CliError(messageOf(error));
+  }
+  if (authMethod(endpoint) !== "none") return endpoint;
+  const local = localSeedFile(env);
+  return existsSync(local) ? { ...endpoint, nkey: local } : endpoint;
+}
+
+/** The nkey a node's embedded nats-server made, under the same data directory a node would use. */
+function localSeedFile(env: NodeJS.ProcessEnv): string {
+  return embeddedSeedFile(resolve(env.CALIOPEN_DATA_DIR?.trim() || "data", "nats"));
+}
+
+export async function openNats(endpoint: NatsEndpoint): Promise<NatsConnection> {
+  let options;
+  try {
+    options = await natsConnectOptions(endpoint);
+  } catch (error) {
+    throw new CliError(messageOf(error));
+  }
+  try {
+    return await connect({ ...options, name: "caliopen-cli", timeout: CONNECT_TIMEOUT_MS, reconnectTimeWait: 500 });
+  } catch (error) {
+    const hint =
+      authMethod(endpoint) === "none" && /authorization/i.test(messageOf(error))
+        ? " — for a node's embedded server, run the CLI in the node's directory or set CALIOPEN_DATA_DIR (its key is <data dir>/nats/caliopen.nk)"
+        : "";
+    throw new CliError(`${explainConnectError(endpoint, error)}${hint}`);
   }
 }

@@ -1,10 +1,11 @@
 // `caliopen`: the operator CLI (started by bin/caliopen.js). Parses the command line, connects to NATS,
 // runs one command, closes the connection and exits with the command's status.
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { parseCliArgs } from "./args.ts";
 import type { CliIO, Command, CommandRun } from "./command.ts";
 import { findCommand } from "./commands.ts";
-import { openNats } from "./connection.ts";
+import { cliEndpoint, openNats } from "./connection.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, messageOf } from "./errors.ts";
 import { usage } from "./usage.ts";
 
@@ -26,7 +27,7 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
     }
     rejectForeignOptions(command, args.givenFlags);
     const commandRun = command.prepare(args.positionals, args.flags);
-    return await connectAndRun(commandRun, args.global.natsUrl, namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
+    return await connectAndRun(commandRun, cliEndpoint(args.global.natsUrl, env), namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
   } catch (error) {
     if (error instanceof CliError) {
       io.err(`caliopen: ${error.message}`);
@@ -38,8 +39,8 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
   }
 }
 
-async function connectAndRun(run: CommandRun, natsUrl: string, subjects: Subjects, json: boolean, timeoutMs: number | undefined, io: CliIO): Promise<number> {
-  const nc = await openNats(natsUrl);
+async function connectAndRun(run: CommandRun, endpoint: NatsEndpoint, subjects: Subjects, json: boolean, timeoutMs: number | undefined, io: CliIO): Promise<number> {
+  const nc = await openNats(endpoint);
   try {
     return await run({ nc, subjects, json, timeoutMs, io });
   } finally {

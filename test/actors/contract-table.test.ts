@@ -28,7 +28,7 @@ const test = suite<Context>("contract table");
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(testCaliopenConfig({ api: null })), { nodeId: "contract-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig({ api: null })), { nodeId: "contract-node" });
   ctx.client = await ctx.nats.connect();
 });
 test.after(async (ctx) => {

@@ -18,10 +18,12 @@ export interface RunningCli {
   exited: Promise<CliResult>;
 }
 
-export function startCli(args: string[]): RunningCli {
+/** `env` adds to a clean environment: no NATS_* or CALIOPEN_* setting of the test's own leaks in. */
+export function startCli(args: string[], env: Record<string, string> = {}): RunningCli {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(NATS_|CALIOPEN_)/.test(name)));
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: tmpdir(),
-    env: { ...process.env, LOG_LEVEL: "silent", NATS_URL: "", CALIOPEN_NAMESPACE: "", FORCE_COLOR: "0" },
+    env: { ...inherited, LOG_LEVEL: "silent", FORCE_COLOR: "0", ...env },
   });
   let stdout = "";
   let stderr = "";

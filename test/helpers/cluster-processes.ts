@@ -14,10 +14,11 @@ export interface NodeProcess {
   exited: Promise<number | null>;
 }
 
-export async function spawnNode(natsUrl: string, id: string, env: Record<string, string> = {}): Promise<NodeProcess> {
+/** `nats` is the NATS_* environment of the server to join (TestNats.env). */
+export async function spawnNode(nats: Record<string, string>, id: string, env: Record<string, string> = {}): Promise<NodeProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "test/helpers/cluster-node-process.ts"], {
     cwd: root,
-    env: { ...process.env, NATS_URL: natsUrl, CALIOPEN_NODE_ID: id, CALIOPEN_SHARDS: "32", LOG_LEVEL: "warn", ...env },
+    env: { ...process.env, ...nats, CALIOPEN_NODE_ID: id, CALIOPEN_SHARDS: "32", LOG_LEVEL: "warn", ...env },
   });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -5,9 +5,14 @@ import { join } from "node:path";
 import { createServer } from "node:net";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { natsConnectOptions, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 
 export interface TestNats {
   url: string;
+  /** The URL and the credential the server requires (it admits no anonymous client). */
+  endpoint: NatsEndpoint;
+  /** NATS_URL, NATS_NKEY, … for a child process that connects to it. */
+  env: Record<string, string>;
   server: EmbeddedNats;
   dir: string;
   /** The server's HTTP monitoring endpoint (connz, subsz, jsz). */
@@ -33,6 +38,8 @@ export async function startTestNats(): Promise<TestNats> {
   const clients: NatsConnection[] = [];
   return {
     url: server.url,
+    endpoint: server.endpoint,
+    env: natsEndpointEnv(server.endpoint),
     server,
     dir,
     monitorUrl,
@@ -46,7 +53,7 @@ export async function startTestNats(): Promise<TestNats> {
       );
     },
     async connect() {
-      const nc = await connect({ servers: server.url });
+      const nc = await connect(await natsConnectOptions(server.endpoint));
       clients.push(nc);
       return nc;
     },

@@ -9,18 +9,19 @@ import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
 import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { randomBytes } from "node:crypto";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 
 /** Failure detection shortened so that tests of failover run quickly. */
 export const FAST_DETECTION_MS = 1_000;
 
 export async function startTestNode(
-  natsUrl: string,
+  nats: NatsEndpoint,
   services: ServiceSet | ServiceFactory,
   overrides: Partial<NodeConfig> = {},
   tuning: NodeTuning = {},
 ): Promise<RunningNode> {
   const config: NodeConfig = {
-    natsUrl,
+    nats,
     natsPort: 0,
     dataDir: await mkdtemp(join(tmpdir(), "caliopen-test-node-")),
     namespace: "",

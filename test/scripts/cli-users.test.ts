@@ -13,7 +13,7 @@ const test = suite<{ nats: TestNats; node: RunningNode; apiUrl: string }>("calio
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
   let apiUrl = "";
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "users-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "users-node" });
   ctx.apiUrl = apiUrl;
 });
 test.after(async (ctx) => {
@@ -21,7 +21,7 @@ test.after(async (ctx) => {
   await ctx.nats.stop();
 });
 
-const cli = (ctx: { nats: TestNats }, ...args: string[]) => startCli(["--nats", ctx.nats.url, ...args]).exited;
+const cli = (ctx: { nats: TestNats }, ...args: string[]) => startCli(args, ctx.nats.env).exited;
 
 async function me(ctx: { apiUrl: string }, token: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${ctx.apiUrl}/api/v2/me`, { headers: { authorization: `Bearer ${token}` } });

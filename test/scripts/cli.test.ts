@@ -33,7 +33,7 @@ test.before(async (ctx) => {
   const nats = await startTestNats();
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-cli-test-"));
   const node = await startNode(
-    { natsUrl: nats.url, natsPort: 0, dataDir, namespace: "", nodeId: "cli-node", shutdownGraceMs: 1000, replicas: 1, logLevel: "silent", shards: 8, failureDetectionMs: 2_000, passivateAfterMs: 60_000 },
+    { nats: nats.endpoint, natsPort: 0, dataDir, namespace: "", nodeId: "cli-node", shutdownGraceMs: 1000, replicas: 1, logLevel: "silent", shards: 8, failureDetectionMs: 2_000, passivateAfterMs: 60_000 },
     { families: [counterFamily("counter"), counterFamily("bulk", "none")], bindings: () => ({}) },
     silentLogger(),
   );
@@ -42,7 +42,7 @@ test.before(async (ctx) => {
   const bulk = node.supervisors.get("bulk")!;
   for (let i = 0; i < BULK_ACTORS; i++) await bulk.start(`b${String(i).padStart(4, "0")}`);
   ctx.fx = { nats, nc: await nats.connect(), node, dataDir };
-  ctx.cli = (...args) => startCli(["--nats", nats.url, ...args]).exited;
+  ctx.cli = (...args) => startCli(args, nats.env).exited;
 });
 
 test.after(async (ctx) => {
@@ -154,7 +154,7 @@ test("inspect of an actor nobody runs exits 1 and says so", async ({ cli }) => {
 });
 
 test("watch --count 1 prints the transition an actor message causes, then exits", async ({ fx }) => {
-  const watch = startCli(["--nats", fx.nats.url, "watch", "counter/alice", "--count", "1"]);
+  const watch = startCli(["watch", "counter/alice", "--count", "1"], fx.nats.env);
   await waitFor("the watch to subscribe", () => watch.stderr().includes("watching counter/alice"), 10_000);
   fx.nc.publish(fx.node.subjects.actor("counter", "alice"), encodeJson({ type: "work", payload: { ms: 50 } }));
   const result = await watch.exited;
@@ -163,7 +163,7 @@ test("watch --count 1 prints the transition an actor message causes, then exits"
 });
 
 test("watch --json prints each transition as the JSON the actor published", async ({ fx }) => {
-  const watch = startCli(["--nats", fx.nats.url, "watch", "counter/alice", "--count", "2", "--json"]);
+  const watch = startCli(["watch", "counter/alice", "--count", "2", "--json"], fx.nats.env);
   await waitFor("the watch to subscribe", () => watch.stderr().includes("watching counter/alice"), 10_000);
   fx.nc.publish(fx.node.subjects.actor("counter", "alice"), encodeJson({ type: "work", payload: { ms: 50 } }));
   const result = await watch.exited;

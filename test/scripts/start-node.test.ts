@@ -2,12 +2,15 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, symlink } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { connect } from "@nats-io/transport-node";
+import { createUser } from "@nats-io/nkeys";
 import { decodeJson } from "../../runtime/json.ts";
+import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
+import { startCli } from "../helpers/cli-process.ts";
 import { freePort } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -49,7 +52,16 @@ test("without NATS_URL it runs an embedded nats-server, answers the debug subjec
   const serverPid = Number(await readFile(join(dataDir, "nats", "embedded-nats-server.pid"), "utf8"));
   assert.ok(alive(serverPid), "embedded nats-server running");
 
-  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  // The embedded server admits only holders of the nkey it made, kept where only this user reads it.
+  const anonymous = await connect({ servers: `127.0.0.1:${port}` }).then(
+    (nc) => nc.close().then(() => "connected"),
+    (err: Error) => err.message,
+  );
+  assert.match(anonymous, /Authorization Violation/i);
+  const seedFile = join(dataDir, "nats", "caliopen.nk");
+  assert.is((await stat(seedFile)).mode & 0o777, 0o600);
+  assert.not.match(node.output(), /SU[A-Z2-7]{50,}/, "the seed is never logged");
+  const nc = await connect(await natsConnectOptions({ url: `nats://127.0.0.1:${port}`, nkey: seedFile }));
   const reply = decodeJson((await nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3000 })).data);
   assert.ok(reply.ok);
   const info = reply.value as { pid: number; nats: { embedded: boolean } };
@@ -61,6 +73,10 @@ test("without NATS_URL it runs an embedded nats-server, answers the debug subjec
   assert.ok(apiUrl, "the API's address is logged");
   assert.is((await fetch(`${apiUrl}/api/v2/openapi.json`)).status, 200);
   assert.is((await fetch(`${apiUrl}/api/v2/me`)).status, 401);
+  // The CLI on the same machine finds the key under the node's data directory, with no setting of its own.
+  const cli = await startCli(["nodes", "--json"], { CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port) }).exited;
+  assert.is(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, new RegExp(`"pid":${node.child.pid}`));
 
   node.child.kill("SIGTERM");
   assert.is(await node.exited, 0, "exit code 0 after SIGTERM");
@@ -73,9 +89,10 @@ test("with NATS_URL it joins that NATS instead", async () => {
   const port = await freePort();
   const host = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), CALIOPEN_NODE_ID: "first" });
   await waitFor("first node", () => host.output().includes("node started"), 15_000);
-  const joiner = startScript({ NATS_URL: `nats://127.0.0.1:${port}`, CALIOPEN_NODE_ID: "second", CALIOPEN_DATA_DIR: join(dataDir, "second") });
+  const nkey = join(dataDir, "nats", "caliopen.nk");
+  const joiner = startScript({ NATS_URL: `nats://127.0.0.1:${port}`, NATS_NKEY: nkey, CALIOPEN_NODE_ID: "second", CALIOPEN_DATA_DIR: join(dataDir, "second") });
   await waitFor("second node", () => joiner.output().includes("node started"), 15_000);
-  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  const nc = await connect(await natsConnectOptions({ url: `nats://127.0.0.1:${port}`, nkey }));
   const nodes: string[] = [];
   for await (const msg of await nc.requestMany("caliopen.debug.nodes", new Uint8Array(), { strategy: "stall", stall: 300, maxWait: 3000 })) {
     const decoded = decodeJson(msg.data);
@@ -107,6 +124,36 @@ test("a port in use is one clear line, not a stack trace", async () => {
 
 test("an unreachable NATS_URL is one clear line", async () => {
   await expectOneLineError({ NATS_URL: `nats://127.0.0.1:${await freePort()}`, CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) }, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+});
+
+test("a refused, missing or unreadable NATS credential is one clear line, not a reconnect loop", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+  const port = await freePort();
+  const host = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), NATS_URL: "", CALIOPEN_NODE_ID: "host" });
+  await waitFor("node started", () => host.output().includes("node started"), 15_000);
+  try {
+    const url = `nats://127.0.0.1:${port}`;
+    const elsewhere = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+    const stranger = join(elsewhere, "stranger.nk");
+    await writeFile(stranger, `${new TextDecoder().decode(createUser().getSeed())}\n`, { mode: 0o600 });
+    await expectOneLineError({ NATS_URL: url, NATS_NKEY: stranger, CALIOPEN_DATA_DIR: elsewhere }, /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server refused our nkey \(NATS_NKEY\)\)$/);
+    await expectOneLineError({ NATS_URL: url, CALIOPEN_DATA_DIR: elsewhere }, /authorization violation \(the server requires credentials: set NATS_CREDS, NATS_NKEY/);
+    await expectOneLineError({ NATS_URL: `nats://someone:wrong-password@127.0.0.1:${port}`, CALIOPEN_DATA_DIR: elsewhere }, /refused the connection: authorization violation \(the server refused our user and password/);
+    await expectOneLineError({ NATS_URL: url, NATS_NKEY: join(elsewhere, "missing.nk"), CALIOPEN_DATA_DIR: elsewhere }, /^caliopen: NATS_NKEY \S+missing\.nk: cannot read it \(no such file\)$/);
+    await expectOneLineError({ NATS_URL: url, NATS_NKEY: stranger, NATS_USER: "node", NATS_PASSWORD: "x", CALIOPEN_DATA_DIR: elsewhere }, /NATS_NKEY and NATS_USER\/NATS_PASSWORD are both set/);
+    await expectOneLineError({ NATS_URL: "", NATS_CREDS: stranger, CALIOPEN_DATA_DIR: elsewhere, CALIOPEN_NATS_PORT: String(await freePort()) }, /NATS_CREDS is set but NATS_URL is not/);
+    // An embedded server's key that others can read is refused, as ssh refuses such keys.
+    const loose = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+    const firstRun = startScript({ CALIOPEN_DATA_DIR: loose, CALIOPEN_NATS_PORT: String(await freePort()), NATS_URL: "" });
+    await waitFor("node started", () => firstRun.output().includes("node started"), 15_000);
+    firstRun.child.kill("SIGTERM");
+    assert.is(await firstRun.exited, 0);
+    await chmod(join(loose, "nats", "caliopen.nk"), 0o644);
+    await expectOneLineError({ CALIOPEN_DATA_DIR: loose, CALIOPEN_NATS_PORT: String(await freePort()), NATS_URL: "" }, /caliopen\.nk can be read by other users \(mode 644\): chmod 600 it/);
+  } finally {
+    host.child.kill("SIGTERM");
+    await host.exited;
+  }
 });
 
 test("a missing nats-server binary is one clear line", async () => {

@@ -24,7 +24,7 @@ test.before(async (ctx) => {
   // The account's IMAP server does not exist: its worker fails, and must not slow the poller down here.
   const config = testCaliopenConfig({ imap: { slowDownAfterFailures: 1_000, retry: { initialMs: 60_000, maxMs: 60_000, factor: 1, jitter: 0 } } });
   let apiUrl = "";
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "chain-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "chain-node" });
   ctx.apiUrl = apiUrl;
   ctx.client = await ctx.nats.connect();
   const store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });

@@ -57,7 +57,7 @@ test.after(async (ctx) => {
 });
 
 async function startNode(ctx: Context, id: string): Promise<RunningNode> {
-  const node = await startTestNode(ctx.nats.url, caliopenServices(ctx.config), { nodeId: id, shards: 8 });
+  const node = await startTestNode(ctx.nats.endpoint, caliopenServices(ctx.config), { nodeId: id, shards: 8 });
   ctx.nodes.push(node);
   return node;
 }

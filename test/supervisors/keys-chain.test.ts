@@ -37,7 +37,7 @@ test.before(async (ctx) => {
     keys: { discovery: { hkp: ctx.keys.url, wkd: false, dns: null, timeoutMs: 5_000 }, publishing: { hkp: ctx.keys.url, wkd: null } },
   });
   let apiUrl = "";
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "keys-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "keys-node" });
   ctx.apiUrl = apiUrl;
   ctx.client = await ctx.nats.connect();
   const store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });

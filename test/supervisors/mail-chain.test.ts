@@ -64,7 +64,7 @@ test.before(async (ctx) => {
   const config = testCaliopenConfig({ mail: { host: "platform.test", relay: { host: "127.0.0.1", port: ctx.peerPort }, smtp: { host: "127.0.0.1", port: 0, maxSize: 1_000_000, maxRecipients: 10 } } });
   let apiUrl = "";
   let smtpPort = 0;
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url), onSmtpStarted: (port) => (smtpPort = port) }), { nodeId: "mail-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url), onSmtpStarted: (port) => (smtpPort = port) }), { nodeId: "mail-node" });
   ctx.apiUrl = apiUrl;
   ctx.smtpPort = smtpPort;
   ctx.client = await ctx.nats.connect();

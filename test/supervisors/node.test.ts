@@ -24,7 +24,7 @@ const counters: ServiceSet = {
 };
 
 test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
-  const node = await startTestNode(nats.url, counters, { nodeId: "node-debug" });
+  const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-debug" });
   await node.supervisors.get("counter")!.start("a");
   const client = await nats.connect();
   const msg = await client.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 2000 });
@@ -42,7 +42,7 @@ test("a node answers caliopen.debug.nodes with who it is and what it runs", asyn
 });
 
 test("an order on a contract subject reaches the actor keyed by its payload field, activating it", async ({ nats }) => {
-  const node = await startTestNode(nats.url, counters, { nodeId: "node-route" });
+  const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-route" });
   try {
     const client = await nats.connect();
     for (let i = 0; i < 3; i++) client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "remote-7", user_id: "u" }));
@@ -57,7 +57,7 @@ test("an order on a contract subject reaches the actor keyed by its payload fiel
 });
 
 test("graceful shutdown stops taking orders, lets busy actors finish, and saves their snapshots", async ({ nats }) => {
-  const node = await startTestNode(nats.url, counters, { nodeId: "node-graceful", shutdownGraceMs: 5_000 });
+  const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-graceful", shutdownGraceMs: 5_000 });
   const client = await nats.connect();
   const worked = client.subscribe("test.worked", { max: 1 });
   const cell = await node.supervisors.get("counter")!.start("busy-one");
@@ -75,7 +75,7 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
 });
 
 test("the grace period bounds a shutdown even when work does not finish", async ({ nats }) => {
-  const node = await startTestNode(nats.url, counters, { nodeId: "node-impatient", shutdownGraceMs: 200 });
+  const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-impatient", shutdownGraceMs: 200 });
   const cell = await node.supervisors.get("counter")!.start("slow");
   cell.deliver({ type: "work", payload: { ms: 2_500 } });
   const started = Date.now();
@@ -84,7 +84,7 @@ test("the grace period bounds a shutdown even when work does not finish", async 
 });
 
 test("after a node restart, actors come back from their snapshots with their pending deadlines", async ({ nats }) => {
-  const first = await startTestNode(nats.url, counters, { nodeId: "node-before" });
+  const first = await startTestNode(nats.endpoint, counters, { nodeId: "node-before" });
   const cell = await first.supervisors.get("counter")!.start("durable");
   cell.deliver({ type: "inc", payload: { by: 4 } });
   const at = Date.now() + 3_000;
@@ -100,7 +100,7 @@ test("after a node restart, actors come back from their snapshots with their pen
       if (event.ok) fired.push((event.value as { at: number }).at);
     },
   });
-  const second = await startTestNode(nats.url, counters, { nodeId: "node-after" });
+  const second = await startTestNode(nats.endpoint, counters, { nodeId: "node-after" });
   // The actor was registered: the new node resumes it without being asked.
   const restored = await waitFor("actor resumed", () => second.host.get("counter", "durable"));
   assert.ok(restored.summary().deadlines["tick.due"], "deadline restored");

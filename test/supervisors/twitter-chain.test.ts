@@ -31,7 +31,7 @@ test.before(async (ctx) => {
   ctx.x = await startFakeXApi();
   const config = testCaliopenConfig({ twitter: { x: { baseUrl: ctx.x.url, appKey: ctx.x.appKey, appSecret: ctx.x.appSecret } } });
   let apiUrl = "";
-  ctx.node = await startTestNode(ctx.nats.url, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "twitter-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "twitter-node" });
   ctx.apiUrl = apiUrl;
   ctx.client = await ctx.nats.connect();
   const store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });

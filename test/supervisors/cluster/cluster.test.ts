@@ -51,7 +51,7 @@ async function counts(ctx: Context): Promise<Map<string, number>> {
 }
 
 async function addNode(ctx: Context, id: string): Promise<RunningNode> {
-  const node = await startTestNode(ctx.nats.url, clusterTestServices(), { nodeId: id, shards: 16 });
+  const node = await startTestNode(ctx.nats.endpoint, clusterTestServices(), { nodeId: id, shards: 16 });
   ctx.nodes.set(id, node);
   return node;
 }

@@ -68,7 +68,7 @@ test.before(async (ctx) => {
   ctx.client = await ctx.nats.connect();
   ctx.nodes = new Map();
   ctx.expected = new Map();
-  for (const id of ["p1", "p2", "p3"]) ctx.nodes.set(id, await spawnNode(ctx.nats.url, id));
+  for (const id of ["p1", "p2", "p3"]) ctx.nodes.set(id, await spawnNode(ctx.nats.env, id));
   ctx.watch = new OwnershipWatch(ctx.client);
 });
 
@@ -104,7 +104,7 @@ test("kill -9 of a node: its actors run on the survivors within 5 s, with their 
 });
 
 test("a node joining takes its share; orders sent during the rebalance are applied once", async (ctx) => {
-  const joiner = await spawnNode(ctx.nats.url, "p4");
+  const joiner = await spawnNode(ctx.nats.env, "p4");
   ctx.nodes.set("p4", joiner);
   syncAll(ctx);
   await waitFor("p4 runs a share", async () => [...(await ctx.watch.sample()).values()].filter((node) => node === "p4").length >= 30, 15_000, 100);

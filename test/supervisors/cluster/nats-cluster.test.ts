@@ -1,9 +1,11 @@
 // Nodes on a three-server NATS cluster with replicated (R3) buckets and streams survive the loss of
-// one NATS server: they reconnect, keep one owner per actor, and keep applying orders.
+// one NATS server: they reconnect, keep one owner per actor, and keep applying orders. The cluster is
+// secured as in production: mutual TLS on client and route ports, the node role's nkey and permissions.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { natsConnectOptions } from "../../../runtime/nats-endpoint.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { clusterTestServices } from "../../helpers/cluster-services.ts";
 import { startTestNatsCluster, type TestNatsCluster } from "../../helpers/nats-cluster.ts";
@@ -49,10 +51,10 @@ function owners(ctx: Context): Map<string, number> {
 
 test.before(async (ctx) => {
   ctx.cluster = await startTestNatsCluster();
-  ctx.client = await connect({ servers: ctx.cluster.url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  ctx.client = await connect({ ...(await natsConnectOptions(ctx.cluster.endpoint)), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   ctx.expected = new Map();
   ctx.nodes = [];
-  for (const id of ["cn-1", "cn-2"]) ctx.nodes.push(await startTestNode(ctx.cluster.url, clusterTestServices(), { nodeId: id, replicas: 3, shards: 16 }));
+  for (const id of ["cn-1", "cn-2"]) ctx.nodes.push(await startTestNode(ctx.cluster.endpoint, clusterTestServices(), { nodeId: id, replicas: 3, shards: 16 }));
 });
 
 test.after(async (ctx) => {

@@ -1,0 +1,105 @@
+// Who may do what on the bus: the NATS subject permissions of each role a client of a Caliopen
+// deployment plays, as nats-server configuration. `caliopen nats-config` prints them; the tests run real
+// servers with them.
+//   node      a supervisor node, and the operator CLI (it writes the store)
+//   peer      an external Caliopen service: the contract's subjects only
+//   observer  the debug subjects, read-only: what `caliopen nodes/actors/inspect/watch/deadletters` read
+import { CONTRACT } from "../actors/contract/contract-table.ts";
+import { DeadLetters } from "../runtime/dead-letters.ts";
+import type { Subjects } from "../runtime/subjects.ts";
+
+export const ROLES = ["node", "peer", "observer"] as const;
+export type NatsRole = (typeof ROLES)[number];
+
+export interface RolePermissions {
+  publish: string[];
+  subscribe: string[];
+  /** May answer requests sent to it, whatever their reply subject. */
+  allowResponses: boolean;
+  /**
+   * The reply inbox prefix the role's clients must use (NATS_INBOX_PREFIX): a role that may subscribe
+   * only to its own inboxes cannot read the replies meant for others (KV reads included).
+   */
+  inboxPrefix: string | null;
+}
+
+export const ROLE_DESCRIPTIONS: Readonly<Record<NatsRole, string>> = {
+  node: "a supervisor node, and the operator CLI",
+  peer: "an external Caliopen service: the contract's subjects only",
+  observer: "the debug subjects, read-only",
+};
+
+export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermissions {
+  const contract = CONTRACT.map((spec) => subjects.wire(spec.subject));
+  switch (role) {
+    case "node": {
+      // JetStream's API, KV and object store subjects are account-wide: a namespace separates
+      // deployments, it does not guard them from each other (NATS accounts do).
+      const jetStream = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>"];
+      return {
+        publish: [...contract, subjects.wire("caliopen.>"), ...jetStream, "_INBOX.>"],
+        subscribe: [...contract, subjects.wire("caliopen.>"), "_INBOX.>"],
+        allowResponses: true,
+        inboxPrefix: null,
+      };
+    }
+    case "peer":
+      return {
+        publish: contract,
+        // In the contract's queue groups only: a peer shares the orders it takes, it cannot copy them all.
+        subscribe: [...CONTRACT.map((spec) => `${subjects.wire(spec.subject)} ${spec.queue}`), "_INBOX.peer.>"],
+        allowResponses: true,
+        inboxPrefix: "_INBOX.peer",
+      };
+    case "observer": {
+      const deadLetters = DeadLetters.streamName(subjects);
+      return {
+        publish: [
+          subjects.debug("nodes"),
+          subjects.debug("actors"),
+          subjects.debug("actor.>"),
+          // `caliopen deadletters` reads the dead-letter stream, and nothing else of JetStream.
+          "$JS.API.INFO",
+          `$JS.API.STREAM.INFO.${deadLetters}`,
+          `$JS.API.STREAM.MSG.GET.${deadLetters}`,
+        ],
+        subscribe: [subjects.debug("transitions.>"), "_INBOX.observer.>"],
+        allowResponses: false,
+        inboxPrefix: "_INBOX.observer",
+      };
+    }
+  }
+}
+
+export interface RoleUser {
+  role: NatsRole;
+  /** The user's public nkey (`U…`). */
+  nkey: string;
+}
+
+/** An `authorization` block for nats-server: one nkey user per role, with the role's permissions. */
+export function authorizationBlock(users: readonly RoleUser[], subjects: Subjects): string {
+  const entries = users.map(({ role, nkey }) => {
+    const permissions = rolePermissions(role, subjects);
+    return [
+      `    # ${role}: ${ROLE_DESCRIPTIONS[role]}${permissions.inboxPrefix === null ? "" : ` (NATS_INBOX_PREFIX=${permissions.inboxPrefix})`}`,
+      `    {`,
+      `      nkey: ${quote(nkey)}`,
+      `      permissions: {`,
+      `        publish: { allow: ${list(permissions.publish)} }`,
+      `        subscribe: { allow: ${list(permissions.subscribe)} }`,
+      ...(permissions.allowResponses ? [`        allow_responses: true`] : []),
+      `      }`,
+      `    }`,
+    ].join("\n");
+  });
+  return `authorization {\n  users = [\n${entries.join("\n")}\n  ]\n}\n`;
+}
+
+function list(items: readonly string[]): string {
+  return `[${items.map(quote).join(", ")}]`;
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text);
+}
