@@ -1,5 +1,6 @@
 // Identities: a user's own addresses (local) and the remote accounts Caliopen syncs (remote). Their
-// credentials are sealed with the deployment's secret key and only ever leave the store through
+// credentials are sealed with the deployment's secret key, bound to their user and identity (a sealed
+// blob copied into another identity does not open), and only ever leave the store through
 // `credentials()`, for the bridge that logs in with them.
 import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
@@ -41,10 +42,11 @@ export class IdentityStore {
   async create(fields: NewIdentity): Promise<Identity> {
     const now = new Date().toISOString();
     const identifier = fields.identifier.trim().toLowerCase();
+    const identityId = randomUUID();
     const stored: StoredIdentity = {
       schema: SCHEMA_VERSION,
       user_id: fields.user_id,
-      identity_id: randomUUID(),
+      identity_id: identityId,
       type: fields.type,
       protocol: fields.protocol,
       identifier,
@@ -52,7 +54,7 @@ export class IdentityStore {
       status: fields.status ?? "active",
       infos: { ...(fields.type === "remote" && { poll_interval: defaultPollInterval(fields.protocol) }), ...fields.infos },
       has_credentials: fields.credentials != null,
-      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials)),
+      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials), credentialsAad(fields.user_id, identityId)),
       date_insert: now,
       date_update: now,
     };
@@ -102,7 +104,10 @@ export class IdentityStore {
       return {
         ...current,
         ...wanted.fields,
-        ...(wanted.credentials !== undefined && { sealed_credentials: this.secrets().seal(JSON.stringify(wanted.credentials)), has_credentials: true }),
+        ...(wanted.credentials !== undefined && {
+          sealed_credentials: this.secrets().seal(JSON.stringify(wanted.credentials), credentialsAad(current.user_id, current.identity_id)),
+          has_credentials: true,
+        }),
         date_update: new Date().toISOString(),
       };
     });
@@ -135,7 +140,7 @@ export class IdentityStore {
     const found = await this.docs.get(docKey(userId, identityId));
     const sealed = found?.value.sealed_credentials;
     if (sealed == null) return null;
-    return JSON.parse(this.secrets().open(sealed)) as Credentials;
+    return JSON.parse(this.secrets().open(sealed, credentialsAad(userId, identityId))) as Credentials;
   }
 
   private secrets(): SecretBox {
@@ -155,6 +160,9 @@ function select(all: StoredIdentity[], options: { type?: IdentityType; includeDe
     .map(publicPart)
     .sort((a, b) => a.date_insert.localeCompare(b.date_insert));
 }
+
+/** What sealed credentials are bound to: their purpose, user and identity (JSON, so no two differ only in where a separator falls). */
+const credentialsAad = (userId: string, identityId: string) => JSON.stringify(["caliopen identity credentials", userId, identityId]);
 
 const keyToken = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, "_");
 const docKey = (userId: string, identityId: string) => `${keyToken(userId)}.${keyToken(identityId)}`;
