@@ -4,7 +4,7 @@
 // `credentials()`, for the bridge that logs in with them.
 import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
-import type { SealedSecret, SecretBox } from "../../runtime/secret-box.ts";
+import { SecretNotOpened, type SealedSecret, type SecretBox } from "../../runtime/secret-box.ts";
 import { Conflict } from "./errors.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import { SCHEMA_VERSION, type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType } from "./model.ts";
@@ -23,6 +23,23 @@ export interface NewIdentity {
   status?: IdentityStatus;
   infos?: IdentityInfos;
   credentials?: Credentials | null;
+}
+
+/** What `resealCredentials` did, identity by identity. */
+export interface ResealReport {
+  /** Sealed again under the sealing key, in the current format. */
+  resealed: number;
+  /** Already sealed that way. */
+  current: number;
+  /** Not opened by any of the keys given, by the key id they name. */
+  unopenable: Record<string, number>;
+}
+
+/** How many stored credentials are sealed under one key id, in one format (1: before identity binding). */
+export interface SealedCount {
+  kid: string;
+  format: number;
+  count: number;
 }
 
 /** Poll interval defaults in minutes (DECISIONS.md §4). */
@@ -141,6 +158,57 @@ export class IdentityStore {
     const sealed = found?.value.sealed_credentials;
     if (sealed == null) return null;
     return JSON.parse(this.secrets().open(sealed, credentialsAad(userId, identityId))) as Credentials;
+  }
+
+  /**
+   * Seals every identity's credentials again under the sealing key, in the current format (bound to
+   * the identity), each by compare-and-swap: safe to run while nodes work and to run again.
+   */
+  async resealCredentials(): Promise<ResealReport> {
+    const box = this.secrets();
+    const report: ResealReport = { resealed: 0, current: 0, unopenable: {} };
+    for (const key of await this.docs.keys()) {
+      // Set by the last run of the change (a lost compare-and-swap runs it again on a fresh read).
+      const seen: { outcome: "resealed" | "current" | "none" | { unopenable: string } } = { outcome: "none" };
+      await this.docs.update(key, (current) => {
+        const sealed = current.sealed_credentials;
+        seen.outcome = "none";
+        if (sealed == null) return null;
+        if (box.isCurrent(sealed)) {
+          seen.outcome = "current";
+          return null;
+        }
+        const aad = credentialsAad(current.user_id, current.identity_id);
+        let plaintext: string;
+        try {
+          plaintext = box.open(sealed, aad);
+        } catch (err) {
+          if (!(err instanceof SecretNotOpened)) throw err;
+          seen.outcome = { unopenable: sealed.kid };
+          return null;
+        }
+        seen.outcome = "resealed";
+        return { ...current, sealed_credentials: box.seal(plaintext, aad) };
+      });
+      const outcome = seen.outcome;
+      if (outcome === "resealed" || outcome === "current") report[outcome] += 1;
+      else if (outcome !== "none") report.unopenable[outcome.unopenable] = (report.unopenable[outcome.unopenable] ?? 0) + 1;
+    }
+    return report;
+  }
+
+  /** How many credentials are sealed under each key id and format (key ids only: no key is needed). */
+  async sealedCounts(): Promise<SealedCount[]> {
+    const counts = new Map<string, SealedCount>();
+    for (const identity of await this.docs.values()) {
+      const sealed = identity.sealed_credentials;
+      if (sealed == null) continue;
+      const format = sealed.v ?? 1;
+      const entry = counts.get(`${sealed.kid}/${format}`) ?? { kid: sealed.kid, format, count: 0 };
+      entry.count += 1;
+      counts.set(`${sealed.kid}/${format}`, entry);
+    }
+    return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid) || a.format - b.format);
   }
 
   private secrets(): SecretBox {

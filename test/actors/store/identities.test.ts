@@ -8,6 +8,7 @@ import { openStore } from "../../../actors/store/store.ts";
 import { SecretBox, SecretNotOpened } from "../../../runtime/secret-box.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { legacySeal } from "../../helpers/legacy-seal.ts";
+import { startTestNats } from "../../helpers/nats-server.ts";
 import { startStore, type StoreFixture } from "./fixture.ts";
 
 let f: StoreFixture;
@@ -301,6 +302,50 @@ test("with several keys the first seals and every one opens", async () => {
     assert.equal(await during.identities.credentials(userId, identity.identity_id), { username: identity.identifier, password: PASSWORD });
   }
   await rejectsNotOpened("the new key's blob with the old key alone", () => before.identities.credentials(userId, fresh.identity_id));
+});
+
+test("resealCredentials seals everything under the first key, bound, by compare-and-swap; again it is a no-op", async () => {
+  // A store of its own, so that counts are exact.
+  const nats = await startTestNats();
+  try {
+    const nc = await nats.connect();
+    const [oldKey, newKey, lostKey] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const [oldBox, newBox, lostBox] = [new SecretBox(oldKey), new SecretBox(newKey), new SecretBox(lostKey)];
+    const store = (secrets: SecretBox | null) => openStore({ nc, subjects: new Subjects(""), secrets });
+    const before = await store(oldBox);
+    const kv = await new Kvm(nc).open("caliopen_identities");
+    const userId = randomUUID();
+    const sealedOld = await before.identities.create(remoteImap(userId, "a@example.com"));
+    const legacy = await before.identities.create(remoteImap(userId, "b@example.com"));
+    await kv.put(`${userId}.${legacy.identity_id}`, JSON.stringify({ ...(await rawIdentity(kv, userId, legacy.identity_id)), sealed_credentials: legacySeal(oldKey, JSON.stringify({ username: "b", password: PASSWORD })) }));
+    const lost = await (await store(lostBox)).identities.create(remoteImap(userId, "c@example.com"));
+    const already = await (await store(newBox)).identities.create(remoteImap(userId, "d@example.com"));
+    await before.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "none@example.com" });
+
+    const expected = [
+      { kid: oldBox.kid, format: 1, count: 1 },
+      { kid: oldBox.kid, format: 2, count: 1 },
+      { kid: lostBox.kid, format: 2, count: 1 },
+      { kid: newBox.kid, format: 2, count: 1 },
+    ];
+    assert.equal(await (await store(null)).identities.sealedCounts(), expected.sort((a, b) => a.kid.localeCompare(b.kid) || a.format - b.format), "key ids are counted without any key");
+
+    const rotating = await store(new SecretBox([newKey, oldKey]));
+    assert.equal(await rotating.identities.resealCredentials(), { resealed: 2, current: 1, unopenable: { [lostBox.kid]: 1 } });
+    for (const identity of [sealedOld, legacy, already]) {
+      const sealed = (await rawIdentity(kv, userId, identity.identity_id)).sealed_credentials;
+      assert.is(sealed?.kid, newBox.kid);
+      assert.is(sealed?.v, 2);
+    }
+    assert.is((await rawIdentity(kv, userId, lost.identity_id)).sealed_credentials?.kid, lostBox.kid, "left as it was");
+    const after = await store(newBox);
+    assert.equal(await after.identities.credentials(userId, sealedOld.identity_id), { username: "a@example.com", password: PASSWORD });
+    assert.equal(await after.identities.credentials(userId, legacy.identity_id), { username: "b", password: PASSWORD });
+    assert.equal(await rotating.identities.resealCredentials(), { resealed: 0, current: 3, unopenable: { [lostBox.kid]: 1 } });
+    assert.equal(await rotating.identities.sealedCounts(), [{ kid: newBox.kid, format: 2, count: 3 }, { kid: lostBox.kid, format: 2, count: 1 }]);
+  } finally {
+    await nats.stop();
+  }
 });
 
 test.run();
