@@ -25,7 +25,7 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
       return EXIT_USAGE;
     }
     rejectForeignOptions(command, args.givenFlags);
-    const commandRun = command.prepare(args.positionals, args.flags);
+    const commandRun = command.prepare(args.positionals, args.flags, env);
     return await connectAndRun(commandRun, args.global.natsUrl, namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
   } catch (error) {
     if (error instanceof CliError) {

@@ -18,10 +18,11 @@ export interface RunningCli {
   exited: Promise<CliResult>;
 }
 
-export function startCli(args: string[]): RunningCli {
+/** `env` adds to (or overrides) the environment the CLI gets. */
+export function startCli(args: string[], env: Record<string, string> = {}): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: tmpdir(),
-    env: { ...process.env, LOG_LEVEL: "silent", NATS_URL: "", CALIOPEN_NAMESPACE: "", FORCE_COLOR: "0" },
+    env: { ...process.env, LOG_LEVEL: "silent", NATS_URL: "", CALIOPEN_NAMESPACE: "", FORCE_COLOR: "0", ...env },
   });
   let stdout = "";
   let stderr = "";
