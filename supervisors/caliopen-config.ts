@@ -1,7 +1,5 @@
 // Configuration of the Caliopen services (the node's own settings are in node-config.ts), from
 // environment variables documented in the README.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
@@ -9,8 +7,9 @@ import type { KeySources } from "../actors/keys/key-discovery.ts";
 import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
-import { SecretBox } from "../runtime/secret-box.ts";
+import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import { nodeSecretKeys } from "./secret-keys.ts";
 
 export interface MailConfig {
   /** The platform's mail host name: Message-IDs, EHLO, the SMTP banner. */
@@ -22,7 +21,7 @@ export interface MailConfig {
 }
 
 export interface CaliopenConfig {
-  /** Seals identity credentials at rest; every node of a deployment must have the same key. */
+  /** Seal identity credentials at rest (the first key seals, all open); every node of a deployment must hold the deployment's key. */
   secrets: SecretBox;
   /** Where the HTTP API listens; null: no API on this node. */
   api: { host: string; port: number } | null;
@@ -40,7 +39,7 @@ export interface CaliopenConfig {
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
   const smtpListen = listenAddress(env.CALIOPEN_SMTP, "CALIOPEN_SMTP", "127.0.0.1:2525");
   return {
-    secrets: secretKey(env, dataDir, logger),
+    secrets: nodeSecretKeys(env, dataDir, logger),
     api: listenAddress(env.CALIOPEN_HTTP, "CALIOPEN_HTTP", "127.0.0.1:8080"),
     deliverTimeoutMs: integer(env.CALIOPEN_DELIVER_TIMEOUT_MS, "CALIOPEN_DELIVER_TIMEOUT_MS", 30_000),
     mail: {
@@ -65,32 +64,6 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
       },
     },
   };
-}
-
-/**
- * CALIOPEN_SECRET_KEY (base64 of 32 bytes, or 64 hex digits), else CALIOPEN_SECRET_KEY_FILE, else
- * `<data dir>/secret.key`, made on first start: right for one laptop node; a cluster must share a key.
- */
-function secretKey(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): SecretBox {
-  const given = env.CALIOPEN_SECRET_KEY?.trim();
-  if (given) return parseKey(given, "CALIOPEN_SECRET_KEY");
-  const file = env.CALIOPEN_SECRET_KEY_FILE?.trim() || join(dataDir, "secret.key");
-  if (!existsSync(file)) {
-    if (env.CALIOPEN_SECRET_KEY_FILE?.trim()) throw new StartupError(`CALIOPEN_SECRET_KEY_FILE ${file} does not exist`);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${SecretBox.generateKeyText()}\n`, { mode: 0o600, flag: "wx" });
-    chmodSync(file, 0o600);
-    logger.warn({ file }, "made a new secret key for identity credentials: give every node of a cluster the same key (CALIOPEN_SECRET_KEY)");
-  }
-  return parseKey(readFileSync(file, "utf8"), file);
-}
-
-function parseKey(text: string, source: string): SecretBox {
-  try {
-    return SecretBox.fromText(text);
-  } catch (err) {
-    throw new StartupError(`${source}: ${(err as Error).message} (make one with: openssl rand -base64 32)`);
-  }
 }
 
 /** `host:port`, `port` (on loopback), or `off`. */

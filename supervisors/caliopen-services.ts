@@ -1,6 +1,7 @@
 // The Caliopen services this build runs on a node: the store, the identities worker (poller actors), the
 // IMAP and Twitter bridges (imap and twitter worker actors), the SMTP bridge (outbound deliver and the
 // inbound SMTP server), the inbound processors (email, DMs) and the HTTP API.
+import type { Logger } from "pino";
 import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { processInboundEmail } from "../actors/mail/inbound-email.ts";
@@ -14,7 +15,10 @@ import { RetryLater } from "../runtime/entry-point.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { isJsonObject } from "../runtime/json.ts";
 import { failure, type Reply } from "../runtime/reply.ts";
-import { openStore } from "../actors/store/store.ts";
+import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
+import { openStore, type Store } from "../actors/store/store.ts";
+import type { SecretBox } from "../runtime/secret-box.ts";
+import { StartupError } from "../runtime/startup-error.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
@@ -35,6 +39,7 @@ const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices = {}): ServiceFactory {
   return async (deps) => {
     const store = await openStore({ nc: deps.nc, subjects: deps.subjects, secrets: config.secrets, replicas: deps.replicas });
+    await checkSecretKeys(store, config.secrets, deps.logger);
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
@@ -106,4 +111,19 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       },
     };
   };
+}
+
+/** Before anything is sealed: this node's keys must open the deployment's key check (the first node records it). */
+async function checkSecretKeys(store: Store, secrets: SecretBox, logger: Logger): Promise<void> {
+  let check: { kid: string; recordedNow: boolean };
+  try {
+    check = await store.keyCheck.verify(secrets);
+  } catch (err) {
+    if (err instanceof SecretKeyMismatch) throw new StartupError(err.message);
+    throw err;
+  }
+  if (check.recordedNow) logger.info({ kid: check.kid }, "recorded the deployment's secret key check");
+  else if (check.kid !== secrets.kid) {
+    logger.warn({ recorded: check.kid, sealing: secrets.kid }, "this node seals with another key than the deployment's key check names: once every node has this key first, run caliopen secrets rotate");
+  }
 }

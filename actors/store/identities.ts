@@ -1,9 +1,10 @@
 // Identities: a user's own addresses (local) and the remote accounts Caliopen syncs (remote). Their
-// credentials are sealed with the deployment's secret key and only ever leave the store through
+// credentials are sealed with the deployment's secret key, bound to their user and identity (a sealed
+// blob copied into another identity does not open), and only ever leave the store through
 // `credentials()`, for the bridge that logs in with them.
 import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
-import type { SealedSecret, SecretBox } from "../../runtime/secret-box.ts";
+import { SecretNotOpened, type SealedSecret, type SecretBox } from "../../runtime/secret-box.ts";
 import { Conflict } from "./errors.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import { SCHEMA_VERSION, type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType } from "./model.ts";
@@ -24,6 +25,23 @@ export interface NewIdentity {
   credentials?: Credentials | null;
 }
 
+/** What `resealCredentials` did, identity by identity. */
+export interface ResealReport {
+  /** Sealed again under the sealing key, in the current format. */
+  resealed: number;
+  /** Already sealed that way. */
+  current: number;
+  /** Not opened by any of the keys given, by the key id they name. */
+  unopenable: Record<string, number>;
+}
+
+/** How many stored credentials are sealed under one key id, in one format (1: before identity binding). */
+export interface SealedCount {
+  kid: string;
+  format: number;
+  count: number;
+}
+
 /** Poll interval defaults in minutes (DECISIONS.md §4). */
 export function defaultPollInterval(protocol: IdentityProtocol): string {
   return protocol === "twitter" ? "2" : "15";
@@ -41,10 +59,11 @@ export class IdentityStore {
   async create(fields: NewIdentity): Promise<Identity> {
     const now = new Date().toISOString();
     const identifier = fields.identifier.trim().toLowerCase();
+    const identityId = randomUUID();
     const stored: StoredIdentity = {
       schema: SCHEMA_VERSION,
       user_id: fields.user_id,
-      identity_id: randomUUID(),
+      identity_id: identityId,
       type: fields.type,
       protocol: fields.protocol,
       identifier,
@@ -52,7 +71,7 @@ export class IdentityStore {
       status: fields.status ?? "active",
       infos: { ...(fields.type === "remote" && { poll_interval: defaultPollInterval(fields.protocol) }), ...fields.infos },
       has_credentials: fields.credentials != null,
-      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials)),
+      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials), credentialsAad(fields.user_id, identityId)),
       date_insert: now,
       date_update: now,
     };
@@ -102,7 +121,10 @@ export class IdentityStore {
       return {
         ...current,
         ...wanted.fields,
-        ...(wanted.credentials !== undefined && { sealed_credentials: this.secrets().seal(JSON.stringify(wanted.credentials)), has_credentials: true }),
+        ...(wanted.credentials !== undefined && {
+          sealed_credentials: this.secrets().seal(JSON.stringify(wanted.credentials), credentialsAad(current.user_id, current.identity_id)),
+          has_credentials: true,
+        }),
         date_update: new Date().toISOString(),
       };
     });
@@ -135,7 +157,58 @@ export class IdentityStore {
     const found = await this.docs.get(docKey(userId, identityId));
     const sealed = found?.value.sealed_credentials;
     if (sealed == null) return null;
-    return JSON.parse(this.secrets().open(sealed)) as Credentials;
+    return JSON.parse(this.secrets().open(sealed, credentialsAad(userId, identityId))) as Credentials;
+  }
+
+  /**
+   * Seals every identity's credentials again under the sealing key, in the current format (bound to
+   * the identity), each by compare-and-swap: safe to run while nodes work and to run again.
+   */
+  async resealCredentials(): Promise<ResealReport> {
+    const box = this.secrets();
+    const report: ResealReport = { resealed: 0, current: 0, unopenable: {} };
+    for (const key of await this.docs.keys()) {
+      // Set by the last run of the change (a lost compare-and-swap runs it again on a fresh read).
+      const seen: { outcome: "resealed" | "current" | "none" | { unopenable: string } } = { outcome: "none" };
+      await this.docs.update(key, (current) => {
+        const sealed = current.sealed_credentials;
+        seen.outcome = "none";
+        if (sealed == null) return null;
+        if (box.isCurrent(sealed)) {
+          seen.outcome = "current";
+          return null;
+        }
+        const aad = credentialsAad(current.user_id, current.identity_id);
+        let plaintext: string;
+        try {
+          plaintext = box.open(sealed, aad);
+        } catch (err) {
+          if (!(err instanceof SecretNotOpened)) throw err;
+          seen.outcome = { unopenable: sealed.kid };
+          return null;
+        }
+        seen.outcome = "resealed";
+        return { ...current, sealed_credentials: box.seal(plaintext, aad) };
+      });
+      const outcome = seen.outcome;
+      if (outcome === "resealed" || outcome === "current") report[outcome] += 1;
+      else if (outcome !== "none") report.unopenable[outcome.unopenable] = (report.unopenable[outcome.unopenable] ?? 0) + 1;
+    }
+    return report;
+  }
+
+  /** How many credentials are sealed under each key id and format (key ids only: no key is needed). */
+  async sealedCounts(): Promise<SealedCount[]> {
+    const counts = new Map<string, SealedCount>();
+    for (const identity of await this.docs.values()) {
+      const sealed = identity.sealed_credentials;
+      if (sealed == null) continue;
+      const format = sealed.v ?? 1;
+      const entry = counts.get(`${sealed.kid}/${format}`) ?? { kid: sealed.kid, format, count: 0 };
+      entry.count += 1;
+      counts.set(`${sealed.kid}/${format}`, entry);
+    }
+    return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid) || a.format - b.format);
   }
 
   private secrets(): SecretBox {
@@ -155,6 +228,9 @@ function select(all: StoredIdentity[], options: { type?: IdentityType; includeDe
     .map(publicPart)
     .sort((a, b) => a.date_insert.localeCompare(b.date_insert));
 }
+
+/** What sealed credentials are bound to: their purpose, user and identity (JSON, so no two differ only in where a separator falls). */
+const credentialsAad = (userId: string, identityId: string) => JSON.stringify(["caliopen identity credentials", userId, identityId]);
 
 const keyToken = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, "_");
 const docKey = (userId: string, identityId: string) => `${keyToken(userId)}.${keyToken(identityId)}`;

@@ -13,6 +13,7 @@ import { MessageStore } from "./messages.ts";
 import type { Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
+import { SecretKeyCheck, type KeyCheckDocument } from "./secret-key-check.ts";
 import { UserStore } from "./users.ts";
 
 export interface Store {
@@ -22,6 +23,8 @@ export interface Store {
   messages: MessageStore;
   contacts: ContactStore;
   keys: PublicKeyStore;
+  /** The deployment's record of which secret key seals credentials. */
+  keyCheck: SecretKeyCheck;
 }
 
 export interface StoreOptions {
@@ -37,13 +40,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const replicas = options.replicas ?? 1;
   const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
   const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
-  const [users, identities, raws, messages, contacts, keys] = await Promise.all([
+  const [users, identities, raws, messages, contacts, keys, deployment] = await Promise.all([
     KvDocuments.open<User>(options.nc, bucket("users"), replicas),
     KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
     KvDocuments.open<RawMessage>(options.nc, bucket("raw_messages"), replicas),
     KvDocuments.open<Message>(options.nc, bucket("messages"), replicas),
     KvDocuments.open<Contact>(options.nc, bucket("contacts"), replicas),
     KvDocuments.open<PublicKey>(options.nc, bucket("public_keys"), replicas),
+    KvDocuments.open<KeyCheckDocument>(options.nc, bucket("deployment"), replicas),
   ]);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
   let jsm: Promise<JetStreamManager> | null = null;
@@ -55,12 +59,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         throw err;
       })),
   };
+  const identityStore = new IdentityStore(identities, lookups, options.secrets);
   return {
     users: new UserStore(users, lookups),
-    identities: new IdentityStore(identities, lookups, options.secrets),
+    identities: identityStore,
     raws: new RawMessageStore(objects, raws, lookups, chunks),
     messages: new MessageStore(messages, lookups),
     contacts: new ContactStore(contacts, lookups),
     keys: new PublicKeyStore(keys),
+    keyCheck: new SecretKeyCheck(deployment, identityStore),
   };
 }

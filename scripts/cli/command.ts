@@ -29,8 +29,8 @@ export interface Command {
   summary: string;
   /** The command-specific options it accepts (global options are always accepted). */
   options: readonly (keyof CommandFlags)[];
-  /** Validates the arguments (throwing UsageError) and returns what to run once connected. */
-  prepare(positionals: readonly string[], flags: CommandFlags): CommandRun;
+  /** Validates the arguments (throwing UsageError) and returns what to run once connected; `env` is the CLI's environment. */
+  prepare(positionals: readonly string[], flags: CommandFlags, env: NodeJS.ProcessEnv): CommandRun;
 }
 
 /** Prints a value as JSON: compact for machines (--json), indented for people. */

@@ -3,10 +3,11 @@
 // that `npx caliopen …` next to `npm start` needs no setup. It fails fast with one readable line (a node
 // keeps retrying for ever; an operator at a prompt wants to know now).
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { embeddedSeedFile } from "../../runtime/embedded-nats-credentials.ts";
 import { authMethod, explainConnectError, natsConnectOptions, natsEndpointFromEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { dataDirFromEnv } from "../../supervisors/secret-keys.ts";
 import { CliError, messageOf } from "./errors.ts";
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -27,7 +28,7 @@ export function cliEndpoint(natsOption: string | undefined, env: NodeJS.ProcessE
 
 /** The nkey a node's embedded nats-server made, under the same data directory a node would use. */
 function localSeedFile(env: NodeJS.ProcessEnv): string {
-  return embeddedSeedFile(resolve(env.CALIOPEN_DATA_DIR?.trim() || "data", "nats"));
+  return embeddedSeedFile(join(dataDirFromEnv(env), "nats"));
 }
 
 export async function openNats(endpoint: NatsEndpoint): Promise<NatsConnection> {

@@ -26,7 +26,7 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
       return EXIT_USAGE;
     }
     rejectForeignOptions(command, args.givenFlags);
-    const commandRun = command.prepare(args.positionals, args.flags);
+    const commandRun = command.prepare(args.positionals, args.flags, env);
     return await connectAndRun(commandRun, cliEndpoint(args.global.natsUrl, env), namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
   } catch (error) {
     if (error instanceof CliError) {

@@ -2,6 +2,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,8 +12,9 @@ import { connect } from "@nats-io/transport-node";
 import { createUser } from "@nats-io/nkeys";
 import { decodeJson } from "../../runtime/json.ts";
 import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
+import { SecretBox } from "../../runtime/secret-box.ts";
 import { startCli } from "../helpers/cli-process.ts";
-import { freePort } from "../helpers/nats-server.ts";
+import { freePort, startTestNats } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const test = suite("start-node script");
@@ -90,7 +93,14 @@ test("with NATS_URL it joins that NATS instead", async () => {
   const host = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), CALIOPEN_NODE_ID: "first" });
   await waitFor("first node", () => host.output().includes("node started"), 15_000);
   const nkey = join(dataDir, "nats", "caliopen.nk");
-  const joiner = startScript({ NATS_URL: `nats://127.0.0.1:${port}`, NATS_NKEY: nkey, CALIOPEN_NODE_ID: "second", CALIOPEN_DATA_DIR: join(dataDir, "second") });
+  // The first node made the deployment's key and the embedded server's nkey; the second is given both.
+  const joiner = startScript({
+    NATS_URL: `nats://127.0.0.1:${port}`,
+    NATS_NKEY: nkey,
+    CALIOPEN_NODE_ID: "second",
+    CALIOPEN_DATA_DIR: join(dataDir, "second"),
+    CALIOPEN_SECRET_KEY_FILE: join(dataDir, "secret.key"),
+  });
   await waitFor("second node", () => joiner.output().includes("node started"), 15_000);
   const nc = await connect(await natsConnectOptions({ url: `nats://127.0.0.1:${port}`, nkey }));
   const nodes: string[] = [];
@@ -123,7 +133,41 @@ test("a port in use is one clear line, not a stack trace", async () => {
 });
 
 test("an unreachable NATS_URL is one clear line", async () => {
-  await expectOneLineError({ NATS_URL: `nats://127.0.0.1:${await freePort()}`, CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) }, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+  await expectOneLineError(
+    { NATS_URL: `nats://127.0.0.1:${await freePort()}`, CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(), CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) },
+    /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/,
+  );
+});
+
+test("a node joining NATS_URL without a secret key refuses in one line, and makes none", async () => {
+  const nats = await startTestNats();
+  try {
+    const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+    await expectOneLineError({ ...nats.env, CALIOPEN_DATA_DIR: dataDir, CALIOPEN_SECRET_KEY: "" }, /^caliopen: no secret key: a node joining NATS_URL needs the deployment's key in CALIOPEN_SECRET_KEY or CALIOPEN_SECRET_KEY_FILE/);
+    assert.not.ok(existsSync(join(dataDir, "secret.key")), "no key file made");
+  } finally {
+    await nats.stop();
+  }
+});
+
+test("a node whose key is not the deployment's refuses in one line naming both key ids", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+  const port = await freePort();
+  const [deploymentKey, otherKey] = [randomBytes(32), randomBytes(32)];
+  const first = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), NATS_URL: "", CALIOPEN_SECRET_KEY: deploymentKey.toString("base64"), CALIOPEN_NODE_ID: "first" });
+  await waitFor("first node", () => first.output().includes("node started"), 15_000);
+  assert.match(first.output(), new RegExp(`"kid":"${new SecretBox(deploymentKey).kid}".*recorded the deployment's secret key check`));
+  try {
+    const otherKid = new SecretBox(otherKey).kid;
+    await expectOneLineError(
+      { NATS_URL: `nats://127.0.0.1:${port}`, NATS_NKEY: join(dataDir, "nats", "caliopen.nk"), CALIOPEN_DATA_DIR: join(dataDir, "second"), CALIOPEN_SECRET_KEY: otherKey.toString("hex"), CALIOPEN_NODE_ID: "second" },
+      new RegExp(`^caliopen: the deployment's secret key is ${new SecretBox(deploymentKey).kid} .*the key given here is ${otherKid}: every node needs the deployment's key`),
+    );
+  } finally {
+    first.child.kill("SIGTERM");
+    assert.is(await first.exited, 0);
+  }
+  assert.not.ok(first.output().includes(deploymentKey.toString("base64")), "the key is never logged");
 });
 
 test("a refused, missing or unreadable NATS credential is one clear line, not a reconnect loop", async () => {
@@ -133,7 +177,9 @@ test("a refused, missing or unreadable NATS credential is one clear line, not a 
   await waitFor("node started", () => host.output().includes("node started"), 15_000);
   try {
     const url = `nats://127.0.0.1:${port}`;
+    // With a secret key, so that the connection is what fails.
     const elsewhere = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+    await writeFile(join(elsewhere, "secret.key"), `${SecretBox.generateKeyText()}\n`, { mode: 0o600 });
     const stranger = join(elsewhere, "stranger.nk");
     await writeFile(stranger, `${new TextDecoder().decode(createUser().getSeed())}\n`, { mode: 0o600 });
     await expectOneLineError({ NATS_URL: url, NATS_NKEY: stranger, CALIOPEN_DATA_DIR: elsewhere }, /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server refused our nkey \(NATS_NKEY\)\)$/);

@@ -1,9 +1,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
-import { Kvm } from "@nats-io/kv";
+import { randomBytes, randomUUID } from "node:crypto";
+import { Kvm, type KV } from "@nats-io/kv";
 import { Conflict } from "../../../actors/store/errors.ts";
-import type { NewIdentity } from "../../../actors/store/identities.ts";
+import type { NewIdentity, StoredIdentity } from "../../../actors/store/identities.ts";
+import { openStore } from "../../../actors/store/store.ts";
+import { SecretBox, SecretNotOpened } from "../../../runtime/secret-box.ts";
+import { Subjects } from "../../../runtime/subjects.ts";
+import { legacySeal } from "../../helpers/legacy-seal.ts";
+import { startTestNats } from "../../helpers/nats-server.ts";
 import { startStore, type StoreFixture } from "./fixture.ts";
 
 let f: StoreFixture;
@@ -232,6 +237,115 @@ test("listAll gives every user's identities, filtered by type", async () => {
   const all = (await f.store.identities.listAll()).map((i) => i.identity_id);
   for (const id of [remoteA.identity_id, remoteB.identity_id, localA.identity_id]) assert.ok(all.includes(id));
   assert.equal((await f.store.identities.list(first, { type: "local" })).map((i) => i.identity_id), [localA.identity_id]);
+});
+
+async function rawIdentity(kv: KV, userId: string, identityId: string): Promise<StoredIdentity> {
+  const entry = await kv.get(`${userId}.${identityId}`);
+  assert.ok(entry, `${userId}.${identityId} is in the bucket`);
+  return entry.json<StoredIdentity>();
+}
+
+async function rejectsNotOpened(what: string, run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+    assert.unreachable(`${what} should not have opened`);
+  } catch (err) {
+    assert.instance(err, SecretNotOpened, `${what}: ${(err as Error).message}`);
+    assert.not.ok((err as Error).message.includes(PASSWORD));
+  }
+}
+
+test("sealed credentials are bound to their identity: a blob copied into another identity's document does not open", async () => {
+  const kv = await new Kvm(f.nc).open("caliopen_identities");
+  const alice = randomUUID();
+  const mallory = randomUUID();
+  const victim = await f.store.identities.create(remoteImap(alice, "victim@example.com"));
+  const own = await f.store.identities.create({ ...remoteImap(mallory, "mine@example.com"), credentials: { username: "mine", password: "mine" } });
+  const sameUser = await f.store.identities.create({ ...remoteImap(alice, "second@example.com"), credentials: { username: "second", password: "second" } });
+  const stolen = (await rawIdentity(kv, alice, victim.identity_id)).sealed_credentials;
+  assert.ok(stolen);
+
+  for (const target of [own, sameUser]) {
+    const entry = await kv.get(`${target.user_id}.${target.identity_id}`);
+    const document = entry?.json<StoredIdentity>();
+    assert.ok(entry && document);
+    await kv.update(`${target.user_id}.${target.identity_id}`, JSON.stringify({ ...document, sealed_credentials: stolen }), entry.revision);
+    await rejectsNotOpened(`the blob in ${target.identifier}`, () => f.store.identities.credentials(target.user_id, target.identity_id));
+  }
+  // The victim's own document still opens.
+  assert.equal(await f.store.identities.credentials(alice, victim.identity_id), { username: "victim@example.com", password: PASSWORD });
+});
+
+test("credentials sealed before identity binding (no associated data) still open", async () => {
+  const key = randomBytes(32);
+  const store = await openStore({ nc: f.nc, subjects: new Subjects(""), secrets: new SecretBox(key) });
+  const kv = await new Kvm(f.nc).open("caliopen_identities");
+  const userId = randomUUID();
+  const created = await store.identities.create(remoteImap(userId, "legacy@example.com"));
+  const stored = await rawIdentity(kv, userId, created.identity_id);
+  const legacy = legacySeal(key, JSON.stringify({ username: "legacy", password: PASSWORD }));
+  await kv.put(`${userId}.${created.identity_id}`, JSON.stringify({ ...stored, sealed_credentials: legacy }));
+  assert.equal(await store.identities.credentials(userId, created.identity_id), { username: "legacy", password: PASSWORD });
+});
+
+test("with several keys the first seals and every one opens", async () => {
+  const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+  const kv = await new Kvm(f.nc).open("caliopen_identities");
+  const before = await openStore({ nc: f.nc, subjects: new Subjects(""), secrets: new SecretBox(oldKey) });
+  const during = await openStore({ nc: f.nc, subjects: new Subjects(""), secrets: new SecretBox([newKey, oldKey]) });
+  const userId = randomUUID();
+  const old = await before.identities.create(remoteImap(userId, "old-key@example.com"));
+  const fresh = await during.identities.create(remoteImap(userId, "new-key@example.com"));
+  assert.is((await rawIdentity(kv, userId, old.identity_id)).sealed_credentials?.kid, new SecretBox(oldKey).kid);
+  assert.is((await rawIdentity(kv, userId, fresh.identity_id)).sealed_credentials?.kid, new SecretBox(newKey).kid);
+  for (const identity of [old, fresh]) {
+    assert.equal(await during.identities.credentials(userId, identity.identity_id), { username: identity.identifier, password: PASSWORD });
+  }
+  await rejectsNotOpened("the new key's blob with the old key alone", () => before.identities.credentials(userId, fresh.identity_id));
+});
+
+test("resealCredentials seals everything under the first key, bound, by compare-and-swap; again it is a no-op", async () => {
+  // A store of its own, so that counts are exact.
+  const nats = await startTestNats();
+  try {
+    const nc = await nats.connect();
+    const [oldKey, newKey, lostKey] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const [oldBox, newBox, lostBox] = [new SecretBox(oldKey), new SecretBox(newKey), new SecretBox(lostKey)];
+    const store = (secrets: SecretBox | null) => openStore({ nc, subjects: new Subjects(""), secrets });
+    const before = await store(oldBox);
+    const kv = await new Kvm(nc).open("caliopen_identities");
+    const userId = randomUUID();
+    const sealedOld = await before.identities.create(remoteImap(userId, "a@example.com"));
+    const legacy = await before.identities.create(remoteImap(userId, "b@example.com"));
+    await kv.put(`${userId}.${legacy.identity_id}`, JSON.stringify({ ...(await rawIdentity(kv, userId, legacy.identity_id)), sealed_credentials: legacySeal(oldKey, JSON.stringify({ username: "b", password: PASSWORD })) }));
+    const lost = await (await store(lostBox)).identities.create(remoteImap(userId, "c@example.com"));
+    const already = await (await store(newBox)).identities.create(remoteImap(userId, "d@example.com"));
+    await before.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "none@example.com" });
+
+    const expected = [
+      { kid: oldBox.kid, format: 1, count: 1 },
+      { kid: oldBox.kid, format: 2, count: 1 },
+      { kid: lostBox.kid, format: 2, count: 1 },
+      { kid: newBox.kid, format: 2, count: 1 },
+    ];
+    assert.equal(await (await store(null)).identities.sealedCounts(), expected.sort((a, b) => a.kid.localeCompare(b.kid) || a.format - b.format), "key ids are counted without any key");
+
+    const rotating = await store(new SecretBox([newKey, oldKey]));
+    assert.equal(await rotating.identities.resealCredentials(), { resealed: 2, current: 1, unopenable: { [lostBox.kid]: 1 } });
+    for (const identity of [sealedOld, legacy, already]) {
+      const sealed = (await rawIdentity(kv, userId, identity.identity_id)).sealed_credentials;
+      assert.is(sealed?.kid, newBox.kid);
+      assert.is(sealed?.v, 2);
+    }
+    assert.is((await rawIdentity(kv, userId, lost.identity_id)).sealed_credentials?.kid, lostBox.kid, "left as it was");
+    const after = await store(newBox);
+    assert.equal(await after.identities.credentials(userId, sealedOld.identity_id), { username: "a@example.com", password: PASSWORD });
+    assert.equal(await after.identities.credentials(userId, legacy.identity_id), { username: "b", password: PASSWORD });
+    assert.equal(await rotating.identities.resealCredentials(), { resealed: 0, current: 3, unopenable: { [lostBox.kid]: 1 } });
+    assert.equal(await rotating.identities.sealedCounts(), [{ kid: newBox.kid, format: 2, count: 3 }, { kid: lostBox.kid, format: 2, count: 1 }]);
+  } finally {
+    await nats.stop();
+  }
 });
 
 test.run();
