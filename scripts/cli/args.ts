@@ -20,6 +20,7 @@ export interface CommandFlags {
   request?: boolean;
   publish?: boolean;
   admin?: boolean;
+  credentialsDir?: string;
   email?: string;
   recoveryEmail?: string;
 }
@@ -45,6 +46,7 @@ const OPTIONS = {
   request: { type: "boolean" },
   publish: { type: "boolean" },
   admin: { type: "boolean" },
+  "credentials-dir": { type: "string" },
   email: { type: "string" },
   "recovery-email": { type: "string" },
 } as const;
@@ -66,6 +68,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     ...(values.request !== undefined && { request: values.request }),
     ...(values.publish !== undefined && { publish: values.publish }),
     ...(values.admin !== undefined && { admin: values.admin }),
+    ...(values["credentials-dir"] !== undefined && { credentialsDir: nonEmpty("--credentials-dir", values["credentials-dir"]) }),
     ...(values.email !== undefined && { email: address("--email", values.email) }),
     ...(values["recovery-email"] !== undefined && { recoveryEmail: address("--recovery-email", values["recovery-email"]) }),
   };

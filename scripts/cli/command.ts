@@ -22,6 +22,11 @@ export interface Session {
 
 export type CommandRun = (session: Session) => Promise<number>;
 
+/** A command that needs no NATS connection (e.g. one that prints configuration). */
+export interface LocalRun {
+  local(output: { io: CliIO; json: boolean; subjects: Subjects }): Promise<number>;
+}
+
 export interface Command {
   name: string;
   /** Arguments and options, as shown in the usage text. */
@@ -30,7 +35,7 @@ export interface Command {
   /** The command-specific options it accepts (global options are always accepted). */
   options: readonly (keyof CommandFlags)[];
   /** Validates the arguments (throwing UsageError) and returns what to run once connected; `env` is the CLI's environment. */
-  prepare(positionals: readonly string[], flags: CommandFlags, env: NodeJS.ProcessEnv): CommandRun;
+  prepare(positionals: readonly string[], flags: CommandFlags, env: NodeJS.ProcessEnv): CommandRun | LocalRun;
 }
 
 /** Prints a value as JSON: compact for machines (--json), indented for people. */

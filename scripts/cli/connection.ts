@@ -4,6 +4,7 @@
 // keeps retrying for ever; an operator at a prompt wants to know now).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { PermissionViolationError } from "@nats-io/nats-core";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { embeddedSeedFile } from "../../runtime/embedded-nats-credentials.ts";
 import { authMethod, explainConnectError, natsConnectOptions, natsEndpointFromEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
@@ -47,4 +48,23 @@ export async function openNats(endpoint: NatsEndpoint): Promise<NatsConnection> 
         : "";
     throw new CliError(`${explainConnectError(endpoint, error)}${hint}`);
   }
+}
+
+/**
+ * Publishes and makes sure the server took it: a publish the account may not make is refused by the
+ * server after the fact, which nats.js reports only as a status event.
+ */
+export async function publishConfirmed(nc: NatsConnection, subject: string, data: Uint8Array): Promise<void> {
+  const refusals: Error[] = [];
+  const status = nc.status();
+  void (async () => {
+    for await (const event of status) {
+      if (event.type === "error" && event.error instanceof PermissionViolationError && event.error.subject === subject) refusals.push(event.error);
+    }
+  })();
+  nc.publish(subject, data);
+  // The server answers the flush's PING after it has dealt with the publish, refusal included.
+  await nc.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+  if (refusals.length > 0) throw new CliError(`the server refused to publish on ${subject}: ${refusals[0]!.message}`);
 }

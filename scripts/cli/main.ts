@@ -27,6 +27,7 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
     }
     rejectForeignOptions(command, args.givenFlags);
     const commandRun = command.prepare(args.positionals, args.flags, env);
+    if (typeof commandRun !== "function") return await commandRun.local({ io, json: args.global.json, subjects: namespaced(args.global.namespace) });
     return await connectAndRun(commandRun, cliEndpoint(args.global.natsUrl, env), namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
   } catch (error) {
     if (error instanceof CliError) {

@@ -7,6 +7,7 @@ import { validatePayload } from "../../runtime/payload-schema.ts";
 import type { OrderMode } from "../../runtime/entry-point.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
+import { publishConfirmed } from "./connection.ts";
 import { isNoResponders } from "./debug-client.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError, messageOf } from "./errors.ts";
 
@@ -49,8 +50,7 @@ export const sendCommand: Command = {
 async function run(session: Session, outgoing: Outgoing): Promise<number> {
   const wire = session.subjects.wire(outgoing.subject);
   if (outgoing.mode === "publish") {
-    session.nc.publish(wire, encodeJson(outgoing.payload));
-    await session.nc.flush();
+    await publishConfirmed(session.nc, wire, encodeJson(outgoing.payload));
     if (session.json) session.io.out(JSON.stringify({ published: true, subject: outgoing.subject, what: outgoing.label }));
     else session.io.out(`published ${outgoing.label} on ${outgoing.subject}`);
     return EXIT_OK;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { startEmbeddedNats, type EmbeddedNats, type EmbeddedNatsOptions } from "../../runtime/embedded-nats-server.ts";
 import { natsConnectOptions, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 
 export interface TestNats {
@@ -30,10 +30,11 @@ export interface ServerSubscription {
   queue: string | null;
 }
 
-export async function startTestNats(): Promise<TestNats> {
+/** `security` replaces the generated nkey (see EmbeddedNatsOptions): for tests of roles and TLS. */
+export async function startTestNats(options: { security?: EmbeddedNatsOptions["security"] } = {}): Promise<TestNats> {
   const dir = await mkdtemp(join(tmpdir(), "caliopen-test-nats-"));
   const monitorPort = await freePort();
-  const server = await startEmbeddedNats({ dataDir: dir, port: 0, extraArgs: ["-m", String(monitorPort)] });
+  const server = await startEmbeddedNats({ dataDir: dir, port: 0, extraArgs: ["-m", String(monitorPort)], ...(options.security !== undefined && { security: options.security }) });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   const clients: NatsConnection[] = [];
   return {
