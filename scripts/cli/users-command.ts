@@ -61,7 +61,7 @@ async function token(session: Session, name: string): Promise<number> {
   const users = await store(session);
   const user = await users.users.byName(name);
   if (user === null) throw new CliError(`no user named "${name}"`);
-  const secret = await users.users.newToken(user.user_id);
+  const { secret } = await users.tokens.create(user.user_id);
   if (session.json) printJson(session, { user_id: user.user_id, token: secret });
   else session.io.out(`token: ${secret}`);
   return EXIT_OK;
