@@ -1,6 +1,7 @@
 // Command-line parsing: global options, the command name, its arguments and its own options, with the
 // defaults taken from the same environment variables a node reads.
 import { parseArgs } from "node:util";
+import { parseDuration } from "./duration.ts";
 import { UsageError, messageOf } from "./errors.ts";
 
 export interface GlobalOptions {
@@ -21,6 +22,8 @@ export interface CommandFlags {
   admin?: boolean;
   email?: string;
   recoveryEmail?: string;
+  /** A token's lifetime in milliseconds; null for `never`. */
+  expires?: number | null;
 }
 
 export interface ParsedArgs {
@@ -46,6 +49,7 @@ const OPTIONS = {
   admin: { type: "boolean" },
   email: { type: "string" },
   "recovery-email": { type: "string" },
+  expires: { type: "string" },
 } as const;
 
 export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
@@ -67,6 +71,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     ...(values.admin !== undefined && { admin: values.admin }),
     ...(values.email !== undefined && { email: address("--email", values.email) }),
     ...(values["recovery-email"] !== undefined && { recoveryEmail: address("--recovery-email", values["recovery-email"]) }),
+    ...(values.expires !== undefined && { expires: parseDuration("--expires", values.expires) }),
   };
   return {
     command,
