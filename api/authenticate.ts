@@ -10,12 +10,12 @@ import { HttpError } from "./http-error.ts";
 export async function authenticate(store: Store, authorization: string | undefined, now = new Date()): Promise<User> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   if (match === null) throw new HttpError(401, "missing bearer token: send 'Authorization: Bearer <token>' (caliopen users add NAME makes one)");
-  const token = await store.tokens.find(match[1] as string);
-  if (token === null) throw new HttpError(401, "unknown token");
+  const place = await store.tokens.locate(match[1] as string);
+  if (place === null) throw new HttpError(401, "unknown token");
+  const [token, user] = await Promise.all([store.tokens.read(place), store.users.get(place.user_id)]);
+  if (token === null || user === null || token.user_id !== user.user_id) throw new HttpError(401, "unknown token");
   const refusal = tokenRefusal(token, now);
   if (refusal !== null) throw new HttpError(401, refusal);
-  const user = await store.users.get(token.user_id);
-  if (user === null) throw new HttpError(401, "unknown token");
   if (isDisabled(user)) throw new HttpError(403, `user ${user.name} is disabled: an operator must enable them again`);
   // Not awaited, failures ignored: when a token was last used is worth a write a minute, never a slower or failed request.
   if (!usedSince(token, now)) store.tokens.touch(token, now).catch(() => undefined);

@@ -27,6 +27,13 @@ export interface NewToken {
   secret: string;
 }
 
+/** What `locate` found: the token's document key, the secret's hash, and the token's user. */
+export interface TokenPlace {
+  key: string;
+  hash: string;
+  user_id: string;
+}
+
 export interface TokenOptions {
   /** Milliseconds from now; null for a token that never expires; absent for DEFAULT_TOKEN_LIFETIME_MS. */
   lifetimeMs?: number | null;
@@ -66,11 +73,26 @@ export class TokenStore {
    * made before tokens had ids is migrated into a token document here, on its first use.
    */
   async find(secret: string): Promise<ApiToken | null> {
+    const place = await this.locate(secret);
+    return place === null ? null : this.read(place);
+  }
+
+  /**
+   * Where the token a secret stands for is kept, and whose it is, before reading it: the API reads the
+   * user alongside the token instead of after it (one store round trip less per request). Migrates a
+   * token made before tokens had ids, as `find` does.
+   */
+  async locate(secret: string): Promise<TokenPlace | null> {
     const hash = hashed(secret);
     const key = (await this.lookups.get(secretKey(hash))) ?? (await this.migrateLegacy(hash));
-    if (key === null) return null;
-    const token = (await this.docs.get(key))?.value ?? null;
-    return token !== null && token.secret_hash === hash ? token : null;
+    const userId = key?.split(".")[0];
+    return key === null || userId === undefined ? null : { key, hash, user_id: userId };
+  }
+
+  /** The token at a place `locate` gave; null when it is gone or is not the secret's. */
+  async read(place: TokenPlace): Promise<ApiToken | null> {
+    const token = (await this.docs.get(place.key))?.value ?? null;
+    return token !== null && token.secret_hash === place.hash ? token : null;
   }
 
   /** The user's tokens, revoked and expired ones too, oldest first (their legacy tokens are migrated first). */

@@ -53,9 +53,14 @@ test("a new token has a public id, a creation date and the default expiry, and i
   assert.is((await f.store.tokens.find(second.secret))?.token_id, second.token.token_id);
 });
 
-test("an unknown secret finds no token", async () => {
+test("an unknown secret finds no token, nor one whose lookup leads to another token", async () => {
   assert.is(await f.store.tokens.find("cal_not-a-real-token"), null);
   assert.is(await f.store.tokens.find(""), null);
+  const { token } = await f.store.tokens.create(await newUserId("mallory"));
+  const forged = `cal_${randomBytes(24).toString("base64url")}`;
+  await lookups.put(`apitoken.${hashed(forged)}`, JSON.stringify({ target: `${token.user_id}.${token.token_id}` }));
+  assert.equal(await f.store.tokens.locate(forged), { key: `${token.user_id}.${token.token_id}`, hash: hashed(forged), user_id: token.user_id });
+  assert.is(await f.store.tokens.find(forged), null);
 });
 
 test("a token is refused from its expiry on; one made to never expire is not", async () => {
