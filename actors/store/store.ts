@@ -1,5 +1,6 @@
 // The store every Caliopen service uses: users, API tokens, identities, raw messages, messages, contacts
-// and public keys in JetStream KV and object store. Handlers go through these few methods and never name a bucket.
+// and public keys in JetStream KV and object store. Handlers go through these few methods and never name
+// a bucket.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
