@@ -8,6 +8,7 @@ import { Conflict, NotFound } from "../actors/store/errors.ts";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { VERSION } from "../runtime/version.ts";
+import { authenticate } from "./authenticate.ts";
 import { errorBody, HttpError } from "./http-error.ts";
 import type { OrderEmitter } from "./order-emitter.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -65,12 +66,7 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   app.decorateRequest("user", null);
   app.addHook("onRequest", async (request) => {
     if (request.url === OPENAPI_PATH || !request.url.startsWith("/api/")) return;
-    const header = request.headers.authorization ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (match === null) throw new HttpError(401, "missing bearer token: send 'Authorization: Bearer <token>' (caliopen users add NAME makes one)");
-    const user = await context.store.users.byToken(match[1] as string);
-    if (user === null) throw new HttpError(401, "unknown or revoked token");
-    request.user = user;
+    request.user = await authenticate(context.store, request.headers.authorization);
   });
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {

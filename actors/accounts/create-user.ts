@@ -1,7 +1,7 @@
 // A new user: their own contact card, the user, and optionally a local identity (their address on this
 // platform, which they send from and receive at).
 import { randomUUID } from "node:crypto";
-import { SCHEMA_VERSION, type Identity, type User } from "../store/model.ts";
+import { SCHEMA_VERSION, type ApiToken, type Identity, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 
 export interface NewAccount {
@@ -11,16 +11,28 @@ export interface NewAccount {
   /** The user's local address. */
   email?: string | null;
   display_name?: string;
+  /** The first token's lifetime in milliseconds (null: never expires; absent: the default lifetime). */
+  token_lifetime_ms?: number | null;
 }
 
-export async function createUser(store: Store, account: NewAccount): Promise<{ user: User; token: string; identity: Identity | null }> {
+export interface NewAccountCreated {
+  user: User;
+  /** The first bearer token, to show once. */
+  token: string;
+  /** Its public description (id, expiry). */
+  token_info: ApiToken;
+  identity: Identity | null;
+}
+
+export async function createUser(store: Store, account: NewAccount): Promise<NewAccountCreated> {
   const contactId = randomUUID();
-  const { user, token } = await store.users.create({
+  const user = await store.users.create({
     name: account.name,
     admin: account.admin ?? false,
     recovery_email: account.recovery_email ?? null,
     contact_id: contactId,
   });
+  const { token, secret } = await store.tokens.create(user.user_id, { lifetimeMs: account.token_lifetime_ms });
   const now = new Date().toISOString();
   const address = account.email?.trim().toLowerCase() ?? null;
   await store.contacts.create({
@@ -40,5 +52,5 @@ export async function createUser(store: Store, account: NewAccount): Promise<{ u
     address === null
       ? null
       : await store.identities.create({ user_id: user.user_id, type: "local", protocol: "email", identifier: address, display_name: account.display_name ?? account.name });
-  return { user, token, identity };
+  return { user, token: secret, token_info: token, identity };
 }

@@ -12,6 +12,29 @@ export interface User {
   contact_id: string;
   admin: boolean;
   date_insert: string;
+  /** When an operator disabled the user (the API then refuses their tokens); null or absent when enabled. */
+  disabled_at?: string | null;
+}
+
+/**
+ * An API bearer token. Its secret is shown once, when it is made, and never stored: the `apitoken.<hash>`
+ * lookup leads from the secret's hash to this document. `token_id` is public (listings, revoking).
+ */
+export interface ApiToken {
+  schema: number;
+  /** `tok_` and 16 hex digits; never enough to authenticate. */
+  token_id: string;
+  user_id: string;
+  /** `hashed(secret)`, to find and drop its lookup. */
+  secret_hash: string;
+  date_insert: string;
+  /** Null: never expires (`--expires never`, or a token made before tokens had ids). */
+  expires_at: string | null;
+  /** Written at most once a minute (see TokenStore.touch). */
+  last_used: string | null;
+  revoked_at: string | null;
+  /** Made before tokens had ids, and migrated into this form. */
+  legacy: boolean;
 }
 
 export type IdentityType = "local" | "remote";

@@ -1,5 +1,6 @@
-// The store every Caliopen service uses: users, identities, raw messages, messages, contacts and public
-// keys in JetStream KV and object store. Handlers go through these few methods and never name a bucket.
+// The store every Caliopen service uses: users, API tokens, identities, raw messages, messages, contacts
+// and public keys in JetStream KV and object store. Handlers go through these few methods and never name
+// a bucket.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -10,14 +11,16 @@ import { ContactStore } from "./contacts.ts";
 import { IdentityStore, type StoredIdentity } from "./identities.ts";
 import { Lookups } from "./lookups.ts";
 import { MessageStore } from "./messages.ts";
-import type { Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
+import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
 import { SecretKeyCheck, type KeyCheckDocument } from "./secret-key-check.ts";
+import { TokenStore } from "./tokens.ts";
 import { UserStore } from "./users.ts";
 
 export interface Store {
   users: UserStore;
+  tokens: TokenStore;
   identities: IdentityStore;
   raws: RawMessageStore;
   messages: MessageStore;
@@ -40,8 +43,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const replicas = options.replicas ?? 1;
   const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
   const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
-  const [users, identities, raws, messages, contacts, keys, deployment] = await Promise.all([
+  const [users, tokens, identities, raws, messages, contacts, keys, deployment] = await Promise.all([
     KvDocuments.open<User>(options.nc, bucket("users"), replicas),
+    KvDocuments.open<ApiToken>(options.nc, bucket("tokens"), replicas),
     KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
     KvDocuments.open<RawMessage>(options.nc, bucket("raw_messages"), replicas),
     KvDocuments.open<Message>(options.nc, bucket("messages"), replicas),
@@ -62,6 +66,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const identityStore = new IdentityStore(identities, lookups, options.secrets);
   return {
     users: new UserStore(users, lookups),
+    tokens: new TokenStore(tokens, lookups),
     identities: identityStore,
     raws: new RawMessageStore(objects, raws, lookups, chunks),
     messages: new MessageStore(messages, lookups),

@@ -1,5 +1,6 @@
-// Users and their API tokens. A token is shown once, when it is made; only its hash is stored.
-import { randomBytes, randomUUID } from "node:crypto";
+// The API's users (their bearer tokens are in tokens.ts). A disabled user keeps their tokens, but the
+// API refuses them until the user is enabled again.
+import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { Conflict } from "./errors.ts";
 import { hashed, type Lookups } from "./lookups.ts";
@@ -19,8 +20,8 @@ export class UserStore {
     private readonly lookups: Lookups,
   ) {}
 
-  /** Creates the user and a first token for it. Names are unique. */
-  async create(fields: NewUser): Promise<{ user: User; token: string }> {
+  /** Creates the user (with no token: see TokenStore.create). Names are unique. */
+  async create(fields: NewUser): Promise<User> {
     const user: User = {
       schema: SCHEMA_VERSION,
       user_id: randomUUID(),
@@ -29,10 +30,11 @@ export class UserStore {
       contact_id: fields.contact_id,
       admin: fields.admin ?? false,
       date_insert: new Date().toISOString(),
+      disabled_at: null,
     };
     if (!(await this.lookups.claim(nameKey(user.name), user.user_id))) throw new Conflict(`a user named "${user.name}" already exists`);
     await this.docs.create(user.user_id, user);
-    return { user, token: await this.newToken(user.user_id) };
+    return user;
   }
 
   async get(userId: string): Promise<User | null> {
@@ -44,22 +46,18 @@ export class UserStore {
     return id === null ? null : this.get(id);
   }
 
-  async byToken(token: string): Promise<User | null> {
-    const id = await this.lookups.get(tokenKey(token));
-    return id === null ? null : this.get(id);
-  }
-
   async list(): Promise<User[]> {
     return (await this.docs.values()).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** A new bearer token for the user (earlier ones stay valid). */
-  async newToken(userId: string): Promise<string> {
-    const token = `cal_${randomBytes(24).toString("base64url")}`;
-    await this.lookups.set(tokenKey(token), userId);
-    return token;
+  /** Disables the user, or enables them again; resolves to the user as stored, null when there is none. */
+  async setDisabled(userId: string, disabled: boolean, now = new Date()): Promise<User | null> {
+    return this.docs.update(userId, (user) => (isDisabled(user) === disabled ? null : { ...user, disabled_at: disabled ? now.toISOString() : null }));
   }
 }
 
+export function isDisabled(user: User): boolean {
+  return (user.disabled_at ?? null) !== null;
+}
+
 const nameKey = (name: string) => `username.${hashed(name.toLowerCase())}`;
-const tokenKey = (token: string) => `token.${hashed(token)}`;

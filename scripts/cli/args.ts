@@ -1,6 +1,7 @@
 // Command-line parsing: global options, the command name, its arguments and its own options, with the
 // defaults taken from the same environment variables a node reads.
 import { parseArgs } from "node:util";
+import { parseDuration } from "./duration.ts";
 import { UsageError, messageOf } from "./errors.ts";
 
 export interface GlobalOptions {
@@ -23,6 +24,8 @@ export interface CommandFlags {
   credentialsDir?: string;
   email?: string;
   recoveryEmail?: string;
+  /** A token's lifetime in milliseconds; null for `never`. */
+  expires?: number | null;
 }
 
 export interface ParsedArgs {
@@ -49,6 +52,7 @@ const OPTIONS = {
   "credentials-dir": { type: "string" },
   email: { type: "string" },
   "recovery-email": { type: "string" },
+  expires: { type: "string" },
 } as const;
 
 export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
@@ -71,6 +75,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     ...(values["credentials-dir"] !== undefined && { credentialsDir: nonEmpty("--credentials-dir", values["credentials-dir"]) }),
     ...(values.email !== undefined && { email: address("--email", values.email) }),
     ...(values["recovery-email"] !== undefined && { recoveryEmail: address("--recovery-email", values["recovery-email"]) }),
+    ...(values.expires !== undefined && { expires: parseDuration("--expires", values.expires) }),
   };
   return {
     command,
