@@ -29,6 +29,7 @@ if $with_test_peers; then
   wanted[swaks]=swaks         # a real SMTP client, for the inbound SMTP tests
   wanted[smtp-sink]=postfix   # postfix's smtp-sink: a real SMTP server receiving outbound mail
   wanted[mbsync]=isync        # the baseline of the IMAP fetch benchmark
+  wanted[openssl]=openssl     # a private CA and certificates for the TLS tests
 fi
 
 missing=()
