@@ -158,7 +158,7 @@ test("a request whose reply subject could get the node's connection closed is dr
   const watcher = await fx.nats.connect();
   const hostile = `_INBOX.${"a".repeat(4_060)}`;
   const answers: unknown[] = [];
-  watcher.subscribe(hostile, { callback: (_err, msg) => answers.push(msg.data) });
+  watcher.subscribe(hostile, { callback: (_err, msg) => void answers.push(msg.data) });
   await watcher.flush();
   watcher.publish("ns1.jobs-reply", encodeJson({ order: "run", job_id: "j" }), { reply: hostile });
   await waitFor("request seen", () => ep.snapshotStats().rejected === 1);
