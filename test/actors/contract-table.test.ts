@@ -38,7 +38,7 @@ test.after(async (ctx) => {
 
 function validPayload(order: string, schema: PayloadSchema): Record<string, unknown> {
   const payload: Record<string, unknown> = { order, extra_field_is_accepted: true };
-  for (const [field, spec] of Object.entries(schema)) payload[field] = spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`;
+  for (const [field, spec] of Object.entries(schema)) payload[field] = spec.enum?.[0] ?? (spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`);
   return payload;
 }
 
