@@ -30,6 +30,9 @@ export const WRAPPED_ORDER_LIMITS: JsonLimits = { maxBytes: BUS_JSON_LIMITS.maxB
 const OPERATIONS: readonly string[] = ["start", "reload", "remove", "deliver"] satisfies KeyedOperation[];
 /** Order ids are UUIDs or `intake-<sequence>`; an actor keeps the latest ones in its snapshot. */
 const MAX_ORDER_ID_LENGTH = 128;
+/** An actor's input is a few ids (e.g. remote_id, user_id): they end up in store keys, so they are bounded too. */
+const MAX_INPUT_FIELDS = 16;
+const MAX_INPUT_STRING_LENGTH = 128;
 /** Kinds are short names (`imap`, `poller`). */
 export const MAX_KIND_LENGTH = 64;
 
@@ -45,7 +48,9 @@ export function readKeyedOrder(value: unknown): KeyedOrder | string {
   if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a keyed order needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
   const badKey = actorKeyProblem(key);
   if (badKey !== null) return badKey;
-  if (input !== undefined && !isJsonObject(input)) return `a keyed order's "input" must be an object`;
+  if (input !== undefined && !isFlatInput(input)) {
+    return `a keyed order's "input" must be an object of at most ${MAX_INPUT_FIELDS} strings (at most ${MAX_INPUT_STRING_LENGTH} characters), numbers or booleans`;
+  }
   if (message !== undefined && (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload))) {
     return `a keyed order's "message" must be {type: string, payload: object}`;
   }
@@ -54,9 +59,18 @@ export function readKeyedOrder(value: unknown): KeyedOrder | string {
     op: op as KeyedOperation,
     kind,
     key: key as string,
-    ...(input !== undefined && { input }),
+    ...(input !== undefined && { input: input as Record<string, unknown> }),
     ...(message !== undefined && { message: { type: message.type as string, payload: message.payload as Record<string, unknown> } }),
   };
+}
+
+function isFlatInput(input: unknown): boolean {
+  if (!isJsonObject(input)) return false;
+  const values = Object.values(input);
+  return (
+    values.length <= MAX_INPUT_FIELDS &&
+    values.every((value) => typeof value === "number" || typeof value === "boolean" || (typeof value === "string" && value.length <= MAX_INPUT_STRING_LENGTH))
+  );
 }
 
 const SECOND_NS = 1_000_000_000;

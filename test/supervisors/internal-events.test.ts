@@ -191,6 +191,9 @@ test("a forged keyed order on a subject longer than the server's control line is
   assert.match(reasons[0] as string, /malformed keyed order: an actor key is at most 128 characters/);
   const letter = (await ctx.node.deadLetters.list(500)).find((l) => JSON.stringify(l.payload).includes("long-subject-1"));
   assert.is(letter?.subject, "caliopen.unreadable-subject");
+  // An actor's input ends up in store keys: a forged start with a huge one is refused too.
+  await jetstream(ctx.client).publish(`caliopen.orders.${shard}.imap.${key(ctx)}`, encodeJson({ id: "huge-input-1", op: "start", kind: "imap", key: key(ctx), input: { user_id: "u".repeat(60_000), marker: "huge-input-1" } }));
+  assert.match((await lettersFor(ctx, "huge-input-1", 1))[0] as string, /"input" must be an object of at most 16 strings \(at most 128 characters\)/);
   // The node still answers over the same connection.
   const nodes = await request(ctx, "caliopen.debug.nodes", {});
   assert.is((nodes.cluster as { healthy: boolean }).healthy, true);
