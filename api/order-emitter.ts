@@ -6,7 +6,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ContractSubject, OrderName, OrderPayload } from "../actors/contract/contract-table.ts";
-import { decodeJson, encodeJson, isJsonObject } from "../runtime/json.ts";
+import { decodeBusJson, encodeJson, isJsonObject } from "../runtime/json.ts";
 import type { Reply } from "../runtime/reply.ts";
 import { NoResponders, RequestTimeout, Requester } from "../runtime/requester.ts";
 import type { Subjects } from "../runtime/subjects.ts";
@@ -78,7 +78,7 @@ export class OrderEmitter {
   /** Sends a request and returns the reply; throws RequestTimeout or NoResponders. */
   async request<S extends ContractSubject, O extends OrderName<S>>(subject: S, order: O, fields: OrderFields<S, O>, timeoutMs: number): Promise<Reply> {
     const msg = await this.requester.request(this.subjects.wire(subject), encodeJson({ order, ...fields }), timeoutMs);
-    const decoded = decodeJson(msg.data);
+    const decoded = decodeBusJson(msg.data);
     if (!decoded.ok || !isJsonObject(decoded.value) || typeof decoded.value.error !== "boolean") {
       throw new Error(`${subject} answered something that is not a reply: ${decoded.ok ? JSON.stringify(decoded.value).slice(0, 200) : decoded.error}`);
     }

@@ -1,16 +1,20 @@
 // One live actor on this node: the XState actor, its NATS subscription (its mailbox) and its durable
-// timers; its snapshots are written by its SnapshotWriter.
+// timers; its snapshots are written by its SnapshotWriter. Messages reach the machine by one of two
+// paths: `deliverFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
+// stream), checked against what the family accepts; `deliverInternal` for the node's own events
+// (deadlines, runtime notices, messages already checked), unchecked.
 import { createActor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import type { NatsConnection, Subscription, Msg } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { BUSY_TAG, type ActorInput, type ActorMessage, type ActorPorts } from "./actor-family.ts";
 import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
-import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
+import { busMessageProblem, type Accepted } from "./bus-messages.ts";
+import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import { SnapshotWriter, type SettleCallback } from "./snapshot-writer.ts";
-import type { Subjects } from "./subjects.ts";
+import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
 export type CellStatus = "running" | "crashed" | "stopped";
 
@@ -32,6 +36,8 @@ export interface CellEnvironment {
   incarnation: string;
   logger: Logger;
   ports: ActorPorts;
+  /** The message types (and their payload schemas) the family takes from the bus. */
+  accepts: Accepted;
   /** null when the family does not persist. */
   store: SnapshotStore | null;
   onCrash(cell: ActorCell, error: Error): void;
@@ -139,8 +145,32 @@ export class ActorCell {
     }
   }
 
-  /** Delivers a message to the machine; refuses what the current state does not accept. */
-  deliver(message: ActorMessage, settle?: SettleCallback): void {
+  /**
+   * The one entry for messages that came from the bus (mailbox, node inbox, keyed orders): refuses a
+   * type the family does not accept, a payload that fails its schema, or a reply subject the node must
+   * not publish to (a request gets an error reply, a published message becomes a dead letter), then
+   * delivers like `deliverInternal`.
+   */
+  deliverFromBus(message: ActorMessage, settle?: SettleCallback): void {
+    if (message.replyTo !== undefined && !isSafeReplySubject(message.replyTo)) {
+      this.env.logger.warn({ kind: this.kind, key: this.key, replyLength: message.replyTo.length }, "message with an unusable reply subject dropped without a reply");
+      settle?.("done");
+      return;
+    }
+    const problem = busMessageProblem(this.kind, this.env.accepts, message);
+    if (problem !== null) {
+      this.refuse(message, problem);
+      settle?.("done");
+      return;
+    }
+    this.deliverInternal(message, settle);
+  }
+
+  /**
+   * Delivers an event of the node's own (a deadline, a runtime notice, a message already checked by
+   * `deliverFromBus`); refuses what the current state does not accept. Never give it bus input.
+   */
+  deliverInternal(message: ActorMessage, settle?: SettleCallback): void {
     this.lastActivity = Date.now();
     if (this.dormant !== undefined) this.revive();
     if (message.id !== undefined && this.writer.hasSeen(message.id)) {
@@ -184,7 +214,7 @@ export class ActorCell {
     if (this.dormant !== undefined) this.revive();
     if (this.status !== "running" || this.actor === null) return false;
     if (!(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) return false;
-    this.deliver(message);
+    this.deliverInternal(message);
     return true;
   }
 
@@ -275,8 +305,12 @@ export class ActorCell {
   }
 
   private onNatsMessage(msg: Msg): void {
-    const decoded = decodeJson(msg.data);
     const replyTo = msg.reply === undefined || msg.reply === "" ? undefined : msg.reply;
+    if (replyTo !== undefined && !isSafeReplySubject(replyTo)) {
+      this.env.logger.warn({ kind: this.kind, key: this.key, replyLength: replyTo.length }, "request with an unusable reply subject dropped without a reply");
+      return;
+    }
+    const decoded = decodeBusJson(msg.data);
     if (!decoded.ok || !isJsonObject(decoded.value) || typeof decoded.value.type !== "string") {
       const reason = decoded.ok ? `message for actor ${this.kind}/${this.key} must be a JSON object with a string "type"` : decoded.error;
       if (replyTo !== undefined) this.env.ports.reply(replyTo, failure(reason));
@@ -284,7 +318,7 @@ export class ActorCell {
       return;
     }
     const { type, payload, ...rest } = decoded.value;
-    this.deliver({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
+    this.deliverFromBus({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
   }
 
   private onSnapshot(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
@@ -330,7 +364,7 @@ export class ActorCell {
       this.overdue.set(event, at);
       return;
     }
-    this.deliver(message);
+    this.deliverInternal(message);
   }
 
   private deliverOverdue(actor: AnyActorRef): void {
@@ -344,7 +378,7 @@ export class ActorCell {
       const message = { type: event, payload: { at } };
       if (!(actor.getSnapshot() as AnyMachineSnapshot).can(message)) continue;
       this.overdue.delete(event);
-      this.deliver(message);
+      this.deliverInternal(message);
     }
   }
 
@@ -369,7 +403,8 @@ export class ActorCell {
   private flushBuffered(): void {
     const pending = this.buffered;
     this.buffered = null;
-    for (const { message, settle } of pending ?? []) this.deliver(message, settle);
+    // Already checked when they arrived.
+    for (const { message, settle } of pending ?? []) this.deliverInternal(message, settle);
   }
 
   private refuse(message: ActorMessage, reason: string): void {

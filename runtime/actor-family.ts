@@ -1,9 +1,11 @@
 import type { AnyStateMachine } from "xstate";
 import type { Logger } from "pino";
+import type { PayloadSchema } from "./payload-schema.ts";
 import type { Reply } from "./reply.ts";
 
 /**
- * What an actor receives: every NATS message and every deadline becomes one of these. `replyTo` is the
+ * What an actor receives: every NATS message and every deadline becomes one of these. Messages from the
+ * bus reach the machine only if their type is one the family `accepts` (see ActorCell.deliverFromBus). `replyTo` is the
  * requester's inbox when the message was a request; the machine answers it through `ports.reply`.
  */
 export interface ActorMessage<P extends Record<string, unknown> = Record<string, unknown>> {
@@ -44,6 +46,12 @@ export interface ActorFamily {
   description?: string;
   /** Start an actor of this kind when a message arrives for a key that has none (default: refuse). */
   startsOnFirstMessage?: boolean;
+  /**
+   * The message types anyone on the bus may send these actors (their orders), each with the schema its
+   * payload must pass. Every other type — deadlines, results of invoked work, runtime notices — only
+   * comes from the node itself. A family that declares nothing takes nothing from the bus.
+   */
+  accepts?: Readonly<Record<string, PayloadSchema>>;
 }
 
 export const BUSY_TAG = "busy";

@@ -5,11 +5,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-family.ts";
 import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
+import { busMessageProblem } from "./bus-messages.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { createPorts } from "./ports.ts";
 import { Requester } from "./requester.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
-import type { Subjects } from "./subjects.ts";
+import { actorKeyProblem, type Subjects } from "./subjects.ts";
 import { randomUUID } from "node:crypto";
 
 export interface ActorHostOptions {
@@ -59,6 +60,7 @@ export class ActorHost {
       incarnation: this.incarnation,
       logger: logger.child({ kind: family.kind }),
       ports: this.ports,
+      accepts: family.accepts ?? {},
       store: family.persistence === "none" ? null : snapshots,
       onCrash: (cell, error) => {
         logger.error({ kind: cell.kind, key: cell.key, err: error.message }, "actor crashed");
@@ -89,6 +91,8 @@ export class ActorHost {
   /** The live actor, activating it (from its snapshot, if any) when it is not yet running here. */
   async activate(kind: string, key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     const registered = this.familyOf(kind);
+    const badKey = actorKeyProblem(key);
+    if (badKey !== null) throw new Error(`cannot start a ${kind} actor: ${badKey}`);
     const live = registered.cells.get(key);
     if (live !== undefined) return live;
     const pending = registered.activating.get(key);
@@ -112,12 +116,22 @@ export class ActorHost {
     return this.families.get(kind)?.cells.get(key);
   }
 
-  /** Delivers in-process when the actor lives here; returns false otherwise. */
+  /** Delivers an event of the node's own in-process when the actor lives here; returns false otherwise. */
   deliverLocal(kind: string, key: string, message: ActorMessage): boolean {
     const cell = this.get(kind, key);
     if (cell === undefined) return false;
-    cell.deliver(message);
+    cell.deliverInternal(message);
     return true;
+  }
+
+  /**
+   * Why a message from the bus must not reach an actor of this kind (see ActorCell.deliverFromBus), or
+   * null: lets a caller refuse it before starting an actor for it.
+   */
+  busMessageProblem(kind: string, message: Pick<ActorMessage, "type" | "payload">): string | null {
+    const registered = this.families.get(kind);
+    if (registered === undefined) return `no ${kind} actors run on this node`;
+    return busMessageProblem(kind, registered.env.accepts, message);
   }
 
   async stop(kind: string, key: string, options: { forget?: boolean } = {}): Promise<boolean> {

@@ -3,13 +3,15 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { decodeJson, encodeJson } from "./json.ts";
+import { decodeBusJson, decodeJson, encodeJson } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
-import type { Subjects } from "./subjects.ts";
+import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
 export interface DeadLetter {
   seq?: number;
   subject: string;
+  /** The subject it came on, cut, when that subject could not be used as is. */
+  received_on?: string;
   reason: string;
   node: string;
   at: string;
@@ -17,6 +19,14 @@ export interface DeadLetter {
 }
 
 const MAX_PAYLOAD_CHARS = 64 * 1024;
+/**
+ * Subjects come from the bus (anyone may publish on `caliopen.orders.>`): one too long or odd to be
+ * part of a dead letter's subject is filed under this one, and the counts keep this many subjects.
+ */
+const MAX_SUBJECT_LENGTH = 200;
+const ODD_SUBJECT = "caliopen.unreadable-subject";
+const MAX_COUNTED_SUBJECTS = 1_000;
+const OTHER_SUBJECTS = "(other subjects)";
 const RETENTION_NS = 14 * 24 * 3600 * 1e9;
 
 export class DeadLetters {
@@ -48,9 +58,18 @@ export class DeadLetters {
 
   /** Logs, counts and stores a message that could not be taken. Never throws. */
   record(subject: string, reason: string, data: Uint8Array): void {
-    const local = this.subjects.local(subject);
-    this.counts.set(local, (this.counts.get(local) ?? 0) + 1);
-    const letter: DeadLetter = { subject: local, reason, node: this.nodeId, at: new Date().toISOString(), payload: readablePayload(data) };
+    const received = this.subjects.local(subject);
+    const local = received.length <= MAX_SUBJECT_LENGTH && isSafeReplySubject(received) ? received : ODD_SUBJECT;
+    const counted = this.counts.has(local) || this.counts.size < MAX_COUNTED_SUBJECTS ? local : OTHER_SUBJECTS;
+    this.counts.set(counted, (this.counts.get(counted) ?? 0) + 1);
+    const letter: DeadLetter = {
+      subject: local,
+      ...(local !== received && { received_on: received.slice(0, MAX_SUBJECT_LENGTH) }),
+      reason: reason.length > MAX_PAYLOAD_CHARS ? `${reason.slice(0, MAX_PAYLOAD_CHARS)}…` : reason,
+      node: this.nodeId,
+      at: new Date().toISOString(),
+      payload: readablePayload(data),
+    };
     this.logger.warn({ subject: local, reason }, "order rejected and kept as a dead letter");
     this.js.publish(this.subjects.deadLetter(local), encodeJson(letter)).catch((err: Error) => {
       this.logger.error({ subject: local, reason, err: err.message }, "could not store dead letter (it is logged above)");
@@ -78,7 +97,8 @@ export class DeadLetters {
 }
 
 function readablePayload(data: Uint8Array): unknown {
-  const decoded = decodeJson(data);
+  // Within the bus limits, so that redacting and re-encoding it stays small and shallow.
+  const decoded = decodeBusJson(data);
   if (decoded.ok) return redactSecrets(decoded.value);
   const text = new TextDecoder().decode(data);
   return text.length > MAX_PAYLOAD_CHARS ? text.slice(0, MAX_PAYLOAD_CHARS) + "…" : text;

@@ -14,8 +14,10 @@ export interface EmbeddedNatsOptions {
   /** 0 picks a free port. */
   port: number;
   binary?: string;
-  /** Extra nats-server arguments (tests use them for clusters). */
+  /** Extra nats-server arguments (tests add a monitoring port). */
   extraArgs?: string[];
+  /** nats-server configuration added to the generated one (e.g. `max_payload`). */
+  extraConfig?: string;
   readyTimeoutMs?: number;
   /**
    * Replaces the generated nkey: nats-server configuration that secures the server (authorization,
@@ -53,7 +55,7 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
     client = { nkey: credentials.seedFile };
   }
   const configFile = join(options.dataDir, "nats-server.conf");
-  await writeFile(configFile, config, { mode: 0o600 });
+  await writeFile(configFile, `${config}\n${options.extraConfig ?? ""}`, { mode: 0o600 });
 
   const args = [
     "-c", configFile,

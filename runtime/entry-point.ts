@@ -1,5 +1,6 @@
 // An entry point: one shared subject, consumed by every node but each order taken by one of them. It
-// decodes and validates each order, answers every request (errors included), keeps every rejected
+// decodes (within the bus limits) and validates each order, answers every request (errors included,
+// except to a reply subject the node must not publish to), keeps every rejected
 // pub/sub order as a dead letter, and hands valid orders to their handler (which may route them to an
 // actor). Orders come either from a core NATS queue subscription (subjects with requests: replies need
 // the requester's inbox) or from a durable consumer of the intake stream (published orders, kept until
@@ -9,10 +10,10 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { Logger } from "pino";
 import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
-import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
+import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
 import { validatePayload, type PayloadSchema } from "./payload-schema.ts";
 import { failure, ok, type Reply } from "./reply.ts";
-import type { Subjects } from "./subjects.ts";
+import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
 export type OrderMode = "request" | "publish";
 
@@ -29,6 +30,15 @@ export class RetryLater extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Thrown by a handler that refuses a valid order for good (e.g. it names something that does not
+ * exist): the requester gets the message as an error, a published order becomes a dead letter. Not a
+ * failure of the node: counted as rejected, not failed.
+ */
+export class OrderRefused extends Error {
+  override readonly name = "OrderRefused";
 }
 
 const RETRY_LATER: BackoffPolicy = { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 };
@@ -156,7 +166,14 @@ export class EntryPoint {
 
   private onDelivery(delivery: Delivery): void {
     this.stats.received += 1;
-    const decoded = decodeJson(delivery.data);
+    if (delivery.replyTo !== undefined && !isSafeReplySubject(delivery.replyTo)) {
+      // Publishing there could get this node's connection closed by the server: no reply, no work.
+      this.stats.rejected += 1;
+      delivery.done();
+      this.logger.warn({ subject: this.spec.subject, replyLength: delivery.replyTo.length }, "request with an unusable reply subject dropped without a reply");
+      return;
+    }
+    const decoded = decodeBusJson(delivery.data);
     if (!decoded.ok) return this.reject(delivery, decoded.error);
     if (!isJsonObject(decoded.value)) return this.reject(delivery, "payload must be a JSON object");
     const orderField = this.spec.orderField ?? "order";
@@ -194,6 +211,14 @@ export class EntryPoint {
       if (reply === undefined && context.mode === "publish" && context.replyTo !== undefined) reply = ok(`${context.order} accepted`);
       delivery.done();
     } catch (err) {
+      if (err instanceof OrderRefused) {
+        this.stats.rejected += 1;
+        this.logger.info({ subject: context.subject, order: context.order, reason: err.message }, "order refused");
+        if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, err.message, delivery.data);
+        delivery.done();
+        reply = failure(err.message);
+        return this.answer(context, reply);
+      }
       if (this.stopping && delivery.deliveryId !== undefined) {
         // This node is going away: another one takes the order again.
         delivery.retry();
@@ -214,6 +239,10 @@ export class EntryPoint {
     } finally {
       clearInterval(heartbeat);
     }
+    this.answer(context, reply);
+  }
+
+  private answer(context: OrderContext, reply: Reply | undefined): void {
     if (reply !== undefined && context.replyTo !== undefined) this.nc.publish(context.replyTo, encodeJson(reply));
   }
 

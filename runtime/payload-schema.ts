@@ -1,6 +1,6 @@
 // A small declarative schema for order payloads: flat JSON objects whose fields are strings, numbers or
-// booleans. Unknown extra fields are accepted; missing or mistyped required fields are rejected, and
-// the error names the field.
+// booleans, optionally bounded (length, allowed characters, allowed values). Unknown extra fields are
+// accepted; missing, mistyped or out-of-bounds fields are rejected, and the error names the field.
 import { isJsonObject } from "./json.ts";
 
 export type FieldType = "string" | "decimal" | "number" | "boolean";
@@ -9,6 +9,14 @@ export interface FieldSpec {
   type: FieldType;
   required: boolean;
   description?: string;
+  /** Longest accepted value, in characters (string and decimal fields); checked before `pattern`. */
+  maxLength?: number;
+  /** The whole value must match (string fields); anchor it. */
+  pattern?: RegExp;
+  /** What `pattern` allows, in words, for errors and documentation (e.g. "letters, digits, '_' or '-'"). */
+  patternDescription?: string;
+  /** The only values accepted (string fields). */
+  enum?: readonly string[];
 }
 
 export type PayloadSchema = Readonly<Record<string, FieldSpec>>;
@@ -38,7 +46,7 @@ export function validatePayload<S extends PayloadSchema>(schema: S, value: unkno
       if (spec.required) return { ok: false, field: name, message: `missing required field "${name}" (${spec.type})` };
       continue;
     }
-    const problem = checkType(spec.type, field);
+    const problem = checkType(spec.type, field) ?? checkBounds(spec, field as string | number | boolean);
     if (problem !== null) return { ok: false, field: name, message: `field "${name}" ${problem}` };
   }
   return { ok: true, value: value as PayloadOf<S> };
@@ -58,6 +66,20 @@ function checkType(type: FieldType, field: unknown): string | null {
     case "boolean":
       return typeof field === "boolean" ? null : `must be a boolean, got ${describe(field)}`;
   }
+}
+
+function checkBounds(spec: FieldSpec, field: string | number | boolean): string | null {
+  if (typeof field !== "string") return null;
+  if (spec.maxLength !== undefined && field.length > spec.maxLength) {
+    return `is ${field.length} characters long, over the limit of ${spec.maxLength}`;
+  }
+  if (spec.pattern !== undefined && !spec.pattern.test(field)) {
+    return `must be ${spec.patternDescription ?? `a string matching ${spec.pattern.source}`}, got ${describe(field)}`;
+  }
+  if (spec.enum !== undefined && !spec.enum.includes(field)) {
+    return `must be one of ${spec.enum.map((value) => JSON.stringify(value)).join(", ")}, got ${describe(field)}`;
+  }
+  return null;
 }
 
 function describe(value: unknown): string {

@@ -2,9 +2,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorPorts } from "./actor-family.ts";
-import { decodeJson, encodeJson } from "./json.ts";
+import { decodeBusJson, encodeJson } from "./json.ts";
 import type { Requester } from "./requester.ts";
-import type { Subjects } from "./subjects.ts";
+import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
 export function createPorts(nc: NatsConnection, subjects: Subjects, requester: Requester, logger: Logger): ActorPorts {
   return {
@@ -13,11 +13,14 @@ export function createPorts(nc: NatsConnection, subjects: Subjects, requester: R
       nc.publish(subjects.wire(subject), encodeJson(payload));
     },
     reply(replyTo, body) {
-      if (replyTo !== undefined && replyTo !== "") nc.publish(replyTo, encodeJson(body));
+      if (replyTo === undefined || replyTo === "") return;
+      // Checked where requests come in; a reply subject kept in a snapshot is checked again here.
+      if (!isSafeReplySubject(replyTo)) return logger.warn({ replyLength: replyTo.length }, "reply not sent: unusable reply subject");
+      nc.publish(replyTo, encodeJson(body));
     },
     async request(subject, payload, timeoutMs) {
       const msg = await requester.request(subjects.wire(subject), encodeJson(payload), timeoutMs);
-      const decoded = decodeJson(msg.data);
+      const decoded = decodeBusJson(msg.data);
       if (!decoded.ok) throw new Error(`reply on ${subject} is not JSON: ${decoded.error}`);
       return decoded.value;
     },

@@ -1,5 +1,6 @@
-// Subject naming: an optional deployment namespace in front of every subject, and keys made safe to be
-// a single subject token (no dots, spaces or wildcards).
+// Subject naming: an optional deployment namespace in front of every subject, keys made safe to be a
+// single subject token (no dots, spaces or wildcards), and the bounds of subjects and keys that come
+// from the bus (reply subjects, actor keys) before the node builds anything from them.
 
 export class Subjects {
   constructor(readonly namespace: string = "") {
@@ -51,4 +52,39 @@ export function subjectToken(key: string): string {
 
 export function keyFromToken(token: string): string {
   return token.startsWith("=") ? Buffer.from(token.slice(1), "base64url").toString("utf8") : token;
+}
+
+/**
+ * Longest reply subject the node publishes to. nats-server drops a connection whose `PUB <subject> <size>`
+ * line exceeds its max_control_line (4096): a requester must not be able to pick a reply subject that
+ * makes the node's own answer do that. Inboxes are about 50 characters.
+ */
+export const MAX_REPLY_SUBJECT_LENGTH = 256;
+
+/**
+ * Whether the node may publish an answer to this reply subject: at most MAX_REPLY_SUBJECT_LENGTH
+ * printable ASCII characters, dot-separated non-empty tokens, no wildcards.
+ */
+export function isSafeReplySubject(subject: string): boolean {
+  if (subject.length === 0 || subject.length > MAX_REPLY_SUBJECT_LENGTH) return false;
+  let previous = 0x2e; // '.': a subject cannot start with an empty token
+  for (let i = 0; i < subject.length; i++) {
+    const c = subject.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x2a /* * */ || c === 0x3e /* > */) return false;
+    if (c === 0x2e && previous === 0x2e) return false;
+    previous = c;
+  }
+  return previous !== 0x2e;
+}
+
+/** Longest actor key: keys become subject tokens and KV keys (base64 when not subject-safe). */
+export const MAX_ACTOR_KEY_LENGTH = 128;
+
+/** Why a key from the bus cannot name an actor, or null when it can. */
+export function actorKeyProblem(key: unknown): string | null {
+  if (typeof key !== "string" || key === "") return "an actor key must be a non-empty string";
+  if (key.length > MAX_ACTOR_KEY_LENGTH) return `an actor key is at most ${MAX_ACTOR_KEY_LENGTH} characters, got ${key.length}`;
+  // A lone surrogate would be encoded as U+FFFD: two different keys would share one subject.
+  if (/\p{Cs}/u.test(key)) return "an actor key must be well-formed Unicode";
+  return null;
 }

@@ -1,7 +1,10 @@
 // Writes docs/contract.md from the contract table, so the documentation cannot drift from what
 // nodes subscribe and validate. `npm run contract-doc` regenerates it; a test checks it is current.
 import { writeFile } from "node:fs/promises";
-import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { CONTRACT, ID_PATTERN, ID_RULE, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { BUS_JSON_LIMITS } from "../runtime/json.ts";
+import { MAX_REPLY_SUBJECT_LENGTH } from "../runtime/subjects.ts";
+import type { FieldSpec } from "../runtime/payload-schema.ts";
 
 export function renderContractDoc(): string {
   const lines = [
@@ -10,6 +13,11 @@ export function renderContractDoc(): string {
     "Generated from `actors/contract/contract-table.ts` by `npm run contract-doc`; do not edit by hand.",
     "Subjects are shown without the deployment namespace (`CALIOPEN_NAMESPACE`), which prefixes all of them.",
     "Every payload also carries `order`; unknown extra fields are accepted.",
+    "",
+    "Limits, checked before anything else is done with an order: an order is at most",
+    `${BUS_JSON_LIMITS.maxBytes / 1024} KiB of JSON nested at most ${BUS_JSON_LIMITS.maxDepth} levels deep; every id field (${idFields().map((name) => `\`${name}\``).join(", ")})`,
+    `is ${ID_RULE} (Caliopen's ids are UUIDs); a request whose reply subject is not a plain subject`,
+    `of at most ${MAX_REPLY_SUBJECT_LENGTH} characters gets no reply.`,
     "",
     "Subjects whose orders are all published are captured by the JetStream stream `caliopen_intake` as",
     "they are sent and read through one durable consumer per subject, named `<queue group>_<subject>`",
@@ -24,7 +32,7 @@ export function renderContractDoc(): string {
     for (const [order, spec] of Object.entries(row.orders) as [string, OrderSpec][]) {
       const fields = Object.entries(spec.payload)
         .filter(([, field]) => field.required)
-        .map(([name, field]) => `\`${name}\`${field.type === "string" ? "" : ` (${field.type})`}`)
+        .map(([name, field]) => `\`${name}\`${fieldNote(field)}`)
         .join(", ");
       lines.push(`| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${spec.mode === "request" ? "request/reply" : "publish/subscribe"} | ${fields} | ${spec.emittedBy} |`);
     }
@@ -37,6 +45,23 @@ export function renderContractDoc(): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The fields that follow the id rule, in the order the table first names them. */
+function idFields(): string[] {
+  const names = new Set<string>();
+  for (const row of CONTRACT) {
+    for (const spec of Object.values(row.orders) as OrderSpec[]) for (const [name, field] of Object.entries(spec.payload)) if (field.pattern === ID_PATTERN) names.add(name);
+  }
+  return [...names];
+}
+
+/** The field's type and bounds, as shown after its name (ids follow the rule stated above the table). */
+function fieldNote(field: FieldSpec): string {
+  if (field.pattern === ID_PATTERN) return "";
+  if (field.enum !== undefined) return ` (one of ${field.enum.map((value) => `\`${value}\``).join(", ")})`;
+  const notes = [field.type === "string" ? null : field.type, field.maxLength === undefined ? null : `≤ ${field.maxLength} characters`].filter((note) => note !== null);
+  return notes.length === 0 ? "" : ` (${notes.join(", ")})`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

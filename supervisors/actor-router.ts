@@ -1,8 +1,15 @@
 // Routes a validated order to the actor that owns its key, on whichever node runs it: a published
 // order through the durable order stream, a request forwarded to the owner with the requester's inbox,
-// so the actor answers the requester directly.
-import type { OrderHandler } from "../runtime/entry-point.ts";
+// so the actor answers the requester directly. An order may first have to be admitted (e.g. name
+// something that exists), so that nobody can make the node start actors for made-up keys.
+import { OrderRefused, RetryLater, type OrderContext, type OrderHandler } from "../runtime/entry-point.ts";
 import type { KeyedOrders } from "./cluster/keyed-orders.ts";
+
+/**
+ * Whether a valid order may reach its actor: null lets it through, a string says why not (the order is
+ * refused: an error reply, or a dead letter). Throws when it cannot tell now (the order is retried).
+ */
+export type Admission = (payload: Record<string, unknown>, context: OrderContext) => Promise<string | null>;
 
 export interface ActorRoute {
   kind: string;
@@ -10,14 +17,29 @@ export interface ActorRoute {
   keyField: string;
   /** The input of an actor started by this order (families that start on their first message). */
   input?: (payload: Record<string, unknown>) => Record<string, unknown>;
+  /** Checked before the order is queued or forwarded (before any actor is started for it). */
+  admit?: Admission;
 }
 
 export interface RouterDeps {
   keyed: KeyedOrders;
 }
 
+/** Runs the admission: throws OrderRefused when it refuses, RetryLater when it could not decide. */
+export async function admitOrRefuse(admit: Admission | undefined, payload: Record<string, unknown>, context: OrderContext): Promise<void> {
+  if (admit === undefined) return;
+  let refusal: string | null;
+  try {
+    refusal = await admit(payload, context);
+  } catch (err) {
+    throw new RetryLater(`could not check the order: ${(err as Error).message}`);
+  }
+  if (refusal !== null) throw new OrderRefused(refusal);
+}
+
 export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler {
   return async (payload, context) => {
+    await admitOrRefuse(route.admit, payload, context);
     const key = String(payload[route.keyField]);
     const message = { type: context.order, payload };
     if (context.mode === "publish") {

@@ -24,6 +24,7 @@ import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
 import { routeToActor } from "./actor-router.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
+import { remoteIdentityAdmission } from "./identity-admission.ts";
 import { workerLifecycle, type ServiceFactory } from "./services.ts";
 
 export interface CaliopenServices {
@@ -59,18 +60,21 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           return undefined;
         };
         const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
-        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput });
-        const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput });
+        // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
+        const imapAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["imap", "email"], afterDeletion: ["remove_worker"] });
+        const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
+        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
+        const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
         const smtp = { store, relay: config.mail.relay, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
-          identitiesWorker: identitiesWorkerOrders(context),
-          imap_worker: workerLifecycle(IMAP_KIND, context),
+          identitiesWorker: identitiesWorkerOrders(context, store),
+          imap_worker: workerLifecycle(IMAP_KIND, context, imapAccount),
           IMAPfetcher: { sync: toImapWorker, fullfetch: toImapWorker },
           outboundIMAP: { deliver: toImapWorker },
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
           // Stateless: any node imports any raw; de-duplication by Message-ID is in the store.
           inboundSMTP: { process_inbound: (payload) => processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
-          twitter_worker: workerLifecycle(TWITTER_KIND, context),
+          twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
           contactAction: {
             contact_update: async (payload) => void (await updateContactDerived(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) })),

@@ -1,19 +1,29 @@
-// The identities worker (`identitiesWorker`, queue IDsworker): every order about an identity goes to
-// that identity's poller actor, which starts on its first order and reads the identity from the store.
+// The identities worker (`identitiesWorker`, queue IDsworker): every order about a remote identity that
+// exists goes to that identity's poller actor, which starts on its first order and reads the identity
+// from the store.
 // When a node starts, every active remote identity in the store gets its poller back (idempotent), so
 // schedules are rebuilt even for identities whose orders were never seen.
 import type { Logger } from "pino";
+import { SYNC_SUBJECT } from "../actors/identities/poll-schedule.ts";
 import { POLLER_KIND } from "../actors/identities/poller.ts";
+import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import type { OrderHandler } from "../runtime/entry-point.ts";
 import { routeToActor } from "./actor-router.ts";
 import type { KeyedOrders } from "./cluster/keyed-orders.ts";
+import { remoteIdentityAdmission } from "./identity-admission.ts";
 import type { ServiceContext } from "./services.ts";
 
 const pollerInput = (payload: Record<string, unknown>) => ({ identity_id: payload.identity_id, user_id: payload.user_id });
 
-export function identitiesWorkerOrders(context: ServiceContext): Record<string, OrderHandler> {
-  const toPoller = routeToActor(context, { kind: POLLER_KIND, keyField: "identity_id", input: pollerInput });
+export function identitiesWorkerOrders(context: ServiceContext, store: Store): Record<string, OrderHandler> {
+  // Pollers exist for polled protocols; delete_identity must reach the poller of a deleted identity, which retires it.
+  const admit = remoteIdentityAdmission(store, {
+    idField: "identity_id",
+    protocols: Object.keys(SYNC_SUBJECT) as IdentityProtocol[],
+    afterDeletion: ["delete_identity"],
+  });
+  const toPoller = routeToActor(context, { kind: POLLER_KIND, keyField: "identity_id", input: pollerInput, admit });
   return { add_identity: toPoller, update_identity: toPoller, delete_identity: toPoller, update_interval: toPoller };
 }
 

@@ -9,7 +9,7 @@ import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { SubjectSpec } from "../actors/contract/contract-table.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
-import type { RouterDeps } from "./actor-router.ts";
+import { admitOrRefuse, type Admission, type RouterDeps } from "./actor-router.ts";
 
 /** subject → order → handler */
 export type Bindings = Record<string, Record<string, OrderHandler>>;
@@ -53,9 +53,9 @@ export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
 
 /**
  * add_worker / reload_worker / remove_worker for a family keyed by remote_id: queued for the node that
- * owns the key, which starts, reloads or removes the actor.
+ * owns the key, which starts, reloads or removes the actor, once `admit` (if any) let the order through.
  */
-export function workerLifecycle(kind: string, context: ServiceContext): Record<string, OrderHandler> {
+export function workerLifecycle(kind: string, context: ServiceContext, admit?: Admission): Record<string, OrderHandler> {
   const supervisor = context.supervisors.get(kind);
   const refuse: OrderHandler = (payload, context) => {
     throw new ServiceUnavailable(
@@ -66,9 +66,15 @@ export function workerLifecycle(kind: string, context: ServiceContext): Record<s
   const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
   const key = (payload: Record<string, unknown>) => String(payload.remote_id);
   const id = (order: OrderContext) => (order.deliveryId === undefined ? {} : { id: order.deliveryId });
+  const admitted =
+    (handle: OrderHandler): OrderHandler =>
+    async (payload, order) => {
+      await admitOrRefuse(admit, payload, order);
+      return handle(payload, order);
+    };
   return {
-    add_worker: async (payload, order) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload), ...id(order) })),
-    reload_worker: async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) })),
-    remove_worker: async (payload, order) => void (await context.keyed.publish("remove", kind, key(payload), id(order))),
+    add_worker: admitted(async (payload, order) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload), ...id(order) }))),
+    reload_worker: admitted(async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) }))),
+    remove_worker: admitted(async (payload, order) => void (await context.keyed.publish("remove", kind, key(payload), id(order)))),
   };
 }

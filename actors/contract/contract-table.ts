@@ -4,7 +4,21 @@
 import type { FieldSpec, PayloadOf, PayloadSchema } from "../../runtime/payload-schema.ts";
 import type { OrderMode } from "../../runtime/entry-point.ts";
 
-const id = (description: string) => ({ type: "string", required: true, description }) as const satisfies FieldSpec;
+/**
+ * Every id of the contract (user_id, remote_id, identity_id, message_id, contact_id, key_id,
+ * resource_id): Caliopen's ids are UUIDs (key ids are hex); 1-64 letters, digits, '_' or '-' also
+ * allows short test ids. Checked at the entry point, before any store key or subject is made from it:
+ * no '.', '*', '>', spaces, control or non-ASCII characters.
+ */
+export const ID_MAX_LENGTH = 64;
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const ID_RULE = "1-64 characters of A-Z a-z 0-9 _ -";
+
+const id = (description: string) =>
+  ({ type: "string", required: true, description, maxLength: ID_MAX_LENGTH, pattern: ID_PATTERN, patternDescription: ID_RULE }) as const satisfies FieldSpec;
+
+/** The protocols `update_interval` may name (the bridges that slow down). */
+export const INTERVAL_PROTOCOLS = ["imap", "email", "twitter"] as const;
 
 const userId = id("the user the order is for");
 const remoteId = id("a remote identity id (same id space as identity_id)");
@@ -65,8 +79,8 @@ export const CONTRACT = [
         emittedBy: "imap-bridge, twitter-bridge",
         payload: {
           ...identityOrder,
-          poll_intervall: { type: "decimal", required: true, description: "minutes, as a decimal string" },
-          protocol: { type: "string", required: true, description: "imap, email or twitter" },
+          poll_intervall: { type: "decimal", required: true, description: "minutes, as a decimal string", maxLength: 16 },
+          protocol: { type: "string", required: true, description: "imap, email or twitter", enum: INTERVAL_PROTOCOLS },
         },
       },
     },
@@ -186,4 +200,22 @@ export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = Pa
 /** A subject whose orders are all published (no replies expected): it can be captured durably. */
 export function isPublishOnly(spec: SubjectSpec): boolean {
   return Object.values(spec.orders).every((order) => order.mode === "publish");
+}
+
+/**
+ * What an actor family that handles these orders accepts from outside (ActorFamily.accepts): each
+ * order's payload schema, as in this table. `{ IMAPfetcher: ["sync"], outboundIMAP: ["deliver"] }`.
+ */
+export function handledOrders(handled: { [S in ContractSubject]?: readonly OrderName<S>[] }): Readonly<Record<string, PayloadSchema>> {
+  const accepts: Record<string, PayloadSchema> = {};
+  for (const [subject, orders] of Object.entries(handled) as [ContractSubject, readonly string[]][]) {
+    for (const order of orders) {
+      const spec = orderSpec(subject, order);
+      if (spec === undefined) throw new Error(`the contract has no "${order}" order on ${subject}`);
+      const known = accepts[order];
+      if (known !== undefined && known !== spec.payload) throw new Error(`"${order}" has different payloads on different subjects; an actor cannot take both`);
+      accepts[order] = spec.payload;
+    }
+  }
+  return accepts;
 }

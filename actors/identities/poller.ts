@@ -7,6 +7,7 @@ import { assign, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { handledOrders } from "../contract/contract-table.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Identity, IdentityProtocol } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -58,6 +59,8 @@ export function pollerFamily(store: Store, now: () => number = Date.now): ActorF
     description: "polls one remote identity: emits sync every poll interval",
     // Any identitiesWorker order about an identity reaches its poller, which reads the identity itself.
     startsOnFirstMessage: true,
+    // The identitiesWorker orders only: `poll.due` and `retry.due` are the poller's own deadlines.
+    accepts: handledOrders({ identitiesWorker: ["add_identity", "update_identity", "delete_identity", "update_interval"] }),
     createMachine: (ports: ActorPorts) => pollerMachine(store, ports, now),
   };
 }

@@ -15,6 +15,7 @@ import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadli
 import type { Reply } from "../../runtime/reply.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
+import { handledOrders } from "../contract/contract-table.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
 import type { SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
@@ -85,6 +86,8 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
     description: "syncs one remote mail account over IMAP and files its sent mail",
     // A `sync` may overtake the `add_worker` sent with it: it starts the worker, which checks the identity.
     startsOnFirstMessage: true,
+    // Its orders only: `sync.done`, `retry.due`, `mail.arrived`… come from the worker's own work.
+    accepts: handledOrders({ IMAPfetcher: ["sync", "fullfetch"], outboundIMAP: ["deliver"] }),
     createMachine: (ports) => imapWorkerMachine(store, ports, settings, now),
   };
 }

@@ -20,6 +20,7 @@ import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadli
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
+import { handledOrders } from "../contract/contract-table.ts";
 import type { Store } from "../store/store.ts";
 import type { XUser } from "./dm-raw.ts";
 import { deliverDm, type DmDeliverResult } from "./dm-deliver.ts";
@@ -107,6 +108,8 @@ export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorker
     description: "syncs the direct messages of one X (Twitter) account and sends its drafts as DMs",
     // A `sync` may overtake the `add_worker` sent with it: it starts the worker, which checks the identity.
     startsOnFirstMessage: true,
+    // Its orders only: `sync.done`, `ratelimit.reset`, `credentials.refused`… come from the worker's own work.
+    accepts: handledOrders({ twitter_dm: ["sync", "deliver"] }),
     createMachine: (ports) => twitterWorkerMachine(store, ports, settings, now),
   };
 }

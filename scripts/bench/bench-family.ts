@@ -3,6 +3,7 @@
 import { assign, setup } from "xstate";
 import type { ActorFamily, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { ok } from "../../runtime/reply.ts";
+import { DELIVER_ORDER, SYNC_ORDER } from "./bench-payloads.ts";
 
 export const BENCH_KIND = "bench";
 
@@ -25,6 +26,8 @@ export function benchFamily(options: BenchFamilyOptions): ActorFamily {
     kind: BENCH_KIND,
     persistence: options.persistence,
     startsOnFirstMessage: options.startsOnFirstMessage ?? false,
+    // The two contract orders the bench sends, checked like a real worker's.
+    accepts: { sync: SYNC_ORDER.schema, deliver: DELIVER_ORDER.schema },
     description: "benchmark actor",
     createMachine: (ports: ActorPorts) =>
       setup({

@@ -106,7 +106,7 @@ childMain<DispatchTask>(async (task) => {
     },
     { name: "XState `actor.send(event)` on a bare actor (one assign + one action)", run: (i) => actor(i).send(message(i)) },
     {
-      name: "`ActorHost.deliverLocal` → ActorCell.deliver (can + send + after-transition work)",
+      name: "`ActorHost.deliverLocal` → ActorCell.deliverInternal (can + send + after-transition work)",
       run: (i) => void runtime.host.deliverLocal(BENCH_KIND, keys[i % task.keys] as string, message(i)),
     },
     {

@@ -10,11 +10,11 @@ import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { isConnectionUp } from "../../runtime/connection.ts";
 import { Requester } from "../../runtime/requester.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
-import type { Subjects } from "../../runtime/subjects.ts";
+import { isSafeReplySubject, type Subjects } from "../../runtime/subjects.ts";
 import type { ActorDirectory, FamilySupervisor } from "../family-supervisor.ts";
 import { ActorRegistry } from "./actor-registry.ts";
 import { ClusterPlacement } from "./cluster-placement.ts";
-import { KeyedOrders, type ForwardedMessage } from "./keyed-orders.ts";
+import { KeyedOrders } from "./keyed-orders.ts";
 import { DEFAULT_TIMING, Membership, type MembershipTiming } from "./membership.ts";
 import { OrderStream } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
@@ -89,9 +89,11 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       inbox = nc.subscribe(KeyedOrders.inboxSubject(subjects, nodeId), {
         callback: (err, msg) => {
           if (err !== null) return;
-          const decoded = decodeJson(msg.data);
-          const answer = decoded.ok && isJsonObject(decoded.value) ? keyed.acceptHere(decoded.value as unknown as ForwardedMessage) : { accepted: false, error: "unreadable forwarded message" };
-          msg.respond(encodeJson(answer));
+          if (!msg.reply || !isSafeReplySubject(msg.reply)) {
+            logger.warn({ subject: msg.subject, replyLength: msg.reply?.length ?? 0 }, "node inbox: message without a usable reply subject dropped");
+            return;
+          }
+          msg.respond(encodeJson(keyed.answerInbox(msg.data)));
         },
       });
       coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }));

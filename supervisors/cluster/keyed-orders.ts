@@ -5,11 +5,11 @@
 import { randomUUID } from "node:crypto";
 import type { ActorHost } from "../../runtime/actor-host.ts";
 import { backoffDelay } from "../../runtime/backoff.ts";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { decodeBusJson, decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { failure, type Reply } from "../../runtime/reply.ts";
 import type { Requester } from "../../runtime/requester.ts";
-import type { Subjects } from "../../runtime/subjects.ts";
-import type { KeyedOperation, OrderStream } from "./order-stream.ts";
+import { actorKeyProblem, isSafeReplySubject, type Subjects } from "../../runtime/subjects.ts";
+import { MAX_KIND_LENGTH, WRAPPED_ORDER_LIMITS, type KeyedOperation, type OrderStream } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
 import type { ShardRunner } from "./shard-runner.ts";
@@ -93,20 +93,46 @@ export class KeyedOrders {
     return failure(`${forwarded.kind}/${forwarded.key} is moving between nodes (${last}); try again`);
   }
 
-  /** The node inbox's answer for a message that arrived here. */
+  /**
+   * The node inbox's answer for what arrived on it: anyone may publish there, so the envelope is checked
+   * here and the message by the actor (deliverFromBus).
+   */
+  answerInbox(data: Uint8Array): InboxAnswer {
+    const decoded = decodeJson(data, WRAPPED_ORDER_LIMITS);
+    if (!decoded.ok) return { accepted: false, error: `unreadable forwarded message: ${decoded.error}` };
+    const forwarded = readForwarded(decoded.value);
+    return typeof forwarded === "string" ? { accepted: false, error: forwarded } : this.acceptHere(forwarded);
+  }
+
+  /** Hands a message for one of this node's actors to it, through its checked entry. */
   acceptHere(forwarded: ForwardedMessage): InboxAnswer {
     const runner = this.runner();
     if (runner === null || !runner.isRunning(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
     const cell = this.host.get(forwarded.kind, forwarded.key);
     if (cell === undefined) return { accepted: false, error: `no ${forwarded.kind} actor for "${forwarded.key}"` };
-    cell.deliver({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
+    cell.deliverFromBus({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
     return { accepted: true };
   }
 
   private async askNode(node: string, forwarded: ForwardedMessage): Promise<InboxAnswer> {
     const reply = await this.requester.request(KeyedOrders.inboxSubject(this.subjects, node), encodeJson(forwarded), FORWARD_ATTEMPT_MS);
-    const decoded = decodeJson(reply.data);
-    if (!decoded.ok || !isJsonObject(decoded.value)) throw new Error(`node ${node} answered something unreadable`);
-    return decoded.value as unknown as InboxAnswer;
+    const decoded = decodeBusJson(reply.data);
+    const answer = decoded.ok && isJsonObject(decoded.value) ? decoded.value : null;
+    if (answer?.accepted === true) return { accepted: true };
+    if (answer?.moved === true) return { accepted: false, moved: true };
+    if (typeof answer?.error === "string") return { accepted: false, error: answer.error };
+    throw new Error(`node ${node} answered something unreadable`);
   }
+}
+
+/** A forwarded message's envelope, checked, or why it is unusable. */
+function readForwarded(value: unknown): ForwardedMessage | string {
+  if (!isJsonObject(value)) return "a forwarded message must be a JSON object";
+  const { kind, key, message, replyTo } = value;
+  if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a forwarded message needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
+  const badKey = actorKeyProblem(key);
+  if (badKey !== null) return badKey;
+  if (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload)) return `a forwarded message needs "message": {type: string, payload: object}`;
+  if (replyTo !== undefined && (typeof replyTo !== "string" || !isSafeReplySubject(replyTo))) return "a forwarded message's reply subject is unusable";
+  return { kind, key: key as string, message: { type: message.type, payload: message.payload }, ...(replyTo !== undefined && { replyTo }) };
 }

@@ -4,8 +4,8 @@
 // actor's state after it is saved.
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { encodeJson } from "../../runtime/json.ts";
-import { subjectToken, type Subjects } from "../../runtime/subjects.ts";
+import { BUS_JSON_LIMITS, encodeJson, isJsonObject, type JsonLimits } from "../../runtime/json.ts";
+import { actorKeyProblem, subjectToken, type Subjects } from "../../runtime/subjects.ts";
 
 export type KeyedOperation = "start" | "reload" | "remove" | "deliver";
 
@@ -19,6 +19,58 @@ export interface KeyedOrder {
   input?: Record<string, unknown>;
   /** For deliver: the message for the actor. */
   message?: { type: string; payload: Record<string, unknown> };
+}
+
+/**
+ * Keyed orders wrap an order that passed the bus limits (the message's payload sits two levels down),
+ * with a little more room for the wrapper. The same for messages forwarded to a node's inbox.
+ */
+export const WRAPPED_ORDER_LIMITS: JsonLimits = { maxBytes: BUS_JSON_LIMITS.maxBytes + 8 * 1024, maxDepth: BUS_JSON_LIMITS.maxDepth + 2 };
+
+const OPERATIONS: readonly string[] = ["start", "reload", "remove", "deliver"] satisfies KeyedOperation[];
+/** Order ids are UUIDs or `intake-<sequence>`; an actor keeps the latest ones in its snapshot. */
+const MAX_ORDER_ID_LENGTH = 128;
+/** An actor's input is a few ids (e.g. remote_id, user_id): they end up in store keys, so they are bounded too. */
+const MAX_INPUT_FIELDS = 16;
+const MAX_INPUT_STRING_LENGTH = 128;
+/** Kinds are short names (`imap`, `poller`). */
+export const MAX_KIND_LENGTH = 64;
+
+/**
+ * A keyed order read from the stream, checked (anyone able to publish on `caliopen.orders.>` could put
+ * anything there), or why it is unusable. The message itself is checked by the actor it is for.
+ */
+export function readKeyedOrder(value: unknown): KeyedOrder | string {
+  if (!isJsonObject(value)) return "a keyed order must be a JSON object";
+  const { id, op, kind, key, input, message } = value;
+  if (typeof id !== "string" || id === "" || id.length > MAX_ORDER_ID_LENGTH) return `a keyed order needs an "id" of 1-${MAX_ORDER_ID_LENGTH} characters`;
+  if (typeof op !== "string" || !OPERATIONS.includes(op)) return `unknown keyed operation ${JSON.stringify(String(op).slice(0, 32))}`;
+  if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a keyed order needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
+  const badKey = actorKeyProblem(key);
+  if (badKey !== null) return badKey;
+  if (input !== undefined && !isFlatInput(input)) {
+    return `a keyed order's "input" must be an object of at most ${MAX_INPUT_FIELDS} strings (at most ${MAX_INPUT_STRING_LENGTH} characters), numbers or booleans`;
+  }
+  if (message !== undefined && (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload))) {
+    return `a keyed order's "message" must be {type: string, payload: object}`;
+  }
+  return {
+    id,
+    op: op as KeyedOperation,
+    kind,
+    key: key as string,
+    ...(input !== undefined && { input: input as Record<string, unknown> }),
+    ...(message !== undefined && { message: { type: message.type as string, payload: message.payload as Record<string, unknown> } }),
+  };
+}
+
+function isFlatInput(input: unknown): boolean {
+  if (!isJsonObject(input)) return false;
+  const values = Object.values(input);
+  return (
+    values.length <= MAX_INPUT_FIELDS &&
+    values.every((value) => typeof value === "number" || typeof value === "boolean" || (typeof value === "string" && value.length <= MAX_INPUT_STRING_LENGTH))
+  );
 }
 
 const SECOND_NS = 1_000_000_000;

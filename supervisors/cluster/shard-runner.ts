@@ -6,10 +6,10 @@ import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { ActorHost } from "../../runtime/actor-host.ts";
 import type { DeadLetters } from "../../runtime/dead-letters.ts";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { FamilySupervisor } from "../family-supervisor.ts";
 import type { ActorRegistry } from "./actor-registry.ts";
-import type { KeyedOrder, OrderStream } from "./order-stream.ts";
+import { readKeyedOrder, WRAPPED_ORDER_LIMITS, type KeyedOrder, type OrderStream } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 
 export interface ShardRunnerDeps {
@@ -109,10 +109,10 @@ export class ShardRunner {
 
   private async handle(state: RunningShard, msg: JsMsg): Promise<void> {
     if (state.stopping) return msg.nak();
-    const decoded = decodeJson(msg.data);
-    const order = decoded.ok && isJsonObject(decoded.value) ? (decoded.value as unknown as KeyedOrder) : null;
-    if (order === null || typeof order.kind !== "string" || typeof order.key !== "string") {
-      this.deps.deadLetters.record(msg.subject, "malformed keyed order", msg.data);
+    const decoded = decodeJson(msg.data, WRAPPED_ORDER_LIMITS);
+    const order = decoded.ok ? readKeyedOrder(decoded.value) : decoded.error;
+    if (typeof order === "string") {
+      this.deps.deadLetters.record(msg.subject, `malformed keyed order: ${order}`, msg.data);
       return msg.ack();
     }
     const supervisor = this.deps.supervisors.get(order.kind);
@@ -133,9 +133,6 @@ export class ShardRunner {
           return msg.ack();
         case "deliver":
           return await this.deliver(supervisor, order, msg);
-        default:
-          this.deps.deadLetters.record(msg.subject, `unknown keyed operation "${String(order.op)}"`, msg.data);
-          return msg.ack();
       }
     } catch (err) {
       // A failure of our own (e.g. the store is unreachable): let the stream give it to us again later.
@@ -145,6 +142,13 @@ export class ShardRunner {
   }
 
   private async deliver(supervisor: FamilySupervisor, order: KeyedOrder, msg: JsMsg): Promise<void> {
+    const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
+    // Refused before an actor is started for it; the cell checks it again (deliverFromBus).
+    const problem = this.deps.host.busMessageProblem(order.kind, message);
+    if (problem !== null) {
+      this.deps.deadLetters.record(msg.subject, problem, encodeJson(order.message ?? {}));
+      return msg.ack();
+    }
     let cell = this.deps.host.get(order.kind, order.key);
     if (cell === undefined) {
       if (!this.deps.activateOnOrder.has(order.kind)) {
@@ -153,8 +157,7 @@ export class ShardRunner {
       }
       cell = await supervisor.start(order.key, order.input ?? {});
     }
-    const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
-    cell.deliver(message, (outcome) => {
+    cell.deliverFromBus(message, (outcome) => {
       if (outcome === "done") msg.ack();
       else msg.nak();
     });

@@ -12,6 +12,9 @@ import { CONTRACT, isPublishOnly, type OrderSpec, type SubjectSpec } from "../..
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
+import { createUser } from "../../actors/accounts/create-user.ts";
+import { openStore, type Store } from "../../actors/store/store.ts";
+import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
@@ -22,14 +25,17 @@ interface Context {
   nats: TestNats;
   node: RunningNode;
   client: NatsConnection;
+  store: Store;
 }
 
 const test = suite<Context>("contract table");
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig({ api: null })), { nodeId: "contract-node" });
+  const config = testCaliopenConfig({ api: null });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "contract-node" });
   ctx.client = await ctx.nats.connect();
+  ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
 });
 test.after(async (ctx) => {
   await ctx.node.shutdown("test over");
@@ -38,7 +44,7 @@ test.after(async (ctx) => {
 
 function validPayload(order: string, schema: PayloadSchema): Record<string, unknown> {
   const payload: Record<string, unknown> = { order, extra_field_is_accepted: true };
-  for (const [field, spec] of Object.entries(schema)) payload[field] = spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`;
+  for (const [field, spec] of Object.entries(schema)) payload[field] = spec.enum?.[0] ?? (spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`);
   return payload;
 }
 
@@ -157,13 +163,41 @@ test("services that run answer orders about unknown objects with an error reply 
   assert.match(inbound.message, /unknown user u|no-such-raw/);
 });
 
-test("add_worker starts the bridges' worker actors; remove_worker removes them", async ({ client, node }) => {
-  for (const [subject, kind] of [["imap_worker", "imap"], ["twitter_worker", "twitter"]] as const) {
-    client.publish(subject, encodeJson({ order: "add_worker", remote_id: "r-1", user_id: "u-1" }));
-    await waitFor(`${kind} worker started`, () => node.host.get(kind, "r-1") !== undefined);
-    client.publish(subject, encodeJson({ order: "remove_worker", remote_id: "r-1", user_id: "u-1" }));
-    await waitFor(`${kind} worker removed`, () => node.host.get(kind, "r-1") === undefined);
+test("add_worker starts the bridges' worker actors for an account of theirs; remove_worker removes them", async ({ client, node, store }) => {
+  const user = (await createUser(store, { name: "workers" })).user;
+  for (const [subject, kind, protocol] of [["imap_worker", "imap", "imap"], ["twitter_worker", "twitter", "twitter"]] as const) {
+    const identity = await store.identities.create({ user_id: user.user_id, type: "remote", protocol, identifier: `${kind}@workers.test`, infos: { inserver: "127.0.0.1:1" } });
+    const order = { remote_id: identity.identity_id, user_id: user.user_id };
+    client.publish(subject, encodeJson({ order: "add_worker", ...order }));
+    await waitFor(`${kind} worker started`, () => node.host.get(kind, identity.identity_id) !== undefined);
+    client.publish(subject, encodeJson({ order: "remove_worker", ...order }));
+    await waitFor(`${kind} worker removed`, () => node.host.get(kind, identity.identity_id) === undefined);
   }
+});
+
+test("orders for an identity that does not exist, or is not of the worker's protocol, are refused before any actor starts", async ({ client, node, store }) => {
+  const user = (await createUser(store, { name: "nobody" })).user;
+  const twitter = await store.identities.create({ user_id: user.user_id, type: "remote", protocol: "twitter", identifier: "@nobody" });
+  const dm = await ask(client, "twitter_dm", { order: "sync", remote_id: "no-such-identity", user_id: user.user_id });
+  assert.equal(dm, { error: true, message: `sync refused: user ${user.user_id} has no identity no-such-identity` });
+  const deliver = await ask(client, "outboundIMAP", { order: "deliver", message_id: "m-1", remote_id: twitter.identity_id, user_id: user.user_id });
+  assert.equal(deliver, { error: true, message: `deliver refused: identity ${twitter.identity_id} is a twitter identity; outboundIMAP serves imap/email identities` });
+  const someoneElse = await ask(client, "twitter_dm", { order: "sync", remote_id: twitter.identity_id, user_id: "another-user" });
+  assert.match(someoneElse.message, /user another-user has no identity/);
+  client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "made-up-1", user_id: user.user_id }));
+  client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "made-up-2", user_id: user.user_id }));
+  client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: "made-up-3", user_id: user.user_id }));
+  for (const id of ["made-up-1", "made-up-2", "made-up-3"]) assert.match(await deadLetterReason(node, id), new RegExp(`refused: user ${user.user_id} has no identity ${id}`));
+  assert.equal(["imap", "poller"].flatMap((kind) => ["made-up-1", "made-up-2", "made-up-3"].filter((id) => node.host.get(kind, id) !== undefined)), []);
+
+  // A deleted identity: no new work, but the orders that clean up after it still go through.
+  const gone = await store.identities.create({ user_id: user.user_id, type: "remote", protocol: "imap", identifier: "gone@workers.test", infos: { inserver: "127.0.0.1:1" } });
+  await store.identities.markDeleted(user.user_id, gone.identity_id);
+  client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: gone.identity_id, user_id: user.user_id, marker: "sync-of-deleted" }));
+  assert.match(await deadLetterReason(node, "sync-of-deleted"), /sync refused: identity .* was deleted/);
+  client.publish("imap_worker", encodeJson({ order: "remove_worker", remote_id: gone.identity_id, user_id: user.user_id, marker: "remove-deleted" }));
+  client.publish("identitiesWorker", encodeJson({ order: "delete_identity", identity_id: gone.identity_id, user_id: user.user_id, marker: "delete-deleted" }));
+  for (const marker of ["remove-deleted", "delete-deleted"]) assert.is(await deadLetterReason(node, marker, 1_500).catch(() => null), null, `${marker} is taken`);
 });
 
 test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client, node }) => {

@@ -36,21 +36,44 @@ export interface ActorSighting {
   at: number;
 }
 
+interface ActorsPage {
+  node: string;
+  at: string;
+  actors: { key: string; status: string; activeSince: string }[];
+  /** Set when the node has more actors than one reply holds (a page is at most 1,000 actors). */
+  next_offset?: number | null;
+}
+
+const ask = (query: Record<string, unknown>) => new TextEncoder().encode(JSON.stringify(query));
+
 /** One round of `caliopen.debug.actors`: every actor each node reports, with when it reported it. */
 export async function sightings(nc: NatsConnection): Promise<ActorSighting[]> {
   const out: ActorSighting[] = [];
-  const replies = await nc.requestMany("caliopen.debug.actors", new TextEncoder().encode(JSON.stringify({ limit: 100_000 })), {
+  const pages: ActorsPage[] = [];
+  const replies = await nc.requestMany("caliopen.debug.actors", ask({ limit: 100_000 }), {
     strategy: "stall",
     stall: 150,
     maxWait: 2_000,
   });
   for await (const msg of replies) {
     const decoded = decodeJson(msg.data);
-    if (!decoded.ok) continue;
-    const reply = decoded.value as { node: string; at: string; actors: { key: string; status: string; activeSince: string }[] };
-    for (const actor of reply.actors) {
+    if (decoded.ok && Array.isArray((decoded.value as ActorsPage).actors)) pages.push(decoded.value as ActorsPage);
+  }
+  // A node with more than one page of actors is asked for the rest.
+  for (const first of [...pages]) {
+    let next = first.next_offset;
+    while (typeof next === "number") {
+      const decoded = decodeJson((await nc.request("caliopen.debug.actors", ask({ node: first.node, limit: 100_000, offset: next }), { timeout: 2_000 })).data);
+      if (!decoded.ok) break;
+      const page = decoded.value as ActorsPage;
+      pages.push(page);
+      next = page.actors.length > 0 ? page.next_offset : null;
+    }
+  }
+  for (const page of pages) {
+    for (const actor of page.actors) {
       if (actor.status === "stopped") continue;
-      out.push({ key: actor.key, node: reply.node, since: Date.parse(actor.activeSince), at: Date.parse(reply.at) });
+      out.push({ key: actor.key, node: page.node, since: Date.parse(actor.activeSince), at: Date.parse(page.at) });
     }
   }
   return out;

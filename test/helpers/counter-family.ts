@@ -1,7 +1,9 @@
 // A small actor family for runtime tests: counts, answers requests, crashes on demand, keeps a durable
-// deadline, and has a `busy` state for graceful-shutdown tests.
+// deadline, and has a `busy` state for graceful-shutdown tests. From the bus it takes only the messages
+// in COUNTER_ACCEPTS; `crash`, `failAsync`, `reloaded` and its `tick.due` deadline are the node's own.
 import { assign, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import { ok } from "../../runtime/reply.ts";
 
@@ -13,11 +15,22 @@ export interface CounterContext {
   deadlines: Deadlines;
 }
 
+/** What anyone on the bus may send a counter. */
+export const COUNTER_ACCEPTS: Readonly<Record<string, PayloadSchema>> = {
+  inc: { by: { type: "number", required: false } },
+  get: {},
+  sync: {},
+  work: { ms: { type: "number", required: false } },
+  schedule: { at: { type: "number", required: true } },
+  finish: {},
+};
+
 export function counterFamily(kind = "counter", persistence: "snapshot" | "none" = "snapshot", startsOnFirstMessage = false): ActorFamily {
   return {
     kind,
     persistence,
     startsOnFirstMessage,
+    accepts: COUNTER_ACCEPTS,
     description: "test counter",
     createMachine: (ports: ActorPorts) =>
       setup({

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
-import { EntryPoint, RetryLater, type EntryPointSpec } from "../../runtime/entry-point.ts";
+import { EntryPoint, OrderRefused, RetryLater, type EntryPointSpec } from "../../runtime/entry-point.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { ok } from "../../runtime/reply.ts";
@@ -128,6 +128,45 @@ test("stopTaking lets the queue group give orders to another member; settled wai
   await settled;
   assert.is(finished, 1);
   assert.is((await pending).message, "first");
+});
+
+test("an order over the size or depth limit is refused naming the limit, without reaching its handler", async ({ fx }) => {
+  const seen: unknown[] = [];
+  entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran")) } } }, "jobs-limits");
+  const big = await ask(fx, "ns1.jobs-limits", { order: "run", job_id: "j", filler: "x".repeat(70_000) });
+  assert.is(big.error, true);
+  assert.match(String(big.message), /over the limit of 65536 bytes/);
+  const deepText = `{"order":"run","job_id":"j","deep":${"[".repeat(10_000)}${"]".repeat(10_000)}}`;
+  const deep = decodeJson((await fx.nc.request("ns1.jobs-limits", new TextEncoder().encode(deepText), { timeout: 2000 })).data);
+  assert.ok(deep.ok);
+  assert.match(String((deep.value as { message: string }).message), /nested deeper than the limit of 32 levels/);
+  assert.equal(seen, []);
+});
+
+test("OrderRefused: the requester gets the reason as an error, a published order becomes a dead letter; counted as rejected", async ({ fx }) => {
+  const ep = entry(fx, { orders: { run: { mode: "publish", schema, handle: () => Promise.reject(new OrderRefused("run refused: no job j")) } } }, "jobs-refused");
+  assert.equal(await ask(fx, "ns1.jobs-refused", { order: "run", job_id: "j" }), { error: true, message: "run refused: no job j" });
+  fx.nc.publish("ns1.jobs-refused", encodeJson({ order: "run", job_id: "j", marker: "refused-1" }));
+  const letter = await waitFor("dead letter", async () => (await fx.deadLetters.list(50)).find((l) => JSON.stringify(l.payload).includes("refused-1")));
+  assert.is(letter.reason, "run refused: no job j");
+  assert.equal([ep.snapshotStats().rejected, ep.snapshotStats().failed], [2, 0]);
+});
+
+test("a request whose reply subject could get the node's connection closed is dropped without a reply or any work", async ({ fx }) => {
+  const seen: unknown[] = [];
+  const ep = entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran")) } } }, "jobs-reply");
+  const watcher = await fx.nats.connect();
+  const hostile = `_INBOX.${"a".repeat(4_060)}`;
+  const answers: unknown[] = [];
+  watcher.subscribe(hostile, { callback: (_err, msg) => void answers.push(msg.data) });
+  await watcher.flush();
+  watcher.publish("ns1.jobs-reply", encodeJson({ order: "run", job_id: "j" }), { reply: hostile });
+  await waitFor("request seen", () => ep.snapshotStats().rejected === 1);
+  // The same connection still serves: a normal request is answered.
+  assert.equal(await ask(fx, "ns1.jobs-reply", { order: "run", job_id: "k" }), { error: false, message: "ran" });
+  assert.equal(answers, []);
+  assert.equal(seen, [{ order: "run", job_id: "k" }]);
+  assert.is(fx.nc.isClosed(), false);
 });
 
 test.run();

@@ -56,4 +56,32 @@ test("the payload must be an object", () => {
   }
 });
 
+const bounded = {
+  user_id: { type: "string", required: true, maxLength: 8, pattern: /^[a-z0-9-]+$/, patternDescription: "lower-case letters, digits or '-'" },
+  protocol: { type: "string", required: false, enum: ["imap", "twitter"] },
+  minutes: { type: "decimal", required: false, maxLength: 4 },
+} as const;
+
+test("a field over its maxLength is refused by name, before its pattern is tried", () => {
+  const result = validatePayload(bounded, { user_id: "x".repeat(200_000) });
+  assert.equal(result, { ok: false, field: "user_id", message: 'field "user_id" is 200000 characters long, over the limit of 8' });
+  const decimal = validatePayload(bounded, { user_id: "u", minutes: "12345" });
+  assert.is(decimal.ok ? null : decimal.field, "minutes");
+});
+
+test("a field outside its pattern is refused by name, saying what it allows", () => {
+  for (const bad of ["a*b", "a.b", ">", "A", "a b", "a\u0000", "é", "\ud800"]) {
+    const result = validatePayload(bounded, { user_id: bad });
+    assert.ok(!result.ok && result.field === "user_id", JSON.stringify(bad));
+    if (!result.ok) assert.match(result.message, /^field "user_id" must be lower-case letters, digits or '-', got the string /);
+  }
+  assert.ok(validatePayload(bounded, { user_id: "u-1" }).ok);
+});
+
+test("an enum field takes only its values", () => {
+  assert.ok(validatePayload(bounded, { user_id: "u", protocol: "twitter" }).ok);
+  const result = validatePayload(bounded, { user_id: "u", protocol: "gopher" });
+  assert.equal(result, { ok: false, field: "protocol", message: 'field "protocol" must be one of "imap", "twitter", got the string "gopher"' });
+});
+
 test.run();

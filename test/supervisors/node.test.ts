@@ -61,7 +61,7 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
   const client = await nats.connect();
   const worked = client.subscribe("test.worked", { max: 1 });
   const cell = await node.supervisors.get("counter")!.start("busy-one");
-  cell.deliver({ type: "work", payload: { ms: 400 } });
+  cell.deliverInternal({ type: "work", payload: { ms: 400 } });
   assert.ok(cell.busy);
   const started = Date.now();
   await node.shutdown("SIGTERM");
@@ -77,7 +77,7 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
 test("the grace period bounds a shutdown even when work does not finish", async ({ nats }) => {
   const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-impatient", shutdownGraceMs: 200 });
   const cell = await node.supervisors.get("counter")!.start("slow");
-  cell.deliver({ type: "work", payload: { ms: 2_500 } });
+  cell.deliverInternal({ type: "work", payload: { ms: 2_500 } });
   const started = Date.now();
   await node.shutdown("SIGTERM");
   assert.ok(Date.now() - started < 2_000, "did not wait for the 2.5 s job");
@@ -86,9 +86,9 @@ test("the grace period bounds a shutdown even when work does not finish", async 
 test("after a node restart, actors come back from their snapshots with their pending deadlines", async ({ nats }) => {
   const first = await startTestNode(nats.endpoint, counters, { nodeId: "node-before" });
   const cell = await first.supervisors.get("counter")!.start("durable");
-  cell.deliver({ type: "inc", payload: { by: 4 } });
+  cell.deliverInternal({ type: "inc", payload: { by: 4 } });
   const at = Date.now() + 3_000;
-  cell.deliver({ type: "schedule", payload: { at } });
+  cell.deliverInternal({ type: "schedule", payload: { at } });
   await first.shutdown("restart");
   assert.ok(Date.now() < at - 500, "the first node stopped well before the deadline");
 

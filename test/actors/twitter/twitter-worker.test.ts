@@ -109,7 +109,7 @@ const contextOf = (ctx: Context, identity: Identity) => (cellOf(ctx, identity)?.
 const syncState = (ctx: Context, identity: Identity) => (cellOf(ctx, identity)?.summary().state as { working?: { sync?: string } } | undefined)?.working?.sync;
 
 function sync(ctx: Context, identity: Identity): void {
-  cellOf(ctx, identity).deliver({ type: "sync", payload: { order: "sync", ...input(identity) } });
+  cellOf(ctx, identity).deliverInternal({ type: "sync", payload: { order: "sync", ...input(identity) } });
 }
 
 async function deliver(ctx: Context, identity: Identity, messageId: string): Promise<Record<string, unknown>> {
