@@ -1,13 +1,14 @@
 // NATS settings with the `nats` CLI's names: read from the environment, turned into nats.js options,
-// and used against real nats-servers that require a user and password, a token, or TLS; credentials
-// never show in what a node reports.
+// and used against real nats-servers that require a user and password, a token, a .creds file
+// (operator mode) or TLS; credentials never show in what a node reports.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { createUser } from "@nats-io/nkeys";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { connectToNats } from "../../runtime/connection.ts";
 import { decodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
@@ -137,6 +138,49 @@ test("TLS: a server with mutual TLS admits a client with a certificate of its CA
   } finally {
     await nats.stop();
     await certs.remove();
+  }
+});
+
+test("a .creds file (user JWT and nkey seed) against a nats-server in operator mode; a user of another account is refused", async () => {
+  const operator = createOperator();
+  const account = createAccount();
+  const operatorJwt = await encodeOperator("caliopen-test", operator);
+  // An account with JetStream, as a node needs it.
+  const unlimited = { subs: -1, data: -1, payload: -1 };
+  const accountLimits = { ...unlimited, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+  const accountJwt = await encodeAccount("caliopen", account, { limits: accountLimits }, { signer: operator });
+  // JetStream in operator mode needs a system account.
+  const system = createAccount();
+  const systemJwt = await encodeAccount("SYS", system, {}, { signer: operator });
+  const config = [
+    `operator: ${operatorJwt}`,
+    `system_account: ${system.getPublicKey()}`,
+    "resolver: MEMORY",
+    `resolver_preload: {\n  ${account.getPublicKey()}: ${accountJwt}\n  ${system.getPublicKey()}: ${systemJwt}\n}`,
+  ].join("\n");
+  const dir = await mkdtemp(join(tmpdir(), "caliopen-creds-"));
+  const credsFile = async (name: string, issuer: ReturnType<typeof createAccount>) => {
+    const user = createUser();
+    const jwt = await encodeUser(name, user, issuer, unlimited);
+    const file = join(dir, `${name}.creds`);
+    await writeFile(file, fmtCreds(jwt, user), { mode: 0o600 });
+    return file;
+  };
+  const creds = await credsFile("node", account);
+  const nats = await startTestNats({ security: { config, client: { creds } } });
+  try {
+    const node = await startTestNode(natsEndpointFromEnv({ NATS_URL: nats.url, NATS_CREDS: creds })!, { families: [], bindings: () => ({}) }, { nodeId: "creds-node" });
+    const reply = decodeJson((await node.nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3_000 })).data);
+    assert.is((reply as { ok: true; value: { nats: { auth: string } } }).value.nats.auth, "creds");
+    await node.shutdown("test over");
+    const stranger = await credsFile("stranger", createAccount());
+    const refused = await connectToNats({ endpoint: { url: nats.url, creds: stranger }, name: "stranger", logger: silentLogger() }).then(
+      () => "connected",
+      (err: Error) => err.message,
+    );
+    assert.match(refused, /refused the connection: authorization violation \(the server refused our credentials file \(NATS_CREDS\)\)/);
+  } finally {
+    await nats.stop();
   }
 });
 
