@@ -270,6 +270,16 @@ test("an unreachable NATS gives one clear line and exit 1", async () => {
   assert.match(result.stderr, /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:1: [^\n]+\n$/);
 });
 
+test("a NATS that refuses the CLI's credential (or wants one) gives one clear line and exit 1", async ({ fx }) => {
+  const anonymous = await startCli(["nodes"], { NATS_URL: fx.nats.url }).exited;
+  assert.is(anonymous.code, 1);
+  assert.match(anonymous.stderr, /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server requires credentials[^\n]*CALIOPEN_DATA_DIR[^\n]*\)\n$/);
+  const wrong = await startCli(["nodes"], { NATS_URL: fx.nats.url, NATS_TOKEN: "not-the-token" }).exited;
+  assert.is(wrong.code, 1);
+  assert.match(wrong.stderr, /^caliopen: NATS at \S+ refused the connection: authorization violation \(the server refused our token \(NATS_TOKEN\)\)\n$/);
+  assert.not.match(wrong.stderr, /not-the-token/);
+});
+
 test("tables cut long cells with … and align right-aligned columns", () => {
   const table = formatTable(
     [{ header: "NAME", maxWidth: 6 }, { header: "N", align: "right" }],
