@@ -4,10 +4,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { registerCleanup } from "./cleanup.ts";
 
 export interface BenchServer {
-  url: string;
+  /** Its URL and the credential it requires (the nkey it made, as a node's embedded server does). */
+  endpoint: NatsEndpoint;
   pid: number;
   stop(): Promise<void>;
 }
@@ -30,7 +32,7 @@ export async function startBenchServer(): Promise<BenchServer> {
       await rm(dir, { recursive: true, force: true });
     })());
   const unregister = registerCleanup(stop);
-  return { url: running.url, pid: running.pid, stop };
+  return { endpoint: running.endpoint, pid: running.pid, stop };
 }
 
 /** "v2.9.10" from `nats-server --version`, or "unknown". */

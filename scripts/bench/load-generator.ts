@@ -114,7 +114,7 @@ async function requestLoad(nc: NatsConnection, task: RequestLoadTask): Promise<R
 }
 
 childMain<LoadTask>(async (task) => {
-  const nc = await connectBench(task.url, `bench load (${task.kind})`);
+  const nc = await connectBench(task.endpoint, `bench load (${task.kind})`);
   registerCleanup(() => nc.close());
   const result = task.kind === "publish" ? await publish(nc, task) : await requestLoad(nc, task);
   await nc.close();

@@ -4,6 +4,7 @@
 // remote_id (intake stream, then the durable keyed-order stream).
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { isJsonObject, decodeJson } from "../../runtime/json.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
@@ -30,8 +31,8 @@ interface Consumer {
 }
 
 // The baseline: what any nats.js service does at minimum with an order.
-async function rawConsumer(url: string): Promise<Consumer> {
-  const nc = await connectBench(url, "bench raw consumer");
+async function rawConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
+  const nc = await connectBench(endpoint, "bench raw consumer");
   registerCleanup(() => nc.close());
   const probe = new ProgressProbe();
   nc.subscribe(SYNC_ORDER.subject, {
@@ -62,8 +63,8 @@ function shardOfKey(key: string): number {
 // published, one durable consumer that decodes each order and publishes it (awaited, with a message
 // id) to a second work-queue stream split in 64 shard subjects before acking it, and 64 durable
 // consumers that decode, count and ack.
-async function rawDurableConsumer(url: string): Promise<Consumer> {
-  const nc = await connectBench(url, "bench raw durable consumer");
+async function rawDurableConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
+  const nc = await connectBench(endpoint, "bench raw durable consumer");
   registerCleanup(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: RAW_INTAKE, subjects: [SYNC_ORDER.subject], retention: RetentionPolicy.Workqueue });
@@ -119,10 +120,10 @@ async function untilEmpty(pending: () => Promise<number>, timeoutMs: number): Pr
   }
 }
 
-async function nodeConsumer(url: string, variant: "entry" | "actor-none" | "actor-snapshot"): Promise<Consumer> {
+async function nodeConsumer(endpoint: NatsEndpoint, variant: "entry" | "actor-none" | "actor-snapshot"): Promise<Consumer> {
   const probe = new ProgressProbe();
   const persistence = variant === "actor-snapshot" ? "snapshot" : "none";
-  const bench = await startBenchNode(url, {
+  const bench = await startBenchNode(endpoint, {
     persistence,
     onSync: () => probe.tick(),
     ...(variant === "entry" && { syncHandler: () => void probe.tick() }),
@@ -158,10 +159,10 @@ function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
 
 childMain<OrdersTask>(async (task) => {
   const consumer =
-    task.variant === "raw" ? await rawConsumer(task.url) : task.variant === "raw-durable" ? await rawDurableConsumer(task.url) : await nodeConsumer(task.url, task.variant);
-  const side = await connectBench(task.url, "bench warm-up publisher and progress reports");
+    task.variant === "raw" ? await rawConsumer(task.endpoint) : task.variant === "raw-durable" ? await rawDurableConsumer(task.endpoint) : await nodeConsumer(task.endpoint, task.variant);
+  const side = await connectBench(task.endpoint, "bench warm-up publisher and progress reports");
   registerCleanup(() => side.close());
-  const burst: PublishTask = { kind: "publish", url: task.url, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
+  const burst: PublishTask = { kind: "publish", endpoint: task.endpoint, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
   const paced: PublishTask = { ...burst, pacing: { window: task.window, progressSubject: PROGRESS_SUBJECT } };
   const timeoutMs = Math.max(120_000, task.count);
 

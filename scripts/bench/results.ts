@@ -1,11 +1,12 @@
 // The tasks the orchestrator hands to bench processes and the figures they hand back (JSON both ways).
 
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import type { BenchConfig } from "./bench-config.ts";
 
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
 export interface OrdersTask {
-  url: string;
+  endpoint: NatsEndpoint;
   /** The nats-server's pid, to account its CPU time. */
   serverPid: number;
   variant: OrdersVariant;
@@ -53,7 +54,7 @@ export type RequestsVariant = "raw" | "actor";
 type RequestSizes = BenchConfig["requests"];
 
 export interface RequestsTask extends RequestSizes {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   variant: RequestsVariant;
 }
@@ -93,7 +94,7 @@ export interface RequestsResult {
 export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "warnings"> & { requests: number };
 
 export interface DispatchTask {
-  url: string;
+  endpoint: NatsEndpoint;
   keys: number;
   events: number;
   warmup: number;
@@ -116,7 +117,7 @@ export type ActivationMode = "actors" | "passivated" | "subscriptions" | "machin
 
 export interface ActivationTask {
   /** null for modes that need no NATS. */
-  url: string | null;
+  endpoint: NatsEndpoint | null;
   mode: ActivationMode;
   persistence: "none" | "snapshot";
   count: number;
@@ -149,7 +150,7 @@ export interface ActivationResult {
 
 export interface PublishTask {
   kind: "publish";
-  url: string;
+  endpoint: NatsEndpoint;
   count: number;
   keys: number;
   flushEvery: number;
@@ -165,7 +166,7 @@ export interface PublishResult {
 
 export interface RequestLoadTask extends RequestSizes {
   kind: "request";
-  url: string;
+  endpoint: NatsEndpoint;
   timeoutMs: number;
 }
 
@@ -177,7 +178,7 @@ export type LoadTask = PublishTask | RequestLoadTask;
 type MailSizes = BenchConfig["mail"];
 
 export interface ImapTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   messages: MailSizes["imapMessages"];
   appendSample: MailSizes["appendSample"];
@@ -224,7 +225,7 @@ export interface ImapResult {
 }
 
 export interface SmtpTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   messages: MailSizes["smtpMessages"];
   sessions: MailSizes["smtpSessions"];
@@ -254,7 +255,7 @@ export interface SmtpResult {
 }
 
 export interface PushTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   appends: MailSizes["pushAppends"];
   spacingMs: MailSizes["pushSpacingMs"];

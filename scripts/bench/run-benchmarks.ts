@@ -106,17 +106,17 @@ async function main(): Promise<number> {
       const { durableCount, ...sizes } = config.orders;
       // Everything that goes through JetStream is two orders of magnitude slower: fewer orders per round.
       const count = variant === "raw" ? sizes.count : durableCount;
-      const task = (server: BenchServer | null): OrdersTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, variant, ...sizes, count });
+      const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
       orders.push(await scenario<OrdersResult>(`orders/s, ${variant}`, "orders-scenario.ts", task, { nats: true }));
     }
-    const task = (server: BenchServer | null): DispatchTask => ({ url: needServer(server).url, ...config.dispatch });
+    const task = (server: BenchServer | null): DispatchTask => ({ endpoint: needServer(server).endpoint, ...config.dispatch });
     dispatch = await scenario<DispatchResult>("per-order cost by layer", "dispatch-scenario.ts", task, { nats: true });
   }
 
   const requests: Outcome<RequestsResult>[] = [];
   if (only.has("requests")) {
     for (const variant of ["raw", "actor"] as RequestsVariant[]) {
-      const task = (server: BenchServer | null): RequestsTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, variant, ...config.requests });
+      const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.requests });
       requests.push(await scenario<RequestsResult>(`request/reply, ${variant}`, "requests-scenario.ts", task, { nats: true }));
     }
   }
@@ -124,7 +124,7 @@ async function main(): Promise<number> {
   const activation: Outcome<ActivationResult>[] = [];
   if (only.has("activation")) {
     const { small, large, snapshot, window } = config.activation;
-    const populations: Omit<ActivationTask, "url" | "window">[] = [
+    const populations: Omit<ActivationTask, "endpoint" | "window">[] = [
       { mode: "subscriptions", persistence: "none", count: small },
       { mode: "machines", persistence: "none", count: small },
       { mode: "actors", persistence: "none", count: small },
@@ -137,31 +137,31 @@ async function main(): Promise<number> {
     ];
     for (const population of populations) {
       const label = `activation, ${population.mode} ${population.mode === "actors" ? `(${population.persistence}) ` : ""}× ${population.count}`;
-      const task = (server: BenchServer | null): ActivationTask => ({ ...population, url: server?.url ?? null, window });
+      const task = (server: BenchServer | null): ActivationTask => ({ ...population, endpoint: server?.endpoint ?? null, window });
       activation.push(await scenario<ActivationResult>(label, "activation-scenario.ts", task, { nats: population.mode !== "machines" && population.mode !== "snapshots", exposeGc: true }));
     }
   }
 
   let failover: Outcome<FailoverResult> | null = null;
   if (only.has("failover")) {
-    const task = (server: BenchServer | null): FailoverTask => ({ natsUrl: needServer(server).url, ...config.failover });
+    const task = (server: BenchServer | null): FailoverTask => ({ endpoint: needServer(server).endpoint, ...config.failover });
     failover = await scenario<FailoverResult>(`failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`, "failover-scenario.ts", task, { nats: true });
   }
 
   const { mail } = config;
   let imap: Outcome<ImapResult> | null = null;
   if (only.has("imap")) {
-    const task = (server: BenchServer | null): ImapTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
+    const task = (server: BenchServer | null): ImapTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
     imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
   let smtp: Outcome<SmtpResult> | null = null;
   if (only.has("smtp")) {
-    const task = (server: BenchServer | null): SmtpTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
+    const task = (server: BenchServer | null): SmtpTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
     smtp = await scenario<SmtpResult>(`inbound SMTP vs a bare smtp-server, ${mail.smtpMessages} messages`, "smtp-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
   let push: Outcome<PushResult> | null = null;
   if (only.has("push")) {
-    const task = (server: BenchServer | null): PushTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
+    const task = (server: BenchServer | null): PushTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
     push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
 
