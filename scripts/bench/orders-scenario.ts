@@ -12,6 +12,7 @@ import { encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain, runChild, runChildSync } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
+import { startIoMeter } from "./io-meter.ts";
 import { ProgressProbe } from "./progress-probe.ts";
 import { epochNow, rate } from "./stats.ts";
 import type { OrdersResult, OrdersRound, OrdersTask, PublishResult, PublishTask } from "./results.ts";
@@ -148,7 +149,16 @@ async function publishInline(nc: NatsConnection, count: number, keys: number, fl
   await nc.flush();
 }
 
-const PROGRESS_SUBJECT = "bench.progress";
+// Under caliopen.>, which the node role may use: the TLS scenarios run this on servers that enforce it.
+const PROGRESS_SUBJECT = "caliopen.bench.progress";
+
+/** CPU and I/O of this process and of the nats-server, from the call to the returned function's. */
+function startMeters(serverPid: number) {
+  const cpu = startCpuMeter(serverPid);
+  const consumerIo = startIoMeter("self");
+  const serverIo = startIoMeter(serverPid);
+  return () => ({ ...cpu(), consumerIo: consumerIo(), serverIo: serverIo() });
+}
 
 /** Tells a pacing publisher how many orders of the round were processed, every few ms. */
 function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
@@ -178,23 +188,25 @@ childMain<OrdersTask>(async (task) => {
     // Counted from here: an order applied twice (redelivered after a failed save) counts twice.
     const target = consumer.probe.count + task.count;
     let startedAt: number;
-    let meter: ReturnType<typeof startCpuMeter>;
+    let meter: ReturnType<typeof startMeters>;
+    let publisher: PublishResult;
     if (kind === "backlog") {
       // The publisher runs while this event loop is blocked: every order is queued when the clock starts.
-      runChildSync<PublishResult>("load-generator.ts", burst, PROCESS_TIMEOUT_MS);
+      publisher = runChildSync<PublishResult>("load-generator.ts", burst, PROCESS_TIMEOUT_MS);
       startedAt = epochNow();
-      meter = startCpuMeter(task.serverPid);
+      meter = startMeters(task.serverPid);
       await consumer.probe.until(target, timeoutMs);
     } else {
       const stopReports = reportProgress(side, consumer.probe);
-      meter = startCpuMeter(task.serverPid);
+      meter = startMeters(task.serverPid);
       const running = runChild<PublishResult>("load-generator.ts", paced, { timeoutMs: PROCESS_TIMEOUT_MS });
       await consumer.probe.until(target, timeoutMs);
       stopReports();
-      startedAt = (await running).startedAt;
+      publisher = await running;
+      startedAt = publisher.startedAt;
     }
     const processedAt = epochNow();
-    // Paced rounds also count the publisher's start-up here: their CPU figures are indicative.
+    // Paced rounds also count the publisher's start-up here: their CPU and I/O figures are indicative.
     const cpu = meter();
     published += task.count;
     await consumer.settled(timeoutMs);
@@ -213,6 +225,9 @@ childMain<OrdersTask>(async (task) => {
       lostUpdates: lost,
       consumerCpuMs: cpu.selfMs,
       serverCpuMs: cpu.otherMs,
+      publisherCpuMs: publisher.cpuMs,
+      consumerIo: cpu.consumerIo,
+      serverIo: cpu.serverIo,
     };
   };
 

@@ -10,6 +10,7 @@ import { encodedOrders, KEY_FIELD, DELIVER_ORDER, SYNC_ORDER } from "./bench-pay
 import { childMain, runChild } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
+import { perMessage, startIoMeter } from "./io-meter.ts";
 import { ProgressProbe } from "./progress-probe.ts";
 import type { RequestLoadResult, RequestLoadTask, RequestsResult, RequestsTask } from "./results.ts";
 
@@ -63,8 +64,11 @@ childMain<RequestsTask>(async (task) => {
     timeoutMs: 10_000,
   };
   const meter = startCpuMeter(task.serverPid);
+  const responderIo = startIoMeter("self");
+  const serverIo = startIoMeter(task.serverPid);
   const { requests, ...figures } = await runChild<RequestLoadResult>("load-generator.ts", load, { timeoutMs: 300_000 });
   const cpu = meter();
+  const io = { responder: responderIo(), server: serverIo() };
   const warnings = responder.warnings();
   await responder.close();
   const result: RequestsResult = {
@@ -73,6 +77,8 @@ childMain<RequestsTask>(async (task) => {
     // Includes the load generator's start-up, when neither side does anything.
     responderCpuMicrosPerRequest: (cpu.selfMs * 1000) / requests,
     serverCpuMicrosPerRequest: (cpu.otherMs * 1000) / requests,
+    responderIoPerRequest: perMessage(io.responder, requests),
+    serverIoPerRequest: perMessage(io.server, requests),
     warnings,
   };
   return result;

@@ -2,6 +2,7 @@
 
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import type { BenchConfig } from "./bench-config.ts";
+import type { IoCounters } from "./io-meter.ts";
 
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
@@ -34,6 +35,11 @@ export interface OrdersRound {
   /** CPU time of the consumer process and of the nats-server during `elapsedMs`. */
   consumerCpuMs: number;
   serverCpuMs: number;
+  /** The publisher process's CPU time while it published the round (before the clock, for backlog rounds). */
+  publisherCpuMs: number;
+  /** I/O of the consumer process (its NATS sockets) and of the nats-server (sockets and JetStream files) during `elapsedMs`. */
+  consumerIo: IoCounters;
+  serverIo: IoCounters;
 }
 
 export interface OrdersResult {
@@ -87,11 +93,14 @@ export interface RequestsResult {
   /** Responder-process and nats-server CPU time per request, over the whole run (all phases). */
   responderCpuMicrosPerRequest: number;
   serverCpuMicrosPerRequest: number;
+  /** The same for I/O: the responder's NATS sockets and the nats-server's, per request. */
+  responderIoPerRequest: IoCounters;
+  serverIoPerRequest: IoCounters;
   warnings: Record<string, number>;
 }
 
 /** What the load generator measures; the responder adds its own CPU figures. */
-export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "warnings"> & { requests: number };
+export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "serverIoPerRequest" | "warnings"> & { requests: number };
 
 export interface DispatchTask {
   endpoint: NatsEndpoint;
@@ -162,6 +171,8 @@ export interface PublishResult {
   count: number;
   startedAt: number;
   finishedAt: number;
+  /** This process's CPU time from startedAt to finishedAt. */
+  cpuMs: number;
 }
 
 export interface RequestLoadTask extends RequestSizes {
