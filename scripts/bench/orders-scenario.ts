@@ -152,12 +152,11 @@ async function publishInline(nc: NatsConnection, count: number, keys: number, fl
 // Under caliopen.>, which the node role may use: the TLS scenarios run this on servers that enforce it.
 const PROGRESS_SUBJECT = "caliopen.bench.progress";
 
-/** CPU and I/O of this process and of the nats-server, from the call to the returned function's. */
+/** CPU of this process and of the nats-server, and this process's I/O, from the call to the returned function's. */
 function startMeters(serverPid: number) {
   const cpu = startCpuMeter(serverPid);
   const consumerIo = startIoMeter("self");
-  const serverIo = startIoMeter(serverPid);
-  return () => ({ ...cpu(), consumerIo: consumerIo(), serverIo: serverIo() });
+  return () => ({ ...cpu(), consumerIo: consumerIo() });
 }
 
 /** Tells a pacing publisher how many orders of the round were processed, every few ms. */
@@ -227,7 +226,6 @@ childMain<OrdersTask>(async (task) => {
       serverCpuMs: cpu.otherMs,
       publisherCpuMs: publisher.cpuMs,
       consumerIo: cpu.consumerIo,
-      serverIo: cpu.serverIo,
     };
   };
 

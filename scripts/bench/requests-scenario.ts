@@ -65,10 +65,9 @@ childMain<RequestsTask>(async (task) => {
   };
   const meter = startCpuMeter(task.serverPid);
   const responderIo = startIoMeter("self");
-  const serverIo = startIoMeter(task.serverPid);
   const { requests, ...figures } = await runChild<RequestLoadResult>("load-generator.ts", load, { timeoutMs: 300_000 });
   const cpu = meter();
-  const io = { responder: responderIo(), server: serverIo() };
+  const io = responderIo();
   const warnings = responder.warnings();
   await responder.close();
   const result: RequestsResult = {
@@ -77,8 +76,7 @@ childMain<RequestsTask>(async (task) => {
     // Includes the load generator's start-up, when neither side does anything.
     responderCpuMicrosPerRequest: (cpu.selfMs * 1000) / requests,
     serverCpuMicrosPerRequest: (cpu.otherMs * 1000) / requests,
-    responderIoPerRequest: perMessage(io.responder, requests),
-    serverIoPerRequest: perMessage(io.server, requests),
+    responderIoPerRequest: perMessage(io, requests),
     warnings,
   };
   return result;

@@ -37,9 +37,8 @@ export interface OrdersRound {
   serverCpuMs: number;
   /** The publisher process's CPU time while it published the round (before the clock, for backlog rounds). */
   publisherCpuMs: number;
-  /** I/O of the consumer process (its NATS sockets) and of the nats-server (sockets and JetStream files) during `elapsedMs`. */
+  /** I/O of the consumer process (its NATS sockets) during `elapsedMs`. */
   consumerIo: IoCounters;
-  serverIo: IoCounters;
 }
 
 export interface OrdersResult {
@@ -93,14 +92,13 @@ export interface RequestsResult {
   /** Responder-process and nats-server CPU time per request, over the whole run (all phases). */
   responderCpuMicrosPerRequest: number;
   serverCpuMicrosPerRequest: number;
-  /** The same for I/O: the responder's NATS sockets and the nats-server's, per request. */
+  /** The responder's I/O (its NATS sockets) per request, over the same span. */
   responderIoPerRequest: IoCounters;
-  serverIoPerRequest: IoCounters;
   warnings: Record<string, number>;
 }
 
 /** What the load generator measures; the responder adds its own CPU figures. */
-export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "serverIoPerRequest" | "warnings"> & { requests: number };
+export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "warnings"> & { requests: number };
 
 export interface DispatchTask {
   endpoint: NatsEndpoint;

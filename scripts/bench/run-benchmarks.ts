@@ -1,17 +1,18 @@
 // `npm run bench`: runs every scenario in its own process against its own fresh nats-server, then
 // writes BENCHMARKS.md and prints the same report. BENCH_QUICK=1 for a small smoke run;
-// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push to run a subset while working on one of
+// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls to run a subset while working on one of
 // them: the report keeps the other groups' parts from BENCHMARKS.json, where every run saves its parts.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { benchConfig } from "./bench-config.ts";
+import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
 import { startBenchServer, type BenchServer } from "./bench-server.ts";
 import { runChild } from "./child-protocol.ts";
 import { cleanupAll, installSignalCleanup } from "./cleanup.ts";
 import { startBackgroundMeter } from "./cpu-meter.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
-import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart } from "./report.ts";
+import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart, type SecuredOutcome } from "./report.ts";
 import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import type {
   ActivationResult,
@@ -61,12 +62,17 @@ async function waitForQuiet(): Promise<void> {
 }
 
 /** Runs one scenario process against a nats-server of its own; a failure is recorded, not thrown. */
-async function scenario<R>(label: string, script: string, task: (server: BenchServer | null) => object, options: { nats: boolean; exposeGc?: boolean; timeoutMs?: number }): Promise<Outcome<R>> {
+async function scenario<R>(
+  label: string,
+  script: string,
+  task: (server: BenchServer | null) => object,
+  options: { nats: boolean; exposeGc?: boolean; timeoutMs?: number; security?: BenchSecurity },
+): Promise<Outcome<R>> {
   await waitForQuiet();
   progress(`${label}…`);
   const started = Date.now();
   const background = startBackgroundMeter();
-  const server = options.nats ? await startBenchServer() : null;
+  const server = options.nats ? await startBenchServer(options.security) : null;
   let outcome: { label: string; ok: true; value: R } | { label: string; ok: false; error: string };
   try {
     const value = await runChild<R>(script, task(server), { timeoutMs: options.timeoutMs ?? SCENARIO_TIMEOUT_MS, exposeGc: options.exposeGc ?? false });
@@ -165,7 +171,27 @@ async function main(): Promise<number> {
     push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
 
-  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push };
+  // Each scenario against every kind of server in a row, so that a change of load on the machine moves
+  // the figures of all of them rather than one.
+  const tls: SecuredOutcome[] = [];
+  if (only.has("tls")) {
+    for (const variant of ["raw", "actor"] as RequestsVariant[]) {
+      for (const security of BENCH_SECURITIES) {
+        const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.tls.requests });
+        tls.push({ security, kind: "requests", outcome: await scenario<RequestsResult>(`request/reply, ${variant}, ${security}`, "requests-scenario.ts", task, { nats: true, security }) });
+      }
+    }
+    for (const variant of ["raw", "actor-none"] as OrdersVariant[]) {
+      const { durableCount, ...sizes } = config.tls.orders;
+      const count = variant === "raw" ? sizes.count : durableCount;
+      for (const security of BENCH_SECURITIES) {
+        const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
+        tls.push({ security, kind: "orders", outcome: await scenario<OrdersResult>(`orders/s, ${variant}, ${security}`, "orders-scenario.ts", task, { nats: true, security }) });
+      }
+    }
+  }
+
+  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push, tls };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
   const command = `${config.quick ? "BENCH_QUICK=1 " : ""}${process.env.BENCH_ONLY === undefined ? "" : `BENCH_ONLY=${[...only].join(",")} `}npm run bench`;
@@ -174,7 +200,7 @@ async function main(): Promise<number> {
   await writeFile(PARTS_PATH, `${JSON.stringify({ note: "The parts of BENCHMARKS.md as last measured, written by scripts/bench/run-benchmarks.ts.", parts }, null, 1)}\n`);
   process.stdout.write(report);
   progress(`report written to ${REPORT_PATH}`);
-  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null)];
+  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null), ...tls.map((entry) => entry.outcome)];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }
 
