@@ -7,6 +7,7 @@ import { createActor, type AnyActorRef } from "xstate";
 import type { ActorPorts } from "../../runtime/actor-family.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { connectBench } from "./bench-connection.ts";
 import { BENCH_KIND, benchFamily } from "./bench-family.ts";
 import { benchKey } from "./bench-payloads.ts";
@@ -33,8 +34,8 @@ interface Population {
   dispose(): Promise<void>;
 }
 
-async function actors(url: string, persistence: "none" | "snapshot", passivate = false): Promise<Population> {
-  const runtime = await openBenchRuntime(url, benchFamily({ persistence }));
+async function actors(endpoint: NatsEndpoint, persistence: "none" | "snapshot", passivate = false): Promise<Population> {
+  const runtime = await openBenchRuntime(endpoint, benchFamily({ persistence }));
   const jsm = await jetstreamManager(runtime.nc);
   const stored = async () => (await jsm.streams.info(runtime.snapshotStream)).state.messages;
   let storedBefore = 0;
@@ -57,8 +58,8 @@ async function actors(url: string, persistence: "none" | "snapshot", passivate =
 }
 
 // What the actor's mailbox alone costs: one subscription with a callback on the same subject.
-async function subscriptions(url: string): Promise<Population> {
-  const nc: NatsConnection = await connectBench(url, "bench subscriptions");
+async function subscriptions(endpoint: NatsEndpoint): Promise<Population> {
+  const nc: NatsConnection = await connectBench(endpoint, "bench subscriptions");
   registerCleanup(() => nc.close());
   const subjects = new Subjects("");
   const subs = new Map<string, Subscription>();
@@ -138,9 +139,9 @@ function perItem(before: MemorySample, after: MemorySample, field: keyof MemoryS
 function populationFor(task: ActivationTask): Promise<Population> {
   if (task.mode === "machines") return machines();
   if (task.mode === "snapshots") return snapshots();
-  if (task.url === null) throw new Error(`${task.mode} needs a NATS url`);
-  if (task.mode === "actors" || task.mode === "passivated") return actors(task.url, task.persistence, task.mode === "passivated");
-  return subscriptions(task.url);
+  if (task.endpoint === null) throw new Error(`${task.mode} needs a NATS server`);
+  if (task.mode === "actors" || task.mode === "passivated") return actors(task.endpoint, task.persistence, task.mode === "passivated");
+  return subscriptions(task.endpoint);
 }
 
 childMain<ActivationTask>(async (task) => {

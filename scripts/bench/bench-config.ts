@@ -14,6 +14,12 @@ export interface BenchConfig {
    * SMTP messages (after a warm-up of a tenth), parallel sessions and body size; push APPENDs and their spacing.
    */
   mail: { imapMessages: number; appendSample: number; smtpMessages: number; smtpSessions: number; smtpSize: number; pushAppends: number; pushSpacingMs: number };
+  /**
+   * Section 8 runs the request and orders scenarios once per kind of server. Smaller than scenarios 1
+   * and 2 in a full run: with the node role, nats-server's cost per message grows with the replies it
+   * delivered in the last two minutes, and full sizes would outlast the scenario timeout.
+   */
+  tls: { requests: BenchConfig["requests"]; orders: BenchConfig["orders"] };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -27,6 +33,10 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       activation: { small: 2_000, large: 10_000, snapshot: 1_000, window: 256 },
       failover: { actors: 300, runs: 1 },
       mail: { imapMessages: 1_000, appendSample: 100, smtpMessages: 300, smtpSessions: 4, smtpSize: 10 * 1024, pushAppends: 10, pushSpacingMs: 500 },
+      tls: {
+        requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
+        orders: { count: 20_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 1, warmup: 5_000, flushEvery: 5_000 },
+      },
     };
   }
   return {
@@ -37,5 +47,9 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     activation: { small: 10_000, large: 100_000, snapshot: 10_000, window: 256 },
     failover: { actors: 1_000, runs: 5 },
     mail: { imapMessages: 10_000, appendSample: 500, smtpMessages: 2_000, smtpSessions: 4, smtpSize: 10 * 1024, pushAppends: 30, pushSpacingMs: 1_000 },
+    tls: {
+      requests: { keys: 1_000, warmup: 5_000, sequential: 2_000, concurrent: 10_000, inFlight: 100, rounds: 3 },
+      orders: { count: 100_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 3, warmup: 5_000, flushEvery: 5_000 },
+    },
   };
 }

@@ -9,9 +9,10 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { OrderHandler } from "../../runtime/entry-point.ts";
 import { SnapshotStore } from "../../runtime/snapshot-store.ts";
 import { keyFromToken } from "../../runtime/subjects.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { routeToActor } from "../../supervisors/actor-router.ts";
 import { startNode, type RunningNode } from "../../supervisors/node.ts";
-import { defaultNodeId, nodeConfigFromEnv } from "../../supervisors/node-config.ts";
+import { defaultNodeId, nodeConfigFromEnv, type NodeConfig } from "../../supervisors/node-config.ts";
 import { BENCH_KIND, benchFamily } from "./bench-family.ts";
 import { DELIVER_ORDER, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
 import { registerCleanup } from "./cleanup.ts";
@@ -42,12 +43,12 @@ const ORDER_STREAM = "caliopen_actor_orders";
 const INTAKE_STREAM = "caliopen_intake";
 const SNAPSHOT_BUCKET = "caliopen_actor_snapshots";
 
-export async function startBenchNode(url: string, options: BenchNodeOptions): Promise<BenchNode> {
+export async function startBenchNode(endpoint: NatsEndpoint, options: BenchNodeOptions): Promise<BenchNode> {
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-node-"));
   const tally = tallyingLogger();
   // Started by their first order, as routeToActor's `activate: true` used to do.
   const family = benchFamily({ persistence: options.persistence, onSync: options.onSync, startsOnFirstMessage: true });
-  const config = { ...nodeConfigFromEnv({}), natsUrl: url, dataDir, nodeId: `bench-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
+  const config: NodeConfig = { ...nodeConfigFromEnv({}), nats: endpoint, dataDir, nodeId: `bench-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
   const node = await startNode(
     config,
     {

@@ -7,6 +7,7 @@ import { DeadLetters } from "../../runtime/dead-letters.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { SnapshotStore } from "../../runtime/snapshot-store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { connectBench } from "./bench-connection.ts";
 import { registerCleanup } from "./cleanup.ts";
 
@@ -21,8 +22,8 @@ export interface BenchRuntime {
   close(): Promise<void>;
 }
 
-export async function openBenchRuntime(url: string, family: ActorFamily): Promise<BenchRuntime> {
-  const nc = await connectBench(url, "bench runtime");
+export async function openBenchRuntime(endpoint: NatsEndpoint, family: ActorFamily): Promise<BenchRuntime> {
+  const nc = await connectBench(endpoint, "bench runtime");
   const unregister = registerCleanup(() => nc.close());
   const subjects = new Subjects("");
   const logger = silentLogger();

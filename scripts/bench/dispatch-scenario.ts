@@ -10,6 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { createActor, type AnyActorRef, type AnyMachineSnapshot } from "xstate";
 import type { ActorMessage } from "../../runtime/actor-family.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
 import { validatePayload } from "../../runtime/payload-schema.ts";
 import { BENCH_KIND, benchFamily } from "./bench-family.ts";
 import { benchKey, encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
@@ -66,7 +67,7 @@ childMain<DispatchTask>(async (task) => {
   const message = (index: number) => messages[index % task.keys] as ActorMessage;
   let sink = 0;
 
-  const runtime = await openBenchRuntime(task.url, benchFamily({ persistence: "none", onSync: () => (sink += 1) }));
+  const runtime = await openBenchRuntime(task.endpoint, benchFamily({ persistence: "none", onSync: () => (sink += 1) }));
   for (const key of keys) await runtime.host.activate(BENCH_KIND, key);
   // Bare XState actors of the same machine, observed like ActorCell observes its actor.
   const machine = benchFamily({ persistence: "none", onSync: () => (sink += 1) }).createMachine(runtime.host.ports);
@@ -80,8 +81,9 @@ childMain<DispatchTask>(async (task) => {
   // A work-queue stream like the keyed-order stream, published to as OrderStream.publish does.
   const jsm = await jetstreamManager(runtime.nc);
   await jsm.streams.add({ name: "bench_orders", subjects: ["bench.orders.>"], retention: RetentionPolicy.Workqueue });
-  const traced = await connect({ servers: task.url, name: "bench js default" });
-  const untraced = await connect({ servers: task.url, name: "bench js noAsyncTraces", noAsyncTraces: true });
+  const signIn = await natsConnectOptions(task.endpoint);
+  const traced = await connect({ ...signIn, name: "bench js default" });
+  const untraced = await connect({ ...signIn, name: "bench js noAsyncTraces", noAsyncTraces: true });
   registerCleanup(() => traced.close());
   registerCleanup(() => untraced.close());
   const publishOrder = (js: ReturnType<typeof jetstream>) => (i: number) => {

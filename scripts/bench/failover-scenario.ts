@@ -2,16 +2,18 @@
 // node and time until every actor runs on a survivor; start a new node and time until it holds its
 // share; count the orders sent during both that were lost or applied twice.
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { NATS_ENV, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { subjectToken } from "../../runtime/subjects.ts";
+import { connectBench } from "./bench-connection.ts";
 import { BENCH_KIND } from "./bench-family.ts";
 import { childMain } from "./child-protocol.ts";
 
 export interface FailoverTask {
-  natsUrl: string;
+  endpoint: NatsEndpoint;
   actors: number;
   runs: number;
 }
@@ -37,10 +39,16 @@ interface NodeProcess {
   exited: Promise<unknown>;
 }
 
-async function spawnNode(natsUrl: string, id: string): Promise<NodeProcess> {
+/** Our environment without any NATS_* setting of the operator's: the node must use the bench server's alone. */
+function environmentWithoutNats(): NodeJS.ProcessEnv {
+  const names = new Set<string>(Object.values(NATS_ENV));
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !names.has(name)));
+}
+
+async function spawnNode(endpoint: NatsEndpoint, id: string): Promise<NodeProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/bench/cluster-bench-node.ts"], {
     cwd: root,
-    env: { ...process.env, NATS_URL: natsUrl, CALIOPEN_NODE_ID: id, LOG_LEVEL: "warn" },
+    env: { ...environmentWithoutNats(), ...natsEndpointEnv(endpoint), CALIOPEN_NODE_ID: id, LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.on("exit", resolve));
@@ -78,14 +86,14 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
 }
 
 export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
-  const nc = await connect({ servers: task.natsUrl });
+  const nc = await connectBench(task.endpoint, "bench failover driver");
   const keys = Array.from({ length: task.actors }, (_, i) => `r${i}`);
   const expected = new Map<string, number>();
   const nodes = new Map<string, NodeProcess>();
   let nextId = 1;
   const addNode = async () => {
     const id = `bench-${nextId++}`;
-    nodes.set(id, await spawnNode(task.natsUrl, id));
+    nodes.set(id, await spawnNode(task.endpoint, id));
     return id;
   };
   const syncAll = () => {

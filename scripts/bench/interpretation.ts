@@ -1,8 +1,10 @@
 // The reading of a run's figures, in words. Every number quoted comes from the run itself; the
 // explanations name the code the figures point at.
 import { DEFAULT_IMAP_OPTIONS } from "../../actors/imap/imap-worker.ts";
+import { Subjects } from "../../runtime/subjects.ts";
 import { DEFAULT_TIMING } from "../../supervisors/cluster/membership.ts";
-import { keyFigures, type KeyFigures } from "./figures.ts";
+import { rolePermissions } from "../../supervisors/nats-roles.ts";
+import { keyFigures, type KeyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import { TARGETS, type BenchRun, type PartName } from "./report.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio } from "./stats.ts";
 
@@ -100,6 +102,7 @@ export function interpretParts(run: BenchRun): Partial<Record<PartName, string[]
     imap: imapReading(run),
     smtp: smtpReading(run),
     push: pushReading(run),
+    tls: tlsReading(run, figures),
   };
 }
 
@@ -141,4 +144,53 @@ function pushReading(run: BenchRun): string[] {
   return [
     `- **Push latency**: a message APPENDed to the watched mailbox is stored ${formatMs(r.node.median)} later (median; p90 ${formatMs(r.node.p90)}), ${formatRatio(r.node.median / r.idle.median)} the ${formatMs(r.idle.median)} a plain IDLE client takes to see its EXISTS. Most of both is Dovecot's own: it tells IDLE clients about a change about half a second after it happens (its mailbox notifications are delayed by 0.5 s to batch changes). What the node adds is ${formatMs(r.overhead.median)} (median, p90 ${formatMs(r.overhead.p90)}): on the EXISTS its watch connection sends \`mail.arrived\` to the worker, which opens a second connection (connect, LOGIN), EXAMINEs INBOX, SEARCHes the UIDs after its cursor, fetches the message and imports it as above.`,
   ];
+}
+
+/** "+3.2 µs" for a CPU time added per message. */
+const added = (after: number, before: number) => `${after >= before ? "+" : "−"}${formatMicros(Math.abs(after - before))}`;
+
+/** Which of the processes' added CPU per message is the largest, in words. */
+function largest(deltas: [string, number][]): string {
+  const [name, value] = [...deltas].sort((a, b) => b[1] - a[1])[0] ?? ["nothing", 0];
+  return `${name} (${added(value, 0)})`;
+}
+
+function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
+  const { plain, tls, "tls-role": role, "tls-role-untracked": untracked } = figures.tls;
+  // The same figure on the plain, TLS and TLS + role servers.
+  const pick = <T>(select: (entry: NonNullable<typeof plain>) => T | undefined) => [plain, tls, role].map((entry) => (entry === undefined ? undefined : select(entry)));
+  const [plainActor, tlsActor, roleActor] = pick((entry) => entry.requests.actor);
+  const [plainRaw, tlsRaw] = pick((entry) => entry.requests.raw);
+  const [plainOrders, tlsOrders, roleOrders] = pick((entry) => entry.orders["actor-none"]);
+  const [plainRawOrders, tlsRawOrders] = pick((entry) => entry.orders.raw);
+  if (
+    plainActor === undefined || tlsActor === undefined || roleActor === undefined || plainRaw === undefined || tlsRaw === undefined ||
+    plainOrders === undefined || tlsOrders === undefined || roleOrders === undefined || plainRawOrders === undefined || tlsRawOrders === undefined
+  ) {
+    return ["- TLS and credentials: not every scenario ran on every server, no reading."];
+  }
+  const { requests, orders } = run.config.tls;
+  const requestRatios = (over: RequestFigures, under: RequestFigures) => `p50 ${formatRatio(over.p50 / under.p50)}, requests/s ${formatRatio(over.perSecond / under.perSecond)}`;
+  const orderRatios = (over: OrdersFigures, under: OrdersFigures) => `orders/s ${formatRatio(over.pacedPerSecond / under.pacedPerSecond)} paced and ${formatRatio(over.perSecond / under.perSecond)} on a backlog`;
+  const roleServerFactor = roleActor.serverCpu / tlsActor.serverCpu;
+  const out = [
+    `- **TLS + node role ÷ plain** (the issue's figure, through an actor): request ${requestRatios(roleActor, plainActor)}; ${orderRatios(roleOrders, plainOrders)}. ${
+      roleServerFactor >= 2
+        ? `Most of it is the node role, not TLS: TLS alone gives request ${requestRatios(tlsActor, plainActor)} and ${orderRatios(tlsOrders, plainOrders)}, while the role multiplies the nats-server's CPU per request by ${formatRatio(roleServerFactor)} (${formatMicros(tlsActor.serverCpu)} → ${formatMicros(roleActor.serverCpu)}) and per order by ${formatRatio(roleOrders.serverCpuPerOrder / tlsOrders.serverCpuPerOrder)}.`
+        : `The node role adds little on top of TLS (the nats-server's CPU per request ${formatRatio(roleServerFactor)} TLS alone's).`
+    }`,
+    `- **TLS itself** (TLS + nkey ÷ plain): through an actor, request ${requestRatios(tlsActor, plainActor)}, ${orderRatios(tlsOrders, plainOrders)}; for bare nats.js, request ${requestRatios(tlsRaw, plainRaw)}, raw subscriber ${orderRatios(tlsRawOrders, plainRawOrders)}. Per request TLS adds ${added(tlsActor.responderCpu, plainActor.responderCpu)} of CPU in the node, ${added(tlsActor.serverCpu, plainActor.serverCpu)} in the nats-server and ${added(tlsActor.clientCpu, plainActor.clientCpu)} in the client (raw responder: ${added(tlsRaw.responderCpu, plainRaw.responderCpu)}, ${added(tlsRaw.serverCpu, plainRaw.serverCpu)}, ${added(tlsRaw.clientCpu, plainRaw.clientCpu)}); per published order ${added(tlsOrders.cpuPerOrder, plainOrders.cpuPerOrder)} in the node, ${added(tlsOrders.serverCpuPerOrder, plainOrders.serverCpuPerOrder)} in the nats-server, ${added(tlsOrders.publisherCpuPerOrder, plainOrders.publisherCpuPerOrder)} in the publisher (raw subscriber: ${added(tlsRawOrders.cpuPerOrder, plainRawOrders.cpuPerOrder)}). The largest share: ${largest([["the client", tlsActor.clientCpu - plainActor.clientCpu], ["the node", tlsActor.responderCpu - plainActor.responderCpu], ["the nats-server", tlsActor.serverCpu - plainActor.serverCpu]])} for requests, ${largest([["the node", tlsOrders.cpuPerOrder - plainOrders.cpuPerOrder], ["the nats-server", tlsOrders.serverCpuPerOrder - plainOrders.serverCpuPerOrder], ["the publisher", tlsOrders.publisherCpuPerOrder - plainOrders.publisherCpuPerOrder]])} for orders.`,
+    `- **What TLS costs is CPU per message, not bytes.** The node's sockets carry ${formatBytes(tlsActor.responderIo.bytes - plainActor.responderIo.bytes)} more per request (of ${formatBytes(plainActor.responderIo.bytes)}) and ${formatBytes(tlsOrders.consumerIo.bytes - plainOrders.consumerIo.bytes)} more per order (of ${formatBytes(plainOrders.consumerIo.bytes)}): TLS 1.3 (negotiated here with AES-128-GCM) adds 22 bytes per record, and a record carries whatever one write carries — under load many messages (${plainOrders.consumerIo.syscalls > 0 ? `${formatCount(1 / plainOrders.consumerIo.syscalls)} orders per read or write call on the node's sockets` : "n/a"}). An actor request puts the same messages on the wire as a raw one (${formatBytes(plainActor.responderIo.bytes)} vs ${formatBytes(plainRaw.responderIo.bytes)} per request), so TLS has the same to do for both; a published order costs the node ${formatRatio(plainOrders.consumerIo.bytes / plainRawOrders.consumerIo.bytes)} the bytes a raw subscriber reads (the intake stream's delivery, the keyed-order stream's publish and its ack, the shard's delivery, two acks), and TLS's cost per order grows with them: that is the durable design's traffic, not the actor code. A CPU profile of a node draining 30,000 orders, plain then TLS, taken while this section was written, put TLS's extra CPU in the node about a third in socket writes (the encryption runs inside each \`writev\`, where a plain socket's write is one \`writeBuffer\`), a fifth in nats.js's parser joining messages split across TLS records (which a plain socket delivers whole far more often), a tenth in native code (decryption), the rest spread thinly.`,
+  ];
+  if (untracked !== undefined) {
+    const untrackedActor = untracked.requests.actor;
+    const untrackedOrders = untracked.orders["actor-none"];
+    const stillAllowed = rolePermissions("node", new Subjects("")).allowResponses;
+    if (untrackedActor !== undefined && untrackedOrders !== undefined && stillAllowed) {
+      out.push(
+        `- **The node role's cost is its \`allow_responses\`.** Without it (the last row of each group), the same role costs request ${requestRatios(untrackedActor, tlsActor)} and ${orderRatios(untrackedOrders, tlsOrders)} of TLS alone, against ${requestRatios(roleActor, tlsActor)} and ${orderRatios(roleOrders, tlsOrders)} with it. With \`allow_responses: true\`, nats-server (${run.machine.natsServer} here) records every reply subject it delivers to the user — the inbox of each request the node answers, the \`$JS.ACK\` subject of every JetStream message it consumes — until the reply uses it up or two minutes pass; a reply that the publish allow list already permits, as \`_INBOX.>\` and \`$JS.ACK.>\` are for the node, never uses it up; and past 4,096 recorded subjects every delivery with a reply subject scans all of them (\`pruneReplyPerms\`, server/client.go). The cost per message therefore grows with the traffic of the last two minutes: the figures above hold for this section's sizes (${formatCount(requests.warmup + requests.sequential + requests.concurrent * requests.rounds)} requests, ${formatCount(orders.warmup + orders.durableCount * orders.rounds * 2)} orders per scenario), a busier node would be slower still, and the paced rounds, run after the backlog rounds, already see a fuller table. The node role allows publishing to \`_INBOX.>\` and \`$JS.ACK.>\` anyway, so \`allow_responses\` only matters for requesters whose reply subjects lie outside them; without it (supervisors/nats-roles.ts) a deployment's node would pay TLS's cost alone.`,
+      );
+    }
+  }
+  return out;
 }

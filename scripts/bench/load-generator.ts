@@ -30,6 +30,7 @@ async function publish(nc: NatsConnection, task: PublishTask): Promise<PublishRe
   if (progress !== null) await nc.flush();
   const flushEvery = task.pacing === undefined ? task.flushEvery : Math.min(task.flushEvery, Math.max(1, Math.floor(task.pacing.window / 2)));
   const startedAt = epochNow();
+  const cpu = process.cpuUsage();
   for (let i = 0; i < task.count; i++) {
     if (progress !== null && task.pacing !== undefined && i - progress.processed() >= task.pacing.window) {
       await nc.flush();
@@ -40,7 +41,8 @@ async function publish(nc: NatsConnection, task: PublishTask): Promise<PublishRe
     if ((i + 1) % flushEvery === 0) await nc.flush();
   }
   await nc.flush();
-  return { count: task.count, startedAt, finishedAt: epochNow() };
+  const used = process.cpuUsage(cpu);
+  return { count: task.count, startedAt, finishedAt: epochNow(), cpuMs: (used.user + used.system) / 1000 };
 }
 
 const decoder = new TextDecoder();
@@ -114,7 +116,7 @@ async function requestLoad(nc: NatsConnection, task: RequestLoadTask): Promise<R
 }
 
 childMain<LoadTask>(async (task) => {
-  const nc = await connectBench(task.url, `bench load (${task.kind})`);
+  const nc = await connectBench(task.endpoint, `bench load (${task.kind})`);
   registerCleanup(() => nc.close());
   const result = task.kind === "publish" ? await publish(nc, task) : await requestLoad(nc, task);
   await nc.close();

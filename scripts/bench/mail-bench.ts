@@ -12,11 +12,12 @@ import { createUser } from "../../actors/accounts/create-user.ts";
 import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
 import { startNode, type RunningNode } from "../../supervisors/node.ts";
-import { defaultNodeId, nodeConfigFromEnv } from "../../supervisors/node-config.ts";
+import { defaultNodeId, nodeConfigFromEnv, type NodeConfig } from "../../supervisors/node-config.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../../test/helpers/dovecot.ts";
 import { connectBench } from "./bench-connection.ts";
 import { registerCleanup } from "./cleanup.ts";
@@ -43,7 +44,7 @@ export interface MailNode {
   stop(): Promise<void>;
 }
 
-export async function startMailNode(url: string, options: { smtp: boolean; push: boolean }): Promise<MailNode> {
+export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boolean; push: boolean }): Promise<MailNode> {
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-mail-node-"));
   const tally = tallyingLogger();
   // The node's settings as `npm start` reads them from its environment (so every service gets its defaults).
@@ -59,9 +60,9 @@ export async function startMailNode(url: string, options: { smtp: boolean; push:
   const config = caliopenConfigFromEnv(env, dataDir, tally.logger);
   const secrets = config.secrets;
   let smtpPort: number | null = null;
-  const nodeConfig = { ...nodeConfigFromEnv({}), natsUrl: url, dataDir, nodeId: `bench-mail-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
+  const nodeConfig: NodeConfig = { ...nodeConfigFromEnv({}), nats: endpoint, dataDir, nodeId: `bench-mail-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
   const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);
-  const nc = await connectBench(url, "bench mail store");
+  const nc = await connectBench(endpoint, "bench mail store");
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {

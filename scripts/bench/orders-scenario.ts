@@ -4,6 +4,7 @@
 // remote_id (intake stream, then the durable keyed-order stream).
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { isJsonObject, decodeJson } from "../../runtime/json.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
@@ -11,6 +12,7 @@ import { encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain, runChild, runChildSync } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
+import { startIoMeter } from "./io-meter.ts";
 import { ProgressProbe } from "./progress-probe.ts";
 import { epochNow, rate } from "./stats.ts";
 import type { OrdersResult, OrdersRound, OrdersTask, PublishResult, PublishTask } from "./results.ts";
@@ -30,8 +32,8 @@ interface Consumer {
 }
 
 // The baseline: what any nats.js service does at minimum with an order.
-async function rawConsumer(url: string): Promise<Consumer> {
-  const nc = await connectBench(url, "bench raw consumer");
+async function rawConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
+  const nc = await connectBench(endpoint, "bench raw consumer");
   registerCleanup(() => nc.close());
   const probe = new ProgressProbe();
   nc.subscribe(SYNC_ORDER.subject, {
@@ -62,8 +64,8 @@ function shardOfKey(key: string): number {
 // published, one durable consumer that decodes each order and publishes it (awaited, with a message
 // id) to a second work-queue stream split in 64 shard subjects before acking it, and 64 durable
 // consumers that decode, count and ack.
-async function rawDurableConsumer(url: string): Promise<Consumer> {
-  const nc = await connectBench(url, "bench raw durable consumer");
+async function rawDurableConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
+  const nc = await connectBench(endpoint, "bench raw durable consumer");
   registerCleanup(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: RAW_INTAKE, subjects: [SYNC_ORDER.subject], retention: RetentionPolicy.Workqueue });
@@ -119,10 +121,10 @@ async function untilEmpty(pending: () => Promise<number>, timeoutMs: number): Pr
   }
 }
 
-async function nodeConsumer(url: string, variant: "entry" | "actor-none" | "actor-snapshot"): Promise<Consumer> {
+async function nodeConsumer(endpoint: NatsEndpoint, variant: "entry" | "actor-none" | "actor-snapshot"): Promise<Consumer> {
   const probe = new ProgressProbe();
   const persistence = variant === "actor-snapshot" ? "snapshot" : "none";
-  const bench = await startBenchNode(url, {
+  const bench = await startBenchNode(endpoint, {
     persistence,
     onSync: () => probe.tick(),
     ...(variant === "entry" && { syncHandler: () => void probe.tick() }),
@@ -147,7 +149,15 @@ async function publishInline(nc: NatsConnection, count: number, keys: number, fl
   await nc.flush();
 }
 
-const PROGRESS_SUBJECT = "bench.progress";
+// Under caliopen.>, which the node role may use: the TLS scenarios run this on servers that enforce it.
+const PROGRESS_SUBJECT = "caliopen.bench.progress";
+
+/** CPU of this process and of the nats-server, and this process's I/O, from the call to the returned function's. */
+function startMeters(serverPid: number) {
+  const cpu = startCpuMeter(serverPid);
+  const consumerIo = startIoMeter("self");
+  return () => ({ ...cpu(), consumerIo: consumerIo() });
+}
 
 /** Tells a pacing publisher how many orders of the round were processed, every few ms. */
 function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
@@ -158,10 +168,10 @@ function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
 
 childMain<OrdersTask>(async (task) => {
   const consumer =
-    task.variant === "raw" ? await rawConsumer(task.url) : task.variant === "raw-durable" ? await rawDurableConsumer(task.url) : await nodeConsumer(task.url, task.variant);
-  const side = await connectBench(task.url, "bench warm-up publisher and progress reports");
+    task.variant === "raw" ? await rawConsumer(task.endpoint) : task.variant === "raw-durable" ? await rawDurableConsumer(task.endpoint) : await nodeConsumer(task.endpoint, task.variant);
+  const side = await connectBench(task.endpoint, "bench warm-up publisher and progress reports");
   registerCleanup(() => side.close());
-  const burst: PublishTask = { kind: "publish", url: task.url, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
+  const burst: PublishTask = { kind: "publish", endpoint: task.endpoint, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
   const paced: PublishTask = { ...burst, pacing: { window: task.window, progressSubject: PROGRESS_SUBJECT } };
   const timeoutMs = Math.max(120_000, task.count);
 
@@ -177,23 +187,25 @@ childMain<OrdersTask>(async (task) => {
     // Counted from here: an order applied twice (redelivered after a failed save) counts twice.
     const target = consumer.probe.count + task.count;
     let startedAt: number;
-    let meter: ReturnType<typeof startCpuMeter>;
+    let meter: ReturnType<typeof startMeters>;
+    let publisher: PublishResult;
     if (kind === "backlog") {
       // The publisher runs while this event loop is blocked: every order is queued when the clock starts.
-      runChildSync<PublishResult>("load-generator.ts", burst, PROCESS_TIMEOUT_MS);
+      publisher = runChildSync<PublishResult>("load-generator.ts", burst, PROCESS_TIMEOUT_MS);
       startedAt = epochNow();
-      meter = startCpuMeter(task.serverPid);
+      meter = startMeters(task.serverPid);
       await consumer.probe.until(target, timeoutMs);
     } else {
       const stopReports = reportProgress(side, consumer.probe);
-      meter = startCpuMeter(task.serverPid);
+      meter = startMeters(task.serverPid);
       const running = runChild<PublishResult>("load-generator.ts", paced, { timeoutMs: PROCESS_TIMEOUT_MS });
       await consumer.probe.until(target, timeoutMs);
       stopReports();
-      startedAt = (await running).startedAt;
+      publisher = await running;
+      startedAt = publisher.startedAt;
     }
     const processedAt = epochNow();
-    // Paced rounds also count the publisher's start-up here: their CPU figures are indicative.
+    // Paced rounds also count the publisher's start-up here: their CPU and I/O figures are indicative.
     const cpu = meter();
     published += task.count;
     await consumer.settled(timeoutMs);
@@ -212,6 +224,8 @@ childMain<OrdersTask>(async (task) => {
       lostUpdates: lost,
       consumerCpuMs: cpu.selfMs,
       serverCpuMs: cpu.otherMs,
+      publisherCpuMs: publisher.cpuMs,
+      consumerIo: cpu.consumerIo,
     };
   };
 

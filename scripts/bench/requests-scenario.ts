@@ -2,6 +2,7 @@
 // or by an actor on a node: entry point (decode, validate), routeToActor (forward to the owning node,
 // here this one), ActorCell, machine, ports.reply to the requester's inbox.
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { ok } from "../../runtime/reply.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
@@ -9,6 +10,7 @@ import { encodedOrders, KEY_FIELD, DELIVER_ORDER, SYNC_ORDER } from "./bench-pay
 import { childMain, runChild } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
+import { perMessage, startIoMeter } from "./io-meter.ts";
 import { ProgressProbe } from "./progress-probe.ts";
 import type { RequestLoadResult, RequestLoadTask, RequestsResult, RequestsTask } from "./results.ts";
 
@@ -18,8 +20,8 @@ interface Responder {
 }
 
 // The baseline answers with the same reply body the actor sends.
-async function rawResponder(url: string): Promise<Responder> {
-  const nc = await connectBench(url, "bench raw responder");
+async function rawResponder(endpoint: NatsEndpoint): Promise<Responder> {
+  const nc = await connectBench(endpoint, "bench raw responder");
   registerCleanup(() => nc.close());
   nc.subscribe(DELIVER_ORDER.subject, {
     queue: DELIVER_ORDER.queue,
@@ -34,13 +36,13 @@ async function rawResponder(url: string): Promise<Responder> {
   return { warnings: () => ({}), close: () => nc.close() };
 }
 
-async function actorResponder(url: string, keys: number): Promise<Responder> {
+async function actorResponder(endpoint: NatsEndpoint, keys: number): Promise<Responder> {
   // persistence "none": `deliver` changes nothing in the context, so a snapshot family would only add
   // a serialisation per event to find there is nothing to write.
   const probe = new ProgressProbe();
-  const bench = await startBenchNode(url, { persistence: "none", onSync: () => probe.tick() });
+  const bench = await startBenchNode(endpoint, { persistence: "none", onSync: () => probe.tick() });
   // A forwarded request needs a running actor: one `sync` per key starts them all.
-  const starter = await connectBench(url, "bench actor starter");
+  const starter = await connectBench(endpoint, "bench actor starter");
   for (const payload of encodedOrders(SYNC_ORDER, keys)) starter.publish(SYNC_ORDER.subject, payload);
   await starter.flush();
   await starter.close();
@@ -49,10 +51,10 @@ async function actorResponder(url: string, keys: number): Promise<Responder> {
 }
 
 childMain<RequestsTask>(async (task) => {
-  const responder = task.variant === "raw" ? await rawResponder(task.url) : await actorResponder(task.url, task.keys);
+  const responder = task.variant === "raw" ? await rawResponder(task.endpoint) : await actorResponder(task.endpoint, task.keys);
   const load: RequestLoadTask = {
     kind: "request",
-    url: task.url,
+    endpoint: task.endpoint,
     keys: task.keys,
     warmup: task.warmup,
     sequential: task.sequential,
@@ -62,8 +64,10 @@ childMain<RequestsTask>(async (task) => {
     timeoutMs: 10_000,
   };
   const meter = startCpuMeter(task.serverPid);
+  const responderIo = startIoMeter("self");
   const { requests, ...figures } = await runChild<RequestLoadResult>("load-generator.ts", load, { timeoutMs: 300_000 });
   const cpu = meter();
+  const io = responderIo();
   const warnings = responder.warnings();
   await responder.close();
   const result: RequestsResult = {
@@ -72,6 +76,7 @@ childMain<RequestsTask>(async (task) => {
     // Includes the load generator's start-up, when neither side does anything.
     responderCpuMicrosPerRequest: (cpu.selfMs * 1000) / requests,
     serverCpuMicrosPerRequest: (cpu.otherMs * 1000) / requests,
+    responderIoPerRequest: perMessage(io, requests),
     warnings,
   };
   return result;

@@ -1,11 +1,13 @@
 // The tasks the orchestrator hands to bench processes and the figures they hand back (JSON both ways).
 
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import type { BenchConfig } from "./bench-config.ts";
+import type { IoCounters } from "./io-meter.ts";
 
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
 export interface OrdersTask {
-  url: string;
+  endpoint: NatsEndpoint;
   /** The nats-server's pid, to account its CPU time. */
   serverPid: number;
   variant: OrdersVariant;
@@ -33,6 +35,10 @@ export interface OrdersRound {
   /** CPU time of the consumer process and of the nats-server during `elapsedMs`. */
   consumerCpuMs: number;
   serverCpuMs: number;
+  /** The publisher process's CPU time while it published the round (before the clock, for backlog rounds). */
+  publisherCpuMs: number;
+  /** I/O of the consumer process (its NATS sockets) during `elapsedMs`. */
+  consumerIo: IoCounters;
 }
 
 export interface OrdersResult {
@@ -53,7 +59,7 @@ export type RequestsVariant = "raw" | "actor";
 type RequestSizes = BenchConfig["requests"];
 
 export interface RequestsTask extends RequestSizes {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   variant: RequestsVariant;
 }
@@ -86,14 +92,16 @@ export interface RequestsResult {
   /** Responder-process and nats-server CPU time per request, over the whole run (all phases). */
   responderCpuMicrosPerRequest: number;
   serverCpuMicrosPerRequest: number;
+  /** The responder's I/O (its NATS sockets) per request, over the same span. */
+  responderIoPerRequest: IoCounters;
   warnings: Record<string, number>;
 }
 
 /** What the load generator measures; the responder adds its own CPU figures. */
-export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "warnings"> & { requests: number };
+export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "warnings"> & { requests: number };
 
 export interface DispatchTask {
-  url: string;
+  endpoint: NatsEndpoint;
   keys: number;
   events: number;
   warmup: number;
@@ -116,7 +124,7 @@ export type ActivationMode = "actors" | "passivated" | "subscriptions" | "machin
 
 export interface ActivationTask {
   /** null for modes that need no NATS. */
-  url: string | null;
+  endpoint: NatsEndpoint | null;
   mode: ActivationMode;
   persistence: "none" | "snapshot";
   count: number;
@@ -149,7 +157,7 @@ export interface ActivationResult {
 
 export interface PublishTask {
   kind: "publish";
-  url: string;
+  endpoint: NatsEndpoint;
   count: number;
   keys: number;
   flushEvery: number;
@@ -161,11 +169,13 @@ export interface PublishResult {
   count: number;
   startedAt: number;
   finishedAt: number;
+  /** This process's CPU time from startedAt to finishedAt. */
+  cpuMs: number;
 }
 
 export interface RequestLoadTask extends RequestSizes {
   kind: "request";
-  url: string;
+  endpoint: NatsEndpoint;
   timeoutMs: number;
 }
 
@@ -177,7 +187,7 @@ export type LoadTask = PublishTask | RequestLoadTask;
 type MailSizes = BenchConfig["mail"];
 
 export interface ImapTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   messages: MailSizes["imapMessages"];
   appendSample: MailSizes["appendSample"];
@@ -224,7 +234,7 @@ export interface ImapResult {
 }
 
 export interface SmtpTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   messages: MailSizes["smtpMessages"];
   sessions: MailSizes["smtpSessions"];
@@ -254,7 +264,7 @@ export interface SmtpResult {
 }
 
 export interface PushTask {
-  url: string;
+  endpoint: NatsEndpoint;
   serverPid: number;
   appends: MailSizes["pushAppends"];
   spacingMs: MailSizes["pushSpacingMs"];

@@ -1,17 +1,18 @@
 // `npm run bench`: runs every scenario in its own process against its own fresh nats-server, then
 // writes BENCHMARKS.md and prints the same report. BENCH_QUICK=1 for a small smoke run;
-// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push to run a subset while working on one of
+// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls to run a subset while working on one of
 // them: the report keeps the other groups' parts from BENCHMARKS.json, where every run saves its parts.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { benchConfig } from "./bench-config.ts";
+import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
 import { startBenchServer, type BenchServer } from "./bench-server.ts";
 import { runChild } from "./child-protocol.ts";
 import { cleanupAll, installSignalCleanup } from "./cleanup.ts";
 import { startBackgroundMeter } from "./cpu-meter.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
-import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart } from "./report.ts";
+import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart, type SecuredOutcome } from "./report.ts";
 import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import type {
   ActivationResult,
@@ -61,12 +62,17 @@ async function waitForQuiet(): Promise<void> {
 }
 
 /** Runs one scenario process against a nats-server of its own; a failure is recorded, not thrown. */
-async function scenario<R>(label: string, script: string, task: (server: BenchServer | null) => object, options: { nats: boolean; exposeGc?: boolean; timeoutMs?: number }): Promise<Outcome<R>> {
+async function scenario<R>(
+  label: string,
+  script: string,
+  task: (server: BenchServer | null) => object,
+  options: { nats: boolean; exposeGc?: boolean; timeoutMs?: number; security?: BenchSecurity },
+): Promise<Outcome<R>> {
   await waitForQuiet();
   progress(`${label}…`);
   const started = Date.now();
   const background = startBackgroundMeter();
-  const server = options.nats ? await startBenchServer() : null;
+  const server = options.nats ? await startBenchServer(options.security) : null;
   let outcome: { label: string; ok: true; value: R } | { label: string; ok: false; error: string };
   try {
     const value = await runChild<R>(script, task(server), { timeoutMs: options.timeoutMs ?? SCENARIO_TIMEOUT_MS, exposeGc: options.exposeGc ?? false });
@@ -106,17 +112,17 @@ async function main(): Promise<number> {
       const { durableCount, ...sizes } = config.orders;
       // Everything that goes through JetStream is two orders of magnitude slower: fewer orders per round.
       const count = variant === "raw" ? sizes.count : durableCount;
-      const task = (server: BenchServer | null): OrdersTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, variant, ...sizes, count });
+      const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
       orders.push(await scenario<OrdersResult>(`orders/s, ${variant}`, "orders-scenario.ts", task, { nats: true }));
     }
-    const task = (server: BenchServer | null): DispatchTask => ({ url: needServer(server).url, ...config.dispatch });
+    const task = (server: BenchServer | null): DispatchTask => ({ endpoint: needServer(server).endpoint, ...config.dispatch });
     dispatch = await scenario<DispatchResult>("per-order cost by layer", "dispatch-scenario.ts", task, { nats: true });
   }
 
   const requests: Outcome<RequestsResult>[] = [];
   if (only.has("requests")) {
     for (const variant of ["raw", "actor"] as RequestsVariant[]) {
-      const task = (server: BenchServer | null): RequestsTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, variant, ...config.requests });
+      const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.requests });
       requests.push(await scenario<RequestsResult>(`request/reply, ${variant}`, "requests-scenario.ts", task, { nats: true }));
     }
   }
@@ -124,7 +130,7 @@ async function main(): Promise<number> {
   const activation: Outcome<ActivationResult>[] = [];
   if (only.has("activation")) {
     const { small, large, snapshot, window } = config.activation;
-    const populations: Omit<ActivationTask, "url" | "window">[] = [
+    const populations: Omit<ActivationTask, "endpoint" | "window">[] = [
       { mode: "subscriptions", persistence: "none", count: small },
       { mode: "machines", persistence: "none", count: small },
       { mode: "actors", persistence: "none", count: small },
@@ -137,35 +143,55 @@ async function main(): Promise<number> {
     ];
     for (const population of populations) {
       const label = `activation, ${population.mode} ${population.mode === "actors" ? `(${population.persistence}) ` : ""}× ${population.count}`;
-      const task = (server: BenchServer | null): ActivationTask => ({ ...population, url: server?.url ?? null, window });
+      const task = (server: BenchServer | null): ActivationTask => ({ ...population, endpoint: server?.endpoint ?? null, window });
       activation.push(await scenario<ActivationResult>(label, "activation-scenario.ts", task, { nats: population.mode !== "machines" && population.mode !== "snapshots", exposeGc: true }));
     }
   }
 
   let failover: Outcome<FailoverResult> | null = null;
   if (only.has("failover")) {
-    const task = (server: BenchServer | null): FailoverTask => ({ natsUrl: needServer(server).url, ...config.failover });
+    const task = (server: BenchServer | null): FailoverTask => ({ endpoint: needServer(server).endpoint, ...config.failover });
     failover = await scenario<FailoverResult>(`failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`, "failover-scenario.ts", task, { nats: true });
   }
 
   const { mail } = config;
   let imap: Outcome<ImapResult> | null = null;
   if (only.has("imap")) {
-    const task = (server: BenchServer | null): ImapTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
+    const task = (server: BenchServer | null): ImapTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
     imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
   let smtp: Outcome<SmtpResult> | null = null;
   if (only.has("smtp")) {
-    const task = (server: BenchServer | null): SmtpTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
+    const task = (server: BenchServer | null): SmtpTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
     smtp = await scenario<SmtpResult>(`inbound SMTP vs a bare smtp-server, ${mail.smtpMessages} messages`, "smtp-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
   let push: Outcome<PushResult> | null = null;
   if (only.has("push")) {
-    const task = (server: BenchServer | null): PushTask => ({ url: needServer(server).url, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
+    const task = (server: BenchServer | null): PushTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
     push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
 
-  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push };
+  // Each scenario against every kind of server in a row, so that a change of load on the machine moves
+  // the figures of all of them rather than one.
+  const tls: SecuredOutcome[] = [];
+  if (only.has("tls")) {
+    for (const variant of ["raw", "actor"] as RequestsVariant[]) {
+      for (const security of BENCH_SECURITIES) {
+        const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.tls.requests });
+        tls.push({ security, kind: "requests", outcome: await scenario<RequestsResult>(`request/reply, ${variant}, ${security}`, "requests-scenario.ts", task, { nats: true, security }) });
+      }
+    }
+    for (const variant of ["raw", "actor-none"] as OrdersVariant[]) {
+      const { durableCount, ...sizes } = config.tls.orders;
+      const count = variant === "raw" ? sizes.count : durableCount;
+      for (const security of BENCH_SECURITIES) {
+        const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
+        tls.push({ security, kind: "orders", outcome: await scenario<OrdersResult>(`orders/s, ${variant}, ${security}`, "orders-scenario.ts", task, { nats: true, security }) });
+      }
+    }
+  }
+
+  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push, tls };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
   const command = `${config.quick ? "BENCH_QUICK=1 " : ""}${process.env.BENCH_ONLY === undefined ? "" : `BENCH_ONLY=${[...only].join(",")} `}npm run bench`;
@@ -174,7 +200,7 @@ async function main(): Promise<number> {
   await writeFile(PARTS_PATH, `${JSON.stringify({ note: "The parts of BENCHMARKS.md as last measured, written by scripts/bench/run-benchmarks.ts.", parts }, null, 1)}\n`);
   process.stdout.write(report);
   progress(`report written to ${REPORT_PATH}`);
-  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null)];
+  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null), ...tls.map((entry) => entry.outcome)];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }
 

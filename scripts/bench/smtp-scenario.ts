@@ -87,7 +87,7 @@ childMain<SmtpTask>(async (task): Promise<SmtpResult> => {
   progress(`bare smtp-server: ${baseline.perSecond.toFixed(0)} messages/s`);
   if (baseline.received !== task.messages) throw new Error(`the bare server read ${baseline.received} messages, ${task.messages} were sent`);
 
-  const mail = await startMailNode(task.url, { smtp: true, push: false });
+  const mail = await startMailNode(task.endpoint, { smtp: true, push: false });
   try {
     if (mail.smtpPort === null) throw new Error("the node runs no inbound SMTP server");
     const { userId, address } = await benchUser(mail.store, "bench");
