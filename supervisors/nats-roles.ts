@@ -37,9 +37,12 @@ export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermiss
       // deployments, it does not guard them from each other (NATS accounts do).
       const jetStream = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>"];
       return {
+        // Every reply a node sends is under `_INBOX.>` or `$JS.ACK.>`, so it needs no `allow_responses`,
+        // which would make nats-server track each reply subject it delivers to the node: ~20× its CPU
+        // per message once thousands are pending (BENCHMARKS.md, section 8).
         publish: [...contract, subjects.wire("caliopen.>"), ...jetStream, "_INBOX.>"],
         subscribe: [...contract, subjects.wire("caliopen.>"), "_INBOX.>"],
-        allowResponses: true,
+        allowResponses: false,
         inboxPrefix: null,
       };
     }

@@ -6,8 +6,6 @@
 //   tls-role            TLS, and the node role's nkey and subject permissions (supervisors/nats-roles.ts)
 //                       as `caliopen nats-config` prints them: a production deployment, as the test
 //                       cluster (test/helpers/nats-cluster.ts) runs it
-//   tls-role-untracked  the same role without `allow_responses`, to tell what that one setting costs
-//                       (nats-server remembers every reply subject it delivers to such a user)
 import { join } from "node:path";
 import type { EmbeddedNatsOptions } from "../../runtime/embedded-nats-server.ts";
 import { ensureEmbeddedCredentials } from "../../runtime/embedded-nats-credentials.ts";
@@ -17,7 +15,7 @@ import { authorizationBlock } from "../../supervisors/nats-roles.ts";
 import { ensureRoleCredentials, roleEndpoint } from "../../supervisors/role-credentials.ts";
 import { makeTestCertificates, type TestCertificates } from "../../test/helpers/tls-certs.ts";
 
-export const BENCH_SECURITIES = ["plain", "tls", "tls-role", "tls-role-untracked"] as const;
+export const BENCH_SECURITIES = ["plain", "tls", "tls-role"] as const;
 export type BenchSecurity = (typeof BENCH_SECURITIES)[number];
 
 export interface ServerSecurity {
@@ -44,17 +42,12 @@ export async function serverSecurity(security: BenchSecurity, dir: string): Prom
   const subjects = new Subjects("");
   const [node] = await ensureRoleCredentials(join(dir, "credentials"), ["node"]);
   if (node === undefined) throw new Error("no node credential was made");
-  const authorization = security === "tls-role" ? authorizationBlock([node], subjects) : withoutAllowResponses(authorizationBlock([node], subjects));
+  const authorization = authorizationBlock([node], subjects);
   return {
     options: { config: `${authorization}${tlsBlock(certificates)}`, client: { nkey: node.seedFile, ...files }, tls: true },
     endpoint: (server) => roleEndpoint(node, subjects, server),
     remove,
   };
-}
-
-/** The authorization block without its `allow_responses` line (unchanged if the role has none). */
-function withoutAllowResponses(block: string): string {
-  return block.replace(/^\s*allow_responses: true\n/m, "");
 }
 
 /** TLS on the client port; `verify` makes every client show a certificate of the CA. */

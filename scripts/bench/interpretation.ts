@@ -1,9 +1,7 @@
 // The reading of a run's figures, in words. Every number quoted comes from the run itself; the
 // explanations name the code the figures point at.
 import { DEFAULT_IMAP_OPTIONS } from "../../actors/imap/imap-worker.ts";
-import { Subjects } from "../../runtime/subjects.ts";
 import { DEFAULT_TIMING } from "../../supervisors/cluster/membership.ts";
-import { rolePermissions } from "../../supervisors/nats-roles.ts";
 import { keyFigures, type KeyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import { TARGETS, type BenchRun, type PartName } from "./report.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio } from "./stats.ts";
@@ -156,7 +154,7 @@ function largest(deltas: [string, number][]): string {
 }
 
 function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
-  const { plain, tls, "tls-role": role, "tls-role-untracked": untracked } = figures.tls;
+  const { plain, tls, "tls-role": role } = figures.tls;
   // The same figure on the plain, TLS and TLS + role servers.
   const pick = <T>(select: (entry: NonNullable<typeof plain>) => T | undefined) => [plain, tls, role].map((entry) => (entry === undefined ? undefined : select(entry)));
   const [plainActor, tlsActor, roleActor] = pick((entry) => entry.requests.actor);
@@ -182,15 +180,5 @@ function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
     `- **TLS itself** (TLS + nkey ÷ plain): through an actor, request ${requestRatios(tlsActor, plainActor)}, ${orderRatios(tlsOrders, plainOrders)}; for bare nats.js, request ${requestRatios(tlsRaw, plainRaw)}, raw subscriber ${orderRatios(tlsRawOrders, plainRawOrders)}. Per request TLS adds ${added(tlsActor.responderCpu, plainActor.responderCpu)} of CPU in the node, ${added(tlsActor.serverCpu, plainActor.serverCpu)} in the nats-server and ${added(tlsActor.clientCpu, plainActor.clientCpu)} in the client (raw responder: ${added(tlsRaw.responderCpu, plainRaw.responderCpu)}, ${added(tlsRaw.serverCpu, plainRaw.serverCpu)}, ${added(tlsRaw.clientCpu, plainRaw.clientCpu)}); per published order ${added(tlsOrders.cpuPerOrder, plainOrders.cpuPerOrder)} in the node, ${added(tlsOrders.serverCpuPerOrder, plainOrders.serverCpuPerOrder)} in the nats-server, ${added(tlsOrders.publisherCpuPerOrder, plainOrders.publisherCpuPerOrder)} in the publisher (raw subscriber: ${added(tlsRawOrders.cpuPerOrder, plainRawOrders.cpuPerOrder)}). The largest share: ${largest([["the client", tlsActor.clientCpu - plainActor.clientCpu], ["the node", tlsActor.responderCpu - plainActor.responderCpu], ["the nats-server", tlsActor.serverCpu - plainActor.serverCpu]])} for requests, ${largest([["the node", tlsOrders.cpuPerOrder - plainOrders.cpuPerOrder], ["the nats-server", tlsOrders.serverCpuPerOrder - plainOrders.serverCpuPerOrder], ["the publisher", tlsOrders.publisherCpuPerOrder - plainOrders.publisherCpuPerOrder]])} for orders.`,
     `- **What TLS costs is CPU per message, not bytes.** The node's sockets carry ${formatBytes(tlsActor.responderIo.bytes - plainActor.responderIo.bytes)} more per request (of ${formatBytes(plainActor.responderIo.bytes)}) and ${formatBytes(tlsOrders.consumerIo.bytes - plainOrders.consumerIo.bytes)} more per order (of ${formatBytes(plainOrders.consumerIo.bytes)}): TLS 1.3 (negotiated here with AES-128-GCM) adds 22 bytes per record, and a record carries whatever one write carries — under load many messages (${plainOrders.consumerIo.syscalls > 0 ? `${formatCount(1 / plainOrders.consumerIo.syscalls)} orders per read or write call on the node's sockets` : "n/a"}). An actor request puts the same messages on the wire as a raw one (${formatBytes(plainActor.responderIo.bytes)} vs ${formatBytes(plainRaw.responderIo.bytes)} per request), so TLS has the same to do for both; a published order costs the node ${formatRatio(plainOrders.consumerIo.bytes / plainRawOrders.consumerIo.bytes)} the bytes a raw subscriber reads (the intake stream's delivery, the keyed-order stream's publish and its ack, the shard's delivery, two acks), and TLS's cost per order grows with them: that is the durable design's traffic, not the actor code. A CPU profile of a node draining 30,000 orders, plain then TLS, taken while this section was written, put TLS's extra CPU in the node about a third in socket writes (the encryption runs inside each \`writev\`, where a plain socket's write is one \`writeBuffer\`), a fifth in nats.js's parser joining messages split across TLS records (which a plain socket delivers whole far more often), a tenth in native code (decryption), the rest spread thinly.`,
   ];
-  if (untracked !== undefined) {
-    const untrackedActor = untracked.requests.actor;
-    const untrackedOrders = untracked.orders["actor-none"];
-    const stillAllowed = rolePermissions("node", new Subjects("")).allowResponses;
-    if (untrackedActor !== undefined && untrackedOrders !== undefined && stillAllowed) {
-      out.push(
-        `- **The node role's cost is its \`allow_responses\`.** Without it (the last row of each group), the same role costs request ${requestRatios(untrackedActor, tlsActor)} and ${orderRatios(untrackedOrders, tlsOrders)} of TLS alone, against ${requestRatios(roleActor, tlsActor)} and ${orderRatios(roleOrders, tlsOrders)} with it. With \`allow_responses: true\`, nats-server (${run.machine.natsServer} here) records every reply subject it delivers to the user — the inbox of each request the node answers, the \`$JS.ACK\` subject of every JetStream message it consumes — until the reply uses it up or two minutes pass; a reply that the publish allow list already permits, as \`_INBOX.>\` and \`$JS.ACK.>\` are for the node, never uses it up; and past 4,096 recorded subjects every delivery with a reply subject scans all of them (\`pruneReplyPerms\`, server/client.go). The cost per message therefore grows with the traffic of the last two minutes: the figures above hold for this section's sizes (${formatCount(requests.warmup + requests.sequential + requests.concurrent * requests.rounds)} requests, ${formatCount(orders.warmup + orders.durableCount * orders.rounds * 2)} orders per scenario), a busier node would be slower still, and the paced rounds, run after the backlog rounds, already see a fuller table. The node role allows publishing to \`_INBOX.>\` and \`$JS.ACK.>\` anyway, so \`allow_responses\` only matters for requesters whose reply subjects lie outside them; without it (supervisors/nats-roles.ts) a deployment's node would pay TLS's cost alone.`,
-      );
-    }
-  }
   return out;
 }

@@ -480,7 +480,6 @@ const SECURITY_LABELS: Record<BenchSecurity, string> = {
   plain: "plain: nkey, no TLS",
   tls: "TLS (mutual) + nkey",
   "tls-role": "**TLS (mutual) + node role**",
-  "tls-role-untracked": "TLS (mutual) + node role without `allow_responses`",
 };
 
 /** The ratios section 8 shows: TLS itself, TLS with the node role (the issue's figure), and the role's share. */
@@ -488,7 +487,6 @@ const SECURITY_RATIOS: readonly (readonly [BenchSecurity, BenchSecurity, string]
   ["tls", "plain", "TLS ÷ plain (TLS itself)"],
   ["tls-role", "plain", "TLS + node role ÷ plain"],
   ["tls-role", "tls", "node role ÷ TLS alone (the permissions)"],
-  ["tls-role-untracked", "tls", "node role without `allow_responses` ÷ TLS alone"],
 ];
 
 const ioCell = (io: IoCounters, pick: keyof IoCounters) => (Number.isFinite(io[pick]) ? (pick === "bytes" ? formatBytes(io[pick]) : io[pick].toFixed(2)) : "n/a");
@@ -551,7 +549,7 @@ function tlsSection(run: BenchRun): string[] {
     "",
     `Through an actor, as ratios to plain measured in the same run — **TLS + node role** (a production deployment): ${headline("tls-role")}. **TLS alone**: ${headline("tls")}.`,
     "",
-    `The request scenario (scripts/bench/requests-scenario.ts, both responders) and the orders scenario (scripts/bench/orders-scenario.ts, the \`raw\` subscriber and the \`actor-none\` node), as in sections 1 and 2 but smaller (${formatCount(requests.sequential)} sequential requests, then ${formatCount(requests.concurrent)} with ${requests.inFlight} in flight × ${requests.rounds} round(s); ${formatCount(orders.count)} orders per round for the raw subscriber and ${formatCount(orders.durableCount)} for the node, ${orders.rounds} backlog then ${orders.rounds} paced round(s)), each run against four fresh nats-servers in a row (scripts/bench/bench-security.ts): **plain**, what every other section runs on — the nkey the embedded server makes, allowed everything, no TLS; **TLS + nkey** — the same user, and TLS on the client port with \`verify: true\` (every client shows a certificate of the CA: mutual TLS; ECDSA P-256 certificates from test/helpers/tls-certs.ts); **TLS + node role** — TLS, and the node role's nkey and subject permissions from supervisors/nats-roles.ts as \`caliopen nats-config\` prints them, as the test cluster runs; the same **without \`allow_responses\`**, to isolate that setting. Every connection — node, raw baseline, load generator — signs in the same way; responder or consumer, nats-server and load generator are separate processes.`,
+    `The request scenario (scripts/bench/requests-scenario.ts, both responders) and the orders scenario (scripts/bench/orders-scenario.ts, the \`raw\` subscriber and the \`actor-none\` node), as in sections 1 and 2 but smaller (${formatCount(requests.sequential)} sequential requests, then ${formatCount(requests.concurrent)} with ${requests.inFlight} in flight × ${requests.rounds} round(s); ${formatCount(orders.count)} orders per round for the raw subscriber and ${formatCount(orders.durableCount)} for the node, ${orders.rounds} backlog then ${orders.rounds} paced round(s)), each run against three fresh nats-servers in a row (scripts/bench/bench-security.ts): **plain**, what every other section runs on — the nkey the embedded server makes, allowed everything, no TLS; **TLS + nkey** — the same user, and TLS on the client port with \`verify: true\` (every client shows a certificate of the CA: mutual TLS; ECDSA P-256 certificates from test/helpers/tls-certs.ts); **TLS + node role** — TLS, and the node role's nkey and subject permissions from supervisors/nats-roles.ts as \`caliopen nats-config\` prints them, as the test cluster runs. (The node role has no \`allow_responses\`: with it, nats-server tracked every reply subject it delivered to the node, and this section measured 20× its CPU per request and per order, 0.06× the requests/s and 0.04× the paced orders/s of plain — run of 2026-11-30, commit 8473d1b.) Every connection — node, raw baseline, load generator — signs in the same way; responder or consumer, nats-server and load generator are separate processes.`,
     "*CPU / req*, *CPU / order*: CPU time of the process per request or order (orders: backlog drains; the publisher's own CPU while it published). *bytes*, *syscalls*: from /proc/<pid>/io, read plus written, per request or order, of the responder or consumer process, whose only I/O is its NATS connections: its socket traffic as the kernel carries it, TLS records included. Ratio rows compare I/O by difference, then ratio.",
     "",
     "### Request/reply",
