@@ -101,7 +101,7 @@ childMain<DispatchTask>(async (task) => {
       },
     },
     {
-      name: "XState `snapshot.can(event)` alone (ActorCell.deliver asks it before every send)",
+      name: "XState `snapshot.can(event)` alone (ActorCell.deliverInternal asks it before every send)",
       run: (i) => {
         if ((actor(i).getSnapshot() as AnyMachineSnapshot).can(message(i))) sink += 1;
       },
