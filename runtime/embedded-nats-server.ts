@@ -2,7 +2,7 @@
 // under the node's data directory, stopped when the node stops. It admits only clients holding the
 // nkey it made on first start (see embedded-nats-credentials.ts).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { ensureEmbeddedCredentials } from "./embedded-nats-credentials.ts";
@@ -40,7 +40,9 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   if (options.port !== 0) await assertPortFree(options.port);
   const storeDir = join(options.dataDir, "jetstream");
   const runDir = join(options.dataDir, "run");
-  await mkdir(storeDir, { recursive: true });
+  // JetStream's files hold everything stored, raw mail included: only this user may read them.
+  await mkdir(storeDir, { recursive: true, mode: 0o700 });
+  await chmod(options.dataDir, 0o700);
   await stopStaleServer(options.dataDir);
   await rm(runDir, { recursive: true, force: true });
   await mkdir(runDir, { recursive: true });

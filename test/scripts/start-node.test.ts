@@ -63,6 +63,7 @@ test("without NATS_URL it runs an embedded nats-server, answers the debug subjec
   assert.match(anonymous, /Authorization Violation/i);
   const seedFile = join(dataDir, "nats", "caliopen.nk");
   assert.is((await stat(seedFile)).mode & 0o777, 0o600);
+  assert.is((await stat(join(dataDir, "nats"))).mode & 0o777, 0o700, "JetStream's files are this user's only");
   assert.not.match(node.output(), /SU[A-Z2-7]{50,}/, "the seed is never logged");
   const nc = await connect(await natsConnectOptions({ url: `nats://127.0.0.1:${port}`, nkey: seedFile }));
   const reply = decodeJson((await nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3000 })).data);
