@@ -9,7 +9,10 @@ import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { VERSION } from "../runtime/version.ts";
 import { authenticate } from "./authenticate.ts";
+import { clientErrorHandler } from "./client-errors.ts";
 import { errorBody, HttpError } from "./http-error.ts";
+import { createApiServer } from "./http-server.ts";
+import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "./http-settings.ts";
 import type { OrderEmitter } from "./order-emitter.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
@@ -43,10 +46,12 @@ export function userOf(request: FastifyRequest): User {
   return request.user;
 }
 
-export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
+export async function buildApi(context: ApiContext, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 12 * 1024 * 1024,
+    serverFactory: (handler) => createApiServer(settings, handler),
+    clientErrorHandler: clientErrorHandler(settings.timeouts),
   });
   app.setValidatorCompiler(compileValidator);
   await app.register(swagger, {
@@ -120,8 +125,8 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(context: ApiContext, listen: { host: string; port: number }): Promise<RunningApi> {
-  const app = await buildApi(context);
+export async function startApi(context: ApiContext, listen: { host: string; port: number }, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<RunningApi> {
+  const app = await buildApi(context, settings);
   try {
     await app.listen({ host: listen.host, port: listen.port });
   } catch (err) {

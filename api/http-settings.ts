@@ -1,0 +1,24 @@
+// The HTTP API's edges: how long a client may take to send a request. A node reads them from
+// CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with none of those set.
+
+export interface Timeouts {
+  /** How long a client has to send a request's headers. */
+  headersMs: number;
+  /** How long a client has to send a whole request, body included. */
+  requestMs: number;
+  /** A connection with no traffic either way this long is closed; longer than a `deliver` wait, which is silent. */
+  idleMs: number;
+  /** An idle keep-alive connection between two requests is closed after this long. */
+  keepAliveMs: number;
+}
+
+export interface HttpSettings {
+  timeouts: Timeouts;
+}
+
+/** The default wait for a `deliver` reply is 30 s: idle connections get that and 30 s more. */
+export const DEFAULT_TIMEOUTS: Timeouts = { headersMs: 10_000, requestMs: 60_000, idleMs: 60_000, keepAliveMs: 5_000 };
+
+export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
+  timeouts: DEFAULT_TIMEOUTS,
+};
