@@ -9,6 +9,7 @@ import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { VERSION } from "../runtime/version.ts";
 import { authenticate } from "./authenticate.ts";
+import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import { errorBody, HttpError } from "./http-error.ts";
 import { createApiServer } from "./http-server.ts";
@@ -49,7 +50,8 @@ export function userOf(request: FastifyRequest): User {
 export async function buildApi(context: ApiContext, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
-    bodyLimit: 12 * 1024 * 1024,
+    // Each route gets its own limit as it is added (body-limits.ts); this is for those Fastify adds.
+    bodyLimit: NO_BODY_LIMIT,
     serverFactory: (handler) => createApiServer(settings, handler),
     clientErrorHandler: clientErrorHandler(settings.timeouts),
   });
@@ -75,7 +77,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   });
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
-    const { status, body } = describeError(err);
+    const { status, body } = describeError(err, request);
     if (status >= 500) context.logger.error({ method: request.method, url: request.routeOptions.url, err: err.message, stack: err.stack }, "API request failed");
     void reply.code(status).send(body);
   });
@@ -83,10 +85,17 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     void reply.code(404).send(errorBody(404, `no route ${request.method} ${request.url.split("?")[0]}`));
   });
 
-  // Every operation may fail with the same error body; the document says so once for all.
+  // Every operation may fail with the same error body; the document says so once for all, with the
+  // refusals at the edges: over the route's body limit.
   app.addHook("onRoute", (route) => {
+    route.bodyLimit = bodyLimitOf(route);
     if (route.schema === undefined || route.schema.hide === true) return;
-    route.schema.response = { ...(route.schema.response as object), "4xx": { $ref: "Error#" }, "5xx": { $ref: "Error#" } };
+    route.schema.response = {
+      ...(route.schema.response as object),
+      ...(route.schema.body !== undefined && { 413: { description: `The body is over this operation's limit of ${formatBytes(route.bodyLimit)}`, $ref: "Error#" } }),
+      "4xx": { $ref: "Error#" },
+      "5xx": { $ref: "Error#" },
+    };
   });
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   await app.register(async (scoped) => {
@@ -101,11 +110,19 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   return app;
 }
 
-function describeError(err: FastifyError | Error): { status: number; body: ReturnType<typeof errorBody> } {
+function describeError(err: FastifyError | Error, request: FastifyRequest): { status: number; body: ReturnType<typeof errorBody> } {
   if (err instanceof HttpError) return { status: err.status, body: errorBody(err.status, err.message, err.field) };
   if (err instanceof NotFound) return { status: 404, body: errorBody(404, err.message) };
   if (err instanceof Conflict) return { status: 409, body: errorBody(409, err.message) };
   const fastifyError = err as FastifyError;
+  if (fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return { status: 413, body: errorBody(413, `the request body is over this operation's limit of ${formatBytes(request.routeOptions.bodyLimit ?? NO_BODY_LIMIT)}`) };
+  }
+  // Bodies are bounded, but a change can still make an object too large for one NATS message (a
+  // draft's plain and HTML parts, each under the limit): refused, nothing stored.
+  if (err.name === "InvalidArgumentError" && /max_payload/.test(err.message)) {
+    return { status: 413, body: errorBody(413, "the object would be too large to store (over the NATS server's max_payload): nothing was changed") };
+  }
   if (fastifyError.validation !== undefined && fastifyError.validation.length > 0) {
     const problem = fastifyError.validation[0] as { instancePath: string; message?: string; params: Record<string, unknown> };
     const path = problem.instancePath.replace(/^\//, "").split("/").filter(Boolean);
