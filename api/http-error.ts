@@ -29,6 +29,7 @@ const NAMES: Record<number, string> = {
   413: "payload_too_large",
   415: "unsupported_media_type",
   422: "unprocessable",
+  429: "too_many_requests",
   431: "headers_too_large",
   500: "internal",
   503: "unavailable",

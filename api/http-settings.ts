@@ -1,5 +1,13 @@
-// The HTTP API's edges: how long a client may take to send a request. A node reads them from
-// CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with none of those set.
+// The HTTP API's edges: how often a client may call, how long it may take to send a request. A node
+// reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with
+// none of those set.
+
+export interface RateLimits {
+  /** Requests a minute per token, on this node; null: no limit. */
+  perToken: number | null;
+  /** Requests a minute per client address that carry no valid token (none, unknown, expired, revoked), on this node; null: no limit. */
+  perIp: number | null;
+}
 
 export interface Timeouts {
   /** How long a client has to send a request's headers. */
@@ -13,12 +21,16 @@ export interface Timeouts {
 }
 
 export interface HttpSettings {
+  rateLimits: RateLimits;
   timeouts: Timeouts;
 }
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { perToken: 600, perIp: 60 };
 
 /** The default wait for a `deliver` reply is 30 s: idle connections get that and 30 s more. */
 export const DEFAULT_TIMEOUTS: Timeouts = { headersMs: 10_000, requestMs: 60_000, idleMs: 60_000, keepAliveMs: 5_000 };
 
 export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
+  rateLimits: DEFAULT_RATE_LIMITS,
   timeouts: DEFAULT_TIMEOUTS,
 };

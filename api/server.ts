@@ -8,7 +8,7 @@ import { Conflict, NotFound } from "../actors/store/errors.ts";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { VERSION } from "../runtime/version.ts";
-import { authenticate } from "./authenticate.ts";
+import { registerAdmission } from "./admission.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import { errorBody, HttpError } from "./http-error.ts";
@@ -32,16 +32,9 @@ export interface ApiContext {
   deliverTimeoutMs: number;
 }
 
-declare module "fastify" {
-  interface FastifyRequest {
-    /** The authenticated user (set for every route under /api/v2 but the OpenAPI document). */
-    user: User | null;
-  }
-}
-
 export const OPENAPI_PATH = "/api/v2/openapi.json";
 
-/** The user a route acts for; the auth hook guarantees it. */
+/** The user a route acts for; admission.ts sets it before any route runs. */
 export function userOf(request: FastifyRequest): User {
   if (request.user === null) throw new HttpError(401, "a bearer token is required");
   return request.user;
@@ -70,11 +63,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
-  app.decorateRequest("user", null);
-  app.addHook("onRequest", async (request) => {
-    if (request.url === OPENAPI_PATH || !request.url.startsWith("/api/")) return;
-    request.user = await authenticate(context.store, request.headers.authorization);
-  });
+  await registerAdmission(app, context.store, settings.rateLimits, (request) => request.url !== OPENAPI_PATH && request.url.startsWith("/api/"));
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = describeError(err, request);
@@ -86,13 +75,14 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   });
 
   // Every operation may fail with the same error body; the document says so once for all, with the
-  // refusals at the edges: over the route's body limit.
+  // refusals at the edges: over the rate limit, over the route's body limit.
   app.addHook("onRoute", (route) => {
     route.bodyLimit = bodyLimitOf(route);
     if (route.schema === undefined || route.schema.hide === true) return;
     route.schema.response = {
       ...(route.schema.response as object),
       ...(route.schema.body !== undefined && { 413: { description: `The body is over this operation's limit of ${formatBytes(route.bodyLimit)}`, $ref: "Error#" } }),
+      429: { description: "Too many requests from this token (or, without a valid token, from this address): Retry-After says in how many seconds to try again", headers: RATE_HEADERS, $ref: "Error#" },
       "4xx": { $ref: "Error#" },
       "5xx": { $ref: "Error#" },
     };
@@ -109,6 +99,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   await app.ready();
   return app;
 }
+
+const RATE_HEADERS = { "retry-after": { type: "integer", description: "seconds until the budget is renewed" } };
 
 function describeError(err: FastifyError | Error, request: FastifyRequest): { status: number; body: ReturnType<typeof errorBody> } {
   if (err instanceof HttpError) return { status: err.status, body: errorBody(err.status, err.message, err.field) };
