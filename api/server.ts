@@ -11,6 +11,7 @@ import { VERSION } from "../runtime/version.ts";
 import { registerAdmission } from "./admission.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
+import { trustProxyOption, warnOfUntrustedForwarding } from "./forwarded-for.ts";
 import { errorBody, HttpError } from "./http-error.ts";
 import { createApiServer } from "./http-server.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "./http-settings.ts";
@@ -45,6 +46,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     logger: false,
     // Each route gets its own limit as it is added (body-limits.ts); this is for those Fastify adds.
     bodyLimit: NO_BODY_LIMIT,
+    trustProxy: trustProxyOption(settings.trustedProxies),
     serverFactory: (handler) => createApiServer(settings, handler),
     clientErrorHandler: clientErrorHandler(settings.timeouts),
   });
@@ -63,6 +65,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
+  warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
   await registerAdmission(app, context.store, settings.rateLimits, (request) => request.url !== OPENAPI_PATH && request.url.startsWith("/api/"));
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {

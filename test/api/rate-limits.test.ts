@@ -1,10 +1,13 @@
 // Rate limits at the API's door: a token over its budget is refused (429, Retry-After, the API's error
 // body) while other tokens work; requests without a valid token are counted per client address, and
-// an address over its budget is refused whatever token it sends. Each test gets its own API (counters
-// are per node), on loopback addresses 127.0.0.x to play several clients.
+// an address over its budget is refused whatever token it sends; X-Forwarded-For is believed only
+// from a trusted proxy. Each test gets its own API (counters are per node), on loopback addresses
+// 127.0.0.x to play several clients.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { createLogger } from "../../runtime/logger.ts";
 import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
 import { rawRequest, type RawAnswer } from "../helpers/http-request.ts";
 
@@ -78,6 +81,42 @@ test("requests that need no token (the OpenAPI document, unknown paths) are coun
   assert.is((await rawRequest(`${api.url}/api/v2/openapi.json`)).status, 200);
   assert.is((await rawRequest(`${api.url}/nothing-here`)).status, 404);
   assertRefused(await rawRequest(`${api.url}/api/v2/openapi.json`), /from 127\.0\.0\.1/);
+});
+
+test("without a trusted proxy, X-Forwarded-For is ignored: a client cannot pick the address it is counted under", async ({ fx }) => {
+  const api = await fx.another({ rateLimits: { perToken: 100, perIp: 2 } });
+  const claiming = (address: string) => rawRequest(`${api.url}/api/v2/me`, { token: wrongToken(), headers: { "x-forwarded-for": address } });
+  assert.is((await claiming("203.0.113.1")).status, 401);
+  assert.is((await claiming("203.0.113.2")).status, 401);
+  assertRefused(await claiming("203.0.113.3"), /from 127\.0\.0\.1 /);
+});
+
+test("a node that sees X-Forwarded-For without a trusted proxy says so in its log, once", async ({ fx }) => {
+  const lines: string[] = [];
+  const destination = new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) });
+  const api = await fx.another({}, { logger: createLogger({ level: "warn", destination }) });
+  for (const client of ["203.0.113.1", "203.0.113.2"]) await rawRequest(`${api.url}/api/v2/openapi.json`, { headers: { "x-forwarded-for": client } });
+  await rawRequest(`${api.url}/api/v2/openapi.json`);
+  const warnings = lines.filter((line) => line.includes("X-Forwarded-For"));
+  assert.is(warnings.length, 1, lines.join(""));
+  assert.match(warnings[0] ?? "", /CALIOPEN_HTTP_TRUST_PROXY is off/);
+  assert.match(warnings[0] ?? "", /"from":"127\.0\.0\.1"/);
+});
+
+test("with a trusted proxy, each forwarded client has its own budget; X-Forwarded-For from any other address is ignored", async ({ fx }) => {
+  const api = await fx.another({ rateLimits: { perToken: 100, perIp: 2 }, trustedProxies: ["127.0.0.1"] });
+  const via = (localAddress: string, client: string) =>
+    rawRequest(`${api.url}/api/v2/me`, { token: wrongToken(), localAddress, headers: { "x-forwarded-for": client } });
+
+  assert.is((await via("127.0.0.1", "203.0.113.1")).status, 401);
+  assert.is((await via("127.0.0.1", "203.0.113.1")).status, 401);
+  assertRefused(await via("127.0.0.1", "203.0.113.1"), /from 203\.0\.113\.1 /);
+  assert.is((await via("127.0.0.1", "203.0.113.2")).status, 401, "another client behind the proxy");
+
+  // Not the proxy: its header names nobody, it is counted under its own address.
+  assert.is((await via("127.0.0.3", "203.0.113.7")).status, 401);
+  assert.is((await via("127.0.0.3", "203.0.113.8")).status, 401);
+  assertRefused(await via("127.0.0.3", "203.0.113.9"), /from 127\.0\.0\.3 /);
 });
 
 test.run();

@@ -10,7 +10,7 @@ import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "../../api/http-setting
 import { startApi, type RunningApi } from "../../api/server.ts";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson } from "../../runtime/json.ts";
-import { silentLogger } from "../../runtime/logger.ts";
+import { silentLogger, type Logger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { startTestNats, type TestNats } from "./nats-server.ts";
@@ -41,7 +41,7 @@ export interface ApiFixture {
   user(name: string, options?: { admin?: boolean; email?: string; recovery_email?: string }): Promise<{ user_id: string; token: string; identity_id: string | null; contact_id: string }>;
   call(method: string, path: string, token: string | null, body?: unknown): Promise<HttpResult>;
   /** Another API over the same store and NATS (as another node's), with other edges; stopped with the fixture. */
-  another(http: Partial<HttpSettings>): Promise<RunningApi>;
+  another(http: Partial<HttpSettings>, options?: { logger?: Logger }): Promise<RunningApi>;
   stop(): Promise<void>;
 }
 
@@ -93,8 +93,8 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
       return { user_id: created.user.user_id, token: created.token, identity_id: created.identity?.identity_id ?? null, contact_id: created.user.contact_id };
     },
     call: (method, path, token, body) => callApi(api.url, token, method, path, body),
-    async another(http) {
-      const other = await startApi(context, loopback, { ...DEFAULT_HTTP_SETTINGS, ...http });
+    async another(http, anotherOptions = {}) {
+      const other = await startApi({ ...context, logger: anotherOptions.logger ?? context.logger }, loopback, { ...DEFAULT_HTTP_SETTINGS, ...http });
       others.push(other);
       return other;
     },
