@@ -1,6 +1,7 @@
-// The HTTP API's edges: how often a client may call, how long it may take to send a request, and
-// which reverse proxies are believed about the client's address. A node reads them from
-// CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with none of those set.
+// The HTTP API's edges: how often a client may call, how long it may take to send a request, which
+// browser origins may call, and which reverse proxies are believed about the client's address. A node
+// reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with
+// none of those set.
 
 export interface RateLimits {
   /** Requests a minute per token, on this node; null: no limit. */
@@ -23,6 +24,8 @@ export interface Timeouts {
 export interface HttpSettings {
   rateLimits: RateLimits;
   timeouts: Timeouts;
+  /** Origins (`https://app.example.org`) whose pages may call the API; empty: no CORS headers at all. */
+  corsOrigins: string[];
   /** Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none is. */
   trustedProxies: string[];
 }
@@ -35,5 +38,6 @@ export const DEFAULT_TIMEOUTS: Timeouts = { headersMs: 10_000, requestMs: 60_000
 export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
   rateLimits: DEFAULT_RATE_LIMITS,
   timeouts: DEFAULT_TIMEOUTS,
+  corsOrigins: [],
   trustedProxies: [],
 };

@@ -11,6 +11,7 @@ import { VERSION } from "../runtime/version.ts";
 import { registerAdmission } from "./admission.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
+import { registerCors } from "./cors.ts";
 import { trustProxyOption, warnOfUntrustedForwarding } from "./forwarded-for.ts";
 import { errorBody, HttpError } from "./http-error.ts";
 import { createApiServer } from "./http-server.ts";
@@ -66,6 +67,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
   warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
+  // CORS first: its headers then go on refusals too, and preflights need no token.
+  await registerCors(app, settings.corsOrigins);
   await registerAdmission(app, context.store, settings.rateLimits, (request) => request.url !== OPENAPI_PATH && request.url.startsWith("/api/"));
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
