@@ -1,7 +1,7 @@
 // The HTTP API's edges: how often a client may call, how long it may take to send a request, which
-// browser origins may call, and which reverse proxies are believed about the client's address. A node
-// reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults here are a node's with
-// none of those set.
+// browser origins may call, whether it speaks TLS, and which reverse proxies are believed about the
+// client's address. A node reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults
+// here are a node's with none of those set.
 
 export interface RateLimits {
   /** Requests a minute per token, on this node; null: no limit. */
@@ -11,7 +11,7 @@ export interface RateLimits {
 }
 
 export interface Timeouts {
-  /** How long a client has to send a request's headers. */
+  /** How long a client has to send a request's headers (and, on HTTPS, to finish the TLS handshake). */
   headersMs: number;
   /** How long a client has to send a whole request, body included. */
   requestMs: number;
@@ -26,6 +26,8 @@ export interface HttpSettings {
   timeouts: Timeouts;
   /** Origins (`https://app.example.org`) whose pages may call the API; empty: no CORS headers at all. */
   corsOrigins: string[];
+  /** Serve HTTPS with this certificate chain and key (PEM); null: plain HTTP. */
+  tls: { cert: string; key: string } | null;
   /** Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none is. */
   trustedProxies: string[];
 }
@@ -39,5 +41,6 @@ export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
   rateLimits: DEFAULT_RATE_LIMITS,
   timeouts: DEFAULT_TIMEOUTS,
   corsOrigins: [],
+  tls: null,
   trustedProxies: [],
 };

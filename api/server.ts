@@ -151,5 +151,5 @@ export async function startApi(context: ApiContext, listen: { host: string; port
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : listen.port;
   const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
-  return { url: `http://${host}:${port}`, close: () => app.close() };
+  return { url: `${settings.tls === null ? "http" : "https"}://${host}:${port}`, close: () => app.close() };
 }
