@@ -12,7 +12,7 @@ import { authenticate } from "./authenticate.ts";
 import { HttpError } from "./http-error.ts";
 import type { RateLimits } from "./http-settings.ts";
 
-export const RATE_WINDOW_MS = 60_000;
+const RATE_WINDOW_MS = 60_000;
 
 /** How many tokens and addresses each limiter remembers; beyond, the least recently seen are forgotten. */
 const REMEMBERED_KEYS = 100_000;
@@ -45,9 +45,7 @@ export async function registerAdmission(app: FastifyInstance, store: Store, limi
 
   app.addHook("onRequest", async (request, reply) => {
     const seen = await perIp(request, { increment: false });
-    if (seen !== null && seen.remaining <= 0) {
-      refuse(reply, seen, `too many requests without a valid token from ${request.ip} (at most ${seen.max} a minute)`);
-    }
+    if (seen !== null && seen.remaining <= 0) refuse(reply, seen, overAddressBudget(request, seen));
     if (!needsToken(request)) {
       await countAgainstAddress(request, reply, perIp);
       return;
@@ -71,8 +69,10 @@ export async function registerAdmission(app: FastifyInstance, store: Store, limi
 
 async function countAgainstAddress(request: FastifyRequest, reply: FastifyReply, perIp: Limiter): Promise<void> {
   const count = await perIp(request);
-  if (count?.isExceeded === true) refuse(reply, count, `too many requests without a valid token from ${request.ip} (at most ${count.max} a minute)`);
+  if (count?.isExceeded === true) refuse(reply, count, overAddressBudget(request, count));
 }
+
+const overAddressBudget = (request: FastifyRequest, count: Count) => `too many requests without a valid token from ${request.ip} (at most ${count.max} a minute)`;
 
 function limiter(app: FastifyInstance, max: number | null, key: (request: FastifyRequest) => string): Limiter {
   if (max === null) return async () => null;
