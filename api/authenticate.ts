@@ -6,8 +6,8 @@ import { tokenRefusal, usedSince } from "../actors/store/tokens.ts";
 import { isDisabled } from "../actors/store/users.ts";
 import { HttpError } from "./http-error.ts";
 
-/** The user behind an `Authorization` header; HttpError 401 for a missing, unknown, revoked or expired token, 403 for a disabled user. */
-export async function authenticate(store: Store, authorization: string | undefined, now = new Date()): Promise<User> {
+/** The user behind an `Authorization` header, and the token's id; HttpError 401 for a missing, unknown, revoked or expired token, 403 for a disabled user. */
+export async function authenticate(store: Store, authorization: string | undefined, now = new Date()): Promise<{ user: User; tokenId: string }> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   if (match === null) throw new HttpError(401, "missing bearer token: send 'Authorization: Bearer <token>' (caliopen users add NAME makes one)");
   const place = await store.tokens.locate(match[1] as string);
@@ -19,5 +19,5 @@ export async function authenticate(store: Store, authorization: string | undefin
   if (isDisabled(user)) throw new HttpError(403, `user ${user.name} is disabled: an operator must enable them again`);
   // Not awaited, failures ignored: when a token was last used is worth a write a minute, never a slower or failed request.
   if (!usedSince(token, now)) store.tokens.touch(token, now).catch(() => undefined);
-  return user;
+  return { user, tokenId: token.token_id };
 }

@@ -8,8 +8,14 @@ import { Conflict, NotFound } from "../actors/store/errors.ts";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { VERSION } from "../runtime/version.ts";
-import { authenticate } from "./authenticate.ts";
+import { registerAdmission } from "./admission.ts";
+import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
+import { clientErrorHandler } from "./client-errors.ts";
+import { registerCors } from "./cors.ts";
+import { trustProxyOption, warnOfUntrustedForwarding } from "./forwarded-for.ts";
 import { errorBody, HttpError } from "./http-error.ts";
+import { createApiServer } from "./http-server.ts";
+import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "./http-settings.ts";
 import type { OrderEmitter } from "./order-emitter.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
@@ -28,25 +34,22 @@ export interface ApiContext {
   deliverTimeoutMs: number;
 }
 
-declare module "fastify" {
-  interface FastifyRequest {
-    /** The authenticated user (set for every route under /api/v2 but the OpenAPI document). */
-    user: User | null;
-  }
-}
-
 export const OPENAPI_PATH = "/api/v2/openapi.json";
 
-/** The user a route acts for; the auth hook guarantees it. */
+/** The user a route acts for; admission.ts sets it before any route runs. */
 export function userOf(request: FastifyRequest): User {
   if (request.user === null) throw new HttpError(401, "a bearer token is required");
   return request.user;
 }
 
-export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
+export async function buildApi(context: ApiContext, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
-    bodyLimit: 12 * 1024 * 1024,
+    // Each route gets its own limit as it is added (body-limits.ts); this is for those Fastify adds.
+    bodyLimit: NO_BODY_LIMIT,
+    trustProxy: trustProxyOption(settings.trustedProxies),
+    serverFactory: (handler) => createApiServer(settings, handler),
+    clientErrorHandler: clientErrorHandler(settings.timeouts),
   });
   app.setValidatorCompiler(compileValidator);
   await app.register(swagger, {
@@ -63,14 +66,13 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
-  app.decorateRequest("user", null);
-  app.addHook("onRequest", async (request) => {
-    if (request.url === OPENAPI_PATH || !request.url.startsWith("/api/")) return;
-    request.user = await authenticate(context.store, request.headers.authorization);
-  });
+  warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
+  // CORS first: its headers then go on refusals too, and preflights need no token.
+  await registerCors(app, settings.corsOrigins);
+  await registerAdmission(app, context.store, settings.rateLimits, (request) => request.url !== OPENAPI_PATH && request.url.startsWith("/api/"));
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
-    const { status, body } = describeError(err);
+    const { status, body } = describeError(err, request);
     if (status >= 500) context.logger.error({ method: request.method, url: request.routeOptions.url, err: err.message, stack: err.stack }, "API request failed");
     void reply.code(status).send(body);
   });
@@ -78,10 +80,18 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
     void reply.code(404).send(errorBody(404, `no route ${request.method} ${request.url.split("?")[0]}`));
   });
 
-  // Every operation may fail with the same error body; the document says so once for all.
+  // Every operation may fail with the same error body; the document says so once for all, with the
+  // refusals at the edges: over the rate limit, over the route's body limit.
   app.addHook("onRoute", (route) => {
+    route.bodyLimit = bodyLimitOf(route);
     if (route.schema === undefined || route.schema.hide === true) return;
-    route.schema.response = { ...(route.schema.response as object), "4xx": { $ref: "Error#" }, "5xx": { $ref: "Error#" } };
+    route.schema.response = {
+      ...(route.schema.response as object),
+      ...(route.schema.body !== undefined && { 413: { description: `The body is over this operation's limit of ${formatBytes(route.bodyLimit)}`, $ref: "Error#" } }),
+      429: { description: "Too many requests from this token (or, without a valid token, from this address): Retry-After says in how many seconds to try again", headers: RATE_HEADERS, $ref: "Error#" },
+      "4xx": { $ref: "Error#" },
+      "5xx": { $ref: "Error#" },
+    };
   });
   app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   await app.register(async (scoped) => {
@@ -96,11 +106,21 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   return app;
 }
 
-function describeError(err: FastifyError | Error): { status: number; body: ReturnType<typeof errorBody> } {
+const RATE_HEADERS = { "retry-after": { type: "integer", description: "seconds until the budget is renewed" } };
+
+function describeError(err: FastifyError | Error, request: FastifyRequest): { status: number; body: ReturnType<typeof errorBody> } {
   if (err instanceof HttpError) return { status: err.status, body: errorBody(err.status, err.message, err.field) };
   if (err instanceof NotFound) return { status: 404, body: errorBody(404, err.message) };
   if (err instanceof Conflict) return { status: 409, body: errorBody(409, err.message) };
   const fastifyError = err as FastifyError;
+  if (fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return { status: 413, body: errorBody(413, `the request body is over this operation's limit of ${formatBytes(request.routeOptions.bodyLimit ?? NO_BODY_LIMIT)}`) };
+  }
+  // Bodies are bounded, but a change can still make an object too large for one NATS message (a
+  // draft's plain and HTML parts, each under the limit): refused, nothing stored.
+  if (err.name === "InvalidArgumentError" && /max_payload/.test(err.message)) {
+    return { status: 413, body: errorBody(413, "the object would be too large to store (over the NATS server's max_payload): nothing was changed") };
+  }
   if (fastifyError.validation !== undefined && fastifyError.validation.length > 0) {
     const problem = fastifyError.validation[0] as { instancePath: string; message?: string; params: Record<string, unknown> };
     const path = problem.instancePath.replace(/^\//, "").split("/").filter(Boolean);
@@ -120,8 +140,8 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(context: ApiContext, listen: { host: string; port: number }): Promise<RunningApi> {
-  const app = await buildApi(context);
+export async function startApi(context: ApiContext, listen: { host: string; port: number }, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<RunningApi> {
+  const app = await buildApi(context, settings);
   try {
     await app.listen({ host: listen.host, port: listen.port });
   } catch (err) {
@@ -131,5 +151,5 @@ export async function startApi(context: ApiContext, listen: { host: string; port
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : listen.port;
   const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
-  return { url: `http://${host}:${port}`, close: () => app.close() };
+  return { url: `${settings.tls === null ? "http" : "https"}://${host}:${port}`, close: () => app.close() };
 }

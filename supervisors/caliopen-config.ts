@@ -9,6 +9,8 @@ import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import type { HttpSettings } from "../api/http-settings.ts";
+import { httpSettingsFromEnv } from "./http-config.ts";
 import { nodeSecretKeys } from "./secret-keys.ts";
 
 export interface MailConfig {
@@ -23,8 +25,8 @@ export interface MailConfig {
 export interface CaliopenConfig {
   /** Seal identity credentials at rest (the first key seals, all open); every node of a deployment must hold the deployment's key. */
   secrets: SecretBox;
-  /** Where the HTTP API listens; null: no API on this node. */
-  api: { host: string; port: number } | null;
+  /** Where the HTTP API listens, and its edges (rate limits, timeouts, CORS, TLS, trusted proxies; defaults when left out); null: no API on this node. */
+  api: { host: string; port: number; http?: HttpSettings } | null;
   /** How long the API waits for a `deliver` reply (the contract says 30 s). */
   deliverTimeoutMs: number;
   mail: MailConfig;
@@ -38,10 +40,14 @@ export interface CaliopenConfig {
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
   const smtpListen = listenAddress(env.CALIOPEN_SMTP, "CALIOPEN_SMTP", "127.0.0.1:2525");
+  const apiListen = listenAddress(env.CALIOPEN_HTTP, "CALIOPEN_HTTP", "127.0.0.1:8080");
+  const deliverTimeoutMs = integer(env.CALIOPEN_DELIVER_TIMEOUT_MS, "CALIOPEN_DELIVER_TIMEOUT_MS", 30_000);
+  // Read before the secret key, which may be made on first start: a mistake here then leaves nothing behind.
+  const api = apiListen === null ? null : { ...apiListen, http: httpSettingsFromEnv(env, deliverTimeoutMs) };
   return {
     secrets: nodeSecretKeys(env, dataDir, logger),
-    api: listenAddress(env.CALIOPEN_HTTP, "CALIOPEN_HTTP", "127.0.0.1:8080"),
-    deliverTimeoutMs: integer(env.CALIOPEN_DELIVER_TIMEOUT_MS, "CALIOPEN_DELIVER_TIMEOUT_MS", 30_000),
+    api,
+    deliverTimeoutMs,
     mail: {
       host: env.CALIOPEN_MAIL_HOST?.trim() || hostname(),
       relay: { ...hostPort(env.CALIOPEN_SMTP_RELAY?.trim() || "127.0.0.1:25", "CALIOPEN_SMTP_RELAY") },

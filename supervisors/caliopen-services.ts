@@ -104,7 +104,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         }
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
-        api = await startApi({ store, emitter, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api);
+        api = await startApi({ store, emitter, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api, config.api.http);
         deps.logger.info({ url: api.url }, "HTTP API listening");
         hooks.onApiStarted?.(api.url);
       },

@@ -4,6 +4,7 @@ export interface HttpResult {
   status: number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of any shape: each test checks what it expects
   body: any;
+  headers: Headers;
 }
 
 /** `body` is sent as JSON (a string is sent as it is, to test malformed JSON). */
@@ -17,5 +18,5 @@ export async function callApi(baseUrl: string, token: string | null, method: str
   }
   const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(payload !== undefined && { body: payload }) });
   const text = await response.text();
-  return { status: response.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
+  return { status: response.status, body: text === "" ? null : (JSON.parse(text) as unknown), headers: response.headers };
 }

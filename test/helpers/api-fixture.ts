@@ -6,10 +6,11 @@ import { CONTRACT, isPublishOnly } from "../../actors/contract/contract-table.ts
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { OrderEmitter } from "../../api/order-emitter.ts";
+import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "../../api/http-settings.ts";
 import { startApi, type RunningApi } from "../../api/server.ts";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson } from "../../runtime/json.ts";
-import { silentLogger } from "../../runtime/logger.ts";
+import { silentLogger, type Logger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { startTestNats, type TestNats } from "./nats-server.ts";
@@ -39,10 +40,12 @@ export interface ApiFixture {
   /** A new user with a bearer token (and a local identity when `email` is given). */
   user(name: string, options?: { admin?: boolean; email?: string; recovery_email?: string }): Promise<{ user_id: string; token: string; identity_id: string | null; contact_id: string }>;
   call(method: string, path: string, token: string | null, body?: unknown): Promise<HttpResult>;
+  /** Another API over the same store and NATS (as another node's), with other edges; stopped with the fixture. */
+  another(http: Partial<HttpSettings>, options?: { logger?: Logger }): Promise<RunningApi>;
   stop(): Promise<void>;
 }
 
-export async function startApiFixture(options: { deliverTimeoutMs?: number; intakeStream?: boolean } = {}): Promise<ApiFixture> {
+export async function startApiFixture(options: { deliverTimeoutMs?: number; intakeStream?: boolean; http?: Partial<HttpSettings> } = {}): Promise<ApiFixture> {
   const nats = await startTestNats();
   const apiNc = await nats.connect();
   const nc = await nats.connect();
@@ -51,7 +54,10 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
   if (options.intakeStream !== false) await DurableIntake.open(apiNc, subjects, CONTRACT.filter(isPublishOnly).map((spec) => spec.subject), 1);
   const store = await openStore({ nc: apiNc, subjects, secrets: new SecretBox(randomBytes(32)) });
   const emitter = new OrderEmitter(apiNc, subjects, silentLogger());
-  const api = await startApi({ store, emitter, logger: silentLogger(), deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000 }, { host: "127.0.0.1", port: 0 });
+  const context = { store, emitter, logger: silentLogger(), deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000 };
+  const loopback = { host: "127.0.0.1", port: 0 };
+  const api = await startApi(context, loopback, { ...DEFAULT_HTTP_SETTINGS, ...options.http });
+  const others: RunningApi[] = [];
 
   let wire: WireOrder[] = [];
   for (const spec of CONTRACT) {
@@ -87,7 +93,13 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
       return { user_id: created.user.user_id, token: created.token, identity_id: created.identity?.identity_id ?? null, contact_id: created.user.contact_id };
     },
     call: (method, path, token, body) => callApi(api.url, token, method, path, body),
+    async another(http, anotherOptions = {}) {
+      const other = await startApi({ ...context, logger: anotherOptions.logger ?? context.logger }, loopback, { ...DEFAULT_HTTP_SETTINGS, ...http });
+      others.push(other);
+      return other;
+    },
     async stop() {
+      for (const other of others) await other.close();
       await api.close();
       emitter.close();
       await nats.stop();
