@@ -3,7 +3,7 @@ import { createLogger } from "../runtime/logger.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import { caliopenConfigFromEnv } from "../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../supervisors/caliopen-services.ts";
-import { startNode } from "../supervisors/node.ts";
+import { startNode, type RunningNode } from "../supervisors/node.ts";
 import { nodeConfigFromEnv } from "../supervisors/node-config.ts";
 
 async function main(): Promise<void> {
@@ -14,11 +14,10 @@ async function main(): Promise<void> {
   process.on("unhandledRejection", (reason) => logger.error({ err: String(reason) }, "unhandled rejection"));
 
   const caliopen = caliopenConfigFromEnv(process.env, config.dataDir, logger);
-  const node = await startNode(config, caliopenServices(caliopen), logger);
-  void node.lost.then((reason) => {
-    process.stderr.write(`caliopen: lost the connection to NATS for good: ${reason}\n`);
-    process.exit(1);
-  });
+  // Signals are taken from the start: one that comes while the node starts stops it once it is up
+  // (half-started, it could leave its nats-server running).
+  let node: RunningNode | null = null;
+  let pending: string | null = null;
   // npm and a terminal may deliver the same Ctrl-C more than once; a signal repeated after a few
   // seconds means the operator insists.
   let firstSignalAt = 0;
@@ -29,6 +28,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     firstSignalAt = Date.now();
+    if (node === null) {
+      pending = signal;
+      return;
+    }
     node.shutdown(signal).then(
       () => process.exit(0),
       (err: Error) => {
@@ -39,6 +42,17 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+
+  const started = await startNode(config, caliopenServices(caliopen), logger);
+  node = started;
+  void started.lost.then((reason) => {
+    process.stderr.write(`caliopen: lost the connection to NATS for good: ${reason}\n`);
+    process.exit(1);
+  });
+  if (pending !== null) {
+    firstSignalAt = 0;
+    stop(pending);
+  }
 }
 
 main().catch((err: unknown) => {
