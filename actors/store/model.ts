@@ -143,6 +143,26 @@ export interface Message {
    * A mark older than a few minutes is stale (its sender died) and may be taken over.
    */
   sending_since?: string | null;
+  /**
+   * For received mail: the sha256 (hex) of its raw after the leading trace fields (see
+   * actors/mail/mail-content-hash.ts), what tells two mails with one Message-ID apart. Absent on
+   * messages stored before it was kept, on DMs and on drafts.
+   */
+  content_sha256?: string;
+  /**
+   * When another message of the user already held this Message-ID with a different content: that
+   * first message's id. Both are kept, so that a forged first copy cannot hide the genuine mail. Null
+   * or absent otherwise.
+   */
+  duplicate_message_id_of?: string | null;
+  /**
+   * Addresses left out of `participants`, counted by header: those past the per-header limit, too long
+   * to be addresses, or dropped to keep the document within its size. The raw keeps them all. Absent
+   * when none were.
+   */
+  participants_omitted?: Partial<Record<ParticipantType, number>>;
+  /** Attachments left out of `attachments` to keep the document within its size (the raw keeps them). */
+  attachments_omitted?: number;
 }
 
 export interface ContactEmail {
