@@ -1,7 +1,10 @@
 // The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
 // mail into a message of the user who received it. The raw is streamed through the parser: attachments
 // are counted and let go, only their metadata is kept, so a huge one is never held whole. The same mail
-// (by external Message-ID, per user) is imported once; another identity receiving it is attached to it.
+// (per user: its Message-ID and its content, the bytes after the leading trace fields) is imported once;
+// another identity receiving it is attached to it. A mail whose Message-ID another message holds with
+// a different content is stored too, marked `duplicate_message_id_of` that message: the first copy to
+// arrive, perhaps forged, cannot suppress the genuine one.
 import { randomUUID } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,10 +12,11 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
-import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { alreadyImported, linkContacts, loadInbound, settleFirstHolder, storeOnce } from "../messages/inbound-import.ts";
 import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
+import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
 
 export interface InboundEmailOrder {
   /** The raw message's id. */
@@ -79,18 +83,26 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
 
-  // A mail without Message-ID is known by its bytes.
-  const externalId = firstId(head.value("message-id")) ?? `sha256:${raw.sha256}`;
-  const known = await store.messages.byExternalId(userId, externalId);
-  if (known !== null) {
-    return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
-  }
+  let externalId = firstId(head.value("message-id"));
+  let known = externalId === null ? null : await store.messages.byExternalId(userId, externalId);
+  // This very raw imported before (a retried order): no need to read it again.
+  if (known !== null && known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
 
   let body: Body;
   try {
     body = await parse.body;
   } catch (err) {
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
+  }
+  // A mail without Message-ID is known by its content.
+  if (externalId === null) {
+    externalId = `sha256:${body.contentSha256}`;
+    known = await store.messages.byExternalId(userId, externalId);
+  }
+  const same = await sameMail(store, userId, externalId, body.contentSha256, known);
+  if (same !== null) {
+    if (same.message_id !== known?.message_id) await settleFirstHolder(store, same, externalId);
+    return alreadyImported(store, userId, same.message_id, identityId, rawId, same.discussion_id);
   }
 
   const participants = await linkContacts(store, user, identity.identifier, participantsOf(head.headers));
@@ -129,12 +141,41 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     protocol: "email",
     user_identities: [identityId],
     parent_id: parent?.message_id ?? null,
+    content_sha256: body.contentSha256,
+    duplicate_message_id_of: known?.message_id ?? null,
   };
 
-  const earlier = await storeOnce(store, message, externalId, rawId);
+  const earlier = await storeOnce(store, message, externalId, rawId, body.contentSha256);
   if (earlier !== null) return earlier;
   const truncated = bodyPlain.truncated || bodyHtml.truncated;
   return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
+}
+
+/**
+ * The message that already holds this mail (Message-ID and content), if any. A first holder stored
+ * before content hashes were kept gets its hash now, from its raw (once): without a raw to read, it is
+ * taken for the same mail, as it was then.
+ */
+async function sameMail(store: Store, userId: string, externalId: string, contentSha256: string, known: Message | null): Promise<Message | null> {
+  const holder = await store.messages.byContent(userId, externalId, contentSha256);
+  if (holder !== null) return holder;
+  if (known === null || typeof known.content_sha256 === "string") return null;
+  const its = (known.raw_msg_id === null ? null : await rawContentHash(store, known.raw_msg_id)) ?? contentSha256;
+  await store.messages.update(userId, known.message_id, (current) => (typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its }));
+  const claimed = await store.messages.claimContent(userId, externalId, its, known.message_id);
+  if (its !== contentSha256) return null;
+  return claimed === known.message_id ? known : store.messages.get(userId, claimed);
+}
+
+async function rawContentHash(store: Store, rawId: string): Promise<string | null> {
+  const content = await store.raws.stream(rawId);
+  if (content === null) return null;
+  try {
+    return await mailContentHash(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+  } catch {
+    // An unreadable raw cannot tell: take it for the same mail.
+    return null;
+  }
 }
 
 
@@ -150,6 +191,8 @@ interface Head {
 }
 
 interface Body {
+  /** See mail-content-hash.ts. */
+  contentSha256: string;
   text: string;
   html: string;
   attachments: AttachmentInfo[];
@@ -160,6 +203,7 @@ interface Body {
 /** Parses the mail as it streams in; `head` settles as soon as the headers are read. */
 function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head>; body: Promise<Body> } {
   const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false });
+  const hash = new MailContentHashStream();
   let resolveHead!: (head: Head) => void;
   let rejectHead!: (err: unknown) => void;
   const head = new Promise<Head>((resolve, reject) => {
@@ -177,6 +221,7 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
   let encryptedArmor: string | null = null;
   const body = pipeline(
     source,
+    hash,
     // Its typings narrow read() to its objects, which the generic Transform signature does not allow.
     parser as unknown as Transform,
     async (items: AsyncIterable<AttachmentStream | MessageText>) => {
@@ -206,7 +251,7 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
     { signal },
   ).then((): Body => {
     const parsed = text as MessageText | null;
-    return { text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
+    return { contentSha256: hash.digest() ?? "", text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
   });
   // A mail with nothing to parse has no headers event: the head is empty.
   body.then(

@@ -30,6 +30,12 @@ const LOCAL_ADDRESS = "bob@caliopen.local";
 
 const eml = (name: string): Buffer => readFileSync(new URL(`../../fixtures/mime/${name}`, import.meta.url));
 const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+/** The content hash, computed here on its own: the bytes from the first line that is neither a trace field nor its continuation. */
+function contentOf(bytes: Buffer): string {
+  const text = bytes.toString("latin1");
+  const leading = /^(?:(?:Received|Return-Path|X-Fetched-[A-Za-z-]+):[^\n]*\n(?:[ \t][^\n]*\n)*)*/i.exec(text)?.[0] ?? "";
+  return sha256(bytes.subarray(leading.length));
+}
 /** DECISIONS §4, computed here on its own: sha256 of the sorted `protocol:address` list, or of the List-ID. */
 const discussionOf = (addresses: string[]) => sha256([...new Set(addresses.map((a) => `email:${a}`))].sort().join("\n"));
 
@@ -103,6 +109,9 @@ test("plain text: every field of the message, contacts linked, raw marked delive
     protocol: "email",
     user_identities: [account.local.identity_id],
     parent_id: null,
+    // Return-Path and Received are left out of the content.
+    content_sha256: contentOf(eml("plain.eml")),
+    duplicate_message_id_of: null,
   });
   assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
   assert.is((await f.store.messages.byExternalId(account.user.user_id, "20240116084211.GA31337@mail.example.org"))?.message_id, message.message_id);
@@ -157,14 +166,14 @@ test("attachments: an inline image and a PDF give metadata only, the HTML keeps 
   assert.not.ok(JSON.stringify(message).includes("iVBORw0"), "no attachment content in the message");
 });
 
-test("broken headers: no Date (now), no Message-ID (known by the raw's hash), a line without colon", async () => {
+test("broken headers: no Date (now), no Message-ID (known by its content's hash), a line without colon", async () => {
   const account = await newAccount();
   const bytes = eml("no-date-no-message-id.eml");
   const { reply, message } = await importFile("no-date-no-message-id.eml", account);
   imported(reply, message);
   assert.is(message.date, NOW.toISOString());
   assert.is(message.subject, "[cron] backup finished with 2 warnings");
-  assert.is(message.external_references.message_id, `sha256:${sha256(bytes)}`);
+  assert.is(message.external_references.message_id, `sha256:${contentOf(bytes)}`);
   assert.ok(message.body_plain.includes("backup finished: 14203 files, 2.1 GiB"), message.body_plain);
   assert.equal(
     message.participants.map((p) => [p.type, p.address]),
@@ -357,7 +366,7 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
   const account = await newAccount();
   const raw = await f.store.raws.put(null, eml("plain.eml"));
   const order = { message_id: raw.raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id };
-  const failing = (method: "claimExternalId" | "create"): Store => ({
+  const failing = (method: "claimExternalId" | "claimContent" | "create"): Store => ({
     ...f.store,
     messages: new Proxy(f.store.messages, {
       get: (target, name, receiver) =>
@@ -368,7 +377,7 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
           : (Reflect.get(target, name, receiver) as unknown),
     }),
   });
-  for (const method of ["create", "claimExternalId"] as const) {
+  for (const method of ["create", "claimContent", "claimExternalId"] as const) {
     const reply = await processInboundEmail(failing(method), order, { now });
     assert.is(reply.error, true, JSON.stringify(reply));
     assert.match(reply.message, new RegExp(`^cannot import raw message ${raw.raw_msg_id} for user ${account.user.user_id}: lookups bucket unavailable \\(${method}\\)$`));
@@ -418,6 +427,119 @@ test("the same Message-ID processed 5 times at once (5 nodes): one message, ever
   assert.is(all.total, 1);
   assert.is(all.items[0]?.message_id, [...ids][0]);
   assert.equal([...(all.items[0]?.user_identities ?? [])].sort(), [account.local.identity_id, gmail.identity_id].sort());
+});
+
+/** A mail of its own: `body` under the given Message-ID, optional trace fields on top. */
+function mailWith(messageId: string, body: string, trace: string[] = []): Buffer {
+  return Buffer.from(
+    [...trace, "From: Alice <alice@example.org>", `To: ${LOCAL_ADDRESS}`, "Subject: the contract", `Message-ID: <${messageId}>`, "Date: Mon, 03 Jun 2024 09:00:00 +0000", "", body, ""].join("\r\n"),
+  );
+}
+
+test("a forged first copy under the victim's Message-ID does not suppress the genuine mail: both stored, the later one marked", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const forged = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL."), account.user, account.local);
+  imported(forged.reply, forged.message);
+  const genuine = await importBytes(mailWith(id, "Here is the signed contract.", ["Received: from mx.example.org ([192.0.2.1]) by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]), account.user, account.local);
+  // The reply is the contract's, as for any new message.
+  imported(genuine.reply, genuine.message);
+  assert.is.not(genuine.message.message_id, forged.message.message_id);
+  assert.is(genuine.message.body_plain.trim(), "Here is the signed contract.");
+  assert.is(genuine.message.duplicate_message_id_of, forged.message.message_id, "marked: another message held its Message-ID first");
+  assert.is(forged.message.duplicate_message_id_of, null);
+  assert.is(genuine.message.external_references.message_id, id);
+  const all = await f.store.messages.list(account.user.user_id);
+  assert.equal(all.items.map((m) => m.body_plain.trim()).sort(), ["Here is the signed contract.", "Pay the invoice to IBAN XX00 EVIL."]);
+  assert.is((await f.store.raws.get(genuine.raw.raw_msg_id))?.delivered, true);
+
+  // Retries stay idempotent: the same order again, and the same mail by another path (its own trace fields).
+  const order = { message_id: genuine.raw.raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id };
+  const again = await processInboundEmail(f.store, order, { now });
+  assert.equal(again, { error: false, message: "raw message already imported", message_id: genuine.message.message_id, discussion_id: genuine.message.discussion_id });
+  const gmail = await remoteIdentity(account.user);
+  const fetched = await importBytes(mailWith(id, "Here is the signed contract.", ["X-Fetched-Imap-Uid: 7", "Received: from relay.example.net by imap.example.net; Mon, 03 Jun 2024 09:00:07 +0000"]), account.user, gmail);
+  assert.equal(fetched.reply, { error: false, message: "raw message already imported", message_id: genuine.message.message_id, discussion_id: genuine.message.discussion_id });
+  assert.equal(fetched.message?.user_identities, [account.local.identity_id, gmail.identity_id]);
+  const forgedAgain = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL."), account.user, account.local);
+  assert.is(forgedAgain.reply.message_id, forged.message.message_id);
+  // A third content: marked as well, after the first holder.
+  const third = await importBytes(mailWith(id, "Another one."), account.user, account.local);
+  imported(third.reply, third.message);
+  assert.is(third.message.duplicate_message_id_of, forged.message.message_id);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 3);
+  // A reply to that Message-ID threads on the first holder.
+  assert.is((await f.store.messages.byExternalId(account.user.user_id, id))?.message_id, forged.message.message_id);
+});
+
+test("a trace field below the first other field is content: the mail is another one", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const first = await importBytes(mailWith(id, "same body"), account.user, account.local);
+  imported(first.reply, first.message);
+  const moved = Buffer.from(mailWith(id, "same body").toString("latin1").replace("To: ", "Received: from somewhere\r\nTo: "), "latin1");
+  const second = await importBytes(moved, account.user, account.local);
+  imported(second.reply, second.message);
+  assert.is(second.message.duplicate_message_id_of, first.message.message_id);
+});
+
+test("two contents under one Message-ID on 5 nodes at once: one message per content, exactly one first holder", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const stores = [f.store, await f.openAnother(), await f.openAnother(), await f.openAnother(), await f.openAnother()];
+  const bodies = ["genuine", "forged", "genuine", "forged", "genuine"];
+  const results = await Promise.all(stores.map((store, i) => importBytes(mailWith(id, bodies[i]!), account.user, account.local, store)));
+  for (const { reply } of results) assert.is(reply.error, false, JSON.stringify(reply));
+  const byBody = (body: string) => new Set(results.filter((_, i) => bodies[i] === body).map(({ reply }) => reply.message_id));
+  assert.is(byBody("genuine").size, 1);
+  assert.is(byBody("forged").size, 1);
+  const all = (await f.store.messages.list(account.user.user_id)).items;
+  assert.is(all.length, 2);
+  const holder = await f.store.messages.byExternalId(account.user.user_id, id);
+  assert.ok(holder);
+  const other = all.find((m) => m.message_id !== holder.message_id);
+  assert.is(holder.duplicate_message_id_of, null);
+  assert.is(other?.duplicate_message_id_of, holder.message_id);
+});
+
+test("an import that stopped between its two claims is completed by the next import of the same mail", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const bytes = mailWith(id, "half done");
+  // What a node that died after claiming the content, before claiming the Message-ID, leaves behind.
+  const first = await importBytes(bytes, account.user, account.local);
+  imported(first.reply, first.message);
+  await f.store.messages.update(account.user.user_id, first.message.message_id, (m) => ({ ...m, duplicate_message_id_of: null }));
+  const lookups = await (await import("../../../actors/store/lookups.ts")).Lookups.open(f.nc, "caliopen_lookups", 1);
+  const key = `msgref.${account.user.user_id}.${createHash("sha256").update(id).digest("hex").slice(0, 40)}`;
+  assert.is(await lookups.get(key), first.message.message_id, "the key this test removes is the Message-ID's");
+  await lookups.release(key);
+  assert.is(await f.store.messages.byExternalId(account.user.user_id, id), null);
+  const again = await importBytes(bytes, account.user, account.local);
+  assert.is(again.reply.message, "raw message already imported");
+  assert.is(again.reply.message_id, first.message.message_id);
+  assert.is((await f.store.messages.byExternalId(account.user.user_id, id))?.message_id, first.message.message_id, "the Message-ID is claimed now");
+});
+
+test("a message stored before content hashes were kept: its hash is taken from its raw, once", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const bytes = mailWith(id, "old mail");
+  const old = await importBytes(bytes, account.user, account.local);
+  imported(old.reply, old.message);
+  // As an earlier release stored it: no content_sha256 and no content claim.
+  await f.store.messages.releaseContent(account.user.user_id, id, old.message.content_sha256 ?? "", old.message.message_id);
+  await f.store.messages.update(account.user.user_id, old.message.message_id, ({ content_sha256: _dropped, duplicate_message_id_of: _too, ...rest }) => rest);
+  // The IMAP copy of the same mail: the same message.
+  const gmail = await remoteIdentity(account.user);
+  const copy = await importBytes(Buffer.concat([Buffer.from("X-Fetched-Imap-Uid: 12\r\n"), bytes]), account.user, gmail);
+  assert.is(copy.reply.message, "raw message already imported");
+  assert.is(copy.reply.message_id, old.message.message_id);
+  assert.is((await f.store.messages.get(account.user.user_id, old.message.message_id))?.content_sha256, contentOf(bytes), "its hash is kept now");
+  // Another content under its Message-ID: stored, marked.
+  const other = await importBytes(mailWith(id, "not the old mail"), account.user, account.local);
+  imported(other.reply, other.message);
+  assert.is(other.message.duplicate_message_id_of, old.message.message_id);
 });
 
 const MiB = 1024 * 1024;
