@@ -4,7 +4,8 @@
 // (per user: its Message-ID and its content, the bytes after the leading trace fields) is imported once;
 // another identity receiving it is attached to it. A mail whose Message-ID another message holds with
 // a different content is stored too, marked `duplicate_message_id_of` that message: the first copy to
-// arrive, perhaps forged, cannot suppress the genuine one.
+// arrive, perhaps forged, cannot suppress the genuine one. What the message document cannot hold (more
+// addresses per header than the limit, bodies past 256 KiB, ...) is cut and counted (message-budget.ts).
 import { randomUUID } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -17,6 +18,7 @@ import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type 
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
 import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
+import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 
 export interface InboundEmailOrder {
   /** The raw message's id. */
@@ -28,7 +30,22 @@ export interface InboundEmailOrder {
 
 export interface InboundEmailOptions {
   now?: () => Date;
+  /**
+   * Addresses of one header (From, To, Cc, ...) that become participants, linked to contacts; those past
+   * it are counted in `participants_omitted` (CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER).
+   */
+  maxAddressesPerHeader?: number;
 }
+
+export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
+
+/**
+ * The largest header block of a mail (or of one of its MIME parts), measured as the parser measures it:
+ * each line counts for at least 64 bytes. The inbound SMTP server refuses a larger one with a 552; the
+ * parser takes a little more, for the trace fields prepended on the way (Received, X-Fetched-*).
+ */
+export const MAX_HEADER_BYTES = 2 * 1024 * 1024;
+const PARSER_MAX_HEAD_BYTES = MAX_HEADER_BYTES + 64 * 1024;
 
 /**
  * A body longer than this (UTF-8 bytes) is cut to it in the message: a message is one KV document, which
@@ -39,14 +56,15 @@ export const MAX_BODY_BYTES = 256 * 1024;
 
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
+  const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
   try {
-    return await importRaw(store, order, now);
+    return await importRaw(store, order, { now, maxAddresses });
   } catch (err) {
     return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${describe(err)}`);
   }
 }
 
-async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date): Promise<Reply> {
+async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddresses }: { now: () => Date; maxAddresses: number }): Promise<Reply> {
   const loaded = await loadInbound(store, order, (identity) =>
     identity.protocol === "twitter" ? `identity ${identity.identity_id} is a twitter identity, it does not receive mail` : null,
   );
@@ -58,7 +76,7 @@ async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date
 
   const abort = new AbortController();
   try {
-    return await importParsed(store, { user, identity, raw, now }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
+    return await importParsed(store, { user, identity, raw, now, maxAddresses }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
   } finally {
     // Whatever happened, stop reading the raw (once parsed, this changes nothing).
     abort.abort();
@@ -70,9 +88,10 @@ interface Context {
   identity: Identity;
   raw: RawMessage;
   now: () => Date;
+  maxAddresses: number;
 }
 
-async function importParsed(store: Store, { user, identity, raw, now }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
+async function importParsed(store: Store, { user, identity, raw, now, maxAddresses }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
   const userId = user.user_id;
   const identityId = identity.identity_id;
   const rawId = raw.raw_msg_id;
@@ -105,17 +124,18 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     return alreadyImported(store, userId, same.message_id, identityId, rawId, same.discussion_id);
   }
 
-  const participants = await linkContacts(store, user, identity.identifier, participantsOf(head.headers));
+  const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
+  const participants = await linkContacts(store, user, identity.identifier, found);
   const listId = listIdOf(head.value("list-id"));
   const inReplyTo = firstId(head.value("in-reply-to"));
-  const references = allIds(head.value("references"));
+  const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
   const parentExternal = inReplyTo ?? references.at(-1) ?? null;
   const parent = parentExternal === null ? null : await store.messages.byExternalId(userId, parentExternal);
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
 
-  const message: Message = {
+  const built: Message = {
     schema: SCHEMA_VERSION,
     user_id: userId,
     message_id: randomUUID(),
@@ -125,7 +145,7 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
       listId,
     ),
     raw_msg_id: rawId,
-    subject: head.headers.get("subject") === undefined ? "" : String(head.headers.get("subject")),
+    subject: head.headers.get("subject") === undefined ? "" : cut(String(head.headers.get("subject")), MAX_SUBJECT_CHARS),
     body_plain: bodyPlain.text,
     body_html: bodyHtml.text,
     date: dateOf(head.value("date"), now),
@@ -143,11 +163,13 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     parent_id: parent?.message_id ?? null,
     content_sha256: body.contentSha256,
     duplicate_message_id_of: known?.message_id ?? null,
+    ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
   };
+  const { message, bodyCut } = fitDocument(built);
 
   const earlier = await storeOnce(store, message, externalId, rawId, body.contentSha256);
   if (earlier !== null) return earlier;
-  const truncated = bodyPlain.truncated || bodyHtml.truncated;
+  const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
   return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
 }
 
@@ -202,7 +224,7 @@ interface Body {
 
 /** Parses the mail as it streams in; `head` settles as soon as the headers are read. */
 function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head>; body: Promise<Body> } {
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false });
+  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: PARSER_MAX_HEAD_BYTES });
   const hash = new MailContentHashStream();
   let resolveHead!: (head: Head) => void;
   let rejectHead!: (err: unknown) => void;
@@ -241,8 +263,8 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
         if (armored && size <= MAX_BODY_BYTES) encryptedArmor = Buffer.concat(kept).toString("utf8").replace(/\r\n/g, "\n");
         if (contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(headers)) continue; // the "Version: 1" control part
         attachments.push({
-          content_type: item.contentType,
-          file_name: item.filename ?? "",
+          content_type: cut(item.contentType, MAX_CONTENT_TYPE_CHARS),
+          file_name: cut(item.filename ?? "", MAX_FILE_NAME_CHARS),
           size,
           is_inline: item.contentDisposition === "inline" || item.related === true,
         });
@@ -314,20 +336,31 @@ const ADDRESS_HEADERS: [string, ParticipantType][] = [
   ["sender", "Sender"],
 ];
 
-function participantsOf(headers: Headers): Participant[] {
+/**
+ * The addresses of the address headers, at most `maxPerHeader` of each header; the others, and strings
+ * too long to be addresses, are counted by header.
+ */
+function participantsOf(headers: Headers, maxPerHeader: number): { participants: Participant[]; omitted: Partial<Record<ParticipantType, number>> } {
   const out: Participant[] = [];
+  const omitted: Partial<Record<ParticipantType, number>> = {};
   const seen = new Set<string>();
   for (const [header, type] of ADDRESS_HEADERS) {
     const objects = ([] as AddressObject[]).concat((headers.get(header) as AddressObject | AddressObject[] | undefined) ?? []);
+    let kept = 0;
     for (const entry of objects.flatMap((object) => flatten(object.value ?? []))) {
       const address = (entry.address ?? "").trim().toLowerCase();
       // Not an address (a bare word, an empty group): nobody to write to.
       if (!address.includes("@") || seen.has(`${type} ${address}`)) continue;
+      if (kept >= maxPerHeader || address.length > MAX_ADDRESS_CHARS) {
+        omitted[type] = (omitted[type] ?? 0) + 1;
+        continue;
+      }
       seen.add(`${type} ${address}`);
-      out.push({ type, address, label: entry.name ?? "", protocol: "email", contact_ids: [] });
+      kept++;
+      out.push({ type, address, label: cut(entry.name ?? "", MAX_LABEL_CHARS), protocol: "email", contact_ids: [] });
     }
   }
-  return out;
+  return { participants: out, omitted };
 }
 
 function flatten(entries: EmailAddress[]): EmailAddress[] {
@@ -336,12 +369,13 @@ function flatten(entries: EmailAddress[]): EmailAddress[] {
 
 /** Each participant's contact; the user's own address at this identity is the user's own card. */
 
-/** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets. */
+/** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets (too long: none). */
 function allIds(value: string | null): string[] {
   if (value === null) return [];
-  const bracketed = [...value.matchAll(/<([^<>]*)>/g)].map((match) => (match[1] ?? "").replace(/\s+/g, "")).filter((id) => id !== "");
+  const valid = (id: string) => id !== "" && id.length <= MAX_ID_CHARS;
+  const bracketed = [...value.matchAll(/<([^<>]*)>/g)].map((match) => (match[1] ?? "").replace(/\s+/g, "")).filter(valid);
   if (bracketed.length > 0) return bracketed;
-  return value.split(/[\s,]+/).filter((id) => id !== "");
+  return value.split(/[\s,]+/).filter(valid);
 }
 
 function firstId(value: string | null): string | null {

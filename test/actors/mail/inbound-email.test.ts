@@ -8,7 +8,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { encodeFetchedHeader } from "../../../actors/mail/imported-tags.ts";
-import { MAX_BODY_BYTES, processInboundEmail } from "../../../actors/mail/inbound-email.ts";
+import { MAX_BODY_BYTES, MAX_HEADER_BYTES, processInboundEmail } from "../../../actors/mail/inbound-email.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
 import type { Store } from "../../../actors/store/store.ts";
 import type { Reply } from "../../../runtime/reply.ts";
@@ -389,9 +389,9 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
   assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
 });
 
-test("MIME the parser gives up on (a header block over its 1 MiB limit): a failure naming the raw", async () => {
+test("MIME the parser gives up on (a header block over its limit, which the SMTP server refuses): a failure naming the raw", async () => {
   const account = await newAccount();
-  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(1_100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`);
+  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(MAX_HEADER_BYTES + 100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`);
   const { raw, reply } = await importBytes(bytes, account.user, account.local);
   assert.is(reply.error, true);
   assert.match(reply.message, new RegExp(`^cannot parse raw message ${raw.raw_msg_id}: .+`));
@@ -540,6 +540,104 @@ test("a message stored before content hashes were kept: its hash is taken from i
   const other = await importBytes(mailWith(id, "not the old mail"), account.user, account.local);
   imported(other.reply, other.message);
   assert.is(other.message.duplicate_message_id_of, old.message.message_id);
+});
+
+test("a 1 MiB To header of 100,000 addresses: stored once, 100 participants linked, the rest counted, the document far under 1 MiB", async () => {
+  const account = await newAccount();
+  const ann = await f.store.contacts.create(newContact(account.user.user_id, ["a0@flood.example"]));
+  const addresses: string[] = [];
+  let size = 0;
+  for (let i = 0; size < MiB; i++) {
+    addresses.push(`a${i}@flood.example`);
+    size += addresses.at(-1)!.length + 1;
+  }
+  // Folded as a mail client folds it, lines under 78 characters.
+  const lines: string[] = [];
+  let line = "To:";
+  for (const address of addresses) {
+    if (line.length + address.length + 2 > 76) {
+      lines.push(line);
+      line = "";
+    }
+    line += ` ${address},`;
+  }
+  lines.push(line.slice(0, -1));
+  const header = lines.join("\r\n");
+  assert.ok(header.length >= MiB, `${header.length} bytes of To`);
+  const bytes = Buffer.from(`From: flood@example.org\r\n${header}\r\nCc: c1@example.org, c2@example.org\r\nSubject: everyone\r\nMessage-ID: <flood-${randomUUID()}@example.org>\r\n\r\nhello all\r\n`);
+  let lookups = 0;
+  const counting: Store = {
+    ...f.store,
+    contacts: new Proxy(f.store.contacts, {
+      get: (target, name, receiver) => {
+        const value = Reflect.get(target, name, receiver) as unknown;
+        if (name !== "byAddress" || typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          lookups++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }),
+  };
+  const { reply, message } = await importBytes(bytes, account.user, account.local, counting);
+  imported(reply, message);
+  const to = message.participants.filter((p) => p.type === "To");
+  assert.is(to.length, 100);
+  assert.equal(to.slice(0, 2).map((p) => p.address), ["a0@flood.example", "a1@flood.example"]);
+  assert.equal(to[0]?.contact_ids, [ann.contact_id], "the kept addresses are linked to contacts");
+  assert.equal(message.participants.filter((p) => p.type === "Cc").map((p) => p.address), ["c1@example.org", "c2@example.org"], "the limit is per header");
+  assert.equal(message.participants_omitted, { To: addresses.length - 100 });
+  assert.ok(lookups <= 103, `${lookups} contact lookups`);
+  const document = Buffer.byteLength(JSON.stringify(message));
+  assert.ok(document < 64 * 1024, `${document} bytes`);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+  // With a lower limit set, fewer.
+  const few = await processInboundEmail(f.store, { message_id: (await f.store.raws.put(null, Buffer.from(bytes.toString().replace("flood-", "flood-again-")))).raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id }, { now, maxAddressesPerHeader: 3 });
+  const fewMessage = await f.store.messages.get(account.user.user_id, few.message_id as string);
+  assert.is(fewMessage?.participants.filter((p) => p.type === "To").length, 3);
+  assert.equal(fewMessage?.participants_omitted, { To: addresses.length - 3 });
+});
+
+test("hostile sizes fit the document: a huge subject, display name, Message-ID and References, bodies JSON escapes sixfold", async () => {
+  const account = await newAccount();
+  const control = "\u0001".repeat(MAX_BODY_BYTES);
+  const bytes = Buffer.from(
+    [
+      `From: "${"N".repeat(300_000)}" <n@example.org>`,
+      `To: ${LOCAL_ADDRESS}`,
+      `Subject: ${"S".repeat(500_000)}`,
+      `Message-ID: <${"m".repeat(200_000)}@example.org>`,
+      `References: ${Array.from({ length: 2_000 }, (_, i) => `<ref-${i}-${"r".repeat(200)}@example.org>`).join(" ")}`,
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/alternative; boundary="B"',
+      "",
+      "--B",
+      "Content-Type: text/plain; charset=utf-8",
+      "Content-Transfer-Encoding: base64",
+      "",
+      Buffer.from(control).toString("base64").replace(/.{76}/g, "$&\r\n"),
+      "--B",
+      "Content-Type: text/html; charset=utf-8",
+      "Content-Transfer-Encoding: base64",
+      "",
+      Buffer.from(control).toString("base64").replace(/.{76}/g, "$&\r\n"),
+      "--B--",
+      "",
+    ].join("\r\n"),
+  );
+  const { raw, reply, message } = await importBytes(bytes, account.user, account.local);
+  assert.is(reply.message, "message imported", JSON.stringify(reply));
+  assert.is(reply.body_truncated, true);
+  assert.ok(message);
+  assert.ok(Buffer.byteLength(JSON.stringify(message)) <= 768 * 1024, `${Buffer.byteLength(JSON.stringify(message))} bytes`);
+  assert.is(message.subject.length, 1000);
+  assert.is(message.participants[0]?.label.length, 256);
+  // A Message-ID longer than a line can be is none: the mail is known by its content.
+  assert.is(message.external_references.message_id, `sha256:${sha256(bytes)}`);
+  assert.is(message.external_references.ancestors_ids.length, 50);
+  assert.match(message.external_references.ancestors_ids.at(-1) ?? "", /^ref-1999-/);
+  assert.ok(message.body_plain.length > 0 && /^\u0001+$/.test(message.body_plain), "the plain body is cut, not emptied");
+  assert.is(Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []).length, bytes.length, "the raw keeps it all");
 });
 
 const MiB = 1024 * 1024;
