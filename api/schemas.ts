@@ -206,6 +206,16 @@ export const messageSchema = {
     is_unread: { type: "boolean" },
     participants: { type: "array", items: { type: "object", additionalProperties: true } },
     user_identities: { type: "array", items: { type: "string" } },
+    duplicate_message_id_of: {
+      type: ["string", "null"],
+      description: "a received mail whose Message-ID another message held first with a different content: that message's id (both are kept)",
+    },
+    participants_omitted: {
+      type: "object",
+      additionalProperties: { type: "integer" },
+      description: "addresses left out of participants, by header (From, To, Cc, ...): past the per-header limit or the document size; the raw keeps them",
+    },
+    attachments_omitted: { type: "integer", description: "attachments left out of attachments to keep the document within its size" },
   },
 } as const;
 

@@ -159,4 +159,31 @@ test("mail delivered over SMTP to a local address is stored for its user; an unk
   assert.match(refused.transcript, /550/);
 });
 
+test("a forged first copy under a mail's Message-ID: the genuine mail is stored too, and the API shows which came second", async (ctx) => {
+  const send = (body: string) =>
+    new Promise<{ code: number | null; transcript: string }>((resolve) => {
+      const child = spawn(
+        "swaks",
+        ["--server", "127.0.0.1", "--port", String(ctx.smtpPort), "--from", "bank@bank.test", "--to", "alice@platform.test", "--header", "Subject: IBAN", "--header", "Message-Id: <iban-2026@bank.test>", "--body", body],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let transcript = "";
+      child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
+      child.once("close", (code) => resolve({ code, transcript }));
+    });
+  const forged = await send("Wire it to XX00 EVIL");
+  assert.is(forged.code, 0, forged.transcript);
+  const genuine = await send("Your IBAN is unchanged");
+  assert.is(genuine.code, 0, genuine.transcript);
+  const items = (await call(ctx, "GET", "/api/v2/messages")).body.items as { message_id: string; subject: string; body_plain: string; duplicate_message_id_of?: string | null }[];
+  const both = items.filter((m) => m.subject === "IBAN");
+  assert.is(both.length, 2);
+  const first = both.find((m) => m.body_plain.includes("EVIL"));
+  const second = both.find((m) => m.body_plain.includes("unchanged"));
+  assert.ok(first && second);
+  assert.is(first.duplicate_message_id_of, null);
+  assert.is(second.duplicate_message_id_of, first.message_id);
+});
+
 test.run();
