@@ -1,11 +1,11 @@
 // The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
 // mail into a message of the user who received it. The raw is streamed through the parser: attachments
-// are counted and let go, only their metadata is kept, so a huge one is never held whole. The same mail
-// (per user: its Message-ID and its content, the bytes after the leading trace fields) is imported once;
-// another identity receiving it is attached to it. A mail whose Message-ID another message holds with
-// a different content is stored too, marked `duplicate_message_id_of` that message: the first copy to
-// arrive, perhaps forged, cannot suppress the genuine one. What the message document cannot hold (more
-// addresses per header than the limit, bodies past 256 KiB, ...) is cut and counted (message-budget.ts).
+// are counted and let go, only their metadata is kept, so a huge one is never held whole. One message per
+// user and Message-ID: the same mail again (its content, the bytes after the leading trace fields, the
+// same) is imported once and another identity receiving it is attached to it; a different content under
+// a Message-ID already held is kept as a conflicting copy on that message (message-id-conflicts.ts). What
+// the message document cannot hold (more addresses per header than the limit, bodies past 256 KiB, ...)
+// is cut and counted (message-budget.ts).
 import { randomUUID } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -13,11 +13,12 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
-import { alreadyImported, linkContacts, loadInbound, settleFirstHolder, storeOnce } from "../messages/inbound-import.ts";
-import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
+import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
 import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
+import { keepConflictingCopy } from "./message-id-conflicts.ts";
 import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 
 export interface InboundEmailOrder {
@@ -102,10 +103,14 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
 
-  let externalId = firstId(head.value("message-id"));
-  let known = externalId === null ? null : await store.messages.byExternalId(userId, externalId);
-  // This very raw imported before (a retried order): no need to read it again.
-  if (known !== null && known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+  const messageId = firstId(head.value("message-id"));
+  const known = messageId === null ? null : await store.messages.byExternalId(userId, messageId);
+  // This very raw handled before (a retried order): no need to read it again.
+  if (known !== null) {
+    if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+    const listed = known.message_id_conflicts?.find((conflict) => conflict.raw_id === rawId && conflict.identity_id === identityId);
+    if (listed !== undefined) return keepConflictingCopy(store, known, listed);
+  }
 
   let body: Body;
   try {
@@ -114,15 +119,10 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
   // A mail without Message-ID is known by its content.
-  if (externalId === null) {
-    externalId = `sha256:${body.contentSha256}`;
-    known = await store.messages.byExternalId(userId, externalId);
-  }
-  const same = await sameMail(store, userId, externalId, body.contentSha256, known);
-  if (same !== null) {
-    if (same.message_id !== known?.message_id) await settleFirstHolder(store, same, externalId);
-    return alreadyImported(store, userId, same.message_id, identityId, rawId, same.discussion_id);
-  }
+  const externalId = messageId ?? `sha256:${body.contentSha256}`;
+  const copy: MessageIdConflict = { raw_id: rawId, content_sha256: body.contentSha256, identity_id: identityId, received_at: raw.date_insert };
+  const holder = known ?? (messageId === null ? await store.messages.byExternalId(userId, externalId) : null);
+  if (holder !== null) return sameMailOrConflict(store, holder, copy);
 
   const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
   const participants = await linkContacts(store, user, identity.identifier, found);
@@ -162,31 +162,37 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     user_identities: [identityId],
     parent_id: parent?.message_id ?? null,
     content_sha256: body.contentSha256,
-    duplicate_message_id_of: known?.message_id ?? null,
     ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
   };
   const { message, bodyCut } = fitDocument(built);
 
-  const earlier = await storeOnce(store, message, externalId, rawId, body.contentSha256);
-  if (earlier !== null) return earlier;
+  const stored = await storeOnce(store, message, externalId, rawId);
+  // Another import of this Message-ID stored its message first.
+  if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
   const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
-  return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
+  return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id, ...(truncated && { body_truncated: true }) });
 }
 
 /**
- * The message that already holds this mail (Message-ID and content), if any. A first holder stored
- * before content hashes were kept gets its hash now, from its raw (once): without a raw to read, it is
- * taken for the same mail, as it was then.
+ * The answer for a mail whose Message-ID `holder` has: the same mail again ("already imported", the
+ * receiving identity added to it), or a different one, kept as a conflicting copy.
  */
-async function sameMail(store: Store, userId: string, externalId: string, contentSha256: string, known: Message | null): Promise<Message | null> {
-  const holder = await store.messages.byContent(userId, externalId, contentSha256);
-  if (holder !== null) return holder;
-  if (known === null || typeof known.content_sha256 === "string") return null;
-  const its = (known.raw_msg_id === null ? null : await rawContentHash(store, known.raw_msg_id)) ?? contentSha256;
-  await store.messages.update(userId, known.message_id, (current) => (typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its }));
-  const claimed = await store.messages.claimContent(userId, externalId, its, known.message_id);
-  if (its !== contentSha256) return null;
-  return claimed === known.message_id ? known : store.messages.get(userId, claimed);
+async function sameMailOrConflict(store: Store, holder: Message, copy: MessageIdConflict): Promise<Reply> {
+  if ((await heldContent(store, holder, copy.content_sha256)) === copy.content_sha256) {
+    return alreadyImported(store, holder.user_id, holder.message_id, copy.identity_id, copy.raw_id, holder.discussion_id);
+  }
+  return keepConflictingCopy(store, holder, copy);
+}
+
+/**
+ * The holder's content hash. A message stored before content hashes were kept gets its hash now, from its
+ * raw (once): without a raw to read, it is taken for the same mail as `incoming`, as it was then.
+ */
+async function heldContent(store: Store, holder: Message, incoming: string): Promise<string> {
+  if (typeof holder.content_sha256 === "string") return holder.content_sha256;
+  const its = (holder.raw_msg_id === null ? null : await rawContentHash(store, holder.raw_msg_id)) ?? incoming;
+  const updated = await store.messages.update(holder.user_id, holder.message_id, (current) => (typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its }));
+  return updated?.content_sha256 ?? its;
 }
 
 async function rawContentHash(store: Store, rawId: string): Promise<string | null> {

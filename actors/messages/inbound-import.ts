@@ -1,8 +1,7 @@
 // What every inbound processor (email, DMs) does around its own parsing: check the order and load the
 // user, the receiving identity and the raw; link participants to the user's contacts; and store the new
-// message once per user and external id (for mail: per external id and content) — the first import to
-// claim it keeps it, a second identity receiving the same message is added to it, and every import marks
-// its raw delivered.
+// message once per user and external id — the first import to claim it keeps it, a second identity
+// receiving the same message is added to it, and every import marks its raw delivered.
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Identity, Message, Participant, RawMessage, User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -63,59 +62,28 @@ export async function linkContacts(store: Store, user: User, ownAddress: string,
 }
 
 /**
- * Stores a new message under its external id. Returns null when it is stored (its raw marked delivered),
- * or the "already imported" reply when another import of the same message claimed it first.
- *
- * Without `contentSha256` (DMs: an event id names one event) there is one message per external id.
- * With it (mail, whose Message-ID the sender writes) there is one message per external id and content;
- * a different content under an id that another message holds is stored as well, marked
- * `duplicate_message_id_of` that first message (the caller sets it when it knows the holder already;
- * a race is settled here). A failure leaves no message and no claim behind, so a retry starts afresh.
+ * The one message under an external id: `message`, stored now (`created`, its raw marked delivered), or
+ * the message another import of the same id stored first (ours is dropped then). A failure leaves no
+ * message behind: unclaimed, it would be a duplicate of the one a retry stores.
  */
-export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string, contentSha256?: string): Promise<Reply | null> {
+export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string): Promise<{ message: Message; created: boolean }> {
   const { user_id: userId, message_id: messageId } = message;
-  const identityId = message.user_identities[0] ?? "";
   await store.messages.create(message);
-  let claimedContent = false;
+  let holder: string;
   try {
-    if (contentSha256 !== undefined) {
-      const holder = await store.messages.claimContent(userId, externalId, contentSha256, messageId);
-      if (holder !== messageId) {
-        // The same mail imported at the same moment: the first to claim it keeps it.
-        await store.messages.delete(userId, messageId);
-        return alreadyImported(store, userId, holder, identityId, rawId, message.discussion_id);
-      }
-      claimedContent = true;
-      await settleFirstHolder(store, message, externalId);
-    } else {
-      const holder = await store.messages.claimExternalId(userId, externalId, messageId);
-      if (holder !== messageId) {
-        await store.messages.delete(userId, messageId);
-        return alreadyImported(store, userId, holder, identityId, rawId, message.discussion_id);
-      }
-    }
+    holder = await store.messages.claimExternalId(userId, externalId, messageId);
   } catch (err) {
-    // Left claimed, the message would stand in for the one a retry stores; unclaimed, it would be a duplicate of it.
-    if (claimedContent && contentSha256 !== undefined) await store.messages.releaseContent(userId, externalId, contentSha256, messageId).catch(() => undefined);
     await store.messages.delete(userId, messageId).catch(() => undefined);
     throw err;
   }
+  if (holder !== messageId) {
+    await store.messages.delete(userId, messageId);
+    const existing = await store.messages.get(userId, holder);
+    if (existing === null) throw new Error(`message ${holder} of user ${userId} holds external id ${externalId} but cannot be read`);
+    return { message: existing, created: false };
+  }
   await store.raws.markDelivered(rawId);
-  return null;
-}
-
-/**
- * Makes sure the first message holding a Message-ID is known: this one claims it, or is marked as a
- * duplicate of the one that did. Idempotent: an import that stopped between its two claims (a crash)
- * is completed by the next import of the same mail.
- */
-export async function settleFirstHolder(store: Store, message: Message, externalId: string): Promise<void> {
-  if (typeof message.duplicate_message_id_of === "string") return;
-  const holder = await store.messages.claimExternalId(message.user_id, externalId, message.message_id);
-  if (holder === message.message_id) return;
-  await store.messages.update(message.user_id, message.message_id, (current) =>
-    current.duplicate_message_id_of === holder ? null : { ...current, duplicate_message_id_of: holder },
-  );
+  return { message, created: true };
 }
 
 /** The answer for a message stored before: the receiving identity is added to it. */

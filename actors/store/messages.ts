@@ -1,5 +1,4 @@
-// Messages and drafts of a user, and the lookups that de-duplicate imports: by external Message-ID (the
-// first message that had it) and by Message-ID and content (one message per mail).
+// Messages and drafts of a user, and the lookup by external Message-ID that de-duplicates imports.
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Message, Page } from "./model.ts";
@@ -46,7 +45,7 @@ export class MessageStore {
     await this.docs.delete(docKey(userId, messageId));
   }
 
-  /** The first message that claimed this external Message-ID (see claimExternalId). */
+  /** The message that claimed this external Message-ID (see claimExternalId). */
   async byExternalId(userId: string, externalMessageId: string): Promise<Message | null> {
     const id = await this.lookups.get(externalKey(userId, externalMessageId));
     return id === null ? null : this.get(userId, id);
@@ -61,35 +60,7 @@ export class MessageStore {
     if (await this.lookups.claim(key, messageId)) return messageId;
     return (await this.lookups.get(key)) ?? messageId;
   }
-
-  /** The message holding this external Message-ID with this content (see claimContent). */
-  async byContent(userId: string, externalMessageId: string, contentSha256: string): Promise<Message | null> {
-    const id = await this.contentHolder(userId, externalMessageId, contentSha256);
-    return id === null ? null : this.get(userId, id);
-  }
-
-  /** The id of the message holding this Message-ID and content, without reading the message. */
-  async contentHolder(userId: string, externalMessageId: string, contentSha256: string): Promise<string | null> {
-    return this.lookups.get(contentKey(userId, externalMessageId, contentSha256));
-  }
-
-  /**
-   * Records that the mail with this Message-ID and this content (a hash) is `messageId`: one message per
-   * mail, however many times or ways it arrives. Returns the id that holds it, as claimExternalId.
-   */
-  async claimContent(userId: string, externalMessageId: string, contentSha256: string, messageId: string): Promise<string> {
-    const key = contentKey(userId, externalMessageId, contentSha256);
-    if (await this.lookups.claim(key, messageId)) return messageId;
-    return (await this.lookups.get(key)) ?? messageId;
-  }
-
-  /** Undoes claimContent for a message that is being dropped (only while the claim is still its own). */
-  async releaseContent(userId: string, externalMessageId: string, contentSha256: string, messageId: string): Promise<void> {
-    const key = contentKey(userId, externalMessageId, contentSha256);
-    if ((await this.lookups.get(key)) === messageId) await this.lookups.release(key);
-  }
 }
 
 const docKey = (userId: string, messageId: string) => `${userId}.${messageId}`;
 const externalKey = (userId: string, externalId: string) => `msgref.${userId}.${hashed(externalId)}`;
-const contentKey = (userId: string, externalId: string, contentSha256: string) => `msgcontent.${userId}.${hashed(`${externalId}\n${contentSha256}`)}`;

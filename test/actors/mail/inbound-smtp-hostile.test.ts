@@ -334,7 +334,7 @@ test("a 1 MiB To header of about 100,000 addresses: answered 250, stored once, 1
   }
 });
 
-test("a forged first copy of a mail sent over SMTP: the genuine one is stored as well, marked; both answered 250", async () => {
+test("a forged first copy of a mail sent over SMTP: one message, the genuine mail kept as a conflicting copy on it; both answered 250", async () => {
   const server = await startServer();
   try {
     const messageId = `${randomUUID()}@bank.example`;
@@ -342,18 +342,28 @@ test("a forged first copy of a mail sent over SMTP: the genuine one is stored as
     const forged = await swaks(server.port, ["--local-interface", "127.0.0.66", "--data", `@${await mailFile(headers, "Wire it to XX00 EVIL")}`]);
     assert.is(forged.code, 0, forged.transcript);
     const genuinePath = await mailFile(headers, "Your IBAN is unchanged");
+    const before = replies.length;
     const genuine = await swaks(server.port, ["--data", `@${genuinePath}`]);
     assert.is(genuine.code, 0, genuine.transcript);
-    const both = (await bobsMessages()).filter((m) => m.external_references.message_id === messageId);
-    assert.is(both.length, 2);
-    const first = both.find((m) => m.body_plain.includes("EVIL"));
-    const second = both.find((m) => m.body_plain.includes("unchanged"));
-    assert.ok(first && second);
-    assert.is(second.duplicate_message_id_of, first.message_id);
-    // The genuine one sent again (the same bytes, another Received line): still two messages.
+    assert.ok(smtpReplies(genuine.transcript).some((reply) => reply.startsWith("250 2.6.0 ")), genuine.transcript);
+    const ours = async () => (await bobsMessages()).filter((m) => m.external_references.message_id === messageId);
+    const [message, ...others] = await ours();
+    assert.ok(message);
+    assert.is(others.length, 0, "one message per Message-ID");
+    assert.ok(message.body_plain.includes("EVIL"));
+    const conflicts = message.message_id_conflicts ?? [];
+    assert.is(conflicts.length, 1);
+    assert.is(replies[before]?.reply.message_id, message.message_id);
+    assert.is(conflicts[0]?.raw_id, replies[before]?.order.message_id);
+    const kept = Buffer.from((await f.store.raws.read(conflicts[0]?.raw_id ?? "")) ?? []).toString();
+    assert.ok(kept.startsWith("Received: from client.remote.test ") && kept.includes("Your IBAN is unchanged"), kept);
+    // The genuine one sent again (the same bytes, another Received line): the same raw, nothing new.
     const again = await swaks(server.port, ["--data", `@${genuinePath}`]);
     assert.is(again.code, 0, again.transcript);
-    assert.is((await bobsMessages()).filter((m) => m.external_references.message_id === messageId).length, 2);
+    assert.is(replies.at(-1)?.order.message_id, conflicts[0]?.raw_id, "the raw stored the first time");
+    const after = await ours();
+    assert.is(after.length, 1);
+    assert.equal(after[0]?.message_id_conflicts, conflicts);
   } finally {
     await server.close();
   }
