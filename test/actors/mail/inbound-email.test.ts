@@ -540,6 +540,22 @@ test("two contents under one Message-ID on 5 nodes at once: one message, the oth
   assert.is((await f.store.messages.byExternalId(account.user.user_id, id))?.message_id, message.message_id);
 });
 
+test("an import that stopped between its claim and its message is completed by the next import: one message", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  // What a node that died after claiming the Message-ID, before writing the message, leaves behind.
+  const claimed = randomUUID();
+  assert.is(await f.store.messages.claimExternalId(account.user.user_id, id, claimed), claimed);
+  assert.is(await f.store.messages.byExternalId(account.user.user_id, id), null);
+  const next = await importBytes(mailWith(id, "half done"), account.user, account.local);
+  imported(next.reply, next.message);
+  assert.is(next.reply.message_id, claimed, "stored under the id claimed");
+  const again = await importBytes(mailWith(id, "half done"), account.user, account.local);
+  assert.is(again.reply.message, "raw message already imported");
+  assert.is(again.reply.message_id, claimed);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+});
+
 test("a store failure while keeping a conflicting copy: a failure reply, the raw still waiting; the retry lists it once", async () => {
   const account = await newAccount();
   const id = `${randomUUID()}@example.org`;
