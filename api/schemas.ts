@@ -206,6 +206,27 @@ export const messageSchema = {
     is_unread: { type: "boolean" },
     participants: { type: "array", items: { type: "object", additionalProperties: true } },
     user_identities: { type: "array", items: { type: "string" } },
+    message_id_conflicts: {
+      type: "array",
+      description:
+        "received mails that came under this message's Message-ID with a different content (one message per Message-ID): each raw is kept, one entry per content and receiving identity, at most 20",
+      items: {
+        type: "object",
+        properties: {
+          raw_id: { type: "string", description: "the conflicting copy's raw message, kept whole" },
+          content_sha256: { type: "string", description: "sha256 of that raw after its leading trace fields (Received, ...)" },
+          identity_id: { type: "string", description: "the identity that received it" },
+          received_at: { type: "string", description: "when it was received (ISO date)" },
+        },
+      },
+    },
+    message_id_conflicts_omitted: { type: "integer", description: "conflicting copies that came once message_id_conflicts was full (their raws are kept)" },
+    participants_omitted: {
+      type: "object",
+      additionalProperties: { type: "integer" },
+      description: "addresses left out of participants, by header (From, To, Cc, ...): past the per-header limit or the document size; the raw keeps them",
+    },
+    attachments_omitted: { type: "integer", description: "attachments left out of attachments to keep the document within its size" },
   },
 } as const;
 

@@ -1,12 +1,16 @@
 // Configuration of the Caliopen services (the node's own settings are in node-config.ts), from
 // environment variables documented in the README.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
 import type { KeySources } from "../actors/keys/key-discovery.ts";
 import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
+import { DEFAULT_MAX_ADDRESSES_PER_HEADER } from "../actors/mail/inbound-email.ts";
+import { INBOUND_SMTP_DEFAULTS, type InboundSmtpOptions } from "../actors/mail/inbound-smtp-server.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
@@ -18,8 +22,10 @@ export interface MailConfig {
   host: string;
   /** Where mail sent from local identities goes (`CALIOPEN_SMTP_RELAY`). */
   relay: SmtpTarget;
-  /** The inbound SMTP server; null: none on this node. */
-  smtp: { host: string; port: number; maxSize: number; maxRecipients: number } | null;
+  /** The inbound SMTP server; null: none on this node. Limits left out take their defaults. */
+  smtp: Omit<InboundSmtpOptions, "serverName"> | null;
+  /** Inbound processing (process_inbound on inboundSMTP); absent: the defaults. */
+  inbound?: { maxAddressesPerHeader: number };
 }
 
 export interface CaliopenConfig {
@@ -58,7 +64,15 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
               ...smtpListen,
               maxSize: integer(env.CALIOPEN_SMTP_MAX_SIZE, "CALIOPEN_SMTP_MAX_SIZE", 25 * 1024 * 1024),
               maxRecipients: integer(env.CALIOPEN_SMTP_MAX_RECIPIENTS, "CALIOPEN_SMTP_MAX_RECIPIENTS", 100),
+              maxClients: integer(env.CALIOPEN_SMTP_MAX_CLIENTS, "CALIOPEN_SMTP_MAX_CLIENTS", INBOUND_SMTP_DEFAULTS.maxClients),
+              maxClientsPerIp: integer(env.CALIOPEN_SMTP_MAX_CLIENTS_PER_IP, "CALIOPEN_SMTP_MAX_CLIENTS_PER_IP", INBOUND_SMTP_DEFAULTS.maxClientsPerIp),
+              idleTimeoutMs: integer(env.CALIOPEN_SMTP_IDLE_TIMEOUT_MS, "CALIOPEN_SMTP_IDLE_TIMEOUT_MS", INBOUND_SMTP_DEFAULTS.idleTimeoutMs),
+              transactionTimeoutMs: integer(env.CALIOPEN_SMTP_TRANSACTION_TIMEOUT_MS, "CALIOPEN_SMTP_TRANSACTION_TIMEOUT_MS", INBOUND_SMTP_DEFAULTS.transactionTimeoutMs),
+              tls: smtpTls(env),
             },
+      inbound: {
+        maxAddressesPerHeader: integer(env.CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER, "CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER", DEFAULT_MAX_ADDRESSES_PER_HEADER),
+      },
     },
     imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
     keys: keysConfig(env),
@@ -104,6 +118,32 @@ function keysConfig(env: NodeJS.ProcessEnv): CaliopenConfig["keys"] {
     },
     publishing: { hkp, wkd: wkdDir ? { dir: wkdDir, domains: wkdDomains } : null },
   };
+}
+
+/**
+ * CALIOPEN_SMTP_TLS_CERT + CALIOPEN_SMTP_TLS_KEY: PEM files of the certificate (chain) and its key, for
+ * STARTTLS. Both or neither; checked here, so that a node with a bad pair refuses to start (the key's
+ * content is never part of the message).
+ */
+function smtpTls(env: NodeJS.ProcessEnv): { key: string; cert: string } | null {
+  const certPath = env.CALIOPEN_SMTP_TLS_CERT?.trim() || null;
+  const keyPath = env.CALIOPEN_SMTP_TLS_KEY?.trim() || null;
+  if (certPath === null && keyPath === null) return null;
+  if (certPath === null || keyPath === null) throw new StartupError("CALIOPEN_SMTP_TLS_CERT and CALIOPEN_SMTP_TLS_KEY go together");
+  const read = (path: string, name: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (err) {
+      throw new StartupError(`${name}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const tls = { cert: read(certPath, "CALIOPEN_SMTP_TLS_CERT"), key: read(keyPath, "CALIOPEN_SMTP_TLS_KEY") };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new StartupError(`CALIOPEN_SMTP_TLS_CERT / CALIOPEN_SMTP_TLS_KEY (${certPath}, ${keyPath}) are not a usable certificate and key: ${(err as Error).message}`);
+  }
+  return tls;
 }
 
 function hostPort(value: string, name: string): { host: string; port: number } {

@@ -73,7 +73,10 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           outboundIMAP: { deliver: toImapWorker },
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
           // Stateless: any node imports any raw; de-duplication by Message-ID is in the store.
-          inboundSMTP: { process_inbound: (payload) => processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
+          inboundSMTP: {
+            process_inbound: (payload) =>
+              processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }, { ...config.mail.inbound }),
+          },
           twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
           contactAction: {

@@ -1,7 +1,11 @@
 // The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
 // mail into a message of the user who received it. The raw is streamed through the parser: attachments
-// are counted and let go, only their metadata is kept, so a huge one is never held whole. The same mail
-// (by external Message-ID, per user) is imported once; another identity receiving it is attached to it.
+// are counted and let go, only their metadata is kept, so a huge one is never held whole. One message per
+// user and Message-ID: the same mail again (its content, the bytes after the leading trace fields, the
+// same) is imported once and another identity receiving it is attached to it; a different content under
+// a Message-ID already held is kept as a conflicting copy on that message (message-id-conflicts.ts). What
+// the message document cannot hold (more addresses per header than the limit, bodies past 256 KiB, ...)
+// is cut and counted (message-budget.ts).
 import { randomUUID } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,9 +14,12 @@ import { MailParser, type AddressObject, type AttachmentStream, type EmailAddres
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
-import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
+import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
+import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
+import { keepConflictingCopy } from "./message-id-conflicts.ts";
+import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 
 export interface InboundEmailOrder {
   /** The raw message's id. */
@@ -24,7 +31,22 @@ export interface InboundEmailOrder {
 
 export interface InboundEmailOptions {
   now?: () => Date;
+  /**
+   * Addresses of one header (From, To, Cc, ...) that become participants, linked to contacts; those past
+   * it are counted in `participants_omitted` (CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER).
+   */
+  maxAddressesPerHeader?: number;
 }
+
+export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
+
+/**
+ * The largest header block of a mail (or of one of its MIME parts), measured as the parser measures it:
+ * each line counts for at least 64 bytes. The inbound SMTP server refuses a larger one with a 552; the
+ * parser takes a little more, for the trace fields prepended on the way (Received, X-Fetched-*).
+ */
+export const MAX_HEADER_BYTES = 2 * 1024 * 1024;
+const PARSER_MAX_HEAD_BYTES = MAX_HEADER_BYTES + 64 * 1024;
 
 /**
  * A body longer than this (UTF-8 bytes) is cut to it in the message: a message is one KV document, which
@@ -35,14 +57,15 @@ export const MAX_BODY_BYTES = 256 * 1024;
 
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
+  const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
   try {
-    return await importRaw(store, order, now);
+    return await importRaw(store, order, { now, maxAddresses });
   } catch (err) {
     return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${describe(err)}`);
   }
 }
 
-async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date): Promise<Reply> {
+async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddresses }: { now: () => Date; maxAddresses: number }): Promise<Reply> {
   const loaded = await loadInbound(store, order, (identity) =>
     identity.protocol === "twitter" ? `identity ${identity.identity_id} is a twitter identity, it does not receive mail` : null,
   );
@@ -54,7 +77,7 @@ async function importRaw(store: Store, order: InboundEmailOrder, now: () => Date
 
   const abort = new AbortController();
   try {
-    return await importParsed(store, { user, identity, raw, now }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
+    return await importParsed(store, { user, identity, raw, now, maxAddresses }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
   } finally {
     // Whatever happened, stop reading the raw (once parsed, this changes nothing).
     abort.abort();
@@ -66,9 +89,10 @@ interface Context {
   identity: Identity;
   raw: RawMessage;
   now: () => Date;
+  maxAddresses: number;
 }
 
-async function importParsed(store: Store, { user, identity, raw, now }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
+async function importParsed(store: Store, { user, identity, raw, now, maxAddresses }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
   const userId = user.user_id;
   const identityId = identity.identity_id;
   const rawId = raw.raw_msg_id;
@@ -79,11 +103,13 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
 
-  // A mail without Message-ID is known by its bytes.
-  const externalId = firstId(head.value("message-id")) ?? `sha256:${raw.sha256}`;
-  const known = await store.messages.byExternalId(userId, externalId);
+  const messageId = firstId(head.value("message-id"));
+  const known = messageId === null ? null : await store.messages.byExternalId(userId, messageId);
+  // This very raw handled before (a retried order): no need to read it again.
   if (known !== null) {
-    return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+    if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+    const listed = known.message_id_conflicts?.find((conflict) => conflict.raw_id === rawId && conflict.identity_id === identityId);
+    if (listed !== undefined) return keepConflictingCopy(store, known, listed);
   }
 
   let body: Body;
@@ -92,18 +118,24 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
   } catch (err) {
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
+  // A mail without Message-ID is known by its content.
+  const externalId = messageId ?? `sha256:${body.contentSha256}`;
+  const copy: MessageIdConflict = { raw_id: rawId, content_sha256: body.contentSha256, identity_id: identityId, received_at: raw.date_insert };
+  const holder = known ?? (messageId === null ? await store.messages.byExternalId(userId, externalId) : null);
+  if (holder !== null) return sameMailOrConflict(store, holder, copy);
 
-  const participants = await linkContacts(store, user, identity.identifier, participantsOf(head.headers));
+  const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
+  const participants = await linkContacts(store, user, identity.identifier, found);
   const listId = listIdOf(head.value("list-id"));
   const inReplyTo = firstId(head.value("in-reply-to"));
-  const references = allIds(head.value("references"));
+  const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
   const parentExternal = inReplyTo ?? references.at(-1) ?? null;
   const parent = parentExternal === null ? null : await store.messages.byExternalId(userId, parentExternal);
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
 
-  const message: Message = {
+  const built: Message = {
     schema: SCHEMA_VERSION,
     user_id: userId,
     message_id: randomUUID(),
@@ -113,7 +145,7 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
       listId,
     ),
     raw_msg_id: rawId,
-    subject: head.headers.get("subject") === undefined ? "" : String(head.headers.get("subject")),
+    subject: head.headers.get("subject") === undefined ? "" : cut(String(head.headers.get("subject")), MAX_SUBJECT_CHARS),
     body_plain: bodyPlain.text,
     body_html: bodyHtml.text,
     date: dateOf(head.value("date"), now),
@@ -129,12 +161,49 @@ async function importParsed(store: Store, { user, identity, raw, now }: Context,
     protocol: "email",
     user_identities: [identityId],
     parent_id: parent?.message_id ?? null,
+    content_sha256: body.contentSha256,
+    ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
   };
+  const { message, bodyCut } = fitDocument(built);
 
-  const earlier = await storeOnce(store, message, externalId, rawId);
-  if (earlier !== null) return earlier;
-  const truncated = bodyPlain.truncated || bodyHtml.truncated;
-  return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id, ...(truncated && { body_truncated: true }) });
+  const stored = await storeOnce(store, message, externalId, rawId);
+  // Another import of this Message-ID stored its message first.
+  if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
+  const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
+  return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id, ...(truncated && { body_truncated: true }) });
+}
+
+/**
+ * The answer for a mail whose Message-ID `holder` has: the same mail again ("already imported", the
+ * receiving identity added to it), or a different one, kept as a conflicting copy.
+ */
+async function sameMailOrConflict(store: Store, holder: Message, copy: MessageIdConflict): Promise<Reply> {
+  if ((await heldContent(store, holder, copy.content_sha256)) === copy.content_sha256) {
+    return alreadyImported(store, holder.user_id, holder.message_id, copy.identity_id, copy.raw_id, holder.discussion_id);
+  }
+  return keepConflictingCopy(store, holder, copy);
+}
+
+/**
+ * The holder's content hash. A message stored before content hashes were kept gets its hash now, from its
+ * raw (once): without a raw to read, it is taken for the same mail as `incoming`, as it was then.
+ */
+async function heldContent(store: Store, holder: Message, incoming: string): Promise<string> {
+  if (typeof holder.content_sha256 === "string") return holder.content_sha256;
+  const its = (holder.raw_msg_id === null ? null : await rawContentHash(store, holder.raw_msg_id)) ?? incoming;
+  const updated = await store.messages.update(holder.user_id, holder.message_id, (current) => (typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its }));
+  return updated?.content_sha256 ?? its;
+}
+
+async function rawContentHash(store: Store, rawId: string): Promise<string | null> {
+  const content = await store.raws.stream(rawId);
+  if (content === null) return null;
+  try {
+    return await mailContentHash(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+  } catch {
+    // An unreadable raw cannot tell: take it for the same mail.
+    return null;
+  }
 }
 
 
@@ -150,6 +219,8 @@ interface Head {
 }
 
 interface Body {
+  /** See mail-content-hash.ts. */
+  contentSha256: string;
   text: string;
   html: string;
   attachments: AttachmentInfo[];
@@ -159,7 +230,8 @@ interface Body {
 
 /** Parses the mail as it streams in; `head` settles as soon as the headers are read. */
 function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head>; body: Promise<Body> } {
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false });
+  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: PARSER_MAX_HEAD_BYTES });
+  const hash = new MailContentHashStream();
   let resolveHead!: (head: Head) => void;
   let rejectHead!: (err: unknown) => void;
   const head = new Promise<Head>((resolve, reject) => {
@@ -177,6 +249,7 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
   let encryptedArmor: string | null = null;
   const body = pipeline(
     source,
+    hash,
     // Its typings narrow read() to its objects, which the generic Transform signature does not allow.
     parser as unknown as Transform,
     async (items: AsyncIterable<AttachmentStream | MessageText>) => {
@@ -196,8 +269,8 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
         if (armored && size <= MAX_BODY_BYTES) encryptedArmor = Buffer.concat(kept).toString("utf8").replace(/\r\n/g, "\n");
         if (contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(headers)) continue; // the "Version: 1" control part
         attachments.push({
-          content_type: item.contentType,
-          file_name: item.filename ?? "",
+          content_type: cut(item.contentType, MAX_CONTENT_TYPE_CHARS),
+          file_name: cut(item.filename ?? "", MAX_FILE_NAME_CHARS),
           size,
           is_inline: item.contentDisposition === "inline" || item.related === true,
         });
@@ -206,7 +279,7 @@ function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head
     { signal },
   ).then((): Body => {
     const parsed = text as MessageText | null;
-    return { text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
+    return { contentSha256: hash.digest() ?? "", text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
   });
   // A mail with nothing to parse has no headers event: the head is empty.
   body.then(
@@ -269,20 +342,31 @@ const ADDRESS_HEADERS: [string, ParticipantType][] = [
   ["sender", "Sender"],
 ];
 
-function participantsOf(headers: Headers): Participant[] {
+/**
+ * The addresses of the address headers, at most `maxPerHeader` of each header; the others, and strings
+ * too long to be addresses, are counted by header.
+ */
+function participantsOf(headers: Headers, maxPerHeader: number): { participants: Participant[]; omitted: Partial<Record<ParticipantType, number>> } {
   const out: Participant[] = [];
+  const omitted: Partial<Record<ParticipantType, number>> = {};
   const seen = new Set<string>();
   for (const [header, type] of ADDRESS_HEADERS) {
     const objects = ([] as AddressObject[]).concat((headers.get(header) as AddressObject | AddressObject[] | undefined) ?? []);
+    let kept = 0;
     for (const entry of objects.flatMap((object) => flatten(object.value ?? []))) {
       const address = (entry.address ?? "").trim().toLowerCase();
       // Not an address (a bare word, an empty group): nobody to write to.
       if (!address.includes("@") || seen.has(`${type} ${address}`)) continue;
+      if (kept >= maxPerHeader || address.length > MAX_ADDRESS_CHARS) {
+        omitted[type] = (omitted[type] ?? 0) + 1;
+        continue;
+      }
       seen.add(`${type} ${address}`);
-      out.push({ type, address, label: entry.name ?? "", protocol: "email", contact_ids: [] });
+      kept++;
+      out.push({ type, address, label: cut(entry.name ?? "", MAX_LABEL_CHARS), protocol: "email", contact_ids: [] });
     }
   }
-  return out;
+  return { participants: out, omitted };
 }
 
 function flatten(entries: EmailAddress[]): EmailAddress[] {
@@ -291,12 +375,13 @@ function flatten(entries: EmailAddress[]): EmailAddress[] {
 
 /** Each participant's contact; the user's own address at this identity is the user's own card. */
 
-/** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets. */
+/** Message ids of a Message-ID / In-Reply-To / References value, without angle brackets (too long: none). */
 function allIds(value: string | null): string[] {
   if (value === null) return [];
-  const bracketed = [...value.matchAll(/<([^<>]*)>/g)].map((match) => (match[1] ?? "").replace(/\s+/g, "")).filter((id) => id !== "");
+  const valid = (id: string) => id !== "" && id.length <= MAX_ID_CHARS;
+  const bracketed = [...value.matchAll(/<([^<>]*)>/g)].map((match) => (match[1] ?? "").replace(/\s+/g, "")).filter(valid);
   if (bracketed.length > 0) return bracketed;
-  return value.split(/[\s,]+/).filter((id) => id !== "");
+  return value.split(/[\s,]+/).filter(valid);
 }
 
 function firstId(value: string | null): string | null {

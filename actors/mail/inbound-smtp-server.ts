@@ -1,20 +1,22 @@
 // The SMTP bridge's inbound half (DECISIONS.md §4 smtp-bridge): an SMTP server that takes mail for the
-// platform's local addresses only (never an open relay), within a size and a recipient limit. Each
-// message is stored once (by content, so a sending MTA retrying the same bytes reuses the raw) and
+// platform's local addresses only (never an open relay), within a size, a header-block and a recipient
+// limit. Each message is stored once with a Received trace field prepended (RFC 5321 §4.4), and
 // `process_inbound` is requested for every recipient in parallel. 250 only when every recipient was
-// processed; otherwise a temporary 451 so that the MTA retries (the retry is de-duplicated by
-// Message-ID downstream, by the inbound processor).
+// processed; otherwise a temporary 451 so that the MTA retries. A retry (the same bytes for the same
+// recipients) reuses the raw stored the first time, with its first Received line: the raw is keyed by the
+// bytes as received and the recipients, not by the trace, which holds the time.
 //
-// No trace header is added. A Received line must carry the time of receipt, so it would make every
-// retry of one message different bytes and defeat `putOnce`, which recognises a retry by the hash of
-// the bytes; the trace data (client address and HELO, MAIL FROM, recipients, time) is logged instead,
-// and the stored raw is exactly what the sending MTA sent. (Hashing the bytes as received while storing
-// them with a trace header prepended would need a store method keyed apart from the content.)
+// Against hostile peers: connections are bounded in all, per client and in time (smtp-connection-guard.ts),
+// a silent client is dropped after the idle timeout, and STARTTLS is offered when a certificate is set.
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Logger } from "pino";
 import type { Reply } from "../../runtime/reply.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import { HeaderBlockSize } from "./header-block-size.ts";
+import { MAX_HEADER_BYTES } from "./inbound-email.ts";
+import { newlineOf, receivedHeader } from "./received-header.ts";
+import { SmtpConnectionGuard } from "./smtp-connection-guard.ts";
 
 export interface InboundOrder {
   /** The raw message's id. */
@@ -40,9 +42,29 @@ export interface InboundSmtpOptions {
   maxSize: number;
   /** Most recipients accepted in one transaction. */
   maxRecipients: number;
-  /** The name in the greeting and in the EHLO reply. */
+  /** The name in the greeting, the EHLO reply and the Received field. */
   serverName: string;
+  /** Sessions held at once; past it the one idle longest makes room (CALIOPEN_SMTP_MAX_CLIENTS). */
+  maxClients?: number;
+  /** Sessions held at once by one client address, an IPv6 /64 (CALIOPEN_SMTP_MAX_CLIENTS_PER_IP). */
+  maxClientsPerIp?: number;
+  /** A client that owes us a command and sends nothing this long is disconnected (CALIOPEN_SMTP_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** From the greeting or the previous message to the end of the next DATA (CALIOPEN_SMTP_TRANSACTION_TIMEOUT_MS). */
+  transactionTimeoutMs?: number;
+  /** Offer STARTTLS with this key and certificate chain (PEM); null or absent: not offered. */
+  tls?: { key: string; cert: string } | null;
 }
+
+export const INBOUND_SMTP_DEFAULTS = {
+  maxClients: 500,
+  maxClientsPerIp: 20,
+  idleTimeoutMs: 60_000,
+  transactionTimeoutMs: 300_000,
+};
+
+/** At shutdown, how long a message being received or processed may take before its connection is cut. */
+const CLOSE_TIMEOUT_MS = 10_000;
 
 export interface InboundSmtpServer {
   port: number;
@@ -62,6 +84,13 @@ const TEMPORARY_FAILURE = "temporary failure, please retry";
 
 export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSmtpOptions): Promise<InboundSmtpServer> {
   const log = deps.logger.child({ service: "smtp-inbound" });
+  const limits = {
+    maxClients: options.maxClients ?? INBOUND_SMTP_DEFAULTS.maxClients,
+    maxClientsPerIp: options.maxClientsPerIp ?? INBOUND_SMTP_DEFAULTS.maxClientsPerIp,
+    idleTimeoutMs: options.idleTimeoutMs ?? INBOUND_SMTP_DEFAULTS.idleTimeoutMs,
+    transactionTimeoutMs: options.transactionTimeoutMs ?? INBOUND_SMTP_DEFAULTS.transactionTimeoutMs,
+  };
+  const tls = options.tls ?? null;
   /** The local identities behind each accepted recipient, per transaction (envelope). */
   const resolved = new WeakMap<object, Map<string, Identity[]>>();
 
@@ -72,13 +101,31 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
     // Past the size, smtp-server itself answers 552 5.3.4 whatever onData says.
     rejectOversized: true,
     maxRecipients: options.maxRecipients,
-    disabledCommands: ["AUTH", "STARTTLS"],
-    hideSTARTTLS: true,
+    disabledCommands: tls === null ? ["AUTH", "STARTTLS"] : ["AUTH"],
+    hideSTARTTLS: tls === null,
+    ...(tls !== null && { key: tls.key, cert: tls.cert }),
     authOptional: true,
     // Enhanced status codes (RFC 2034/3463): 550 5.1.1, 452 4.5.3, 552 5.3.4, 451 4.3.0, 250 2.6.0.
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     logger: false,
+    // The guard counts greeted sessions; this bounds the ones not greeted yet (smtp-server answers 421).
+    maxClients: 2 * limits.maxClients,
+    socketTimeout: limits.idleTimeoutMs,
+    closeTimeout: CLOSE_TIMEOUT_MS,
+
+    onConnect(session, callback) {
+      try {
+        guard.admit(session);
+        callback();
+      } catch (err) {
+        callback(err as Error);
+      }
+    },
+
+    onClose(session) {
+      guard.release(session);
+    },
 
     onRcptTo(address, session, callback) {
       recipientCheck(address, session).then(
@@ -89,11 +136,18 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
 
     onData(stream, session, callback) {
       receive(stream, session).then(
-        (message) => callback(null, message),
-        (err: unknown) => callback(err instanceof SmtpReply ? err : temporary(err, "message handling failed")),
+        (message) => {
+          guard.answered(session);
+          callback(null, message);
+        },
+        (err: unknown) => {
+          guard.answered(session);
+          callback(err instanceof SmtpReply ? err : temporary(err, "message handling failed"));
+        },
       );
     },
   });
+  const guard = new SmtpConnectionGuard(server, { maxClients: limits.maxClients, maxPerClient: limits.maxClientsPerIp, transactionTimeoutMs: limits.transactionTimeoutMs }, options.serverName, log);
 
   function temporary(err: unknown, what: string): SmtpReply {
     log.error({ err }, what);
@@ -115,12 +169,17 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
   async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const chunks: Buffer[] = [];
     let size = 0;
+    const header = new HeaderBlockSize();
+    let headerTooBig = false;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       size += chunk.length;
-      // Past the limit the rest is read and dropped: smtp-server answers 552 5.3.4 itself.
-      if (!stream.sizeExceeded) chunks.push(chunk);
+      if (!headerTooBig && !header.update(chunk, MAX_HEADER_BYTES)) headerTooBig = true;
+      // Past a limit the rest is read and dropped (past the size, smtp-server answers 552 5.3.4 itself).
+      if (!stream.sizeExceeded && !headerTooBig) chunks.push(chunk);
     }
+    guard.received(session);
     const trace = {
+      session: session.id,
       client: session.remoteAddress,
       helo: session.hostNameAppearsAs,
       mail_from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
@@ -131,10 +190,29 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
       log.info(trace, "message refused: too big");
       throw new SmtpReply(552, "message too big");
     }
+    if (headerTooBig) {
+      // The parser could never read it: a retry would fail the same way, so refuse it for good.
+      log.info({ ...trace, header_bytes: header.cost }, "message refused: header block too big");
+      throw new SmtpReply(554, `header block over ${MAX_HEADER_BYTES} bytes`);
+    }
     const bytes = Buffer.concat(chunks, size);
-    const { raw, existing } = await deps.store.raws.putOnce(null, bytes);
-
     const map = resolved.get(session.envelope) ?? new Map<string, Identity[]>();
+    const recipients = [...map.keys()].sort();
+    const received = receivedHeader(
+      {
+        helo: session.hostNameAppearsAs,
+        remoteAddress: session.remoteAddress,
+        by: options.serverName,
+        protocol: session.transmissionType || (session.secure ? "ESMTPS" : "ESMTP"),
+        id: session.id,
+        recipients,
+        date: new Date(),
+      },
+      newlineOf(bytes),
+    );
+    // Keyed by the bytes and the recipients: a retry finds its raw whatever the time in its trace.
+    const { raw, existing } = await deps.store.raws.putOnce(null, bytes, { scope: recipients.join(","), trace: Buffer.from(received, "latin1") });
+
     const targets = [...map.values()].flat();
     const outcomes = await Promise.all(
       targets.map(async (identity) => {
@@ -175,10 +253,15 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
   server.on("error", (err: Error) => log.debug({ err: err.message }, "SMTP connection error"));
   const address = server.server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
-  log.info({ host: options.host, port, maxSize: options.maxSize, maxRecipients: options.maxRecipients }, "inbound SMTP server listening");
+  log.info({ host: options.host, port, maxSize: options.maxSize, maxRecipients: options.maxRecipients, ...limits, starttls: tls !== null }, "inbound SMTP server listening");
 
   return {
     port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Idle sessions go now; one in a transaction gets CLOSE_TIMEOUT_MS to finish.
+        guard.closeIdle();
+      }),
   };
 }

@@ -1,7 +1,8 @@
 // What every inbound processor (email, DMs) does around its own parsing: check the order and load the
 // user, the receiving identity and the raw; link participants to the user's contacts; and store the new
-// message once per user and external id — the first import to claim the id keeps it, a second identity
+// message once per user and external id — the first import to claim it keeps it, a second identity
 // receiving the same message is added to it, and every import marks its raw delivered.
+import { DocumentExists } from "../../runtime/kv-documents.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Identity, Message, Participant, RawMessage, User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -62,27 +63,28 @@ export async function linkContacts(store: Store, user: User, ownAddress: string,
 }
 
 /**
- * Stores a new message under its external id. Returns null when it is stored (its raw marked delivered),
- * or the "already imported" reply when another import of the same message claimed the id first.
+ * The one message under an external id: `message`, stored now (`created`, its raw marked delivered), or
+ * the message stored before. The claim on the external id is written first and the message under the
+ * id it names, so an import that stopped between the two leaves a claim without its message, which the
+ * next import of the same id completes (its message stored under the claimed id), never a message
+ * without its claim, which a retry would store a second time. (Received messages are never deleted, so
+ * a claim without its message is always such an import.)
  */
-export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string): Promise<Reply | null> {
-  const { user_id: userId, message_id: messageId } = message;
-  await store.messages.create(message);
-  let holder: string;
+export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string): Promise<{ message: Message; created: boolean }> {
+  const { user_id: userId } = message;
+  const holder = await store.messages.claimExternalId(userId, externalId, message.message_id);
+  const claimed = holder === message.message_id ? message : { ...message, message_id: holder };
   try {
-    holder = await store.messages.claimExternalId(userId, externalId, messageId);
+    await store.messages.create(claimed);
   } catch (err) {
-    // Unclaimed, the message would be a duplicate of the one a retry stores.
-    await store.messages.delete(userId, messageId).catch(() => undefined);
-    throw err;
-  }
-  if (holder !== messageId) {
-    // The same message imported at the same moment: the first to claim it keeps it.
-    await store.messages.delete(userId, messageId);
-    return alreadyImported(store, userId, holder, message.user_identities[0] ?? "", rawId, message.discussion_id);
+    if (!(err instanceof DocumentExists)) throw err;
+    // Another import of the same id got there first.
+    const existing = await store.messages.get(userId, holder);
+    if (existing === null) throw new Error(`message ${holder} of user ${userId} exists but cannot be read`);
+    return { message: existing, created: false };
   }
   await store.raws.markDelivered(rawId);
-  return null;
+  return { message: claimed, created: true };
 }
 
 /** The answer for a message stored before: the receiving identity is added to it. */

@@ -40,11 +40,15 @@ export class MessageStore {
     return this.docs.update(docKey(userId, messageId), change);
   }
 
-  /** Removes a message (e.g. a copy that lost the race to import the same mail); a missing one is fine. */
+  /**
+   * Removes a message; a missing one is fine. Not for a received message while its external id stays
+   * claimed: the next import of that id would store it again (see storeOnce).
+   */
   async delete(userId: string, messageId: string): Promise<void> {
     await this.docs.delete(docKey(userId, messageId));
   }
 
+  /** The message that claimed this external Message-ID (see claimExternalId). */
   async byExternalId(userId: string, externalMessageId: string): Promise<Message | null> {
     const id = await this.lookups.get(externalKey(userId, externalMessageId));
     return id === null ? null : this.get(userId, id);
@@ -52,7 +56,8 @@ export class MessageStore {
 
   /**
    * Records that `externalMessageId` is `messageId` for this user. Returns the id that holds it: the
-   * given one, or the message that claimed it first (two imports of one mail racing).
+   * given one, or the message that claimed it first (two imports of one mail racing), which may not be
+   * stored yet (imports claim before they store, see storeOnce).
    */
   async claimExternalId(userId: string, externalMessageId: string, messageId: string): Promise<string> {
     const key = externalKey(userId, externalMessageId);

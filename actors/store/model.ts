@@ -143,6 +143,41 @@ export interface Message {
    * A mark older than a few minutes is stale (its sender died) and may be taken over.
    */
   sending_since?: string | null;
+  /**
+   * For received mail: the sha256 (hex) of its raw after the leading trace fields (see
+   * actors/mail/mail-content-hash.ts), what tells two mails with one Message-ID apart. Absent on
+   * messages stored before it was kept, on DMs and on drafts.
+   */
+  content_sha256?: string;
+  /**
+   * Received mails that came under this message's Message-ID with a different content (DECISIONS §4
+   * keeps one message per user and Message-ID): their raws are kept and listed here, so a forged first
+   * copy cannot make the genuine mail vanish unseen. One entry per content and receiving identity, at
+   * most MAX_MESSAGE_ID_CONFLICTS (actors/mail/message-id-conflicts.ts). Absent when there are none.
+   */
+  message_id_conflicts?: MessageIdConflict[];
+  /** Conflicting copies that came once `message_id_conflicts` was full (their raws are kept). */
+  message_id_conflicts_omitted?: number;
+  /**
+   * Addresses left out of `participants`, counted by header: those past the per-header limit, too long
+   * to be addresses, or dropped to keep the document within its size. The raw keeps them all. Absent
+   * when none were.
+   */
+  participants_omitted?: Partial<Record<ParticipantType, number>>;
+  /** Attachments left out of `attachments` to keep the document within its size (the raw keeps them). */
+  attachments_omitted?: number;
+}
+
+/** A received mail kept as a conflicting copy of a message (see Message.message_id_conflicts). */
+export interface MessageIdConflict {
+  /** Its raw message, kept whole. */
+  raw_id: string;
+  /** Its content hash (see Message.content_sha256). */
+  content_sha256: string;
+  /** The identity that received it. */
+  identity_id: string;
+  /** When its raw was stored (ISO date). */
+  received_at: string;
 }
 
 export interface ContactEmail {

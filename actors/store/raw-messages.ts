@@ -56,15 +56,20 @@ export class RawMessageStore {
   }
 
   /**
-   * Stores the bytes unless the very same bytes were stored before (a sending MTA retrying a message),
-   * in which case the earlier raw message is returned with `existing: true`.
+   * Stores the bytes unless the same bytes were stored before under the same `scope` (a sending MTA
+   * retrying a message), in which case the earlier raw message is returned with `existing: true`.
+   * `trace` (e.g. a Received header) is stored before the bytes but is no part of what is compared: it
+   * carries the time of receipt, which differs at every retry.
    */
-  async putOnce(userId: string | null, bytes: Uint8Array): Promise<{ raw: RawMessage; existing: boolean }> {
-    const key = `rawsha.${createHash("sha256").update(bytes).digest("hex")}`;
+  async putOnce(userId: string | null, bytes: Uint8Array, options: { scope?: string; trace?: Uint8Array } = {}): Promise<{ raw: RawMessage; existing: boolean }> {
+    const hash = createHash("sha256");
+    // Without a scope the key is the hash of the bytes alone, as it always was.
+    if (options.scope !== undefined) hash.update(`${options.scope}\n`, "utf8");
+    const key = `rawsha.${hash.update(bytes).digest("hex")}`;
     const known = await this.lookups.get(key);
     const earlier = known === null ? null : await this.get(known);
     if (earlier !== null) return { raw: earlier, existing: true };
-    const raw = await this.put(userId, bytes);
+    const raw = await this.put(userId, options.trace === undefined ? bytes : chunks([options.trace, bytes]));
     if (await this.lookups.claim(key, raw.raw_msg_id)) return { raw, existing: false };
     // Another writer stored the same bytes at the same moment: keep theirs.
     const winner = await this.get((await this.lookups.get(key)) ?? raw.raw_msg_id);
@@ -129,4 +134,8 @@ export class RawMessageStore {
 
 async function* single(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
+}
+
+async function* chunks(parts: Uint8Array[]): AsyncIterable<Uint8Array> {
+  for (const part of parts) yield part;
 }

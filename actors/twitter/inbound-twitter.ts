@@ -85,9 +85,9 @@ async function importDm(store: Store, order: InboundTwitterOrder, now: () => Dat
     parent_id: null,
   };
 
-  const earlier = await storeOnce(store, message, externalKey, rawId);
-  if (earlier !== null) return earlier;
-  return ok("message imported", { message_id: message.message_id, discussion_id: message.discussion_id });
+  const stored = await storeOnce(store, message, externalKey, rawId);
+  if (!stored.created) return alreadyImported(store, userId, stored.message.message_id, identityId, rawId, stored.message.discussion_id);
+  return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id });
 }
 
 

@@ -9,7 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { simpleParser } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import { createUser } from "../../actors/accounts/create-user.ts";
-import { openStore } from "../../actors/store/store.ts";
+import { openStore, type Store } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
@@ -36,6 +36,9 @@ interface Context {
   peer: SMTPServer;
   peerPort: number;
   received: Received[];
+  store: Store;
+  /** Alice's local identity. */
+  identityId: string;
 }
 
 const test = suite<Context>("mail chain");
@@ -68,8 +71,10 @@ test.before(async (ctx) => {
   ctx.apiUrl = apiUrl;
   ctx.smtpPort = smtpPort;
   ctx.client = await ctx.nats.connect();
-  const store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
-  ctx.token = (await createUser(store, { name: "alice", email: "alice@platform.test" })).token;
+  ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
+  const alice = await createUser(ctx.store, { name: "alice", email: "alice@platform.test" });
+  ctx.token = alice.token;
+  ctx.identityId = alice.identity?.identity_id ?? "";
 });
 test.after(async (ctx) => {
   await ctx.node.shutdown("test over");
@@ -157,6 +162,39 @@ test("mail delivered over SMTP to a local address is stored for its user; an unk
   const refused = await swaks("nobody@platform.test");
   assert.is.not(refused.code, 0);
   assert.match(refused.transcript, /550/);
+});
+
+test("a forged first copy under a mail's Message-ID: one message, the API lists the genuine mail as a conflicting copy, its raw kept", async (ctx) => {
+  const send = (body: string) =>
+    new Promise<{ code: number | null; transcript: string }>((resolve) => {
+      const child = spawn(
+        "swaks",
+        ["--server", "127.0.0.1", "--port", String(ctx.smtpPort), "--from", "bank@bank.test", "--to", "alice@platform.test", "--header", "Subject: IBAN", "--header", "Message-Id: <iban-2026@bank.test>", "--body", body],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let transcript = "";
+      child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
+      child.once("close", (code) => resolve({ code, transcript }));
+    });
+  const forged = await send("Wire it to XX00 EVIL");
+  assert.is(forged.code, 0, forged.transcript);
+  const genuine = await send("Your IBAN is unchanged");
+  assert.is(genuine.code, 0, genuine.transcript);
+  const items = (await call(ctx, "GET", "/api/v2/messages")).body.items as { message_id: string; subject: string; body_plain: string }[];
+  const [message, ...others] = items.filter((m) => m.subject === "IBAN");
+  assert.ok(message);
+  assert.is(others.length, 0, "one message per Message-ID");
+  assert.ok(message.body_plain.includes("EVIL"));
+  const one = await call(ctx, "GET", `/api/v2/messages/${message.message_id}`);
+  assert.is(one.status, 200);
+  const conflicts = one.body.message_id_conflicts as { raw_id: string; content_sha256: string; identity_id: string; received_at: string }[];
+  assert.is(conflicts.length, 1);
+  assert.is(conflicts[0]?.identity_id, ctx.identityId);
+  assert.match(conflicts[0]?.content_sha256 ?? "", /^[0-9a-f]{64}$/);
+  assert.ok(!Number.isNaN(Date.parse(conflicts[0]?.received_at ?? "")));
+  const raw = Buffer.from((await ctx.store.raws.read(conflicts[0]?.raw_id ?? "")) ?? []).toString();
+  assert.match(raw, /Your IBAN is unchanged/);
 });
 
 test.run();

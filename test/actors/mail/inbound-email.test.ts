@@ -8,7 +8,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { encodeFetchedHeader } from "../../../actors/mail/imported-tags.ts";
-import { MAX_BODY_BYTES, processInboundEmail } from "../../../actors/mail/inbound-email.ts";
+import { MAX_BODY_BYTES, MAX_HEADER_BYTES, processInboundEmail } from "../../../actors/mail/inbound-email.ts";
+import { CONFLICT_KEPT, MAX_MESSAGE_ID_CONFLICTS } from "../../../actors/mail/message-id-conflicts.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
 import type { Store } from "../../../actors/store/store.ts";
 import type { Reply } from "../../../runtime/reply.ts";
@@ -30,6 +31,12 @@ const LOCAL_ADDRESS = "bob@caliopen.local";
 
 const eml = (name: string): Buffer => readFileSync(new URL(`../../fixtures/mime/${name}`, import.meta.url));
 const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+/** The content hash, computed here on its own: the bytes from the first line that is neither a trace field nor its continuation. */
+function contentOf(bytes: Buffer): string {
+  const text = bytes.toString("latin1");
+  const leading = /^(?:(?:Received|Return-Path|X-Fetched-[A-Za-z-]+):[^\n]*\n(?:[ \t][^\n]*\n)*)*/i.exec(text)?.[0] ?? "";
+  return sha256(bytes.subarray(leading.length));
+}
 /** DECISIONS §4, computed here on its own: sha256 of the sorted `protocol:address` list, or of the List-ID. */
 const discussionOf = (addresses: string[]) => sha256([...new Set(addresses.map((a) => `email:${a}`))].sort().join("\n"));
 
@@ -103,6 +110,8 @@ test("plain text: every field of the message, contacts linked, raw marked delive
     protocol: "email",
     user_identities: [account.local.identity_id],
     parent_id: null,
+    // Return-Path and Received are left out of the content.
+    content_sha256: contentOf(eml("plain.eml")),
   });
   assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
   assert.is((await f.store.messages.byExternalId(account.user.user_id, "20240116084211.GA31337@mail.example.org"))?.message_id, message.message_id);
@@ -157,14 +166,14 @@ test("attachments: an inline image and a PDF give metadata only, the HTML keeps 
   assert.not.ok(JSON.stringify(message).includes("iVBORw0"), "no attachment content in the message");
 });
 
-test("broken headers: no Date (now), no Message-ID (known by the raw's hash), a line without colon", async () => {
+test("broken headers: no Date (now), no Message-ID (known by its content's hash), a line without colon", async () => {
   const account = await newAccount();
   const bytes = eml("no-date-no-message-id.eml");
   const { reply, message } = await importFile("no-date-no-message-id.eml", account);
   imported(reply, message);
   assert.is(message.date, NOW.toISOString());
   assert.is(message.subject, "[cron] backup finished with 2 warnings");
-  assert.is(message.external_references.message_id, `sha256:${sha256(bytes)}`);
+  assert.is(message.external_references.message_id, `sha256:${contentOf(bytes)}`);
   assert.ok(message.body_plain.includes("backup finished: 14203 files, 2.1 GiB"), message.body_plain);
   assert.equal(
     message.participants.map((p) => [p.type, p.address]),
@@ -368,7 +377,7 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
           : (Reflect.get(target, name, receiver) as unknown),
     }),
   });
-  for (const method of ["create", "claimExternalId"] as const) {
+  for (const method of ["claimExternalId", "create"] as const) {
     const reply = await processInboundEmail(failing(method), order, { now });
     assert.is(reply.error, true, JSON.stringify(reply));
     assert.match(reply.message, new RegExp(`^cannot import raw message ${raw.raw_msg_id} for user ${account.user.user_id}: lookups bucket unavailable \\(${method}\\)$`));
@@ -380,9 +389,9 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
   assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
 });
 
-test("MIME the parser gives up on (a header block over its 1 MiB limit): a failure naming the raw", async () => {
+test("MIME the parser gives up on (a header block over its limit, which the SMTP server refuses): a failure naming the raw", async () => {
   const account = await newAccount();
-  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(1_100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`);
+  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(MAX_HEADER_BYTES + 100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`);
   const { raw, reply } = await importBytes(bytes, account.user, account.local);
   assert.is(reply.error, true);
   assert.match(reply.message, new RegExp(`^cannot parse raw message ${raw.raw_msg_id}: .+`));
@@ -418,6 +427,304 @@ test("the same Message-ID processed 5 times at once (5 nodes): one message, ever
   assert.is(all.total, 1);
   assert.is(all.items[0]?.message_id, [...ids][0]);
   assert.equal([...(all.items[0]?.user_identities ?? [])].sort(), [account.local.identity_id, gmail.identity_id].sort());
+});
+
+/** A mail of its own: `body` under the given Message-ID, optional trace fields on top. */
+function mailWith(messageId: string, body: string, trace: string[] = []): Buffer {
+  return Buffer.from(
+    [...trace, "From: Alice <alice@example.org>", `To: ${LOCAL_ADDRESS}`, "Subject: the contract", `Message-ID: <${messageId}>`, "Date: Mon, 03 Jun 2024 09:00:00 +0000", "", body, ""].join("\r\n"),
+  );
+}
+
+/** The reply for a conflicting copy kept on `message`. */
+const conflictKept = (message: Message): Reply => ({ error: false, message: CONFLICT_KEPT, message_id: message.message_id, discussion_id: message.discussion_id });
+
+async function reimport(raw: RawMessage, user: User, identity: Identity): Promise<Reply> {
+  return processInboundEmail(f.store, { message_id: raw.raw_msg_id, remote_id: identity.identity_id, user_id: user.user_id }, { now });
+}
+
+test("a forged first copy under the victim's Message-ID: one message, the genuine mail kept whole as a conflicting copy on it", async () => {
+  const account = await newAccount();
+  const { user, local } = account;
+  const id = `${randomUUID()}@example.org`;
+  const forged = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL."), user, local);
+  imported(forged.reply, forged.message);
+  const genuineBytes = mailWith(id, "Here is the signed contract.", ["Received: from mx.example.org ([192.0.2.1]) by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]);
+  const genuine = await importBytes(genuineBytes, user, local);
+  // A success naming the message that holds the Message-ID (DECISIONS §3's shape), saying what was done.
+  assert.equal(genuine.reply, conflictKept(forged.message));
+  assert.is((await f.store.messages.list(user.user_id)).total, 1, "one message per Message-ID");
+  const held = await f.store.messages.get(user.user_id, forged.message.message_id);
+  assert.is(held?.body_plain.trim(), "Pay the invoice to IBAN XX00 EVIL.");
+  assert.equal(held?.message_id_conflicts, [{ raw_id: genuine.raw.raw_msg_id, content_sha256: contentOf(genuineBytes), identity_id: local.identity_id, received_at: genuine.raw.date_insert }]);
+  assert.is(held?.message_id_conflicts_omitted, undefined);
+  assert.equal(Buffer.from((await f.store.raws.read(genuine.raw.raw_msg_id)) ?? []), genuineBytes, "the genuine raw is kept whole");
+  assert.is((await f.store.raws.get(genuine.raw.raw_msg_id))?.delivered, true);
+  assert.is((await f.store.messages.byExternalId(user.user_id, id))?.message_id, forged.message.message_id);
+
+  // The order for the genuine raw redelivered: the same answer, nothing listed twice.
+  assert.equal(await reimport(genuine.raw, user, local), conflictKept(forged.message));
+  assert.equal((await f.store.messages.get(user.user_id, forged.message.message_id))?.message_id_conflicts, held?.message_id_conflicts);
+  // The forged mail again (another raw, its own Received): the same mail, already imported.
+  const forgedAgain = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL.", ["Received: from relay.example.net; Mon, 03 Jun 2024 09:01:00 +0000"]), user, local);
+  assert.equal(forgedAgain.reply, { error: false, message: "raw message already imported", message_id: forged.message.message_id, discussion_id: forged.message.discussion_id });
+  assert.is((await f.store.messages.list(user.user_id)).total, 1);
+});
+
+test("the conflicting copy by other paths: listed once per receiving identity, an IMAP re-import adds nothing", async () => {
+  const account = await newAccount();
+  const { user, local } = account;
+  const id = `${randomUUID()}@example.org`;
+  const forged = await importBytes(mailWith(id, "forged"), user, local);
+  imported(forged.reply, forged.message);
+  const overSmtp = await importBytes(mailWith(id, "genuine", ["Received: from mx.example.org by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]), user, local);
+  assert.equal(overSmtp.reply, conflictKept(forged.message));
+  // The same mail fetched from the user's Gmail: another identity received it.
+  const gmail = await remoteIdentity(user);
+  const fetched = (uid: number) => mailWith(id, "genuine", [`X-Fetched-Imap-Uid: ${uid}`, "Received: from relay.example.net by imap.example.net; Mon, 03 Jun 2024 09:00:07 +0000"]);
+  const overImap = await importBytes(fetched(7), user, gmail);
+  assert.equal(overImap.reply, conflictKept(forged.message));
+  // A fullfetch stores it again as a new raw: the same content by the same identity, nothing new.
+  const refetched = await importBytes(fetched(7), user, gmail);
+  assert.equal(refetched.reply, conflictKept(forged.message));
+  const held = await f.store.messages.get(user.user_id, forged.message.message_id);
+  assert.equal(
+    held?.message_id_conflicts?.map((c) => [c.raw_id, c.identity_id]),
+    [
+      [overSmtp.raw.raw_msg_id, local.identity_id],
+      [overImap.raw.raw_msg_id, gmail.identity_id],
+    ],
+  );
+  assert.equal(held?.user_identities, [local.identity_id], "the message itself was received by the local identity only");
+  assert.is((await f.store.raws.get(refetched.raw.raw_msg_id))?.delivered, true);
+  assert.is((await f.store.messages.list(user.user_id)).total, 1);
+});
+
+test("a trace field below the first other field is content: the mail is another one", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const first = await importBytes(mailWith(id, "same body"), account.user, account.local);
+  imported(first.reply, first.message);
+  const moved = Buffer.from(mailWith(id, "same body").toString("latin1").replace("To: ", "Received: from somewhere\r\nTo: "), "latin1");
+  const second = await importBytes(moved, account.user, account.local);
+  assert.equal(second.reply, conflictKept(first.message));
+  assert.equal((await f.store.messages.get(account.user.user_id, first.message.message_id))?.message_id_conflicts?.map((c) => c.content_sha256), [contentOf(moved)]);
+});
+
+test("two contents under one Message-ID on 5 nodes at once: one message, the other content listed once, every reply names the message", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const stores = [f.store, await f.openAnother(), await f.openAnother(), await f.openAnother(), await f.openAnother()];
+  const bodies = ["genuine", "forged", "genuine", "forged", "genuine"];
+  const results = await Promise.all(stores.map((store, i) => importBytes(mailWith(id, bodies[i]!), account.user, account.local, store)));
+  const all = (await f.store.messages.list(account.user.user_id)).items;
+  assert.is(all.length, 1, JSON.stringify(results.map(({ reply }) => reply)));
+  const [message] = all;
+  assert.ok(message);
+  const kept = message.body_plain.trim();
+  for (const [i, { reply, raw }] of results.entries()) {
+    assert.is(reply.error, false, JSON.stringify(reply));
+    assert.is(reply.message_id, message.message_id);
+    assert.is(reply.discussion_id, message.discussion_id);
+    const expected = bodies[i] === kept ? ["message imported", "raw message already imported"] : [CONFLICT_KEPT];
+    assert.ok(expected.includes(reply.message), `${bodies[i]}: ${reply.message}`);
+    assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
+  }
+  assert.is(results.filter(({ reply }) => reply.message === "message imported").length, 1);
+  const other = kept === "genuine" ? "forged" : "genuine";
+  assert.equal(
+    message.message_id_conflicts?.map((c) => c.content_sha256),
+    [contentOf(mailWith(id, other))],
+  );
+  assert.ok(results.some(({ raw }) => raw.raw_msg_id === message.message_id_conflicts?.[0]?.raw_id), "one of the other content's raws");
+  assert.is((await f.store.messages.byExternalId(account.user.user_id, id))?.message_id, message.message_id);
+});
+
+test("an import that stopped between its claim and its message is completed by the next import: one message", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  // What a node that died after claiming the Message-ID, before writing the message, leaves behind.
+  const claimed = randomUUID();
+  assert.is(await f.store.messages.claimExternalId(account.user.user_id, id, claimed), claimed);
+  assert.is(await f.store.messages.byExternalId(account.user.user_id, id), null);
+  const next = await importBytes(mailWith(id, "half done"), account.user, account.local);
+  imported(next.reply, next.message);
+  assert.is(next.reply.message_id, claimed, "stored under the id claimed");
+  const again = await importBytes(mailWith(id, "half done"), account.user, account.local);
+  assert.is(again.reply.message, "raw message already imported");
+  assert.is(again.reply.message_id, claimed);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+});
+
+test("a store failure while keeping a conflicting copy: a failure reply, the raw still waiting; the retry lists it once", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const first = await importBytes(mailWith(id, "first"), account.user, account.local);
+  imported(first.reply, first.message);
+  const raw = await f.store.raws.put(null, mailWith(id, "second"));
+  const order = { message_id: raw.raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id };
+  const failing: Store = {
+    ...f.store,
+    messages: new Proxy(f.store.messages, {
+      get: (target, name, receiver) =>
+        name === "update"
+          ? async () => {
+              throw new Error("messages bucket unavailable");
+            }
+          : (Reflect.get(target, name, receiver) as unknown),
+    }),
+  };
+  const reply = await processInboundEmail(failing, order, { now });
+  assert.is(reply.error, true, JSON.stringify(reply));
+  assert.match(reply.message, /messages bucket unavailable/);
+  assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, false);
+  assert.is((await f.store.messages.get(account.user.user_id, first.message.message_id))?.message_id_conflicts, undefined);
+  assert.equal(await processInboundEmail(f.store, order, { now }), conflictKept(first.message));
+  assert.equal(await processInboundEmail(f.store, order, { now }), conflictKept(first.message));
+  assert.is((await f.store.messages.get(account.user.user_id, first.message.message_id))?.message_id_conflicts?.length, 1);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+});
+
+test(`at most ${MAX_MESSAGE_ID_CONFLICTS} conflicting copies are listed, the others counted; the document stays small`, async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const first = await importBytes(mailWith(id, "first"), account.user, account.local);
+  imported(first.reply, first.message);
+  const copies: RawMessage[] = [];
+  for (let i = 0; i < MAX_MESSAGE_ID_CONFLICTS + 3; i++) {
+    const copy = await importBytes(mailWith(id, `variant ${i}`), account.user, account.local);
+    assert.equal(copy.reply, conflictKept(first.message));
+    copies.push(copy.raw);
+  }
+  // A listed copy redelivered counts nothing.
+  assert.equal(await reimport(copies[3]!, account.user, account.local), conflictKept(first.message));
+  const held = await f.store.messages.get(account.user.user_id, first.message.message_id);
+  assert.equal(
+    held?.message_id_conflicts?.map((c) => c.raw_id),
+    copies.slice(0, MAX_MESSAGE_ID_CONFLICTS).map((raw) => raw.raw_msg_id),
+  );
+  assert.is(held?.message_id_conflicts_omitted, 3);
+  const size = Buffer.byteLength(JSON.stringify(held));
+  assert.ok(size < 16 * 1024, `${size} bytes`);
+  for (const raw of copies) assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
+});
+
+test("a message stored before content hashes were kept: its hash is taken from its raw, once", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@example.org`;
+  const bytes = mailWith(id, "old mail");
+  const old = await importBytes(bytes, account.user, account.local);
+  imported(old.reply, old.message);
+  // As an earlier release stored it: no content_sha256.
+  await f.store.messages.update(account.user.user_id, old.message.message_id, ({ content_sha256: _dropped, ...rest }) => rest);
+  // The IMAP copy of the same mail: the same message.
+  const gmail = await remoteIdentity(account.user);
+  const copy = await importBytes(Buffer.concat([Buffer.from("X-Fetched-Imap-Uid: 12\r\n"), bytes]), account.user, gmail);
+  assert.is(copy.reply.message, "raw message already imported");
+  assert.is(copy.reply.message_id, old.message.message_id);
+  assert.is((await f.store.messages.get(account.user.user_id, old.message.message_id))?.content_sha256, contentOf(bytes), "its hash is kept now");
+  // Another content under its Message-ID: a conflicting copy on it.
+  const other = await importBytes(mailWith(id, "not the old mail"), account.user, account.local);
+  assert.equal(other.reply, conflictKept(old.message));
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+});
+
+test("a 1 MiB To header of 100,000 addresses: stored once, 100 participants linked, the rest counted, the document far under 1 MiB", async () => {
+  const account = await newAccount();
+  const ann = await f.store.contacts.create(newContact(account.user.user_id, ["a0@flood.example"]));
+  const addresses: string[] = [];
+  let size = 0;
+  for (let i = 0; size < MiB; i++) {
+    addresses.push(`a${i}@flood.example`);
+    size += addresses.at(-1)!.length + 1;
+  }
+  // Folded as a mail client folds it, lines under 78 characters.
+  const lines: string[] = [];
+  let line = "To:";
+  for (const address of addresses) {
+    if (line.length + address.length + 2 > 76) {
+      lines.push(line);
+      line = "";
+    }
+    line += ` ${address},`;
+  }
+  lines.push(line.slice(0, -1));
+  const header = lines.join("\r\n");
+  assert.ok(header.length >= MiB, `${header.length} bytes of To`);
+  const bytes = Buffer.from(`From: flood@example.org\r\n${header}\r\nCc: c1@example.org, c2@example.org\r\nSubject: everyone\r\nMessage-ID: <flood-${randomUUID()}@example.org>\r\n\r\nhello all\r\n`);
+  let lookups = 0;
+  const counting: Store = {
+    ...f.store,
+    contacts: new Proxy(f.store.contacts, {
+      get: (target, name, receiver) => {
+        const value = Reflect.get(target, name, receiver) as unknown;
+        if (name !== "byAddress" || typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          lookups++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }),
+  };
+  const { reply, message } = await importBytes(bytes, account.user, account.local, counting);
+  imported(reply, message);
+  const to = message.participants.filter((p) => p.type === "To");
+  assert.is(to.length, 100);
+  assert.equal(to.slice(0, 2).map((p) => p.address), ["a0@flood.example", "a1@flood.example"]);
+  assert.equal(to[0]?.contact_ids, [ann.contact_id], "the kept addresses are linked to contacts");
+  assert.equal(message.participants.filter((p) => p.type === "Cc").map((p) => p.address), ["c1@example.org", "c2@example.org"], "the limit is per header");
+  assert.equal(message.participants_omitted, { To: addresses.length - 100 });
+  assert.ok(lookups <= 103, `${lookups} contact lookups`);
+  const document = Buffer.byteLength(JSON.stringify(message));
+  assert.ok(document < 64 * 1024, `${document} bytes`);
+  assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
+  // With a lower limit set, fewer.
+  const few = await processInboundEmail(f.store, { message_id: (await f.store.raws.put(null, Buffer.from(bytes.toString().replace("flood-", "flood-again-")))).raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id }, { now, maxAddressesPerHeader: 3 });
+  const fewMessage = await f.store.messages.get(account.user.user_id, few.message_id as string);
+  assert.is(fewMessage?.participants.filter((p) => p.type === "To").length, 3);
+  assert.equal(fewMessage?.participants_omitted, { To: addresses.length - 3 });
+});
+
+test("hostile sizes fit the document: a huge subject, display name, Message-ID and References, bodies JSON escapes sixfold", async () => {
+  const account = await newAccount();
+  const control = "\u0001".repeat(MAX_BODY_BYTES);
+  const bytes = Buffer.from(
+    [
+      `From: "${"N".repeat(300_000)}" <n@example.org>`,
+      `To: ${LOCAL_ADDRESS}`,
+      `Subject: ${"S".repeat(500_000)}`,
+      `Message-ID: <${"m".repeat(200_000)}@example.org>`,
+      `References: ${Array.from({ length: 2_000 }, (_, i) => `<ref-${i}-${"r".repeat(200)}@example.org>`).join(" ")}`,
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/alternative; boundary="B"',
+      "",
+      "--B",
+      "Content-Type: text/plain; charset=utf-8",
+      "Content-Transfer-Encoding: base64",
+      "",
+      Buffer.from(control).toString("base64").replace(/.{76}/g, "$&\r\n"),
+      "--B",
+      "Content-Type: text/html; charset=utf-8",
+      "Content-Transfer-Encoding: base64",
+      "",
+      Buffer.from(control).toString("base64").replace(/.{76}/g, "$&\r\n"),
+      "--B--",
+      "",
+    ].join("\r\n"),
+  );
+  const { raw, reply, message } = await importBytes(bytes, account.user, account.local);
+  assert.is(reply.message, "message imported", JSON.stringify(reply));
+  assert.is(reply.body_truncated, true);
+  assert.ok(message);
+  assert.ok(Buffer.byteLength(JSON.stringify(message)) <= 768 * 1024, `${Buffer.byteLength(JSON.stringify(message))} bytes`);
+  assert.is(message.subject.length, 1000);
+  assert.is(message.participants[0]?.label.length, 256);
+  // A Message-ID longer than a line can be is none: the mail is known by its content.
+  assert.is(message.external_references.message_id, `sha256:${sha256(bytes)}`);
+  assert.is(message.external_references.ancestors_ids.length, 50);
+  assert.match(message.external_references.ancestors_ids.at(-1) ?? "", /^ref-1999-/);
+  assert.ok(message.body_plain.length > 0 && /^\u0001+$/.test(message.body_plain), "the plain body is cut, not emptied");
+  assert.is(Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []).length, bytes.length, "the raw keeps it all");
 });
 
 const MiB = 1024 * 1024;

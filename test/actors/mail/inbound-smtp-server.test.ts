@@ -76,8 +76,12 @@ interface SwaksResult {
 }
 
 function swaks(args: string[]): Promise<SwaksResult> {
+  return swaksTo(server.port, args);
+}
+
+function swaksTo(port: number, args: string[]): Promise<SwaksResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(server.port), "--helo", "client.remote.test", "--suppress-data", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(port), "--helo", "client.remote.test", "--suppress-data", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let transcript = "";
     child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
@@ -112,7 +116,7 @@ const ordersSince = (start: number) => calls.slice(start);
 /** The SMTP replies in a swaks transcript (lines it received: "<-  250 ..." or "<** 550 ..."). */
 const replies = (transcript: string) => transcript.split("\n").filter((line) => /^<[-*~]/.test(line)).map((line) => line.replace(/^<[-*~]+\s*/, ""));
 
-test("EHLO: the server name in the greeting, SIZE advertised, neither AUTH nor STARTTLS", async () => {
+test("EHLO: the server name in the greeting, SIZE advertised, neither AUTH nor STARTTLS (no certificate set)", async () => {
   const result = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test", "--quit-after", "EHLO"]);
   assert.is(result.code, 0, result.transcript);
   const lines = replies(result.transcript);
@@ -122,9 +126,10 @@ test("EHLO: the server name in the greeting, SIZE advertised, neither AUTH nor S
   assert.not.ok(lines.some((line) => /AUTH|STARTTLS/.test(line)), result.transcript);
 });
 
-test("a message to a local identity: 250, stored once as sent, one process_inbound order with the raw id", async () => {
+test("a message to a local identity: 250, stored once as sent under a Received line, one process_inbound order with the raw id", async () => {
   const start = calls.length;
   const { path, bytes } = await messageFile("the secret body text 7f3a");
+  const before = Math.floor(Date.now() / 1000) * 1000;
   const result = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test", "--data", `@${path}`]);
   assert.is(result.code, 0, result.transcript);
   const accepted = replies(result.transcript).find((line) => line.startsWith("250 2.6.0"));
@@ -137,9 +142,14 @@ test("a message to a local identity: 250, stored once as sent, one process_inbou
   assert.ok(raw);
   assert.is(raw.user_id, null);
   assert.is(raw.delivered, true, "marked delivered once every recipient was processed");
-  const stored = Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []);
-  // swaks ends the DATA with an empty line of its own before the final dot.
-  assert.is(stored.toString("utf8"), bytes.toString("utf8") + "\r\n", "the stored raw is the message as sent, no header added");
+  const stored = Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []).toString("utf8");
+  // RFC 5321 §4.4: from (HELO name, address), by, with, id, for (the one recipient), date.
+  const trace = /^Received: from client\.remote\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.platform\.test \(Caliopen\) with ESMTP id ([0-9a-v]+)\r\n\tfor <bob@platform\.test>;\r\n\t([^\r\n]+)\r\n/.exec(stored);
+  assert.ok(trace, stored.slice(0, 300));
+  const at = Date.parse(trace[2]!);
+  assert.ok(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/.test(trace[2]!) && at >= before && at <= Date.now(), trace[2]);
+  // Then the message as sent (swaks ends the DATA with an empty line of its own before the final dot).
+  assert.is(stored.slice(trace[0].length), bytes.toString("utf8") + "\r\n", "the message follows as sent");
   assert.match(logs, new RegExp(raw.raw_msg_id), "the message is logged with its raw id");
   assert.not.ok(logs.includes("the secret body text 7f3a"), "never its body");
 });
@@ -279,6 +289,51 @@ test("a store failure while storing is a 451, not a crash; the server keeps serv
   const { path } = await messageFile();
   const after = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test", "--data", `@${path}`]);
   assert.is(after.code, 0, after.transcript);
+});
+
+test("the same bytes for two recipients at once: one raw without a for clause; for another recipient later: another raw naming only it", async () => {
+  const start = calls.length;
+  const { path } = await messageFile();
+  const both = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test,carol@platform.test", "--data", `@${path}`]);
+  assert.is(both.code, 0, both.transcript);
+  const [first] = ordersSince(start);
+  const shared = Buffer.from((await f.store.raws.read(first!.message_id)) ?? []).toString();
+  assert.match(shared, /^Received: from client\.remote\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.platform\.test \(Caliopen\) with ESMTP id \w+;\r\n\t/);
+  assert.not.ok(/for <|bob@platform\.test|carol@platform\.test>/.test(shared.slice(0, shared.indexOf("From:"))), "no recipient named in the trace");
+  // The sender splits another copy off to dave (a Bcc, say): the raw read by dave names dave alone.
+  const later = calls.length;
+  const alone = await swaks(["--from", "a@remote.test", "--to", "dave@platform.test", "--data", `@${path}`]);
+  assert.is(alone.code, 0, alone.transcript);
+  const [daves] = ordersSince(later);
+  assert.is.not(daves!.message_id, first!.message_id);
+  const davesRaw = Buffer.from((await f.store.raws.read(daves!.message_id)) ?? []).toString();
+  assert.match(davesRaw, /\tfor <dave@platform\.test>;/);
+});
+
+test("a header block the parser could never read: 554 5.6.0 for good, nothing stored or ordered", async () => {
+  const start = calls.length;
+  const big = await startInboundSmtp(
+    { store: f.store, processInbound: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })), logger: createLogger({ level: "silent" }) },
+    { host: "127.0.0.1", port: 0, maxSize: 8 * 1024 * 1024, maxRecipients: 3, serverName: SERVER_NAME },
+  );
+  try {
+    // 40,000 short lines: 600 KB of bytes, but the parser counts each line for 64 bytes, 2.5 MB.
+    const lines = Array.from({ length: 40_000 }, (_, i) => `X-${i}: y`).join("\r\n");
+    const path = join(dir, `${randomUUID()}.eml`);
+    await writeFile(path, `From: a@remote.test\r\nTo: bob@platform.test\r\n${lines}\r\nSubject: heavy\r\n\r\nbody\r\n`);
+    const result = await swaksTo(big.port, ["--from", "a@remote.test", "--to", "bob@platform.test", "--data", `@${path}`]);
+    assert.is(result.code, 26, result.transcript);
+    assert.ok(replies(result.transcript).includes("554 5.6.0 header block over 2097152 bytes"), result.transcript);
+    assert.is(ordersSince(start).length, 0);
+    // A block just under the limit goes through.
+    const fewer = Array.from({ length: 30_000 }, (_, i) => `X-${i}: y`).join("\r\n");
+    await writeFile(path, `From: a@remote.test\r\nTo: bob@platform.test\r\n${fewer}\r\nSubject: heavy\r\n\r\nbody\r\n`);
+    const under = await swaksTo(big.port, ["--from", "a@remote.test", "--to", "bob@platform.test", "--data", `@${path}`]);
+    assert.is(under.code, 0, under.transcript);
+    assert.is(ordersSince(start).length, 1);
+  } finally {
+    await big.close();
+  }
 });
 
 test("a null sender (a bounce) is accepted; two different messages get two raws", async () => {

@@ -183,4 +183,24 @@ test("putOnce stores the same bytes once: a retry gets the earlier raw message b
   assert.is.not(other.raw.raw_msg_id, first.raw.raw_msg_id);
 });
 
+test("putOnce with a trace and a scope: the trace is stored first but not compared, the scope is", async () => {
+  const { store } = f;
+  const bytes = new TextEncoder().encode(`Subject: traced ${Date.now()}\r\n\r\nbody\r\n`);
+  const trace = (at: string) => new TextEncoder().encode(`Received: by mx; ${at}\r\n`);
+  const first = await store.raws.putOnce(null, bytes, { scope: "bob@example.org", trace: trace("10:00") });
+  assert.is(first.existing, false);
+  assert.is(Buffer.from((await store.raws.read(first.raw.raw_msg_id)) ?? []).toString(), `Received: by mx; 10:00\r\n${Buffer.from(bytes).toString()}`);
+  assert.is(first.raw.size, trace("10:00").length + bytes.length);
+  // A retry: another time in its trace, the same raw (with the first trace).
+  const retry = await store.raws.putOnce(null, bytes, { scope: "bob@example.org", trace: trace("10:05") });
+  assert.is(retry.existing, true);
+  assert.is(retry.raw.raw_msg_id, first.raw.raw_msg_id);
+  // The same bytes for other recipients: another raw.
+  const other = await store.raws.putOnce(null, bytes, { scope: "carol@example.org", trace: trace("10:06") });
+  assert.is(other.existing, false);
+  assert.is.not(other.raw.raw_msg_id, first.raw.raw_msg_id);
+  // Without a scope, the key is the bytes' own, as before.
+  assert.is.not((await store.raws.putOnce(null, bytes)).raw.raw_msg_id, first.raw.raw_msg_id);
+});
+
 test.run();

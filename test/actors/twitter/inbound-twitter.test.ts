@@ -5,7 +5,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
-import { encodeStoredDm, type DmDirection, type XUser } from "../../../actors/twitter/dm-raw.ts";
+import { dmExternalKey, encodeStoredDm, type DmDirection, type XUser } from "../../../actors/twitter/dm-raw.ts";
 import { processInboundTwitter } from "../../../actors/twitter/inbound-twitter.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
@@ -126,6 +126,19 @@ test("two imports of the same event racing make one message", async () => {
   const replies = await Promise.all([1, 2, 3].map(() => importDm(user, twitter, dm)));
   assert.ok(replies.every(({ reply }) => reply.error === false));
   assert.is(new Set(replies.map(({ reply }) => reply.message_id)).size, 1);
+  assert.is((await f.store.messages.list(user.user_id)).total, 1);
+});
+
+test("an import that stopped between its claim and its message is completed by the next import: one message", async () => {
+  const { user, twitter } = await newAccount();
+  const dm = event("half done", "received");
+  // What a node that died after claiming the event id, before writing the message, leaves behind.
+  const claimed = randomUUID();
+  assert.is(await f.store.messages.claimExternalId(user.user_id, dmExternalKey(dm.event.id), claimed), claimed);
+  const next = await importDm(user, twitter, dm);
+  assert.equal(next.reply, { error: false, message: "message imported", message_id: claimed, discussion_id: next.reply.discussion_id });
+  assert.is(next.message?.body_plain, "half done");
+  assert.is((await importDm(user, twitter, dm)).reply.message_id, claimed);
   assert.is((await f.store.messages.list(user.user_id)).total, 1);
 });
 
