@@ -158,7 +158,9 @@ test("observer role: nodes, actors, inspect, watch and deadletters work; send an
 
   // watch: the poller changes state when its identity is updated through the API.
   const watch = startCli(["watch", `poller/${ctx.identityId}`, "--count", "1", "--json"], natsEndpointEnv(endpointOf(ctx, "observer")));
-  await sleep(1_000);
+  // The transition must come after the CLI subscribed (it takes a while to start on a busy machine).
+  const transitions = `caliopen.debug.transitions.poller.${ctx.identityId}`;
+  await waitFor("the watch subscribed", async () => (await ctx.nats.subscriptions()).some((sub) => sub.subject === transitions), 30_000, 100);
   const patched = await callApi(ctx.apiUrl, ctx.token, "PATCH", `/api/v2/identities/remotes/${ctx.identityId}`, { status: "inactive" });
   assert.is(patched.status, 200, JSON.stringify(patched.body));
   const watched = await watch.exited;
