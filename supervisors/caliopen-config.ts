@@ -1,5 +1,6 @@
 // Configuration of the Caliopen services (the node's own settings are in node-config.ts), from
 // environment variables documented in the README.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
@@ -7,6 +8,8 @@ import type { KeySources } from "../actors/keys/key-discovery.ts";
 import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
+import { AllowListError, parseAllowedDestinations } from "../actors/network/allowed-destinations.ts";
+import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import { nodeSecretKeys } from "./secret-keys.ts";
@@ -34,6 +37,8 @@ export interface CaliopenConfig {
   twitter: Partial<TwitterWorkerOptions>;
   /** Where public keys are looked up (discover_key) and published (publish_key / delete_key). */
   keys: { discovery: KeySources; publishing: KeyPublishTarget };
+  /** Which servers named by users or contacts may be reached, and the TLS exceptions and extra CAs for them. */
+  destinations: DestinationSettings;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -56,6 +61,7 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
     },
     imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
     keys: keysConfig(env),
+    destinations: destinationsConfig(env),
     twitter: {
       x: {
         ...(env.CALIOPEN_X_API_URL?.trim() && { baseUrl: env.CALIOPEN_X_API_URL.trim() }),
@@ -98,6 +104,37 @@ function keysConfig(env: NodeJS.ProcessEnv): CaliopenConfig["keys"] {
     },
     publishing: { hkp, wkd: wkdDir ? { dir: wkdDir, domains: wkdDomains } : null },
   };
+}
+
+/**
+ * CALIOPEN_ALLOWED_DESTINATIONS (networks and servers users may name besides public addresses, with
+ * their TLS exceptions; none by default) and CALIOPEN_DESTINATION_CA (a PEM file of CAs trusted for
+ * users' servers besides Node's own). Giving CAs replaces Node's default store in those connections, so
+ * NODE_EXTRA_CA_CERTS, which would otherwise be in it, is added too.
+ */
+function destinationsConfig(env: NodeJS.ProcessEnv): DestinationSettings {
+  let allow: DestinationSettings["allow"];
+  try {
+    allow = parseAllowedDestinations(env.CALIOPEN_ALLOWED_DESTINATIONS ?? "");
+  } catch (err) {
+    if (err instanceof AllowListError) throw new StartupError(`CALIOPEN_ALLOWED_DESTINATIONS: ${err.message}`);
+    throw err;
+  }
+  const caFile = env.CALIOPEN_DESTINATION_CA?.trim();
+  if (!caFile) return { allow, ca: [] };
+  const extra = env.NODE_EXTRA_CA_CERTS?.trim();
+  return { allow, ca: [pemFile(caFile, "CALIOPEN_DESTINATION_CA"), ...(extra ? [pemFile(extra, "NODE_EXTRA_CA_CERTS")] : [])] };
+}
+
+function pemFile(path: string, name: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new StartupError(`${name}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new StartupError(`${name}: ${path} holds no PEM certificate`);
+  return text;
 }
 
 function hostPort(value: string, name: string): { host: string; port: number } {
