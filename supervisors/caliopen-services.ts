@@ -49,7 +49,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store), imapWorkerFamily(store, config.imap), twitterWorkerFamily(store, config.twitter)],
+      families: [pollerFamily(store), imapWorkerFamily(store, { ...config.imap, destinations }), twitterWorkerFamily(store, config.twitter)],
       bindings: (context) => {
         const keysLog = deps.logger.child({ service: "key-action" });
         // A key server that is down comes back: publishing is tried again later, then dead-lettered.
@@ -69,7 +69,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
         const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
-        const smtp = { store, relay: config.mail.relay, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
+        const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
           imap_worker: workerLifecycle(IMAP_KIND, context, imapAccount),
