@@ -108,7 +108,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         }
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
-        api = await startApi({ store, emitter, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api);
+        api = await startApi({ store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api);
         deps.logger.info({ url: api.url }, "HTTP API listening");
         hooks.onApiStarted?.(api.url);
       },
