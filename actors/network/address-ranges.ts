@@ -57,8 +57,8 @@ export function nonPublicRange(address: IpAddress): string | null {
   const v6 = plain as ipaddr.IPv6;
   const embedded = embeddedIpv4(v6);
   if (embedded !== null) {
-    const inner = nonPublicRange(embedded);
-    return inner === null ? null : `${inner} (embedded in ${v6.toString()})`;
+    const inner = nonPublicRange(embedded.address);
+    return inner === null ? null : `${inner} (embedded in a ${embedded.how} address)`;
   }
   const range = v6.range();
   if (range !== "unicast") return RANGE_NAMES[range] ?? `a special-purpose address (${range})`;
@@ -66,10 +66,10 @@ export function nonPublicRange(address: IpAddress): string | null {
 }
 
 /** The IPv4 address carried by a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address, else null. */
-function embeddedIpv4(address: ipaddr.IPv6): ipaddr.IPv4 | null {
+function embeddedIpv4(address: ipaddr.IPv6): { address: ipaddr.IPv4; how: string } | null {
   const parts = address.parts;
   const octets = (high: number, low: number) => new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
-  if (address.match(NAT64)) return octets(parts[6] ?? 0, parts[7] ?? 0);
-  if (address.range() === "6to4") return octets(parts[1] ?? 0, parts[2] ?? 0);
+  if (address.match(NAT64)) return { address: octets(parts[6] ?? 0, parts[7] ?? 0), how: "NAT64" };
+  if (address.range() === "6to4") return { address: octets(parts[1] ?? 0, parts[2] ?? 0), how: "6to4" };
   return null;
 }

@@ -177,7 +177,8 @@ export class DestinationPolicy {
       }
       const range = nonPublicRange(address);
       if (range !== null) {
-        const what = literal ? `${name} is` : `${name} resolves to ${text},`;
+        // A name's internal address is not shown: users must not map the platform's network through it.
+        const what = literal ? `${name} is` : `${name} resolves to`;
         return { refused: `${what} ${range} (an operator may admit it in ${ALLOW_SETTING})` };
       }
       perAddress.push(NO_EXCEPTIONS);

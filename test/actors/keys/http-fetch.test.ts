@@ -61,7 +61,7 @@ test("every redirect is checked before it is followed: cloud metadata, loopback,
     assert.match(nats.message, /redirected, then web server 127\.0\.0\.1:\d+ is not an allowed destination: it is a NATS server of the platform/);
     const strict = policy([`${hostPort(redirector)}+cleartext`]);
     const loopback = await failure(httpRequest(`${redirector.origin}/loopback/key`, { timeoutMs: 3_000, destinations: strict }));
-    assert.match(loopback.message, /localhost resolves to 127\.0\.0\.1, a loopback address/);
+    assert.match(loopback.message, /localhost resolves to a loopback address/);
 
     const followed = await httpRequest(`${redirector.origin}/admitted/key`, { timeoutMs: 3_000, destinations });
     assert.is(followed.status, 200);
@@ -109,7 +109,7 @@ test("DNS rebinding: the name is resolved once, checked, and the request goes to
     assert.equal(pinned.requests.map((request) => request.hostHeader), [`rebind.example:${port}`]);
     assert.is(elsewhere.requests.length, 0, "nothing reached the address of the second answer");
     const again = await failure(httpRequest(`http://rebind.example:${port}/x/key`, { timeoutMs: 3_000, destinations: policy(["127.0.0.2/32+cleartext"], [], resolve) }));
-    assert.match(again.message, /rebind\.example resolves to 127\.0\.0\.1, a loopback address/, "the next request checks the new answer");
+    assert.match(again.message, /rebind\.example resolves to a loopback address/, "the next request checks the new answer");
     assert.is(elsewhere.requests.length, 0);
   } finally {
     await pinned.stop();

@@ -286,7 +286,7 @@ test("WKD hosts from a contact's addresses that the policy refuses (loopback, pr
   assert.equal(report.found, [fpr.hkp], "the key server's key");
   const errors = Object.fromEntries(report.errors.map((e) => [`${e.source} ${e.address}`, e.message]));
   assert.equal(Object.keys(errors).sort(), ["wkd bob@evil.example", "wkd carl@127.0.0.1"]);
-  assert.match(errors["wkd bob@evil.example"] ?? "", /^advanced method: web server openpgpkey\.evil\.example:443 is not an allowed destination: openpgpkey\.evil\.example resolves to 127\.0\.0\.1, a loopback address .*; direct method: web server evil\.example:443 is not an allowed destination: evil\.example resolves to 10\.0\.0\.1, a private address/);
+  assert.match(errors["wkd bob@evil.example"] ?? "", /^advanced method: web server openpgpkey\.evil\.example:443 is not an allowed destination: openpgpkey\.evil\.example resolves to a loopback address .*; direct method: web server evil\.example:443 is not an allowed destination: evil\.example resolves to a private address/);
   // (`openpgpkey.127.0.0.1` is not even a valid URL host: the advanced method fails before any lookup.)
   assert.match(errors["wkd carl@127.0.0.1"] ?? "", /direct method: web server 127\.0\.0\.1:443 is not an allowed destination: 127\.0\.0\.1 is a loopback address/);
   assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery?.errors, report.errors, "saved on the contact");

@@ -48,7 +48,7 @@ test("the default policy refuses loopback, private, link-local, CGNAT, multicast
     // The same addresses written otherwise.
     ["[::ffff:127.0.0.1]", /loopback/],
     ["::ffff:169.254.169.254", /link-local/],
-    ["64:ff9b::a01:203", /private address \(embedded in 64:ff9b::a01:203\)/],
+    ["64:ff9b::a01:203", /private address \(embedded in a NAT64 address\)/],
     ["2002:7f00:1::", /loopback/],
     ["127.1", /loopback/],
     ["2130706433", /loopback/],
@@ -64,10 +64,12 @@ test("the default policy refuses loopback, private, link-local, CGNAT, multicast
 
 test("a name that resolves to loopback is refused: localhost through the system's resolver, and a name with one private address among public ones", async () => {
   const system = new DestinationPolicy();
-  assert.match(await refusal(system, "localhost"), /^IMAP server localhost:143 is not an allowed destination: localhost resolves to 127\.0\.0\.1, a loopback address/);
+  assert.match(await refusal(system, "localhost"), /^IMAP server localhost:143 is not an allowed destination: localhost resolves to a loopback address/);
   assert.match(await refusal(system, "LocalHost."), /localhost resolves to/, "case and a final dot change nothing");
   const policy = new DestinationPolicy({ resolve: table({ "mixed.example": ["93.184.216.34", "10.0.0.7"] }) });
-  assert.match(await refusal(policy, "mixed.example", 993), /mixed\.example resolves to 10\.0\.0\.7, a private address/);
+  const mixed = await refusal(policy, "mixed.example", 993);
+  assert.match(mixed, /mixed\.example resolves to a private address/);
+  assert.not.match(mixed, /10\.0\.0\.7/, "the internal address a name leads to is not shown");
 });
 
 test("public destinations pass: every address in the resolver's order, the name kept for TLS, the certificate verified", async () => {
@@ -101,7 +103,7 @@ test("the allow list admits its networks and servers, and its TLS exceptions app
   assert.equal((await policy.check("10.1.2.3", 993, "IMAP server")).exceptions, none, "a network admits, without exceptions");
   assert.equal((await policy.check("inside.example", 993, "IMAP server")).addresses, ["10.20.30.40"], "a name resolving into an admitted network");
   assert.equal((await policy.check("mail.internal", 143, "IMAP server")).exceptions, { cleartext: true, unverifiedTls: false }, "a server entry admits its name wherever it resolves");
-  assert.match(await refusal(policy, "mail.internal", 993), /mail\.internal resolves to 192\.168\.7\.7, a private address/, "at its port only");
+  assert.match(await refusal(policy, "mail.internal", 993), /mail\.internal resolves to a private address/, "at its port only");
   const legacy = await policy.check("legacy.example", 993, "IMAP server");
   assert.equal(legacy.exceptions, { cleartext: false, unverifiedTls: true });
   assert.is(legacy.tls.rejectUnauthorized, false);
@@ -151,7 +153,7 @@ test("DNS rebinding: the connection is pinned to the address that was checked; t
   assert.equal(all, [{ address: "93.184.216.34", family: 4 }]);
   assert.is(asked, 1, "the name was not resolved again for the connection");
   // The next connection checks again, and sees the new answer for what it is.
-  assert.match(await refusal(policy, "rebind.example", 443), /rebind\.example resolves to 127\.0\.0\.1, a loopback address/);
+  assert.match(await refusal(policy, "rebind.example", 443), /rebind\.example resolves to a loopback address/);
   const v6 = await new Promise<unknown>((resolve) => lookup("rebind.example", { family: 6 }, (err) => resolve((err as { code?: string } | null)?.code)));
   assert.is(v6, "ENOTFOUND", "no other address is made up for another family");
 });
