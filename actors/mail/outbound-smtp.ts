@@ -82,7 +82,7 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
     const parent = claimed.parent_id ? await store.messages.get(order.user_id, claimed.parent_id) : null;
     if (claimed.parent_id && parent === null) log.warn({ parent_id: claimed.parent_id }, "the parent of the draft is gone: sent without threading headers");
     const mime = await buildDraftMime(claimed, identity, parent, { host: deps.host, date: now() });
-    const server = describeTarget(route.targets[0] as SmtpTarget);
+    const server = describeTarget(route.targets[0]);
     log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
     const result = await connectInTurn(route.targets, (target) => sendRaw({ ...target, name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS));
     sent = { ...mime, rejected: result.rejected };
@@ -161,6 +161,6 @@ async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Rou
     tls: { ...destination.tls, ...(destination.servername !== undefined && { servername: destination.servername }) },
   });
   const [first, ...rest] = destination.addresses;
-  return { via: "identity", targets: [target(first as string), ...rest.map(target)] };
+  return { via: "identity", targets: [target(first), ...rest.map(target)] };
 }
 

@@ -36,8 +36,8 @@ export interface CheckedDestination {
   /** As given (without brackets), and the port. */
   host: string;
   port: number;
-  /** The checked addresses, in the resolver's order: connect to these only. */
-  addresses: string[];
+  /** The checked addresses, in the resolver's order (at least one): connect to these only. */
+  addresses: [string, ...string[]];
   /** The name for SNI and the certificate check; undefined for an address literal. */
   servername: string | undefined;
   /** The operator's exceptions for this server (`+cleartext`, `+unverified-tls`). */
@@ -92,7 +92,7 @@ export class DestinationPolicy {
     const shown = `${what} ${formatHostPort({ host: name, port })}`;
     // Legacy forms (`127.1`, `2130706433`) are addresses too, as getaddrinfo would read them.
     const literal = parseAddress(name);
-    const addresses = literal !== null ? [literal.toString()] : await this.lookup(name, shown);
+    const addresses: [string, ...string[]] = literal !== null ? [literal.toString()] : await this.lookup(name, shown);
     await this.learnProtected();
     const verdict = this.verdict(name, port, addresses, literal !== null);
     if ("refused" in verdict) throw new DestinationRefused(`${shown} is not an allowed destination: ${verdict.refused}`);
@@ -119,12 +119,12 @@ export class DestinationPolicy {
     return "refused" in verdict ? verdict.refused : null;
   }
 
-  private async lookup(name: string, shown: string): Promise<string[]> {
+  private async lookup(name: string, shown: string): Promise<[string, ...string[]]> {
     try {
       const answer = await this.resolveInTime(name);
-      const addresses = answer.map((address) => parseAddress(address)?.toString()).filter((address): address is string => address !== undefined);
-      if (addresses.length === 0) throw new DestinationNotFound(`${shown}: ${name} has no address`);
-      return addresses;
+      const [first, ...rest] = answer.map((address) => parseAddress(address)?.toString()).filter((address): address is string => address !== undefined);
+      if (first === undefined) throw new DestinationNotFound(`${shown}: ${name} has no address`);
+      return [first, ...rest];
     } catch (err) {
       if (err instanceof DestinationNotFound) throw err;
       const code = (err as { code?: string }).code;
