@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { Conflict, NotFound } from "../actors/store/errors.ts";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
+import type { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { VERSION } from "../runtime/version.ts";
 import { registerAdmission } from "./admission.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
@@ -29,6 +30,8 @@ import { compileValidator } from "./validators.ts";
 export interface ApiContext {
   store: Store;
   emitter: OrderEmitter;
+  /** Which servers users may name for their accounts (checked without DNS here, fully at connect time); public addresses only by default. */
+  destinations?: DestinationPolicy;
   logger: Logger;
   /** How long a `deliver` request waits for its reply (the contract says 30 s). */
   deliverTimeoutMs: number;

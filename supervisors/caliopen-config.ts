@@ -11,6 +11,8 @@ import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
 import { DEFAULT_MAX_ADDRESSES_PER_HEADER } from "../actors/mail/inbound-email.ts";
 import { INBOUND_SMTP_DEFAULTS, type InboundSmtpOptions } from "../actors/mail/inbound-smtp-server.ts";
+import { AllowListError, parseAllowedDestinations } from "../actors/network/allowed-destinations.ts";
+import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
@@ -42,6 +44,8 @@ export interface CaliopenConfig {
   twitter: Partial<TwitterWorkerOptions>;
   /** Where public keys are looked up (discover_key) and published (publish_key / delete_key). */
   keys: { discovery: KeySources; publishing: KeyPublishTarget };
+  /** Which servers named by users or contacts may be reached, and the TLS exceptions and extra CAs for them. */
+  destinations: DestinationSettings;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -76,6 +80,7 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
     },
     imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
     keys: keysConfig(env),
+    destinations: destinationsConfig(env),
     twitter: {
       x: {
         ...(env.CALIOPEN_X_API_URL?.trim() && { baseUrl: env.CALIOPEN_X_API_URL.trim() }),
@@ -144,6 +149,37 @@ function smtpTls(env: NodeJS.ProcessEnv): { key: string; cert: string } | null {
     throw new StartupError(`CALIOPEN_SMTP_TLS_CERT / CALIOPEN_SMTP_TLS_KEY (${certPath}, ${keyPath}) are not a usable certificate and key: ${(err as Error).message}`);
   }
   return tls;
+}
+
+/**
+ * CALIOPEN_ALLOWED_DESTINATIONS (networks and servers users may name besides public addresses, with
+ * their TLS exceptions; none by default) and CALIOPEN_DESTINATION_CA (a PEM file of CAs trusted for
+ * users' servers besides Node's own). Giving CAs replaces Node's default store in those connections, so
+ * NODE_EXTRA_CA_CERTS, which would otherwise be in it, is added too.
+ */
+function destinationsConfig(env: NodeJS.ProcessEnv): DestinationSettings {
+  let allow: DestinationSettings["allow"];
+  try {
+    allow = parseAllowedDestinations(env.CALIOPEN_ALLOWED_DESTINATIONS ?? "");
+  } catch (err) {
+    if (err instanceof AllowListError) throw new StartupError(`CALIOPEN_ALLOWED_DESTINATIONS: ${err.message}`);
+    throw err;
+  }
+  const caFile = env.CALIOPEN_DESTINATION_CA?.trim();
+  if (!caFile) return { allow, ca: [] };
+  const extra = env.NODE_EXTRA_CA_CERTS?.trim();
+  return { allow, ca: [pemFile(caFile, "CALIOPEN_DESTINATION_CA"), ...(extra ? [pemFile(extra, "NODE_EXTRA_CA_CERTS")] : [])] };
+}
+
+function pemFile(path: string, name: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new StartupError(`${name}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new StartupError(`${name}: ${path} holds no PEM certificate`);
+  return text;
 }
 
 function hostPort(value: string, name: string): { host: string; port: number } {

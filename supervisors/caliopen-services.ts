@@ -10,6 +10,7 @@ import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound
 import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
 import { updateContactDerived } from "../actors/contacts/contact-update.ts";
 import { discoverKeys } from "../actors/keys/key-discovery.ts";
+import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { publishKey, withdrawKey, type KeyOrder } from "../actors/keys/key-publishing.ts";
 import { RetryLater } from "../runtime/entry-point.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
@@ -25,6 +26,7 @@ import type { CaliopenConfig } from "./caliopen-config.ts";
 import { routeToActor } from "./actor-router.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
+import { platformServers } from "./platform-servers.ts";
 import { workerLifecycle, type ServiceFactory } from "./services.ts";
 
 export interface CaliopenServices {
@@ -41,11 +43,13 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
   return async (deps) => {
     const store = await openStore({ nc: deps.nc, subjects: deps.subjects, secrets: config.secrets, replicas: deps.replicas });
     await checkSecretKeys(store, config.secrets, deps.logger);
+    // Every server a user or a contact's address names goes through this (IMAP, SMTP, WKD).
+    const destinations = new DestinationPolicy(config.destinations, platformServers(config.mail, deps.nc));
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store), imapWorkerFamily(store, config.imap), twitterWorkerFamily(store, config.twitter)],
+      families: [pollerFamily(store), imapWorkerFamily(store, { ...config.imap, destinations }), twitterWorkerFamily(store, config.twitter)],
       bindings: (context) => {
         const keysLog = deps.logger.child({ service: "key-action" });
         // A key server that is down comes back: publishing is tried again later, then dead-lettered.
@@ -65,7 +69,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
         const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
-        const smtp = { store, relay: config.mail.relay, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
+        const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
           imap_worker: workerLifecycle(IMAP_KIND, context, imapAccount),
@@ -84,7 +88,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           },
           keyAction: {
             // One source failing is part of the report saved on the contact; a throw means the contact is gone.
-            discover_key: async (payload) => void (await discoverKeys(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) }, config.keys.discovery)),
+            discover_key: async (payload) => void (await discoverKeys(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) }, config.keys.discovery, { destinations })),
             publish_key: (payload) => keyPublishing(payload, publishKey),
             delete_key: (payload) => keyPublishing(payload, withdrawKey),
           },
@@ -107,7 +111,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         }
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
-        api = await startApi({ store, emitter, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api, config.api.http);
+        api = await startApi({ store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api, config.api.http);
         deps.logger.info({ url: api.url }, "HTTP API listening");
         hooks.onApiStarted?.(api.url);
       },

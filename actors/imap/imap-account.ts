@@ -9,7 +9,7 @@ export interface ImapAccount {
   connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs">): Promise<ImapFlow>;
 }
 
-export function imapAccount(store: Store, userId: string, identityId: string, options: Pick<ImapOptions, "allowUnauthorizedTls">): ImapAccount {
+export function imapAccount(store: Store, userId: string, identityId: string, options: Pick<ImapOptions, "destinations">): ImapAccount {
   return {
     async identity() {
       const identity = await store.identities.get(userId, identityId);

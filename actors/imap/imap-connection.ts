@@ -1,12 +1,21 @@
-// Opens an IMAP session for a remote identity: its server from `infos.inserver` (`host:port`; port 993
-// is implicit TLS, any other port plain with STARTTLS when the server offers it) and its login from the
-// sealed credentials. The credentials live only in this call: never in an actor's context or a log.
+// Opens an IMAP session for a remote identity: its server from `infos.inserver` (`host:port`) and its
+// login from the sealed credentials. The credentials live only in this call: never in an actor's
+// context or a log.
+//
+// The server is a user's choice, so it goes through the destination policy on every connect: the name
+// is resolved and checked there, the session goes to a checked address, and TLS keeps the name for SNI
+// and the certificate check. Port 993 is implicit TLS; any other port must offer STARTTLS before the
+// password is sent, and the certificate must be valid — unless the operator excepted that server.
 import { ImapFlow } from "imapflow";
+import { connectInTurn } from "../network/connect-in-turn.ts";
+import type { CheckedDestination, DestinationPolicy } from "../network/destination-policy.ts";
+import { parseHostPort } from "../network/host-port.ts";
+import { tlsFailure } from "../network/tls-failure.ts";
 import type { Credentials, Identity } from "../store/model.ts";
 
 export interface ImapOptions {
-  /** Accept self-signed certificates (test servers, self-hosted mail). */
-  allowUnauthorizedTls?: boolean;
+  /** Which servers may be reached, and how (the operator's allow list, TLS exceptions, extra CAs). */
+  destinations: DestinationPolicy;
   connectTimeoutMs?: number;
   /** How soon a quiet connection enters IDLE (imapflow waits 15 s by default). */
   autoIdleDelayMs?: number;
@@ -18,9 +27,9 @@ export class ImapLoginError extends Error {
 
 export function imapAddress(identity: Identity): { host: string; port: number } {
   const server = typeof identity.infos.inserver === "string" ? identity.infos.inserver : "";
-  const match = /^(.+):([0-9]{1,5})$/.exec(server.trim());
-  if (match === null) throw new ImapLoginError(`identity ${identity.identity_id} has no IMAP server (infos.inserver "${server}")`);
-  return { host: match[1] as string, port: Number(match[2]) };
+  const parsed = parseHostPort(server);
+  if (parsed === null) throw new ImapLoginError(`identity ${identity.identity_id} has no IMAP server (infos.inserver "${server}")`);
+  return parsed;
 }
 
 export function imapLogin(credentials: Credentials | null): { user: string; pass: string } {
@@ -31,16 +40,28 @@ export function imapLogin(credentials: Credentials | null): { user: string; pass
 }
 
 /** Connects and logs in; a refused login is an ImapLoginError with the server's words. */
-export async function openImap(identity: Identity, credentials: Credentials | null, options: ImapOptions = {}): Promise<ImapFlow> {
+export async function openImap(identity: Identity, credentials: Credentials | null, options: ImapOptions): Promise<ImapFlow> {
   const { host, port } = imapAddress(identity);
+  const auth = imapLogin(credentials);
+  // A refusal says why in its own words, the same whether anything listens there or not.
+  const destination = await options.destinations.check(host, port, "IMAP server");
+  return connectInTurn(destination.addresses, (address) => connect(destination, address, auth, options));
+}
+
+async function connect(destination: CheckedDestination, address: string, auth: { user: string; pass: string }, options: ImapOptions): Promise<ImapFlow> {
+  const where = `${destination.host}:${destination.port}`;
+  const secure = destination.port === 993;
   const client = new ImapFlow({
-    host,
-    port,
-    secure: port === 993,
-    auth: imapLogin(credentials),
+    host: address,
+    port: destination.port,
+    ...(destination.servername !== undefined && { servername: destination.servername }),
+    secure,
+    // STARTTLS before the password, or no session at all (opportunistic only where the operator allows cleartext).
+    ...(!secure && !destination.exceptions.cleartext && { doSTARTTLS: true }),
+    tls: destination.tls,
+    auth,
     logger: false,
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
-    tls: { rejectUnauthorized: options.allowUnauthorizedTls !== true },
     ...(options.autoIdleDelayMs !== undefined && { autoIdleDelay: options.autoIdleDelayMs }),
   });
   // A socket error after connect must not become an unhandled 'error' event.
@@ -48,10 +69,12 @@ export async function openImap(identity: Identity, credentials: Credentials | nu
   try {
     await client.connect();
   } catch (err) {
-    const failure = err as Error & { authenticationFailed?: boolean; responseText?: string };
+    const failure = err as Error & { authenticationFailed?: boolean; responseText?: string; syscall?: string };
     client.close();
-    if (failure.authenticationFailed) throw new ImapLoginError(`login refused by ${host}:${port}: ${failure.responseText ?? failure.message}`);
-    throw new Error(`cannot connect to ${host}:${port}: ${failure.message}`);
+    if (failure.authenticationFailed) throw new ImapLoginError(`login refused by ${where}: ${failure.responseText ?? failure.message}`);
+    const tls = tlsFailure(failure);
+    if (tls !== null) throw new Error(`IMAP server ${where}: not used: ${tls}`);
+    throw Object.assign(new Error(`cannot connect to ${where}: ${failure.message}`), { syscall: failure.syscall });
   }
   return client;
 }

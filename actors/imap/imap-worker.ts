@@ -16,6 +16,7 @@ import type { Reply } from "../../runtime/reply.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
 import { handledOrders } from "../contract/contract-table.ts";
+import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
 import type { SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
@@ -39,8 +40,8 @@ export interface ImapWorkerOptions {
   slowDownAfterFailures: number;
   /** After failing for this long without a success, the identity is disabled (72 h). */
   disableAfterMs: number;
-  /** Accept self-signed certificates. */
-  allowUnauthorizedTls: boolean;
+  /** Which IMAP servers may be reached, and how (TLS exceptions, extra CAs): the node's destination policy. */
+  destinations: DestinationPolicy;
 }
 
 export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
@@ -49,7 +50,8 @@ export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   retry: { initialMs: 30_000, maxMs: 30 * 60_000, factor: 2, jitter: 0.2 },
   slowDownAfterFailures: 3,
   disableAfterMs: 72 * 3600_000,
-  allowUnauthorizedTls: false,
+  // Public addresses only, TLS required and verified: a node gives its own (with the operator's allow list).
+  destinations: new DestinationPolicy(),
 };
 
 
@@ -93,7 +95,7 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
 }
 
 function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, now: () => number) {
-  const account = (ids: { user_id: string; identity_id: string }) => imapAccount(store, ids.user_id, ids.identity_id, { allowUnauthorizedTls: settings.allowUnauthorizedTls });
+  const account = (ids: { user_id: string; identity_id: string }) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
 
   const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(({ input }) =>
     deliverWithSentCopy(store, ports, account(input.context), { identity_id: input.context.identity_id, user_id: input.context.user_id, message_id: input.message_id }),

@@ -15,11 +15,14 @@
 //   for uploaded keys), source "hkp" / "wkd" / "dns".
 // - WKD: the advanced method (openpgpkey.<domain>) first, then the direct one whenever the advanced gave
 //   no key. A 404, or a host that does not exist, is "no key"; anything else is an error, reported only
-//   when neither method gave a key.
+//   when neither method gave a key. Its hosts come from the contact's addresses: every request and every
+//   redirect goes through the destination policy (no loopback, private or platform host unless the
+//   operator admits it). The key server and the DNS resolver are the operator's: trusted.
 import { SCHEMA_VERSION, type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource } from "../store/model.ts";
 import { Conflict } from "../store/errors.ts";
 import type { Store } from "../store/store.ts";
 import { lookupOpenPgpKeyRecords } from "./dns-openpgpkey.ts";
+import { DestinationPolicy } from "../network/destination-policy.ts";
 import { HttpFailure, httpRequest, keyServerUrl } from "./http-fetch.ts";
 import { KeyParseError, parsePublicKeys } from "./parse-public-key.ts";
 import { wkdAddress, wkdUrls } from "./wkd.ts";
@@ -50,7 +53,11 @@ export type DiscoveryReport = KeyDiscoveryRecord;
 
 export interface DiscoveryOptions {
   now?: () => Date;
+  /** Where WKD requests may go; the default policy (public addresses only) when not given. */
+  destinations?: DestinationPolicy;
 }
+
+const DEFAULT_DESTINATIONS = new DestinationPolicy();
 
 interface Answer {
   source: KeyDiscoverySource;
@@ -69,7 +76,8 @@ export async function discoverKeys(store: Store, order: KeyDiscoveryOrder, sourc
 
   // Every (address, source) is asked at once; the answers are then handled in a fixed order (address,
   // then hkp, wkd, dns) so that the report does not depend on which server answered first.
-  const answers = await Promise.all(addresses.flatMap((address) => lookups(address, sources)));
+  const destinations = options.destinations ?? DEFAULT_DESTINATIONS;
+  const answers = await Promise.all(addresses.flatMap((address) => lookups(address, sources, destinations)));
 
   const report: DiscoveryReport = { at: now().toISOString(), found: [], skipped: [], errors: [] };
   const foundBy = new Map<string, KeyDiscoverySource>();
@@ -130,7 +138,7 @@ function emailAddresses(contact: Contact): string[] {
   return [...new Set(addresses)];
 }
 
-function lookups(address: string, sources: KeySources): Promise<Answer>[] {
+function lookups(address: string, sources: KeySources, destinations: DestinationPolicy): Promise<Answer>[] {
   const out: Promise<Answer>[] = [];
   const ask = (source: KeyDiscoverySource, lookup: () => Promise<(string | Uint8Array)[]>) =>
     out.push(
@@ -143,7 +151,7 @@ function lookups(address: string, sources: KeySources): Promise<Answer>[] {
   if (hkp !== null) ask("hkp", () => lookupHkp(hkp, address, sources.timeoutMs));
   if (sources.wkd !== false) {
     const origin = sources.wkd === true ? undefined : sources.wkd.baseUrl;
-    ask("wkd", () => lookupWkd(address, origin, sources.timeoutMs));
+    ask("wkd", () => lookupWkd(address, origin, sources.timeoutMs, destinations));
   }
   const dns = sources.dns;
   if (dns !== null) ask("dns", () => lookupOpenPgpKeyRecords(address, { resolver: dns.resolver, timeoutMs: sources.timeoutMs }));
@@ -163,14 +171,14 @@ async function lookupHkp(base: string, address: string, timeoutMs: number): Prom
 }
 
 /** WKD: binary keys at the advanced URL, else at the direct one. */
-async function lookupWkd(address: string, origin: ((host: string) => string) | undefined, timeoutMs: number): Promise<Uint8Array[]> {
+async function lookupWkd(address: string, origin: ((host: string) => string) | undefined, timeoutMs: number, destinations: DestinationPolicy): Promise<Uint8Array[]> {
   const parts = wkdAddress(address);
   if (parts === null) return [];
   const urls = wkdUrls(parts, origin);
   const failures: string[] = [];
   for (const [method, url] of [["advanced", urls.advanced], ["direct", urls.direct]] as const) {
     try {
-      const answer = await httpRequest(url, { timeoutMs });
+      const answer = await httpRequest(url, { timeoutMs, destinations });
       if (answer.status === 200 && answer.bytes.length > 0) return [answer.bytes];
       if (answer.status !== 404 && answer.status !== 200) failures.push(`${method} method: ${url.replace(/\?.*$/, "")}: HTTP ${answer.status}`);
     } catch (err) {

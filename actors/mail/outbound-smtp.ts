@@ -2,6 +2,12 @@
 // the platform's relay, or from a remote mail identity through that account's own SMTP server with its
 // credentials; keep the sent bytes as a raw message and flip the draft to a sent message.
 //
+// The relay is the operator's and trusted. An account's own server is the user's choice: it goes
+// through the destination policy (never the relay, NATS, loopback or private addresses unless the
+// operator admits them), the message goes to a checked address with the name kept for TLS, STARTTLS
+// (or implicit TLS on 465) and a valid certificate are required unless the operator excepted that
+// server, and the user must log in (a server that offers no AUTH is not used).
+//
 // Idempotent by message_id: a draft already sent is answered "already sent" without sending again, and
 // a draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
@@ -10,6 +16,9 @@ import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import type { Identity, Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
+import { connectInTurn } from "../network/connect-in-turn.ts";
+import { DestinationNotFound, DestinationRefused, type CheckedDestination, type DestinationPolicy } from "../network/destination-policy.ts";
+import { formatHostPort, parseHostPort } from "../network/host-port.ts";
 import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
 import { DEFAULT_SMTP_TIMEOUTS, describeTarget, sendRaw, SmtpSendError, type SmtpTarget, type SmtpTimeouts } from "./smtp-transport.ts";
 
@@ -25,6 +34,8 @@ export interface OutboundSmtpDeps {
   store: Store;
   /** Where mail from local identities goes. */
   relay: SmtpTarget;
+  /** Which servers of remote accounts may be reached, and how. */
+  destinations: DestinationPolicy;
   /** The platform's mail host (Message-IDs, EHLO). */
   host: string;
   logger: Logger;
@@ -71,11 +82,11 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
     const parent = claimed.parent_id ? await store.messages.get(order.user_id, claimed.parent_id) : null;
     if (claimed.parent_id && parent === null) log.warn({ parent_id: claimed.parent_id }, "the parent of the draft is gone: sent without threading headers");
     const mime = await buildDraftMime(claimed, identity, parent, { host: deps.host, date: now() });
-    const target = { ...route.target, name: deps.host };
-    log.info({ via: route.via, server: describeTarget(target), recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
-    const result = await sendRaw(target, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS);
+    const server = describeTarget(route.targets[0]);
+    log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
+    const result = await connectInTurn(route.targets, (target) => sendRaw({ ...target, name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS));
     sent = { ...mime, rejected: result.rejected };
-    log.info({ via: route.via, server: describeTarget(target), response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
+    log.info({ via: route.via, server, response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
   } catch (err) {
     await releaseClaim(store, claimed, claimedAt, log);
     const reason = err instanceof SmtpSendError ? err.message : `${(err as Error).message ?? String(err)}`;
@@ -118,42 +129,38 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
   return ok(`message ${id} has been sent${refused}`, extra);
 }
 
-type Route = { via: "relay" | "identity"; target: SmtpTarget } | { error: string };
+/** Where a draft goes: the relay, or the account's server at each of its checked addresses (tried in turn). */
+type Route = { via: "relay" | "identity"; targets: [SmtpTarget, ...SmtpTarget[]] } | { error: string };
 
 async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Route> {
   if (identity.protocol === "twitter") return { error: `identity ${identity.identity_id} is a twitter identity, not a mail one` };
-  if (identity.type === "local") return { via: "relay", target: deps.relay };
-  const server = parseServer(identity.infos.outserver);
+  if (identity.type === "local") return { via: "relay", targets: [deps.relay] };
+  const server = parseHostPort(identity.infos.outserver);
   if (server === null) return { error: `remote identity ${identity.identity_id} has no valid outgoing server (infos.outserver "host:port")` };
   const credentials = await deps.store.identities.credentials(identity.user_id, identity.identity_id);
   const user = credentials?.outusername ?? credentials?.username;
   const pass = credentials?.outpassword ?? credentials?.password;
   if (!user || pass === undefined) return { error: `remote identity ${identity.identity_id} has no SMTP credentials` };
+  let destination: CheckedDestination;
+  try {
+    destination = await deps.destinations.check(server.host, server.port, "SMTP server");
+  } catch (err) {
+    if (err instanceof DestinationRefused || err instanceof DestinationNotFound) return { error: err.message };
+    throw err;
+  }
   const secure = server.port === 465;
-  return {
-    via: "identity",
-    target: {
-      host: server.host,
-      port: server.port,
-      secure,
-      auth: { user, pass },
-      // A password crosses the network only encrypted; plain text is tolerated on the loopback only.
-      requireTLS: !secure && !isLoopback(server.host),
-    },
-  };
-}
-
-export function parseServer(value: unknown): { host: string; port: number } | null {
-  if (typeof value !== "string") return null;
-  const match = /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(value);
-  if (match === null) return null;
-  const port = Number(match[2]);
-  if (port < 1 || port > 65535) return null;
-  return { host: (match[1] as string).replace(/^\[|\]$/g, ""), port };
-}
-
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  const target = (address: string): SmtpTarget => ({
+    host: address,
+    port: server.port,
+    label: formatHostPort(server),
+    secure,
+    auth: { user, pass },
+    requireAuth: true,
+    // The password crosses the network only encrypted, unless the operator excepted this server.
+    requireTLS: !secure && !destination.exceptions.cleartext,
+    tls: { ...destination.tls, ...(destination.servername !== undefined && { servername: destination.servername }) },
+  });
+  const [first, ...rest] = destination.addresses;
+  return { via: "identity", targets: [target(first), ...rest.map(target)] };
 }
 

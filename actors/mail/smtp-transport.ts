@@ -3,8 +3,10 @@
 // carries the server's own response ("550 5.1.1 unknown user"). Credentials go to nodemailer only:
 // they are never part of an error message or of anything logged here.
 import { createTransport } from "nodemailer";
+import { tlsFailure } from "../network/tls-failure.ts";
 
 export interface SmtpTarget {
+  /** What to connect to: a host, or the checked address of a user's server (its name then in `tls.servername`). */
   host: string;
   port: number;
   /** Implicit TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
@@ -14,6 +16,12 @@ export interface SmtpTarget {
   ignoreTLS?: boolean;
   /** Refuse to go on without STARTTLS (e.g. before sending a password over the network). */
   requireTLS?: boolean;
+  /** Log in even when the server does not offer AUTH, and fail if it cannot: a user's server must know the user. */
+  requireAuth?: boolean;
+  /** TLS: the name for SNI and the certificate check, the CAs trusted, whether the certificate is verified. */
+  tls?: { servername?: string; ca?: string[]; rejectUnauthorized?: boolean };
+  /** The server as shown in messages and logs (`smtp.example.com:587`); `host:port` by default. */
+  label?: string;
   /** The name given in EHLO; the machine's host name by default. */
   name?: string;
 }
@@ -43,6 +51,8 @@ export class SmtpSendError extends Error {
     readonly responseCode: number | null,
     /** Whether retrying the same message cannot help (a 5xx reply). */
     readonly permanent: boolean,
+    /** The system call that failed, if one did: `connect` means nothing answered (another address may). */
+    readonly syscall?: string,
   ) {
     super(message);
   }
@@ -53,10 +63,11 @@ interface NodemailerError extends Error {
   response?: string;
   responseCode?: number;
   command?: string;
+  syscall?: string;
 }
 
-export function describeTarget(target: Pick<SmtpTarget, "host" | "port">): string {
-  return `${target.host}:${target.port}`;
+export function describeTarget(target: Pick<SmtpTarget, "host" | "port" | "label">): string {
+  return target.label ?? `${target.host}:${target.port}`;
 }
 
 export async function sendRaw(
@@ -72,6 +83,8 @@ export async function sendRaw(
     ignoreTLS: target.ignoreTLS ?? false,
     requireTLS: target.requireTLS ?? false,
     ...(target.auth && { auth: { user: target.auth.user, pass: target.auth.pass } }),
+    ...(target.requireAuth === true && { forceAuth: true }),
+    ...(target.tls && { tls: target.tls }),
     ...(target.name && { name: target.name }),
     connectionTimeout: timeouts.connectionMs,
     greetingTimeout: timeouts.greetingMs,
@@ -104,5 +117,7 @@ function toSendError(target: SmtpTarget, err: NodemailerError): SmtpSendError {
   const reason = (err.message ?? String(err)).trim();
   const text = response !== "" && !reason.includes(response) ? `${reason}: ${response}` : reason;
   const code = typeof err.responseCode === "number" ? err.responseCode : null;
-  return new SmtpSendError(`${where}: ${text}${err.command ? ` (after ${err.command})` : ""}`, code, code !== null && code >= 500);
+  const tls = tlsFailure(err);
+  if (tls !== null) return new SmtpSendError(`${where}: not used: ${tls}`, code, true);
+  return new SmtpSendError(`${where}: ${text}${err.command ? ` (after ${err.command})` : ""}`, code, code !== null && code >= 500, err.syscall);
 }

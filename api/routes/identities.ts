@@ -1,10 +1,12 @@
 // Remote identities (CreateUserIdentity, PatchUserIdentity, DeleteUserIdentity) and the user's local
-// identities. The identities worker is told of every change on `identitiesWorker`.
+// identities. The identities worker is told of every change on `identitiesWorker`. Their servers must
+// pass the destination policy, and a new server needs the credentials again (identity-servers.ts).
 import type { FastifyInstance } from "fastify";
 import type { Credentials, Identity, IdentityInfos, IdentityProtocol } from "../../actors/store/model.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
 import { createIdentityBody, patchIdentityBody, uuid } from "../schemas.ts";
 import { userOf, type ApiContext } from "../server.ts";
+import { checkServerAddresses, checkServerChange } from "./identity-servers.ts";
 
 interface CreateIdentity {
   protocol: IdentityProtocol;
@@ -34,7 +36,7 @@ function checkRemote(protocol: IdentityProtocol, infos: Partial<IdentityInfos>, 
   }
 }
 
-export function identityRoutes(app: FastifyInstance, { store, emitter }: ApiContext): void {
+export function identityRoutes(app: FastifyInstance, { store, emitter, destinations }: ApiContext): void {
   const load = async (userId: string, identityId: string): Promise<Identity> => {
     const identity = await store.identities.get(userId, identityId);
     if (identity === null || identity.status === "deleted" || identity.type !== "remote") throw notFound(`remote identity ${identityId}`);
@@ -66,6 +68,7 @@ export function identityRoutes(app: FastifyInstance, { store, emitter }: ApiCont
       const user = userOf(request);
       const body = request.body;
       checkRemote(body.protocol, body.infos ?? {}, body.credentials);
+      checkServerAddresses(destinations, body.infos);
       const identity = await store.identities.create({
         user_id: user.user_id,
         type: "remote",
@@ -95,8 +98,10 @@ export function identityRoutes(app: FastifyInstance, { store, emitter }: ApiCont
       const current = await load(user.user_id, request.params.identity_id);
       const body = request.body;
       checkRemote(current.protocol, { ...current.infos, ...body.infos }, body.credentials);
+      checkServerAddresses(destinations, body.infos);
       const updated = await store.identities.update(user.user_id, current.identity_id, (identity) => {
         if (identity.status === "deleted") throw notFound(`remote identity ${identity.identity_id}`);
+        checkServerChange(identity, body.infos, body.credentials);
         return {
           fields: {
             ...(body.display_name !== undefined && { display_name: body.display_name }),

@@ -107,7 +107,7 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
   progress(`mbsync, FSync no: ${(mbsyncNoFsync.ms / 1000).toFixed(1)} s`);
 
   // The node: push off, so that nothing but the fullfetch talks to Dovecot.
-  const mail = await startMailNode(task.endpoint, { smtp: false, push: false });
+  const mail = await startMailNode(task.endpoint, { smtp: false, push: false, admit: [dovecot.server] });
   try {
     const { userId } = await benchUser(mail.store, "bench");
     const identity = await imapIdentity(mail.store, userId, dovecot, LOGIN);

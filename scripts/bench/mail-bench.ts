@@ -44,7 +44,8 @@ export interface MailNode {
   stop(): Promise<void>;
 }
 
-export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boolean; push: boolean }): Promise<MailNode> {
+/** `admit`: the bench's own servers (`host:port`) the node may reach, in clear like the baselines (CALIOPEN_ALLOWED_DESTINATIONS). */
+export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boolean; push: boolean; admit?: string[] }): Promise<MailNode> {
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-mail-node-"));
   const tally = tallyingLogger();
   // The node's settings as `npm start` reads them from its environment (so every service gets its defaults).
@@ -56,6 +57,7 @@ export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boo
     CALIOPEN_SMTP_RELAY: "127.0.0.1:1",
     CALIOPEN_IMAP_PUSH: options.push ? "on" : "off",
     CALIOPEN_KEYSERVER: "off",
+    CALIOPEN_ALLOWED_DESTINATIONS: (options.admit ?? []).map((server) => `${server}+cleartext`).join(","),
   };
   const config = caliopenConfigFromEnv(env, dataDir, tally.logger);
   const secrets = config.secrets;

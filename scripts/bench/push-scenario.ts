@@ -56,7 +56,7 @@ childMain<PushTask>(async (task): Promise<PushResult> => {
   const dovecot = await startBenchDovecot();
   // The mailbox exists (and is synced once, empty) before the watch starts.
   await dovecot.append(LOGIN, PASSWORD, crlf(corpusMessage(0, { to: `${LOGIN}@remote.test`, tag: `push-${Date.now()}-first` }).text));
-  const mail = await startMailNode(task.endpoint, { smtp: false, push: true });
+  const mail = await startMailNode(task.endpoint, { smtp: false, push: true, admit: [dovecot.server] });
   try {
     const { userId } = await benchUser(mail.store, "bench");
     const identity = await imapIdentity(mail.store, userId, dovecot, LOGIN);

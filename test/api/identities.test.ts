@@ -1,5 +1,7 @@
 // Remote identities through the HTTP API: each operation stores the identity, then emits exactly the
-// contract's order on identitiesWorker; bad input is a 400 naming the field and changes nothing.
+// contract's order on identitiesWorker; bad input is a 400 naming the field and changes nothing. Servers
+// at addresses the destination policy refuses (loopback, private, link-local, localhost, disguised) are
+// such bad input, and so is a new server without the credentials (the stored password stays where it was).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
@@ -124,6 +126,12 @@ const badCreations: [string, unknown, string][] = [
   ["a poll interval that is not a number", { ...imapAccount, infos: { ...imapAccount.infos, poll_interval: "often" } }, "infos.poll_interval"],
   ["an unknown field", { ...imapAccount, colour: "blue" }, "colour"],
   ["a twitter account without tokens", { protocol: "twitter", identifier: "@alice", credentials: { password: "x" } }, "credentials"],
+  ["a loopback IMAP server", { ...imapAccount, infos: { ...imapAccount.infos, inserver: "127.0.0.1:143" } }, "infos.inserver"],
+  ["the cloud metadata address as IMAP server", { ...imapAccount, infos: { ...imapAccount.infos, inserver: "169.254.169.254:993" } }, "infos.inserver"],
+  ["a loopback address in disguise", { ...imapAccount, infos: { ...imapAccount.infos, inserver: "2130706433:993" } }, "infos.inserver"],
+  ["a private SMTP server", { ...imapAccount, infos: { ...imapAccount.infos, outserver: "10.1.2.3:587" } }, "infos.outserver"],
+  ["localhost as SMTP server", { ...imapAccount, infos: { ...imapAccount.infos, outserver: "localhost:25" } }, "infos.outserver"],
+  ["an IPv6 loopback server", { ...imapAccount, infos: { ...imapAccount.infos, inserver: "[::1]:143" } }, "infos.inserver"],
 ];
 
 for (const [what, body, field] of badCreations) {
@@ -161,6 +169,61 @@ test("PatchUserIdentity and DeleteUserIdentity with bad input are 400s that chan
   assert.is(stored?.status, "active");
   assert.is(stored?.date_update, created.date_update);
   assert.equal(fx.takeWire(), []);
+});
+
+test("a refused server address is a 400 that says why, naming the field, on POST and PATCH; nothing changes", async ({ fx, alice }) => {
+  const posted = await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "scan@example.com", infos: { inserver: "127.0.0.1:22" } });
+  assert.is(posted.status, 400);
+  assert.equal(posted.body, {
+    error: "bad_request",
+    message: "infos.inserver 127.0.0.1:22 is not an allowed destination: 127.0.0.1 is a loopback address (an operator may admit it in CALIOPEN_ALLOWED_DESTINATIONS)",
+    field: "infos.inserver",
+  });
+  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "patch-servers@example.com" })).body;
+  await fx.expectWire(1);
+  const patched = await fx.call("PATCH", `/api/v2/identities/remotes/${created.identity_id}`, alice.token, {
+    credentials: { username: "alice", password: "s3cret-imap-password" },
+    infos: { outserver: "169.254.169.254:25" },
+  });
+  assert.is(patched.status, 400);
+  assert.is(patched.body.field, "infos.outserver");
+  assert.match(patched.body.message, /169\.254\.169\.254 is a link-local address/);
+  const stored = await fx.store.identities.get(alice.user_id, created.identity_id);
+  assert.equal(stored?.infos, created.infos);
+  assert.equal(fx.takeWire(), []);
+});
+
+test("a new inserver or outserver needs the credentials in the same PATCH (400 naming the field); the same server, or new credentials with it, is fine", async ({ fx, alice }) => {
+  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "moving@example.com", infos: { inserver: "imap.example.com:993" } })).body;
+  await fx.expectWire(1);
+  const path = `/api/v2/identities/remotes/${created.identity_id}`;
+  const cases: [unknown, string][] = [
+    [{ infos: { inserver: "imap.attacker.example:993" } }, "infos.inserver"],
+    [{ infos: { inserver: "imap.example.com:143" } }, "infos.inserver"],
+    // No outserver yet: adding one is sending the password somewhere new too.
+    [{ infos: { outserver: "smtp.attacker.example:465" } }, "infos.outserver"],
+    [{ display_name: "moved", infos: { poll_interval: "30", outserver: "smtp.attacker.example:587" } }, "infos.outserver"],
+  ];
+  for (const [body, field] of cases) {
+    const response = await fx.call("PATCH", path, alice.token, body);
+    assert.is(response.status, 400, JSON.stringify(body));
+    assert.is(response.body.field, field);
+    assert.match(response.body.message, new RegExp(`^changing ${field} needs the account's credentials in the same request`));
+  }
+  const unchanged = await fx.store.identities.get(alice.user_id, created.identity_id);
+  assert.is(unchanged?.infos.inserver, "imap.example.com:993");
+  assert.is(unchanged?.infos.outserver, undefined);
+  assert.is(unchanged?.display_name, created.display_name);
+  assert.equal(await fx.store.identities.credentials(alice.user_id, created.identity_id), imapAccount.credentials, "the stored password stays");
+  assert.equal(fx.takeWire(), [], "nothing emitted");
+
+  const same = await fx.call("PATCH", path, alice.token, { infos: { inserver: "IMAP.Example.com:993", poll_interval: "20" } });
+  assert.is(same.status, 200, JSON.stringify(same.body));
+  const moved = await fx.call("PATCH", path, alice.token, { credentials: { username: "alice", password: "new-pass" }, infos: { inserver: "imap.elsewhere.example:993", outserver: "smtp.elsewhere.example:465" } });
+  assert.is(moved.status, 200, JSON.stringify(moved.body));
+  assert.is(moved.body.infos.inserver, "imap.elsewhere.example:993");
+  assert.equal(await fx.store.identities.credentials(alice.user_id, created.identity_id), { username: "alice", password: "new-pass" });
+  await fx.expectWire(2);
 });
 
 test("without a valid bearer token every route is a 401", async ({ fx }) => {

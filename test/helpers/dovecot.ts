@@ -1,5 +1,7 @@
 // A private Dovecot IMAP server on a free loopback port: any user name logs in with PASSWORD (any other
-// password is refused), mail in Maildir. Started from a config file of its own, as TEST-PEERS.md describes: mail
+// password is refused), mail in Maildir. With `tls`, it offers STARTTLS with that certificate, as a
+// provider's server does on port 143 (clients that do not upgrade may still log in: what a client
+// refuses is the client's business). Started from a config file of its own, as TEST-PEERS.md describes: mail
 // processes run as Debian's `mail` user, and every parent folder must be traversable by it.
 import { spawn } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,12 +16,21 @@ const MAIL_GID = 8;
 /** The password of every user of a test Dovecot (a static passdb); any other is refused. */
 export const PASSWORD = "secret";
 
+export interface DovecotOptions {
+  /** Offer STARTTLS with this certificate and key (PEM files); `ca` is what the helper's own clients trust. */
+  tls?: { cert: string; key: string; ca: string };
+  /** More ports serving the same mailboxes (one server under several entries of an allow list). */
+  extraPorts?: number;
+}
+
 export interface TestDovecot {
   host: string;
   port: number;
   dir: string;
   /** `host:port`, as an identity's `infos.inserver`. */
   server: string;
+  /** `host:port` of each extra port. */
+  extraServers: string[];
   addUser(name: string, password: string): Promise<void>;
   /** An IMAP client logged in as `user` (closed by stop()). */
   client(user: string, password: string): Promise<ImapFlow>;
@@ -28,10 +39,13 @@ export interface TestDovecot {
   stop(): Promise<void>;
 }
 
-export async function startTestDovecot(): Promise<TestDovecot> {
+export async function startTestDovecot(options: DovecotOptions = {}): Promise<TestDovecot> {
   const dir = await mkdtemp(join(tmpdir(), "caliopen-dovecot-"));
   await chmod(dir, 0o755);
   const port = await freePort();
+  const extraPorts: number[] = [];
+  for (let n = 0; n < (options.extraPorts ?? 0); n++) extraPorts.push(await freePort());
+  const extraListeners = extraPorts.map((extra, n) => `  inet_listener imap${n + 2} {\n    address = 127.0.0.1\n    port = ${extra}\n  }\n`).join("");
   const mail = join(dir, "mail");
   await mkdir(mail, { mode: 0o755 });
   await chown(mail, MAIL_UID, MAIL_GID);
@@ -44,7 +58,7 @@ log_path = ${dir}/dovecot.log
 info_log_path = ${dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+${options.tls ? `ssl = yes\nssl_cert = <${options.tls.cert}\nssl_key = <${options.tls.key}` : "ssl = no"}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # Refused logins answer at once (Dovecot waits 2 s, and more for repeated failures from one address,
@@ -73,7 +87,7 @@ service imap-login {
   inet_listener imaps {
     port = 0
   }
-}
+${extraListeners}}
 namespace inbox {
   inbox = yes
   separator = /
@@ -95,8 +109,9 @@ namespace inbox {
   await waitFor(`dovecot listening on ${port} (${stderr})`, async () => (await readFile(join(dir, "run", "master.pid"), "utf8").catch(() => "")) !== "" && (await canConnect(port)), 10_000);
 
   const clients: ImapFlow[] = [];
+  const tlsCa = options.tls ? await readFile(options.tls.ca, "utf8") : null;
   const client = async (user: string, password: string) => {
-    const imap = new ImapFlow({ host: "127.0.0.1", port, secure: false, auth: { user, pass: password }, logger: false });
+    const imap = new ImapFlow({ host: "127.0.0.1", port, secure: false, auth: { user, pass: password }, logger: false, ...(tlsCa !== null && { tls: { ca: tlsCa }, doSTARTTLS: true }) });
     try {
       await imap.connect();
     } catch (err) {
@@ -111,6 +126,7 @@ namespace inbox {
     port,
     dir,
     server: `127.0.0.1:${port}`,
+    extraServers: extraPorts.map((extra) => `127.0.0.1:${extra}`),
     async addUser(name, password) {
       // Every user logs in with the one password of a static passdb (a passwd-file is re-read only when
       // its mtime changes, in whole seconds, which lost users added within the same second).

@@ -10,6 +10,8 @@ import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { randomBytes } from "node:crypto";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { parseAllowedDestinations } from "../../actors/network/allowed-destinations.ts";
+import type { DestinationSettings, Resolver } from "../../actors/network/destination-policy.ts";
 
 /** Failure detection shortened so that tests of failover run quickly. */
 export const FAST_DETECTION_MS = 1_000;
@@ -37,7 +39,11 @@ export async function startTestNode(
   return startNode(config, services, silentLogger(), tuning);
 }
 
-/** Caliopen service settings for tests: a fresh secret key, the API on a free loopback port. */
+/**
+ * Caliopen service settings for tests: a fresh secret key, the API on a free loopback port, and the
+ * default destination policy (public addresses only): a test admits the peers it starts with
+ * `testDestinations`.
+ */
 export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): CaliopenConfig {
   return {
     secrets: new SecretBox(randomBytes(32)),
@@ -47,6 +53,16 @@ export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): Cal
     imap: { retry: { initialMs: 200, maxMs: 2_000, factor: 2, jitter: 0 } },
     twitter: {},
     keys: { discovery: { hkp: null, wkd: false, dns: null, timeoutMs: 2_000 }, publishing: { hkp: null, wkd: null } },
+    destinations: { allow: [], ca: [] },
     ...overrides,
   };
+}
+
+/**
+ * What a test node may reach: exactly the loopback peers the test started, each `host:port` as in
+ * CALIOPEN_ALLOWED_DESTINATIONS (with `+cleartext` or `+unverified-tls` where a test wants that
+ * exception), and the CAs given (the test CA's PEM) trusted besides Node's. `resolve` stands in for DNS.
+ */
+export function testDestinations(peers: string[], ca: string[] = [], resolve?: Resolver): DestinationSettings {
+  return { allow: parseAllowedDestinations(peers.join(",")), ca, ...(resolve !== undefined && { resolve }) };
 }

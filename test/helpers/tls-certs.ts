@@ -1,12 +1,17 @@
 // A private certificate authority for tests, made with the openssl command: a server certificate for
-// the loopback address (nats-server client and route ports) and a client certificate (mutual TLS).
+// the loopback address (nats-server client and route ports, the test mail servers) and a client
+// certificate (mutual TLS); and certificates a client must refuse: a self-signed one, and one of the CA
+// that names only `mail.provider.test` (valid for that name, not for the loopback address).
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
+
+/** The only name `namedCert` is valid for (tests resolve it to the loopback address themselves). */
+export const PROVIDER_NAME = "mail.provider.test";
 
 export interface TestCertificates {
   dir: string;
@@ -18,6 +23,14 @@ export interface TestCertificates {
   /** Another CA's client certificate: well formed, but not one the servers trust. */
   strangerCert: string;
   strangerKey: string;
+  /** A self-signed server certificate for 127.0.0.1 and localhost. */
+  selfSignedCert: string;
+  selfSignedKey: string;
+  /** A server certificate of the CA naming only `mail.provider.test` (PROVIDER_NAME). */
+  namedCert: string;
+  namedKey: string;
+  /** The CA certificate's PEM text. */
+  caPem(): Promise<string>;
   remove(): Promise<void>;
 }
 
@@ -32,6 +45,9 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   await issue(dir, "ca", "server", "127.0.0.1", "server.ext");
   await issue(dir, "ca", "client", "caliopen node", "client.ext");
   await issue(dir, "stranger-ca", "stranger", "caliopen node", "client.ext");
+  await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", path("self-signed-key.pem"), "-out", path("self-signed.pem")]);
+  await writeFile(path("named.ext"), `subjectAltName=DNS:${PROVIDER_NAME}\nextendedKeyUsage=serverAuth\n`);
+  await issue(dir, "ca", "named", PROVIDER_NAME, "named.ext");
   return {
     dir,
     ca: path("ca.pem"),
@@ -41,6 +57,11 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     clientKey: path("client-key.pem"),
     strangerCert: path("stranger.pem"),
     strangerKey: path("stranger-key.pem"),
+    selfSignedCert: path("self-signed.pem"),
+    selfSignedKey: path("self-signed-key.pem"),
+    namedCert: path("named.pem"),
+    namedKey: path("named-key.pem"),
+    caPem: () => readFile(path("ca.pem"), "utf8"),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -1,7 +1,8 @@
 // Web servers for Web Key Directory tests, which cannot own real domains: one loopback HTTP server
 // stands for many hosts. A request for `/<host>/<path>` is served from `rootFor(host)/<path>`, so
 // `baseUrl` (KeySources.wkd.baseUrl) maps `openpgpkey.example.org` and `example.org` to distinct
-// document roots. Also a server that accepts connections and never answers, for timeouts.
+// document roots. It may also answer with redirects, and listen on another loopback address (127.0.0.2)
+// or a given port. Also a server that accepts connections and never answers, for timeouts.
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
@@ -11,18 +12,27 @@ export interface TestWebServer {
   origin: string;
   /** For `KeySources.wkd.baseUrl`: the origin standing for `host`. */
   baseUrl: (host: string) => string;
-  /** Every request: the host it stood for, the path below it and the query. */
-  requests: { host: string; path: string; query: string }[];
+  /** Every request: the host it stood for, the path below it and the query, and its Host header. */
+  requests: { host: string; path: string; query: string; hostHeader: string }[];
   stop(): Promise<void>;
 }
 
-export async function startWebServer(rootFor: (host: string) => string | null): Promise<TestWebServer> {
+export interface WebServerOptions {
+  /** The loopback address to listen on (127.0.0.1 by default) and the port (any free one by default). */
+  listen?: { host?: string; port?: number };
+  /** Answers `302 Location: <what it returns>` instead of serving a file, where it returns a URL. */
+  redirect?: (host: string, path: string) => string | null;
+}
+
+export async function startWebServer(rootFor: (host: string) => string | null, options: WebServerOptions = {}): Promise<TestWebServer> {
   const requests: TestWebServer["requests"] = [];
   const server = createHttpServer(async (request, response) => {
     const url = new URL(request.url ?? "/", "http://x");
     const [, host = "", ...rest] = url.pathname.split("/");
     const path = `/${rest.join("/")}`;
-    requests.push({ host, path, query: url.search });
+    requests.push({ host, path, query: url.search, hostHeader: request.headers.host ?? "" });
+    const location = options.redirect?.(host, path) ?? null;
+    if (location !== null) return void response.writeHead(302, { location }).end();
     const root = rootFor(host);
     const file = normalize(path);
     if (root === null || file.includes("..")) return void response.writeHead(404).end("not found");
@@ -33,7 +43,7 @@ export async function startWebServer(rootFor: (host: string) => string | null): 
       response.writeHead(404).end("not found");
     }
   });
-  const origin = await listen(server);
+  const origin = await listen(server, options.listen);
   return {
     origin,
     baseUrl: (host) => `${origin}/${host}`,
@@ -61,12 +71,13 @@ export async function startSilentServer(): Promise<{ origin: string; stop(): Pro
   };
 }
 
-function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<string> {
+function listen(server: Server | ReturnType<typeof createTcpServer>, at: { host?: string; port?: number } = {}): Promise<string> {
+  const host = at.host ?? "127.0.0.1";
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(at.port ?? 0, host, () => {
       const address = server.address();
-      resolve(`http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`);
+      resolve(`http://${host}:${typeof address === "object" && address !== null ? address.port : 0}`);
     });
   });
 }

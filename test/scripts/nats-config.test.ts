@@ -109,7 +109,8 @@ test("node role: a node runs on it, and the CLI with the node's key adds a user 
     protocol: "imap",
     identifier: "alice@provider.test",
     credentials: { username: "alice", password: "pw" },
-    infos: { inserver: "127.0.0.1:1", poll_interval: "15" },
+    // A server that does not exist (.invalid never resolves): the test is about the orders, not the sync.
+    infos: { inserver: "imap.provider.invalid:143", poll_interval: "15" },
   });
   assert.is(created.status, 201, JSON.stringify(created.body));
   ctx.identityId = created.body.identity_id as string;

@@ -215,6 +215,10 @@ test("a missing nats-server binary is one clear line", async () => {
 
 test("a malformed setting is one clear line", async () => {
   await expectOneLineError({ CALIOPEN_NATS_PORT: "lots" }, /CALIOPEN_NATS_PORT must be an integer/);
+  await expectOneLineError(
+    { CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,*.internal:143", CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(), CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) },
+    /^caliopen: CALIOPEN_ALLOWED_DESTINATIONS: "\*\.internal:143": "\*\.internal" is not a host name \(wildcards are not supported\)$/,
+  );
 });
 
 test.run();

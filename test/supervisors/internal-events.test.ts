@@ -17,7 +17,7 @@ import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import { shardOf } from "../../supervisors/cluster/rendezvous.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
-import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
+import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Context {
@@ -47,7 +47,8 @@ test.before(async (ctx) => {
   });
   await new Promise<void>((resolve) => ctx.imap.listen(0, "127.0.0.1", resolve));
   const port = (ctx.imap.address() as { port: number }).port;
-  const config = testCaliopenConfig({ api: null, imap: { push: false } });
+  // The slow server is admitted: the worker must reach it and stay in the middle of a sync.
+  const config = testCaliopenConfig({ api: null, imap: { push: false }, destinations: testDestinations([`127.0.0.1:${port}`]) });
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: NODE, shards: SHARDS });
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });

@@ -1,8 +1,10 @@
 // The whole mail chain on one node, driven as a client would: an account added through the API points at
 // Dovecot → mail dropped into Dovecot becomes a stored message → a reply draft is sent → it arrives at
-// the account's SMTP server (threaded on the original) and in its Sent box. And mail delivered over SMTP
-// by swaks to a local address becomes a stored message too.
+// the account's SMTP server (threaded on the original) and in its Sent box. Both servers speak STARTTLS
+// with certificates of a test CA the node trusts, and the node admits exactly these two servers. And
+// mail delivered over SMTP by swaks to a local address becomes a stored message too.
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -15,18 +17,21 @@ import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
-import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
+import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
+import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";
 import { callApi } from "../helpers/api-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Received {
   user: string;
+  secure: boolean;
   to: string[];
   data: string;
 }
 
 interface Context {
   nats: TestNats;
+  certs: TestCertificates;
   dovecot: TestDovecot;
   node: RunningNode;
   client: NatsConnection;
@@ -45,18 +50,20 @@ const test = suite<Context>("mail chain");
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
-  ctx.dovecot = await startTestDovecot();
+  ctx.certs = await makeTestCertificates();
+  ctx.dovecot = await startTestDovecot({ tls: { cert: ctx.certs.serverCert, key: ctx.certs.serverKey, ca: ctx.certs.ca } });
   ctx.received = [];
-  // The account's own SMTP server: it wants the account's login.
+  // The account's own SMTP server: STARTTLS, and it wants the account's login.
   ctx.peer = new SMTPServer({
-    allowInsecureAuth: true,
-    disabledCommands: ["STARTTLS"],
+    key: await readFile(ctx.certs.serverKey),
+    cert: await readFile(ctx.certs.serverCert),
+    logger: false,
     onAuth: (auth, _session, callback) => (auth.password === PASSWORD ? callback(null, { user: auth.username }) : callback(new Error("bad login"))),
     onData: (stream, session, callback) => {
       let data = "";
       stream.on("data", (chunk: Buffer) => (data += chunk.toString()));
       stream.on("end", () => {
-        ctx.received.push({ user: String(session.user), to: session.envelope.rcptTo.map((r) => r.address), data });
+        ctx.received.push({ user: String(session.user), secure: session.secure, to: session.envelope.rcptTo.map((r) => r.address), data });
         callback();
       });
     },
@@ -64,7 +71,10 @@ test.before(async (ctx) => {
   await new Promise<void>((resolve) => ctx.peer.listen(0, "127.0.0.1", resolve));
   ctx.peerPort = (ctx.peer.server.address() as { port: number }).port;
 
-  const config = testCaliopenConfig({ mail: { host: "platform.test", relay: { host: "127.0.0.1", port: ctx.peerPort }, smtp: { host: "127.0.0.1", port: 0, maxSize: 1_000_000, maxRecipients: 10 } } });
+  const config = testCaliopenConfig({
+    mail: { host: "platform.test", relay: { host: "127.0.0.1", port: 1 }, smtp: { host: "127.0.0.1", port: 0, maxSize: 1_000_000, maxRecipients: 10 } },
+    destinations: testDestinations([ctx.dovecot.server, `127.0.0.1:${ctx.peerPort}`], [await ctx.certs.caPem()]),
+  });
   let apiUrl = "";
   let smtpPort = 0;
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url), onSmtpStarted: (port) => (smtpPort = port) }), { nodeId: "mail-node" });
@@ -80,6 +90,7 @@ test.after(async (ctx) => {
   await ctx.node.shutdown("test over");
   await new Promise<void>((resolve) => ctx.peer.close(() => resolve()));
   await ctx.dovecot.stop();
+  await ctx.certs.remove();
   await ctx.nats.stop();
 });
 
@@ -127,6 +138,7 @@ test("an IMAP account added through the API: its mail is stored, a reply is sent
   assert.is(ctx.received.length, 1);
   const delivered = ctx.received[0] as Received;
   assert.is(delivered.user, "alice-at-provider", "sent through the account's own server with its login");
+  assert.is(delivered.secure, true, "over TLS");
   assert.equal(delivered.to, ["bob@elsewhere.test"]);
   const parsed = await simpleParser(delivered.data);
   assert.is(parsed.subject, "Re: lunch?");

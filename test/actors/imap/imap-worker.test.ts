@@ -1,10 +1,16 @@
 // The IMAP bridge against a real Dovecot, on a real node: sync of new mail, incremental sync, a changed
 // UIDVALIDITY, fullfetch, IDLE push, a wrong password (backoff, visible error, slower polling, disabled
-// in the end), and the Sent-folder copy of a delivered draft.
+// in the end), and the Sent-folder copy of a delivered draft. Dovecot offers STARTTLS with a certificate
+// of the test CA, which the node trusts; the node admits exactly the servers the test starts. Servers it
+// must not use: a STARTTLS stripper in the middle, a self-signed certificate, addresses the policy
+// refuses (loopback not admitted, NATS, private, link-local) — each an error on the identity, unless the
+// operator's exception admits it.
 import { execFileSync } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
@@ -15,13 +21,27 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
-import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
-import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
+import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { startStarttlsStripper, type StarttlsStripper } from "../../helpers/starttls-stripper.ts";
+import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
+import { makeTestCertificates, type TestCertificates } from "../../helpers/tls-certs.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;
+  certs: TestCertificates;
+  /** The provider's server: STARTTLS with a certificate of the test CA. */
   dovecot: TestDovecot;
+  /** A server with a self-signed certificate, on two ports: one admitted as is, one with +unverified-tls. */
+  selfSigned: TestDovecot;
+  /** Men in the middle stripping STARTTLS in front of `dovecot`: one admitted as is, one with +cleartext. */
+  stripped: StarttlsStripper;
+  strippedExcepted: StarttlsStripper;
+  /** An SMTP server for deliveries (STARTTLS, the test CA), and a TCP port that listens but is not admitted. */
+  smtp: SMTPServer;
+  smtpServer: string;
+  smtpReceived: { from: string; to: string[]; user: string; secure: boolean; data: string }[];
+  unadmitted: Server;
   node: RunningNode;
   client: NatsConnection;
   store: Store;
@@ -37,8 +57,38 @@ const DISABLE_AFTER_MS = 8_000;
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
-  ctx.dovecot = await startTestDovecot();
-  const config = testCaliopenConfig({ api: null, imap: { push: true, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, slowDownAfterFailures: 2, disableAfterMs: DISABLE_AFTER_MS } });
+  ctx.certs = await makeTestCertificates();
+  const { certs } = ctx;
+  ctx.dovecot = await startTestDovecot({ tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca } });
+  ctx.selfSigned = await startTestDovecot({ tls: { cert: certs.selfSignedCert, key: certs.selfSignedKey, ca: certs.selfSignedCert }, extraPorts: 1 });
+  ctx.stripped = await startStarttlsStripper("imap", ctx.dovecot);
+  ctx.strippedExcepted = await startStarttlsStripper("imap", ctx.dovecot);
+  ctx.smtpReceived = [];
+  ctx.smtp = new SMTPServer({
+    key: await readFile(certs.serverKey),
+    cert: await readFile(certs.serverCert),
+    authOptional: false,
+    logger: false,
+    onAuth: (auth, _session, callback) => (auth.password === "secret" ? callback(null, { user: auth.username }) : callback(new Error("bad password"))),
+    onData: (stream, session, callback) => {
+      let data = "";
+      stream.on("data", (chunk: Buffer) => (data += chunk.toString()));
+      stream.on("end", () => {
+        ctx.smtpReceived.push({ from: String(session.envelope.mailFrom && session.envelope.mailFrom.address), to: session.envelope.rcptTo.map((r) => r.address), user: String(session.user), secure: session.secure, data });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => ctx.smtp.listen(0, "127.0.0.1", resolve));
+  ctx.smtpServer = `127.0.0.1:${(ctx.smtp.server.address() as { port: number }).port}`;
+  ctx.unadmitted = createServer((socket) => socket.end("* OK IMAP4rev1 ready\r\n"));
+  await new Promise<void>((resolve) => ctx.unadmitted.listen(0, "127.0.0.1", resolve));
+  // Exactly the servers this test started, each with the exception it is meant to have.
+  const destinations = testDestinations(
+    [ctx.dovecot.server, ctx.selfSigned.server, `${ctx.selfSigned.extraServers[0]}+unverified-tls`, ctx.stripped.server, `${ctx.strippedExcepted.server}+cleartext`, ctx.smtpServer],
+    [await certs.caPem()],
+  );
+  const config = testCaliopenConfig({ api: null, destinations, imap: { push: true, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, slowDownAfterFailures: 2, disableAfterMs: DISABLE_AFTER_MS } });
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "imap-node" });
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
@@ -62,14 +112,18 @@ test.before(async (ctx) => {
 });
 test.after(async (ctx) => {
   await ctx.node.shutdown("test over");
-  await ctx.dovecot.stop();
+  await Promise.all([ctx.stripped.stop(), ctx.strippedExcepted.stop()]);
+  await new Promise<void>((resolve) => ctx.smtp.close(() => resolve()));
+  await new Promise<void>((resolve) => ctx.unadmitted.close(() => resolve()));
+  await Promise.all([ctx.dovecot.stop(), ctx.selfSigned.stop()]);
+  await ctx.certs.remove();
   await ctx.nats.stop();
 });
 
 let mailboxes = 0;
 
-/** A Dovecot account and the remote identity that syncs it. */
-async function account(ctx: Context, options: { password?: string; outserver?: string } = {}): Promise<{ login: string; identity: Identity }> {
+/** A Dovecot account and the remote identity that syncs it (through `inserver`, the provider's Dovecot by default). */
+async function account(ctx: Context, options: { password?: string; outserver?: string; inserver?: string } = {}): Promise<{ login: string; identity: Identity }> {
   const login = `box${++mailboxes}`;
   await ctx.dovecot.addUser(login, "secret");
   const identity = await ctx.store.identities.create({
@@ -78,7 +132,7 @@ async function account(ctx: Context, options: { password?: string; outserver?: s
     protocol: "imap",
     identifier: `${login}@remote.test`,
     display_name: `Box ${mailboxes}`,
-    infos: { inserver: ctx.dovecot.server, outserver: options.outserver ?? "127.0.0.1:1", poll_interval: "15" },
+    infos: { inserver: options.inserver ?? ctx.dovecot.server, outserver: options.outserver ?? "127.0.0.1:1", poll_interval: "15" },
     credentials: { username: login, password: options.password ?? "secret" },
   });
   return { login, identity };
@@ -136,6 +190,10 @@ test("add_worker and sync: new mail becomes stored messages, unread, with import
   assert.equal(await serverFlags(ctx, login), [["\\Flagged"], [], ["$label1", "\\Seen"]].map((flags) => flags.sort()), "nothing marked \\Seen by the sync");
   const infos = (await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos;
   assert.ok(infos?.last_sync, "last sync shown on the identity");
+  // Dovecot's own log: the worker's logins came over TLS (STARTTLS), never in clear.
+  const logins = (await readFile(`${ctx.dovecot.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`));
+  assert.ok(logins.length > 0, "Dovecot logged the logins");
+  assert.ok(logins.every((line) => /, TLS,/.test(line)), logins.join("\n"));
 });
 
 test("a later sync imports only what is new; a sync during a sync is coalesced", async (ctx) => {
@@ -229,26 +287,10 @@ test("a wrong password: backoff with the error visible, no push connection, slow
   await waitFor("worker removed", () => worker(ctx, identity) === undefined, 5_000);
 });
 
-test("deliver on outboundIMAP: sent through the account's own SMTP server, then filed as \\Seen in its Sent mailbox", async (ctx) => {
-  const received: { from: string; to: string[]; user: string; data: string }[] = [];
-  const smtp = new SMTPServer({
-    authOptional: false,
-    allowInsecureAuth: true,
-    disabledCommands: ["STARTTLS"],
-    onAuth: (auth, _session, callback) => (auth.password === "secret" ? callback(null, { user: auth.username }) : callback(new Error("bad password"))),
-    onData: (stream, session, callback) => {
-      let data = "";
-      stream.on("data", (chunk: Buffer) => (data += chunk.toString()));
-      stream.on("end", () => {
-        received.push({ from: String(session.envelope.mailFrom && session.envelope.mailFrom.address), to: session.envelope.rcptTo.map((r) => r.address), user: String(session.user), data });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", resolve));
-  const port = (smtp.server.address() as { port: number }).port;
-  try {
-    const { login, identity } = await account(ctx, { outserver: `127.0.0.1:${port}` });
+test("deliver on outboundIMAP: sent through the account's own SMTP server (over STARTTLS), then filed as \\Seen in its Sent mailbox", async (ctx) => {
+  const received = ctx.smtpReceived;
+  {
+    const { login, identity } = await account(ctx, { outserver: ctx.smtpServer });
     publish(ctx, "imap_worker", "add_worker", identity);
     await waitFor("worker up", () => worker(ctx, identity) !== undefined);
     const draft = await ctx.store.messages.create(newDraft(identity, { subject: "from my own account", body_plain: "hello there", participants: [{ type: "To", address: "friend@elsewhere.test" }] }));
@@ -259,6 +301,7 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server, then 
     assert.is(answer.sent_copy, "Sent");
     assert.is(received.length, 1);
     assert.is(received[0]?.user, login, "logged in to the account's SMTP server");
+    assert.is(received[0]?.secure, true, "over TLS");
     assert.equal(received[0]?.to, ["friend@elsewhere.test"]);
 
     const imap = await ctx.dovecot.client(login, "secret");
@@ -275,9 +318,101 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server, then 
     }
     const sent = await ctx.store.messages.get(ctx.userId, draft.message_id);
     assert.is(sent?.is_draft, false);
-  } finally {
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
   }
+});
+
+/** Starts the identity's worker and a sync; the error it ends on, once the identity shows one matching `pattern`. */
+async function failing(ctx: Context, identity: Identity, pattern: RegExp): Promise<string> {
+  publish(ctx, "imap_worker", "add_worker", identity);
+  publish(ctx, "IMAPfetcher", "sync", identity);
+  const message = await waitFor(
+    `an error matching ${pattern} on the identity`,
+    async () => {
+      const error = (await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos.last_error?.message;
+      return typeof error === "string" && pattern.test(error) ? error : null;
+    },
+    10_000,
+  );
+  assert.match(String(context(ctx, identity).last_error?.message), pattern, "on the worker too");
+  return message;
+}
+
+async function retire(ctx: Context, identity: Identity): Promise<void> {
+  publish(ctx, "imap_worker", "remove_worker", identity);
+  await waitFor("worker removed", () => worker(ctx, identity) === undefined);
+}
+
+/** Whether `text` holds the test password as an IMAP client sends it (LOGIN, AUTHENTICATE PLAIN). */
+function holdsPassword(text: string, login: string): boolean {
+  return text.includes("secret") || text.includes(Buffer.from(`\0${login}\0secret`).toString("base64"));
+}
+
+test("a STARTTLS stripper between the worker and its server: no login, the reason on the identity; the operator's +cleartext exception lets it sync, and the stripper reads the password", async (ctx) => {
+  const { login, identity } = await account(ctx, { inserver: ctx.stripped.server });
+  await ctx.dovecot.append(login, "secret", mail(1));
+  const message = await failing(ctx, identity, /STARTTLS/);
+  assert.match(message, new RegExp(`^sync failed: IMAP server ${ctx.stripped.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`), message);
+  assert.ok(ctx.stripped.connections() > 0, "the worker did connect to it");
+  assert.not.match(ctx.stripped.intercepted(), /LOGIN|AUTHENTICATE/i, "but never sent its login");
+  assert.not.ok(holdsPassword(ctx.stripped.intercepted(), login));
+  assert.is((await messagesOf(ctx, identity)).length, 0);
+  await retire(ctx, identity);
+
+  const excepted = await account(ctx, { inserver: ctx.strippedExcepted.server });
+  await ctx.dovecot.append(excepted.login, "secret", mail(2));
+  publish(ctx, "imap_worker", "add_worker", excepted.identity);
+  publish(ctx, "IMAPfetcher", "sync", excepted.identity);
+  await waitFor("synced in clear", async () => (await messagesOf(ctx, excepted.identity)).length === 1, 10_000);
+  assert.ok(holdsPassword(ctx.strippedExcepted.intercepted(), excepted.login), "the man in the middle read the password: why this is the operator's exception only");
+  await retire(ctx, excepted.identity);
+});
+
+test("a self-signed certificate: no login, the reason on the identity; the operator's +unverified-tls for that server lets it sync", async (ctx) => {
+  const { login, identity } = await account(ctx, { inserver: ctx.selfSigned.server });
+  await ctx.selfSigned.append(login, "secret", mail(1));
+  const logins = async () => (await readFile(`${ctx.selfSigned.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`)).length;
+  const appended = await logins();
+  const message = await failing(ctx, identity, /certificate/);
+  assert.match(message, new RegExp(`^sync failed: IMAP server ${ctx.selfSigned.server}: not used: its TLS certificate is not trusted \\(self[- ]signed certificate\\); an operator may trust its CA \\(CALIOPEN_DESTINATION_CA\\) or admit it with \\+unverified-tls`), message);
+  assert.is((await messagesOf(ctx, identity)).length, 0);
+  assert.is(await logins(), appended, "the server saw the test's own login only, not the worker's");
+  await retire(ctx, identity);
+
+  const excepted = await account(ctx, { inserver: ctx.selfSigned.extraServers[0] as string });
+  await ctx.selfSigned.append(excepted.login, "secret", mail(2));
+  publish(ctx, "imap_worker", "add_worker", excepted.identity);
+  publish(ctx, "IMAPfetcher", "sync", excepted.identity);
+  await waitFor("synced over unverified TLS", async () => (await messagesOf(ctx, excepted.identity)).length === 1, 10_000);
+  await retire(ctx, excepted.identity);
+});
+
+test("servers the policy refuses — loopback not admitted, NATS, private, link-local, localhost — are an error on the identity, the same whether a port is open or not; nothing stored is lost", async (ctx) => {
+  const open = `127.0.0.1:${(ctx.unadmitted.address() as { port: number }).port}`;
+  const closed = `127.0.0.1:${await freePort()}`;
+  const nats = `127.0.0.1:${new URL(ctx.nats.url).port}`;
+  const cases: [string, RegExp][] = [
+    [open, /127\.0\.0\.1 is a loopback address/],
+    [closed, /127\.0\.0\.1 is a loopback address/],
+    [nats, /it is a NATS server of the platform/],
+    ["10.1.2.3:143", /10\.1\.2\.3 is a private address/],
+    ["169.254.169.254:993", /169\.254\.169\.254 is a link-local address/],
+    [`localhost:${new URL(`http://${closed}`).port}`, /localhost resolves to a loopback address/],
+  ];
+  const seen: string[] = [];
+  for (const [inserver, reason] of cases) {
+    const { identity } = await account(ctx, { inserver });
+    const message = await failing(ctx, identity, /not an allowed destination/);
+    assert.match(message, reason, inserver);
+    assert.match(message, new RegExp(`^sync failed: IMAP server ${inserver.replace(/\./g, "\\.")} is not an allowed destination: `), message);
+    seen.push(message.replaceAll(inserver, "<server>"));
+    // Nothing of the identity was dropped: its servers, its credentials, its status.
+    const stored = await ctx.store.identities.get(ctx.userId, identity.identity_id);
+    assert.is(stored?.infos.inserver, inserver);
+    assert.is(stored?.status, "active");
+    assert.equal(await ctx.store.identities.credentials(ctx.userId, identity.identity_id), { username: identity.identifier.split("@")[0], password: "secret" });
+    await retire(ctx, identity);
+  }
+  assert.is(seen[0], seen[1], "an open port and a closed one get the same words");
 });
 
 test("remove_worker stops the worker and drops its state", async (ctx) => {

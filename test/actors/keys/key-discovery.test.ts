@@ -10,6 +10,8 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { discoverKeys, type KeySources } from "../../../actors/keys/key-discovery.ts";
+import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
+import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import { SCHEMA_VERSION, type Contact } from "../../../actors/store/model.ts";
 import { Gpg } from "../../helpers/gpg.ts";
@@ -99,6 +101,12 @@ test.after(async (ctx) => {
 
 const sources = (ctx: Ctx, change: Partial<KeySources> = {}): KeySources => ({ hkp: ctx.sks.url, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000, ...change });
 
+/** The node's policy for WKD hosts: the test's web server (plain HTTP) and the `origins` given, nothing else. */
+function admitted(ctx: Ctx, ...origins: string[]): DestinationPolicy {
+  const servers = [ctx.web.origin, ...origins].map((origin) => `${new URL(origin).host}+cleartext`);
+  return new DestinationPolicy({ allow: parseAllowedDestinations(servers.join(",")) });
+}
+
 async function annContact(ctx: Ctx, emails = ANN): Promise<Contact> {
   const userId = randomUUID();
   const contact = await ctx.f.store.contacts.create(newContact(userId, emails, { title: "Ann" }));
@@ -133,7 +141,7 @@ test("the key server and gpg agree on what was sent", async ({ sks, fpr }) => {
 test("keys found on the key server and in WKDs are stored with what gpg says of them", async (ctx) => {
   const { f, gpg, fpr } = ctx;
   const contact = await annContact(ctx);
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx));
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx), { destinations: admitted(ctx) });
   assert.equal(report.errors, [], JSON.stringify(report.errors));
   assert.equal(report.found, [fpr.hkp, fpr.wkd, fpr.direct], JSON.stringify(report, null, 1));
 
@@ -175,7 +183,7 @@ test("keys found on the key server and in WKDs are stored with what gpg says of 
 test("expired, revoked, malformed, foreign and already-known keys are skipped with their reasons", async (ctx) => {
   const { f, fpr } = ctx;
   const contact = await annContact(ctx);
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx));
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx), { destinations: admitted(ctx) });
   const reasonOf = (fingerprint: string) => report.skipped.filter((s) => s.fingerprint === fingerprint).map((s) => `${s.source} ${s.address}: ${s.reason}`);
   assert.equal(reasonOf(fpr.expired), ["hkp ann@example.com: expired on 2020-01-02T00:00:00.000Z"]);
   assert.equal(reasonOf(fpr.revoked), ["hkp ann@example.com: revoked"]);
@@ -194,7 +202,7 @@ test("expired, revoked, malformed, foreign and already-known keys are skipped wi
   for (const which of ["expired", "revoked", "foreign", "lookalike"] as const) assert.not.ok(stored.includes(fpr[which]), `${which} not stored`);
 
   // A second discovery finds nothing new: everything is known by now.
-  const again = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx));
+  const again = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx), { destinations: admitted(ctx) });
   assert.equal(again.found, []);
   for (const fingerprint of [fpr.hkp, fpr.wkd, fpr.direct]) assert.ok(again.skipped.some((s) => s.fingerprint === fingerprint && s.reason === "already known for this contact"), fingerprint);
   assert.is((await f.store.keys.list(contact.user_id, contact.contact_id)).length, 4);
@@ -205,7 +213,7 @@ test("a key server that is down does not stop the WKD; the error is listed on th
   const { f, fpr } = ctx;
   const contact = await annContact(ctx, ["ann@example.com", "ann@example.org"]);
   const down = `http://127.0.0.1:${await freePort()}`;
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: down }));
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: down }), { destinations: admitted(ctx) });
   assert.equal(report.found, [fpr.hkp, fpr.wkd], "both found through the WKD");
   assert.equal(
     report.errors.map((e) => `${e.source} ${e.address}`),
@@ -223,7 +231,7 @@ test("a key server that never answers times out without holding up the WKD", asy
   try {
     const contact = await annContact(ctx, ["ann@example.org"]);
     const started = Date.now();
-    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: silent.origin, timeoutMs: 400 }));
+    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: silent.origin, timeoutMs: 400 }), { destinations: admitted(ctx) });
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     assert.equal(report.found, [fpr.wkd]);
     assert.is(report.errors.length, 1);
@@ -241,7 +249,7 @@ test("a WKD that is down or silent does not stop the key server", async (ctx) =>
   try {
     for (const origin of [down, silent.origin]) {
       const contact = await annContact(ctx, ["ann@example.com"]);
-      const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: { baseUrl: () => origin }, timeoutMs: 400 }));
+      const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: { baseUrl: () => origin }, timeoutMs: 400 }), { destinations: admitted(ctx, origin) });
       assert.equal(report.found, [fpr.hkp], origin);
       assert.is((await f.store.keys.list(contact.user_id, contact.contact_id)).find((key) => key.fingerprint === fpr.hkp)?.source, "hkp");
       assert.equal(report.errors.map((e) => `${e.source} ${e.address}`), ["wkd ann@example.com"]);
@@ -257,19 +265,37 @@ test("sources not configured are not asked; an address with no key anywhere is n
   const { f, fpr } = ctx;
   const contact = await annContact(ctx, ["ann@example.com", "nobody@example.org"]);
   const before = ctx.web.requests.length;
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: false }));
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: false }), { destinations: admitted(ctx) });
   assert.is(ctx.web.requests.length, before, "no WKD request");
   assert.equal(report.found, [fpr.hkp]);
   assert.equal(report.errors, []);
-  const nothing = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: false }));
+  const nothing = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: false }), { destinations: admitted(ctx) });
   assert.equal(nothing.found, []);
   assert.equal(nothing.skipped, []);
+});
+
+test("WKD hosts from a contact's addresses that the policy refuses (loopback, private, an address literal) are not asked; the report says why, and the key server still answers", async (ctx) => {
+  const { f, fpr } = ctx;
+  const contact = await annContact(ctx, ["ann@example.com", "bob@evil.example", "carl@127.0.0.1"]);
+  // evil.example's DNS points its WKD hosts inside the platform's network; other names do not exist.
+  const resolve = async (host: string) => {
+    const table: Record<string, string[]> = { "openpgpkey.evil.example": ["127.0.0.1"], "evil.example": ["10.0.0.1"] };
+    return table[host] ?? Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" }));
+  };
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: true }), { destinations: new DestinationPolicy({ resolve }) });
+  assert.equal(report.found, [fpr.hkp], "the key server's key");
+  const errors = Object.fromEntries(report.errors.map((e) => [`${e.source} ${e.address}`, e.message]));
+  assert.equal(Object.keys(errors).sort(), ["wkd bob@evil.example", "wkd carl@127.0.0.1"]);
+  assert.match(errors["wkd bob@evil.example"] ?? "", /^advanced method: web server openpgpkey\.evil\.example:443 is not an allowed destination: openpgpkey\.evil\.example resolves to a loopback address .*; direct method: web server evil\.example:443 is not an allowed destination: evil\.example resolves to a private address/);
+  // (`openpgpkey.127.0.0.1` is not even a valid URL host: the advanced method fails before any lookup.)
+  assert.match(errors["wkd carl@127.0.0.1"] ?? "", /direct method: web server 127\.0\.0\.1:443 is not an allowed destination: 127\.0\.0\.1 is a loopback address/);
+  assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery?.errors, report.errors, "saved on the contact");
 });
 
 test("an unknown contact is an error naming it", async (ctx) => {
   const contactId = randomUUID();
   try {
-    await discoverKeys(ctx.f.store, { contact_id: contactId, user_id: randomUUID() }, sources(ctx));
+    await discoverKeys(ctx.f.store, { contact_id: contactId, user_id: randomUUID() }, sources(ctx), { destinations: admitted(ctx) });
     assert.unreachable("should have thrown");
   } catch (err) {
     assert.match((err as Error).message, new RegExp(`no contact ${contactId}`));

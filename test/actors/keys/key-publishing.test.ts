@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { discoverKeys } from "../../../actors/keys/key-discovery.ts";
+import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
+import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { publishKey, withdrawKey, type KeyPublishTarget } from "../../../actors/keys/key-publishing.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import { wkdAddress } from "../../../actors/keys/wkd.ts";
@@ -52,6 +54,9 @@ test.after(async (ctx) => {
 });
 
 const target = (ctx: Ctx, change: Partial<KeyPublishTarget> = {}): KeyPublishTarget => ({ hkp: ctx.sks.url, wkd: { dir: ctx.wkd, domains: [DOMAIN] }, ...change });
+
+/** Discovery may ask the test's WKD web server (plain HTTP on loopback), and nothing else. */
+const wkdServer = (ctx: Ctx) => new DestinationPolicy({ allow: parseAllowedDestinations(`${new URL(ctx.web.origin).host}+cleartext`) });
 
 /** A user whose local address is `<name>@platform.example`. */
 async function newUser(ctx: Ctx, name: string): Promise<{ user: User; address: string }> {
@@ -142,7 +147,7 @@ test("publish_key puts the user's key on the key server (gpg --recv-keys gets it
 
   // And key discovery finds it there, through the WKD's advanced method.
   const reader = await f.store.contacts.create(newContact(randomUUID(), [address]));
-  const found = await discoverKeys(f.store, { contact_id: reader.contact_id, user_id: reader.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 });
+  const found = await discoverKeys(f.store, { contact_id: reader.contact_id, user_id: reader.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 }, { destinations: wkdServer(ctx) });
   assert.equal(found.found, [fpr]);
   assert.equal(found.errors, []);
 
@@ -156,7 +161,7 @@ test("publish_key puts the user's key on the key server (gpg --recv-keys gets it
   assert.match(withdrawn.notes.join("\n"), /HKP has no standard way to delete a key: .* keeps/);
   assert.ok((await sks.get(`0x${fpr}`)) !== null, "the key server still has it, as the report says");
   const after = await f.store.contacts.create(newContact(randomUUID(), [address]));
-  const none = await discoverKeys(f.store, { contact_id: after.contact_id, user_id: after.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 });
+  const none = await discoverKeys(f.store, { contact_id: after.contact_id, user_id: after.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 }, { destinations: wkdServer(ctx) });
   assert.equal(none.found, [], "discovery no longer finds it in the WKD");
 });
 

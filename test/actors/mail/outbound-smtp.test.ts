@@ -1,19 +1,28 @@
 // `deliver` against real SMTP peers: Postfix's smtp-sink as the platform relay (what ARRIVED there is
 // read back from its dump files, envelope included), and smtp-server instances of the test's own for a
-// remote identity's server with AUTH, a refusing server and a slow one.
+// remote identity's server (STARTTLS with a certificate of the test CA, AUTH), a refusing server and a
+// slow one. A remote identity's server is the user's choice: the destination policy refuses loopback,
+// the relay and servers it does not admit, and TLS is required and verified (a STARTTLS stripper in the
+// middle, a self-signed certificate, a server without AUTH are not used) unless the operator excepts it.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { simpleParser, type AddressObject } from "mailparser";
 import { SMTPServer, type SMTPServerOptions } from "smtp-server";
-import { deliverDraft, isLoopback, parseServer, type OutboundSmtpDeps } from "../../../actors/mail/outbound-smtp.ts";
+import { readFile } from "node:fs/promises";
+import { deliverDraft, type OutboundSmtpDeps } from "../../../actors/mail/outbound-smtp.ts";
+import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
+import { DestinationPolicy, type Resolver } from "../../../actors/network/destination-policy.ts";
+import { parseHostPort } from "../../../actors/network/host-port.ts";
 import { SENDING_STALE_MS } from "../../../actors/messages/send-claim.ts";
 import { newDraft, type DraftFields } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import { freePort } from "../../helpers/nats-server.ts";
 import { startSmtpSink, type SmtpSink } from "../../helpers/smtp-sink.ts";
+import { startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
+import { makeTestCertificates, PROVIDER_NAME, type TestCertificates } from "../../helpers/tls-certs.ts";
 import { waitFor } from "../../helpers/wait.ts";
 import { newMessage, startStore, type StoreFixture } from "../store/fixture.ts";
 
@@ -22,7 +31,16 @@ const PASSWORD = "pw-Zq8!never-in-logs";
 
 let f: StoreFixture;
 let sink: SmtpSink;
+let certs: TestCertificates;
+let caPem: string;
 let logs = "";
+
+/** The node's policy: exactly the servers given (`host:port[+marker]`), the test CA trusted, the relay protected. */
+function admit(servers: string[], resolve?: Resolver): DestinationPolicy {
+  return new DestinationPolicy({ allow: parseAllowedDestinations(servers.join(",")), ca: [caPem], ...(resolve && { resolve }) }, () => [
+    { what: "the platform's SMTP relay (CALIOPEN_SMTP_RELAY)", host: sink.host, port: sink.port },
+  ]);
+}
 
 function deps(fields: Partial<OutboundSmtpDeps> = {}): OutboundSmtpDeps {
   const destination = new Writable({
@@ -34,6 +52,7 @@ function deps(fields: Partial<OutboundSmtpDeps> = {}): OutboundSmtpDeps {
   return {
     store: f.store,
     relay: { host: sink.host, port: sink.port, ignoreTLS: true },
+    destinations: admit([]),
     host: HOST,
     logger: createLogger({ level: "debug", destination }),
     timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
@@ -42,11 +61,12 @@ function deps(fields: Partial<OutboundSmtpDeps> = {}): OutboundSmtpDeps {
 }
 
 test.before(async () => {
-  [f, sink] = await Promise.all([startStore(), startSmtpSink()]);
+  [f, sink, certs] = await Promise.all([startStore(), startSmtpSink(), makeTestCertificates()]);
+  caPem = await certs.caPem();
 });
 
 test.after(async () => {
-  await Promise.all([f.nats.stop(), sink.stop()]);
+  await Promise.all([f.nats.stop(), sink.stop(), certs.remove()]);
 });
 
 // ---- builders ------------------------------------------------------------------------------------
@@ -85,8 +105,28 @@ const addressesOf = (field: AddressObject | AddressObject[] | undefined) => (Arr
 /** An smtp-server of the test's own: records every message with its envelope and bytes. */
 interface Peer {
   port: number;
-  received: { from: string; to: string[]; user: string | undefined; raw: Buffer }[];
+  /** `127.0.0.1:<port>`, as an identity's outserver. */
+  server: string;
+  received: { from: string; to: string[]; user: string | undefined; secure: boolean; raw: Buffer }[];
   close(): Promise<void>;
+}
+
+/** A provider's submission server: STARTTLS with `cert` (the test CA's loopback certificate by default), AUTH as alice. */
+async function startProvider(options: { cert?: string; key?: string } & Partial<SMTPServerOptions> = {}): Promise<Peer> {
+  const { cert = certs.serverCert, key = certs.serverKey, ...rest } = options;
+  return startPeer({
+    disabledCommands: [],
+    key: await readFile(key),
+    cert: await readFile(cert),
+    authOptional: false,
+    // Also over a connection that stayed in clear: what a client accepts is what these tests look at.
+    allowInsecureAuth: true,
+    onAuth(auth, _session, callback) {
+      if (auth.username === "alice" && auth.password === PASSWORD) return callback(null, { user: "alice" });
+      return callback(Object.assign(new Error("5.7.8 bad credentials"), { responseCode: 535 }));
+    },
+    ...rest,
+  });
 }
 
 async function startPeer(options: Partial<SMTPServerOptions> = {}): Promise<Peer> {
@@ -104,6 +144,7 @@ async function startPeer(options: Partial<SMTPServerOptions> = {}): Promise<Peer
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
           to: session.envelope.rcptTo.map((r) => r.address),
           user: session.user as string | undefined,
+          secure: session.secure,
           raw: Buffer.concat(chunks),
         });
         callback();
@@ -116,7 +157,7 @@ async function startPeer(options: Partial<SMTPServerOptions> = {}): Promise<Peer
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve());
   });
-  return { port, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port, server: `127.0.0.1:${port}`, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 // ---- sending through the relay -------------------------------------------------------------------
@@ -243,27 +284,26 @@ test("a stale sending mark (older than the limit) does not block a send", async 
 
 // ---- a remote identity's own server ---------------------------------------------------------------
 
-test("a remote identity sends through its own server with AUTH; the stored raw is byte-identical to what it received", async () => {
-  const auths: string[] = [];
-  const own = await startPeer({
-    authOptional: false,
-    allowInsecureAuth: true,
-    onAuth(auth, _session, callback) {
-      auths.push(auth.username ?? "");
+test("a remote identity sends through its own server, over STARTTLS with AUTH; the stored raw is byte-identical to what it received", async () => {
+  const auths: { user: string; secure: boolean }[] = [];
+  const own = await startProvider({
+    onAuth(auth, session, callback) {
+      auths.push({ user: auth.username ?? "", secure: session.secure });
       if (auth.username === "alice" && auth.password === PASSWORD) return callback(null, { user: "alice" });
       return callback(Object.assign(new Error("5.7.8 bad credentials"), { responseCode: 535 }));
     },
   });
   try {
-    const identity = await remoteIdentity(`127.0.0.1:${own.port}`);
+    const identity = await remoteIdentity(own.server);
     const draft = await draftFrom(identity);
     const relayBefore = (await sink.messages()).length;
-    const reply = await deliverDraft(deps(), order(draft, identity));
+    const reply = await deliverDraft(deps({ destinations: admit([own.server]) }), order(draft, identity));
     assert.is(reply.error, false, reply.message);
-    assert.equal(auths, ["alice"]);
+    assert.equal(auths, [{ user: "alice", secure: true }], "logged in once, after STARTTLS");
     assert.is(own.received.length, 1);
     const got = own.received[0]!;
     assert.is(got.user, "alice", "sent on the authenticated session");
+    assert.is(got.secure, true, "sent over TLS");
     assert.is(got.from, identity.identifier);
     assert.equal([...got.to].sort(), ["cc@dest.test", "secret@hidden.test", "to@dest.test"]);
     const sent = await f.store.messages.get(draft.user_id, draft.message_id);
@@ -277,22 +317,21 @@ test("a remote identity sends through its own server with AUTH; the stored raw i
 });
 
 test("outusername/outpassword win over username/password; a wrong password is a failure carrying 535, never the password", async () => {
-  const own = await startPeer({
-    authOptional: false,
-    allowInsecureAuth: true,
+  const own = await startProvider({
     onAuth(auth, _session, callback) {
       if (auth.username === "smtp-user" && auth.password === PASSWORD) return callback(null, { user: "smtp-user" });
       return callback(Object.assign(new Error("Authentication credentials invalid"), { responseCode: 535 }));
     },
   });
   try {
-    const good = await remoteIdentity(`127.0.0.1:${own.port}`, { username: "imap-user", password: "imap-pass", outusername: "smtp-user", outpassword: PASSWORD });
-    const okReply = await deliverDraft(deps(), order(await draftFrom(good), good));
+    const d = deps({ destinations: admit([own.server]) });
+    const good = await remoteIdentity(own.server, { username: "imap-user", password: "imap-pass", outusername: "smtp-user", outpassword: PASSWORD });
+    const okReply = await deliverDraft(d, order(await draftFrom(good), good));
     assert.is(okReply.error, false, okReply.message);
 
-    const bad = await remoteIdentity(`127.0.0.1:${own.port}`, { username: "smtp-user", password: `${PASSWORD}-wrong` });
+    const bad = await remoteIdentity(own.server, { username: "smtp-user", password: `${PASSWORD}-wrong` });
     const draft = await draftFrom(bad);
-    const reply = await deliverDraft(deps(), order(draft, bad));
+    const reply = await deliverDraft(d, order(draft, bad));
     assert.is(reply.error, true);
     assert.match(reply.message, /535/);
     assert.match(reply.message, new RegExp(`127\\.0\\.0\\.1:${own.port}`), "names the server");
@@ -313,10 +352,10 @@ test("credentials never appear in the logs (which did record the sends)", async 
 });
 
 test("a remote identity without SMTP credentials or outserver is a failure, nothing is sent", async () => {
-  const own = await startPeer();
+  const own = await startProvider();
   try {
-    const noCredentials = await remoteIdentity(`127.0.0.1:${own.port}`, null);
-    const a = await deliverDraft(deps(), order(await draftFrom(noCredentials), noCredentials));
+    const noCredentials = await remoteIdentity(own.server, null);
+    const a = await deliverDraft(deps({ destinations: admit([own.server]) }), order(await draftFrom(noCredentials), noCredentials));
     assert.is(a.error, true);
     assert.match(a.message, /no SMTP credentials/);
     const noServer = await remoteIdentity("not a server");
@@ -326,6 +365,130 @@ test("a remote identity without SMTP credentials or outserver is a failure, noth
     assert.is(own.received.length, 0);
   } finally {
     await own.close();
+  }
+});
+
+// ---- the destination policy and TLS for a remote identity's server --------------------------------
+
+/** A draft of a fresh remote identity sending through `server`, sent under `destinations`; the reply and the draft afterwards. */
+async function sendThrough(server: string, destinations: DestinationPolicy): Promise<{ reply: { error: boolean; message: string }; draft: Message | null; id: string }> {
+  const identity = await remoteIdentity(server);
+  const draft = await draftFrom(identity);
+  const reply = await deliverDraft(deps({ destinations }), order(draft, identity));
+  return { reply, draft: await f.store.messages.get(draft.user_id, draft.message_id), id: draft.message_id };
+}
+
+/** Whether `text` holds alice's password, as sent by AUTH LOGIN, AUTH PLAIN or in clear. */
+function holdsPassword(text: string): boolean {
+  const forms = [PASSWORD, Buffer.from(PASSWORD).toString("base64"), Buffer.from(`\0alice\0${PASSWORD}`).toString("base64")];
+  return forms.some((form) => text.includes(form));
+}
+
+test("the default policy refuses loopback, private, link-local addresses and localhost before the draft is claimed, in words that do not tell whether anything listens there", async () => {
+  const open = await startProvider();
+  const closed = await freePort();
+  try {
+    const messages: string[] = [];
+    for (const server of [open.server, `127.0.0.1:${closed}`, "10.1.2.3:587", "169.254.169.254:25", "[::1]:587", "localhost:587"]) {
+      const { reply, draft, id } = await sendThrough(server, admit([]));
+      assert.is(reply.error, true, server);
+      assert.match(reply.message, new RegExp(`^cannot send message ${id}: SMTP server .+ is not an allowed destination: .+ (a loopback|a private|a link-local) address`), reply.message);
+      assert.is(draft?.is_draft, true, server);
+      assert.is(draft?.sending_since ?? null, null, "never claimed");
+      messages.push(reply.message.replace(id, "<id>"));
+    }
+    assert.is(messages[0]?.replaceAll(String(open.port), "<port>"), messages[1]?.replaceAll(String(closed), "<port>"), "an open port and a closed one get the same words");
+    assert.is(open.received.length, 0);
+  } finally {
+    await open.close();
+  }
+});
+
+test("the platform's relay is never a user's outserver, even when the allow list admits loopback or names the relay itself", async () => {
+  const before = (await sink.messages()).length;
+  for (const allow of ["127.0.0.0/8+cleartext+unverified-tls", `${sink.host}:${sink.port}+cleartext`]) {
+    const { reply, draft } = await sendThrough(`${sink.host}:${sink.port}`, admit([allow]));
+    assert.is(reply.error, true, allow);
+    assert.match(reply.message, /is not an allowed destination: it is the platform's SMTP relay \(CALIOPEN_SMTP_RELAY\)$/, allow);
+    assert.is(draft?.is_draft, true);
+  }
+  assert.is((await sink.messages()).length, before, "nothing reached the relay");
+});
+
+test("a STARTTLS stripper in the middle: the password is never sent; only the operator's +cleartext exception lets it through, and then the man in the middle reads it", async () => {
+  const own = await startProvider();
+  const mitm = await startStarttlsStripper("smtp", { host: "127.0.0.1", port: own.port });
+  try {
+    const refused = await sendThrough(mitm.server, admit([mitm.server]));
+    assert.is(refused.reply.error, true);
+    assert.match(refused.reply.message, new RegExp(`SMTP server ${mitm.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`));
+    assert.match(mitm.intercepted(), /^EHLO /m, "the client did talk to it");
+    assert.not.match(mitm.intercepted(), /^AUTH /m, "but never tried to log in");
+    assert.not.ok(holdsPassword(mitm.intercepted()));
+    assert.is(own.received.length, 0);
+    assert.is(refused.draft?.is_draft, true);
+
+    const excepted = await sendThrough(mitm.server, admit([`${mitm.server}+cleartext`]));
+    assert.is(excepted.reply.error, false, excepted.reply.message);
+    assert.is(own.received[0]?.secure, false, "it went in clear");
+    assert.ok(holdsPassword(mitm.intercepted()), "and the password with it: why this is an exception of the operator's only");
+  } finally {
+    await mitm.stop();
+    await own.close();
+  }
+});
+
+test("a self-signed certificate is not trusted unless the operator excepts that server with +unverified-tls; the password is not sent to it", async () => {
+  let logins = 0;
+  const selfSigned = await startProvider({
+    cert: certs.selfSignedCert,
+    key: certs.selfSignedKey,
+    onAuth(auth, _session, callback) {
+      logins++;
+      return callback(null, { user: auth.username ?? "" });
+    },
+  });
+  try {
+    const refused = await sendThrough(selfSigned.server, admit([selfSigned.server]));
+    assert.is(refused.reply.error, true);
+    assert.match(refused.reply.message, /not used: its TLS certificate is not trusted \(self[- ]signed certificate\); an operator may trust its CA \(CALIOPEN_DESTINATION_CA\) or admit it with \+unverified-tls/);
+    assert.is(logins, 0, "no login");
+    assert.is(selfSigned.received.length, 0);
+    const excepted = await sendThrough(selfSigned.server, admit([`${selfSigned.server}+unverified-tls`]));
+    assert.is(excepted.reply.error, false, excepted.reply.message);
+    assert.is(selfSigned.received[0]?.secure, true, "still over TLS");
+  } finally {
+    await selfSigned.close();
+  }
+});
+
+test("the connection goes to the checked address while TLS checks the certificate against the name the user gave", async () => {
+  const provider = await startProvider({ cert: certs.namedCert, key: certs.namedKey });
+  const resolve: Resolver = async (host) => (host === PROVIDER_NAME ? ["127.0.0.1"] : Promise.reject(Object.assign(new Error(`ENOTFOUND ${host}`), { code: "ENOTFOUND" })));
+  try {
+    const byName = await sendThrough(`${PROVIDER_NAME}:${provider.port}`, admit([`${PROVIDER_NAME}:${provider.port}`], resolve));
+    assert.is(byName.reply.error, false, byName.reply.message);
+    assert.is(provider.received[0]?.secure, true);
+    // The same server by its address: its certificate does not name 127.0.0.1.
+    const byAddress = await sendThrough(provider.server, admit([provider.server], resolve));
+    assert.is(byAddress.reply.error, true);
+    assert.match(byAddress.reply.message, /its TLS certificate is not trusted .*127\.0\.0\.1/);
+    assert.is(provider.received.length, 1);
+  } finally {
+    await provider.close();
+  }
+});
+
+test("a server that offers no AUTH is not used for a remote identity: the user must log in, not ride on a trust it gives everyone", async () => {
+  const open = await startProvider({ authOptional: true, disabledCommands: ["AUTH"] });
+  try {
+    const { reply, draft } = await sendThrough(open.server, admit([open.server]));
+    assert.is(reply.error, true);
+    assert.match(reply.message, new RegExp(`SMTP server ${open.server}: .*AUTH`, "i"));
+    assert.is(open.received.length, 0, "nothing was accepted");
+    assert.is(draft?.is_draft, true);
+  } finally {
+    await open.close();
   }
 });
 
@@ -442,14 +605,14 @@ test("a store failure is a failure reply, never a throw", async () => {
   assert.match(reply.message, /KV unavailable/);
 });
 
-test("outserver parsing and the loopback rule for plain-text AUTH", () => {
-  assert.equal(parseServer("smtp.example.com:587"), { host: "smtp.example.com", port: 587 });
-  assert.equal(parseServer("[::1]:25"), { host: "::1", port: 25 });
-  assert.is(parseServer("smtp.example.com"), null);
-  assert.is(parseServer("host:99999"), null);
-  assert.is(parseServer(undefined), null);
-  assert.ok(isLoopback("127.0.0.1") && isLoopback("localhost") && isLoopback("::1"));
-  assert.not.ok(isLoopback("smtp.example.com") || isLoopback("10.0.0.1"));
+test("outserver parsing", () => {
+  assert.equal(parseHostPort("smtp.example.com:587"), { host: "smtp.example.com", port: 587 });
+  assert.equal(parseHostPort("[::1]:25"), { host: "::1", port: 25 });
+  assert.is(parseHostPort("smtp.example.com"), null);
+  assert.is(parseHostPort("host:99999"), null);
+  assert.is(parseHostPort("host:0"), null);
+  assert.is(parseHostPort("::1:25"), null, "an IPv6 address needs its brackets");
+  assert.is(parseHostPort(undefined), null);
 });
 
 test.run();
