@@ -5,7 +5,7 @@ import { VERSION } from "../runtime/version.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
-import { connectToNats } from "../runtime/connection.ts";
+import { connectToNats, isConnectionUp } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
@@ -149,8 +149,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         await cluster.stop();
         await host.stopAll();
         debug.stop();
-        await nc.drain().catch(() => undefined);
-        await control.drain().catch(() => undefined);
+        await Promise.all([nc, control].map((connection) => closeConnection(connection, config.shutdownGraceMs)));
         await embedded?.stop();
         log.info("node stopped");
       })());
@@ -161,6 +160,8 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
           if (stopping !== null) return;
           const reason = err instanceof Error ? err.message : "the connection was closed";
           log.error({ err: reason }, "NATS connection closed for good");
+          // The other connection would otherwise go on trying to reconnect on its own.
+          await Promise.all([nc, control].map((other) => other.close().catch(() => undefined)));
           await embedded?.stop();
           resolve(reason);
         });
@@ -173,6 +174,13 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     await embedded?.stop();
     throw err;
   }
+}
+
+/** Drains a connection that is up (pending publishes reach the server); one that is not is just closed. */
+async function closeConnection(connection: NatsConnection, withinMs: number): Promise<void> {
+  if (connection.isClosed()) return;
+  const drained = isConnectionUp(connection) && (await settleWithin(withinMs, () => connection.drain().catch(() => undefined)));
+  if (!drained) await connection.close().catch(() => undefined);
 }
 
 async function settleWithin(ms: number, work: () => Promise<void>): Promise<boolean> {
