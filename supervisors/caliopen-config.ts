@@ -2,6 +2,7 @@
 // environment variables documented in the README.
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
 import type { KeySources } from "../actors/keys/key-discovery.ts";
 import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
@@ -54,7 +55,12 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
               maxRecipients: integer(env.CALIOPEN_SMTP_MAX_RECIPIENTS, "CALIOPEN_SMTP_MAX_RECIPIENTS", 100),
             },
     },
-    imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
+    imap: {
+      push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true),
+      maxMessageBytes: integer(env.CALIOPEN_IMAP_MAX_MESSAGE_SIZE, "CALIOPEN_IMAP_MAX_MESSAGE_SIZE", DEFAULT_IMAP_SYNC_LIMITS.maxMessageBytes),
+      timeoutMs: integer(env.CALIOPEN_IMAP_TIMEOUT_MS, "CALIOPEN_IMAP_TIMEOUT_MS", DEFAULT_IMAP_SYNC_LIMITS.timeoutMs),
+      syncMaxMs: integer(env.CALIOPEN_IMAP_SYNC_MAX_MS, "CALIOPEN_IMAP_SYNC_MAX_MS", DEFAULT_IMAP_SYNC_LIMITS.syncMaxMs),
+    },
     keys: keysConfig(env),
     twitter: {
       x: {

@@ -3,6 +3,7 @@
 // sealed credentials. The credentials live only in this call: never in an actor's context or a log.
 import { ImapFlow } from "imapflow";
 import type { Credentials, Identity } from "../store/model.ts";
+import { IMAP_PARSER_LIMITS } from "./imap-limits.ts";
 
 export interface ImapOptions {
   /** Accept self-signed certificates (test servers, self-hosted mail). */
@@ -10,6 +11,10 @@ export interface ImapOptions {
   connectTimeoutMs?: number;
   /** How soon a quiet connection enters IDLE (imapflow waits 15 s by default). */
   autoIdleDelayMs?: number;
+  /** A connection whose server is silent this long while an answer is due fails (imapflow: 5 min). */
+  socketTimeoutMs?: number;
+  /** Closes the connection, also while it is still logging in (a deadline of the caller's). */
+  signal?: AbortSignal;
 }
 
 export class ImapLoginError extends Error {
@@ -42,9 +47,13 @@ export async function openImap(identity: Identity, credentials: Credentials | nu
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
     tls: { rejectUnauthorized: options.allowUnauthorizedTls !== true },
     ...(options.autoIdleDelayMs !== undefined && { autoIdleDelay: options.autoIdleDelayMs }),
+    ...(options.socketTimeoutMs !== undefined && { socketTimeout: options.socketTimeoutMs }),
+    // What one answer may make the node buffer: a huge literal or line fails the connection instead.
+    ...IMAP_PARSER_LIMITS,
   });
   // A socket error after connect must not become an unhandled 'error' event.
   client.on("error", () => undefined);
+  options.signal?.addEventListener("abort", () => client.close(), { once: true });
   try {
     await client.connect();
   } catch (err) {
