@@ -5,6 +5,12 @@
 // actor). Orders come either from a core NATS queue subscription (subjects with requests: replies need
 // the requester's inbox) or from a durable consumer of the intake stream (published orders, kept until
 // a node has handled them).
+//
+// At most `maxConcurrent` handlers run at once. A durable consumer is pulled from only for free slots,
+// so the backlog waits in JetStream, where it is safe, and every order taken starts (and says it is
+// working) at once. Core NATS cannot be held back: up to `maxConcurrent` more orders wait their turn in
+// memory, and beyond that a request is answered "busy, try again" (a published order there becomes a
+// dead letter saying so).
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -42,6 +48,17 @@ export class OrderRefused extends Error {
 }
 
 const RETRY_LATER: BackoffPolicy = { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 };
+
+/** Handlers of one entry point running at once, when the node is not told otherwise (CALIOPEN_MAX_CONCURRENT_ORDERS). */
+export const DEFAULT_MAX_CONCURRENT_ORDERS = 64;
+
+/** The answer to a request that finds its entry point full. */
+export const BUSY = "busy, try again";
+
+export interface EntryPointLimits {
+  /** Handlers running at once; as many more core NATS orders may wait. */
+  maxConcurrent: number;
+}
 
 export interface OrderContext {
   subject: string;
@@ -93,6 +110,10 @@ interface Delivery {
 
 // Well under the intake's ack wait.
 const WORKING_EVERY_MS = 4_000;
+// A pull of the intake waits this long for orders before it is made again.
+const PULL_EXPIRES_MS = 5_000;
+// After a failed pull (a NATS server lost, heartbeats missed).
+const PULL_RETRY_MS = 1_000;
 
 export interface EntryPointStats {
   subject: string;
@@ -101,14 +122,24 @@ export interface EntryPointStats {
   rejected: number;
   failed: number;
   inFlight: number;
+  /** Core NATS orders waiting for a free handler. */
+  queued: number;
+  /** Orders turned away because every handler was busy and the queue full. */
+  busy: number;
 }
 
 export class EntryPoint {
   private subscription: Subscription | null = null;
-  private consumed: ConsumerMessages | null = null;
+  private pulling: ConsumerMessages | null = null;
+  private pullLoop: Promise<void> | null = null;
   private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly stats = { received: 0, rejected: 0, failed: 0 };
+  /** Core NATS orders admitted but waiting for a handler, oldest first (at most maxConcurrent). */
+  private readonly queued: (() => Promise<void>)[] = [];
+  /** The durable pull loop, waiting for a free handler. */
+  private slotWaiter: (() => void) | null = null;
+  private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0 };
+  private readonly maxConcurrent: number;
 
   constructor(
     readonly spec: EntryPointSpec,
@@ -116,7 +147,10 @@ export class EntryPoint {
     private readonly subjects: Subjects,
     private readonly deadLetters: DeadLetters,
     private readonly logger: Logger,
-  ) {}
+    limits: EntryPointLimits = { maxConcurrent: DEFAULT_MAX_CONCURRENT_ORDERS },
+  ) {
+    this.maxConcurrent = Math.max(1, Math.floor(limits.maxConcurrent));
+  }
 
   /** Takes orders from a core NATS queue subscription. */
   start(): void {
@@ -132,16 +166,42 @@ export class EntryPoint {
     });
   }
 
-  /** Takes orders from a durable consumer of the intake stream. */
+  /**
+   * Takes orders from a durable consumer of the intake stream, pulling only as many as there are free
+   * handlers: the rest stay in the stream (and are not redelivered meanwhile: none of them was taken).
+   */
   async startDurable(consumer: Consumer): Promise<void> {
-    this.consumed = await consumer.consume({
-      // Few buffered orders: a burst must not hold the event loop (and the node's heartbeat) for long.
-      max_messages: 64,
-      // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
-      expires: 5_000,
-      idle_heartbeat: 1_000,
-      callback: (msg) => this.onDelivery(durableDelivery(msg)),
-    });
+    this.pullLoop = this.pull(consumer);
+  }
+
+  private async pull(consumer: Consumer): Promise<void> {
+    while (!this.stopping) {
+      await this.freeSlot();
+      if (this.stopping) break;
+      try {
+        const pulling = await consumer.fetch({
+          max_messages: this.maxConcurrent - this.inFlight.size,
+          // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
+          expires: PULL_EXPIRES_MS,
+          idle_heartbeat: 1_000,
+        });
+        this.pulling = pulling;
+        if (this.stopping) await pulling.close();
+        for await (const msg of pulling) this.onDelivery(durableDelivery(msg));
+      } catch (err) {
+        if (this.stopping) break;
+        this.logger.warn({ subject: this.spec.subject, err: (err as Error).message }, "pulling orders failed: pulling again");
+        await new Promise((resolve) => setTimeout(resolve, PULL_RETRY_MS));
+      } finally {
+        this.pulling = null;
+      }
+    }
+  }
+
+  /** Resolves once a handler is free (or the entry point stops taking orders). */
+  private freeSlot(): Promise<void> {
+    if (this.inFlight.size < this.maxConcurrent || this.stopping) return Promise.resolve();
+    return new Promise((resolve) => (this.slotWaiter = resolve));
   }
 
   /** Stops taking orders (other nodes take them from now on). */
@@ -150,18 +210,21 @@ export class EntryPoint {
     const subscription = this.subscription;
     this.subscription = null;
     if (subscription !== null && !subscription.isClosed()) await subscription.drain();
-    const consumed = this.consumed;
-    this.consumed = null;
-    await consumed?.close().catch(() => undefined);
+    const waiter = this.slotWaiter;
+    this.slotWaiter = null;
+    waiter?.();
+    await this.pulling?.close().catch(() => undefined);
+    await this.pullLoop;
+    this.pullLoop = null;
   }
 
-  /** Resolves when the handlers already running have finished. */
+  /** Resolves when the handlers already running (and the orders waiting for one) have finished. */
   async settled(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   snapshotStats(): EntryPointStats {
-    return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size };
+    return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size, queued: this.queued.length };
   }
 
   private onDelivery(delivery: Delivery): void {
@@ -196,9 +259,33 @@ export class EntryPoint {
       ...(delivery.replyTo !== undefined && { replyTo: delivery.replyTo }),
       ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
     };
-    const running = this.run(route, valid.value, context, delivery);
+    const start = () => this.run(route, valid.value, context, delivery);
+    if (this.inFlight.size < this.maxConcurrent) return this.launch(start);
+    // Only core NATS gets here (a durable pull asks for free handlers only): wait, within a bound.
+    if (this.queued.length < this.maxConcurrent) return void this.queued.push(start);
+    this.turnAway(delivery, context);
+  }
+
+  private launch(start: () => Promise<void>): void {
+    const running = start();
     this.inFlight.add(running);
-    void running.finally(() => this.inFlight.delete(running));
+    void running.finally(() => {
+      this.inFlight.delete(running);
+      const next = this.queued.shift();
+      if (next !== undefined) return this.launch(next);
+      const waiter = this.slotWaiter;
+      this.slotWaiter = null;
+      waiter?.();
+    });
+  }
+
+  /** Every handler busy and as many orders waiting: a request is told to try again. */
+  private turnAway(delivery: Delivery, context: OrderContext): void {
+    this.stats.busy += 1;
+    if (delivery.deliveryId !== undefined) return delivery.retry();
+    delivery.done();
+    if (context.replyTo !== undefined) return void this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
+    this.deadLetters.record(delivery.subject, `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`, delivery.data);
   }
 
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
