@@ -1,7 +1,8 @@
 // Web servers for Web Key Directory tests, which cannot own real domains: one loopback HTTP server
 // stands for many hosts. A request for `/<host>/<path>` is served from `rootFor(host)/<path>`, so
 // `baseUrl` (KeySources.wkd.baseUrl) maps `openpgpkey.example.org` and `example.org` to distinct
-// document roots. Also a server that accepts connections and never answers, for timeouts.
+// document roots. `delayMs` holds each answer back a while, and `mostAtOnce` tells how many requests it
+// had at the same time. Also a server that accepts connections and never answers, for timeouts.
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
@@ -13,12 +14,20 @@ export interface TestWebServer {
   baseUrl: (host: string) => string;
   /** Every request: the host it stood for, the path below it and the query. */
   requests: { host: string; path: string; query: string }[];
+  /** The most requests it was answering at the same time. */
+  mostAtOnce: number;
   stop(): Promise<void>;
 }
 
-export async function startWebServer(rootFor: (host: string) => string | null): Promise<TestWebServer> {
+export async function startWebServer(rootFor: (host: string) => string | null, options: { delayMs?: number } = {}): Promise<TestWebServer> {
   const requests: TestWebServer["requests"] = [];
+  let atOnce = 0;
+  let mostAtOnce = 0;
   const server = createHttpServer(async (request, response) => {
+    atOnce += 1;
+    mostAtOnce = Math.max(mostAtOnce, atOnce);
+    response.once("close", () => (atOnce -= 1));
+    if (options.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
     const url = new URL(request.url ?? "/", "http://x");
     const [, host = "", ...rest] = url.pathname.split("/");
     const path = `/${rest.join("/")}`;
@@ -38,6 +47,9 @@ export async function startWebServer(rootFor: (host: string) => string | null): 
     origin,
     baseUrl: (host) => `${origin}/${host}`,
     requests,
+    get mostAtOnce() {
+      return mostAtOnce;
+    },
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
