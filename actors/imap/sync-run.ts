@@ -4,6 +4,7 @@
 // `sync.failed`. Stopping the machine's state closes the session.
 import { fromCallback } from "xstate";
 import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { BUSY } from "../../runtime/entry-point.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -34,6 +35,8 @@ export interface SyncFailure {
 }
 
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+const BUSY_RETRIES = 5;
+const BUSY_PAUSE_MS = 200;
 
 export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, limits: ImapSyncLimits, now: () => number) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
@@ -68,7 +71,13 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
           const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
           const raw = Buffer.isBuffer(message.source) ? withFetchedHeaders(message.source, from) : withFetchedHeadersStreamed(message.source, from);
           const stored = await store.raws.put(input.user_id, raw);
-          const reply = await ports.request("inboundSMTP", { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id }, PROCESS_INBOUND_TIMEOUT_MS);
+          const order = { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id };
+          let reply = await ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS);
+          // A node whose inbound processors are all busy says so: ask again shortly (another node may take it).
+          for (let attempt = 1; isJsonObject(reply) && reply.error === true && reply.message === BUSY && attempt <= BUSY_RETRIES; attempt++) {
+            await new Promise((resolve) => setTimeout(resolve, BUSY_PAUSE_MS * attempt));
+            reply = await ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS);
+          }
           if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {

@@ -5,14 +5,14 @@
 // history and on the identity (or a message skipped with its reason), the worker backs off, the
 // node's memory stays far below what was announced, and an honest account on Dovecot syncs meanwhile.
 // Then the size limit on Dovecot: a message over it is skipped, one of several MiB is fetched in
-// pieces and stored whole.
+// pieces and stored whole; and a node whose inbound processor is busy still imports every message.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
-import { encodeJson } from "../../../runtime/json.ts";
+import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
@@ -47,7 +47,8 @@ test.before(async (ctx) => {
     api: null,
     imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, maxMessageBytes: MAX_MESSAGE, timeoutMs: TIMEOUT_MS, syncMaxMs: SYNC_MAX_MS },
   });
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "limits-node" });
+  // One order at a time per entry point: a sync's imports (8 at once) meet a busy inbound processor.
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "limits-node", maxConcurrentOrders: 1 });
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
   ctx.userId = (await createUser(ctx.store, { name: "alice", email: "alice@platform.test" })).user.user_id;
@@ -309,5 +310,21 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
   await sleep(100);
   assert.is(workerOf(ctx, identity)?.last_error, null, "a clean run clears the note");
 });
+
+test("a busy inbound processor (one order at a time, the sync importing eight at once) is asked again: every message is imported", async (ctx) => {
+  const busyBefore = await busyAnswers(ctx);
+  const identity = await honestSync(ctx, 12);
+  const run = await waitFor("the run in the history", () => workerOf(ctx, identity)?.history[0], 10_000);
+  assert.equal([run.total, run.done, run.failed], [12, 12, 0]);
+  assert.ok((await busyAnswers(ctx)) > busyBefore, "some process_inbound requests were answered busy");
+  assert.is(workerOf(ctx, identity)?.last_error, null);
+});
+
+/** How many inboundSMTP orders the node turned away as busy so far (caliopen.debug.nodes). */
+async function busyAnswers(ctx: Context): Promise<number> {
+  const reply = decodeJson((await ctx.client.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3_000 })).data);
+  const entryPoints = reply.ok ? ((reply.value as { entryPoints: { subject: string; busy: number }[] }).entryPoints ?? []) : [];
+  return entryPoints.find((entry) => entry.subject === "inboundSMTP")?.busy ?? 0;
+}
 
 test.run();
