@@ -4,8 +4,8 @@
 // `sync.failed`. Stopping the machine's state closes the session.
 import { fromCallback } from "xstate";
 import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
-import { BUSY } from "../../runtime/entry-point.ts";
 import { isJsonObject } from "../../runtime/json.ts";
+import { requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { withFetchedHeaders, withFetchedHeadersStreamed } from "./fetched-raw.ts";
@@ -35,8 +35,6 @@ export interface SyncFailure {
 }
 
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
-const BUSY_RETRIES = 5;
-const BUSY_PAUSE_MS = 200;
 
 export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, limits: ImapSyncLimits, now: () => number) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
@@ -72,12 +70,7 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
           const raw = Buffer.isBuffer(message.source) ? withFetchedHeaders(message.source, from) : withFetchedHeadersStreamed(message.source, from);
           const stored = await store.raws.put(input.user_id, raw);
           const order = { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id };
-          let reply = await ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS);
-          // A node whose inbound processors are all busy says so: ask again shortly (another node may take it).
-          for (let attempt = 1; isJsonObject(reply) && reply.error === true && reply.message === BUSY && attempt <= BUSY_RETRIES; attempt++) {
-            await new Promise((resolve) => setTimeout(resolve, BUSY_PAUSE_MS * attempt));
-            reply = await ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS);
-          }
+          const reply = await requestWhileBusy(() => ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS));
           if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
