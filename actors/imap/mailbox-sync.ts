@@ -80,7 +80,7 @@ const FETCH_BATCH = 500;
 const PROGRESS_EVERY = 100;
 const PROGRESS_EVERY_MS = 1_000;
 /** Skipped messages listed in an outcome; the count covers the rest. */
-const SKIPPED_LISTED = 20;
+const SKIPPED_LISTED = 10;
 
 export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options: SyncOptions): Promise<SyncOutcome> {
   const waitingFor = options.waitingFor ?? (() => undefined);
