@@ -243,7 +243,8 @@ export class EntryPoint {
     this.stopping = true;
     const subscription = this.subscription;
     this.subscription = null;
-    if (subscription !== null && !subscription.isClosed()) await subscription.drain();
+    // A drain's flush is never answered when the connection closes meanwhile (a credential withdrawn).
+    if (subscription !== null && !subscription.isClosed()) await Promise.race([subscription.drain().catch(() => undefined), this.nc.closed()]);
     this.wakePuller();
     await this.pullLoop;
     this.pullLoop = null;
