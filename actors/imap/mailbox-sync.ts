@@ -177,7 +177,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
           if (info === undefined) continue;
           whole.delete(row.uid);
           const source = row.source ?? Buffer.alloc(0);
-          waitingFor(`the bodies of ${whole.size} message(s)`);
+          waitingFor(whole.size > 0 ? `the bodies of ${whole.size} message(s)` : "the end of the answer to UID FETCH");
           // The connection's literal cap keeps a lie small; a lie past the limit is still not imported.
           if (source.length > limit) {
             skip(info, `announced as ${byteSize(info.size ?? 0)} but ${byteSize(source.length)} were sent, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
