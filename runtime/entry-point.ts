@@ -181,9 +181,10 @@ export class EntryPoint {
   // while the earlier ones may still be delivering: no round trip is waited for between two batches.
   private async pull(consumer: Consumer): Promise<void> {
     const step = Math.ceil(this.maxConcurrent / 4);
-    while (!this.stopping) {
+    // A connection closed for good takes no more orders (the node stops, or reports it lost).
+    while (!this.stopping && !this.nc.isClosed()) {
       await this.room(step);
-      if (this.stopping) break;
+      if (this.stopping || this.nc.isClosed()) break;
       const asked = this.maxConcurrent - this.inFlight.size - this.requested;
       this.requested += asked;
       let delivered = 0;
@@ -214,7 +215,7 @@ export class EntryPoint {
       const ended = await messages.closed();
       if (ended instanceof Error) throw ended;
     } catch (err) {
-      if (!this.stopping) {
+      if (!this.stopping && !this.nc.isClosed()) {
         this.logger.warn({ subject: this.spec.subject, err: (err as Error).message }, "pulling orders failed: pulling again");
         await new Promise((resolve) => setTimeout(resolve, PULL_RETRY_MS));
       }
@@ -227,7 +228,7 @@ export class EntryPoint {
 
   /** Resolves once `step` more orders can be asked for (a handler finished, a pull ended), or on stopping. */
   private async room(step: number): Promise<void> {
-    while (!this.stopping && this.maxConcurrent - this.inFlight.size - this.requested < step) {
+    while (!this.stopping && !this.nc.isClosed() && this.maxConcurrent - this.inFlight.size - this.requested < step) {
       await new Promise<void>((resolve) => (this.slotWaiter = resolve));
     }
   }
