@@ -5,7 +5,13 @@
 // actor). Orders come either from a core NATS queue subscription (subjects with requests: replies need
 // the requester's inbox) or from a durable consumer of the intake stream (published orders, kept until
 // a node has handled them).
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+//
+// At most `maxConcurrent` handlers run at once. A durable consumer is pulled from only for free slots,
+// so the backlog waits in JetStream, where it is safe, and every order taken starts (and says it is
+// working) at once. Core NATS cannot be held back: up to `maxConcurrent` more orders wait their turn in
+// memory, and beyond that a request is answered "busy, try again" (a published order there becomes a
+// dead letter saying so).
+import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
@@ -42,6 +48,17 @@ export class OrderRefused extends Error {
 }
 
 const RETRY_LATER: BackoffPolicy = { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 };
+
+/** Handlers of one entry point running at once, when the node is not told otherwise (CALIOPEN_MAX_CONCURRENT_ORDERS). */
+export const DEFAULT_MAX_CONCURRENT_ORDERS = 64;
+
+/** The answer to a request that finds its entry point full. */
+export const BUSY = "busy, try again";
+
+export interface EntryPointLimits {
+  /** Handlers running at once; as many more core NATS orders may wait. */
+  maxConcurrent: number;
+}
 
 export interface OrderContext {
   subject: string;
@@ -93,6 +110,10 @@ interface Delivery {
 
 // Well under the intake's ack wait.
 const WORKING_EVERY_MS = 4_000;
+// A pull of the intake waits this long for orders before it is made again.
+const PULL_EXPIRES_MS = 5_000;
+// After a failed pull (a NATS server lost, heartbeats missed).
+const PULL_RETRY_MS = 1_000;
 
 export interface EntryPointStats {
   subject: string;
@@ -101,14 +122,27 @@ export interface EntryPointStats {
   rejected: number;
   failed: number;
   inFlight: number;
+  /** Core NATS orders waiting for a free handler. */
+  queued: number;
+  /** Orders turned away because every handler was busy and the queue full. */
+  busy: number;
 }
 
 export class EntryPoint {
   private subscription: Subscription | null = null;
-  private consumed: ConsumerMessages | null = null;
+  /** Pulls of the durable consumer still open, and the work reading each. */
+  private readonly pulls = new Map<Promise<ConsumerMessages>, Promise<void>>();
+  /** Orders asked of the durable consumer and not delivered yet: with those running, never over the bound. */
+  private requested = 0;
+  private pullLoop: Promise<void> | null = null;
   private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly stats = { received: 0, rejected: 0, failed: 0 };
+  /** Core NATS orders admitted but waiting for a handler, oldest first (at most maxConcurrent). */
+  private readonly queued: (() => Promise<void>)[] = [];
+  /** The durable pull loop, waiting for room to ask for more. */
+  private slotWaiter: (() => void) | null = null;
+  private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0 };
+  private readonly maxConcurrent: number;
 
   constructor(
     readonly spec: EntryPointSpec,
@@ -116,7 +150,10 @@ export class EntryPoint {
     private readonly subjects: Subjects,
     private readonly deadLetters: DeadLetters,
     private readonly logger: Logger,
-  ) {}
+    limits: EntryPointLimits = { maxConcurrent: DEFAULT_MAX_CONCURRENT_ORDERS },
+  ) {
+    this.maxConcurrent = Math.max(1, Math.floor(limits.maxConcurrent));
+  }
 
   /** Takes orders from a core NATS queue subscription. */
   start(): void {
@@ -132,16 +169,74 @@ export class EntryPoint {
     });
   }
 
-  /** Takes orders from a durable consumer of the intake stream. */
+  /**
+   * Takes orders from a durable consumer of the intake stream, pulling only as many as there are free
+   * handlers: the rest stay in the stream (and are not redelivered meanwhile: none of them was taken).
+   */
   async startDurable(consumer: Consumer): Promise<void> {
-    this.consumed = await consumer.consume({
-      // Few buffered orders: a burst must not hold the event loop (and the node's heartbeat) for long.
-      max_messages: 64,
-      // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
-      expires: 5_000,
-      idle_heartbeat: 1_000,
-      callback: (msg) => this.onDelivery(durableDelivery(msg)),
-    });
+    this.pullLoop = this.pull(consumer);
+  }
+
+  // A new pull is made as soon as a quarter of the handlers could take more than has been asked for,
+  // while the earlier ones may still be delivering: no round trip is waited for between two batches.
+  private async pull(consumer: Consumer): Promise<void> {
+    const step = Math.ceil(this.maxConcurrent / 4);
+    // A connection closed for good takes no more orders (the node stops, or reports it lost).
+    while (!this.stopping && !this.nc.isClosed()) {
+      await this.room(step);
+      if (this.stopping || this.nc.isClosed()) break;
+      const asked = this.maxConcurrent - this.inFlight.size - this.requested;
+      this.requested += asked;
+      let delivered = 0;
+      // Handed over as they arrive, in the socket's own turn, as consume() does: the same code in
+      // nats.js, though fetch()'s type leaves `callback` out; iterating instead costs about twice the CPU
+      // per order (the acks are no longer written together).
+      const options: FetchMessages & ConsumeCallback = {
+        max_messages: asked,
+        // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
+        expires: PULL_EXPIRES_MS,
+        idle_heartbeat: 1_000,
+        callback: (msg) => {
+          delivered += 1;
+          this.requested -= 1;
+          this.onDelivery(durableDelivery(msg));
+        },
+      };
+      const pull = consumer.fetch(options);
+      this.pulls.set(pull, this.read(pull, () => asked - delivered));
+    }
+  }
+
+  /** Waits for a pull to end; what it did not deliver (it expired, failed or was closed) is asked again by a next one. */
+  private async read(pull: Promise<ConsumerMessages>, undelivered: () => number): Promise<void> {
+    try {
+      const messages = await pull;
+      if (this.stopping) await messages.close();
+      const ended = await messages.closed();
+      if (ended instanceof Error) throw ended;
+    } catch (err) {
+      if (!this.stopping && !this.nc.isClosed()) {
+        this.logger.warn({ subject: this.spec.subject, err: (err as Error).message }, "pulling orders failed: pulling again");
+        await new Promise((resolve) => setTimeout(resolve, PULL_RETRY_MS));
+      }
+    } finally {
+      this.requested -= undelivered();
+      this.pulls.delete(pull);
+      this.wakePuller();
+    }
+  }
+
+  /** Resolves once `step` more orders can be asked for (a handler finished, a pull ended), or on stopping. */
+  private async room(step: number): Promise<void> {
+    while (!this.stopping && !this.nc.isClosed() && this.maxConcurrent - this.inFlight.size - this.requested < step) {
+      await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+    }
+  }
+
+  private wakePuller(): void {
+    const waiter = this.slotWaiter;
+    this.slotWaiter = null;
+    waiter?.();
   }
 
   /** Stops taking orders (other nodes take them from now on). */
@@ -149,19 +244,22 @@ export class EntryPoint {
     this.stopping = true;
     const subscription = this.subscription;
     this.subscription = null;
-    if (subscription !== null && !subscription.isClosed()) await subscription.drain();
-    const consumed = this.consumed;
-    this.consumed = null;
-    await consumed?.close().catch(() => undefined);
+    // A drain's flush is never answered when the connection closes meanwhile (a credential withdrawn).
+    if (subscription !== null && !subscription.isClosed()) await Promise.race([subscription.drain().catch(() => undefined), this.nc.closed()]);
+    this.wakePuller();
+    await this.pullLoop;
+    this.pullLoop = null;
+    for (const pull of this.pulls.keys()) await pull.then((messages) => messages.close()).catch(() => undefined);
+    await Promise.all(this.pulls.values());
   }
 
-  /** Resolves when the handlers already running have finished. */
+  /** Resolves when the handlers already running (and the orders waiting for one) have finished. */
   async settled(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   snapshotStats(): EntryPointStats {
-    return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size };
+    return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size, queued: this.queued.length };
   }
 
   private onDelivery(delivery: Delivery): void {
@@ -196,9 +294,31 @@ export class EntryPoint {
       ...(delivery.replyTo !== undefined && { replyTo: delivery.replyTo }),
       ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
     };
-    const running = this.run(route, valid.value, context, delivery);
+    const start = () => this.run(route, valid.value, context, delivery);
+    if (this.inFlight.size < this.maxConcurrent) return this.launch(start);
+    // Only core NATS gets here (a durable pull asks for free handlers only): wait, within a bound.
+    if (this.queued.length < this.maxConcurrent) return void this.queued.push(start);
+    this.turnAway(delivery, context);
+  }
+
+  private launch(start: () => Promise<void>): void {
+    const running = start();
     this.inFlight.add(running);
-    void running.finally(() => this.inFlight.delete(running));
+    void running.finally(() => {
+      this.inFlight.delete(running);
+      const next = this.queued.shift();
+      if (next !== undefined) return this.launch(next);
+      this.wakePuller();
+    });
+  }
+
+  /** Every handler busy and as many orders waiting: a request is told to try again. */
+  private turnAway(delivery: Delivery, context: OrderContext): void {
+    this.stats.busy += 1;
+    if (delivery.deliveryId !== undefined) return delivery.retry();
+    delivery.done();
+    if (context.replyTo !== undefined) return void this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
+    this.deadLetters.record(delivery.subject, `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`, delivery.data);
   }
 
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {

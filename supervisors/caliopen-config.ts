@@ -4,8 +4,9 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
+import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
-import type { KeySources } from "../actors/keys/key-discovery.ts";
+import { DEFAULT_DISCOVERY_LIMITS, type KeySources } from "../actors/keys/key-discovery.ts";
 import type { KeyPublishTarget } from "../actors/keys/key-publishing.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { SmtpTarget } from "../actors/mail/smtp-transport.ts";
@@ -78,7 +79,12 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
         maxAddressesPerHeader: integer(env.CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER, "CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER", DEFAULT_MAX_ADDRESSES_PER_HEADER),
       },
     },
-    imap: { push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true) },
+    imap: {
+      push: onOff(env.CALIOPEN_IMAP_PUSH, "CALIOPEN_IMAP_PUSH", true),
+      maxMessageBytes: integer(env.CALIOPEN_IMAP_MAX_MESSAGE_SIZE, "CALIOPEN_IMAP_MAX_MESSAGE_SIZE", DEFAULT_IMAP_SYNC_LIMITS.maxMessageBytes),
+      timeoutMs: integer(env.CALIOPEN_IMAP_TIMEOUT_MS, "CALIOPEN_IMAP_TIMEOUT_MS", DEFAULT_IMAP_SYNC_LIMITS.timeoutMs),
+      syncMaxMs: integer(env.CALIOPEN_IMAP_SYNC_MAX_MS, "CALIOPEN_IMAP_SYNC_MAX_MS", DEFAULT_IMAP_SYNC_LIMITS.syncMaxMs),
+    },
     keys: keysConfig(env),
     destinations: destinationsConfig(env),
     twitter: {
@@ -105,7 +111,8 @@ function listenAddress(raw: string | undefined, name: string, fallback: string):
  * CALIOPEN_KEYSERVER (an HKP server, `hkps://keys.openpgp.org` by default, `off` for none),
  * CALIOPEN_KEY_DISCOVERY_WKD (on), CALIOPEN_KEY_DISCOVERY_DNS (a resolver `host[:port]`, or `system`; off by
  * default), CALIOPEN_WKD_DIR + CALIOPEN_WKD_DOMAINS (the platform's own Web Key Directory: a web root and
- * the mail domains it speaks for; none by default).
+ * the mail domains it speaks for; none by default); discovery's limits: CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES,
+ * CALIOPEN_KEY_DISCOVERY_CONCURRENCY, CALIOPEN_KEYSERVER_MAX_ANSWER, CALIOPEN_WKD_MAX_ANSWER.
  */
 function keysConfig(env: NodeJS.ProcessEnv): CaliopenConfig["keys"] {
   const server = env.CALIOPEN_KEYSERVER?.trim() || "hkps://keys.openpgp.org";
@@ -120,6 +127,12 @@ function keysConfig(env: NodeJS.ProcessEnv): CaliopenConfig["keys"] {
       wkd: onOff(env.CALIOPEN_KEY_DISCOVERY_WKD, "CALIOPEN_KEY_DISCOVERY_WKD", true),
       dns: dns === undefined || dns === "" || dns === "off" ? null : dns === "system" ? {} : { resolver: dns },
       timeoutMs: 10_000,
+      maxAddresses: integer(env.CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES, "CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES", DEFAULT_DISCOVERY_LIMITS.maxAddresses),
+      concurrency: integer(env.CALIOPEN_KEY_DISCOVERY_CONCURRENCY, "CALIOPEN_KEY_DISCOVERY_CONCURRENCY", DEFAULT_DISCOVERY_LIMITS.concurrency),
+      maxAnswerBytes: {
+        hkp: integer(env.CALIOPEN_KEYSERVER_MAX_ANSWER, "CALIOPEN_KEYSERVER_MAX_ANSWER", DEFAULT_DISCOVERY_LIMITS.maxAnswerBytes.hkp),
+        wkd: integer(env.CALIOPEN_WKD_MAX_ANSWER, "CALIOPEN_WKD_MAX_ANSWER", DEFAULT_DISCOVERY_LIMITS.maxAnswerBytes.wkd),
+      },
     },
     publishing: { hkp, wkd: wkdDir ? { dir: wkdDir, domains: wkdDomains } : null },
   };

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
 import type { DeadLetters } from "../runtime/dead-letters.ts";
 import { DurableIntake } from "../runtime/durable-intake.ts";
-import { EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
+import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 import { notAvailable, type Bindings } from "./services.ts";
 
@@ -17,6 +17,8 @@ export interface EntryPointDeps {
   deadLetters: DeadLetters;
   logger: Logger;
   replicas: number;
+  /** Handlers running at once per entry point (CALIOPEN_MAX_CONCURRENT_ORDERS). */
+  maxConcurrentOrders?: number;
 }
 
 /** Creates one entry point per contract subject and starts taking orders on all of them. */
@@ -29,7 +31,9 @@ export async function startContractEntryPoints(deps: EntryPointDeps, bindings: B
     for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
       orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: bindings[spec.subject]?.[order] ?? notAvailable(spec, order) };
     }
-    const entry = new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, deps.nc, deps.subjects, deps.deadLetters, deps.logger);
+    const entry = new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, deps.nc, deps.subjects, deps.deadLetters, deps.logger, {
+      maxConcurrent: deps.maxConcurrentOrders ?? DEFAULT_MAX_CONCURRENT_ORDERS,
+    });
     if (isPublishOnly(spec)) await entry.startDurable(await intake.consumer(spec.subject, spec.queue));
     else entry.start();
     entryPoints.push(entry);

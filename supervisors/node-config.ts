@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { randomBytes } from "node:crypto";
+import { DEFAULT_MAX_CONCURRENT_ORDERS } from "../runtime/entry-point.ts";
 import { natsEndpointFromEnv, type NatsEndpoint } from "../runtime/nats-endpoint.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 
@@ -24,6 +25,8 @@ export interface NodeConfig {
   failureDetectionMs: number;
   /** An actor idle this long drops its XState actor and keeps only its snapshot until its next message (0: never). */
   passivateAfterMs: number;
+  /** Order handlers running at once per entry point (default DEFAULT_MAX_CONCURRENT_ORDERS). */
+  maxConcurrentOrders?: number;
 }
 
 export function defaultNodeId(): string {
@@ -43,6 +46,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     shards: integer(env, "CALIOPEN_SHARDS", 64, 1, 4096),
     failureDetectionMs: integer(env, "CALIOPEN_FAILURE_DETECTION_MS", 2_000, 200, 600_000),
     passivateAfterMs: integer(env, "CALIOPEN_PASSIVATE_AFTER_MS", 60_000, 0, 86_400_000),
+    maxConcurrentOrders: integer(env, "CALIOPEN_MAX_CONCURRENT_ORDERS", DEFAULT_MAX_CONCURRENT_ORDERS, 1, 10_000),
   };
 }
 

@@ -94,7 +94,10 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
 
     const serviceContext = { keyed: cluster.keyed, host, supervisors };
     const bindings = services.bindings(serviceContext);
-    const entryPoints = await startContractEntryPoints({ nc, subjects, deadLetters, logger: log, replicas: config.replicas }, bindings);
+    const entryPoints = await startContractEntryPoints(
+      { nc, subjects, deadLetters, logger: log, replicas: config.replicas, ...(config.maxConcurrentOrders !== undefined && { maxConcurrentOrders: config.maxConcurrentOrders }) },
+      bindings,
+    );
     await services.start?.(serviceContext);
 
     const describeNode = () => {

@@ -13,6 +13,16 @@ export interface FetchedFrom {
 }
 
 export function withFetchedHeaders(source: Buffer, from: FetchedFrom): Buffer {
+  return Buffer.concat([fetchedHeaders(from), source]);
+}
+
+/** The same for a body that streams in (a large message, fetched in pieces). */
+export async function* withFetchedHeadersStreamed(source: AsyncIterable<Uint8Array>, from: FetchedFrom): AsyncIterable<Uint8Array> {
+  yield fetchedHeaders(from);
+  yield* source;
+}
+
+function fetchedHeaders(from: FetchedFrom): Buffer {
   const lines = [
     `X-Fetched-Imap-Account: ${from.account.replace(/[\r\n]+/g, " ")}`,
     `X-Fetched-Imap-Box: ${Buffer.from(from.mailbox, "utf8").toString("base64")}`,
@@ -21,5 +31,5 @@ export function withFetchedHeaders(source: Buffer, from: FetchedFrom): Buffer {
   ];
   if (from.flags.length > 0) lines.push(`X-Fetched-Imap-Flags: ${encodeFetchedHeader(from.flags)}`);
   if (from.labels !== undefined && from.labels.length > 0) lines.push(`X-Fetched-X-GM-LABELS: ${encodeFetchedHeader(from.labels)}`);
-  return Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n`, "utf8"), source]);
+  return Buffer.from(`${lines.join("\r\n")}\r\n`, "utf8");
 }

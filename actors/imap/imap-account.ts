@@ -6,7 +6,7 @@ import { openImap, type ImapOptions } from "./imap-connection.ts";
 
 export interface ImapAccount {
   identity(): Promise<Identity | null>;
-  connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs">): Promise<ImapFlow>;
+  connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs" | "socketTimeoutMs" | "signal">): Promise<ImapFlow>;
 }
 
 export function imapAccount(store: Store, userId: string, identityId: string, options: Pick<ImapOptions, "destinations">): ImapAccount {

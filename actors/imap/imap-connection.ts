@@ -12,6 +12,7 @@ import type { CheckedDestination, DestinationPolicy } from "../network/destinati
 import { parseHostPort } from "../network/host-port.ts";
 import { tlsFailure } from "../network/tls-failure.ts";
 import type { Credentials, Identity } from "../store/model.ts";
+import { IMAP_PARSER_LIMITS } from "./imap-limits.ts";
 
 export interface ImapOptions {
   /** Which servers may be reached, and how (the operator's allow list, TLS exceptions, extra CAs). */
@@ -19,6 +20,10 @@ export interface ImapOptions {
   connectTimeoutMs?: number;
   /** How soon a quiet connection enters IDLE (imapflow waits 15 s by default). */
   autoIdleDelayMs?: number;
+  /** A connection whose server is silent this long while an answer is due fails (imapflow: 5 min). */
+  socketTimeoutMs?: number;
+  /** Closes the connection, also while it is still logging in (a deadline of the caller's). */
+  signal?: AbortSignal;
 }
 
 export class ImapLoginError extends Error {
@@ -63,9 +68,13 @@ async function connect(destination: CheckedDestination, address: string, auth: {
     logger: false,
     connectionTimeout: options.connectTimeoutMs ?? 15_000,
     ...(options.autoIdleDelayMs !== undefined && { autoIdleDelay: options.autoIdleDelayMs }),
+    ...(options.socketTimeoutMs !== undefined && { socketTimeout: options.socketTimeoutMs }),
+    // What one answer may make the node buffer: a huge literal or line fails the connection instead.
+    ...IMAP_PARSER_LIMITS,
   });
   // A socket error after connect must not become an unhandled 'error' event.
   client.on("error", () => undefined);
+  options.signal?.addEventListener("abort", () => client.close(), { once: true });
   try {
     await client.connect();
   } catch (err) {

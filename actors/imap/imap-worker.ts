@@ -19,7 +19,8 @@ import { handledOrders } from "../contract/contract-table.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
-import type { SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
+import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts";
+import type { SkippedMessage, SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
 import { syncRun, type SyncFailure, type SyncMode } from "./sync-run.ts";
@@ -29,7 +30,7 @@ const RETRY_DUE = "retry.due";
 /** Finished runs kept in the context. */
 const HISTORY = 5;
 
-export interface ImapWorkerOptions {
+export interface ImapWorkerOptions extends ImapSyncLimits {
   /** Keep a connection open and sync within seconds of new mail. */
   push: boolean;
   /** Messages imported at the same time during a sync. */
@@ -52,7 +53,12 @@ export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   disableAfterMs: 72 * 3600_000,
   // Public addresses only, TLS required and verified: a node gives its own (with the operator's allow list).
   destinations: new DestinationPolicy(),
+  ...DEFAULT_IMAP_SYNC_LIMITS,
 };
+
+type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
+/** A finished run: done (skipped messages listed) or failed (with its error). */
+type FinishedRun = SyncRun & { finished_at: string; outcome: "done" | "failed"; skipped_messages: SkippedMessage[]; error?: string };
 
 
 export interface ImapWorkerContext {
@@ -61,10 +67,10 @@ export interface ImapWorkerContext {
   mailbox: string;
   cursor: SyncCursor;
   /** The sync running now (or the last one), for operators. */
-  progress: (SyncProgress & { mode: SyncMode; started_at: string }) | null;
+  progress: SyncRun | null;
   mode: SyncMode;
-  /** The last few runs that finished, newest first, for operators. */
-  history: (SyncProgress & { mode: SyncMode; started_at: string; finished_at: string })[];
+  /** The last few runs that finished, newest first, for operators: what they skipped, or why they failed. */
+  history: FinishedRun[];
   /** A sync or fullfetch asked for while one runs: done right after it. */
   requested: SyncMode | null;
   last_sync: string | null;
@@ -119,7 +125,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
-    actors: { runSync: syncRun(store, ports, account, settings.concurrency, now), deliverOne, watch },
+    actors: { runSync: syncRun(store, ports, account, settings.concurrency, settings, now), deliverOne, watch },
     guards: {
       gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
@@ -133,7 +139,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       startRun: assign(({ context }, mode: SyncMode) => ({
         mode,
         requested: null,
-        progress: { mode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() },
+        progress: { mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() },
       })),
       recordFailure: assign(({ context, event }) => {
         const failed = payloadOf<SyncFailure>(event);
@@ -156,6 +162,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           failures,
           first_failure_at: context.first_failure_at ?? at,
           last_error: { message: failed.message, at },
+          history: context.progress === null ? context.history : [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error: failed.message }, ...context.history].slice(0, HISTORY),
           slowed_from: slowedFrom,
           deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
         };
@@ -171,18 +178,28 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
             protocol: "imap",
           });
         }
-        const finished = context.progress === null ? null : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed };
+        const finished = context.progress === null ? null : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed, skipped: outcome.skipped };
+        const at = new Date(now()).toISOString();
+        const problems = [
+          ...(outcome.failed > 0 ? [`${outcome.failed} message(s) could not be imported; retried at the next sync`] : []),
+          ...(outcome.skipped > 0 ? [skippedNote(outcome)] : []),
+        ];
         return {
           cursor: outcome.cursor,
           progress: finished,
-          history: finished === null ? context.history : [{ ...finished, finished_at: new Date(now()).toISOString() }, ...context.history].slice(0, HISTORY),
-          last_sync: new Date(now()).toISOString(),
-          last_error: outcome.failed > 0 ? { message: `${outcome.failed} message(s) could not be imported; retried at the next sync`, at: new Date(now()).toISOString() } : null,
+          history: finished === null ? context.history : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages }, ...context.history].slice(0, HISTORY),
+          last_sync: at,
+          last_error: problems.length > 0 ? { message: problems.join("; "), at } : null,
           failures: 0,
           first_failure_at: null,
           slowed_from: null,
         };
       }),
+      logSkipped: ({ context, event }) => {
+        for (const skipped of payloadOf<{ outcome: SyncOutcome }>(event).outcome.skipped_messages) {
+          ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, uid: skipped.uid, size: skipped.size, reason: skipped.reason }, "IMAP message skipped");
+        }
+      },
       disableIdentity: ({ context }) => {
         ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, since: context.first_failure_at }, "IMAP sync failing for too long: identity disabled");
         void store.identities
@@ -261,8 +278,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                 }),
               },
               "sync.done": [
-                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() } }))] },
-                { target: "idle", actions: ["recordSuccess", "saveError"] },
+                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["logSkipped", "recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } }))] },
+                { target: "idle", actions: ["logSkipped", "recordSuccess", "saveError"] },
               ],
               "sync.failed": [
                 { guard: "gone", target: "#imap.gone" },
@@ -278,7 +295,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                 target: "syncing",
                 actions: [
                   assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
-                  assign(({ context }) => ({ mode: context.requested ?? context.mode, requested: null, progress: { mode: context.requested ?? context.mode, total: 0, done: 0, failed: 0, started_at: new Date(now()).toISOString() } })),
+                  assign(({ context }) => ({ mode: context.requested ?? context.mode, requested: null, progress: { mode: context.requested ?? context.mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } })),
                 ],
               },
               sync: { actions: { type: "coalesce", params: "sync" } },
@@ -320,4 +337,11 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       gone: { type: "final" },
     },
   });
+}
+
+/** What a run skipped, for the identity's last_error: the user learns that a message was not imported. */
+function skippedNote(outcome: SyncOutcome): string {
+  const listed = outcome.skipped_messages.slice(0, 3).map((skipped) => `UID ${skipped.uid} (${skipped.reason})`);
+  const more = outcome.skipped - listed.length;
+  return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
 }

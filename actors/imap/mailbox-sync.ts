@@ -1,9 +1,17 @@
 // The sync algorithm (DECISIONS.md §4): the UIDs of the mailbox after the last one seen (all of them on a
-// first sync, a changed UIDVALIDITY or a fullfetch), plus the UIDs that failed last time, fetched with
-// BODY.PEEK[] in a read-only EXAMINE (nothing is ever marked \Seen on the server) and imported a few at a
-// time. The cursor only moves past a UID once it is imported or remembered as failed, and failed UIDs
-// are retried at the next sync: none is skipped for good.
+// first sync, a changed UIDVALIDITY or a fullfetch), plus the UIDs that failed last time, fetched in a
+// read-only EXAMINE (BODY.PEEK[]: nothing is ever marked \Seen on the server) and imported a few at a
+// time. The cursor only moves past a UID once it is imported, skipped for good or remembered as
+// failed; failed UIDs are retried at the next sync.
+//
+// Sizes first: each batch's RFC822.SIZE, flags and labels are fetched without bodies. A message
+// announced over the size limit is skipped (with its reason in the outcome) and never fetched; a small
+// one is fetched whole with the others of its batch; a large one is fetched in pieces that stream into
+// the store, and skipped once the server sends more than the limit whatever it announced. No body is
+// ever held whole above a piece's size (see imap-limits.ts for what a connection accepts at most).
+import type { Readable } from "node:stream";
 import type { ImapFlow } from "imapflow";
+import { byteSize, FETCH_PIECE_BYTES } from "./imap-limits.ts";
 
 export interface SyncCursor {
   /** The mailbox's UIDVALIDITY when lastseenuid was read (a BigInt, kept as a string). */
@@ -14,19 +22,42 @@ export interface SyncCursor {
 
 export interface SyncProgress {
   total: number;
+  /** Messages handled: imported, failed or skipped. */
   done: number;
   failed: number;
+  /** Messages passed over for good (over the size limit): the cursor moves past them. */
+  skipped: number;
+}
+
+/** A message passed over, and why. */
+export interface SkippedMessage {
+  uid: number;
+  /** The size the server announced (RFC822.SIZE), null when it gave none. */
+  size: number | null;
+  reason: string;
 }
 
 export interface SyncOutcome extends SyncProgress {
   cursor: SyncCursor;
+  /** The first few messages skipped in this run (`skipped` counts them all). */
+  skipped_messages: SkippedMessage[];
 }
 
-export interface FetchedMessage {
+export interface MessageInfo {
   uid: number;
-  source: Buffer;
+  size: number | null;
   flags: string[];
   labels: string[];
+}
+
+export interface FetchedMessage extends MessageInfo {
+  /** The raw bytes: whole for a small message, as they arrive for a large one (fetched in pieces). */
+  source: Buffer | AsyncIterable<Uint8Array>;
+}
+
+/** Thrown by an import, or by a body as it streams, to pass a message over for good. */
+export class SkipMessage extends Error {
+  override readonly name = "SkipMessage";
 }
 
 export interface SyncOptions {
@@ -35,17 +66,25 @@ export interface SyncOptions {
   full: boolean;
   /** Messages imported at the same time. */
   concurrency: number;
-  /** Imports one message; throws when it could not be imported. */
+  /** Larger messages are skipped. */
+  maxMessageBytes: number;
+  /** Imports one message; throws when it could not be imported (SkipMessage: never to be tried again). */
   importMessage(message: FetchedMessage): Promise<void>;
   /** Called now and then (and at the end) with the progress and the cursor as it may be saved. */
   onProgress(progress: SyncProgress, cursor: SyncCursor): void;
+  /** Progress was made; from now on the sync waits for `step` (for its deadline). */
+  waitingFor?(step: string): void;
 }
 
 const FETCH_BATCH = 500;
 const PROGRESS_EVERY = 100;
 const PROGRESS_EVERY_MS = 1_000;
+/** Skipped messages listed in an outcome; the count covers the rest. */
+const SKIPPED_LISTED = 10;
 
 export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options: SyncOptions): Promise<SyncOutcome> {
+  const waitingFor = options.waitingFor ?? (() => undefined);
+  waitingFor(`opening ${options.mailbox}`);
   const lock = await client.getMailboxLock(options.mailbox, { readOnly: true });
   try {
     const mailbox = client.mailbox;
@@ -53,20 +92,22 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     const validity = String(mailbox.uidValidity);
     const restart = options.full || cursor.uidvalidity !== validity;
     const after = restart ? 0 : cursor.lastseenuid;
+    waitingFor("the answer to UID SEARCH");
     // `N:*` always returns the last message, even below N: keep only the UIDs really after the cursor.
     const found = (await client.search({ uid: `${after + 1}:*` }, { uid: true })) || [];
     const fresh = [...new Set(found)].filter((uid) => uid > after).sort((a, b) => a - b);
     const retry = restart ? [] : cursor.failed_uids.filter((uid) => uid <= after);
     const wanted = [...retry, ...fresh];
 
-    const progress: SyncProgress = { total: wanted.length, done: 0, failed: 0 };
+    const progress: SyncProgress = { total: wanted.length, done: 0, failed: 0, skipped: 0 };
+    const skippedMessages: SkippedMessage[] = [];
     const completed = new Set<number>();
     const failed = new Set<number>();
     let lastseenuid = after;
     let reportedAt = Date.now();
     const currentCursor = (): SyncCursor => ({ uidvalidity: validity, lastseenuid, failed_uids: [...failed].sort((a, b) => a - b) });
     const advance = () => {
-      // Past a UID only once every UID up to it is done (imported, or remembered as failed).
+      // Past a UID only once every UID up to it is done (imported, skipped, or remembered as failed).
       for (const uid of fresh) {
         if (uid <= lastseenuid) continue;
         if (!completed.has(uid)) break;
@@ -78,33 +119,85 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
       reportedAt = Date.now();
       options.onProgress({ ...progress }, currentCursor());
     };
-    report(true);
-
-    const inFlight = new Set<Promise<void>>();
-    const importOne = async (message: FetchedMessage) => {
-      try {
-        await options.importMessage(message);
-      } catch {
-        failed.add(message.uid);
-        progress.failed += 1;
-      }
-      completed.add(message.uid);
+    const finish = (uid: number) => {
+      completed.add(uid);
       progress.done += 1;
       advance();
       report(false);
     };
+    const skip = (info: MessageInfo, reason: string) => {
+      progress.skipped += 1;
+      if (skippedMessages.length < SKIPPED_LISTED) skippedMessages.push({ uid: info.uid, size: info.size, reason });
+      finish(info.uid);
+    };
+    report(true);
+
+    const inFlight = new Set<Promise<void>>();
+    const importOne = async (message: FetchedMessage) => {
+      let skipped: string | null = null;
+      try {
+        await options.importMessage(message);
+      } catch (err) {
+        if (err instanceof SkipMessage) skipped = err.message;
+        else {
+          failed.add(message.uid);
+          progress.failed += 1;
+        }
+      }
+      if (skipped !== null) skip(message, skipped);
+      else finish(message.uid);
+      waitingFor("the next message");
+    };
+    const limit = options.maxMessageBytes;
+    const wholeUpTo = Math.min(FETCH_PIECE_BYTES, limit);
     for (let at = 0; at < wanted.length; at += FETCH_BATCH) {
       const batch = wanted.slice(at, at + FETCH_BATCH);
-      for await (const message of client.fetch(batch.join(","), { uid: true, flags: true, source: true, labels: true }, { uid: true })) {
-        const fetched: FetchedMessage = {
-          uid: message.uid,
-          source: message.source ?? Buffer.alloc(0),
-          flags: [...(message.flags ?? [])],
-          labels: [...(message.labels ?? [])],
-        };
-        const running = importOne(fetched).finally(() => inFlight.delete(running));
-        inFlight.add(running);
-        if (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+      // Only rows for the UIDs asked, once each: a server answering with endless others gains nothing
+      // (and makes no progress for the deadline).
+      const infos = new Map<number, MessageInfo>();
+      const asked = new Set(batch);
+      waitingFor(`the sizes and flags of ${batch.length} message(s)`);
+      for await (const row of client.fetch(batch.join(","), { uid: true, flags: true, labels: true, size: true }, { uid: true })) {
+        if (typeof row.uid !== "number" || !asked.has(row.uid) || infos.has(row.uid)) continue;
+        infos.set(row.uid, { uid: row.uid, size: typeof row.size === "number" ? row.size : null, flags: [...(row.flags ?? [])], labels: [...(row.labels ?? [])] });
+        waitingFor(infos.size < batch.length ? `the sizes and flags of ${batch.length - infos.size} message(s)` : "the end of the answer to UID FETCH");
+      }
+      const whole = new Map<number, MessageInfo>();
+      const inPieces: MessageInfo[] = [];
+      for (const info of infos.values()) {
+        if (info.size !== null && info.size > limit) skip(info, `${byteSize(info.size)}, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
+        else if (info.size !== null && info.size <= wholeUpTo) whole.set(info.uid, info);
+        else inPieces.push(info);
+      }
+
+      if (whole.size > 0) {
+        waitingFor(`the bodies of ${whole.size} message(s)`);
+        for await (const row of client.fetch([...whole.keys()].join(","), { uid: true, source: true }, { uid: true })) {
+          const info = whole.get(row.uid);
+          if (info === undefined) continue;
+          whole.delete(row.uid);
+          const source = row.source ?? Buffer.alloc(0);
+          waitingFor(whole.size > 0 ? `the bodies of ${whole.size} message(s)` : "the end of the answer to UID FETCH");
+          // The connection's literal cap keeps a lie small; a lie past the limit is still not imported.
+          if (source.length > limit) {
+            skip(info, `announced as ${byteSize(info.size ?? 0)} but ${byteSize(source.length)} were sent, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
+            continue;
+          }
+          const running = importOne({ ...info, source }).finally(() => inFlight.delete(running));
+          inFlight.add(running);
+          if (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+        }
+      }
+
+      // One at a time: a download holds the connection until its raw is stored.
+      for (const info of inPieces) {
+        waitingFor(`the body of UID ${info.uid}`);
+        const download = await client.download(String(info.uid), undefined, { uid: true, chunkSize: FETCH_PIECE_BYTES });
+        // Expunged meanwhile: done, as below.
+        if (download.content === undefined) continue;
+        await importOne({ ...info, source: bodyInPieces(download.content, info, limit, waitingFor) });
+        // An import that failed before reading the body must not leave the download holding the connection.
+        download.content.destroy();
       }
     }
     await Promise.all(inFlight);
@@ -112,8 +205,29 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     for (const uid of wanted) completed.add(uid);
     advance();
     report(true);
-    return { ...progress, cursor: currentCursor() };
+    return { ...progress, cursor: currentCursor(), skipped_messages: skippedMessages };
   } finally {
     lock.release();
+  }
+}
+
+/** A body as its pieces arrive, refused (SkipMessage) as soon as it passes the limit, whatever was announced. */
+async function* bodyInPieces(content: Readable, info: MessageInfo, limit: number, waitingFor: (step: string) => void): AsyncIterable<Uint8Array> {
+  let size = 0;
+  const announced = info.size === null ? "announced without a size" : `announced as ${byteSize(info.size)}`;
+  try {
+    for await (const piece of content as AsyncIterable<Buffer>) {
+      size += piece.length;
+      if (size > limit) throw new SkipMessage(`${announced} but more than ${byteSize(limit)} were sent, over the limit (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
+      waitingFor(`the body of UID ${info.uid} (${byteSize(size)} so far)`);
+      yield piece;
+    }
+  } catch (err) {
+    // imapflow's own bound: a server still sending pieces well past the size it announced.
+    if ((err as { code?: string }).code === "DownloadOverflow") throw new SkipMessage(`${announced} but the server kept sending past ${byteSize(size)}`);
+    throw err;
+  } finally {
+    // Stops the download when the body is refused or its store failed.
+    content.destroy();
   }
 }

@@ -5,12 +5,15 @@
 import { fromCallback } from "xstate";
 import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
+import { requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { withFetchedHeaders } from "./fetched-raw.ts";
+import { withFetchedHeaders, withFetchedHeadersStreamed } from "./fetched-raw.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
+import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
 import { syncMailbox, type SyncCursor } from "./mailbox-sync.ts";
+import { SyncDeadline } from "./sync-deadline.ts";
 
 export type SyncMode = "sync" | "fullfetch";
 
@@ -33,28 +36,41 @@ export interface SyncFailure {
 
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 
-export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, now: () => number) {
+export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, limits: ImapSyncLimits, now: () => number) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
     const { mode } = input;
     const imap = account(input);
     let cancelled = false;
     let client: Awaited<ReturnType<ImapAccount["connect"]>> | null = null;
     let identity: Identity | null = null;
+    const deadline = new SyncDeadline(limits);
+    // What closed the connection, when imapflow's parser refused an answer (a pending command only
+    // sees "connection closed").
+    let connectionError: Error | null = null;
     (async () => {
       identity = await imap.identity();
       if (identity === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
-      client = await imap.connect(identity);
+      const connected = await imap.connect(identity, { signal: deadline.signal, socketTimeoutMs: limits.timeoutMs });
+      client = connected;
+      connected.on("error", (err: Error) => (connectionError ??= err));
       if (cancelled) return;
+      // A deadline closes the connection: whatever was awaited fails, and the catch below says why.
+      if (deadline.signal.aborted) throw deadline.signal.reason;
+      deadline.signal.addEventListener("abort", () => connected.close(), { once: true });
       sendBack({ type: "sync.connected", payload: {} });
       const current = identity;
-      const outcome = await syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
+      const outcome = await syncMailbox(connected, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
         concurrency,
+        maxMessageBytes: limits.maxMessageBytes,
+        waitingFor: (step) => deadline.waitingFor(step),
         importMessage: async (message) => {
-          const raw = withFetchedHeaders(message.source, { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels });
+          const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
+          const raw = Buffer.isBuffer(message.source) ? withFetchedHeaders(message.source, from) : withFetchedHeadersStreamed(message.source, from);
           const stored = await store.raws.put(input.user_id, raw);
-          const reply = await ports.request("inboundSMTP", { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id }, PROCESS_INBOUND_TIMEOUT_MS);
+          const order = { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id };
+          const reply = await requestWhileBusy(() => ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS));
           if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
@@ -71,8 +87,10 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
     })()
       .catch((err: Error & { gone?: boolean }) => {
         if (cancelled) return;
+        const timedOut = deadline.signal.aborted ? (deadline.signal.reason as Error).message : null;
+        const refused = connectionError === null ? null : describeParserLimit(connectionError);
         const failed: SyncFailure = {
-          message: err instanceof ImapLoginError ? err.message : `sync failed: ${err.message}`,
+          message: err instanceof ImapLoginError ? err.message : `sync failed: ${timedOut ?? refused ?? err.message}`,
           gone: err.gone === true,
           poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
           protocol: identity?.protocol ?? null,
@@ -80,10 +98,16 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
         sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
       })
       .finally(() => {
-        if (client !== null) void closeImap(client);
+        deadline.stop();
+        const open = client;
+        if (open === null) return;
+        void closeImap(open);
+        // A server that never answers LOGOUT does not keep the socket.
+        setTimeout(() => open.close(), limits.timeoutMs).unref();
       });
     return () => {
       cancelled = true;
+      deadline.cancel();
       if (client !== null) client.close();
     };
   });

@@ -18,12 +18,16 @@
 //   when neither method gave a key. Its hosts come from the contact's addresses: every request and every
 //   redirect goes through the destination policy (no loopback, private or platform host unless the
 //   operator admits it). The key server and the DNS resolver are the operator's: trusted.
+// - Bounded, since a contact's addresses name any domain: at most `maxAddresses` addresses are looked
+//   up (the others are reported as skipped), `concurrency` lookups run at once (and as many answers are
+//   held), and an answer larger than its source's limit is an error — a WKD of a contact's domain gets
+//   a smaller one than the operator's key server, which may hold keys with many signatures.
 import { SCHEMA_VERSION, type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource } from "../store/model.ts";
 import { Conflict } from "../store/errors.ts";
 import type { Store } from "../store/store.ts";
 import { lookupOpenPgpKeyRecords } from "./dns-openpgpkey.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
-import { HttpFailure, httpRequest, keyServerUrl } from "./http-fetch.ts";
+import { HttpFailure, httpRequest, keyServerUrl, MAX_ANSWER_BYTES } from "./http-fetch.ts";
 import { KeyParseError, parsePublicKeys } from "./parse-public-key.ts";
 import { wkdAddress, wkdUrls } from "./wkd.ts";
 
@@ -41,7 +45,19 @@ export interface KeySources {
   dns: { resolver?: string } | null;
   /** Deadline of each request. */
   timeoutMs: number;
+  /** Addresses of one contact looked up at most (CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES); the others are skipped. */
+  maxAddresses?: number;
+  /** Lookups (address × source) running at once (CALIOPEN_KEY_DISCOVERY_CONCURRENCY). */
+  concurrency?: number;
+  /** The largest answer read from each source (CALIOPEN_KEYSERVER_MAX_ANSWER, CALIOPEN_WKD_MAX_ANSWER). */
+  maxAnswerBytes?: { hkp?: number; wkd?: number };
 }
+
+export const DEFAULT_DISCOVERY_LIMITS = {
+  maxAddresses: 16,
+  concurrency: 4,
+  maxAnswerBytes: { hkp: MAX_ANSWER_BYTES, wkd: 512 * 1024 },
+} as const;
 
 export interface KeyDiscoveryOrder {
   contact_id: string;
@@ -72,16 +88,26 @@ export async function discoverKeys(store: Store, order: KeyDiscoveryOrder, sourc
   const contact = await store.contacts.get(order.user_id, order.contact_id);
   if (contact === null) throw new Error(`discover_key: user ${order.user_id} has no contact ${order.contact_id}`);
   const known = new Set((await store.keys.list(order.user_id, order.contact_id)).map((key) => key.fingerprint.toUpperCase()));
-  const addresses = emailAddresses(contact);
-
-  // Every (address, source) is asked at once; the answers are then handled in a fixed order (address,
-  // then hkp, wkd, dns) so that the report does not depend on which server answered first.
+  const maxAddresses = sources.maxAddresses ?? DEFAULT_DISCOVERY_LIMITS.maxAddresses;
+  const everyAddress = emailAddresses(contact);
+  const addresses = everyAddress.slice(0, maxAddresses);
   const destinations = options.destinations ?? DEFAULT_DESTINATIONS;
-  const answers = await Promise.all(addresses.flatMap((address) => lookups(address, sources, destinations)));
 
   const report: DiscoveryReport = { at: now().toISOString(), found: [], skipped: [], errors: [] };
+  for (const address of everyAddress.slice(maxAddresses)) {
+    for (const source of askedSources(sources)) {
+      report.skipped.push({ source, address, reason: `not looked up: only the first ${maxAddresses} addresses of a contact are (CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES)` });
+    }
+  }
+
+  // The (address, source) lookups run a few at a time, and their answers are handled in a fixed order
+  // (address, then hkp, wkd, dns) so that the report does not depend on which server answered first.
+  const answers = inOrder(
+    addresses.flatMap((address) => lookups(address, sources, destinations)),
+    sources.concurrency ?? DEFAULT_DISCOVERY_LIMITS.concurrency,
+  );
   const foundBy = new Map<string, KeyDiscoverySource>();
-  for (const answer of answers) {
+  for await (const answer of answers) {
     const { source, address } = answer;
     if (answer.error !== null) report.errors.push({ source, address, message: answer.error });
     for (const data of answer.data) {
@@ -138,20 +164,42 @@ function emailAddresses(contact: Contact): string[] {
   return [...new Set(addresses)];
 }
 
-function lookups(address: string, sources: KeySources, destinations: DestinationPolicy): Promise<Answer>[] {
-  const out: Promise<Answer>[] = [];
+/** The sources this configuration asks, in the report's order. */
+function askedSources(sources: KeySources): KeyDiscoverySource[] {
+  return [...(sources.hkp !== null ? ["hkp" as const] : []), ...(sources.wkd !== false ? ["wkd" as const] : []), ...(sources.dns !== null ? ["dns" as const] : [])];
+}
+
+/**
+ * Runs the lookups at most `concurrency` at a time and yields their answers in the lookups' order: a
+ * lookup starts only once the one `concurrency` places before it was handled, so no more answers than
+ * that are held at once either.
+ */
+async function* inOrder(lookups: (() => Promise<Answer>)[], concurrency: number): AsyncIterable<Answer> {
+  const started: (Promise<Answer> | null)[] = [];
+  const width = Math.max(1, Math.floor(concurrency));
+  for (let at = 0; at < lookups.length; at++) {
+    while (started.length < Math.min(at + width, lookups.length)) started.push((lookups[started.length] as () => Promise<Answer>)());
+    const answer = await (started[at] as Promise<Answer>);
+    started[at] = null;
+    yield answer;
+  }
+}
+
+function lookups(address: string, sources: KeySources, destinations: DestinationPolicy): (() => Promise<Answer>)[] {
+  const out: (() => Promise<Answer>)[] = [];
   const ask = (source: KeyDiscoverySource, lookup: () => Promise<(string | Uint8Array)[]>) =>
-    out.push(
+    out.push(() =>
       lookup().then(
         (data) => ({ source, address, data, error: null }),
         (err: unknown) => ({ source, address, data: [], error: (err as Error).message }),
       ),
     );
   const hkp = sources.hkp;
-  if (hkp !== null) ask("hkp", () => lookupHkp(hkp, address, sources.timeoutMs));
+  const limits = { ...DEFAULT_DISCOVERY_LIMITS.maxAnswerBytes, ...sources.maxAnswerBytes };
+  if (hkp !== null) ask("hkp", () => lookupHkp(hkp, address, sources.timeoutMs, limits.hkp));
   if (sources.wkd !== false) {
     const origin = sources.wkd === true ? undefined : sources.wkd.baseUrl;
-    ask("wkd", () => lookupWkd(address, origin, sources.timeoutMs, destinations));
+    ask("wkd", () => lookupWkd(address, origin, sources.timeoutMs, limits.wkd, destinations));
   }
   const dns = sources.dns;
   if (dns !== null) ask("dns", () => lookupOpenPgpKeyRecords(address, { resolver: dns.resolver, timeoutMs: sources.timeoutMs }));
@@ -159,9 +207,9 @@ function lookups(address: string, sources: KeySources, destinations: Destination
 }
 
 /** HKP `op=get` (draft-shaw-openpgp-hkp): armored keys, 404 when there is none. */
-async function lookupHkp(base: string, address: string, timeoutMs: number): Promise<string[]> {
+async function lookupHkp(base: string, address: string, timeoutMs: number, maxBytes: number): Promise<string[]> {
   const url = `${keyServerUrl(base)}/pks/lookup?op=get&options=mr&search=${encodeURIComponent(address)}`;
-  const answer = await httpRequest(url, { timeoutMs });
+  const answer = await httpRequest(url, { timeoutMs, maxBytes });
   if (answer.status === 404) return [];
   if (answer.status !== 200) throw new HttpFailure(`${keyServerUrl(base)}/pks/lookup: HTTP ${answer.status}`);
   const text = new TextDecoder().decode(answer.bytes);
@@ -171,14 +219,14 @@ async function lookupHkp(base: string, address: string, timeoutMs: number): Prom
 }
 
 /** WKD: binary keys at the advanced URL, else at the direct one. */
-async function lookupWkd(address: string, origin: ((host: string) => string) | undefined, timeoutMs: number, destinations: DestinationPolicy): Promise<Uint8Array[]> {
+async function lookupWkd(address: string, origin: ((host: string) => string) | undefined, timeoutMs: number, maxBytes: number, destinations: DestinationPolicy): Promise<Uint8Array[]> {
   const parts = wkdAddress(address);
   if (parts === null) return [];
   const urls = wkdUrls(parts, origin);
   const failures: string[] = [];
   for (const [method, url] of [["advanced", urls.advanced], ["direct", urls.direct]] as const) {
     try {
-      const answer = await httpRequest(url, { timeoutMs, destinations });
+      const answer = await httpRequest(url, { timeoutMs, maxBytes, destinations });
       if (answer.status === 200 && answer.bytes.length > 0) return [answer.bytes];
       if (answer.status !== 404 && answer.status !== 200) failures.push(`${method} method: ${url.replace(/\?.*$/, "")}: HTTP ${answer.status}`);
     } catch (err) {

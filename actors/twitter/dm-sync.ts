@@ -10,6 +10,7 @@
 //   An importer that does not answer (timeout) fails the sync without counting an attempt.
 // - A DM the account sent in a group conversation has no single recipient to file it under: skipped and
 //   listed.
+import { isBusy, requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Store } from "../store/store.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { compareIds, encodeStoredDm, isId, type DmDirection, type XDmEvent, type XUser } from "./dm-raw.ts";
@@ -149,12 +150,12 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
       const attempts = retry?.event_id === event.id ? retry.attempts : 0;
       // Until it is imported, the stored raw is what the next attempt reuses.
       retry = { event_id: event.id, raw_msg_id: rawId, attempts };
-      const reply = await deps.request(
-        "inboundTwitter",
-        { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id },
-        PROCESS_INBOUND_TIMEOUT_MS,
+      const reply = await requestWhileBusy(() =>
+        deps.request("inboundTwitter", { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id }, PROCESS_INBOUND_TIMEOUT_MS),
       );
       if (!isJsonObject(reply) || typeof reply.error !== "boolean") throw new Error(`inboundTwitter answered something that is not a reply for event ${event.id}`);
+      // Busy processors are no refusal of this event: the next sync tries it again, its attempts unchanged.
+      if (isBusy(reply)) return { ...progress, pages: listed.pages, gap: !listed.complete, retry, skipped_events: skipped, stopped: `event ${event.id} not imported yet: inboundTwitter is busy; retried at the next sync` };
       if (reply.error) {
         const reason = `event ${event.id} not imported: ${String(reply.message)}`;
         if (attempts + 1 >= deps.maxImportAttempts) {

@@ -1,8 +1,9 @@
 // Web servers for Web Key Directory tests, which cannot own real domains: one loopback HTTP server
 // stands for many hosts. A request for `/<host>/<path>` is served from `rootFor(host)/<path>`, so
 // `baseUrl` (KeySources.wkd.baseUrl) maps `openpgpkey.example.org` and `example.org` to distinct
-// document roots. It may also answer with redirects, and listen on another loopback address (127.0.0.2)
-// or a given port. Also a server that accepts connections and never answers, for timeouts.
+// document roots. It may also answer with redirects, listen on another loopback address (127.0.0.2) or
+// a given port, and hold each answer back a while (`delayMs`; `mostAtOnce` tells how many requests it
+// had at the same time). Also a server that accepts connections and never answers, for timeouts.
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
@@ -14,6 +15,8 @@ export interface TestWebServer {
   baseUrl: (host: string) => string;
   /** Every request: the host it stood for, the path below it and the query, and its Host header. */
   requests: { host: string; path: string; query: string; hostHeader: string }[];
+  /** The most requests it was answering at the same time. */
+  mostAtOnce: number;
   stop(): Promise<void>;
 }
 
@@ -22,11 +25,19 @@ export interface WebServerOptions {
   listen?: { host?: string; port?: number };
   /** Answers `302 Location: <what it returns>` instead of serving a file, where it returns a URL. */
   redirect?: (host: string, path: string) => string | null;
+  /** Holds each answer back this long. */
+  delayMs?: number;
 }
 
 export async function startWebServer(rootFor: (host: string) => string | null, options: WebServerOptions = {}): Promise<TestWebServer> {
   const requests: TestWebServer["requests"] = [];
+  let atOnce = 0;
+  let mostAtOnce = 0;
   const server = createHttpServer(async (request, response) => {
+    atOnce += 1;
+    mostAtOnce = Math.max(mostAtOnce, atOnce);
+    response.once("close", () => (atOnce -= 1));
+    if (options.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
     const url = new URL(request.url ?? "/", "http://x");
     const [, host = "", ...rest] = url.pathname.split("/");
     const path = `/${rest.join("/")}`;
@@ -48,6 +59,9 @@ export async function startWebServer(rootFor: (host: string) => string | null, o
     origin,
     baseUrl: (host) => `${origin}/${host}`,
     requests,
+    get mostAtOnce() {
+      return mostAtOnce;
+    },
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,5 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { EntryPoint, OrderRefused, RetryLater, type EntryPointSpec } from "../../runtime/entry-point.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
@@ -167,6 +168,105 @@ test("a request whose reply subject could get the node's connection closed is dr
   assert.equal(answers, []);
   assert.equal(seen, [{ order: "run", job_id: "k" }]);
   assert.is(fx.nc.isClosed(), false);
+});
+
+test("durable: with slow handlers and a flood of orders, at most the bound run at once, the rest wait in JetStream (not taken, not redelivered), and every order is handled once", async ({ fx }) => {
+  const BOUND = 4;
+  const ORDERS = 120;
+  const intake = await DurableIntake.open(fx.nc, fx.subjects, ["flood"], 1);
+  const consumer = await intake.consumer("flood", "workers");
+  let running = 0;
+  let most = 0;
+  const handled: string[] = [];
+  const ep = new EntryPoint(
+    {
+      subject: "flood",
+      queue: "workers",
+      orders: {
+        go: {
+          mode: "publish",
+          schema,
+          handle: async (payload) => {
+            running += 1;
+            most = Math.max(most, running);
+            await new Promise((resolve) => setTimeout(resolve, 15));
+            handled.push(String(payload.job_id));
+            running -= 1;
+            return undefined;
+          },
+        },
+      },
+    },
+    fx.nc,
+    fx.subjects,
+    fx.deadLetters,
+    silentLogger(),
+    { maxConcurrent: BOUND },
+  );
+  await ep.startDurable(consumer);
+  for (let n = 0; n < ORDERS; n++) fx.nc.publish(fx.subjects.wire("flood"), encodeJson({ order: "go", job_id: `j${n}` }));
+  await fx.nc.flush();
+  // While the flood drains, the node takes no more from the stream than it has free handlers.
+  const jsm = await jetstreamManager(fx.nc);
+  let mostAckPending = 0;
+  let backlogSeen = 0;
+  while (handled.length < ORDERS) {
+    const info = await jsm.consumers.info(intake.stream, "workers_flood");
+    mostAckPending = Math.max(mostAckPending, info.num_ack_pending);
+    backlogSeen = Math.max(backlogSeen, info.num_pending);
+    assert.ok(ep.snapshotStats().inFlight <= BOUND, `${ep.snapshotStats().inFlight} handlers running`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.is(most, BOUND, "handlers ran up to the bound, never more");
+  // The server may count an order whose ack it has not processed yet, never a whole batch taken ahead.
+  assert.ok(mostAckPending <= 2 * BOUND, `${mostAckPending} orders taken from the stream at once`);
+  assert.ok(backlogSeen > ORDERS / 2, `the backlog waited in the stream (${backlogSeen} seen pending there)`);
+  assert.is(new Set(handled).size, ORDERS, "every order handled");
+  assert.is(handled.length, ORDERS, "none twice");
+  const info = await jsm.consumers.info(intake.stream, "workers_flood");
+  assert.is(info.num_redelivered, 0, "nothing redelivered");
+  assert.equal([ep.snapshotStats().busy, ep.snapshotStats().queued], [0, 0]);
+  await ep.stopTaking();
+});
+
+test("core NATS: at most the bound run, as many wait their turn, the rest are answered busy; a published order beyond them is a dead letter saying so", async ({ fx }) => {
+  const BOUND = 3;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let running = 0;
+  let most = 0;
+  const ep = new EntryPoint(
+    {
+      subject: "jobs-busy",
+      queue: "workers",
+      orders: {
+        run: { mode: "request", schema, handle: async (payload) => (running++, (most = Math.max(most, running)), await gate, running--, ok("ran", { job: payload.job_id })) },
+        note: { mode: "publish", schema, handle: () => undefined },
+      },
+    },
+    fx.nc,
+    fx.subjects,
+    fx.deadLetters,
+    silentLogger(),
+    { maxConcurrent: BOUND },
+  );
+  ep.start();
+  const answers = Array.from({ length: 20 }, (_, n) => ask(fx, "ns1.jobs-busy", { order: "run", job_id: `j${n}` }));
+  await waitFor("every request seen", () => ep.snapshotStats().received === 20);
+  assert.equal([ep.snapshotStats().inFlight, ep.snapshotStats().queued, ep.snapshotStats().busy], [BOUND, BOUND, 20 - 2 * BOUND]);
+  fx.nc.publish("ns1.jobs-busy", encodeJson({ order: "note", job_id: "busy-note" }));
+  const letter = await waitFor("dead letter", async () => (await fx.deadLetters.list(100)).find((l) => JSON.stringify(l.payload).includes("busy-note")));
+  assert.match(letter.reason, /^busy, try again: 3 orders of jobs-busy running on this node and as many waiting$/);
+  release();
+  const replies = await Promise.all(answers);
+  assert.is(replies.filter((r) => r.error === false).length, 2 * BOUND, "the running and the waiting ones are handled");
+  assert.equal(
+    replies.filter((r) => r.error === true),
+    Array.from({ length: 20 - 2 * BOUND }, () => ({ error: true, message: "busy, try again" })),
+  );
+  assert.is(most, BOUND);
+  // Free again: the next request runs.
+  assert.is((await ask(fx, "ns1.jobs-busy", { order: "run", job_id: "later" })).error, false);
 });
 
 test.run();

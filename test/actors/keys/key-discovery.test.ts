@@ -292,6 +292,50 @@ test("WKD hosts from a contact's addresses that the policy refuses (loopback, pr
   assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery?.errors, report.errors, "saved on the contact");
 });
 
+test("fan-out is bounded: of 30 addresses the first 16 are looked up, a few at a time, the others reported as skipped", async (ctx) => {
+  const { f, fpr } = ctx;
+  // The same WKD trees, answering each request after a while: lookups that overlap are seen at once.
+  const slow = await startWebServer((host) => (host === "openpgpkey.example.org" ? join(ctx.dir, "advanced") : null), { delayMs: 40 });
+  try {
+    const others = Array.from({ length: 29 }, (_, n) => `x${n}@example.org`);
+    const contact = await annContact(ctx, ["ann@example.org", ...others]);
+    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: { baseUrl: slow.baseUrl }, concurrency: 3 }));
+    assert.equal(report.found, [fpr.wkd]);
+    const looked = [...new Set(slow.requests.map((r) => r.query))].sort();
+    assert.equal(looked, ["ann", ...others.slice(0, 15)].map((address) => `?l=${address.replace("@example.org", "")}`).sort(), "the first 16 addresses, no other");
+    assert.ok(slow.mostAtOnce <= 3, `${slow.mostAtOnce} requests at once`);
+    assert.ok(slow.mostAtOnce >= 2, "lookups do overlap");
+    const notLooked = report.skipped.filter((s) => /^not looked up: only the first 16 addresses of a contact are \(CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES\)$/.test(s.reason));
+    assert.equal(notLooked.map((s) => `${s.source} ${s.address}`), others.slice(15).map((address) => `wkd ${address}`));
+    assert.equal(report.errors, []);
+  } finally {
+    await slow.stop();
+  }
+});
+
+test("answer size: a WKD answer over its limit (512 KiB by default) is an error naming it; the key server has a limit of its own", async (ctx) => {
+  const { f, fpr, gpg } = ctx;
+  // 600 KiB served as big@example.org's key: fine for the key server's 4 MiB, too much for a WKD.
+  const hu = join(ctx.dir, "advanced/.well-known/openpgpkey/example.org/hu");
+  await writeFile(join(hu, await gpg.wkdHash("big@example.org")), Buffer.alloc(600 * 1024, 0x99));
+  const big = await annContact(ctx, ["big@example.org"]);
+  const report = await discoverKeys(f.store, { contact_id: big.contact_id, user_id: big.user_id }, sources(ctx, { hkp: null }));
+  assert.equal(report.errors.map((e) => `${e.source} ${e.address}`), ["wkd big@example.org"]);
+  assert.match(report.errors[0]?.message ?? "", /advanced method: .*: the answer is larger than 524288 bytes/);
+
+  // Limits per source: a WKD limit under the size of ann's key refuses it there, the key server still gives it.
+  const ann = await annContact(ctx, ["ann@example.com"]);
+  const tight = await discoverKeys(f.store, { contact_id: ann.contact_id, user_id: ann.user_id }, sources(ctx, { maxAnswerBytes: { wkd: 100 } }));
+  assert.equal(tight.found, [fpr.hkp]);
+  assert.equal(tight.errors.map((e) => `${e.source} ${e.address}`), ["wkd ann@example.com"]);
+  assert.match(tight.errors[0]?.message ?? "", /the answer is larger than 100 bytes/);
+  const both = await annContact(ctx, ["ann@example.com"]);
+  const refused = await discoverKeys(f.store, { contact_id: both.contact_id, user_id: both.user_id }, sources(ctx, { maxAnswerBytes: { hkp: 100, wkd: 100 } }));
+  assert.equal(refused.found, []);
+  assert.equal(refused.errors.map((e) => `${e.source} ${e.address}`), ["hkp ann@example.com", "wkd ann@example.com"]);
+  assert.match(refused.errors[0]?.message ?? "", /pks\/lookup: the answer is larger than 100 bytes/);
+});
+
 test("an unknown contact is an error naming it", async (ctx) => {
   const contactId = randomUUID();
   try {
