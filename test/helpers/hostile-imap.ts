@@ -41,6 +41,12 @@ export interface HostileImap {
 const UIDVALIDITY = 4242;
 const FLOOD_CHUNK = Buffer.alloc(1024 * 1024, "a");
 
+/**
+ * Where hostile servers listen: a loopback address of their own (all of 127/8 is loopback on Linux), so
+ * that a test can admit them, with `+cleartext`, as a network apart from the relay's and NATS's host.
+ */
+export const HOSTILE_HOST = "127.0.0.3";
+
 export async function startHostileImap(mode: HostileMode): Promise<HostileImap> {
   const sockets = new Set<Socket>();
   const stats: HostileImapStats = { connections: 0, commands: [], bytesSent: 0, open: 0 };
@@ -57,12 +63,12 @@ export async function startHostileImap(mode: HostileMode): Promise<HostileImap> 
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, HOSTILE_HOST, () => resolve());
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   return {
-    server: `127.0.0.1:${port}`,
+    server: `${HOSTILE_HOST}:${port}`,
     stats,
     stop: () =>
       new Promise((resolve) => {

@@ -17,9 +17,9 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
-import { startHostileImap, type HostileImap, type HostileMode } from "../../helpers/hostile-imap.ts";
+import { HOSTILE_HOST, startHostileImap, type HostileImap, type HostileMode } from "../../helpers/hostile-imap.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
-import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
+import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
@@ -45,6 +45,8 @@ test.before(async (ctx) => {
   ctx.dovecot = await startTestDovecot();
   const config = testCaliopenConfig({
     api: null,
+    // The hostile servers and this Dovecot speak plain IMAP: admitted as the operator's exceptions.
+    destinations: testDestinations([`${HOSTILE_HOST}+cleartext`, `${ctx.dovecot.server}+cleartext`]),
     imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, maxMessageBytes: MAX_MESSAGE, timeoutMs: TIMEOUT_MS, syncMaxMs: SYNC_MAX_MS },
   });
   // One order at a time per entry point: a sync's imports (8 at once) meet a busy inbound processor.
