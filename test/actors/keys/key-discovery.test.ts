@@ -299,7 +299,7 @@ test("fan-out is bounded: of 30 addresses the first 16 are looked up, a few at a
   try {
     const others = Array.from({ length: 29 }, (_, n) => `x${n}@example.org`);
     const contact = await annContact(ctx, ["ann@example.org", ...others]);
-    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: { baseUrl: slow.baseUrl }, concurrency: 3 }));
+    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: { baseUrl: slow.baseUrl }, concurrency: 3 }), { destinations: admitted(ctx, slow.origin) });
     assert.equal(report.found, [fpr.wkd]);
     const looked = [...new Set(slow.requests.map((r) => r.query))].sort();
     assert.equal(looked, ["ann", ...others.slice(0, 15)].map((address) => `?l=${address.replace("@example.org", "")}`).sort(), "the first 16 addresses, no other");
@@ -319,18 +319,18 @@ test("answer size: a WKD answer over its limit (512 KiB by default) is an error 
   const hu = join(ctx.dir, "advanced/.well-known/openpgpkey/example.org/hu");
   await writeFile(join(hu, await gpg.wkdHash("big@example.org")), Buffer.alloc(600 * 1024, 0x99));
   const big = await annContact(ctx, ["big@example.org"]);
-  const report = await discoverKeys(f.store, { contact_id: big.contact_id, user_id: big.user_id }, sources(ctx, { hkp: null }));
+  const report = await discoverKeys(f.store, { contact_id: big.contact_id, user_id: big.user_id }, sources(ctx, { hkp: null }), { destinations: admitted(ctx) });
   assert.equal(report.errors.map((e) => `${e.source} ${e.address}`), ["wkd big@example.org"]);
   assert.match(report.errors[0]?.message ?? "", /advanced method: .*: the answer is larger than 524288 bytes/);
 
   // Limits per source: a WKD limit under the size of ann's key refuses it there, the key server still gives it.
   const ann = await annContact(ctx, ["ann@example.com"]);
-  const tight = await discoverKeys(f.store, { contact_id: ann.contact_id, user_id: ann.user_id }, sources(ctx, { maxAnswerBytes: { wkd: 100 } }));
+  const tight = await discoverKeys(f.store, { contact_id: ann.contact_id, user_id: ann.user_id }, sources(ctx, { maxAnswerBytes: { wkd: 100 } }), { destinations: admitted(ctx) });
   assert.equal(tight.found, [fpr.hkp]);
   assert.equal(tight.errors.map((e) => `${e.source} ${e.address}`), ["wkd ann@example.com"]);
   assert.match(tight.errors[0]?.message ?? "", /the answer is larger than 100 bytes/);
   const both = await annContact(ctx, ["ann@example.com"]);
-  const refused = await discoverKeys(f.store, { contact_id: both.contact_id, user_id: both.user_id }, sources(ctx, { maxAnswerBytes: { hkp: 100, wkd: 100 } }));
+  const refused = await discoverKeys(f.store, { contact_id: both.contact_id, user_id: both.user_id }, sources(ctx, { maxAnswerBytes: { hkp: 100, wkd: 100 } }), { destinations: admitted(ctx) });
   assert.equal(refused.found, []);
   assert.equal(refused.errors.map((e) => `${e.source} ${e.address}`), ["hkp ann@example.com", "wkd ann@example.com"]);
   assert.match(refused.errors[0]?.message ?? "", /pks\/lookup: the answer is larger than 100 bytes/);
