@@ -2,7 +2,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentLogger } from "../../runtime/logger.ts";
+import { createLogger, silentLogger } from "../../runtime/logger.ts";
 import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/node.ts";
 import type { NodeConfig } from "../../supervisors/node-config.ts";
 import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
@@ -36,7 +36,10 @@ export async function startTestNode(
     passivateAfterMs: 60_000,
     ...overrides,
   };
-  return startNode(config, services, silentLogger(), tuning);
+  // TEST_LOG_LEVEL=debug shows a test node's log on stderr, to find out why a test fails.
+  const level = process.env.TEST_LOG_LEVEL;
+  const logger = level === undefined ? silentLogger() : createLogger({ level, name: config.nodeId, destination: process.stderr });
+  return startNode(config, services, logger, tuning);
 }
 
 /**

@@ -184,9 +184,14 @@ async function attack(ctx: Context, mode: HostileMode, error: RegExp): Promise<{
     return { hostile, identity, worker, memory: memory.stop(), openDuringHonestSync, openAtEnd: hostile.stats.open };
   } finally {
     memory.stop();
+    // Deleted, or its poller (started when the sync's error reached the identity) would announce its worker again.
+    await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
     publish(ctx, "imap_worker", "remove_worker", identity);
-    await waitFor("hostile worker removed", () => workerOf(ctx, identity) === null, 10_000);
-    await hostile.stop();
+    try {
+      await waitFor("hostile worker removed", () => workerOf(ctx, identity) === null, 10_000);
+    } finally {
+      await hostile.stop();
+    }
   }
 }
 
@@ -259,9 +264,13 @@ test("pieces that never end (a 2.9 MiB message that keeps coming): skipped with 
     await waitFor("a second run", () => (workerOf(ctx, identity)?.history.length ?? 0) >= 2, 10_000);
     assert.is(hostile.stats.commands.filter((c) => c.includes("BODY.PEEK")).length, fetches);
   } finally {
+    await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
     publish(ctx, "imap_worker", "remove_worker", identity);
-    await waitFor("worker removed", () => workerOf(ctx, identity) === null, 10_000);
-    await hostile.stop();
+    try {
+      await waitFor("worker removed", () => workerOf(ctx, identity) === null, 10_000);
+    } finally {
+      await hostile.stop();
+    }
   }
 });
 
