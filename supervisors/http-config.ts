@@ -1,10 +1,9 @@
 // The HTTP API's edges from CALIOPEN_HTTP_* (documented in the README): rate limits, timeouts, CORS
 // origins, TLS, trusted reverse proxies. Every mistake is a StartupError naming the variable.
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { createSecureContext } from "node:tls";
 import { DEFAULT_RATE_LIMITS, DEFAULT_TIMEOUTS, type HttpSettings, type Timeouts } from "../api/http-settings.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import { integerSetting, listSetting, tlsPairSetting } from "./env-settings.ts";
 
 /** `deliverTimeoutMs`: a `deliver` request is silent that long, so idle connections must outlast it. */
 export function httpSettingsFromEnv(env: NodeJS.ProcessEnv, deliverTimeoutMs: number): HttpSettings {
@@ -14,17 +13,17 @@ export function httpSettingsFromEnv(env: NodeJS.ProcessEnv, deliverTimeoutMs: nu
       perIp: perMinute(env.CALIOPEN_HTTP_RATE_LIMIT_IP, "CALIOPEN_HTTP_RATE_LIMIT_IP", DEFAULT_RATE_LIMITS.perIp),
     },
     timeouts: timeouts(env, deliverTimeoutMs),
-    corsOrigins: list(env.CALIOPEN_HTTP_CORS).map(origin),
-    tls: tls(env),
-    trustedProxies: list(env.CALIOPEN_HTTP_TRUST_PROXY).map(proxy),
+    corsOrigins: listSetting(env, "CALIOPEN_HTTP_CORS").map(origin),
+    tls: tlsPairSetting(env, "CALIOPEN_HTTP_TLS_CERT", "CALIOPEN_HTTP_TLS_KEY"),
+    trustedProxies: listSetting(env, "CALIOPEN_HTTP_TRUST_PROXY").map(proxy),
   };
 }
 
 function timeouts(env: NodeJS.ProcessEnv, deliverTimeoutMs: number): Timeouts {
-  const headersMs = milliseconds(env.CALIOPEN_HTTP_HEADERS_TIMEOUT_MS, "CALIOPEN_HTTP_HEADERS_TIMEOUT_MS", DEFAULT_TIMEOUTS.headersMs);
-  const requestMs = milliseconds(env.CALIOPEN_HTTP_REQUEST_TIMEOUT_MS, "CALIOPEN_HTTP_REQUEST_TIMEOUT_MS", DEFAULT_TIMEOUTS.requestMs);
-  const idleMs = milliseconds(env.CALIOPEN_HTTP_IDLE_TIMEOUT_MS, "CALIOPEN_HTTP_IDLE_TIMEOUT_MS", Math.max(DEFAULT_TIMEOUTS.idleMs, deliverTimeoutMs + 30_000));
-  const keepAliveMs = milliseconds(env.CALIOPEN_HTTP_KEEPALIVE_TIMEOUT_MS, "CALIOPEN_HTTP_KEEPALIVE_TIMEOUT_MS", DEFAULT_TIMEOUTS.keepAliveMs);
+  const headersMs = milliseconds(env, "CALIOPEN_HTTP_HEADERS_TIMEOUT_MS", DEFAULT_TIMEOUTS.headersMs);
+  const requestMs = milliseconds(env, "CALIOPEN_HTTP_REQUEST_TIMEOUT_MS", DEFAULT_TIMEOUTS.requestMs);
+  const idleMs = milliseconds(env, "CALIOPEN_HTTP_IDLE_TIMEOUT_MS", Math.max(DEFAULT_TIMEOUTS.idleMs, deliverTimeoutMs + 30_000));
+  const keepAliveMs = milliseconds(env, "CALIOPEN_HTTP_KEEPALIVE_TIMEOUT_MS", DEFAULT_TIMEOUTS.keepAliveMs);
   if (headersMs > requestMs) throw new StartupError(`CALIOPEN_HTTP_HEADERS_TIMEOUT_MS (${headersMs}) must not be over CALIOPEN_HTTP_REQUEST_TIMEOUT_MS (${requestMs}): headers are part of the request`);
   if (idleMs <= deliverTimeoutMs) {
     throw new StartupError(`CALIOPEN_HTTP_IDLE_TIMEOUT_MS (${idleMs}) must be over CALIOPEN_DELIVER_TIMEOUT_MS (${deliverTimeoutMs}): a connection waiting for a deliver reply is silent that long`);
@@ -32,26 +31,8 @@ function timeouts(env: NodeJS.ProcessEnv, deliverTimeoutMs: number): Timeouts {
   return { headersMs, requestMs, idleMs, keepAliveMs };
 }
 
-function tls(env: NodeJS.ProcessEnv): HttpSettings["tls"] {
-  const certFile = env.CALIOPEN_HTTP_TLS_CERT?.trim() || undefined;
-  const keyFile = env.CALIOPEN_HTTP_TLS_KEY?.trim() || undefined;
-  if (certFile === undefined && keyFile === undefined) return null;
-  if (certFile === undefined || keyFile === undefined) throw new StartupError("CALIOPEN_HTTP_TLS_CERT and CALIOPEN_HTTP_TLS_KEY go together");
-  const pair = { cert: readPem(certFile, "CALIOPEN_HTTP_TLS_CERT"), key: readPem(keyFile, "CALIOPEN_HTTP_TLS_KEY") };
-  try {
-    createSecureContext(pair);
-  } catch (err) {
-    throw new StartupError(`CALIOPEN_HTTP_TLS_CERT and CALIOPEN_HTTP_TLS_KEY are not a certificate and its key: ${(err as Error).message}`);
-  }
-  return pair;
-}
-
-function readPem(file: string, name: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new StartupError(`${name}: cannot read ${file}: ${(err as Error).message}`);
-  }
+function milliseconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return integerSetting(env, name, fallback, "number of milliseconds");
 }
 
 /** `https://app.example.org` or `http://localhost:3000`: what browsers send as Origin. */
@@ -81,12 +62,6 @@ function proxy(value: string): string {
   return value;
 }
 
-function list(raw: string | undefined): string[] {
-  const value = raw?.trim() ?? "";
-  if (value === "" || value === "off") return [];
-  return value.split(",").map((item) => item.trim()).filter(Boolean);
-}
-
 function perMinute(raw: string | undefined, name: string, fallback: number | null): number | null {
   const value = raw?.trim() ?? "";
   if (value === "") return fallback;
@@ -94,12 +69,4 @@ function perMinute(raw: string | undefined, name: string, fallback: number | nul
   const count = Number(value);
   if (!Number.isInteger(count) || count < 1) throw new StartupError(`${name} must be a number of requests a minute, or off, got "${raw}"`);
   return count;
-}
-
-function milliseconds(raw: string | undefined, name: string, fallback: number): number {
-  const value = raw?.trim() ?? "";
-  if (value === "") return fallback;
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms < 1) throw new StartupError(`${name} must be a positive number of milliseconds, got "${raw}"`);
-  return ms;
 }

@@ -3,7 +3,7 @@
 // Read at every check, since a NATS cluster tells its clients of its servers as they come and go.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ProtectedService } from "../actors/network/destination-policy.ts";
-import type { MailConfig } from "./caliopen-config.ts";
+import type { MailConfig } from "./mail-config.ts";
 
 export function platformServers(mail: MailConfig, nc: NatsConnection): () => ProtectedService[] {
   return () => [

@@ -76,10 +76,10 @@ test("STARTTLS: a certificate and its key are read and checked at start; one wit
   assert.match(mail.smtp?.tls?.key ?? "", /PRIVATE KEY-----/);
   refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert }, /CALIOPEN_SMTP_TLS_CERT and CALIOPEN_SMTP_TLS_KEY go together/);
   refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: join(dir, "missing.pem") }, /CALIOPEN_SMTP_TLS_KEY: cannot read .*missing\.pem: ENOENT/);
-  refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: certs.clientKey }, /not a usable certificate and key/);
+  refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: certs.clientKey }, /are not a certificate and its key/);
   const junk = join(dir, "junk.pem");
   await writeFile(junk, "not a certificate");
-  refused({ CALIOPEN_SMTP_TLS_CERT: junk, CALIOPEN_SMTP_TLS_KEY: certs.serverKey }, /not a usable certificate and key/);
+  refused({ CALIOPEN_SMTP_TLS_CERT: junk, CALIOPEN_SMTP_TLS_KEY: certs.serverKey }, /are not a certificate and its key/);
 });
 
 test.run();
