@@ -136,11 +136,8 @@ function sampleMemory(): { stop(): { heapAndBuffers: number; rss: number } } {
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
-/** An honest account on Dovecot with `count` new messages, synced while the hostile one is attacked. */
-async function honestSync(ctx: Context, count: number): Promise<Identity> {
-  const login = `honest${++accounts}`;
-  await ctx.dovecot.addUser(login, "secret");
-  for (let n = 1; n <= count; n++) await ctx.dovecot.append(login, "secret", mail(n));
+/** The Dovecot account `login` as a remote identity, its worker started and a sync asked for. */
+async function syncDovecotAccount(ctx: Context, login: string): Promise<Identity> {
   const identity = await ctx.store.identities.create({
     user_id: ctx.userId,
     type: "remote",
@@ -152,6 +149,15 @@ async function honestSync(ctx: Context, count: number): Promise<Identity> {
   });
   publish(ctx, "imap_worker", "add_worker", identity);
   publish(ctx, "IMAPfetcher", "sync", identity);
+  return identity;
+}
+
+/** An honest account on Dovecot with `count` new messages, synced while the hostile one is attacked. */
+async function honestSync(ctx: Context, count: number): Promise<Identity> {
+  const login = `honest${++accounts}`;
+  await ctx.dovecot.addUser(login, "secret");
+  for (let n = 1; n <= count; n++) await ctx.dovecot.append(login, "secret", mail(n));
+  const identity = await syncDovecotAccount(ctx, login);
   await waitFor(`${count} honest messages stored`, async () => (await messagesOf(ctx, identity)).length === count, 20_000);
   return identity;
 }
@@ -284,17 +290,7 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
   await ctx.dovecot.append(login, "secret", big);
   await ctx.dovecot.append(login, "secret", tooBig);
   await ctx.dovecot.append(login, "secret", mail(4));
-  const identity = await ctx.store.identities.create({
-    user_id: ctx.userId,
-    type: "remote",
-    protocol: "imap",
-    identifier: `${login}@remote.test`,
-    display_name: login,
-    infos: { inserver: ctx.dovecot.server, outserver: "127.0.0.1:1", poll_interval: "15" },
-    credentials: { username: login, password: "secret" },
-  });
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  const identity = await syncDovecotAccount(ctx, login);
   const run = await waitFor("the run in the history", () => workerOf(ctx, identity)?.history[0], 20_000);
   assert.is(run.outcome, "done");
   assert.equal([run.total, run.done, run.failed, run.skipped], [4, 4, 0, 1]);
