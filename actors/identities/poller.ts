@@ -73,7 +73,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
     if (subject !== undefined) ports.publish(subject, orderFor(context, order));
   };
 
-  return setup({
+  const machine = setup({
     types: {
       context: {} as PollerContext,
       events: {} as ActorMessage,
@@ -94,16 +94,12 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       }),
     },
     guards: {
-      gone: ({ context, event }) => gone((event as unknown as { output: Loaded }).output.identity, context.user_id),
-      polled: ({ event }) => {
-        const identity = (event as unknown as { output: Loaded }).output.identity;
-        return identity !== null && notPolledBecause(identity) === null;
-      },
+      gone: ({ context }, { identity }: Loaded) => gone(identity, context.user_id),
+      polled: (_, { identity }: Loaded) => identity !== null && notPolledBecause(identity) === null,
     },
     actions: {
       // Takes the identity's settings; moves the next tick only when the interval changed.
-      configure: assign(({ context, event }) => {
-        const identity = (event as unknown as { output: Loaded }).output.identity as Identity;
+      configure: assign(({ context }, { identity }: { identity: Identity }) => {
         const configured = identity.infos.poll_interval;
         const interval = intervalMs(configured) === null ? defaultPollInterval(identity.protocol) : (configured as string);
         const due = context.deadlines[POLL_DUE];
@@ -120,31 +116,30 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           deadlines: clearDeadline(setDeadline(context.deadlines, POLL_DUE, next), RETRY_DUE),
         };
       }),
-      announceWorker: assign(({ context }) => {
+      announceWorker: ({ context }) => {
         if (!context.worker_announced) announce(context, "add_worker");
         else if (context.reload_pending) announce(context, "reload_worker");
-        return { worker_announced: true, reload_pending: false };
-      }),
-      sleep: assign(({ context, event }) => {
-        const identity = (event as unknown as { output: Loaded }).output.identity as Identity;
-        if (context.worker_announced) announce({ ...context, protocol: identity.protocol }, "remove_worker");
-        return {
-          protocol: identity.protocol,
-          reason: notPolledBecause(identity),
-          worker_announced: false,
-          reload_pending: false,
-          load_failures: 0,
-          last_error: null,
-          deadlines: clearDeadline(clearDeadline(context.deadlines, POLL_DUE), RETRY_DUE),
-        };
-      }),
-      retire: assign(({ context }) => {
-        if (context.worker_announced) announce(context, "remove_worker");
-        return { worker_announced: false, deadlines: {} };
-      }),
-      sync: assign(({ context }) => {
+      },
+      markAnnounced: assign({ worker_announced: true, reload_pending: false }),
+      /** remove_worker to the bridge of `protocol` (the identity's, which may have just been read), if it was told to run one. */
+      withdrawWorker: ({ context }, { protocol }: { protocol: IdentityProtocol | null }) => {
+        if (context.worker_announced) announce({ ...context, protocol }, "remove_worker");
+      },
+      sleep: assign(({ context }, { identity }: { identity: Identity }) => ({
+        protocol: identity.protocol,
+        reason: notPolledBecause(identity),
+        worker_announced: false,
+        reload_pending: false,
+        load_failures: 0,
+        last_error: null,
+        deadlines: clearDeadline(clearDeadline(context.deadlines, POLL_DUE), RETRY_DUE),
+      })),
+      retire: assign({ worker_announced: false, deadlines: {} }),
+      emitSync: ({ context }) => {
         const subject = context.protocol === null ? undefined : SYNC_SUBJECT[context.protocol];
         if (subject !== undefined) ports.publish(subject, orderFor(context, "sync"));
+      },
+      recordPoll: assign(({ context }) => {
         const due = context.deadlines[POLL_DUE] ?? now();
         return {
           polls: context.polls + 1,
@@ -152,16 +147,30 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           deadlines: setDeadline(context.deadlines, POLL_DUE, nextDue(due, intervalMs(context.poll_interval) as number, now())),
         };
       }),
-      loadFailed: assign(({ context, event }) => {
+      noteLoadFailure: assign(({ context }, { error }: { error: unknown }) => {
         const failures = context.load_failures + 1;
-        const message = `could not read the identity: ${String((event as { error?: unknown }).error)}`;
-        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, attempt: failures, err: message }, "poller will retry reading its identity");
-        return { load_failures: failures, last_error: message, deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(LOAD_RETRY, failures)) };
+        return {
+          load_failures: failures,
+          last_error: `could not read the identity: ${String(error)}`,
+          deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(LOAD_RETRY, failures)),
+        };
       }),
-      recordFailed: ({ context, event }) =>
-        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, err: String((event as { error?: unknown }).error) }, "could not record the poll schedule"),
+      logLoadFailure: ({ context }) =>
+        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, attempt: context.load_failures, err: context.last_error }, "poller will retry reading its identity"),
+      recordFailed: ({ context }, { error }: { error: unknown }) =>
+        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, err: String(error) }, "could not record the poll schedule"),
     },
-  }).createMachine({
+  });
+
+  // The identity a `load` read, for guards and actions; the branches after `gone` see one that exists.
+  const loaded = ({ event }: { event: { output: Loaded } }): Loaded => event.output;
+  const readIdentity = ({ event }: { event: { output: Loaded } }) => ({ identity: event.output.identity as Identity });
+  const RETIRE = [{ type: "withdrawWorker", params: ({ context }: { context: PollerContext }) => ({ protocol: context.protocol }) }, "retire"] as const;
+  const SLEEP = [{ type: "withdrawWorker", params: ({ event }: { event: { output: Loaded } }) => ({ protocol: (event.output.identity as Identity).protocol }) }, { type: "sleep", params: readIdentity }] as const;
+  const SYNC = ["emitSync", "recordPoll"] as const;
+  const LOAD_FAILED = [{ type: "noteLoadFailure", params: ({ event }: { event: { error: unknown } }) => ({ error: event.error }) }, "logLoadFailure"] as const;
+
+  return machine.createMachine({
     id: POLLER_KIND,
     context: ({ input }) => ({
       identity_id: String(input.identity_id ?? input.key),
@@ -183,7 +192,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
     on: {
       add_identity: { target: ".loading", reenter: true },
       update_identity: { target: ".loading", reenter: true, actions: assign({ reload_pending: true }) },
-      delete_identity: { target: ".deleted", actions: "retire" },
+      delete_identity: { target: ".deleted", actions: RETIRE },
       // The bridge asks for another interval: stored on the identity, then applied like an update.
       update_interval: {
         target: ".storingInterval",
@@ -198,11 +207,11 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           src: "load",
           input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }),
           onDone: [
-            { guard: "gone", target: "deleted", actions: "retire" },
-            { guard: "polled", target: "recording", actions: ["configure", "announceWorker"] },
-            { target: "dormant", actions: "sleep" },
+            { guard: { type: "gone", params: loaded }, target: "deleted", actions: RETIRE },
+            { guard: { type: "polled", params: loaded }, target: "recording", actions: [{ type: "configure", params: readIdentity }, "announceWorker", "markAnnounced"] },
+            { target: "dormant", actions: SLEEP },
           ],
-          onError: { target: "waiting", actions: "loadFailed" },
+          onError: { target: "waiting", actions: LOAD_FAILED },
         },
       },
       waiting: {
@@ -218,12 +227,12 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           src: "load",
           input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }),
           onDone: [
-            { guard: "gone", target: "deleted", actions: "retire" },
-            { guard: "polled", target: "recording", actions: "sync" },
-            { target: "dormant", actions: "sleep" },
+            { guard: { type: "gone", params: loaded }, target: "deleted", actions: RETIRE },
+            { guard: { type: "polled", params: loaded }, target: "recording", actions: SYNC },
+            { target: "dormant", actions: SLEEP },
           ],
           // The store is unreachable: the sync still goes out on time (the bridge reads the store itself).
-          onError: { target: "recording", actions: "sync" },
+          onError: { target: "recording", actions: SYNC },
         },
       },
       recording: {
@@ -232,7 +241,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           src: "record",
           input: ({ context }) => ({ context }),
           onDone: "polling",
-          onError: { target: "polling", actions: "recordFailed" },
+          onError: { target: "polling", actions: { type: "recordFailed", params: ({ event }) => ({ error: event.error }) } },
         },
       },
       storingInterval: {
@@ -241,7 +250,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           src: "record",
           input: ({ context }) => ({ context }),
           onDone: { target: "loading", actions: assign({ requested_interval: null }) },
-          onError: { target: "waiting", actions: "loadFailed" },
+          onError: { target: "waiting", actions: LOAD_FAILED },
         },
       },
       dormant: {},
