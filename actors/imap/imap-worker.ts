@@ -8,7 +8,7 @@
 //    then the sent copy is APPENDed to the account's Sent mailbox.
 //  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
 //    the fallback).
-import { assign, fromCallback, fromPromise, setup } from "xstate";
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import { RELOADED_EVENT, type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
@@ -123,6 +123,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     return () => mailWatch.stop();
   });
 
+  /** Asks the identities worker to poll this identity every `minutes` (update_interval). */
+  const askPollInterval = (context: ImapWorkerContext, minutes: string) =>
+    ports.publish("identitiesWorker", { order: "update_interval", identity_id: context.identity_id, user_id: context.user_id, poll_intervall: minutes, protocol: "imap" });
+
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
     actors: { runSync: syncRun(store, ports, account, settings.concurrency, settings, now), deliverOne, watch },
@@ -141,43 +145,31 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         requested: null,
         progress: { mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() },
       })),
-      recordFailure: assign(({ context, event }) => {
+      recordFailure: enqueueActions(({ context, event, enqueue }) => {
         const failed = payloadOf<SyncFailure>(event);
         const at = new Date(now()).toISOString();
         const failures = context.failures + 1;
         let slowedFrom = context.slowed_from;
         if (failures === settings.slowDownAfterFailures && slowedFrom === null && failed.poll_interval !== null) {
-          const current = Number(failed.poll_interval);
-          const slower = Math.min(MAX_INTERVAL_MINUTES, Math.max(1, current * 2));
-          ports.publish("identitiesWorker", {
-            order: "update_interval",
-            identity_id: context.identity_id,
-            user_id: context.user_id,
-            poll_intervall: String(slower),
-            protocol: "imap",
-          });
+          const slower = Math.min(MAX_INTERVAL_MINUTES, Math.max(1, Number(failed.poll_interval) * 2));
+          enqueue(() => askPollInterval(context, String(slower)));
           slowedFrom = failed.poll_interval;
         }
-        return {
+        enqueue.assign({
           failures,
           first_failure_at: context.first_failure_at ?? at,
           last_error: { message: failed.message, at },
           history: context.progress === null ? context.history : [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error: failed.message }, ...context.history].slice(0, HISTORY),
           slowed_from: slowedFrom,
           deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
-        };
+        });
       }),
+      // Polling slowed down while syncs failed goes back to the interval it had.
+      restorePollInterval: ({ context }) => {
+        if (context.slowed_from !== null) askPollInterval(context, context.slowed_from);
+      },
       recordSuccess: assign(({ context, event }) => {
         const outcome = payloadOf<{ outcome: SyncOutcome }>(event).outcome;
-        if (context.slowed_from !== null) {
-          ports.publish("identitiesWorker", {
-            order: "update_interval",
-            identity_id: context.identity_id,
-            user_id: context.user_id,
-            poll_intervall: context.slowed_from,
-            protocol: "imap",
-          });
-        }
         const finished = context.progress === null ? null : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed, skipped: outcome.skipped };
         const at = new Date(now()).toISOString();
         const problems = [
@@ -212,10 +204,11 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       saveError: ({ context }) =>
         void store.identities.updateInfos(context.user_id, context.identity_id, { last_error: context.last_error }).catch(() => undefined),
       enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
-      answerDelivery: assign(({ context, event }) => {
+      answerDelivery: enqueueActions(({ context, event, enqueue }) => {
         const [done, ...rest] = context.deliveries;
-        ports.reply(done?.replyTo, outputOf<Reply>(event));
-        return { deliveries: rest };
+        const reply = outputOf<Reply>(event);
+        enqueue(() => ports.reply(done?.replyTo, reply));
+        enqueue.assign({ deliveries: rest });
       }),
     },
   }).createMachine({
@@ -278,8 +271,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                 }),
               },
               "sync.done": [
-                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["logSkipped", "recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } }))] },
-                { target: "idle", actions: ["logSkipped", "recordSuccess", "saveError"] },
+                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["logSkipped", "restorePollInterval", "recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } }))] },
+                { target: "idle", actions: ["logSkipped", "restorePollInterval", "recordSuccess", "saveError"] },
               ],
               "sync.failed": [
                 { guard: "gone", target: "#imap.gone" },

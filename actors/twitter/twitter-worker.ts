@@ -193,9 +193,10 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
           progress: context.progress === null ? null : { ...context.progress, total: progress.total, done: progress.done, skipped: progress.skipped },
         };
       }),
-      recordSuccess: assign(({ context, event }) => {
+      recordSuccess: enqueueActions(({ context, event, enqueue }) => {
         const outcome = payloadOf<DmSyncOutcome>(event);
-        if (context.slowed_from !== null) updateInterval(context, context.slowed_from);
+        const slowedFrom = context.slowed_from;
+        if (slowedFrom !== null) enqueue(() => updateInterval(context, slowedFrom));
         const at = iso();
         const warnings = [
           outcome.stopped,
@@ -203,9 +204,9 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         ].filter((warning): warning is string => warning !== null);
         const lastError = warnings.length > 0 ? { message: warnings.join("; "), at } : null;
         const finished = { total: outcome.total, done: outcome.done, skipped: outcome.skipped, started_at: context.progress?.started_at ?? at };
-        for (const skipped of outcome.skipped_events) ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped");
-        saveInfos(context, { last_sync: at, last_error: lastError });
-        return {
+        for (const skipped of outcome.skipped_events) enqueue(() => ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped"));
+        enqueue(() => saveInfos(context, { last_sync: at, last_error: lastError }));
+        enqueue.assign({
           last_seen_id: outcome.last_seen_id,
           account: outcome.account,
           retry: outcome.retry,
@@ -216,41 +217,41 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
           last_error: lastError,
           slowed_from: null,
           rate_limited_until: null,
-        };
+        });
       }),
-      recordFailure: assign(({ context, event }) => {
+      recordFailure: enqueueActions(({ context, event, enqueue }) => {
         const failed = payloadOf<SyncFailure>(event);
         const at = iso();
         const progress = failed.progress;
         const finished = context.progress === null ? null : { ...context.progress, ...(progress !== null && { total: progress.total, done: progress.done, skipped: progress.skipped }) };
         const lastError = { message: failed.kind === "credentials" ? `${failed.message}; waiting for new credentials (reload_worker)` : failed.message, at };
-        saveInfos(context, { last_error: lastError });
-        return {
+        enqueue(() => saveInfos(context, { last_error: lastError }));
+        enqueue.assign({
           ...(progress !== null && { last_seen_id: progress.last_seen_id, account: progress.account }),
           retry: failed.retry,
           progress: finished,
           history: finished === null ? context.history : [{ ...finished, finished_at: at, outcome: failed.kind }, ...context.history].slice(0, HISTORY),
           last_error: lastError,
-        };
+        });
       }),
-      waitForReset: assign(({ context, event }) => {
+      waitForReset: enqueueActions(({ context, event, enqueue }) => {
         const failed = payloadOf<SyncFailure>(event);
         const resetAt = Date.parse(failed.reset_at ?? "") || now() + 15 * 60_000;
         // Each rate limit doubles the identity's current interval; the first one's is what comes back.
         const slower = slowerInterval(failed.poll_interval);
-        if (slower !== failed.poll_interval) updateInterval(context, slower);
-        return {
+        if (slower !== failed.poll_interval) enqueue(() => updateInterval(context, slower));
+        enqueue.assign({
           rate_limited_until: new Date(resetAt).toISOString(),
           slowed_from: context.slowed_from ?? failed.poll_interval ?? defaultPollInterval("twitter"),
           deadlines: setDeadline(context.deadlines, RATE_LIMIT_RESET, resetAt + settings.resetMarginMs),
-        };
+        });
       }),
       forgetAccount: assign({ account: null }),
-      credentialsRefused: assign(({ context, event }) => {
+      credentialsRefused: enqueueActions(({ context, event, enqueue }) => {
         const message = `${String(event.payload.message)}; waiting for new credentials (reload_worker)`;
         const lastError = { message, at: iso() };
-        saveInfos(context, { last_error: lastError });
-        return { last_error: lastError };
+        enqueue(() => saveInfos(context, { last_error: lastError }));
+        enqueue.assign({ last_error: lastError });
       }),
       enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
       answerDelivery: enqueueActions(({ context, event, enqueue }) => {
