@@ -8,8 +8,7 @@ import { processInboundEmail } from "../actors/mail/inbound-email.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
 import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
-import { CONTACT_KIND, contactFamily } from "../actors/contacts/contact-actor.ts";
-import { contactIdOf } from "../actors/contacts/contact-orders.ts";
+import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { isJsonObject } from "../runtime/json.ts";
@@ -22,7 +21,7 @@ import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
 import { routeToActor } from "./actor-router.ts";
-import { contactAdmission } from "./contact-admission.ts";
+import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import { platformServers } from "./platform-servers.ts";
@@ -56,11 +55,6 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
         const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
-        // A contact's four orders go to its actor (publish_key / delete_key name it as `resource_id`), which runs them one at a time.
-        const contactRoute = (keyField: "contact_id" | "resource_id") =>
-          routeToActor(context, { kind: CONTACT_KIND, keyField, input: (payload) => ({ contact_id: contactIdOf(payload) }), admit: contactAdmission(store) });
-        const toContact = contactRoute("contact_id");
-        const toKeyOwner = contactRoute("resource_id");
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
@@ -75,8 +69,8 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           },
           twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
-          contactAction: { contact_update: toContact },
-          keyAction: { discover_key: toContact, publish_key: toKeyOwner, delete_key: toKeyOwner },
+          // Each contact's orders, one at a time, in its actor.
+          ...contactRoutes(context, store),
           inboundTwitter: { process_inbound: (payload) => processInboundTwitter(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
         };
       },
