@@ -44,7 +44,7 @@ export interface ContactActorOptions {
   maxQueued: number;
 }
 
-// The entry point's RetryLater policy, which these orders followed before they had an actor.
+// The pauses and tries the entry point gives a durable order that throws RetryLater.
 export const DEFAULT_CONTACT_OPTIONS: ContactActorOptions = {
   retry: { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 },
   maxTries: 6,

@@ -11,6 +11,7 @@ import type { ContactActorContext } from "../../../actors/contacts/contact-actor
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import type { CaliopenConfig } from "../../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { callApi } from "../../helpers/api-client.ts";
@@ -36,6 +37,7 @@ interface Context {
   token: string;
   userId: string;
   ownContact: string;
+  config: CaliopenConfig;
 }
 
 interface Inspected {
@@ -59,6 +61,7 @@ test.before(async (ctx) => {
       publishing: { hkp: `http://127.0.0.1:${ctx.publishingPort}`, wkd: null },
     },
   });
+  ctx.config = config;
   let apiUrl = "";
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "contacts-node" });
   ctx.apiUrl = apiUrl;
@@ -206,6 +209,28 @@ test("an order naming a contact the user does not have starts no actor and becom
   assert.match(reasons, `publish_key refused: user ${ctx.userId} has no contact made-up-owner`);
   assert.match(reasons, `discover_key refused: user ${ctx.userId} has no contact ${stranger.user.contact_id}`);
   for (const key of ["made-up-contact", "made-up-owner", stranger.user.contact_id, "a.b"]) assert.is(ctx.node.host.get("contact", key), undefined, key);
+});
+
+test("an order running when its node stops runs again on the node that takes the contact over", async (ctx) => {
+  const contactId = await newStoredContact(ctx, "frank@example.test");
+  ctx.discovery.hold();
+  const lookups = ctx.discovery.received;
+  send(ctx, "keyAction", { order: "discover_key", contact_id: contactId, user_id: ctx.userId });
+  await waitFor("the discovery held", () => ctx.discovery.received > lookups);
+
+  const successor = await startTestNode(ctx.nats.endpoint, caliopenServices(ctx.config), { nodeId: "contacts-successor" });
+  await ctx.node.shutdown("handing over");
+  ctx.node = successor;
+  // The snapshot saved while it ran brings the order back, and it is run again from the start.
+  await waitFor("the discovery asked again by the successor", () => ctx.discovery.received > lookups + 1, 15_000);
+  assert.equal(queued(inspect(ctx, contactId)), ["discover_key"]);
+  ctx.discovery.release();
+  const done = await waitFor("the discovery done", () => {
+    const actor = inspect(ctx, contactId);
+    return actor?.state === "idle" ? actor : null;
+  }, 10_000);
+  assert.equal(finished(done), ["discover_key:done"]);
+  assert.ok((await ctx.store.contacts.get(ctx.userId, contactId))?.key_discovery !== null);
 });
 
 test.run();
