@@ -15,6 +15,7 @@ import type { CaliopenConfig } from "../../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { callApi } from "../../helpers/api-client.ts";
+import { startCli } from "../../helpers/cli-process.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { startHeldKeyServer, type HeldKeyServer } from "../../helpers/held-key-server.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
@@ -175,6 +176,10 @@ test("publish_key waits for a key server that is down, its next try a deadline, 
   const summary = summaries.find((actor) => actor.key === ctx.ownContact);
   assert.is(summary?.state, "waitingToRetry");
   assert.ok(summary?.deadlines["retry.due"] !== undefined, JSON.stringify(summary));
+  const cli = await startCli(["actors", "--kind", "contact"], ctx.nats.env).exited;
+  assert.is(cli.code, 0, cli.stderr);
+  // The CLI cuts long keys: the contact id's first characters name it.
+  assert.match(cli.stdout, new RegExp(`^contact\\s+${ctx.ownContact.slice(0, 20)}\\S*\\s+contacts-node\\s+running\\s+waitingToRetry\\b.*retry\\.due`, "m"));
 
   // An update for the same contact waits behind the key's publication.
   send(ctx, "contactAction", { order: "contact_update", contact_id: ctx.ownContact, user_id: ctx.userId });
