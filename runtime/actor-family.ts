@@ -22,6 +22,11 @@ export interface ActorPorts {
   /** Answers a request; does nothing when `replyTo` is undefined (the message was published). */
   reply(replyTo: string | undefined, body: Reply): void;
   request(subject: string, payload: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Keeps an order the actor took but gave up on (e.g. after its last retry) as a dead letter of the
+   * subject it came on, as an entry point does for the orders it cannot handle.
+   */
+  deadLetter(subject: string, reason: string, payload: unknown): void;
   logger: Logger;
 }
 

@@ -47,7 +47,7 @@ export class ActorHost {
 
   constructor(private readonly options: ActorHostOptions) {
     this.requester = new Requester(options.nc);
-    this.ports = createPorts(options.nc, options.subjects, this.requester, options.logger);
+    this.ports = createPorts(options.nc, options.subjects, this.requester, options.deadLetters, options.logger);
   }
 
   register(family: ActorFamily, listener?: CellFailureListener): void {

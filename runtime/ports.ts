@@ -1,12 +1,13 @@
-// The outside world as actor machines see it: publish, reply, request, log.
+// The outside world as actor machines see it: publish, reply, request, dead letters, log.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorPorts } from "./actor-family.ts";
+import type { DeadLetters } from "./dead-letters.ts";
 import { decodeBusJson, encodeJson } from "./json.ts";
 import type { Requester } from "./requester.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
-export function createPorts(nc: NatsConnection, subjects: Subjects, requester: Requester, logger: Logger): ActorPorts {
+export function createPorts(nc: NatsConnection, subjects: Subjects, requester: Requester, deadLetters: DeadLetters, logger: Logger): ActorPorts {
   return {
     logger,
     publish(subject, payload) {
@@ -23,6 +24,9 @@ export function createPorts(nc: NatsConnection, subjects: Subjects, requester: R
       const decoded = decodeBusJson(msg.data);
       if (!decoded.ok) throw new Error(`reply on ${subject} is not JSON: ${decoded.error}`);
       return decoded.value;
+    },
+    deadLetter(subject, reason, payload) {
+      deadLetters.record(subjects.wire(subject), reason, encodeJson(payload));
     },
   };
 }

@@ -8,11 +8,8 @@ import { processInboundEmail } from "../actors/mail/inbound-email.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
 import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
-import { updateContactDerived } from "../actors/contacts/contact-update.ts";
-import { discoverKeys } from "../actors/keys/key-discovery.ts";
+import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
-import { publishKey, withdrawKey, type KeyOrder } from "../actors/keys/key-publishing.ts";
-import { RetryLater } from "../runtime/entry-point.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { isJsonObject } from "../runtime/json.ts";
 import { failure, type Reply } from "../runtime/reply.ts";
@@ -24,6 +21,7 @@ import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
 import { routeToActor } from "./actor-router.ts";
+import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import { platformServers } from "./platform-servers.ts";
@@ -49,20 +47,8 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store), imapWorkerFamily(store, { ...config.imap, destinations }), twitterWorkerFamily(store, config.twitter)],
+      families: [pollerFamily(store), imapWorkerFamily(store, { ...config.imap, destinations }), twitterWorkerFamily(store, config.twitter), contactFamily({ store, keys: config.keys, destinations })],
       bindings: (context) => {
-        const keysLog = deps.logger.child({ service: "key-action" });
-        // A key server that is down comes back: publishing is tried again later, then dead-lettered.
-        const keyPublishing = async (payload: Record<string, unknown>, action: typeof publishKey) => {
-          const order: KeyOrder = { key_id: String(payload.key_id), resource_id: String(payload.resource_id), user_id: String(payload.user_id) };
-          try {
-            const report = await action(store, order, config.keys.publishing);
-            keysLog.info({ order: payload.order, key_id: order.key_id, hkp: report.hkp, wkd: report.wkd.length, notes: report.notes }, "key published or withdrawn");
-          } catch (err) {
-            throw new RetryLater((err as Error).message);
-          }
-          return undefined;
-        };
         const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
         // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
         const imapAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["imap", "email"], afterDeletion: ["remove_worker"] });
@@ -83,15 +69,8 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           },
           twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
-          contactAction: {
-            contact_update: async (payload) => void (await updateContactDerived(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) })),
-          },
-          keyAction: {
-            // One source failing is part of the report saved on the contact; a throw means the contact is gone.
-            discover_key: async (payload) => void (await discoverKeys(store, { contact_id: String(payload.contact_id), user_id: String(payload.user_id) }, config.keys.discovery, { destinations })),
-            publish_key: (payload) => keyPublishing(payload, publishKey),
-            delete_key: (payload) => keyPublishing(payload, withdrawKey),
-          },
+          // Each contact's orders, one at a time, in its actor.
+          ...contactRoutes(context, store),
           inboundTwitter: { process_inbound: (payload) => processInboundTwitter(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
         };
       },

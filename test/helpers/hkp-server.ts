@@ -23,9 +23,10 @@ export interface TestKeyServer {
   stop(): Promise<void>;
 }
 
-export async function startTestKeyServer(): Promise<TestKeyServer> {
+/** `port`: a port chosen beforehand (a test configures a node with a key server that is down, then starts it). */
+export async function startTestKeyServer(options: { port?: number } = {}): Promise<TestKeyServer> {
   const dir = await mkdtemp(join(tmpdir(), "caliopen-sks-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   for (const sub of ["etc/sks", "var/lib/sks", "var/log/sks", "var/run/sks"]) await mkdir(join(dir, sub), { recursive: true });
   await writeFile(
     join(dir, "etc/sks/sksconf"),
