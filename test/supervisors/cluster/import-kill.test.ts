@@ -31,7 +31,7 @@ const WITHOUT_ID = 12;
 /** Mails delivered twice, byte for byte (two UIDs, one message): among those with and without an id. */
 const TWICE_WITH_ID = 3;
 const TWICE_WITHOUT_ID = 1;
-const KILLS = 3;
+const KILLS = 4;
 const LOGIN = "bulk";
 
 interface Context {
@@ -188,16 +188,20 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
   ctx.client.publish("IMAPfetcher", encodeJson({ order: "fullfetch", remote_id: ctx.identityId, user_id: ctx.userId }));
   const kills: string[] = [];
   let killedAt = 0;
+  // How far the import got: past it, the mails are new, their imports store messages (before it, a
+  // re-run finds them imported).
+  let frontier = 0;
   for (let kill = 0; kill < KILLS; kill++) {
     // The next kill falls in the fullfetch run again by the new owner (its progress starts over).
     let restarted = kill === 0;
-    // A random moment of the import: once the running fullfetch has handled a random share of the mailbox.
-    const share = 0.05 + Math.random() * 0.6;
-    const owner = await waitFor(`the fullfetch past ${Math.round(share * 100)} % (kill ${kill + 1})`, async () => {
+    // A random moment of the import of new mail: a little past the frontier.
+    const ahead = 50 + Math.floor(Math.random() * 250);
+    const owner = await waitFor(`the fullfetch ${ahead} messages past ${frontier} (kill ${kill + 1})`, async () => {
       const actor = await imapActor(ctx);
       const progress = actor?.context.progress;
       if (progress !== undefined && progress !== null && progress.done < killedAt) restarted = true;
-      return restarted && actor !== null && progress?.mode === "fullfetch" && progress.total > 0 && progress.done >= share * progress.total && actor.context.history.length === 0 ? actor : null;
+      if (!restarted || actor === null || progress?.mode !== "fullfetch" || progress.total === 0 || actor.context.history.length > 0) return null;
+      return progress.done >= Math.min(frontier + ahead, progress.total * 0.95) ? actor : null;
     }, 90_000, 100);
     // And a little later still, so the kill falls anywhere between two writes of an import.
     await sleep(Math.floor(Math.random() * 400));
@@ -207,6 +211,7 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
     await victim.exited;
     ctx.nodes.delete(owner.node);
     killedAt = owner.context.progress?.done ?? 0;
+    frontier = Math.max(frontier, killedAt);
     kills.push(`${owner.node} at ${owner.context.progress?.done}/${owner.context.progress?.total}`);
     await startNode(ctx);
   }
