@@ -7,7 +7,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { randomUUID } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import { withFetchedHeaders } from "../../../actors/imap/fetched-raw.ts";
+import { storeFetched, withFetchedHeaders, type FetchedFrom } from "../../../actors/imap/fetched-raw.ts";
 import { processInboundEmail } from "../../../actors/mail/inbound-email.ts";
 import { mailContentHash } from "../../../actors/mail/mail-content-hash.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
@@ -162,6 +162,29 @@ test("killed between the message and its raw marked delivered, then another mail
   assert.is(all.length, 1);
   assert.equal(all[0]?.message_id_conflicts?.map((copy) => copy.raw_id), [other.raw_msg_id]);
   assert.equal([(await f.store.raws.get(first.raw_msg_id))?.delivered, (await f.store.raws.get(other.raw_msg_id))?.delivered], [true, true]);
+});
+
+test("the IMAP bridge killed after storing a raw, before its import: fetched again, it is that raw, imported once; a streamed one is another raw, one message", async () => {
+  const account = await newAccount();
+  const from = (uid: number, flags: string[]): FetchedFrom => ({ account: "carol@provider.test", mailbox: "INBOX", userId: account.user.user_id, uid, flags });
+  const bytes = mail(`${randomUUID()}@remote.test`, "stored, never imported");
+  const first = await storeFetched(f.store, account.imap.identity_id, bytes, from(5, []));
+  const again = await storeFetched(f.store, account.imap.identity_id, bytes, from(5, ["\\Seen"]));
+  assert.is(again.raw_msg_id, first.raw_msg_id, "the same raw, whatever the flags now");
+  assert.is(again.delivered, false);
+  const imported = await importRaw(account, again);
+  assert.is(imported.message, "message imported");
+  // Another account of the user fetching the same bytes has its own raw.
+  const other = await f.store.identities.create({ user_id: account.user.user_id, type: "remote", protocol: "imap", identifier: "carol@other.test", infos: { inserver: "imap.other.test:993" } });
+  assert.is.not((await storeFetched(f.store, other.identity_id, bytes, from(5, []))).raw_msg_id, first.raw_msg_id);
+  // A large message streams into a raw of its own at each fetch: its import finds the message.
+  const streamed = await storeFetched(f.store, account.imap.identity_id, (async function* () {
+    yield bytes;
+  })(), from(5, []));
+  assert.is.not(streamed.raw_msg_id, first.raw_msg_id);
+  const reply = await importRaw(account, streamed);
+  assert.equal([reply.message, reply.message_id], ["raw message already imported", imported.message_id]);
+  assert.is((await messagesOf(account)).length, 1);
 });
 
 test("without a Message-ID, the external id is the content's hash: the same for every fetch of the mail, another for another mail", async () => {

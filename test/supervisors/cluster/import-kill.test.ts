@@ -194,14 +194,16 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
   for (let kill = 0; kill < KILLS; kill++) {
     // The next kill falls in the fullfetch run again by the new owner (its progress starts over).
     let restarted = kill === 0;
-    // A random moment of the import of new mail: a little past the frontier.
-    const ahead = 50 + Math.floor(Math.random() * 250);
-    const owner = await waitFor(`the fullfetch ${ahead} messages past ${frontier} (kill ${kill + 1})`, async () => {
+    // A random moment of the import of new mail, past the frontier; the kills spread over 80 % of the
+    // mailbox, so that the fullfetch cannot end before the last one.
+    const share = Math.random();
+    const at = (total: number) => frontier + Math.max(30, Math.floor((share * (0.8 * total - frontier)) / (KILLS - kill)));
+    const owner = await waitFor(`the fullfetch past the ${kill + 1}. kill's point`, async () => {
       const actor = await imapActor(ctx);
       const progress = actor?.context.progress;
       if (progress !== undefined && progress !== null && progress.done < killedAt) restarted = true;
       if (!restarted || actor === null || progress?.mode !== "fullfetch" || progress.total === 0 || actor.context.history.length > 0) return null;
-      return progress.done >= Math.min(frontier + ahead, progress.total * 0.95) ? actor : null;
+      return progress.done >= at(progress.total) ? actor : null;
     }, 90_000, 100);
     // And a little later still, so the kill falls anywhere between two writes of an import.
     await sleep(Math.floor(Math.random() * 400));
@@ -219,18 +221,21 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
 
   // Settled: a run finished without failed imports. Failed ones (their import was on a killed node) are
   // retried by the next sync, as a poll would.
-  let runs = 0;
-  await waitFor("the import settled", async () => {
+  let nudged = "";
+  const settled = await waitFor("the import settled", async () => {
     const actor = await imapActor(ctx);
     const last = actor?.context.history[0];
-    if (actor === null || actor.context.progress?.started_at !== last?.started_at || last === undefined) return false;
-    if (last.outcome === "done" && last.failed === 0 && actor.context.cursor.failed_uids.length === 0) return true;
-    if (runs < 10 && actor.context.history.length > runs) {
-      runs = actor.context.history.length;
+    // Still running.
+    if (actor === null || last === undefined || actor.context.progress?.started_at !== last.started_at) return null;
+    if (last.outcome === "done" && last.failed === 0 && actor.context.cursor.failed_uids.length === 0) return actor;
+    if (nudged !== last.started_at) {
+      nudged = last.started_at;
       ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: ctx.identityId, user_id: ctx.userId }));
     }
-    return false;
+    return null;
   }, 120_000, 250);
+  const runs = [...settled.context.history].reverse().map((run) => `${run.mode} ${run.outcome} ${run.done}/${run.total}, ${run.failed} failed`);
+  process.stdout.write(`    runs after the last kill: ${runs.join("; ")}\n`);
 
   const stored = await allMessages(ctx.store, ctx.userId);
   const byExternal = new Map<string, Message[]>();
