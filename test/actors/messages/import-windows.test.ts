@@ -187,6 +187,36 @@ test("the IMAP bridge killed after storing a raw, before its import: fetched aga
   assert.is((await messagesOf(account)).length, 1);
 });
 
+/** The store as seen through a replica that lags: the first `misses` reads of lookups find nothing. */
+function laggingLookups(misses: number): Store {
+  let left = misses;
+  const messages = new Proxy(f.store.messages, {
+    get: (object, name, receiver) => {
+      const value = Reflect.get(object, name, receiver) as unknown;
+      if (name !== "lookups" || typeof value !== "object" || value === null) return value;
+      return new Proxy(value, {
+        get: (lookups, method, inner) =>
+          method === "get"
+            ? async (key: string) => (left-- > 0 ? null : (Reflect.get(lookups, method, inner) as (key: string) => Promise<string | null>).call(lookups, key))
+            : (Reflect.get(lookups, method, inner) as unknown),
+      });
+    },
+  });
+  return { ...f.store, messages };
+}
+
+test("a claim that a lagging replica does not show yet is waited for, never taken for ours: one message", async () => {
+  const account = await newAccount();
+  const id = `${randomUUID()}@remote.test`;
+  const first = await importRaw(account, await f.store.raws.put(account.user.user_id, fetched(mail(id, "lagging"), account, 1)));
+  assert.is(first.message, "message imported");
+  assert.is(await laggingLookups(3).messages.claimExternalId(account.user.user_id, id, randomUUID()), first.message_id);
+  // The whole import through that replica: its lookup by Message-ID and its claim's read miss at first.
+  const again = await importRaw(account, await f.store.raws.put(account.user.user_id, fetched(mail(id, "lagging"), account, 1, ["\\Seen"])), laggingLookups(3));
+  assert.equal([again.error, again.message_id], [false, first.message_id]);
+  assert.is((await messagesOf(account)).length, 1);
+});
+
 test("without a Message-ID, the external id is the content's hash: the same for every fetch of the mail, another for another mail", async () => {
   const account = await newAccount();
   const bytes = mail(null, "stable");
