@@ -19,7 +19,7 @@ export function withFetchedHeaders(source: Buffer, from: FetchedFrom): Buffer {
 }
 
 /** The same for a body that streams in (a large message, fetched in pieces). */
-export async function* withFetchedHeadersStreamed(source: AsyncIterable<Uint8Array>, from: FetchedFrom): AsyncIterable<Uint8Array> {
+async function* withFetchedHeadersStreamed(source: AsyncIterable<Uint8Array>, from: FetchedFrom): AsyncIterable<Uint8Array> {
   yield fetchedHeaders(from);
   yield* source;
 }
