@@ -2,6 +2,8 @@
 // (original Caliopen's format, §5.6), which tell the inbound processor where the mail came from and
 // which IMAP flags and Gmail labels it had.
 import { encodeFetchedHeader } from "../mail/imported-tags.ts";
+import type { RawMessage } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
 
 export interface FetchedFrom {
   account: string;
@@ -17,9 +19,22 @@ export function withFetchedHeaders(source: Buffer, from: FetchedFrom): Buffer {
 }
 
 /** The same for a body that streams in (a large message, fetched in pieces). */
-export async function* withFetchedHeadersStreamed(source: AsyncIterable<Uint8Array>, from: FetchedFrom): AsyncIterable<Uint8Array> {
+async function* withFetchedHeadersStreamed(source: AsyncIterable<Uint8Array>, from: FetchedFrom): AsyncIterable<Uint8Array> {
   yield fetchedHeaders(from);
   yield* source;
+}
+
+/**
+ * Stores a fetched message. A whole one is stored once per account and content: fetched again (a
+ * fullfetch, a sync run again after a takeover, the same mail twice in the mailbox) it is the raw stored
+ * the first time, so its import finds the message that raw became instead of parsing a copy, and the
+ * store does not grow by a raw per fetch. The X-Fetched headers are its trace, not compared (flags
+ * change). A large one, streamed, is stored anew each time: its import still finds its message by
+ * Message-ID or content.
+ */
+export async function storeFetched(store: Store, identityId: string, source: Buffer | AsyncIterable<Uint8Array>, from: FetchedFrom): Promise<RawMessage> {
+  if (!Buffer.isBuffer(source)) return store.raws.put(from.userId, withFetchedHeadersStreamed(source, from));
+  return (await store.raws.putOnce(from.userId, source, { scope: `imap ${identityId}`, trace: fetchedHeaders(from) })).raw;
 }
 
 function fetchedHeaders(from: FetchedFrom): Buffer {

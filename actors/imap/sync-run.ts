@@ -8,7 +8,7 @@ import { isJsonObject } from "../../runtime/json.ts";
 import { requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { withFetchedHeaders, withFetchedHeadersStreamed } from "./fetched-raw.ts";
+import { storeFetched } from "./fetched-raw.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
@@ -67,8 +67,7 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
         waitingFor: (step) => deadline.waitingFor(step),
         importMessage: async (message) => {
           const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
-          const raw = Buffer.isBuffer(message.source) ? withFetchedHeaders(message.source, from) : withFetchedHeadersStreamed(message.source, from);
-          const stored = await store.raws.put(input.user_id, raw);
+          const stored = await storeFetched(store, input.identity_id, message.source, from);
           const order = { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id };
           const reply = await requestWhileBusy(() => ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS));
           if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);

@@ -29,10 +29,13 @@ export function withConflict(message: Message, conflict: MessageIdConflict): Mes
 
 /**
  * Records the copy on the message (compare-and-swap, so copies racing are all recorded) and marks its
- * raw delivered: the reply names the message, as for the same mail imported again.
+ * raw delivered (and the message's own): the reply names the message, as for the same mail imported again.
  */
 export async function keepConflictingCopy(store: Store, message: Message, conflict: MessageIdConflict): Promise<Reply> {
   const updated = await store.messages.update(message.user_id, message.message_id, (current) => withConflict(current, conflict));
+  // The message's own raw too, in case the import that stored it stopped before marking it.
+  const own = updated?.raw_msg_id ?? null;
+  if (own !== null && own !== conflict.raw_id) await store.raws.markDelivered(own);
   await store.raws.markDelivered(conflict.raw_id);
   return ok(CONFLICT_KEPT, { message_id: message.message_id, discussion_id: updated?.discussion_id ?? message.discussion_id });
 }

@@ -87,11 +87,17 @@ export async function storeOnce(store: Store, message: Message, externalId: stri
   return { message: claimed, created: true };
 }
 
-/** The answer for a message stored before: the receiving identity is added to it. */
+/**
+ * The answer for a message stored before: the receiving identity is added to it. The message's own raw
+ * is marked delivered too: the import that stored it may have stopped before marking it, and a copy
+ * fetched again comes as another raw, so nothing else would (an undelivered raw looks abandoned).
+ */
 export async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
   const updated = await store.messages.update(userId, messageId, (current) =>
     current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
   );
+  const own = updated?.raw_msg_id ?? null;
+  if (own !== null && own !== rawId) await store.raws.markDelivered(own);
   await store.raws.markDelivered(rawId);
   return ok(ALREADY_IMPORTED, { message_id: messageId, discussion_id: updated?.discussion_id ?? discussion });
 }

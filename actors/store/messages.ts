@@ -62,9 +62,19 @@ export class MessageStore {
   async claimExternalId(userId: string, externalMessageId: string, messageId: string): Promise<string> {
     const key = externalKey(userId, externalMessageId);
     if (await this.lookups.claim(key, messageId)) return messageId;
-    return (await this.lookups.get(key)) ?? messageId;
+    // Taken. A replica answering the read may not have the claim yet: wait for it, never take the id
+    // for ours (that would be a second message under one external id).
+    for (let attempt = 1; ; attempt++) {
+      const holder = await this.lookups.get(key);
+      if (holder !== null) return holder;
+      if (attempt >= CLAIM_READ_ATTEMPTS) throw new Error(`the external id of a message of user ${userId} is claimed, but the claim cannot be read`);
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_READ_PAUSE_MS));
+    }
   }
 }
+
+const CLAIM_READ_ATTEMPTS = 20;
+const CLAIM_READ_PAUSE_MS = 50;
 
 const docKey = (userId: string, messageId: string) => `${userId}.${messageId}`;
 const externalKey = (userId: string, externalId: string) => `msgref.${userId}.${hashed(externalId)}`;

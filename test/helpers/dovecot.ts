@@ -36,6 +36,12 @@ export interface TestDovecot {
   client(user: string, password: string): Promise<ImapFlow>;
   /** APPENDs a message as `user`; returns its UID. */
   append(user: string, password: string, raw: string | Buffer, options?: { mailbox?: string; flags?: string[] }): Promise<number>;
+  /**
+   * Puts many messages in `user`'s INBOX at once, as files in the Maildir (thousands of APPENDs would
+   * take long); Dovecot gives them UIDs when the mailbox is next opened. Bytes are served as written:
+   * write CRLF line ends.
+   */
+  fillInbox(user: string, messages: Buffer[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -144,6 +150,20 @@ namespace inbox {
         throw new Error(`APPEND as ${user} failed: ${failure.responseText ?? failure.message}`);
       } finally {
         await imap.logout().catch(() => undefined);
+      }
+    },
+    async fillInbox(user, messages) {
+      const maildir = join(mail, user, "Maildir");
+      const home = join(mail, user);
+      for (const folder of [home, maildir, join(maildir, "cur"), join(maildir, "new"), join(maildir, "tmp")]) {
+        await mkdir(folder, { recursive: true, mode: 0o700 });
+        await chown(folder, MAIL_UID, MAIL_GID);
+      }
+      const stamp = Math.floor(Date.now() / 1000);
+      for (const [n, message] of messages.entries()) {
+        const file = join(maildir, "cur", `${stamp}.M${n}P${process.pid}.test,S=${message.length}:2,`);
+        await writeFile(file, message, { mode: 0o600 });
+        await chown(file, MAIL_UID, MAIL_GID);
       }
     },
     async stop() {

@@ -236,7 +236,7 @@ test("a changed UIDVALIDITY makes the next sync fetch everything again, without 
   assert.is((await messagesOf(ctx, identity)).length, 3, "no duplicates");
 });
 
-test("fullfetch fetches every message again with visible progress; imports are de-duplicated", async (ctx) => {
+test("fullfetch fetches every message again with visible progress; imports are de-duplicated, raws too", async (ctx) => {
   const { login, identity } = await account(ctx);
   for (let n = 1; n <= 4; n++) await ctx.dovecot.append(login, "secret", mail(n));
   publish(ctx, "imap_worker", "add_worker", identity);
@@ -244,8 +244,20 @@ test("fullfetch fetches every message again with visible progress; imports are d
   await waitFor("4 stored", async () => (await messagesOf(ctx, identity)).length === 4, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   const importsBefore = ctx.imports.get(identity.identity_id) ?? 0;
+  const rawsImported: string[] = [];
+  const orders = ctx.client.subscribe("inboundSMTP", {
+    callback: (_err, msg) => {
+      const decoded = decodeJson(msg.data);
+      const order = decoded.ok ? (decoded.value as Record<string, unknown>) : {};
+      if (order.remote_id === identity.identity_id) rawsImported.push(String(order.message_id));
+    },
+  });
+  await ctx.client.flush();
   publish(ctx, "IMAPfetcher", "fullfetch", identity);
   await waitFor("every message imported again", () => (ctx.imports.get(identity.identity_id) ?? 0) - importsBefore === 4, 10_000);
+  orders.unsubscribe();
+  // Fetched again, each mail is the raw stored the first time: the store does not grow by a fullfetch.
+  assert.equal(rawsImported.sort(), (await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort());
   const run = await waitFor("the fullfetch in the history", () => (context(ctx, identity).history as { mode: string; total: number; done: number }[]).find((r) => r.mode === "fullfetch"));
   assert.is(run.total, 4);
   assert.is(run.done, 4);
