@@ -9,8 +9,9 @@
 //               failed, rate);
 //   backingOff  the store (NATS, JetStream) failed under an import: the error and the next try
 //               (`retry.due`) are in the context, the orders it failed stay first in the queue and are
-//               imported again then. Failures that are not the store's (a raw that is not mail) are
-//               answered at once, as errors.
+//               imported again then (an order still failing after `maxAttempts` tries is answered with
+//               the error, so that it cannot hold the queue for ever). Failures that are not the store's
+//               (a raw that is not mail) are answered at once, as errors.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
 import { assign, fromCallback, setup } from "xstate";
@@ -41,6 +42,11 @@ export interface InboundProcessorOptions {
   concurrency: number;
   /** Pause before trying again after the store failed. */
   retry: BackoffPolicy;
+  /**
+   * Tries of one order that may fail on the store; the last failure is answered as an error, so that an
+   * order the store keeps refusing cannot hold the queue for ever (its requester tries it again later).
+   */
+  maxAttempts: number;
   cache: InboundCacheLimits;
   /** Mail processing's own options (addresses per header). */
   mail: Pick<InboundEmailOptions, "maxAddressesPerHeader">;
@@ -50,6 +56,7 @@ export const DEFAULT_INBOUND_OPTIONS: InboundProcessorOptions = {
   maxQueue: 256,
   concurrency: 8,
   retry: { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 },
+  maxAttempts: 10,
   cache: DEFAULT_INBOUND_CACHE_LIMITS,
   mail: {},
 };
@@ -176,6 +183,10 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       batchFailedOnStore: ({ context }) => context.running.length === 0 && context.batch_store_error !== null,
       batchDoneMoreQueued: ({ context }) => context.running.length === 0 && context.queue.length > 0,
       batchDone: ({ context }) => context.running.length === 0,
+      lastAttempt: ({ context, event }) => {
+        const { seq } = payloadOf<{ seq: number }>(event);
+        return (context.running.find((pending) => pending.seq === seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
+      },
     },
     actions: {
       refuseAnotherUser: ({ context, event }) =>
@@ -230,6 +241,21 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
           cache,
         };
       }),
+      answerGivenUp: ({ context, event }) => {
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
+      },
+      recordGivenUp: assign(({ context, event }) => {
+        const { seq, error, cache } = payloadOf<{ seq: number; error: string; cache: InboundCacheData }>(event);
+        const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
+        return {
+          running: context.running.filter((pending) => pending.seq !== seq),
+          progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
+          batch_store_error: error,
+          last_error: { message: error, at: nowIso() },
+          cache,
+        };
+      }),
       scheduleRetry: assign(({ context }) => {
         const failures = context.store_failures + 1;
         return { store_failures: failures, deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)) };
@@ -269,7 +295,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
           [ANSWERED]: { actions: ["answer", "recordAnswer"] },
-          [STORE_FAILED]: { actions: "recordStoreFailure" },
+          [STORE_FAILED]: [{ guard: "lastAttempt", actions: ["answerGivenUp", "recordGivenUp"] }, { actions: "recordStoreFailure" }],
         },
         always: [
           { guard: "batchFailedOnStore", target: "backingOff", actions: ["scheduleRetry", "logBackingOff"] },

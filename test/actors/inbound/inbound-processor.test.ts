@@ -32,11 +32,13 @@ interface Context {
 
 const test = suite<Context>("inbound processor actor");
 const MiB = 1024 * 1024;
+const PASSIVATE_AFTER_MS = 400;
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
   const config = testCaliopenConfig({ api: null });
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-node" });
+  // Idle actors passivate within the test's time.
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-node", passivateAfterMs: PASSIVATE_AFTER_MS });
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
 });
@@ -209,6 +211,22 @@ test("a store that refuses writes: backingOff with the error, orders kept and al
   assert.is(ids.size, raws.length, "one message per mail");
   for (const id of ids) assert.ok(await ctx.store.messages.get(user.user_id, id), `message ${id} stored`);
   await waitFor("idle again", async () => (await inspect(ctx, user.user_id))?.state === "idle");
+});
+
+test("an idle inbound actor passivates, keeping its context; the next order brings it back", async (ctx) => {
+  const { user, local } = await newUser(ctx);
+  const first = await importMail(ctx, user, local, mail("before-rest@elsewhere.test"));
+  assert.is(first.message, "message imported");
+  const cell = ctx.node.host.get(INBOUND_KIND, user.user_id);
+  assert.ok(cell);
+  await waitFor("the actor passivated", () => cell.passivated, 5_000);
+  const dormant = await inspect(ctx, user.user_id);
+  assert.is(dormant?.state, "idle");
+  assert.is((dormant?.context.progress as { done: number }).done, 1);
+  const second = await importMail(ctx, user, local, mail("after-rest@elsewhere.test", ["References: <before-rest@elsewhere.test>"]));
+  assert.is(second.message, "message imported");
+  assert.is((await ctx.store.messages.get(user.user_id, String(second.message_id)))?.parent_id, first.message_id);
+  assert.is(ctx.node.host.get(INBOUND_KIND, user.user_id), cell, "the same actor, revived");
 });
 
 test("caliopen.debug.actors lists inbound actors by kind", async (ctx) => {
