@@ -37,6 +37,8 @@ const RESUME_CONCURRENCY = 32;
 
 export class ShardRunner {
   private readonly running = new Map<number, RunningShard>();
+  /** Actors being started for requests: a burst of requests for a new actor starts it once. */
+  private readonly startingForRequests = new Map<string, Promise<ActorCell>>();
 
   constructor(private readonly deps: ShardRunnerDeps) {}
 
@@ -102,7 +104,13 @@ export class ShardRunner {
     const shard = shardOf(kind, key, this.deps.shards);
     const state = this.running.get(shard);
     if (state === undefined || state.stopping) return "moved";
-    const cell = await supervisor.start(key, input);
+    const id = `${kind}.${key}`;
+    let starting = this.startingForRequests.get(id);
+    if (starting === undefined) {
+      starting = supervisor.start(key, input).finally(() => this.startingForRequests.delete(id));
+      this.startingForRequests.set(id, starting);
+    }
+    const cell = await starting;
     // The shard was handed off meanwhile: its new owner resumes the actor from the registry.
     if (this.running.get(shard) !== state || state.stopping) {
       await this.deps.host.stop(kind, key);
