@@ -1,8 +1,9 @@
 // The inbound processor of one user, as an actor (kind `inbound`, keyed by user_id): every
 // `process_inbound` for the user, on inboundSMTP (mail: SMTP, IMAP) and on inboundTwitter (DMs), comes
 // here, waits in a bounded queue and is imported a few at a time by the processors' own logic
-// (inbound-email.ts, inbound-twitter.ts), which the actor lends what it remembers of the user (its
-// cache: the user, their identities, contacts and Message-IDs seen lately). Each request is answered
+// (inbound-email.ts, inbound-twitter.ts), which the actor lends what it remembers of the user while it
+// is busy (inbound-cache.ts: the user, their identities, contacts and Message-IDs seen lately; in the
+// node's memory, not in the snapshot, and dropped when the actor goes idle). Each request is answered
 // with the processors' reply, unchanged. States, for operators:
 //   idle        nothing to import;
 //   importing   a batch running; the context shows the queue, and the busy period's progress (done,
@@ -21,7 +22,7 @@ import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadli
 import { failure, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
 import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
-import { DEFAULT_INBOUND_CACHE_LIMITS, emptyInboundCache, InboundCache, type InboundCacheData, type InboundCacheLimits } from "../messages/inbound-cache.ts";
+import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";
 import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
@@ -101,18 +102,19 @@ export interface InboundContext {
   /** Batches in a row that met a store failure. */
   store_failures: number;
   last_error: { message: string; at: string } | null;
-  cache: InboundCacheData;
   deadlines: Deadlines;
 }
 
 interface BatchInput {
   user_id: string;
   batch: PendingImport[];
-  cache: InboundCacheData;
 }
 
-/** What an import of the batch reports: its reply, or the store's failure; with the cache as it is now. */
-type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Reply; cache: InboundCacheData } } | { type: typeof STORE_FAILED; payload: { seq: number; error: string; cache: InboundCacheData } };
+/** What an import of the batch reports: its reply, or the store's failure. */
+type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Reply } } | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
+
+/** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
+const MAX_CACHED_USERS = 1_024;
 
 const PROCESS_INBOUND_PAYLOAD = orderSpec("inboundSMTP", "process_inbound")?.payload;
 if (PROCESS_INBOUND_PAYLOAD === undefined) throw new Error("the contract has no process_inbound on inboundSMTP");
@@ -130,8 +132,23 @@ export function inboundProcessorFamily(store: Store, options: Partial<InboundPro
 }
 
 function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProcessorOptions, now: () => number) {
+  // Per busy user, oldest first: memory of this node, never saved (rebuilt in a few reads elsewhere).
+  const caches = new Map<string, InboundCache>();
+  const cacheOf = (userId: string) => {
+    let cache = caches.get(userId);
+    if (cache === undefined) {
+      cache = new InboundCache(settings.cache, now);
+      caches.set(userId, cache);
+      for (const oldest of caches.keys()) {
+        if (caches.size <= MAX_CACHED_USERS) break;
+        caches.delete(oldest);
+      }
+    }
+    return cache;
+  };
+
   const importBatch = fromCallback<ActorMessage, BatchInput>(({ sendBack, input }) => {
-    const cache = new InboundCache(input.cache, settings.cache, now);
+    const cache = cacheOf(input.user_id);
     let stopped = false;
     const report = (outcome: ImportOutcome) => {
       if (!stopped) sendBack(outcome);
@@ -145,12 +162,12 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       try {
         const reply =
           pending.processor === "email" ? await importInboundEmail(store, order, { ...settings.mail, cache }) : await importInboundTwitter(store, order, { cache });
-        return { type: ANSWERED, payload: { seq: pending.seq, reply, cache: cache.data() } };
+        return { type: ANSWERED, payload: { seq: pending.seq, reply } };
       } catch (err) {
         // What memory says of this identity is not trusted for the next try.
         cache.forgetIdentity(pending.remote_id);
-        if (isStoreFailure(err)) return { type: STORE_FAILED, payload: { seq: pending.seq, error: importFailure(order, err).message, cache: cache.data() } };
-        return { type: ANSWERED, payload: { seq: pending.seq, reply: importFailure(order, err), cache: cache.data() } };
+        if (isStoreFailure(err)) return { type: STORE_FAILED, payload: { seq: pending.seq, error: importFailure(order, err).message } };
+        return { type: ANSWERED, payload: { seq: pending.seq, reply: importFailure(order, err) } };
       }
     }
     return () => {
@@ -218,7 +235,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
       },
       recordAnswer: assign(({ context, event }) => {
-        const { seq, reply, cache } = payloadOf<{ seq: number; reply: Reply; cache: InboundCacheData }>(event);
+        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
         const done = progress.done + 1;
         const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
@@ -226,19 +243,17 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
           running: context.running.filter((pending) => pending.seq !== seq),
           progress: { ...progress, done, failed: progress.failed + (reply.error ? 1 : 0), rate_per_s: Math.round((done / seconds) * 100) / 100 },
           store_failures: 0,
-          cache,
         };
       }),
       // The order goes back to the head of the queue, to be imported again once the store answers.
       recordStoreFailure: assign(({ context, event }) => {
-        const { seq, error, cache } = payloadOf<{ seq: number; error: string; cache: InboundCacheData }>(event);
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
         const failed = context.running.find((pending) => pending.seq === seq);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
           queue: failed === undefined ? context.queue : [{ ...failed, attempts: failed.attempts + 1 }, ...context.queue],
           batch_store_error: error,
           last_error: { message: error, at: nowIso() },
-          cache,
         };
       }),
       answerGivenUp: ({ context, event }) => {
@@ -246,14 +261,13 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
       },
       recordGivenUp: assign(({ context, event }) => {
-        const { seq, error, cache } = payloadOf<{ seq: number; error: string; cache: InboundCacheData }>(event);
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
           progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
           batch_store_error: error,
           last_error: { message: error, at: nowIso() },
-          cache,
         };
       }),
       scheduleRetry: assign(({ context }) => {
@@ -264,6 +278,8 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ports.logger.warn({ kind: INBOUND_KIND, key: context.user_id, queued: context.queue.length, err: context.batch_store_error, retryAt: context.deadlines[RETRY_DUE] }, "inbound imports wait for the store"),
       clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
       endPeriod: assign(({ context }) => ({ progress: context.progress === null ? null : { ...context.progress, finished_at: nowIso() } })),
+      // Idle: what it remembered may be stale by the next import.
+      forgetCache: ({ context }) => void caches.delete(context.user_id),
     },
   }).createMachine({
     id: INBOUND_KIND,
@@ -276,12 +292,12 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       batch_store_error: null,
       store_failures: 0,
       last_error: null,
-      cache: emptyInboundCache(),
       deadlines: {},
     }),
     initial: "idle",
     states: {
       idle: {
+        entry: "forgetCache",
         on: {
           [PROCESS_EMAIL]: fromIdle,
           [PROCESS_TWITTER]: fromIdle,
@@ -290,7 +306,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       importing: {
         tags: ["busy"],
         entry: "takeBatch",
-        invoke: { src: "importBatch", input: ({ context }) => ({ user_id: context.user_id, batch: context.running, cache: context.cache }) },
+        invoke: { src: "importBatch", input: ({ context }) => ({ user_id: context.user_id, batch: context.running }) },
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,

@@ -15,16 +15,6 @@ export interface CachedMessageRef {
   discussion_id: string;
 }
 
-/** The cache as plain data (an actor's context keeps it); times are epoch milliseconds. */
-export interface InboundCacheData {
-  user: { value: CachedUser; read_at: number } | null;
-  identities: Record<string, { value: CachedIdentity; read_at: number }>;
-  /** Address → contact ids (empty: no contact), oldest first. */
-  contacts: [address: string, contactIds: string[], readAt: number][];
-  /** External id → message, oldest first. */
-  message_ids: [externalId: string, message: CachedMessageRef][];
-}
-
 export interface InboundCacheLimits {
   /** How long the user, an identity or a contact lookup is trusted before it is read again. */
   ttlMs: number;
@@ -35,27 +25,19 @@ export interface InboundCacheLimits {
 
 export const DEFAULT_INBOUND_CACHE_LIMITS: InboundCacheLimits = { ttlMs: 10_000, maxIdentities: 32, maxContacts: 64, maxMessageIds: 64 };
 
-export function emptyInboundCache(): InboundCacheData {
-  return { user: null, identities: {}, contacts: [], message_ids: [] };
-}
-
-/** A working copy of the cache for the imports of a batch, which may run side by side. */
+/** Shared by the imports of one user, which may run side by side. Times are epoch milliseconds. */
 export class InboundCache {
-  private cachedUser: InboundCacheData["user"];
-  private readonly identities: Map<string, { value: CachedIdentity; read_at: number }>;
-  private readonly contacts: Map<string, { ids: string[]; read_at: number }>;
-  private readonly messageIds: Map<string, CachedMessageRef>;
+  private cachedUser: { value: CachedUser; read_at: number } | null = null;
+  private readonly identities = new Map<string, { value: CachedIdentity; read_at: number }>();
+  /** Address → contact ids (empty: no contact), oldest first. */
+  private readonly contacts = new Map<string, { ids: string[]; read_at: number }>();
+  /** External id → message, least recently used first. */
+  private readonly messageIds = new Map<string, CachedMessageRef>();
 
   constructor(
-    data: InboundCacheData = emptyInboundCache(),
     private readonly limits: InboundCacheLimits = DEFAULT_INBOUND_CACHE_LIMITS,
     private readonly now: () => number = Date.now,
-  ) {
-    this.cachedUser = data.user;
-    this.identities = new Map(Object.entries(data.identities));
-    this.contacts = new Map(data.contacts.map(([address, ids, read_at]) => [address, { ids, read_at }]));
-    this.messageIds = new Map(data.message_ids);
-  }
+  ) {}
 
   private fresh(readAt: number): boolean {
     const age = this.now() - readAt;
@@ -117,17 +99,6 @@ export class InboundCache {
   /** Drops what memory says of an identity (e.g. after a failed import that named it). */
   forgetIdentity(identityId: string): void {
     this.identities.delete(identityId);
-  }
-
-  data(): InboundCacheData {
-    const identities: InboundCacheData["identities"] = {};
-    for (const [id, entry] of this.identities) identities[id] = entry;
-    return {
-      user: this.cachedUser,
-      identities,
-      contacts: [...this.contacts].map(([address, entry]) => [address, entry.ids, entry.read_at]),
-      message_ids: [...this.messageIds],
-    };
   }
 }
 
