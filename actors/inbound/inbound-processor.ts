@@ -19,6 +19,7 @@ import { assign, fromCallback, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { failure, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
 import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
@@ -116,8 +117,14 @@ type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Rep
 /** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
 const MAX_CACHED_USERS = 1_024;
 
-const PROCESS_INBOUND_PAYLOAD = orderSpec("inboundSMTP", "process_inbound")?.payload;
-if (PROCESS_INBOUND_PAYLOAD === undefined) throw new Error("the contract has no process_inbound on inboundSMTP");
+/** The contract's `process_inbound` payload, the same on inboundSMTP and inboundTwitter. */
+function processInboundPayload(): PayloadSchema {
+  const email = orderSpec("inboundSMTP", "process_inbound")?.payload;
+  const twitter = orderSpec("inboundTwitter", "process_inbound")?.payload;
+  const same = email !== undefined && twitter !== undefined && Object.keys(email).length === Object.keys(twitter).length && Object.entries(email).every(([field, spec]) => twitter[field] === spec);
+  if (!same) throw new Error("the contract's process_inbound payloads differ between inboundSMTP and inboundTwitter");
+  return email;
+}
 
 export function inboundProcessorFamily(store: Store, options: Partial<InboundProcessorOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_INBOUND_OPTIONS, ...options };
@@ -126,7 +133,7 @@ export function inboundProcessorFamily(store: Store, options: Partial<InboundPro
     description: "imports one user's received mail and DMs (process_inbound), a few at a time",
     // The first import of a user starts it; the router admits only users that exist.
     startsOnFirstMessage: true,
-    accepts: { [PROCESS_EMAIL]: PROCESS_INBOUND_PAYLOAD!, [PROCESS_TWITTER]: PROCESS_INBOUND_PAYLOAD! },
+    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload() },
     createMachine: (ports) => inboundMachine(store, ports, settings, now),
   };
 }
