@@ -19,6 +19,7 @@ import { SnapshotStore } from "../../../runtime/snapshot-store.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
+import { startCli } from "../../helpers/cli-process.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
 import { waitFor } from "../../helpers/wait.ts";
@@ -229,13 +230,18 @@ test("an idle inbound actor passivates, keeping its context; the next order brin
   assert.is(ctx.node.host.get(INBOUND_KIND, user.user_id), cell, "the same actor, revived");
 });
 
-test("caliopen.debug.actors lists inbound actors by kind", async (ctx) => {
+test("`caliopen actors --kind inbound` lists the users' inbound actors, and only them", async (ctx) => {
   const { user, local } = await newUser(ctx);
   await importMail(ctx, user, local, mail("listed@elsewhere.test"));
-  const msg = await ctx.client.request("caliopen.debug.actors", encodeJson({ kind: INBOUND_KIND }), { timeout: 2_000 });
-  const text = new TextDecoder().decode(msg.data);
-  assert.ok(text.includes(user.user_id), text.slice(0, 500));
-  assert.not.ok(text.includes(`"kind":"imap"`));
+  const result = await startCli(["actors", "--kind", INBOUND_KIND, "--json"], ctx.nats.env).exited;
+  assert.is(result.code, 0, result.stderr);
+  const listed = JSON.parse(result.stdout) as { kind: string; key: string; subject: string }[];
+  assert.ok(listed.length >= 1);
+  assert.ok(listed.every((actor) => actor.kind === INBOUND_KIND));
+  assert.equal(
+    listed.find((actor) => actor.key === user.user_id),
+    { ...listed.find((actor) => actor.key === user.user_id), kind: INBOUND_KIND, key: user.user_id, subject: `caliopen.actor.inbound.${user.user_id}` },
+  );
 });
 
 /** A mail with a 20 MiB attachment, made as it is stored: base64 lines in 64 KiB chunks. */
