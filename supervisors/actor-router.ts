@@ -19,6 +19,10 @@ export interface ActorRoute {
   input?: (payload: Record<string, unknown>) => Record<string, unknown>;
   /** Checked before the order is queued or forwarded (before any actor is started for it). */
   admit?: Admission;
+  /** The message type the actor receives (default: the order's name), e.g. to tell apart subjects. */
+  type?: string;
+  /** A request starts the actor (with `input`) when it does not exist yet; otherwise it is refused. */
+  startOnRequest?: boolean;
 }
 
 export interface RouterDeps {
@@ -41,7 +45,7 @@ export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler 
   return async (payload, context) => {
     await admitOrRefuse(route.admit, payload, context);
     const key = String(payload[route.keyField]);
-    const message = { type: context.order, payload };
+    const message = { type: route.type ?? context.order, payload };
     if (context.mode === "publish") {
       await deps.keyed.publish("deliver", route.kind, key, {
         message,
@@ -50,6 +54,12 @@ export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler 
       });
       return undefined;
     }
-    return deps.keyed.forward({ kind: route.kind, key, message, ...(context.replyTo !== undefined && { replyTo: context.replyTo }) });
+    return deps.keyed.forward({
+      kind: route.kind,
+      key,
+      message,
+      ...(context.replyTo !== undefined && { replyTo: context.replyTo }),
+      ...(route.startOnRequest === true && route.input !== undefined && { input: route.input(payload) }),
+    });
   };
 }

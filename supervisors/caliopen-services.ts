@@ -1,13 +1,13 @@
 // The Caliopen services this build runs on a node: the store, the identities worker (poller actors), the
 // IMAP and Twitter bridges (imap and twitter worker actors), the SMTP bridge (outbound deliver and the
-// inbound SMTP server), the inbound processors (email, DMs) and the HTTP API.
+// inbound SMTP server), the inbound processors (an `inbound` actor per user, for mail and DMs), ContactAction
+// and KeyAction (a `contact` actor per contact) and the HTTP API.
 import type { Logger } from "pino";
 import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
-import { processInboundEmail } from "../actors/mail/inbound-email.ts";
+import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
-import { processInboundTwitter } from "../actors/twitter/inbound-twitter.ts";
 import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
@@ -24,6 +24,7 @@ import { routeToActor } from "./actor-router.ts";
 import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
+import { existingUserAdmission } from "./user-admission.ts";
 import { platformServers } from "./platform-servers.ts";
 import { workerLifecycle, type ServiceFactory } from "./services.ts";
 
@@ -47,7 +48,13 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
     return {
-      families: [pollerFamily(store), imapWorkerFamily(store, { ...config.imap, destinations }), twitterWorkerFamily(store, config.twitter), contactFamily({ store, keys: config.keys, destinations })],
+      families: [
+        pollerFamily(store),
+        imapWorkerFamily(store, { ...config.imap, destinations }),
+        twitterWorkerFamily(store, config.twitter),
+        inboundProcessorFamily(store, { mail: { ...config.mail.inbound } }),
+        contactFamily({ store, keys: config.keys, destinations }),
+      ],
       bindings: (context) => {
         const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
         // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
@@ -55,6 +62,9 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
         const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
+        // One inbound processor per user takes both subjects' imports; only existing users get one.
+        const inbound = (type: string) =>
+          routeToActor(context, { kind: INBOUND_KIND, keyField: "user_id", type, input: (payload) => ({ user_id: payload.user_id }), admit: existingUserAdmission(store), startOnRequest: true });
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
@@ -62,16 +72,12 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           IMAPfetcher: { sync: toImapWorker, fullfetch: toImapWorker },
           outboundIMAP: { deliver: toImapWorker },
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
-          // Stateless: any node imports any raw; de-duplication by Message-ID is in the store.
-          inboundSMTP: {
-            process_inbound: (payload) =>
-              processInboundEmail(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }, { ...config.mail.inbound }),
-          },
+          inboundSMTP: { process_inbound: inbound(PROCESS_EMAIL) },
           twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
           // Each contact's orders, one at a time, in its actor.
           ...contactRoutes(context, store),
-          inboundTwitter: { process_inbound: (payload) => processInboundTwitter(store, { message_id: String(payload.message_id), remote_id: String(payload.remote_id), user_id: String(payload.user_id) }) },
+          inboundTwitter: { process_inbound: inbound(PROCESS_TWITTER) },
         };
       },
       async start(context) {

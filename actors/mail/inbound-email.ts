@@ -13,8 +13,9 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
-import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
-import { SCHEMA_VERSION, type AttachmentInfo, type Identity, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, type User } from "../store/model.ts";
+import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
+import { alreadyImported, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { SCHEMA_VERSION, type AttachmentInfo, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
 import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
@@ -36,6 +37,8 @@ export interface InboundEmailOptions {
    * it are counted in `participants_omitted` (CALIOPEN_MAIL_MAX_ADDRESSES_PER_HEADER).
    */
   maxAddressesPerHeader?: number;
+  /** What the user's inbound actor remembers between imports (see inbound-cache.ts). */
+  cache?: InboundCache;
 }
 
 export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
@@ -56,18 +59,29 @@ export const MAX_BODY_BYTES = 256 * 1024;
 
 
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
-  const now = options.now ?? (() => new Date());
-  const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
   try {
-    return await importRaw(store, order, { now, maxAddresses });
+    return await importInboundEmail(store, order, options);
   } catch (err) {
-    return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${describe(err)}`);
+    return importFailure(order, err);
   }
 }
 
-async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddresses }: { now: () => Date; maxAddresses: number }): Promise<Reply> {
-  const loaded = await loadInbound(store, order, (identity) =>
-    identity.protocol === "twitter" ? `identity ${identity.identity_id} is a twitter identity, it does not receive mail` : null,
+/**
+ * processInboundEmail for a caller that retries: what it cannot answer (the store unreachable, ...) is
+ * thrown instead of replied; `importFailure` makes the reply processInboundEmail would give.
+ */
+export async function importInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
+  const now = options.now ?? (() => new Date());
+  const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
+  return importRaw(store, order, { now, maxAddresses, cache: options.cache });
+}
+
+async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddresses, cache }: { now: () => Date; maxAddresses: number; cache: InboundCache | undefined }): Promise<Reply> {
+  const loaded = await loadInbound(
+    store,
+    order,
+    (identity) => (identity.protocol === "twitter" ? `identity ${identity.identity_id} is a twitter identity, it does not receive mail` : null),
+    cache,
   );
   if (isReply(loaded)) return loaded;
   const { user, identity, raw } = loaded;
@@ -77,7 +91,7 @@ async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddre
 
   const abort = new AbortController();
   try {
-    return await importParsed(store, { user, identity, raw, now, maxAddresses }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
+    return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
   } finally {
     // Whatever happened, stop reading the raw (once parsed, this changes nothing).
     abort.abort();
@@ -85,14 +99,15 @@ async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddre
 }
 
 interface Context {
-  user: User;
-  identity: Identity;
+  user: CachedUser;
+  identity: CachedIdentity;
   raw: RawMessage;
   now: () => Date;
   maxAddresses: number;
+  cache: InboundCache | undefined;
 }
 
-async function importParsed(store: Store, { user, identity, raw, now, maxAddresses }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
+async function importParsed(store: Store, { user, identity, raw, now, maxAddresses, cache }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
   const userId = user.user_id;
   const identityId = identity.identity_id;
   const rawId = raw.raw_msg_id;
@@ -125,12 +140,12 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   if (holder !== null) return sameMailOrConflict(store, holder, copy);
 
   const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
-  const participants = await linkContacts(store, user, identity.identifier, found);
+  const participants = await linkContacts(store, user, identity.identifier, found, cache);
   const listId = listIdOf(head.value("list-id"));
   const inReplyTo = firstId(head.value("in-reply-to"));
   const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
   const parentExternal = inReplyTo ?? references.at(-1) ?? null;
-  const parent = parentExternal === null ? null : await store.messages.byExternalId(userId, parentExternal);
+  const parent = parentExternal === null ? null : (cache?.messageRef(parentExternal) ?? (await store.messages.byExternalId(userId, parentExternal)));
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
@@ -167,6 +182,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const { message, bodyCut } = fitDocument(built);
 
   const stored = await storeOnce(store, message, externalId, rawId);
+  cache?.rememberMessage(externalId, stored.message);
   // Another import of this Message-ID stored its message first.
   if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
   const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;

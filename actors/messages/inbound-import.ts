@@ -4,8 +4,9 @@
 // receiving the same message is added to it, and every import marks its raw delivered.
 import { DocumentExists } from "../../runtime/kv-documents.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
-import type { Identity, Message, Participant, RawMessage, User } from "../store/model.ts";
+import type { Message, Participant, RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import type { CachedIdentity, CachedUser, InboundCache } from "./inbound-cache.ts";
 
 export const ALREADY_IMPORTED = "raw message already imported";
 
@@ -18,23 +19,26 @@ export interface InboundOrder {
 }
 
 export interface InboundSubjects {
-  user: User;
-  identity: Identity;
+  user: CachedUser;
+  identity: CachedIdentity;
   raw: RawMessage;
 }
 
 /**
  * Checks the order and loads what it names; a failure reply names what is wrong. `refuse` says why this
- * processor does not take messages for an identity (null: it does).
+ * processor does not take messages for an identity (null: it does). With a cache, the user and the
+ * identity may come from it (the raw is always read).
  */
-export async function loadInbound(store: Store, order: InboundOrder, refuse: (identity: Identity) => string | null): Promise<InboundSubjects | Reply> {
+export async function loadInbound(store: Store, order: InboundOrder, refuse: (identity: CachedIdentity) => string | null, cache?: InboundCache): Promise<InboundSubjects | Reply> {
   for (const field of ["message_id", "remote_id", "user_id"] as const) {
     if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
   }
   const { message_id: rawId, remote_id: identityId, user_id: userId } = order;
-  const user = await store.users.get(userId);
+  const readUser = () => store.users.get(userId);
+  const user = cache === undefined ? await readUser() : await cache.user(userId, readUser);
   if (user === null) return failure(`unknown user ${userId}`);
-  const identity = await store.identities.get(userId, identityId);
+  const readIdentity = () => store.identities.get(userId, identityId);
+  const identity = cache === undefined ? await readIdentity() : await cache.identity(identityId, (known) => known.status !== "deleted" && refuse(known) === null, readIdentity);
   if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
   if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
   const refused = refuse(identity);
@@ -45,14 +49,18 @@ export async function loadInbound(store: Store, order: InboundOrder, refuse: (id
   return { user, identity, raw };
 }
 
-/** Each participant's contact by address; the receiving identity's own address is the user's own card. */
-export async function linkContacts(store: Store, user: User, ownAddress: string, participants: Participant[]): Promise<Participant[]> {
+/**
+ * Each participant's contact by address; the receiving identity's own address is the user's own card.
+ * With a cache, addresses looked up lately are not looked up again.
+ */
+export async function linkContacts(store: Store, user: CachedUser, ownAddress: string, participants: Participant[], cache?: InboundCache): Promise<Participant[]> {
   const byAddress = new Map<string, Promise<string[]>>();
+  const read = (address: string) => () => store.contacts.byAddress(user.user_id, address).then((contact) => (contact === null ? [] : [contact.contact_id]));
   const lookup = (address: string) => {
     let found = byAddress.get(address);
     if (found === undefined) {
-      found = store.contacts.byAddress(user.user_id, address).then((contact) => {
-        if (contact !== null) return [contact.contact_id];
+      found = (cache === undefined ? read(address)() : cache.contactIds(address, read(address))).then((ids) => {
+        if (ids.length > 0) return ids;
         return address === ownAddress ? [user.contact_id] : [];
       });
       byAddress.set(address, found);
@@ -85,6 +93,12 @@ export async function storeOnce(store: Store, message: Message, externalId: stri
   }
   await store.raws.markDelivered(rawId);
   return { message: claimed, created: true };
+}
+
+/** The reply for an import that failed on something other than the order or the raw. */
+export function importFailure(order: InboundOrder, err: unknown): Reply {
+  const why = err instanceof Error ? err.message || err.name : String(err);
+  return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${why}`);
 }
 
 /**

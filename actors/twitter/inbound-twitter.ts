@@ -9,7 +9,8 @@ import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import { SCHEMA_VERSION, type Message, type Participant } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { alreadyImported, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import type { InboundCache } from "../messages/inbound-cache.ts";
+import { alreadyImported, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { decodeStoredDm, dmExternalKey, screenNameAddress, type StoredDm } from "./dm-raw.ts";
 
 export interface InboundTwitterOrder {
@@ -22,22 +23,32 @@ export interface InboundTwitterOrder {
 
 export interface InboundTwitterOptions {
   now?: () => Date;
+  /** What the user's inbound actor remembers between imports (see inbound-cache.ts). */
+  cache?: InboundCache;
 }
 
 export const TWITTER_PROTOCOL = "twitter";
 
 export async function processInboundTwitter(store: Store, order: InboundTwitterOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
-  const now = options.now ?? (() => new Date());
   try {
-    return await importDm(store, order, now);
+    return await importInboundTwitter(store, order, options);
   } catch (err) {
-    return failure(`cannot import raw message ${String(order?.message_id)} for user ${String(order?.user_id)}: ${describe(err)}`);
+    return importFailure(order, err);
   }
 }
 
-async function importDm(store: Store, order: InboundTwitterOrder, now: () => Date): Promise<Reply> {
-  const loaded = await loadInbound(store, order, (identity) =>
-    identity.protocol === TWITTER_PROTOCOL ? null : `identity ${identity.identity_id} is a ${identity.protocol} identity, not a twitter one`,
+/**
+ * processInboundTwitter for a caller that retries: what it cannot answer (the store unreachable, ...) is
+ * thrown instead of replied; `importFailure` makes the reply processInboundTwitter would give.
+ */
+export async function importInboundTwitter(store: Store, order: InboundTwitterOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
+  const now = options.now ?? (() => new Date());
+  const cache = options.cache;
+  const loaded = await loadInbound(
+    store,
+    order,
+    (identity) => (identity.protocol === TWITTER_PROTOCOL ? null : `identity ${identity.identity_id} is a ${identity.protocol} identity, not a twitter one`),
+    cache,
   );
   if (isReply(loaded)) return loaded;
   const { user, identity, raw } = loaded;
@@ -58,7 +69,7 @@ async function importDm(store: Store, order: InboundTwitterOrder, now: () => Dat
   const known = await store.messages.byExternalId(userId, externalKey);
   if (known !== null) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
 
-  const participants = await linkContacts(store, user, screenNameAddress(identity.identifier), participantsOf(dm));
+  const participants = await linkContacts(store, user, screenNameAddress(identity.identifier), participantsOf(dm), cache);
   const sent = dm.direction === "sent";
   const message: Message = {
     schema: SCHEMA_VERSION,

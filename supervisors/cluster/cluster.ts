@@ -93,7 +93,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
             logger.warn({ subject: msg.subject, replyLength: msg.reply?.length ?? 0 }, "node inbox: message without a usable reply subject dropped");
             return;
           }
-          msg.respond(encodeJson(keyed.answerInbox(msg.data)));
+          void keyed.answerInbox(msg.data).then((answer) => msg.respond(encodeJson(answer)));
         },
       });
       coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }));

@@ -19,6 +19,8 @@ export interface ForwardedMessage {
   key: string;
   message: { type: string; payload: Record<string, unknown> };
   replyTo?: string;
+  /** Start the actor with this input when it does not run yet (families that start on their first order). */
+  input?: Record<string, unknown>;
 }
 
 /** What a node answers when asked to hand a message to one of its actors. */
@@ -83,7 +85,7 @@ export class KeyedOrders {
     while (Date.now() < deadline) {
       const owner = this.assignments.get(shard)?.node;
       let answer: InboxAnswer | null = null;
-      if (owner === this.nodeId) answer = this.acceptHere(forwarded);
+      if (owner === this.nodeId) answer = await this.acceptHere(forwarded).catch((err: Error) => ((last = err.message), null));
       else if (owner !== undefined) answer = await this.askNode(owner, forwarded).catch((err: Error) => ((last = err.message), null));
       if (answer?.accepted) return undefined;
       if (answer !== null && "error" in answer) return failure(answer.error);
@@ -97,18 +99,31 @@ export class KeyedOrders {
    * The node inbox's answer for what arrived on it: anyone may publish there, so the envelope is checked
    * here and the message by the actor (deliverFromBus).
    */
-  answerInbox(data: Uint8Array): InboxAnswer {
+  async answerInbox(data: Uint8Array): Promise<InboxAnswer> {
     const decoded = decodeJson(data, WRAPPED_ORDER_LIMITS);
     if (!decoded.ok) return { accepted: false, error: `unreadable forwarded message: ${decoded.error}` };
     const forwarded = readForwarded(decoded.value);
-    return typeof forwarded === "string" ? { accepted: false, error: forwarded } : this.acceptHere(forwarded);
+    if (typeof forwarded === "string") return { accepted: false, error: forwarded };
+    // Could not start the actor now (the store unreachable): the sender tries again.
+    return this.acceptHere(forwarded).catch((): InboxAnswer => ({ accepted: false, moved: true }));
   }
 
-  /** Hands a message for one of this node's actors to it, through its checked entry. */
-  acceptHere(forwarded: ForwardedMessage): InboxAnswer {
+  /**
+   * Hands a message for one of this node's actors to it, through its checked entry; an actor that does
+   * not run yet is started first when the message says how (`input`) and its family starts that way.
+   */
+  async acceptHere(forwarded: ForwardedMessage): Promise<InboxAnswer> {
     const runner = this.runner();
     if (runner === null || !runner.isRunning(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
-    const cell = this.host.get(forwarded.kind, forwarded.key);
+    let cell = this.host.get(forwarded.kind, forwarded.key);
+    if (cell === undefined && forwarded.input !== undefined) {
+      // Refused before the actor is started, as the order stream does; the cell checks it again.
+      const problem = this.host.busMessageProblem(forwarded.kind, forwarded.message);
+      if (problem !== null) return { accepted: false, error: problem };
+      const started = await runner.startForRequest(forwarded.kind, forwarded.key, forwarded.input);
+      if (started === "moved") return { accepted: false, moved: true };
+      if (started !== "refused") cell = started;
+    }
     if (cell === undefined) return { accepted: false, error: `no ${forwarded.kind} actor for "${forwarded.key}"` };
     cell.deliverFromBus({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
     return { accepted: true };
@@ -128,11 +143,12 @@ export class KeyedOrders {
 /** A forwarded message's envelope, checked, or why it is unusable. */
 function readForwarded(value: unknown): ForwardedMessage | string {
   if (!isJsonObject(value)) return "a forwarded message must be a JSON object";
-  const { kind, key, message, replyTo } = value;
+  const { kind, key, message, replyTo, input } = value;
   if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a forwarded message needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
   const badKey = actorKeyProblem(key);
   if (badKey !== null) return badKey;
   if (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload)) return `a forwarded message needs "message": {type: string, payload: object}`;
   if (replyTo !== undefined && (typeof replyTo !== "string" || !isSafeReplySubject(replyTo))) return "a forwarded message's reply subject is unusable";
-  return { kind, key: key as string, message: { type: message.type, payload: message.payload }, ...(replyTo !== undefined && { replyTo }) };
+  if (input !== undefined && !isJsonObject(input)) return `a forwarded message's "input" must be an object`;
+  return { kind, key: key as string, message: { type: message.type, payload: message.payload }, ...(replyTo !== undefined && { replyTo }), ...(input !== undefined && { input }) };
 }

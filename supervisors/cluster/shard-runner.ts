@@ -4,6 +4,7 @@
 // and stops the shard's actors once their last state is saved.
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
+import type { ActorCell } from "../../runtime/actor-cell.ts";
 import type { ActorHost } from "../../runtime/actor-host.ts";
 import type { DeadLetters } from "../../runtime/dead-letters.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
@@ -36,6 +37,8 @@ const RESUME_CONCURRENCY = 32;
 
 export class ShardRunner {
   private readonly running = new Map<number, RunningShard>();
+  /** Actors being started for requests: a burst of requests for a new actor starts it once. */
+  private readonly startingForRequests = new Map<string, Promise<ActorCell>>();
 
   constructor(private readonly deps: ShardRunnerDeps) {}
 
@@ -89,6 +92,31 @@ export class ShardRunner {
       },
     });
     this.deps.logger.debug({ shard, actors: actors.length }, "shard started");
+  }
+
+  /**
+   * Starts, for a request that names it, an actor of a kind that starts on its first order: "refused"
+   * for other kinds, "moved" when this node does not run (or no longer runs) its shard.
+   */
+  async startForRequest(kind: string, key: string, input: Record<string, unknown>): Promise<ActorCell | "refused" | "moved"> {
+    const supervisor = this.deps.supervisors.get(kind);
+    if (supervisor === undefined || !this.deps.activateOnOrder.has(kind)) return "refused";
+    const shard = shardOf(kind, key, this.deps.shards);
+    const state = this.running.get(shard);
+    if (state === undefined || state.stopping) return "moved";
+    const id = `${kind}.${key}`;
+    let starting = this.startingForRequests.get(id);
+    if (starting === undefined) {
+      starting = supervisor.start(key, input).finally(() => this.startingForRequests.delete(id));
+      this.startingForRequests.set(id, starting);
+    }
+    const cell = await starting;
+    // The shard was handed off meanwhile: its new owner resumes the actor from the registry.
+    if (this.running.get(shard) !== state || state.stopping) {
+      await this.deps.host.stop(kind, key);
+      return "moved";
+    }
+    return cell;
   }
 
   async stop(shard: number): Promise<void> {

@@ -1,0 +1,341 @@
+// The inbound processor of one user, as an actor (kind `inbound`, keyed by user_id): every
+// `process_inbound` for the user, on inboundSMTP (mail: SMTP, IMAP) and on inboundTwitter (DMs), comes
+// here, waits in a bounded queue and is imported a few at a time by the processors' own logic
+// (inbound-email.ts, inbound-twitter.ts), which the actor lends what it remembers of the user while it
+// is busy (inbound-cache.ts: the user, their identities, contacts and Message-IDs seen lately; in the
+// node's memory, not in the snapshot, and dropped when the actor goes idle). Each request is answered
+// with the processors' reply, unchanged. States, for operators:
+//   idle        nothing to import;
+//   importing   a batch running; the context shows the queue, and the busy period's progress (done,
+//               failed, rate);
+//   backingOff  the store (NATS, JetStream) failed under an import: the error and the next try
+//               (`retry.due`) are in the context, the orders it failed stay first in the queue and are
+//               imported again then (an order still failing after `maxAttempts` tries is answered with
+//               the error, so that it cannot hold the queue for ever). Failures that are not the store's
+//               (a raw that is not mail) are answered at once, as errors.
+// The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
+// it to the next owner, which imports it again (imports are idempotent).
+import { assign, fromCallback, setup } from "xstate";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
+import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import type { PayloadSchema } from "../../runtime/payload-schema.ts";
+import { failure, type Reply } from "../../runtime/reply.ts";
+import { orderSpec } from "../contract/contract-table.ts";
+import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
+import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
+import { importFailure } from "../messages/inbound-import.ts";
+import type { Store } from "../store/store.ts";
+import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
+import { isStoreFailure } from "./store-failure.ts";
+
+export const INBOUND_KIND = "inbound";
+/** The message types the actor takes: `process_inbound`, told apart by the subject it came on. */
+export const PROCESS_EMAIL = "process_inbound.email";
+export const PROCESS_TWITTER = "process_inbound.twitter";
+const RETRY_DUE = "retry.due";
+const ANSWERED = "import.answered";
+const STORE_FAILED = "import.storeFailed";
+
+export interface InboundProcessorOptions {
+  /** Orders waiting or running at most; past it a request is answered with an error at once. */
+  maxQueue: number;
+  /** Imports running side by side. */
+  concurrency: number;
+  /** Pause before trying again after the store failed. */
+  retry: BackoffPolicy;
+  /**
+   * Tries of one order that may fail on the store; the last failure is answered as an error, so that an
+   * order the store keeps refusing cannot hold the queue for ever (its requester tries it again later).
+   */
+  maxAttempts: number;
+  cache: InboundCacheLimits;
+  /** Mail processing's own options (addresses per header). */
+  mail: Pick<InboundEmailOptions, "maxAddressesPerHeader">;
+}
+
+export const DEFAULT_INBOUND_OPTIONS: InboundProcessorOptions = {
+  maxQueue: 256,
+  concurrency: 8,
+  retry: { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 },
+  maxAttempts: 10,
+  cache: DEFAULT_INBOUND_CACHE_LIMITS,
+  mail: {},
+};
+
+export type Processor = "email" | "twitter";
+
+/** One `process_inbound` order, as the queue keeps it. */
+export interface PendingImport {
+  /** Unique within the actor: tells the replies of a batch apart. */
+  seq: number;
+  processor: Processor;
+  /** The raw message's id. */
+  message_id: string;
+  remote_id: string;
+  replyTo?: string;
+  /** Tries that failed on the store so far. */
+  attempts: number;
+}
+
+/** The current busy period (from leaving `idle` to coming back), or the last one. */
+export interface ImportProgress {
+  started_at: string;
+  /** Orders answered: imported, already imported, or refused. */
+  done: number;
+  /** Of those, answered with an error. */
+  failed: number;
+  /** Answers per second over the period. */
+  rate_per_s: number;
+  finished_at: string | null;
+}
+
+export interface InboundContext {
+  user_id: string;
+  /** Orders waiting, oldest first. */
+  queue: PendingImport[];
+  /** The batch being imported. */
+  running: PendingImport[];
+  next_seq: number;
+  progress: ImportProgress | null;
+  /** The store's failure that the running batch met (it is then tried again after a pause). */
+  batch_store_error: string | null;
+  /** Batches in a row that met a store failure. */
+  store_failures: number;
+  last_error: { message: string; at: string } | null;
+  deadlines: Deadlines;
+}
+
+interface BatchInput {
+  user_id: string;
+  batch: PendingImport[];
+}
+
+/** What an import of the batch reports: its reply, or the store's failure. */
+type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Reply } } | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
+
+/** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
+const MAX_CACHED_USERS = 1_024;
+
+/** The contract's `process_inbound` payload, the same on inboundSMTP and inboundTwitter. */
+function processInboundPayload(): PayloadSchema {
+  const email = orderSpec("inboundSMTP", "process_inbound")?.payload;
+  const twitter = orderSpec("inboundTwitter", "process_inbound")?.payload;
+  const same = email !== undefined && twitter !== undefined && Object.keys(email).length === Object.keys(twitter).length && Object.entries(email).every(([field, spec]) => twitter[field] === spec);
+  if (!same) throw new Error("the contract's process_inbound payloads differ between inboundSMTP and inboundTwitter");
+  return email;
+}
+
+export function inboundProcessorFamily(store: Store, options: Partial<InboundProcessorOptions> = {}, now: () => number = Date.now): ActorFamily {
+  const settings = { ...DEFAULT_INBOUND_OPTIONS, ...options };
+  return {
+    kind: INBOUND_KIND,
+    description: "imports one user's received mail and DMs (process_inbound), a few at a time",
+    // The first import of a user starts it; the router admits only users that exist.
+    startsOnFirstMessage: true,
+    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload() },
+    createMachine: (ports) => inboundMachine(store, ports, settings, now),
+  };
+}
+
+function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProcessorOptions, now: () => number) {
+  // Per busy user, oldest first: memory of this node, never saved (rebuilt in a few reads elsewhere).
+  const caches = new Map<string, InboundCache>();
+  const cacheOf = (userId: string) => {
+    let cache = caches.get(userId);
+    if (cache === undefined) {
+      cache = new InboundCache(settings.cache, now);
+      caches.set(userId, cache);
+      for (const oldest of caches.keys()) {
+        if (caches.size <= MAX_CACHED_USERS) break;
+        caches.delete(oldest);
+      }
+    }
+    return cache;
+  };
+
+  const importBatch = fromCallback<ActorMessage, BatchInput>(({ sendBack, input }) => {
+    const cache = cacheOf(input.user_id);
+    let stopped = false;
+    const report = (outcome: ImportOutcome) => {
+      if (!stopped) sendBack(outcome);
+    };
+    for (const pending of input.batch) {
+      void importOne(pending).then(report);
+    }
+
+    async function importOne(pending: PendingImport): Promise<ImportOutcome> {
+      const order = { message_id: pending.message_id, remote_id: pending.remote_id, user_id: input.user_id };
+      try {
+        const reply =
+          pending.processor === "email" ? await importInboundEmail(store, order, { ...settings.mail, cache }) : await importInboundTwitter(store, order, { cache });
+        return { type: ANSWERED, payload: { seq: pending.seq, reply } };
+      } catch (err) {
+        // What memory says of this identity is not trusted for the next try.
+        cache.forgetIdentity(pending.remote_id);
+        if (isStoreFailure(err)) return { type: STORE_FAILED, payload: { seq: pending.seq, error: importFailure(order, err).message } };
+        return { type: ANSWERED, payload: { seq: pending.seq, reply: importFailure(order, err) } };
+      }
+    }
+    return () => {
+      stopped = true;
+    };
+  });
+
+  const payloadOf = <T>(event: ActorMessage) => event.payload as T;
+  const nowIso = () => new Date(now()).toISOString();
+  const queued = (context: InboundContext) => context.queue.length + context.running.length;
+
+  // An order from the bus: queued, or answered at once when the queue is full or it names another user.
+  const take = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { guard: "queueFull" as const, actions: "refuseFull" as const },
+    { actions: "enqueue" as const },
+  ];
+  const fromIdle = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { target: "importing" as const, actions: ["startPeriod" as const, "enqueue" as const] },
+  ];
+
+  return setup({
+    types: { context: {} as InboundContext, events: {} as ActorMessage, input: {} as ActorInput },
+    actors: { importBatch },
+    guards: {
+      forAnotherUser: ({ context, event }) => String(event.payload.user_id) !== context.user_id,
+      queueFull: ({ context }) => queued(context) >= settings.maxQueue,
+      hasQueued: ({ context }) => context.queue.length > 0,
+      batchFailedOnStore: ({ context }) => context.running.length === 0 && context.batch_store_error !== null,
+      batchDoneMoreQueued: ({ context }) => context.running.length === 0 && context.queue.length > 0,
+      batchDone: ({ context }) => context.running.length === 0,
+      lastAttempt: ({ context, event }) => {
+        const { seq } = payloadOf<{ seq: number }>(event);
+        return (context.running.find((pending) => pending.seq === seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
+      },
+    },
+    actions: {
+      refuseAnotherUser: ({ context, event }) =>
+        ports.reply(event.replyTo, failure(`this is the inbound processor of user ${context.user_id}, not of user ${String(event.payload.user_id)}`)),
+      refuseFull: ({ context, event }) =>
+        ports.reply(event.replyTo, failure(`${queued(context)} imports of user ${context.user_id} are waiting already (at most ${settings.maxQueue}); try again later`)),
+      enqueue: assign(({ context, event }) => ({
+        queue: [
+          ...context.queue,
+          {
+            seq: context.next_seq,
+            processor: (event.type === PROCESS_TWITTER ? "twitter" : "email") as Processor,
+            message_id: String(event.payload.message_id),
+            remote_id: String(event.payload.remote_id),
+            ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
+            attempts: 0,
+          },
+        ],
+        next_seq: context.next_seq + 1,
+      })),
+      startPeriod: assign(() => ({ progress: { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null } })),
+      takeBatch: assign(({ context }) => ({
+        running: context.queue.slice(0, settings.concurrency),
+        queue: context.queue.slice(settings.concurrency),
+        batch_store_error: null,
+      })),
+      answer: ({ context, event }) => {
+        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
+        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
+      },
+      recordAnswer: assign(({ context, event }) => {
+        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
+        const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
+        const done = progress.done + 1;
+        const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
+        return {
+          running: context.running.filter((pending) => pending.seq !== seq),
+          progress: { ...progress, done, failed: progress.failed + (reply.error ? 1 : 0), rate_per_s: Math.round((done / seconds) * 100) / 100 },
+          store_failures: 0,
+        };
+      }),
+      // The order goes back to the head of the queue, to be imported again once the store answers.
+      recordStoreFailure: assign(({ context, event }) => {
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        const failed = context.running.find((pending) => pending.seq === seq);
+        return {
+          running: context.running.filter((pending) => pending.seq !== seq),
+          queue: failed === undefined ? context.queue : [{ ...failed, attempts: failed.attempts + 1 }, ...context.queue],
+          batch_store_error: error,
+          last_error: { message: error, at: nowIso() },
+        };
+      }),
+      answerGivenUp: ({ context, event }) => {
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
+      },
+      recordGivenUp: assign(({ context, event }) => {
+        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
+        return {
+          running: context.running.filter((pending) => pending.seq !== seq),
+          progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
+          batch_store_error: error,
+          last_error: { message: error, at: nowIso() },
+        };
+      }),
+      scheduleRetry: assign(({ context }) => {
+        const failures = context.store_failures + 1;
+        return { store_failures: failures, deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)) };
+      }),
+      logBackingOff: ({ context }) =>
+        ports.logger.warn({ kind: INBOUND_KIND, key: context.user_id, queued: context.queue.length, err: context.batch_store_error, retryAt: context.deadlines[RETRY_DUE] }, "inbound imports wait for the store"),
+      clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+      endPeriod: assign(({ context }) => ({ progress: context.progress === null ? null : { ...context.progress, finished_at: nowIso() } })),
+      // Idle: what it remembered may be stale by the next import.
+      forgetCache: ({ context }) => void caches.delete(context.user_id),
+    },
+  }).createMachine({
+    id: INBOUND_KIND,
+    context: ({ input }) => ({
+      user_id: String(input.user_id ?? input.key),
+      queue: [],
+      running: [],
+      next_seq: 1,
+      progress: null,
+      batch_store_error: null,
+      store_failures: 0,
+      last_error: null,
+      deadlines: {},
+    }),
+    initial: "idle",
+    states: {
+      idle: {
+        entry: "forgetCache",
+        on: {
+          [PROCESS_EMAIL]: fromIdle,
+          [PROCESS_TWITTER]: fromIdle,
+        },
+      },
+      importing: {
+        tags: ["busy"],
+        entry: "takeBatch",
+        invoke: { src: "importBatch", input: ({ context }) => ({ user_id: context.user_id, batch: context.running }) },
+        on: {
+          [PROCESS_EMAIL]: take,
+          [PROCESS_TWITTER]: take,
+          [ANSWERED]: { actions: ["answer", "recordAnswer"] },
+          [STORE_FAILED]: [{ guard: "lastAttempt", actions: ["answerGivenUp", "recordGivenUp"] }, { actions: "recordStoreFailure" }],
+        },
+        always: [
+          { guard: "batchFailedOnStore", target: "backingOff", actions: ["scheduleRetry", "logBackingOff"] },
+          { guard: "batchDoneMoreQueued", target: "importing", reenter: true },
+          { guard: "batchDone", target: "idle", actions: "endPeriod" },
+        ],
+      },
+      backingOff: {
+        on: {
+          [PROCESS_EMAIL]: take,
+          [PROCESS_TWITTER]: take,
+          [RETRY_DUE]: [
+            { guard: "hasQueued", target: "importing", actions: "clearRetry" },
+            { target: "idle", actions: ["clearRetry", "endPeriod"] },
+          ],
+        },
+      },
+    },
+  });
+}

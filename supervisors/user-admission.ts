@@ -1,0 +1,13 @@
+// Orders for a user's own actors (the inbound processor) must name a user that exists before an actor
+// is started or a message forwarded: otherwise anyone on the bus could make the node create (and
+// persist) an actor per made-up user id. The refusal is the one the processors give for such a user.
+import type { Store } from "../actors/store/store.ts";
+import type { Admission } from "./actor-router.ts";
+
+export function existingUserAdmission(store: Store): Admission {
+  return async (payload) => {
+    // The id passed the contract's id rule at the entry point.
+    const userId = String(payload.user_id);
+    return (await store.users.get(userId)) === null ? `unknown user ${userId}` : null;
+  };
+}
