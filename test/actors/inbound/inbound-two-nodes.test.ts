@@ -25,20 +25,26 @@ interface Context {
 }
 
 const test = suite<Context>("inbound actors on two nodes");
-const USERS = 6;
-const MAILS = 6;
+// Enough users, and shards, that both nodes own some of them: 64 shards split 32/32 between these two
+// node ids, 12 users all on one node 5 times in 10,000.
+const SHARDS = 64;
+const USERS = 12;
+const MAILS = 4;
 
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
   const config = testCaliopenConfig({ api: null, mail: { ...testCaliopenConfig().mail, smtp: null } });
   ctx.nodes = [
-    await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-a" }),
-    await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-b" }),
+    await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-a", shards: SHARDS }),
+    await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "inbound-b", shards: SHARDS }),
   ];
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
-  // Both nodes own shards before the test starts.
-  await waitFor("shards spread over both nodes", async () => (await ownedShards(ctx.client)).filter((owned) => owned > 0).length === 2, 15_000);
+  // Both nodes own a fair share of the shards before the test starts.
+  await waitFor("shards spread over both nodes", async () => {
+    const owned = await ownedShards(ctx.client);
+    return owned.length === 2 && owned.every((shards) => shards >= SHARDS / 4);
+  }, 15_000);
 });
 
 test.after(async (ctx) => {
