@@ -18,6 +18,8 @@ export const INLINE_RAW_MAX_BYTES = 512 * 1024;
 export const INLINE_RAW_HEADER_ALLOWANCE = 4 * 1024;
 
 const DIGEST_HEADER = "Caliopen-Raw-Sha256";
+/** Raw ids are UUIDs; anything else (a dot, a wildcard from a hostile order) never becomes a subject. */
+const RAW_ID = /^[0-9A-Za-z_-]{1,64}$/;
 const KV_OPERATION_HEADER = "KV-Operation";
 
 /** Where an inline raw's bytes live: a KV bucket (opened by the store). */
@@ -42,6 +44,7 @@ export class InlineRaws {
 
   /** Writes the bytes of a new raw (its id fresh: nothing to compare with); resolves to its sequence. */
   async put(rawId: string, bytes: Uint8Array, sha256: string): Promise<number> {
+    if (!RAW_ID.test(rawId)) throw new Error(`${JSON.stringify(rawId)} is not a raw message id`);
     if (bytes.length > this.limit) throw new Error(`raw message ${rawId} is ${bytes.length} bytes, over the ${this.limit} kept as one message`);
     const h = headers();
     h.set(DIGEST_HEADER, sha256);
@@ -54,6 +57,7 @@ export class InlineRaws {
    * have a raw written a moment ago yet).
    */
   async get(rawId: string, authoritative = false): Promise<Uint8Array | null> {
+    if (!RAW_ID.test(rawId)) return null;
     const jsm = await this.place.jsm();
     const query = { last_by_subj: this.prefix + rawId };
     const found = authoritative ? await jsm.streams.getMessage(this.stream, query) : await jsm.direct.getMessage(this.stream, query);
@@ -62,6 +66,7 @@ export class InlineRaws {
 
   /** Removes the raw's bytes (a raw nobody else knows of, see RawMessageStore.putOnce). */
   async delete(rawId: string): Promise<void> {
+    if (!RAW_ID.test(rawId)) return;
     await (await this.place.jsm()).streams.purge(this.stream, { filter: this.prefix + rawId });
   }
 }

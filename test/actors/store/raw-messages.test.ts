@@ -176,6 +176,14 @@ test("an unknown raw message is null everywhere", async () => {
   assert.is(await f.store.raws.get(id), null);
 });
 
+test("an id that is a subject wildcard reads no raw's bytes (a hostile order names any id)", async () => {
+  await f.store.raws.put(randomUUID(), Buffer.from("Subject: secret\r\n\r\nsomeone's mail\r\n"));
+  for (const id of [">", "*", "a.>", "*.*"]) {
+    assert.is(await f.store.raws.read(id), null, `read(${JSON.stringify(id)})`);
+    assert.is(await f.store.raws.stream(id), null, `stream(${JSON.stringify(id)})`);
+  }
+});
+
 test("putOnce stores the same bytes once: a retry gets the earlier raw message back", async () => {
   const { store } = f;
   const bytes = new TextEncoder().encode(`Subject: once ${Date.now()}\r\n\r\nbody\r\n`);
