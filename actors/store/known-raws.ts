@@ -21,8 +21,8 @@ interface Known {
   place?: RawPlace;
 }
 
-/** Enough for the raws of the imports in flight on a node (a document is about 200 bytes). */
-const DEFAULT_CAPACITY = 4096;
+/** Enough for the raws of the imports in flight on a node (an entry is about half a KiB). */
+const DEFAULT_CAPACITY = 1024;
 
 export class KnownRaws {
   private readonly entries = new Map<string, Known>();

@@ -6,7 +6,9 @@ import { runInNewContext } from "node:vm";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
 import { KvDocuments } from "../../../runtime/kv-documents.ts";
+import { startTestNats } from "../../helpers/nats-server.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { SCHEMA_VERSION, type RawMessage } from "../../../actors/store/model.ts";
@@ -276,6 +278,22 @@ test("the size boundary: exactly the inline limit is one message, one byte more 
         assert.ok(read.equals(bytes) && streamed.equals(bytes), `${size} bytes read back identical`);
       }
     }
+  }
+});
+
+test("a store keeps to the inline bucket's own size limit, as a node that made it on a lower max_payload left it", async () => {
+  const nats = await startTestNats();
+  try {
+    const nc = await nats.connect();
+    await new Kvm(nc).create("caliopen_raw_inline", { history: 1, maxValueSize: 64 * 1024 + 4096 });
+    const store = await openStore({ nc, subjects: new Subjects(""), secrets: f.secrets });
+    assert.is(store.raws.inlineLimit, 64 * 1024);
+    const bytes = randomBytes(100 * 1024);
+    const raw = await store.raws.put(null, bytes);
+    assert.is(raw.size, bytes.length);
+    assert.ok(Buffer.from((await store.raws.read(raw.raw_msg_id)) ?? []).equals(bytes), "stored as an object, read back");
+  } finally {
+    await nats.stop();
   }
 });
 
