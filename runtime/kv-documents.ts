@@ -64,16 +64,25 @@ export class KvDocuments<T> {
    * stored value (null when the document does not exist).
    */
   async update(key: string, change: (current: T) => T | null): Promise<T | null> {
+    return (await this.updateFrom(key, null, change))?.value ?? null;
+  }
+
+  /**
+   * As update(), starting from a version read or written before instead of reading it: one write when it
+   * is still the current one, a fresh read and another try when not. Resolves to the stored version.
+   */
+  async updateFrom(key: string, known: Versioned<T> | null, change: (current: T) => T | null): Promise<Versioned<T> | null> {
+    let current = known;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.get(key);
+      current ??= await this.get(key);
       if (current === null) return null;
       const next = change(current.value);
-      if (next === null) return current.value;
+      if (next === null) return current;
       try {
-        await this.kv.update(key, encodeJson(next), current.revision);
-        return next;
+        return { value: next, revision: await this.kv.update(key, encodeJson(next), current.revision) };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
+        current = null;
       }
     }
     throw new DocumentContention(`${this.bucket}/${key} kept changing under ${CAS_ATTEMPTS} attempts to update it`);

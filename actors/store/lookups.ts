@@ -32,12 +32,21 @@ export class Lookups {
 
   /** Claims `key` for `target`; false when it already points elsewhere (true when it already points at target). */
   async claim(key: string, target: string): Promise<boolean> {
+    return (await this.claimOrHolder(key, target)) === target;
+  }
+
+  /**
+   * Claims `key` for `target` and returns what it points at: `target` when the claim was written (one
+   * write, no read) or already pointed there, the earlier target when another claimed it first (read only
+   * then), null when that claim was released in between.
+   */
+  async claimOrHolder(key: string, target: string): Promise<string | null> {
     try {
       await this.docs.create(key, { target });
-      return true;
+      return target;
     } catch (err) {
       if (!(err instanceof DocumentExists)) throw err;
-      return (await this.get(key)) === target;
+      return this.get(key);
     }
   }
 

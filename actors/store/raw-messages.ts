@@ -1,10 +1,14 @@
-// Raw messages: the bytes as received (RFC 5322 mail, a DM event's JSON) in the object store, which
-// chunks them, so a large message is streamed in and out instead of held whole; a small KV document
-// keeps what the services ask about it (owner, size, hash, delivered).
+// Raw messages: the bytes as received (RFC 5322 mail, a DM event's JSON). A raw that fits one NATS
+// message comfortably is one message (inline-raws.ts): one publish to write, one direct get to read.
+// A larger one goes to the object store, which chunks it, so it is streamed in and out instead of held
+// whole. A small KV document keeps what the services ask about it (owner, size, hash, delivered). Raws
+// stored before inline ones existed are all objects: reading looks in both places.
 import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
+import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { InlineRaws } from "./inline-raws.ts";
+import { KnownRaws, type ObjectPlace } from "./known-raws.ts";
 import type { Lookups } from "./lookups.ts";
 import { SCHEMA_VERSION, type RawMessage } from "./model.ts";
 
@@ -18,31 +22,31 @@ export interface RawChunkSource {
 const CHUNK_RETRIES = 20;
 
 export class RawMessageStore {
+  private readonly known = new KnownRaws();
+
   constructor(
     private readonly objects: ObjectStore,
+    private readonly inline: InlineRaws,
     private readonly docs: KvDocuments<RawMessage>,
     private readonly lookups: Lookups,
     private readonly chunks: RawChunkSource,
   ) {}
 
-  /** Stores the bytes (a buffer, or chunks as they arrive) and returns the new raw message. */
+  /** The largest raw stored as one message (bytes); a larger one is an object. */
+  get inlineLimit(): number {
+    return this.inline.limit;
+  }
+
+  /**
+   * Stores the bytes (a buffer, or chunks as they arrive) and returns the new raw message. Chunks are
+   * gathered until they are known to fit one message (then it is written with its document, both at
+   * once: nobody knows the new id before both are stored), or not (then they go on to the object store
+   * as they come, and the document follows).
+   */
   async put(userId: string | null, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<RawMessage> {
     const id = randomUUID();
     const hash = createHash("sha256");
-    let size = 0;
-    const source = content instanceof Uint8Array ? single(content) : content;
-    const iterator = source[Symbol.asyncIterator]();
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const next = await iterator.next();
-        if (next.done) return controller.close();
-        hash.update(next.value);
-        size += next.value.length;
-        controller.enqueue(next.value);
-      },
-    });
-    await this.objects.put({ name: id }, stream);
-    const raw: RawMessage = {
+    const document = (size: number): RawMessage => ({
       schema: SCHEMA_VERSION,
       raw_msg_id: id,
       user_id: userId,
@@ -50,8 +54,51 @@ export class RawMessageStore {
       sha256: hash.digest("hex"),
       delivered: false,
       date_insert: new Date().toISOString(),
-    };
-    await this.docs.create(id, raw);
+    });
+    const source = content instanceof Uint8Array ? single(content) : content;
+    const iterator = source[Symbol.asyncIterator]();
+    const head: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      if (size > this.inline.limit) return this.putObject(id, head, size, iterator, hash, document);
+      const next = await iterator.next();
+      if (next.done === true) break;
+      hash.update(next.value);
+      head.push(next.value);
+      size += next.value.length;
+    }
+    const bytes = head.length === 1 && head[0] !== undefined ? head[0] : Buffer.concat(head);
+    const raw = document(size);
+    const [, revision] = await Promise.all([this.inline.put(id, bytes, raw.sha256), this.docs.create(id, raw)]);
+    this.known.note(id, { doc: { value: raw, revision }, place: { kind: "inline" } });
+    return raw;
+  }
+
+  /** The rest of `put` for a raw too large for one message: `head` (already hashed) then the rest of `iterator`. */
+  private async putObject(
+    id: string,
+    head: Uint8Array[],
+    headSize: number,
+    iterator: AsyncIterator<Uint8Array>,
+    hash: ReturnType<typeof createHash>,
+    document: (size: number) => RawMessage,
+  ): Promise<RawMessage> {
+    let size = headSize;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const buffered = head.shift();
+        if (buffered !== undefined) return controller.enqueue(buffered);
+        const next = await iterator.next();
+        if (next.done === true) return controller.close();
+        hash.update(next.value);
+        size += next.value.length;
+        controller.enqueue(next.value);
+      },
+    });
+    const info = await this.objects.put({ name: id }, stream);
+    const raw = document(size);
+    const revision = await this.docs.create(id, raw);
+    this.known.note(id, { doc: { value: raw, revision }, place: objectPlace(info) });
     return raw;
   }
 
@@ -60,76 +107,129 @@ export class RawMessageStore {
    * retrying a message), in which case the earlier raw message is returned with `existing: true`.
    * `trace` (e.g. a Received header) is stored before the bytes but is no part of what is compared: it
    * carries the time of receipt, which differs at every retry.
+   *
+   * The raw is stored first and its content then claimed, so that a claim always names a raw stored
+   * whole, and new bytes (the common case) cost no read. Bytes stored before lose the claim: the new raw,
+   * which nobody else knows of, is removed again and the earlier one returned.
    */
   async putOnce(userId: string | null, bytes: Uint8Array, options: { scope?: string; trace?: Uint8Array } = {}): Promise<{ raw: RawMessage; existing: boolean }> {
     const hash = createHash("sha256");
     // Without a scope the key is the hash of the bytes alone, as it always was.
     if (options.scope !== undefined) hash.update(`${options.scope}\n`, "utf8");
     const key = `rawsha.${hash.update(bytes).digest("hex")}`;
-    const known = await this.lookups.get(key);
-    const earlier = known === null ? null : await this.get(known);
-    if (earlier !== null) return { raw: earlier, existing: true };
     const raw = await this.put(userId, options.trace === undefined ? bytes : chunks([options.trace, bytes]));
-    if (await this.lookups.claim(key, raw.raw_msg_id)) return { raw, existing: false };
-    // Another writer stored the same bytes at the same moment: keep theirs.
-    const winner = await this.get((await this.lookups.get(key)) ?? raw.raw_msg_id);
-    return winner === null ? { raw, existing: false } : { raw: winner, existing: true };
+    const holder = await this.lookups.claimOrHolder(key, raw.raw_msg_id);
+    if (holder === raw.raw_msg_id) return { raw, existing: false };
+    const earlier = holder === null ? null : await this.get(holder);
+    // A claim naming no raw (removed, or written by a version that claimed before storing): keep ours.
+    if (earlier === null) return { raw, existing: false };
+    await this.discard(raw.raw_msg_id);
+    return { raw: earlier, existing: true };
   }
 
   async get(rawId: string): Promise<RawMessage | null> {
-    return (await this.docs.get(rawId))?.value ?? null;
+    const found = await this.docs.get(rawId);
+    if (found !== null) this.known.note(rawId, { doc: found });
+    return found?.value ?? null;
   }
 
   /** The whole content in memory: for parsers that need it all anyway. */
   async read(rawId: string): Promise<Uint8Array | null> {
-    return this.objects.getBlob(rawId);
+    if (this.known.place(rawId)?.kind !== "object") {
+      const bytes = await this.inline.get(rawId);
+      if (bytes !== null) return bytes;
+    }
+    return (await this.objects.getBlob(rawId)) ?? this.inline.get(rawId, true);
   }
 
   /**
-   * The content as a stream of chunks, read one stored chunk at a time as the reader asks for them, so
-   * a slow reader (a parser) never has more than a chunk or two in memory. (The object store's own
-   * `get()` pushes every chunk into its stream as fast as the server sends them, whatever the reader.)
-   * The content is checked against the object's digest at the end; a mismatch errors the stream.
+   * The content as a stream of chunks. An inline raw is one chunk. An object's are read one stored chunk
+   * at a time as the reader asks for them, so a slow reader (a parser) never has more than a chunk or two
+   * in memory. (The object store's own `get()` pushes every chunk into its stream as fast as the server
+   * sends them, whatever the reader.) The content is checked against its digest: an inline raw's before
+   * it is given, an object's at the end, a mismatch erroring the stream.
    */
   async stream(rawId: string): Promise<ReadableStream<Uint8Array> | null> {
+    const place = this.known.place(rawId);
+    if (place?.kind === "object") return this.streamObject(rawId, place);
+    const bytes = await this.inline.get(rawId);
+    if (bytes !== null) return whole(bytes);
     const info = await this.objects.info(rawId);
-    if (info === null || info.deleted) return null;
+    if (info !== null && !info.deleted) return this.streamObject(rawId, objectPlace(info));
+    // A replica answering the direct get may not have had an inline raw written a moment ago.
+    const late = await this.inline.get(rawId, true);
+    return late === null ? null : whole(late);
+  }
+
+  private async streamObject(rawId: string, object: ObjectPlace): Promise<ReadableStream<Uint8Array>> {
     const jsm = await this.chunks.jsm();
     const streamName = `OBJ_${this.chunks.bucket}`;
-    const subject = `$O.${this.chunks.bucket}.C.${info.nuid}`;
+    const subject = `$O.${this.chunks.bucket}.C.${object.nuid}`;
     const hash = createHash("sha256");
     let seq = 0;
     let read = 0;
     const finish = (controller: ReadableStreamDefaultController<Uint8Array>) => {
-      const expected = Buffer.from(info.digest.replace(/^SHA-256=/, ""), "base64");
+      const expected = Buffer.from(object.digest.replace(/^SHA-256=/, ""), "base64");
       if (expected.equals(hash.digest())) controller.close();
       else controller.error(new Error(`raw message ${rawId} is corrupt: its content does not match its digest`));
     };
     return new ReadableStream<Uint8Array>(
       {
         async pull(controller) {
-          if (read >= info.size) return finish(controller);
+          if (read >= object.size) return finish(controller);
           let chunk = await jsm.direct.getMessage(streamName, { seq: seq + 1, next_by_subj: subject });
           // A replica answering a direct get may not have the last chunks yet: give it a moment.
           for (let attempt = 0; chunk === null && attempt < CHUNK_RETRIES; attempt++) {
             await new Promise((resolve) => setTimeout(resolve, 50));
             chunk = await jsm.direct.getMessage(streamName, { seq: seq + 1, next_by_subj: subject });
           }
-          if (chunk === null) return controller.error(new Error(`raw message ${rawId} is truncated: ${read} of ${info.size} bytes found`));
+          if (chunk === null) return controller.error(new Error(`raw message ${rawId} is truncated: ${read} of ${object.size} bytes found`));
           seq = chunk.seq;
           read += chunk.data.length;
           hash.update(chunk.data);
           controller.enqueue(chunk.data);
-          if (read >= info.size) finish(controller);
+          if (read >= object.size) finish(controller);
         },
       },
       { highWaterMark: 1 },
     );
   }
 
+  /**
+   * Marks the raw delivered (once imported). A raw this process wrote or read lately is written with one
+   * compare-and-swap on the revision it knows, and not at all when it knows it delivered (a raw is never
+   * marked undelivered again); otherwise, or when another writer changed it since, it is read first.
+   */
   async markDelivered(rawId: string): Promise<void> {
-    await this.docs.update(rawId, (raw) => (raw.delivered ? null : { ...raw, delivered: true }));
+    const known = this.known.doc(rawId) ?? null;
+    if (known?.value.delivered === true) return;
+    const stored = await this.docs.updateFrom(rawId, known, (raw) => (raw.delivered ? null : { ...raw, delivered: true }));
+    if (stored !== null) this.known.note(rawId, { doc: stored });
   }
+
+  /** Removes a raw that nobody else knows of (see putOnce). Left behind if that fails: it is unreachable. */
+  private async discard(rawId: string): Promise<void> {
+    const place = this.known.place(rawId);
+    this.known.forget(rawId);
+    try {
+      await Promise.all([this.docs.delete(rawId), place?.kind === "object" ? this.objects.delete(rawId) : this.inline.delete(rawId)]);
+    } catch {
+      // An orphan raw costs its bytes, nothing else: no claim or message names it.
+    }
+  }
+}
+
+function objectPlace(info: ObjectInfo): ObjectPlace {
+  return { kind: "object", nuid: info.nuid, size: info.size, digest: info.digest };
+}
+
+function whole(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.length > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
 }
 
 async function* single(bytes: Uint8Array): AsyncIterable<Uint8Array> {

@@ -1,7 +1,8 @@
 // The store every Caliopen service uses: users, API tokens, identities, raw messages, messages, contacts
 // and public keys in JetStream KV and object store. Handlers go through these few methods and never name
 // a bucket.
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
@@ -9,6 +10,7 @@ import type { SecretBox } from "../../runtime/secret-box.ts";
 import type { Subjects } from "../../runtime/subjects.ts";
 import { ContactStore } from "./contacts.ts";
 import { IdentityStore, type StoredIdentity } from "./identities.ts";
+import { INLINE_RAW_HEADER_ALLOWANCE, INLINE_RAW_MAX_BYTES, InlineRaws } from "./inline-raws.ts";
 import { Lookups } from "./lookups.ts";
 import { MessageStore } from "./messages.ts";
 import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
@@ -55,20 +57,25 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   ]);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
   let jsm: Promise<JetStreamManager> | null = null;
-  const chunks = {
-    bucket: bucket("raw"),
-    jsm: () =>
-      (jsm ??= jetstreamManager(options.nc).catch((err: unknown) => {
-        jsm = null;
-        throw err;
-      })),
-  };
+  const sharedJsm = () =>
+    (jsm ??= jetstreamManager(options.nc).catch((err: unknown) => {
+      jsm = null;
+      throw err;
+    }));
+  const chunks = { bucket: bucket("raw"), jsm: sharedJsm };
+  // Half the server's max_payload at most (see INLINE_RAW_MAX_BYTES), for a server set lower than 1 MiB;
+  // and no more than the bucket takes, if a node made it when the server's limit was lower.
+  const payloadLimit = Math.min(INLINE_RAW_MAX_BYTES, Math.floor((options.nc.info?.max_payload ?? 2 * INLINE_RAW_MAX_BYTES) / 2));
+  const inlineBucket = await new Kvm(options.nc).create(bucket("raw_inline"), { history: 1, replicas, maxValueSize: payloadLimit + INLINE_RAW_HEADER_ALLOWANCE });
+  const bucketLimit = (await inlineBucket.status()).maxValueSize;
+  const inlineLimit = bucketLimit < 0 ? payloadLimit : Math.max(0, Math.min(payloadLimit, bucketLimit - INLINE_RAW_HEADER_ALLOWANCE));
+  const inline = new InlineRaws({ bucket: bucket("raw_inline"), js: jetstream(options.nc), jsm: sharedJsm, limit: inlineLimit });
   const identityStore = new IdentityStore(identities, lookups, options.secrets);
   return {
     users: new UserStore(users, lookups),
     tokens: new TokenStore(tokens, lookups),
     identities: identityStore,
-    raws: new RawMessageStore(objects, raws, lookups, chunks),
+    raws: new RawMessageStore(objects, inline, raws, lookups, chunks),
     messages: new MessageStore(messages, lookups),
     contacts: new ContactStore(contacts, lookups),
     keys: new PublicKeyStore(keys),
