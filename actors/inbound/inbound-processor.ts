@@ -13,6 +13,9 @@
 //               imported again then (an order still failing after `maxAttempts` tries is answered with
 //               the error, so that it cannot hold the queue for ever). Failures that are not the store's
 //               (a raw that is not mail) are answered at once, as errors.
+// This build's IMAP bridge sends a sync's mails as batches (`import_batch`, inbound-batch.ts): each raw
+// of a batch is queued and imported like one `process_inbound`, and the batch is answered once all of
+// its raws are, with their replies in the order asked.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
 import { assign, fromCallback, setup } from "xstate";
@@ -20,13 +23,14 @@ import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../ru
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { failure, type Reply } from "../../runtime/reply.ts";
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
 import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";
 import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
+import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload } from "./inbound-batch.ts";
 import { isStoreFailure } from "./store-failure.ts";
 
 export const INBOUND_KIND = "inbound";
@@ -74,6 +78,8 @@ export interface PendingImport {
   message_id: string;
   remote_id: string;
   replyTo?: string;
+  /** Part of a batch (its key in `batches`, and its place in it): answered with the batch. */
+  batch?: { id: number; index: number };
   /** Tries that failed on the store so far. */
   attempts: number;
 }
@@ -96,6 +102,8 @@ export interface InboundContext {
   queue: PendingImport[];
   /** The batch being imported. */
   running: PendingImport[];
+  /** Batches (`import_batch`) not fully answered: their reply inbox and the replies so far, by id. */
+  batches: Record<string, ImportBatch>;
   next_seq: number;
   progress: ImportProgress | null;
   /** The store's failure that the running batch met (it is then tried again after a pause). */
@@ -104,6 +112,12 @@ export interface InboundContext {
   store_failures: number;
   last_error: { message: string; at: string } | null;
   deadlines: Deadlines;
+}
+
+export interface ImportBatch {
+  replyTo?: string;
+  /** Each raw's reply, in the order asked (null: not yet). */
+  results: (Reply | null)[];
 }
 
 interface BatchInput {
@@ -133,7 +147,7 @@ export function inboundProcessorFamily(store: Store, options: Partial<InboundPro
     description: "imports one user's received mail and DMs (process_inbound), a few at a time",
     // The first import of a user starts it; the router admits only users that exist.
     startsOnFirstMessage: true,
-    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload() },
+    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload(), [IMPORT_BATCH_EMAIL]: importBatchPayload() },
     createMachine: (ports) => inboundMachine(store, ports, settings, now),
   };
 }
@@ -185,6 +199,31 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
   const payloadOf = <T>(event: ActorMessage) => event.payload as T;
   const nowIso = () => new Date(now()).toISOString();
   const queued = (context: InboundContext) => context.queue.length + context.running.length;
+  const batchIds = (event: ActorMessage) => batchRawIds(event.payload);
+  const pendingOf = (context: InboundContext, seq: number) => context.running.find((pending) => pending.seq === seq);
+  /** A batch with this reply of one of its raws, and whether that completes it. */
+  const withResult = (context: InboundContext, pending: PendingImport & { batch: { id: number; index: number } }, reply: Reply) => {
+    // A snapshot saved before batches existed has none.
+    const batch = (context.batches ?? {})[pending.batch.id];
+    if (batch === undefined) return null;
+    const results = batch.results.map((result, index) => (index === pending.batch.index ? reply : result));
+    return { batch: { ...batch, results }, complete: results.every((result) => result !== null) };
+  };
+  /** Answers an order: itself, or its batch once this was the batch's last reply. */
+  const answerOrder = (context: InboundContext, seq: number, reply: Reply) => {
+    const pending = pendingOf(context, seq);
+    if (pending?.batch === undefined) return ports.reply(pending?.replyTo, reply);
+    const updated = withResult(context, { ...pending, batch: pending.batch }, reply);
+    if (updated?.complete) ports.reply(updated.batch.replyTo, ok(`${updated.batch.results.length} raw message(s) answered`, { results: updated.batch.results }));
+  };
+  /** The batches once this order's reply is recorded (a complete batch was answered and is dropped). */
+  const batchesAfter = (context: InboundContext, seq: number, reply: Reply): Record<string, ImportBatch> => {
+    const pending = pendingOf(context, seq);
+    if (pending?.batch === undefined) return context.batches;
+    const updated = withResult(context, { ...pending, batch: pending.batch }, reply);
+    const { [pending.batch.id]: _done, ...others } = context.batches ?? {};
+    return updated === null || updated.complete ? others : { ...others, [pending.batch.id]: updated.batch };
+  };
 
   // An order from the bus: queued, or answered at once when the queue is full or it names another user.
   const take = [
@@ -196,6 +235,19 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
     { target: "importing" as const, actions: ["startPeriod" as const, "enqueue" as const] },
   ];
+  // A batch: all of its raws queued, or the whole batch refused.
+  const takeBatch = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
+    { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
+    { actions: "enqueueBatch" as const },
+  ];
+  const batchFromIdle = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
+    { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
+    { target: "importing" as const, actions: ["startPeriod" as const, "enqueueBatch" as const] },
+  ];
 
   return setup({
     types: { context: {} as InboundContext, events: {} as ActorMessage, input: {} as ActorInput },
@@ -203,18 +255,27 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     guards: {
       forAnotherUser: ({ context, event }) => String(event.payload.user_id) !== context.user_id,
       queueFull: ({ context }) => queued(context) >= settings.maxQueue,
+      badBatch: ({ event }) => typeof batchIds(event) === "string",
+      queueFullForBatch: ({ context, event }) => {
+        const ids = batchIds(event);
+        return typeof ids === "string" || queued(context) + ids.length > settings.maxQueue;
+      },
       hasQueued: ({ context }) => context.queue.length > 0,
       batchFailedOnStore: ({ context }) => context.running.length === 0 && context.batch_store_error !== null,
       batchDoneMoreQueued: ({ context }) => context.running.length === 0 && context.queue.length > 0,
       batchDone: ({ context }) => context.running.length === 0,
       lastAttempt: ({ context, event }) => {
         const { seq } = payloadOf<{ seq: number }>(event);
-        return (context.running.find((pending) => pending.seq === seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
+        return (pendingOf(context, seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
       },
     },
     actions: {
       refuseAnotherUser: ({ context, event }) =>
         ports.reply(event.replyTo, failure(`this is the inbound processor of user ${context.user_id}, not of user ${String(event.payload.user_id)}`)),
+      refuseBadBatch: ({ event }) => {
+        const problem = batchIds(event);
+        ports.reply(event.replyTo, failure(typeof problem === "string" ? problem : "unusable import batch"));
+      },
       refuseFull: ({ context, event }) =>
         ports.reply(event.replyTo, failure(`${queued(context)} imports of user ${context.user_id} are waiting already (at most ${settings.maxQueue}); try again later`)),
       enqueue: assign(({ context, event }) => ({
@@ -231,6 +292,15 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ],
         next_seq: context.next_seq + 1,
       })),
+      enqueueBatch: assign(({ context, event }) => {
+        const ids = batchIds(event);
+        if (typeof ids === "string") return {};
+        const id = context.next_seq;
+        const remoteId = String(event.payload.remote_id);
+        const entries = ids.map((rawId, index): PendingImport => ({ seq: id + index, processor: "email", message_id: rawId, remote_id: remoteId, batch: { id, index }, attempts: 0 }));
+        const batch: ImportBatch = { ...(event.replyTo !== undefined && { replyTo: event.replyTo }), results: ids.map(() => null) };
+        return { queue: [...context.queue, ...entries], batches: { ...(context.batches ?? {}), [id]: batch }, next_seq: id + ids.length };
+      }),
       startPeriod: assign(() => ({ progress: { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null } })),
       takeBatch: assign(({ context }) => ({
         running: context.queue.slice(0, settings.concurrency),
@@ -239,7 +309,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       })),
       answer: ({ context, event }) => {
         const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
-        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
+        answerOrder(context, seq, reply);
       },
       recordAnswer: assign(({ context, event }) => {
         const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
@@ -248,6 +318,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
+          batches: batchesAfter(context, seq, reply),
           progress: { ...progress, done, failed: progress.failed + (reply.error ? 1 : 0), rate_per_s: Math.round((done / seconds) * 100) / 100 },
           store_failures: 0,
         };
@@ -255,7 +326,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       // The order goes back to the head of the queue, to be imported again once the store answers.
       recordStoreFailure: assign(({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
-        const failed = context.running.find((pending) => pending.seq === seq);
+        const failed = pendingOf(context, seq);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
           queue: failed === undefined ? context.queue : [{ ...failed, attempts: failed.attempts + 1 }, ...context.queue],
@@ -265,13 +336,14 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       }),
       answerGivenUp: ({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
-        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
+        answerOrder(context, seq, failure(`${error} (tried ${settings.maxAttempts} times)`));
       },
       recordGivenUp: assign(({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
+          batches: batchesAfter(context, seq, failure(`${error} (tried ${settings.maxAttempts} times)`)),
           progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
           batch_store_error: error,
           last_error: { message: error, at: nowIso() },
@@ -294,6 +366,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       user_id: String(input.user_id ?? input.key),
       queue: [],
       running: [],
+      batches: {},
       next_seq: 1,
       progress: null,
       batch_store_error: null,
@@ -308,6 +381,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: fromIdle,
           [PROCESS_TWITTER]: fromIdle,
+          [IMPORT_BATCH_EMAIL]: batchFromIdle,
         },
       },
       importing: {
@@ -317,6 +391,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
+          [IMPORT_BATCH_EMAIL]: takeBatch,
           [ANSWERED]: { actions: ["answer", "recordAnswer"] },
           [STORE_FAILED]: [{ guard: "lastAttempt", actions: ["answerGivenUp", "recordGivenUp"] }, { actions: "recordStoreFailure" }],
         },
@@ -330,6 +405,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
+          [IMPORT_BATCH_EMAIL]: takeBatch,
           [RETRY_DUE]: [
             { guard: "hasQueued", target: "importing", actions: "clearRetry" },
             { target: "idle", actions: ["clearRetry", "endPeriod"] },
