@@ -13,9 +13,11 @@
 //               imported again then (an order still failing after `maxAttempts` tries is answered with
 //               the error, so that it cannot hold the queue for ever). Failures that are not the store's
 //               (a raw that is not mail) are answered at once, as errors.
-// This build's IMAP bridge sends a sync's mails as batches (`import_batch`, inbound-batch.ts): each raw
-// of a batch is queued and imported like one `process_inbound`, and the batch is answered once all of
-// its raws are, with their replies in the order asked.
+// This build's IMAP bridge sends a sync's mails in batches (`import_batch`, inbound-batch.ts): a batch is
+// one order of the queue, its raws imported side by side and each as one `process_inbound` would be,
+// answered once with their replies in the order asked (a batch is one transition, one snapshot write).
+// A store failure under any of its raws puts the whole batch back in the queue: its raws imported by
+// then answer "already imported" next time.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
 import { assign, fromCallback, setup } from "xstate";
@@ -30,7 +32,7 @@ import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } f
 import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";
 import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
-import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload } from "./inbound-batch.ts";
+import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
 import { isStoreFailure } from "./store-failure.ts";
 
 export const INBOUND_KIND = "inbound";
@@ -42,9 +44,9 @@ const ANSWERED = "import.answered";
 const STORE_FAILED = "import.storeFailed";
 
 export interface InboundProcessorOptions {
-  /** Orders waiting or running at most; past it a request is answered with an error at once. */
+  /** Raws waiting or running at most (an order names one, a batch a few); past it a request is answered with an error at once. */
   maxQueue: number;
-  /** Imports running side by side. */
+  /** Orders imported side by side (a batch's raws all run side by side, as one order). */
   concurrency: number;
   /** Pause before trying again after the store failed. */
   retry: BackoffPolicy;
@@ -74,12 +76,12 @@ export interface PendingImport {
   /** Unique within the actor: tells the replies of a batch apart. */
   seq: number;
   processor: Processor;
-  /** The raw message's id. */
+  /** The raw message's id (a batch's first). */
   message_id: string;
+  /** A batch (`import_batch`): all of its raws, in the order asked. */
+  raw_ids?: string[];
   remote_id: string;
   replyTo?: string;
-  /** Part of a batch (its key in `batches`, and its place in it): answered with the batch. */
-  batch?: { id: number; index: number };
   /** Tries that failed on the store so far. */
   attempts: number;
 }
@@ -87,7 +89,7 @@ export interface PendingImport {
 /** The current busy period (from leaving `idle` to coming back), or the last one. */
 export interface ImportProgress {
   started_at: string;
-  /** Orders answered: imported, already imported, or refused. */
+  /** Raws answered: imported, already imported, or refused. */
   done: number;
   /** Of those, answered with an error. */
   failed: number;
@@ -102,8 +104,6 @@ export interface InboundContext {
   queue: PendingImport[];
   /** The batch being imported. */
   running: PendingImport[];
-  /** Batches (`import_batch`) not fully answered: their reply inbox and the replies so far, by id. */
-  batches: Record<string, ImportBatch>;
   next_seq: number;
   progress: ImportProgress | null;
   /** The store's failure that the running batch met (it is then tried again after a pause). */
@@ -114,19 +114,15 @@ export interface InboundContext {
   deadlines: Deadlines;
 }
 
-export interface ImportBatch {
-  replyTo?: string;
-  /** Each raw's reply, in the order asked (null: not yet). */
-  results: (Reply | null)[];
-}
-
 interface BatchInput {
   user_id: string;
   batch: PendingImport[];
 }
 
 /** What an import of the batch reports: its reply, or the store's failure. */
-type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Reply } } | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
+type ImportOutcome =
+  | { type: typeof ANSWERED; payload: { seq: number; reply: Reply; raws: number; failed: number } }
+  | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
 
 /** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
 const MAX_CACHED_USERS = 1_024;
@@ -179,16 +175,34 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     }
 
     async function importOne(pending: PendingImport): Promise<ImportOutcome> {
-      const order = { message_id: pending.message_id, remote_id: pending.remote_id, user_id: input.user_id };
+      if (pending.raw_ids !== undefined) return importAll(pending, pending.raw_ids);
+      const outcome = await importRaw(pending, pending.message_id);
+      if ("error" in outcome) return { type: STORE_FAILED, payload: { seq: pending.seq, error: outcome.error } };
+      return { type: ANSWERED, payload: { seq: pending.seq, reply: outcome.reply, raws: 1, failed: outcome.reply.error ? 1 : 0 } };
+    }
+
+    /** A batch's raws side by side (their store writes in flight together), answered once all are. */
+    async function importAll(pending: PendingImport, rawIds: string[]): Promise<ImportOutcome> {
+      const outcomes = await Promise.all(rawIds.map((rawId) => importRaw(pending, rawId)));
+      const storeFailure = outcomes.find((outcome): outcome is { error: string } => "error" in outcome);
+      if (storeFailure !== undefined) return { type: STORE_FAILED, payload: { seq: pending.seq, error: storeFailure.error } };
+      const results = outcomes.map((outcome) => ("reply" in outcome ? outcome.reply : failure("not imported")));
+      const reply = ok(`${results.length} raw message(s) answered`, { results });
+      return { type: ANSWERED, payload: { seq: pending.seq, reply, raws: results.length, failed: results.filter((result) => result.error).length } };
+    }
+
+    /** One raw's reply, or the store's failure (to be tried again). */
+    async function importRaw(pending: PendingImport, rawId: string): Promise<{ reply: Reply } | { error: string }> {
+      const order = { message_id: rawId, remote_id: pending.remote_id, user_id: input.user_id };
       try {
         const reply =
           pending.processor === "email" ? await importInboundEmail(store, order, { ...settings.mail, cache }) : await importInboundTwitter(store, order, { cache });
-        return { type: ANSWERED, payload: { seq: pending.seq, reply } };
+        return { reply };
       } catch (err) {
         // What memory says of this identity is not trusted for the next try.
         cache.forgetIdentity(pending.remote_id);
-        if (isStoreFailure(err)) return { type: STORE_FAILED, payload: { seq: pending.seq, error: importFailure(order, err).message } };
-        return { type: ANSWERED, payload: { seq: pending.seq, reply: importFailure(order, err) } };
+        if (isStoreFailure(err)) return { error: importFailure(order, err).message };
+        return { reply: importFailure(order, err) };
       }
     }
     return () => {
@@ -198,32 +212,9 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
 
   const payloadOf = <T>(event: ActorMessage) => event.payload as T;
   const nowIso = () => new Date(now()).toISOString();
-  const queued = (context: InboundContext) => context.queue.length + context.running.length;
+  const raws = (pending: PendingImport) => pending.raw_ids?.length ?? 1;
+  const queued = (context: InboundContext) => [...context.queue, ...context.running].reduce((sum, pending) => sum + raws(pending), 0);
   const batchIds = (event: ActorMessage) => batchRawIds(event.payload);
-  const pendingOf = (context: InboundContext, seq: number) => context.running.find((pending) => pending.seq === seq);
-  /** A batch with this reply of one of its raws, and whether that completes it. */
-  const withResult = (context: InboundContext, pending: PendingImport & { batch: { id: number; index: number } }, reply: Reply) => {
-    // A snapshot saved before batches existed has none.
-    const batch = (context.batches ?? {})[pending.batch.id];
-    if (batch === undefined) return null;
-    const results = batch.results.map((result, index) => (index === pending.batch.index ? reply : result));
-    return { batch: { ...batch, results }, complete: results.every((result) => result !== null) };
-  };
-  /** Answers an order: itself, or its batch once this was the batch's last reply. */
-  const answerOrder = (context: InboundContext, seq: number, reply: Reply) => {
-    const pending = pendingOf(context, seq);
-    if (pending?.batch === undefined) return ports.reply(pending?.replyTo, reply);
-    const updated = withResult(context, { ...pending, batch: pending.batch }, reply);
-    if (updated?.complete) ports.reply(updated.batch.replyTo, ok(`${updated.batch.results.length} raw message(s) answered`, { results: updated.batch.results }));
-  };
-  /** The batches once this order's reply is recorded (a complete batch was answered and is dropped). */
-  const batchesAfter = (context: InboundContext, seq: number, reply: Reply): Record<string, ImportBatch> => {
-    const pending = pendingOf(context, seq);
-    if (pending?.batch === undefined) return context.batches;
-    const updated = withResult(context, { ...pending, batch: pending.batch }, reply);
-    const { [pending.batch.id]: _done, ...others } = context.batches ?? {};
-    return updated === null || updated.complete ? others : { ...others, [pending.batch.id]: updated.batch };
-  };
 
   // An order from the bus: queued, or answered at once when the queue is full or it names another user.
   const take = [
@@ -235,14 +226,14 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
     { target: "importing" as const, actions: ["startPeriod" as const, "enqueue" as const] },
   ];
-  // A batch: all of its raws queued, or the whole batch refused.
-  const takeBatch = [
+  // A batch: queued whole, or refused whole.
+  const takeImportBatch = [
     { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
     { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
     { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
     { actions: "enqueueBatch" as const },
   ];
-  const batchFromIdle = [
+  const importBatchFromIdle = [
     { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
     { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
     { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
@@ -266,7 +257,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       batchDone: ({ context }) => context.running.length === 0,
       lastAttempt: ({ context, event }) => {
         const { seq } = payloadOf<{ seq: number }>(event);
-        return (pendingOf(context, seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
+        return (context.running.find((pending) => pending.seq === seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
       },
     },
     actions: {
@@ -295,38 +286,49 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       enqueueBatch: assign(({ context, event }) => {
         const ids = batchIds(event);
         if (typeof ids === "string") return {};
-        const id = context.next_seq;
-        const remoteId = String(event.payload.remote_id);
-        const entries = ids.map((rawId, index): PendingImport => ({ seq: id + index, processor: "email", message_id: rawId, remote_id: remoteId, batch: { id, index }, attempts: 0 }));
-        const batch: ImportBatch = { ...(event.replyTo !== undefined && { replyTo: event.replyTo }), results: ids.map(() => null) };
-        return { queue: [...context.queue, ...entries], batches: { ...(context.batches ?? {}), [id]: batch }, next_seq: id + ids.length };
+        const batch: PendingImport = {
+          seq: context.next_seq,
+          processor: "email",
+          message_id: ids[0] as string,
+          raw_ids: ids,
+          remote_id: String(event.payload.remote_id),
+          ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
+          attempts: 0,
+        };
+        return { queue: [...context.queue, batch], next_seq: context.next_seq + 1 };
       }),
       startPeriod: assign(() => ({ progress: { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null } })),
-      takeBatch: assign(({ context }) => ({
-        running: context.queue.slice(0, settings.concurrency),
-        queue: context.queue.slice(settings.concurrency),
-        batch_store_error: null,
-      })),
+      // Up to `concurrency` orders and MAX_BATCH_RAWS raws (an import batch runs alone when it is that large).
+      takeBatch: assign(({ context }) => {
+        let taken = 0;
+        let rawsTaken = 0;
+        while (taken < context.queue.length && taken < settings.concurrency) {
+          const next = raws(context.queue[taken] as PendingImport);
+          if (taken > 0 && rawsTaken + next > MAX_BATCH_RAWS) break;
+          taken += 1;
+          rawsTaken += next;
+        }
+        return { running: context.queue.slice(0, taken), queue: context.queue.slice(taken), batch_store_error: null };
+      }),
       answer: ({ context, event }) => {
         const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
-        answerOrder(context, seq, reply);
+        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
       },
       recordAnswer: assign(({ context, event }) => {
-        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
+        const { seq, raws: answered, failed } = payloadOf<{ seq: number; raws: number; failed: number }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
-        const done = progress.done + 1;
+        const done = progress.done + answered;
         const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
-          batches: batchesAfter(context, seq, reply),
-          progress: { ...progress, done, failed: progress.failed + (reply.error ? 1 : 0), rate_per_s: Math.round((done / seconds) * 100) / 100 },
+          progress: { ...progress, done, failed: progress.failed + failed, rate_per_s: Math.round((done / seconds) * 100) / 100 },
           store_failures: 0,
         };
       }),
       // The order goes back to the head of the queue, to be imported again once the store answers.
       recordStoreFailure: assign(({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
-        const failed = pendingOf(context, seq);
+        const failed = context.running.find((pending) => pending.seq === seq);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
           queue: failed === undefined ? context.queue : [{ ...failed, attempts: failed.attempts + 1 }, ...context.queue],
@@ -336,15 +338,16 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       }),
       answerGivenUp: ({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
-        answerOrder(context, seq, failure(`${error} (tried ${settings.maxAttempts} times)`));
+        ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
       },
       recordGivenUp: assign(({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
+        const given = context.running.find((pending) => pending.seq === seq);
+        const count = given === undefined ? 1 : raws(given);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
-          batches: batchesAfter(context, seq, failure(`${error} (tried ${settings.maxAttempts} times)`)),
-          progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
+          progress: { ...progress, done: progress.done + count, failed: progress.failed + count },
           batch_store_error: error,
           last_error: { message: error, at: nowIso() },
         };
@@ -366,7 +369,6 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       user_id: String(input.user_id ?? input.key),
       queue: [],
       running: [],
-      batches: {},
       next_seq: 1,
       progress: null,
       batch_store_error: null,
@@ -381,7 +383,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: fromIdle,
           [PROCESS_TWITTER]: fromIdle,
-          [IMPORT_BATCH_EMAIL]: batchFromIdle,
+          [IMPORT_BATCH_EMAIL]: importBatchFromIdle,
         },
       },
       importing: {
@@ -391,7 +393,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
-          [IMPORT_BATCH_EMAIL]: takeBatch,
+          [IMPORT_BATCH_EMAIL]: takeImportBatch,
           [ANSWERED]: { actions: ["answer", "recordAnswer"] },
           [STORE_FAILED]: [{ guard: "lastAttempt", actions: ["answerGivenUp", "recordGivenUp"] }, { actions: "recordStoreFailure" }],
         },
@@ -405,7 +407,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
-          [IMPORT_BATCH_EMAIL]: takeBatch,
+          [IMPORT_BATCH_EMAIL]: takeImportBatch,
           [RETRY_DUE]: [
             { guard: "hasQueued", target: "importing", actions: "clearRetry" },
             { target: "idle", actions: ["clearRetry", "endPeriod"] },
