@@ -1,6 +1,6 @@
 // Gathers a sync's stored raws into import batches for the user's inbound actor (inbound-batch.ts): one
 // request per batch instead of one `process_inbound` per mail. A batch is sent once it names
-// MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES of them, or when no raw joined it for a moment (the end of a
+// MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES of them, or when no raw joined it for a few milliseconds (the end of a
 // mailbox, a large message streamed alone). Each raw's promise settles with its own reply; a batch that
 // got no usable answer fails all of its raws (they are retried at the next sync, as a failed
 // `process_inbound` would be).
@@ -38,7 +38,11 @@ export class ImportBatcher {
     const reply = new Promise<Reply>((resolve, reject) => this.waiting.push({ rawId, resolve, reject }));
     this.bytes += bytes;
     if (this.waiting.length >= this.limits.maxRaws || this.bytes >= this.limits.maxBytes) this.flush();
-    else if (this.timer === null) this.timer = setTimeout(() => this.flush(), LINGER_MS);
+    else {
+      // Sent once raws stop coming for a moment (so at most maxRaws × LINGER_MS after its first).
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.flush(), LINGER_MS);
+    }
     return reply;
   }
 

@@ -1,15 +1,13 @@
 // One sync run of an IMAP worker, as an invoked callback actor: it logs in, runs the sync algorithm
-// (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor: in
-// batches of raws when the node gives the worker a way to send them, else by a `process_inbound` request
-// on inboundSMTP per message), and reports to the machine: `sync.connected`, `sync.progress` now and then, then `sync.done` or
-// `sync.failed`. Stopping the machine's state closes the session.
+// (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor in
+// batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
+// and then, then `sync.done` or `sync.failed`. Stopping the machine's state closes the session.
 import { fromCallback } from "xstate";
-import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import type { ActorMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
-import { requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import type { ImportBatchOrder } from "../inbound/inbound-batch.ts";
+import { MAX_BATCH_RAWS, type ImportBatchOrder } from "../inbound/inbound-batch.ts";
 import { storeFetched } from "./fetched-raw.ts";
 import { ImportBatcher } from "./import-batcher.ts";
 import type { ImapAccount } from "./imap-account.ts";
@@ -37,26 +35,23 @@ export interface SyncFailure {
   protocol: string | null;
 }
 
-const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
-
 /** Sends an import batch to the user's inbound actor and resolves with its reply (supervisors/actor-requests.ts). */
 export type ImportBatchPort = (order: ImportBatchOrder) => Promise<unknown>;
 
 /**
- * Messages a batched sync keeps in flight: two batches' worth, so that one batch's raws are stored while
- * the one before is imported. A whole body is held only until its raw is stored (at most this many, each
- * at most FETCH_PIECE_BYTES).
+ * Messages a sync keeps in flight: two batches' worth, so that one batch's raws are stored while the one
+ * before is imported. A whole body is held only until its raw is stored (at most this many at once, each
+ * at most FETCH_PIECE_BYTES; a larger one streams).
  */
-const BATCHED_IN_FLIGHT = 64;
+const IN_FLIGHT = 2 * MAX_BATCH_RAWS;
 
 export function syncRun(
   store: Store,
-  ports: ActorPorts,
   account: (input: SyncRunInput) => ImapAccount,
   concurrency: number,
   limits: ImapSyncLimits,
   now: () => number,
-  importBatch: ImportBatchPort | null = null,
+  importBatch: ImportBatchPort,
 ) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
     const { mode } = input;
@@ -68,14 +63,7 @@ export function syncRun(
     // What closed the connection, when imapflow's parser refused an answer (a pending command only
     // sees "connection closed").
     let connectionError: Error | null = null;
-    const batcher =
-      importBatch === null ? null : new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
-    // One raw's import, answered with its own reply.
-    const importRaw = async (rawId: string, bytes: number): Promise<unknown> => {
-      if (batcher !== null) return batcher.import(rawId, bytes);
-      const order = { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id };
-      return requestWhileBusy(() => ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS));
-    };
+    const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
     (async () => {
       identity = await imap.identity();
       if (identity === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
@@ -91,14 +79,14 @@ export function syncRun(
       const outcome = await syncMailbox(connected, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
-        concurrency: batcher === null ? concurrency : Math.max(concurrency, BATCHED_IN_FLIGHT),
+        concurrency: Math.max(concurrency, IN_FLIGHT),
         maxMessageBytes: limits.maxMessageBytes,
         waitingFor: (step) => deadline.waitingFor(step),
         importMessage: async (message) => {
           const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
           const { uid } = message;
           const stored = await storeFetched(store, input.identity_id, message.source, from);
-          const reply = await importRaw(stored.raw_msg_id, stored.size);
+          const reply = await batcher.import(stored.raw_msg_id, stored.size);
           if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
@@ -126,7 +114,7 @@ export function syncRun(
         sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
       })
       .finally(() => {
-        batcher?.cancel();
+        batcher.cancel();
         deadline.stop();
         const open = client;
         if (open === null) return;
@@ -136,7 +124,7 @@ export function syncRun(
       });
     return () => {
       cancelled = true;
-      batcher?.cancel();
+      batcher.cancel();
       deadline.cancel();
       if (client !== null) client.close();
     };
