@@ -41,8 +41,12 @@ export interface CaliopenServices {
 
 /** The contract says the SMTP bridge waits 10 s for `process_inbound`. */
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
-/** A batch waits behind what the user's inbound actor has queued (at most its queue) and imports a few at a time. */
-const IMPORT_BATCH_TIMEOUT_MS = 60_000;
+/**
+ * An import batch's wait for its reply: its raws wait behind the user's queue (256 raws at most, a few
+ * ms each). Not much longer than `process_inbound`'s, so that a batch whose actor died with it fails its
+ * raws soon (retried by the next sync) rather than stalling the sync.
+ */
+const IMPORT_BATCH_TIMEOUT_MS = 15_000;
 
 export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices = {}): ServiceFactory {
   return async (deps) => {
