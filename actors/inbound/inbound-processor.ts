@@ -14,8 +14,8 @@
 //               the error, so that it cannot hold the queue for ever). Failures that are not the store's
 //               (a raw that is not mail) are answered at once, as errors.
 // This build's IMAP bridge sends a sync's mails in batches (`import_batch`, inbound-batch.ts): a batch is
-// one order of the queue, its raws imported side by side and each as one `process_inbound` would be,
-// answered once with their replies in the order asked (a batch is one transition, one snapshot write).
+// one order of the queue, its raws imported side by side (16 at a time), each as one `process_inbound`
+// would be, and answered once with their replies in the order asked (one transition, one snapshot write).
 // A store failure under any of its raws puts the whole batch back in the queue: its raws imported by
 // then answer "already imported" next time.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
@@ -124,6 +124,12 @@ type ImportOutcome =
   | { type: typeof ANSWERED; payload: { seq: number; reply: Reply; raws: number; failed: number } }
   | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
 
+/**
+ * Raws of an import batch imported at once: enough to keep the store's writes pipelined, few enough that
+ * a batch naming large raws (anyone on the bus may send one) holds a bounded number of parsers.
+ */
+const BATCH_PARSERS = 16;
+
 /** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
 const MAX_CACHED_USERS = 1_024;
 
@@ -181,9 +187,17 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       return { type: ANSWERED, payload: { seq: pending.seq, reply: outcome.reply, raws: 1, failed: outcome.reply.error ? 1 : 0 } };
     }
 
-    /** A batch's raws side by side (their store writes in flight together), answered once all are. */
+    /**
+     * A batch's raws side by side (their store writes in flight together), at most BATCH_PARSERS at once
+     * (each raw streams through its own parser), answered once all are.
+     */
     async function importAll(pending: PendingImport, rawIds: string[]): Promise<ImportOutcome> {
-      const outcomes = await Promise.all(rawIds.map((rawId) => importRaw(pending, rawId)));
+      const outcomes: ({ reply: Reply } | { error: string })[] = new Array(rawIds.length);
+      let next = 0;
+      const lane = async () => {
+        for (let index = next++; index < rawIds.length; index = next++) outcomes[index] = await importRaw(pending, rawIds[index] as string);
+      };
+      await Promise.all(Array.from({ length: Math.min(BATCH_PARSERS, rawIds.length) }, lane));
       const storeFailure = outcomes.find((outcome): outcome is { error: string } => "error" in outcome);
       if (storeFailure !== undefined) return { type: STORE_FAILED, payload: { seq: pending.seq, error: storeFailure.error } };
       const results = outcomes.map((outcome) => ("reply" in outcome ? outcome.reply : failure("not imported")));
