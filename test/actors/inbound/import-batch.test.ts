@@ -2,10 +2,12 @@
 // Dovecot: an IMAP sync of 70 messages reaches the user's inbound actor as a few batches, never as a
 // `process_inbound` per mail, and stores each message once; a batch sent on the bus to the node's inbox
 // is checked like any bus message (hostile payloads refused, each with its reason) and a bad raw in a
-// batch is answered as an error while the others are imported; a batch sent again finds its messages.
+// batch is answered as an error while the others are imported; a batch sent again finds its messages;
+// a batch the store refuses waits whole and is answered once the store takes writes again.
 import { randomUUID } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
@@ -183,6 +185,40 @@ test("hostile batches are refused, each with its reason, and import nothing", as
   // The batch's ids, checked before any subject or key is made of them.
   const fine = await sendBatch(ctx, user.user_id, { ...base, raw_ids: raw.raw_msg_id });
   assert.is(fine.error, false, fine.message);
+});
+
+test("a batch the store refuses waits whole in the queue and is answered, each raw imported once, when it takes writes again", async (ctx) => {
+  const user = await newUser(ctx);
+  const identity = await remoteIdentity(ctx, user, `full-${randomUUID().slice(0, 8)}`);
+  const raws = await Promise.all(Array.from({ length: 20 }, (_, n) => ctx.store.raws.put(user.user_id, mail(`full-${identity.identity_id}`, n))));
+  const jsm = await jetstreamManager(ctx.client);
+  const stream = "KV_caliopen_messages";
+  const info = await jsm.streams.info(stream);
+  // No room for one more message: every new message is refused by JetStream (nothing stored is touched).
+  await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
+  let restored = false;
+  try {
+    const reply = sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.map((raw) => raw.raw_msg_id).join(",") });
+    const backingOff = await waitFor(
+      "the actor backing off",
+      () => {
+        const cell = ctx.node.host.get(INBOUND_KIND, user.user_id);
+        return cell !== undefined && JSON.stringify(cell.summary().state).includes("backingOff") ? (cell.inspect().context as { queue: { raw_ids?: string[] }[] }) : null;
+      },
+      20_000,
+    );
+    assert.equal(backingOff.queue[0]?.raw_ids?.length, 20, "the whole batch waits first in the queue");
+    await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+    restored = true;
+    const answered = await reply;
+    assert.is(answered.error, false, answered.message);
+    const results = answered.results as Reply[];
+    assert.ok(results.every((result) => !result.error), JSON.stringify(results.filter((result) => result.error)));
+    assert.is(new Set(results.map((result) => result.message_id)).size, 20, "one message per raw");
+    assert.is((await ctx.store.messages.list(user.user_id, { limit: 50 })).items.length, 20);
+  } finally {
+    if (!restored) await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+  }
 });
 
 test.run();
