@@ -15,8 +15,8 @@ export const IMPORT_BATCH_EMAIL = "import_batch.email";
 /** Raws one batch names at most. */
 export const MAX_BATCH_RAWS = 32;
 /**
- * Raw bytes one batch refers to at most (the sender's count of what it stored): the actor streams each
- * raw, so this bounds the work of one request, not memory held at once.
+ * Raw bytes one batch refers to at most, as the IMAP worker counts what it stored. The actor does not
+ * trust a sender's count: it bounds the raws it parses at once instead (inbound-processor.ts).
  */
 export const MAX_BATCH_RAW_BYTES = 8 * 1024 * 1024;
 

@@ -44,9 +44,9 @@ const ANSWERED = "import.answered";
 const STORE_FAILED = "import.storeFailed";
 
 export interface InboundProcessorOptions {
-  /** Raws waiting or running at most (an order names one, a batch a few); past it a request is answered with an error at once. */
+  /** Raws waiting or running at most (an order names one, a batch up to 32); past it a request is answered with an error at once. */
   maxQueue: number;
-  /** Orders imported side by side (a batch's raws all run side by side, as one order). */
+  /** Orders imported side by side (an import batch counts as one: its raws run BATCH_PARSERS at a time). */
   concurrency: number;
   /** Pause before trying again after the store failed. */
   retry: BackoffPolicy;
