@@ -45,6 +45,28 @@ export class Requester {
     });
   }
 
+  /**
+   * A reply subject on this requester's inbox for a request someone else sends (e.g. a message forwarded
+   * to an actor with this reply subject): `reply` settles like `request`'s, `cancel` stops waiting.
+   */
+  expect(label: string, timeoutMs: number): { replyTo: string; reply: Promise<Msg>; cancel(): void } {
+    const token = (this.sequence++).toString(36);
+    const reply = new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(token);
+        reject(new RequestTimeout(`no reply on ${label} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(token, { subject: label, resolve, reject, timer });
+    });
+    const cancel = () => {
+      const waiting = this.pending.get(token);
+      if (waiting === undefined) return;
+      this.pending.delete(token);
+      clearTimeout(waiting.timer);
+    };
+    return { replyTo: `${this.prefix}.${token}`, reply, cancel };
+  }
+
   /** Fails every request still waiting and stops listening. */
   close(): void {
     this.subscription.unsubscribe();

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
+import { importBatchMessage, type ImportBatchOrder } from "../actors/inbound/inbound-batch.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
 import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
 import { contactFamily } from "../actors/contacts/contact-actor.ts";
@@ -17,6 +18,9 @@ import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import { Requester } from "../runtime/requester.ts";
+import { requestActor } from "./actor-requests.ts";
+import type { KeyedOrders } from "./cluster/keyed-orders.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
@@ -37,6 +41,12 @@ export interface CaliopenServices {
 
 /** The contract says the SMTP bridge waits 10 s for `process_inbound`. */
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+/**
+ * An import batch's wait for its reply: its raws wait behind the user's queue (256 raws at most, a few
+ * ms each). Not much longer than `process_inbound`'s, so that a batch whose actor died with it fails its
+ * raws soon (retried by the next sync) rather than stalling the sync.
+ */
+const IMPORT_BATCH_TIMEOUT_MS = 15_000;
 
 export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices = {}): ServiceFactory {
   return async (deps) => {
@@ -47,15 +57,26 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
     let smtpServer: InboundSmtpServer | null = null;
+    // The IMAP workers' import batches go straight to the user's inbound actor, wherever it runs (the
+    // keyed orders are the node's, known once it binds its services).
+    const requester = new Requester(deps.nc);
+    let keyed: KeyedOrders | null = null;
+    const userAdmission = existingUserAdmission(store);
+    const importBatch = async (order: ImportBatchOrder): Promise<unknown> => {
+      if (keyed === null) throw new Error("the node does not route orders yet");
+      const message = importBatchMessage(order);
+      return requestActor(keyed, requester, { kind: INBOUND_KIND, key: order.user_id, message, input: { user_id: order.user_id }, admit: userAdmission }, IMPORT_BATCH_TIMEOUT_MS);
+    };
     return {
       families: [
         pollerFamily(store),
-        imapWorkerFamily(store, { ...config.imap, destinations }),
+        imapWorkerFamily(store, { ...config.imap, destinations, importBatch }),
         twitterWorkerFamily(store, config.twitter),
         inboundProcessorFamily(store, { mail: { ...config.mail.inbound } }),
         contactFamily({ store, keys: config.keys, destinations }),
       ],
       bindings: (context) => {
+        keyed = context.keyed;
         const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
         // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
         const imapAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["imap", "email"], afterDeletion: ["remove_worker"] });
@@ -64,7 +85,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
         // One inbound processor per user takes both subjects' imports; only existing users get one.
         const inbound = (type: string) =>
-          routeToActor(context, { kind: INBOUND_KIND, keyField: "user_id", type, input: (payload) => ({ user_id: payload.user_id }), admit: existingUserAdmission(store), startOnRequest: true });
+          routeToActor(context, { kind: INBOUND_KIND, keyField: "user_id", type, input: (payload) => ({ user_id: payload.user_id }), admit: userAdmission, startOnRequest: true });
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
@@ -104,6 +125,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         await smtpServer?.close();
         await api?.close();
         emitter?.close();
+        requester.close();
       },
     };
   };

@@ -23,7 +23,7 @@ import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts"
 import type { SkippedMessage, SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { syncRun, type SyncFailure, type SyncMode } from "./sync-run.ts";
+import { syncRun, type ImportBatchPort, type SyncFailure, type SyncMode } from "./sync-run.ts";
 
 export const IMAP_KIND = "imap";
 const RETRY_DUE = "retry.due";
@@ -33,7 +33,7 @@ const HISTORY = 5;
 export interface ImapWorkerOptions extends ImapSyncLimits {
   /** Keep a connection open and sync within seconds of new mail. */
   push: boolean;
-  /** Messages imported at the same time during a sync. */
+  /** Messages in flight during a sync (at least two import batches' worth: see sync-run.ts). */
   concurrency: number;
   /** Pause between failed syncs. */
   retry: BackoffPolicy;
@@ -43,6 +43,8 @@ export interface ImapWorkerOptions extends ImapSyncLimits {
   disableAfterMs: number;
   /** Which IMAP servers may be reached, and how (TLS exceptions, extra CAs): the node's destination policy. */
   destinations: DestinationPolicy;
+  /** Sends a sync's raws to the user's inbound actor in batches (the node's route to it). */
+  importBatch: ImportBatchPort;
 }
 
 export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
@@ -53,6 +55,10 @@ export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   disableAfterMs: 72 * 3600_000,
   // Public addresses only, TLS required and verified: a node gives its own (with the operator's allow list).
   destinations: new DestinationPolicy(),
+  // A worker without its node's route imports nothing (every message fails, and is retried next sync).
+  importBatch: async () => {
+    throw new Error("this node gives IMAP workers no route to the inbound actors");
+  },
   ...DEFAULT_IMAP_SYNC_LIMITS,
 };
 
@@ -129,7 +135,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
-    actors: { runSync: syncRun(store, ports, account, settings.concurrency, settings, now), deliverOne, watch },
+    actors: { runSync: syncRun(store, account, settings.concurrency, settings, now, settings.importBatch), deliverOne, watch },
     guards: {
       gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,

@@ -1,14 +1,15 @@
 // One sync run of an IMAP worker, as an invoked callback actor: it logs in, runs the sync algorithm
-// (mailbox-sync.ts) importing each message (raw stored, `process_inbound` requested on inboundSMTP),
-// and reports to the machine: `sync.connected`, `sync.progress` now and then, then `sync.done` or
-// `sync.failed`. Stopping the machine's state closes the session.
+// (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor in
+// batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
+// and then, then `sync.done` or `sync.failed`. Stopping the machine's state closes the session.
 import { fromCallback } from "xstate";
-import type { ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import type { ActorMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
-import { requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import { MAX_BATCH_RAWS, type ImportBatchOrder } from "../inbound/inbound-batch.ts";
 import { storeFetched } from "./fetched-raw.ts";
+import { ImportBatcher } from "./import-batcher.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
@@ -34,9 +35,24 @@ export interface SyncFailure {
   protocol: string | null;
 }
 
-const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+/** Sends an import batch to the user's inbound actor and resolves with its reply (supervisors/actor-requests.ts). */
+export type ImportBatchPort = (order: ImportBatchOrder) => Promise<unknown>;
 
-export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRunInput) => ImapAccount, concurrency: number, limits: ImapSyncLimits, now: () => number) {
+/**
+ * Messages a sync keeps in flight: two batches' worth, so that one batch's raws are stored while the one
+ * before is imported. A whole body is held only until its raw is stored (at most this many at once, each
+ * at most FETCH_PIECE_BYTES; a larger one streams).
+ */
+const IN_FLIGHT = 2 * MAX_BATCH_RAWS;
+
+export function syncRun(
+  store: Store,
+  account: (input: SyncRunInput) => ImapAccount,
+  concurrency: number,
+  limits: ImapSyncLimits,
+  now: () => number,
+  importBatch: ImportBatchPort,
+) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
     const { mode } = input;
     const imap = account(input);
@@ -47,6 +63,7 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
     // What closed the connection, when imapflow's parser refused an answer (a pending command only
     // sees "connection closed").
     let connectionError: Error | null = null;
+    const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
     (async () => {
       identity = await imap.identity();
       if (identity === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
@@ -62,15 +79,15 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
       const outcome = await syncMailbox(connected, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
-        concurrency,
+        concurrency: Math.max(concurrency, IN_FLIGHT),
         maxMessageBytes: limits.maxMessageBytes,
         waitingFor: (step) => deadline.waitingFor(step),
         importMessage: async (message) => {
           const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
+          const { uid } = message;
           const stored = await storeFetched(store, input.identity_id, message.source, from);
-          const order = { order: "process_inbound", message_id: stored.raw_msg_id, remote_id: input.identity_id, user_id: input.user_id };
-          const reply = await requestWhileBusy(() => ports.request("inboundSMTP", order, PROCESS_INBOUND_TIMEOUT_MS));
-          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+          const reply = await batcher.import(stored.raw_msg_id, stored.size);
+          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
           if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });
@@ -97,6 +114,7 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
         sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
       })
       .finally(() => {
+        batcher.cancel();
         deadline.stop();
         const open = client;
         if (open === null) return;
@@ -106,6 +124,7 @@ export function syncRun(store: Store, ports: ActorPorts, account: (input: SyncRu
       });
     return () => {
       cancelled = true;
+      batcher.cancel();
       deadline.cancel();
       if (client !== null) client.close();
     };

@@ -13,6 +13,11 @@
 //               imported again then (an order still failing after `maxAttempts` tries is answered with
 //               the error, so that it cannot hold the queue for ever). Failures that are not the store's
 //               (a raw that is not mail) are answered at once, as errors.
+// This build's IMAP bridge sends a sync's mails in batches (`import_batch`, inbound-batch.ts): a batch is
+// one order of the queue, its raws imported side by side (16 at a time), each as one `process_inbound`
+// would be, and answered once with their replies in the order asked (one transition, one snapshot write).
+// A store failure under any of its raws puts the whole batch back in the queue: its raws imported by
+// then answer "already imported" next time.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
 import { assign, fromCallback, setup } from "xstate";
@@ -20,13 +25,14 @@ import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../ru
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { failure, type Reply } from "../../runtime/reply.ts";
+import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
 import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";
 import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
+import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
 import { isStoreFailure } from "./store-failure.ts";
 
 export const INBOUND_KIND = "inbound";
@@ -38,9 +44,9 @@ const ANSWERED = "import.answered";
 const STORE_FAILED = "import.storeFailed";
 
 export interface InboundProcessorOptions {
-  /** Orders waiting or running at most; past it a request is answered with an error at once. */
+  /** Raws waiting or running at most (an order names one, a batch up to 32); past it a request is answered with an error at once. */
   maxQueue: number;
-  /** Imports running side by side. */
+  /** Orders imported side by side (an import batch counts as one: its raws run BATCH_PARSERS at a time). */
   concurrency: number;
   /** Pause before trying again after the store failed. */
   retry: BackoffPolicy;
@@ -70,8 +76,10 @@ export interface PendingImport {
   /** Unique within the actor: tells the replies of a batch apart. */
   seq: number;
   processor: Processor;
-  /** The raw message's id. */
+  /** The raw message's id (a batch's first). */
   message_id: string;
+  /** A batch (`import_batch`): all of its raws, in the order asked. */
+  raw_ids?: string[];
   remote_id: string;
   replyTo?: string;
   /** Tries that failed on the store so far. */
@@ -81,7 +89,7 @@ export interface PendingImport {
 /** The current busy period (from leaving `idle` to coming back), or the last one. */
 export interface ImportProgress {
   started_at: string;
-  /** Orders answered: imported, already imported, or refused. */
+  /** Raws answered: imported, already imported, or refused. */
   done: number;
   /** Of those, answered with an error. */
   failed: number;
@@ -112,7 +120,15 @@ interface BatchInput {
 }
 
 /** What an import of the batch reports: its reply, or the store's failure. */
-type ImportOutcome = { type: typeof ANSWERED; payload: { seq: number; reply: Reply } } | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
+type ImportOutcome =
+  | { type: typeof ANSWERED; payload: { seq: number; reply: Reply; raws: number; failed: number } }
+  | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
+
+/**
+ * Raws of an import batch imported at once: enough to keep the store's writes pipelined, few enough that
+ * a batch naming large raws (anyone on the bus may send one) holds a bounded number of parsers.
+ */
+const BATCH_PARSERS = 16;
 
 /** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
 const MAX_CACHED_USERS = 1_024;
@@ -133,7 +149,7 @@ export function inboundProcessorFamily(store: Store, options: Partial<InboundPro
     description: "imports one user's received mail and DMs (process_inbound), a few at a time",
     // The first import of a user starts it; the router admits only users that exist.
     startsOnFirstMessage: true,
-    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload() },
+    accepts: { [PROCESS_EMAIL]: processInboundPayload(), [PROCESS_TWITTER]: processInboundPayload(), [IMPORT_BATCH_EMAIL]: importBatchPayload() },
     createMachine: (ports) => inboundMachine(store, ports, settings, now),
   };
 }
@@ -165,16 +181,42 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     }
 
     async function importOne(pending: PendingImport): Promise<ImportOutcome> {
-      const order = { message_id: pending.message_id, remote_id: pending.remote_id, user_id: input.user_id };
+      if (pending.raw_ids !== undefined) return importAll(pending, pending.raw_ids);
+      const outcome = await importRaw(pending, pending.message_id);
+      if ("error" in outcome) return { type: STORE_FAILED, payload: { seq: pending.seq, error: outcome.error } };
+      return { type: ANSWERED, payload: { seq: pending.seq, reply: outcome.reply, raws: 1, failed: outcome.reply.error ? 1 : 0 } };
+    }
+
+    /**
+     * A batch's raws side by side (their store writes in flight together), at most BATCH_PARSERS at once
+     * (each raw streams through its own parser), answered once all are.
+     */
+    async function importAll(pending: PendingImport, rawIds: string[]): Promise<ImportOutcome> {
+      const outcomes: ({ reply: Reply } | { error: string })[] = new Array(rawIds.length);
+      let next = 0;
+      const lane = async () => {
+        for (let index = next++; index < rawIds.length; index = next++) outcomes[index] = await importRaw(pending, rawIds[index] as string);
+      };
+      await Promise.all(Array.from({ length: Math.min(BATCH_PARSERS, rawIds.length) }, lane));
+      const storeFailure = outcomes.find((outcome): outcome is { error: string } => "error" in outcome);
+      if (storeFailure !== undefined) return { type: STORE_FAILED, payload: { seq: pending.seq, error: storeFailure.error } };
+      const results = outcomes.map((outcome) => ("reply" in outcome ? outcome.reply : failure("not imported")));
+      const reply = ok(`${results.length} raw message(s) answered`, { results });
+      return { type: ANSWERED, payload: { seq: pending.seq, reply, raws: results.length, failed: results.filter((result) => result.error).length } };
+    }
+
+    /** One raw's reply, or the store's failure (to be tried again). */
+    async function importRaw(pending: PendingImport, rawId: string): Promise<{ reply: Reply } | { error: string }> {
+      const order = { message_id: rawId, remote_id: pending.remote_id, user_id: input.user_id };
       try {
         const reply =
           pending.processor === "email" ? await importInboundEmail(store, order, { ...settings.mail, cache }) : await importInboundTwitter(store, order, { cache });
-        return { type: ANSWERED, payload: { seq: pending.seq, reply } };
+        return { reply };
       } catch (err) {
         // What memory says of this identity is not trusted for the next try.
         cache.forgetIdentity(pending.remote_id);
-        if (isStoreFailure(err)) return { type: STORE_FAILED, payload: { seq: pending.seq, error: importFailure(order, err).message } };
-        return { type: ANSWERED, payload: { seq: pending.seq, reply: importFailure(order, err) } };
+        if (isStoreFailure(err)) return { error: importFailure(order, err).message };
+        return { reply: importFailure(order, err) };
       }
     }
     return () => {
@@ -184,7 +226,9 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
 
   const payloadOf = <T>(event: ActorMessage) => event.payload as T;
   const nowIso = () => new Date(now()).toISOString();
-  const queued = (context: InboundContext) => context.queue.length + context.running.length;
+  const raws = (pending: PendingImport) => pending.raw_ids?.length ?? 1;
+  const queued = (context: InboundContext) => [...context.queue, ...context.running].reduce((sum, pending) => sum + raws(pending), 0);
+  const batchIds = (event: ActorMessage) => batchRawIds(event.payload);
 
   // An order from the bus: queued, or answered at once when the queue is full or it names another user.
   const take = [
@@ -196,6 +240,19 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
     { target: "importing" as const, actions: ["startPeriod" as const, "enqueue" as const] },
   ];
+  // A batch: queued whole, or refused whole.
+  const takeImportBatch = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
+    { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
+    { actions: "enqueueBatch" as const },
+  ];
+  const importBatchFromIdle = [
+    { guard: "forAnotherUser" as const, actions: "refuseAnotherUser" as const },
+    { guard: "badBatch" as const, actions: "refuseBadBatch" as const },
+    { guard: "queueFullForBatch" as const, actions: "refuseFull" as const },
+    { target: "importing" as const, actions: ["startPeriod" as const, "enqueueBatch" as const] },
+  ];
 
   return setup({
     types: { context: {} as InboundContext, events: {} as ActorMessage, input: {} as ActorInput },
@@ -203,6 +260,11 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     guards: {
       forAnotherUser: ({ context, event }) => String(event.payload.user_id) !== context.user_id,
       queueFull: ({ context }) => queued(context) >= settings.maxQueue,
+      badBatch: ({ event }) => typeof batchIds(event) === "string",
+      queueFullForBatch: ({ context, event }) => {
+        const ids = batchIds(event);
+        return typeof ids === "string" || queued(context) + ids.length > settings.maxQueue;
+      },
       hasQueued: ({ context }) => context.queue.length > 0,
       batchFailedOnStore: ({ context }) => context.running.length === 0 && context.batch_store_error !== null,
       batchDoneMoreQueued: ({ context }) => context.running.length === 0 && context.queue.length > 0,
@@ -215,6 +277,10 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     actions: {
       refuseAnotherUser: ({ context, event }) =>
         ports.reply(event.replyTo, failure(`this is the inbound processor of user ${context.user_id}, not of user ${String(event.payload.user_id)}`)),
+      refuseBadBatch: ({ event }) => {
+        const problem = batchIds(event);
+        ports.reply(event.replyTo, failure(typeof problem === "string" ? problem : "unusable import batch"));
+      },
       refuseFull: ({ context, event }) =>
         ports.reply(event.replyTo, failure(`${queued(context)} imports of user ${context.user_id} are waiting already (at most ${settings.maxQueue}); try again later`)),
       enqueue: assign(({ context, event }) => ({
@@ -231,24 +297,45 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ],
         next_seq: context.next_seq + 1,
       })),
+      enqueueBatch: assign(({ context, event }) => {
+        const ids = batchIds(event);
+        if (typeof ids === "string") return {};
+        const batch: PendingImport = {
+          seq: context.next_seq,
+          processor: "email",
+          message_id: ids[0] as string,
+          raw_ids: ids,
+          remote_id: String(event.payload.remote_id),
+          ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
+          attempts: 0,
+        };
+        return { queue: [...context.queue, batch], next_seq: context.next_seq + 1 };
+      }),
       startPeriod: assign(() => ({ progress: { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null } })),
-      takeBatch: assign(({ context }) => ({
-        running: context.queue.slice(0, settings.concurrency),
-        queue: context.queue.slice(settings.concurrency),
-        batch_store_error: null,
-      })),
+      // Up to `concurrency` orders and MAX_BATCH_RAWS raws (an import batch runs alone when it is that large).
+      takeBatch: assign(({ context }) => {
+        let taken = 0;
+        let rawsTaken = 0;
+        while (taken < context.queue.length && taken < settings.concurrency) {
+          const next = raws(context.queue[taken] as PendingImport);
+          if (taken > 0 && rawsTaken + next > MAX_BATCH_RAWS) break;
+          taken += 1;
+          rawsTaken += next;
+        }
+        return { running: context.queue.slice(0, taken), queue: context.queue.slice(taken), batch_store_error: null };
+      }),
       answer: ({ context, event }) => {
         const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
         ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
       },
       recordAnswer: assign(({ context, event }) => {
-        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
+        const { seq, raws: answered, failed } = payloadOf<{ seq: number; raws: number; failed: number }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
-        const done = progress.done + 1;
+        const done = progress.done + answered;
         const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
-          progress: { ...progress, done, failed: progress.failed + (reply.error ? 1 : 0), rate_per_s: Math.round((done / seconds) * 100) / 100 },
+          progress: { ...progress, done, failed: progress.failed + failed, rate_per_s: Math.round((done / seconds) * 100) / 100 },
           store_failures: 0,
         };
       }),
@@ -270,9 +357,11 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       recordGivenUp: assign(({ context, event }) => {
         const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
+        const given = context.running.find((pending) => pending.seq === seq);
+        const count = given === undefined ? 1 : raws(given);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
-          progress: { ...progress, done: progress.done + 1, failed: progress.failed + 1 },
+          progress: { ...progress, done: progress.done + count, failed: progress.failed + count },
           batch_store_error: error,
           last_error: { message: error, at: nowIso() },
         };
@@ -308,6 +397,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: fromIdle,
           [PROCESS_TWITTER]: fromIdle,
+          [IMPORT_BATCH_EMAIL]: importBatchFromIdle,
         },
       },
       importing: {
@@ -317,6 +407,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
+          [IMPORT_BATCH_EMAIL]: takeImportBatch,
           [ANSWERED]: { actions: ["answer", "recordAnswer"] },
           [STORE_FAILED]: [{ guard: "lastAttempt", actions: ["answerGivenUp", "recordGivenUp"] }, { actions: "recordStoreFailure" }],
         },
@@ -330,6 +421,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         on: {
           [PROCESS_EMAIL]: take,
           [PROCESS_TWITTER]: take,
+          [IMPORT_BATCH_EMAIL]: takeImportBatch,
           [RETRY_DUE]: [
             { guard: "hasQueued", target: "importing", actions: "clearRetry" },
             { target: "idle", actions: ["clearRetry", "endPeriod"] },

@@ -2,7 +2,7 @@
 // realistic messages; `mbsync` (isync) copies it to a local Maildir — the baseline — then a real node
 // running the Caliopen services imports it: `add_worker` then `fullfetch` for a remote identity pointing
 // at that mailbox, timed until the worker records the run as finished (every message fetched, stored as
-// a raw, and imported by `process_inbound`, whose reply the worker awaits).
+// a raw, and imported by the user's inbound actor in batches, whose replies the worker awaits).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

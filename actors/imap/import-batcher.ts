@@ -1,0 +1,83 @@
+// Gathers a sync's stored raws into import batches for the user's inbound actor (inbound-batch.ts): one
+// request per batch instead of one `process_inbound` per mail. A batch is sent once it names
+// MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES of them, or when no raw joined it for a few milliseconds (the end of a
+// mailbox, a large message streamed alone). Each raw's promise settles with its own reply; a batch that
+// got no usable answer fails all of its raws (they are retried at the next sync, as a failed
+// `process_inbound` would be).
+import type { Reply } from "../../runtime/reply.ts";
+import { batchResults, MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
+
+/** Sends one batch (its raws' ids, in order); resolves with the actor's reply (any JSON). */
+export type SendBatch = (rawIds: string[]) => Promise<unknown>;
+
+/** How long a batch waits for one more raw before it is sent as it is. */
+const LINGER_MS = 5;
+
+interface Waiting {
+  rawId: string;
+  resolve(reply: Reply): void;
+  reject(err: Error): void;
+}
+
+export class ImportBatcher {
+  private waiting: Waiting[] = [];
+  private bytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Batches sent so far (for tests and logs). */
+  sent = 0;
+
+  constructor(
+    private readonly send: SendBatch,
+    private readonly limits: { maxRaws: number; maxBytes: number } = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES },
+  ) {}
+
+  /** The reply for this raw once its batch is answered. `bytes`: the raw's size, as stored. */
+  import(rawId: string, bytes: number): Promise<Reply> {
+    // A raw that would take the batch past its bytes goes into the next one.
+    if (this.waiting.length > 0 && this.bytes + bytes > this.limits.maxBytes) this.flush();
+    const reply = new Promise<Reply>((resolve, reject) => this.waiting.push({ rawId, resolve, reject }));
+    this.bytes += bytes;
+    if (this.waiting.length >= this.limits.maxRaws || this.bytes >= this.limits.maxBytes) this.flush();
+    else {
+      // Sent once raws stop coming for a moment (so at most maxRaws × LINGER_MS after its first).
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.flush(), LINGER_MS);
+    }
+    return reply;
+  }
+
+  /** Sends what is waiting now. */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.waiting;
+    this.waiting = [];
+    this.bytes = 0;
+    if (batch.length === 0) return;
+    this.sent += 1;
+    void this.send(batch.map((waiting) => waiting.rawId)).then(
+      (reply) => {
+        const results = batchResults(reply, batch.length);
+        if (results === null) {
+          const why = isFailure(reply) ? reply.message : "no usable reply";
+          batch.forEach((waiting) => waiting.reject(new Error(`import batch of ${batch.length} refused: ${why}`)));
+        } else batch.forEach((waiting, index) => waiting.resolve(results[index] as Reply));
+      },
+      (err: Error) => batch.forEach((waiting) => waiting.reject(err)),
+    );
+  }
+
+  /** Fails whatever is still waiting (the sync stopped). */
+  cancel(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.waiting;
+    this.waiting = [];
+    this.bytes = 0;
+    batch.forEach((waiting) => waiting.reject(new Error("sync stopped")));
+  }
+}
+
+function isFailure(reply: unknown): reply is Reply {
+  return typeof reply === "object" && reply !== null && (reply as Reply).error === true && typeof (reply as Reply).message === "string";
+}

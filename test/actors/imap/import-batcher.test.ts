@@ -1,0 +1,82 @@
+// How a sync's raws are gathered into import batches (actors/imap/import-batcher.ts): full batches as
+// soon as MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES wait, the rest once raws stop coming; each raw gets
+// its own reply from its batch's, and a batch refused or unanswered fails each of its raws.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { ImportBatcher } from "../../../actors/imap/import-batcher.ts";
+import { MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "../../../actors/inbound/inbound-batch.ts";
+import { failure, ok, type Reply } from "../../../runtime/reply.ts";
+
+const test = suite("import batcher");
+
+/** Answers every batch as the inbound actor does, each raw imported; records what was sent. */
+function recording(answer: (rawIds: string[]) => unknown = (rawIds) => ok("answered", { results: rawIds.map((id) => ok("message imported", { raw: id })) })) {
+  const sent: string[][] = [];
+  const send = async (rawIds: string[]) => {
+    sent.push(rawIds);
+    return answer(rawIds);
+  };
+  return { sent, send };
+}
+
+test("70 raws make ⌈70 / MAX_BATCH_RAWS⌉ batches, in order, and each raw gets its own reply", async () => {
+  const { sent, send } = recording();
+  const batcher = new ImportBatcher(send);
+  const ids = Array.from({ length: 70 }, (_, n) => `raw-${n}`);
+  const replies = await Promise.all(ids.map((id) => batcher.import(id, 10_000)));
+  assert.is(sent.length, Math.ceil(70 / MAX_BATCH_RAWS));
+  assert.equal(sent.flat(), ids);
+  assert.ok(sent.every((batch) => batch.length <= MAX_BATCH_RAWS));
+  assert.equal(
+    replies.map((reply) => reply.raw),
+    ids,
+  );
+  assert.is(batcher.sent, sent.length);
+});
+
+test("a batch never refers to more than MAX_BATCH_RAW_BYTES of raws", async () => {
+  const { sent, send } = recording();
+  const batcher = new ImportBatcher(send);
+  const size = Math.floor(MAX_BATCH_RAW_BYTES / 3) + 1;
+  await Promise.all(Array.from({ length: 7 }, (_, n) => batcher.import(`big-${n}`, size)));
+  assert.equal(
+    sent.map((batch) => batch.length),
+    [2, 2, 2, 1],
+  );
+});
+
+test("one raw's failure is its own; a refused batch or no reply fails each of its raws", async () => {
+  const mixed = recording((rawIds) => ok("answered", { results: rawIds.map((id) => (id === "bad" ? failure("not mail") : ok("message imported"))) }));
+  const batcher = new ImportBatcher(mixed.send);
+  const [good, bad, other] = await Promise.all(["good", "bad", "other"].map((id) => batcher.import(id, 100)));
+  assert.equal([good?.error, bad?.error, other?.error], [false, true, false]);
+
+  for (const answer of [() => failure("queue full"), () => ok("answered", { results: [] }), () => "not a reply"]) {
+    const refusing = new ImportBatcher(recording(answer).send);
+    const settled = await Promise.allSettled(["a", "b"].map((id) => refusing.import(id, 100)));
+    assert.ok(
+      settled.every((result) => result.status === "rejected"),
+      "each raw of the batch failed",
+    );
+  }
+  const failing = new ImportBatcher(async () => {
+    throw new Error("no reply within 60000 ms");
+  });
+  const lost = await Promise.allSettled([failing.import("a", 1)]);
+  assert.is(lost[0]?.status, "rejected");
+});
+
+test("cancel fails what waits and sends nothing", async () => {
+  const { sent, send } = recording();
+  const batcher = new ImportBatcher(send);
+  const waiting = batcher.import("a", 1);
+  batcher.cancel();
+  await waiting.then(
+    () => assert.unreachable("a cancelled raw is not answered"),
+    (err: Error) => assert.match(err.message, /sync stopped/),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.is(sent.length, 0);
+});
+
+test.run();
