@@ -225,7 +225,9 @@ export class Membership {
       this.logger.error({ fenceAfterMs: this.timing.fenceAfterMs }, "own heartbeat not renewed: fencing this node off");
       this.emit({ type: "fenced" });
     }
-    if (!this.fenced && !this.watchIsCurrent(now) && now - this.watchStartedAt > this.timing.fenceAfterMs && !this.rewatching) {
+    // (Not before the first watch began: start() beats once before it watches.)
+    const watching = this.watchStop !== null;
+    if (watching && !this.fenced && !this.watchIsCurrent(now) && now - this.watchStartedAt > this.timing.fenceAfterMs && !this.rewatching) {
       // Our beats are written but not seen: the watch stalled (e.g. its stream moved to another server).
       this.rewatching = true;
       this.logger.warn("heartbeat watch stalled: watching again");

@@ -2,7 +2,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, silentLogger } from "../../runtime/logger.ts";
+import { createLogger, silentLogger, type Logger } from "../../runtime/logger.ts";
 import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/node.ts";
 import type { NodeConfig } from "../../supervisors/node-config.ts";
 import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
@@ -21,6 +21,8 @@ export async function startTestNode(
   services: ServiceSet | ServiceFactory,
   overrides: Partial<NodeConfig> = {},
   tuning: NodeTuning = {},
+  /** Where the node logs (by default nowhere, or stderr with TEST_LOG_LEVEL). */
+  log?: Logger,
 ): Promise<RunningNode> {
   const config: NodeConfig = {
     nats,
@@ -38,7 +40,7 @@ export async function startTestNode(
   };
   // TEST_LOG_LEVEL=debug shows a test node's log on stderr, to find out why a test fails.
   const level = process.env.TEST_LOG_LEVEL;
-  const logger = level === undefined ? silentLogger() : createLogger({ level, name: config.nodeId, destination: process.stderr });
+  const logger = log ?? (level === undefined ? silentLogger() : createLogger({ level, name: config.nodeId, destination: process.stderr }));
   return startNode(config, services, logger, tuning);
 }
 

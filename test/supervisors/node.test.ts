@@ -1,10 +1,13 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { PassThrough } from "node:stream";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { createLogger } from "../../runtime/logger.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 import { routeToActor } from "../../supervisors/actor-router.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
-import { startTestNode } from "../helpers/test-node.ts";
+import { FAST_DETECTION_MS, startTestNode } from "../helpers/test-node.ts";
+import { sleep } from "../helpers/wait.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -22,6 +25,17 @@ const counters: ServiceSet = {
   // Route IMAPfetcher sync to counter actors, to show an entry point activating and feeding an actor.
   bindings: (deps) => ({ IMAPfetcher: { sync: routeToActor(deps, { kind: "counter", keyField: "remote_id" }) } }),
 };
+
+test("a node that starts and runs quietly logs no warning (its first heartbeat is not taken for a stalled watch)", async ({ nats }) => {
+  const lines: string[] = [];
+  const destination = new PassThrough();
+  destination.on("data", (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter(Boolean)));
+  const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-quiet" }, {}, createLogger({ level: "warn", destination }));
+  // Past the window after which a watch that has not seen the node's own beats is taken for stalled.
+  await sleep(FAST_DETECTION_MS * 3);
+  await node.shutdown("test over");
+  assert.equal(lines.map((line) => (decodeJson(Buffer.from(line)) as { value?: { msg?: string } }).value?.msg), []);
+});
 
 test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
   const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-debug" });
