@@ -24,6 +24,7 @@ import { assign, fromCallback, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { BUSY } from "../../runtime/entry-point.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
@@ -281,8 +282,9 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         const problem = batchIds(event);
         ports.reply(event.replyTo, failure(typeof problem === "string" ? problem : "unusable import batch"));
       },
-      refuseFull: ({ context, event }) =>
-        ports.reply(event.replyTo, failure(`${queued(context)} imports of user ${context.user_id} are waiting already (at most ${settings.maxQueue}); try again later`)),
+      // The answer of a node whose handlers are all busy: the message itself was not looked at, so its
+      // sender asks again shortly (busy-retry.ts) or later (an MTA's 451), rather than taking it as refused.
+      refuseFull: ({ event }) => ports.reply(event.replyTo, failure(BUSY)),
       enqueue: assign(({ context, event }) => ({
         queue: [
           ...context.queue,

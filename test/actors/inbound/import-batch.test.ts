@@ -221,4 +221,37 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
   }
 });
 
+test("a flood of batches for one user: 256 raws wait in its queue, the next batch is answered `busy, try again` at once; every queued one is imported", async (ctx) => {
+  const user = await newUser(ctx);
+  const identity = await remoteIdentity(ctx, user, `flood-${randomUUID().slice(0, 8)}`);
+  const batches = 256 / MAX_BATCH_RAWS + 1;
+  const raws = await Promise.all(Array.from({ length: batches * MAX_BATCH_RAWS }, (_, n) => ctx.store.raws.put(user.user_id, mail(`flood-${identity.identity_id}`, n))));
+  const jsm = await jetstreamManager(ctx.client);
+  const stream = "KV_caliopen_messages";
+  const info = await jsm.streams.info(stream);
+  // The store refuses new messages, so nothing leaves the queue while the batches come in.
+  await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
+  let restored = false;
+  try {
+    const send = (batch: number) =>
+      sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.slice(batch * MAX_BATCH_RAWS, (batch + 1) * MAX_BATCH_RAWS).map((raw) => raw.raw_msg_id).join(",") });
+    const queued = Array.from({ length: batches - 1 }, (_, batch) => send(batch));
+    await waitFor("256 raws queued", () => {
+      const context = ctx.node.host.get(INBOUND_KIND, user.user_id)?.inspect().context as { queue: { raw_ids?: string[] }[]; running: { raw_ids?: string[] }[] } | undefined;
+      const count = (orders: { raw_ids?: string[] }[] = []) => orders.reduce((sum, order) => sum + (order.raw_ids?.length ?? 1), 0);
+      return context !== undefined && count(context.queue) + count(context.running) === 256;
+    }, 20_000);
+    assert.equal(await send(batches - 1), { error: true, message: "busy, try again" });
+    await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+    restored = true;
+    for (const answered of await Promise.all(queued)) {
+      assert.is(answered.error, false, answered.message);
+      assert.ok((answered.results as Reply[]).every((result) => !result.error));
+    }
+    assert.is((await ctx.store.messages.list(user.user_id, { limit: 500 })).items.length, 256);
+  } finally {
+    if (!restored) await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+  }
+});
+
 test.run();
