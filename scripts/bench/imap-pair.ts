@@ -15,6 +15,7 @@ import { rendezvousOwner, shardOf } from "../../supervisors/cluster/rendezvous.t
 import { nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processCpuMs } from "./cpu-meter.ts";
+import { startIoMeter } from "./io-meter.ts";
 import { benchUser, imapIdentity, openMailStore, type BenchDovecot, type MailStore } from "./mail-bench.ts";
 import type { MailNodeTask } from "./mail-node-process.ts";
 import type { ImapPairRun, ImapTask } from "./results.ts";
@@ -154,6 +155,8 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
 
     const pids = nodes.map((node) => node.child.pid ?? Number.NaN);
     const cpuBefore = pids.map(processCpuMs);
+    const nodeIo = pids.map(startIoMeter);
+    const natsIo = startIoMeter(task.serverPid);
     const natsBefore = processCpuMs(task.serverPid);
     const dovecotBefore = dovecot.cpuMs();
     const startedIso = new Date().toISOString();
@@ -177,6 +180,8 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
     const ms = performance.now() - started;
     const cpuMs = pids.map((pid, index) => processCpuMs(pid) - (cpuBefore[index] ?? Number.NaN));
     const natsCpuMs = processCpuMs(task.serverPid) - natsBefore;
+    const nodeSyscalls = nodeIo.map((meter) => meter().syscalls);
+    const natsSyscalls = natsIo().syscalls;
     const dovecotCpuMs = dovecot.cpuMs() - dovecotBefore;
 
     const stored = await Promise.all(mailboxes.map((box) => view.storedMessages(box.userId)));
@@ -195,6 +200,8 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
       nodeCpuMs: cpuMs,
       natsCpuMs,
       dovecotCpuMs,
+      nodeSyscalls,
+      natsSyscalls,
       placement: mailboxes.map((box, index) => ({ node: box.node, worker: workersPlaced[index] ?? "", inbound: inboundPlaced[index] ?? "" })),
       warnings: {},
     };

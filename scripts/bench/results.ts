@@ -233,8 +233,8 @@ export interface ImapResult {
     /** The node process's memory every 100 ms during the fullfetch, against the idle node's just before. */
     memory: MemoryTrace;
   };
-  /** Two mailboxes of `messages` each imported at once, by one node process then by two. */
-  pair: { ok: true; oneNode: ImapPairRun; twoNodes: ImapPairRun } | { ok: false; error: string };
+  /** Two mailboxes of `messages` each imported at once, by one node process then by two, in alternated rounds. */
+  pair: { ok: true; oneNode: ImapPairRun[]; twoNodes: ImapPairRun[] } | { ok: false; error: string };
   warnings: Record<string, number>;
 }
 
@@ -253,6 +253,9 @@ export interface ImapPairRun {
   nodeCpuMs: number[];
   natsCpuMs: number;
   dovecotCpuMs: number;
+  /** Read and write system calls of each node process (its NATS and IMAP sockets) and of the nats-server over `ms`: fewer per message, more messages per call. */
+  nodeSyscalls: number[];
+  natsSyscalls: number;
   /** Per mailbox: the node meant to run it, and where its imap worker and its user's inbound actor ran (caliopen.debug.actors). */
   placement: { node: string; worker: string; inbound: string }[];
   warnings: Record<string, number>;
