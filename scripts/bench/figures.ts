@@ -2,7 +2,7 @@
 import type { BenchSecurity } from "./bench-security.ts";
 import type { IoCounters } from "./io-meter.ts";
 import type { BenchRun, Outcome } from "./report.ts";
-import type { ActivationResult, OrdersResult, OrdersRound, OrdersVariant, RequestsResult, RequestsVariant } from "./results.ts";
+import type { ActivationResult, ImapPairRun, OrdersResult, OrdersRound, OrdersVariant, RequestsResult, RequestsVariant } from "./results.ts";
 import { median } from "./stats.ts";
 
 export interface OrdersFigures {
@@ -123,3 +123,6 @@ export function keyFigures(run: BenchRun): KeyFigures {
       activations.find((value) => value.mode === wanted.mode && value.count === wanted.count && (wanted.persistence === undefined || value.persistence === wanted.persistence)),
   };
 }
+
+/** The fastest of several rounds of an import: the one least disturbed by the rest of the machine. */
+export const fastestRun = (runs: ImapPairRun[]): ImapPairRun | undefined => runs.reduce<ImapPairRun | undefined>((best, run) => (best === undefined || run.ms < best.ms ? run : best), undefined);

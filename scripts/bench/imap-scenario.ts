@@ -11,10 +11,17 @@ import { IMAP_KIND, type ImapWorkerContext } from "../../actors/imap/imap-worker
 import { encodeJson } from "../../runtime/json.ts";
 import { childMain } from "./child-protocol.ts";
 import { reapedChildrenCpuMs, startCpuMeter } from "./cpu-meter.ts";
-import { appendRate, benchUser, fetchAll, fillMaildir, imapIdentity, PASSWORD, profilePhase, startBenchDovecot, startMailNode, writeConfig, type BenchDovecot } from "./mail-bench.ts";
+import { importTogether } from "./imap-pair.ts";
+import { settledMemory } from "./memory-probe.ts";
+import { startMemorySampler } from "./memory-sampler.ts";
+import { appendRate, benchUser, newSecretKey, fetchAll, fillMaildir, imapIdentity, PASSWORD, profilePhase, startBenchDovecot, startMailNode, writeConfig, type BenchDovecot } from "./mail-bench.ts";
 import type { ImapResult, ImapRun, ImapTask } from "./results.ts";
 
 const LOGIN = "bench";
+/** The second mailbox, for two imports at once: the same corpus size, other Message-IDs. */
+const SECOND_LOGIN = "bench2";
+/** Rounds of each two-mailbox run (one node, two nodes). */
+const PAIR_ROUNDS = 2;
 const MBSYNC = "/usr/bin/mbsync";
 
 async function countFiles(dir: string): Promise<number> {
@@ -78,14 +85,49 @@ SyncState *
   }
 }
 
+const progress = (message: string) => process.stderr.write(`bench:   imap: ${message}\n`);
+
 const stateText = (state: unknown) => JSON.stringify(state ?? "");
 
 childMain<ImapTask>(async (task): Promise<ImapResult> => {
   const dovecot = await startBenchDovecot();
-  const progress = (message: string) => process.stderr.write(`bench:   imap: ${message}\n`);
+  // One deployment: every node of the scenario, and its store, share the key the first one records.
+  const secretKey = newSecretKey();
+  try {
+    const single = await importAlone(task, dovecot, secretKey);
+    // The second mailbox read once too, so that both start from Dovecot's warm caches.
+    const warm = await dovecot.client(SECOND_LOGIN, PASSWORD);
+    await fetchAll(warm);
+    await warm.logout().catch(() => warm.close());
+    let pair: ImapResult["pair"];
+    try {
+      // Alternated rounds, so that a change of load on the machine touches both; the faster of each counts.
+      const oneNode = [];
+      const twoNodes = [];
+      for (let round = 1; round <= PAIR_ROUNDS; round++) {
+        oneNode.push(await importTogether(task, dovecot, secretKey, [LOGIN, SECOND_LOGIN], 1, `one-r${round}`));
+        progress(`one node, two mailboxes, round ${round}: ${((oneNode.at(-1)?.ms ?? Number.NaN) / 1000).toFixed(1)} s`);
+        twoNodes.push(await importTogether(task, dovecot, secretKey, [LOGIN, SECOND_LOGIN], 2, `two-r${round}`));
+        progress(`two nodes, two mailboxes, round ${round}: ${((twoNodes.at(-1)?.ms ?? Number.NaN) / 1000).toFixed(1)} s`);
+      }
+      pair = { ok: true, oneNode, twoNodes };
+    } catch (err) {
+      progress(`two mailboxes at once: FAILED: ${(err as Error).message}`);
+      pair = { ok: false, error: (err as Error).message };
+    }
+    return { ...single, pair };
+  } finally {
+    await dovecot.stop();
+  }
+});
+
+/** Baselines and the in-process node's import of the first mailbox. */
+async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: string): Promise<Omit<ImapResult, "pair">> {
   const corpus = { to: `${LOGIN}@remote.test`, tag: `imap-${Date.now()}` };
   const filled = await fillMaildir(dovecot, LOGIN, task.messages, corpus);
   progress(`${task.messages} messages (${(filled.bytes / 1024 / 1024).toFixed(1)} MiB) written in ${(filled.writeMs / 1000).toFixed(1)} s, indexed in ${(filled.indexMs / 1000).toFixed(1)} s`);
+  const second = await fillMaildir(dovecot, SECOND_LOGIN, task.messages, { to: `${SECOND_LOGIN}@remote.test`, tag: `${corpus.tag}-2` });
+  progress(`second mailbox: ${task.messages} messages written in ${(second.writeMs / 1000).toFixed(1)} s`);
   const append = await appendRate(dovecot, `${LOGIN}-append`, task.appendSample, { ...corpus, tag: `${corpus.tag}-append` });
 
   // One plain client reads everything once: the transport's floor, and every later reader finds Dovecot's
@@ -107,7 +149,7 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
   progress(`mbsync, FSync no: ${(mbsyncNoFsync.ms / 1000).toFixed(1)} s`);
 
   // The node: push off, so that nothing but the fullfetch talks to Dovecot.
-  const mail = await startMailNode(task.endpoint, { smtp: false, push: false, admit: [dovecot.server] });
+  const mail = await startMailNode(task.endpoint, { smtp: false, push: false, admit: [dovecot.server], secretKey });
   try {
     const { userId } = await benchUser(mail.store, "bench");
     const identity = await imapIdentity(mail.store, userId, dovecot, LOGIN);
@@ -120,10 +162,13 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
 
+    // The idle node, settled by full GCs, then sampled as is (garbage included) during the import.
+    const idleMemory = await settledMemory();
     const stopProfile = await profilePhase("imap-node");
     const natsBefore = mail.node.nc.stats();
     const meter = startCpuMeter(task.serverPid);
     const dovecotBefore = dovecot.cpuMs();
+    const stopMemory = startMemorySampler(idleMemory);
     const started = performance.now();
     const startedIso = new Date().toISOString();
     mail.nc.publish("IMAPfetcher", encodeJson({ order: "fullfetch", ...order }));
@@ -151,6 +196,7 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const ms = performance.now() - started;
+    const memory = stopMemory();
     const cpu = meter();
     const dovecotCpuMs = dovecot.cpuMs() - dovecotBefore;
     await stopProfile();
@@ -183,11 +229,11 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
         stored,
         rateSamples,
         natsMessagesPerMail: natsMessages / task.messages,
+        memory,
       },
       warnings: mail.warnings(),
     };
   } finally {
     await mail.stop();
-    await dovecot.stop();
   }
-});
+}

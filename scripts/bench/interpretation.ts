@@ -2,8 +2,9 @@
 // explanations name the code the figures point at.
 import { MAX_BATCH_RAWS } from "../../actors/inbound/inbound-batch.ts";
 import { DEFAULT_TIMING } from "../../supervisors/cluster/membership.ts";
-import { keyFigures, type KeyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
-import { TARGETS, type BenchRun, type PartName } from "./report.ts";
+import { fastestRun, keyFigures, type KeyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
+import { IMPORT_HEAP_BOUND, TARGETS, type BenchRun, type PartName } from "./report.ts";
+import type { ImapPairRun, ImapResult } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio } from "./stats.ts";
 
 const known = (...numbers: number[]) => numbers.every((value) => Number.isFinite(value));
@@ -124,6 +125,8 @@ function imapReading(run: BenchRun): string[] {
     `- **IMAP fullfetch: aim ${ratio <= TARGETS.imapRatio ? "met" : "not met"}.** The node imported ${formatCount(r.messages)} messages in ${(r.node.ms / 1000).toFixed(1)} s, ${formatRatio(ratio)} mbsync's ${(r.mbsync.ms / 1000).toFixed(1)} s (aim ≤ ${formatRatio(TARGETS.imapRatio)})${r.mbsyncNoFsync === null ? "" : `, and ${formatRatio(r.node.ms / r.mbsyncNoFsync.ms)} mbsync's ${(r.mbsyncNoFsync.ms / 1000).toFixed(1)} s with \`FSync no\` — the fairer yardstick, since the nats-server does not fsync each write either (JetStream syncs every 2 minutes by default), while mbsync's default fsyncs every message on this machine's shared disk`}. IMAP is not what costs: one imapflow FETCH of the whole mailbox takes ${(r.rawFetch.ms / 1000).toFixed(1)} s, and Dovecot spends ${formatMs(r.node.dovecotCpuMs / r.messages)} of CPU per message serving the node. The node's process is: ${formatMs(nodeCpu)} of CPU per message (busy ${formatPercent(r.node.cpuMs / r.node.ms)} of a core over the run), plus ${formatMs(r.node.natsCpuMs / r.messages)} in the nats-server, against ${formatMs(r.mbsync.cpuMs / r.messages)} for mbsync.`,
     `- **Why**: each message is stored through about ${roundTrips} awaited NATS round trips (${r.node.natsMessagesPerMail.toFixed(1)} messages on the node's connection per mail). The worker stores the raw (actors/store/raw-messages.ts \`put\`: a raw of at most 512 KiB, as every mail of this corpus, is one message of a KV bucket, published together with the raw's KV document, both awaited at once) and sends the raws' ids to the user's inbound actor in batches of up to ${MAX_BATCH_RAWS} (\`import_batch\`: one request, one admission, one reply and one snapshot write of the actor per batch instead of per mail), which imports the raws of a batch side by side (actors/mail/inbound-email.ts), each: reads the raw's document (the user and the identity come from the actor's memory) and its bytes (one direct get), looks up the Message-ID, each participant's contact and the parent, writes the message and the Message-ID claim, and marks the raw delivered (one compare-and-swap on the revision the node wrote, no read). A CPU profile of the node's batched import of 10,000 messages (\`BENCH_CPU_PROFILE=<dir>\` records one), taken when batches came in and raws were still objects, put 8 % of its CPU in the socket writes of those round trips (\`writeBuffer\`: every NATS flush is a loopback \`write()\`; a quarter when each mail was its own request), about a fifth in nats.js itself (request bookkeeping, including a \`RequestError\` built with its stack trace for every request that succeeds: \`RequestOne.cancel()\` makes one even with \`noAsyncTraces\`, 6.5 %), 7 % in the object store's pure-JavaScript SHA-256 of each raw (which raws of up to 512 KiB no longer pay: they are hashed by node:crypto and stored as one message) and under a tenth in mailparser. The worker keeps ${2 * MAX_BATCH_RAWS} messages in flight, two batches, so that one batch's raws are stored while the one before is imported; while it has a core to itself it keeps it busy, so more concurrency would not help.`,
     `- **What would close the gap**: fewer awaited round trips per message, and more cores. The raw's own part is down to 5 requests, 4 of them awaited one after the other (bytes and document written at once; the document, then the bytes read; delivered marked by one compare-and-swap), from 9 when every raw was an object. Still awaited one after the other per mail: the Message-ID lookup before its claim, the contact lookups of participants not seen lately, the claim, the message, the delivered mark; claiming first and pipelining a batch's writes would take most of them off the critical path. Even at half the CPU per message the node would stay several times mbsync's pace on one core: reaching ${formatRatio(TARGETS.imapRatio)} needs the import spread over cores (several nodes, or workers) as well.`,
+    ...importMemoryReading(r),
+    ...importTogetherReading(run),
   ];
 }
 
@@ -181,4 +184,63 @@ function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
     `- **What TLS costs is CPU per message, not bytes.** The node's sockets carry ${formatBytes(tlsActor.responderIo.bytes - plainActor.responderIo.bytes)} more per request (of ${formatBytes(plainActor.responderIo.bytes)}) and ${formatBytes(tlsOrders.consumerIo.bytes - plainOrders.consumerIo.bytes)} more per order (of ${formatBytes(plainOrders.consumerIo.bytes)}): TLS 1.3 (negotiated here with AES-128-GCM) adds 22 bytes per record, and a record carries whatever one write carries — under load many messages (${plainOrders.consumerIo.syscalls > 0 ? `${formatCount(1 / plainOrders.consumerIo.syscalls)} orders per read or write call on the node's sockets` : "n/a"}). An actor request puts the same messages on the wire as a raw one (${formatBytes(plainActor.responderIo.bytes)} vs ${formatBytes(plainRaw.responderIo.bytes)} per request), so TLS has the same to do for both; a published order costs the node ${formatRatio(plainOrders.consumerIo.bytes / plainRawOrders.consumerIo.bytes)} the bytes a raw subscriber reads (the intake stream's delivery, the keyed-order stream's publish and its ack, the shard's delivery, two acks), and TLS's cost per order grows with them: that is the durable design's traffic, not the actor code. A CPU profile of a node draining 30,000 orders, plain then TLS, taken while this section was written, put TLS's extra CPU in the node about a third in socket writes (the encryption runs inside each \`writev\`, where a plain socket's write is one \`writeBuffer\`), a fifth in nats.js's parser joining messages split across TLS records (which a plain socket delivers whole far more often), a tenth in native code (decryption), the rest spread thinly.`,
   ];
   return out;
+}
+
+const MiB = 1024 * 1024;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+function importMemoryReading(r: ImapResult): string[] {
+  const m = r.node.memory;
+  const idle = m.idle.heapUsed + m.idle.external;
+  const growth = m.peakJs - idle;
+  const withMailbox = m.lastQuarterAfterGcJs - m.firstQuarterAfterGcJs;
+  const grows = !Number.isFinite(withMailbox) ? null : withMailbox > TARGETS.importGrowthMiB * MiB;
+  const boundMet = growth <= TARGETS.importHeapMiB * MiB;
+  const average = r.bytes / r.messages;
+  // Between the middles of the first and the last quarter the node imports half the mailbox.
+  const retainedRaws = (r.messages / 2) * average;
+  const { inFlightRaws, parsers, youngGeneration, cachesAndSlack } = IMPORT_HEAP_BOUND;
+  const growthText = grows === null ? `no major GC fell in the first or the last quarter (${m.majorGcs} in all), so whether it grows is not measured` : grows ? "it GROWS with the mailbox" : "it does not grow with the mailbox";
+  return [
+    `- **The node's heap during the import: bound ${boundMet ? "met" : "not met"}; ${growthText}.** Idle, with the worker started, the node holds ${mib(idle)} (heapUsed + external, after full GCs; RSS ${mib(m.idle.rss)}); importing ${formatCount(r.messages)} messages it peaked at ${mib(m.peakJs)}, ${mib(growth)} over idle (heapUsed alone ${mib(m.peak.heapUsed)}, external ${mib(m.peak.external)}, RSS ${mib(m.peak.rss)}). Just after a major GC it held ${mib(m.firstQuarterAfterGcJs)} at most in the first quarter of the run and ${mib(m.lastQuarterAfterGcJs)} in the last: a node that kept each imported raw's bytes would have gained about ${mib(retainedRaws)} between the two, one that kept ${formatBytes(1024)} per message ${mib((r.messages / 2) * 1024)}. The timed peaks (${mib(m.firstQuarterPeakJs)} in the first quarter, ${mib(m.lastQuarterPeakJs)} in the last) are garbage waiting for the next major GC: ${mib(m.peakJs - Math.max(m.firstQuarterAfterGcJs, m.lastQuarterAfterGcJs))} of the peak was not alive, and V8 sizes the old space to collect it only when it fills.`,
+    `- **The bound, ${TARGETS.importHeapMiB} MiB over idle, is what the design should let a node hold whatever the mailbox**: the worker's ${2 * MAX_BATCH_RAWS} messages in flight (two import batches) at up to 1 MiB each (${inFlightRaws} MiB); the inbound actor's 16 parsers of a batch, each holding a raw read back and its parsed parts, about twice the raw (${parsers} MiB); V8's young generation, where all this garbage waits for a scavenge (${youngGeneration} MiB); the node's bounded caches and slack (${cachesAndSlack} MiB). This corpus's mails average ${formatBytes(average)}, so its ${2 * MAX_BATCH_RAWS} in flight weigh only ${mib(2 * MAX_BATCH_RAWS * average)}: ${boundMet ? `the peak kept under the bound${growth > 0.75 * TARGETS.importHeapMiB * MiB ? ` but used ${formatPercent(growth / (TARGETS.importHeapMiB * MiB))} of it with small mails, the rest being old-space garbage the bound does not count; with 1 MiB mails the same garbage would come on top of ${inFlightRaws} MiB in flight, so it would likely be exceeded — a corpus of large mails would tell` : ""}` : "the peak is over the bound even with small mails: old-space garbage the bound does not count"}.`,
+  ];
+}
+
+function importTogetherReading(run: BenchRun): string[] {
+  if (run.imap === null || !run.imap.ok) return [];
+  const pair = run.imap.value.pair;
+  if (!pair.ok) return ["- Two mailboxes at once: the runs failed, no reading."];
+  const oneNode = fastestRun(pair.oneNode);
+  const twoNodes = fastestRun(pair.twoNodes);
+  if (oneNode === undefined || twoNodes === undefined) return [];
+  const times = (runs: ImapPairRun[]) => runs.map((value) => `${(value.ms / 1000).toFixed(1)} s`).join(", ");
+  const cores = run.machine.cpuCount;
+  const ratio = twoNodes.ms / oneNode.ms;
+  const busy = (value: ImapPairRun) => (value.nodeCpuMs.reduce((sum, cpu) => sum + cpu, 0) + value.natsCpuMs + value.dovecotCpuMs) / value.ms;
+  const cpuTotal = (value: ImapPairRun) => value.nodeCpuMs.reduce((sum, cpu) => sum + cpu, 0) + value.natsCpuMs + value.dovecotCpuMs;
+  // With every core busy the run cannot be shorter than its CPU work spread over all of them.
+  const floor = cpuTotal(twoNodes) / cores / oneNode.ms;
+  const perNode = (value: ImapPairRun) => value.nodeCpuMs.map((cpu) => `${formatMs(cpu / value.messages)} (busy ${formatPercent(cpu / value.ms)})`).join(" and ");
+  const saturated = busy(twoNodes) >= 0.85 * cores;
+  return [
+    `- **Two nodes for two mailboxes: aim ${ratio <= TARGETS.imapTwoNodesRatio ? "met" : "not met"}.** One node imported both mailboxes (${formatCount(oneNode.messages)} messages) in ${(oneNode.ms / 1000).toFixed(1)} s at best (rounds: ${times(pair.oneNode)}); two nodes, one mailbox each, in ${(twoNodes.ms / 1000).toFixed(1)} s (rounds: ${times(pair.twoNodes)}): ${formatRatio(ratio)} (aim ≤ ${formatRatio(TARGETS.imapTwoNodesRatio)}). CPU per message: the one node ${perNode(oneNode)}, the nats-server ${formatMs(oneNode.natsCpuMs / oneNode.messages)} (busy ${formatPercent(oneNode.natsCpuMs / oneNode.ms)}), Dovecot ${formatMs(oneNode.dovecotCpuMs / oneNode.messages)}; with two nodes ${perNode(twoNodes)}, the nats-server ${formatMs(twoNodes.natsCpuMs / twoNodes.messages)} (busy ${formatPercent(twoNodes.natsCpuMs / twoNodes.ms)}), Dovecot ${formatMs(twoNodes.dovecotCpuMs / twoNodes.messages)}.`,
+    ...roundSpread(pair.oneNode, "one node"),
+    ...roundSpread(pair.twoNodes, "two nodes"),
+    `- **What limits it: ${saturated ? "the machine's cores" : "not the cores alone"}.** This machine has ${cores} cores, shared by the nodes, the nats-server and Dovecot. The one-node run kept ${busy(oneNode).toFixed(2)} cores busy, the two-node run ${busy(twoNodes).toFixed(2)}. ${saturated ? `Two nodes cannot each have a core while the nats-server takes ${formatPercent(twoNodes.natsCpuMs / twoNodes.ms)} of one: the two-node run's CPU work (${(cpuTotal(twoNodes) / 1000).toFixed(1)} s in all) spread over all ${cores} cores could not take less than ${formatRatio(floor)} of the one-node run's time, so ${formatRatio(TARGETS.imapTwoNodesRatio)} ${floor > TARGETS.imapTwoNodesRatio ? "is out of reach on this machine" : "would need every core busy all the time"}; with the nats-server and Dovecot on cores of their own, each node would have one to itself.` : `The cores were not all busy, so the rest is waiting: the awaited NATS round trips of each import (above), which a second node does not shorten.`} Work per message ${cpuTotal(twoNodes) / twoNodes.messages > (1.1 * cpuTotal(oneNode)) / oneNode.messages ? "grows" : "does not grow"} with the second node: ${formatMs(cpuTotal(oneNode) / oneNode.messages)} of CPU per message in all with one node, ${formatMs(cpuTotal(twoNodes) / twoNodes.messages)} with two${cpuTotal(twoNodes) / twoNodes.messages > (1.1 * cpuTotal(oneNode)) / oneNode.messages ? `; the nodes make ${(sum(twoNodes.nodeSyscalls) / twoNodes.messages).toFixed(1)} read/write system calls per message between them against ${(sum(oneNode.nodeSyscalls) / oneNode.messages).toFixed(1)} for the one node, the nats-server ${(twoNodes.natsSyscalls / twoNodes.messages).toFixed(1)} against ${(oneNode.natsSyscalls / oneNode.messages).toFixed(1)} — ${sum(twoNodes.nodeSyscalls) / twoNodes.messages > 1.1 * (sum(oneNode.nodeSyscalls) / oneNode.messages) ? "each node, with half the traffic, carries fewer messages per socket write and read, and the server pays for each" : "not more socket calls per message, so the extra CPU is not fewer messages per write; more likely two processes contending for two cores with the nats-server and Dovecot (context switches, cold caches)"}` : ""}.`,
+  ];
+}
+
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
+/** Rounds of the same run far apart: says so, with the CPU per message that moved with the time. */
+function roundSpread(runs: ImapPairRun[], label: string): string[] {
+  const fastest = fastestRun(runs);
+  const slowest = runs.reduce<ImapPairRun | undefined>((worst, run) => (worst === undefined || run.ms > worst.ms ? run : worst), undefined);
+  if (fastest === undefined || slowest === undefined || slowest.ms < 1.2 * fastest.ms) return [];
+  const cpu = (run: ImapPairRun) => sum(run.nodeCpuMs) / run.messages;
+  const busy = (run: ImapPairRun) => sum(run.nodeCpuMs) / run.ms;
+  return [
+    `- **The ${label} rounds are far apart**: ${(fastest.ms / 1000).toFixed(1)} s (round ${runs.indexOf(fastest) + 1}) and ${(slowest.ms / 1000).toFixed(1)} s (round ${runs.indexOf(slowest) + 1}), with ${formatMs(cpu(fastest))} and ${formatMs(cpu(slowest))} of node CPU per message at ${formatPercent(busy(fastest))} and ${formatPercent(busy(slowest))} of a core: the slow round did more work per message, not less of it per second. Its traffic per message grew with it — ${(sum(fastest.nodeSyscalls) / fastest.messages).toFixed(1)} and ${(sum(slowest.nodeSyscalls) / slowest.messages).toFixed(1)} read/write system calls per message in the node processes, ${(fastest.natsSyscalls / fastest.messages).toFixed(1)} and ${(slowest.natsSyscalls / slowest.messages).toFixed(1)} in the nats-server (CPU ${formatMs(fastest.natsCpuMs / fastest.messages)} and ${formatMs(slowest.natsCpuMs / slowest.messages)}) — so more NATS exchanges per message, not a slower process; this bench does not tell which (retries, or lookups that grow with the store, which holds ${formatCount(slowest.messages)} more messages at each run). The ratio takes the fastest round of each.`,
+  ];
 }

@@ -44,13 +44,20 @@ export interface MailNode {
   stop(): Promise<void>;
 }
 
-/** `admit`: the bench's own servers (`host:port`) the node may reach, in clear like the baselines (CALIOPEN_ALLOWED_DESTINATIONS). */
-export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boolean; push: boolean; admit?: string[] }): Promise<MailNode> {
-  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-mail-node-"));
-  const tally = tallyingLogger();
-  // The node's settings as `npm start` reads them from its environment (so every service gets its defaults).
-  const env: NodeJS.ProcessEnv = {
-    CALIOPEN_SECRET_KEY: randomBytes(32).toString("base64"),
+export interface MailNodeOptions {
+  smtp: boolean;
+  push: boolean;
+  /** The bench's own servers (`host:port`) the node may reach, in clear like the baselines (CALIOPEN_ALLOWED_DESTINATIONS). */
+  admit?: string[];
+  /** CALIOPEN_SECRET_KEY, base64: nodes of one deployment and the scenario's store must share it (a fresh one when absent). */
+  secretKey?: string;
+  nodeId?: string;
+}
+
+/** The node's settings as `npm start` reads them from its environment (so every service gets its defaults). */
+function mailNodeEnv(options: MailNodeOptions, secretKey: string): NodeJS.ProcessEnv {
+  return {
+    CALIOPEN_SECRET_KEY: secretKey,
     CALIOPEN_HTTP: "off",
     CALIOPEN_SMTP: options.smtp ? "127.0.0.1:0" : "off",
     CALIOPEN_MAIL_HOST: MAIL_HOST,
@@ -59,30 +66,61 @@ export async function startMailNode(endpoint: NatsEndpoint, options: { smtp: boo
     CALIOPEN_KEYSERVER: "off",
     CALIOPEN_ALLOWED_DESTINATIONS: (options.admit ?? []).map((server) => `${server}+cleartext`).join(","),
   };
-  const config = caliopenConfigFromEnv(env, dataDir, tally.logger);
-  const secrets = config.secrets;
-  let smtpPort: number | null = null;
-  const nodeConfig: NodeConfig = { ...nodeConfigFromEnv({}), nats: endpoint, dataDir, nodeId: `bench-mail-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
-  const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);
+}
+
+export const newSecretKey = (): string => randomBytes(32).toString("base64");
+
+/** The scenario's view of the platform's data: a store on a connection of its own. */
+export interface MailStore {
+  store: Store;
+  nc: NatsConnection;
+  /** Stored messages of a user: the keys of the messages bucket under that user (no document read). */
+  storedMessages(userId: string): Promise<number>;
+}
+
+/** A store on its own connection, reading what nodes sharing `secretKey` write. */
+export async function openMailStore(endpoint: NatsEndpoint, secretKey: string): Promise<MailStore & { close(): Promise<void> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-mail-store-"));
+  const secrets = caliopenConfigFromEnv(mailNodeEnv({ smtp: false, push: false }, secretKey), dataDir, tallyingLogger().logger).secrets;
   const nc = await connectBench(endpoint, "bench mail store");
+  const store = await openStore({ nc, subjects: new Subjects(""), secrets });
+  const messages = await KvDocuments.open(nc, "caliopen_messages");
+  return {
+    store,
+    nc,
+    storedMessages: async (userId) => (await messages.keys(`${userId}.*`)).length,
+    close: async () => {
+      await nc.close().catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOptions): Promise<MailNode> {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-bench-mail-node-"));
+  const tally = tallyingLogger();
+  const secretKey = options.secretKey ?? newSecretKey();
+  const config = caliopenConfigFromEnv(mailNodeEnv(options, secretKey), dataDir, tally.logger);
+  let smtpPort: number | null = null;
+  const nodeConfig: NodeConfig = { ...nodeConfigFromEnv({}), nats: endpoint, dataDir, nodeId: options.nodeId ?? `bench-mail-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
+  const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);
+  const view = await openMailStore(endpoint, secretKey);
   let stopped: Promise<void> | null = null;
   const stop = () =>
     (stopped ??= (async () => {
       unregister();
-      await nc.close().catch(() => undefined);
+      await view.close();
       await node.shutdown("bench finished");
       await rm(dataDir, { recursive: true, force: true });
     })());
   const unregister = registerCleanup(stop);
-  const store = await openStore({ nc, subjects: new Subjects(""), secrets });
-  const messages = await KvDocuments.open(nc, "caliopen_messages");
   return {
     node,
     smtpPort,
-    store,
-    nc,
+    store: view.store,
+    nc: view.nc,
     warnings: tally.counts,
-    storedMessages: async (userId) => (await messages.keys(`${userId}.*`)).length,
+    storedMessages: view.storedMessages,
     stop,
   };
 }
@@ -94,13 +132,13 @@ export async function benchUser(store: Store, name: string): Promise<{ userId: s
   return { userId: created.user.user_id, address };
 }
 
-/** A remote IMAP identity of `userId` pointing at `login`'s mailbox on the bench Dovecot. */
-export function imapIdentity(store: Store, userId: string, dovecot: TestDovecot, login: string): Promise<Identity> {
+/** A remote IMAP identity of `userId` pointing at `login`'s mailbox on the bench Dovecot (`identifier`: unique per user). */
+export function imapIdentity(store: Store, userId: string, dovecot: TestDovecot, login: string, identifier = `${login}@remote.test`): Promise<Identity> {
   return store.identities.create({
     user_id: userId,
     type: "remote",
     protocol: "imap",
-    identifier: `${login}@remote.test`,
+    identifier,
     display_name: `Bench ${login}`,
     infos: { inserver: dovecot.server, outserver: "127.0.0.1:1" },
     credentials: { username: login, password: PASSWORD },

@@ -3,10 +3,10 @@
 import type { FailoverResult } from "./failover-scenario.ts";
 import type { BenchConfig } from "./bench-config.ts";
 import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
-import { keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
+import { fastestRun, keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import type { IoCounters } from "./io-meter.ts";
 import type { MachineInfo } from "./machine-info.ts";
-import type { ActivationResult, DispatchResult, ImapResult, ImapRun, OrdersResult, OrdersRound, PushLatency, PushResult, RequestsResult, SmtpResult, SmtpRun } from "./results.ts";
+import type { ActivationResult, DispatchResult, ImapPairRun, ImapResult, ImapRun, OrdersResult, OrdersRound, PushLatency, PushResult, RequestsResult, SmtpResult, SmtpRun } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
 
 /** One scenario process's result, with the load other processes put on the machine meanwhile (cores). */
@@ -40,7 +40,25 @@ export const TARGETS = {
   bytesPerActor: 6 * 1024,
   /** The issue's aim for a first IMAP import: at most this many times mbsync's time for the same mailbox. */
   imapRatio: 1.5,
+  /** The issue's aim for two nodes importing two mailboxes at once: at most this share of one node's time for both. */
+  imapTwoNodesRatio: 0.6,
+  /** heapUsed + external of the importing node at its peak, over the idle node's (the parts: IMPORT_HEAP_BOUND). */
+  importHeapMiB: 0,
+  /** The peak of the last quarter of the import over that of the first: what growing with the mailbox would show. */
+  importGrowthMiB: 16,
 };
+
+const MiB = 1024 * 1024;
+
+/**
+ * What the design lets a node hold during a fullfetch, whatever the mailbox's size, each part in MiB:
+ * the worker's messages in flight (two import batches) at up to 1 MiB each; the inbound actor's parsers
+ * (actors/inbound/inbound-processor.ts BATCH_PARSERS: 16 raws of a batch at a time), each raw read back and
+ * parsed (decoded parts and strings, about twice the raw); V8's young generation, where the garbage of
+ * all this waits for a scavenge (3 × a 16 MiB semi-space on 64 bits); the node's bounded caches and slack.
+ */
+export const IMPORT_HEAP_BOUND = { inFlightRaws: 64 * 1, parsers: 16 * 1 * 2, youngGeneration: 3 * 16, cachesAndSlack: 16 };
+TARGETS.importHeapMiB = Object.values(IMPORT_HEAP_BOUND).reduce((sum, part) => sum + part, 0);
 
 interface Verdict {
   target: string;
@@ -419,9 +437,89 @@ function imapSection(run: BenchRun, verdicts: Verdict[]): string[] {
     "",
     `The node: connected and fetching ${r.node.connectedMs === null ? "(not seen)" : `${formatMs(r.node.connectedMs)}`} after \`fullfetch\`; ${formatCount(r.node.perSecond)} messages/s over the whole run${Number.isFinite(steady) ? ` (cumulative rate at the last one-second sample: ${formatCount(steady as number)}/s)` : ""}; its process used ${seconds(r.node.cpuMs)} of CPU (${formatPercent(r.node.cpuMs / r.node.ms)} of one core) and the nats-server ${seconds(r.node.natsCpuMs)} (${perMessage(r.node.natsCpuMs, r.messages)} per message); the node's NATS connection carried ${r.node.natsMessagesPerMail.toFixed(1)} messages per imported mail (requests, replies and JetStream acks).`,
     ...warningLines([{ label: "node", warnings: r.warnings }], NODE_WARNINGS),
+    ...importMemoryLines(r, verdicts),
+    ...importTogetherLines(r, verdicts),
     ...backgroundLine([outcome]),
   );
   return lines;
+}
+
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+const signedMib = (bytes: number) => `${bytes < 0 ? "−" : "+"}${mib(Math.abs(bytes))}`;
+
+/** The in-process node's memory during its import of the first mailbox, and the two targets on it. */
+function importMemoryLines(r: ImapResult, verdicts: Verdict[]): string[] {
+  const m = r.node.memory;
+  const js = (sample: { heapUsed: number; external: number }) => sample.heapUsed + sample.external;
+  const growth = m.peakJs - js(m.idle);
+  const withMailbox = m.lastQuarterAfterGcJs - m.firstQuarterAfterGcJs;
+  verdicts.push({
+    target: `Node heap (heapUsed + external) during a ${formatCount(r.messages)}-message import ≤ ${TARGETS.importHeapMiB} MiB over the idle node's`,
+    measured: `${signedMib(growth)} at the peak (${mib(m.peakJs)} vs ${mib(js(m.idle))} idle)`,
+    met: growth <= TARGETS.importHeapMiB * MiB,
+  });
+  verdicts.push({
+    target: `… and it does not grow with the mailbox: what is alive after a major GC in the last quarter of the import ≤ in the first quarter + ${TARGETS.importGrowthMiB} MiB`,
+    measured: Number.isFinite(withMailbox) ? `${signedMib(withMailbox)} (${mib(m.lastQuarterAfterGcJs)} vs ${mib(m.firstQuarterAfterGcJs)})` : `no major GC in the first or the last quarter (${m.majorGcs} in all)`,
+    met: Number.isFinite(withMailbox) ? withMailbox <= TARGETS.importGrowthMiB * MiB : null,
+  });
+  const row = (label: string, idle: number, peak: number, quarters: string) => `| ${label} | ${mib(idle)} | ${mib(peak)} | ${signedMib(peak - idle)} | ${quarters} |`;
+  return [
+    "",
+    "### The node's memory during the import",
+    "",
+    `The node of the table above runs in the scenario's process, which does nothing else meanwhile but poll the worker. **Idle**: \`process.memoryUsage()\` with the worker started, after four full GCs (\`--expose-gc\`). **During the import**: sampled every ${m.everyMs} ms as it is, garbage included (${formatCount(m.samples)} samples); each peak is the highest sample of that figure. *external* includes *arrayBuffers* (the Buffers: raws on their way); *heapUsed + external* is what the JavaScript side holds, the figure of the targets. *First* and *last quarter*: the highest value in the first and the last 25 % of the run's time. Since V8 lets garbage pile up in the old space until a major GC, the timed peaks mostly say when the last one ran; what a node keeps per message shows in the samples taken just after each major GC (a \`gc\` performance entry; ${m.majorGcs} major GCs during the run), which would be higher at the end.`,
+    "",
+    "| Figure | idle | peak | peak − idle | peak in first / last quarter |",
+    "|---|---:|---:|---:|---:|",
+    row("heapUsed", m.idle.heapUsed, m.peak.heapUsed, "—"),
+    row("external (incl. arrayBuffers)", m.idle.external, m.peak.external, "—"),
+    row("arrayBuffers", m.idle.arrayBuffers, m.peak.arrayBuffers, "—"),
+    row("RSS", m.idle.rss, m.peak.rss, "—"),
+    row("**heapUsed + external**", js(m.idle), m.peakJs, `${mib(m.firstQuarterPeakJs)} / ${mib(m.lastQuarterPeakJs)}`),
+    `| **heapUsed + external just after a major GC** | ${mib(js(m.idle))} | | | ${mib(m.firstQuarterAfterGcJs)} / ${mib(m.lastQuarterAfterGcJs)} |`,
+  ];
+}
+
+/** Two mailboxes at once, one node then two, and the target on their ratio. */
+function importTogetherLines(r: ImapResult, verdicts: Verdict[]): string[] {
+  const target = `Two nodes importing two mailboxes at once ≤ ${TARGETS.imapTwoNodesRatio} × one node's time for both`;
+  const head = ["", "### Two mailboxes at once: one node, then two", ""];
+  if (!r.pair.ok) {
+    verdicts.push({ target, measured: "the runs failed", met: null });
+    return [...head, failureText(r.pair.error)];
+  }
+  const oneNode = fastestRun(r.pair.oneNode);
+  const twoNodes = fastestRun(r.pair.twoNodes);
+  if (oneNode === undefined || twoNodes === undefined) {
+    verdicts.push({ target, measured: "no round ran", met: null });
+    return head;
+  }
+  const ratio = twoNodes.ms / oneNode.ms;
+  verdicts.push({ target, measured: `${formatRatio(ratio)} (${seconds(twoNodes.ms)} vs ${seconds(oneNode.ms)})`, met: ratio <= TARGETS.imapTwoNodesRatio });
+  const row = (label: string, value: ImapPairRun) => {
+    const perNode = value.nodeCpuMs.map((cpu) => `${perMessage(cpu, value.messages)} (${formatPercent(cpu / value.ms)})`).join(" + ");
+    const placed = value.placement.map((entry) => `${entry.worker} / ${entry.inbound}`).join("; ");
+    const calls = (count: number) => (count / value.messages).toFixed(1);
+    return `| ${label} | ${seconds(value.ms)} | ${value.mailboxMs.map(seconds).join(", ")} | ${formatCount(value.perSecond)} | ${perNode} | ${perMessage(value.natsCpuMs, value.messages)} (${formatPercent(value.natsCpuMs / value.ms)}) | ${perMessage(value.dovecotCpuMs, value.messages)} (${formatPercent(value.dovecotCpuMs / value.ms)}) | ${value.nodeSyscalls.map(calls).join(" + ")} | ${calls(value.natsSyscalls)} | ${placed} |`;
+  };
+  return [
+    ...head,
+    `A second Dovecot user holds a second mailbox of the same ${formatCount(r.messages)} corpus messages (other Message-IDs), read once beforehand like the first. Each run starts fresh node processes (scripts/bench/mail-node-process.ts: the same services, push off, ${formatCount(oneNode.messages)} messages in all) on the scenario's nats-server, creates two users with one remote IMAP identity each (one per mailbox), sends \`add_worker\` for both and, once the workers run, both \`fullfetch\` orders at once; time until both identities' \`last_sync\` is written (the worker's last step, once every import batch was answered), polled every 50 ms, then each user's stored messages are counted (${formatCount(r.messages)} each, or the run fails). **Two nodes**: the users and identities are drawn until each mailbox's imap worker (keyed by identity) and its user's inbound actor (keyed by user) hash to shards the same node owns (rendezvous over the two node ids), one mailbox per node; \`caliopen.debug.actors\` must show the workers on those nodes before the clock starts and the inbound actors there once done. The one-node run goes first, so the two-node run works against a store holding ${formatCount(oneNode.messages)} more messages. *CPU / message*: each process's CPU over all ${formatCount(oneNode.messages)} messages of the run (and its share of one core over the run); *syscalls / message*: read and write system calls (/proc/<pid>/io) per message — the node's NATS and IMAP sockets, the nats-server's client sockets and its JetStream files. ${r.pair.oneNode.length} rounds of each, alternated (one node, two nodes, one node, …); the fastest of each, in bold, make the ratio.`,
+    "",
+    "| Run | time | each mailbox | messages/s | node CPU / message, per node process | nats-server CPU / message | Dovecot CPU / message | node syscalls / message, per process | nats-server syscalls / message | where (worker / inbound actor, per mailbox) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ...r.pair.oneNode.map((value, index) => row(`${value === oneNode ? "**one node**" : "one node"}, both mailboxes (round ${index + 1})`, value)),
+    ...r.pair.twoNodes.map((value, index) => row(`${value === twoNodes ? "**two nodes**" : "two nodes"}, one mailbox each (round ${index + 1})`, value)),
+    `| **two ÷ one** | ${formatRatio(ratio)} | | ${formatRatio(twoNodes.perSecond / oneNode.perSecond)} | | | | | | |`,
+    ...warningLines(
+      [
+        ...r.pair.oneNode.map((value, index) => ({ label: `one node, round ${index + 1}`, warnings: value.warnings })),
+        ...r.pair.twoNodes.map((value, index) => ({ label: `two nodes, round ${index + 1}`, warnings: value.warnings })),
+      ],
+      "Warnings and errors the node processes logged during these runs:",
+    ),
+  ];
 }
 
 function smtpRow(label: string, value: SmtpRun, baseline: SmtpRun): string {

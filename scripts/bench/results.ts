@@ -3,6 +3,7 @@
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import type { BenchConfig } from "./bench-config.ts";
 import type { IoCounters } from "./io-meter.ts";
+import type { MemoryTrace } from "./memory-sampler.ts";
 
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
@@ -229,7 +230,34 @@ export interface ImapResult {
     rateSamples: number[];
     /** NATS messages the node's connection sent and received per imported mail (requests, replies, JetStream acks). */
     natsMessagesPerMail: number;
+    /** The node process's memory every 100 ms during the fullfetch, against the idle node's just before. */
+    memory: MemoryTrace;
   };
+  /** Two mailboxes of `messages` each imported at once, by one node process then by two, in alternated rounds. */
+  pair: { ok: true; oneNode: ImapPairRun[]; twoNodes: ImapPairRun[] } | { ok: false; error: string };
+  warnings: Record<string, number>;
+}
+
+/** Several mailboxes imported at once by `nodes` node processes. */
+export interface ImapPairRun {
+  nodes: number;
+  mailboxes: number;
+  /** Over all mailboxes. */
+  messages: number;
+  /** From the fullfetches sent until the last mailbox's run finished. */
+  ms: number;
+  perSecond: number;
+  /** Each mailbox's own time. */
+  mailboxMs: number[];
+  /** CPU of each node process, of the nats-server and of Dovecot over `ms`. */
+  nodeCpuMs: number[];
+  natsCpuMs: number;
+  dovecotCpuMs: number;
+  /** Read and write system calls of each node process (its NATS and IMAP sockets) and of the nats-server over `ms`: fewer per message, more messages per call. */
+  nodeSyscalls: number[];
+  natsSyscalls: number;
+  /** Per mailbox: the node meant to run it, and where its imap worker and its user's inbound actor ran (caliopen.debug.actors). */
+  placement: { node: string; worker: string; inbound: string }[];
   warnings: Record<string, number>;
 }
 

@@ -158,7 +158,7 @@ async function main(): Promise<number> {
   let imap: Outcome<ImapResult> | null = null;
   if (only.has("imap")) {
     const task = (server: BenchServer | null): ImapTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
-    imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+    imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, exposeGc: true, timeoutMs: MAIL_TIMEOUT_MS });
   }
   let smtp: Outcome<SmtpResult> | null = null;
   if (only.has("smtp")) {
