@@ -64,6 +64,9 @@ export class Requester {
       this.pending.delete(token);
       clearTimeout(waiting.timer);
     };
+    // The caller awaits `reply` only once its message is sent: a timeout or a close meanwhile must not
+    // be an unhandled rejection (which ends the process). The caller still sees it when it awaits.
+    reply.catch(() => undefined);
     return { replyTo: `${this.prefix}.${token}`, reply, cancel };
   }
 

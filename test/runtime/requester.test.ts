@@ -28,6 +28,27 @@ test("many concurrent requests share one inbox and each gets its own reply", asy
   requester.close();
 });
 
+test("a reply expected but not awaited yet, when the requester closes: no unhandled rejection; awaiting it later says it was abandoned", async ({ nc }) => {
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", record);
+  try {
+    const requester = new Requester(nc);
+    const waiting = requester.expect("inbound/u1 (import_batch.email)", 5_000);
+    requester.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(unhandled, []);
+    try {
+      await waiting.reply;
+      assert.unreachable();
+    } catch (err) {
+      assert.match((err as Error).message, /request on inbound\/u1 \(import_batch\.email\) abandoned: connection closing/);
+    }
+  } finally {
+    process.off("unhandledRejection", record);
+  }
+});
+
 test("nobody listening is reported at once as NoResponders", async ({ nc }) => {
   const requester = new Requester(nc);
   const started = Date.now();
