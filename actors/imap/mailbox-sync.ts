@@ -77,6 +77,30 @@ export interface SyncOptions {
 }
 
 const FETCH_BATCH = 500;
+/**
+ * Bodies asked in one UID FETCH at most, by count and by announced size: imapflow reads an answer as
+ * fast as the server sends it, whatever the import keeps up with, so one FETCH is what may wait in
+ * memory (a size that lies is still capped per message by the connection's literal limit).
+ */
+export const WHOLE_FETCH_MESSAGES = 64;
+export const WHOLE_FETCH_BYTES = 16 * 1024 * 1024;
+
+/** The messages to fetch whole, in groups of at most WHOLE_FETCH_MESSAGES and WHOLE_FETCH_BYTES announced. */
+export function* wholeFetches(infos: MessageInfo[]): Generator<Map<number, MessageInfo>> {
+  let group = new Map<number, MessageInfo>();
+  let bytes = 0;
+  for (const info of infos) {
+    const size = info.size ?? 0;
+    if (group.size > 0 && (group.size >= WHOLE_FETCH_MESSAGES || bytes + size > WHOLE_FETCH_BYTES)) {
+      yield group;
+      group = new Map();
+      bytes = 0;
+    }
+    group.set(info.uid, info);
+    bytes += size;
+  }
+  if (group.size > 0) yield group;
+}
 const PROGRESS_EVERY = 100;
 const PROGRESS_EVERY_MS = 1_000;
 /** Skipped messages listed in an outcome; the count covers the rest. */
@@ -106,11 +130,14 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     let lastseenuid = after;
     let reportedAt = Date.now();
     const currentCursor = (): SyncCursor => ({ uidvalidity: validity, lastseenuid, failed_uids: [...failed].sort((a, b) => a - b) });
+    // The first of `fresh` not yet passed: each UID is passed once, so a sync of N messages costs O(N).
+    let frontier = 0;
     const advance = () => {
       // Past a UID only once every UID up to it is done (imported, skipped, or remembered as failed).
-      for (const uid of fresh) {
-        if (uid <= lastseenuid) continue;
+      for (; frontier < fresh.length; frontier++) {
+        const uid = fresh[frontier] as number;
         if (!completed.has(uid)) break;
+        completed.delete(uid);
         lastseenuid = uid;
       }
     };
@@ -162,15 +189,15 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
         infos.set(row.uid, { uid: row.uid, size: typeof row.size === "number" ? row.size : null, flags: [...(row.flags ?? [])], labels: [...(row.labels ?? [])] });
         waitingFor(infos.size < batch.length ? `the sizes and flags of ${batch.length - infos.size} message(s)` : "the end of the answer to UID FETCH");
       }
-      const whole = new Map<number, MessageInfo>();
+      const wholeInfos: MessageInfo[] = [];
       const inPieces: MessageInfo[] = [];
       for (const info of infos.values()) {
         if (info.size !== null && info.size > limit) skip(info, `${byteSize(info.size)}, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
-        else if (info.size !== null && info.size <= wholeUpTo) whole.set(info.uid, info);
+        else if (info.size !== null && info.size <= wholeUpTo) wholeInfos.push(info);
         else inPieces.push(info);
       }
 
-      if (whole.size > 0) {
+      for (const whole of wholeFetches(wholeInfos)) {
         waitingFor(`the bodies of ${whole.size} message(s)`);
         for await (const row of client.fetch([...whole.keys()].join(","), { uid: true, source: true }, { uid: true })) {
           const info = whole.get(row.uid);
