@@ -8,6 +8,8 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/p
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ImapFlow } from "imapflow";
+import type { Identity } from "../../actors/store/model.ts";
+import type { Store } from "../../actors/store/store.ts";
 import { freePort } from "./nats-server.ts";
 import { waitFor } from "./wait.ts";
 
@@ -182,5 +184,18 @@ async function canConnect(port: number): Promise<boolean> {
     const socket = connect(port, "127.0.0.1");
     socket.once("connect", () => (socket.destroy(), resolve(true)));
     socket.once("error", () => resolve(false));
+  });
+}
+
+/** The Dovecot account `login` as a user's remote IMAP identity (`<login>@remote.test`), polled every 15 min. */
+export function dovecotIdentity(store: Store, userId: string, dovecot: TestDovecot, login: string): Promise<Identity> {
+  return store.identities.create({
+    user_id: userId,
+    type: "remote",
+    protocol: "imap",
+    identifier: `${login}@remote.test`,
+    display_name: login,
+    infos: { inserver: dovecot.server, outserver: "127.0.0.1:1", poll_interval: "15" },
+    credentials: { username: login, password: PASSWORD },
   });
 }

@@ -16,7 +16,7 @@ import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
+import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { HOSTILE_HOST, startHostileImap, type HostileImap, type HostileMode } from "../../helpers/hostile-imap.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
@@ -138,15 +138,7 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 /** The Dovecot account `login` as a remote identity, its worker started and a sync asked for. */
 async function syncDovecotAccount(ctx: Context, login: string): Promise<Identity> {
-  const identity = await ctx.store.identities.create({
-    user_id: ctx.userId,
-    type: "remote",
-    protocol: "imap",
-    identifier: `${login}@remote.test`,
-    display_name: login,
-    infos: { inserver: ctx.dovecot.server, outserver: "127.0.0.1:1", poll_interval: "15" },
-    credentials: { username: login, password: "secret" },
-  });
+  const identity = await dovecotIdentity(ctx.store, ctx.userId, ctx.dovecot, login);
   publish(ctx, "imap_worker", "add_worker", identity);
   publish(ctx, "IMAPfetcher", "sync", identity);
   return identity;

@@ -20,7 +20,7 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import { KeyedOrders } from "../../../supervisors/cluster/keyed-orders.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
+import { startTestDovecot, type TestDovecot, dovecotIdentity } from "../../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { waitFor } from "../../helpers/wait.ts";
@@ -55,16 +55,24 @@ async function newUser(ctx: Context): Promise<User> {
   return (await createUser(ctx.store, { name: `u-${randomUUID().slice(0, 8)}`, email: `u-${randomUUID().slice(0, 8)}@platform.test` })).user;
 }
 
-async function remoteIdentity(ctx: Context, user: User, login: string): Promise<Identity> {
-  return ctx.store.identities.create({
-    user_id: user.user_id,
-    type: "remote",
-    protocol: "imap",
-    identifier: `${login}@remote.test`,
-    display_name: login,
-    infos: { inserver: ctx.dovecot.server, outserver: "127.0.0.1:1", poll_interval: "15" },
-    credentials: { username: login, password: "secret" },
-  });
+function remoteIdentity(ctx: Context, user: User, login: string): Promise<Identity> {
+  return dovecotIdentity(ctx.store, user.user_id, ctx.dovecot, login);
+}
+
+/** The messages bucket with no room for one more: JetStream refuses every new message, nothing stored is touched. */
+async function refuseNewMessages(ctx: Context): Promise<{ takeWritesAgain(): Promise<void> }> {
+  const jsm = await jetstreamManager(ctx.client);
+  const stream = "KV_caliopen_messages";
+  const info = await jsm.streams.info(stream);
+  await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
+  let refusing = true;
+  return {
+    async takeWritesAgain() {
+      if (!refusing) return;
+      refusing = false;
+      await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+    },
+  };
 }
 
 function mail(tag: string, n: number): Buffer {
@@ -191,12 +199,7 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
   const user = await newUser(ctx);
   const identity = await remoteIdentity(ctx, user, `full-${randomUUID().slice(0, 8)}`);
   const raws = await Promise.all(Array.from({ length: 20 }, (_, n) => ctx.store.raws.put(user.user_id, mail(`full-${identity.identity_id}`, n))));
-  const jsm = await jetstreamManager(ctx.client);
-  const stream = "KV_caliopen_messages";
-  const info = await jsm.streams.info(stream);
-  // No room for one more message: every new message is refused by JetStream (nothing stored is touched).
-  await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
-  let restored = false;
+  const store = await refuseNewMessages(ctx);
   try {
     const reply = sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.map((raw) => raw.raw_msg_id).join(",") });
     const backingOff = await waitFor(
@@ -208,8 +211,7 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
       20_000,
     );
     assert.equal(backingOff.queue[0]?.raw_ids?.length, 20, "the whole batch waits first in the queue");
-    await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
-    restored = true;
+    await store.takeWritesAgain();
     const answered = await reply;
     assert.is(answered.error, false, answered.message);
     const results = answered.results as Reply[];
@@ -217,7 +219,7 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
     assert.is(new Set(results.map((result) => result.message_id)).size, 20, "one message per raw");
     assert.is((await ctx.store.messages.list(user.user_id, { limit: 50 })).items.length, 20);
   } finally {
-    if (!restored) await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+    await store.takeWritesAgain();
   }
 });
 
@@ -226,12 +228,8 @@ test("a flood of batches for one user: 256 raws wait in its queue, the next batc
   const identity = await remoteIdentity(ctx, user, `flood-${randomUUID().slice(0, 8)}`);
   const batches = 256 / MAX_BATCH_RAWS + 1;
   const raws = await Promise.all(Array.from({ length: batches * MAX_BATCH_RAWS }, (_, n) => ctx.store.raws.put(user.user_id, mail(`flood-${identity.identity_id}`, n))));
-  const jsm = await jetstreamManager(ctx.client);
-  const stream = "KV_caliopen_messages";
-  const info = await jsm.streams.info(stream);
-  // The store refuses new messages, so nothing leaves the queue while the batches come in.
-  await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
-  let restored = false;
+  // Nothing leaves the queue while the batches come in.
+  const store = await refuseNewMessages(ctx);
   try {
     const send = (batch: number) =>
       sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.slice(batch * MAX_BATCH_RAWS, (batch + 1) * MAX_BATCH_RAWS).map((raw) => raw.raw_msg_id).join(",") });
@@ -242,15 +240,14 @@ test("a flood of batches for one user: 256 raws wait in its queue, the next batc
       return context !== undefined && count(context.queue) + count(context.running) === 256;
     }, 20_000);
     assert.equal(await send(batches - 1), { error: true, message: "busy, try again" });
-    await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
-    restored = true;
+    await store.takeWritesAgain();
     for (const answered of await Promise.all(queued)) {
       assert.is(answered.error, false, answered.message);
       assert.ok((answered.results as Reply[]).every((result) => !result.error));
     }
     assert.is((await ctx.store.messages.list(user.user_id, { limit: 500 })).items.length, 256);
   } finally {
-    if (!restored) await jsm.streams.update(stream, { ...info.config, max_bytes: -1 });
+    await store.takeWritesAgain();
   }
 });
 
