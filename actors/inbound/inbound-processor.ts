@@ -26,28 +26,24 @@ import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
 import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import { BUSY } from "../../runtime/entry-point.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { failure, ok, type Reply } from "../../runtime/reply.ts";
+import { failure, type Reply } from "../../runtime/reply.ts";
 import { orderSpec } from "../contract/contract-table.ts";
-import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
+import type { InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
-import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";
-import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
 import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
-import { isStoreFailure } from "./store-failure.ts";
+import { ANSWERED, importPending, STORE_FAILED, type ImportOutcome, type PendingImport, type Processor } from "./pending-import.ts";
 
 export const INBOUND_KIND = "inbound";
 /** The message types the actor takes: `process_inbound`, told apart by the subject it came on. */
 export const PROCESS_EMAIL = "process_inbound.email";
 export const PROCESS_TWITTER = "process_inbound.twitter";
 const RETRY_DUE = "retry.due";
-const ANSWERED = "import.answered";
-const STORE_FAILED = "import.storeFailed";
 
 export interface InboundProcessorOptions {
   /** Raws waiting or running at most (an order names one, a batch up to 32); past it a request is answered with an error at once. */
   maxQueue: number;
-  /** Orders imported side by side (an import batch counts as one: its raws run BATCH_PARSERS at a time). */
+  /** Orders imported side by side (an import batch counts as one: its raws run a bounded number at a time, pending-import.ts). */
   concurrency: number;
   /** Pause before trying again after the store failed. */
   retry: BackoffPolicy;
@@ -69,23 +65,6 @@ export const DEFAULT_INBOUND_OPTIONS: InboundProcessorOptions = {
   cache: DEFAULT_INBOUND_CACHE_LIMITS,
   mail: {},
 };
-
-export type Processor = "email" | "twitter";
-
-/** One `process_inbound` order, as the queue keeps it. */
-export interface PendingImport {
-  /** Unique within the actor: tells the replies of a batch apart. */
-  seq: number;
-  processor: Processor;
-  /** The raw message's id (a batch's first). */
-  message_id: string;
-  /** A batch (`import_batch`): all of its raws, in the order asked. */
-  raw_ids?: string[];
-  remote_id: string;
-  replyTo?: string;
-  /** Tries that failed on the store so far. */
-  attempts: number;
-}
 
 /** The current busy period (from leaving `idle` to coming back), or the last one. */
 export interface ImportProgress {
@@ -119,17 +98,6 @@ interface BatchInput {
   user_id: string;
   batch: PendingImport[];
 }
-
-/** What an import of the batch reports: its reply, or the store's failure. */
-type ImportOutcome =
-  | { type: typeof ANSWERED; payload: { seq: number; reply: Reply; raws: number; failed: number } }
-  | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
-
-/**
- * Raws of an import batch imported at once: enough to keep the store's writes pipelined, few enough that
- * a batch naming large raws (anyone on the bus may send one) holds a bounded number of parsers.
- */
-const BATCH_PARSERS = 16;
 
 /** Busy users whose caches a node keeps at most (an actor that moved away leaves its cache behind). */
 const MAX_CACHED_USERS = 1_024;
@@ -178,48 +146,9 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       if (!stopped) sendBack(outcome);
     };
     for (const pending of input.batch) {
-      void importOne(pending).then(report);
+      void importPending({ store, mail: settings.mail, cache, userId: input.user_id }, pending).then(report);
     }
 
-    async function importOne(pending: PendingImport): Promise<ImportOutcome> {
-      if (pending.raw_ids !== undefined) return importAll(pending, pending.raw_ids);
-      const outcome = await importRaw(pending, pending.message_id);
-      if ("error" in outcome) return { type: STORE_FAILED, payload: { seq: pending.seq, error: outcome.error } };
-      return { type: ANSWERED, payload: { seq: pending.seq, reply: outcome.reply, raws: 1, failed: outcome.reply.error ? 1 : 0 } };
-    }
-
-    /**
-     * A batch's raws side by side (their store writes in flight together), at most BATCH_PARSERS at once
-     * (each raw streams through its own parser), answered once all are.
-     */
-    async function importAll(pending: PendingImport, rawIds: string[]): Promise<ImportOutcome> {
-      const outcomes: ({ reply: Reply } | { error: string })[] = new Array(rawIds.length);
-      let next = 0;
-      const lane = async () => {
-        for (let index = next++; index < rawIds.length; index = next++) outcomes[index] = await importRaw(pending, rawIds[index] as string);
-      };
-      await Promise.all(Array.from({ length: Math.min(BATCH_PARSERS, rawIds.length) }, lane));
-      const storeFailure = outcomes.find((outcome): outcome is { error: string } => "error" in outcome);
-      if (storeFailure !== undefined) return { type: STORE_FAILED, payload: { seq: pending.seq, error: storeFailure.error } };
-      const results = outcomes.map((outcome) => ("reply" in outcome ? outcome.reply : failure("not imported")));
-      const reply = ok(`${results.length} raw message(s) answered`, { results });
-      return { type: ANSWERED, payload: { seq: pending.seq, reply, raws: results.length, failed: results.filter((result) => result.error).length } };
-    }
-
-    /** One raw's reply, or the store's failure (to be tried again). */
-    async function importRaw(pending: PendingImport, rawId: string): Promise<{ reply: Reply } | { error: string }> {
-      const order = { message_id: rawId, remote_id: pending.remote_id, user_id: input.user_id };
-      try {
-        const reply =
-          pending.processor === "email" ? await importInboundEmail(store, order, { ...settings.mail, cache }) : await importInboundTwitter(store, order, { cache });
-        return { reply };
-      } catch (err) {
-        // What memory says of this identity is not trusted for the next try.
-        cache.forgetIdentity(pending.remote_id);
-        if (isStoreFailure(err)) return { error: importFailure(order, err).message };
-        return { reply: importFailure(order, err) };
-      }
-    }
     return () => {
       stopped = true;
     };
