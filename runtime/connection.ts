@@ -2,6 +2,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { explainConnectError, natsConnectOptions, type NatsEndpoint } from "./nats-endpoint.ts";
 import { StartupError } from "./startup-error.ts";
+import "./nats-settled-requests.ts";
+import "./nats-write-coalescing.ts";
 
 export type { NatsConnection };
 

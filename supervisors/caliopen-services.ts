@@ -7,13 +7,14 @@ import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
 import { importBatchMessage, type ImportBatchOrder } from "../actors/inbound/inbound-batch.ts";
+import { RECEIVED_BATCH_LIMITS } from "../actors/inbound/import-batcher.ts";
+import { ImportBatchers } from "../actors/inbound/import-batchers.ts";
 import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
-import { startInboundSmtp, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
+import { startInboundSmtp, type InboundOrder, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
 import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
-import { isJsonObject } from "../runtime/json.ts";
-import { failure, type Reply } from "../runtime/reply.ts";
+import type { Reply } from "../runtime/reply.ts";
 import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
@@ -24,7 +25,7 @@ import type { KeyedOrders } from "./cluster/keyed-orders.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { startApi, type RunningApi } from "../api/server.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
-import { routeToActor } from "./actor-router.ts";
+import { routeToActor, type Admission } from "./actor-router.ts";
 import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
@@ -39,7 +40,7 @@ export interface CaliopenServices {
   onSmtpStarted?: (port: number) => void;
 }
 
-/** The contract says the SMTP bridge waits 10 s for `process_inbound`. */
+/** The contract says the SMTP bridge waits 10 s for `process_inbound` (here: its recipient's import). */
 const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 /**
  * An import batch's wait for its reply: its raws wait behind the user's queue (256 raws at most, a few
@@ -62,11 +63,17 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     const requester = new Requester(deps.nc);
     let keyed: KeyedOrders | null = null;
     const userAdmission = existingUserAdmission(store);
-    const importBatch = async (order: ImportBatchOrder): Promise<unknown> => {
-      if (keyed === null) throw new Error("the node does not route orders yet");
-      const message = importBatchMessage(order);
-      return requestActor(keyed, requester, { kind: INBOUND_KIND, key: order.user_id, message, input: { user_id: order.user_id }, admit: userAdmission }, IMPORT_BATCH_TIMEOUT_MS);
-    };
+    const sendBatch =
+      (admit: Admission | undefined, timeoutMs: number) =>
+      async (order: ImportBatchOrder): Promise<unknown> => {
+        if (keyed === null) throw new Error("the node does not route orders yet");
+        const message = importBatchMessage(order);
+        return requestActor(keyed, requester, { kind: INBOUND_KIND, key: order.user_id, message, input: { user_id: order.user_id }, ...(admit !== undefined && { admit }) }, timeoutMs);
+      };
+    const importBatch = sendBatch(userAdmission, IMPORT_BATCH_TIMEOUT_MS);
+    // The inbound SMTP server's recipients were just read from the store, each a local identity naming
+    // its user: nothing to admit. It waits for a batch as long as for `process_inbound`.
+    const receivedMail = new ImportBatchers(sendBatch(undefined, PROCESS_INBOUND_TIMEOUT_MS), RECEIVED_BATCH_LIMITS);
     return {
       families: [
         pollerFamily(store),
@@ -104,13 +111,10 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       async start(context) {
         await rebuildPollers(store, context.keyed, deps.logger);
         if (config.mail.smtp !== null) {
-          // Each recipient's import goes over NATS (`process_inbound` on inboundSMTP), to whichever node takes it.
-          const processInbound = async (order: { message_id: string; remote_id: string; user_id: string }): Promise<Reply> => {
-            const reply = await context.host.ports.request("inboundSMTP", { order: "process_inbound", ...order }, PROCESS_INBOUND_TIMEOUT_MS);
-            return isJsonObject(reply) && typeof reply.error === "boolean" ? { ...reply, error: reply.error, message: String(reply.message ?? "") } : failure("inboundSMTP answered something that is not a reply");
-          };
+          // Each recipient's import goes to the user's inbound actor, wherever it runs.
+          const importRaw = (order: InboundOrder, size: number): Promise<Reply> => receivedMail.import(order.user_id, order.remote_id, order.message_id, size);
           smtpServer = await startInboundSmtp(
-            { store, processInbound, logger: deps.logger.child({ service: "smtp-bridge" }) },
+            { store, importRaw, logger: deps.logger.child({ service: "smtp-bridge" }) },
             { ...config.mail.smtp, serverName: config.mail.host },
           );
           hooks.onSmtpStarted?.(smtpServer.port);

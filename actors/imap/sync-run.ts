@@ -9,7 +9,7 @@ import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { MAX_BATCH_RAWS, type ImportBatchOrder } from "../inbound/inbound-batch.ts";
 import { storeFetched } from "./fetched-raw.ts";
-import { ImportBatcher } from "./import-batcher.ts";
+import { ImportBatcher } from "../inbound/import-batcher.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";

@@ -14,7 +14,7 @@ import { MailParser, type AddressObject, type AttachmentStream, type EmailAddres
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { alreadyImported, claimExternal, importFailure, linkContacts, loadInbound, storeClaimed, storeOnce } from "../messages/inbound-import.ts";
 import { SCHEMA_VERSION, type AttachmentInfo, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
@@ -90,11 +90,18 @@ async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddre
   if (content === null) return failure(`raw message ${rawId} has no stored content`);
 
   const abort = new AbortController();
+  const parse = startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal);
+  let parsed = false;
+  parse.body.then(
+    () => (parsed = true),
+    () => (parsed = true),
+  );
   try {
-    return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal));
+    return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, parse);
   } finally {
-    // Whatever happened, stop reading the raw (once parsed, this changes nothing).
-    abort.abort();
+    // Stop reading a raw not parsed to its end (already imported, or a failure). Not otherwise: an
+    // abort builds a DOMException and its stack trace, for nothing.
+    if (!parsed) abort.abort();
   }
 }
 
@@ -119,7 +126,10 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   }
 
   const messageId = firstId(head.value("message-id"));
-  const known = messageId === null ? null : await store.messages.byExternalId(userId, messageId);
+  // Claimed before the body is read: a mail seen before (a retried order, the same mail at another
+  // identity) is known by the claim, and a new one costs no lookup first.
+  const claim = messageId === null ? null : await claimExternal(store, userId, messageId);
+  const known = claim?.existing ?? null;
   // This very raw handled before (a retried order): no need to read it again.
   if (known !== null) {
     if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
@@ -145,7 +155,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const inReplyTo = firstId(head.value("in-reply-to"));
   const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
   const parentExternal = inReplyTo ?? references.at(-1) ?? null;
-  const parent = parentExternal === null ? null : (cache?.messageRef(parentExternal) ?? (await store.messages.byExternalId(userId, parentExternal)));
+  const parentId = parentExternal === null ? null : (cache?.messageRef(parentExternal)?.message_id ?? (await store.messages.idByExternalId(userId, parentExternal)));
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
@@ -153,7 +163,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const built: Message = {
     schema: SCHEMA_VERSION,
     user_id: userId,
-    message_id: randomUUID(),
+    message_id: claim?.messageId ?? randomUUID(),
     // The discussion is the people writing to each other: Reply-To and Sender do not change it.
     discussion_id: discussionId(
       participants.filter((p) => p.type === "From" || p.type === "To" || p.type === "Cc" || p.type === "Bcc"),
@@ -175,13 +185,13 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     tags: identity.type === "remote" ? importedTags(head.fetched.flatMap(decodeFetchedHeader)) : [],
     protocol: "email",
     user_identities: [identityId],
-    parent_id: parent?.message_id ?? null,
+    parent_id: parentId,
     content_sha256: body.contentSha256,
     ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
   };
   const { message, bodyCut } = fitDocument(built);
 
-  const stored = await storeOnce(store, message, externalId, rawId);
+  const stored = claim === null ? await storeOnce(store, message, externalId, rawId) : await storeClaimed(store, message, rawId);
   cache?.rememberMessage(externalId, stored.message);
   // Another import of this Message-ID stored its message first.
   if (!stored.created) return sameMailOrConflict(store, stored.message, copy);

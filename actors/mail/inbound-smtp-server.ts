@@ -1,8 +1,10 @@
 // The SMTP bridge's inbound half (DECISIONS.md §4 smtp-bridge): an SMTP server that takes mail for the
 // platform's local addresses only (never an open relay), within a size, a header-block and a recipient
-// limit. Each message is stored once with a Received trace field prepended (RFC 5321 §4.4), and
-// `process_inbound` is requested for every recipient in parallel. 250 only when every recipient was
-// processed; otherwise a temporary 451 so that the MTA retries. A retry (the same bytes for the same
+// limit. Each message is stored once with a Received trace field prepended (RFC 5321 §4.4), and imported
+// for every recipient in parallel, by the recipient's inbound actor, exactly as `process_inbound` on
+// inboundSMTP would (the node sends it `import_batch`, gathering mail for one recipient that arrives on
+// several sessions at the same moment). 250 only when every recipient was processed; otherwise a
+// temporary 451 so that the MTA retries. A retry (the same bytes for the same
 // recipients) reuses the raw stored the first time, with its first Received line: the raw is keyed by the
 // bytes as received and the recipients, not by the trace, which holds the time.
 //
@@ -14,6 +16,7 @@ import type { Reply } from "../../runtime/reply.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { HeaderBlockSize } from "./header-block-size.ts";
+import { LocalRecipients } from "./local-recipients.ts";
 import { MAX_HEADER_BYTES } from "./inbound-email.ts";
 import { newlineOf, receivedHeader } from "./received-header.ts";
 import { SmtpConnectionGuard } from "./smtp-connection-guard.ts";
@@ -28,8 +31,8 @@ export interface InboundOrder {
 
 export interface InboundSmtpDeps {
   store: Store;
-  /** Requests `process_inbound` for one recipient (on inboundSMTP, in the node). */
-  processInbound(order: InboundOrder): Promise<Reply>;
+  /** Imports the raw (`size` bytes as stored) for one recipient: the reply `process_inbound` would give. */
+  importRaw(order: InboundOrder, size: number): Promise<Reply>;
   logger: Logger;
 }
 
@@ -93,6 +96,7 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
   const tls = options.tls ?? null;
   /** The local identities behind each accepted recipient, per transaction (envelope). */
   const resolved = new WeakMap<object, Map<string, Identity[]>>();
+  const localRecipients = new LocalRecipients(deps.store);
 
   const server = new SMTPServer({
     name: options.serverName,
@@ -156,7 +160,7 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
 
   async function recipientCheck(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const wanted = address.address.trim().toLowerCase();
-    const identities = (await deps.store.identities.byIdentifier("email", wanted)).filter((identity) => identity.type === "local" && identity.status === "active");
+    const identities = await localRecipients.lookup(wanted);
     if (identities.length === 0) {
       log.info({ client: session.remoteAddress, recipient: wanted }, "recipient refused: not a local address");
       throw new SmtpReply(550, `<${wanted}>: no such user here`);
@@ -218,7 +222,7 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
       targets.map(async (identity) => {
         const order = { message_id: raw.raw_msg_id, remote_id: identity.identity_id, user_id: identity.user_id };
         try {
-          const reply = await deps.processInbound(order);
+          const reply = await deps.importRaw(order, raw.size);
           return { identity, ok: reply.error === false, detail: reply.message };
         } catch (err) {
           return { identity, ok: false, detail: (err as Error).message ?? String(err) };

@@ -37,6 +37,8 @@ export function jsonBytes(value: unknown): number {
  * metadata from the last, counting what it drops. Returns it unchanged when it fits.
  */
 export function fitDocument(message: Message, maxBytes = MAX_DOCUMENT_BYTES): { message: Message; bodyCut: boolean } {
+  // Nearly every mail is far under: said without encoding its bodies, the bulk of the document.
+  if (bodiesAside(message) <= maxBytes) return { message, bodyCut: false };
   let current = message;
   let over = jsonBytes(current) - maxBytes;
   let bodyCut = false;
@@ -69,6 +71,14 @@ export function fitDocument(message: Message, maxBytes = MAX_DOCUMENT_BYTES): { 
     current = { ...current, attachments: attachments.slice(0, attachments.length - drop), ...(drop > 0 && { attachments_omitted: (current.attachments_omitted ?? 0) + drop }) };
   }
   return { message: current, bodyCut };
+}
+
+/**
+ * At most the size of the message's document: the rest encoded, and each body at its worst, every
+ * UTF-16 unit escaped as `\uXXXX` (6 bytes).
+ */
+function bodiesAside(message: Message): number {
+  return jsonBytes({ ...message, body_plain: "", body_html: "" }) + 6 * (message.body_plain.length + message.body_html.length);
 }
 
 /** How many items to drop (from the front or the back, sparing `spare` at the front) to free `bytes`. */

@@ -2,6 +2,7 @@
 // user, the receiving identity and the raw; link participants to the user's contacts; and store the new
 // message once per user and external id — the first import to claim it keeps it, a second identity
 // receiving the same message is added to it, and every import marks its raw delivered.
+import { randomUUID } from "node:crypto";
 import { DocumentExists } from "../../runtime/kv-documents.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Message, Participant, RawMessage } from "../store/model.ts";
@@ -27,7 +28,7 @@ export interface InboundSubjects {
 /**
  * Checks the order and loads what it names; a failure reply names what is wrong. `refuse` says why this
  * processor does not take messages for an identity (null: it does). With a cache, the user and the
- * identity may come from it (the raw is always read).
+ * identity may come from it; the raw's document comes from memory when this node wrote it.
  */
 export async function loadInbound(store: Store, order: InboundOrder, refuse: (identity: CachedIdentity) => string | null, cache?: InboundCache): Promise<InboundSubjects | Reply> {
   for (const field of ["message_id", "remote_id", "user_id"] as const) {
@@ -43,7 +44,7 @@ export async function loadInbound(store: Store, order: InboundOrder, refuse: (id
   if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
   const refused = refuse(identity);
   if (refused !== null) return failure(refused);
-  const raw = await store.raws.get(rawId);
+  const raw = await store.raws.forImport(rawId);
   if (raw === null) return failure(`unknown raw message ${rawId}`);
   if (raw.user_id !== null && raw.user_id !== userId) return failure(`raw message ${rawId} belongs to another user than ${userId}`);
   return { user, identity, raw };
@@ -79,20 +80,35 @@ export async function linkContacts(store: Store, user: CachedUser, ownAddress: s
  * a claim without its message is always such an import.)
  */
 export async function storeOnce(store: Store, message: Message, externalId: string, rawId: string): Promise<{ message: Message; created: boolean }> {
-  const { user_id: userId } = message;
-  const holder = await store.messages.claimExternalId(userId, externalId, message.message_id);
-  const claimed = holder === message.message_id ? message : { ...message, message_id: holder };
+  const holder = await store.messages.claimExternalId(message.user_id, externalId, message.message_id);
+  return storeClaimed(store, holder === message.message_id ? message : { ...message, message_id: holder }, rawId);
+}
+
+/**
+ * Claims an external id before the message is built (as storeOnce does, earlier): the id to store the
+ * new message under, and the message already stored under the claim if there is one. A claim whose
+ * message is not there is an import that stopped in between: this one completes it, under its id.
+ */
+export async function claimExternal(store: Store, userId: string, externalId: string): Promise<{ messageId: string; existing: Message | null }> {
+  const ours = randomUUID();
+  const holder = await store.messages.claimExternalId(userId, externalId, ours);
+  if (holder === ours) return { messageId: ours, existing: null };
+  return { messageId: holder, existing: await store.messages.get(userId, holder) };
+}
+
+/** Stores a message under the id its external id's claim names (see storeOnce, claimExternal). */
+export async function storeClaimed(store: Store, message: Message, rawId: string): Promise<{ message: Message; created: boolean }> {
   try {
-    await store.messages.create(claimed);
+    await store.messages.create(message);
   } catch (err) {
     if (!(err instanceof DocumentExists)) throw err;
     // Another import of the same id got there first.
-    const existing = await store.messages.get(userId, holder);
-    if (existing === null) throw new Error(`message ${holder} of user ${userId} exists but cannot be read`);
+    const existing = await store.messages.get(message.user_id, message.message_id);
+    if (existing === null) throw new Error(`message ${message.message_id} of user ${message.user_id} exists but cannot be read`);
     return { message: existing, created: false };
   }
   await store.raws.markDelivered(rawId);
-  return { message: claimed, created: true };
+  return { message, created: true };
 }
 
 /** The reply for an import that failed on something other than the order or the raw. */

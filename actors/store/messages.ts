@@ -48,6 +48,14 @@ export class MessageStore {
     await this.docs.delete(docKey(userId, messageId));
   }
 
+  /**
+   * The id of the message that claimed this external Message-ID, without reading the message (which
+   * may not be stored yet, see claimExternalId): enough to point at it, as a reply points at its parent.
+   */
+  async idByExternalId(userId: string, externalMessageId: string): Promise<string | null> {
+    return this.lookups.get(externalKey(userId, externalMessageId));
+  }
+
   /** The message that claimed this external Message-ID (see claimExternalId). */
   async byExternalId(userId: string, externalMessageId: string): Promise<Message | null> {
     const id = await this.lookups.get(externalKey(userId, externalMessageId));
@@ -61,14 +69,15 @@ export class MessageStore {
    */
   async claimExternalId(userId: string, externalMessageId: string, messageId: string): Promise<string> {
     const key = externalKey(userId, externalMessageId);
-    if (await this.lookups.claim(key, messageId)) return messageId;
+    const claimed = await this.lookups.claimOrHolder(key, messageId);
+    if (claimed !== null) return claimed;
     // Taken. A replica answering the read may not have the claim yet: wait for it, never take the id
     // for ours (that would be a second message under one external id).
     for (let attempt = 1; ; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_READ_PAUSE_MS));
       const holder = await this.lookups.get(key);
       if (holder !== null) return holder;
       if (attempt >= CLAIM_READ_ATTEMPTS) throw new Error(`the external id of a message of user ${userId} is claimed, but the claim cannot be read`);
-      await new Promise((resolve) => setTimeout(resolve, CLAIM_READ_PAUSE_MS));
     }
   }
 }

@@ -70,7 +70,7 @@ export class RawMessageStore {
     const bytes = head.length === 1 && head[0] !== undefined ? head[0] : Buffer.concat(head);
     const raw = document(size);
     const [, revision] = await Promise.all([this.inline.put(id, bytes, raw.sha256), this.docs.create(id, raw)]);
-    this.known.note(id, { doc: { value: raw, revision }, place: { kind: "inline" } });
+    this.known.note(id, { doc: { value: raw, revision }, place: { kind: "inline" }, bytes });
     return raw;
   }
 
@@ -127,6 +127,15 @@ export class RawMessageStore {
     return { raw: earlier, existing: true };
   }
 
+  /**
+   * The raw's document for an import: from memory when this process wrote or read it lately (what an
+   * import reads of it, its owner, size and date, never changes; `delivered` may be stale there),
+   * otherwise read.
+   */
+  async forImport(rawId: string): Promise<RawMessage | null> {
+    return this.known.doc(rawId)?.value ?? this.get(rawId);
+  }
+
   async get(rawId: string): Promise<RawMessage | null> {
     const found = await this.docs.get(rawId);
     if (found !== null) this.known.note(rawId, { doc: found });
@@ -135,6 +144,8 @@ export class RawMessageStore {
 
   /** The whole content in memory: for parsers that need it all anyway. */
   async read(rawId: string): Promise<Uint8Array | null> {
+    const written = this.known.takeBytes(rawId);
+    if (written !== undefined) return written;
     if (this.known.place(rawId)?.kind !== "object") {
       const bytes = await this.inline.get(rawId);
       if (bytes !== null) return bytes;
@@ -143,13 +154,17 @@ export class RawMessageStore {
   }
 
   /**
-   * The content as a stream of chunks. An inline raw is one chunk. An object's are read one stored chunk
+   * The content as a stream of chunks. An inline raw is one chunk (from memory when this process has
+   * just written it). An object's are read one stored chunk
    * at a time as the reader asks for them, so a slow reader (a parser) never has more than a chunk or two
    * in memory. (The object store's own `get()` pushes every chunk into its stream as fast as the server
    * sends them, whatever the reader.) The content is checked against its digest: an inline raw's before
    * it is given, an object's at the end, a mismatch erroring the stream.
    */
   async stream(rawId: string): Promise<ReadableStream<Uint8Array> | null> {
+    // Just written by this process: the bytes it hashed and stored.
+    const written = this.known.takeBytes(rawId);
+    if (written !== undefined) return whole(written);
     const place = this.known.place(rawId);
     if (place?.kind === "object") return this.streamObject(rawId, place);
     const bytes = await this.inline.get(rawId);

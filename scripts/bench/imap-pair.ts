@@ -16,7 +16,7 @@ import { nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processCpuMs } from "./cpu-meter.ts";
 import { startIoMeter } from "./io-meter.ts";
-import { benchUser, imapIdentity, openMailStore, type BenchDovecot, type MailStore } from "./mail-bench.ts";
+import { benchUser, imapIdentity, openMailStore, retireIdentity, type BenchDovecot, type MailStore } from "./mail-bench.ts";
 import type { MailNodeTask } from "./mail-node-process.ts";
 import type { ImapPairRun, ImapTask } from "./results.ts";
 
@@ -130,6 +130,7 @@ async function placedMailbox(view: MailStore, dovecot: BenchDovecot, ids: string
     for (let variant = 0; variant < 64; variant++) {
       const identity = await imapIdentity(view.store, userId, dovecot, login, `${login}+${variant}@remote.test`);
       if (owner(IMAP_KIND, identity.identity_id) === node) return { login, userId, identityId: identity.identity_id, node };
+      await retireIdentity(view.store, userId, identity.identity_id);
     }
   }
   throw new Error(`no user and identity found whose actors hash to ${node}`);
@@ -140,10 +141,12 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
   const ids = Array.from({ length: nodeCount }, (_, index) => `bench-imap-${label}-${index + 1}`);
   const nodes: NodeProcess[] = [];
   const view = await openMailStore(task.endpoint, secretKey);
+  let retire = async (): Promise<unknown> => undefined;
   try {
     for (const nodeId of ids) nodes.push(await spawnMailNode({ endpoint: task.endpoint, secretKey, nodeId, admit: [dovecot.server] }));
     await clusterSettled(view.nc, ids);
     const mailboxes: Mailbox[] = [];
+    retire = () => Promise.all(mailboxes.map((box) => retireIdentity(view.store, box.userId, box.identityId)));
     for (const [index, login] of logins.entries()) {
       mailboxes.push(await placedMailbox(view, dovecot, ids, ids[index % ids.length] as string, login, `pair-${label}-${index}`));
     }
@@ -210,6 +213,7 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
     return run;
   } finally {
     await Promise.all(nodes.map(stopNode));
+    await retire();
     await view.close();
   }
 }

@@ -14,7 +14,7 @@ import { reapedChildrenCpuMs, startCpuMeter } from "./cpu-meter.ts";
 import { importTogether } from "./imap-pair.ts";
 import { settledMemory } from "./memory-probe.ts";
 import { startMemorySampler } from "./memory-sampler.ts";
-import { appendRate, benchUser, newSecretKey, fetchAll, fillMaildir, imapIdentity, PASSWORD, profilePhase, startBenchDovecot, startMailNode, writeConfig, type BenchDovecot } from "./mail-bench.ts";
+import { appendRate, benchUser, newSecretKey, fetchAll, fillMaildir, imapIdentity, PASSWORD, retireIdentity, profilePhase, startBenchDovecot, startMailNode, writeConfig, type BenchDovecot } from "./mail-bench.ts";
 import type { ImapResult, ImapRun, ImapTask } from "./results.ts";
 
 const LOGIN = "bench";
@@ -150,9 +150,11 @@ async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: str
 
   // The node: push off, so that nothing but the fullfetch talks to Dovecot.
   const mail = await startMailNode(task.endpoint, { smtp: false, push: false, admit: [dovecot.server], secretKey });
+  let retire = async (): Promise<void> => undefined;
   try {
     const { userId } = await benchUser(mail.store, "bench");
     const identity = await imapIdentity(mail.store, userId, dovecot, LOGIN);
+    retire = () => retireIdentity(mail.store, userId, identity.identity_id);
     const order = { remote_id: identity.identity_id, user_id: userId };
     const cell = () => mail.node.host.get(IMAP_KIND, identity.identity_id);
     mail.nc.publish("imap_worker", encodeJson({ order: "add_worker", ...order }));
@@ -234,6 +236,7 @@ async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: str
       warnings: mail.warnings(),
     };
   } finally {
+    await retire();
     await mail.stop();
   }
 }

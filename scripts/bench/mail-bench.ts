@@ -145,6 +145,15 @@ export function imapIdentity(store: Store, userId: string, dovecot: TestDovecot,
   });
 }
 
+/**
+ * Makes a bench identity inactive once its run is over (or it was not picked): every later node builds
+ * a poller for each active identity at its start, which syncs it at once, and a sync of a mailbox
+ * imported before reads it all again. Those syncs are no part of the next run.
+ */
+export async function retireIdentity(store: Store, userId: string, identityId: string): Promise<void> {
+  await store.identities.update(userId, identityId, () => ({ fields: { status: "inactive" } }));
+}
+
 export interface BenchDovecot extends TestDovecot {
   /** CPU ms of the Dovecot master and every process it started (live ones and those it reaped). */
   cpuMs(): number;

@@ -535,12 +535,12 @@ function smtpSection(run: BenchRun): string[] {
   const r = outcome.value;
   lines.push(
     `Postfix's \`smtp-source\` (/usr/sbin/smtp-source, C) sends ${formatCount(r.node.messages)} messages over ${r.sessions} parallel SMTP sessions, each keeping its connection (\`-s ${r.sessions} -m ${r.node.messages} -l ${r.size} -d\`: ${formatBytes(r.size)} of body plus smtp-source's From/To/Date/Message-Id/Subject headers, a unique Message-Id each), after an untimed warm-up of ${formatCount(r.warmup)} to the same receiver. Time: from starting smtp-source until it exits 0 (it stops at the first reply that is not 2xx).`,
-    `**Baseline**: a bare \`smtp-server\` with the node's settings (no AUTH, no STARTTLS, no reverse lookup) that reads each message to its end and drops it. **The node**: its inbound SMTP server (\`CALIOPEN_SMTP\`, actors/mail/inbound-smtp-server.ts) with one local recipient (a user's local identity); per message it looks the recipient up (RCPT), stores the raw once by content, requests \`process_inbound\` on \`inboundSMTP\` and answers 250 only when that reply came back. **Completion signal**: smtp-source exiting 0, i.e. 250 for every message, i.e. every message stored; the user's keys in the messages bucket are counted afterwards (${formatCount(r.node.received)} new).`,
+    `**Baseline**: a bare \`smtp-server\` with the node's settings (no AUTH, no STARTTLS, no reverse lookup) that reads each message to its end and drops it. **The node**: its inbound SMTP server (\`CALIOPEN_SMTP\`, actors/mail/inbound-smtp-server.ts) with one local recipient (a user's local identity); per message it looks the recipient up (RCPT), stores the raw once by content, has the user's inbound actor import it (\`import_batch\`, as \`process_inbound\` on \`inboundSMTP\` would) and answers 250 only when that reply came back. **Completion signal**: smtp-source exiting 0, i.e. 250 for every message, i.e. every message stored; the user's keys in the messages bucket are counted afterwards (${formatCount(r.node.received)} new).`,
     "",
     "| Receiver | messages | time | messages/s | ÷ baseline | receiver CPU / message | nats-server CPU / message | smtp-source CPU / message |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     smtpRow("bare smtp-server, read and drop — baseline", r.baseline, r.baseline),
-    smtpRow("**node**: inbound SMTP → raw → `process_inbound` → stored message", r.node, r.baseline),
+    smtpRow("**node**: inbound SMTP → raw → inbound actor → stored message", r.node, r.baseline),
     ...warningLines([{ label: "node", warnings: r.warnings }], NODE_WARNINGS),
     ...backgroundLine([outcome]),
   );

@@ -1,7 +1,7 @@
 // Scenario 6: inbound SMTP, messages/s end to end. Postfix's smtp-source (a C load generator) sends N
 // messages over a few parallel sessions, each session keeping its connection, to (a) a bare smtp-server
 // that reads each message and drops it — the baseline — and (b) the node's inbound SMTP server with a
-// local recipient. The node answers 250 only once `process_inbound` replied for every recipient, i.e.
+// local recipient. The node answers 250 only once every recipient's import replied, i.e.
 // once the message is stored as the user's message, so smtp-source exiting 0 means all N are stored;
 // the store is counted afterwards to make sure.
 import { spawn } from "node:child_process";

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BUS_JSON_LIMITS, decodeBusJson, decodeJson, nestingExceeds } from "../../runtime/json.ts";
+import { BUS_JSON_LIMITS, decodeBusJson, decodeJson, encodeJson, nestingExceeds } from "../../runtime/json.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -29,6 +29,14 @@ test("invalid JSON and empty payloads are still reported as such", () => {
   assert.match(String((decodeBusJson(bytes("{nope")) as { error: string }).error), /invalid JSON/);
   assert.match(String((decodeBusJson(bytes("  ")) as { error: string }).error), /empty payload/);
   assert.equal(decodeBusJson(bytes('{"id":"\\ud800"}')), { ok: true, value: { id: "\ud800" } });
+});
+
+test("encoding writes BigInts (imapflow's UIDVALIDITY, modseqs) as strings and still refuses a cycle", () => {
+  const text = new TextDecoder().decode(encodeJson({ uidValidity: 12345678901234567890n, nested: [{ modseq: 7n }], name: "x" }));
+  assert.equal(JSON.parse(text), { uidValidity: "12345678901234567890", nested: [{ modseq: "7" }], name: "x" });
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  assert.throws(() => encodeJson(cyclic), /circular/i);
 });
 
 test.run();

@@ -46,7 +46,7 @@ async function startServer(limits: Partial<InboundSmtpOptions> = {}): Promise<In
   return startInboundSmtp(
     {
       store: f.store,
-      processInbound: async (order) => {
+      importRaw: async (order) => {
         const reply = await processInboundEmail(f.store, order);
         replies.push({ order, reply });
         return reply;

@@ -42,7 +42,7 @@ test.before(async () => {
   server = await startInboundSmtp(
     {
       store: f.store,
-      processInbound: async (order) => {
+      importRaw: async (order) => {
         calls.push(order);
         return answer(order);
       },
@@ -313,7 +313,7 @@ test("the same bytes for two recipients at once: one raw without a for clause; f
 test("a header block the parser could never read: 554 5.6.0 for good, nothing stored or ordered", async () => {
   const start = calls.length;
   const big = await startInboundSmtp(
-    { store: f.store, processInbound: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })), logger: createLogger({ level: "silent" }) },
+    { store: f.store, importRaw: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })), logger: createLogger({ level: "silent" }) },
     { host: "127.0.0.1", port: 0, maxSize: 8 * 1024 * 1024, maxRecipients: 3, serverName: SERVER_NAME },
   );
   try {

@@ -304,7 +304,9 @@ test("an inline raw whose bytes were changed in the store is refused, not given"
   const stored = await jsm.direct.getMessage(INLINE_STREAM, { last_by_subj: inlineSubject(raw.raw_msg_id) });
   assert.ok(stored);
   await jetstream(f.nc).publish(inlineSubject(raw.raw_msg_id), Buffer.from("Subject: forged\r\n\r\nbody\r\n"), { headers: stored.header });
-  for (const attempt of [() => f.store.raws.read(raw.raw_msg_id), () => f.store.raws.stream(raw.raw_msg_id)]) {
+  // Read by a store that did not write it (the writer hands its own import the bytes it wrote).
+  const reader = (await freshStore()).store;
+  for (const attempt of [() => reader.raws.read(raw.raw_msg_id), () => reader.raws.stream(raw.raw_msg_id)]) {
     try {
       await attempt();
       assert.unreachable("a corrupt inline raw was given");
@@ -490,11 +492,13 @@ async function onTheWire(watcher: NatsConnection, store: NatsConnection, op: () 
   return { requests: requests.map((subject) => subject.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<id>").replace(/rawsha\.[0-9a-f]{64}/, "rawsha.<hash>")).sort(), replies: seen.filter((subject) => subject.startsWith("_INBOX.")).length };
 }
 
-test("on the wire: a small raw's put, get, stream and markDelivered are 5 requests; marking it again, none", async () => {
+test("on the wire: a small raw's put, get, stream and markDelivered are 5 requests; marking it again, none; the writer's first stream, none", async () => {
   const { store, nc } = await freshStore();
   const watcher = await f.nats.connect();
   // The store's first JetStream read makes its JetStream manager (one INFO request, once).
-  await store.raws.stream((await store.raws.put(null, Buffer.from("warm up"))).raw_msg_id);
+  const warmUp = (await store.raws.put(null, Buffer.from("warm up"))).raw_msg_id;
+  await store.raws.stream(warmUp);
+  await store.raws.stream(warmUp);
   const bytes = randomBytes(10 * 1024);
   let raw: RawMessage | null = null;
   const put = await onTheWire(watcher, nc, async () => {
@@ -505,6 +509,13 @@ test("on the wire: a small raw's put, get, stream and markDelivered are 5 reques
   const got = await onTheWire(watcher, nc, () => store.raws.get(id));
   assert.equal(got, { requests: ["$JS.API.DIRECT.GET.KV_caliopen_raw_messages.$KV.caliopen_raw_messages.<id>"], replies: 1 });
   let streamed: Buffer = Buffer.alloc(0);
+  const fromMemory = await onTheWire(watcher, nc, async () => {
+    const stream = await store.raws.stream(id);
+    assert.ok(stream);
+    streamed = await drain(stream);
+  });
+  assert.ok(streamed.equals(bytes));
+  assert.equal(fromMemory, { requests: [], replies: 0 }, "the writer's first stream: the bytes it wrote, no read");
   const read = await onTheWire(watcher, nc, async () => {
     const stream = await store.raws.stream(id);
     assert.ok(stream);

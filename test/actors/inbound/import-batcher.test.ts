@@ -1,9 +1,9 @@
-// How a sync's raws are gathered into import batches (actors/imap/import-batcher.ts): full batches as
+// How a sync's raws are gathered into import batches (actors/inbound/import-batcher.ts): full batches as
 // soon as MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES wait, the rest once raws stop coming; each raw gets
 // its own reply from its batch's, and a batch refused or unanswered fails each of its raws.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { ImportBatcher } from "../../../actors/imap/import-batcher.ts";
+import { ImportBatcher } from "../../../actors/inbound/import-batcher.ts";
 import { MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "../../../actors/inbound/inbound-batch.ts";
 import { failure, ok, type Reply } from "../../../runtime/reply.ts";
 

@@ -1,17 +1,26 @@
-// Gathers a sync's stored raws into import batches for the user's inbound actor (inbound-batch.ts): one
-// request per batch instead of one `process_inbound` per mail. A batch is sent once it names
-// MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES of them, or when no raw joined it for a few milliseconds (the end of a
-// mailbox, a large message streamed alone). Each raw's promise settles with its own reply; a batch that
+// Gathers stored raws (an IMAP sync's, the mail the SMTP server receives) into import batches for the
+// user's inbound actor (inbound-batch.ts): one request per batch instead of one `process_inbound` per
+// mail. A batch is sent once it names MAX_BATCH_RAWS raws or MAX_BATCH_RAW_BYTES of them, or when no raw
+// joined it for a moment (the end of a mailbox, a large message streamed alone, an SMTP client waiting). Each raw's promise settles with its own reply; a batch that
 // got no usable answer fails all of its raws (they are retried at the next sync, as a failed
 // `process_inbound` would be).
 import type { Reply } from "../../runtime/reply.ts";
-import { batchResults, MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
+import { batchResults, MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "./inbound-batch.ts";
 
 /** Sends one batch (its raws' ids, in order); resolves with the actor's reply (any JSON). */
 export type SendBatch = (rawIds: string[]) => Promise<unknown>;
 
-/** How long a batch waits for one more raw before it is sent as it is. */
-const LINGER_MS = 5;
+export interface BatchLimits {
+  maxRaws: number;
+  maxBytes: number;
+  /** How long a batch waits for one more raw before it is sent as it is (0: until the next turn of the event loop). */
+  lingerMs: number;
+}
+
+/** A sync's raws come in a stream: a batch waits a little for the next ones. */
+export const SYNC_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, lingerMs: 5 };
+/** An SMTP client waits for each message's answer: a batch takes what arrives at the same moment. */
+export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, lingerMs: 1 };
 
 interface Waiting {
   rawId: string;
@@ -28,8 +37,13 @@ export class ImportBatcher {
 
   constructor(
     private readonly send: SendBatch,
-    private readonly limits: { maxRaws: number; maxBytes: number } = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES },
+    private readonly limits: BatchLimits = SYNC_BATCH_LIMITS,
   ) {}
+
+  /** Nothing waits to be sent. */
+  get idle(): boolean {
+    return this.waiting.length === 0;
+  }
 
   /** The reply for this raw once its batch is answered. `bytes`: the raw's size, as stored. */
   import(rawId: string, bytes: number): Promise<Reply> {
@@ -39,9 +53,9 @@ export class ImportBatcher {
     this.bytes += bytes;
     if (this.waiting.length >= this.limits.maxRaws || this.bytes >= this.limits.maxBytes) this.flush();
     else {
-      // Sent once raws stop coming for a moment (so at most maxRaws × LINGER_MS after its first).
+      // Sent once raws stop coming for a moment (so at most maxRaws × lingerMs after its first).
       if (this.timer !== null) clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.flush(), LINGER_MS);
+      this.timer = setTimeout(() => this.flush(), this.limits.lingerMs);
     }
     return reply;
   }

@@ -1,0 +1,43 @@
+// Who receives mail for an address here: the active local identities that have it, which the inbound
+// SMTP server asks at every RCPT TO. An address found is remembered for a few seconds, so that a burst
+// of mail for one recipient asks the store once (the lookup lists the lookup bucket's keys under the
+// address, which costs the NATS server more than a read). An address not found is asked again every
+// time: a new user receives mail at once. An identity deleted meanwhile may still be named for those
+// few seconds; its import then refuses the mail and the sender is told to retry.
+import type { Identity } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+
+export interface LocalRecipientLimits {
+  ttlMs: number;
+  /** Addresses remembered at most (the oldest go first). */
+  maxAddresses: number;
+}
+
+export const DEFAULT_LOCAL_RECIPIENT_LIMITS: LocalRecipientLimits = { ttlMs: 5_000, maxAddresses: 10_000 };
+
+export class LocalRecipients {
+  private readonly found = new Map<string, { identities: Identity[]; at: number }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly limits: LocalRecipientLimits = DEFAULT_LOCAL_RECIPIENT_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The active local identities receiving mail for `address` (lower-cased, trimmed); none: not ours. */
+  async lookup(address: string): Promise<Identity[]> {
+    const known = this.found.get(address);
+    const age = known === undefined ? -1 : this.now() - known.at;
+    if (known !== undefined && age >= 0 && age < this.limits.ttlMs) return known.identities;
+    const identities = (await this.store.identities.byIdentifier("email", address)).filter((identity) => identity.type === "local" && identity.status === "active");
+    this.found.delete(address);
+    if (identities.length > 0) {
+      this.found.set(address, { identities, at: this.now() });
+      if (this.found.size > this.limits.maxAddresses) {
+        const oldest = this.found.keys().next();
+        if (oldest.done !== true) this.found.delete(oldest.value);
+      }
+    }
+    return identities;
+  }
+}
