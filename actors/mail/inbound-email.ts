@@ -1,26 +1,25 @@
 // The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
-// mail into a message of the user who received it. The raw is streamed through the parser: attachments
-// are counted and let go, only their metadata is kept, so a huge one is never held whole. One message per
-// user and Message-ID: the same mail again (its content, the bytes after the leading trace fields, the
-// same) is imported once and another identity receiving it is attached to it; a different content under
+// mail into a message of the user who received it. The raw is streamed through the parser
+// (parse-mail-stream.ts), so a huge attachment is never held whole. One message per user and
+// Message-ID: the same mail again (its content, the bytes after the leading trace fields, the same) is
+// imported once and another identity receiving it is attached to it; a different content under
 // a Message-ID already held is kept as a conflicting copy on that message (message-id-conflicts.ts). What
 // the message document cannot hold (more addresses per header than the limit, bodies past 256 KiB, ...)
 // is cut and counted (message-budget.ts).
-import { randomUUID } from "node:crypto";
-import { Readable, type Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
+import type { AddressObject, EmailAddress, Headers } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, claimExternal, importFailure, linkContacts, loadInbound, storeClaimed, storeOnce } from "../messages/inbound-import.ts";
-import { SCHEMA_VERSION, type AttachmentInfo, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage } from "../store/model.ts";
+import { alreadyImported, claimExternal, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
+import { SCHEMA_VERSION, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { decodeFetchedHeader, FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER, importedTags } from "./imported-tags.ts";
-import { mailContentHash, MailContentHashStream } from "./mail-content-hash.ts";
+import { decodeFetchedHeader, importedTags } from "./imported-tags.ts";
+import { mailContentHash } from "./mail-content-hash.ts";
 import { keepConflictingCopy } from "./message-id-conflicts.ts";
-import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
+import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
+import { MAX_BODY_BYTES, parseMailStream, type Body, type Head, type MailParse } from "./parse-mail-stream.ts";
 
 export interface InboundEmailOrder {
   /** The raw message's id. */
@@ -43,19 +42,6 @@ export interface InboundEmailOptions {
 
 export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
 
-/**
- * The largest header block of a mail (or of one of its MIME parts), measured as the parser measures it:
- * each line counts for at least 64 bytes. The inbound SMTP server refuses a larger one with a 552; the
- * parser takes a little more, for the trace fields prepended on the way (Received, X-Fetched-*).
- */
-export const MAX_HEADER_BYTES = 2 * 1024 * 1024;
-const PARSER_MAX_HEAD_BYTES = MAX_HEADER_BYTES + 64 * 1024;
-
-/**
- * A body longer than this (UTF-8 bytes) is cut to it in the message: a message is one KV document, which
- * must fit in a NATS message (1 MiB by default). The whole mail stays in the raw.
- */
-export const MAX_BODY_BYTES = 256 * 1024;
 
 
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
@@ -89,19 +75,11 @@ async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddre
   const content = await store.raws.stream(rawId);
   if (content === null) return failure(`raw message ${rawId} has no stored content`);
 
-  const abort = new AbortController();
-  const parse = startParse(Readable.fromWeb(content as NodeReadableStream<Uint8Array>), abort.signal);
-  let parsed = false;
-  parse.body.then(
-    () => (parsed = true),
-    () => (parsed = true),
-  );
+  const parse = parseMailStream(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
   try {
     return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, parse);
   } finally {
-    // Stop reading a raw not parsed to its end (already imported, or a failure). Not otherwise: an
-    // abort builds a DOMException and its stack trace, for nothing.
-    if (!parsed) abort.abort();
+    parse.stop();
   }
 }
 
@@ -114,7 +92,7 @@ interface Context {
   cache: InboundCache | undefined;
 }
 
-async function importParsed(store: Store, { user, identity, raw, now, maxAddresses, cache }: Context, parse: { head: Promise<Head>; body: Promise<Body> }): Promise<Reply> {
+async function importParsed(store: Store, { user, identity, raw, now, maxAddresses, cache }: Context, parse: MailParse): Promise<Reply> {
   const userId = user.user_id;
   const identityId = identity.identity_id;
   const rawId = raw.raw_msg_id;
@@ -125,18 +103,6 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
 
-  const messageId = firstId(head.value("message-id"));
-  // Claimed before the body is read: a mail seen before (a retried order, the same mail at another
-  // identity) is known by the claim, and a new one costs no lookup first.
-  const claim = messageId === null ? null : await claimExternal(store, userId, messageId);
-  const known = claim?.existing ?? null;
-  // This very raw handled before (a retried order): no need to read it again.
-  if (known !== null) {
-    if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
-    const listed = known.message_id_conflicts?.find((conflict) => conflict.raw_id === rawId && conflict.identity_id === identityId);
-    if (listed !== undefined) return keepConflictingCopy(store, known, listed);
-  }
-
   let body: Body;
   try {
     body = await parse.body;
@@ -144,10 +110,20 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     return failure(`cannot parse raw message ${rawId}: ${describe(err)}`);
   }
   // A mail without Message-ID is known by its content.
+  const messageId = firstId(head.value("message-id"));
   const externalId = messageId ?? `sha256:${body.contentSha256}`;
   const copy: MessageIdConflict = { raw_id: rawId, content_sha256: body.contentSha256, identity_id: identityId, received_at: raw.date_insert };
-  const holder = known ?? (messageId === null ? await store.messages.byExternalId(userId, externalId) : null);
-  if (holder !== null) return sameMailOrConflict(store, holder, copy);
+  // Claimed first, once the mail is known to be readable (a claim never names a mail that cannot be
+  // stored): a new mail costs no lookup, one seen before is known by the claim.
+  const claim = await claimExternal(store, userId, externalId);
+  const known = claim.existing;
+  if (known !== null) {
+    // This very raw handled before (a retried order).
+    if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
+    const listed = known.message_id_conflicts?.find((conflict) => conflict.raw_id === rawId && conflict.identity_id === identityId);
+    if (listed !== undefined) return keepConflictingCopy(store, known, listed);
+    return sameMailOrConflict(store, known, copy);
+  }
 
   const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
   const participants = await linkContacts(store, user, identity.identifier, found, cache);
@@ -163,7 +139,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const built: Message = {
     schema: SCHEMA_VERSION,
     user_id: userId,
-    message_id: claim?.messageId ?? randomUUID(),
+    message_id: claim.messageId,
     // The discussion is the people writing to each other: Reply-To and Sender do not change it.
     discussion_id: discussionId(
       participants.filter((p) => p.type === "From" || p.type === "To" || p.type === "Cc" || p.type === "Bcc"),
@@ -191,7 +167,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   };
   const { message, bodyCut } = fitDocument(built);
 
-  const stored = claim === null ? await storeOnce(store, message, externalId, rawId) : await storeClaimed(store, message, rawId);
+  const stored = await storeClaimed(store, message, rawId);
   cache?.rememberMessage(externalId, stored.message);
   // Another import of this Message-ID stored its message first.
   if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
@@ -232,129 +208,6 @@ async function rawContentHash(store: Store, rawId: string): Promise<string | nul
   }
 }
 
-
-// ---------------------------------------------------------------------------------------------------
-// Parsing
-
-interface Head {
-  headers: Headers;
-  /** The unfolded raw value of the first header of this (lower-case) name, without its name. */
-  value(name: string): string | null;
-  /** Values of the X-Fetched flags/labels headers the IMAP bridge prepended (only the leading ones). */
-  fetched: string[];
-}
-
-interface Body {
-  /** See mail-content-hash.ts. */
-  contentSha256: string;
-  text: string;
-  html: string;
-  attachments: AttachmentInfo[];
-  /** For PGP/MIME: the armored encrypted part, what the user's client decrypts. */
-  encryptedArmor: string | null;
-}
-
-/** Parses the mail as it streams in; `head` settles as soon as the headers are read. */
-function startParse(source: Readable, signal: AbortSignal): { head: Promise<Head>; body: Promise<Body> } {
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: PARSER_MAX_HEAD_BYTES });
-  const hash = new MailContentHashStream();
-  let resolveHead!: (head: Head) => void;
-  let rejectHead!: (err: unknown) => void;
-  const head = new Promise<Head>((resolve, reject) => {
-    resolveHead = resolve;
-    rejectHead = reject;
-  });
-  let headers: Headers | null = null;
-  parser.once("headers", (parsed: Headers) => {
-    headers = parsed;
-    resolveHead(headOf(parsed, parser.headerLines || []));
-  });
-
-  const attachments: AttachmentInfo[] = [];
-  let text: MessageText | null = null;
-  let encryptedArmor: string | null = null;
-  const body = pipeline(
-    source,
-    hash,
-    // Its typings narrow read() to its objects, which the generic Transform signature does not allow.
-    parser as unknown as Transform,
-    async (items: AsyncIterable<AttachmentStream | MessageText>) => {
-      for await (const item of items) {
-        if (item.type === "text") {
-          text = item;
-          continue;
-        }
-        const armored = headers !== null && isPgpPayload(headers, item);
-        const kept: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of item.content as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          if (armored && size <= MAX_BODY_BYTES) kept.push(chunk);
-        }
-        item.release?.();
-        if (armored && size <= MAX_BODY_BYTES) encryptedArmor = Buffer.concat(kept).toString("utf8").replace(/\r\n/g, "\n");
-        if (contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(headers)) continue; // the "Version: 1" control part
-        attachments.push({
-          content_type: cut(item.contentType, MAX_CONTENT_TYPE_CHARS),
-          file_name: cut(item.filename ?? "", MAX_FILE_NAME_CHARS),
-          size,
-          is_inline: item.contentDisposition === "inline" || item.related === true,
-        });
-      }
-    },
-    { signal },
-  ).then((): Body => {
-    const parsed = text as MessageText | null;
-    return { contentSha256: hash.digest() ?? "", text: parsed?.text ?? "", html: parsed?.html ?? "", attachments, encryptedArmor };
-  });
-  // A mail with nothing to parse has no headers event: the head is empty.
-  body.then(
-    () => resolveHead(headOf(new Map(), [])),
-    (err: unknown) => rejectHead(err),
-  );
-  // Awaited later, or not at all when the mail is already imported: never an unhandled rejection.
-  head.catch(() => undefined);
-  body.catch(() => undefined);
-  return { head, body };
-}
-
-function headOf(headers: Headers, lines: HeaderLines): Head {
-  const values = lines.map((line) => ({ key: line.key, value: unfold(line.line) }));
-  const fetched: string[] = [];
-  // The IMAP bridge prepends its headers: only those count, a sender cannot add tags further down.
-  for (const line of values) {
-    if (!line.key.startsWith("x-fetched-")) break;
-    if (line.key === FETCHED_FLAGS_HEADER.toLowerCase() || line.key === FETCHED_LABELS_HEADER.toLowerCase()) fetched.push(line.value);
-  }
-  return {
-    headers,
-    value: (name) => values.find((line) => line.key === name)?.value ?? null,
-    fetched,
-  };
-}
-
-function unfold(line: string): string {
-  const colon = line.indexOf(":");
-  return line
-    .slice(colon + 1)
-    .replace(/\r?\n(?=[ \t])/g, "")
-    .trim();
-}
-
-function contentTypeOf(headers: Headers | null): string | null {
-  const value = headers?.get("content-type") as StructuredHeader | undefined;
-  return typeof value?.value === "string" ? value.value.toLowerCase() : null;
-}
-
-function isPgpMime(headers: Headers | null): boolean {
-  const value = headers?.get("content-type") as StructuredHeader | undefined;
-  return contentTypeOf(headers) === "multipart/encrypted" && (value?.params?.protocol ?? "").toLowerCase() === "application/pgp-encrypted";
-}
-
-/** The second part of a PGP/MIME message (RFC 3156): the armored encrypted data. */
-function isPgpPayload(root: Headers, item: AttachmentStream): boolean {
-  return isPgpMime(root) && item.partId === "2" && contentTypeOf(item.headers) === "application/octet-stream";
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Fields

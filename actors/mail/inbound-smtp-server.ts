@@ -17,7 +17,7 @@ import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { HeaderBlockSize } from "./header-block-size.ts";
 import { LocalRecipients } from "./local-recipients.ts";
-import { MAX_HEADER_BYTES } from "./inbound-email.ts";
+import { MAX_HEADER_BYTES } from "./parse-mail-stream.ts";
 import { newlineOf, receivedHeader } from "./received-header.ts";
 import { SmtpConnectionGuard } from "./smtp-connection-guard.ts";
 

@@ -4,40 +4,35 @@
 // address, which costs the NATS server more than a read). An address not found is asked again every
 // time: a new user receives mail at once. An identity deleted meanwhile may still be named for those
 // few seconds; its import then refuses the mail and the sender is told to retry.
+import { LRUCache } from "lru-cache";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 
 export interface LocalRecipientLimits {
   ttlMs: number;
-  /** Addresses remembered at most (the oldest go first). */
+  /** Addresses remembered at most (the least recently used go first). */
   maxAddresses: number;
 }
 
 export const DEFAULT_LOCAL_RECIPIENT_LIMITS: LocalRecipientLimits = { ttlMs: 5_000, maxAddresses: 10_000 };
 
 export class LocalRecipients {
-  private readonly found = new Map<string, { identities: Identity[]; at: number }>();
+  private readonly found: LRUCache<string, Identity[]>;
 
   constructor(
     private readonly store: Store,
-    private readonly limits: LocalRecipientLimits = DEFAULT_LOCAL_RECIPIENT_LIMITS,
-    private readonly now: () => number = Date.now,
-  ) {}
+    limits: LocalRecipientLimits = DEFAULT_LOCAL_RECIPIENT_LIMITS,
+    now: () => number = () => performance.now(),
+  ) {
+    this.found = new LRUCache({ max: limits.maxAddresses, ttl: limits.ttlMs, ttlResolution: 0, perf: { now } });
+  }
 
   /** The active local identities receiving mail for `address` (lower-cased, trimmed); none: not ours. */
   async lookup(address: string): Promise<Identity[]> {
     const known = this.found.get(address);
-    const age = known === undefined ? -1 : this.now() - known.at;
-    if (known !== undefined && age >= 0 && age < this.limits.ttlMs) return known.identities;
+    if (known !== undefined) return known;
     const identities = (await this.store.identities.byIdentifier("email", address)).filter((identity) => identity.type === "local" && identity.status === "active");
-    this.found.delete(address);
-    if (identities.length > 0) {
-      this.found.set(address, { identities, at: this.now() });
-      if (this.found.size > this.limits.maxAddresses) {
-        const oldest = this.found.keys().next();
-        if (oldest.done !== true) this.found.delete(oldest.value);
-      }
-    }
+    if (identities.length > 0) this.found.set(address, identities);
     return identities;
   }
 }
