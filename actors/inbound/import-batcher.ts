@@ -13,14 +13,24 @@ export type SendBatch = (rawIds: string[]) => Promise<unknown>;
 export interface BatchLimits {
   maxRaws: number;
   maxBytes: number;
-  /** How long a batch waits for one more raw before it is sent as it is (0: until the next turn of the event loop). */
-  lingerMs: number;
+  /** When a batch that is not full goes. */
+  timing: BatchTiming;
 }
 
+export type BatchTiming =
+  /** Once no raw joined it for this long (raws that come in a stream: a sync). */
+  | { lingerMs: number }
+  /**
+   * At once while fewer batches than this await their answer; past it, raws gather until one is answered
+   * (senders that each wait for their raw's answer, as SMTP clients do: no wait when all is quiet, larger
+   * batches as they come faster than they are imported).
+   */
+  | { maxInFlight: number };
+
 /** A sync's raws come in a stream: a batch waits a little for the next ones. */
-export const SYNC_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, lingerMs: 5 };
-/** An SMTP client waits for each message's answer: a batch takes what arrives at the same moment. */
-export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, lingerMs: 1 };
+export const SYNC_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { lingerMs: 5 } };
+/** An SMTP client waits for each message's answer before it sends the next. */
+export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { maxInFlight: 2 } };
 
 interface Waiting {
   rawId: string;
@@ -32,6 +42,8 @@ export class ImportBatcher {
   private waiting: Waiting[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Batches sent and not answered yet. */
+  private unanswered = 0;
   /** Batches sent so far (for tests and logs). */
   sent = 0;
 
@@ -40,9 +52,9 @@ export class ImportBatcher {
     private readonly limits: BatchLimits = SYNC_BATCH_LIMITS,
   ) {}
 
-  /** Nothing waits to be sent. */
+  /** Nothing waits to be sent or answered. */
   get idle(): boolean {
-    return this.waiting.length === 0;
+    return this.waiting.length === 0 && this.unanswered === 0;
   }
 
   /** The reply for this raw once its batch is answered. `bytes`: the raw's size, as stored. */
@@ -51,12 +63,13 @@ export class ImportBatcher {
     if (this.waiting.length > 0 && this.bytes + bytes > this.limits.maxBytes) this.flush();
     const reply = new Promise<Reply>((resolve, reject) => this.waiting.push({ rawId, resolve, reject }));
     this.bytes += bytes;
+    const { timing } = this.limits;
     if (this.waiting.length >= this.limits.maxRaws || this.bytes >= this.limits.maxBytes) this.flush();
-    else {
+    else if ("lingerMs" in timing) {
       // Sent once raws stop coming for a moment (so at most maxRaws × lingerMs after its first).
       if (this.timer !== null) clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.flush(), this.limits.lingerMs);
-    }
+      this.timer = setTimeout(() => this.flush(), timing.lingerMs);
+    } else if (this.unanswered < timing.maxInFlight) this.flush();
     return reply;
   }
 
@@ -69,16 +82,27 @@ export class ImportBatcher {
     this.bytes = 0;
     if (batch.length === 0) return;
     this.sent += 1;
+    this.unanswered += 1;
     void this.send(batch.map((waiting) => waiting.rawId)).then(
       (reply) => {
+        this.answered();
         const results = batchResults(reply, batch.length);
         if (results === null) {
           const why = isFailure(reply) ? reply.message : "no usable reply";
           batch.forEach((waiting) => waiting.reject(new Error(`import batch of ${batch.length} refused: ${why}`)));
         } else batch.forEach((waiting, index) => waiting.resolve(results[index] as Reply));
       },
-      (err: Error) => batch.forEach((waiting) => waiting.reject(err)),
+      (err: Error) => {
+        this.answered();
+        batch.forEach((waiting) => waiting.reject(err));
+      },
     );
+  }
+
+  /** A batch answered: what gathered behind it goes, when batches wait for answers. */
+  private answered(): void {
+    this.unanswered -= 1;
+    if ("maxInFlight" in this.limits.timing && this.waiting.length > 0) this.flush();
   }
 
   /** Fails whatever is still waiting (the sync stopped). */

@@ -1,7 +1,7 @@
 // Import batches for many recipients at once (the SMTP server's): one batcher per user and receiving
 // identity, so that mail for one recipient arriving on several sessions at once goes to its inbound
-// actor in one request. A batcher is dropped as soon as it has sent what waited in it: the map holds
-// only recipients with mail waiting this very moment.
+// actor together. A batcher is dropped once nothing of it waits to be sent or answered: the map holds
+// only recipients with mail in flight.
 import type { Reply } from "../../runtime/reply.ts";
 import { ImportBatcher, type BatchLimits } from "./import-batcher.ts";
 import type { ImportBatchOrder } from "./inbound-batch.ts";
@@ -19,15 +19,16 @@ export class ImportBatchers {
     const key = `${userId} ${identityId}`;
     let batcher = this.batchers.get(key);
     if (batcher === undefined) {
-      const created: ImportBatcher = new ImportBatcher((rawIds) => {
-        // Sending empties it: the next raw for this recipient starts a new one.
-        if (this.batchers.get(key) === created && created.idle) this.batchers.delete(key);
-        return this.send({ user_id: userId, remote_id: identityId, raw_ids: rawIds });
-      }, this.limits);
-      batcher = created;
+      batcher = new ImportBatcher((rawIds) => this.send({ user_id: userId, remote_id: identityId, raw_ids: rawIds }), this.limits);
       this.batchers.set(key, batcher);
     }
-    return batcher.import(rawId, bytes);
+    const reply = batcher.import(rawId, bytes);
+    const used = batcher;
+    const release = () => {
+      if (this.batchers.get(key) === used && used.idle) this.batchers.delete(key);
+    };
+    reply.then(release, release);
+    return reply;
   }
 
   /** Recipients with raws waiting now (for tests). */

@@ -79,4 +79,27 @@ test("cancel fails what waits and sends nothing", async () => {
   assert.is(sent.length, 0);
 });
 
+test("batches that wait for answers: sent at once while under the limit in flight, then gathered until one is answered", async () => {
+  const answers: (() => void)[] = [];
+  const sent: string[][] = [];
+  const batcher = new ImportBatcher(
+    (rawIds) =>
+      new Promise((resolve) => {
+        sent.push(rawIds);
+        answers.push(() => resolve(ok("answered", { results: rawIds.map((id) => ok("message imported", { raw: id })) })));
+      }),
+    { maxRaws: 3, maxBytes: 1_000_000, timing: { maxInFlight: 1 } },
+  );
+  const replies = ["a", "b", "c", "d", "e", "f"].map((id) => batcher.import(id, 10));
+  // a went alone; b, c, d filled a batch (full: sent whatever is in flight); e, f wait for an answer.
+  assert.equal(sent, [["a"], ["b", "c", "d"]]);
+  assert.not.ok(batcher.idle);
+  answers.shift()?.();
+  await replies[0];
+  assert.equal(sent, [["a"], ["b", "c", "d"], ["e", "f"]], "what gathered goes once a batch is answered");
+  for (const answer of answers.splice(0)) answer();
+  assert.equal((await Promise.all(replies)).map((reply) => reply.raw), ["a", "b", "c", "d", "e", "f"]);
+  assert.ok(batcher.idle);
+});
+
 test.run();
