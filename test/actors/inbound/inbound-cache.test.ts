@@ -64,7 +64,7 @@ test("a contact created meanwhile is linked once its address's lookup is older t
   const from = (reply: Reply) => f.store.messages.get(user.user_id, String(reply.message_id)).then((m) => m?.participants.find((p) => p.type === "From")?.contact_ids);
   assert.equal(await from(before), []);
   const erin = await f.store.contacts.create(newContact(user.user_id, ["erin@elsewhere.test"]));
-  advance(TTL_MS);
+  advance(TTL_MS + 1);
   const after = await importWith(f, cache, user, local, ["From: erin@elsewhere.test", "To: carol@platform.test", "Message-ID: <b-2@elsewhere.test>"]);
   assert.equal(await from(after), [erin.contact_id]);
 });
