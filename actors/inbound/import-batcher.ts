@@ -6,6 +6,7 @@
 // `process_inbound` would be).
 import type { Reply } from "../../runtime/reply.ts";
 import { batchResults, MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "./inbound-batch.ts";
+import { DEFAULT_INBOUND_OPTIONS } from "./inbound-processor.ts";
 
 /** Sends one batch (its raws' ids, in order); resolves with the actor's reply (any JSON). */
 export type SendBatch = (rawIds: string[]) => Promise<unknown>;
@@ -29,8 +30,13 @@ export type BatchTiming =
 
 /** A sync's raws come in a stream: a batch waits a little for the next ones. */
 export const SYNC_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { lingerMs: 5 } };
-/** An SMTP client waits for each message's answer before it sends the next. */
-export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { maxInFlight: 2 } };
+/**
+ * An SMTP client waits for each message's answer before it sends the next: a message goes at once while
+ * the inbound actor has room to import it (it imports that many orders side by side); past it, mail
+ * gathers. Measured with 4 sessions: gathering behind 2 in flight made each message wait 2.9 ms for
+ * its turn, against 0.9 ms this way.
+ */
+export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { maxInFlight: DEFAULT_INBOUND_OPTIONS.concurrency } };
 
 interface Waiting {
   rawId: string;

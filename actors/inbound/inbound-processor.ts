@@ -1,9 +1,9 @@
 // The inbound processor of one user, as an actor (kind `inbound`, keyed by user_id): every
 // `process_inbound` for the user, on inboundSMTP (mail: SMTP, IMAP) and on inboundTwitter (DMs), comes
 // here, waits in a bounded queue and is imported a few at a time by the processors' own logic
-// (inbound-email.ts, inbound-twitter.ts), which the actor lends what it remembers of the user while it
-// is busy (inbound-cache.ts: the user, their identities, contacts and Message-IDs seen lately; in the
-// node's memory, not in the snapshot, and dropped when the actor goes idle). Each request is answered
+// (inbound-email.ts, inbound-twitter.ts), which the actor lends what it remembers of the user
+// (inbound-cache.ts: the user, their identities, contacts and Message-IDs seen lately, each re-read
+// after its time to live; in the node's memory, not in the snapshot). Each request is answered
 // with the processors' reply, unchanged. States, for operators:
 //   idle        nothing to import;
 //   importing   a batch running; the context shows the queue, and the busy period's progress (done,
@@ -20,6 +20,7 @@
 // then answer "already imported" next time.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
+import { LRUCache } from "lru-cache";
 import { assign, fromCallback, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
@@ -124,17 +125,14 @@ export function inboundProcessorFamily(store: Store, options: Partial<InboundPro
 }
 
 function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProcessorOptions, now: () => number) {
-  // Per busy user, oldest first: memory of this node, never saved (rebuilt in a few reads elsewhere).
-  const caches = new Map<string, InboundCache>();
+  // Per user, the least recently busy dropped first: memory of this node, never saved (rebuilt in a
+  // few reads elsewhere). Kept between busy periods: what it holds is re-read after its time to live.
+  const caches = new LRUCache<string, InboundCache>({ max: MAX_CACHED_USERS });
   const cacheOf = (userId: string) => {
     let cache = caches.get(userId);
     if (cache === undefined) {
       cache = new InboundCache(settings.cache, now);
       caches.set(userId, cache);
-      for (const oldest of caches.keys()) {
-        if (caches.size <= MAX_CACHED_USERS) break;
-        caches.delete(oldest);
-      }
     }
     return cache;
   };
@@ -305,8 +303,6 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         ports.logger.warn({ kind: INBOUND_KIND, key: context.user_id, queued: context.queue.length, err: context.batch_store_error, retryAt: context.deadlines[RETRY_DUE] }, "inbound imports wait for the store"),
       clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
       endPeriod: assign(({ context }) => ({ progress: context.progress === null ? null : { ...context.progress, finished_at: nowIso() } })),
-      // Idle: what it remembered may be stale by the next import.
-      forgetCache: ({ context }) => void caches.delete(context.user_id),
     },
   }).createMachine({
     id: INBOUND_KIND,
@@ -324,7 +320,6 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     initial: "idle",
     states: {
       idle: {
-        entry: "forgetCache",
         on: {
           [PROCESS_EMAIL]: fromIdle,
           [PROCESS_TWITTER]: fromIdle,

@@ -30,7 +30,7 @@ test("raws for several recipients at the same moment: each recipient's own batch
   assert.equal(replies.map((reply) => reply.raw), ["r1", "r2", "r3", "r4"]);
   assert.equal(
     sent.map((order) => `${order.user_id}/${order.remote_id}: ${order.raw_ids.join(",")}`).sort(),
-    // Nothing was in flight: each went at once (RECEIVED_BATCH_LIMITS lets two batches wait for answers).
+    // Each went at once: RECEIVED_BATCH_LIMITS lets as many batches wait for answers as the actor imports side by side.
     ["u1/i1: r1", "u1/i1: r3", "u1/i9: r4", "u2/i2: r2"],
   );
   assert.is(batchers.waiting, 0);
