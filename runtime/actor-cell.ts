@@ -90,6 +90,11 @@ export class ActorCell {
   private readonly writer: SnapshotWriter;
   private finishReported = false;
 
+  /** Its machine reached a final state: it takes nothing more, and its supervisor removes it. */
+  get finished(): boolean {
+    return this.finishReported;
+  }
+
   constructor(
     readonly kind: string,
     readonly key: string,

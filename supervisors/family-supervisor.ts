@@ -25,6 +25,8 @@ interface CrashHistory {
 
 export class FamilySupervisor implements CellFailureListener {
   private readonly crashes = new Map<string, CrashHistory>();
+  /** The last lifecycle operation of each key with one under way (see `inTurn`). */
+  private readonly turns = new Map<string, Promise<unknown>>();
   private closed = false;
 
   constructor(
@@ -46,39 +48,64 @@ export class FamilySupervisor implements CellFailureListener {
   async start(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     this.assertOpen();
     this.assertLocal(key);
-    await this.directory?.add(this.kind, key, input);
-    const cell = await this.host.activate(this.kind, key, input);
-    this.logger.info({ kind: this.kind, key }, "actor started");
-    return cell;
+    return this.inTurn(key, async () => {
+      await this.directory?.add(this.kind, key, input);
+      const cell = await this.host.activate(this.kind, key, input);
+      this.logger.info({ kind: this.kind, key }, "actor started");
+      return cell;
+    });
   }
 
   /** Starts an actor that already exists (it was running on another node, or before a restart). */
   async resume(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     this.assertOpen();
-    return this.host.activate(this.kind, key, input);
+    return this.inTurn(key, () => this.host.activate(this.kind, key, input));
   }
 
   /** Stops the actor, keeping its snapshot, and starts it again so it reads fresh configuration. */
   async reload(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     this.assertOpen();
     this.assertLocal(key);
-    this.forgetCrashes(key);
-    await this.directory?.add(this.kind, key, input);
-    await this.host.stop(this.kind, key);
-    const cell = await this.host.activate(this.kind, key, input);
-    // A machine that waits on something (a retry after a failure) may take this as its cue to go now.
-    cell.notify({ type: RELOADED_EVENT, payload: input });
-    this.logger.info({ kind: this.kind, key }, "actor reloaded");
-    return cell;
+    return this.inTurn(key, async () => {
+      this.forgetCrashes(key);
+      await this.directory?.add(this.kind, key, input);
+      await this.host.stop(this.kind, key);
+      const cell = await this.host.activate(this.kind, key, input);
+      // A machine that waits on something (a retry after a failure) may take this as its cue to go now.
+      cell.notify({ type: RELOADED_EVENT, payload: input });
+      this.logger.info({ kind: this.kind, key }, "actor reloaded");
+      return cell;
+    });
   }
 
   /** Stops the actor and drops its snapshot. Returns false when it was not running. */
   async remove(key: string): Promise<boolean> {
-    this.forgetCrashes(key);
-    await this.directory?.remove(this.kind, key);
-    const wasRunning = await this.host.stop(this.kind, key, { forget: true });
-    this.logger.info({ kind: this.kind, key, wasRunning }, "actor removed");
-    return wasRunning;
+    return this.inTurn(key, async () => {
+      this.forgetCrashes(key);
+      await this.directory?.remove(this.kind, key);
+      const wasRunning = await this.host.stop(this.kind, key, { forget: true });
+      this.logger.info({ kind: this.kind, key, wasRunning }, "actor removed");
+      return wasRunning;
+    });
+  }
+
+  /**
+   * Runs one key's lifecycle operations one after the other: the removal of an actor that finished
+   * (onFinished, outside any order) is done before an order that starts it again, never interleaved
+   * with it (which could leave a new actor without its directory entry or its snapshot).
+   */
+  private inTurn<T>(key: string, operation: () => Promise<T>): Promise<T> {
+    const previous = this.turns.get(key) ?? Promise.resolve();
+    const run = previous.then(operation, operation);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(key, settled);
+    void settled.then(() => {
+      if (this.turns.get(key) === settled) this.turns.delete(key);
+    });
+    return run;
   }
 
   onCrash(cell: ActorCell): void {

@@ -4,7 +4,11 @@
 // run at once, so a discovery adding keys and a recomputation reading them cannot interleave, and a
 // key's publication and withdrawal happen in the order they were given.
 //
-//   idle            nothing to do (passivated after a while: only its snapshot stays);
+//   idle            nothing to do (passivated after a while: only its snapshot stays); after
+//                   `finishAfterMs` without an order (the `finish.due` deadline) it finishes: the node
+//                   removes it, snapshot and all, and the contact's next order starts a new one. A node
+//                   holds actors for the contacts busy lately, not for every contact ever touched;
+//                   what a finished actor showed operators (its history) goes with it;
 //   working         runs the first order of `queue` (the others wait behind it, oldest first);
 //   waitingToRetry  the first order failed in a way that may pass (a key server down): `retry` says why
 //                   and which try it was, the `retry.due` deadline when it runs again (persisted, so a
@@ -32,6 +36,7 @@ import {
 
 export const CONTACT_KIND = "contact";
 export const RETRY_DUE = "retry.due";
+export const FINISH_DUE = "finish.due";
 /** Finished orders kept in the context, for operators. */
 const HISTORY = 5;
 
@@ -42,6 +47,8 @@ export interface ContactActorOptions {
   maxTries: number;
   /** Orders waiting for one contact at most; one more is dead-lettered. */
   maxQueued: number;
+  /** An actor idle this long finishes (and is removed). */
+  finishAfterMs: number;
 }
 
 // The pauses and tries the entry point gives a durable order that throws RetryLater.
@@ -49,6 +56,7 @@ export const DEFAULT_CONTACT_OPTIONS: ContactActorOptions = {
   retry: { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 },
   maxTries: 6,
   maxQueued: 32,
+  finishAfterMs: 10 * 60_000,
 };
 
 export interface FinishedOrder {
@@ -163,6 +171,9 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
         return { queue: context.queue.slice(1), failures: 0, retry: null, last_error: { message, at }, history: finished(context, "dead-lettered", errorOf(event)) };
       }),
       clearRetryDeadline: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+      // Only when nothing waits: with an order queued, idle is left at once.
+      scheduleFinish: assign(({ context }) => (context.queue.length > 0 ? {} : { deadlines: setDeadline(context.deadlines, FINISH_DUE, now() + settings.finishAfterMs) })),
+      clearFinish: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, FINISH_DUE) })),
     },
   }).createMachine({
     id: CONTACT_KIND,
@@ -179,8 +190,11 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
     initial: "idle",
     states: {
       idle: {
+        entry: "scheduleFinish",
+        exit: "clearFinish",
         // An order just queued (or queued in a restored snapshot) starts at once.
         always: { guard: "hasOrders", target: "working" },
+        on: { [FINISH_DUE]: "finished" },
       },
       working: {
         tags: ["busy"],
@@ -200,6 +214,7 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
       waitingToRetry: {
         on: { [RETRY_DUE]: { target: "working", actions: "clearRetryDeadline" } },
       },
+      finished: { type: "final" },
     },
   });
 }

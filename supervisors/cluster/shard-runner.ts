@@ -177,13 +177,19 @@ export class ShardRunner {
       this.deps.deadLetters.record(msg.subject, problem, encodeJson(order.message ?? {}));
       return msg.ack();
     }
-    let cell = this.deps.host.get(order.kind, order.key);
+    // A finished actor takes nothing more: its supervisor is removing it, and an order for it goes to
+    // the actor that follows (started after that removal), or is dead-lettered like any for none.
+    let cell: ActorCell | undefined = this.deps.host.get(order.kind, order.key);
+    if (cell?.finished === true) cell = undefined;
     if (cell === undefined) {
       if (!this.deps.activateOnOrder.has(order.kind)) {
         this.deps.deadLetters.record(msg.subject, `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`, encodeJson(order.message ?? {}));
         return msg.ack();
       }
       cell = await supervisor.start(order.key, order.input ?? {});
+      // Restored from a snapshot saved as it finished (its node stopped before removing it): removed
+      // first, in its turn, then a new one.
+      if (cell.finished) cell = await supervisor.start(order.key, order.input ?? {});
     }
     cell.deliverFromBus(message, (outcome) => {
       if (outcome === "done") msg.ack();

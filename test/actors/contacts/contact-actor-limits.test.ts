@@ -100,7 +100,8 @@ test("a publication that keeps failing is tried a bounded number of times, then 
   assert.equal(queued(actor), []);
   assert.is(actor.context.history[0]?.outcome, "dead-lettered");
   assert.match(actor.context.last_error?.message ?? "", /^publish_key failed: /);
-  assert.equal(actor.deadlines, {});
+  // No retry left pending; only its end once idle.
+  assert.equal(Object.keys(actor.deadlines), ["finish.due"]);
 });
 
 test("an update that cannot pass is not tried again: sent to the actor's own subject for a user who does not own the contact", async (ctx) => {
