@@ -202,6 +202,7 @@ async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: str
     const cpu = meter();
     const dovecotCpuMs = dovecot.cpuMs() - dovecotBefore;
     await stopProfile();
+    const retained = await settledMemory();
     const natsAfter = mail.node.nc.stats();
     const natsMessages = natsAfter.outMsgs - natsBefore.outMsgs + natsAfter.inMsgs - natsBefore.inMsgs;
     const stored = await mail.storedMessages(userId);
@@ -232,6 +233,7 @@ async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: str
         rateSamples,
         natsMessagesPerMail: natsMessages / task.messages,
         memory,
+        retained,
       },
       warnings: mail.warnings(),
     };

@@ -232,6 +232,11 @@ export interface ImapResult {
     natsMessagesPerMail: number;
     /** The node process's memory every 100 ms during the fullfetch, against the idle node's just before. */
     memory: MemoryTrace;
+    /**
+     * The node process's memory once the import is over, settled by full GCs as the idle figure is: what
+     * it kept of the import (absent from runs before it was measured).
+     */
+    retained?: MemorySample;
   };
   /** Two mailboxes of `messages` each imported at once, by one node process then by two, in alternated rounds. */
   pair: { ok: true; oneNode: ImapPairRun[]; twoNodes: ImapPairRun[] } | { ok: false; error: string };
