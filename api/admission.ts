@@ -35,7 +35,12 @@ declare module "fastify" {
 }
 
 /** `needsToken`: whether a request must carry a token (the OpenAPI document and paths outside /api/ need none). */
-export async function registerAdmission(app: FastifyInstance, store: Store, limits: RateLimits, needsToken: (request: FastifyRequest) => boolean): Promise<void> {
+export async function registerAdmission(
+  app: FastifyInstance,
+  store: Store,
+  limits: RateLimits,
+  needsToken: (request: FastifyRequest) => boolean,
+): Promise<void> {
   await app.register(rateLimit, { global: false });
   app.decorateRequest("user", null);
   // The token a request was admitted with: the per-token limiter's key.
@@ -72,7 +77,8 @@ async function countAgainstAddress(request: FastifyRequest, reply: FastifyReply,
   if (count?.isExceeded === true) refuse(reply, count, overAddressBudget(request, count));
 }
 
-const overAddressBudget = (request: FastifyRequest, count: Count) => `too many requests without a valid token from ${request.ip} (at most ${count.max} a minute)`;
+const overAddressBudget = (request: FastifyRequest, count: Count) =>
+  `too many requests without a valid token from ${request.ip} (at most ${count.max} a minute)`;
 
 function limiter(app: FastifyInstance, max: number | null, key: (request: FastifyRequest) => string): Limiter {
   if (max === null) return async () => null;

@@ -16,7 +16,9 @@ export function clientErrorHandler(timeouts: Timeouts): (err: NodeJS.ErrnoExcept
           : [400, "malformed HTTP request"];
     const body = JSON.stringify(errorBody(status, message));
     if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.write(
+        `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     }
     socket.destroy();
   };

@@ -10,7 +10,12 @@ import type { ApiContext } from "./server.ts";
 export async function deliver(context: ApiContext, subject: DeliverySubject, draft: Message, identityId: string): Promise<void> {
   let reply;
   try {
-    reply = await context.emitter.request(subject, "deliver", { message_id: draft.message_id, remote_id: identityId, user_id: draft.user_id }, context.deliverTimeoutMs);
+    reply = await context.emitter.request(
+      subject,
+      "deliver",
+      { message_id: draft.message_id, remote_id: identityId, user_id: draft.user_id },
+      context.deliverTimeoutMs,
+    );
   } catch (err) {
     if (err instanceof RequestTimeout) {
       throw new HttpError(504, `no answer from ${subject} within ${context.deliverTimeoutMs / 1000} s: the message may or may not have been sent`);

@@ -37,7 +37,9 @@ function answerPlain(socket: Socket, waitMs: number): void {
   const body = JSON.stringify(errorBody(400, "this port speaks HTTPS: use an https:// URL"));
   socket.on("error", () => socket.destroy());
   socket.setTimeout(waitMs, () => socket.destroy());
-  socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
   // The request is never read: once the answer is out, the connection goes.
   socket.resume();
 }

@@ -240,7 +240,12 @@ export const notifyBody = {
 export const page = (itemRef: string) =>
   ({
     type: "object",
-    properties: { items: { type: "array", items: { $ref: `${itemRef}#` } }, total: { type: "integer" }, offset: { type: "integer" }, limit: { type: "integer" } },
+    properties: {
+      items: { type: "array", items: { $ref: `${itemRef}#` } },
+      total: { type: "integer" },
+      offset: { type: "integer" },
+      limit: { type: "integer" },
+    },
   }) as const;
 
 export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema];

@@ -76,7 +76,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = describeError(err, request);
-    if (status >= 500) context.logger.error({ method: request.method, url: request.routeOptions.url, err: err.message, stack: err.stack }, "API request failed");
+    if (status >= 500)
+      context.logger.error({ method: request.method, url: request.routeOptions.url, err: err.message, stack: err.stack }, "API request failed");
     void reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -90,8 +91,14 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     if (route.schema === undefined || route.schema.hide === true) return;
     route.schema.response = {
       ...(route.schema.response as object),
-      ...(route.schema.body !== undefined && { 413: { description: `The body is over this operation's limit of ${formatBytes(route.bodyLimit)}`, $ref: "Error#" } }),
-      429: { description: "Too many requests from this token (or, without a valid token, from this address): Retry-After says in how many seconds to try again", headers: RATE_HEADERS, $ref: "Error#" },
+      ...(route.schema.body !== undefined && {
+        413: { description: `The body is over this operation's limit of ${formatBytes(route.bodyLimit)}`, $ref: "Error#" },
+      }),
+      429: {
+        description: "Too many requests from this token (or, without a valid token, from this address): Retry-After says in how many seconds to try again",
+        headers: RATE_HEADERS,
+        $ref: "Error#",
+      },
       "4xx": { $ref: "Error#" },
       "5xx": { $ref: "Error#" },
     };
@@ -117,7 +124,10 @@ function describeError(err: FastifyError | Error, request: FastifyRequest): { st
   if (err instanceof Conflict) return { status: 409, body: errorBody(409, err.message) };
   const fastifyError = err as FastifyError;
   if (fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return { status: 413, body: errorBody(413, `the request body is over this operation's limit of ${formatBytes(request.routeOptions.bodyLimit ?? NO_BODY_LIMIT)}`) };
+    return {
+      status: 413,
+      body: errorBody(413, `the request body is over this operation's limit of ${formatBytes(request.routeOptions.bodyLimit ?? NO_BODY_LIMIT)}`),
+    };
   }
   // Bodies are bounded, but a change can still make an object too large for one NATS message (a
   // draft's plain and HTML parts, each under the limit): refused, nothing stored.
@@ -143,7 +153,11 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export async function startApi(context: ApiContext, listen: { host: string; port: number }, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<RunningApi> {
+export async function startApi(
+  context: ApiContext,
+  listen: { host: string; port: number },
+  settings: HttpSettings = DEFAULT_HTTP_SETTINGS,
+): Promise<RunningApi> {
   const app = await buildApi(context, settings);
   try {
     await app.listen({ host: listen.host, port: listen.port });

@@ -158,7 +158,10 @@ export class ActorCell {
    */
   deliverFromBus(message: ActorMessage, settle?: SettleCallback): void {
     if (message.replyTo !== undefined && !isSafeReplySubject(message.replyTo)) {
-      this.env.logger.warn({ kind: this.kind, key: this.key, replyLength: message.replyTo.length }, "message with an unusable reply subject dropped without a reply");
+      this.env.logger.warn(
+        { kind: this.kind, key: this.key, replyLength: message.replyTo.length },
+        "message with an unusable reply subject dropped without a reply",
+      );
       settle?.("done");
       return;
     }
@@ -343,7 +346,15 @@ export class ActorCell {
       this.since = Date.now();
       this.env.nc.publish(
         this.env.subjects.transitions(this.kind, this.key),
-        encodeJson({ kind: this.kind, key: this.key, node: this.env.nodeId, from, to: snapshot.value, event: this.delivering ?? INTERNAL_EVENT, at: new Date(this.since).toISOString() }),
+        encodeJson({
+          kind: this.kind,
+          key: this.key,
+          node: this.env.nodeId,
+          from,
+          to: snapshot.value,
+          event: this.delivering ?? INTERNAL_EVENT,
+          at: new Date(this.since).toISOString(),
+        }),
       );
     }
     const hasDeadlines = readDeadlines(snapshot.context);

@@ -13,7 +13,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 60_000, f
 /** Delay before retry number `attempt` (1 for the first retry). */
 export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
   const exponent = Math.max(0, attempt - 1);
-  const raw = Math.min(policy.maxMs, policy.initialMs * Math.pow(policy.factor, exponent));
+  const raw = Math.min(policy.maxMs, policy.initialMs * policy.factor ** exponent);
   const jitter = raw * policy.jitter * random();
   return Math.round(raw - jitter);
 }

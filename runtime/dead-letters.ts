@@ -101,5 +101,5 @@ function readablePayload(data: Uint8Array): unknown {
   const decoded = decodeBusJson(data);
   if (decoded.ok) return redactSecrets(decoded.value);
   const text = new TextDecoder().decode(data);
-  return text.length > MAX_PAYLOAD_CHARS ? text.slice(0, MAX_PAYLOAD_CHARS) + "…" : text;
+  return text.length > MAX_PAYLOAD_CHARS ? `${text.slice(0, MAX_PAYLOAD_CHARS)}…` : text;
 }

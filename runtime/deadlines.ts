@@ -57,11 +57,14 @@ export class DeadlineTimers {
 
   private arm(event: string, at: number): void {
     const delay = Math.max(0, at - Date.now());
-    const timer = setTimeout(() => {
-      if (at - Date.now() > 0) return this.arm(event, at);
-      // Leave the entry in place so the same deadline value is not fired twice.
-      this.fire(event, at);
-    }, Math.min(delay, MAX_TIMER_MS));
+    const timer = setTimeout(
+      () => {
+        if (at - Date.now() > 0) return this.arm(event, at);
+        // Leave the entry in place so the same deadline value is not fired twice.
+        this.fire(event, at);
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
     timer.unref?.();
     this.timers.set(event, { at, timer });
   }

@@ -124,7 +124,9 @@ export class DebugResponder {
     const path = this.subjects.local(msg.subject).split(".").slice(3);
     const [kind, token] = path;
     if (path.length !== 2 || kind === undefined || token === undefined || kind.length > MAX_NAME_LENGTH || token.length > 2 * MAX_ACTOR_KEY_LENGTH) {
-      return this.error(`expected caliopen.debug.actor.<kind>.<key> with a kind of at most ${MAX_NAME_LENGTH} and a key of at most ${MAX_ACTOR_KEY_LENGTH} characters`);
+      return this.error(
+        `expected caliopen.debug.actor.<kind>.<key> with a kind of at most ${MAX_NAME_LENGTH} and a key of at most ${MAX_ACTOR_KEY_LENGTH} characters`,
+      );
     }
     const cell = this.host.get(kind, keyFromToken(token));
     if (cell === undefined) return { found: false, node: this.nodeId };
@@ -132,7 +134,11 @@ export class DebugResponder {
     const size = encodeJson(actor).length;
     if (size <= this.replyBudget() - 1024) return { found: true, node: this.nodeId, actor };
     // The context is what grows: left out, with the rest of the summary.
-    return { found: true, node: this.nodeId, actor: { ...actor, context: null, truncated: `the snapshot is ${size} bytes, over this connection's max_payload: context left out` } };
+    return {
+      found: true,
+      node: this.nodeId,
+      actor: { ...actor, context: null, truncated: `the snapshot is ${size} bytes, over this connection's max_payload: context left out` },
+    };
   }
 }
 
@@ -143,10 +149,17 @@ function readActorsQuery(data: Uint8Array): ActorsQuery | string {
   if (!decoded.ok) return decoded.error;
   if (!isJsonObject(decoded.value)) return "the query must be a JSON object {kind?, node?, limit?, offset?}";
   const { kind, node, limit, offset } = decoded.value;
-  for (const [name, value] of [["kind", kind], ["node", node]] as const) {
-    if (value !== undefined && (typeof value !== "string" || value.length > MAX_NAME_LENGTH)) return `"${name}" must be a string of at most ${MAX_NAME_LENGTH} characters`;
+  for (const [name, value] of [
+    ["kind", kind],
+    ["node", node],
+  ] as const) {
+    if (value !== undefined && (typeof value !== "string" || value.length > MAX_NAME_LENGTH))
+      return `"${name}" must be a string of at most ${MAX_NAME_LENGTH} characters`;
   }
-  for (const [name, value] of [["limit", limit], ["offset", offset]] as const) {
+  for (const [name, value] of [
+    ["limit", limit],
+    ["offset", offset],
+  ] as const) {
     if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value < 0)) return `"${name}" must be a number >= 0`;
   }
   return {

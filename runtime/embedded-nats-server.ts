@@ -60,12 +60,19 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   await writeFile(configFile, `${config}\n${options.extraConfig ?? ""}`, { mode: 0o600 });
 
   const args = [
-    "-c", configFile,
-    "-a", "127.0.0.1",
-    "-p", options.port === 0 ? "-1" : String(options.port),
-    "-js", "-sd", storeDir,
-    "--ports_file_dir", runDir,
-    "-l", join(options.dataDir, "nats-server.log"),
+    "-c",
+    configFile,
+    "-a",
+    "127.0.0.1",
+    "-p",
+    options.port === 0 ? "-1" : String(options.port),
+    "-js",
+    "-sd",
+    storeDir,
+    "--ports_file_dir",
+    runDir,
+    "-l",
+    join(options.dataDir, "nats-server.log"),
     ...(options.extraArgs ?? []),
   ];
   // Its own process group: a Ctrl-C in the terminal must reach the node, which drains its connection
@@ -108,19 +115,13 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<E
   };
 }
 
-async function waitForPortsFile(
-  child: ChildProcess,
-  runDir: string,
-  timeoutMs: number,
-  stderr: () => string,
-  dataDir: string,
-): Promise<number> {
+async function waitForPortsFile(child: ChildProcess, runDir: string, timeoutMs: number, stderr: () => string, dataDir: string): Promise<number> {
   const file = join(runDir, `nats-server_${child.pid}.ports`);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       const log = await readFile(join(dataDir, "nats-server.log"), "utf8").catch(() => "");
-      const reason = lastErrorLine(log + "\n" + stderr());
+      const reason = lastErrorLine(`${log}\n${stderr()}`);
       throw new StartupError(`nats-server exited at start (code ${child.exitCode})${reason ? `: ${reason}` : ""}`);
     }
     try {

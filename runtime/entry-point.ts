@@ -203,7 +203,10 @@ export class EntryPoint {
         },
       };
       const pull = consumer.fetch(options);
-      this.pulls.set(pull, this.read(pull, () => asked - delivered));
+      this.pulls.set(
+        pull,
+        this.read(pull, () => asked - delivered),
+      );
     }
   }
 
@@ -318,7 +321,11 @@ export class EntryPoint {
     if (delivery.deliveryId !== undefined) return delivery.retry();
     delivery.done();
     if (context.replyTo !== undefined) return void this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
-    this.deadLetters.record(delivery.subject, `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`, delivery.data);
+    this.deadLetters.record(
+      delivery.subject,
+      `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`,
+      delivery.data,
+    );
   }
 
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
@@ -346,7 +353,10 @@ export class EntryPoint {
       }
       if (err instanceof RetryLater && delivery.retryAfter !== undefined && (delivery.attempt ?? 1) < err.attempts) {
         const pause = backoffDelay(RETRY_LATER, delivery.attempt ?? 1);
-        this.logger.warn({ subject: context.subject, order: context.order, attempt: delivery.attempt, retryInMs: pause, err: err.message }, "order failed, will be tried again");
+        this.logger.warn(
+          { subject: context.subject, order: context.order, attempt: delivery.attempt, retryInMs: pause, err: err.message },
+          "order failed, will be tried again",
+        );
         delivery.retryAfter(pause);
         return;
       }

@@ -33,9 +33,7 @@ export interface JsonLimits {
  */
 export const BUS_JSON_LIMITS: JsonLimits = { maxBytes: 64 * 1024, maxDepth: 32 };
 
-export type DecodeResult =
-  | { ok: true; value: unknown }
-  | { ok: false; error: string };
+export type DecodeResult = { ok: true; value: unknown } | { ok: false; error: string };
 
 /** Decodes JSON; with `limits`, refuses an oversized or too deeply nested document before parsing it. */
 export function decodeJson(bytes: Uint8Array, limits?: JsonLimits): DecodeResult {

@@ -58,7 +58,9 @@ export function natsEndpointFromEnv(env: NodeJS.ProcessEnv, url: string | undefi
   if (url === undefined) {
     const stray = CREDENTIAL_FIELDS.filter((field) => given[field] !== undefined).map((field) => NATS_ENV[field]);
     if (stray.length > 0) {
-      throw new StartupError(`${stray.join(", ")} ${stray.length > 1 ? "are" : "is"} set but NATS_URL is not: the embedded nats-server makes its own credentials (set NATS_URL to join another NATS)`);
+      throw new StartupError(
+        `${stray.join(", ")} ${stray.length > 1 ? "are" : "is"} set but NATS_URL is not: the embedded nats-server makes its own credentials (set NATS_URL to join another NATS)`,
+      );
     }
     return undefined;
   }
@@ -191,7 +193,8 @@ function checkEndpoint(endpoint: NatsEndpoint): NatsEndpoint {
   ].filter((method): method is string => method !== false);
   if (methods.length > 1) throw new StartupError(`${methods.join(" and ")} are both set: a connection uses one way to authenticate`);
   if (endpoint.password !== undefined && endpoint.user === undefined) throw new StartupError("NATS_PASSWORD is set without NATS_USER");
-  if ((endpoint.cert === undefined) !== (endpoint.key === undefined)) throw new StartupError("NATS_CERT and NATS_KEY go together (a client certificate and its key)");
+  if ((endpoint.cert === undefined) !== (endpoint.key === undefined))
+    throw new StartupError("NATS_CERT and NATS_KEY go together (a client certificate and its key)");
   if (endpoint.inboxPrefix !== undefined && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(endpoint.inboxPrefix)) {
     throw new StartupError(`NATS_INBOX_PREFIX must be subject tokens without wildcards, got "${endpoint.inboxPrefix}"`);
   }

@@ -30,9 +30,7 @@ export type PayloadOf<S extends PayloadSchema> = {
   [K in keyof S as S[K]["required"] extends true ? never : K]?: FieldValue<S[K]["type"]>;
 } & Record<string, unknown>;
 
-export type ValidationResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; field: string | null; message: string };
+export type ValidationResult<T> = { ok: true; value: T } | { ok: false; field: string | null; message: string };
 
 const DECIMAL = /^[0-9]+(\.[0-9]+)?$/;
 
@@ -85,6 +83,6 @@ function checkBounds(spec: FieldSpec, field: string | number | boolean): string 
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+  if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   return `a ${typeof value}`;
 }

@@ -90,7 +90,8 @@ export class SecretBox {
         sealed.kid,
       );
     }
-    if (sealed.v !== undefined && sealed.v !== SEALED_FORMAT) throw new SecretNotOpened(`this secret has format ${String(sealed.v)}, which this version cannot open`, sealed.kid);
+    if (sealed.v !== undefined && sealed.v !== SEALED_FORMAT)
+      throw new SecretNotOpened(`this secret has format ${String(sealed.v)}, which this version cannot open`, sealed.kid);
     try {
       const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(sealed.iv, "base64"));
       // Secrets sealed before format 2 carry no associated data: they open as they were sealed.

@@ -133,7 +133,16 @@ export class SnapshotWriter {
       this.awaitingSave = null;
       const { kind, key, nodeId, incarnation } = this.identity;
       try {
-        const record = { v: SNAPSHOT_SCHEMA_VERSION, kind, key, snapshot, savedAt: new Date().toISOString(), node: nodeId, owner: incarnation, ...(seen && { seen }) };
+        const record = {
+          v: SNAPSHOT_SCHEMA_VERSION,
+          kind,
+          key,
+          snapshot,
+          savedAt: new Date().toISOString(),
+          node: nodeId,
+          owner: incarnation,
+          ...(seen && { seen }),
+        };
         this.revision = await this.store.save(record, this.revision);
         this.savedJson = json;
         attempt = 0;

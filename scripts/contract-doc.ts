@@ -15,7 +15,9 @@ export function renderContractDoc(): string {
     "Every payload also carries `order`; unknown extra fields are accepted.",
     "",
     "Limits, checked before anything else is done with an order: an order is at most",
-    `${BUS_JSON_LIMITS.maxBytes / 1024} KiB of JSON nested at most ${BUS_JSON_LIMITS.maxDepth} levels deep; every id field (${idFields().map((name) => `\`${name}\``).join(", ")})`,
+    `${BUS_JSON_LIMITS.maxBytes / 1024} KiB of JSON nested at most ${BUS_JSON_LIMITS.maxDepth} levels deep; every id field (${idFields()
+      .map((name) => `\`${name}\``)
+      .join(", ")})`,
     `is ${ID_RULE} (Caliopen's ids are UUIDs); a request whose reply subject is not a plain subject`,
     `of at most ${MAX_REPLY_SUBJECT_LENGTH} characters gets no reply.`,
     "",
@@ -34,13 +36,15 @@ export function renderContractDoc(): string {
         .filter(([, field]) => field.required)
         .map(([name, field]) => `\`${name}\`${fieldNote(field)}`)
         .join(", ");
-      lines.push(`| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${spec.mode === "request" ? "request/reply" : "publish/subscribe"} | ${fields} | ${spec.emittedBy} |`);
+      lines.push(
+        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${spec.mode === "request" ? "request/reply" : "publish/subscribe"} | ${fields} | ${spec.emittedBy} |`,
+      );
     }
   }
   lines.push(
     "",
-    "Replies to requests are JSON objects `{\"error\": bool, \"message\": string, …}`. Invalid JSON, a missing or",
-    "mistyped field and an unknown order get `{\"error\": true, \"message\": …}` naming the problem; the same",
+    'Replies to requests are JSON objects `{"error": bool, "message": string, …}`. Invalid JSON, a missing or',
+    'mistyped field and an unknown order get `{"error": true, "message": …}` naming the problem; the same',
     "problems on a published order are logged, counted and kept as dead letters (`caliopen deadletters`).",
     "",
   );
@@ -51,7 +55,8 @@ export function renderContractDoc(): string {
 function idFields(): string[] {
   const names = new Set<string>();
   for (const row of CONTRACT) {
-    for (const spec of Object.values(row.orders) as OrderSpec[]) for (const [name, field] of Object.entries(spec.payload)) if (field.pattern === ID_PATTERN) names.add(name);
+    for (const spec of Object.values(row.orders) as OrderSpec[])
+      for (const [name, field] of Object.entries(spec.payload)) if (field.pattern === ID_PATTERN) names.add(name);
   }
   return [...names];
 }
@@ -60,7 +65,9 @@ function idFields(): string[] {
 function fieldNote(field: FieldSpec): string {
   if (field.pattern === ID_PATTERN) return "";
   if (field.enum !== undefined) return ` (one of ${field.enum.map((value) => `\`${value}\``).join(", ")})`;
-  const notes = [field.type === "string" ? null : field.type, field.maxLength === undefined ? null : `≤ ${field.maxLength} characters`].filter((note) => note !== null);
+  const notes = [field.type === "string" ? null : field.type, field.maxLength === undefined ? null : `≤ ${field.maxLength} characters`].filter(
+    (note) => note !== null,
+  );
   return notes.length === 0 ? "" : ` (${notes.join(", ")})`;
 }
 

@@ -30,7 +30,10 @@ async function findTests(dir: string): Promise<string[]> {
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: root, env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "silent", FORCE_COLOR: "0" } });
+    const child = spawn(process.execPath, ["--import", "tsx", file], {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "silent", FORCE_COLOR: "0" },
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -42,7 +45,7 @@ function runFile(file: string): Promise<FileResult> {
       const skipped = Number(/Skipped:\s+(\d+)/.exec(output)?.[1] ?? 0);
       const rel = relative(root, file);
       if (Number.isNaN(total) || Number.isNaN(passed)) {
-        resolve({ file: rel, passed: 0, failed: 1, skipped: 0, output: output + `\n(exited with ${code} before reporting results)`, ms: Date.now() - started });
+        resolve({ file: rel, passed: 0, failed: 1, skipped: 0, output: `${output}\n(exited with ${code} before reporting results)`, ms: Date.now() - started });
         return;
       }
       const failed = Math.max(total - passed - skipped, code === 0 ? 0 : 1);
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
         results.push(result);
         const mark = result.failed > 0 ? "FAIL" : "ok  ";
         process.stdout.write(`${mark} ${result.file}  (${result.passed} passed, ${result.failed} failed, ${(result.ms / 1000).toFixed(1)} s)\n`);
-        if (result.failed > 0) process.stdout.write(indent(result.output) + "\n");
+        if (result.failed > 0) process.stdout.write(`${indent(result.output)}\n`);
       }
     }),
   );

@@ -68,7 +68,12 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       async (order: ImportBatchOrder): Promise<unknown> => {
         if (keyed === null) throw new Error("the node does not route orders yet");
         const message = importBatchMessage(order);
-        return requestActor(keyed, requester, { kind: INBOUND_KIND, key: order.user_id, message, input: { user_id: order.user_id }, ...(admit !== undefined && { admit }) }, timeoutMs);
+        return requestActor(
+          keyed,
+          requester,
+          { kind: INBOUND_KIND, key: order.user_id, message, input: { user_id: order.user_id }, ...(admit !== undefined && { admit }) },
+          timeoutMs,
+        );
       };
     const importBatch = sendBatch(userAdmission, IMPORT_BATCH_TIMEOUT_MS);
     // The inbound SMTP server's recipients were just read from the store, each a local identity naming
@@ -92,7 +97,14 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
         // One inbound processor per user takes both subjects' imports; only existing users get one.
         const inbound = (type: string) =>
-          routeToActor(context, { kind: INBOUND_KIND, keyField: "user_id", type, input: (payload) => ({ user_id: payload.user_id }), admit: userAdmission, startOnRequest: true });
+          routeToActor(context, {
+            kind: INBOUND_KIND,
+            keyField: "user_id",
+            type,
+            input: (payload) => ({ user_id: payload.user_id }),
+            admit: userAdmission,
+            startOnRequest: true,
+          });
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
@@ -121,7 +133,11 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         }
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
-        api = await startApi({ store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs }, config.api, config.api.http);
+        api = await startApi(
+          { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs },
+          config.api,
+          config.api.http,
+        );
         deps.logger.info({ url: api.url }, "HTTP API listening");
         hooks.onApiStarted?.(api.url);
       },
@@ -146,6 +162,9 @@ async function checkSecretKeys(store: Store, secrets: SecretBox, logger: Logger)
   }
   if (check.recordedNow) logger.info({ kid: check.kid }, "recorded the deployment's secret key check");
   else if (check.kid !== secrets.kid) {
-    logger.warn({ recorded: check.kid, sealing: secrets.kid }, "this node seals with another key than the deployment's key check names: once every node has this key first, run caliopen secrets rotate");
+    logger.warn(
+      { recorded: check.kid, sealing: secrets.kid },
+      "this node seals with another key than the deployment's key check names: once every node has this key first, run caliopen secrets rotate",
+    );
   }
 }

@@ -11,7 +11,8 @@ import { contactAdmission } from "./contact-admission.ts";
 
 export function contactRoutes(deps: RouterDeps, store: Store): { contactAction: Record<string, OrderHandler>; keyAction: Record<string, OrderHandler> } {
   const admit = contactAdmission(store);
-  const route = (keyField: "contact_id" | "resource_id") => routeToActor(deps, { kind: CONTACT_KIND, keyField, input: (payload) => ({ contact_id: contactIdOf(payload) }), admit });
+  const route = (keyField: "contact_id" | "resource_id") =>
+    routeToActor(deps, { kind: CONTACT_KIND, keyField, input: (payload) => ({ contact_id: contactIdOf(payload) }), admit });
   const toContact = route("contact_id");
   const toKeyOwner = route("resource_id");
   return {

@@ -24,7 +24,12 @@ export interface EntryPointDeps {
 /** Creates one entry point per contract subject and starts taking orders on all of them. */
 export async function startContractEntryPoints(deps: EntryPointDeps, bindings: Bindings): Promise<EntryPoint[]> {
   const durable = CONTRACT.filter(isPublishOnly);
-  const intake = await DurableIntake.open(deps.nc, deps.subjects, durable.map((spec) => spec.subject), deps.replicas);
+  const intake = await DurableIntake.open(
+    deps.nc,
+    deps.subjects,
+    durable.map((spec) => spec.subject),
+    deps.replicas,
+  );
   const entryPoints: EntryPoint[] = [];
   for (const spec of CONTRACT) {
     const orders: Record<string, OrderRoute> = {};

@@ -32,7 +32,10 @@ export function onOffSetting(env: NodeJS.ProcessEnv, name: string, fallback: boo
 export function listSetting(env: NodeJS.ProcessEnv, name: string): string[] {
   const value = textSetting(env, name);
   if (value === undefined || value === "off") return [];
-  return value.split(",").map((item) => item.trim()).filter(Boolean);
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 /** `host:port`. */

@@ -24,9 +24,14 @@ function timeouts(env: NodeJS.ProcessEnv, deliverTimeoutMs: number): Timeouts {
   const requestMs = milliseconds(env, "CALIOPEN_HTTP_REQUEST_TIMEOUT_MS", DEFAULT_TIMEOUTS.requestMs);
   const idleMs = milliseconds(env, "CALIOPEN_HTTP_IDLE_TIMEOUT_MS", Math.max(DEFAULT_TIMEOUTS.idleMs, deliverTimeoutMs + 30_000));
   const keepAliveMs = milliseconds(env, "CALIOPEN_HTTP_KEEPALIVE_TIMEOUT_MS", DEFAULT_TIMEOUTS.keepAliveMs);
-  if (headersMs > requestMs) throw new StartupError(`CALIOPEN_HTTP_HEADERS_TIMEOUT_MS (${headersMs}) must not be over CALIOPEN_HTTP_REQUEST_TIMEOUT_MS (${requestMs}): headers are part of the request`);
+  if (headersMs > requestMs)
+    throw new StartupError(
+      `CALIOPEN_HTTP_HEADERS_TIMEOUT_MS (${headersMs}) must not be over CALIOPEN_HTTP_REQUEST_TIMEOUT_MS (${requestMs}): headers are part of the request`,
+    );
   if (idleMs <= deliverTimeoutMs) {
-    throw new StartupError(`CALIOPEN_HTTP_IDLE_TIMEOUT_MS (${idleMs}) must be over CALIOPEN_DELIVER_TIMEOUT_MS (${deliverTimeoutMs}): a connection waiting for a deliver reply is silent that long`);
+    throw new StartupError(
+      `CALIOPEN_HTTP_IDLE_TIMEOUT_MS (${idleMs}) must be over CALIOPEN_DELIVER_TIMEOUT_MS (${deliverTimeoutMs}): a connection waiting for a deliver reply is silent that long`,
+    );
   }
   return { headersMs, requestMs, idleMs, keepAliveMs };
 }
@@ -44,7 +49,9 @@ function origin(value: string): string {
     // reported below
   }
   if (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.origin !== value) {
-    throw new StartupError(`CALIOPEN_HTTP_CORS lists origins such as https://app.example.org (scheme, host and port only; no "*", path or trailing slash), got "${value}"`);
+    throw new StartupError(
+      `CALIOPEN_HTTP_CORS lists origins such as https://app.example.org (scheme, host and port only; no "*", path or trailing slash), got "${value}"`,
+    );
   }
   return value;
 }
@@ -57,7 +64,9 @@ function proxy(value: string): string {
   const bits = version === 4 ? 32 : 128;
   const prefixOk = prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= bits);
   if (version === 0 || !prefixOk || rest.length > 0) {
-    throw new StartupError(`CALIOPEN_HTTP_TRUST_PROXY lists the reverse proxies' addresses or CIDRs (10.0.0.5, 10.0.0.0/24, loopback), or is off; got "${value}"`);
+    throw new StartupError(
+      `CALIOPEN_HTTP_TRUST_PROXY lists the reverse proxies' addresses or CIDRs (10.0.0.5, 10.0.0.0/24, loopback), or is off; got "${value}"`,
+    );
   }
   return value;
 }

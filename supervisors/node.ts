@@ -19,7 +19,6 @@ import type { NodeConfig } from "./node-config.ts";
 import { startContractEntryPoints } from "./contract-entry-points.ts";
 import type { ServiceFactory, ServiceSet } from "./services.ts";
 
-
 export interface RunningNode {
   readonly id: string;
   readonly nc: NatsConnection;
@@ -69,7 +68,9 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
   try {
     const subjects = new Subjects(config.namespace);
     const services =
-      typeof serviceSource === "function" ? await serviceSource({ nc, subjects, replicas: config.replicas, nodeId: config.nodeId, logger: log }) : serviceSource;
+      typeof serviceSource === "function"
+        ? await serviceSource({ nc, subjects, replicas: config.replicas, nodeId: config.nodeId, logger: log })
+        : serviceSource;
     const snapshots = await SnapshotStore.open(nc, subjects.resource("caliopen_actor_snapshots"), config.replicas);
     const deadLetters = await DeadLetters.open(nc, subjects, config.nodeId, log, config.replicas);
     const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
@@ -95,7 +96,14 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     const serviceContext = { keyed: cluster.keyed, host, supervisors };
     const bindings = services.bindings(serviceContext);
     const entryPoints = await startContractEntryPoints(
-      { nc, subjects, deadLetters, logger: log, replicas: config.replicas, ...(config.maxConcurrentOrders !== undefined && { maxConcurrentOrders: config.maxConcurrentOrders }) },
+      {
+        nc,
+        subjects,
+        deadLetters,
+        logger: log,
+        replicas: config.replicas,
+        ...(config.maxConcurrentOrders !== undefined && { maxConcurrentOrders: config.maxConcurrentOrders }),
+      },
       bindings,
     );
     await services.start?.(serviceContext);

@@ -48,7 +48,11 @@ export function nodeSecretKeys(env: NodeJS.ProcessEnv, dataDir: string, logger: 
     made = false;
   }
   const keys = parseKeys(readFileSync(file, "utf8"), file);
-  if (made) logger.warn({ file, kid: keys.kid }, "made a new secret key for identity credentials: nodes joining this one's NATS need it too (CALIOPEN_SECRET_KEY_FILE)");
+  if (made)
+    logger.warn(
+      { file, kid: keys.kid },
+      "made a new secret key for identity credentials: nodes joining this one's NATS need it too (CALIOPEN_SECRET_KEY_FILE)",
+    );
   return keys;
 }
 

@@ -47,7 +47,9 @@ export class ServiceUnavailable extends Error {
 
 export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
   return () => {
-    throw new ServiceUnavailable(`${spec.service} (${spec.handler}) is not available yet on this deployment, so "${order}" on ${spec.subject} cannot be handled`);
+    throw new ServiceUnavailable(
+      `${spec.service} (${spec.handler}) is not available yet on this deployment, so "${order}" on ${spec.subject} cannot be handled`,
+    );
   };
 }
 
@@ -58,9 +60,7 @@ export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
 export function workerLifecycle(kind: string, context: ServiceContext, admit?: Admission): Record<string, OrderHandler> {
   const supervisor = context.supervisors.get(kind);
   const refuse: OrderHandler = (payload, context) => {
-    throw new ServiceUnavailable(
-      `${kind} worker actors are not implemented yet: ${context.order} for remote_id "${String(payload.remote_id)}" refused`,
-    );
+    throw new ServiceUnavailable(`${kind} worker actors are not implemented yet: ${context.order} for remote_id "${String(payload.remote_id)}" refused`);
   };
   if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
   const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
@@ -74,7 +74,9 @@ export function workerLifecycle(kind: string, context: ServiceContext, admit?: A
     };
   return {
     add_worker: admitted(async (payload, order) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload), ...id(order) }))),
-    reload_worker: admitted(async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) }))),
+    reload_worker: admitted(
+      async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) })),
+    ),
     remove_worker: admitted(async (payload, order) => void (await context.keyed.publish("remove", kind, key(payload), id(order)))),
   };
 }

@@ -51,6 +51,12 @@ export async function createUser(store: Store, account: NewAccount): Promise<New
   const identity =
     address === null
       ? null
-      : await store.identities.create({ user_id: user.user_id, type: "local", protocol: "email", identifier: address, display_name: account.display_name ?? account.name });
+      : await store.identities.create({
+          user_id: user.user_id,
+          type: "local",
+          protocol: "email",
+          identifier: address,
+          display_name: account.display_name ?? account.name,
+        });
   return { user, token: secret, token_info: token, identity };
 }

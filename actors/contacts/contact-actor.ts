@@ -108,14 +108,13 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
   const finished = (context: ContactActorContext, outcome: FinishedOrder["outcome"], note: string): FinishedOrder[] => {
     const head = context.queue[0];
     if (head === undefined) return context.history;
-    return [{ order: head.order, ...(head.key_id !== undefined && { key_id: head.key_id }), finished_at: iso(), outcome, note }, ...context.history].slice(0, HISTORY);
+    return [{ order: head.order, ...(head.key_id !== undefined && { key_id: head.key_id }), finished_at: iso(), outcome, note }, ...context.history].slice(
+      0,
+      HISTORY,
+    );
   };
   // What every state does with an order: fold it into one waiting, refuse it when the queue is full, or queue it.
-  const onOrder = [
-    { guard: "alreadyWaiting" as const },
-    { guard: "queueFull" as const, actions: "refuseQueueFull" as const },
-    { actions: "enqueue" as const },
-  ];
+  const onOrder = [{ guard: "alreadyWaiting" as const }, { guard: "queueFull" as const, actions: "refuseQueueFull" as const }, { actions: "enqueue" as const }];
 
   return setup({
     types: { context: {} as ContactActorContext, events: {} as ActorMessage, input: {} as ActorInput },
@@ -168,11 +167,19 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
       dropFirst: assign(({ context, event }) => {
         const at = iso();
         const message = `${context.queue[0]?.order ?? "order"} failed: ${errorOf(event)}`;
-        return { queue: context.queue.slice(1), failures: 0, retry: null, last_error: { message, at }, history: finished(context, "dead-lettered", errorOf(event)) };
+        return {
+          queue: context.queue.slice(1),
+          failures: 0,
+          retry: null,
+          last_error: { message, at },
+          history: finished(context, "dead-lettered", errorOf(event)),
+        };
       }),
       clearRetryDeadline: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
       // Only when nothing waits: with an order queued, idle is left at once.
-      scheduleFinish: assign(({ context }) => (context.queue.length > 0 ? {} : { deadlines: setDeadline(context.deadlines, FINISH_DUE, now() + settings.finishAfterMs) })),
+      scheduleFinish: assign(({ context }) =>
+        context.queue.length > 0 ? {} : { deadlines: setDeadline(context.deadlines, FINISH_DUE, now() + settings.finishAfterMs) },
+      ),
       clearFinish: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, FINISH_DUE) })),
     },
   }).createMachine({

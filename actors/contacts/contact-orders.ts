@@ -65,7 +65,8 @@ export function coalesces(queue: readonly QueuedOrder[], order: QueuedOrder): bo
 
 /** The payload the order came with, as a dead letter shows it. */
 export function orderPayload(contactId: string, order: QueuedOrder): Record<string, unknown> {
-  if (order.order === "publish_key" || order.order === "delete_key") return { order: order.order, key_id: order.key_id, resource_id: contactId, user_id: order.user_id };
+  if (order.order === "publish_key" || order.order === "delete_key")
+    return { order: order.order, key_id: order.key_id, resource_id: contactId, user_id: order.user_id };
   return { order: order.order, contact_id: contactId, user_id: order.user_id };
 }
 
@@ -94,7 +95,10 @@ export async function runContactOrder(deps: ContactOrderDeps, contactId: string,
     case "delete_key": {
       const keyOrder = { key_id: order.key_id ?? "", resource_id: contactId, user_id: order.user_id };
       const report = await (order.order === "publish_key" ? publishKey : withdrawKey)(deps.store, keyOrder, deps.keys.publishing);
-      deps.logger.info({ order: order.order, key_id: keyOrder.key_id, hkp: report.hkp, wkd: report.wkd.length, notes: report.notes }, "key published or withdrawn");
+      deps.logger.info(
+        { order: order.order, key_id: keyOrder.key_id, hkp: report.hkp, wkd: report.wkd.length, notes: report.notes },
+        "key published or withdrawn",
+      );
       const notes = report.notes.length > 0 ? `; ${report.notes.join("; ")}` : "";
       return `key server: ${report.hkp ? "uploaded" : "not uploaded"}, WKD files: ${report.wkd.length}${notes}`;
     }

@@ -156,7 +156,10 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
         };
       }),
       logLoadFailure: ({ context }) =>
-        ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, attempt: context.load_failures, err: context.last_error }, "poller will retry reading its identity"),
+        ports.logger.warn(
+          { kind: POLLER_KIND, key: context.identity_id, attempt: context.load_failures, err: context.last_error },
+          "poller will retry reading its identity",
+        ),
       recordFailed: ({ context }, { error }: { error: unknown }) =>
         ports.logger.warn({ kind: POLLER_KIND, key: context.identity_id, err: String(error) }, "could not record the poll schedule"),
     },
@@ -166,7 +169,10 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
   const loaded = ({ event }: { event: { output: Loaded } }): Loaded => event.output;
   const readIdentity = ({ event }: { event: { output: Loaded } }) => ({ identity: event.output.identity as Identity });
   const RETIRE = [{ type: "withdrawWorker", params: ({ context }: { context: PollerContext }) => ({ protocol: context.protocol }) }, "retire"] as const;
-  const SLEEP = [{ type: "withdrawWorker", params: ({ event }: { event: { output: Loaded } }) => ({ protocol: (event.output.identity as Identity).protocol }) }, { type: "sleep", params: readIdentity }] as const;
+  const SLEEP = [
+    { type: "withdrawWorker", params: ({ event }: { event: { output: Loaded } }) => ({ protocol: (event.output.identity as Identity).protocol }) },
+    { type: "sleep", params: readIdentity },
+  ] as const;
   const SYNC = ["emitSync", "recordPoll"] as const;
   const LOAD_FAILED = [{ type: "noteLoadFailure", params: ({ event }: { event: { error: unknown } }) => ({ error: event.error }) }, "logLoadFailure"] as const;
 
@@ -208,7 +214,11 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
           input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }),
           onDone: [
             { guard: { type: "gone", params: loaded }, target: "deleted", actions: RETIRE },
-            { guard: { type: "polled", params: loaded }, target: "recording", actions: [{ type: "configure", params: readIdentity }, "announceWorker", "markAnnounced"] },
+            {
+              guard: { type: "polled", params: loaded },
+              target: "recording",
+              actions: [{ type: "configure", params: readIdentity }, "announceWorker", "markAnnounced"],
+            },
             { target: "dormant", actions: SLEEP },
           ],
           onError: { target: "waiting", actions: LOAD_FAILED },

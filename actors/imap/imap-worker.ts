@@ -66,7 +66,6 @@ type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
 /** A finished run: done (skipped messages listed) or failed (with its error). */
 type FinishedRun = SyncRun & { finished_at: string; outcome: "done" | "failed"; skipped_messages: SkippedMessage[]; error?: string };
 
-
 export interface ImapWorkerContext {
   identity_id: string;
   user_id: string;
@@ -110,7 +109,11 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
   const account = (ids: { user_id: string; identity_id: string }) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
 
   const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(({ input }) =>
-    deliverWithSentCopy(store, ports, account(input.context), { identity_id: input.context.identity_id, user_id: input.context.user_id, message_id: input.message_id }),
+    deliverWithSentCopy(store, ports, account(input.context), {
+      identity_id: input.context.identity_id,
+      user_id: input.context.user_id,
+      message_id: input.message_id,
+    }),
   );
 
   const watch = fromCallback<ActorMessage, { user_id: string; identity_id: string; mailbox: string }>(({ sendBack, input }) => {
@@ -131,7 +134,13 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 
   /** Asks the identities worker to poll this identity every `minutes` (update_interval). */
   const askPollInterval = (context: ImapWorkerContext, minutes: string) =>
-    ports.publish("identitiesWorker", { order: "update_interval", identity_id: context.identity_id, user_id: context.user_id, poll_intervall: minutes, protocol: "imap" });
+    ports.publish("identitiesWorker", {
+      order: "update_interval",
+      identity_id: context.identity_id,
+      user_id: context.user_id,
+      poll_intervall: minutes,
+      protocol: "imap",
+    });
 
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
@@ -145,7 +154,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     },
     actions: {
       // A fullfetch asked for meanwhile covers a sync too.
-      coalesce: assign(({ context }, mode: SyncMode) => ({ requested: (context.requested === "fullfetch" || mode === "fullfetch" ? "fullfetch" : "sync") as SyncMode })),
+      coalesce: assign(({ context }, mode: SyncMode) => ({
+        requested: (context.requested === "fullfetch" || mode === "fullfetch" ? "fullfetch" : "sync") as SyncMode,
+      })),
       startRun: assign(({ context }, mode: SyncMode) => ({
         mode,
         requested: null,
@@ -165,7 +176,13 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           failures,
           first_failure_at: context.first_failure_at ?? at,
           last_error: { message: failed.message, at },
-          history: context.progress === null ? context.history : [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error: failed.message }, ...context.history].slice(0, HISTORY),
+          history:
+            context.progress === null
+              ? context.history
+              : [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error: failed.message }, ...context.history].slice(
+                  0,
+                  HISTORY,
+                ),
           slowed_from: slowedFrom,
           deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
         });
@@ -176,7 +193,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       },
       recordSuccess: assign(({ context, event }) => {
         const outcome = payloadOf<{ outcome: SyncOutcome }>(event).outcome;
-        const finished = context.progress === null ? null : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed, skipped: outcome.skipped };
+        const finished =
+          context.progress === null
+            ? null
+            : { ...context.progress, total: outcome.total, done: outcome.done, failed: outcome.failed, skipped: outcome.skipped };
         const at = new Date(now()).toISOString();
         const problems = [
           ...(outcome.failed > 0 ? [`${outcome.failed} message(s) could not be imported; retried at the next sync`] : []),
@@ -185,7 +205,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         return {
           cursor: outcome.cursor,
           progress: finished,
-          history: finished === null ? context.history : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages }, ...context.history].slice(0, HISTORY),
+          history:
+            finished === null
+              ? context.history
+              : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages }, ...context.history].slice(0, HISTORY),
           last_sync: at,
           last_error: problems.length > 0 ? { message: problems.join("; "), at } : null,
           failures: 0,
@@ -195,13 +218,18 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       }),
       logSkipped: ({ context, event }) => {
         for (const skipped of payloadOf<{ outcome: SyncOutcome }>(event).outcome.skipped_messages) {
-          ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, uid: skipped.uid, size: skipped.size, reason: skipped.reason }, "IMAP message skipped");
+          ports.logger.warn(
+            { kind: IMAP_KIND, key: context.identity_id, uid: skipped.uid, size: skipped.size, reason: skipped.reason },
+            "IMAP message skipped",
+          );
         }
       },
       disableIdentity: ({ context }) => {
         ports.logger.warn({ kind: IMAP_KIND, key: context.identity_id, since: context.first_failure_at }, "IMAP sync failing for too long: identity disabled");
         void store.identities
-          .update(context.user_id, context.identity_id, (identity) => ({ fields: { status: "inactive", infos: { ...identity.infos, last_error: context.last_error } } }))
+          .update(context.user_id, context.identity_id, (identity) => ({
+            fields: { status: "inactive", infos: { ...identity.infos, last_error: context.last_error } },
+          }))
           .catch((err: Error) => ports.logger.error({ kind: IMAP_KIND, key: context.identity_id, err: err.message }, "could not mark the identity inactive"));
         ports.publish("identitiesWorker", { order: "delete_identity", identity_id: context.identity_id, user_id: context.user_id });
       },
@@ -241,95 +269,134 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       working: {
         type: "parallel",
         states: {
-      sync: {
-        initial: "idle",
-        states: {
-          idle: {
-            on: {
-              sync: { target: "syncing", actions: { type: "startRun", params: "sync" } },
-              "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "sync" } },
-              fullfetch: { target: "syncing", actions: { type: "startRun", params: "fullfetch" } },
-            },
-          },
-          syncing: {
-            tags: ["busy"],
-            initial: "connecting",
+          sync: {
+            initial: "idle",
             states: {
-              connecting: { on: { "sync.connected": "fetching" } },
-              fetching: {},
-            },
-            invoke: {
-              src: "runSync",
-              input: ({ context }) => ({ identity_id: context.identity_id, user_id: context.user_id, mailbox: context.mailbox, cursor: context.cursor, mode: context.mode }),
-            },
-            on: {
-              sync: { actions: { type: "coalesce", params: "sync" } },
-              "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
-              fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
-              "sync.progress": {
-                actions: assign(({ context, event }) => {
-                  const { progress, cursor } = payloadOf<{ progress: SyncProgress; cursor: SyncCursor }>(event);
-                  return {
-                    progress: context.progress === null ? null : { ...context.progress, ...progress },
-                    // A fullfetch walks the whole mailbox: the incremental cursor stays where it is.
-                    ...(context.mode === "sync" && { cursor }),
-                  };
-                }),
+              idle: {
+                on: {
+                  sync: { target: "syncing", actions: { type: "startRun", params: "sync" } },
+                  "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "sync" } },
+                  fullfetch: { target: "syncing", actions: { type: "startRun", params: "fullfetch" } },
+                },
               },
-              "sync.done": [
-                { guard: "moreRequested", target: "syncing", reenter: true, actions: ["logSkipped", "restorePollInterval", "recordSuccess", "saveError", assign(({ context }) => ({ mode: context.requested as SyncMode, requested: null, progress: { mode: context.requested as SyncMode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } }))] },
-                { target: "idle", actions: ["logSkipped", "restorePollInterval", "recordSuccess", "saveError"] },
-              ],
-              "sync.failed": [
-                { guard: "gone", target: "#imap.gone" },
-                { target: "backingOff", actions: "recordFailure" },
-              ],
-            },
-          },
-          backingOff: {
-            entry: "saveError",
-            always: { guard: "giveUp", target: "disabled", actions: "disableIdentity" },
-            on: {
-              [RETRY_DUE]: {
-                target: "syncing",
-                actions: [
-                  assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
-                  assign(({ context }) => ({ mode: context.requested ?? context.mode, requested: null, progress: { mode: context.requested ?? context.mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() } })),
-                ],
+              syncing: {
+                tags: ["busy"],
+                initial: "connecting",
+                states: {
+                  connecting: { on: { "sync.connected": "fetching" } },
+                  fetching: {},
+                },
+                invoke: {
+                  src: "runSync",
+                  input: ({ context }) => ({
+                    identity_id: context.identity_id,
+                    user_id: context.user_id,
+                    mailbox: context.mailbox,
+                    cursor: context.cursor,
+                    mode: context.mode,
+                  }),
+                },
+                on: {
+                  sync: { actions: { type: "coalesce", params: "sync" } },
+                  "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+                  fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+                  "sync.progress": {
+                    actions: assign(({ context, event }) => {
+                      const { progress, cursor } = payloadOf<{ progress: SyncProgress; cursor: SyncCursor }>(event);
+                      return {
+                        progress: context.progress === null ? null : { ...context.progress, ...progress },
+                        // A fullfetch walks the whole mailbox: the incremental cursor stays where it is.
+                        ...(context.mode === "sync" && { cursor }),
+                      };
+                    }),
+                  },
+                  "sync.done": [
+                    {
+                      guard: "moreRequested",
+                      target: "syncing",
+                      reenter: true,
+                      actions: [
+                        "logSkipped",
+                        "restorePollInterval",
+                        "recordSuccess",
+                        "saveError",
+                        assign(({ context }) => ({
+                          mode: context.requested as SyncMode,
+                          requested: null,
+                          progress: {
+                            mode: context.requested as SyncMode,
+                            total: 0,
+                            done: 0,
+                            failed: 0,
+                            skipped: 0,
+                            started_at: new Date(now()).toISOString(),
+                          },
+                        })),
+                      ],
+                    },
+                    { target: "idle", actions: ["logSkipped", "restorePollInterval", "recordSuccess", "saveError"] },
+                  ],
+                  "sync.failed": [
+                    { guard: "gone", target: "#imap.gone" },
+                    { target: "backingOff", actions: "recordFailure" },
+                  ],
+                },
               },
-              sync: { actions: { type: "coalesce", params: "sync" } },
-              "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
-              fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
-              // Reloaded (new credentials or servers): try again now rather than at the next retry.
-              [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
+              backingOff: {
+                entry: "saveError",
+                always: { guard: "giveUp", target: "disabled", actions: "disableIdentity" },
+                on: {
+                  [RETRY_DUE]: {
+                    target: "syncing",
+                    actions: [
+                      assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
+                      assign(({ context }) => ({
+                        mode: context.requested ?? context.mode,
+                        requested: null,
+                        progress: {
+                          mode: context.requested ?? context.mode,
+                          total: 0,
+                          done: 0,
+                          failed: 0,
+                          skipped: 0,
+                          started_at: new Date(now()).toISOString(),
+                        },
+                      })),
+                    ],
+                  },
+                  sync: { actions: { type: "coalesce", params: "sync" } },
+                  "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+                  fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+                  // Reloaded (new credentials or servers): try again now rather than at the next retry.
+                  [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
+                },
+              },
+              disabled: {
+                entry: "clearRetry",
+                on: {
+                  sync: {},
+                  fullfetch: {},
+                  "mail.arrived": {},
+                  [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
+                },
+              },
             },
           },
-          disabled: {
-            entry: "clearRetry",
-            on: {
-              sync: {},
-              fullfetch: {},
-              "mail.arrived": {},
-              [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
+          delivery: deliveryRegion<ImapWorkerContext>(),
+          push: {
+            // Watching starts after a sync succeeded, and pauses while syncs fail (a wrong password must
+            // not be tried twice as often).
+            initial: "waiting",
+            states: {
+              waiting: {
+                on: { "sync.done": { guard: () => settings.push, target: "watching" } },
+              },
+              watching: {
+                always: { guard: ({ context }) => context.failures > 0, target: "waiting" },
+                invoke: { src: "watch", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id, mailbox: context.mailbox }) },
+              },
             },
           },
-        },
-      },
-      delivery: deliveryRegion<ImapWorkerContext>(),
-      push: {
-        // Watching starts after a sync succeeded, and pauses while syncs fail (a wrong password must
-        // not be tried twice as often).
-        initial: "waiting",
-        states: {
-          waiting: {
-            on: { "sync.done": { guard: () => settings.push, target: "watching" } },
-          },
-          watching: {
-            always: { guard: ({ context }) => context.failures > 0, target: "waiting" },
-            invoke: { src: "watch", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id, mailbox: context.mailbox }) },
-          },
-        },
-      },
         },
       },
       // The identity was deleted: the worker has nothing left to do and is removed.

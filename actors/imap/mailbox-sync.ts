@@ -186,13 +186,19 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
       waitingFor(`the sizes and flags of ${batch.length} message(s)`);
       for await (const row of client.fetch(batch.join(","), { uid: true, flags: true, labels: true, size: true }, { uid: true })) {
         if (typeof row.uid !== "number" || !asked.has(row.uid) || infos.has(row.uid)) continue;
-        infos.set(row.uid, { uid: row.uid, size: typeof row.size === "number" ? row.size : null, flags: [...(row.flags ?? [])], labels: [...(row.labels ?? [])] });
+        infos.set(row.uid, {
+          uid: row.uid,
+          size: typeof row.size === "number" ? row.size : null,
+          flags: [...(row.flags ?? [])],
+          labels: [...(row.labels ?? [])],
+        });
         waitingFor(infos.size < batch.length ? `the sizes and flags of ${batch.length - infos.size} message(s)` : "the end of the answer to UID FETCH");
       }
       const wholeInfos: MessageInfo[] = [];
       const inPieces: MessageInfo[] = [];
       for (const info of infos.values()) {
-        if (info.size !== null && info.size > limit) skip(info, `${byteSize(info.size)}, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
+        if (info.size !== null && info.size > limit)
+          skip(info, `${byteSize(info.size)}, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
         else if (info.size !== null && info.size <= wholeUpTo) wholeInfos.push(info);
         else inPieces.push(info);
       }
@@ -207,7 +213,10 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
           waitingFor(whole.size > 0 ? `the bodies of ${whole.size} message(s)` : "the end of the answer to UID FETCH");
           // The connection's literal cap keeps a lie small; a lie past the limit is still not imported.
           if (source.length > limit) {
-            skip(info, `announced as ${byteSize(info.size ?? 0)} but ${byteSize(source.length)} were sent, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`);
+            skip(
+              info,
+              `announced as ${byteSize(info.size ?? 0)} but ${byteSize(source.length)} were sent, over the limit of ${byteSize(limit)} (CALIOPEN_IMAP_MAX_MESSAGE_SIZE)`,
+            );
             continue;
           }
           const running = importOne({ ...info, source }).finally(() => inFlight.delete(running));

@@ -21,7 +21,11 @@ export interface SentDeliveryOrder {
 export async function deliverWithSentCopy(store: Store, ports: ActorPorts, account: ImapAccount, order: SentDeliveryOrder): Promise<Reply> {
   const { message_id } = order;
   try {
-    const sent = await ports.request("outboundSMTP", { order: "deliver", message_id, remote_id: order.identity_id, user_id: order.user_id }, SMTP_DELIVER_TIMEOUT_MS);
+    const sent = await ports.request(
+      "outboundSMTP",
+      { order: "deliver", message_id, remote_id: order.identity_id, user_id: order.user_id },
+      SMTP_DELIVER_TIMEOUT_MS,
+    );
     if (!isJsonObject(sent) || typeof sent.error !== "boolean") return failure("the SMTP bridge answered something that is not a reply");
     if (sent.error) return failure(String(sent.message));
     const message = String(sent.message);

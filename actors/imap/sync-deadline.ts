@@ -15,7 +15,10 @@ export class SyncDeadline {
 
   constructor(private readonly limits: { timeoutMs: number; syncMaxMs: number }) {
     this.budget = setTimeout(
-      () => this.expire(`the sync ran longer than ${duration(limits.syncMaxMs)} (CALIOPEN_IMAP_SYNC_MAX_MS); what it imported is kept and the next sync goes on from there`),
+      () =>
+        this.expire(
+          `the sync ran longer than ${duration(limits.syncMaxMs)} (CALIOPEN_IMAP_SYNC_MAX_MS); what it imported is kept and the next sync goes on from there`,
+        ),
       limits.syncMaxMs,
     );
     this.waitingFor("connecting and logging in");
@@ -32,7 +35,10 @@ export class SyncDeadline {
     this.step = step;
     if (this.stall !== null) clearTimeout(this.stall);
     this.stall = setTimeout(
-      () => this.expire(`no progress for ${duration(this.limits.timeoutMs)} (CALIOPEN_IMAP_TIMEOUT_MS) while waiting for ${this.step}: the IMAP server is silent or too slow`),
+      () =>
+        this.expire(
+          `no progress for ${duration(this.limits.timeoutMs)} (CALIOPEN_IMAP_TIMEOUT_MS) while waiting for ${this.step}: the IMAP server is silent or too slow`,
+        ),
       this.limits.timeoutMs,
     );
   }

@@ -83,11 +83,19 @@ export function syncRun(
         maxMessageBytes: limits.maxMessageBytes,
         waitingFor: (step) => deadline.waitingFor(step),
         importMessage: async (message) => {
-          const from = { account: current.display_name || current.identifier, mailbox: input.mailbox, userId: input.user_id, uid: message.uid, flags: message.flags, labels: message.labels };
+          const from = {
+            account: current.display_name || current.identifier,
+            mailbox: input.mailbox,
+            userId: input.user_id,
+            uid: message.uid,
+            flags: message.flags,
+            labels: message.labels,
+          };
           const { uid } = message;
           const stored = await storeFetched(store, input.identity_id, message.source, from);
           const reply = await batcher.import(stored.raw_msg_id, stored.size);
-          if (!isJsonObject(reply) || reply.error !== false) throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+          if (!isJsonObject(reply) || reply.error !== false)
+            throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
           if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });

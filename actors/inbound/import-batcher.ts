@@ -36,7 +36,11 @@ export const SYNC_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxByte
  * gathers. Measured with 4 sessions: gathering behind 2 in flight made each message wait 2.9 ms for
  * its turn, against 0.9 ms this way.
  */
-export const RECEIVED_BATCH_LIMITS: BatchLimits = { maxRaws: MAX_BATCH_RAWS, maxBytes: MAX_BATCH_RAW_BYTES, timing: { maxInFlight: DEFAULT_INBOUND_OPTIONS.concurrency } };
+export const RECEIVED_BATCH_LIMITS: BatchLimits = {
+  maxRaws: MAX_BATCH_RAWS,
+  maxBytes: MAX_BATCH_RAW_BYTES,
+  timing: { maxInFlight: DEFAULT_INBOUND_OPTIONS.concurrency },
+};
 
 interface Waiting {
   rawId: string;

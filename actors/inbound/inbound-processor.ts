@@ -107,7 +107,11 @@ const MAX_CACHED_USERS = 1_024;
 function processInboundPayload(): PayloadSchema {
   const email = orderSpec("inboundSMTP", "process_inbound")?.payload;
   const twitter = orderSpec("inboundTwitter", "process_inbound")?.payload;
-  const same = email !== undefined && twitter !== undefined && Object.keys(email).length === Object.keys(twitter).length && Object.entries(email).every(([field, spec]) => twitter[field] === spec);
+  const same =
+    email !== undefined &&
+    twitter !== undefined &&
+    Object.keys(email).length === Object.keys(twitter).length &&
+    Object.entries(email).every(([field, spec]) => twitter[field] === spec);
   if (!same) throw new Error("the contract's process_inbound payloads differ between inboundSMTP and inboundTwitter");
   return email;
 }
@@ -300,7 +304,10 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         return { store_failures: failures, deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)) };
       }),
       logBackingOff: ({ context }) =>
-        ports.logger.warn({ kind: INBOUND_KIND, key: context.user_id, queued: context.queue.length, err: context.batch_store_error, retryAt: context.deadlines[RETRY_DUE] }, "inbound imports wait for the store"),
+        ports.logger.warn(
+          { kind: INBOUND_KIND, key: context.user_id, queued: context.queue.length, err: context.batch_store_error, retryAt: context.deadlines[RETRY_DUE] },
+          "inbound imports wait for the store",
+        ),
       clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
       endPeriod: assign(({ context }) => ({ progress: context.progress === null ? null : { ...context.progress, finished_at: nowIso() } })),
     },

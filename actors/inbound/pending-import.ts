@@ -35,7 +35,6 @@ export type ImportOutcome =
   | { type: typeof ANSWERED; payload: { seq: number; reply: Reply; raws: number; failed: number } }
   | { type: typeof STORE_FAILED; payload: { seq: number; error: string } };
 
-
 export interface ImportDeps {
   store: Store;
   mail: Pick<InboundEmailOptions, "maxAddressesPerHeader">;

@@ -17,7 +17,8 @@ const NATS_FAILURES = new Set([
 ]);
 
 /** Said by errors that wrap a NATS failure in their message only. */
-const UNAVAILABLE = /\b(timeout|timed out|no responders|connection (closed|draining)|disconnected|temporarily unavailable|insufficient resources|maximum bytes exceeded)\b/i;
+const UNAVAILABLE =
+  /\b(timeout|timed out|no responders|connection (closed|draining)|disconnected|temporarily unavailable|insufficient resources|maximum bytes exceeded)\b/i;
 
 export function isStoreFailure(err: unknown): boolean {
   for (let cause = err, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {

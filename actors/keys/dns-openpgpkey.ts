@@ -20,7 +20,10 @@ const UDP_PAYLOAD = 4096;
 export function openPgpKeyName(address: string): string {
   const at = address.lastIndexOf("@");
   const local = address.slice(0, at).toLowerCase();
-  const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, "");
+  const domain = address
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, "");
   return `${createHash("sha256").update(local, "utf8").digest("hex").slice(0, 56)}._openpgpkey.${domain}`;
 }
 
@@ -32,7 +35,8 @@ export async function lookupOpenPgpKeyRecords(address: string, options: { resolv
   let answer = parseAnswer(await udpExchange(server, query, options.timeoutMs), id);
   if (answer.truncated) answer = parseAnswer(await tcpExchange(server, query, options.timeoutMs), id);
   if (answer.rcode === 3) return [];
-  if (answer.rcode !== 0) throw new Error(`DNS ${server.host}:${server.port}: ${RCODES[answer.rcode] ?? `rcode ${answer.rcode}`} for ${openPgpKeyName(address)}`);
+  if (answer.rcode !== 0)
+    throw new Error(`DNS ${server.host}:${server.port}: ${RCODES[answer.rcode] ?? `rcode ${answer.rcode}`} for ${openPgpKeyName(address)}`);
   return answer.records;
 }
 

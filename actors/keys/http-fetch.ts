@@ -68,7 +68,10 @@ export async function httpRequest(url: string, options: HttpOptions): Promise<Ht
     if (err instanceof DestinationNotFound) throw new HttpFailure(hopOf(url, current, err.message), current.href === new URL(url).href);
     if (err instanceof DestinationRefused) throw new HttpFailure(hopOf(url, current, err.message));
     const code = (err as { code?: string }).code ?? "";
-    throw new HttpFailure(hopOf(url, current, `${describe(current.href)}: ${(err as Error).message}`), current.href === new URL(url).href && (code === "ENOTFOUND" || code === "EAI_AGAIN"));
+    throw new HttpFailure(
+      hopOf(url, current, `${describe(current.href)}: ${(err as Error).message}`),
+      current.href === new URL(url).href && (code === "ENOTFOUND" || code === "EAI_AGAIN"),
+    );
   }
 }
 
@@ -80,7 +83,8 @@ async function send(url: URL, options: HttpOptions, signal: AbortSignal): Promis
   if (options.destinations !== undefined) {
     const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
     const checked = await options.destinations.check(url.hostname, port, "web server");
-    if (!secure && !checked.exceptions.cleartext) throw new HttpFailure(`${describe(url.href)}: plain HTTP is refused for a server named by a user or contact (HTTPS required)`);
+    if (!secure && !checked.exceptions.cleartext)
+      throw new HttpFailure(`${describe(url.href)}: plain HTTP is refused for a server named by a user or contact (HTTPS required)`);
     Object.assign(connection, { lookup: pinnedLookup(checked), ...checked.tls });
   }
   return new Promise((resolve, reject) => {

@@ -96,7 +96,11 @@ export async function discoverKeys(store: Store, order: KeyDiscoveryOrder, sourc
   const report: DiscoveryReport = { at: now().toISOString(), found: [], skipped: [], errors: [] };
   for (const address of everyAddress.slice(maxAddresses)) {
     for (const source of askedSources(sources)) {
-      report.skipped.push({ source, address, reason: `not looked up: only the first ${maxAddresses} addresses of a contact are (CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES)` });
+      report.skipped.push({
+        source,
+        address,
+        reason: `not looked up: only the first ${maxAddresses} addresses of a contact are (CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES)`,
+      });
     }
   }
 
@@ -122,7 +126,8 @@ export async function discoverKeys(store: Store, order: KeyDiscoveryOrder, sourc
         else if (foundBy.has(fingerprint)) skip(`already found through ${foundBy.get(fingerprint)} in this discovery`);
         else if (parsed.revoked) skip("revoked");
         else if (parsed.expired) skip(parsed.expire_date === null ? "expired (no valid self-signature)" : `expired on ${parsed.expire_date}`);
-        else if (!parsed.emails.includes(address)) skip(`its user ids name ${parsed.emails.length === 0 ? "no address" : parsed.emails.join(", ")}, not ${address}`);
+        else if (!parsed.emails.includes(address))
+          skip(`its user ids name ${parsed.emails.length === 0 ? "no address" : parsed.emails.join(", ")}, not ${address}`);
         else {
           try {
             await store.keys.add({
@@ -166,7 +171,11 @@ function emailAddresses(contact: Contact): string[] {
 
 /** The sources this configuration asks, in the report's order. */
 function askedSources(sources: KeySources): KeyDiscoverySource[] {
-  return [...(sources.hkp !== null ? ["hkp" as const] : []), ...(sources.wkd !== false ? ["wkd" as const] : []), ...(sources.dns !== null ? ["dns" as const] : [])];
+  return [
+    ...(sources.hkp !== null ? ["hkp" as const] : []),
+    ...(sources.wkd !== false ? ["wkd" as const] : []),
+    ...(sources.dns !== null ? ["dns" as const] : []),
+  ];
 }
 
 /**
@@ -219,12 +228,21 @@ async function lookupHkp(base: string, address: string, timeoutMs: number, maxBy
 }
 
 /** WKD: binary keys at the advanced URL, else at the direct one. */
-async function lookupWkd(address: string, origin: ((host: string) => string) | undefined, timeoutMs: number, maxBytes: number, destinations: DestinationPolicy): Promise<Uint8Array[]> {
+async function lookupWkd(
+  address: string,
+  origin: ((host: string) => string) | undefined,
+  timeoutMs: number,
+  maxBytes: number,
+  destinations: DestinationPolicy,
+): Promise<Uint8Array[]> {
   const parts = wkdAddress(address);
   if (parts === null) return [];
   const urls = wkdUrls(parts, origin);
   const failures: string[] = [];
-  for (const [method, url] of [["advanced", urls.advanced], ["direct", urls.direct]] as const) {
+  for (const [method, url] of [
+    ["advanced", urls.advanced],
+    ["direct", urls.direct],
+  ] as const) {
     try {
       const answer = await httpRequest(url, { timeoutMs, maxBytes, destinations });
       if (answer.status === 200 && answer.bytes.length > 0) return [answer.bytes];

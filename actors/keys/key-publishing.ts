@@ -105,7 +105,12 @@ export async function publishKey(store: Store, order: KeyOrder, target: KeyPubli
       throw new Error(`publish_key: uploading ${keyId} to ${base} failed: ${(err as Error).message}`);
     });
     if (answer.status < 200 || answer.status >= 300) {
-      const text = new TextDecoder().decode(answer.bytes).replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 200);
+      const text = new TextDecoder()
+        .decode(answer.bytes)
+        .replace(/<[^>]*>/g, " ")
+        .replace(/\s+/g, " ")
+        .trim()
+        .slice(0, 200);
       throw new HttpFailure(`publish_key: the key server ${base} refused ${keyId}: HTTP ${answer.status}${text === "" ? "" : ` (${text})`}`);
     }
     report.hkp = true;
@@ -166,7 +171,11 @@ async function userOf(store: Store, order: KeyOrder, what: string): Promise<User
 /** The user's addresses on this platform: their local email identities (deleted ones too, to withdraw). */
 async function ownedAddresses(store: Store, user: User, includeDeleted = false): Promise<Set<string>> {
   const identities = await store.identities.list(user.user_id, { type: "local", includeDeleted });
-  return new Set(identities.filter((identity) => identity.protocol === "email" && (includeDeleted || identity.status === "active")).map((identity) => identity.identifier.trim().toLowerCase()));
+  return new Set(
+    identities
+      .filter((identity) => identity.protocol === "email" && (includeDeleted || identity.status === "active"))
+      .map((identity) => identity.identifier.trim().toLowerCase()),
+  );
 }
 
 const hosted = (wkd: { domains: string[] }, domain: string) => wkd.domains.some((hostedDomain) => hostedDomain.trim().toLowerCase() === domain);

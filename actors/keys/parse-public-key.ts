@@ -104,7 +104,11 @@ async function describeKey(key: OpenPgpKey, now: Date): Promise<ParsedPublicKey>
   const expiration = await key.getExpirationTime();
   const expireDate = expiration instanceof Date ? expiration : null;
   const revoked = await key.isRevoked(undefined, undefined, now);
-  const emails = key.getUserIDs().map((userId) => /<([^>]+)>/.exec(userId)?.[1] ?? userId).map((email) => email.trim().toLowerCase()).filter((email) => email.includes("@"));
+  const emails = key
+    .getUserIDs()
+    .map((userId) => /<([^>]+)>/.exec(userId)?.[1] ?? userId)
+    .map((email) => email.trim().toLowerCase())
+    .filter((email) => email.includes("@"));
   const fingerprint = key.getFingerprint().toUpperCase();
   return {
     fingerprint,

@@ -42,8 +42,6 @@ export interface InboundEmailOptions {
 
 export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
 
-
-
 export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   try {
     return await importInboundEmail(store, order, options);
@@ -62,7 +60,11 @@ export async function importInboundEmail(store: Store, order: InboundEmailOrder,
   return importRaw(store, order, { now, maxAddresses, cache: options.cache });
 }
 
-async function importRaw(store: Store, order: InboundEmailOrder, { now, maxAddresses, cache }: { now: () => Date; maxAddresses: number; cache: InboundCache | undefined }): Promise<Reply> {
+async function importRaw(
+  store: Store,
+  order: InboundEmailOrder,
+  { now, maxAddresses, cache }: { now: () => Date; maxAddresses: number; cache: InboundCache | undefined },
+): Promise<Reply> {
   const loaded = await loadInbound(
     store,
     order,
@@ -131,7 +133,8 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const inReplyTo = firstId(head.value("in-reply-to"));
   const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
   const parentExternal = inReplyTo ?? references.at(-1) ?? null;
-  const parentId = parentExternal === null ? null : (cache?.messageRef(parentExternal)?.message_id ?? (await store.messages.idByExternalId(userId, parentExternal)));
+  const parentId =
+    parentExternal === null ? null : (cache?.messageRef(parentExternal)?.message_id ?? (await store.messages.idByExternalId(userId, parentExternal)));
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
@@ -172,7 +175,11 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   // Another import of this Message-ID stored its message first.
   if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
   const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
-  return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id, ...(truncated && { body_truncated: true }) });
+  return ok("message imported", {
+    message_id: stored.message.message_id,
+    discussion_id: stored.message.discussion_id,
+    ...(truncated && { body_truncated: true }),
+  });
 }
 
 /**
@@ -193,7 +200,9 @@ async function sameMailOrConflict(store: Store, holder: Message, copy: MessageId
 async function heldContent(store: Store, holder: Message, incoming: string): Promise<string> {
   if (typeof holder.content_sha256 === "string") return holder.content_sha256;
   const its = (holder.raw_msg_id === null ? null : await rawContentHash(store, holder.raw_msg_id)) ?? incoming;
-  const updated = await store.messages.update(holder.user_id, holder.message_id, (current) => (typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its }));
+  const updated = await store.messages.update(holder.user_id, holder.message_id, (current) =>
+    typeof current.content_sha256 === "string" ? null : { ...current, content_sha256: its },
+  );
   return updated?.content_sha256 ?? its;
 }
 
@@ -207,7 +216,6 @@ async function rawContentHash(store: Store, rawId: string): Promise<string | nul
     return null;
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------------
 // Fields
@@ -284,7 +292,13 @@ function truncate(text: string): { text: string; truncated: boolean } {
   const bytes = Buffer.from(text, "utf8");
   if (bytes.length <= MAX_BODY_BYTES) return { text, truncated: false };
   // A character cut in the middle decodes to U+FFFD: drop it.
-  return { text: bytes.subarray(0, MAX_BODY_BYTES).toString("utf8").replace(/\uFFFD+$/, ""), truncated: true };
+  return {
+    text: bytes
+      .subarray(0, MAX_BODY_BYTES)
+      .toString("utf8")
+      .replace(/\uFFFD+$/, ""),
+    truncated: true,
+  };
 }
 
 function describe(err: unknown): string {

@@ -151,7 +151,12 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
       );
     },
   });
-  const guard = new SmtpConnectionGuard(server, { maxClients: limits.maxClients, maxPerClient: limits.maxClientsPerIp, transactionTimeoutMs: limits.transactionTimeoutMs }, options.serverName, log);
+  const guard = new SmtpConnectionGuard(
+    server,
+    { maxClients: limits.maxClients, maxPerClient: limits.maxClientsPerIp, transactionTimeoutMs: limits.transactionTimeoutMs },
+    options.serverName,
+    log,
+  );
 
   function temporary(err: unknown, what: string): SmtpReply {
     log.error({ err }, what);
@@ -257,7 +262,10 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
   server.on("error", (err: Error) => log.debug({ err: err.message }, "SMTP connection error"));
   const address = server.server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
-  log.info({ host: options.host, port, maxSize: options.maxSize, maxRecipients: options.maxRecipients, ...limits, starttls: tls !== null }, "inbound SMTP server listening");
+  log.info(
+    { host: options.host, port, maxSize: options.maxSize, maxRecipients: options.maxRecipients, ...limits, starttls: tls !== null },
+    "inbound SMTP server listening",
+  );
 
   return {
     port,

@@ -31,7 +31,9 @@ export class LocalRecipients {
   async lookup(address: string): Promise<Identity[]> {
     const known = this.found.get(address);
     if (known !== undefined) return known;
-    const identities = (await this.store.identities.byIdentifier("email", address)).filter((identity) => identity.type === "local" && identity.status === "active");
+    const identities = (await this.store.identities.byIdentifier("email", address)).filter(
+      (identity) => identity.type === "local" && identity.status === "active",
+    );
     if (identities.length > 0) this.found.set(address, identities);
     return identities;
   }

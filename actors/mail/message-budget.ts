@@ -68,7 +68,11 @@ export function fitDocument(message: Message, maxBytes = MAX_DOCUMENT_BYTES): { 
   if (over > 0) {
     const { attachments } = current;
     const drop = countToFree(attachments, over, 0, false);
-    current = { ...current, attachments: attachments.slice(0, attachments.length - drop), ...(drop > 0 && { attachments_omitted: (current.attachments_omitted ?? 0) + drop }) };
+    current = {
+      ...current,
+      attachments: attachments.slice(0, attachments.length - drop),
+      ...(drop > 0 && { attachments_omitted: (current.attachments_omitted ?? 0) + drop }),
+    };
   }
   return { message: current, bodyCut };
 }

@@ -16,7 +16,9 @@ export const CONFLICT_KEPT = "a different mail under this Message-ID was kept as
 
 /** The copy is listed on the message already (the same content received by the same identity). */
 export function isListed(message: Message, conflict: Pick<MessageIdConflict, "content_sha256" | "identity_id">): boolean {
-  return (message.message_id_conflicts ?? []).some((listed) => listed.content_sha256 === conflict.content_sha256 && listed.identity_id === conflict.identity_id);
+  return (message.message_id_conflicts ?? []).some(
+    (listed) => listed.content_sha256 === conflict.content_sha256 && listed.identity_id === conflict.identity_id,
+  );
 }
 
 /** The message with the copy listed (or counted, the list being full); null when it is listed already. */

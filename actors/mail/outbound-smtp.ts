@@ -13,7 +13,7 @@
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
 import type { Logger } from "pino";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
-import type { Identity, Message } from "../store/model.ts";
+import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { connectInTurn } from "../network/connect-in-turn.ts";
@@ -43,7 +43,6 @@ export interface OutboundSmtpDeps {
   /** Clock, for tests. */
   now?: () => Date;
 }
-
 
 export async function deliverDraft(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Reply> {
   try {
@@ -84,7 +83,9 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
     const mime = await buildDraftMime(claimed, identity, parent, { host: deps.host, date: now() });
     const server = describeTarget(route.targets[0]);
     log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
-    const result = await connectInTurn(route.targets, (target) => sendRaw({ ...target, name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS));
+    const result = await connectInTurn(route.targets, (target) =>
+      sendRaw({ ...target, name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS),
+    );
     sent = { ...mime, rejected: result.rejected };
     log.info({ via: route.via, server, response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
   } catch (err) {
@@ -163,4 +164,3 @@ async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Rou
   const [first, ...rest] = destination.addresses;
   return { via: "identity", targets: [target(first), ...rest.map(target)] };
 }
-

@@ -112,7 +112,10 @@ export class SmtpConnectionGuard {
     if (held.deadline !== null) clearTimeout(held.deadline);
     held.deadline = setTimeout(() => {
       held.deadline = null;
-      this.log.debug({ client: held.session.remoteAddress, transaction: inTransaction(held.session) }, "connection closed: no message completed within the transaction timeout");
+      this.log.debug(
+        { client: held.session.remoteAddress, transaction: inTransaction(held.session) },
+        "connection closed: no message completed within the transaction timeout",
+      );
       this.count("closed_timeout");
       this.close(held, "transaction timeout, closing connection");
     }, this.limits.transactionTimeoutMs);
@@ -136,7 +139,10 @@ export class SmtpConnectionGuard {
     this.counts[what]++;
     const now = Date.now();
     if (now - this.lastSummary < 60_000) return;
-    this.log.warn({ ...this.counts, held: this.held.size, clients: this.perClient.size, limits: this.limits }, "SMTP connections refused or closed by the connection limits");
+    this.log.warn(
+      { ...this.counts, held: this.held.size, clients: this.perClient.size, limits: this.limits },
+      "SMTP connections refused or closed by the connection limits",
+    );
     this.counts = { refused_per_client: 0, refused_full: 0, closed_idle: 0, closed_timeout: 0 };
     this.lastSummary = now;
   }
@@ -166,5 +172,8 @@ export function clientOf(address: string): string {
   const front = head === "" ? [] : head.split(":");
   const back = tail === "" ? [] : tail.split(":");
   const groups = address.includes("::") ? [...front, ...Array(8 - front.length - back.length).fill("0"), ...back] : front;
-  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }

@@ -66,7 +66,13 @@ export class InboundCache {
     const identity = await read();
     this.identities.delete(identityId);
     if (identity === null) return null;
-    const value: CachedIdentity = { identity_id: identity.identity_id, identifier: identity.identifier, type: identity.type, protocol: identity.protocol, status: identity.status };
+    const value: CachedIdentity = {
+      identity_id: identity.identity_id,
+      identifier: identity.identifier,
+      type: identity.type,
+      protocol: identity.protocol,
+      status: identity.status,
+    };
     this.identities.set(identityId, value);
     return value;
   }

@@ -30,7 +30,12 @@ export interface InboundSubjects {
  * processor does not take messages for an identity (null: it does). With a cache, the user and the
  * identity may come from it; the raw's document comes from memory when this node wrote it.
  */
-export async function loadInbound(store: Store, order: InboundOrder, refuse: (identity: CachedIdentity) => string | null, cache?: InboundCache): Promise<InboundSubjects | Reply> {
+export async function loadInbound(
+  store: Store,
+  order: InboundOrder,
+  refuse: (identity: CachedIdentity) => string | null,
+  cache?: InboundCache,
+): Promise<InboundSubjects | Reply> {
   for (const field of ["message_id", "remote_id", "user_id"] as const) {
     if (typeof order?.[field] !== "string" || order[field].trim() === "") return failure(`process_inbound needs a non-empty string ${field}`);
   }
@@ -39,7 +44,10 @@ export async function loadInbound(store: Store, order: InboundOrder, refuse: (id
   const user = cache === undefined ? await readUser() : await cache.user(userId, readUser);
   if (user === null) return failure(`unknown user ${userId}`);
   const readIdentity = () => store.identities.get(userId, identityId);
-  const identity = cache === undefined ? await readIdentity() : await cache.identity(identityId, (known) => known.status !== "deleted" && refuse(known) === null, readIdentity);
+  const identity =
+    cache === undefined
+      ? await readIdentity()
+      : await cache.identity(identityId, (known) => known.status !== "deleted" && refuse(known) === null, readIdentity);
   if (identity === null) return failure(`identity ${identityId} is not an identity of user ${userId}`);
   if (identity.status === "deleted") return failure(`identity ${identityId} of user ${userId} is deleted`);
   const refused = refuse(identity);
@@ -54,7 +62,13 @@ export async function loadInbound(store: Store, order: InboundOrder, refuse: (id
  * Each participant's contact by address; the receiving identity's own address is the user's own card.
  * With a cache, addresses looked up lately are not looked up again.
  */
-export async function linkContacts(store: Store, user: CachedUser, ownAddress: string, participants: Participant[], cache?: InboundCache): Promise<Participant[]> {
+export async function linkContacts(
+  store: Store,
+  user: CachedUser,
+  ownAddress: string,
+  participants: Participant[],
+  cache?: InboundCache,
+): Promise<Participant[]> {
   const byAddress = new Map<string, Promise<string[]>>();
   const read = (address: string) => () => store.contacts.byAddress(user.user_id, address).then((contact) => (contact === null ? [] : [contact.contact_id]));
   const lookup = (address: string) => {

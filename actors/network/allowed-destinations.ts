@@ -62,7 +62,8 @@ function parseEntry(text: string): AllowEntry {
   const serverAddress = parseAddress(server.host);
   const host = serverAddress === null ? normalizeHost(server.host) : serverAddress.toString();
   // A name as DNS spells it: no wildcards, no URLs.
-  if (serverAddress === null && !/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host)) throw new AllowListError(`"${text}": "${server.host}" is not a host name (wildcards are not supported)`);
+  if (serverAddress === null && !/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(host))
+    throw new AllowListError(`"${text}": "${server.host}" is not a host name (wildcards are not supported)`);
   return { kind: "server", text, host, port: server.port, exceptions };
 }
 

@@ -135,7 +135,9 @@ export class DestinationPolicy {
 
   private async resolveInTime(name: string): Promise<string[]> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no DNS answer within ${RESOLVE_TIMEOUT_MS} ms`)), RESOLVE_TIMEOUT_MS)));
+    const late = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`no DNS answer within ${RESOLVE_TIMEOUT_MS} ms`)), RESOLVE_TIMEOUT_MS)),
+    );
     try {
       return await Promise.race([this.resolve(name), late]);
     } finally {
@@ -165,14 +167,25 @@ export class DestinationPolicy {
     });
     const itself = platform.find((service) => service.port === port);
     if (itself !== undefined) return { refused: `it is ${itself.what}` };
-    if (namedServer.length > 0) return { exceptions: merge(namedServer.map((entry) => entry.exceptions), "any") };
+    if (namedServer.length > 0)
+      return {
+        exceptions: merge(
+          namedServer.map((entry) => entry.exceptions),
+          "any",
+        ),
+      };
 
     const perAddress: TlsExceptions[] = [];
     for (const text of addresses) {
       const address = parseAddress(text) as IpAddress;
       const networks = this.allow.filter((entry): entry is Extract<AllowEntry, { kind: "network" }> => entry.kind === "network" && inNetwork(address, entry));
       if (networks.length > 0) {
-        perAddress.push(merge(networks.map((entry) => entry.exceptions), "any"));
+        perAddress.push(
+          merge(
+            networks.map((entry) => entry.exceptions),
+            "any",
+          ),
+        );
         continue;
       }
       const range = nonPublicRange(address);

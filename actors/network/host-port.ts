@@ -17,7 +17,11 @@ export function parseHostPort(value: unknown): HostPort | null {
 
 /** A host name compared with another: case and a final dot do not matter. */
 export function normalizeHost(host: string): string {
-  return host.trim().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "").toLowerCase();
+  return host
+    .trim()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/\.$/, "")
+    .toLowerCase();
 }
 
 export function formatHostPort({ host, port }: HostPort): string {

@@ -71,7 +71,8 @@ export class IdentityStore {
       status: fields.status ?? "active",
       infos: { ...(fields.type === "remote" && { poll_interval: defaultPollInterval(fields.protocol) }), ...fields.infos },
       has_credentials: fields.credentials != null,
-      sealed_credentials: fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials), credentialsAad(fields.user_id, identityId)),
+      sealed_credentials:
+        fields.credentials == null ? null : this.secrets().seal(JSON.stringify(fields.credentials), credentialsAad(fields.user_id, identityId)),
       date_insert: now,
       date_update: now,
     };

@@ -112,7 +112,11 @@ export class RawMessageStore {
    * whole, and new bytes (the common case) cost no read. Bytes stored before lose the claim: the new raw,
    * which nobody else knows of, is removed again and the earlier one returned.
    */
-  async putOnce(userId: string | null, bytes: Uint8Array, options: { scope?: string; trace?: Uint8Array } = {}): Promise<{ raw: RawMessage; existing: boolean }> {
+  async putOnce(
+    userId: string | null,
+    bytes: Uint8Array,
+    options: { scope?: string; trace?: Uint8Array } = {},
+  ): Promise<{ raw: RawMessage; existing: boolean }> {
     const hash = createHash("sha256");
     // Without a scope the key is the hash of the bytes alone, as it always was.
     if (options.scope !== undefined) hash.update(`${options.scope}\n`, "utf8");

@@ -66,7 +66,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   // Half the server's max_payload at most (see INLINE_RAW_MAX_BYTES), for a server set lower than 1 MiB;
   // and no more than the bucket takes, if a node made it when the server's limit was lower.
   const payloadLimit = Math.min(INLINE_RAW_MAX_BYTES, Math.floor((options.nc.info?.max_payload ?? 2 * INLINE_RAW_MAX_BYTES) / 2));
-  const inlineBucket = await new Kvm(options.nc).create(bucket("raw_inline"), { history: 1, replicas, maxValueSize: payloadLimit + INLINE_RAW_HEADER_ALLOWANCE });
+  const inlineBucket = await new Kvm(options.nc).create(bucket("raw_inline"), {
+    history: 1,
+    replicas,
+    maxValueSize: payloadLimit + INLINE_RAW_HEADER_ALLOWANCE,
+  });
   const bucketLimit = (await inlineBucket.status()).maxValueSize;
   const inlineLimit = bucketLimit < 0 ? payloadLimit : Math.max(0, Math.min(payloadLimit, bucketLimit - INLINE_RAW_HEADER_ALLOWANCE));
   const inline = new InlineRaws({ bucket: bucket("raw_inline"), js: jetstream(options.nc), jsm: sharedJsm, limit: inlineLimit });

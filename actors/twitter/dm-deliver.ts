@@ -7,7 +7,6 @@
 // send ends or its mark goes stale. Every outcome is a reply; nothing is thrown.
 import type { Logger } from "pino";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
-import type { Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { dmExternalKey, encodeStoredDm, screenNameAddress, type XDmEvent, type XUser } from "./dm-raw.ts";
@@ -34,7 +33,6 @@ export interface DmDeliverResult {
   /** The account behind the credentials, when it was looked up. */
   account: XUser | null;
 }
-
 
 export async function deliverDm(deps: DmDeliverDeps, order: DmDeliverOrder, account: XUser | null): Promise<DmDeliverResult> {
   const result: DmDeliverResult = { reply: failure("not sent"), invalid_credentials: false, account };
@@ -95,7 +93,14 @@ async function deliver(deps: DmDeliverDeps, order: DmDeliverOrder, result: DmDel
 
   // Sent: from here on, never release the claim for a resend; record what went out.
   const sentAt = now().toISOString();
-  const event: XDmEvent = { id: sent.dm_event_id, event_type: "MessageCreate", text, created_at: sentAt, sender_id: sender.id, dm_conversation_id: sent.dm_conversation_id };
+  const event: XDmEvent = {
+    id: sent.dm_event_id,
+    event_type: "MessageCreate",
+    text,
+    created_at: sentAt,
+    sender_id: sender.id,
+    dm_conversation_id: sent.dm_conversation_id,
+  };
   const problems: string[] = [];
   let rawId: string | null = null;
   try {
@@ -108,7 +113,8 @@ async function deliver(deps: DmDeliverDeps, order: DmDeliverOrder, result: DmDel
   try {
     // The next sync sees this event too: it must find it imported already (this message).
     const holder = await store.messages.claimExternalId(order.user_id, dmExternalKey(sent.dm_event_id), id);
-    if (holder !== id) log.warn({ dm_event_id: sent.dm_event_id, holder }, "a sync imported the sent DM before the draft was marked sent: two messages show it");
+    if (holder !== id)
+      log.warn({ dm_event_id: sent.dm_event_id, holder }, "a sync imported the sent DM before the draft was marked sent: two messages show it");
   } catch (err) {
     problems.push(`recording its event id failed: ${(err as Error).message}`);
   }
@@ -139,7 +145,7 @@ function refused(id: string, err: unknown, result: DmDeliverResult): Reply {
     result.invalid_credentials = true;
     return failure(`failed to send message ${id}: ${err.message}; new credentials are needed`);
   }
-  if (err instanceof RateLimited) return failure(`failed to send message ${id}: rate limited by the X API until ${err.resetAt.toISOString()}`, { retry_after: err.resetAt.toISOString() });
+  if (err instanceof RateLimited)
+    return failure(`failed to send message ${id}: rate limited by the X API until ${err.resetAt.toISOString()}`, { retry_after: err.resetAt.toISOString() });
   return failure(`failed to send message ${id}: ${(err as Error).message ?? String(err)}`);
 }
-

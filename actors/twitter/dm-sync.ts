@@ -88,7 +88,12 @@ export class DmSyncFailed extends Error {
 }
 
 /** `signal` stops the sync between two events (the worker was stopped or restarted). */
-export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: (progress: DmSyncProgress) => void, signal?: AbortSignal): Promise<DmSyncOutcome> {
+export async function syncDms(
+  deps: DmSyncDeps,
+  input: DmSyncInput,
+  onProgress: (progress: DmSyncProgress) => void,
+  signal?: AbortSignal,
+): Promise<DmSyncOutcome> {
   const { store } = deps;
   const identity = await store.identities.get(input.user_id, input.identity_id);
   if (identity === null || identity.status === "deleted") throw new IdentityGone(`identity ${input.identity_id} no longer exists`);
@@ -151,11 +156,24 @@ export async function syncDms(deps: DmSyncDeps, input: DmSyncInput, onProgress: 
       // Until it is imported, the stored raw is what the next attempt reuses.
       retry = { event_id: event.id, raw_msg_id: rawId, attempts };
       const reply = await requestWhileBusy(() =>
-        deps.request("inboundTwitter", { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id }, PROCESS_INBOUND_TIMEOUT_MS),
+        deps.request(
+          "inboundTwitter",
+          { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id },
+          PROCESS_INBOUND_TIMEOUT_MS,
+        ),
       );
-      if (!isJsonObject(reply) || typeof reply.error !== "boolean") throw new Error(`inboundTwitter answered something that is not a reply for event ${event.id}`);
+      if (!isJsonObject(reply) || typeof reply.error !== "boolean")
+        throw new Error(`inboundTwitter answered something that is not a reply for event ${event.id}`);
       // Busy processors are no refusal of this event: the next sync tries it again, its attempts unchanged.
-      if (isBusy(reply)) return { ...progress, pages: listed.pages, gap: !listed.complete, retry, skipped_events: skipped, stopped: `event ${event.id} not imported yet: inboundTwitter is busy; retried at the next sync` };
+      if (isBusy(reply))
+        return {
+          ...progress,
+          pages: listed.pages,
+          gap: !listed.complete,
+          retry,
+          skipped_events: skipped,
+          stopped: `event ${event.id} not imported yet: inboundTwitter is busy; retried at the next sync`,
+        };
       if (reply.error) {
         const reason = `event ${event.id} not imported: ${String(reply.message)}`;
         if (attempts + 1 >= deps.maxImportAttempts) {

@@ -101,7 +101,6 @@ export async function importInboundTwitter(store: Store, order: InboundTwitterOr
   return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id });
 }
 
-
 /** From the sender, To the recipient, by screen name. */
 export function participantsOf(dm: Pick<StoredDm, "sender" | "recipient">): Participant[] {
   return [
@@ -109,7 +108,6 @@ export function participantsOf(dm: Pick<StoredDm, "sender" | "recipient">): Part
     { type: "To", address: screenNameAddress(dm.recipient.username), label: dm.recipient.name, protocol: TWITTER_PROTOCOL, contact_ids: [] },
   ];
 }
-
 
 function dateOf(value: string | undefined, now: () => Date): string {
   const parsed = value === undefined ? null : new Date(value);

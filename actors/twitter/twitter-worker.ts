@@ -126,18 +126,39 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
   const saveInfos = (context: TwitterWorkerContext, infos: Record<string, unknown>) =>
     void store.identities
       .updateInfos(context.user_id, context.identity_id, infos)
-      .catch((err: Error) => ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, err: err.message }, "could not record the sync state on the identity"));
+      .catch((err: Error) =>
+        ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, err: err.message }, "could not record the sync state on the identity"),
+      );
   const updateInterval = (context: TwitterWorkerContext, interval: string) =>
-    ports.publish("identitiesWorker", { order: "update_interval", identity_id: context.identity_id, user_id: context.user_id, poll_intervall: interval, protocol: "twitter" });
+    ports.publish("identitiesWorker", {
+      order: "update_interval",
+      identity_id: context.identity_id,
+      user_id: context.user_id,
+      poll_intervall: interval,
+      protocol: "twitter",
+    });
 
   const runSync = fromCallback<ActorMessage, { context: TwitterWorkerContext }>(({ sendBack, input }) => {
     const { context } = input;
     let cancelled = false;
     const abort = new AbortController();
-    const deps = { store, request: (subject: string, payload: unknown, timeoutMs: number) => ports.request(subject, payload, timeoutMs), x: settings.x, pageSize: settings.pageSize, maxPages: settings.maxPages, maxImportAttempts: settings.maxImportAttempts, now };
-    syncDms(deps, { user_id: context.user_id, identity_id: context.identity_id, last_seen_id: context.last_seen_id, account: context.account, retry: context.retry }, (progress) => {
-      if (!cancelled) sendBack({ type: "sync.progress", payload: progress as unknown as Record<string, unknown> });
-    }, abort.signal)
+    const deps = {
+      store,
+      request: (subject: string, payload: unknown, timeoutMs: number) => ports.request(subject, payload, timeoutMs),
+      x: settings.x,
+      pageSize: settings.pageSize,
+      maxPages: settings.maxPages,
+      maxImportAttempts: settings.maxImportAttempts,
+      now,
+    };
+    syncDms(
+      deps,
+      { user_id: context.user_id, identity_id: context.identity_id, last_seen_id: context.last_seen_id, account: context.account, retry: context.retry },
+      (progress) => {
+        if (!cancelled) sendBack({ type: "sync.progress", payload: progress as unknown as Record<string, unknown> });
+      },
+      abort.signal,
+    )
       .then((outcome) => {
         if (!cancelled) sendBack({ type: "sync.done", payload: outcome as unknown as Record<string, unknown> });
       })
@@ -145,7 +166,14 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         if (cancelled) return;
         const cause = err instanceof DmSyncFailed ? err.reason : err;
         const failed: SyncFailure = {
-          kind: cause instanceof IdentityGone ? "gone" : cause instanceof RateLimited ? "rate_limited" : cause instanceof InvalidCredentials ? "credentials" : "error",
+          kind:
+            cause instanceof IdentityGone
+              ? "gone"
+              : cause instanceof RateLimited
+                ? "rate_limited"
+                : cause instanceof InvalidCredentials
+                  ? "credentials"
+                  : "error",
           message: cause instanceof Error ? cause.message : String(cause),
           reset_at: cause instanceof RateLimited ? cause.resetAt.toISOString() : null,
           poll_interval: err instanceof DmSyncFailed ? err.poll_interval : null,
@@ -204,7 +232,10 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         ].filter((warning): warning is string => warning !== null);
         const lastError = warnings.length > 0 ? { message: warnings.join("; "), at } : null;
         const finished = { total: outcome.total, done: outcome.done, skipped: outcome.skipped, started_at: context.progress?.started_at ?? at };
-        for (const skipped of outcome.skipped_events) enqueue(() => ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped"));
+        for (const skipped of outcome.skipped_events)
+          enqueue(() =>
+            ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, event_id: skipped.event_id, reason: skipped.reason }, "DM event skipped"),
+          );
         enqueue(() => saveInfos(context, { last_sync: at, last_error: lastError }));
         enqueue.assign({
           last_seen_id: outcome.last_seen_id,
@@ -223,7 +254,10 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         const failed = payloadOf<SyncFailure>(event);
         const at = iso();
         const progress = failed.progress;
-        const finished = context.progress === null ? null : { ...context.progress, ...(progress !== null && { total: progress.total, done: progress.done, skipped: progress.skipped }) };
+        const finished =
+          context.progress === null
+            ? null
+            : { ...context.progress, ...(progress !== null && { total: progress.total, done: progress.done, skipped: progress.skipped }) };
         const lastError = { message: failed.kind === "credentials" ? `${failed.message}; waiting for new credentials (reload_worker)` : failed.message, at };
         enqueue(() => saveInfos(context, { last_error: lastError }));
         enqueue.assign({
@@ -321,7 +355,13 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
                   // The sync owed since the limit runs at the reset anyway.
                   sync: {},
                   [RATE_LIMIT_RESET]: { target: "syncing", actions: "startRun" },
-                  "credentials.refused": { target: "needsCredentials", actions: ["credentialsRefused", assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RATE_LIMIT_RESET), rate_limited_until: null }))] },
+                  "credentials.refused": {
+                    target: "needsCredentials",
+                    actions: [
+                      "credentialsRefused",
+                      assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RATE_LIMIT_RESET), rate_limited_until: null })),
+                    ],
+                  },
                 },
               },
               needsCredentials: {
@@ -334,7 +374,6 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
             },
           },
           delivery: deliveryRegion<TwitterWorkerContext>(),
-
         },
       },
       // The identity was deleted: the worker has nothing left to do and is removed.

@@ -179,7 +179,9 @@ export class XClient {
   async userByUsername(username: string): Promise<XUser> {
     const name = username.trim().replace(/^@/, "");
     if (!/^\w{1,50}$/.test(name)) throw new XApiError(`"${username}" is not an X screen name`);
-    return this.user(`look up @${name}`, () => this.api.v2.get(`users/by/username/${encodeURIComponent(name)}`, { "user.fields": "id,name,username" }, { timeout: this.timeoutMs }));
+    return this.user(`look up @${name}`, () =>
+      this.api.v2.get(`users/by/username/${encodeURIComponent(name)}`, { "user.fields": "id,name,username" }, { timeout: this.timeoutMs }),
+    );
   }
 
   async userById(id: string): Promise<XUser> {
@@ -194,7 +196,8 @@ export class XClient {
       this.api.v2.post(`dm_conversations/with/${participantId}/messages`, { text }, { timeout: this.timeoutMs, forceBodyMode: "json" }),
     );
     const data = asObject(asObject(body).data);
-    if (!isId(data.dm_event_id)) throw new XApiError(`the X API accepted the DM but returned no event id: ${apiMessage(body) ?? JSON.stringify(body).slice(0, 200)}`);
+    if (!isId(data.dm_event_id))
+      throw new XApiError(`the X API accepted the DM but returned no event id: ${apiMessage(body) ?? JSON.stringify(body).slice(0, 200)}`);
     return { dm_event_id: data.dm_event_id, dm_conversation_id: typeof data.dm_conversation_id === "string" ? data.dm_conversation_id : "" };
   }
 
@@ -235,7 +238,8 @@ function typed(what: string, err: unknown): XApiError {
     return new XApiError(`cannot ${what}: X API answered ${err.code}: ${detail}`, err.code);
   }
   if (err instanceof ApiRequestError) return new XApiError(`cannot ${what}: ${err.requestError?.message ?? err.message}`);
-  if (err instanceof ApiPartialResponseError) return new XApiError(`cannot ${what}: incomplete answer from the X API (${err.responseError?.message ?? err.message})`, err.response?.statusCode ?? null);
+  if (err instanceof ApiPartialResponseError)
+    return new XApiError(`cannot ${what}: incomplete answer from the X API (${err.responseError?.message ?? err.message})`, err.response?.statusCode ?? null);
   return new XApiError(`cannot ${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 

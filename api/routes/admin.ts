@@ -30,7 +30,11 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext): void {
       const [identity] = (await store.identities.list(admin.user_id, { type: "local" })).filter((candidate) => candidate.status === "active");
       if (identity === undefined) throw new HttpError(422, "the admin has no active local identity to send from");
       const draft = await store.messages.create(
-        newDraft(identity, { subject: request.body.subject, body_plain: request.body.body, participants: [{ type: "To", address: target.recovery_email, label: target.name }] }),
+        newDraft(identity, {
+          subject: request.body.subject,
+          body_plain: request.body.body,
+          participants: [{ type: "To", address: target.recovery_email, label: target.name }],
+        }),
       );
       await deliver(context, "outboundSMTP", draft, identity.identity_id);
       return (await store.messages.get(admin.user_id, draft.message_id)) ?? draft;

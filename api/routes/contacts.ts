@@ -47,7 +47,15 @@ export function contactRoutes(app: FastifyInstance, { store, emitter }: ApiConte
 
   app.post<{ Body: ContactBody }>(
     "/api/v2/contacts",
-    { schema: { operationId: "CreateContact", tags, summary: "Create a contact; emits contact_update on contactAction", body: createContactBody, response: { 201: { $ref: "Contact#" } } } },
+    {
+      schema: {
+        operationId: "CreateContact",
+        tags,
+        summary: "Create a contact; emits contact_update on contactAction",
+        body: createContactBody,
+        response: { 201: { $ref: "Contact#" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const now = new Date().toISOString();
@@ -75,7 +83,15 @@ export function contactRoutes(app: FastifyInstance, { store, emitter }: ApiConte
 
   app.get<{ Params: { contact_id: string } }>(
     "/api/v2/contacts/:contact_id",
-    { schema: { operationId: "GetContact", tags, summary: "One contact, with its derived data", params: contactParams, response: { 200: { $ref: "Contact#" } } } },
+    {
+      schema: {
+        operationId: "GetContact",
+        tags,
+        summary: "One contact, with its derived data",
+        params: contactParams,
+        response: { 200: { $ref: "Contact#" } },
+      },
+    },
     async (request) => {
       const contact = await store.contacts.get(userOf(request).user_id, request.params.contact_id);
       if (contact === null) throw notFound(`contact ${request.params.contact_id}`);

@@ -45,7 +45,14 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
 
   app.get(
     "/api/v2/identities/remotes",
-    { schema: { operationId: "ListRemoteIdentities", tags, summary: "Remote identities with their sync status (last/next poll, last sync, last error)", response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } } } },
+    {
+      schema: {
+        operationId: "ListRemoteIdentities",
+        tags,
+        summary: "Remote identities with their sync status (last/next poll, last sync, last error)",
+        response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } },
+      },
+    },
     async (request) => {
       const identities = await store.identities.list(userOf(request).user_id, { type: "remote" });
       return { identities, total: identities.length };
@@ -54,7 +61,14 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
 
   app.get(
     "/api/v2/identities/locals",
-    { schema: { operationId: "ListLocalIdentities", tags, summary: "The user's own addresses on this platform", response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } } } },
+    {
+      schema: {
+        operationId: "ListLocalIdentities",
+        tags,
+        summary: "The user's own addresses on this platform",
+        response: { 200: { type: "object", properties: { identities: { type: "array", items: { $ref: "Identity#" } }, total: { type: "integer" } } } },
+      },
+    },
     async (request) => {
       const identities = await store.identities.list(userOf(request).user_id, { type: "local" });
       return { identities, total: identities.length };
@@ -63,7 +77,15 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
 
   app.post<{ Body: CreateIdentity }>(
     "/api/v2/identities/remotes",
-    { schema: { operationId: "CreateUserIdentity", tags, summary: "Add a remote account; emits add_identity on identitiesWorker", body: createIdentityBody, response: { 201: { $ref: "Identity#" } } } },
+    {
+      schema: {
+        operationId: "CreateUserIdentity",
+        tags,
+        summary: "Add a remote account; emits add_identity on identitiesWorker",
+        body: createIdentityBody,
+        response: { 201: { $ref: "Identity#" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const body = request.body;
@@ -92,7 +114,16 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
 
   app.patch<{ Params: { identity_id: string }; Body: PatchIdentity }>(
     "/api/v2/identities/remotes/:identity_id",
-    { schema: { operationId: "PatchUserIdentity", tags, summary: "Change a remote identity; emits update_identity", params: identityParams, body: patchIdentityBody, response: { 200: { $ref: "Identity#" } } } },
+    {
+      schema: {
+        operationId: "PatchUserIdentity",
+        tags,
+        summary: "Change a remote identity; emits update_identity",
+        params: identityParams,
+        body: patchIdentityBody,
+        response: { 200: { $ref: "Identity#" } },
+      },
+    },
     async (request) => {
       const user = userOf(request);
       const current = await load(user.user_id, request.params.identity_id);
@@ -119,7 +150,15 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
 
   app.delete<{ Params: { identity_id: string } }>(
     "/api/v2/identities/remotes/:identity_id",
-    { schema: { operationId: "DeleteUserIdentity", tags, summary: "Delete a remote identity; emits delete_identity", params: identityParams, response: { 204: { type: "null" } } } },
+    {
+      schema: {
+        operationId: "DeleteUserIdentity",
+        tags,
+        summary: "Delete a remote identity; emits delete_identity",
+        params: identityParams,
+        response: { 204: { type: "null" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const current = await load(user.user_id, request.params.identity_id);

@@ -25,7 +25,10 @@ export function checkServerChange(current: Identity, infos: Partial<IdentityInfo
   for (const field of SERVER_FIELDS) {
     const wanted = infos?.[field];
     if (wanted === undefined || sameServer(wanted, current.infos[field])) continue;
-    throw badRequest(`infos.${field}`, `changing infos.${field} needs the account's credentials in the same request: the stored password is never sent to a new server`);
+    throw badRequest(
+      `infos.${field}`,
+      `changing infos.${field} needs the account's credentials in the same request: the stored password is never sent to a new server`,
+    );
   }
 }
 

@@ -29,7 +29,15 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
 
   app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean } }>(
     "/api/v2/messages",
-    { schema: { operationId: "ListMessages", tags, summary: "Messages and drafts, newest first, paged (is_draft filters)", querystring: listQuery, response: { 200: page("Message") } } },
+    {
+      schema: {
+        operationId: "ListMessages",
+        tags,
+        summary: "Messages and drafts, newest first, paged (is_draft filters)",
+        querystring: listQuery,
+        response: { 200: page("Message") },
+      },
+    },
     async (request) => store.messages.list(userOf(request).user_id, request.query),
   );
 
@@ -41,7 +49,15 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
 
   app.post<{ Body: DraftFields & { identity_id: string } }>(
     "/api/v2/messages",
-    { schema: { operationId: "CreateDraft", tags, summary: "Write a draft, sent from one of the user's identities", body: createDraftBody, response: { 201: { $ref: "Message#" } } } },
+    {
+      schema: {
+        operationId: "CreateDraft",
+        tags,
+        summary: "Write a draft, sent from one of the user's identities",
+        body: createDraftBody,
+        response: { 201: { $ref: "Message#" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const identity = await sendingIdentity(user.user_id, request.body.identity_id, "identity_id");
@@ -56,7 +72,16 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
 
   app.patch<{ Params: { message_id: string }; Body: DraftFields }>(
     "/api/v2/messages/:message_id",
-    { schema: { operationId: "PatchDraft", tags, summary: "Change a draft", params: messageParams, body: patchDraftBody, response: { 200: { $ref: "Message#" } } } },
+    {
+      schema: {
+        operationId: "PatchDraft",
+        tags,
+        summary: "Change a draft",
+        params: messageParams,
+        body: patchDraftBody,
+        response: { 200: { $ref: "Message#" } },
+      },
+    },
     async (request) => {
       const user = userOf(request);
       const current = await messageOf(user.user_id, request.params.message_id);

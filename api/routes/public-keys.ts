@@ -24,7 +24,15 @@ export function publicKeyRoutes(app: FastifyInstance, { store, emitter }: ApiCon
 
   app.get<{ Params: { contact_id: string } }>(
     "/api/v2/contacts/:contact_id/publickeys",
-    { schema: { operationId: "ListPubKeys", tags, summary: "The contact's public keys", params: contactParams, response: { 200: { type: "object", properties: { keys: { type: "array", items: { $ref: "PublicKey#" } }, total: { type: "integer" } } } } } },
+    {
+      schema: {
+        operationId: "ListPubKeys",
+        tags,
+        summary: "The contact's public keys",
+        params: contactParams,
+        response: { 200: { type: "object", properties: { keys: { type: "array", items: { $ref: "PublicKey#" } }, total: { type: "integer" } } } },
+      },
+    },
     async (request) => {
       const user = userOf(request);
       const contact = await contactOf(user.user_id, request.params.contact_id);
@@ -35,7 +43,16 @@ export function publicKeyRoutes(app: FastifyInstance, { store, emitter }: ApiCon
 
   app.post<{ Params: { contact_id: string }; Body: { key: string; label?: string } }>(
     "/api/v2/contacts/:contact_id/publickeys",
-    { schema: { operationId: "CreatePGPPubKey", tags, summary: "Add a public key; emits publish_key on keyAction", params: contactParams, body: createKeyBody, response: { 201: { $ref: "PublicKey#" } } } },
+    {
+      schema: {
+        operationId: "CreatePGPPubKey",
+        tags,
+        summary: "Add a public key; emits publish_key on keyAction",
+        params: contactParams,
+        body: createKeyBody,
+        response: { 201: { $ref: "PublicKey#" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const contact = await contactOf(user.user_id, request.params.contact_id);
@@ -69,7 +86,15 @@ export function publicKeyRoutes(app: FastifyInstance, { store, emitter }: ApiCon
 
   app.delete<{ Params: { contact_id: string; key_id: string } }>(
     "/api/v2/contacts/:contact_id/publickeys/:key_id",
-    { schema: { operationId: "DeletePubKey", tags, summary: "Remove a public key; emits delete_key on keyAction", params: keyParams, response: { 204: { type: "null" } } } },
+    {
+      schema: {
+        operationId: "DeletePubKey",
+        tags,
+        summary: "Remove a public key; emits delete_key on keyAction",
+        params: keyParams,
+        response: { 204: { type: "null" } },
+      },
+    },
     async (request, reply) => {
       const user = userOf(request);
       const contact = await contactOf(user.user_id, request.params.contact_id);

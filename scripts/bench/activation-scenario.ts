@@ -78,7 +78,13 @@ async function subscriptions(endpoint: NatsEndpoint): Promise<Population> {
 
 function idleMachine() {
   // Idle actors never reach their ports: these are only there to build the machine.
-  const idlePorts: ActorPorts = { logger: silentLogger(), publish: () => undefined, reply: () => undefined, request: async () => undefined, deadLetter: () => undefined };
+  const idlePorts: ActorPorts = {
+    logger: silentLogger(),
+    publish: () => undefined,
+    reply: () => undefined,
+    request: async () => undefined,
+    deadLetter: () => undefined,
+  };
   return benchFamily({ persistence: "none" }).createMachine(idlePorts);
 }
 

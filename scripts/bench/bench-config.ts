@@ -13,7 +13,15 @@ export interface BenchConfig {
    * Mail (scenarios 5–7): messages in the IMAP mailbox and APPENDs timed to compare filling methods;
    * SMTP messages (after a warm-up of a tenth), parallel sessions and body size; push APPENDs and their spacing.
    */
-  mail: { imapMessages: number; appendSample: number; smtpMessages: number; smtpSessions: number; smtpSize: number; pushAppends: number; pushSpacingMs: number };
+  mail: {
+    imapMessages: number;
+    appendSample: number;
+    smtpMessages: number;
+    smtpSessions: number;
+    smtpSize: number;
+    pushAppends: number;
+    pushSpacingMs: number;
+  };
   /**
    * Section 8 runs the request and orders scenarios once per kind of server. Smaller than scenarios 1
    * and 2 in a full run: with the node role, nats-server's cost per message grows with the replies it

@@ -35,7 +35,7 @@ function parseResult<R>(stdout: string, script: string): R {
 
 function forwardNoise(stdout: string): void {
   const noise = stdout.split("\n").filter((line) => line !== "" && !line.startsWith(RESULT_MARK));
-  if (noise.length > 0) process.stderr.write(noise.join("\n") + "\n");
+  if (noise.length > 0) process.stderr.write(`${noise.join("\n")}\n`);
 }
 
 /** Runs a bench script in its own Node process and resolves with its result. */
@@ -76,7 +76,11 @@ export function runChild<R>(script: string, task: unknown, options: ChildOptions
       unregister();
       forwardNoise(stdout);
       if (code !== 0) {
-        const why = timedOut ? `stopped after its timeout of ${options.timeoutMs} ms (${signal ?? `exit code ${code}`})` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
+        const why = timedOut
+          ? `stopped after its timeout of ${options.timeoutMs} ms (${signal ?? `exit code ${code}`})`
+          : signal !== null
+            ? `killed by ${signal}`
+            : `exit code ${code}`;
         reject(new Error(`${script} failed: ${why}\n${stderrTail.trim()}`));
         return;
       }

@@ -88,7 +88,11 @@ childMain<DispatchTask>(async (task) => {
   registerCleanup(() => untraced.close());
   const publishOrder = (js: ReturnType<typeof jetstream>) => (i: number) => {
     const id = randomUUID();
-    return js.publish(`bench.orders.${i % 64}.${BENCH_KIND}.${keys[i % task.keys]}`, encodeJson({ id, op: "deliver", kind: BENCH_KIND, key: keys[i % task.keys], message: message(i) }), { msgID: id });
+    return js.publish(
+      `bench.orders.${i % 64}.${BENCH_KIND}.${keys[i % task.keys]}`,
+      encodeJson({ id, op: "deliver", kind: BENCH_KIND, key: keys[i % task.keys], message: message(i) }),
+      { msgID: id },
+    );
   };
   const jsEvents = Math.max(1_000, Math.floor(task.events / 5));
 

@@ -141,10 +141,14 @@ export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
       victim.child.kill("SIGKILL");
       nodes.delete(victimId);
       syncAll();
-      await until("failover", async () => {
-        const now = await placement(nc);
-        return now.size === task.actors && ![...now.values()].includes(victimId);
-      }, 30_000);
+      await until(
+        "failover",
+        async () => {
+          const now = await placement(nc);
+          return now.size === task.actors && ![...now.values()].includes(victimId);
+        },
+        30_000,
+      );
       const failoverMs = performance.now() - killedAt;
       await until("orders drained after failover", drained, 60_000, 100);
 
@@ -153,16 +157,21 @@ export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
       syncAll();
       let lastChange = performance.now();
       let previous = "";
-      await until("rebalance", async () => {
-        const now = await placement(nc);
-        const signature = [...now.entries()].sort().join();
-        if (signature !== previous) {
-          previous = signature;
-          lastChange = performance.now();
-        }
-        const share = [...now.values()].filter((node) => node === joinerId).length;
-        return now.size === task.actors && share > 0 && performance.now() - lastChange > 1_000;
-      }, 30_000, 50);
+      await until(
+        "rebalance",
+        async () => {
+          const now = await placement(nc);
+          const signature = [...now.entries()].sort().join();
+          if (signature !== previous) {
+            previous = signature;
+            lastChange = performance.now();
+          }
+          const share = [...now.values()].filter((node) => node === joinerId).length;
+          return now.size === task.actors && share > 0 && performance.now() - lastChange > 1_000;
+        },
+        30_000,
+        50,
+      );
       const rebalanceMs = lastChange - readyAt;
       await until("orders drained after rebalance", drained, 60_000, 100);
       runs.push({ failoverMs, rebalanceMs, ...(await tally()) });

@@ -38,12 +38,23 @@ export interface RequestFigures {
 }
 
 /** Section 8: the same scenarios against servers secured in different ways. */
-export type SecuredFigures = Partial<Record<BenchSecurity, { requests: Partial<Record<RequestsVariant, RequestFigures>>; orders: Partial<Record<OrdersVariant, OrdersFigures>> }>>;
+export type SecuredFigures = Partial<
+  Record<BenchSecurity, { requests: Partial<Record<RequestsVariant, RequestFigures>>; orders: Partial<Record<OrdersVariant, OrdersFigures>> }>
+>;
 
 export interface KeyFigures {
   orders: Partial<Record<OrdersResult["variant"], OrdersFigures>>;
   /** In-process µs per order of each layer, by position in the dispatch table. */
-  layers: { decodeValidate: number; can: number; xstateSend: number; deliverLocal: number; jsPublish: number; jsPublishWall: number; jsPublishUntraced: number; jsPublishUntracedWall: number };
+  layers: {
+    decodeValidate: number;
+    can: number;
+    xstateSend: number;
+    deliverLocal: number;
+    jsPublish: number;
+    jsPublishWall: number;
+    jsPublishUntraced: number;
+    jsPublishUntracedWall: number;
+  };
   requests: Partial<Record<RequestsResult["variant"], RequestFigures>>;
   tls: SecuredFigures;
   activation: (population: { mode: ActivationResult["mode"]; persistence?: "none" | "snapshot"; count: number }) => ActivationResult | undefined;
@@ -120,9 +131,12 @@ export function keyFigures(run: BenchRun): KeyFigures {
     requests,
     tls: securedFigures(run),
     activation: (wanted) =>
-      activations.find((value) => value.mode === wanted.mode && value.count === wanted.count && (wanted.persistence === undefined || value.persistence === wanted.persistence)),
+      activations.find(
+        (value) => value.mode === wanted.mode && value.count === wanted.count && (wanted.persistence === undefined || value.persistence === wanted.persistence),
+      ),
   };
 }
 
 /** The fastest of several rounds of an import: the one least disturbed by the rest of the machine. */
-export const fastestRun = (runs: ImapPairRun[]): ImapPairRun | undefined => runs.reduce<ImapPairRun | undefined>((best, run) => (best === undefined || run.ms < best.ms ? run : best), undefined);
+export const fastestRun = (runs: ImapPairRun[]): ImapPairRun | undefined =>
+  runs.reduce<ImapPairRun | undefined>((best, run) => (best === undefined || run.ms < best.ms ? run : best), undefined);

@@ -108,7 +108,8 @@ function clusterSettled(nc: NatsConnection, ids: string[]): Promise<true> {
 async function actorNodes(nc: NatsConnection, kind: string): Promise<Map<string, string>> {
   const where = new Map<string, string>();
   for (const page of await askAll(nc, "caliopen.debug.actors", { kind, limit: 1_000 })) {
-    for (const actor of (page.actors as { key: string; status: string }[] | undefined) ?? []) if (actor.status !== "stopped") where.set(actor.key, String(page.node));
+    for (const actor of (page.actors as { key: string; status: string }[] | undefined) ?? [])
+      if (actor.status !== "stopped") where.set(actor.key, String(page.node));
   }
   return where;
 }
@@ -137,7 +138,14 @@ async function placedMailbox(view: MailStore, dovecot: BenchDovecot, ids: string
 }
 
 /** `nodeCount` node processes import every login's mailbox, all fullfetches sent at once. */
-export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secretKey: string, logins: string[], nodeCount: number, label: string): Promise<ImapPairRun> {
+export async function importTogether(
+  task: ImapTask,
+  dovecot: BenchDovecot,
+  secretKey: string,
+  logins: string[],
+  nodeCount: number,
+  label: string,
+): Promise<ImapPairRun> {
   const ids = Array.from({ length: nodeCount }, (_, index) => `bench-imap-${label}-${index + 1}`);
   const nodes: NodeProcess[] = [];
   const view = await openMailStore(task.endpoint, secretKey);
@@ -188,10 +196,12 @@ export async function importTogether(task: ImapTask, dovecot: BenchDovecot, secr
     const dovecotCpuMs = dovecot.cpuMs() - dovecotBefore;
 
     const stored = await Promise.all(mailboxes.map((box) => view.storedMessages(box.userId)));
-    if (stored.some((count) => count !== task.messages)) throw new Error(`${label}: ${stored.join(" and ")} messages stored, ${task.messages} expected in each mailbox`);
+    if (stored.some((count) => count !== task.messages))
+      throw new Error(`${label}: ${stored.join(" and ")} messages stored, ${task.messages} expected in each mailbox`);
     const inbound = await actorNodes(view.nc, INBOUND_KIND);
     const inboundPlaced = mailboxes.map((box) => inbound.get(box.userId) ?? "not running");
-    if (mailboxes.some((box, index) => inboundPlaced[index] !== box.node)) throw new Error(`${label}: inbound actors ran on ${inboundPlaced.join(", ")}, expected ${mailboxes.map((box) => box.node).join(", ")}`);
+    if (mailboxes.some((box, index) => inboundPlaced[index] !== box.node))
+      throw new Error(`${label}: inbound actors ran on ${inboundPlaced.join(", ")}, expected ${mailboxes.map((box) => box.node).join(", ")}`);
     const messages = task.messages * logins.length;
     const run: ImapPairRun = {
       nodes: nodeCount,

@@ -14,7 +14,21 @@ import { reapedChildrenCpuMs, startCpuMeter } from "./cpu-meter.ts";
 import { importTogether } from "./imap-pair.ts";
 import { settledMemory } from "./memory-probe.ts";
 import { startMemorySampler } from "./memory-sampler.ts";
-import { appendRate, benchUser, newSecretKey, fetchAll, fillMaildir, imapIdentity, PASSWORD, retireIdentity, profilePhase, startBenchDovecot, startMailNode, writeConfig, type BenchDovecot } from "./mail-bench.ts";
+import {
+  appendRate,
+  benchUser,
+  newSecretKey,
+  fetchAll,
+  fillMaildir,
+  imapIdentity,
+  PASSWORD,
+  retireIdentity,
+  profilePhase,
+  startBenchDovecot,
+  startMailNode,
+  writeConfig,
+  type BenchDovecot,
+} from "./mail-bench.ts";
 import type { ImapResult, ImapRun, ImapTask } from "./results.ts";
 
 const LOGIN = "bench";
@@ -125,7 +139,9 @@ childMain<ImapTask>(async (task): Promise<ImapResult> => {
 async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: string): Promise<Omit<ImapResult, "pair">> {
   const corpus = { to: `${LOGIN}@remote.test`, tag: `imap-${Date.now()}` };
   const filled = await fillMaildir(dovecot, LOGIN, task.messages, corpus);
-  progress(`${task.messages} messages (${(filled.bytes / 1024 / 1024).toFixed(1)} MiB) written in ${(filled.writeMs / 1000).toFixed(1)} s, indexed in ${(filled.indexMs / 1000).toFixed(1)} s`);
+  progress(
+    `${task.messages} messages (${(filled.bytes / 1024 / 1024).toFixed(1)} MiB) written in ${(filled.writeMs / 1000).toFixed(1)} s, indexed in ${(filled.indexMs / 1000).toFixed(1)} s`,
+  );
   const second = await fillMaildir(dovecot, SECOND_LOGIN, task.messages, { to: `${SECOND_LOGIN}@remote.test`, tag: `${corpus.tag}-2` });
   progress(`second mailbox: ${task.messages} messages written in ${(second.writeMs / 1000).toFixed(1)} s`);
   const append = await appendRate(dovecot, `${LOGIN}-append`, task.appendSample, { ...corpus, tag: `${corpus.tag}-append` });
@@ -208,7 +224,9 @@ async function importAlone(task: ImapTask, dovecot: BenchDovecot, secretKey: str
     const stored = await mail.storedMessages(userId);
     progress(`node fullfetch: ${(ms / 1000).toFixed(1)} s, ${finished.done}/${finished.total} done, ${finished.failed} failed, ${stored} stored`);
     if (finished.total !== task.messages || finished.done !== task.messages || finished.failed !== 0 || stored !== task.messages) {
-      throw new Error(`fullfetch finished with ${finished.done}/${finished.total} done, ${finished.failed} failed and ${stored} messages stored; ${task.messages} expected`);
+      throw new Error(
+        `fullfetch finished with ${finished.done}/${finished.total} done, ${finished.failed} failed and ${stored} messages stored; ${task.messages} expected`,
+      );
     }
     return {
       messages: task.messages,

@@ -110,7 +110,9 @@ export function interpretRun(run: BenchRun): string[] {
   const out: string[] = [];
   if (run.config.quick) out.push("- The last run was a quick one: rounds are short, the JIT is barely warm, and ratios move by tens of percent between runs.");
   if (run.backgroundCores > 0.2) {
-    out.push(`- Other processes used ${run.backgroundCores.toFixed(2)} cores on average during the last run: absolute rates are lower and noisier than on an idle machine; ratios, measured the same way on both sides, hold better.`);
+    out.push(
+      `- Other processes used ${run.backgroundCores.toFixed(2)} cores on average during the last run: absolute rates are lower and noisier than on an idle machine; ratios, measured the same way on both sides, hold better.`,
+    );
   }
   return out;
 }
@@ -159,20 +161,31 @@ function largest(deltas: [string, number][]): string {
 function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
   const { plain, tls, "tls-role": role } = figures.tls;
   // The same figure on the plain, TLS and TLS + role servers.
-  const pick = <T>(select: (entry: NonNullable<typeof plain>) => T | undefined) => [plain, tls, role].map((entry) => (entry === undefined ? undefined : select(entry)));
+  const pick = <T>(select: (entry: NonNullable<typeof plain>) => T | undefined) =>
+    [plain, tls, role].map((entry) => (entry === undefined ? undefined : select(entry)));
   const [plainActor, tlsActor, roleActor] = pick((entry) => entry.requests.actor);
   const [plainRaw, tlsRaw] = pick((entry) => entry.requests.raw);
   const [plainOrders, tlsOrders, roleOrders] = pick((entry) => entry.orders["actor-none"]);
   const [plainRawOrders, tlsRawOrders] = pick((entry) => entry.orders.raw);
   if (
-    plainActor === undefined || tlsActor === undefined || roleActor === undefined || plainRaw === undefined || tlsRaw === undefined ||
-    plainOrders === undefined || tlsOrders === undefined || roleOrders === undefined || plainRawOrders === undefined || tlsRawOrders === undefined
+    plainActor === undefined ||
+    tlsActor === undefined ||
+    roleActor === undefined ||
+    plainRaw === undefined ||
+    tlsRaw === undefined ||
+    plainOrders === undefined ||
+    tlsOrders === undefined ||
+    roleOrders === undefined ||
+    plainRawOrders === undefined ||
+    tlsRawOrders === undefined
   ) {
     return ["- TLS and credentials: not every scenario ran on every server, no reading."];
   }
   const { requests, orders } = run.config.tls;
-  const requestRatios = (over: RequestFigures, under: RequestFigures) => `p50 ${formatRatio(over.p50 / under.p50)}, requests/s ${formatRatio(over.perSecond / under.perSecond)}`;
-  const orderRatios = (over: OrdersFigures, under: OrdersFigures) => `orders/s ${formatRatio(over.pacedPerSecond / under.pacedPerSecond)} paced and ${formatRatio(over.perSecond / under.perSecond)} on a backlog`;
+  const requestRatios = (over: RequestFigures, under: RequestFigures) =>
+    `p50 ${formatRatio(over.p50 / under.p50)}, requests/s ${formatRatio(over.perSecond / under.perSecond)}`;
+  const orderRatios = (over: OrdersFigures, under: OrdersFigures) =>
+    `orders/s ${formatRatio(over.pacedPerSecond / under.pacedPerSecond)} paced and ${formatRatio(over.perSecond / under.perSecond)} on a backlog`;
   const roleServerFactor = roleActor.serverCpu / tlsActor.serverCpu;
   const out = [
     `- **TLS + node role ÷ plain** (the issue's figure, through an actor): request ${requestRatios(roleActor, plainActor)}; ${orderRatios(roleOrders, plainOrders)}. ${
@@ -180,7 +193,17 @@ function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
         ? `Most of it is the node role, not TLS: TLS alone gives request ${requestRatios(tlsActor, plainActor)} and ${orderRatios(tlsOrders, plainOrders)}, while the role multiplies the nats-server's CPU per request by ${formatRatio(roleServerFactor)} (${formatMicros(tlsActor.serverCpu)} → ${formatMicros(roleActor.serverCpu)}) and per order by ${formatRatio(roleOrders.serverCpuPerOrder / tlsOrders.serverCpuPerOrder)}.`
         : `The node role adds little on top of TLS (the nats-server's CPU per request ${formatRatio(roleServerFactor)} TLS alone's).`
     }`,
-    `- **TLS itself** (TLS + nkey ÷ plain): through an actor, request ${requestRatios(tlsActor, plainActor)}, ${orderRatios(tlsOrders, plainOrders)}; for bare nats.js, request ${requestRatios(tlsRaw, plainRaw)}, raw subscriber ${orderRatios(tlsRawOrders, plainRawOrders)}. Per request TLS adds ${added(tlsActor.responderCpu, plainActor.responderCpu)} of CPU in the node, ${added(tlsActor.serverCpu, plainActor.serverCpu)} in the nats-server and ${added(tlsActor.clientCpu, plainActor.clientCpu)} in the client (raw responder: ${added(tlsRaw.responderCpu, plainRaw.responderCpu)}, ${added(tlsRaw.serverCpu, plainRaw.serverCpu)}, ${added(tlsRaw.clientCpu, plainRaw.clientCpu)}); per published order ${added(tlsOrders.cpuPerOrder, plainOrders.cpuPerOrder)} in the node, ${added(tlsOrders.serverCpuPerOrder, plainOrders.serverCpuPerOrder)} in the nats-server, ${added(tlsOrders.publisherCpuPerOrder, plainOrders.publisherCpuPerOrder)} in the publisher (raw subscriber: ${added(tlsRawOrders.cpuPerOrder, plainRawOrders.cpuPerOrder)}). The largest share: ${largest([["the client", tlsActor.clientCpu - plainActor.clientCpu], ["the node", tlsActor.responderCpu - plainActor.responderCpu], ["the nats-server", tlsActor.serverCpu - plainActor.serverCpu]])} for requests, ${largest([["the node", tlsOrders.cpuPerOrder - plainOrders.cpuPerOrder], ["the nats-server", tlsOrders.serverCpuPerOrder - plainOrders.serverCpuPerOrder], ["the publisher", tlsOrders.publisherCpuPerOrder - plainOrders.publisherCpuPerOrder]])} for orders.`,
+    `- **TLS itself** (TLS + nkey ÷ plain): through an actor, request ${requestRatios(tlsActor, plainActor)}, ${orderRatios(tlsOrders, plainOrders)}; for bare nats.js, request ${requestRatios(tlsRaw, plainRaw)}, raw subscriber ${orderRatios(tlsRawOrders, plainRawOrders)}. Per request TLS adds ${added(tlsActor.responderCpu, plainActor.responderCpu)} of CPU in the node, ${added(tlsActor.serverCpu, plainActor.serverCpu)} in the nats-server and ${added(tlsActor.clientCpu, plainActor.clientCpu)} in the client (raw responder: ${added(tlsRaw.responderCpu, plainRaw.responderCpu)}, ${added(tlsRaw.serverCpu, plainRaw.serverCpu)}, ${added(tlsRaw.clientCpu, plainRaw.clientCpu)}); per published order ${added(tlsOrders.cpuPerOrder, plainOrders.cpuPerOrder)} in the node, ${added(tlsOrders.serverCpuPerOrder, plainOrders.serverCpuPerOrder)} in the nats-server, ${added(tlsOrders.publisherCpuPerOrder, plainOrders.publisherCpuPerOrder)} in the publisher (raw subscriber: ${added(tlsRawOrders.cpuPerOrder, plainRawOrders.cpuPerOrder)}). The largest share: ${largest(
+      [
+        ["the client", tlsActor.clientCpu - plainActor.clientCpu],
+        ["the node", tlsActor.responderCpu - plainActor.responderCpu],
+        ["the nats-server", tlsActor.serverCpu - plainActor.serverCpu],
+      ],
+    )} for requests, ${largest([
+      ["the node", tlsOrders.cpuPerOrder - plainOrders.cpuPerOrder],
+      ["the nats-server", tlsOrders.serverCpuPerOrder - plainOrders.serverCpuPerOrder],
+      ["the publisher", tlsOrders.publisherCpuPerOrder - plainOrders.publisherCpuPerOrder],
+    ])} for orders.`,
     `- **What TLS costs is CPU per message, not bytes.** The node's sockets carry ${formatBytes(tlsActor.responderIo.bytes - plainActor.responderIo.bytes)} more per request (of ${formatBytes(plainActor.responderIo.bytes)}) and ${formatBytes(tlsOrders.consumerIo.bytes - plainOrders.consumerIo.bytes)} more per order (of ${formatBytes(plainOrders.consumerIo.bytes)}): TLS 1.3 (negotiated here with AES-128-GCM) adds 22 bytes per record, and a record carries whatever one write carries — under load many messages (${plainOrders.consumerIo.syscalls > 0 ? `${formatCount(1 / plainOrders.consumerIo.syscalls)} orders per read or write call on the node's sockets` : "n/a"}). An actor request puts the same messages on the wire as a raw one (${formatBytes(plainActor.responderIo.bytes)} vs ${formatBytes(plainRaw.responderIo.bytes)} per request), so TLS has the same to do for both; a published order costs the node ${formatRatio(plainOrders.consumerIo.bytes / plainRawOrders.consumerIo.bytes)} the bytes a raw subscriber reads (the intake stream's delivery, the keyed-order stream's publish and its ack, the shard's delivery, two acks), and TLS's cost per order grows with them: that is the durable design's traffic, not the actor code. A CPU profile of a node draining 30,000 orders, plain then TLS, taken while this section was written, put TLS's extra CPU in the node about a third in socket writes (the encryption runs inside each \`writev\`, where a plain socket's write is one \`writeBuffer\`), a fifth in nats.js's parser joining messages split across TLS records (which a plain socket delivers whole far more often), a tenth in native code (decryption), the rest spread thinly.`,
   ];
   return out;
@@ -198,7 +221,8 @@ function importMemoryReading(r: ImapResult): string[] {
   const boundMet = growth <= TARGETS.importHeapMiB * MiB;
   const average = r.bytes / r.messages;
   const { inFlightRaws, parsers, youngGeneration, cachesAndSlack } = IMPORT_HEAP_BOUND;
-  const growthText = grows === null ? "whether it grows was not measured by that run" : grows ? "it GROWS with the mailbox" : "it does not grow with the mailbox";
+  const growthText =
+    grows === null ? "whether it grows was not measured by that run" : grows ? "it GROWS with the mailbox" : "it does not grow with the mailbox";
   return [
     `- **The node's heap during the import: bound ${boundMet ? "met" : "not met"}; ${growthText}.** Idle, with the worker started, the node holds ${mib(idle)} (heapUsed + external, after full GCs; RSS ${mib(m.idle.rss)}); importing ${formatCount(r.messages)} messages it peaked at ${mib(m.peakJs)}, ${mib(growth)} over idle (heapUsed alone ${mib(m.peak.heapUsed)}, external ${mib(m.peak.external)}, RSS ${mib(m.peak.rss)}). ${retained === null ? "" : `Once the import was over and full GCs had run, it held ${mib(retained + idle)}, ${mib(retained)} more than idle: a node that kept each imported raw's bytes would hold ${mib(r.bytes)} more, one that kept ${formatBytes(1024)} per message ${mib(r.messages * 1024)}. `}Just after a major GC during the import it held ${mib(m.firstQuarterAfterGcJs)} at most in the first quarter of the run and ${mib(m.lastQuarterAfterGcJs)} in the last: what was alive then includes the work in flight, which the settled figure after the import does not. The timed peaks (${mib(m.firstQuarterPeakJs)} in the first quarter, ${mib(m.lastQuarterPeakJs)} in the last) are garbage waiting for the next major GC: ${mib(m.peakJs - Math.max(m.firstQuarterAfterGcJs, m.lastQuarterAfterGcJs))} of the peak was not alive, and V8 sizes the old space to collect it only when it fills.`,
     `- **The bound, ${TARGETS.importHeapMiB} MiB over idle, is what the design should let a node hold whatever the mailbox**: the worker's ${2 * MAX_BATCH_RAWS} messages in flight (two import batches) at up to 1 MiB each (${inFlightRaws} MiB); the inbound actor's 16 parsers of a batch, each holding a raw read back and its parsed parts, about twice the raw (${parsers} MiB); V8's young generation, where all this garbage waits for a scavenge (${youngGeneration} MiB); the node's bounded caches and slack (${cachesAndSlack} MiB). This corpus's mails average ${formatBytes(average)}, so its ${2 * MAX_BATCH_RAWS} in flight weigh only ${mib(2 * MAX_BATCH_RAWS * average)}: ${boundMet ? `the peak kept under the bound${growth > 0.75 * TARGETS.importHeapMiB * MiB ? ` but used ${formatPercent(growth / (TARGETS.importHeapMiB * MiB))} of it with small mails, the rest being old-space garbage the bound does not count; with 1 MiB mails the same garbage would come on top of ${inFlightRaws} MiB in flight, so it would likely be exceeded — a corpus of large mails would tell` : ""}` : "the peak is over the bound even with small mails: old-space garbage the bound does not count"}.`,
@@ -219,7 +243,8 @@ function importTogetherReading(run: BenchRun): string[] {
   const cpuTotal = (value: ImapPairRun) => value.nodeCpuMs.reduce((sum, cpu) => sum + cpu, 0) + value.natsCpuMs + value.dovecotCpuMs;
   // With every core busy the run cannot be shorter than its CPU work spread over all of them.
   const floor = cpuTotal(twoNodes) / cores / oneNode.ms;
-  const perNode = (value: ImapPairRun) => value.nodeCpuMs.map((cpu) => `${formatMs(cpu / value.messages)} (busy ${formatPercent(cpu / value.ms)})`).join(" and ");
+  const perNode = (value: ImapPairRun) =>
+    value.nodeCpuMs.map((cpu) => `${formatMs(cpu / value.messages)} (busy ${formatPercent(cpu / value.ms)})`).join(" and ");
   const saturated = busy(twoNodes) >= 0.85 * cores;
   return [
     `- **Two nodes for two mailboxes: aim ${ratio <= TARGETS.imapTwoNodesRatio ? "met" : "not met"}.** One node imported both mailboxes (${formatCount(oneNode.messages)} messages) in ${(oneNode.ms / 1000).toFixed(1)} s at best (rounds: ${times(pair.oneNode)}); two nodes, one mailbox each, in ${(twoNodes.ms / 1000).toFixed(1)} s (rounds: ${times(pair.twoNodes)}): ${formatRatio(ratio)} (aim ≤ ${formatRatio(TARGETS.imapTwoNodesRatio)}). CPU per message: the one node ${perNode(oneNode)}, the nats-server ${formatMs(oneNode.natsCpuMs / oneNode.messages)} (busy ${formatPercent(oneNode.natsCpuMs / oneNode.ms)}), Dovecot ${formatMs(oneNode.dovecotCpuMs / oneNode.messages)}; with two nodes ${perNode(twoNodes)}, the nats-server ${formatMs(twoNodes.natsCpuMs / twoNodes.messages)} (busy ${formatPercent(twoNodes.natsCpuMs / twoNodes.ms)}), Dovecot ${formatMs(twoNodes.dovecotCpuMs / twoNodes.messages)}.`,

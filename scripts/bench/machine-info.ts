@@ -58,6 +58,8 @@ export function machineInfo(): MachineInfo {
     xstate: packageVersion("xstate"),
     loadAtStart: loadavg()[0] ?? Number.NaN,
     commit: git(["rev-parse", "--short", "HEAD"]) || "unknown",
-    uncommittedRuntimeFiles: git(["status", "--porcelain", "--", "runtime", "supervisors", "actors"]).split("\n").filter((line) => line !== "").length,
+    uncommittedRuntimeFiles: git(["status", "--porcelain", "--", "runtime", "supervisors", "actors"])
+      .split("\n")
+      .filter((line) => line !== "").length,
   };
 }

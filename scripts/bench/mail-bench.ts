@@ -102,7 +102,13 @@ export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOpt
   const secretKey = options.secretKey ?? newSecretKey();
   const config = caliopenConfigFromEnv(mailNodeEnv(options, secretKey), dataDir, tally.logger);
   let smtpPort: number | null = null;
-  const nodeConfig: NodeConfig = { ...nodeConfigFromEnv({}), nats: endpoint, dataDir, nodeId: options.nodeId ?? `bench-mail-${defaultNodeId()}`, shutdownGraceMs: 5_000 };
+  const nodeConfig: NodeConfig = {
+    ...nodeConfigFromEnv({}),
+    nats: endpoint,
+    dataDir,
+    nodeId: options.nodeId ?? `bench-mail-${defaultNodeId()}`,
+    shutdownGraceMs: 5_000,
+  };
   const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);
   const view = await openMailStore(endpoint, secretKey);
   let stopped: Promise<void> | null = null;
@@ -234,7 +240,12 @@ export async function fillMaildir(dovecot: TestDovecot, login: string, count: nu
 }
 
 /** Messages/s of APPEND over one imapflow connection (one at a time), on a mailbox of its own. */
-export async function appendRate(dovecot: TestDovecot, login: string, count: number, corpus: CorpusOptions): Promise<{ count: number; ms: number; perSecond: number }> {
+export async function appendRate(
+  dovecot: TestDovecot,
+  login: string,
+  count: number,
+  corpus: CorpusOptions,
+): Promise<{ count: number; ms: number; perSecond: number }> {
   const client = await dovecot.client(login, PASSWORD);
   try {
     const raws = Array.from({ length: count }, (_, index) => Buffer.from(corpusMessage(index, corpus).text.replace(/\n/g, "\r\n"), "utf8"));

@@ -14,7 +14,20 @@ const WORDS = (
   "right used take three meeting invoice project release report budget schedule review draft contract server backup"
 ).split(" ");
 
-const NAMES = ["Alice Martin", "Bob Durand", "Carol Petit", "David Moreau", "Emma Laurent", "Farid Haddad", "Gina Rossi", "Hugo Blanc", "Ines Garcia", "Jules Bernard", "Karim Benali", "Lea Dubois"];
+const NAMES = [
+  "Alice Martin",
+  "Bob Durand",
+  "Carol Petit",
+  "David Moreau",
+  "Emma Laurent",
+  "Farid Haddad",
+  "Gina Rossi",
+  "Hugo Blanc",
+  "Ines Garcia",
+  "Jules Bernard",
+  "Karim Benali",
+  "Lea Dubois",
+];
 const DOMAINS = ["example.org", "mail.example.net", "corp.example.com", "lists.example.org"];
 
 /** Mulberry32: a small seeded PRNG, so every run sends the same corpus. */
@@ -103,7 +116,7 @@ export function corpusMessage(index: number, options: CorpusOptions): CorpusMess
   const reply = index > 0 && random() < 0.3;
   const id = (n: number) => `<${corpusMessageId(n, options.tag)}>`;
   const headers = [
-    "Return-Path: <" + from.address + ">",
+    `Return-Path: <${from.address}>`,
     `Received: from mx.${pick(random, DOMAINS)} (mx [192.0.2.${index % 250}])\n\tby imap.example.org with ESMTPS id ${index.toString(36)}x${Math.floor(random() * 1e9).toString(36)}\n\tfor <${options.to}>; ${rfc2822Date(random, index)}`,
     `From: ${from.name} <${from.address}>`,
     `To: ${options.to}`,
@@ -129,7 +142,20 @@ export function corpusMessage(index: number, options: CorpusOptions): CorpusMess
       .split("\n\n")
       .map((paragraph) => `<p>${paragraph.replace(/\n/g, " ")}</p>`)
       .join("\n")}</body></html>`;
-    body = [`--${boundary}`, "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "", text, `--${boundary}`, "Content-Type: text/html; charset=utf-8", "Content-Transfer-Encoding: 8bit", "", html, `--${boundary}--`, ""].join("\n");
+    body = [
+      `--${boundary}`,
+      "Content-Type: text/plain; charset=utf-8",
+      "Content-Transfer-Encoding: 8bit",
+      "",
+      text,
+      `--${boundary}`,
+      "Content-Type: text/html; charset=utf-8",
+      "Content-Transfer-Encoding: 8bit",
+      "",
+      html,
+      `--${boundary}--`,
+      "",
+    ].join("\n");
   } else {
     const boundary = `mix-${index}-${Math.floor(random() * 1e9).toString(36)}`;
     headers.push(`Content-Type: multipart/mixed; boundary="${boundary}"`);

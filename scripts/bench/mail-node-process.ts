@@ -14,10 +14,12 @@ const task = JSON.parse(process.env.BENCH_MAIL_NODE ?? "null") as MailNodeTask |
 if (task === null) throw new Error("BENCH_MAIL_NODE is not set");
 const mail = await startMailNode(task.endpoint, { smtp: false, push: false, admit: task.admit, secretKey: task.secretKey, nodeId: task.nodeId });
 process.stdout.write("ready\n");
-process.on("SIGTERM", () =>
-  void mail.stop().then(() => {
-    const warnings = mail.warnings();
-    if (Object.keys(warnings).length > 0) process.stdout.write(`warnings ${JSON.stringify(warnings)}\n`);
-    process.exit(0);
-  }),
+process.on(
+  "SIGTERM",
+  () =>
+    void mail.stop().then(() => {
+      const warnings = mail.warnings();
+      if (Object.keys(warnings).length > 0) process.stdout.write(`warnings ${JSON.stringify(warnings)}\n`);
+      process.exit(0);
+    }),
 );

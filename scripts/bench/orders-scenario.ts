@@ -104,7 +104,8 @@ async function rawDurableConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
     settled: (timeoutMs) => untilEmpty(pending, timeoutMs),
     storedSyncs: async () => null,
     kvLastSeq: async () => null,
-    warnings: (): Record<string, number> => (failedPublishes > 0 ? { "JetStream publish failed (raw durable baseline, order redelivered)": failedPublishes } : {}),
+    warnings: (): Record<string, number> =>
+      failedPublishes > 0 ? { "JetStream publish failed (raw durable baseline, order redelivered)": failedPublishes } : {},
     close: async () => {
       for (const messages of consuming) await messages.close().catch(() => undefined);
       await nc.close();
@@ -168,7 +169,11 @@ function reportProgress(nc: NatsConnection, probe: ProgressProbe): () => void {
 
 childMain<OrdersTask>(async (task) => {
   const consumer =
-    task.variant === "raw" ? await rawConsumer(task.endpoint) : task.variant === "raw-durable" ? await rawDurableConsumer(task.endpoint) : await nodeConsumer(task.endpoint, task.variant);
+    task.variant === "raw"
+      ? await rawConsumer(task.endpoint)
+      : task.variant === "raw-durable"
+        ? await rawDurableConsumer(task.endpoint)
+        : await nodeConsumer(task.endpoint, task.variant);
   const side = await connectBench(task.endpoint, "bench warm-up publisher and progress reports");
   registerCleanup(() => side.close());
   const burst: PublishTask = { kind: "publish", endpoint: task.endpoint, count: task.count, keys: task.keys, flushEvery: task.flushEvery };

@@ -28,7 +28,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function summary(samples: (number | null)[]): PushLatency {
   const seen = samples.filter((value): value is number => value !== null);
-  return { samples: seen, median: median(seen), p90: percentile(seen, 90), max: seen.length === 0 ? Number.NaN : Math.max(...seen), missed: samples.length - seen.length };
+  return {
+    samples: seen,
+    median: median(seen),
+    p90: percentile(seen, 90),
+    max: seen.length === 0 ? Number.NaN : Math.max(...seen),
+    missed: samples.length - seen.length,
+  };
 }
 
 /** The baseline IDLE client in its own process; resolves once it IDLEs. */
@@ -66,7 +72,12 @@ childMain<PushTask>(async (task): Promise<PushResult> => {
     const cell = () => mail.node.host.get(IMAP_KIND, identity.identity_id);
     const deadline = Date.now() + 30_000;
     // Watching, and the sync the watch asks for once its mailbox is open has run too.
-    while (!(JSON.stringify(cell()?.summary().state ?? "").includes('"push":"watching"') && ((cell()?.inspect().context as ImapWorkerContext | undefined)?.history.length ?? 0) >= 2)) {
+    while (
+      !(
+        JSON.stringify(cell()?.summary().state ?? "").includes('"push":"watching"') &&
+        ((cell()?.inspect().context as ImapWorkerContext | undefined)?.history.length ?? 0) >= 2
+      )
+    ) {
       if (Date.now() > deadline) throw new Error(`the imap worker is not watching after 30 s: ${JSON.stringify(cell()?.summary().state)}`);
       await sleep(50);
     }
@@ -113,9 +124,18 @@ childMain<PushTask>(async (task): Promise<PushResult> => {
     watch.stop();
     watcher.stop();
     const overhead = nodeMs.map((node, i) => (node === null || idleMs[i] == null ? null : node - (idleMs[i] as number)));
-    const result: PushResult = { appends: task.appends, spacingMs: task.spacingMs, append: summary(appendMs), idle: summary(idleMs), node: summary(nodeMs), overhead: summary(overhead), warnings: mail.warnings() };
+    const result: PushResult = {
+      appends: task.appends,
+      spacingMs: task.spacingMs,
+      append: summary(appendMs),
+      idle: summary(idleMs),
+      node: summary(nodeMs),
+      overhead: summary(overhead),
+      warnings: mail.warnings(),
+    };
     progress(`IDLE client median ${result.idle.median.toFixed(1)} ms, node median ${result.node.median.toFixed(1)} ms (${result.node.missed} missed)`);
-    if (result.node.missed > 0 || result.idle.missed > 0) throw new Error(`APPENDs not seen within ${SEEN_WITHIN_MS} ms: ${result.idle.missed} by the IDLE client, ${result.node.missed} by the node`);
+    if (result.node.missed > 0 || result.idle.missed > 0)
+      throw new Error(`APPENDs not seen within ${SEEN_WITHIN_MS} ms: ${result.idle.missed} by the IDLE client, ${result.node.missed} by the node`);
     return result;
   } finally {
     await mail.stop();

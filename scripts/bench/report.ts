@@ -6,7 +6,20 @@ import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
 import { fastestRun, keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import type { IoCounters } from "./io-meter.ts";
 import type { MachineInfo } from "./machine-info.ts";
-import type { ActivationResult, DispatchResult, ImapPairRun, ImapResult, ImapRun, OrdersResult, OrdersRound, PushLatency, PushResult, RequestsResult, SmtpResult, SmtpRun } from "./results.ts";
+import type {
+  ActivationResult,
+  DispatchResult,
+  ImapPairRun,
+  ImapResult,
+  ImapRun,
+  OrdersResult,
+  OrdersRound,
+  PushLatency,
+  PushResult,
+  RequestsResult,
+  SmtpResult,
+  SmtpRun,
+} from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
 
 /** One scenario process's result, with the load other processes put on the machine meanwhile (cores). */
@@ -76,7 +89,10 @@ function backgroundLine(outcomes: Outcome<unknown>[]): string[] {
   if (outcomes.length === 0) return [];
   const parts = outcomes.map((outcome) => `${outcome.label} ${outcome.backgroundCores.toFixed(2)}`);
   const worst = Math.max(...outcomes.map((outcome) => outcome.backgroundCores));
-  return ["", `Cores kept busy by other processes during each run: ${parts.join(", ")}${worst > 0.2 ? " — **figures of the runs above 0.2 were disturbed**" : ""}.`];
+  return [
+    "",
+    `Cores kept busy by other processes during each run: ${parts.join(", ")}${worst > 0.2 ? " — **figures of the runs above 0.2 were disturbed**" : ""}.`,
+  ];
 }
 
 const failures = (outcomes: Outcome<unknown>[]): string[] =>
@@ -104,7 +120,10 @@ const ORDER_LABELS: Record<OrdersResult["variant"], string> = {
 };
 
 /** The runtime's own warnings and errors during a scenario: a run that "worked" while the runtime struggled must say so. */
-function warningLines(sources: { label: string; warnings: Record<string, number> }[], intro = "Warnings and errors the runtime logged during these runs (for the raw durable baseline: its own failed publishes):"): string[] {
+function warningLines(
+  sources: { label: string; warnings: Record<string, number> }[],
+  intro = "Warnings and errors the runtime logged during these runs (for the raw durable baseline: its own failed publishes):",
+): string[] {
   const lines: string[] = [];
   for (const { label, warnings } of sources) {
     const entries = Object.entries(warnings).sort((a, b) => b[1] - a[1]);
@@ -121,7 +140,8 @@ function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const rawBacklog = rawRate((value) => value.backlog);
   const rawPaced = rawRate((value) => value.paced);
   const durable = found(run.orders, (value) => value.variant === "raw-durable");
-  const durableRate = (pick: (value: OrdersResult) => OrdersRound[]) => (durable === undefined ? Number.NaN : spread(pick(durable), (round) => round.perSecond).median);
+  const durableRate = (pick: (value: OrdersResult) => OrdersRound[]) =>
+    durable === undefined ? Number.NaN : spread(pick(durable), (round) => round.perSecond).median;
   const durableBacklog = durableRate((value) => value.backlog);
   const durablePaced = durableRate((value) => value.paced);
   const lines = [
@@ -150,7 +170,9 @@ function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
       `| ${ORDER_LABELS[value.variant]} | ${formatCount(value.count)} | ${rateCell(value.backlog)} | ${formatRatio(backlog / rawBacklog)} | ${formatRatio(backlog / durableBacklog)} | ${formatMicros(cpuPerOrder)} | ${busy((round) => round.consumerCpuMs)} | ${busy((round) => round.serverCpuMs)} | ${rateCell(value.paced)} | ${formatRatio(paced / rawPaced)} | ${formatRatio(paced / durablePaced)} | ${settled} | ${writes} | ${value.variant === "actor-snapshot" ? formatCount(lost) : "—"} |`,
     );
   }
-  lines.push(...warningLines(run.orders.flatMap((outcome) => (outcome.ok ? [{ label: ORDER_LABELS[outcome.value.variant], warnings: outcome.value.warnings }] : []))));
+  lines.push(
+    ...warningLines(run.orders.flatMap((outcome) => (outcome.ok ? [{ label: ORDER_LABELS[outcome.value.variant], warnings: outcome.value.warnings }] : []))),
+  );
   lines.push(...failures(run.orders));
   lines.push(...backgroundLine([...run.orders, ...(run.dispatch === null ? [] : [run.dispatch])]));
 
@@ -167,7 +189,9 @@ function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
     );
     if (run.dispatch.ok) {
       for (const step of run.dispatch.value.steps) {
-        lines.push(`| ${step.step} | ${formatMicros(step.microsPerEvent)} | ${step.wallMicrosPerEvent === null ? "—" : formatMicros(step.wallMicrosPerEvent)} |`);
+        lines.push(
+          `| ${step.step} | ${formatMicros(step.microsPerEvent)} | ${step.wallMicrosPerEvent === null ? "—" : formatMicros(step.wallMicrosPerEvent)} |`,
+        );
       }
     } else lines.push(...failures([run.dispatch]));
   }
@@ -225,7 +249,10 @@ function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const ratio = raw !== undefined && actor !== undefined ? actor.sequential.p50 / raw.sequential.p50 : Number.NaN;
   verdicts.push({
     target: `Request p50 through an actor ≤ ${TARGETS.requestP50Ratio} × raw (sequential)`,
-    measured: Number.isFinite(ratio) && raw !== undefined && actor !== undefined ? `${formatRatio(ratio)} (${formatMs(actor.sequential.p50)} vs ${formatMs(raw.sequential.p50)})` : "n/a",
+    measured:
+      Number.isFinite(ratio) && raw !== undefined && actor !== undefined
+        ? `${formatRatio(ratio)} (${formatMs(actor.sequential.p50)} vs ${formatMs(raw.sequential.p50)})`
+        : "n/a",
     met: Number.isFinite(ratio) ? ratio <= TARGETS.requestP50Ratio : null,
   });
   return lines;
@@ -273,7 +300,10 @@ function activationSection(run: BenchRun, verdicts: Verdict[]): string[] {
   }
   // An idle actor is passivated by the node (CALIOPEN_PASSIVATE_AFTER_MS); a live one keeps its XState actor.
   const idle = found(run.activation, (value) => value.mode === "passivated" && value.count === large);
-  for (const [what, figures] of [["idle, passivated", idle], ["live, just activated", actors]] as const) {
+  for (const [what, figures] of [
+    ["idle, passivated", idle],
+    ["live, just activated", actors],
+  ] as const) {
     verdicts.push({
       target: `Heap per ${what} actor ≤ ${formatBytes(TARGETS.bytesPerActor)} (${formatCount(large)} actors, persistence none)`,
       measured: figures === undefined ? "n/a" : `${formatBytes(figures.heapPerItem)} heap, ${formatBytes(figures.rssPerItem)} RSS`,
@@ -317,7 +347,13 @@ export function renderParts(run: BenchRun, ran: ReadonlySet<PartName>, readings:
   return PART_NAMES.filter((name) => ran.has(name)).map((name) => {
     const verdicts: Verdict[] = [];
     const section = builders[name](verdicts);
-    return { name, measured, targets: verdicts.map((verdict) => `| ${verdict.target} | ${verdict.measured} | ${mark(verdict.met)} |`), section, reading: reading[name] ?? [] };
+    return {
+      name,
+      measured,
+      targets: verdicts.map((verdict) => `| ${verdict.target} | ${verdict.measured} | ${mark(verdict.met)} |`),
+      section,
+      reading: reading[name] ?? [],
+    };
   });
 }
 
@@ -329,7 +365,10 @@ export function composeReport(run: BenchRun, parts: ReportPart[], general: strin
   const provenance = (part: ReportPart) =>
     part.measured.date === machine.date
       ? []
-      : [`*Kept from the run of ${part.measured.date} (commit ${part.measured.commit}${part.measured.quick ? ", quick run" : ""}): not re-run by the last one.*`, ""];
+      : [
+          `*Kept from the run of ${part.measured.date} (commit ${part.measured.commit}${part.measured.quick ? ", quick run" : ""}): not re-run by the last one.*`,
+          "",
+        ];
   const section = (part: ReportPart) => {
     const [heading, ...rest] = part.section;
     return [heading ?? "", ...(rest[0] === "" ? [""] : []), ...provenance(part), ...(rest[0] === "" ? rest.slice(1) : rest)];
@@ -337,7 +376,12 @@ export function composeReport(run: BenchRun, parts: ReportPart[], general: strin
   return [
     "# Benchmarks",
     "",
-    `Last run: \`${command}\` (scripts/bench/run-benchmarks.ts) on ${machine.date}, ${(run.durationMs / 1000).toFixed(0)} s${run.config.quick ? " — **quick run: small sizes, figures are indicative only**" : ""}; it measured ${ordered.filter((part) => !kept.includes(part)).map((part) => part.name).join(", ") || "nothing"}.${kept.length > 0 ? ` The other sections (${kept.map((part) => part.name).join(", ")}) are kept from earlier runs, as BENCHMARKS.json holds them; each says when it was measured.` : ""}`,
+    `Last run: \`${command}\` (scripts/bench/run-benchmarks.ts) on ${machine.date}, ${(run.durationMs / 1000).toFixed(0)} s${run.config.quick ? " — **quick run: small sizes, figures are indicative only**" : ""}; it measured ${
+      ordered
+        .filter((part) => !kept.includes(part))
+        .map((part) => part.name)
+        .join(", ") || "nothing"
+    }.${kept.length > 0 ? ` The other sections (${kept.map((part) => part.name).join(", ")}) are kept from earlier runs, as BENCHMARKS.json holds them; each says when it was measured.` : ""}`,
     "",
     `Code measured: commit ${machine.commit}${machine.uncommittedRuntimeFiles > 0 ? ` plus uncommitted changes to ${machine.uncommittedRuntimeFiles} file(s) under runtime/, supervisors/ or actors/ (work in progress at the time of the run)` : ""}.`,
     "",
@@ -377,7 +421,11 @@ function failoverSection(outcome: Outcome<FailoverResult> | null, verdicts: Verd
     measured: `median ${(middle(failover) / 1000).toFixed(2)} s, max ${(Math.max(...failover) / 1000).toFixed(2)} s`,
     met: Math.max(...failover) <= 5_000,
   });
-  verdicts.push({ target: "Orders lost during failover and rebalance = 0", measured: `${lost} lost, ${duplicated} applied twice`, met: lost === 0 && duplicated === 0 });
+  verdicts.push({
+    target: "Orders lost during failover and rebalance = 0",
+    measured: `${lost} lost, ${duplicated} applied twice`,
+    met: lost === 0 && duplicated === 0,
+  });
   return [
     ...lines,
     `${actors} actors (persistence \`snapshot\`) over ${nodes} node processes (scripts/bench/cluster-bench-node.ts, default failure detection) on one nats-server. Each run: kill -9 the node running the most actors and send one \`sync\` per actor at once; **failover** is the time from the kill until the debug subject shows every actor running on a survivor. Then start a new node and send one \`sync\` per actor; **rebalance** is the time from its \`ready\` until placement stops changing (last change, with the new node holding a share). After each run both streams drain and every actor's saved \`syncs\` is compared with the orders sent.`,
@@ -460,10 +508,14 @@ function importMemoryLines(r: ImapResult, verdicts: Verdict[]): string[] {
   });
   verdicts.push({
     target: `… and it does not grow with the mailbox: what the node still holds once the import is over (settled by full GCs) ≤ the idle node's + ${TARGETS.importGrowthMiB} MiB`,
-    measured: r.node.retained === undefined || retained === null ? "not measured by that run" : `${signedMib(retained)} (${mib(js(r.node.retained))} vs ${mib(js(m.idle))} idle)`,
+    measured:
+      r.node.retained === undefined || retained === null
+        ? "not measured by that run"
+        : `${signedMib(retained)} (${mib(js(r.node.retained))} vs ${mib(js(m.idle))} idle)`,
     met: retained === null ? null : retained <= TARGETS.importGrowthMiB * MiB,
   });
-  const row = (label: string, idle: number, peak: number, quarters: string) => `| ${label} | ${mib(idle)} | ${mib(peak)} | ${signedMib(peak - idle)} | ${quarters} |`;
+  const row = (label: string, idle: number, peak: number, quarters: string) =>
+    `| ${label} | ${mib(idle)} | ${mib(peak)} | ${signedMib(peak - idle)} | ${quarters} |`;
   return [
     "",
     "### The node's memory during the import",
@@ -478,7 +530,11 @@ function importMemoryLines(r: ImapResult, verdicts: Verdict[]): string[] {
     row("RSS", m.idle.rss, m.peak.rss, "—"),
     row("**heapUsed + external**", js(m.idle), m.peakJs, `${mib(m.firstQuarterPeakJs)} / ${mib(m.lastQuarterPeakJs)}`),
     `| heapUsed + external just after a major GC (in-flight work included) | ${mib(js(m.idle))} | | | ${mib(m.firstQuarterAfterGcJs)} / ${mib(m.lastQuarterAfterGcJs)} |`,
-    ...(r.node.retained === undefined ? [] : [`| **heapUsed + external once the import is over, settled by full GCs** | ${mib(js(m.idle))} | ${mib(js(r.node.retained))} | ${signedMib(js(r.node.retained) - js(m.idle))} | — |`]),
+    ...(r.node.retained === undefined
+      ? []
+      : [
+          `| **heapUsed + external once the import is over, settled by full GCs** | ${mib(js(m.idle))} | ${mib(js(r.node.retained))} | ${signedMib(js(r.node.retained) - js(m.idle))} | — |`,
+        ]),
   ];
 }
 
@@ -588,7 +644,8 @@ const SECURITY_RATIOS: readonly (readonly [BenchSecurity, BenchSecurity, string]
   ["tls-role", "tls", "node role ÷ TLS alone (the permissions)"],
 ];
 
-const ioCell = (io: IoCounters, pick: keyof IoCounters) => (Number.isFinite(io[pick]) ? (pick === "bytes" ? formatBytes(io[pick]) : io[pick].toFixed(2)) : "n/a");
+const ioCell = (io: IoCounters, pick: keyof IoCounters) =>
+  Number.isFinite(io[pick]) ? (pick === "bytes" ? formatBytes(io[pick]) : io[pick].toFixed(2)) : "n/a";
 /** I/O compared by difference (what TLS adds per message is a few bytes), then by ratio. */
 const ioChange = (a: IoCounters, b: IoCounters, pick: keyof IoCounters) => {
   const delta = a[pick] - b[pick];
@@ -642,7 +699,9 @@ function tlsSection(run: BenchRun): string[] {
     const ord = (security: BenchSecurity) => secured[security]?.orders["actor-none"];
     return `request p50 ${ratio(req(over)?.p50, req("plain")?.p50)} (sequential), requests/s ${ratio(req(over)?.perSecond, req("plain")?.perSecond)} (${requests.inFlight} in flight); published orders/s ${ratio(ord(over)?.pacedPerSecond, ord("plain")?.pacedPerSecond)} paced, ${ratio(ord(over)?.perSecond, ord("plain")?.perSecond)} on a backlog`;
   };
-  const bad = run.tls.flatMap((entry) => (entry.kind === "requests" && entry.outcome.ok && entry.outcome.value.badReplies > 0 ? [`${entry.outcome.label}: ${entry.outcome.value.badReplies}`] : []));
+  const bad = run.tls.flatMap((entry) =>
+    entry.kind === "requests" && entry.outcome.ok && entry.outcome.value.badReplies > 0 ? [`${entry.outcome.label}: ${entry.outcome.value.badReplies}`] : [],
+  );
   return [
     "## 8. The cost of TLS and credentials",
     "",
@@ -662,7 +721,10 @@ function tlsSection(run: BenchRun): string[] {
     "| Consumer · server | backlog orders/s | paced orders/s | consumer CPU / order | nats-server CPU / order | publisher CPU / order | consumer bytes / order | consumer syscalls / order |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...ordersRows,
-    ...warningLines(run.tls.flatMap((entry) => (entry.outcome.ok ? [{ label: entry.outcome.label, warnings: entry.outcome.value.warnings }] : [])), "Warnings and errors the runtime logged during these runs:"),
+    ...warningLines(
+      run.tls.flatMap((entry) => (entry.outcome.ok ? [{ label: entry.outcome.label, warnings: entry.outcome.value.warnings }] : [])),
+      "Warnings and errors the runtime logged during these runs:",
+    ),
     ...(bad.length > 0 ? ["", `**Error replies (figures are void):** ${bad.join("; ")}`] : []),
     ...failures(outcomes),
     ...backgroundLine(outcomes),

@@ -99,7 +99,10 @@ export interface RequestsResult {
 }
 
 /** What the load generator measures; the responder adds its own CPU figures. */
-export type RequestLoadResult = Omit<RequestsResult, "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "warnings"> & { requests: number };
+export type RequestLoadResult = Omit<
+  RequestsResult,
+  "variant" | "responderCpuMicrosPerRequest" | "serverCpuMicrosPerRequest" | "responderIoPerRequest" | "warnings"
+> & { requests: number };
 
 export interface DispatchTask {
   endpoint: NatsEndpoint;

@@ -97,7 +97,12 @@ const needServer = (server: BenchServer | null): BenchServer => {
 async function main(): Promise<number> {
   installSignalCleanup();
   const config = benchConfig();
-  const only = new Set((process.env.BENCH_ONLY ?? PART_NAMES.join(",")).split(",").map((name) => name.trim()).filter((name) => name !== ""));
+  const only = new Set(
+    (process.env.BENCH_ONLY ?? PART_NAMES.join(","))
+      .split(",")
+      .map((name) => name.trim())
+      .filter((name) => name !== ""),
+  );
   const unknown = [...only].filter((name) => !(PART_NAMES as readonly string[]).includes(name));
   if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(", ")}; known: ${PART_NAMES.join(", ")}`);
   const started = Date.now();
@@ -112,7 +117,13 @@ async function main(): Promise<number> {
       const { durableCount, ...sizes } = config.orders;
       // Everything that goes through JetStream is two orders of magnitude slower: fewer orders per round.
       const count = variant === "raw" ? sizes.count : durableCount;
-      const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
+      const task = (server: BenchServer | null): OrdersTask => ({
+        endpoint: needServer(server).endpoint,
+        serverPid: needServer(server).pid,
+        variant,
+        ...sizes,
+        count,
+      });
       orders.push(await scenario<OrdersResult>(`orders/s, ${variant}`, "orders-scenario.ts", task, { nats: true }));
     }
     const task = (server: BenchServer | null): DispatchTask => ({ endpoint: needServer(server).endpoint, ...config.dispatch });
@@ -122,7 +133,12 @@ async function main(): Promise<number> {
   const requests: Outcome<RequestsResult>[] = [];
   if (only.has("requests")) {
     for (const variant of ["raw", "actor"] as RequestsVariant[]) {
-      const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.requests });
+      const task = (server: BenchServer | null): RequestsTask => ({
+        endpoint: needServer(server).endpoint,
+        serverPid: needServer(server).pid,
+        variant,
+        ...config.requests,
+      });
       requests.push(await scenario<RequestsResult>(`request/reply, ${variant}`, "requests-scenario.ts", task, { nats: true }));
     }
   }
@@ -144,31 +160,67 @@ async function main(): Promise<number> {
     for (const population of populations) {
       const label = `activation, ${population.mode} ${population.mode === "actors" ? `(${population.persistence}) ` : ""}× ${population.count}`;
       const task = (server: BenchServer | null): ActivationTask => ({ ...population, endpoint: server?.endpoint ?? null, window });
-      activation.push(await scenario<ActivationResult>(label, "activation-scenario.ts", task, { nats: population.mode !== "machines" && population.mode !== "snapshots", exposeGc: true }));
+      activation.push(
+        await scenario<ActivationResult>(label, "activation-scenario.ts", task, {
+          nats: population.mode !== "machines" && population.mode !== "snapshots",
+          exposeGc: true,
+        }),
+      );
     }
   }
 
   let failover: Outcome<FailoverResult> | null = null;
   if (only.has("failover")) {
     const task = (server: BenchServer | null): FailoverTask => ({ endpoint: needServer(server).endpoint, ...config.failover });
-    failover = await scenario<FailoverResult>(`failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`, "failover-scenario.ts", task, { nats: true });
+    failover = await scenario<FailoverResult>(
+      `failover and rebalance, ${config.failover.actors} actors × ${config.failover.runs} runs`,
+      "failover-scenario.ts",
+      task,
+      { nats: true },
+    );
   }
 
   const { mail } = config;
   let imap: Outcome<ImapResult> | null = null;
   if (only.has("imap")) {
-    const task = (server: BenchServer | null): ImapTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.imapMessages, appendSample: mail.appendSample });
-    imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, { nats: true, exposeGc: true, timeoutMs: MAIL_TIMEOUT_MS });
+    const task = (server: BenchServer | null): ImapTask => ({
+      endpoint: needServer(server).endpoint,
+      serverPid: needServer(server).pid,
+      messages: mail.imapMessages,
+      appendSample: mail.appendSample,
+    });
+    imap = await scenario<ImapResult>(`IMAP fullfetch vs mbsync, ${mail.imapMessages} messages`, "imap-scenario.ts", task, {
+      nats: true,
+      exposeGc: true,
+      timeoutMs: MAIL_TIMEOUT_MS,
+    });
   }
   let smtp: Outcome<SmtpResult> | null = null;
   if (only.has("smtp")) {
-    const task = (server: BenchServer | null): SmtpTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, messages: mail.smtpMessages, sessions: mail.smtpSessions, size: mail.smtpSize });
-    smtp = await scenario<SmtpResult>(`inbound SMTP vs a bare smtp-server, ${mail.smtpMessages} messages`, "smtp-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+    const task = (server: BenchServer | null): SmtpTask => ({
+      endpoint: needServer(server).endpoint,
+      serverPid: needServer(server).pid,
+      messages: mail.smtpMessages,
+      sessions: mail.smtpSessions,
+      size: mail.smtpSize,
+    });
+    smtp = await scenario<SmtpResult>(`inbound SMTP vs a bare smtp-server, ${mail.smtpMessages} messages`, "smtp-scenario.ts", task, {
+      nats: true,
+      timeoutMs: MAIL_TIMEOUT_MS,
+    });
   }
   let push: Outcome<PushResult> | null = null;
   if (only.has("push")) {
-    const task = (server: BenchServer | null): PushTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, appends: mail.pushAppends, spacingMs: mail.pushSpacingMs });
-    push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, { nats: true, timeoutMs: MAIL_TIMEOUT_MS });
+    const task = (server: BenchServer | null): PushTask => ({
+      endpoint: needServer(server).endpoint,
+      serverPid: needServer(server).pid,
+      appends: mail.pushAppends,
+      spacingMs: mail.pushSpacingMs,
+    });
+    push = await scenario<PushResult>(`push latency vs a raw IDLE client, ${mail.pushAppends} APPENDs`, "push-scenario.ts", task, {
+      nats: true,
+      timeoutMs: MAIL_TIMEOUT_MS,
+    });
   }
 
   // Each scenario against every kind of server in a row, so that a change of load on the machine moves
@@ -177,30 +229,73 @@ async function main(): Promise<number> {
   if (only.has("tls")) {
     for (const variant of ["raw", "actor"] as RequestsVariant[]) {
       for (const security of BENCH_SECURITIES) {
-        const task = (server: BenchServer | null): RequestsTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...config.tls.requests });
-        tls.push({ security, kind: "requests", outcome: await scenario<RequestsResult>(`request/reply, ${variant}, ${security}`, "requests-scenario.ts", task, { nats: true, security }) });
+        const task = (server: BenchServer | null): RequestsTask => ({
+          endpoint: needServer(server).endpoint,
+          serverPid: needServer(server).pid,
+          variant,
+          ...config.tls.requests,
+        });
+        tls.push({
+          security,
+          kind: "requests",
+          outcome: await scenario<RequestsResult>(`request/reply, ${variant}, ${security}`, "requests-scenario.ts", task, { nats: true, security }),
+        });
       }
     }
     for (const variant of ["raw", "actor-none"] as OrdersVariant[]) {
       const { durableCount, ...sizes } = config.tls.orders;
       const count = variant === "raw" ? sizes.count : durableCount;
       for (const security of BENCH_SECURITIES) {
-        const task = (server: BenchServer | null): OrdersTask => ({ endpoint: needServer(server).endpoint, serverPid: needServer(server).pid, variant, ...sizes, count });
-        tls.push({ security, kind: "orders", outcome: await scenario<OrdersResult>(`orders/s, ${variant}, ${security}`, "orders-scenario.ts", task, { nats: true, security }) });
+        const task = (server: BenchServer | null): OrdersTask => ({
+          endpoint: needServer(server).endpoint,
+          serverPid: needServer(server).pid,
+          variant,
+          ...sizes,
+          count,
+        });
+        tls.push({
+          security,
+          kind: "orders",
+          outcome: await scenario<OrdersResult>(`orders/s, ${variant}, ${security}`, "orders-scenario.ts", task, { nats: true, security }),
+        });
       }
     }
   }
 
-  const run: BenchRun = { machine, config, durationMs: Date.now() - started, backgroundCores: background(), orders, dispatch, requests, activation, failover, imap, smtp, push, tls };
+  const run: BenchRun = {
+    machine,
+    config,
+    durationMs: Date.now() - started,
+    backgroundCores: background(),
+    orders,
+    dispatch,
+    requests,
+    activation,
+    failover,
+    imap,
+    smtp,
+    push,
+    tls,
+  };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
   const command = `${config.quick ? "BENCH_QUICK=1 " : ""}${process.env.BENCH_ONLY === undefined ? "" : `BENCH_ONLY=${[...only].join(",")} `}npm run bench`;
   const report = composeReport(run, parts, interpretRun(run), command);
   await writeFile(REPORT_PATH, report);
-  await writeFile(PARTS_PATH, `${JSON.stringify({ note: "The parts of BENCHMARKS.md as last measured, written by scripts/bench/run-benchmarks.ts.", parts }, null, 1)}\n`);
+  await writeFile(
+    PARTS_PATH,
+    `${JSON.stringify({ note: "The parts of BENCHMARKS.md as last measured, written by scripts/bench/run-benchmarks.ts.", parts }, null, 1)}\n`,
+  );
   process.stdout.write(report);
   progress(`report written to ${REPORT_PATH}`);
-  const outcomes = [...orders, ...(dispatch === null ? [] : [dispatch]), ...requests, ...activation, ...[failover, imap, smtp, push].filter((outcome) => outcome !== null), ...tls.map((entry) => entry.outcome)];
+  const outcomes = [
+    ...orders,
+    ...(dispatch === null ? [] : [dispatch]),
+    ...requests,
+    ...activation,
+    ...[failover, imap, smtp, push].filter((outcome) => outcome !== null),
+    ...tls.map((entry) => entry.outcome),
+  ];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }
 

@@ -17,7 +17,24 @@ const SENDER = "sender@elsewhere.test";
 
 /** Runs smtp-source to completion; throws unless it exits 0. */
 async function smtpSource(port: number, to: string, count: number, sessions: number, size: number): Promise<{ ms: number; cpuMs: number }> {
-  const args = ["-s", String(sessions), "-m", String(count), "-l", String(size), "-d", "-M", "bench.test", "-f", SENDER, "-t", to, "-S", "smtp bench", `127.0.0.1:${port}`];
+  const args = [
+    "-s",
+    String(sessions),
+    "-m",
+    String(count),
+    "-l",
+    String(size),
+    "-d",
+    "-M",
+    "bench.test",
+    "-f",
+    SENDER,
+    "-t",
+    to,
+    "-S",
+    "smtp bench",
+    `127.0.0.1:${port}`,
+  ];
   const cpuBefore = reapedChildrenCpuMs();
   const started = performance.now();
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
@@ -78,7 +95,15 @@ childMain<SmtpTask>(async (task): Promise<SmtpResult> => {
     const meter = startCpuMeter(task.serverPid);
     const sent = await smtpSource(port, to, task.messages, task.sessions, task.size);
     const cpu = meter();
-    return { messages: task.messages, ms: sent.ms, perSecond: (task.messages * 1000) / sent.ms, cpuMs: cpu.selfMs, natsCpuMs: cpu.otherMs, received: (await received()) - before, loadCpuMs: sent.cpuMs };
+    return {
+      messages: task.messages,
+      ms: sent.ms,
+      perSecond: (task.messages * 1000) / sent.ms,
+      cpuMs: cpu.selfMs,
+      natsCpuMs: cpu.otherMs,
+      received: (await received()) - before,
+      loadCpuMs: sent.cpuMs,
+    };
   };
 
   const bare = await bareServer();

@@ -10,7 +10,17 @@ import { sendCommand } from "./send-command.ts";
 import { usersCommand } from "./users-command.ts";
 import { watchCommand } from "./watch-command.ts";
 
-export const COMMANDS: readonly Command[] = [nodesCommand, actorsCommand, inspectCommand, watchCommand, sendCommand, deadlettersCommand, usersCommand, secretsCommand, natsConfigCommand];
+export const COMMANDS: readonly Command[] = [
+  nodesCommand,
+  actorsCommand,
+  inspectCommand,
+  watchCommand,
+  sendCommand,
+  deadlettersCommand,
+  usersCommand,
+  secretsCommand,
+  natsConfigCommand,
+];
 
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name);

@@ -19,7 +19,13 @@ export function relativeTime(iso: string | null | undefined, now: number = Date.
   const magnitude = Math.abs(seconds);
   if (magnitude < 1) return "now";
   const amount =
-    magnitude < 60 ? `${magnitude}s` : magnitude < 3600 ? `${Math.floor(magnitude / 60)}m` : magnitude < 86_400 ? `${Math.floor(magnitude / 3600)}h` : `${Math.floor(magnitude / 86_400)}d`;
+    magnitude < 60
+      ? `${magnitude}s`
+      : magnitude < 3600
+        ? `${Math.floor(magnitude / 60)}m`
+        : magnitude < 86_400
+          ? `${Math.floor(magnitude / 3600)}h`
+          : `${Math.floor(magnitude / 86_400)}d`;
   return seconds > 0 ? `${amount} ago` : `in ${amount}`;
 }
 

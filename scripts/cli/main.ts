@@ -28,7 +28,14 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
     rejectForeignOptions(command, args.givenFlags);
     const commandRun = command.prepare(args.positionals, args.flags, env);
     if (typeof commandRun !== "function") return await commandRun.local({ io, json: args.global.json, subjects: namespaced(args.global.namespace) });
-    return await connectAndRun(commandRun, cliEndpoint(args.global.natsUrl, env), namespaced(args.global.namespace), args.global.json, args.global.timeoutMs, io);
+    return await connectAndRun(
+      commandRun,
+      cliEndpoint(args.global.natsUrl, env),
+      namespaced(args.global.namespace),
+      args.global.json,
+      args.global.timeoutMs,
+      io,
+    );
   } catch (error) {
     if (error instanceof CliError) {
       io.err(`caliopen: ${error.message}`);
@@ -40,7 +47,14 @@ export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.Pro
   }
 }
 
-async function connectAndRun(run: CommandRun, endpoint: NatsEndpoint, subjects: Subjects, json: boolean, timeoutMs: number | undefined, io: CliIO): Promise<number> {
+async function connectAndRun(
+  run: CommandRun,
+  endpoint: NatsEndpoint,
+  subjects: Subjects,
+  json: boolean,
+  timeoutMs: number | undefined,
+  io: CliIO,
+): Promise<number> {
   const nc = await openNats(endpoint);
   try {
     return await run({ nc, subjects, json, timeoutMs, io });

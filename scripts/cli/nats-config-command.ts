@@ -31,7 +31,12 @@ export const natsConfigCommand: Command = {
         }
         const block = authorizationBlock(credentials, subjects);
         if (json) {
-          const roles = credentials.map((credential) => ({ role: credential.role, nkey: credential.nkey, seed_file: credential.seedFile, ...rolePermissions(credential.role, subjects) }));
+          const roles = credentials.map((credential) => ({
+            role: credential.role,
+            nkey: credential.nkey,
+            seed_file: credential.seedFile,
+            ...rolePermissions(credential.role, subjects),
+          }));
           io.out(JSON.stringify({ namespace, authorization: block, roles }));
           return EXIT_OK;
         }

@@ -37,7 +37,12 @@ async function run(session: Session): Promise<number> {
   }
   if (!session.json) {
     session.io.out(formatTable(COLUMNS, nodes.map(nodeRow)));
-    session.io.out(`${plural(nodes.length, "node")}, ${plural(nodes.reduce((sum, node) => sum + (Number(node.actors) || 0), 0), "actor")}`);
+    session.io.out(
+      `${plural(nodes.length, "node")}, ${plural(
+        nodes.reduce((sum, node) => sum + (Number(node.actors) || 0), 0),
+        "actor",
+      )}`,
+    );
   }
   return EXIT_OK;
 }

@@ -88,7 +88,9 @@ async function rotate(session: Session, keys: SecretBox): Promise<number> {
     session.io.out(`credentials: ${report.resealed} re-sealed under key ${keys.kid}, ${report.current} already current, ${failed} could not be opened`);
   }
   for (const [kid, count] of unopenable) {
-    session.io.err(`caliopen: ${count} credential${count === 1 ? "" : "s"} sealed with key ${kid} could not be opened with the keys here: add that key and run again, or have their users enter them again`);
+    session.io.err(
+      `caliopen: ${count} credential${count === 1 ? "" : "s"} sealed with key ${kid} could not be opened with the keys here: add that key and run again, or have their users enter them again`,
+    );
   }
   return unopenable.length > 0 ? EXIT_FAILURE : EXIT_OK;
 }

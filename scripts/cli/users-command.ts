@@ -45,7 +45,13 @@ const ACTIONS: Record<string, Action> = {
     flags: ["expires"],
     run: (name, flags) => (session) => token(session, name, flags.expires),
   },
-  tokens: { usage: "users tokens NAME", summary: "a user's tokens: id, created, expires, last used, revoked", argument: "name", flags: [], run: (name) => (session) => tokens(session, name) },
+  tokens: {
+    usage: "users tokens NAME",
+    summary: "a user's tokens: id, created, expires, last used, revoked",
+    argument: "name",
+    flags: [],
+    run: (name) => (session) => tokens(session, name),
+  },
   revoke: {
     usage: "users revoke NAME|TOKEN_ID",
     summary: "revokes all of a user's tokens, or one token",
@@ -53,8 +59,20 @@ const ACTIONS: Record<string, Action> = {
     flags: [],
     run: (target) => (session) => (isTokenId(target) ? revokeOne(session, target) : revokeAll(session, target)),
   },
-  disable: { usage: "users disable NAME", summary: "the API refuses the user's tokens (403)", argument: "name", flags: [], run: (name) => (session) => setDisabled(session, name, true) },
-  enable: { usage: "users enable NAME", summary: "the user's tokens work again", argument: "name", flags: [], run: (name) => (session) => setDisabled(session, name, false) },
+  disable: {
+    usage: "users disable NAME",
+    summary: "the API refuses the user's tokens (403)",
+    argument: "name",
+    flags: [],
+    run: (name) => (session) => setDisabled(session, name, true),
+  },
+  enable: {
+    usage: "users enable NAME",
+    summary: "the user's tokens work again",
+    argument: "name",
+    flags: [],
+    run: (name) => (session) => setDisabled(session, name, false),
+  },
 };
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -118,10 +136,20 @@ async function add(session: Session, name: string, flags: CommandFlags): Promise
   }
   const { user, token: secret, token_info: info, identity } = created;
   if (session.json) {
-    printJson(session, { user_id: user.user_id, name: user.name, admin: user.admin, token: secret, token_id: info.token_id, expires_at: info.expires_at, identity_id: identity?.identity_id ?? null });
+    printJson(session, {
+      user_id: user.user_id,
+      name: user.name,
+      admin: user.admin,
+      token: secret,
+      token_id: info.token_id,
+      expires_at: info.expires_at,
+      identity_id: identity?.identity_id ?? null,
+    });
     return EXIT_OK;
   }
-  session.io.out(`user ${user.name} (${user.user_id})${user.admin ? ", admin" : ""}${identity === null ? "" : `, local identity ${identity.identifier} (${identity.identity_id})`}`);
+  session.io.out(
+    `user ${user.name} (${user.user_id})${user.admin ? ", admin" : ""}${identity === null ? "" : `, local identity ${identity.identifier} (${identity.identity_id})`}`,
+  );
   printSecret(session, info, secret);
   return EXIT_OK;
 }
@@ -149,7 +177,15 @@ async function tokens(session: Session, name: string): Promise<number> {
     // Field by field: the stored hash is no one's business either.
     printJson(
       session,
-      listed.map(({ token_id, user_id, date_insert, expires_at, last_used, revoked_at, legacy }) => ({ token_id, user_id, date_insert, expires_at, last_used, revoked_at, legacy })),
+      listed.map(({ token_id, user_id, date_insert, expires_at, last_used, revoked_at, legacy }) => ({
+        token_id,
+        user_id,
+        date_insert,
+        expires_at,
+        last_used,
+        revoked_at,
+        legacy,
+      })),
     );
     return EXIT_OK;
   }
@@ -158,7 +194,13 @@ async function tokens(session: Session, name: string): Promise<number> {
     return EXIT_OK;
   }
   const now = new Date();
-  const columns = [{ header: "TOKEN ID" }, { header: "CREATED", maxWidth: 50 }, { header: "EXPIRES", maxWidth: 50 }, { header: "LAST USED" }, { header: "REVOKED" }];
+  const columns = [
+    { header: "TOKEN ID" },
+    { header: "CREATED", maxWidth: 50 },
+    { header: "EXPIRES", maxWidth: 50 },
+    { header: "LAST USED" },
+    { header: "REVOKED" },
+  ];
   const rows = listed.map((info) => [
     info.token_id,
     info.legacy ? `${info.date_insert} (migrated)` : info.date_insert,
@@ -196,7 +238,8 @@ async function setDisabled(session: Session, name: string, disabled: boolean): P
   const user = await userNamed(stored, name);
   const changed = (await stored.users.setDisabled(user.user_id, disabled)) ?? user;
   if (session.json) printJson(session, { user_id: changed.user_id, name: changed.name, disabled_at: changed.disabled_at ?? null });
-  else if (disabled) session.io.out(`${changed.name} is disabled since ${changed.disabled_at}: the API refuses their tokens (caliopen users enable ${changed.name} undoes it)`);
+  else if (disabled)
+    session.io.out(`${changed.name} is disabled since ${changed.disabled_at}: the API refuses their tokens (caliopen users enable ${changed.name} undoes it)`);
   else session.io.out(`${changed.name} is enabled: their valid tokens work again`);
   return EXIT_OK;
 }
@@ -215,7 +258,14 @@ async function list(session: Session): Promise<number> {
     return EXIT_OK;
   }
   const columns = [{ header: "NAME" }, { header: "USER ID" }, { header: "ADMIN" }, { header: "DISABLED" }, { header: "RECOVERY EMAIL" }, { header: "SINCE" }];
-  const rows = users.map((user) => [user.name, user.user_id, user.admin ? "yes" : "-", isDisabled(user) ? `since ${user.disabled_at}` : "-", user.recovery_email ?? "-", user.date_insert]);
+  const rows = users.map((user) => [
+    user.name,
+    user.user_id,
+    user.admin ? "yes" : "-",
+    isDisabled(user) ? `since ${user.disabled_at}` : "-",
+    user.recovery_email ?? "-",
+    user.date_insert,
+  ]);
   session.io.out(formatTable(columns, rows));
   return EXIT_OK;
 }

@@ -147,8 +147,15 @@ function readForwarded(value: unknown): ForwardedMessage | string {
   if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a forwarded message needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
   const badKey = actorKeyProblem(key);
   if (badKey !== null) return badKey;
-  if (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload)) return `a forwarded message needs "message": {type: string, payload: object}`;
+  if (!isJsonObject(message) || typeof message.type !== "string" || !isJsonObject(message.payload))
+    return `a forwarded message needs "message": {type: string, payload: object}`;
   if (replyTo !== undefined && (typeof replyTo !== "string" || !isSafeReplySubject(replyTo))) return "a forwarded message's reply subject is unusable";
   if (input !== undefined && !isJsonObject(input)) return `a forwarded message's "input" must be an object`;
-  return { kind, key: key as string, message: { type: message.type, payload: message.payload }, ...(replyTo !== undefined && { replyTo }), ...(input !== undefined && { input }) };
+  return {
+    kind,
+    key: key as string,
+    message: { type: message.type, payload: message.payload },
+    ...(replyTo !== undefined && { replyTo }),
+    ...(input !== undefined && { input }),
+  };
 }

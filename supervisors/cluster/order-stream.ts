@@ -2,7 +2,16 @@
 // per shard, so an order published while its actor moves between nodes, or while its node dies, is
 // redelivered to the next owner instead of being lost. A consumer acknowledges an order once the
 // actor's state after it is saved.
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  type Consumer,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BUS_JSON_LIMITS, encodeJson, isJsonObject, type JsonLimits } from "../../runtime/json.ts";
 import { actorKeyProblem, subjectToken, type Subjects } from "../../runtime/subjects.ts";

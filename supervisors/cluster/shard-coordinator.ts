@@ -31,7 +31,10 @@ export class ShardCoordinator {
     this.unsubscribe.push(this.assignments.on(() => this.poke()));
     this.timer = setInterval(() => {
       // The sweep also re-reads ownership directly, in case the assignments watch lags.
-      void this.assignments.refresh().catch(() => undefined).finally(() => this.poke());
+      void this.assignments
+        .refresh()
+        .catch(() => undefined)
+        .finally(() => this.poke());
     }, SWEEP_MS);
     this.poke();
   }
@@ -62,7 +65,10 @@ export class ShardCoordinator {
 
   /** Shards this node still owns (for a graceful leave to wait on). */
   ownedShards(): number[] {
-    return this.assignments.all().filter((a) => a.node === this.membership.nodeId).map((a) => a.shard);
+    return this.assignments
+      .all()
+      .filter((a) => a.node === this.membership.nodeId)
+      .map((a) => a.shard);
   }
 
   async close(): Promise<void> {

@@ -183,7 +183,11 @@ export class ShardRunner {
     if (cell?.finished === true) cell = undefined;
     if (cell === undefined) {
       if (!this.deps.activateOnOrder.has(order.kind)) {
-        this.deps.deadLetters.record(msg.subject, `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`, encodeJson(order.message ?? {}));
+        this.deps.deadLetters.record(
+          msg.subject,
+          `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`,
+          encodeJson(order.message ?? {}),
+        );
         return msg.ack();
       }
       cell = await supervisor.start(order.key, order.input ?? {});

@@ -44,7 +44,8 @@ test.after(async (ctx) => {
 
 function validPayload(order: string, schema: PayloadSchema): Record<string, unknown> {
   const payload: Record<string, unknown> = { order, extra_field_is_accepted: true };
-  for (const [field, spec] of Object.entries(schema)) payload[field] = spec.enum?.[0] ?? (spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`);
+  for (const [field, spec] of Object.entries(schema))
+    payload[field] = spec.enum?.[0] ?? (spec.type === "decimal" ? "15" : spec.type === "number" ? 1 : `${field}-1`);
   return payload;
 }
 
@@ -77,10 +78,15 @@ test("every subject of the contract is in the table with its queue group", () =>
 
 /** The reason a published probe was refused for, read from the dead letters. */
 async function deadLetterReason(node: RunningNode, probe: string, withinMs = 5_000): Promise<string> {
-  const letter = await waitFor(`dead letter of ${probe}`, async () => {
-    const letters = await node.deadLetters.list(2_000);
-    return letters.find((l) => JSON.stringify(l.payload).includes(probe));
-  }, withinMs, 50);
+  const letter = await waitFor(
+    `dead letter of ${probe}`,
+    async () => {
+      const letters = await node.deadLetters.list(2_000);
+      return letters.find((l) => JSON.stringify(l.payload).includes(probe));
+    },
+    withinMs,
+    50,
+  );
   return letter.reason;
 }
 
@@ -115,7 +121,11 @@ for (const row of CONTRACT) {
       const consumer = await jsm.consumers.info(DurableIntake.streamName(ctx.node.subjects), `${row.queue}_${row.subject}`);
       assert.is(consumer.config.filter_subject, row.subject);
     } else {
-      assert.equal(mine.map((sub) => sub.queue), [row.queue], `${row.subject} subscribed once, in queue ${row.queue}`);
+      assert.equal(
+        mine.map((sub) => sub.queue),
+        [row.queue],
+        `${row.subject} subscribed once, in queue ${row.queue}`,
+      );
     }
     const probe = prober(ctx, row);
     const mark = () => `probe-${randomUUID()}`;
@@ -165,8 +175,17 @@ test("services that run answer orders about unknown objects with an error reply 
 
 test("add_worker starts the bridges' worker actors for an account of theirs; remove_worker removes them", async ({ client, node, store }) => {
   const user = (await createUser(store, { name: "workers" })).user;
-  for (const [subject, kind, protocol] of [["imap_worker", "imap", "imap"], ["twitter_worker", "twitter", "twitter"]] as const) {
-    const identity = await store.identities.create({ user_id: user.user_id, type: "remote", protocol, identifier: `${kind}@workers.test`, infos: { inserver: "127.0.0.1:1" } });
+  for (const [subject, kind, protocol] of [
+    ["imap_worker", "imap", "imap"],
+    ["twitter_worker", "twitter", "twitter"],
+  ] as const) {
+    const identity = await store.identities.create({
+      user_id: user.user_id,
+      type: "remote",
+      protocol,
+      identifier: `${kind}@workers.test`,
+      infos: { inserver: "127.0.0.1:1" },
+    });
     const order = { remote_id: identity.identity_id, user_id: user.user_id };
     client.publish(subject, encodeJson({ order: "add_worker", ...order }));
     await waitFor(`${kind} worker started`, () => node.host.get(kind, identity.identity_id) !== undefined);
@@ -181,27 +200,43 @@ test("orders for an identity that does not exist, or is not of the worker's prot
   const dm = await ask(client, "twitter_dm", { order: "sync", remote_id: "no-such-identity", user_id: user.user_id });
   assert.equal(dm, { error: true, message: `sync refused: user ${user.user_id} has no identity no-such-identity` });
   const deliver = await ask(client, "outboundIMAP", { order: "deliver", message_id: "m-1", remote_id: twitter.identity_id, user_id: user.user_id });
-  assert.equal(deliver, { error: true, message: `deliver refused: identity ${twitter.identity_id} is a twitter identity; outboundIMAP serves imap/email identities` });
+  assert.equal(deliver, {
+    error: true,
+    message: `deliver refused: identity ${twitter.identity_id} is a twitter identity; outboundIMAP serves imap/email identities`,
+  });
   const someoneElse = await ask(client, "twitter_dm", { order: "sync", remote_id: twitter.identity_id, user_id: "another-user" });
   assert.match(someoneElse.message, /user another-user has no identity/);
   client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "made-up-1", user_id: user.user_id }));
   client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "made-up-2", user_id: user.user_id }));
   client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: "made-up-3", user_id: user.user_id }));
-  for (const id of ["made-up-1", "made-up-2", "made-up-3"]) assert.match(await deadLetterReason(node, id), new RegExp(`refused: user ${user.user_id} has no identity ${id}`));
-  assert.equal(["imap", "poller"].flatMap((kind) => ["made-up-1", "made-up-2", "made-up-3"].filter((id) => node.host.get(kind, id) !== undefined)), []);
+  for (const id of ["made-up-1", "made-up-2", "made-up-3"])
+    assert.match(await deadLetterReason(node, id), new RegExp(`refused: user ${user.user_id} has no identity ${id}`));
+  assert.equal(
+    ["imap", "poller"].flatMap((kind) => ["made-up-1", "made-up-2", "made-up-3"].filter((id) => node.host.get(kind, id) !== undefined)),
+    [],
+  );
 
   // A deleted identity: no new work, but the orders that clean up after it still go through.
-  const gone = await store.identities.create({ user_id: user.user_id, type: "remote", protocol: "imap", identifier: "gone@workers.test", infos: { inserver: "127.0.0.1:1" } });
+  const gone = await store.identities.create({
+    user_id: user.user_id,
+    type: "remote",
+    protocol: "imap",
+    identifier: "gone@workers.test",
+    infos: { inserver: "127.0.0.1:1" },
+  });
   await store.identities.markDeleted(user.user_id, gone.identity_id);
   client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: gone.identity_id, user_id: user.user_id, marker: "sync-of-deleted" }));
   assert.match(await deadLetterReason(node, "sync-of-deleted"), /sync refused: identity .* was deleted/);
   client.publish("imap_worker", encodeJson({ order: "remove_worker", remote_id: gone.identity_id, user_id: user.user_id, marker: "remove-deleted" }));
   client.publish("identitiesWorker", encodeJson({ order: "delete_identity", identity_id: gone.identity_id, user_id: user.user_id, marker: "delete-deleted" }));
-  for (const marker of ["remove-deleted", "delete-deleted"]) assert.is(await deadLetterReason(node, marker, 1_500).catch(() => null), null, `${marker} is taken`);
+  for (const marker of ["remove-deleted", "delete-deleted"])
+    assert.is(await deadLetterReason(node, marker, 1_500).catch(() => null), null, `${marker} is taken`);
 });
 
 test("a request on a publish-only subject is answered by the intake stream: the order is stored", async ({ client, node }) => {
-  const msg = await client.request("contactAction", encodeJson({ order: "contact_update", contact_id: "c", user_id: "u", marker: "stored-1" }), { timeout: 3000 });
+  const msg = await client.request("contactAction", encodeJson({ order: "contact_update", contact_id: "c", user_id: "u", marker: "stored-1" }), {
+    timeout: 3000,
+  });
   const decoded = decodeJson(msg.data);
   assert.ok(decoded.ok);
   assert.is((decoded.value as { stream: string }).stream, "caliopen_intake");

@@ -109,14 +109,21 @@ test("a change that would make a draft too large to store is a 413, and the draf
 });
 
 test("every operation that takes a body has a limit of its own, and the document says which", async () => {
-  const document = JSON.parse(await renderOpenApi()) as { paths: Record<string, Record<string, { operationId: string; requestBody?: unknown; responses: Record<string, { description: string }> }>> };
-  const withBody = Object.values(document.paths).flatMap((operations) => Object.values(operations)).filter((operation) => operation.requestBody !== undefined);
+  const document = JSON.parse(await renderOpenApi()) as {
+    paths: Record<string, Record<string, { operationId: string; requestBody?: unknown; responses: Record<string, { description: string }> }>>;
+  };
+  const withBody = Object.values(document.paths)
+    .flatMap((operations) => Object.values(operations))
+    .filter((operation) => operation.requestBody !== undefined);
   assert.ok(withBody.length >= 9, `${withBody.length} operations take a body`);
   for (const operation of withBody) {
     assert.type(BODY_LIMITS[operation.operationId], "number", `${operation.operationId} has a body limit`);
     assert.match(operation.responses["413"]?.description ?? "", /limit of \d+ (KiB|MiB)/, `${operation.operationId} documents its 413`);
   }
-  assert.throws(() => bodyLimitOf({ method: "POST", url: "/api/v2/new", schema: { operationId: "New", body: { type: "object" } } }), /takes a body but has no limit/);
+  assert.throws(
+    () => bodyLimitOf({ method: "POST", url: "/api/v2/new", schema: { operationId: "New", body: { type: "object" } } }),
+    /takes a body but has no limit/,
+  );
   assert.is(bodyLimitOf({ method: "GET", url: "/api/v2/new", schema: { operationId: "New" } }), NO_BODY_LIMIT);
 });
 

@@ -22,7 +22,10 @@ test.before.each(({ fx }) => void fx.takeWire());
 const ann = {
   given_name: "Ann",
   family_name: "Lee",
-  emails: [{ address: "Ann.Lee@Example.COM", label: "work" }, { address: "ann@home.test", type: "home" }],
+  emails: [
+    { address: "Ann.Lee@Example.COM", label: "work" },
+    { address: "ann@home.test", type: "home" },
+  ],
   identities: [{ type: "twitter", name: "@annlee" }],
 };
 
@@ -69,12 +72,19 @@ test("ListContacts pages the user's contacts by title (offset, limit, total); Ge
 
   const all = await fx.call("GET", "/api/v2/contacts", zoe.token);
   assert.is(all.status, 200);
-  assert.equal(all.body.items.map((c: { title: string }) => c.title), ["Ann", "Bea", "Carol", "zoe"], "her own card is a contact too");
+  assert.equal(
+    all.body.items.map((c: { title: string }) => c.title),
+    ["Ann", "Bea", "Carol", "zoe"],
+    "her own card is a contact too",
+  );
   assert.equal([all.body.total, all.body.offset, all.body.limit], [4, 0, 50]);
 
   const middle = await fx.call("GET", "/api/v2/contacts?offset=1&limit=2", zoe.token);
   assert.is(middle.status, 200, JSON.stringify(middle.body));
-  assert.equal(middle.body.items.map((c: { title: string }) => c.title), ["Bea", "Carol"]);
+  assert.equal(
+    middle.body.items.map((c: { title: string }) => c.title),
+    ["Bea", "Carol"],
+  );
   assert.equal([middle.body.total, middle.body.offset, middle.body.limit], [4, 1, 2]);
   const past = await fx.call("GET", "/api/v2/contacts?offset=10", zoe.token);
   assert.equal([past.body.items, past.body.total], [[], 4]);
@@ -105,12 +115,18 @@ test("UpdateContact with a new name only stores it and emits contact_update alon
 test("UpdateContact that keeps the same addresses (case, labels) does not ask for key discovery", async ({ fx, alice }) => {
   const contact = await createContact(fx, alice);
   const patched = await fx.call("PATCH", `/api/v2/contacts/${contact.contact_id}`, alice.token, {
-    emails: [{ address: "ANN.LEE@example.com", label: "office" }, { address: "ann@home.test", type: "home" }],
+    emails: [
+      { address: "ANN.LEE@example.com", label: "office" },
+      { address: "ann@home.test", type: "home" },
+    ],
     identities: [{ type: "twitter", name: "@annlee" }],
   });
   assert.is(patched.status, 200, JSON.stringify(patched.body));
   assert.is(patched.body.emails[0].label, "office");
-  assert.equal((await fx.expectWire(1)).map((order) => order.payload.order), ["contact_update"]);
+  assert.equal(
+    (await fx.expectWire(1)).map((order) => order.payload.order),
+    ["contact_update"],
+  );
 });
 
 test("UpdateContact with a new email address emits contact_update and discover_key", async ({ fx, alice }) => {
@@ -121,7 +137,10 @@ test("UpdateContact with a new email address emits contact_update and discover_k
   assert.equal(patched.body.emails, [{ address: "moving@new.example", label: "", type: "other", is_primary: true }]);
   assert.equal(patched.body.identities, contact.identities, "identities kept");
   const stored = await fx.store.contacts.get(alice.user_id, contact.contact_id);
-  assert.equal(stored?.emails.map((e) => e.address), ["moving@new.example"]);
+  assert.equal(
+    stored?.emails.map((e) => e.address),
+    ["moving@new.example"],
+  );
   assert.is((await fx.store.contacts.byAddress(alice.user_id, "moving@new.example"))?.contact_id, contact.contact_id);
   assert.is(await fx.store.contacts.byAddress(alice.user_id, "moving@old.example"), null, "the dropped address no longer leads to it");
   const ids = { contact_id: contact.contact_id, user_id: alice.user_id };
@@ -136,13 +155,22 @@ test("UpdateContact with a new social identity also asks for key discovery", asy
   const patched = await fx.call("PATCH", `/api/v2/contacts/${contact.contact_id}`, alice.token, { identities: [{ type: "twitter", name: "@ann_lee" }] });
   assert.is(patched.status, 200, JSON.stringify(patched.body));
   const wire = await fx.expectWire(2);
-  assert.equal(wire.map((order) => [order.subject, order.payload.order]), [["contactAction", "contact_update"], ["keyAction", "discover_key"]]);
+  assert.equal(
+    wire.map((order) => [order.subject, order.payload.order]),
+    [
+      ["contactAction", "contact_update"],
+      ["keyAction", "discover_key"],
+    ],
+  );
 });
 
 test("UpdateContact keeps a title the user chose when other fields change", async ({ fx, alice }) => {
   const contact = await createContact(fx, alice, { title: "The Boss", given_name: "Ann" });
   assert.is(contact.title, "The Boss");
-  const patched = await fx.call("PATCH", `/api/v2/contacts/${contact.contact_id}`, alice.token, { family_name: "Lee", emails: [{ address: "boss@example.com" }] });
+  const patched = await fx.call("PATCH", `/api/v2/contacts/${contact.contact_id}`, alice.token, {
+    family_name: "Lee",
+    emails: [{ address: "boss@example.com" }],
+  });
   assert.is(patched.status, 200, JSON.stringify(patched.body));
   assert.is(patched.body.title, "The Boss");
   assert.is((await fx.store.contacts.get(alice.user_id, contact.contact_id))?.title, "The Boss");
@@ -160,9 +188,7 @@ test("launchKeyDiscovery is a 202 that emits discover_key", async ({ fx, alice }
   const launched = await fx.call("POST", `/api/v2/contacts/${contact.contact_id}/publickeys/discover`, alice.token);
   assert.is(launched.status, 202, JSON.stringify(launched.body));
   assert.type(launched.body.message, "string");
-  assert.equal(await fx.expectWire(1), [
-    { subject: "keyAction", payload: { order: "discover_key", contact_id: contact.contact_id, user_id: alice.user_id } },
-  ]);
+  assert.equal(await fx.expectWire(1), [{ subject: "keyAction", payload: { order: "discover_key", contact_id: contact.contact_id, user_id: alice.user_id } }]);
   const unknown = await fx.call("POST", "/api/v2/contacts/00000000-0000-4000-8000-000000000000/publickeys/discover", alice.token);
   assert.is(unknown.status, 404);
   assert.equal(fx.takeWire(), []);
@@ -175,7 +201,11 @@ test("another user gets 404 for every contact route and changes nothing", async 
   assert.is((await fx.call("PATCH", path, bob.token, { given_name: "Mine" })).status, 404);
   assert.is((await fx.call("POST", `${path}/publickeys/discover`, bob.token)).status, 404);
   const bobs = await fx.call("GET", "/api/v2/contacts", bob.token);
-  assert.equal(bobs.body.items.map((c: { contact_id: string }) => c.contact_id), [bob.contact_id], "bob sees only his own card");
+  assert.equal(
+    bobs.body.items.map((c: { contact_id: string }) => c.contact_id),
+    [bob.contact_id],
+    "bob sees only his own card",
+  );
   assert.equal(await fx.store.contacts.get(alice.user_id, contact.contact_id), contact);
   assert.equal(fx.takeWire(), []);
 });

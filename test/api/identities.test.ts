@@ -27,7 +27,6 @@ const imapAccount = {
   infos: { inserver: "imap.example.com:993", outserver: "smtp.example.com:465", poll_interval: "5" },
 };
 
-
 test("CreateUserIdentity stores the identity (credentials sealed, never returned) and emits add_identity", async ({ fx, alice }) => {
   const created = await fx.call("POST", "/api/v2/identities/remotes", alice.token, imapAccount);
   assert.is(created.status, 201, JSON.stringify(created.body));
@@ -46,9 +45,7 @@ test("CreateUserIdentity stores the identity (credentials sealed, never returned
   assert.not.ok(JSON.stringify(raw?.value).includes("s3cret-imap-password"), "the password is sealed at rest");
 
   const wire = await fx.expectWire(1);
-  assert.equal(wire, [
-    { subject: "identitiesWorker", payload: { order: "add_identity", identity_id: identity.identity_id, user_id: alice.user_id } },
-  ]);
+  assert.equal(wire, [{ subject: "identitiesWorker", payload: { order: "add_identity", identity_id: identity.identity_id, user_id: alice.user_id } }]);
 });
 
 test("the identity list shows sync status; another user sees none of it", async ({ fx, alice, bob }) => {
@@ -172,11 +169,16 @@ test("PatchUserIdentity and DeleteUserIdentity with bad input are 400s that chan
 });
 
 test("a refused server address is a 400 that says why, naming the field, on POST and PATCH; nothing changes", async ({ fx, alice }) => {
-  const posted = await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "scan@example.com", infos: { inserver: "127.0.0.1:22" } });
+  const posted = await fx.call("POST", "/api/v2/identities/remotes", alice.token, {
+    ...imapAccount,
+    identifier: "scan@example.com",
+    infos: { inserver: "127.0.0.1:22" },
+  });
   assert.is(posted.status, 400);
   assert.equal(posted.body, {
     error: "bad_request",
-    message: "infos.inserver 127.0.0.1:22 is not an allowed destination: 127.0.0.1 is a loopback address (an operator may admit it in CALIOPEN_ALLOWED_DESTINATIONS)",
+    message:
+      "infos.inserver 127.0.0.1:22 is not an allowed destination: 127.0.0.1 is a loopback address (an operator may admit it in CALIOPEN_ALLOWED_DESTINATIONS)",
     field: "infos.inserver",
   });
   const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "patch-servers@example.com" })).body;
@@ -193,8 +195,17 @@ test("a refused server address is a 400 that says why, naming the field, on POST
   assert.equal(fx.takeWire(), []);
 });
 
-test("a new inserver or outserver needs the credentials in the same PATCH (400 naming the field); the same server, or new credentials with it, is fine", async ({ fx, alice }) => {
-  const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "moving@example.com", infos: { inserver: "imap.example.com:993" } })).body;
+test("a new inserver or outserver needs the credentials in the same PATCH (400 naming the field); the same server, or new credentials with it, is fine", async ({
+  fx,
+  alice,
+}) => {
+  const created = (
+    await fx.call("POST", "/api/v2/identities/remotes", alice.token, {
+      ...imapAccount,
+      identifier: "moving@example.com",
+      infos: { inserver: "imap.example.com:993" },
+    })
+  ).body;
   await fx.expectWire(1);
   const path = `/api/v2/identities/remotes/${created.identity_id}`;
   const cases: [unknown, string][] = [
@@ -219,7 +230,10 @@ test("a new inserver or outserver needs the credentials in the same PATCH (400 n
 
   const same = await fx.call("PATCH", path, alice.token, { infos: { inserver: "IMAP.Example.com:993", poll_interval: "20" } });
   assert.is(same.status, 200, JSON.stringify(same.body));
-  const moved = await fx.call("PATCH", path, alice.token, { credentials: { username: "alice", password: "new-pass" }, infos: { inserver: "imap.elsewhere.example:993", outserver: "smtp.elsewhere.example:465" } });
+  const moved = await fx.call("PATCH", path, alice.token, {
+    credentials: { username: "alice", password: "new-pass" },
+    infos: { inserver: "imap.elsewhere.example:993", outserver: "smtp.elsewhere.example:465" },
+  });
   assert.is(moved.status, 200, JSON.stringify(moved.body));
   assert.is(moved.body.infos.inserver, "imap.elsewhere.example:993");
   assert.equal(await fx.store.identities.credentials(alice.user_id, created.identity_id), { username: "alice", password: "new-pass" });

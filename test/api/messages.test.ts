@@ -58,7 +58,12 @@ async function remoteIdentity(fx: ApiFixture, user: TestUser, body: Record<strin
  * Plays the service on `subject`: records each request's payload, runs `onRequest`, then answers with
  * `reply` (or never, when null).
  */
-async function serve(fx: ApiFixture, subject: string, reply: { error: boolean; message: string } | null, onRequest?: (payload: Record<string, unknown>) => Promise<void>) {
+async function serve(
+  fx: ApiFixture,
+  subject: string,
+  reply: { error: boolean; message: string } | null,
+  onRequest?: (payload: Record<string, unknown>) => Promise<void>,
+) {
   const requests: Record<string, unknown>[] = [];
   const subscription = fx.nc.subscribe(subject, {
     callback: (_err, msg: Msg) => {
@@ -115,16 +120,28 @@ test("ListMessages is newest first and paged, is_draft filters; GetMessage retur
 
   const all = await fx.call("GET", "/api/v2/messages", carol.token);
   assert.is(all.status, 200);
-  assert.equal(all.body.items.map((m: { subject: string }) => m.subject), ["third", "second", "first"]);
+  assert.equal(
+    all.body.items.map((m: { subject: string }) => m.subject),
+    ["third", "second", "first"],
+  );
   assert.equal([all.body.total, all.body.offset, all.body.limit], [3, 0, 50]);
   const drafts = await fx.call("GET", "/api/v2/messages?is_draft=true", carol.token);
   assert.is(drafts.status, 200, JSON.stringify(drafts.body));
-  assert.equal(drafts.body.items.map((m: { subject: string }) => m.subject), ["third", "first"]);
+  assert.equal(
+    drafts.body.items.map((m: { subject: string }) => m.subject),
+    ["third", "first"],
+  );
   assert.is(drafts.body.total, 2);
   const sent = await fx.call("GET", "/api/v2/messages?is_draft=false", carol.token);
-  assert.equal(sent.body.items.map((m: { subject: string }) => m.subject), ["second"]);
+  assert.equal(
+    sent.body.items.map((m: { subject: string }) => m.subject),
+    ["second"],
+  );
   const paged = await fx.call("GET", "/api/v2/messages?offset=1&limit=1", carol.token);
-  assert.equal(paged.body.items.map((m: { subject: string }) => m.subject), ["second"]);
+  assert.equal(
+    paged.body.items.map((m: { subject: string }) => m.subject),
+    ["second"],
+  );
   assert.equal([paged.body.total, paged.body.offset, paged.body.limit], [3, 1, 1]);
 
   const one = await fx.call("GET", `/api/v2/messages/${ids[0]}`, carol.token);
@@ -143,7 +160,10 @@ test("PatchDraft stores the change, keeps the From participant and follows the n
   const message = await draft(fx, alice, localIdentity(alice));
   const patched = await fx.call("PATCH", `/api/v2/messages/${message.message_id}`, alice.token, {
     subject: "Hello again",
-    participants: [{ type: "To", address: "someone@else.example" }, { type: "Bcc", address: "hidden@example.com" }],
+    participants: [
+      { type: "To", address: "someone@else.example" },
+      { type: "Bcc", address: "hidden@example.com" },
+    ],
   });
   assert.is(patched.status, 200, JSON.stringify(patched.body));
   assert.is(patched.body.subject, "Hello again");
@@ -165,17 +185,34 @@ const routes: [string, (fx: ApiFixture, user: TestUser) => Promise<string>, stri
   ["a local identity", async (_fx, user) => localIdentity(user), "outboundSMTP", "friend@example.com"],
   [
     "a remote IMAP account",
-    (fx, user) => remoteIdentity(fx, user, { protocol: "imap", identifier: "alice@imap.example", credentials: { username: "a", password: "p" }, infos: { inserver: "imap.example:993", outserver: "smtp.example:465" } }),
+    (fx, user) =>
+      remoteIdentity(fx, user, {
+        protocol: "imap",
+        identifier: "alice@imap.example",
+        credentials: { username: "a", password: "p" },
+        infos: { inserver: "imap.example:993", outserver: "smtp.example:465" },
+      }),
     "outboundIMAP",
     "friend@example.com",
   ],
   [
     "a remote email account",
-    (fx, user) => remoteIdentity(fx, user, { protocol: "email", identifier: "alice@mail.example", credentials: { username: "a", password: "p" }, infos: { inserver: "mail.example:993" } }),
+    (fx, user) =>
+      remoteIdentity(fx, user, {
+        protocol: "email",
+        identifier: "alice@mail.example",
+        credentials: { username: "a", password: "p" },
+        infos: { inserver: "mail.example:993" },
+      }),
     "outboundIMAP",
     "friend@example.com",
   ],
-  ["a twitter account", (fx, user) => remoteIdentity(fx, user, { protocol: "twitter", identifier: "@Alice_Tw", credentials: { token: "t", secret: "s" } }), "twitter_dm", "@friend"],
+  [
+    "a twitter account",
+    (fx, user) => remoteIdentity(fx, user, { protocol: "twitter", identifier: "@Alice_Tw", credentials: { token: "t", secret: "s" } }),
+    "twitter_dm",
+    "@friend",
+  ],
 ];
 
 for (const [what, makeIdentity, subject, recipient] of routes) {
@@ -259,7 +296,12 @@ test("sending what cannot be sent is a 422 that asks no service", async ({ fx, a
     const unaddressed = await fx.call("POST", `/api/v2/messages/${nobody.message_id}/actions`, alice.token, SEND);
     assert.is(unaddressed.status, 422, JSON.stringify(unaddressed.body));
 
-    const identityId = await remoteIdentity(fx, alice, { protocol: "imap", identifier: "gone@imap.example", credentials: { username: "a", password: "p" }, infos: { inserver: "imap.example:993" } });
+    const identityId = await remoteIdentity(fx, alice, {
+      protocol: "imap",
+      identifier: "gone@imap.example",
+      credentials: { username: "a", password: "p" },
+      infos: { inserver: "imap.example:993" },
+    });
     const orphan = await draft(fx, alice, identityId);
     assert.is((await fx.call("DELETE", `/api/v2/identities/remotes/${identityId}`, alice.token)).status, 204);
     await fx.expectWire(1); // delete_identity
@@ -300,7 +342,10 @@ test("another user's message is a 404 to read, change or send, and nothing happe
 });
 
 test("a draft from another user's identity is a 400 on identity_id", async ({ fx, alice, bob }) => {
-  const response = await fx.call("POST", "/api/v2/messages", bob.token, { identity_id: localIdentity(alice), participants: [{ type: "To", address: "x@example.com" }] });
+  const response = await fx.call("POST", "/api/v2/messages", bob.token, {
+    identity_id: localIdentity(alice),
+    participants: [{ type: "To", address: "x@example.com" }],
+  });
   assert.is(response.status, 400, JSON.stringify(response.body));
   assert.is(response.body.field, "identity_id");
   assert.is((await fx.store.messages.list(bob.user_id)).total, 0);

@@ -104,7 +104,10 @@ test("ListPubKeys lists the contact's keys, oldest first; another contact's list
   const listed = await fx.call("GET", keysPath(holder), alice.token);
   assert.is(listed.status, 200);
   assert.is(listed.body.total, 2);
-  assert.equal(listed.body.keys.map((key: { fingerprint: string }) => key.fingerprint), [fpr.other, fpr.ann]);
+  assert.equal(
+    listed.body.keys.map((key: { fingerprint: string }) => key.fingerprint),
+    [fpr.other, fpr.ann],
+  );
   const empty = await newContact(fx, alice, "Keyless");
   assert.equal((await fx.call("GET", keysPath(empty), alice.token)).body, { keys: [], total: 0 });
   assert.equal(fx.takeWire(), []);
@@ -161,13 +164,21 @@ test("another user gets 404 on the contact's keys and changes nothing", async ({
   assert.is((await fx.call("POST", keysPath(holder), bob.token, { key: await gpg.exportPublic(fpr.ann) })).status, 404);
   assert.is((await fx.call("DELETE", `${keysPath(holder)}/${key.key_id}`, bob.token)).status, 404);
   assert.is((await fx.call("DELETE", `${keysPath(bob.contact_id)}/${key.key_id}`, bob.token)).status, 404, "not through his own contact either");
-  assert.equal((await fx.store.keys.list(alice.user_id, holder)).map((k) => k.key_id), [key.key_id]);
+  assert.equal(
+    (await fx.store.keys.list(alice.user_id, holder)).map((k) => k.key_id),
+    [key.key_id],
+  );
   assert.equal(fx.takeWire(), []);
 });
 
 const badKeys: [string, (gpg: Gpg, fpr: Keys) => Promise<unknown>, string, RegExp][] = [
   ["text that is not a key", async () => ({ key: "hello, I am a key" }), "key", /not a readable OpenPGP key/],
-  ["a damaged armor", async (gpg, fpr) => ({ key: (await gpg.exportPublic(fpr.ann)).replace(/\n[A-Za-z0-9+/]{20}/, "\n!!!!") }), "key", /not a readable OpenPGP key/],
+  [
+    "a damaged armor",
+    async (gpg, fpr) => ({ key: (await gpg.exportPublic(fpr.ann)).replace(/\n[A-Za-z0-9+/]{20}/, "\n!!!!") }),
+    "key",
+    /not a readable OpenPGP key/,
+  ],
   ["a private key", async (gpg, fpr) => ({ key: await gpg.exportSecret(fpr.ann) }), "key", /private key/],
   ["two keys in one armor", async (gpg, fpr) => ({ key: await gpg.exportPublic(fpr.ann, fpr.other) }), "key", /exactly one key, found 2/],
   ["a revoked key", async (gpg, fpr) => ({ key: await gpg.exportPublic(fpr.revoked) }), "key", /revoked/],

@@ -54,10 +54,13 @@ test("a token over its budget gets 429 with Retry-After, while another token, an
   assert.is((await me(alice.token, fx.api.url)).status, 200, "another node counts on its own");
 });
 
-test("failed authentications are counted per address, never against a real token's budget; an address over its budget is refused whatever it sends", async ({ fx }) => {
+test("failed authentications are counted per address, never against a real token's budget; an address over its budget is refused whatever it sends", async ({
+  fx,
+}) => {
   const api = await fx.another({ rateLimits: { perToken: 3, perIp: 4 } });
   const carol = await fx.user("carol");
-  const me = (token: string | undefined, localAddress = "127.0.0.1") => rawRequest(`${api.url}/api/v2/me`, { ...(token !== undefined && { token }), localAddress });
+  const me = (token: string | undefined, localAddress = "127.0.0.1") =>
+    rawRequest(`${api.url}/api/v2/me`, { ...(token !== undefined && { token }), localAddress });
 
   assert.is((await me(wrongToken())).status, 401);
   assert.is((await me(undefined)).status, 401, "no token at all counts too");

@@ -26,7 +26,10 @@ test("GET /api/v2/me returns the user behind the token, without any token", asyn
   const text = JSON.stringify(me.body);
   assert.not.ok(text.includes(erin.token), "the token is not in the answer");
   assert.not.ok(text.includes(erin.token.slice(4)), "nor its secret part");
-  assert.not.ok(Object.keys(me.body).some((key) => /token/i.test(key)), JSON.stringify(Object.keys(me.body)));
+  assert.not.ok(
+    Object.keys(me.body).some((key) => /token/i.test(key)),
+    JSON.stringify(Object.keys(me.body)),
+  );
 
   const root = await fx.user("root", { admin: true });
   assert.is((await fx.call("GET", "/api/v2/me", root.token)).body.admin, true);
@@ -92,7 +95,9 @@ test("a published order is stored by the intake stream before the API answers; w
     const gina = await bare.user("gina");
     const created = await bare.call("POST", "/api/v2/contacts", gina.token, { given_name: "Sent" });
     assert.is(created.status, 201);
-    assert.equal(await bare.expectWire(1), [{ subject: "contactAction", payload: { order: "contact_update", contact_id: created.body.contact_id, user_id: gina.user_id } }]);
+    assert.equal(await bare.expectWire(1), [
+      { subject: "contactAction", payload: { order: "contact_update", contact_id: created.body.contact_id, user_id: gina.user_id } },
+    ]);
   } finally {
     await bare.stop();
   }

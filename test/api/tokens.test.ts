@@ -24,7 +24,10 @@ test.before(async (ctx) => {
   const nc = await ctx.fx.nats.connect();
   const subjects = new Subjects("");
   const emitter = new OrderEmitter(nc, subjects, silentLogger());
-  ctx.other = await startApi({ store: await openStore({ nc, subjects, secrets: null }), emitter, logger: silentLogger(), deliverTimeoutMs: 1_000 }, { host: "127.0.0.1", port: 0 });
+  ctx.other = await startApi(
+    { store: await openStore({ nc, subjects, secrets: null }), emitter, logger: silentLogger(), deliverTimeoutMs: 1_000 },
+    { host: "127.0.0.1", port: 0 },
+  );
   ctx.closeOther = async () => {
     await ctx.other.close();
     emitter.close();

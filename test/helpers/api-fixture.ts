@@ -38,7 +38,10 @@ export interface ApiFixture {
   /** Waits for `count` orders on the wire, and a little longer so that extra ones show; as {subject, payload}. */
   expectWire(count: number): Promise<{ subject: string; payload: Record<string, unknown> }[]>;
   /** A new user with a bearer token (and a local identity when `email` is given). */
-  user(name: string, options?: { admin?: boolean; email?: string; recovery_email?: string }): Promise<{ user_id: string; token: string; identity_id: string | null; contact_id: string }>;
+  user(
+    name: string,
+    options?: { admin?: boolean; email?: string; recovery_email?: string },
+  ): Promise<{ user_id: string; token: string; identity_id: string | null; contact_id: string }>;
   call(method: string, path: string, token: string | null, body?: unknown): Promise<HttpResult>;
   /** Another API over the same store and NATS (as another node's), with other edges; stopped with the fixture. */
   another(http: Partial<HttpSettings>, options?: { logger?: Logger }): Promise<RunningApi>;
@@ -51,7 +54,13 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
   const nc = await nats.connect();
   const subjects = new Subjects("");
   // What a node would have made: the stream that stores published orders as they are sent.
-  if (options.intakeStream !== false) await DurableIntake.open(apiNc, subjects, CONTRACT.filter(isPublishOnly).map((spec) => spec.subject), 1);
+  if (options.intakeStream !== false)
+    await DurableIntake.open(
+      apiNc,
+      subjects,
+      CONTRACT.filter(isPublishOnly).map((spec) => spec.subject),
+      1,
+    );
   const store = await openStore({ nc: apiNc, subjects, secrets: new SecretBox(randomBytes(32)) });
   const emitter = new OrderEmitter(apiNc, subjects, silentLogger());
   const context = { store, emitter, logger: silentLogger(), deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000 };
@@ -64,7 +73,8 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
     nc.subscribe(spec.subject, {
       callback: (_err, msg) => {
         const decoded = decodeJson(msg.data);
-        if (decoded.ok) wire.push({ subject: msg.subject, payload: decoded.value as Record<string, unknown>, request: msg.reply !== undefined && msg.reply !== "" });
+        if (decoded.ok)
+          wire.push({ subject: msg.subject, payload: decoded.value as Record<string, unknown>, request: msg.reply !== undefined && msg.reply !== "" });
       },
     });
   }

@@ -11,14 +11,18 @@ import { clusterTestServices } from "./cluster-services.ts";
 
 const config = nodeConfigFromEnv();
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? "warn" });
-const services = process.env.CALIOPEN_TEST_SERVICES === "caliopen" ? caliopenServices(caliopenConfigFromEnv(process.env, config.dataDir, logger)) : clusterTestServices();
+const services =
+  process.env.CALIOPEN_TEST_SERVICES === "caliopen" ? caliopenServices(caliopenConfigFromEnv(process.env, config.dataDir, logger)) : clusterTestServices();
 const node = await startNode(config, services, logger);
 process.stdout.write("ready\n");
 let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
-  node.shutdown("SIGTERM").then(() => process.exit(0), () => process.exit(1));
+  node.shutdown("SIGTERM").then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

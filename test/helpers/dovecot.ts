@@ -114,12 +114,23 @@ namespace inbox {
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  await waitFor(`dovecot listening on ${port} (${stderr})`, async () => (await readFile(join(dir, "run", "master.pid"), "utf8").catch(() => "")) !== "" && (await canConnect(port)), 10_000);
+  await waitFor(
+    `dovecot listening on ${port} (${stderr})`,
+    async () => (await readFile(join(dir, "run", "master.pid"), "utf8").catch(() => "")) !== "" && (await canConnect(port)),
+    10_000,
+  );
 
   const clients: ImapFlow[] = [];
   const tlsCa = options.tls ? await readFile(options.tls.ca, "utf8") : null;
   const client = async (user: string, password: string) => {
-    const imap = new ImapFlow({ host: "127.0.0.1", port, secure: false, auth: { user, pass: password }, logger: false, ...(tlsCa !== null && { tls: { ca: tlsCa }, doSTARTTLS: true }) });
+    const imap = new ImapFlow({
+      host: "127.0.0.1",
+      port,
+      secure: false,
+      auth: { user, pass: password },
+      logger: false,
+      ...(tlsCa !== null && { tls: { ca: tlsCa }, doSTARTTLS: true }),
+    });
     try {
       await imap.connect();
     } catch (err) {

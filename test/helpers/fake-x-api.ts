@@ -114,11 +114,15 @@ export async function startFakeXApi(options: { appKey?: string; appSecret?: stri
     const limit = limits.find((entry) => entry.remaining > 0 && (entry.path === undefined || url.pathname.startsWith(entry.path)));
     if (limit !== undefined) {
       limit.remaining -= 1;
-      return reply(429, { title: "Too Many Requests", detail: "Too Many Requests", type: "about:blank", status: 429 }, {
-        "x-rate-limit-limit": "15",
-        "x-rate-limit-remaining": "0",
-        "x-rate-limit-reset": String(Math.floor(limit.resetAt.getTime() / 1000)),
-      });
+      return reply(
+        429,
+        { title: "Too Many Requests", detail: "Too Many Requests", type: "about:blank", status: 429 },
+        {
+          "x-rate-limit-limit": "15",
+          "x-rate-limit-remaining": "0",
+          "x-rate-limit-reset": String(Math.floor(limit.resetAt.getTime() / 1000)),
+        },
+      );
     }
 
     const who = authenticate(req, url);
@@ -242,12 +246,27 @@ function send(res: ServerResponse, status: number, payload: unknown, headers: Re
 
 function notFound(parameter: string, value: string): unknown {
   return {
-    errors: [{ value, detail: `Could not find user with ${parameter}: [${value}].`, title: "Not Found Error", resource_type: "user", parameter, resource_id: value, type: "https://api.twitter.com/2/problems/resource-not-found" }],
+    errors: [
+      {
+        value,
+        detail: `Could not find user with ${parameter}: [${value}].`,
+        title: "Not Found Error",
+        resource_type: "user",
+        parameter,
+        resource_id: value,
+        type: "https://api.twitter.com/2/problems/resource-not-found",
+      },
+    ],
   };
 }
 
 const encodeToken = (offset: number) => Buffer.from(`page:${offset}`).toString("base64url");
-const decodeToken = (token: string) => Number(Buffer.from(token, "base64url").toString("utf8").replace(/^page:/, "")) || 0;
+const decodeToken = (token: string) =>
+  Number(
+    Buffer.from(token, "base64url")
+      .toString("utf8")
+      .replace(/^page:/, ""),
+  ) || 0;
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -265,9 +284,17 @@ function parseOAuthHeader(header: string): Record<string, string> {
 function oauthSignature(method: string, url: URL, oauth: Record<string, string>, consumerSecret: string, tokenSecret: string): string {
   const params: [string, string][] = [...url.searchParams.entries()];
   for (const [key, value] of Object.entries(oauth)) if (key.startsWith("oauth_") && key !== "oauth_signature") params.push([key, value]);
-  const encoded = params.map(([key, value]) => [rfc3986(key), rfc3986(value)] as const).sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
-  const base = [method.toUpperCase(), rfc3986(`${url.protocol}//${url.host}${url.pathname}`), rfc3986(encoded.map(([key, value]) => `${key}=${value}`).join("&"))].join("&");
-  return createHmac("sha1", `${rfc3986(consumerSecret)}&${rfc3986(tokenSecret)}`).update(base).digest("base64");
+  const encoded = params
+    .map(([key, value]) => [rfc3986(key), rfc3986(value)] as const)
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  const base = [
+    method.toUpperCase(),
+    rfc3986(`${url.protocol}//${url.host}${url.pathname}`),
+    rfc3986(encoded.map(([key, value]) => `${key}=${value}`).join("&")),
+  ].join("&");
+  return createHmac("sha1", `${rfc3986(consumerSecret)}&${rfc3986(tokenSecret)}`)
+    .update(base)
+    .digest("base64");
 }
 
 function rfc3986(value: string): string {

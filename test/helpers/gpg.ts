@@ -41,7 +41,17 @@ export class Gpg {
    */
   async generate(userId: string, options: { algorithm?: string; expire?: string; fakedTime?: string } = {}): Promise<string> {
     const faked = options.fakedTime === undefined ? [] : ["--faked-system-time", `${options.fakedTime}!`];
-    await this.run(["--batch", "--passphrase", "", ...faked, "--quick-generate-key", userId, options.algorithm ?? "ed25519", "default", options.expire ?? "1y"]);
+    await this.run([
+      "--batch",
+      "--passphrase",
+      "",
+      ...faked,
+      "--quick-generate-key",
+      userId,
+      options.algorithm ?? "ed25519",
+      "default",
+      options.expire ?? "1y",
+    ]);
     const listing = await this.run(["--with-colons", "--list-keys", `=${userId}`]);
     const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]{40}):/m.exec(listing)?.[1];
     if (fingerprint === undefined) throw new Error(`gpg made no key for ${userId}:\n${listing}`);
@@ -115,7 +125,11 @@ export class Gpg {
    */
   async listPackets(file: string): Promise<string> {
     const text = await this.run(["--list-packets", file]);
-    return text.replace(/ ctb=[0-9a-f]{2}/g, "").replace(/ new-ctb/g, "").replace(/ hlen=\d+/g, "").replace(/^# off=\d+/gm, "#");
+    return text
+      .replace(/ ctb=[0-9a-f]{2}/g, "")
+      .replace(/ new-ctb/g, "")
+      .replace(/ hlen=\d+/g, "")
+      .replace(/^# off=\d+/gm, "#");
   }
 
   /** The ASCII-armored secret key (which has the public key inside). */
@@ -128,7 +142,21 @@ export class Gpg {
     const certificate = join(this.home, `${fingerprint}.revocation.asc`);
     // --gen-revoke refuses --batch; its questions are answered on the command fd: sure, reason 0, no text, sure.
     await this.run(
-      ["--no-tty", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", "--command-fd", "0", "--armor", "--output", certificate, "--gen-revoke", fingerprint],
+      [
+        "--no-tty",
+        "--yes",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--command-fd",
+        "0",
+        "--armor",
+        "--output",
+        certificate,
+        "--gen-revoke",
+        fingerprint,
+      ],
       "y\n0\n\ny\n",
     );
     await this.run(["--batch", "--import", certificate]);
@@ -136,7 +164,10 @@ export class Gpg {
 
   async listing(fingerprint: string): Promise<GpgKeyListing> {
     const text = await this.run(["--with-colons", "--fixed-list-mode", "--list-keys", fingerprint]);
-    const pub = text.split("\n").find((line) => line.startsWith("pub:"))?.split(":");
+    const pub = text
+      .split("\n")
+      .find((line) => line.startsWith("pub:"))
+      ?.split(":");
     if (pub === undefined) throw new Error(`gpg does not know ${fingerprint}`);
     const expires = pub[6] ?? "";
     return {
@@ -150,7 +181,11 @@ export class Gpg {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => spawn("gpgconf", ["--homedir", this.home, "--kill", "all"], { stdio: "ignore" }).on("close", () => resolve()).on("error", () => resolve()));
+    await new Promise<void>((resolve) =>
+      spawn("gpgconf", ["--homedir", this.home, "--kill", "all"], { stdio: "ignore" })
+        .on("close", () => resolve())
+        .on("error", () => resolve()),
+    );
     await rm(this.home, { recursive: true, force: true });
   }
 
@@ -174,7 +209,9 @@ export class Gpg {
       child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       child.on("error", (err) => reject(new Error(`cannot run ${command} (install gnupg: scripts/setup.sh --test-peers): ${err.message}`)));
-      child.on("close", (code) => (code === 0 ? resolve(Buffer.concat(stdout)) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}:\n${stderr}`))));
+      child.on("close", (code) =>
+        code === 0 ? resolve(Buffer.concat(stdout)) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}:\n${stderr}`)),
+      );
       child.stdin.on("error", () => undefined); // gpg may exit without reading its input: the exit code tells
       child.stdin.end(input ?? "");
     });

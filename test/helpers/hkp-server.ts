@@ -30,7 +30,15 @@ export async function startTestKeyServer(options: { port?: number } = {}): Promi
   for (const sub of ["etc/sks", "var/lib/sks", "var/log/sks", "var/run/sks"]) await mkdir(join(dir, sub), { recursive: true });
   await writeFile(
     join(dir, "etc/sks/sksconf"),
-    [`hkp_address: 127.0.0.1`, `hkp_port: ${port}`, `recon_address: 127.0.0.1`, `recon_port: ${await freePort()}`, `pagesize: 16`, `ptree_pagesize: 16`, ``].join("\n"),
+    [
+      `hkp_address: 127.0.0.1`,
+      `hkp_port: ${port}`,
+      `recon_address: 127.0.0.1`,
+      `recon_port: ${await freePort()}`,
+      `pagesize: 16`,
+      `ptree_pagesize: 16`,
+      ``,
+    ].join("\n"),
   );
   await writeFile(join(dir, "etc/sks/membership"), "");
   await runToEnd("sks", ["build", "-basedir", dir, "-n", "1", "-cache", "20"], dir);
@@ -88,7 +96,9 @@ function runToEnd(command: string, args: string[], dir: string): Promise<void> {
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.on("error", (err) => reject(new Error(`cannot run ${command} (install sks: scripts/setup.sh --test-peers): ${err.message}`)));
-    child.on("close", async (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited with ${code}: ${output}${await log(dir)}`))));
+    child.on("close", async (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited with ${code}: ${output}${await log(dir)}`)),
+    );
   });
 }
 

@@ -35,7 +35,13 @@ export function rawRequest(url: string, options: RawRequest = {}): Promise<RawAn
   return new Promise((resolve, reject) => {
     const req = send(
       target,
-      { method: options.method ?? "GET", headers, agent: false, ...(options.localAddress !== undefined && { localAddress: options.localAddress }), ...(options.ca !== undefined && { ca: options.ca }) },
+      {
+        method: options.method ?? "GET",
+        headers,
+        agent: false,
+        ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
+        ...(options.ca !== undefined && { ca: options.ca }),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -46,7 +46,9 @@ export async function startTestNatsCluster(size = 3): Promise<TestNatsCluster> {
       `  name: caliopen-test`,
       `  listen: "127.0.0.1:${routePorts[i]}"`,
       `  routes: [${routePorts.map((port) => `"nats-route://127.0.0.1:${port}"`).join(", ")}]`,
-      ...tls(true).split("\n").map((line) => `  ${line}`),
+      ...tls(true)
+        .split("\n")
+        .map((line) => `  ${line}`),
       `}`,
     ].join("\n");
   const client = { ca: certificates.ca, cert: certificates.clientCert, key: certificates.clientKey };
@@ -58,11 +60,16 @@ export async function startTestNatsCluster(size = 3): Promise<TestNatsCluster> {
   const endpoint = as("node");
   // JetStream is usable once the cluster has elected its meta leader.
   const nc = await connect(await natsConnectOptions(endpoint));
-  await waitFor("JetStream cluster ready", async () => {
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.getAccountInfo();
-    return info !== undefined;
-  }, 20_000, 200);
+  await waitFor(
+    "JetStream cluster ready",
+    async () => {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.getAccountInfo();
+      return info !== undefined;
+    },
+    20_000,
+    200,
+  );
   await nc.close();
   return {
     url,

@@ -34,7 +34,12 @@ export interface ServerSubscription {
 export async function startTestNats(options: { security?: EmbeddedNatsOptions["security"] } = {}): Promise<TestNats> {
   const dir = await mkdtemp(join(tmpdir(), "caliopen-test-nats-"));
   const monitorPort = await freePort();
-  const server = await startEmbeddedNats({ dataDir: dir, port: 0, extraArgs: ["-m", String(monitorPort)], ...(options.security !== undefined && { security: options.security }) });
+  const server = await startEmbeddedNats({
+    dataDir: dir,
+    port: 0,
+    extraArgs: ["-m", String(monitorPort)],
+    ...(options.security !== undefined && { security: options.security }),
+  });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   const clients: NatsConnection[] = [];
   return {

@@ -54,7 +54,10 @@ export async function silent(port: number, giveUpMs: number, tls?: { ca: string 
 
 function open(port: number, tls?: { ca: string }): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = tls === undefined ? connect({ host: "127.0.0.1", port }, () => resolve(socket)) : tlsConnect({ host: "127.0.0.1", port, ca: tls.ca }, () => resolve(socket));
+    const socket =
+      tls === undefined
+        ? connect({ host: "127.0.0.1", port }, () => resolve(socket))
+        : tlsConnect({ host: "127.0.0.1", port, ca: tls.ca }, () => resolve(socket));
     socket.once("error", reject);
   });
 }

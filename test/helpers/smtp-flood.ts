@@ -39,7 +39,16 @@ export async function startFlood(port: number, sources: string[], perSource: num
   const needed = sources.length * perSource + 100;
   // Only ever raised, and only the soft limit.
   const script = `if [ "$(ulimit -S -n)" != unlimited ] && [ "$(ulimit -S -n)" -lt ${needed} ]; then ulimit -S -n ${needed} 2>/dev/null || ulimit -S -n "$(ulimit -H -n)" 2>/dev/null; fi; echo "nofile $(ulimit -S -n)" >&2; exec "$@"`;
-  const child: ChildProcessWithoutNullStreams = spawn("sh", ["-c", script, "sh", process.execPath, "--import", "tsx", CLIENT, JSON.stringify({ port, sources, perSource })]);
+  const child: ChildProcessWithoutNullStreams = spawn("sh", [
+    "-c",
+    script,
+    "sh",
+    process.execPath,
+    "--import",
+    "tsx",
+    CLIENT,
+    JSON.stringify({ port, sources, perSource }),
+  ]);
   let stderr = "";
   let nofile = 0;
   let limitKnown!: () => void;

@@ -68,10 +68,14 @@ export async function startSmtpSink(options: { hostname?: string } = {}): Promis
     dir,
     messages,
     async waitForMessages(count, timeoutMs = 5_000) {
-      return waitFor(`${count} message(s) at smtp-sink`, async () => {
-        const found = await messages();
-        return found.length >= count ? found : null;
-      }, timeoutMs);
+      return waitFor(
+        `${count} message(s) at smtp-sink`,
+        async () => {
+          const found = await messages();
+          return found.length >= count ? found : null;
+        },
+        timeoutMs,
+      );
     },
     async stop() {
       if (child.exitCode === null && child.pid !== undefined) {

@@ -45,7 +45,25 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   await issue(dir, "ca", "server", "127.0.0.1", "server.ext");
   await issue(dir, "ca", "client", "caliopen node", "client.ext");
   await issue(dir, "stranger-ca", "stranger", "caliopen node", "client.ext");
-  await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", path("self-signed-key.pem"), "-out", path("self-signed.pem")]);
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-keyout",
+    path("self-signed-key.pem"),
+    "-out",
+    path("self-signed.pem"),
+  ]);
   await writeFile(path("named.ext"), `subjectAltName=DNS:${PROVIDER_NAME}\nextendedKeyUsage=serverAuth\n`);
   await issue(dir, "ca", "named", PROVIDER_NAME, "named.ext");
   return {
@@ -67,15 +85,57 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
 }
 
 async function authority(dir: string, name: string, subject: string): Promise<void> {
-  await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", `/CN=${subject}`, "-keyout", join(dir, `${name}-key.pem`), "-out", join(dir, `${name}.pem`)]);
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${subject}`,
+    "-keyout",
+    join(dir, `${name}-key.pem`),
+    "-out",
+    join(dir, `${name}.pem`),
+  ]);
 }
 
 async function issue(dir: string, ca: string, name: string, commonName: string, extensions: string): Promise<void> {
   const key = join(dir, `${name}-key.pem`);
   const request = join(dir, `${name}.csr`);
-  await run("openssl", ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${commonName}`, "-keyout", key, "-out", request]);
   await run("openssl", [
-    "x509", "-req", "-in", request, "-CA", join(dir, `${ca}.pem`), "-CAkey", join(dir, `${ca}-key.pem`), "-CAcreateserial",
-    "-days", "2", "-extfile", join(dir, extensions), "-out", join(dir, `${name}.pem`),
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-subj",
+    `/CN=${commonName}`,
+    "-keyout",
+    key,
+    "-out",
+    request,
+  ]);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    request,
+    "-CA",
+    join(dir, `${ca}.pem`),
+    "-CAkey",
+    join(dir, `${ca}-key.pem`),
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    join(dir, extensions),
+    "-out",
+    join(dir, `${name}.pem`),
   ]);
 }

@@ -123,7 +123,11 @@ test("a pending deadline survives a restart: it is re-armed from the snapshot an
   const cell = await first.activate("c7", "timer");
   const at = Date.now() + 600;
   cell.deliverInternal({ type: "schedule", payload: { at } });
-  await waitFor("deadline saved", async () => Object.keys((await fx.snapshots.load("c7", "timer"))?.record.snapshot ?? {}).length > 0 && (await fx.snapshots.load("c7", "timer"))?.record.snapshot);
+  await waitFor(
+    "deadline saved",
+    async () =>
+      Object.keys((await fx.snapshots.load("c7", "timer"))?.record.snapshot ?? {}).length > 0 && (await fx.snapshots.load("c7", "timer"))?.record.snapshot,
+  );
   await first.stop("c7", "timer");
 
   const second = fx.newHost("node-b");
@@ -182,7 +186,10 @@ test("a deadline that comes due while the actor is busy is delivered once it can
   assert.is(fired.length, 1, "fired once");
   sub.unsubscribe();
   const letters = await fx.deadLetters.list(50);
-  assert.not.ok(letters.some((l) => l.subject === cell.subject), "no dead letter for the deadline");
+  assert.not.ok(
+    letters.some((l) => l.subject === cell.subject),
+    "no dead letter for the deadline",
+  );
 });
 
 test("a published message the actor cannot take is kept as a dead letter", async ({ fx }) => {
@@ -218,7 +225,10 @@ test("internal events sent on the actor's subject change nothing: deadlines, run
     assert.match(String(answer.message), new RegExp(`do not take "${message.type}" from the bus`));
     fx.nc.publish(cell.subject, encodeJson({ ...message, marker: `forged-${message.type}` }));
   }
-  await waitFor("forged messages dead-lettered", async () => (await fx.deadLetters.list(100)).filter((l) => l.subject === cell.subject).length === forged.length);
+  await waitFor(
+    "forged messages dead-lettered",
+    async () => (await fx.deadLetters.list(100)).filter((l) => l.subject === cell.subject).length === forged.length,
+  );
   assert.equal(cell.inspect().context, before, "nothing changed");
   assert.is(cell.status, "running");
   assert.equal(crashes, []);
@@ -250,7 +260,10 @@ test("bus input to a mailbox is bounded: an oversized or too deeply nested messa
   const deep = reply((await fx.nc.request(cell.subject, new TextEncoder().encode(deepText), { timeout: 2000 })).data);
   assert.match(String(deep.message), /nested deeper than the limit of 32 levels/);
   assert.is((cell.inspect().context as { count: number }).count, 0);
-  const tooLong = await host.activate("c9e", "k".repeat(1_000)).then(() => "started", (err: Error) => err.message);
+  const tooLong = await host.activate("c9e", "k".repeat(1_000)).then(
+    () => "started",
+    (err: Error) => err.message,
+  );
   assert.match(tooLong, /at most 128 characters/);
 });
 
@@ -302,7 +315,10 @@ test("a delivered message settles 'done' only once the state it produced is save
   }
   await waitFor("all settled", () => storedAtSettle.length === 5);
   assert.equal(outcomes, ["done", "done", "done", "done", "done"]);
-  assert.ok(storedAtSettle.every((count) => count === 5), `saved state when settled: ${storedAtSettle.join(",")}`);
+  assert.ok(
+    storedAtSettle.every((count) => count === 5),
+    `saved state when settled: ${storedAtSettle.join(",")}`,
+  );
 });
 
 test("a message that changes nothing settles at once; one refused settles 'done' after being dead-lettered", async ({ fx }) => {

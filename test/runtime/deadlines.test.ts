@@ -39,7 +39,10 @@ test("a cleared deadline never fires; a past one fires at once", async () => {
 
 test("backoff grows exponentially up to its cap, with bounded jitter", () => {
   const policy = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0 };
-  assert.equal([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(policy, n)), [100, 200, 400, 800, 1000, 1000]);
+  assert.equal(
+    [1, 2, 3, 4, 5, 6].map((n) => backoffDelay(policy, n)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
   const jittered = backoffDelay({ ...policy, jitter: 0.5 }, 3, () => 1);
   assert.is(jittered, 200);
 });

@@ -48,23 +48,45 @@ test("every node answers caliopen.debug.nodes", async ({ fx }) => {
 
 test("caliopen.debug.actors: one reply per node, filtered by kind, or by node", async ({ fx }) => {
   const everything = await all(fx, "caliopen.debug.actors");
-  assert.equal(everything.map((r) => r.total), [2, 2]);
+  assert.equal(
+    everything.map((r) => r.total),
+    [2, 2],
+  );
   const betas = await all(fx, "caliopen.debug.actors", { kind: "beta" });
-  assert.equal(betas.map((r) => (r.actors as { key: string }[]).map((a) => a.key)), [["n1-b"], ["n2-b"]]);
+  assert.equal(
+    betas.map((r) => (r.actors as { key: string }[]).map((a) => a.key)),
+    [["n1-b"], ["n2-b"]],
+  );
   const onlyN2 = await all(fx, "caliopen.debug.actors", { node: "n2" });
-  assert.equal(onlyN2.map((r) => r.node), ["n2"]);
+  assert.equal(
+    onlyN2.map((r) => r.node),
+    ["n2"],
+  );
   const paged = await all(fx, "caliopen.debug.actors", { node: "n1", limit: 1, offset: 1 });
-  assert.equal(paged.map((r) => [r.total, (r.actors as unknown[]).length, r.offset]), [[2, 1, 1]]);
+  assert.equal(
+    paged.map((r) => [r.total, (r.actors as unknown[]).length, r.offset]),
+    [[2, 1, 1]],
+  );
 });
 
 test("caliopen.debug.actor.<kind>.<key>: the owner answers with the snapshot, others say not found", async ({ fx }) => {
   const replies = await all(fx, "caliopen.debug.actor.alpha.n2-a");
-  assert.equal(replies.map((r) => [r.node, r.found]), [["n1", false], ["n2", true]]);
+  assert.equal(
+    replies.map((r) => [r.node, r.found]),
+    [
+      ["n1", false],
+      ["n2", true],
+    ],
+  );
   const actor = replies[1]!.actor as { context: { password: string; key: string } };
   assert.is(actor.context.key, "n2-a");
   assert.is(actor.context.password, "[redacted]");
   const bad = await all(fx, "caliopen.debug.actor.alpha");
-  assert.equal(bad.map((r) => r.error), [true, true], "a subject without a key gets an error from every node");
+  assert.equal(
+    bad.map((r) => r.error),
+    [true, true],
+    "a subject without a key gets an error from every node",
+  );
   assert.match(String(bad[0]!.message), /expected caliopen\.debug\.actor\.<kind>\.<key>/);
 });
 
@@ -85,7 +107,11 @@ test("caliopen.debug.actors: unbounded or mistyped queries get an error naming t
   ];
   for (const [query, expected] of cases) {
     const replies = await all(fx, "caliopen.debug.actors", query);
-    assert.equal(replies.map((r) => r.error), [true, true], JSON.stringify(query).slice(0, 40));
+    assert.equal(
+      replies.map((r) => r.error),
+      [true, true],
+      JSON.stringify(query).slice(0, 40),
+    );
     assert.match(String(replies[0]?.message), expected);
   }
   const deep = await all(fx, "caliopen.debug.actors", JSON.parse(`{"kind":${"[".repeat(40)}${"]".repeat(40)}}`));
@@ -94,7 +120,10 @@ test("caliopen.debug.actors: unbounded or mistyped queries get an error naming t
 
 test("caliopen.debug.actor.<kind>.<key>: an over-long key gets an error, not a lookup", async ({ fx }) => {
   const replies = await all(fx, `caliopen.debug.actor.alpha.${"k".repeat(3_000)}`);
-  assert.equal(replies.map((r) => r.error), [true, true]);
+  assert.equal(
+    replies.map((r) => r.error),
+    [true, true],
+  );
   assert.match(String(replies[0]?.message), /a key of at most 128 characters/);
 });
 

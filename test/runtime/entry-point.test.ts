@@ -97,12 +97,20 @@ test("a durable order whose handler says RetryLater is offered again after a pau
   await waitFor("handled on the third delivery", () => attempts.length === 3, 15_000, 50);
   assert.ok((attempts[1] as number) - (attempts[0] as number) >= 1_500, "after a pause");
   const letters = await fx.deadLetters.list(100);
-  assert.not.ok(letters.some((l) => JSON.stringify(l.payload).includes("recovers")), "a recovered order is no dead letter");
+  assert.not.ok(
+    letters.some((l) => JSON.stringify(l.payload).includes("recovers")),
+    "a recovered order is no dead letter",
+  );
 
   attempts.length = 0;
   failUntil = Number.POSITIVE_INFINITY;
   fx.nc.publish(fx.subjects.wire("flaky"), encodeJson({ order: "go", job_id: "never" }));
-  const letter = await waitFor("dead letter after 3 attempts", async () => (await fx.deadLetters.list(100)).find((l) => JSON.stringify(l.payload).includes("never")), 30_000, 100);
+  const letter = await waitFor(
+    "dead letter after 3 attempts",
+    async () => (await fx.deadLetters.list(100)).find((l) => JSON.stringify(l.payload).includes("never")),
+    30_000,
+    100,
+  );
   assert.is(attempts.length, 3);
   assert.match(letter.reason, /server down for never/);
   await ep.stopTaking();
@@ -145,7 +153,11 @@ test("an order over the size or depth limit is refused naming the limit, without
 });
 
 test("OrderRefused: the requester gets the reason as an error, a published order becomes a dead letter; counted as rejected", async ({ fx }) => {
-  const ep = entry(fx, { orders: { run: { mode: "publish", schema, handle: () => Promise.reject(new OrderRefused("run refused: no job j")) } } }, "jobs-refused");
+  const ep = entry(
+    fx,
+    { orders: { run: { mode: "publish", schema, handle: () => Promise.reject(new OrderRefused("run refused: no job j")) } } },
+    "jobs-refused",
+  );
   assert.equal(await ask(fx, "ns1.jobs-refused", { order: "run", job_id: "j" }), { error: true, message: "run refused: no job j" });
   fx.nc.publish("ns1.jobs-refused", encodeJson({ order: "run", job_id: "j", marker: "refused-1" }));
   const letter = await waitFor("dead letter", async () => (await fx.deadLetters.list(50)).find((l) => JSON.stringify(l.payload).includes("refused-1")));
@@ -170,7 +182,9 @@ test("a request whose reply subject could get the node's connection closed is dr
   assert.is(fx.nc.isClosed(), false);
 });
 
-test("durable: with slow handlers and a flood of orders, at most the bound run at once, the rest wait in JetStream (not taken, not redelivered), and every order is handled once", async ({ fx }) => {
+test("durable: with slow handlers and a flood of orders, at most the bound run at once, the rest wait in JetStream (not taken, not redelivered), and every order is handled once", async ({
+  fx,
+}) => {
   const BOUND = 4;
   const ORDERS = 120;
   const intake = await DurableIntake.open(fx.nc, fx.subjects, ["flood"], 1);
@@ -229,7 +243,9 @@ test("durable: with slow handlers and a flood of orders, at most the bound run a
   await ep.stopTaking();
 });
 
-test("core NATS: at most the bound run, as many wait their turn, the rest are answered busy; a published order beyond them is a dead letter saying so", async ({ fx }) => {
+test("core NATS: at most the bound run, as many wait their turn, the rest are answered busy; a published order beyond them is a dead letter saying so", async ({
+  fx,
+}) => {
   const BOUND = 3;
   let release: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -240,7 +256,11 @@ test("core NATS: at most the bound run, as many wait their turn, the rest are an
       subject: "jobs-busy",
       queue: "workers",
       orders: {
-        run: { mode: "request", schema, handle: async (payload) => (running++, (most = Math.max(most, running)), await gate, running--, ok("ran", { job: payload.job_id })) },
+        run: {
+          mode: "request",
+          schema,
+          handle: async (payload) => (running++, (most = Math.max(most, running)), await gate, running--, ok("ran", { job: payload.job_id })),
+        },
         note: { mode: "publish", schema, handle: () => undefined },
       },
     },

@@ -14,14 +14,14 @@ test("bus JSON over the size limit is refused before it is parsed, naming the li
 test("bus JSON nested deeper than the limit is refused, naming the limit; 10,000 levels do not overflow the stack", () => {
   const deep = bytes("[".repeat(10_000) + "]".repeat(10_000));
   assert.equal(decodeBusJson(deep), { ok: false, error: "JSON nested deeper than the limit of 32 levels" });
-  const unclosed = bytes(`{"a":${"{\"a\":".repeat(10_000)}`);
+  const unclosed = bytes(`{"a":${'{"a":'.repeat(10_000)}`);
   assert.equal(decodeBusJson(unclosed), { ok: false, error: "JSON nested deeper than the limit of 32 levels" });
   const atLimit = "[".repeat(32) + "]".repeat(32);
   assert.ok(decodeBusJson(bytes(atLimit)).ok);
 });
 
 test("brackets inside strings, and escaped quotes, do not count as nesting", () => {
-  assert.not.ok(nestingExceeds(JSON.stringify({ text: "[".repeat(100) + '\\"{{{{' }), 2));
+  assert.not.ok(nestingExceeds(JSON.stringify({ text: `${"[".repeat(100)}\\"{{{{` }), 2));
   assert.ok(nestingExceeds('{"a":"\\\\",' + '"b":[[[]]]}', 3));
 });
 

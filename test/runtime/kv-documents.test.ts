@@ -56,7 +56,9 @@ test("update is compare-and-swap: 20 concurrent increments all land", async () =
   // Separate connections, so the writers really interleave on the server.
   const writers = await Promise.all(Array.from({ length: 4 }, async () => KvDocuments.open<Counter>(await nats.connect(), "test_kv_documents")));
   const results = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => (writers[i % writers.length] as KvDocuments<Counter>).update("counter", (current) => ({ ...current, count: current.count + 1 }))),
+    Array.from({ length: 20 }, (_, i) =>
+      (writers[i % writers.length] as KvDocuments<Counter>).update("counter", (current) => ({ ...current, count: current.count + 1 })),
+    ),
   );
   assert.is((await docs.get("counter"))?.value.count, 20);
   // Each update resolves to the value it stored: every count from 1 to 20 exactly once.
@@ -111,11 +113,8 @@ test("keys and values select documents with a subject-style filter", async () =>
   assert.equal((await scoped.keys("alice.*")).sort(), ["alice.one", "alice.two"]);
   assert.equal((await scoped.keys("alice.>")).sort(), ["alice.deep.three", "alice.one", "alice.two"]);
   assert.equal((await scoped.keys()).sort(), ["alice.deep.three", "alice.one", "alice.two", "bob.one"]);
-  assert.equal(
-    (await scoped.values("alice.*")).map((doc) => doc.name).sort(),
-    ["alice.one", "alice.two"],
-  );
-  assert.equal((await scoped.values("bob.*")), [{ name: "bob.one", count: 4 }]);
+  assert.equal((await scoped.values("alice.*")).map((doc) => doc.name).sort(), ["alice.one", "alice.two"]);
+  assert.equal(await scoped.values("bob.*"), [{ name: "bob.one", count: 4 }]);
   assert.equal(await scoped.values("carol.*"), []);
 });
 

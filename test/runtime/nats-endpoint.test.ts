@@ -37,7 +37,10 @@ test("the environment's NATS_* settings, and credentials written in the URL", ()
   // Explicit settings win over the URL's.
   assert.equal(natsEndpointFromEnv({ NATS_URL: "nats://u:p@a:4222", NATS_USER: "v", NATS_PASSWORD: "q" }), { url: "nats://a:4222", user: "v", password: "q" });
   const refused = (env: NodeJS.ProcessEnv, pattern: RegExp) =>
-    assert.throws(() => natsEndpointFromEnv(env), (err: Error) => err instanceof StartupError && pattern.test(err.message));
+    assert.throws(
+      () => natsEndpointFromEnv(env),
+      (err: Error) => err instanceof StartupError && pattern.test(err.message),
+    );
   refused({ NATS_URL: "nats://a", NATS_CREDS: "/c", NATS_TOKEN: "t" }, /NATS_CREDS and NATS_TOKEN are both set/);
   refused({ NATS_URL: "nats://a", NATS_PASSWORD: "p" }, /NATS_PASSWORD is set without NATS_USER/);
   refused({ NATS_URL: "nats://a", NATS_CERT: "/c.pem" }, /NATS_CERT and NATS_KEY go together/);
@@ -53,7 +56,10 @@ test("a missing or malformed credential file is named by its setting, before any
   await writeFile(join(dir, "not-a-seed"), "hello\n");
   await writeFile(join(dir, "not-creds"), "hello\n");
   const fails = async (endpoint: NatsEndpoint, pattern: RegExp) => {
-    const error = await natsConnectOptions(endpoint).then(() => null, (err: Error) => err);
+    const error = await natsConnectOptions(endpoint).then(
+      () => null,
+      (err: Error) => err,
+    );
     assert.instance(error, StartupError);
     assert.match(error!.message, pattern);
   };
@@ -71,7 +77,10 @@ test("a missing or malformed credential file is named by its setting, before any
 
 test("a user and password, and a token, against real servers; what the node reports never holds them", async () => {
   const users = await startTestNats({
-    security: { config: `authorization {\n  users = [ { user: "alice", password: ${JSON.stringify(PASSWORD)} } ]\n}\n`, client: { user: "alice", password: PASSWORD } },
+    security: {
+      config: `authorization {\n  users = [ { user: "alice", password: ${JSON.stringify(PASSWORD)} } ]\n}\n`,
+      client: { user: "alice", password: PASSWORD },
+    },
   });
   const tokens = await startTestNats({ security: { config: `authorization {\n  token: "s3cr3t-token"\n}\n`, client: { token: "s3cr3t-token" } } });
   try {
@@ -86,7 +95,11 @@ test("a user and password, and a token, against real servers; what the node repo
     } finally {
       await node.shutdown("test over");
     }
-    const nc = await connectToNats({ endpoint: natsEndpointFromEnv({ NATS_URL: tokens.url, NATS_TOKEN: "s3cr3t-token" })!, name: "token", logger: silentLogger() });
+    const nc = await connectToNats({
+      endpoint: natsEndpointFromEnv({ NATS_URL: tokens.url, NATS_TOKEN: "s3cr3t-token" })!,
+      name: "token",
+      logger: silentLogger(),
+    });
     await nc.close();
     const wrong = await connectToNats({ endpoint: { url: tokens.url, token: "guess" }, name: "token", logger: silentLogger() }).then(
       () => "connected",
@@ -147,7 +160,18 @@ test("a .creds file (user JWT and nkey seed) against a nats-server in operator m
   const operatorJwt = await encodeOperator("caliopen-test", operator);
   // An account with JetStream, as a node needs it.
   const unlimited = { subs: -1, data: -1, payload: -1 };
-  const accountLimits = { ...unlimited, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+  const accountLimits = {
+    ...unlimited,
+    imports: -1,
+    exports: -1,
+    wildcards: true,
+    conn: -1,
+    leaf: -1,
+    mem_storage: -1,
+    disk_storage: -1,
+    streams: -1,
+    consumer: -1,
+  };
   const accountJwt = await encodeAccount("caliopen", account, { limits: accountLimits }, { signer: operator });
   // JetStream in operator mode needs a system account.
   const system = createAccount();
@@ -169,7 +193,11 @@ test("a .creds file (user JWT and nkey seed) against a nats-server in operator m
   const creds = await credsFile("node", account);
   const nats = await startTestNats({ security: { config, client: { creds } } });
   try {
-    const node = await startTestNode(natsEndpointFromEnv({ NATS_URL: nats.url, NATS_CREDS: creds })!, { families: [], bindings: () => ({}) }, { nodeId: "creds-node" });
+    const node = await startTestNode(
+      natsEndpointFromEnv({ NATS_URL: nats.url, NATS_CREDS: creds })!,
+      { families: [], bindings: () => ({}) },
+      { nodeId: "creds-node" },
+    );
     const reply = decodeJson((await node.nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 3_000 })).data);
     assert.is((reply as { ok: true; value: { nats: { auth: string } } }).value.nats.auth, "creds");
     await node.shutdown("test over");

@@ -87,7 +87,10 @@ test("publishes from many promise continuations, small and past the write buffer
     nc.publish("settled.order", payload);
   }
   await all;
-  assert.equal(got, Array.from({ length: total }, (_, n) => n));
+  assert.equal(
+    got,
+    Array.from({ length: total }, (_, n) => n),
+  );
   await receiver.close();
 });
 

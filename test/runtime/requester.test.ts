@@ -22,7 +22,10 @@ test("many concurrent requests share one inbox and each gets its own reply", asy
   });
   const requester = new Requester(nc);
   const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => requester.request("echo", new TextEncoder().encode(`n${i}`), 2000)));
-  assert.equal(replies.map((msg) => msg.string()), Array.from({ length: 200 }, (_, i) => `n${i}`));
+  assert.equal(
+    replies.map((msg) => msg.string()),
+    Array.from({ length: 200 }, (_, i) => `n${i}`),
+  );
   const inboxes = (await nats.subscriptions()).filter((sub) => sub.subject.startsWith("_INBOX."));
   assert.is(inboxes.length, 1, "one inbox subscription for all of them");
   requester.close();

@@ -117,7 +117,12 @@ test("tampered data, tag or iv fails to open, without saying anything of the key
     bytes[0] = (bytes[0] as number) ^ 0x01;
     return bytes.toString("base64");
   };
-  for (const tampered of [{ ...sealed, data: flip(sealed.data) }, { ...sealed, tag: flip(sealed.tag) }, { ...sealed, iv: flip(sealed.iv) }, { ...sealed, iv: "" }]) {
+  for (const tampered of [
+    { ...sealed, data: flip(sealed.data) },
+    { ...sealed, tag: flip(sealed.tag) },
+    { ...sealed, iv: flip(sealed.iv) },
+    { ...sealed, iv: "" },
+  ]) {
     const err = notOpened("tampered", () => box.open(tampered, AAD));
     assert.not.ok(err.message.includes(key.toString("base64")) || err.message.includes(key.toString("hex")) || err.message.includes("long enough"));
   }

@@ -36,7 +36,21 @@ test("keys become single subject tokens, reversibly", () => {
 
 test("reply subjects the node may publish to: plain inboxes, nothing long, empty-tokened, wildcarded or with spaces", () => {
   for (const good of ["_INBOX.abc123.7", "$JS.ACK.stream.consumer.1.2.3.4.5", "x".repeat(MAX_REPLY_SUBJECT_LENGTH)]) assert.ok(isSafeReplySubject(good), good);
-  for (const bad of ["", "x".repeat(MAX_REPLY_SUBJECT_LENGTH + 1), "_INBOX.a".padEnd(4090, "b"), "a..b", ".a", "a.", "a.*", "a.>", "a b", "a\tb", "a\u0000b", "é", "a.\ud800"]) {
+  for (const bad of [
+    "",
+    "x".repeat(MAX_REPLY_SUBJECT_LENGTH + 1),
+    "_INBOX.a".padEnd(4090, "b"),
+    "a..b",
+    ".a",
+    "a.",
+    "a.*",
+    "a.>",
+    "a b",
+    "a\tb",
+    "a\u0000b",
+    "é",
+    "a.\ud800",
+  ]) {
     assert.not.ok(isSafeReplySubject(bad), JSON.stringify(bad.slice(0, 20)));
   }
 });

@@ -88,11 +88,19 @@ test("secrets status shows the recorded key id and the credentials per key id an
 
   const keyless = await secrets(ctx, {}, "--json", "status");
   assert.is(keyless.code, 0, keyless.stderr);
-  const body = JSON.parse(keyless.stdout) as { key_check: string; keys: string[]; opens_key_check: boolean | null; credentials: { kid: string; format: number; count: number }[] };
+  const body = JSON.parse(keyless.stdout) as {
+    key_check: string;
+    keys: string[];
+    opens_key_check: boolean | null;
+    credentials: { kid: string; format: number; count: number }[];
+  };
   assert.is(body.key_check, kid(oldKey));
   assert.equal(body.keys, []);
   assert.is(body.opens_key_check, null);
-  assert.equal(body.credentials, [{ kid: kid(oldKey), format: 2, count: 2 }, { kid: kid(oldKey), format: 1, count: 1 }]);
+  assert.equal(body.credentials, [
+    { kid: kid(oldKey), format: 2, count: 2 },
+    { kid: kid(oldKey), format: 1, count: 1 },
+  ]);
 
   const stranger = await secrets(ctx, { CALIOPEN_SECRET_KEY: text(strangerKey) }, "status");
   assert.is(stranger.code, 1, "keys that do not open the check: exit 1");
@@ -105,7 +113,11 @@ test("secrets rotate refuses keys that do not open the recorded check, and chang
   assert.match(refused.stderr, /^caliopen: the deployment's secret key is /);
   for (const id of [kid(oldKey), kid(newKey), kid(strangerKey)]) assert.match(refused.stderr, id);
   assert.match(refused.stderr, "nothing was re-sealed");
-  assert.equal(await sealedKids(ctx), [{ kid: kid(oldKey), v: 2 }, { kid: kid(oldKey), v: 2 }, { kid: kid(oldKey), v: undefined }]);
+  assert.equal(await sealedKids(ctx), [
+    { kid: kid(oldKey), v: 2 },
+    { kid: kid(oldKey), v: 2 },
+    { kid: kid(oldKey), v: undefined },
+  ]);
   assert.is(await (await store(ctx, null)).keyCheck.recordedKid(), kid(oldKey));
 
   const keyless = await secrets(ctx, {}, "rotate");
@@ -124,7 +136,8 @@ test("secrets rotate re-seals every credential under the new first key (legacy o
     { kid: kid(newKey), v: 2 },
   ]);
   const after = await store(ctx, new SecretBox(newKey));
-  for (const identity of ctx.sealed) assert.equal(await after.identities.credentials(ctx.userId, identity.identity_id), { username: identity.identifier, password: PASSWORD });
+  for (const identity of ctx.sealed)
+    assert.equal(await after.identities.credentials(ctx.userId, identity.identity_id), { username: identity.identifier, password: PASSWORD });
   assert.is(await after.keyCheck.recordedKid(), kid(newKey));
 });
 
@@ -137,7 +150,9 @@ test("secrets rotate again is a no-op (keys from a key file, one per line)", asy
 });
 
 test("after the rotation a node with only the new key starts, and one with only the old key refuses", async (ctx) => {
-  const node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig({ api: null, secrets: new SecretBox(newKey) })), { nodeId: "new-key-node" });
+  const node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig({ api: null, secrets: new SecretBox(newKey) })), {
+    nodeId: "new-key-node",
+  });
   await node.shutdown("test over");
   try {
     await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig({ api: null, secrets: new SecretBox(oldKey) })), { nodeId: "old-key-node" });

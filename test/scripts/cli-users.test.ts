@@ -14,7 +14,9 @@ const test = suite<{ nats: TestNats; node: RunningNode; apiUrl: string }>("calio
 test.before(async (ctx) => {
   ctx.nats = await startTestNats();
   let apiUrl = "";
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "users-node" });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), {
+    nodeId: "users-node",
+  });
   ctx.apiUrl = apiUrl;
 });
 test.after(async (ctx) => {
@@ -43,7 +45,10 @@ test("users add prints a token the API accepts, and makes the local identity", a
   assert.is(who.body.admin, false);
   const locals = await fetch(`${ctx.apiUrl}/api/v2/identities/locals`, { headers: { authorization: `Bearer ${token}` } });
   const body = (await locals.json()) as { identities: { identifier: string }[] };
-  assert.equal(body.identities.map((identity) => identity.identifier), ["alice@example.org"]);
+  assert.equal(
+    body.identities.map((identity) => identity.identifier),
+    ["alice@example.org"],
+  );
 });
 
 test("users add --admin makes an admin; a taken name is refused", async (ctx) => {
@@ -70,7 +75,10 @@ test("users token makes another token, expiring in 90 days by default; earlier o
   assert.ok(expires >= before && expires <= after, `made ${new Date(expires).toISOString()}, 90 days before its expiry, not between ${before} and ${after}`);
   assert.is((await me(ctx, first)).status, 200);
   assert.is((await me(ctx, second)).status, 200);
-  const forever = JSON.parse((await cli(ctx, "--json", "users", "token", "carol", "--expires", "never")).stdout) as { token: string; expires_at: string | null };
+  const forever = JSON.parse((await cli(ctx, "--json", "users", "token", "carol", "--expires", "never")).stdout) as {
+    token: string;
+    expires_at: string | null;
+  };
   assert.is(forever.expires_at, null);
   assert.is((await me(ctx, forever.token)).status, 200);
   const unknown = await cli(ctx, "users", "token", "nobody");
@@ -98,7 +106,9 @@ test("users tokens lists id, created, expires, last used and revoked, never the 
   assert.is((await me(ctx, created.token)).status, 200);
   type Listed = { token_id: string; date_insert: string; expires_at: string | null; last_used: string | null; revoked_at: string | null };
   const listing = async () => JSON.parse((await cli(ctx, "--json", "users", "tokens", "emma")).stdout) as Listed[];
-  const used = await waitFor("the use recorded", async () => (await listing()).find((token) => token.token_id === created.token_id && token.last_used !== null));
+  const used = await waitFor("the use recorded", async () =>
+    (await listing()).find((token) => token.token_id === created.token_id && token.last_used !== null),
+  );
   assert.ok(Date.parse(used.last_used ?? "") >= Date.parse(used.date_insert));
   const table = await cli(ctx, "users", "tokens", "emma");
   assert.is(table.code, 0, table.stderr);
@@ -161,9 +171,21 @@ test("users list shows every user without tokens", async (ctx) => {
 });
 
 test("bad command lines are usage errors (exit 2)", async (ctx) => {
-  for (const args of [["users"], ["users", "add"], ["users", "add", "bad name"], ["users", "add", "dave", "--email", "not-an-address"], ["users", "list", "x"], ["users", "token", "carol", "--admin"],
-    ["users", "frobnicate"], ["users", "add", "tok_abc"], ["users", "tokens"], ["users", "revoke"], ["users", "disable", "carol", "dora"], ["users", "tokens", "carol", "--expires", "1d"],
-    ...["10", "-1d", "1y", "0s", "soon", "99999d", ""].map((duration) => ["users", "token", "carol", "--expires", duration])]) {
+  for (const args of [
+    ["users"],
+    ["users", "add"],
+    ["users", "add", "bad name"],
+    ["users", "add", "dave", "--email", "not-an-address"],
+    ["users", "list", "x"],
+    ["users", "token", "carol", "--admin"],
+    ["users", "frobnicate"],
+    ["users", "add", "tok_abc"],
+    ["users", "tokens"],
+    ["users", "revoke"],
+    ["users", "disable", "carol", "dora"],
+    ["users", "tokens", "carol", "--expires", "1d"],
+    ...["10", "-1d", "1y", "0s", "soon", "99999d", ""].map((duration) => ["users", "token", "carol", "--expires", duration]),
+  ]) {
     const result = await cli(ctx, ...args);
     assert.is(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
   }

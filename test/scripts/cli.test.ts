@@ -33,7 +33,19 @@ test.before(async (ctx) => {
   const nats = await startTestNats();
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-cli-test-"));
   const node = await startNode(
-    { nats: nats.endpoint, natsPort: 0, dataDir, namespace: "", nodeId: "cli-node", shutdownGraceMs: 1000, replicas: 1, logLevel: "silent", shards: 8, failureDetectionMs: 2_000, passivateAfterMs: 60_000 },
+    {
+      nats: nats.endpoint,
+      natsPort: 0,
+      dataDir,
+      namespace: "",
+      nodeId: "cli-node",
+      shutdownGraceMs: 1000,
+      replicas: 1,
+      logLevel: "silent",
+      shards: 8,
+      failureDetectionMs: 2_000,
+      passivateAfterMs: 60_000,
+    },
     { families: [counterFamily("counter"), counterFamily("bulk", "none")], bindings: () => ({}) },
     silentLogger(),
   );
@@ -67,7 +79,10 @@ test("nodes lists the running node with its process, version and NATS server", a
   assert.is(result.code, 0, result.stderr);
   const [header, row] = result.stdout.split("\n");
   assert.match(header ?? "", /^NODE\s+HOST\s+PID\s+STARTED\s+VERSION\s+ACTORS\s+NATS/);
-  assert.match(row ?? "", new RegExp(`^cli-node\\s+\\S+\\s+${process.pid}\\s+.*\\s0\\.1\\.0\\s+${BULK_ACTORS + 2}\\s+127\\.0\\.0\\.1:${fx.nats.server.port}\\b`));
+  assert.match(
+    row ?? "",
+    new RegExp(`^cli-node\\s+\\S+\\s+${process.pid}\\s+.*\\s0\\.1\\.0\\s+${BULK_ACTORS + 2}\\s+127\\.0\\.0\\.1:${fx.nats.server.port}\\b`),
+  );
 
   const json = JSON.parse((await cli("nodes", "--json")).stdout) as { node: string; actors: number }[];
   assert.equal(
@@ -110,7 +125,19 @@ test("actors fetches every page of a node with more actors than one page, and --
 
 test("actors merges the replies of several nodes, sorted by kind and key, and --limit cuts the merged list", async ({ cli, fx }) => {
   const since = new Date().toISOString();
-  const fakeActors = ["a2", "a1"].map((key) => ({ kind: "bulk", key, subject: `caliopen.actor.bulk.${key}`, node: "fake-node", status: "running", state: "idle", since, restarts: 0, busy: false, lastError: null, deadlines: {} }));
+  const fakeActors = ["a2", "a1"].map((key) => ({
+    kind: "bulk",
+    key,
+    subject: `caliopen.actor.bulk.${key}`,
+    node: "fake-node",
+    status: "running",
+    state: "idle",
+    since,
+    restarts: 0,
+    busy: false,
+    lastError: null,
+    deadlines: {},
+  }));
   // A second node as far as the debug subject can tell: it answers the actors query the way a node does.
   const fake = fx.nc.subscribe(fx.node.subjects.debug("actors"), {
     callback: (_err, msg) => {
@@ -159,7 +186,7 @@ test("watch --count 1 prints the transition an actor message causes, then exits"
   fx.nc.publish(fx.node.subjects.actor("counter", "alice"), encodeJson({ type: "work", payload: { ms: 50 } }));
   const result = await watch.exited;
   assert.is(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^\d\d:\d\d:\d\d\.\d{3}  idle → working  \[work\]  cli-node\n$/);
+  assert.match(result.stdout, /^\d\d:\d\d:\d\d\.\d{3} {2}idle → working {2}\[work\] {2}cli-node\n$/);
 });
 
 test("watch --json prints each transition as the JSON the actor published", async ({ fx }) => {
@@ -168,7 +195,10 @@ test("watch --json prints each transition as the JSON the actor published", asyn
   fx.nc.publish(fx.node.subjects.actor("counter", "alice"), encodeJson({ type: "work", payload: { ms: 50 } }));
   const result = await watch.exited;
   assert.is(result.code, 0, result.stderr);
-  const transitions = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { from: string; to: string; node: string });
+  const transitions = result.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { from: string; to: string; node: string });
   assert.equal(
     transitions.map((t) => `${t.from}>${t.to}@${t.node}`),
     ["idle>working@cli-node", "working>idle@cli-node"],
@@ -226,7 +256,10 @@ test("send of a publish-mode order publishes it; deadletters then shows it refus
   assert.is(listed.code, 0, listed.stderr);
   const lines = listed.stdout.trim().split("\n");
   assert.match(lines[0] ?? "", /^SEQ\s+AT\s+SUBJECT\s+NODE\s+REASON\s+PAYLOAD$/);
-  assert.match(lines[1] ?? "", /^\s*1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+imap_worker\s+cli-node\s+add_worker failed: imap-bridge .*…\s+\{"order":"add_worker","remote_id":"r-dead-1","user_id":"u1"\}$/);
+  assert.match(
+    lines[1] ?? "",
+    /^\s*1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+imap_worker\s+cli-node\s+add_worker failed: imap-bridge .*…\s+\{"order":"add_worker","remote_id":"r-dead-1","user_id":"u1"\}$/,
+  );
   assert.match(lines[2] ?? "", /^\s*2\s.*"remote_id":"r-dead-2"/);
   assert.is(lines[3], "2 dead letters");
 
@@ -273,7 +306,10 @@ test("an unreachable NATS gives one clear line and exit 1", async () => {
 test("a NATS that refuses the CLI's credential (or wants one) gives one clear line and exit 1", async ({ fx }) => {
   const anonymous = await startCli(["nodes"], { NATS_URL: fx.nats.url }).exited;
   assert.is(anonymous.code, 1);
-  assert.match(anonymous.stderr, /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server requires credentials[^\n]*CALIOPEN_DATA_DIR[^\n]*\)\n$/);
+  assert.match(
+    anonymous.stderr,
+    /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server requires credentials[^\n]*CALIOPEN_DATA_DIR[^\n]*\)\n$/,
+  );
   const wrong = await startCli(["nodes"], { NATS_URL: fx.nats.url, NATS_TOKEN: "not-the-token" }).exited;
   assert.is(wrong.code, 1);
   assert.match(wrong.stderr, /^caliopen: NATS at \S+ refused the connection: authorization violation \(the server refused our token \(NATS_TOKEN\)\)\n$/);
@@ -282,7 +318,10 @@ test("a NATS that refuses the CLI's credential (or wants one) gives one clear li
 
 test("tables cut long cells with … and align right-aligned columns", () => {
   const table = formatTable(
-    [{ header: "NAME", maxWidth: 6 }, { header: "N", align: "right" }],
+    [
+      { header: "NAME", maxWidth: 6 },
+      { header: "N", align: "right" },
+    ],
     [
       ["abcdefghij", "5"],
       ["ab", "123"],

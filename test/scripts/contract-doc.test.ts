@@ -10,14 +10,23 @@ test("docs/contract.md is generated from the contract table and up to date", asy
 
 test("the document lists every order with its mode", () => {
   const doc = renderContractDoc();
-  assert.match(doc, /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \| `message_id`, `remote_id`, `user_id` \|/);
-  assert.match(doc, /\| `identitiesWorker` \| `IDsworker` \| intake stream \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal, ≤ 16 characters\), `protocol` \(one of `imap`, `email`, `twitter`\) \|/);
+  assert.match(
+    doc,
+    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \| `message_id`, `remote_id`, `user_id` \|/,
+  );
+  assert.match(
+    doc,
+    /\| `identitiesWorker` \| `IDsworker` \| intake stream \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal, ≤ 16 characters\), `protocol` \(one of `imap`, `email`, `twitter`\) \|/,
+  );
 });
 
 test("the document states the limits: the id rule and every id field it covers, the size and depth of orders", () => {
   const doc = renderContractDoc();
   assert.match(doc, /64 KiB of JSON nested at most 32 levels deep/);
-  assert.match(doc, /every id field \(`identity_id`, `user_id`, `remote_id`, `message_id`, `contact_id`, `key_id`, `resource_id`\)\nis 1-64 characters of A-Z a-z 0-9 _ -/);
+  assert.match(
+    doc,
+    /every id field \(`identity_id`, `user_id`, `remote_id`, `message_id`, `contact_id`, `key_id`, `resource_id`\)\nis 1-64 characters of A-Z a-z 0-9 _ -/,
+  );
 });
 
 test.run();

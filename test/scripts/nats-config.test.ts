@@ -54,7 +54,8 @@ async function connectAs(ctx: Context, role: NatsRole): Promise<{ nc: NatsConnec
   const nc = await connect(await natsConnectOptions(endpointOf(ctx, role)));
   const violations: string[] = [];
   void (async () => {
-    for await (const status of nc.status()) if (status.type === "error" && /permissions violation/i.test(String(status.error))) violations.push(String(status.error));
+    for await (const status of nc.status())
+      if (status.type === "error" && /permissions violation/i.test(String(status.error))) violations.push(String(status.error));
   })();
   return { nc, violations };
 }
@@ -77,7 +78,9 @@ test.before(async (ctx) => {
   ctx.roles = output.roles;
   ctx.nats = await startTestNats({ security: { config: ctx.authorization, client: { nkey: join(ctx.credentialsDir, "node.nk") } } });
   let apiUrl = "";
-  ctx.node = await startTestNode(endpointOf(ctx, "node"), caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "role-node" });
+  ctx.node = await startTestNode(endpointOf(ctx, "node"), caliopenServices(testCaliopenConfig(), { onApiStarted: (url) => (apiUrl = url) }), {
+    nodeId: "role-node",
+  });
   ctx.apiUrl = apiUrl;
   ctx.nodeViolations = [];
   void (async () => {
@@ -123,14 +126,20 @@ test("peer role: the contract's subjects, in their queue groups; no debug, no st
   const peer = await connectAs(ctx, "peer");
   try {
     // A request on a contract subject is answered (here: the draft does not exist).
-    const reply = decodeJson((await peer.nc.request("outboundSMTP", encodeJson({ order: "deliver", message_id: "nope", remote_id: "nope", user_id: "nope" }), { timeout: 5_000 })).data);
+    const reply = decodeJson(
+      (await peer.nc.request("outboundSMTP", encodeJson({ order: "deliver", message_id: "nope", remote_id: "nope", user_id: "nope" }), { timeout: 5_000 }))
+        .data,
+    );
     assert.ok(reply.ok && (reply.value as { error: boolean }).error === true, JSON.stringify(reply));
     assert.equal(await violationsOf(peer, () => peer.nc.publish("keyAction", encodeJson({ order: "discover_key", contact_id: "c", user_id: "u" }))), []);
     assert.equal(await violationsOf(peer, () => peer.nc.subscribe("IMAPfetcher", { queue: "IMAPworkers" })), []);
 
     assert.match((await violationsOf(peer, () => peer.nc.subscribe("IMAPfetcher"))).join(), /Subscription to "IMAPfetcher"/);
     assert.match((await violationsOf(peer, () => peer.nc.subscribe("_INBOX.>"))).join(), /Subscription to "_INBOX\.>"/);
-    assert.match((await violationsOf(peer, () => peer.nc.publish(`caliopen.actor.poller.${ctx.identityId}`, encodeJson({ type: "poll.due" })))).join(), /Publish to "caliopen\.actor\.poller/);
+    assert.match(
+      (await violationsOf(peer, () => peer.nc.publish(`caliopen.actor.poller.${ctx.identityId}`, encodeJson({ type: "poll.due" })))).join(),
+      /Publish to "caliopen\.actor\.poller/,
+    );
     assert.match((await violationsOf(peer, () => peer.nc.publish("$KV.caliopen_users.x", encodeJson({})))).join(), /Publish to "\$KV\.caliopen_users\.x"/);
     await peer.nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 2_000 }).then(
       () => assert.unreachable("a peer read the debug subjects"),
@@ -192,7 +201,10 @@ test("a node whose credential is withdrawn stops for good, saying why, instead o
   await writeFile(config, withdrawn);
   process.kill(ctx.nats.server.pid, "SIGHUP");
   let timer: NodeJS.Timeout | undefined;
-  const reason = await Promise.race([ctx.node.lost, new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still connected after 20 s"), 20_000)))]);
+  const reason = await Promise.race([
+    ctx.node.lost,
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still connected after 20 s"), 20_000))),
+  ]);
   clearTimeout(timer);
   assert.match(reason, /authorization|authentication/i);
 });

@@ -9,7 +9,9 @@ test("docs/openapi.json is generated from the API's schemas and up to date", asy
 });
 
 test("every operation documents its request schema and the shared error body", async () => {
-  const document = JSON.parse(await renderOpenApi()) as { paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown>; requestBody?: unknown }>> };
+  const document = JSON.parse(await renderOpenApi()) as {
+    paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown>; requestBody?: unknown }>>;
+  };
   const create = document.paths["/api/v2/identities/remotes"]?.post;
   assert.is(create?.operationId, "CreateUserIdentity");
   assert.ok(create?.requestBody, "the body schema is documented");

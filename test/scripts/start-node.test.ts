@@ -129,13 +129,20 @@ async function expectOneLineError(env: Record<string, string>, pattern: RegExp):
 test("a port in use is one clear line, not a stack trace", async () => {
   const blocker = createServer();
   const port = await new Promise<number>((resolve) => blocker.listen(0, "127.0.0.1", () => resolve((blocker.address() as { port: number }).port)));
-  await expectOneLineError({ CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")), CALIOPEN_NATS_PORT: String(port), NATS_URL: "" }, /port \d+ is already in use/);
+  await expectOneLineError(
+    { CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")), CALIOPEN_NATS_PORT: String(port), NATS_URL: "" },
+    /port \d+ is already in use/,
+  );
   blocker.close();
 });
 
 test("an unreachable NATS_URL is one clear line", async () => {
   await expectOneLineError(
-    { NATS_URL: `nats://127.0.0.1:${await freePort()}`, CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(), CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) },
+    {
+      NATS_URL: `nats://127.0.0.1:${await freePort()}`,
+      CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(),
+      CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")),
+    },
     /^caliopen: cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/,
   );
 });
@@ -144,7 +151,10 @@ test("a node joining NATS_URL without a secret key refuses in one line, and make
   const nats = await startTestNats();
   try {
     const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
-    await expectOneLineError({ ...nats.env, CALIOPEN_DATA_DIR: dataDir, CALIOPEN_SECRET_KEY: "" }, /^caliopen: no secret key: a node joining NATS_URL needs the deployment's key in CALIOPEN_SECRET_KEY or CALIOPEN_SECRET_KEY_FILE/);
+    await expectOneLineError(
+      { ...nats.env, CALIOPEN_DATA_DIR: dataDir, CALIOPEN_SECRET_KEY: "" },
+      /^caliopen: no secret key: a node joining NATS_URL needs the deployment's key in CALIOPEN_SECRET_KEY or CALIOPEN_SECRET_KEY_FILE/,
+    );
     assert.not.ok(existsSync(join(dataDir, "secret.key")), "no key file made");
   } finally {
     await nats.stop();
@@ -155,14 +165,28 @@ test("a node whose key is not the deployment's refuses in one line naming both k
   const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
   const port = await freePort();
   const [deploymentKey, otherKey] = [randomBytes(32), randomBytes(32)];
-  const first = startScript({ CALIOPEN_DATA_DIR: dataDir, CALIOPEN_NATS_PORT: String(port), NATS_URL: "", CALIOPEN_SECRET_KEY: deploymentKey.toString("base64"), CALIOPEN_NODE_ID: "first" });
+  const first = startScript({
+    CALIOPEN_DATA_DIR: dataDir,
+    CALIOPEN_NATS_PORT: String(port),
+    NATS_URL: "",
+    CALIOPEN_SECRET_KEY: deploymentKey.toString("base64"),
+    CALIOPEN_NODE_ID: "first",
+  });
   await waitFor("first node", () => first.output().includes("node started"), 15_000);
   assert.match(first.output(), new RegExp(`"kid":"${new SecretBox(deploymentKey).kid}".*recorded the deployment's secret key check`));
   try {
     const otherKid = new SecretBox(otherKey).kid;
     await expectOneLineError(
-      { NATS_URL: `nats://127.0.0.1:${port}`, NATS_NKEY: join(dataDir, "nats", "caliopen.nk"), CALIOPEN_DATA_DIR: join(dataDir, "second"), CALIOPEN_SECRET_KEY: otherKey.toString("hex"), CALIOPEN_NODE_ID: "second" },
-      new RegExp(`^caliopen: the deployment's secret key is ${new SecretBox(deploymentKey).kid} .*the key given here is ${otherKid}: every node needs the deployment's key`),
+      {
+        NATS_URL: `nats://127.0.0.1:${port}`,
+        NATS_NKEY: join(dataDir, "nats", "caliopen.nk"),
+        CALIOPEN_DATA_DIR: join(dataDir, "second"),
+        CALIOPEN_SECRET_KEY: otherKey.toString("hex"),
+        CALIOPEN_NODE_ID: "second",
+      },
+      new RegExp(
+        `^caliopen: the deployment's secret key is ${new SecretBox(deploymentKey).kid} .*the key given here is ${otherKid}: every node needs the deployment's key`,
+      ),
     );
   } finally {
     first.child.kill("SIGTERM");
@@ -183,12 +207,30 @@ test("a refused, missing or unreadable NATS credential is one clear line, not a 
     await writeFile(join(elsewhere, "secret.key"), `${SecretBox.generateKeyText()}\n`, { mode: 0o600 });
     const stranger = join(elsewhere, "stranger.nk");
     await writeFile(stranger, `${new TextDecoder().decode(createUser().getSeed())}\n`, { mode: 0o600 });
-    await expectOneLineError({ NATS_URL: url, NATS_NKEY: stranger, CALIOPEN_DATA_DIR: elsewhere }, /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server refused our nkey \(NATS_NKEY\)\)$/);
-    await expectOneLineError({ NATS_URL: url, CALIOPEN_DATA_DIR: elsewhere }, /authorization violation \(the server requires credentials: set NATS_CREDS, NATS_NKEY/);
-    await expectOneLineError({ NATS_URL: `nats://someone:wrong-password@127.0.0.1:${port}`, CALIOPEN_DATA_DIR: elsewhere }, /refused the connection: authorization violation \(the server refused our user and password/);
-    await expectOneLineError({ NATS_URL: url, NATS_NKEY: join(elsewhere, "missing.nk"), CALIOPEN_DATA_DIR: elsewhere }, /^caliopen: NATS_NKEY \S+missing\.nk: cannot read it \(no such file\)$/);
-    await expectOneLineError({ NATS_URL: url, NATS_NKEY: stranger, NATS_USER: "node", NATS_PASSWORD: "x", CALIOPEN_DATA_DIR: elsewhere }, /NATS_NKEY and NATS_USER\/NATS_PASSWORD are both set/);
-    await expectOneLineError({ NATS_URL: "", NATS_CREDS: stranger, CALIOPEN_DATA_DIR: elsewhere, CALIOPEN_NATS_PORT: String(await freePort()) }, /NATS_CREDS is set but NATS_URL is not/);
+    await expectOneLineError(
+      { NATS_URL: url, NATS_NKEY: stranger, CALIOPEN_DATA_DIR: elsewhere },
+      /^caliopen: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection: authorization violation \(the server refused our nkey \(NATS_NKEY\)\)$/,
+    );
+    await expectOneLineError(
+      { NATS_URL: url, CALIOPEN_DATA_DIR: elsewhere },
+      /authorization violation \(the server requires credentials: set NATS_CREDS, NATS_NKEY/,
+    );
+    await expectOneLineError(
+      { NATS_URL: `nats://someone:wrong-password@127.0.0.1:${port}`, CALIOPEN_DATA_DIR: elsewhere },
+      /refused the connection: authorization violation \(the server refused our user and password/,
+    );
+    await expectOneLineError(
+      { NATS_URL: url, NATS_NKEY: join(elsewhere, "missing.nk"), CALIOPEN_DATA_DIR: elsewhere },
+      /^caliopen: NATS_NKEY \S+missing\.nk: cannot read it \(no such file\)$/,
+    );
+    await expectOneLineError(
+      { NATS_URL: url, NATS_NKEY: stranger, NATS_USER: "node", NATS_PASSWORD: "x", CALIOPEN_DATA_DIR: elsewhere },
+      /NATS_NKEY and NATS_USER\/NATS_PASSWORD are both set/,
+    );
+    await expectOneLineError(
+      { NATS_URL: "", NATS_CREDS: stranger, CALIOPEN_DATA_DIR: elsewhere, CALIOPEN_NATS_PORT: String(await freePort()) },
+      /NATS_CREDS is set but NATS_URL is not/,
+    );
     // An embedded server's key that others can read is refused, as ssh refuses such keys.
     const loose = await mkdtemp(join(tmpdir(), "caliopen-start-"));
     const firstRun = startScript({ CALIOPEN_DATA_DIR: loose, CALIOPEN_NATS_PORT: String(await freePort()), NATS_URL: "" });
@@ -196,7 +238,10 @@ test("a refused, missing or unreadable NATS credential is one clear line, not a 
     firstRun.child.kill("SIGTERM");
     assert.is(await firstRun.exited, 0);
     await chmod(join(loose, "nats", "caliopen.nk"), 0o644);
-    await expectOneLineError({ CALIOPEN_DATA_DIR: loose, CALIOPEN_NATS_PORT: String(await freePort()), NATS_URL: "" }, /caliopen\.nk can be read by other users \(mode 644\): chmod 600 it/);
+    await expectOneLineError(
+      { CALIOPEN_DATA_DIR: loose, CALIOPEN_NATS_PORT: String(await freePort()), NATS_URL: "" },
+      /caliopen\.nk can be read by other users \(mode 644\): chmod 600 it/,
+    );
   } finally {
     host.child.kill("SIGTERM");
     await host.exited;
@@ -216,7 +261,11 @@ test("a missing nats-server binary is one clear line", async () => {
 test("a malformed setting is one clear line", async () => {
   await expectOneLineError({ CALIOPEN_NATS_PORT: "lots" }, /CALIOPEN_NATS_PORT must be an integer/);
   await expectOneLineError(
-    { CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,*.internal:143", CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(), CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")) },
+    {
+      CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,*.internal:143",
+      CALIOPEN_SECRET_KEY: SecretBox.generateKeyText(),
+      CALIOPEN_DATA_DIR: await mkdtemp(join(tmpdir(), "caliopen-start-")),
+    },
     /^caliopen: CALIOPEN_ALLOWED_DESTINATIONS: "\*\.internal:143": "\*\.internal" is not a host name \(wildcards are not supported\)$/,
   );
 });

@@ -31,9 +31,21 @@ test("by default no destination is admitted beyond public addresses, and no CA i
 
 test("CALIOPEN_ALLOWED_DESTINATIONS is parsed; a malformed entry stops the node with one line naming it", () => {
   const { allow } = config({ CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,mail.internal:143+cleartext" }).destinations;
-  assert.equal(allow.map((entry) => [entry.kind, entry.exceptions.cleartext]), [["network", false], ["server", true]]);
-  assert.match(startupError({ CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,10.0.0.0/33" }), /^CALIOPEN_ALLOWED_DESTINATIONS: "10\.0\.0\.0\/33": not a network in CIDR notation$/);
-  assert.match(startupError({ CALIOPEN_ALLOWED_DESTINATIONS: "mail.internal:143+insecure" }), /unknown marker "\+insecure" \(known: \+cleartext, \+unverified-tls\)/);
+  assert.equal(
+    allow.map((entry) => [entry.kind, entry.exceptions.cleartext]),
+    [
+      ["network", false],
+      ["server", true],
+    ],
+  );
+  assert.match(
+    startupError({ CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,10.0.0.0/33" }),
+    /^CALIOPEN_ALLOWED_DESTINATIONS: "10\.0\.0\.0\/33": not a network in CIDR notation$/,
+  );
+  assert.match(
+    startupError({ CALIOPEN_ALLOWED_DESTINATIONS: "mail.internal:143+insecure" }),
+    /unknown marker "\+insecure" \(known: \+cleartext, \+unverified-tls\)/,
+  );
 });
 
 test("CALIOPEN_DESTINATION_CA adds a PEM file of CAs, with NODE_EXTRA_CA_CERTS kept beside it; a missing or non-PEM file stops the node", async () => {

@@ -46,9 +46,19 @@ test.before(async (ctx) => {
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
   ctx.userId = (await createUser(ctx.store, { name: "victim" })).user.user_id;
   // A live actor to aim at (its IMAP server does not exist: it backs off, and keeps running).
-  ctx.imap = await ctx.store.identities.create({ user_id: ctx.userId, type: "remote", protocol: "imap", identifier: "victim@remote.test", infos: { inserver: "127.0.0.1:1", poll_interval: "15" } });
+  ctx.imap = await ctx.store.identities.create({
+    user_id: ctx.userId,
+    type: "remote",
+    protocol: "imap",
+    identifier: "victim@remote.test",
+    infos: { inserver: "127.0.0.1:1", poll_interval: "15" },
+  });
   ctx.client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: ctx.imap.identity_id, user_id: ctx.userId }));
-  await waitFor("the identity's poller and worker", () => ctx.node.host.get("poller", ctx.imap.identity_id) && ctx.node.host.get("imap", ctx.imap.identity_id), 8_000);
+  await waitFor(
+    "the identity's poller and worker",
+    () => ctx.node.host.get("poller", ctx.imap.identity_id) && ctx.node.host.get("imap", ctx.imap.identity_id),
+    8_000,
+  );
 });
 test.after(async (ctx) => {
   await ctx.node.shutdown("test over");
@@ -86,7 +96,12 @@ async function ask(ctx: Context, subject: string, data: Uint8Array): Promise<{ e
 }
 
 async function deadLetterReason(ctx: Context, marker: string): Promise<string> {
-  const letter = await waitFor(`dead letter ${marker}`, async () => (await ctx.node.deadLetters.list(3_000)).find((l) => JSON.stringify(l.payload).includes(marker)), 10_000, 50);
+  const letter = await waitFor(
+    `dead letter ${marker}`,
+    async () => (await ctx.node.deadLetters.list(3_000)).find((l) => JSON.stringify(l.payload).includes(marker)),
+    10_000,
+    50,
+  );
   return letter.reason;
 }
 
@@ -99,7 +114,10 @@ function assertNames(message: string, field: string, names: "field" | "size", wh
 const requestRows = CONTRACT.filter((row) => !isPublishOnly(row));
 
 test("hostile ids on every request subject get an error naming the field or the limit", async (ctx) => {
-  assert.equal(requestRows.map((row) => row.subject), ["outboundIMAP", "twitter_dm", "outboundSMTP", "inboundSMTP", "inboundTwitter"]);
+  assert.equal(
+    requestRows.map((row) => row.subject),
+    ["outboundIMAP", "twitter_dm", "outboundSMTP", "inboundSMTP", "inboundTwitter"],
+  );
   for (const row of requestRows) {
     for (const [order, spec] of Object.entries(row.orders) as [string, OrderSpec][]) {
       if (spec.mode !== "request") continue;
@@ -115,7 +133,11 @@ test("hostile ids on every request subject get an error naming the field or the 
 });
 
 test("hostile ids in published orders are dead-lettered with the field or the limit", async (ctx) => {
-  const published = CONTRACT.flatMap((row) => (Object.entries(row.orders) as [string, OrderSpec][]).filter(([, spec]) => spec.mode === "publish").map(([order, spec]) => ({ subject: row.subject, order, spec })));
+  const published = CONTRACT.flatMap((row) =>
+    (Object.entries(row.orders) as [string, OrderSpec][])
+      .filter(([, spec]) => spec.mode === "publish")
+      .map(([order, spec]) => ({ subject: row.subject, order, spec })),
+  );
   const sent: { marker: string; field: string; names: "field" | "size"; what: string }[] = [];
   for (const { subject, order, spec } of published) {
     const field = Object.keys(spec.payload)[0] as string;
@@ -155,7 +177,11 @@ test("orders over the size limit, nested 10,000 deep, or with raw NUL bytes are 
   }
   assert.match(refused, /max_payload|MAX_PAYLOAD|payload/i, "the client library refuses more than the server's max_payload");
   assert.throws(() => ctx.client.publish("contactAction", huge));
-  assert.is((await ask(ctx, "outboundSMTP", encodeJson({ order: "deliver", message_id: "m", remote_id: "r", user_id: "u" }))).error, true, "the node still answers");
+  assert.is(
+    (await ask(ctx, "outboundSMTP", encodeJson({ order: "deliver", message_id: "m", remote_id: "r", user_id: "u" }))).error,
+    true,
+    "the node still answers",
+  );
 });
 
 test("a reply subject near the server's control-line limit gets no reply: request subjects, actor subject, node inbox, debug subjects", async (ctx) => {
@@ -196,7 +222,9 @@ async function rejectedCount(ctx: Context): Promise<number> {
 test("actor subjects and the node inbox: hostile messages refused, a reply subject inside a forwarded message never used", async (ctx) => {
   const actor = `caliopen.actor.imap.${ctx.imap.identity_id}`;
   const deliver = (field: string, valueJson: string) =>
-    encoder.encode(`{"type":"deliver","payload":{"order":"deliver","message_id":${field === "message_id" ? valueJson : '"m-1"'},"remote_id":${field === "remote_id" ? valueJson : JSON.stringify(ctx.imap.identity_id)},"user_id":${JSON.stringify(ctx.userId)}}}`);
+    encoder.encode(
+      `{"type":"deliver","payload":{"order":"deliver","message_id":${field === "message_id" ? valueJson : '"m-1"'},"remote_id":${field === "remote_id" ? valueJson : JSON.stringify(ctx.imap.identity_id)},"user_id":${JSON.stringify(ctx.userId)}}}`,
+    );
   for (const hostile of HOSTILE_IDS) {
     for (const field of ["message_id", "remote_id"]) {
       const reply = await ask(ctx, actor, deliver(field, hostile.json));
@@ -204,15 +232,24 @@ test("actor subjects and the node inbox: hostile messages refused, a reply subje
       assertNames(reply.message, field, hostile.names, `${hostile.what} on the actor subject`);
     }
   }
-  assert.match((await ask(ctx, actor, encoder.encode(`{"type":"deliver","payload":${"[".repeat(10_000)}${"]".repeat(10_000)}}`))).message, /nested deeper than the limit of 32 levels/);
+  assert.match(
+    (await ask(ctx, actor, encoder.encode(`{"type":"deliver","payload":${"[".repeat(10_000)}${"]".repeat(10_000)}}`))).message,
+    /nested deeper than the limit of 32 levels/,
+  );
   assert.match((await ask(ctx, actor, encodeJson({ type: "x".repeat(100_000) }))).message, SIZE_ERROR);
   assert.match((await ask(ctx, actor, encodeJson({ type: "x".repeat(60_000) }))).message, /imap actors do not take "x{64}…" from the bus/);
 
   const inbox = `caliopen.node.${NODE}.deliver`;
   // A deliver is answered on its reply subject: without the checks, the node would publish to the subject given.
   const forwarded = (extra: Record<string, unknown>) =>
-    encodeJson({ kind: "imap", key: ctx.imap.identity_id, message: { type: "deliver", payload: { order: "deliver", message_id: "m-1", remote_id: ctx.imap.identity_id, user_id: ctx.userId } }, ...extra });
-  const inboxError = async (data: Uint8Array) => String(((decodeJson((await ctx.client.request(inbox, data, { timeout: 3_000 })).data) as { value: { error?: unknown } }).value).error);
+    encodeJson({
+      kind: "imap",
+      key: ctx.imap.identity_id,
+      message: { type: "deliver", payload: { order: "deliver", message_id: "m-1", remote_id: ctx.imap.identity_id, user_id: ctx.userId } },
+      ...extra,
+    });
+  const inboxError = async (data: Uint8Array) =>
+    String((decodeJson((await ctx.client.request(inbox, data, { timeout: 3_000 })).data) as { value: { error?: unknown } }).value.error);
   // In the payload, a reply subject has no control-line limit of its own: publishing there would get the node disconnected.
   assert.match(await inboxError(forwarded({ replyTo: `_INBOX.${"r".repeat(10_000)}` })), /reply subject is unusable/);
   assert.match(await inboxError(forwarded({ replyTo: "a.*" })), /reply subject is unusable/);
@@ -224,8 +261,16 @@ test("actor subjects and the node inbox: hostile messages refused, a reply subje
   const replyTo = createInbox();
   const replies = ctx.client.subscribe(replyTo, { max: 1 });
   await ctx.client.flush();
-  await ctx.client.request(inbox, forwarded({ message: { type: "deliver", payload: { order: "deliver", message_id: "a.>", remote_id: ctx.imap.identity_id, user_id: ctx.userId } }, replyTo }), { timeout: 3_000 });
-  for await (const msg of replies) assert.match(String((decodeJson(msg.data) as { value: { message: string } }).value.message), /field "message_id" must be 1-64 characters/);
+  await ctx.client.request(
+    inbox,
+    forwarded({
+      message: { type: "deliver", payload: { order: "deliver", message_id: "a.>", remote_id: ctx.imap.identity_id, user_id: ctx.userId } },
+      replyTo,
+    }),
+    { timeout: 3_000 },
+  );
+  for await (const msg of replies)
+    assert.match(String((decodeJson(msg.data) as { value: { message: string } }).value.message), /field "message_id" must be 1-64 characters/);
 });
 
 test("debug subjects: hostile queries refused naming the field or limit", async (ctx) => {
@@ -233,7 +278,10 @@ test("debug subjects: hostile queries refused naming the field or limit", async 
   assert.match((await debug("caliopen.debug.actors", encodeJson({ limit: "all" }))).message, /"limit" must be a number/);
   assert.match((await debug("caliopen.debug.actors", encodeJson({ kind: "k".repeat(100_000) }))).message, SIZE_ERROR);
   assert.match((await debug("caliopen.debug.actors", encodeJson({ kind: "k".repeat(1_000) }))).message, /"kind" must be a string of at most 128/);
-  assert.match((await debug("caliopen.debug.actors", encoder.encode(`{"kind":${"[".repeat(10_000)}${"]".repeat(10_000)}}`))).message, /nested deeper than the limit of 32 levels/);
+  assert.match(
+    (await debug("caliopen.debug.actors", encoder.encode(`{"kind":${"[".repeat(10_000)}${"]".repeat(10_000)}}`))).message,
+    /nested deeper than the limit of 32 levels/,
+  );
   const page = (await debug("caliopen.debug.actors", encodeJson({ limit: 1e300, offset: 1e300 }))) as unknown as { limit: number; actors: unknown[] };
   assert.equal([page.limit, page.actors.length], [1_000, 0]);
   assert.match((await debug(`caliopen.debug.actor.imap.${"k".repeat(3_900)}`, encodeJson({}))).message, /a key of at most 128 characters/);
@@ -250,15 +298,28 @@ test("an order for an identity that does not exist gets an error", async (ctx) =
 });
 
 test("through all of it the node kept its NATS connection, never fenced itself, and its actors kept running", async (ctx) => {
-  assert.equal(ctx.events.filter((event) => event === "disconnect" || event === "reconnect" || event === "reconnecting"), []);
-  const nodes = (await ask(ctx, "caliopen.debug.nodes", encodeJson({}))) as unknown as { node: string; cluster: { healthy: boolean; ownedShards: number; shards: number } };
+  assert.equal(
+    ctx.events.filter((event) => event === "disconnect" || event === "reconnect" || event === "reconnecting"),
+    [],
+  );
+  const nodes = (await ask(ctx, "caliopen.debug.nodes", encodeJson({}))) as unknown as {
+    node: string;
+    cluster: { healthy: boolean; ownedShards: number; shards: number };
+  };
   assert.is(nodes.node, NODE);
   assert.is(nodes.cluster.healthy, true);
   assert.is(nodes.cluster.ownedShards, nodes.cluster.shards);
   for (const kind of ["poller", "imap"]) assert.is(ctx.node.host.get(kind, ctx.imap.identity_id)?.status, "running", kind);
   // Real orders still work.
-  ctx.client.publish("identitiesWorker", encodeJson({ order: "update_interval", identity_id: ctx.imap.identity_id, user_id: ctx.userId, poll_intervall: "30", protocol: "imap" }));
-  await waitFor("update_interval applied", () => (ctx.node.host.get("poller", ctx.imap.identity_id)?.inspect().context as { poll_interval?: string }).poll_interval === "30", 8_000);
+  ctx.client.publish(
+    "identitiesWorker",
+    encodeJson({ order: "update_interval", identity_id: ctx.imap.identity_id, user_id: ctx.userId, poll_intervall: "30", protocol: "imap" }),
+  );
+  await waitFor(
+    "update_interval applied",
+    () => (ctx.node.host.get("poller", ctx.imap.identity_id)?.inspect().context as { poll_interval?: string }).poll_interval === "30",
+    8_000,
+  );
 });
 
 test.run();

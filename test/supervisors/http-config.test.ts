@@ -28,7 +28,11 @@ function refused(env: Record<string, string>, message: RegExp, deliverMs = DELIV
 
 test("with nothing set: the defaults, which a node's API gets", () => {
   assert.equal(settings({}), DEFAULT_HTTP_SETTINGS);
-  const config = caliopenConfigFromEnv({ CALIOPEN_SECRET_KEY: Buffer.alloc(32, 7).toString("base64"), CALIOPEN_HTTP: "127.0.0.1:0" }, "/nonexistent", silentLogger());
+  const config = caliopenConfigFromEnv(
+    { CALIOPEN_SECRET_KEY: Buffer.alloc(32, 7).toString("base64"), CALIOPEN_HTTP: "127.0.0.1:0" },
+    "/nonexistent",
+    silentLogger(),
+  );
   assert.equal(config.api, { host: "127.0.0.1", port: 0, http: DEFAULT_HTTP_SETTINGS });
 });
 
@@ -53,7 +57,10 @@ test("rate limits, timeouts, CORS origins and trusted proxies are read; limits c
 test("idle connections outlast a deliver wait by default, and must", () => {
   assert.is(httpSettingsFromEnv({}, 120_000).timeouts.idleMs, 150_000);
   refused({ CALIOPEN_HTTP_IDLE_TIMEOUT_MS: "30000" }, /CALIOPEN_HTTP_IDLE_TIMEOUT_MS \(30000\) must be over CALIOPEN_DELIVER_TIMEOUT_MS \(30000\)/);
-  refused({ CALIOPEN_HTTP_HEADERS_TIMEOUT_MS: "20000", CALIOPEN_HTTP_REQUEST_TIMEOUT_MS: "10000" }, /HEADERS_TIMEOUT_MS \(20000\) must not be over CALIOPEN_HTTP_REQUEST_TIMEOUT_MS/);
+  refused(
+    { CALIOPEN_HTTP_HEADERS_TIMEOUT_MS: "20000", CALIOPEN_HTTP_REQUEST_TIMEOUT_MS: "10000" },
+    /HEADERS_TIMEOUT_MS \(20000\) must not be over CALIOPEN_HTTP_REQUEST_TIMEOUT_MS/,
+  );
   refused({ CALIOPEN_HTTP_REQUEST_TIMEOUT_MS: "0" }, /CALIOPEN_HTTP_REQUEST_TIMEOUT_MS must be a positive number of milliseconds, got "0"/);
   refused({ CALIOPEN_HTTP_RATE_LIMIT: "lots" }, /CALIOPEN_HTTP_RATE_LIMIT must be a number of requests a minute, or off/);
 });

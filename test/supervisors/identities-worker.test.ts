@@ -67,7 +67,13 @@ async function stopNode(ctx: Context, node: RunningNode): Promise<void> {
   ctx.nodes = ctx.nodes.filter((other) => other !== node);
 }
 
-function remote(ctx: Context, identifier: string, protocol: "imap" | "twitter", pollInterval: string, status: "active" | "inactive" = "active"): Promise<Identity> {
+function remote(
+  ctx: Context,
+  identifier: string,
+  protocol: "imap" | "twitter",
+  pollInterval: string,
+  status: "active" | "inactive" = "active",
+): Promise<Identity> {
   return ctx.store.identities.create({
     user_id: USER,
     type: "remote",
@@ -85,7 +91,10 @@ function order(ctx: Context, order: string, identity: Identity, extra: Record<st
 
 function seenFor(ctx: Context, identity: Identity, subject?: string, orderName?: string): Seen[] {
   return ctx.seen.filter(
-    (s) => s.payload.remote_id === identity.identity_id && (subject === undefined || s.subject === subject) && (orderName === undefined || s.payload.order === orderName),
+    (s) =>
+      s.payload.remote_id === identity.identity_id &&
+      (subject === undefined || s.subject === subject) &&
+      (orderName === undefined || s.payload.order === orderName),
   );
 }
 
@@ -97,7 +106,10 @@ async function pollerState(node: RunningNode, identity: Identity): Promise<unkno
 function assertOnGrid(times: number[], intervalMs: number, what: string): void {
   for (let i = 1; i < times.length; i++) {
     const gap = (times[i] as number) - (times[i - 1] as number);
-    assert.ok(Math.abs(gap - intervalMs) < intervalMs * 0.25, `${what}: tick ${i} came ${gap} ms after the previous one (interval ${intervalMs} ms): ${times.map((t) => t - (times[0] as number)).join(", ")}`);
+    assert.ok(
+      Math.abs(gap - intervalMs) < intervalMs * 0.25,
+      `${what}: tick ${i} came ${gap} ms after the previous one (interval ${intervalMs} ms): ${times.map((t) => t - (times[0] as number)).join(", ")}`,
+    );
   }
 }
 
@@ -106,10 +118,17 @@ test("add_identity starts a poller: add_worker, a first sync at once, then a syn
   const identity = await remote(ctx, "poll@example.com", "imap", "0.02"); // 1.2 s
   order(ctx, "add_identity", identity);
   await waitFor("three syncs", () => seenFor(ctx, identity, "IMAPfetcher").length >= 3, 8_000);
-  assert.equal(seenFor(ctx, identity, "imap_worker").map((s) => s.payload), [{ order: "add_worker", remote_id: identity.identity_id, user_id: USER }]);
+  assert.equal(
+    seenFor(ctx, identity, "imap_worker").map((s) => s.payload),
+    [{ order: "add_worker", remote_id: identity.identity_id, user_id: USER }],
+  );
   const syncs = seenFor(ctx, identity, "IMAPfetcher");
   assert.equal(syncs[0]?.payload, { order: "sync", remote_id: identity.identity_id, user_id: USER }, "exactly the contract's payload");
-  assertOnGrid(syncs.map((s) => s.at), 1_200, "syncs");
+  assertOnGrid(
+    syncs.map((s) => s.at),
+    1_200,
+    "syncs",
+  );
 
   const infos = (await ctx.store.identities.get(USER, identity.identity_id))?.infos;
   assert.ok(infos?.last_poll && infos.next_poll, `the identity shows its schedule: ${JSON.stringify(infos)}`);
@@ -150,12 +169,18 @@ test("update_identity: disabled → remove_worker and no more syncs; enabled aga
   const syncsWhenStopped = seenFor(ctx, identity, "IMAPfetcher").length;
   await sleep(2_000);
   assert.is(seenFor(ctx, identity, "IMAPfetcher").length, syncsWhenStopped, "no sync while inactive");
-  assert.equal(seenFor(ctx, identity, "imap_worker").map((s) => s.payload.order), ["add_worker", "remove_worker"]);
+  assert.equal(
+    seenFor(ctx, identity, "imap_worker").map((s) => s.payload.order),
+    ["add_worker", "remove_worker"],
+  );
 
   await ctx.store.identities.update(USER, identity.identity_id, () => ({ fields: { status: "active" } }));
   order(ctx, "update_identity", identity);
   await waitFor("syncs again", () => seenFor(ctx, identity, "IMAPfetcher").length > syncsWhenStopped, 4_000);
-  assert.equal(seenFor(ctx, identity, "imap_worker").map((s) => s.payload.order), ["add_worker", "remove_worker", "add_worker"]);
+  assert.equal(
+    seenFor(ctx, identity, "imap_worker").map((s) => s.payload.order),
+    ["add_worker", "remove_worker", "add_worker"],
+  );
 
   // A change of an active identity reloads its worker.
   order(ctx, "update_identity", identity);
@@ -172,7 +197,10 @@ test("delete_identity: remove_worker, the poller is gone and no sync follows", a
   order(ctx, "delete_identity", identity);
   await waitFor("poller removed", () => node.host.get("poller", identity.identity_id) === undefined);
   const syncs = seenFor(ctx, identity, "IMAPfetcher").length;
-  assert.equal(seenFor(ctx, identity, "imap_worker", "remove_worker").map((s) => s.payload), [{ order: "remove_worker", remote_id: identity.identity_id, user_id: USER }]);
+  assert.equal(
+    seenFor(ctx, identity, "imap_worker", "remove_worker").map((s) => s.payload),
+    [{ order: "remove_worker", remote_id: identity.identity_id, user_id: USER }],
+  );
   await sleep(2_000);
   assert.is(seenFor(ctx, identity, "IMAPfetcher").length, syncs);
 });
@@ -181,7 +209,10 @@ test("a twitter identity is synced on twitter_dm and its worker announced on twi
   const identity = await remote(ctx, "@someone", "twitter", "0.02");
   order(ctx, "add_identity", identity);
   await waitFor("two DM syncs", () => seenFor(ctx, identity, "twitter_dm").length >= 2, 5_000);
-  assert.equal(seenFor(ctx, identity, "twitter_worker").map((s) => s.payload), [{ order: "add_worker", remote_id: identity.identity_id, user_id: USER }]);
+  assert.equal(
+    seenFor(ctx, identity, "twitter_worker").map((s) => s.payload),
+    [{ order: "add_worker", remote_id: identity.identity_id, user_id: USER }],
+  );
   assert.is(seenFor(ctx, identity, "IMAPfetcher").length, 0);
   order(ctx, "delete_identity", identity);
   await waitFor("remove_worker", () => seenFor(ctx, identity, "twitter_worker", "remove_worker").length === 1);
@@ -208,7 +239,11 @@ test("a restarted node keeps the schedule: no tick skipped, none doubled", async
   await stopNode(ctx, ctx.nodes[0] as RunningNode);
   const restarted = await startNode(ctx, "n1-again");
   await waitFor("two more syncs", () => seenFor(ctx, identity, "IMAPfetcher").length >= 4, 12_000);
-  assertOnGrid(seenFor(ctx, identity, "IMAPfetcher").map((s) => s.at), 3_000, "syncs across the restart");
+  assertOnGrid(
+    seenFor(ctx, identity, "IMAPfetcher").map((s) => s.at),
+    3_000,
+    "syncs across the restart",
+  );
   assert.is(seenFor(ctx, identity, "imap_worker").length, 1, "the worker is not announced again");
   assert.ok(restarted.host.get("poller", identity.identity_id), "the poller runs on the new node");
   order(ctx, "delete_identity", identity);
@@ -228,7 +263,11 @@ test("a handoff to another node keeps the schedule: no tick skipped, none double
   await stopNode(ctx, leaving);
   await waitFor("two more syncs each", () => identities.every((identity) => seenFor(ctx, identity, "IMAPfetcher").length >= 4), 12_000);
   for (const identity of identities) {
-    assertOnGrid(seenFor(ctx, identity, "IMAPfetcher").map((s) => s.at), 3_000, `${identity.identifier} across the handoff`);
+    assertOnGrid(
+      seenFor(ctx, identity, "IMAPfetcher").map((s) => s.at),
+      3_000,
+      `${identity.identifier} across the handoff`,
+    );
     assert.ok(staying.host.get("poller", identity.identity_id), `${identity.identifier} runs on the remaining node`);
     order(ctx, "delete_identity", identity);
   }

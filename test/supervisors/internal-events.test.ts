@@ -90,10 +90,15 @@ async function request(ctx: Context, subject: string, body: unknown): Promise<Re
 
 /** Dead letters about `marker` (each forged message carries one). */
 async function lettersFor(ctx: Context, marker: string, count: number): Promise<string[]> {
-  const letters = await waitFor(`${count} dead letter(s) for ${marker}`, async () => {
-    const found = (await ctx.node.deadLetters.list(500)).filter((letter) => JSON.stringify(letter.payload).includes(marker));
-    return found.length >= count ? found : null;
-  }, 8_000, 50);
+  const letters = await waitFor(
+    `${count} dead letter(s) for ${marker}`,
+    async () => {
+      const found = (await ctx.node.deadLetters.list(500)).filter((letter) => JSON.stringify(letter.payload).includes(marker));
+      return found.length >= count ? found : null;
+    },
+    8_000,
+    50,
+  );
   return letters.map((letter) => letter.reason);
 }
 
@@ -127,7 +132,10 @@ async function forge(ctx: Context, kind: string, type: string, payload: Record<s
   }
 
   const shard = shardOf(kind, key(ctx), SHARDS);
-  await jetstream(ctx.client).publish(`caliopen.orders.${shard}.${kind}.${key(ctx)}`, encodeJson({ id: `forged-${marker}`, op: "deliver", kind, key: key(ctx), message }));
+  await jetstream(ctx.client).publish(
+    `caliopen.orders.${shard}.${kind}.${key(ctx)}`,
+    encodeJson({ id: `forged-${marker}`, op: "deliver", kind, key: key(ctx), message }),
+  );
 
   // Published on the actor's subject, through the inbox without a reply, and into the order stream.
   const reasons = await lettersFor(ctx, marker, 3);
@@ -175,7 +183,10 @@ test("real orders still reach the same actors, by the contract and on the actor'
   const invalid = await request(ctx, `caliopen.actor.imap.${key(ctx)}`, { type: "sync", payload: { order: "sync", remote_id: "*", user_id: order.user_id } });
   assert.equal(invalid.error, true);
   assert.match(String(invalid.message), /invalid sync for a imap actor: field "remote_id" must be 1-64 characters of A-Z a-z 0-9 _ -/);
-  ctx.client.publish("identitiesWorker", encodeJson({ order: "update_interval", identity_id: key(ctx), user_id: order.user_id, poll_intervall: "30", protocol: "imap" }));
+  ctx.client.publish(
+    "identitiesWorker",
+    encodeJson({ order: "update_interval", identity_id: key(ctx), user_id: order.user_id, poll_intervall: "30", protocol: "imap" }),
+  );
   await waitFor("the new interval applied", () => (poller(ctx)?.inspect().context as { poll_interval: unknown }).poll_interval === "30", 8_000);
   assert.equal(syncState(ctx), { syncing: "connecting" });
 });
@@ -187,18 +198,27 @@ test("a forged keyed order on a subject longer than the server's control line is
   })();
   const shard = shardOf("imap", key(ctx), SHARDS);
   const longSubject = `caliopen.orders.${shard}.imap.${"k".repeat(4_000)}`;
-  await jetstream(ctx.client).publish(longSubject, encodeJson({ id: "long-subject-1", op: "deliver", kind: "imap", key: "k".repeat(4_000), message: { type: "sync", payload: { marker: "long-subject-1" } } }));
+  await jetstream(ctx.client).publish(
+    longSubject,
+    encodeJson({ id: "long-subject-1", op: "deliver", kind: "imap", key: "k".repeat(4_000), message: { type: "sync", payload: { marker: "long-subject-1" } } }),
+  );
   const reasons = await lettersFor(ctx, "long-subject-1", 1);
   assert.match(reasons[0] as string, /malformed keyed order: an actor key is at most 128 characters/);
   const letter = (await ctx.node.deadLetters.list(500)).find((l) => JSON.stringify(l.payload).includes("long-subject-1"));
   assert.is(letter?.subject, "caliopen.unreadable-subject");
   // An actor's input ends up in store keys: a forged start with a huge one is refused too.
-  await jetstream(ctx.client).publish(`caliopen.orders.${shard}.imap.${key(ctx)}`, encodeJson({ id: "huge-input-1", op: "start", kind: "imap", key: key(ctx), input: { user_id: "u".repeat(60_000), marker: "huge-input-1" } }));
+  await jetstream(ctx.client).publish(
+    `caliopen.orders.${shard}.imap.${key(ctx)}`,
+    encodeJson({ id: "huge-input-1", op: "start", kind: "imap", key: key(ctx), input: { user_id: "u".repeat(60_000), marker: "huge-input-1" } }),
+  );
   assert.match((await lettersFor(ctx, "huge-input-1", 1))[0] as string, /"input" must be an object of at most 16 strings \(at most 128 characters\)/);
   // The node still answers over the same connection.
   const nodes = await request(ctx, "caliopen.debug.nodes", {});
   assert.is((nodes.cluster as { healthy: boolean }).healthy, true);
-  assert.equal(events.filter((event) => event === "disconnect" || event === "reconnect"), []);
+  assert.equal(
+    events.filter((event) => event === "disconnect" || event === "reconnect"),
+    [],
+  );
 });
 
 test.run();

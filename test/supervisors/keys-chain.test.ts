@@ -77,7 +77,10 @@ test("a new contact gets its derived data; new emails bring the keys published f
     },
     15_000,
   );
-  assert.equal(listed.map((key) => [key.fingerprint, key.source]), [[fingerprint, "hkp"]]);
+  assert.equal(
+    listed.map((key) => [key.fingerprint, key.source]),
+    [[fingerprint, "hkp"]],
+  );
   const contact = (await call(ctx, "GET", `/api/v2/contacts/${contactId}`)).body;
   assert.ok(contact.key_discovery.found.includes(fingerprint), JSON.stringify(contact.key_discovery));
   // contact_update went out with the patch too: the key's size shows once the keys are in.

@@ -77,7 +77,11 @@ test.before(async (ctx) => {
   });
   let apiUrl = "";
   let smtpPort = 0;
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url), onSmtpStarted: (port) => (smtpPort = port) }), { nodeId: "mail-node" });
+  ctx.node = await startTestNode(
+    ctx.nats.endpoint,
+    caliopenServices(config, { onApiStarted: (url) => (apiUrl = url), onSmtpStarted: (port) => (smtpPort = port) }),
+    { nodeId: "mail-node" },
+  );
   ctx.apiUrl = apiUrl;
   ctx.smtpPort = smtpPort;
   ctx.client = await ctx.nats.connect();
@@ -108,7 +112,11 @@ test("an IMAP account added through the API: its mail is stored, a reply is sent
   const identityId = created.body.identity_id as string;
 
   // The poller's first sync reaches the worker, which then watches the mailbox.
-  await waitFor("IMAP worker watching", () => JSON.stringify(ctx.node.host.get("imap", identityId)?.summary().state ?? "").includes('"push":"watching"'), 15_000);
+  await waitFor(
+    "IMAP worker watching",
+    () => JSON.stringify(ctx.node.host.get("imap", identityId)?.summary().state ?? "").includes('"push":"watching"'),
+    15_000,
+  );
   await ctx.dovecot.append(
     "alice-at-provider",
     PASSWORD,
@@ -150,7 +158,10 @@ test("an IMAP account added through the API: its mail is stored, a reply is sent
   try {
     const copies = [];
     for await (const message of imap.fetch("1:*", { envelope: true, flags: true })) copies.push(message);
-    assert.equal(copies.map((m) => m.envelope?.subject), ["Re: lunch?"]);
+    assert.equal(
+      copies.map((m) => m.envelope?.subject),
+      ["Re: lunch?"],
+    );
     assert.ok(copies[0]?.flags?.has("\\Seen"));
   } finally {
     lock.release();
@@ -161,7 +172,24 @@ test("an IMAP account added through the API: its mail is stored, a reply is sent
 test("mail delivered over SMTP to a local address is stored for its user; an unknown recipient is refused", async (ctx) => {
   const swaks = (to: string) =>
     new Promise<{ code: number | null; transcript: string }>((resolve) => {
-      const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(ctx.smtpPort), "--from", "carol@elsewhere.test", "--to", to, "--header", "Subject: over smtp", "--body", "hello Alice"], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(
+        "swaks",
+        [
+          "--server",
+          "127.0.0.1",
+          "--port",
+          String(ctx.smtpPort),
+          "--from",
+          "carol@elsewhere.test",
+          "--to",
+          to,
+          "--header",
+          "Subject: over smtp",
+          "--body",
+          "hello Alice",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
       let transcript = "";
       child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
       child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
@@ -169,7 +197,11 @@ test("mail delivered over SMTP to a local address is stored for its user; an unk
     });
   const accepted = await swaks("alice@platform.test");
   assert.is(accepted.code, 0, accepted.transcript);
-  const stored = await waitFor("stored", async () => ((await call(ctx, "GET", "/api/v2/messages")).body.items as { subject: string }[]).find((m) => m.subject === "over smtp"), 10_000);
+  const stored = await waitFor(
+    "stored",
+    async () => ((await call(ctx, "GET", "/api/v2/messages")).body.items as { subject: string }[]).find((m) => m.subject === "over smtp"),
+    10_000,
+  );
   assert.ok(stored);
   const refused = await swaks("nobody@platform.test");
   assert.is.not(refused.code, 0);
@@ -181,7 +213,22 @@ test("a forged first copy under a mail's Message-ID: one message, the API lists 
     new Promise<{ code: number | null; transcript: string }>((resolve) => {
       const child = spawn(
         "swaks",
-        ["--server", "127.0.0.1", "--port", String(ctx.smtpPort), "--from", "bank@bank.test", "--to", "alice@platform.test", "--header", "Subject: IBAN", "--header", "Message-Id: <iban-2026@bank.test>", "--body", body],
+        [
+          "--server",
+          "127.0.0.1",
+          "--port",
+          String(ctx.smtpPort),
+          "--from",
+          "bank@bank.test",
+          "--to",
+          "alice@platform.test",
+          "--header",
+          "Subject: IBAN",
+          "--header",
+          "Message-Id: <iban-2026@bank.test>",
+          "--body",
+          body,
+        ],
         { stdio: ["ignore", "pipe", "pipe"] },
       );
       let transcript = "";

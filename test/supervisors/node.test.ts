@@ -34,7 +34,10 @@ test("a node that starts and runs quietly logs no warning (its first heartbeat i
   // Past the window after which a watch that has not seen the node's own beats is taken for stalled.
   await sleep(FAST_DETECTION_MS * 3);
   await node.shutdown("test over");
-  assert.equal(lines.map((line) => (decodeJson(Buffer.from(line)) as { value?: { msg?: string } }).value?.msg), []);
+  assert.equal(
+    lines.map((line) => (decodeJson(Buffer.from(line)) as { value?: { msg?: string } }).value?.msg),
+    [],
+  );
 });
 
 test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
@@ -85,7 +88,10 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
   for await (const _ of worked) finished = true;
   assert.ok(finished, "the busy actor finished its work before the node stopped");
   const subscriptions = await nats.subscriptions();
-  assert.not.ok(subscriptions.some((sub) => sub.connection.includes("node-graceful")), "no subscription left");
+  assert.not.ok(
+    subscriptions.some((sub) => sub.connection.includes("node-graceful")),
+    "no subscription left",
+  );
 });
 
 test("the grace period bounds a shutdown even when work does not finish", async ({ nats }) => {

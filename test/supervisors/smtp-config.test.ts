@@ -23,7 +23,8 @@ test.after(async () => {
   await certs.remove();
 });
 
-const config = (env: Record<string, string>) => caliopenConfigFromEnv({ CALIOPEN_SECRET_KEY: randomBytes(32).toString("base64"), ...env }, dir, createLogger({ level: "silent" }));
+const config = (env: Record<string, string>) =>
+  caliopenConfigFromEnv({ CALIOPEN_SECRET_KEY: randomBytes(32).toString("base64"), ...env }, dir, createLogger({ level: "silent" }));
 
 function refused(env: Record<string, string>, reason: RegExp): void {
   try {
@@ -75,7 +76,10 @@ test("STARTTLS: a certificate and its key are read and checked at start; one wit
   assert.match(mail.smtp?.tls?.cert ?? "", /^-----BEGIN CERTIFICATE-----/);
   assert.match(mail.smtp?.tls?.key ?? "", /PRIVATE KEY-----/);
   refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert }, /CALIOPEN_SMTP_TLS_CERT and CALIOPEN_SMTP_TLS_KEY go together/);
-  refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: join(dir, "missing.pem") }, /CALIOPEN_SMTP_TLS_KEY: cannot read .*missing\.pem: ENOENT/);
+  refused(
+    { CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: join(dir, "missing.pem") },
+    /CALIOPEN_SMTP_TLS_KEY: cannot read .*missing\.pem: ENOENT/,
+  );
   refused({ CALIOPEN_SMTP_TLS_CERT: certs.serverCert, CALIOPEN_SMTP_TLS_KEY: certs.clientKey }, /are not a certificate and its key/);
   const junk = join(dir, "junk.pem");
   await writeFile(junk, "not a certificate");

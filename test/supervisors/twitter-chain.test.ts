@@ -61,14 +61,20 @@ test("a Twitter account added through the API: its DMs are stored, and a reply d
 
   const received = await waitFor(
     "the DM as a stored message",
-    async () => ((await call(ctx, "GET", "/api/v2/messages")).body.items as { subject: string; body_plain: string }[]).find((m) => m.body_plain === "hi Alice, coffee?"),
+    async () =>
+      ((await call(ctx, "GET", "/api/v2/messages")).body.items as { subject: string; body_plain: string }[]).find((m) => m.body_plain === "hi Alice, coffee?"),
     10_000,
   );
   const message = received as unknown as { message_id: string; protocol: string; participants: { type: string; address: string }[] };
   assert.is(message.protocol, "twitter");
   assert.ok(message.participants.some((p) => p.type === "From" && p.address === "bob_tw"));
 
-  const draft = await call(ctx, "POST", "/api/v2/messages", { identity_id: identityId, parent_id: message.message_id, body_plain: "sure, at 3", participants: [{ type: "To", address: "bob_tw" }] });
+  const draft = await call(ctx, "POST", "/api/v2/messages", {
+    identity_id: identityId,
+    parent_id: message.message_id,
+    body_plain: "sure, at 3",
+    participants: [{ type: "To", address: "bob_tw" }],
+  });
   assert.is(draft.status, 201, JSON.stringify(draft.body));
   const sent = await call(ctx, "POST", `/api/v2/messages/${draft.body.message_id}/actions`, { actions: ["send"] });
   assert.is(sent.status, 200, JSON.stringify(sent.body));

@@ -65,9 +65,11 @@ test.after(async (ctx) => {
   await ctx.nats.stop();
 });
 
-const update = (ctx: Context, contactId: string) => ctx.client.publish("contactAction", encodeJson({ order: "contact_update", contact_id: contactId, user_id: ctx.userId }));
+const update = (ctx: Context, contactId: string) =>
+  ctx.client.publish("contactAction", encodeJson({ order: "contact_update", contact_id: contactId, user_id: ctx.userId }));
 const inspect = (ctx: Context, contactId: string) => ctx.node.host.get(CONTACT_KIND, contactId)?.inspect() as Inspected | undefined;
-const newContactId = async (ctx: Context) => (await ctx.store.contacts.create(newContact(ctx.userId, [`${randomBytes(4).toString("hex")}@example.test`]))).contact_id;
+const newContactId = async (ctx: Context) =>
+  (await ctx.store.contacts.create(newContact(ctx.userId, [`${randomBytes(4).toString("hex")}@example.test`]))).contact_id;
 
 test("idle past its time, the actor finishes: gone from the node with its snapshot; the next order starts a new one", async (ctx) => {
   const contactId = await newContactId(ctx);
@@ -97,17 +99,25 @@ test("orders keep an actor alive; orders sent around the moment it finishes are 
   await waitFor("one actor ran them all", () => (inspect(ctx, contactId)?.context.history.length ?? 0) >= 4, 5_000);
   // Around the finish: just before, at, and just after it.
   for (const offset of [-30, -10, 0, 10, 30, 60]) {
-    const sentAt = await waitFor("the actor idle", () => {
-      const actor = inspect(ctx, contactId);
-      return actor?.state === "idle" ? Date.now() : null;
-    }, 5_000);
+    const sentAt = await waitFor(
+      "the actor idle",
+      () => {
+        const actor = inspect(ctx, contactId);
+        return actor?.state === "idle" ? Date.now() : null;
+      },
+      5_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, FINISH_AFTER_MS + offset - (Date.now() - sentAt))));
     const sent = new Date().toISOString();
     update(ctx, contactId);
-    await waitFor(`the order sent ${offset} ms from the finish run`, () => {
-      const latest = inspect(ctx, contactId)?.context.history[0];
-      return latest !== undefined && latest.finished_at >= sent;
-    }, 10_000);
+    await waitFor(
+      `the order sent ${offset} ms from the finish run`,
+      () => {
+        const latest = inspect(ctx, contactId)?.context.history[0];
+        return latest !== undefined && latest.finished_at >= sent;
+      },
+      10_000,
+    );
   }
   assert.is((await ctx.node.deadLetters.list(1_000)).length, lettersBefore);
 });

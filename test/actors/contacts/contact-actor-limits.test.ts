@@ -53,7 +53,12 @@ test.before(async (ctx) => {
     const store = await openStore({ nc: deps.nc, subjects: deps.subjects, secrets });
     const keys = { discovery: { hkp: ctx.discovery.url, wkd: false, dns: null, timeoutMs: 60_000 }, publishing: { hkp: downKeyServer, wkd: null } };
     return {
-      families: [contactFamily({ store, keys, destinations: new DestinationPolicy() }, { retry: { initialMs: 50, maxMs: 200, factor: 2, jitter: 0 }, maxTries: MAX_TRIES, maxQueued: MAX_QUEUED })],
+      families: [
+        contactFamily(
+          { store, keys, destinations: new DestinationPolicy() },
+          { retry: { initialMs: 50, maxMs: 200, factor: 2, jitter: 0 }, maxTries: MAX_TRIES, maxQueued: MAX_QUEUED },
+        ),
+      ],
       bindings: (context) => contactRoutes(context, store),
     };
   };
@@ -79,10 +84,14 @@ const queued = (actor: Inspected | undefined) => actor?.context.queue.map((order
 
 /** The dead letters recorded after `before` of them, once there are `count` more. */
 async function newDeadLetters(ctx: Context, before: number, count: number) {
-  return waitFor(`${count} more dead letter(s)`, async () => {
-    const all = await ctx.node.deadLetters.list(1_000);
-    return all.length >= before + count ? all.slice(before) : null;
-  }, 10_000);
+  return waitFor(
+    `${count} more dead letter(s)`,
+    async () => {
+      const all = await ctx.node.deadLetters.list(1_000);
+      return all.length >= before + count ? all.slice(before) : null;
+    },
+    10_000,
+  );
 }
 
 test("a publication that keeps failing is tried a bounded number of times, then kept as a dead letter of keyAction", async (ctx) => {
@@ -91,7 +100,10 @@ test("a publication that keeps failing is tried a bounded number of times, then 
   send(ctx, "keyAction", { order: "publish_key", key_id: key.key_id, resource_id: ctx.ownContact, user_id: ctx.userId });
   const [letter] = await newDeadLetters(ctx, before, 1);
   assert.is(letter?.subject, "keyAction");
-  assert.match(letter?.reason ?? "", new RegExp(`^publish_key failed ${MAX_TRIES} times: publish_key: uploading ${key.key_id} to http://127\\.0\\.0\\.1:\\d+ failed`));
+  assert.match(
+    letter?.reason ?? "",
+    new RegExp(`^publish_key failed ${MAX_TRIES} times: publish_key: uploading ${key.key_id} to http://127\\.0\\.0\\.1:\\d+ failed`),
+  );
   assert.equal(letter?.payload, { order: "publish_key", key_id: key.key_id, resource_id: ctx.ownContact, user_id: ctx.userId });
   const actor = await waitFor("the actor idle", () => {
     const inspected = inspect(ctx, ctx.ownContact);
@@ -110,7 +122,10 @@ test("an update that cannot pass is not tried again: sent to the actor's own sub
   await waitFor("the actor started and idle", () => inspect(ctx, contactId)?.state === "idle" && inspect(ctx, contactId)?.context.history.length === 1);
   const before = (await ctx.node.deadLetters.list(1_000)).length;
   // Its own subject skips the router's admission: the actor still runs the order for the user it names.
-  send(ctx, `caliopen.actor.contact.${contactId}`, { type: "contact_update", payload: { order: "contact_update", contact_id: contactId, user_id: "someone-else" } });
+  send(ctx, `caliopen.actor.contact.${contactId}`, {
+    type: "contact_update",
+    payload: { order: "contact_update", contact_id: contactId, user_id: "someone-else" },
+  });
   const [letter] = await newDeadLetters(ctx, before, 1);
   assert.is(letter?.subject, "contactAction");
   assert.is(letter?.reason, `contact_update failed: contact_update: user someone-else has no contact ${contactId}`);
@@ -135,7 +150,10 @@ test("an order beyond the queue's bound is kept as a dead letter; those queued s
 
   ctx.discovery.release();
   await waitFor("the queued orders done", () => inspect(ctx, contactId)?.state === "idle");
-  assert.equal(inspect(ctx, contactId)?.context.history.map((order) => `${order.order}:${order.outcome}`), ["contact_update:done", "discover_key:done"]);
+  assert.equal(
+    inspect(ctx, contactId)?.context.history.map((order) => `${order.order}:${order.outcome}`),
+    ["contact_update:done", "discover_key:done"],
+  );
 });
 
 test.run();

@@ -146,12 +146,15 @@ test("one contact's orders run one at a time: an update arriving during a discov
   assert.is((await ctx.store.contacts.get(ctx.userId, contactId))?.derived, null, "the update has not run while the discovery runs");
   assert.is(inspect(ctx, contactId)?.state, "working", "while another contact's update was done");
 
-
   ctx.discovery.release();
-  const done = await waitFor("the queue worked off", () => {
-    const actor = inspect(ctx, contactId);
-    return actor?.state === "idle" ? actor : null;
-  }, 10_000);
+  const done = await waitFor(
+    "the queue worked off",
+    () => {
+      const actor = inspect(ctx, contactId);
+      return actor?.state === "idle" ? actor : null;
+    },
+    10_000,
+  );
   assert.equal([...finished(done)].reverse(), ["discover_key:done", "contact_update:done", "discover_key:done"]);
   assert.ok((await ctx.store.contacts.get(ctx.userId, contactId))?.derived !== null, "the update ran after the discovery");
 });
@@ -161,10 +164,14 @@ test("publish_key waits for a key server that is down, its next try a deadline, 
   const added = await callApi(ctx.apiUrl, ctx.token, "POST", `/api/v2/contacts/${ctx.ownContact}/publickeys`, { key: await ctx.gpg.exportPublic(fingerprint) });
   assert.is(added.status, 201, JSON.stringify(added.body));
 
-  const waiting = await waitFor("the actor waiting to try again", () => {
-    const actor = inspect(ctx, ctx.ownContact);
-    return actor?.state === "waitingToRetry" ? actor : null;
-  }, 10_000);
+  const waiting = await waitFor(
+    "the actor waiting to try again",
+    () => {
+      const actor = inspect(ctx, ctx.ownContact);
+      return actor?.state === "waitingToRetry" ? actor : null;
+    },
+    10_000,
+  );
   assert.equal(queued(waiting), ["publish_key"]);
   assert.match(waiting.context.retry?.error ?? "", new RegExp(`publish_key: uploading \\w+ to http://127.0.0.1:${ctx.publishingPort} failed`));
   assert.is(waiting.context.retry?.try, 1);
@@ -187,10 +194,14 @@ test("publish_key waits for a key server that is down, its next try a deadline, 
 
   ctx.publishing = await startTestKeyServer({ port: ctx.publishingPort });
   await waitFor("the key on the key server", async () => ((await ctx.publishing?.get("alice@platform.test")) ?? "").length > 0, 30_000);
-  const done = await waitFor("the actor idle again", () => {
-    const actor = inspect(ctx, ctx.ownContact);
-    return actor?.state === "idle" ? actor : null;
-  }, 10_000);
+  const done = await waitFor(
+    "the actor idle again",
+    () => {
+      const actor = inspect(ctx, ctx.ownContact);
+      return actor?.state === "idle" ? actor : null;
+    },
+    10_000,
+  );
   assert.equal(finished(done).slice(0, 2), ["contact_update:done", "publish_key:done"]);
   assert.is(done.context.retry, null);
   // No retry left pending; only its end once idle.
@@ -231,10 +242,14 @@ test("an order running when its node stops runs again on the node that takes the
   await waitFor("the discovery asked again by the successor", () => ctx.discovery.received > lookups + 1, 15_000);
   assert.equal(queued(inspect(ctx, contactId)), ["discover_key"]);
   ctx.discovery.release();
-  const done = await waitFor("the discovery done", () => {
-    const actor = inspect(ctx, contactId);
-    return actor?.state === "idle" ? actor : null;
-  }, 10_000);
+  const done = await waitFor(
+    "the discovery done",
+    () => {
+      const actor = inspect(ctx, contactId);
+      return actor?.state === "idle" ? actor : null;
+    },
+    10_000,
+  );
   assert.equal(finished(done), ["discover_key:done"]);
   assert.ok((await ctx.store.contacts.get(ctx.userId, contactId))?.key_discovery !== null);
 });

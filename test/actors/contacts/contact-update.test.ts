@@ -46,13 +46,19 @@ async function keyOf(gpg: Gpg, userId: string, contactId: string, fingerprint: s
 test("derived data of a contact with messages and keys", async ({ f, gpg, rsa, ed }) => {
   const userId = randomUUID();
   const me = "me@platform.example";
-  const contact = await f.store.contacts.create(newContact(userId, ["Ann@Example.com", "ann@work.example", "ann@old.example"], { identities: [{ type: "twitter", name: "@Ann" }] }));
+  const contact = await f.store.contacts.create(
+    newContact(userId, ["Ann@Example.com", "ann@work.example", "ann@old.example"], { identities: [{ type: "twitter", name: "@Ann" }] }),
+  );
   const armor = "-----BEGIN PGP MESSAGE-----\n\nhQEMA...\n-----END PGP MESSAGE-----\n";
   const messages = [
     // Three from ann@example.com (address in any case), one of them PGP/MIME as inbound processing stores it.
     newMessage(userId, { participants: [who("From", "ann@example.com"), who("To", me)] }),
     newMessage(userId, { participants: [who("From", "ANN@example.com"), who("To", me)] }),
-    newMessage(userId, { participants: [who("From", "ann@example.com"), who("To", me)], body_plain: armor, attachments: [{ content_type: "application/octet-stream", file_name: "encrypted.asc", size: 300, is_inline: false }] }),
+    newMessage(userId, {
+      participants: [who("From", "ann@example.com"), who("To", me)],
+      body_plain: armor,
+      attachments: [{ content_type: "application/octet-stream", file_name: "encrypted.asc", size: 300, is_inline: false }],
+    }),
     // One to both of her addresses: counted for each, exchanged once.
     newMessage(userId, { participants: [who("From", me), who("To", "ann@work.example"), who("Cc", "ann@example.com")], is_received: false }),
     // A DM with her screen name.
@@ -90,7 +96,12 @@ test("every page of the user's messages is counted", async ({ f }) => {
   for (let i = 0; i < total; i += 40) {
     await Promise.all(
       Array.from({ length: Math.min(40, total - i) }, (_, j) =>
-        f.store.messages.create(newMessage(userId, { date: new Date(base + (i + j) * 1000).toISOString(), participants: [who("From", "bulk@example.com"), who("To", "me@platform.example")] })),
+        f.store.messages.create(
+          newMessage(userId, {
+            date: new Date(base + (i + j) * 1000).toISOString(),
+            participants: [who("From", "bulk@example.com"), who("To", "me@platform.example")],
+          }),
+        ),
       ),
     );
   }
@@ -106,8 +117,16 @@ test("a contact with no messages and no key scores 0; recomputing replaces the p
   const first = await updateContactDerived(f.store, { contact_id: contact.contact_id, user_id: userId }, { now });
   assert.equal(first, { messages_by_address: { "quiet@example.com": 0 }, best_key_size: 0, privacy_score: 0, computed_at: NOW.toISOString() });
 
-  await f.store.messages.create(newMessage(userId, { participants: [who("From", "quiet@example.com")], body_plain: "  -----BEGIN PGP MESSAGE-----\n...\n-----END PGP MESSAGE-----" }));
-  await f.store.keys.add(newPublicKey(userId, contact.contact_id, { size: 2048, algorithm: "rsaEncryptSign", expire_date: new Date(NOW.getTime() + 365 * 86_400_000).toISOString() }));
+  await f.store.messages.create(
+    newMessage(userId, { participants: [who("From", "quiet@example.com")], body_plain: "  -----BEGIN PGP MESSAGE-----\n...\n-----END PGP MESSAGE-----" }),
+  );
+  await f.store.keys.add(
+    newPublicKey(userId, contact.contact_id, {
+      size: 2048,
+      algorithm: "rsaEncryptSign",
+      expire_date: new Date(NOW.getTime() + 365 * 86_400_000).toISOString(),
+    }),
+  );
   const later = new Date(NOW.getTime() + 86_400_000);
   const second = await updateContactDerived(f.store, { contact_id: contact.contact_id, user_id: userId }, { now: () => later });
   // RSA 2048 is 112 bits strong → 50 × 112/128 = 43.75; every message exchanged was encrypted → 40.

@@ -73,7 +73,13 @@ test.before(async (ctx) => {
       let data = "";
       stream.on("data", (chunk: Buffer) => (data += chunk.toString()));
       stream.on("end", () => {
-        ctx.smtpReceived.push({ from: String(session.envelope.mailFrom && session.envelope.mailFrom.address), to: session.envelope.rcptTo.map((r) => r.address), user: String(session.user), secure: session.secure, data });
+        ctx.smtpReceived.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+          to: session.envelope.rcptTo.map((r) => r.address),
+          user: String(session.user),
+          secure: session.secure,
+          data,
+        });
         callback();
       });
     },
@@ -84,10 +90,21 @@ test.before(async (ctx) => {
   await new Promise<void>((resolve) => ctx.unadmitted.listen(0, "127.0.0.1", resolve));
   // Exactly the servers this test started, each with the exception it is meant to have.
   const destinations = testDestinations(
-    [ctx.dovecot.server, ctx.selfSigned.server, `${ctx.selfSigned.extraServers[0]}+unverified-tls`, ctx.stripped.server, `${ctx.strippedExcepted.server}+cleartext`, ctx.smtpServer],
+    [
+      ctx.dovecot.server,
+      ctx.selfSigned.server,
+      `${ctx.selfSigned.extraServers[0]}+unverified-tls`,
+      ctx.stripped.server,
+      `${ctx.strippedExcepted.server}+cleartext`,
+      ctx.smtpServer,
+    ],
     [await certs.caPem()],
   );
-  const config = testCaliopenConfig({ api: null, destinations, imap: { push: true, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, slowDownAfterFailures: 2, disableAfterMs: DISABLE_AFTER_MS } });
+  const config = testCaliopenConfig({
+    api: null,
+    destinations,
+    imap: { push: true, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, slowDownAfterFailures: 2, disableAfterMs: DISABLE_AFTER_MS },
+  });
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "imap-node" });
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
@@ -114,7 +131,10 @@ test.after(async (ctx) => {
 let mailboxes = 0;
 
 /** A Dovecot account and the remote identity that syncs it (through `inserver`, the provider's Dovecot by default). */
-async function account(ctx: Context, options: { password?: string; outserver?: string; inserver?: string } = {}): Promise<{ login: string; identity: Identity }> {
+async function account(
+  ctx: Context,
+  options: { password?: string; outserver?: string; inserver?: string } = {},
+): Promise<{ login: string; identity: Identity }> {
   const login = `box${++mailboxes}`;
   await ctx.dovecot.addUser(login, "secret");
   const identity = await ctx.store.identities.create({
@@ -178,13 +198,20 @@ test("add_worker and sync: new mail becomes stored messages, unread, with import
   assert.equal(messages.find((m) => m.subject === "message 1")?.tags, ["flagged"]);
   assert.equal(messages.find((m) => m.subject === "message 3")?.tags, ["$label1"], "\\Seen is not a tag");
   await waitFor("cursor saved", () => context(ctx, identity).cursor?.lastseenuid === 3);
-  assert.equal(await serverFlags(ctx, login), [["\\Flagged"], [], ["$label1", "\\Seen"]].map((flags) => flags.sort()), "nothing marked \\Seen by the sync");
+  assert.equal(
+    await serverFlags(ctx, login),
+    [["\\Flagged"], [], ["$label1", "\\Seen"]].map((flags) => flags.sort()),
+    "nothing marked \\Seen by the sync",
+  );
   const infos = (await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos;
   assert.ok(infos?.last_sync, "last sync shown on the identity");
   // Dovecot's own log: the worker's logins came over TLS (STARTTLS), never in clear.
   const logins = (await readFile(`${ctx.dovecot.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`));
   assert.ok(logins.length > 0, "Dovecot logged the logins");
-  assert.ok(logins.every((line) => /, TLS,/.test(line)), logins.join("\n"));
+  assert.ok(
+    logins.every((line) => /, TLS,/.test(line)),
+    logins.join("\n"),
+  );
 });
 
 test("a later sync imports only what is new; a sync during a sync is coalesced", async (ctx) => {
@@ -272,12 +299,22 @@ test("a wrong password: backoff with the error visible, no push connection, slow
   assert.ok(worker(ctx, identity)?.summary().deadlines["retry.due"], "the next retry is visible");
   assert.not.match(JSON.stringify(worker(ctx, identity)?.inspect()), /wrong/, "the password is not in debug output");
   assert.ok(JSON.stringify(worker(ctx, identity)?.summary().state).includes('"push":"waiting"'), "no push connection with a password that fails");
-  await waitFor("error on the identity", async () => /login refused/i.test(String((await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos.last_error?.message)));
+  await waitFor("error on the identity", async () =>
+    /login refused/i.test(String((await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos.last_error?.message)),
+  );
 
-  const slower = await waitFor("update_interval", () => ctx.orders.find((o) => o.payload.order === "update_interval" && o.payload.identity_id === identity.identity_id), 15_000);
+  const slower = await waitFor(
+    "update_interval",
+    () => ctx.orders.find((o) => o.payload.order === "update_interval" && o.payload.identity_id === identity.identity_id),
+    15_000,
+  );
   assert.equal(slower.payload, { order: "update_interval", identity_id: identity.identity_id, user_id: ctx.userId, poll_intervall: "30", protocol: "imap" });
 
-  const disabled = await waitFor("delete_identity", () => ctx.orders.find((o) => o.payload.order === "delete_identity" && o.payload.identity_id === identity.identity_id), DISABLE_AFTER_MS + 5_000);
+  const disabled = await waitFor(
+    "delete_identity",
+    () => ctx.orders.find((o) => o.payload.order === "delete_identity" && o.payload.identity_id === identity.identity_id),
+    DISABLE_AFTER_MS + 5_000,
+  );
   assert.equal(disabled.payload, { order: "delete_identity", identity_id: identity.identity_id, user_id: ctx.userId });
   await waitFor("identity inactive", async () => (await ctx.store.identities.get(ctx.userId, identity.identity_id))?.status === "inactive");
   // The identities worker's poller (started by update_interval) retires the bridge's worker on delete_identity.
@@ -290,8 +327,18 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server (over 
     const { login, identity } = await account(ctx, { outserver: ctx.smtpServer });
     publish(ctx, "imap_worker", "add_worker", identity);
     await waitFor("worker up", () => worker(ctx, identity) !== undefined);
-    const draft = await ctx.store.messages.create(newDraft(identity, { subject: "from my own account", body_plain: "hello there", participants: [{ type: "To", address: "friend@elsewhere.test" }] }));
-    const reply = decodeJson((await ctx.client.request("outboundIMAP", encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }), { timeout: 15_000 })).data);
+    const draft = await ctx.store.messages.create(
+      newDraft(identity, { subject: "from my own account", body_plain: "hello there", participants: [{ type: "To", address: "friend@elsewhere.test" }] }),
+    );
+    const reply = decodeJson(
+      (
+        await ctx.client.request(
+          "outboundIMAP",
+          encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
+          { timeout: 15_000 },
+        )
+      ).data,
+    );
     assert.ok(reply.ok);
     const answer = reply.value as { error: boolean; message: string; sent_copy: string };
     assert.is(answer.error, false, answer.message);
@@ -348,7 +395,13 @@ test("a STARTTLS stripper between the worker and its server: no login, the reaso
   const { login, identity } = await account(ctx, { inserver: ctx.stripped.server });
   await ctx.dovecot.append(login, "secret", mail(1));
   const message = await failing(ctx, identity, /STARTTLS/);
-  assert.match(message, new RegExp(`^sync failed: IMAP server ${ctx.stripped.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`), message);
+  assert.match(
+    message,
+    new RegExp(
+      `^sync failed: IMAP server ${ctx.stripped.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`,
+    ),
+    message,
+  );
   assert.ok(ctx.stripped.connections() > 0, "the worker did connect to it");
   assert.not.match(ctx.stripped.intercepted(), /LOGIN|AUTHENTICATE/i, "but never sent its login");
   assert.not.ok(holdsPassword(ctx.stripped.intercepted(), login));
@@ -360,17 +413,27 @@ test("a STARTTLS stripper between the worker and its server: no login, the reaso
   publish(ctx, "imap_worker", "add_worker", excepted.identity);
   publish(ctx, "IMAPfetcher", "sync", excepted.identity);
   await waitFor("synced in clear", async () => (await messagesOf(ctx, excepted.identity)).length === 1, 10_000);
-  assert.ok(holdsPassword(ctx.strippedExcepted.intercepted(), excepted.login), "the man in the middle read the password: why this is the operator's exception only");
+  assert.ok(
+    holdsPassword(ctx.strippedExcepted.intercepted(), excepted.login),
+    "the man in the middle read the password: why this is the operator's exception only",
+  );
   await retire(ctx, excepted.identity);
 });
 
 test("a self-signed certificate: no login, the reason on the identity; the operator's +unverified-tls for that server lets it sync", async (ctx) => {
   const { login, identity } = await account(ctx, { inserver: ctx.selfSigned.server });
   await ctx.selfSigned.append(login, "secret", mail(1));
-  const logins = async () => (await readFile(`${ctx.selfSigned.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`)).length;
+  const logins = async () =>
+    (await readFile(`${ctx.selfSigned.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`)).length;
   const appended = await logins();
   const message = await failing(ctx, identity, /certificate/);
-  assert.match(message, new RegExp(`^sync failed: IMAP server ${ctx.selfSigned.server}: not used: its TLS certificate is not trusted \\(self[- ]signed certificate\\); an operator may trust its CA \\(CALIOPEN_DESTINATION_CA\\) or admit it with \\+unverified-tls`), message);
+  assert.match(
+    message,
+    new RegExp(
+      `^sync failed: IMAP server ${ctx.selfSigned.server}: not used: its TLS certificate is not trusted \\(self[- ]signed certificate\\); an operator may trust its CA \\(CALIOPEN_DESTINATION_CA\\) or admit it with \\+unverified-tls`,
+    ),
+    message,
+  );
   assert.is((await messagesOf(ctx, identity)).length, 0);
   assert.is(await logins(), appended, "the server saw the test's own login only, not the worker's");
   await retire(ctx, identity);

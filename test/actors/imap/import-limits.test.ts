@@ -47,7 +47,13 @@ test.before(async (ctx) => {
     api: null,
     // The hostile servers and this Dovecot speak plain IMAP: admitted as the operator's exceptions.
     destinations: testDestinations([`${HOSTILE_HOST}+cleartext`, `${ctx.dovecot.server}+cleartext`]),
-    imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 }, maxMessageBytes: MAX_MESSAGE, timeoutMs: TIMEOUT_MS, syncMaxMs: SYNC_MAX_MS },
+    imap: {
+      push: false,
+      retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 },
+      maxMessageBytes: MAX_MESSAGE,
+      timeoutMs: TIMEOUT_MS,
+      syncMaxMs: SYNC_MAX_MS,
+    },
   });
   // One order at a time per entry point: a sync's import batches do not go through them.
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "limits-node", maxConcurrentOrders: 1 });
@@ -158,7 +164,18 @@ async function honestSync(ctx: Context, count: number): Promise<Identity> {
  * A hostile account's sync against `mode`, an honest account synced meanwhile; returns the hostile
  * worker once it backs off with an error matching `error`, and the memory figures.
  */
-async function attack(ctx: Context, mode: HostileMode, error: RegExp): Promise<{ hostile: HostileImap; identity: Identity; worker: WorkerView; memory: { heapAndBuffers: number; rss: number }; openDuringHonestSync: number; openAtEnd: number }> {
+async function attack(
+  ctx: Context,
+  mode: HostileMode,
+  error: RegExp,
+): Promise<{
+  hostile: HostileImap;
+  identity: Identity;
+  worker: WorkerView;
+  memory: { heapAndBuffers: number; rss: number };
+  openDuringHonestSync: number;
+  openAtEnd: number;
+}> {
   const hostile = await startHostileImap(mode);
   const identity = await identityOn(ctx, hostile.server);
   const memory = sampleMemory();
@@ -172,7 +189,7 @@ async function attack(ctx: Context, mode: HostileMode, error: RegExp): Promise<{
       `the hostile account's worker backing off with ${error}`,
       () => {
         const seen = workerOf(ctx, identity);
-        return seen !== null && seen.state.includes("backingOff") && error.test(seen.last_error?.message ?? "") ? seen : null;
+        return seen?.state.includes("backingOff") && error.test(seen.last_error?.message ?? "") ? seen : null;
       },
       SYNC_MAX_MS + 10_000,
     );
@@ -199,7 +216,9 @@ async function identityError(ctx: Context, identity: Identity): Promise<string> 
 
 test("a 2 GiB literal: refused at its announcement, an error on the worker, its history and the identity; memory stays bounded; another account syncs meanwhile", async (ctx) => {
   const { hostile, identity, worker, memory } = await attack(ctx, { kind: "huge-literal", literal: 2 * 1024 * MiB }, /Literal size 2147483648 exceeds/);
-  console.log(`  2 GiB literal: node memory grew by at most ${mib(memory.heapAndBuffers)} (heap + buffers), ${mib(memory.rss)} (RSS); the server could send ${mib(hostile.stats.bytesSent)} over ${hostile.stats.connections} connections`);
+  console.log(
+    `  2 GiB literal: node memory grew by at most ${mib(memory.heapAndBuffers)} (heap + buffers), ${mib(memory.rss)} (RSS); the server could send ${mib(hostile.stats.bytesSent)} over ${hostile.stats.connections} connections`,
+  );
   assert.match(worker.last_error?.message ?? "", /sent more in one answer than a node accepts/);
   assert.ok(memory.heapAndBuffers < MEMORY_BOUND, `memory grew by ${mib(memory.heapAndBuffers)}`);
   assert.ok(hostile.stats.bytesSent < 2 * 1024 * MiB, "the node hung up long before the literal's end");
@@ -210,20 +229,33 @@ test("a 2 GiB literal: refused at its announcement, an error on the worker, its 
 });
 
 test("a size that lies: RFC822.SIZE 1 KB, then a 512 MiB literal (under imapflow's own 1 GiB cap) is never allocated", async (ctx) => {
-  const { hostile, worker, memory } = await attack(ctx, { kind: "lying-size", announced: 1000, literal: 512 * MiB }, /Literal size 536870912 exceeds maximum allowed size of 2097152 bytes/);
-  console.log(`  512 MiB literal announced as 1 KB: node memory grew by at most ${mib(memory.heapAndBuffers)} (heap + buffers), ${mib(memory.rss)} (RSS); the server could send ${mib(hostile.stats.bytesSent)}`);
+  const { hostile, worker, memory } = await attack(
+    ctx,
+    { kind: "lying-size", announced: 1000, literal: 512 * MiB },
+    /Literal size 536870912 exceeds maximum allowed size of 2097152 bytes/,
+  );
+  console.log(
+    `  512 MiB literal announced as 1 KB: node memory grew by at most ${mib(memory.heapAndBuffers)} (heap + buffers), ${mib(memory.rss)} (RSS); the server could send ${mib(hostile.stats.bytesSent)}`,
+  );
   assert.ok(memory.heapAndBuffers < MEMORY_BOUND, `memory grew by ${mib(memory.heapAndBuffers)}`);
   assert.ok(hostile.stats.bytesSent < 64 * MiB * hostile.stats.connections, `the node read ${mib(hostile.stats.bytesSent)}`);
   assert.is(worker.cursor.lastseenuid, 0, "the cursor did not move past a message it could not read");
 });
 
 test("bytes trickled for ever inside a FETCH answer: the sync fails at its deadline, naming what it waited for; the socket is closed", async (ctx) => {
-  const { hostile, identity, worker, openDuringHonestSync, openAtEnd } = await attack(ctx, { kind: "trickle", at: "fetch", everyMs: 50 }, /no progress for 3 s/);
+  const { hostile, identity, worker, openDuringHonestSync, openAtEnd } = await attack(
+    ctx,
+    { kind: "trickle", at: "fetch", everyMs: 50 },
+    /no progress for 3 s/,
+  );
   assert.match(worker.last_error?.message ?? "", /while waiting for the sizes and flags of 1 message\(s\): the IMAP server is silent or too slow/);
   assert.ok(openDuringHonestSync >= 1, "the honest account synced while the hostile server held a connection");
   assert.match(await identityError(ctx, identity), /no progress for 3 s/);
   assert.ok(hostile.stats.bytesSent > 0, "bytes were trickled");
-  assert.ok(hostile.stats.connections >= 2 && openAtEnd <= 1, `${openAtEnd} of ${hostile.stats.connections} connections still open: a failed sync's socket is closed`);
+  assert.ok(
+    hostile.stats.connections >= 2 && openAtEnd <= 1,
+    `${openAtEnd} of ${hostile.stats.connections} connections still open: a failed sync's socket is closed`,
+  );
 });
 
 test("bytes trickled for ever in the answer to LOGIN: the login itself has the deadline", async (ctx) => {
@@ -249,7 +281,10 @@ test("pieces that never end (a 2.9 MiB message that keeps coming): skipped with 
     assert.is(run.outcome, "done");
     assert.equal([run.total, run.done, run.failed, run.skipped], [1, 1, 0, 1]);
     assert.is(run.skipped_messages[0]?.uid, 1);
-    assert.match(run.skipped_messages[0]?.reason ?? "", /announced as 2\.9 MiB but more than 4 MiB were sent, over the limit \(CALIOPEN_IMAP_MAX_MESSAGE_SIZE\)/);
+    assert.match(
+      run.skipped_messages[0]?.reason ?? "",
+      /announced as 2\.9 MiB but more than 4 MiB were sent, over the limit \(CALIOPEN_IMAP_MAX_MESSAGE_SIZE\)/,
+    );
     assert.ok(hostile.stats.bytesSent <= MAX_MESSAGE + 2 * MiB, `stopped after ${mib(hostile.stats.bytesSent)}`);
     const worker = workerOf(ctx, identity);
     assert.equal(worker?.cursor, { uidvalidity: "4242", lastseenuid: 1, failed_uids: [] });
@@ -286,7 +321,10 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
   const run = await waitFor("the run in the history", () => workerOf(ctx, identity)?.history[0], 20_000);
   assert.is(run.outcome, "done");
   assert.equal([run.total, run.done, run.failed, run.skipped], [4, 4, 0, 1]);
-  assert.equal(run.skipped_messages.map((s) => s.uid), [3]);
+  assert.equal(
+    run.skipped_messages.map((s) => s.uid),
+    [3],
+  );
   assert.match(run.skipped_messages[0]?.reason ?? "", /^6(\.\d)? MiB, over the limit of 4 MiB \(CALIOPEN_IMAP_MAX_MESSAGE_SIZE\)$/);
   assert.is(run.skipped_messages[0]?.size, Buffer.byteLength(tooBig));
 

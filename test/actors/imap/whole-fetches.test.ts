@@ -13,12 +13,18 @@ test("500 small messages: FETCHes of at most 64, every UID once, in order", () =
   const fetched = groups(Array.from({ length: 500 }, () => 10_000));
   assert.ok(fetched.every((uids) => uids.length <= WHOLE_FETCH_MESSAGES));
   assert.is(fetched.length, Math.ceil(500 / WHOLE_FETCH_MESSAGES));
-  assert.equal(fetched.flat(), Array.from({ length: 500 }, (_, i) => i + 1));
+  assert.equal(
+    fetched.flat(),
+    Array.from({ length: 500 }, (_, i) => i + 1),
+  );
 });
 
 test("500 messages of 1 MiB: FETCHes of at most 16 MiB announced", () => {
   const fetched = groups(Array.from({ length: 500 }, () => MiB));
-  assert.ok(fetched.every((uids) => uids.length * MiB <= WHOLE_FETCH_BYTES), JSON.stringify(fetched.map((uids) => uids.length)));
+  assert.ok(
+    fetched.every((uids) => uids.length * MiB <= WHOLE_FETCH_BYTES),
+    JSON.stringify(fetched.map((uids) => uids.length)),
+  );
   assert.is(fetched.flat().length, 500);
 });
 

@@ -77,7 +77,16 @@ async function refuseNewMessages(ctx: Context): Promise<{ takeWritesAgain(): Pro
 
 function mail(tag: string, n: number): Buffer {
   return Buffer.from(
-    [`From: Sender ${n} <sender${n}@elsewhere.test>`, "To: someone@remote.test", `Subject: ${tag} ${n}`, `Message-ID: <${tag}-${n}@elsewhere.test>`, "Date: Sat, 28 Nov 2026 10:00:00 +0000", "", `body ${n}`, ""].join("\r\n"),
+    [
+      `From: Sender ${n} <sender${n}@elsewhere.test>`,
+      "To: someone@remote.test",
+      `Subject: ${tag} ${n}`,
+      `Message-ID: <${tag}-${n}@elsewhere.test>`,
+      "Date: Sat, 28 Nov 2026 10:00:00 +0000",
+      "",
+      `body ${n}`,
+      "",
+    ].join("\r\n"),
   );
 }
 
@@ -107,7 +116,10 @@ test(`a sync of 70 messages sends the inbound actor a few batches of at most ${M
   const user = await newUser(ctx);
   const login = `batch-${randomUUID().slice(0, 8)}`;
   await ctx.dovecot.addUser(login, "secret");
-  await ctx.dovecot.fillInbox(login, Array.from({ length: 70 }, (_, n) => mail(login, n)));
+  await ctx.dovecot.fillInbox(
+    login,
+    Array.from({ length: 70 }, (_, n) => mail(login, n)),
+  );
   const identity = await remoteIdentity(ctx, user, login);
   // Every process_inbound any bridge asks for passes here (the entry point's queue group aside).
   let processInbound = 0;
@@ -117,7 +129,9 @@ test(`a sync of 70 messages sends the inbound actor a few batches of at most ${M
     ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: identity.identity_id, user_id: user.user_id }));
     const run = await waitFor(
       "the sync in the worker's history",
-      () => (ctx.node.host.get("imap", identity.identity_id)?.inspect().context as { history?: { total: number; done: number; failed: number }[] } | undefined)?.history?.[0],
+      () =>
+        (ctx.node.host.get("imap", identity.identity_id)?.inspect().context as { history?: { total: number; done: number; failed: number }[] } | undefined)
+          ?.history?.[0],
       30_000,
     );
     assert.equal([run.total, run.done, run.failed], [70, 70, 0]);
@@ -201,12 +215,18 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
   const raws = await Promise.all(Array.from({ length: 20 }, (_, n) => ctx.store.raws.put(user.user_id, mail(`full-${identity.identity_id}`, n))));
   const store = await refuseNewMessages(ctx);
   try {
-    const reply = sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.map((raw) => raw.raw_msg_id).join(",") });
+    const reply = sendBatch(ctx, user.user_id, {
+      user_id: user.user_id,
+      remote_id: identity.identity_id,
+      raw_ids: raws.map((raw) => raw.raw_msg_id).join(","),
+    });
     const backingOff = await waitFor(
       "the actor backing off",
       () => {
         const cell = ctx.node.host.get(INBOUND_KIND, user.user_id);
-        return cell !== undefined && JSON.stringify(cell.summary().state).includes("backingOff") ? (cell.inspect().context as { queue: { raw_ids?: string[] }[] }) : null;
+        return cell !== undefined && JSON.stringify(cell.summary().state).includes("backingOff")
+          ? (cell.inspect().context as { queue: { raw_ids?: string[] }[] })
+          : null;
       },
       20_000,
     );
@@ -215,7 +235,10 @@ test("a batch the store refuses waits whole in the queue and is answered, each r
     const answered = await reply;
     assert.is(answered.error, false, answered.message);
     const results = answered.results as Reply[];
-    assert.ok(results.every((result) => !result.error), JSON.stringify(results.filter((result) => result.error)));
+    assert.ok(
+      results.every((result) => !result.error),
+      JSON.stringify(results.filter((result) => result.error)),
+    );
     assert.is(new Set(results.map((result) => result.message_id)).size, 20, "one message per raw");
     assert.is((await ctx.store.messages.list(user.user_id, { limit: 50 })).items.length, 20);
   } finally {
@@ -227,18 +250,33 @@ test("a flood of batches for one user: 256 raws wait in its queue, the next batc
   const user = await newUser(ctx);
   const identity = await remoteIdentity(ctx, user, `flood-${randomUUID().slice(0, 8)}`);
   const batches = 256 / MAX_BATCH_RAWS + 1;
-  const raws = await Promise.all(Array.from({ length: batches * MAX_BATCH_RAWS }, (_, n) => ctx.store.raws.put(user.user_id, mail(`flood-${identity.identity_id}`, n))));
+  const raws = await Promise.all(
+    Array.from({ length: batches * MAX_BATCH_RAWS }, (_, n) => ctx.store.raws.put(user.user_id, mail(`flood-${identity.identity_id}`, n))),
+  );
   // Nothing leaves the queue while the batches come in.
   const store = await refuseNewMessages(ctx);
   try {
     const send = (batch: number) =>
-      sendBatch(ctx, user.user_id, { user_id: user.user_id, remote_id: identity.identity_id, raw_ids: raws.slice(batch * MAX_BATCH_RAWS, (batch + 1) * MAX_BATCH_RAWS).map((raw) => raw.raw_msg_id).join(",") });
+      sendBatch(ctx, user.user_id, {
+        user_id: user.user_id,
+        remote_id: identity.identity_id,
+        raw_ids: raws
+          .slice(batch * MAX_BATCH_RAWS, (batch + 1) * MAX_BATCH_RAWS)
+          .map((raw) => raw.raw_msg_id)
+          .join(","),
+      });
     const queued = Array.from({ length: batches - 1 }, (_, batch) => send(batch));
-    await waitFor("256 raws queued", () => {
-      const context = ctx.node.host.get(INBOUND_KIND, user.user_id)?.inspect().context as { queue: { raw_ids?: string[] }[]; running: { raw_ids?: string[] }[] } | undefined;
-      const count = (orders: { raw_ids?: string[] }[] = []) => orders.reduce((sum, order) => sum + (order.raw_ids?.length ?? 1), 0);
-      return context !== undefined && count(context.queue) + count(context.running) === 256;
-    }, 20_000);
+    await waitFor(
+      "256 raws queued",
+      () => {
+        const context = ctx.node.host.get(INBOUND_KIND, user.user_id)?.inspect().context as
+          | { queue: { raw_ids?: string[] }[]; running: { raw_ids?: string[] }[] }
+          | undefined;
+        const count = (orders: { raw_ids?: string[] }[] = []) => orders.reduce((sum, order) => sum + (order.raw_ids?.length ?? 1), 0);
+        return context !== undefined && count(context.queue) + count(context.running) === 256;
+      },
+      20_000,
+    );
     assert.equal(await send(batches - 1), { error: true, message: "busy, try again" });
     await store.takeWritesAgain();
     for (const answered of await Promise.all(queued)) {

@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ImportBatcher } from "../../../actors/inbound/import-batcher.ts";
 import { MAX_BATCH_RAW_BYTES, MAX_BATCH_RAWS } from "../../../actors/inbound/inbound-batch.ts";
-import { failure, ok, type Reply } from "../../../runtime/reply.ts";
+import { failure, ok } from "../../../runtime/reply.ts";
 
 const test = suite("import batcher");
 
@@ -98,7 +98,10 @@ test("batches that wait for answers: sent at once while under the limit in fligh
   await replies[0];
   assert.equal(sent, [["a"], ["b", "c", "d"], ["e", "f"]], "what gathered goes once a batch is answered");
   for (const answer of answers.splice(0)) answer();
-  assert.equal((await Promise.all(replies)).map((reply) => reply.raw), ["a", "b", "c", "d", "e", "f"]);
+  assert.equal(
+    (await Promise.all(replies)).map((reply) => reply.raw),
+    ["a", "b", "c", "d", "e", "f"],
+  );
   assert.ok(batcher.idle);
 });
 

@@ -27,7 +27,10 @@ test("raws for several recipients at the same moment: each recipient's own batch
     batchers.import("u1", "i1", "r3", 100),
     batchers.import("u1", "i9", "r4", 100),
   ]);
-  assert.equal(replies.map((reply) => reply.raw), ["r1", "r2", "r3", "r4"]);
+  assert.equal(
+    replies.map((reply) => reply.raw),
+    ["r1", "r2", "r3", "r4"],
+  );
   assert.equal(
     sent.map((order) => `${order.user_id}/${order.remote_id}: ${order.raw_ids.join(",")}`).sort(),
     // Each went at once: RECEIVED_BATCH_LIMITS lets as many batches wait for answers as the actor imports side by side.

@@ -53,7 +53,12 @@ test("the user, the identity and a parent come from memory within a busy period"
   assert.is((await cache.identity(local.identity_id, () => true, counted))?.identity_id, local.identity_id);
   assert.equal(cache.messageRef("a-1@elsewhere.test"), { message_id: first.message_id, discussion_id: first.discussion_id });
   assert.is(reads, 0, "nothing read again");
-  const reply = await importWith(f, cache, user, local, ["From: dan@elsewhere.test", "To: carol@platform.test", "Message-ID: <a-2@elsewhere.test>", "In-Reply-To: <a-1@elsewhere.test>"]);
+  const reply = await importWith(f, cache, user, local, [
+    "From: dan@elsewhere.test",
+    "To: carol@platform.test",
+    "Message-ID: <a-2@elsewhere.test>",
+    "In-Reply-To: <a-1@elsewhere.test>",
+  ]);
   assert.is((await f.store.messages.get(user.user_id, String(reply.message_id)))?.parent_id, first.message_id);
 });
 
@@ -61,7 +66,8 @@ test("a contact created meanwhile is linked once its address's lookup is older t
   const { user, local } = await newAccount(f);
   const { cache, advance } = cacheAt();
   const before = await importWith(f, cache, user, local, ["From: erin@elsewhere.test", "To: carol@platform.test", "Message-ID: <b-1@elsewhere.test>"]);
-  const from = (reply: Reply) => f.store.messages.get(user.user_id, String(reply.message_id)).then((m) => m?.participants.find((p) => p.type === "From")?.contact_ids);
+  const from = (reply: Reply) =>
+    f.store.messages.get(user.user_id, String(reply.message_id)).then((m) => m?.participants.find((p) => p.type === "From")?.contact_ids);
   assert.equal(await from(before), []);
   const erin = await f.store.contacts.create(newContact(user.user_id, ["erin@elsewhere.test"]));
   advance(TTL_MS + 1);
@@ -72,14 +78,32 @@ test("a contact created meanwhile is linked once its address's lookup is older t
 test("an identity deleted, then restored: refused on a fresh read, then imported again at once", async ({ f }) => {
   const { user } = await newAccount(f);
   const { cache } = cacheAt();
-  const remote = await f.store.identities.create({ user_id: user.user_id, type: "remote", protocol: "imap", identifier: "carol@provider.test", infos: { inserver: "imap.provider.test:993" } });
+  const remote = await f.store.identities.create({
+    user_id: user.user_id,
+    type: "remote",
+    protocol: "imap",
+    identifier: "carol@provider.test",
+    infos: { inserver: "imap.provider.test:993" },
+  });
   const lines = (id: string) => ["From: dan@elsewhere.test", "To: carol@provider.test", `Message-ID: <${id}@elsewhere.test>`];
   assert.is((await importWith(f, cache, user, remote, lines("c-1"))).message, "message imported");
   await f.store.identities.update(user.user_id, remote.identity_id, () => ({ fields: { status: "deleted" } }));
   // Within the time to live the cache still takes it for active: the window is at most TTL_MS.
-  assert.is((await cache.identity(remote.identity_id, (known) => known.status !== "deleted", () => f.store.identities.get(user.user_id, remote.identity_id)))?.status, "active");
+  assert.is(
+    (
+      await cache.identity(
+        remote.identity_id,
+        (known) => known.status !== "deleted",
+        () => f.store.identities.get(user.user_id, remote.identity_id),
+      )
+    )?.status,
+    "active",
+  );
   const { cache: fresh } = cacheAt();
-  assert.equal(await importWith(f, fresh, user, remote, lines("c-2")), { error: true, message: `identity ${remote.identity_id} of user ${user.user_id} is deleted` });
+  assert.equal(await importWith(f, fresh, user, remote, lines("c-2")), {
+    error: true,
+    message: `identity ${remote.identity_id} of user ${user.user_id} is deleted`,
+  });
   await f.store.identities.update(user.user_id, remote.identity_id, () => ({ fields: { status: "active" } }));
   assert.is((await importWith(f, fresh, user, remote, lines("c-3"))).message, "message imported", "the deletion was not served from memory");
 });

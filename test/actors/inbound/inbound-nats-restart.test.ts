@@ -109,7 +109,10 @@ test("a burst of imports across a restart: every mail stored once", async (ctx) 
   }
   assert.is(new Set(stored.values()).size, MAILS, "one message per mail");
   assert.is((await ctx.store.messages.list(user.user_id, { limit: 1 })).total, MAILS, "and no other message");
-  assert.ok(results.some(({ tries }) => tries > 1), "some requests were asked again across the restart");
+  assert.ok(
+    results.some(({ tries }) => tries > 1),
+    "some requests were asked again across the restart",
+  );
 });
 
 test.run();

@@ -57,11 +57,26 @@ async function newUser(ctx: Context): Promise<{ user: User; local: Identity }> {
 
 function mail(messageId: string, extra: string[] = [], body = "Hello."): Buffer {
   return Buffer.from(
-    ["From: Bob <bob@elsewhere.test>", "To: someone@platform.test", `Subject: ${messageId}`, `Message-ID: <${messageId}>`, "Date: Sat, 28 Nov 2026 09:00:00 +0000", ...extra, "", body, ""].join("\r\n"),
+    [
+      "From: Bob <bob@elsewhere.test>",
+      "To: someone@platform.test",
+      `Subject: ${messageId}`,
+      `Message-ID: <${messageId}>`,
+      "Date: Sat, 28 Nov 2026 09:00:00 +0000",
+      ...extra,
+      "",
+      body,
+      "",
+    ].join("\r\n"),
   );
 }
 
-async function processInbound(ctx: Context, subject: string, order: { message_id: string; remote_id: string; user_id: string }, timeout = 30_000): Promise<Reply> {
+async function processInbound(
+  ctx: Context,
+  subject: string,
+  order: { message_id: string; remote_id: string; user_id: string },
+  timeout = 30_000,
+): Promise<Reply> {
   const msg = await ctx.client.request(subject, encodeJson({ order: "process_inbound", ...order }), { timeout });
   const decoded = decodeJson(msg.data);
   assert.ok(decoded.ok && isJsonObject(decoded.value), "a JSON reply");
@@ -94,7 +109,13 @@ test("process_inbound reaches the user's inbound actor: imported, already import
   // The same mail again, and received by a second identity of the user: one message, both identities.
   const again = await importMail(ctx, user, local, mail("lunch-1@elsewhere.test"));
   assert.equal(again, { error: false, message: "raw message already imported", message_id: first.message_id, discussion_id: first.discussion_id });
-  const remote = await ctx.store.identities.create({ user_id: user.user_id, type: "remote", protocol: "imap", identifier: "u@provider.test", infos: { inserver: "imap.provider.test:993" } });
+  const remote = await ctx.store.identities.create({
+    user_id: user.user_id,
+    type: "remote",
+    protocol: "imap",
+    identifier: "u@provider.test",
+    infos: { inserver: "imap.provider.test:993" },
+  });
   const viaRemote = await importMail(ctx, user, remote, mail("lunch-1@elsewhere.test"));
   assert.equal(viaRemote, { error: false, message: "raw message already imported", message_id: first.message_id, discussion_id: first.discussion_id });
   const stored = await ctx.store.messages.get(user.user_id, String(first.message_id));
@@ -111,7 +132,10 @@ test("errors are replied as before: an unknown raw, another user's identity, a D
   const { user, local } = await newUser(ctx);
   const other = await newUser(ctx);
   const unknownRaw = randomUUID();
-  assert.equal(await processInbound(ctx, "inboundSMTP", { message_id: unknownRaw, remote_id: local.identity_id, user_id: user.user_id }), { error: true, message: `unknown raw message ${unknownRaw}` });
+  assert.equal(await processInbound(ctx, "inboundSMTP", { message_id: unknownRaw, remote_id: local.identity_id, user_id: user.user_id }), {
+    error: true,
+    message: `unknown raw message ${unknownRaw}`,
+  });
   const raw = await ctx.store.raws.put(null, mail("x-1@elsewhere.test"));
   assert.equal(await processInbound(ctx, "inboundSMTP", { message_id: raw.raw_msg_id, remote_id: other.local.identity_id, user_id: user.user_id }), {
     error: true,
@@ -131,7 +155,10 @@ test("a made-up user id is answered `unknown user …`, and no actor is made or 
   const madeUp = randomUUID();
   const raw = await ctx.store.raws.put(null, mail("nobody@elsewhere.test"));
   for (const subject of ["inboundSMTP", "inboundTwitter"]) {
-    assert.equal(await processInbound(ctx, subject, { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: madeUp }), { error: true, message: `unknown user ${madeUp}` });
+    assert.equal(await processInbound(ctx, subject, { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: madeUp }), {
+      error: true,
+      message: `unknown user ${madeUp}`,
+    });
   }
   assert.is(ctx.node.host.get(INBOUND_KIND, madeUp), undefined);
   const snapshots = await new Kvm(ctx.client).open("caliopen_actor_snapshots");
@@ -149,7 +176,9 @@ test("a batch shows as `importing` with its queue; the 20 MiB mail streams throu
   const snapshotOf = async () => (await inspect(ctx, user.user_id)) ?? { state: null, context: {} };
   await waitFor("the actor importing the huge mail", async () => (await snapshotOf()).state === "importing", 30_000);
   const raws = await Promise.all(Array.from({ length: 10 }, (_, i) => ctx.store.raws.put(null, mail(`batch-${i}@elsewhere.test`))));
-  const small = raws.map((raw) => processInbound(ctx, "inboundSMTP", { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: user.user_id }, 60_000));
+  const small = raws.map((raw) =>
+    processInbound(ctx, "inboundSMTP", { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: user.user_id }, 60_000),
+  );
   const busy = await waitFor(
     "the queue behind the huge mail",
     async () => {
@@ -187,7 +216,9 @@ test("a store that refuses writes: backingOff with the error, orders kept and al
   // No room for one more message: every new message is refused by JetStream (nothing stored is touched).
   await jsm.streams.update(stream, { ...info.config, max_bytes: Math.max(1, info.state.bytes) });
   const raws = await Promise.all(Array.from({ length: 12 }, (_, i) => ctx.store.raws.put(null, mail(`full-${i}@elsewhere.test`))));
-  const replies = raws.map((raw) => processInbound(ctx, "inboundSMTP", { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: user.user_id }, 60_000));
+  const replies = raws.map((raw) =>
+    processInbound(ctx, "inboundSMTP", { message_id: raw.raw_msg_id, remote_id: local.identity_id, user_id: user.user_id }, 60_000),
+  );
   const backingOff = await waitFor(
     "the actor backing off",
     async () => {
@@ -272,7 +303,7 @@ async function* hugeMail(attachmentBytes: number): AsyncIterable<Uint8Array> {
   for (let left = attachmentBytes; left > 0; ) {
     const part = block.subarray(0, Math.min(block.length, left));
     left -= part.length;
-    yield Buffer.from((part.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n") + "\r\n");
+    yield Buffer.from(`${(part.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n")}\r\n`);
   }
   yield Buffer.from("--B--\r\n");
 }

@@ -41,10 +41,14 @@ test.before(async (ctx) => {
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
   // Both nodes own a fair share of the shards before the test starts.
-  await waitFor("shards spread over both nodes", async () => {
-    const owned = await ownedShards(ctx.client);
-    return owned.length === 2 && owned.every((shards) => shards >= SHARDS / 4);
-  }, 15_000);
+  await waitFor(
+    "shards spread over both nodes",
+    async () => {
+      const owned = await ownedShards(ctx.client);
+      return owned.length === 2 && owned.every((shards) => shards >= SHARDS / 4);
+    },
+    15_000,
+  );
 });
 
 test.after(async (ctx) => {
@@ -53,13 +57,19 @@ test.after(async (ctx) => {
 });
 
 test("every user's imports reach its one actor, wherever the request landed", async (ctx) => {
-  const users = await Promise.all(Array.from({ length: USERS }, (_, i) => createUser(ctx.store, { name: `two-${i}-${randomUUID().slice(0, 6)}`, email: `two-${i}@platform.test` })));
+  const users = await Promise.all(
+    Array.from({ length: USERS }, (_, i) => createUser(ctx.store, { name: `two-${i}-${randomUUID().slice(0, 6)}`, email: `two-${i}@platform.test` })),
+  );
   const replies = await Promise.all(
     users.flatMap(({ user, identity }) =>
       Array.from({ length: MAILS }, async (_, i) => {
         const id = `${i}-${randomUUID()}@elsewhere.test`;
         const raw = await ctx.store.raws.put(null, Buffer.from(`From: x@elsewhere.test\r\nTo: y@platform.test\r\nMessage-ID: <${id}>\r\n\r\nHi.\r\n`));
-        const msg = await ctx.client.request("inboundSMTP", encodeJson({ order: "process_inbound", message_id: raw.raw_msg_id, remote_id: identity?.identity_id, user_id: user.user_id }), { timeout: 20_000 });
+        const msg = await ctx.client.request(
+          "inboundSMTP",
+          encodeJson({ order: "process_inbound", message_id: raw.raw_msg_id, remote_id: identity?.identity_id, user_id: user.user_id }),
+          { timeout: 20_000 },
+        );
         const decoded = decodeJson(msg.data);
         return decoded.ok && isJsonObject(decoded.value) ? (decoded.value as Reply) : null;
       }),

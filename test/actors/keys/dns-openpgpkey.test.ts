@@ -60,10 +60,13 @@ test("keys in OPENPGPKEY records are found and stored with source dns; expired o
   assert.equal(report.found, [ann, big]);
   assert.equal(report.skipped, [{ fingerprint: expired, source: "dns", address: "old@example.com", reason: "expired on 2020-01-02T00:00:00.000Z" }]);
   const stored = await f.store.keys.list(contact.user_id, contact.contact_id);
-  assert.equal(stored.map((key) => [key.fingerprint, key.source, key.label, key.size]).sort(), [
-    [ann, "dns", "ann@example.com", 256],
-    [big, "dns", "big@example.com", 2048],
-  ].sort());
+  assert.equal(
+    stored.map((key) => [key.fingerprint, key.source, key.label, key.size]).sort(),
+    [
+      [ann, "dns", "ann@example.com", 256],
+      [big, "dns", "big@example.com", 2048],
+    ].sort(),
+  );
 });
 
 test("an answer too big for UDP is fetched again over TCP", async ({ f, small, big }) => {
@@ -78,7 +81,11 @@ test("a resolver that does not answer is an error on the contact", async ({ f })
   await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", () => resolve()));
   try {
     const contact = await f.store.contacts.create(newContact(randomUUID(), ["ann@example.com"]));
-    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(`127.0.0.1:${silent.address().port}`, 300));
+    const report = await discoverKeys(
+      f.store,
+      { contact_id: contact.contact_id, user_id: contact.user_id },
+      sources(`127.0.0.1:${silent.address().port}`, 300),
+    );
     assert.equal(report.found, []);
     assert.is(report.errors.length, 1);
     assert.is(report.errors[0]?.source, "dns");

@@ -52,10 +52,16 @@ test("every redirect is checked before it is followed: cloud metadata, loopback,
     redirect: (host) => (host === "loop" ? `${redirector.origin}/loop/again` : (targets[host] ?? null)),
   });
   // Loopback is admitted as a network (with +cleartext): the platform's NATS port there is still refused.
-  const destinations = policy(["127.0.0.0/8+cleartext", `${hostPort(redirector)}+cleartext`, `${hostPort(target)}+cleartext`], [{ what: "a NATS server of the platform", host: "127.0.0.1", port: natsPort }]);
+  const destinations = policy(
+    ["127.0.0.0/8+cleartext", `${hostPort(redirector)}+cleartext`, `${hostPort(target)}+cleartext`],
+    [{ what: "a NATS server of the platform", host: "127.0.0.1", port: natsPort }],
+  );
   try {
     const metadata = await failure(httpRequest(`${redirector.origin}/metadata/key?l=ann`, { timeoutMs: 3_000, destinations }));
-    assert.match(metadata.message, /redirected, then web server 169\.254\.169\.254:80 is not an allowed destination: 169\.254\.169\.254 is a link-local address/);
+    assert.match(
+      metadata.message,
+      /redirected, then web server 169\.254\.169\.254:80 is not an allowed destination: 169\.254\.169\.254 is a link-local address/,
+    );
     assert.not.ok(metadata.hostNotFound);
     const nats = await failure(httpRequest(`${redirector.origin}/nats/key`, { timeoutMs: 3_000, destinations }));
     assert.match(nats.message, /redirected, then web server 127\.0\.0\.1:\d+ is not an allowed destination: it is a NATS server of the platform/);
@@ -103,12 +109,20 @@ test("DNS rebinding: the name is resolved once, checked, and the request goes to
     return asked++ === 0 ? ["127.0.0.2"] : ["127.0.0.1"];
   };
   try {
-    const answer = await httpRequest(`http://rebind.example:${port}/x/key`, { timeoutMs: 3_000, destinations: policy(["127.0.0.2/32+cleartext"], [], resolve) });
+    const answer = await httpRequest(`http://rebind.example:${port}/x/key`, {
+      timeoutMs: 3_000,
+      destinations: policy(["127.0.0.2/32+cleartext"], [], resolve),
+    });
     assert.is(answer.status, 200);
     assert.is(asked, 1, "resolved once");
-    assert.equal(pinned.requests.map((request) => request.hostHeader), [`rebind.example:${port}`]);
+    assert.equal(
+      pinned.requests.map((request) => request.hostHeader),
+      [`rebind.example:${port}`],
+    );
     assert.is(elsewhere.requests.length, 0, "nothing reached the address of the second answer");
-    const again = await failure(httpRequest(`http://rebind.example:${port}/x/key`, { timeoutMs: 3_000, destinations: policy(["127.0.0.2/32+cleartext"], [], resolve) }));
+    const again = await failure(
+      httpRequest(`http://rebind.example:${port}/x/key`, { timeoutMs: 3_000, destinations: policy(["127.0.0.2/32+cleartext"], [], resolve) }),
+    );
     assert.match(again.message, /rebind\.example resolves to a loopback address/, "the next request checks the new answer");
     assert.is(elsewhere.requests.length, 0);
   } finally {
@@ -119,7 +133,9 @@ test("DNS rebinding: the name is resolved once, checked, and the request goes to
 
 test("a name that does not exist is 'host not found' (for the WKD: no key there), not a refusal", async () => {
   const resolve: Resolver = async (host) => Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" }));
-  const missing = await failure(httpRequest("https://openpgpkey.nowhere.example/.well-known/openpgpkey/nowhere.example/hu/x", { timeoutMs: 3_000, destinations: policy([], [], resolve) }));
+  const missing = await failure(
+    httpRequest("https://openpgpkey.nowhere.example/.well-known/openpgpkey/nowhere.example/hu/x", { timeoutMs: 3_000, destinations: policy([], [], resolve) }),
+  );
   assert.ok(missing.hostNotFound);
 });
 

@@ -79,7 +79,10 @@ test.before(async (ctx) => {
   // example.org's WKD serves a foreign key for alias@, and garbage for bad@.
   await writeFile(join(wks, "example.org/hu", await gpg.wkdHash("alias@example.org")), await gpg.exportBinary(ctx.fpr.foreign));
   const damaged = await gpg.exportBinary(ctx.fpr.foreign);
-  await writeFile(join(wks, "example.org/hu", await gpg.wkdHash("bad@example.org")), Buffer.concat([damaged.subarray(0, 40), Buffer.from("not the rest of a key")]));
+  await writeFile(
+    join(wks, "example.org/hu", await gpg.wkdHash("bad@example.org")),
+    Buffer.concat([damaged.subarray(0, 40), Buffer.from("not the rest of a key")]),
+  );
   // example.net has no openpgpkey sub-domain: its key is at the direct-method place of its own web root.
   const scratch = join(dir, "scratch");
   await mkdir(scratch);
@@ -88,7 +91,9 @@ test.before(async (ctx) => {
   await mkdir(net, { recursive: true });
   await cp(join(scratch, "example.net/hu"), join(net, "hu"), { recursive: true });
 
-  ctx.web = await startWebServer((host) => (host.startsWith("openpgpkey.") && host !== "openpgpkey.example.net" ? advanced : host === "example.net" ? join(dir, "example.net") : null));
+  ctx.web = await startWebServer((host) =>
+    host.startsWith("openpgpkey.") && host !== "openpgpkey.example.net" ? advanced : host === "example.net" ? join(dir, "example.net") : null,
+  );
 });
 
 test.after(async (ctx) => {
@@ -99,7 +104,13 @@ test.after(async (ctx) => {
   if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
 });
 
-const sources = (ctx: Ctx, change: Partial<KeySources> = {}): KeySources => ({ hkp: ctx.sks.url, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000, ...change });
+const sources = (ctx: Ctx, change: Partial<KeySources> = {}): KeySources => ({
+  hkp: ctx.sks.url,
+  wkd: { baseUrl: ctx.web.baseUrl },
+  dns: null,
+  timeoutMs: 3000,
+  ...change,
+});
 
 /** The node's policy for WKD hosts: the test's web server (plain HTTP) and the `origins` given, nothing else. */
 function admitted(ctx: Ctx, ...origins: string[]): DestinationPolicy {
@@ -171,9 +182,18 @@ test("keys found on the key server and in WKDs are stored with what gpg says of 
 
   // The WKD was asked by the advanced method, then the direct one where the advanced had nothing.
   const asked = ctx.web.requests.filter((request) => request.query === "?l=ann");
-  assert.ok(asked.some((r) => r.host === "openpgpkey.example.net"), "advanced method first");
-  assert.ok(asked.some((r) => r.host === "example.net" && r.path.startsWith("/.well-known/openpgpkey/hu/")), "then the direct one");
-  assert.not.ok(asked.some((r) => r.host === "example.org"), "no direct lookup where the advanced method gave a key");
+  assert.ok(
+    asked.some((r) => r.host === "openpgpkey.example.net"),
+    "advanced method first",
+  );
+  assert.ok(
+    asked.some((r) => r.host === "example.net" && r.path.startsWith("/.well-known/openpgpkey/hu/")),
+    "then the direct one",
+  );
+  assert.not.ok(
+    asked.some((r) => r.host === "example.org"),
+    "no direct lookup where the advanced method gave a key",
+  );
 
   const saved = await f.store.contacts.get(contact.user_id, contact.contact_id);
   assert.equal(saved?.key_discovery, report, "the report is saved on the contact");
@@ -204,7 +224,11 @@ test("expired, revoked, malformed, foreign and already-known keys are skipped wi
   // A second discovery finds nothing new: everything is known by now.
   const again = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx), { destinations: admitted(ctx) });
   assert.equal(again.found, []);
-  for (const fingerprint of [fpr.hkp, fpr.wkd, fpr.direct]) assert.ok(again.skipped.some((s) => s.fingerprint === fingerprint && s.reason === "already known for this contact"), fingerprint);
+  for (const fingerprint of [fpr.hkp, fpr.wkd, fpr.direct])
+    assert.ok(
+      again.skipped.some((s) => s.fingerprint === fingerprint && s.reason === "already known for this contact"),
+      fingerprint,
+    );
   assert.is((await f.store.keys.list(contact.user_id, contact.contact_id)).length, 4);
   assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery, again, "the last report replaces the previous one");
 });
@@ -213,7 +237,9 @@ test("a key server that is down does not stop the WKD; the error is listed on th
   const { f, fpr } = ctx;
   const contact = await annContact(ctx, ["ann@example.com", "ann@example.org"]);
   const down = `http://127.0.0.1:${await freePort()}`;
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: down }), { destinations: admitted(ctx) });
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: down }), {
+    destinations: admitted(ctx),
+  });
   assert.equal(report.found, [fpr.hkp, fpr.wkd], "both found through the WKD");
   assert.equal(
     report.errors.map((e) => `${e.source} ${e.address}`),
@@ -231,7 +257,12 @@ test("a key server that never answers times out without holding up the WKD", asy
   try {
     const contact = await annContact(ctx, ["ann@example.org"]);
     const started = Date.now();
-    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: silent.origin, timeoutMs: 400 }), { destinations: admitted(ctx) });
+    const report = await discoverKeys(
+      f.store,
+      { contact_id: contact.contact_id, user_id: contact.user_id },
+      sources(ctx, { hkp: silent.origin, timeoutMs: 400 }),
+      { destinations: admitted(ctx) },
+    );
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     assert.equal(report.found, [fpr.wkd]);
     assert.is(report.errors.length, 1);
@@ -249,10 +280,18 @@ test("a WKD that is down or silent does not stop the key server", async (ctx) =>
   try {
     for (const origin of [down, silent.origin]) {
       const contact = await annContact(ctx, ["ann@example.com"]);
-      const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: { baseUrl: () => origin }, timeoutMs: 400 }), { destinations: admitted(ctx, origin) });
+      const report = await discoverKeys(
+        f.store,
+        { contact_id: contact.contact_id, user_id: contact.user_id },
+        sources(ctx, { wkd: { baseUrl: () => origin }, timeoutMs: 400 }),
+        { destinations: admitted(ctx, origin) },
+      );
       assert.equal(report.found, [fpr.hkp], origin);
       assert.is((await f.store.keys.list(contact.user_id, contact.contact_id)).find((key) => key.fingerprint === fpr.hkp)?.source, "hkp");
-      assert.equal(report.errors.map((e) => `${e.source} ${e.address}`), ["wkd ann@example.com"]);
+      assert.equal(
+        report.errors.map((e) => `${e.source} ${e.address}`),
+        ["wkd ann@example.com"],
+      );
       assert.match(report.errors[0]?.message ?? "", /advanced method: .*; direct method: /);
       assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery?.errors, report.errors);
     }
@@ -265,11 +304,15 @@ test("sources not configured are not asked; an address with no key anywhere is n
   const { f, fpr } = ctx;
   const contact = await annContact(ctx, ["ann@example.com", "nobody@example.org"]);
   const before = ctx.web.requests.length;
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: false }), { destinations: admitted(ctx) });
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: false }), {
+    destinations: admitted(ctx),
+  });
   assert.is(ctx.web.requests.length, before, "no WKD request");
   assert.equal(report.found, [fpr.hkp]);
   assert.equal(report.errors, []);
-  const nothing = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: false }), { destinations: admitted(ctx) });
+  const nothing = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: false }), {
+    destinations: admitted(ctx),
+  });
   assert.equal(nothing.found, []);
   assert.equal(nothing.skipped, []);
 });
@@ -282,13 +325,21 @@ test("WKD hosts from a contact's addresses that the policy refuses (loopback, pr
     const table: Record<string, string[]> = { "openpgpkey.evil.example": ["127.0.0.1"], "evil.example": ["10.0.0.1"] };
     return table[host] ?? Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" }));
   };
-  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: true }), { destinations: new DestinationPolicy({ resolve }) });
+  const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { wkd: true }), {
+    destinations: new DestinationPolicy({ resolve }),
+  });
   assert.equal(report.found, [fpr.hkp], "the key server's key");
   const errors = Object.fromEntries(report.errors.map((e) => [`${e.source} ${e.address}`, e.message]));
   assert.equal(Object.keys(errors).sort(), ["wkd bob@evil.example", "wkd carl@127.0.0.1"]);
-  assert.match(errors["wkd bob@evil.example"] ?? "", /^advanced method: web server openpgpkey\.evil\.example:443 is not an allowed destination: openpgpkey\.evil\.example resolves to a loopback address .*; direct method: web server evil\.example:443 is not an allowed destination: evil\.example resolves to a private address/);
+  assert.match(
+    errors["wkd bob@evil.example"] ?? "",
+    /^advanced method: web server openpgpkey\.evil\.example:443 is not an allowed destination: openpgpkey\.evil\.example resolves to a loopback address .*; direct method: web server evil\.example:443 is not an allowed destination: evil\.example resolves to a private address/,
+  );
   // (`openpgpkey.127.0.0.1` is not even a valid URL host: the advanced method fails before any lookup.)
-  assert.match(errors["wkd carl@127.0.0.1"] ?? "", /direct method: web server 127\.0\.0\.1:443 is not an allowed destination: 127\.0\.0\.1 is a loopback address/);
+  assert.match(
+    errors["wkd carl@127.0.0.1"] ?? "",
+    /direct method: web server 127\.0\.0\.1:443 is not an allowed destination: 127\.0\.0\.1 is a loopback address/,
+  );
   assert.equal((await f.store.contacts.get(contact.user_id, contact.contact_id))?.key_discovery?.errors, report.errors, "saved on the contact");
 });
 
@@ -299,14 +350,28 @@ test("fan-out is bounded: of 30 addresses the first 16 are looked up, a few at a
   try {
     const others = Array.from({ length: 29 }, (_, n) => `x${n}@example.org`);
     const contact = await annContact(ctx, ["ann@example.org", ...others]);
-    const report = await discoverKeys(f.store, { contact_id: contact.contact_id, user_id: contact.user_id }, sources(ctx, { hkp: null, wkd: { baseUrl: slow.baseUrl }, concurrency: 3 }), { destinations: admitted(ctx, slow.origin) });
+    const report = await discoverKeys(
+      f.store,
+      { contact_id: contact.contact_id, user_id: contact.user_id },
+      sources(ctx, { hkp: null, wkd: { baseUrl: slow.baseUrl }, concurrency: 3 }),
+      { destinations: admitted(ctx, slow.origin) },
+    );
     assert.equal(report.found, [fpr.wkd]);
     const looked = [...new Set(slow.requests.map((r) => r.query))].sort();
-    assert.equal(looked, ["ann", ...others.slice(0, 15)].map((address) => `?l=${address.replace("@example.org", "")}`).sort(), "the first 16 addresses, no other");
+    assert.equal(
+      looked,
+      ["ann", ...others.slice(0, 15)].map((address) => `?l=${address.replace("@example.org", "")}`).sort(),
+      "the first 16 addresses, no other",
+    );
     assert.ok(slow.mostAtOnce <= 3, `${slow.mostAtOnce} requests at once`);
     assert.ok(slow.mostAtOnce >= 2, "lookups do overlap");
-    const notLooked = report.skipped.filter((s) => /^not looked up: only the first 16 addresses of a contact are \(CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES\)$/.test(s.reason));
-    assert.equal(notLooked.map((s) => `${s.source} ${s.address}`), others.slice(15).map((address) => `wkd ${address}`));
+    const notLooked = report.skipped.filter((s) =>
+      /^not looked up: only the first 16 addresses of a contact are \(CALIOPEN_KEY_DISCOVERY_MAX_ADDRESSES\)$/.test(s.reason),
+    );
+    assert.equal(
+      notLooked.map((s) => `${s.source} ${s.address}`),
+      others.slice(15).map((address) => `wkd ${address}`),
+    );
     assert.equal(report.errors, []);
   } finally {
     await slow.stop();
@@ -319,20 +384,38 @@ test("answer size: a WKD answer over its limit (512 KiB by default) is an error 
   const hu = join(ctx.dir, "advanced/.well-known/openpgpkey/example.org/hu");
   await writeFile(join(hu, await gpg.wkdHash("big@example.org")), Buffer.alloc(600 * 1024, 0x99));
   const big = await annContact(ctx, ["big@example.org"]);
-  const report = await discoverKeys(f.store, { contact_id: big.contact_id, user_id: big.user_id }, sources(ctx, { hkp: null }), { destinations: admitted(ctx) });
-  assert.equal(report.errors.map((e) => `${e.source} ${e.address}`), ["wkd big@example.org"]);
+  const report = await discoverKeys(f.store, { contact_id: big.contact_id, user_id: big.user_id }, sources(ctx, { hkp: null }), {
+    destinations: admitted(ctx),
+  });
+  assert.equal(
+    report.errors.map((e) => `${e.source} ${e.address}`),
+    ["wkd big@example.org"],
+  );
   assert.match(report.errors[0]?.message ?? "", /advanced method: .*: the answer is larger than 524288 bytes/);
 
   // Limits per source: a WKD limit under the size of ann's key refuses it there, the key server still gives it.
   const ann = await annContact(ctx, ["ann@example.com"]);
-  const tight = await discoverKeys(f.store, { contact_id: ann.contact_id, user_id: ann.user_id }, sources(ctx, { maxAnswerBytes: { wkd: 100 } }), { destinations: admitted(ctx) });
+  const tight = await discoverKeys(f.store, { contact_id: ann.contact_id, user_id: ann.user_id }, sources(ctx, { maxAnswerBytes: { wkd: 100 } }), {
+    destinations: admitted(ctx),
+  });
   assert.equal(tight.found, [fpr.hkp]);
-  assert.equal(tight.errors.map((e) => `${e.source} ${e.address}`), ["wkd ann@example.com"]);
+  assert.equal(
+    tight.errors.map((e) => `${e.source} ${e.address}`),
+    ["wkd ann@example.com"],
+  );
   assert.match(tight.errors[0]?.message ?? "", /the answer is larger than 100 bytes/);
   const both = await annContact(ctx, ["ann@example.com"]);
-  const refused = await discoverKeys(f.store, { contact_id: both.contact_id, user_id: both.user_id }, sources(ctx, { maxAnswerBytes: { hkp: 100, wkd: 100 } }), { destinations: admitted(ctx) });
+  const refused = await discoverKeys(
+    f.store,
+    { contact_id: both.contact_id, user_id: both.user_id },
+    sources(ctx, { maxAnswerBytes: { hkp: 100, wkd: 100 } }),
+    { destinations: admitted(ctx) },
+  );
   assert.equal(refused.found, []);
-  assert.equal(refused.errors.map((e) => `${e.source} ${e.address}`), ["hkp ann@example.com", "wkd ann@example.com"]);
+  assert.equal(
+    refused.errors.map((e) => `${e.source} ${e.address}`),
+    ["hkp ann@example.com", "wkd ann@example.com"],
+  );
   assert.match(refused.errors[0]?.message ?? "", /pks\/lookup: the answer is larger than 100 bytes/);
 });
 

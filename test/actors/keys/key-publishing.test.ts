@@ -53,7 +53,11 @@ test.after(async (ctx) => {
   if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
 });
 
-const target = (ctx: Ctx, change: Partial<KeyPublishTarget> = {}): KeyPublishTarget => ({ hkp: ctx.sks.url, wkd: { dir: ctx.wkd, domains: [DOMAIN] }, ...change });
+const target = (ctx: Ctx, change: Partial<KeyPublishTarget> = {}): KeyPublishTarget => ({
+  hkp: ctx.sks.url,
+  wkd: { dir: ctx.wkd, domains: [DOMAIN] },
+  ...change,
+});
 
 /** Discovery may ask the test's WKD web server (plain HTTP on loopback), and nothing else. */
 const wkdServer = (ctx: Ctx) => new DestinationPolicy({ allow: parseAllowedDestinations(`${new URL(ctx.web.origin).host}+cleartext`) });
@@ -95,10 +99,11 @@ async function filesBelow(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-const exists = (path: string) => stat(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 test("the WKD hash is gpg-wks-client's", async ({ gpg }) => {
   for (const address of ["ann@platform.example", "Joe.Doe@Example.ORG", "x@y.example"]) {
@@ -147,7 +152,12 @@ test("publish_key puts the user's key on the key server (gpg --recv-keys gets it
 
   // And key discovery finds it there, through the WKD's advanced method.
   const reader = await f.store.contacts.create(newContact(randomUUID(), [address]));
-  const found = await discoverKeys(f.store, { contact_id: reader.contact_id, user_id: reader.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 }, { destinations: wkdServer(ctx) });
+  const found = await discoverKeys(
+    f.store,
+    { contact_id: reader.contact_id, user_id: reader.user_id },
+    { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 },
+    { destinations: wkdServer(ctx) },
+  );
   assert.equal(found.found, [fpr]);
   assert.equal(found.errors, []);
 
@@ -161,7 +171,12 @@ test("publish_key puts the user's key on the key server (gpg --recv-keys gets it
   assert.match(withdrawn.notes.join("\n"), /HKP has no standard way to delete a key: .* keeps/);
   assert.ok((await sks.get(`0x${fpr}`)) !== null, "the key server still has it, as the report says");
   const after = await f.store.contacts.create(newContact(randomUUID(), [address]));
-  const none = await discoverKeys(f.store, { contact_id: after.contact_id, user_id: after.user_id }, { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 }, { destinations: wkdServer(ctx) });
+  const none = await discoverKeys(
+    f.store,
+    { contact_id: after.contact_id, user_id: after.user_id },
+    { hkp: null, wkd: { baseUrl: ctx.web.baseUrl }, dns: null, timeoutMs: 3000 },
+    { destinations: wkdServer(ctx) },
+  );
   assert.equal(none.found, [], "discovery no longer finds it in the WKD");
 });
 
@@ -221,12 +236,18 @@ test("failures throw with what failed: key server down, WKD not writable, unknow
   const { user, address } = await newUser(ctx, "fay");
   const key = await storeKey(ctx, user.user_id, user.contact_id, await gpg.generate(`Fay <${address}>`));
   const down = `http://127.0.0.1:${await freePort()}`;
-  await assertThrows(() => publishKey(f.store, order(key), target(ctx, { hkp: down, wkd: null })), new RegExp(`uploading ${key.key_id} to ${down.replace(/\./g, "\\.")} failed`));
+  await assertThrows(
+    () => publishKey(f.store, order(key), target(ctx, { hkp: down, wkd: null })),
+    new RegExp(`uploading ${key.key_id} to ${down.replace(/\./g, "\\.")} failed`),
+  );
 
   const blocked = join(ctx.dir, `blocked-${randomUUID()}`);
   await mkdir(join(blocked, ".well-known"), { recursive: true });
   await writeFile(join(blocked, ".well-known/openpgpkey"), "a file where the WKD should be");
-  await assertThrows(() => publishKey(f.store, order(key), target(ctx, { hkp: null, wkd: { dir: blocked, domains: [DOMAIN] } })), /cannot write the WKD file .*platform\.example\/hu\//);
+  await assertThrows(
+    () => publishKey(f.store, order(key), target(ctx, { hkp: null, wkd: { dir: blocked, domains: [DOMAIN] } })),
+    /cannot write the WKD file .*platform\.example\/hu\//,
+  );
 
   await assertThrows(() => publishKey(f.store, { ...order(key), key_id: "0123456789ABCDEF" }, target(ctx)), /has no key 0123456789ABCDEF on contact/);
   await assertThrows(() => publishKey(f.store, { ...order(key), user_id: randomUUID() }, target(ctx)), /no user /);
@@ -239,7 +260,11 @@ test("nothing configured: nothing done, no failure", async (ctx) => {
   const fpr = await gpg.generate(`Gus <${address}>`);
   const key = await storeKey(ctx, user.user_id, user.contact_id, fpr);
   assert.equal(await publishKey(f.store, order(key), { hkp: null, wkd: null }), { hkp: false, wkd: [], notes: [] });
-  assert.equal(await publishKey(f.store, order(key), target(ctx, { hkp: null, wkd: { dir: ctx.wkd, domains: ["other.example"] } })), { hkp: false, wkd: [], notes: [] }, "a domain the platform does not host");
+  assert.equal(
+    await publishKey(f.store, order(key), target(ctx, { hkp: null, wkd: { dir: ctx.wkd, domains: ["other.example"] } })),
+    { hkp: false, wkd: [], notes: [] },
+    "a domain the platform does not host",
+  );
   assert.is(await sks.get(`0x${fpr}`), null);
 });
 

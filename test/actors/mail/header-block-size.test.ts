@@ -21,8 +21,8 @@ test("each line counts for at least 64 bytes, a long one for its length; the bla
 });
 
 test("over the limit: false, also while a line is still coming", () => {
-  assert.is(measure("A: b\r\n".repeat(10) + "\r\n", 7, 639).fits, false);
-  assert.is(measure("A: b\r\n".repeat(10) + "\r\n", 7, 642).fits, true);
+  assert.is(measure(`${"A: b\r\n".repeat(10)}\r\n`, 7, 639).fits, false);
+  assert.is(measure(`${"A: b\r\n".repeat(10)}\r\n`, 7, 642).fits, true);
   assert.is(measure(`X: ${"v".repeat(5000)}`, 100, 4000).fits, false);
   // Whatever follows the header block does not count.
   assert.is(measure(`A: b\r\n\r\n${"z".repeat(100_000)}`, 64, 100).fits, true);

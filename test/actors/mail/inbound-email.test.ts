@@ -123,7 +123,10 @@ test("multipart/alternative: UTF-8 B-encoded subject, quoted-printable text and 
   const { reply, message } = await importFile("alternative.eml", account);
   imported(reply, message);
   assert.is(message.subject, "Réunion de lundi — ordre du jour ✔");
-  assert.ok(message.body_plain.startsWith("Bonjour à tous,\n\nVoici l'ordre du jour de lundi :\n\n1. Migration vers NATS\n2. Revue des clés PGP\n"), message.body_plain);
+  assert.ok(
+    message.body_plain.startsWith("Bonjour à tous,\n\nVoici l'ordre du jour de lundi :\n\n1. Migration vers NATS\n2. Revue des clés PGP\n"),
+    message.body_plain,
+  );
   assert.ok(message.body_plain.includes("— Camille"));
   assert.ok(message.body_html.includes("<p>Bonjour à tous,</p>"), message.body_html);
   assert.ok(message.body_html.includes("<li>Revue des clés PGP</li>"));
@@ -146,7 +149,13 @@ test("ISO-8859-1: Q-encoded subject and display name, quoted-printable latin-1 b
   const { reply, message } = await importFile("latin1.eml", account);
   imported(reply, message);
   assert.is(message.subject, "Re: Réservation confirmée pour l'hôtel");
-  assert.equal(message.participants[0], { type: "From", address: "reservations@hotel-des-alpes.fr", label: "Renée Lefèvre", protocol: "email", contact_ids: [] });
+  assert.equal(message.participants[0], {
+    type: "From",
+    address: "reservations@hotel-des-alpes.fr",
+    label: "Renée Lefèvre",
+    protocol: "email",
+    contact_ids: [],
+  });
   assert.ok(message.body_plain.includes("votre réservation pour deux nuits, du 12 au 14 février, en chambre double"), message.body_plain);
   assert.ok(message.body_plain.includes("Le chèque de caution n'est pas nécessaire."));
   assert.ok(message.body_plain.endsWith("Hôtel des Alpes\n"));
@@ -323,7 +332,12 @@ test("the same mail through a second identity: one message with both identities,
   // The IMAP copy of the same mail: other bytes (the bridge's headers), same Message-ID.
   const fetched = Buffer.concat([Buffer.from(`X-Fetched-Imap-Flags: ${encodeFetchedHeader(["\\Seen", "Important"])}\r\n`), eml("plain.eml")]);
   const second = await importBytes(fetched, account.user, gmail);
-  assert.equal(second.reply, { error: false, message: "raw message already imported", message_id: first.message.message_id, discussion_id: first.message.discussion_id });
+  assert.equal(second.reply, {
+    error: false,
+    message: "raw message already imported",
+    message_id: first.message.message_id,
+    discussion_id: first.message.discussion_id,
+  });
   assert.equal(second.message?.user_identities, [account.local.identity_id, gmail.identity_id]);
   assert.is((await f.store.raws.get(second.raw.raw_msg_id))?.delivered, true, "the duplicate raw is handled too");
   const third = await importBytes(fetched, account.user, gmail);
@@ -381,7 +395,10 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
   for (const method of ["claimExternalId", "create"] as const) {
     const reply = await processInboundEmail(failing(method), order, { now });
     assert.is(reply.error, true, JSON.stringify(reply));
-    assert.match(reply.message, new RegExp(`^cannot import raw message ${raw.raw_msg_id} for user ${account.user.user_id}: lookups bucket unavailable \\(${method}\\)$`));
+    assert.match(
+      reply.message,
+      new RegExp(`^cannot import raw message ${raw.raw_msg_id} for user ${account.user.user_id}: lookups bucket unavailable \\(${method}\\)$`),
+    );
     assert.is((await f.store.messages.list(account.user.user_id)).total, 0, `no message left after ${method} failed`);
     assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, false);
   }
@@ -392,7 +409,9 @@ test("a store failure is a failure reply naming it, never a throw; a half-done i
 
 test("MIME the parser gives up on (a header block over its limit, which the SMTP server refuses): a failure naming the raw", async () => {
   const account = await newAccount();
-  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(MAX_HEADER_BYTES + 100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`);
+  const bytes = Buffer.from(
+    `From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nX-Junk: ${"x".repeat(MAX_HEADER_BYTES + 100_000)}\r\nSubject: big head\r\n\r\nbody\r\n`,
+  );
   const { raw, reply } = await importBytes(bytes, account.user, account.local);
   assert.is(reply.error, true);
   assert.match(reply.message, new RegExp(`^cannot parse raw message ${raw.raw_msg_id}: .+`));
@@ -403,7 +422,9 @@ test("a body too big for a message document is cut, said in the reply; the raw k
   const account = await newAccount();
   const line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit — été.\r\n";
   const body = line.repeat(Math.ceil((2 * MAX_BODY_BYTES) / line.length));
-  const bytes = Buffer.from(`From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nSubject: long\r\nMessage-ID: <long@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}`);
+  const bytes = Buffer.from(
+    `From: a@example.org\r\nTo: ${LOCAL_ADDRESS}\r\nSubject: long\r\nMessage-ID: <long@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}`,
+  );
   const { reply, message } = await importBytes(bytes, account.user, account.local);
   assert.is(reply.message, "message imported", JSON.stringify(reply));
   assert.is(reply.body_truncated, true);
@@ -433,12 +454,27 @@ test("the same Message-ID processed 5 times at once (5 nodes): one message, ever
 /** A mail of its own: `body` under the given Message-ID, optional trace fields on top. */
 function mailWith(messageId: string, body: string, trace: string[] = []): Buffer {
   return Buffer.from(
-    [...trace, "From: Alice <alice@example.org>", `To: ${LOCAL_ADDRESS}`, "Subject: the contract", `Message-ID: <${messageId}>`, "Date: Mon, 03 Jun 2024 09:00:00 +0000", "", body, ""].join("\r\n"),
+    [
+      ...trace,
+      "From: Alice <alice@example.org>",
+      `To: ${LOCAL_ADDRESS}`,
+      "Subject: the contract",
+      `Message-ID: <${messageId}>`,
+      "Date: Mon, 03 Jun 2024 09:00:00 +0000",
+      "",
+      body,
+      "",
+    ].join("\r\n"),
   );
 }
 
 /** The reply for a conflicting copy kept on `message`. */
-const conflictKept = (message: Message): Reply => ({ error: false, message: CONFLICT_KEPT, message_id: message.message_id, discussion_id: message.discussion_id });
+const conflictKept = (message: Message): Reply => ({
+  error: false,
+  message: CONFLICT_KEPT,
+  message_id: message.message_id,
+  discussion_id: message.discussion_id,
+});
 
 async function reimport(raw: RawMessage, user: User, identity: Identity): Promise<Reply> {
   return processInboundEmail(f.store, { message_id: raw.raw_msg_id, remote_id: identity.identity_id, user_id: user.user_id }, { now });
@@ -450,14 +486,18 @@ test("a forged first copy under the victim's Message-ID: one message, the genuin
   const id = `${randomUUID()}@example.org`;
   const forged = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL."), user, local);
   imported(forged.reply, forged.message);
-  const genuineBytes = mailWith(id, "Here is the signed contract.", ["Received: from mx.example.org ([192.0.2.1]) by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]);
+  const genuineBytes = mailWith(id, "Here is the signed contract.", [
+    "Received: from mx.example.org ([192.0.2.1]) by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000",
+  ]);
   const genuine = await importBytes(genuineBytes, user, local);
   // A success naming the message that holds the Message-ID (DECISIONS §3's shape), saying what was done.
   assert.equal(genuine.reply, conflictKept(forged.message));
   assert.is((await f.store.messages.list(user.user_id)).total, 1, "one message per Message-ID");
   const held = await f.store.messages.get(user.user_id, forged.message.message_id);
   assert.is(held?.body_plain.trim(), "Pay the invoice to IBAN XX00 EVIL.");
-  assert.equal(held?.message_id_conflicts, [{ raw_id: genuine.raw.raw_msg_id, content_sha256: contentOf(genuineBytes), identity_id: local.identity_id, received_at: genuine.raw.date_insert }]);
+  assert.equal(held?.message_id_conflicts, [
+    { raw_id: genuine.raw.raw_msg_id, content_sha256: contentOf(genuineBytes), identity_id: local.identity_id, received_at: genuine.raw.date_insert },
+  ]);
   assert.is(held?.message_id_conflicts_omitted, undefined);
   assert.equal(Buffer.from((await f.store.raws.read(genuine.raw.raw_msg_id)) ?? []), genuineBytes, "the genuine raw is kept whole");
   assert.is((await f.store.raws.get(genuine.raw.raw_msg_id))?.delivered, true);
@@ -467,8 +507,17 @@ test("a forged first copy under the victim's Message-ID: one message, the genuin
   assert.equal(await reimport(genuine.raw, user, local), conflictKept(forged.message));
   assert.equal((await f.store.messages.get(user.user_id, forged.message.message_id))?.message_id_conflicts, held?.message_id_conflicts);
   // The forged mail again (another raw, its own Received): the same mail, already imported.
-  const forgedAgain = await importBytes(mailWith(id, "Pay the invoice to IBAN XX00 EVIL.", ["Received: from relay.example.net; Mon, 03 Jun 2024 09:01:00 +0000"]), user, local);
-  assert.equal(forgedAgain.reply, { error: false, message: "raw message already imported", message_id: forged.message.message_id, discussion_id: forged.message.discussion_id });
+  const forgedAgain = await importBytes(
+    mailWith(id, "Pay the invoice to IBAN XX00 EVIL.", ["Received: from relay.example.net; Mon, 03 Jun 2024 09:01:00 +0000"]),
+    user,
+    local,
+  );
+  assert.equal(forgedAgain.reply, {
+    error: false,
+    message: "raw message already imported",
+    message_id: forged.message.message_id,
+    discussion_id: forged.message.discussion_id,
+  });
   assert.is((await f.store.messages.list(user.user_id)).total, 1);
 });
 
@@ -478,11 +527,16 @@ test("the conflicting copy by other paths: listed once per receiving identity, a
   const id = `${randomUUID()}@example.org`;
   const forged = await importBytes(mailWith(id, "forged"), user, local);
   imported(forged.reply, forged.message);
-  const overSmtp = await importBytes(mailWith(id, "genuine", ["Received: from mx.example.org by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]), user, local);
+  const overSmtp = await importBytes(
+    mailWith(id, "genuine", ["Received: from mx.example.org by mx.caliopen.local; Mon, 03 Jun 2024 09:00:05 +0000"]),
+    user,
+    local,
+  );
   assert.equal(overSmtp.reply, conflictKept(forged.message));
   // The same mail fetched from the user's Gmail: another identity received it.
   const gmail = await remoteIdentity(user);
-  const fetched = (uid: number) => mailWith(id, "genuine", [`X-Fetched-Imap-Uid: ${uid}`, "Received: from relay.example.net by imap.example.net; Mon, 03 Jun 2024 09:00:07 +0000"]);
+  const fetched = (uid: number) =>
+    mailWith(id, "genuine", [`X-Fetched-Imap-Uid: ${uid}`, "Received: from relay.example.net by imap.example.net; Mon, 03 Jun 2024 09:00:07 +0000"]);
   const overImap = await importBytes(fetched(7), user, gmail);
   assert.equal(overImap.reply, conflictKept(forged.message));
   // A fullfetch stores it again as a new raw: the same content by the same identity, nothing new.
@@ -509,7 +563,10 @@ test("a trace field below the first other field is content: the mail is another 
   const moved = Buffer.from(mailWith(id, "same body").toString("latin1").replace("To: ", "Received: from somewhere\r\nTo: "), "latin1");
   const second = await importBytes(moved, account.user, account.local);
   assert.equal(second.reply, conflictKept(first.message));
-  assert.equal((await f.store.messages.get(account.user.user_id, first.message.message_id))?.message_id_conflicts?.map((c) => c.content_sha256), [contentOf(moved)]);
+  assert.equal(
+    (await f.store.messages.get(account.user.user_id, first.message.message_id))?.message_id_conflicts?.map((c) => c.content_sha256),
+    [contentOf(moved)],
+  );
 });
 
 test("two contents under one Message-ID on 5 nodes at once: one message, the other content listed once, every reply names the message", async () => {
@@ -537,7 +594,10 @@ test("two contents under one Message-ID on 5 nodes at once: one message, the oth
     message.message_id_conflicts?.map((c) => c.content_sha256),
     [contentOf(mailWith(id, other))],
   );
-  assert.ok(results.some(({ raw }) => raw.raw_msg_id === message.message_id_conflicts?.[0]?.raw_id), "one of the other content's raws");
+  assert.ok(
+    results.some(({ raw }) => raw.raw_msg_id === message.message_id_conflicts?.[0]?.raw_id),
+    "one of the other content's raws",
+  );
   assert.is((await f.store.messages.byExternalId(account.user.user_id, id))?.message_id, message.message_id);
 });
 
@@ -652,7 +712,9 @@ test("a 1 MiB To header of 100,000 addresses: stored once, 100 participants link
   lines.push(line.slice(0, -1));
   const header = lines.join("\r\n");
   assert.ok(header.length >= MiB, `${header.length} bytes of To`);
-  const bytes = Buffer.from(`From: flood@example.org\r\n${header}\r\nCc: c1@example.org, c2@example.org\r\nSubject: everyone\r\nMessage-ID: <flood-${randomUUID()}@example.org>\r\n\r\nhello all\r\n`);
+  const bytes = Buffer.from(
+    `From: flood@example.org\r\n${header}\r\nCc: c1@example.org, c2@example.org\r\nSubject: everyone\r\nMessage-ID: <flood-${randomUUID()}@example.org>\r\n\r\nhello all\r\n`,
+  );
   let lookups = 0;
   const counting: Store = {
     ...f.store,
@@ -671,16 +733,31 @@ test("a 1 MiB To header of 100,000 addresses: stored once, 100 participants link
   imported(reply, message);
   const to = message.participants.filter((p) => p.type === "To");
   assert.is(to.length, 100);
-  assert.equal(to.slice(0, 2).map((p) => p.address), ["a0@flood.example", "a1@flood.example"]);
+  assert.equal(
+    to.slice(0, 2).map((p) => p.address),
+    ["a0@flood.example", "a1@flood.example"],
+  );
   assert.equal(to[0]?.contact_ids, [ann.contact_id], "the kept addresses are linked to contacts");
-  assert.equal(message.participants.filter((p) => p.type === "Cc").map((p) => p.address), ["c1@example.org", "c2@example.org"], "the limit is per header");
+  assert.equal(
+    message.participants.filter((p) => p.type === "Cc").map((p) => p.address),
+    ["c1@example.org", "c2@example.org"],
+    "the limit is per header",
+  );
   assert.equal(message.participants_omitted, { To: addresses.length - 100 });
   assert.ok(lookups <= 103, `${lookups} contact lookups`);
   const document = Buffer.byteLength(JSON.stringify(message));
   assert.ok(document < 64 * 1024, `${document} bytes`);
   assert.is((await f.store.messages.list(account.user.user_id)).total, 1);
   // With a lower limit set, fewer.
-  const few = await processInboundEmail(f.store, { message_id: (await f.store.raws.put(null, Buffer.from(bytes.toString().replace("flood-", "flood-again-")))).raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id }, { now, maxAddressesPerHeader: 3 });
+  const few = await processInboundEmail(
+    f.store,
+    {
+      message_id: (await f.store.raws.put(null, Buffer.from(bytes.toString().replace("flood-", "flood-again-")))).raw_msg_id,
+      remote_id: account.local.identity_id,
+      user_id: account.user.user_id,
+    },
+    { now, maxAddressesPerHeader: 3 },
+  );
   const fewMessage = await f.store.messages.get(account.user.user_id, few.message_id as string);
   assert.is(fewMessage?.participants.filter((p) => p.type === "To").length, 3);
   assert.equal(fewMessage?.participants_omitted, { To: addresses.length - 3 });
@@ -760,7 +837,7 @@ async function* hugeMail(attachmentBytes: number): AsyncIterable<Uint8Array> {
   while (left > 0) {
     const part = block.subarray(0, Math.min(block.length, left));
     left -= part.length;
-    yield Buffer.from((part.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n") + "\r\n");
+    yield Buffer.from(`${(part.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n")}\r\n`);
   }
   yield Buffer.from("--HUGE-BOUNDARY--\r\n");
 }
@@ -790,7 +867,11 @@ test("a 20 MiB attachment streams through: right size, live memory stays far bel
   const before = live();
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, live())), 50);
-  const reply = await processInboundEmail(f.store, { message_id: raw.raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id }, { now });
+  const reply = await processInboundEmail(
+    f.store,
+    { message_id: raw.raw_msg_id, remote_id: account.local.identity_id, user_id: account.user.user_id },
+    { now },
+  );
   clearInterval(sampler);
   assert.is(reply.message, "message imported", JSON.stringify(reply));
   const message = await f.store.messages.get(account.user.user_id, reply.message_id as string);

@@ -64,7 +64,24 @@ interface SwaksResult {
 
 function swaks(port: number, args: string[]): Promise<SwaksResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(port), "--helo", "client.remote.test", "--from", "ann@remote.test", "--to", "bob@platform.test", "--suppress-data", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      "swaks",
+      [
+        "--server",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--helo",
+        "client.remote.test",
+        "--from",
+        "ann@remote.test",
+        "--to",
+        "bob@platform.test",
+        "--suppress-data",
+        ...args,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let transcript = "";
     child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
@@ -78,7 +95,11 @@ function swaks(port: number, args: string[]): Promise<SwaksResult> {
 }
 
 /** The SMTP replies in a swaks transcript. */
-const smtpReplies = (transcript: string) => transcript.split("\n").filter((line) => /^<[-*~]/.test(line)).map((line) => line.replace(/^<[-*~]+\s*/, ""));
+const smtpReplies = (transcript: string) =>
+  transcript
+    .split("\n")
+    .filter((line) => /^<[-*~]/.test(line))
+    .map((line) => line.replace(/^<[-*~]+\s*/, ""));
 
 async function mailFile(headers: string[], body = `hello ${randomUUID()}`): Promise<string> {
   const path = join(dir, `${randomUUID()}.eml`);
@@ -146,8 +167,12 @@ test("2,000 idle connections from one address: its first 20 are greeted, the oth
   try {
     assert.ok(flood.nofile >= 2_100, `the flood client could only open ${flood.nofile} files`);
     const settled = await flood.settled;
-    const greeted = Object.entries(settled.firstLines).filter(([line]) => line.startsWith("220 ")).reduce((sum, [, n]) => sum + n, 0);
-    const refused = Object.entries(settled.firstLines).filter(([line]) => line.startsWith("421 ")).reduce((sum, [, n]) => sum + n, 0);
+    const greeted = Object.entries(settled.firstLines)
+      .filter(([line]) => line.startsWith("220 "))
+      .reduce((sum, [, n]) => sum + n, 0);
+    const refused = Object.entries(settled.firstLines)
+      .filter(([line]) => line.startsWith("421 "))
+      .reduce((sum, [, n]) => sum + n, 0);
     assert.is(greeted, 20, JSON.stringify(settled));
     assert.is(refused, 1_980, JSON.stringify(settled));
     assert.ok(settled.firstLines[`421 ${SERVER_NAME} too many connections from your address, try again later`]! > 0, JSON.stringify(settled.firstLines));
@@ -183,7 +208,9 @@ test("2,000 idle connections from 200 addresses: at most 100 sessions held, idle
   const flood = await startFlood(server.port, sources, 10);
   try {
     const settled = await flood.settled;
-    const answered = Object.entries(settled.firstLines).filter(([line]) => /^(220|421) /.test(line)).reduce((sum, [, n]) => sum + n, 0);
+    const answered = Object.entries(settled.firstLines)
+      .filter(([line]) => /^(220|421) /.test(line))
+      .reduce((sum, [, n]) => sum + n, 0);
     assert.is(answered, 2_000, `every connection was greeted or refused: ${JSON.stringify(settled.firstLines)}`);
     const report = await flood.report();
     assert.ok(report.held <= 99, `${report.held} flood sessions held beside the slow sender`);
@@ -280,9 +307,15 @@ test("STARTTLS when a certificate is set: offered, used by swaks with the CA, th
     const path = await mailFile(["From: ann@remote.test", "To: bob@platform.test", "Subject: over TLS", `Message-ID: <${randomUUID()}@remote.test>`], secret);
     const sent = await swaks(server.port, ["--tls", "--tls-verify", "--tls-ca-path", certs.ca, "--data", `@${path}`]);
     assert.is(sent.code, 0, sent.transcript);
-    assert.ok(smtpReplies(sent.transcript).some((line) => /^250[- ]STARTTLS$/.test(line)), sent.transcript);
+    assert.ok(
+      smtpReplies(sent.transcript).some((line) => /^250[- ]STARTTLS$/.test(line)),
+      sent.transcript,
+    );
     assert.match(sent.transcript, /TLS started/);
-    assert.not.ok(sent.transcript.split("\n").some((line) => line.startsWith("<") && line.includes(secret)), "nothing after STARTTLS in clear");
+    assert.not.ok(
+      sent.transcript.split("\n").some((line) => line.startsWith("<") && line.includes(secret)),
+      "nothing after STARTTLS in clear",
+    );
     const message = (await bobsMessages()).find((m) => m.subject === "over TLS");
     assert.ok(message);
     const raw = Buffer.from((await f.store.raws.read(message.raw_msg_id ?? "")) ?? []).toString();
@@ -318,7 +351,10 @@ test("a 1 MiB To header of about 100,000 addresses: answered 250, stored once, 1
     const before = replies.length;
     const sent = await swaks(server.port, ["--data", `@${path}`]);
     assert.is(sent.code, 0, sent.transcript);
-    assert.ok(smtpReplies(sent.transcript).some((reply) => reply.startsWith("250 2.6.0 ")), sent.transcript);
+    assert.ok(
+      smtpReplies(sent.transcript).some((reply) => reply.startsWith("250 2.6.0 ")),
+      sent.transcript,
+    );
     assert.is(replies.length, before + 1);
     const message = (await bobsMessages()).find((m) => m.external_references.message_id === messageId);
     assert.ok(message);
@@ -345,7 +381,10 @@ test("a forged first copy of a mail sent over SMTP: one message, the genuine mai
     const before = replies.length;
     const genuine = await swaks(server.port, ["--data", `@${genuinePath}`]);
     assert.is(genuine.code, 0, genuine.transcript);
-    assert.ok(smtpReplies(genuine.transcript).some((reply) => reply.startsWith("250 2.6.0 ")), genuine.transcript);
+    assert.ok(
+      smtpReplies(genuine.transcript).some((reply) => reply.startsWith("250 2.6.0 ")),
+      genuine.transcript,
+    );
     const ours = async () => (await bobsMessages()).filter((m) => m.external_references.message_id === messageId);
     const [message, ...others] = await ours();
     assert.ok(message);

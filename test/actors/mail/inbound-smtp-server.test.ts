@@ -50,7 +50,8 @@ test.before(async () => {
     },
     { host: "127.0.0.1", port: 0, maxSize: MAX_SIZE, maxRecipients: MAX_RECIPIENTS, serverName: SERVER_NAME },
   );
-  const local = (identifier: string) => f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier, display_name: identifier });
+  const local = (identifier: string) =>
+    f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier, display_name: identifier });
   [bob, carol, dave] = await Promise.all([local("bob@platform.test"), local("carol@platform.test"), local("dave@platform.test")]);
   await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: "sleepy@platform.test", status: "inactive" });
   // A remote mail account (protocol "email", as byIdentifier looks up): its mail comes by IMAP, not here.
@@ -81,7 +82,9 @@ function swaks(args: string[]): Promise<SwaksResult> {
 
 function swaksTo(port: number, args: string[]): Promise<SwaksResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(port), "--helo", "client.remote.test", "--suppress-data", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("swaks", ["--server", "127.0.0.1", "--port", String(port), "--helo", "client.remote.test", "--suppress-data", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let transcript = "";
     child.stdout.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (transcript += chunk.toString()));
@@ -114,16 +117,26 @@ async function messageFile(body = `hello ${randomUUID()}`, extraHeaders: string[
 
 const ordersSince = (start: number) => calls.slice(start);
 /** The SMTP replies in a swaks transcript (lines it received: "<-  250 ..." or "<** 550 ..."). */
-const replies = (transcript: string) => transcript.split("\n").filter((line) => /^<[-*~]/.test(line)).map((line) => line.replace(/^<[-*~]+\s*/, ""));
+const replies = (transcript: string) =>
+  transcript
+    .split("\n")
+    .filter((line) => /^<[-*~]/.test(line))
+    .map((line) => line.replace(/^<[-*~]+\s*/, ""));
 
 test("EHLO: the server name in the greeting, SIZE advertised, neither AUTH nor STARTTLS (no certificate set)", async () => {
   const result = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test", "--quit-after", "EHLO"]);
   assert.is(result.code, 0, result.transcript);
   const lines = replies(result.transcript);
   assert.match(lines[0] ?? "", new RegExp(`^220 ${SERVER_NAME.replace(/\./g, "\\.")} ESMTP`));
-  assert.ok(lines.some((line) => line === `250-SIZE ${MAX_SIZE}` || line === `250 SIZE ${MAX_SIZE}`), result.transcript);
+  assert.ok(
+    lines.some((line) => line === `250-SIZE ${MAX_SIZE}` || line === `250 SIZE ${MAX_SIZE}`),
+    result.transcript,
+  );
   assert.ok(lines.some((line) => /ENHANCEDSTATUSCODES/.test(line)));
-  assert.not.ok(lines.some((line) => /AUTH|STARTTLS/.test(line)), result.transcript);
+  assert.not.ok(
+    lines.some((line) => /AUTH|STARTTLS/.test(line)),
+    result.transcript,
+  );
 });
 
 test("a message to a local identity: 250, stored once as sent under a Received line, one process_inbound order with the raw id", async () => {
@@ -144,12 +157,15 @@ test("a message to a local identity: 250, stored once as sent under a Received l
   assert.is(raw.delivered, true, "marked delivered once every recipient was processed");
   const stored = Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []).toString("utf8");
   // RFC 5321 §4.4: from (HELO name, address), by, with, id, for (the one recipient), date.
-  const trace = /^Received: from client\.remote\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.platform\.test \(Caliopen\) with ESMTP id ([0-9a-v]+)\r\n\tfor <bob@platform\.test>;\r\n\t([^\r\n]+)\r\n/.exec(stored);
+  const trace =
+    /^Received: from client\.remote\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.platform\.test \(Caliopen\) with ESMTP id ([0-9a-v]+)\r\n\tfor <bob@platform\.test>;\r\n\t([^\r\n]+)\r\n/.exec(
+      stored,
+    );
   assert.ok(trace, stored.slice(0, 300));
   const at = Date.parse(trace[2]!);
   assert.ok(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/.test(trace[2]!) && at >= before && at <= Date.now(), trace[2]);
   // Then the message as sent (swaks ends the DATA with an empty line of its own before the final dot).
-  assert.is(stored.slice(trace[0].length), bytes.toString("utf8") + "\r\n", "the message follows as sent");
+  assert.is(stored.slice(trace[0].length), `${bytes.toString("utf8")}\r\n`, "the message follows as sent");
   assert.match(logs, new RegExp(raw.raw_msg_id), "the message is logged with its raw id");
   assert.not.ok(logs.includes("the secret body text 7f3a"), "never its body");
 });
@@ -205,7 +221,10 @@ test("a refused recipient among accepted ones: the message goes to the accepted 
   const result = await swaks(["--from", "a@remote.test", "--to", "stranger@gmail.test,dave@platform.test", "--data", `@${path}`]);
   assert.is(result.code, 0, result.transcript);
   assert.ok(replies(result.transcript).includes("550 5.1.1 <stranger@gmail.test>: no such user here"));
-  assert.equal(ordersSince(start).map((o) => o.remote_id), [dave.identity_id]);
+  assert.equal(
+    ordersSince(start).map((o) => o.remote_id),
+    [dave.identity_id],
+  );
 });
 
 test("too many recipients: 452 4.5.3 past the limit, the accepted ones get the message", async () => {
@@ -213,20 +232,36 @@ test("too many recipients: 452 4.5.3 past the limit, the accepted ones get the m
   const { path } = await messageFile();
   // Four distinct local addresses would be needed to pass the limit with valid ones: the fourth RCPT
   // is refused for the count before its address is even looked up.
-  const result = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test,carol@platform.test,dave@platform.test,nobody@platform.test", "--data", `@${path}`]);
+  const result = await swaks([
+    "--from",
+    "a@remote.test",
+    "--to",
+    "bob@platform.test,carol@platform.test,dave@platform.test,nobody@platform.test",
+    "--data",
+    `@${path}`,
+  ]);
   assert.is(result.code, 0, result.transcript);
   const lines = replies(result.transcript);
-  assert.ok(lines.some((line) => /^452 4\.5\.3 .*too many recipients/i.test(line)), result.transcript);
-  assert.not.ok(lines.some((line) => line.includes("nobody@platform.test")), "the address past the limit was never looked up");
+  assert.ok(
+    lines.some((line) => /^452 4\.5\.3 .*too many recipients/i.test(line)),
+    result.transcript,
+  );
+  assert.not.ok(
+    lines.some((line) => line.includes("nobody@platform.test")),
+    "the address past the limit was never looked up",
+  );
   assert.is(ordersSince(start).length, MAX_RECIPIENTS);
 });
 
 test("a message over the size limit: 552 5.3.4, nothing stored or ordered", async () => {
   const start = calls.length;
-  const { path } = await messageFile("x".repeat(70) + "\r\n" + ("y".repeat(76) + "\r\n").repeat(Math.ceil(MAX_SIZE / 78) + 10));
+  const { path } = await messageFile(`${"x".repeat(70)}\r\n${(`${"y".repeat(76)}\r\n`).repeat(Math.ceil(MAX_SIZE / 78) + 10)}`);
   const result = await swaks(["--from", "a@remote.test", "--to", "bob@platform.test", "--data", `@${path}`]);
   assert.is(result.code, 26, result.transcript);
-  assert.ok(replies(result.transcript).some((line) => line.startsWith("552 5.3.4")), result.transcript);
+  assert.ok(
+    replies(result.transcript).some((line) => line.startsWith("552 5.3.4")),
+    result.transcript,
+  );
   assert.is(ordersSince(start).length, 0);
 });
 
@@ -250,7 +285,10 @@ test("process_inbound failing for one recipient: 451 4.3.0; an identical retry r
     assert.is(retry.code, 0, retry.transcript);
     const retryOrders = ordersSince(again);
     assert.is(retryOrders.length, 2, "process_inbound asked again for every recipient");
-    assert.ok(retryOrders.every((o) => o.message_id === rawId), "the same raw id (stored once)");
+    assert.ok(
+      retryOrders.every((o) => o.message_id === rawId),
+      "the same raw id (stored once)",
+    );
     assert.is((await f.store.raws.get(rawId))?.delivered, true);
   } finally {
     answer = previous;
@@ -313,7 +351,11 @@ test("the same bytes for two recipients at once: one raw without a for clause; f
 test("a header block the parser could never read: 554 5.6.0 for good, nothing stored or ordered", async () => {
   const start = calls.length;
   const big = await startInboundSmtp(
-    { store: f.store, importRaw: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })), logger: createLogger({ level: "silent" }) },
+    {
+      store: f.store,
+      importRaw: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })),
+      logger: createLogger({ level: "silent" }),
+    },
     { host: "127.0.0.1", port: 0, maxSize: 8 * 1024 * 1024, maxRecipients: 3, serverName: SERVER_NAME },
   );
   try {

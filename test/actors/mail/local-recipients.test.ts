@@ -40,7 +40,10 @@ test("a found address is asked once per time to live; an unknown one every time,
   assert.equal(await recipients.lookup(address), []);
   assert.is(asked(), 2);
   const identity = await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: address });
-  assert.equal((await recipients.lookup(address)).map((found) => found.identity_id), [identity.identity_id]);
+  assert.equal(
+    (await recipients.lookup(address)).map((found) => found.identity_id),
+    [identity.identity_id],
+  );
   now += 4_999;
   await recipients.lookup(address);
   assert.is(asked(), 3, "remembered");

@@ -30,7 +30,7 @@ test("leading trace fields (folded too, any case, CRLF or LF) are left out, in c
     assert.is(hashIn(traced + content, size), sha256(content), `chunks of ${size}`);
   }
   const lf = content.replace(/\r\n/g, "\n");
-  assert.is(hashIn("Received: from x\n by y\n" + lf, 5), sha256(lf));
+  assert.is(hashIn(`Received: from x\n by y\n${lf}`, 5), sha256(lf));
 });
 
 test("everything from the first other field is content: a trace field below it, the blank line, a body", () => {

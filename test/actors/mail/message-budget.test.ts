@@ -36,11 +36,22 @@ test("bodies are cut by their encoded size (control characters, quotes, emoji), 
 });
 
 test("past the bodies: the farthest ancestors, then participants from the last (never the first From), then attachments, counted", () => {
-  const participant = (type: Participant["type"], i: number): Participant => ({ type, address: `p${i}@example.org`, label: "L".repeat(2_000), protocol: "email", contact_ids: [] });
+  const participant = (type: Participant["type"], i: number): Participant => ({
+    type,
+    address: `p${i}@example.org`,
+    label: "L".repeat(2_000),
+    protocol: "email",
+    contact_ids: [],
+  });
   const message = newMessage(randomUUID(), {
     body_plain: "",
     participants: [participant("From", 0), ...Array.from({ length: 400 }, (_, i) => participant(i % 2 ? "To" : "Cc", i + 1))],
-    attachments: Array.from({ length: 2_000 }, (_, i) => ({ content_type: "application/pdf", file_name: `${i}-${"f".repeat(250)}`, size: 1, is_inline: false })),
+    attachments: Array.from({ length: 2_000 }, (_, i) => ({
+      content_type: "application/pdf",
+      file_name: `${i}-${"f".repeat(250)}`,
+      size: 1,
+      is_inline: false,
+    })),
     external_references: { message_id: "m", parent_id: "", ancestors_ids: Array.from({ length: 300 }, (_, i) => `a${i}-${"x".repeat(900)}`) },
   });
   const { message: fitted } = fitDocument(message, 200_000);

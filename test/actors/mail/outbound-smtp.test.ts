@@ -72,7 +72,13 @@ test.after(async () => {
 // ---- builders ------------------------------------------------------------------------------------
 
 async function localIdentity(userId = randomUUID()): Promise<Identity> {
-  return f.store.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: `bob.${randomUUID().slice(0, 8)}@platform.test`, display_name: "Bob Local" });
+  return f.store.identities.create({
+    user_id: userId,
+    type: "local",
+    protocol: "email",
+    identifier: `bob.${randomUUID().slice(0, 8)}@platform.test`,
+    display_name: "Bob Local",
+  });
 }
 
 async function remoteIdentity(outserver: string, credentials: Record<string, string> | null = { username: "alice", password: PASSWORD }): Promise<Identity> {
@@ -94,13 +100,25 @@ const recipients: DraftFields["participants"] = [
 ];
 
 async function draftFrom(identity: Identity, fields: DraftFields = {}, extra: Partial<Message> = {}): Promise<Message> {
-  const draft = newDraft(identity, { subject: "Hello there", body_plain: "the plain body\n", body_html: "<b>the html body</b>", participants: recipients, ...fields });
+  const draft = newDraft(identity, {
+    subject: "Hello there",
+    body_plain: "the plain body\n",
+    body_html: "<b>the html body</b>",
+    participants: recipients,
+    ...fields,
+  });
   return f.store.messages.create({ ...draft, ...extra });
 }
 
-const order = (draft: Message, identity: Identity) => ({ order: "deliver" as const, message_id: draft.message_id, remote_id: identity.identity_id, user_id: draft.user_id });
+const order = (draft: Message, identity: Identity) => ({
+  order: "deliver" as const,
+  message_id: draft.message_id,
+  remote_id: identity.identity_id,
+  user_id: draft.user_id,
+});
 const lf = (text: string) => text.replace(/\r\n/g, "\n");
-const addressesOf = (field: AddressObject | AddressObject[] | undefined) => (Array.isArray(field) ? field : field ? [field] : []).flatMap((a) => a.value.map((v) => v.address));
+const addressesOf = (field: AddressObject | AddressObject[] | undefined) =>
+  (Array.isArray(field) ? field : field ? [field] : []).flatMap((a) => a.value.map((v) => v.address));
 
 /** An smtp-server of the test's own: records every message with its envelope and bytes. */
 interface Peer {
@@ -219,7 +237,11 @@ test("after sending, the draft is a sent message and the sent raw is stored, ide
   assert.not.match(sent.external_references.message_id, /[<>]/, "stored without angle brackets");
   assert.is(mail.inReplyTo, "<orig-1@dest.test>");
   assert.equal(mail.references, ["<root@dest.test>", "<orig-1@dest.test>"]);
-  assert.equal(sent.external_references, { message_id: sent.external_references.message_id, parent_id: "orig-1@dest.test", ancestors_ids: ["root@dest.test", "orig-1@dest.test"] });
+  assert.equal(sent.external_references, {
+    message_id: sent.external_references.message_id,
+    parent_id: "orig-1@dest.test",
+    ancestors_ids: ["root@dest.test", "orig-1@dest.test"],
+  });
   assert.is(mail.date?.toISOString(), new Date(sent.date).toISOString().replace(/\.\d{3}Z$/, ".000Z"), "the Date header is the stored date (to the second)");
   assert.is((await f.store.messages.get(parent.user_id, parent.message_id))?.is_answered, true, "the parent is marked answered");
 });
@@ -371,7 +393,10 @@ test("a remote identity without SMTP credentials or outserver is a failure, noth
 // ---- the destination policy and TLS for a remote identity's server --------------------------------
 
 /** A draft of a fresh remote identity sending through `server`, sent under `destinations`; the reply and the draft afterwards. */
-async function sendThrough(server: string, destinations: DestinationPolicy): Promise<{ reply: { error: boolean; message: string }; draft: Message | null; id: string }> {
+async function sendThrough(
+  server: string,
+  destinations: DestinationPolicy,
+): Promise<{ reply: { error: boolean; message: string }; draft: Message | null; id: string }> {
   const identity = await remoteIdentity(server);
   const draft = await draftFrom(identity);
   const reply = await deliverDraft(deps({ destinations }), order(draft, identity));
@@ -392,12 +417,20 @@ test("the default policy refuses loopback, private, link-local addresses and loc
     for (const server of [open.server, `127.0.0.1:${closed}`, "10.1.2.3:587", "169.254.169.254:25", "[::1]:587", "localhost:587"]) {
       const { reply, draft, id } = await sendThrough(server, admit([]));
       assert.is(reply.error, true, server);
-      assert.match(reply.message, new RegExp(`^cannot send message ${id}: SMTP server .+ is not an allowed destination: .+ (a loopback|a private|a link-local) address`), reply.message);
+      assert.match(
+        reply.message,
+        new RegExp(`^cannot send message ${id}: SMTP server .+ is not an allowed destination: .+ (a loopback|a private|a link-local) address`),
+        reply.message,
+      );
       assert.is(draft?.is_draft, true, server);
       assert.is(draft?.sending_since ?? null, null, "never claimed");
       messages.push(reply.message.replace(id, "<id>"));
     }
-    assert.is(messages[0]?.replaceAll(String(open.port), "<port>"), messages[1]?.replaceAll(String(closed), "<port>"), "an open port and a closed one get the same words");
+    assert.is(
+      messages[0]?.replaceAll(String(open.port), "<port>"),
+      messages[1]?.replaceAll(String(closed), "<port>"),
+      "an open port and a closed one get the same words",
+    );
     assert.is(open.received.length, 0);
   } finally {
     await open.close();
@@ -421,7 +454,12 @@ test("a STARTTLS stripper in the middle: the password is never sent; only the op
   try {
     const refused = await sendThrough(mitm.server, admit([mitm.server]));
     assert.is(refused.reply.error, true);
-    assert.match(refused.reply.message, new RegExp(`SMTP server ${mitm.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`));
+    assert.match(
+      refused.reply.message,
+      new RegExp(
+        `SMTP server ${mitm.server}: not used: it does not offer STARTTLS, so the password would cross the network in clear; an operator may admit it with \\+cleartext`,
+      ),
+    );
     assert.match(mitm.intercepted(), /^EHLO /m, "the client did talk to it");
     assert.not.match(mitm.intercepted(), /^AUTH /m, "but never tried to log in");
     assert.not.ok(holdsPassword(mitm.intercepted()));
@@ -451,7 +489,10 @@ test("a self-signed certificate is not trusted unless the operator excepts that 
   try {
     const refused = await sendThrough(selfSigned.server, admit([selfSigned.server]));
     assert.is(refused.reply.error, true);
-    assert.match(refused.reply.message, /not used: its TLS certificate is not trusted \(self[- ]signed certificate\); an operator may trust its CA \(CALIOPEN_DESTINATION_CA\) or admit it with \+unverified-tls/);
+    assert.match(
+      refused.reply.message,
+      /not used: its TLS certificate is not trusted \(self[- ]signed certificate\); an operator may trust its CA \(CALIOPEN_DESTINATION_CA\) or admit it with \+unverified-tls/,
+    );
     assert.is(logins, 0, "no login");
     assert.is(selfSigned.received.length, 0);
     const excepted = await sendThrough(selfSigned.server, admit([`${selfSigned.server}+unverified-tls`]));
@@ -464,7 +505,8 @@ test("a self-signed certificate is not trusted unless the operator excepts that 
 
 test("the connection goes to the checked address while TLS checks the certificate against the name the user gave", async () => {
   const provider = await startProvider({ cert: certs.namedCert, key: certs.namedKey });
-  const resolve: Resolver = async (host) => (host === PROVIDER_NAME ? ["127.0.0.1"] : Promise.reject(Object.assign(new Error(`ENOTFOUND ${host}`), { code: "ENOTFOUND" })));
+  const resolve: Resolver = async (host) =>
+    host === PROVIDER_NAME ? ["127.0.0.1"] : Promise.reject(Object.assign(new Error(`ENOTFOUND ${host}`), { code: "ENOTFOUND" }));
   try {
     const byName = await sendThrough(`${PROVIDER_NAME}:${provider.port}`, admit([`${PROVIDER_NAME}:${provider.port}`], resolve));
     assert.is(byName.reply.error, false, byName.reply.message);
@@ -588,7 +630,13 @@ test("refused orders: unknown draft, a received message, no recipient, another u
   assert.is(deleted.error, true);
   assert.match(deleted.message, /not found/);
 
-  const twitter = await f.store.identities.create({ user_id: randomUUID(), type: "remote", protocol: "twitter", identifier: `tw${Date.now()}`, credentials: { token: "t" } });
+  const twitter = await f.store.identities.create({
+    user_id: randomUUID(),
+    type: "remote",
+    protocol: "twitter",
+    identifier: `tw${Date.now()}`,
+    credentials: { token: "t" },
+  });
   const tweet = await deliverDraft(d, order(await draftFrom(twitter), twitter));
   assert.is(tweet.error, true);
   assert.match(tweet.message, /twitter identity/);
@@ -599,8 +647,16 @@ test("refused orders: unknown draft, a received message, no recipient, another u
 
 test("a store failure is a failure reply, never a throw", async () => {
   const identity = await localIdentity();
-  const broken = { ...f.store, messages: { ...f.store.messages, get: async () => Promise.reject(new Error("KV unavailable")) } } as unknown as OutboundSmtpDeps["store"];
-  const reply = await deliverDraft(deps({ store: broken }), { order: "deliver", message_id: randomUUID(), remote_id: identity.identity_id, user_id: identity.user_id });
+  const broken = {
+    ...f.store,
+    messages: { ...f.store.messages, get: async () => Promise.reject(new Error("KV unavailable")) },
+  } as unknown as OutboundSmtpDeps["store"];
+  const reply = await deliverDraft(deps({ store: broken }), {
+    order: "deliver",
+    message_id: randomUUID(),
+    remote_id: identity.identity_id,
+    user_id: identity.user_id,
+  });
   assert.is(reply.error, true);
   assert.match(reply.message, /KV unavailable/);
 });

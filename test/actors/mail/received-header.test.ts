@@ -4,7 +4,15 @@ import * as assert from "uvu/assert";
 import { newlineOf, receivedHeader, rfc5322Date } from "../../../actors/mail/received-header.ts";
 
 const at = new Date(Date.UTC(2024, 2, 5, 10, 20, 30));
-const base = { helo: "mail.example.org", remoteAddress: "192.0.2.7", by: "mx.platform.test", protocol: "ESMTPS", id: "abc123", recipients: ["bob@platform.test"], date: at };
+const base = {
+  helo: "mail.example.org",
+  remoteAddress: "192.0.2.7",
+  by: "mx.platform.test",
+  protocol: "ESMTPS",
+  id: "abc123",
+  recipients: ["bob@platform.test"],
+  date: at,
+};
 
 test("from, by, with, id, for the one recipient, the date, folded", () => {
   assert.is(

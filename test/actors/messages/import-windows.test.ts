@@ -32,13 +32,21 @@ interface Account {
 
 async function newAccount(): Promise<Account> {
   const { user } = await createUser(f.store, { name: `carol-${randomUUID()}`, email: "carol@caliopen.local" });
-  const imap = await f.store.identities.create({ user_id: user.user_id, type: "remote", protocol: "imap", identifier: "carol@provider.test", infos: { inserver: "imap.provider.test:993" } });
+  const imap = await f.store.identities.create({
+    user_id: user.user_id,
+    type: "remote",
+    protocol: "imap",
+    identifier: "carol@provider.test",
+    infos: { inserver: "imap.provider.test:993" },
+  });
   return { user, imap };
 }
 
 function mail(messageId: string | null, text: string): Buffer {
   return Buffer.from(
-    [`From: dave@remote.test`, `To: carol@provider.test`, `Subject: ${text}`, ...(messageId === null ? [] : [`Message-ID: <${messageId}>`]), "", text, ""].join("\r\n"),
+    [`From: dave@remote.test`, `To: carol@provider.test`, `Subject: ${text}`, ...(messageId === null ? [] : [`Message-ID: <${messageId}>`]), "", text, ""].join(
+      "\r\n",
+    ),
   );
 }
 
@@ -48,9 +56,11 @@ function fetched(bytes: Buffer, account: Account, uid: number, flags: string[] =
 }
 
 async function contentId(bytes: Buffer): Promise<string> {
-  return `sha256:${await mailContentHash((async function* () {
-    yield bytes;
-  })())}`;
+  return `sha256:${await mailContentHash(
+    (async function* () {
+      yield bytes;
+    })(),
+  )}`;
 }
 
 async function importRaw(account: Account, raw: RawMessage, store: Store = f.store): Promise<Reply> {
@@ -99,7 +109,10 @@ for (const withId of [true, false]) {
     const retried = await importRaw(account, first);
     assert.equal([retried.message, retried.message_id], ["raw message already imported", claimed]);
     const all = await messagesOf(account);
-    assert.equal(all.map((message) => [message.message_id, message.external_references.message_id]), [[claimed, externalId]]);
+    assert.equal(
+      all.map((message) => [message.message_id, message.external_references.message_id]),
+      [[claimed, externalId]],
+    );
     assert.equal([(await f.store.raws.get(first.raw_msg_id))?.delivered, (await f.store.raws.get(second.raw_msg_id))?.delivered], [true, true]);
   });
 
@@ -117,7 +130,11 @@ for (const withId of [true, false]) {
     const second = await f.store.raws.put(account.user.user_id, fetched(bytes, account, 7, ["\\Flagged"]));
     const next = await importRaw(account, second);
     assert.equal([next.message, next.message_id], ["raw message already imported", stored.message_id]);
-    assert.equal([(await f.store.raws.get(first.raw_msg_id))?.delivered, (await f.store.raws.get(second.raw_msg_id))?.delivered], [true, true], "the message's own raw is marked too");
+    assert.equal(
+      [(await f.store.raws.get(first.raw_msg_id))?.delivered, (await f.store.raws.get(second.raw_msg_id))?.delivered],
+      [true, true],
+      "the message's own raw is marked too",
+    );
     // And the first raw's order retried: the same message.
     const retried = await importRaw(account, first);
     assert.equal([retried.message, retried.message_id], ["raw message already imported", stored.message_id]);
@@ -131,7 +148,10 @@ for (const withId of [true, false]) {
     const replies = await Promise.all(stores.map((store) => importRaw(account, raw, store)));
     const all = await messagesOf(account);
     assert.is(all.length, 1);
-    assert.equal(replies.map((reply) => [reply.error, reply.message_id]), stores.map(() => [false, all[0]?.message_id]));
+    assert.equal(
+      replies.map((reply) => [reply.error, reply.message_id]),
+      stores.map(() => [false, all[0]?.message_id]),
+    );
     assert.equal(replies.filter((reply) => reply.message === "message imported").length, 1);
     assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
   });
@@ -139,13 +159,20 @@ for (const withId of [true, false]) {
   test(`${kind}: the same mail as 5 raws (fetched again and again, other flags) imported at once: one message, no conflicting copy`, async () => {
     const account = await newAccount();
     const bytes = mail(withId ? `${randomUUID()}@remote.test` : null, "fetched 5 times");
-    const raws = await Promise.all([[], ["\\Seen"], ["\\Flagged"], ["\\Seen", "\\Answered"], []].map((flags, n) => f.store.raws.put(account.user.user_id, fetched(bytes, account, 10 + n, flags))));
+    const raws = await Promise.all(
+      [[], ["\\Seen"], ["\\Flagged"], ["\\Seen", "\\Answered"], []].map((flags, n) =>
+        f.store.raws.put(account.user.user_id, fetched(bytes, account, 10 + n, flags)),
+      ),
+    );
     const stores = [f.store, ...(await Promise.all([1, 2, 3, 4].map(() => f.openAnother())))];
     const replies = await Promise.all(stores.map((store, n) => importRaw(account, raws[n]!, store)));
     const all = await messagesOf(account);
     assert.is(all.length, 1);
     assert.equal(all[0]?.message_id_conflicts ?? [], [], "copies of one mail are the same content");
-    assert.equal(replies.map((reply) => [reply.error, reply.message_id]), stores.map(() => [false, all[0]?.message_id]));
+    assert.equal(
+      replies.map((reply) => [reply.error, reply.message_id]),
+      stores.map(() => [false, all[0]?.message_id]),
+    );
     for (const raw of raws) assert.is((await f.store.raws.get(raw.raw_msg_id))?.delivered, true);
   });
 }
@@ -160,7 +187,10 @@ test("killed between the message and its raw marked delivered, then another mail
   assert.is(reply.error, false);
   const all = await messagesOf(account);
   assert.is(all.length, 1);
-  assert.equal(all[0]?.message_id_conflicts?.map((copy) => copy.raw_id), [other.raw_msg_id]);
+  assert.equal(
+    all[0]?.message_id_conflicts?.map((copy) => copy.raw_id),
+    [other.raw_msg_id],
+  );
   assert.equal([(await f.store.raws.get(first.raw_msg_id))?.delivered, (await f.store.raws.get(other.raw_msg_id))?.delivered], [true, true]);
 });
 
@@ -175,12 +205,23 @@ test("the IMAP bridge killed after storing a raw, before its import: fetched aga
   const imported = await importRaw(account, again);
   assert.is(imported.message, "message imported");
   // Another account of the user fetching the same bytes has its own raw.
-  const other = await f.store.identities.create({ user_id: account.user.user_id, type: "remote", protocol: "imap", identifier: "carol@other.test", infos: { inserver: "imap.other.test:993" } });
+  const other = await f.store.identities.create({
+    user_id: account.user.user_id,
+    type: "remote",
+    protocol: "imap",
+    identifier: "carol@other.test",
+    infos: { inserver: "imap.other.test:993" },
+  });
   assert.is.not((await storeFetched(f.store, other.identity_id, bytes, from(5, []))).raw_msg_id, first.raw_msg_id);
   // A large message streams into a raw of its own at each fetch: its import finds the message.
-  const streamed = await storeFetched(f.store, account.imap.identity_id, (async function* () {
-    yield bytes;
-  })(), from(5, []));
+  const streamed = await storeFetched(
+    f.store,
+    account.imap.identity_id,
+    (async function* () {
+      yield bytes;
+    })(),
+    from(5, []),
+  );
   assert.is.not(streamed.raw_msg_id, first.raw_msg_id);
   const reply = await importRaw(account, streamed);
   assert.equal([reply.message, reply.message_id], ["raw message already imported", imported.message_id]);
@@ -221,7 +262,11 @@ test("without a Message-ID, the external id is the content's hash: the same for 
   const account = await newAccount();
   const bytes = mail(null, "stable");
   const ids = new Set<string>();
-  for (const [uid, flags] of [[1, []], [2, ["\\Seen"]], [99, ["\\Seen", "$Label1"]]] as const) {
+  for (const [uid, flags] of [
+    [1, []],
+    [2, ["\\Seen"]],
+    [99, ["\\Seen", "$Label1"]],
+  ] as const) {
     const raw = await f.store.raws.put(account.user.user_id, fetched(bytes, account, uid, [...flags]));
     const reply = await importRaw(account, raw);
     assert.is(reply.error, false);

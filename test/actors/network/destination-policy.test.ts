@@ -5,7 +5,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { AllowListError, parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
-import { DestinationNotFound, DestinationPolicy, DestinationRefused, type ProtectedService, type Resolver } from "../../../actors/network/destination-policy.ts";
+import {
+  DestinationNotFound,
+  DestinationPolicy,
+  DestinationRefused,
+  type ProtectedService,
+  type Resolver,
+} from "../../../actors/network/destination-policy.ts";
 import { pinnedLookup } from "../../../actors/network/pinned-lookup.ts";
 
 /** A resolver answering from a table (names missing from it do not exist). */
@@ -92,17 +98,21 @@ test("public destinations pass: every address in the resolver's order, the name 
 });
 
 test("the allow list admits its networks and servers, and its TLS exceptions apply to the entries that carry them only", async () => {
-  const policy = new DestinationPolicy(
-    {
-      allow: parseAllowedDestinations("10.0.0.0/8, mail.internal:143+cleartext, legacy.example:993+unverified-tls, fd00::/8, [fd00::25]:587+cleartext, 127.0.0.0/8+cleartext+unverified-tls"),
-      ca: ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"],
-      resolve: table({ "mail.internal": ["192.168.7.7"], "legacy.example": ["93.184.216.34"], "inside.example": ["10.20.30.40"] }),
-    },
-  );
+  const policy = new DestinationPolicy({
+    allow: parseAllowedDestinations(
+      "10.0.0.0/8, mail.internal:143+cleartext, legacy.example:993+unverified-tls, fd00::/8, [fd00::25]:587+cleartext, 127.0.0.0/8+cleartext+unverified-tls",
+    ),
+    ca: ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"],
+    resolve: table({ "mail.internal": ["192.168.7.7"], "legacy.example": ["93.184.216.34"], "inside.example": ["10.20.30.40"] }),
+  });
   const none = { cleartext: false, unverifiedTls: false };
   assert.equal((await policy.check("10.1.2.3", 993, "IMAP server")).exceptions, none, "a network admits, without exceptions");
   assert.equal((await policy.check("inside.example", 993, "IMAP server")).addresses, ["10.20.30.40"], "a name resolving into an admitted network");
-  assert.equal((await policy.check("mail.internal", 143, "IMAP server")).exceptions, { cleartext: true, unverifiedTls: false }, "a server entry admits its name wherever it resolves");
+  assert.equal(
+    (await policy.check("mail.internal", 143, "IMAP server")).exceptions,
+    { cleartext: true, unverifiedTls: false },
+    "a server entry admits its name wherever it resolves",
+  );
   assert.match(await refusal(policy, "mail.internal", 993), /mail\.internal resolves to a private address/, "at its port only");
   const legacy = await policy.check("legacy.example", 993, "IMAP server");
   assert.equal(legacy.exceptions, { cleartext: false, unverifiedTls: true });
@@ -147,8 +157,12 @@ test("DNS rebinding: the connection is pinned to the address that was checked; t
   const checked = await policy.check("rebind.example", 443, "web server");
   assert.equal(checked.addresses, ["93.184.216.34"]);
   const lookup = pinnedLookup(checked);
-  const one = await new Promise<unknown[]>((resolve, reject) => lookup("rebind.example", {}, (err, address, family) => (err ? reject(err) : resolve([address, family]))));
-  const all = await new Promise<unknown>((resolve, reject) => lookup("rebind.example", { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
+  const one = await new Promise<unknown[]>((resolve, reject) =>
+    lookup("rebind.example", {}, (err, address, family) => (err ? reject(err) : resolve([address, family]))),
+  );
+  const all = await new Promise<unknown>((resolve, reject) =>
+    lookup("rebind.example", { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
+  );
   assert.equal(one, ["93.184.216.34", 4], "the connection gets the checked address");
   assert.equal(all, [{ address: "93.184.216.34", family: 4 }]);
   assert.is(asked, 1, "the name was not resolved again for the connection");
@@ -159,7 +173,9 @@ test("DNS rebinding: the connection is pinned to the address that was checked; t
 });
 
 test("without DNS (the API): address literals and localhost are judged at once, names are left to connect time", () => {
-  const policy = new DestinationPolicy({ allow: parseAllowedDestinations("10.9.0.0/16,mail.internal:143") }, () => [{ what: "a NATS server of the platform", host: "10.9.0.1", port: 4222 }]);
+  const policy = new DestinationPolicy({ allow: parseAllowedDestinations("10.9.0.0/16,mail.internal:143") }, () => [
+    { what: "a NATS server of the platform", host: "10.9.0.1", port: 4222 },
+  ]);
   assert.match(policy.refusalWithoutDns("127.0.0.1", 25) ?? "", /^127\.0\.0\.1 is a loopback address/);
   assert.match(policy.refusalWithoutDns("169.254.169.254", 80) ?? "", /link-local/);
   assert.match(policy.refusalWithoutDns("localhost", 143) ?? "", /loopback/);
@@ -172,7 +188,9 @@ test("without DNS (the API): address literals and localhost are judged at once, 
 });
 
 test("the allow list's syntax: networks, addresses, servers, markers; anything else is an error naming the entry", () => {
-  const entries = parseAllowedDestinations(" 10.0.0.0/8 ,192.0.2.7, fd00::/8,mail.Internal.:143+cleartext,[fd00::25]:587+unverified-tls+cleartext,10.1.1.1:25,");
+  const entries = parseAllowedDestinations(
+    " 10.0.0.0/8 ,192.0.2.7, fd00::/8,mail.Internal.:143+cleartext,[fd00::25]:587+unverified-tls+cleartext,10.1.1.1:25,",
+  );
   assert.equal(
     entries.map((entry) => (entry.kind === "network" ? `net ${entry.network[0].toString()}/${entry.network[1]}` : `server ${entry.host} ${entry.port}`)),
     ["net 10.0.0.0/8", "net 192.0.2.7/32", "net fd00::/8", "server mail.internal 143", "server fd00::25 587", "server 10.1.1.1 25"],

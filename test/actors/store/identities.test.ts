@@ -96,7 +96,8 @@ test("credentials are never in get or list, nor readable in the KV bucket, but c
   // Not merely encoded either: no string in it decodes (as base64) to the password.
   const strings: string[] = [];
   JSON.parse(text, (_key, value) => (typeof value === "string" && strings.push(value), value));
-  for (const value of strings) assert.not.ok(Buffer.from(value, "base64").toString("utf8").includes(PASSWORD), "a stored string is the password, base64-encoded");
+  for (const value of strings)
+    assert.not.ok(Buffer.from(value, "base64").toString("utf8").includes(PASSWORD), "a stored string is the password, base64-encoded");
   for await (const key of await kv.keys()) {
     assert.not.ok((await kv.get(key))?.string().includes(PASSWORD), `${key} holds the password in the clear`);
   }
@@ -121,7 +122,10 @@ test("the same (protocol, identifier) twice for one user is a Conflict, but allo
   const other = await f.store.identities.create({ user_id: first, type: "local", protocol: "email", identifier: "shared@example.com" });
   assert.is(other.protocol, "email");
   assert.equal((await f.store.identities.list(first)).map((i) => i.identity_id).sort(), [a.identity_id, other.identity_id].sort());
-  assert.equal((await f.store.identities.list(second)).map((i) => i.identity_id), [b.identity_id]);
+  assert.equal(
+    (await f.store.identities.list(second)).map((i) => i.identity_id),
+    [b.identity_id],
+  );
 });
 
 test("byIdentifier finds every user's identity with that (protocol, identifier)", async () => {
@@ -176,7 +180,10 @@ test("update can replace the credentials", async () => {
   const userId = randomUUID();
   const created = await f.store.identities.create({ user_id: userId, type: "remote", protocol: "imap", identifier: "later@example.com" });
   assert.is(created.has_credentials, false);
-  const updated = await f.store.identities.update(userId, created.identity_id, () => ({ fields: { display_name: "Later" }, credentials: { username: "later", password: "new-one" } }));
+  const updated = await f.store.identities.update(userId, created.identity_id, () => ({
+    fields: { display_name: "Later" },
+    credentials: { username: "later", password: "new-one" },
+  }));
   assert.is(updated?.display_name, "Later");
   assert.is(updated?.has_credentials, true);
   assert.equal(await f.store.identities.credentials(userId, created.identity_id), { username: "later", password: "new-one" });
@@ -191,18 +198,24 @@ test("markDeleted hides the identity, drops its credentials and frees its identi
   assert.is(deleted?.status, "deleted");
   assert.is(deleted?.has_credentials, false);
 
-  assert.equal((await f.store.identities.list(userId)).map((i) => i.identity_id), [kept.identity_id]);
+  assert.equal(
+    (await f.store.identities.list(userId)).map((i) => i.identity_id),
+    [kept.identity_id],
+  );
   assert.equal((await f.store.identities.list(userId, { includeDeleted: true })).map((i) => i.identity_id).sort(), [kept.identity_id, gone.identity_id].sort());
   assert.not.ok((await f.store.identities.listAll()).some((i) => i.identity_id === gone.identity_id));
   assert.ok((await f.store.identities.listAll({ includeDeleted: true })).some((i) => i.identity_id === gone.identity_id));
   assert.is(await f.store.identities.credentials(userId, gone.identity_id), null);
   const kv = await new Kvm(f.nc).open("caliopen_identities");
-  assert.not.ok((await kv.get(`${userId}.${gone.identity_id}`))?.string().includes("\"kid\""), "no sealed credentials left");
+  assert.not.ok((await kv.get(`${userId}.${gone.identity_id}`))?.string().includes('"kid"'), "no sealed credentials left");
   assert.equal(await f.store.identities.byIdentifier("imap", "gone@example.com"), []);
 
   const again = await f.store.identities.create(remoteImap(userId, "gone@example.com"));
   assert.is.not(again.identity_id, gone.identity_id);
-  assert.equal((await f.store.identities.byIdentifier("imap", "gone@example.com")).map((i) => i.identity_id), [again.identity_id]);
+  assert.equal(
+    (await f.store.identities.byIdentifier("imap", "gone@example.com")).map((i) => i.identity_id),
+    [again.identity_id],
+  );
   assert.is(await f.store.identities.markDeleted(userId, randomUUID()), null);
 });
 
@@ -213,7 +226,10 @@ test("deleting an already deleted identity again leaves the identifier with its 
   const current = await f.store.identities.create(remoteImap(userId, "reused@example.com"));
   // A retried DELETE of the old identity.
   await f.store.identities.markDeleted(userId, old.identity_id);
-  assert.equal((await f.store.identities.byIdentifier("imap", "reused@example.com")).map((i) => i.identity_id), [current.identity_id]);
+  assert.equal(
+    (await f.store.identities.byIdentifier("imap", "reused@example.com")).map((i) => i.identity_id),
+    [current.identity_id],
+  );
   await rejectsWithConflict("a third identity on the identifier", () => f.store.identities.create(remoteImap(userId, "reused@example.com")));
 });
 
@@ -236,7 +252,10 @@ test("listAll gives every user's identities, filtered by type", async () => {
 
   const all = (await f.store.identities.listAll()).map((i) => i.identity_id);
   for (const id of [remoteA.identity_id, remoteB.identity_id, localA.identity_id]) assert.ok(all.includes(id));
-  assert.equal((await f.store.identities.list(first, { type: "local" })).map((i) => i.identity_id), [localA.identity_id]);
+  assert.equal(
+    (await f.store.identities.list(first, { type: "local" })).map((i) => i.identity_id),
+    [localA.identity_id],
+  );
 });
 
 async function rawIdentity(kv: KV, userId: string, identityId: string): Promise<StoredIdentity> {
@@ -317,7 +336,13 @@ test("resealCredentials seals everything under the first key, bound, by compare-
     const userId = randomUUID();
     const sealedOld = await before.identities.create(remoteImap(userId, "a@example.com"));
     const legacy = await before.identities.create(remoteImap(userId, "b@example.com"));
-    await kv.put(`${userId}.${legacy.identity_id}`, JSON.stringify({ ...(await rawIdentity(kv, userId, legacy.identity_id)), sealed_credentials: legacySeal(oldKey, JSON.stringify({ username: "b", password: PASSWORD })) }));
+    await kv.put(
+      `${userId}.${legacy.identity_id}`,
+      JSON.stringify({
+        ...(await rawIdentity(kv, userId, legacy.identity_id)),
+        sealed_credentials: legacySeal(oldKey, JSON.stringify({ username: "b", password: PASSWORD })),
+      }),
+    );
     const lost = await (await store(lostBox)).identities.create(remoteImap(userId, "c@example.com"));
     const already = await (await store(newBox)).identities.create(remoteImap(userId, "d@example.com"));
     await before.identities.create({ user_id: userId, type: "local", protocol: "email", identifier: "none@example.com" });
@@ -328,7 +353,11 @@ test("resealCredentials seals everything under the first key, bound, by compare-
       { kid: lostBox.kid, format: 2, count: 1 },
       { kid: newBox.kid, format: 2, count: 1 },
     ];
-    assert.equal(await (await store(null)).identities.sealedCounts(), expected.sort((a, b) => a.kid.localeCompare(b.kid) || a.format - b.format), "key ids are counted without any key");
+    assert.equal(
+      await (await store(null)).identities.sealedCounts(),
+      expected.sort((a, b) => a.kid.localeCompare(b.kid) || a.format - b.format),
+      "key ids are counted without any key",
+    );
 
     const rotating = await store(new SecretBox([newKey, oldKey]));
     assert.equal(await rotating.identities.resealCredentials(), { resealed: 2, current: 1, unopenable: { [lostBox.kid]: 1 } });
@@ -342,7 +371,10 @@ test("resealCredentials seals everything under the first key, bound, by compare-
     assert.equal(await after.identities.credentials(userId, sealedOld.identity_id), { username: "a@example.com", password: PASSWORD });
     assert.equal(await after.identities.credentials(userId, legacy.identity_id), { username: "b", password: PASSWORD });
     assert.equal(await rotating.identities.resealCredentials(), { resealed: 0, current: 3, unopenable: { [lostBox.kid]: 1 } });
-    assert.equal(await rotating.identities.sealedCounts(), [{ kid: newBox.kid, format: 2, count: 3 }, { kid: lostBox.kid, format: 2, count: 1 }]);
+    assert.equal(await rotating.identities.sealedCounts(), [
+      { kid: newBox.kid, format: 2, count: 3 },
+      { kid: lostBox.kid, format: 2, count: 1 },
+    ]);
   } finally {
     await nats.stop();
   }

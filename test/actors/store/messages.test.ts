@@ -29,18 +29,27 @@ test("list is newest first, paged with offset, limit and total, and only the use
   await f.store.messages.create(newMessage(randomUUID(), { subject: "someone else's", date: at(5) }));
 
   const all = await f.store.messages.list(userId);
-  assert.equal(all.items.map((m) => m.subject), ["m4", "m3", "m2", "m1", "m0"]);
+  assert.equal(
+    all.items.map((m) => m.subject),
+    ["m4", "m3", "m2", "m1", "m0"],
+  );
   assert.is(all.total, 5);
   assert.is(all.offset, 0);
 
   const page = await f.store.messages.list(userId, { offset: 1, limit: 2 });
-  assert.equal(page.items.map((m) => m.subject), ["m3", "m2"]);
+  assert.equal(
+    page.items.map((m) => m.subject),
+    ["m3", "m2"],
+  );
   assert.is(page.total, 5);
   assert.is(page.offset, 1);
   assert.is(page.limit, 2);
 
   const last = await f.store.messages.list(userId, { offset: 4, limit: 2 });
-  assert.equal(last.items.map((m) => m.subject), ["m0"]);
+  assert.equal(
+    last.items.map((m) => m.subject),
+    ["m0"],
+  );
   assert.is(last.total, 5);
 
   const beyond = await f.store.messages.list(userId, { offset: 10, limit: 2 });
@@ -55,10 +64,16 @@ test("list filters drafts, and the total counts only what matches", async () => 
   await f.store.messages.create(newMessage(userId, { subject: "draft-new", is_draft: true, date: at(3) }));
 
   const drafts = await f.store.messages.list(userId, { is_draft: true });
-  assert.equal(drafts.items.map((m) => m.subject), ["draft-new", "draft-old"]);
+  assert.equal(
+    drafts.items.map((m) => m.subject),
+    ["draft-new", "draft-old"],
+  );
   assert.is(drafts.total, 2);
   const notDrafts = await f.store.messages.list(userId, { is_draft: false });
-  assert.equal(notDrafts.items.map((m) => m.subject), ["received"]);
+  assert.equal(
+    notDrafts.items.map((m) => m.subject),
+    ["received"],
+  );
   assert.is(notDrafts.total, 1);
   assert.is((await f.store.messages.list(userId)).total, 3);
 });
@@ -69,7 +84,10 @@ test("list filters by discussion", async () => {
   await f.store.messages.create(newMessage(userId, { subject: "in-1", discussion_id: discussion, date: at(1) }));
   await f.store.messages.create(newMessage(userId, { subject: "out", date: at(2) }));
   await f.store.messages.create(newMessage(userId, { subject: "in-2", discussion_id: discussion, date: at(3) }));
-  assert.equal((await f.store.messages.list(userId, { discussion_id: discussion })).items.map((m) => m.subject), ["in-2", "in-1"]);
+  assert.equal(
+    (await f.store.messages.list(userId, { discussion_id: discussion })).items.map((m) => m.subject),
+    ["in-2", "in-1"],
+  );
 });
 
 test("update changes a message by compare-and-swap; a missing one is null", async () => {
@@ -88,7 +106,10 @@ test("delete removes one message of the user, leaves the others; a missing one i
   await f.store.messages.delete(userId, gone.message_id);
   assert.is(await f.store.messages.get(userId, gone.message_id), null);
   assert.equal(await f.store.messages.get(userId, kept.message_id), kept);
-  assert.equal((await f.store.messages.list(userId)).items.map((m) => m.message_id), [kept.message_id]);
+  assert.equal(
+    (await f.store.messages.list(userId)).items.map((m) => m.message_id),
+    [kept.message_id],
+  );
   await f.store.messages.delete(userId, gone.message_id);
   await f.store.messages.delete(randomUUID(), kept.message_id);
   assert.equal(await f.store.messages.get(userId, kept.message_id), kept, "another user's key deletes nothing");

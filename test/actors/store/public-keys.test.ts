@@ -23,7 +23,10 @@ test("keys are added, listed in insertion order, got and deleted", async () => {
   const a = await f.store.keys.add(newPublicKey(userId, contactId, { label: "a", date_insert: at(1) }));
   await f.store.keys.add(newPublicKey(userId, randomUUID(), { label: "other contact" }));
 
-  assert.equal((await f.store.keys.list(userId, contactId)).map((k) => k.label), ["a", "b"]);
+  assert.equal(
+    (await f.store.keys.list(userId, contactId)).map((k) => k.label),
+    ["a", "b"],
+  );
   assert.equal(await f.store.keys.get(userId, contactId, a.key_id), a);
 
   assert.is(await f.store.keys.delete(userId, contactId, a.key_id), true);

@@ -386,7 +386,15 @@ async function putTheOldWay(bytes: Uint8Array, claim?: { scope?: string }): Prom
   const id = randomUUID();
   const objects = await new Objm(f.nc).open("caliopen_raw");
   await objects.putBlob({ name: id }, bytes);
-  const raw: RawMessage = { schema: SCHEMA_VERSION, raw_msg_id: id, user_id: null, size: bytes.length, sha256: sha256(bytes), delivered: false, date_insert: new Date().toISOString() };
+  const raw: RawMessage = {
+    schema: SCHEMA_VERSION,
+    raw_msg_id: id,
+    user_id: null,
+    size: bytes.length,
+    sha256: sha256(bytes),
+    delivered: false,
+    date_insert: new Date().toISOString(),
+  };
   await (await KvDocuments.open<RawMessage>(f.nc, "caliopen_raw_messages")).create(id, raw);
   if (claim !== undefined) {
     const key = createHash("sha256");
@@ -420,7 +428,10 @@ test("putOnce de-duplicates across both kinds: an old object, an inline raw, a l
   const oldRaw = await putTheOldWay(old, { scope });
   const small = Buffer.from(`Subject: small ${Date.now()}\r\n\r\nbody\r\n`);
   const large = randomBytes(f.store.raws.inlineLimit + 1000);
-  const first = { small: await f.store.raws.putOnce(null, small, { scope, trace: Buffer.from("Received: 1\r\n") }), large: await f.store.raws.putOnce(null, large, { scope }) };
+  const first = {
+    small: await f.store.raws.putOnce(null, small, { scope, trace: Buffer.from("Received: 1\r\n") }),
+    large: await f.store.raws.putOnce(null, large, { scope }),
+  };
   assert.is(first.small.existing, false);
   assert.is(first.large.existing, false);
   assert.equal(await whereStored(first.large.raw.raw_msg_id), { inlineMessages: 0, object: true });
@@ -431,7 +442,11 @@ test("putOnce de-duplicates across both kinds: an old object, an inline raw, a l
     assert.equal(again, { raw: oldRaw, existing: true }, "the old object's raw");
     const smallAgain = await store.raws.putOnce(null, small, { scope, trace: Buffer.from("Received: 2\r\n") });
     assert.equal(smallAgain, { raw: first.small.raw, existing: true }, "the inline raw");
-    assert.equal(Buffer.from((await store.raws.read(smallAgain.raw.raw_msg_id)) ?? []).toString(), `Received: 1\r\n${small.toString()}`, "with its first trace");
+    assert.equal(
+      Buffer.from((await store.raws.read(smallAgain.raw.raw_msg_id)) ?? []).toString(),
+      `Received: 1\r\n${small.toString()}`,
+      "with its first trace",
+    );
     const largeAgain = await store.raws.putOnce(null, large, { scope });
     assert.equal(largeAgain, { raw: first.large.raw, existing: true }, "the large object's raw");
   }
@@ -489,7 +504,10 @@ async function onTheWire(watcher: NatsConnection, store: NatsConnection, op: () 
   await watcher.flush();
   sub.unsubscribe();
   const requests = seen.filter((subject) => !subject.startsWith("_INBOX.") && !subject.startsWith("$JS.EVENT."));
-  return { requests: requests.map((subject) => subject.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<id>").replace(/rawsha\.[0-9a-f]{64}/, "rawsha.<hash>")).sort(), replies: seen.filter((subject) => subject.startsWith("_INBOX.")).length };
+  return {
+    requests: requests.map((subject) => subject.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<id>").replace(/rawsha\.[0-9a-f]{64}/, "rawsha.<hash>")).sort(),
+    replies: seen.filter((subject) => subject.startsWith("_INBOX.")).length,
+  };
 }
 
 test("on the wire: a small raw's put, get, stream and markDelivered are 5 requests; marking it again, none; the writer's first stream, none", async () => {
@@ -504,7 +522,11 @@ test("on the wire: a small raw's put, get, stream and markDelivered are 5 reques
   const put = await onTheWire(watcher, nc, async () => {
     raw = await store.raws.put(null, bytes);
   });
-  assert.equal(put, { requests: ["$KV.caliopen_raw_inline.<id>", "$KV.caliopen_raw_messages.<id>"], replies: 2 }, "put: the bytes and the document, one message each");
+  assert.equal(
+    put,
+    { requests: ["$KV.caliopen_raw_inline.<id>", "$KV.caliopen_raw_messages.<id>"], replies: 2 },
+    "put: the bytes and the document, one message each",
+  );
   const id = (raw as RawMessage | null)?.raw_msg_id ?? "";
   const got = await onTheWire(watcher, nc, () => store.raws.get(id));
   assert.equal(got, { requests: ["$JS.API.DIRECT.GET.KV_caliopen_raw_messages.$KV.caliopen_raw_messages.<id>"], replies: 1 });

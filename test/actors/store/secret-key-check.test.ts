@@ -96,7 +96,13 @@ test("a deployment with credentials but no check yet is recorded only by a node 
   const [main, stray, other] = [key(), key(), key()];
   const userId = randomUUID();
   const create = async (k: Buffer, identifier: string) =>
-    (await d.store(box(k))).identities.create({ user_id: userId, type: "remote", protocol: "imap", identifier, credentials: { username: identifier, password: "pw" } });
+    (await d.store(box(k))).identities.create({
+      user_id: userId,
+      type: "remote",
+      protocol: "imap",
+      identifier,
+      credentials: { username: identifier, password: "pw" },
+    });
   await create(main, "one@example.com");
   await create(main, "two@example.com");
   await create(stray, "three@example.com");

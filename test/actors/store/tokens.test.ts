@@ -179,10 +179,7 @@ test("old tokens not used yet are listed and revoked with the user's others", as
   const othersOld = await legacyToken(otherId);
   const current = await f.store.tokens.create(userId);
   const listed = await f.store.tokens.list(userId);
-  assert.equal(
-    listed.map((token) => token.legacy).sort(),
-    [false, true],
-  );
+  assert.equal(listed.map((token) => token.legacy).sort(), [false, true]);
   assert.is((await f.store.tokens.revokeAll(userId)).length, 2);
   assert.match(tokenRefusal((await f.store.tokens.find(old)) as ApiToken) ?? "", /was revoked/);
   assert.match(tokenRefusal((await f.store.tokens.find(current.secret)) as ApiToken) ?? "", /was revoked/);

@@ -64,7 +64,10 @@ test("a user is disabled and enabled again; disabling twice keeps the first date
 
 test("list gives every user, sorted by name", async () => {
   const names = (await f.store.users.list()).map((u) => u.name);
-  assert.equal(names, [...names].sort((a, b) => a.localeCompare(b)));
+  assert.equal(
+    names,
+    [...names].sort((a, b) => a.localeCompare(b)),
+  );
   for (const name of ["alice", "Bob", "carol", "dave"]) assert.ok(names.includes(name), `${name} listed`);
 });
 

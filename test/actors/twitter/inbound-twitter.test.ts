@@ -24,13 +24,27 @@ const now = () => NOW;
 const ME: XUser = { id: "1400000000000000001", username: "Bob_Durand", name: "Bob Durand" };
 const ALICE: XUser = { id: "1400000000000000002", username: "Alice_W", name: "Alice W." };
 /** DECISIONS §4 computed here on its own: sha256 of the sorted `protocol:address` list. */
-const discussionOf = (addresses: string[]) => createHash("sha256").update(addresses.map((a) => `twitter:${a}`).sort().join("\n")).digest("hex");
+const discussionOf = (addresses: string[]) =>
+  createHash("sha256")
+    .update(
+      addresses
+        .map((a) => `twitter:${a}`)
+        .sort()
+        .join("\n"),
+    )
+    .digest("hex");
 
 let nextEvent = 9_007_199_254_740_993n;
 
 async function newAccount(): Promise<{ user: User; twitter: Identity }> {
   const { user } = await createUser(f.store, { name: `bob-${randomUUID()}` });
-  const twitter = await f.store.identities.create({ user_id: user.user_id, type: "remote", protocol: "twitter", identifier: "Bob_Durand", display_name: "Bob Durand" });
+  const twitter = await f.store.identities.create({
+    user_id: user.user_id,
+    type: "remote",
+    protocol: "twitter",
+    identifier: "Bob_Durand",
+    display_name: "Bob Durand",
+  });
   return { user, twitter };
 }
 
@@ -95,7 +109,13 @@ test("the account's own DM (sent from another client) is imported as part of the
   const { reply, message } = await importDm(user, twitter, event("see you there", "sent"));
   assert.is(reply.error, false);
   assert.ok(message);
-  assert.equal(message.participants.map((p) => [p.type, p.address]), [["From", "bob_durand"], ["To", "alice_w"]]);
+  assert.equal(
+    message.participants.map((p) => [p.type, p.address]),
+    [
+      ["From", "bob_durand"],
+      ["To", "alice_w"],
+    ],
+  );
   assert.is(message.is_unread, false);
   assert.is(message.is_received, false);
   assert.is(message.discussion_id, discussionOf(["alice_w", "bob_durand"]));
@@ -106,7 +126,12 @@ test("the same event again is imported once; another identity of the user seeing
   const dm = event("once", "received");
   const first = await importDm(user, twitter, dm);
   const again = await importDm(user, twitter, dm);
-  assert.equal(again.reply, { error: false, message: "raw message already imported", message_id: first.reply.message_id, discussion_id: first.reply.discussion_id });
+  assert.equal(again.reply, {
+    error: false,
+    message: "raw message already imported",
+    message_id: first.reply.message_id,
+    discussion_id: first.reply.discussion_id,
+  });
   assert.is((await f.store.raws.get(again.raw.raw_msg_id))?.delivered, true);
   const other = await f.store.identities.create({ user_id: user.user_id, type: "remote", protocol: "twitter", identifier: "bob_alt" });
   const third = await importDm(user, other, dm);
@@ -164,7 +189,10 @@ test("every failure is a reply, never a throw", async () => {
   const bad = await processInboundTwitter(f.store, { ...order, message_id: notDm.raw_msg_id });
   assert.is(bad.error, true);
   assert.match(bad.message, /is not a stored DM: not JSON/);
-  const wrongShape = await f.store.raws.put(user.user_id, Buffer.from(JSON.stringify({ format: "x-dm-event/1", event: { id: "12" }, sender: { id: "1" }, recipient: ME, direction: "received" })));
+  const wrongShape = await f.store.raws.put(
+    user.user_id,
+    Buffer.from(JSON.stringify({ format: "x-dm-event/1", event: { id: "12" }, sender: { id: "1" }, recipient: ME, direction: "received" })),
+  );
   assert.match((await processInboundTwitter(f.store, { ...order, message_id: wrongShape.raw_msg_id })).message, /sender must be/);
   const stranger = await newAccount();
   const foreign = await processInboundTwitter(f.store, { ...order, user_id: stranger.user.user_id, remote_id: stranger.twitter.identity_id });

@@ -44,7 +44,11 @@ test.before(async (ctx) => {
   ctx.x = await startFakeXApi();
   ctx.store = await openStore({ nc: ctx.fx.nc, subjects: ctx.fx.subjects, secrets: new SecretBox(randomBytes(32)) });
   ctx.host = ctx.fx.newHost();
-  const family = twitterWorkerFamily(ctx.store, { x: { baseUrl: ctx.x.url, appKey: ctx.x.appKey, appSecret: ctx.x.appSecret }, pageSize: 3, resetMarginMs: 100 });
+  const family = twitterWorkerFamily(ctx.store, {
+    x: { baseUrl: ctx.x.url, appKey: ctx.x.appKey, appSecret: ctx.x.appSecret },
+    pageSize: 3,
+    resetMarginMs: 100,
+  });
   ctx.sup = new FamilySupervisor(ctx.host, family, new SingleNodePlacement("test-node"), silentLogger());
   ctx.user = (await createUser(ctx.store, { name: "bob" })).user;
   ctx.imports = new Map();
@@ -60,8 +64,13 @@ test.before(async (ctx) => {
           await sleep(ctx.importDelayMs);
           // The importer refuses DMs that say "poison".
           const bytes = await ctx.store.raws.read(order.message_id ?? "");
-          if (bytes !== null && decodeStoredDm(bytes).event.text === "poison") return msg.respond(encodeJson({ error: true, message: "cannot digest this one" }));
-          const reply = await processInboundTwitter(ctx.store, { message_id: order.message_id ?? "", remote_id: order.remote_id ?? "", user_id: order.user_id ?? "" });
+          if (bytes !== null && decodeStoredDm(bytes).event.text === "poison")
+            return msg.respond(encodeJson({ error: true, message: "cannot digest this one" }));
+          const reply = await processInboundTwitter(ctx.store, {
+            message_id: order.message_id ?? "",
+            remote_id: order.remote_id ?? "",
+            user_id: order.user_id ?? "",
+          });
           msg.respond(encodeJson(reply));
         })();
       },
@@ -133,7 +142,13 @@ const dmRequests = (ctx: Context) => ctx.x.requests.filter((r) => r.path === "/2
 
 test("sync imports the new DMs (received and the account's own), oldest first; a second sync only the newer ones", async (ctx) => {
   const { me, alice, carol, identity } = await account(ctx);
-  const first = [ctx.x.dm(alice, me, "hi"), ctx.x.dm(me, alice, "hello Alice"), ctx.x.dm(alice, me, "coffee?"), ctx.x.dm(carol, me, "psst"), ctx.x.dm(alice, me, "tomorrow 10:00")];
+  const first = [
+    ctx.x.dm(alice, me, "hi"),
+    ctx.x.dm(me, alice, "hello Alice"),
+    ctx.x.dm(alice, me, "coffee?"),
+    ctx.x.dm(carol, me, "psst"),
+    ctx.x.dm(alice, me, "tomorrow 10:00"),
+  ];
   await ctx.sup.start(identity.identity_id, input(identity));
   sync(ctx, identity);
   await waitFor("5 messages", async () => (await messagesOf(ctx, identity)).length === 5, 10_000);
@@ -141,10 +156,22 @@ test("sync imports the new DMs (received and the account's own), oldest first; a
   const messages = await messagesOf(ctx, identity);
   assert.equal(messages.map((m) => m.body_plain).sort(), first.map((e) => e.text).sort());
   const own = messages.find((m) => m.body_plain === "hello Alice");
-  assert.equal(own?.participants.map((p) => [p.type, p.address]), [["From", me.username.toLowerCase()], ["To", alice.username.toLowerCase()]]);
+  assert.equal(
+    own?.participants.map((p) => [p.type, p.address]),
+    [
+      ["From", me.username.toLowerCase()],
+      ["To", alice.username.toLowerCase()],
+    ],
+  );
   assert.is(own?.is_received, false);
   const fromCarol = messages.find((m) => m.body_plain === "psst");
-  assert.equal(fromCarol?.participants.map((p) => [p.type, p.address, p.label]), [["From", carol.username.toLowerCase(), carol.name], ["To", me.username.toLowerCase(), me.name]]);
+  assert.equal(
+    fromCarol?.participants.map((p) => [p.type, p.address, p.label]),
+    [
+      ["From", carol.username.toLowerCase(), carol.name],
+      ["To", me.username.toLowerCase(), me.name],
+    ],
+  );
   assert.is(fromCarol?.is_unread, true);
   assert.is(fromCarol?.external_references.message_id, first[3]?.id);
   const context = contextOf(ctx, identity);
@@ -236,14 +263,25 @@ test("401: needs-credentials, polls ignored until reload_worker restarts the wor
 test("deliver: the DM is posted to the first To, the draft flipped to sent, ok; a retry is not posted twice, nor imported again", async (ctx) => {
   const { me, alice, identity } = await account(ctx);
   await ctx.sup.start(identity.identity_id, input(identity));
-  const draft = newDraft(identity, { body_plain: "see you at 10", participants: [{ type: "To", address: alice.username }, { type: "To", address: "someone_else" }] });
+  const draft = newDraft(identity, {
+    body_plain: "see you at 10",
+    participants: [
+      { type: "To", address: alice.username },
+      { type: "To", address: "someone_else" },
+    ],
+  });
   await ctx.store.messages.create(draft);
   const posted = ctx.x.sent.length;
   const reply = await deliver(ctx, identity, draft.message_id);
   assert.equal(reply, { error: false, message: `message ${draft.message_id} has been sent`, message_id: draft.message_id, dm_event_id: reply.dm_event_id });
   assert.is(ctx.x.sent.length, posted + 1);
   const dm = ctx.x.sent.at(-1);
-  assert.equal(dm && { text: dm.text, sender: dm.sender_id, recipient: dm.recipient_id, id: dm.id }, { text: "see you at 10", sender: me.id, recipient: alice.id, id: String(reply.dm_event_id) });
+  assert.equal(dm && { text: dm.text, sender: dm.sender_id, recipient: dm.recipient_id, id: dm.id }, {
+    text: "see you at 10",
+    sender: me.id,
+    recipient: alice.id,
+    id: String(reply.dm_event_id),
+  });
   const sent = await ctx.store.messages.get(ctx.user.user_id, draft.message_id);
   assert.ok(sent);
   assert.is(sent.is_draft, false);
@@ -263,7 +301,10 @@ test("deliver: the DM is posted to the first To, the draft flipped to sent, ok; 
   await waitFor("synced", () => contextOf(ctx, identity).last_seen_id === dm?.id, 10_000);
   await settled(ctx, identity);
   const messages = await messagesOf(ctx, identity);
-  assert.equal(messages.map((m) => m.message_id), [draft.message_id]);
+  assert.equal(
+    messages.map((m) => m.message_id),
+    [draft.message_id],
+  );
 });
 
 test("deliver failures are replies: no recipient, unknown screen name, unknown draft, refused credentials", async (ctx) => {
@@ -302,7 +343,10 @@ test("an event the importer refuses stops the sync there and is retried with the
   assert.is(first.last_seen_id, ok1.id, "the cursor stays before the refused event");
   assert.is(first.retry?.event_id, poison.id);
   assert.match(first.last_error?.message ?? "", /not imported: cannot digest this one; retried at the next sync/);
-  assert.equal((await messagesOf(ctx, identity)).map((m) => m.body_plain), ["fine"]);
+  assert.equal(
+    (await messagesOf(ctx, identity)).map((m) => m.body_plain),
+    ["fine"],
+  );
   for (let attempt = 2; attempt <= 4; attempt++) {
     sync(ctx, identity);
     await waitFor(`attempt ${attempt}`, () => contextOf(ctx, identity).retry?.attempts === attempt, 10_000);
@@ -315,7 +359,10 @@ test("an event the importer refuses stops the sync there and is retried with the
   const last = contextOf(ctx, identity);
   assert.is(last.last_seen_id, ok2.id);
   assert.is(last.retry, null);
-  assert.equal(last.skipped.map((s) => s.event_id), [poison.id]);
+  assert.equal(
+    last.skipped.map((s) => s.event_id),
+    [poison.id],
+  );
   assert.match(last.skipped[0]?.reason ?? "", /given up after 5 attempts/);
 });
 

@@ -54,7 +54,10 @@ test("DM events newer than the last seen id: three pages read, stopping at the l
   const client = bearer(ctx, "carol-bearer");
   const lastSeen = sent[4]!.id;
   const result = await client.dmEventsSince(lastSeen, { pageSize: 10 });
-  assert.equal(result.events.map((e) => e.text), sent.slice(5).map((e) => e.text));
+  assert.equal(
+    result.events.map((e) => e.text),
+    sent.slice(5).map((e) => e.text),
+  );
   assert.is(result.pages, 3);
   assert.ok(result.complete);
   const requests = dmRequests(ctx).slice(before);
@@ -95,9 +98,15 @@ test("ids beyond 2^53 and of different lengths are compared as big integers", as
     x.dm(eve, dan, "d", { id: "1000000000000000000" });
     const client = XClient.fromCredentials({ access_token: "dan" }, { baseUrl: x.url });
     const newer = await client.dmEventsSince("9007199254740992", { pageSize: 2 });
-    assert.equal(newer.events.map((e) => e.id), ["9007199254740993", "999999999999999999", "1000000000000000000"]);
+    assert.equal(
+      newer.events.map((e) => e.id),
+      ["9007199254740993", "999999999999999999", "1000000000000000000"],
+    );
     const newest = await client.dmEventsSince("999999999999999999", { pageSize: 1 });
-    assert.equal(newest.events.map((e) => e.text), ["d"]);
+    assert.equal(
+      newest.events.map((e) => e.text),
+      ["d"],
+    );
     assert.is(newest.pages, 2, "stops on the page that holds the last seen id");
   } finally {
     await x.close();
@@ -164,8 +173,14 @@ test("errors are typed: 429 with its reset time, 401, others with the API's mess
 });
 
 test("credentials that cannot work are refused before any request", () => {
-  assert.throws(() => XClient.fromCredentials(null), (err: unknown) => err instanceof InvalidCredentials);
-  assert.throws(() => XClient.fromCredentials({ username: "u", password: "p" }), (err: unknown) => err instanceof InvalidCredentials);
+  assert.throws(
+    () => XClient.fromCredentials(null),
+    (err: unknown) => err instanceof InvalidCredentials,
+  );
+  assert.throws(
+    () => XClient.fromCredentials({ username: "u", password: "p" }),
+    (err: unknown) => err instanceof InvalidCredentials,
+  );
   assert.throws(
     () => XClient.fromCredentials({ token: "t", secret: "s" }),
     (err: unknown) => err instanceof XApiError && !(err instanceof InvalidCredentials) && /consumer key/.test((err as Error).message),

@@ -110,10 +110,14 @@ test("a node leaving gracefully hands its actors over, keeping their state, with
   await waitFor("all actors on the remaining nodes", () => placement(ctx).size === KEYS.length, 10_000);
   // An order the leaving node's last pulls were given after it closed them comes back once its ack wait
   // is over: the intake's, then (taken by its entry point, not its shard) the keyed orders'.
-  await waitFor("orders sent during the leave applied once", async () => {
-    const after = await counts(ctx);
-    return KEYS.every((key) => after.get(key) === (before.get(key) ?? 0) + 1);
-  }, INTAKE_ACK_WAIT_MS + ORDER_ACK_WAIT_MS + 5_000);
+  await waitFor(
+    "orders sent during the leave applied once",
+    async () => {
+      const after = await counts(ctx);
+      return KEYS.every((key) => after.get(key) === (before.get(key) ?? 0) + 1);
+    },
+    INTAKE_ACK_WAIT_MS + ORDER_ACK_WAIT_MS + 5_000,
+  );
   assert.ok(handoffMs < 10_000, `leave took ${handoffMs} ms`);
   assert.equal(ctx.violations, []);
 });
@@ -124,10 +128,14 @@ test("a joining node takes a share of the actors, orders sent meanwhile are appl
   for (const key of KEYS) ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: key, user_id: "u" }));
   await waitFor("node-d runs some actors", () => joiner.host.count() >= 5, 10_000);
   await waitFor("all actors running once", () => placement(ctx).size === KEYS.length, 10_000);
-  await waitFor("orders sent during the rebalance applied once", async () => {
-    const after = await counts(ctx);
-    return KEYS.every((key) => after.get(key) === (before.get(key) ?? 0) + 1);
-  }, 10_000);
+  await waitFor(
+    "orders sent during the rebalance applied once",
+    async () => {
+      const after = await counts(ctx);
+      return KEYS.every((key) => after.get(key) === (before.get(key) ?? 0) + 1);
+    },
+    10_000,
+  );
   assert.equal(ctx.violations, []);
 });
 

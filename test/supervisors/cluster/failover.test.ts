@@ -45,10 +45,15 @@ function syncAll(ctx: Context): void {
 }
 
 async function allApplied(ctx: Context, timeoutMs: number): Promise<void> {
-  await waitFor("every order applied once", async () => {
-    const now = await counts(ctx.client, KEYS);
-    return KEYS.every((key) => now.get(key) === ctx.expected.get(key));
-  }, timeoutMs, 200);
+  await waitFor(
+    "every order applied once",
+    async () => {
+      const now = await counts(ctx.client, KEYS);
+      return KEYS.every((key) => now.get(key) === ctx.expected.get(key));
+    },
+    timeoutMs,
+    200,
+  );
   const now = await counts(ctx.client, KEYS);
   const wrong = KEYS.filter((key) => now.get(key) !== ctx.expected.get(key));
   assert.equal(wrong, [], "no order lost or applied twice");
@@ -56,10 +61,15 @@ async function allApplied(ctx: Context, timeoutMs: number): Promise<void> {
 
 async function allRunningOn(ctx: Context, nodes: string[], timeoutMs: number): Promise<number> {
   const started = Date.now();
-  await waitFor(`all ${KEYS.length} actors on ${nodes.join(", ")}`, async () => {
-    const latest = await ctx.watch.sample();
-    return latest.size === KEYS.length && [...latest.values()].every((node) => nodes.includes(node));
-  }, timeoutMs, 50);
+  await waitFor(
+    `all ${KEYS.length} actors on ${nodes.join(", ")}`,
+    async () => {
+      const latest = await ctx.watch.sample();
+      return latest.size === KEYS.length && [...latest.values()].every((node) => nodes.includes(node));
+    },
+    timeoutMs,
+    50,
+  );
   return Date.now() - started;
 }
 

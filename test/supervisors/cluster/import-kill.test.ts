@@ -101,12 +101,17 @@ async function startNode(ctx: Context): Promise<NodeProcess> {
 
 /** The imap actor as its owner reports it (debug subject), or null while nobody runs it. */
 async function imapActor(ctx: Context): Promise<ImapActor | null> {
-  const replies = await ctx.client.requestMany(`caliopen.debug.actor.imap.${ctx.identityId}`, encodeJson({}), { strategy: "stall", stall: 200, maxWait: 2_000 });
+  const replies = await ctx.client.requestMany(`caliopen.debug.actor.imap.${ctx.identityId}`, encodeJson({}), {
+    strategy: "stall",
+    stall: 200,
+    maxWait: 2_000,
+  });
   for await (const msg of replies) {
     const decoded = decodeJson(msg.data);
     if (!decoded.ok) continue;
     const reply = decoded.value as { found?: boolean; node?: string; actor?: { state?: unknown; value?: unknown; context?: ImapActor["context"] } };
-    if (reply.found === true && reply.actor?.context) return { node: String(reply.node), state: reply.actor.state ?? reply.actor.value, context: reply.actor.context };
+    if (reply.found === true && reply.actor?.context)
+      return { node: String(reply.node), state: reply.actor.state ?? reply.actor.value, context: reply.actor.context };
   }
   return null;
 }
@@ -200,13 +205,18 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
     // mailbox, so that the fullfetch cannot end before the last one.
     const share = Math.random();
     const at = (total: number) => frontier + Math.max(30, Math.floor((share * (0.8 * total - frontier)) / (KILLS - kill)));
-    const owner = await waitFor(`the fullfetch past the ${kill + 1}. kill's point`, async () => {
-      const actor = await imapActor(ctx);
-      const progress = actor?.context.progress;
-      if (progress !== undefined && progress !== null && progress.done < killedAt) restarted = true;
-      if (!restarted || actor === null || progress?.mode !== "fullfetch" || progress.total === 0 || actor.context.history.length > 0) return null;
-      return progress.done >= at(progress.total) ? actor : null;
-    }, 90_000, 100);
+    const owner = await waitFor(
+      `the fullfetch past the ${kill + 1}. kill's point`,
+      async () => {
+        const actor = await imapActor(ctx);
+        const progress = actor?.context.progress;
+        if (progress !== undefined && progress !== null && progress.done < killedAt) restarted = true;
+        if (!restarted || actor === null || progress?.mode !== "fullfetch" || progress.total === 0 || actor.context.history.length > 0) return null;
+        return progress.done >= at(progress.total) ? actor : null;
+      },
+      90_000,
+      100,
+    );
     // And a little later still, so the kill falls anywhere between two writes of an import.
     await sleep(Math.floor(Math.random() * 400));
     const victim = ctx.nodes.get(owner.node);
@@ -224,28 +234,36 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
   // Settled: a run finished without failed imports. Failed ones (their import was on a killed node) are
   // retried by the next sync, as a poll would.
   let nudged = "";
-  const settled = await waitFor("the import settled", async () => {
-    const actor = await imapActor(ctx);
-    const last = actor?.context.history[0];
-    // Still running.
-    if (actor === null || last === undefined || actor.context.progress?.started_at !== last.started_at) return null;
-    if (last.outcome === "done" && last.failed === 0 && actor.context.cursor.failed_uids.length === 0) return actor;
-    if (nudged !== last.started_at) {
-      nudged = last.started_at;
-      ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: ctx.identityId, user_id: ctx.userId }));
-    }
-    return null;
-  }, 120_000, 250);
+  const settled = await waitFor(
+    "the import settled",
+    async () => {
+      const actor = await imapActor(ctx);
+      const last = actor?.context.history[0];
+      // Still running.
+      if (actor === null || last === undefined || actor.context.progress?.started_at !== last.started_at) return null;
+      if (last.outcome === "done" && last.failed === 0 && actor.context.cursor.failed_uids.length === 0) return actor;
+      if (nudged !== last.started_at) {
+        nudged = last.started_at;
+        ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: ctx.identityId, user_id: ctx.userId }));
+      }
+      return null;
+    },
+    120_000,
+    250,
+  );
   const runs = [...settled.context.history].reverse().map((run) => `${run.mode} ${run.outcome} ${run.done}/${run.total}, ${run.failed} failed`);
   process.stdout.write(`    runs after the last kill: ${runs.join("; ")}\n`);
 
   const stored = await allMessages(ctx.store, ctx.userId);
   const byExternal = new Map<string, Message[]>();
-  for (const message of stored) byExternal.set(message.external_references.message_id, [...(byExternal.get(message.external_references.message_id) ?? []), message]);
+  for (const message of stored)
+    byExternal.set(message.external_references.message_id, [...(byExternal.get(message.external_references.message_id) ?? []), message]);
   const twice = [...byExternal].filter(([, messages]) => messages.length > 1).map(([id, messages]) => `${id} ×${messages.length}`);
   const missing = [...distinct].filter((id) => !byExternal.has(id));
   const unknown = [...byExternal.keys()].filter((id) => !distinct.has(id));
-  process.stdout.write(`    ${expected.length} mails in the mailbox, ${distinct.size} distinct; ${stored.length} messages stored; twice: ${twice.length}, missing: ${missing.length}\n`);
+  process.stdout.write(
+    `    ${expected.length} mails in the mailbox, ${distinct.size} distinct; ${stored.length} messages stored; twice: ${twice.length}, missing: ${missing.length}\n`,
+  );
   assert.equal(twice, [], "no mail stored twice");
   assert.equal(missing, [], "no mail missing");
   assert.equal(unknown, [], "no message that is not a mail of the mailbox");
