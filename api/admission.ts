@@ -4,8 +4,9 @@
 // An address that has spent its budget is refused before its token is even looked up, whatever the
 // token: otherwise a guesser would learn a right guess from the answer, and guessing would not slow
 // down. Limits are counted in this node's memory: each node of a deployment allows as much.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
 import rateLimit, { normalizeIP } from "@fastify/rate-limit";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { authenticate } from "./authenticate.ts";

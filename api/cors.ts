@@ -1,8 +1,9 @@
 // Cross-origin calls from browsers: none unless CALIOPEN_HTTP_CORS lists origins, and then only from
 // those. Registered before authentication so that refusals (401, 429) reach the page readable, and
 // preflights (which carry no token) are answered without one.
-import type { FastifyInstance } from "fastify";
+
 import cors from "@fastify/cors";
+import type { FastifyInstance } from "fastify";
 
 /** Methods and headers the API's routes use; what a page may read of an answer besides its body. */
 const METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE"];

@@ -1,14 +1,15 @@
 // Sends a draft by asking the bridge that serves its identity (`deliver`, request/reply) and turns the
 // answer into HTTP: an error reply is a 422 with its message, no reply in time a 504, nobody listening
 // a 503.
-import type { Message } from "../actors/store/model.ts";
+
 import type { DeliverySubject } from "../actors/messages/delivery-route.ts";
+import type { Message } from "../actors/store/model.ts";
+import type { ApiContext } from "./api-context.ts";
 import { HttpError } from "./http-error.ts";
 import { NoResponders, RequestTimeout } from "./order-emitter.ts";
-import type { ApiContext } from "./server.ts";
 
 export async function deliver(context: ApiContext, subject: DeliverySubject, draft: Message, identityId: string): Promise<void> {
-  let reply;
+  let reply: Awaited<ReturnType<ApiContext["emitter"]["request"]>>;
   try {
     reply = await context.emitter.request(
       subject,

@@ -2,13 +2,13 @@
 // captures its subject (the nodes' intake stream does for every publish-only subject), so the API's
 // answer means the order is stored and will be handled even if no node is up right now; without such a
 // stream it is a plain publish. Requests go through one shared reply inbox.
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ContractSubject, OrderName, OrderPayload } from "../actors/contract/contract-table.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "../runtime/json.ts";
 import type { Reply } from "../runtime/reply.ts";
-import { NoResponders, RequestTimeout, Requester } from "../runtime/requester.ts";
+import { NoResponders, Requester, RequestTimeout } from "../runtime/requester.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 import { HttpError } from "./http-error.ts";
 
@@ -58,7 +58,8 @@ export class OrderEmitter {
   private async isStored(wire: string): Promise<boolean> {
     const known = this.storedBy.get(wire);
     if (known !== undefined && Date.now() - known.checkedAt < STREAM_CHECK_MS) return known.stored;
-    const jsm = await (this.jsm ??= jetstreamManager(this.nc));
+    this.jsm ??= jetstreamManager(this.nc);
+    const jsm = await this.jsm;
     let stored: boolean;
     try {
       await jsm.streams.find(wire);

@@ -1,15 +1,13 @@
 // The HTTP JSON API (the apiv2 role): clients create identities, contacts, keys and drafts; each
 // operation persists its object, then emits the contract's order. Requests are validated against the
 // JSON schemas in schemas.ts, which also make the OpenAPI document.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+
 import swagger from "@fastify/swagger";
-import type { Logger } from "pino";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Conflict, NotFound } from "../actors/store/errors.ts";
-import type { User } from "../actors/store/model.ts";
-import type { Store } from "../actors/store/store.ts";
-import type { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { VERSION } from "../runtime/version.ts";
 import { registerAdmission } from "./admission.ts";
+import type { ApiContext } from "./api-context.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import { registerCors } from "./cors.ts";
@@ -17,7 +15,6 @@ import { trustProxyOption, warnOfUntrustedForwarding } from "./forwarded-for.ts"
 import { errorBody, HttpError } from "./http-error.ts";
 import { createApiServer } from "./http-server.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "./http-settings.ts";
-import type { OrderEmitter } from "./order-emitter.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { identityRoutes } from "./routes/identities.ts";
@@ -27,23 +24,7 @@ import { userRoutes } from "./routes/users.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
 import { compileValidator } from "./validators.ts";
 
-export interface ApiContext {
-  store: Store;
-  emitter: OrderEmitter;
-  /** Which servers users may name for their accounts (checked without DNS here, fully at connect time); public addresses only by default. */
-  destinations?: DestinationPolicy;
-  logger: Logger;
-  /** How long a `deliver` request waits for its reply (the contract says 30 s). */
-  deliverTimeoutMs: number;
-}
-
 export const OPENAPI_PATH = "/api/v2/openapi.json";
-
-/** The user a route acts for; admission.ts sets it before any route runs. */
-export function userOf(request: FastifyRequest): User {
-  if (request.user === null) throw new HttpError(401, "a bearer token is required");
-  return request.user;
-}
 
 export async function buildApi(context: ApiContext, settings: HttpSettings = DEFAULT_HTTP_SETTINGS): Promise<FastifyInstance> {
   const app = Fastify({

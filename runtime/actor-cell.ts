@@ -188,10 +188,14 @@ export class ActorCell {
     }
     if (this.status !== "running" || this.actor === null) {
       if (this.status === "crashed" && (this.buffered?.length ?? 0) < MAX_BUFFERED) {
-        (this.buffered ??= []).push({ message, settle });
+        this.buffered ??= [];
+        this.buffered.push({ message, settle });
         return;
       }
-      if (this.status === "stopped" && settle !== undefined) return settle("retry");
+      if (this.status === "stopped" && settle !== undefined) {
+        settle("retry");
+        return;
+      }
       this.refuse(message, `actor ${this.kind}/${this.key} is ${this.status}, try again later`);
       settle?.("done");
       return;
@@ -359,7 +363,8 @@ export class ActorCell {
     }
     const hasDeadlines = readDeadlines(snapshot.context);
     if (this.timers !== null || Object.keys(hasDeadlines).length > 0) {
-      (this.timers ??= new DeadlineTimers((event, at) => this.onDeadline(event, at))).sync(snapshot.context);
+      this.timers ??= new DeadlineTimers((event, at) => this.onDeadline(event, at));
+      this.timers.sync(snapshot.context);
     }
     if (this.overdue.size > 0) queueMicrotask(() => this.deliverOverdue(actor));
     if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());

@@ -275,20 +275,31 @@ export class EntryPoint {
       return;
     }
     const decoded = decodeBusJson(delivery.data);
-    if (!decoded.ok) return this.reject(delivery, decoded.error);
-    if (!isJsonObject(decoded.value)) return this.reject(delivery, "payload must be a JSON object");
+    if (!decoded.ok) {
+      this.reject(delivery, decoded.error);
+      return;
+    }
+    if (!isJsonObject(decoded.value)) {
+      this.reject(delivery, "payload must be a JSON object");
+      return;
+    }
     const orderField = this.spec.orderField ?? "order";
     const order = decoded.value[orderField];
     const known = Object.keys(this.spec.orders);
     if (typeof order !== "string" || order === "") {
-      return this.reject(delivery, `missing required field "${orderField}" (one of: ${known.join(", ")})`);
+      this.reject(delivery, `missing required field "${orderField}" (one of: ${known.join(", ")})`);
+      return;
     }
     const route = Object.hasOwn(this.spec.orders, order) ? this.spec.orders[order] : undefined;
     if (route === undefined) {
-      return this.reject(delivery, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`);
+      this.reject(delivery, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`);
+      return;
     }
     const valid = validatePayload(route.schema, decoded.value);
-    if (!valid.ok) return this.reject(delivery, `invalid ${order} order: ${valid.message}`);
+    if (!valid.ok) {
+      this.reject(delivery, `invalid ${order} order: ${valid.message}`);
+      return;
+    }
 
     const context: OrderContext = {
       subject: this.spec.subject,
@@ -298,10 +309,10 @@ export class EntryPoint {
       ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
     };
     const start = () => this.run(route, valid.value, context, delivery);
-    if (this.inFlight.size < this.maxConcurrent) return this.launch(start);
+    if (this.inFlight.size < this.maxConcurrent) this.launch(start);
     // Only core NATS gets here (a durable pull asks for free handlers only): wait, within a bound.
-    if (this.queued.length < this.maxConcurrent) return void this.queued.push(start);
-    this.turnAway(delivery, context);
+    else if (this.queued.length < this.maxConcurrent) this.queued.push(start);
+    else this.turnAway(delivery, context);
   }
 
   private launch(start: () => Promise<void>): void {
@@ -310,17 +321,23 @@ export class EntryPoint {
     void running.finally(() => {
       this.inFlight.delete(running);
       const next = this.queued.shift();
-      if (next !== undefined) return this.launch(next);
-      this.wakePuller();
+      if (next !== undefined) this.launch(next);
+      else this.wakePuller();
     });
   }
 
   /** Every handler busy and as many orders waiting: a request is told to try again. */
   private turnAway(delivery: Delivery, context: OrderContext): void {
     this.stats.busy += 1;
-    if (delivery.deliveryId !== undefined) return delivery.retry();
+    if (delivery.deliveryId !== undefined) {
+      delivery.retry();
+      return;
+    }
     delivery.done();
-    if (context.replyTo !== undefined) return void this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
+    if (context.replyTo !== undefined) {
+      this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
+      return;
+    }
     this.deadLetters.record(
       delivery.subject,
       `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`,

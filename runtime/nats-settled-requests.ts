@@ -15,7 +15,10 @@ RequestOne.prototype.resolver = function (this: RequestOne, ...args: Parameters<
 };
 
 RequestOne.prototype.cancel = function (this: RequestOne, err?: Error): void {
-  if (!answered.has(this)) return cancel.call(this, err);
+  if (!answered.has(this)) {
+    cancel.call(this, err);
+    return;
+  }
   this.timer?.cancel();
   this.mux.cancel(this);
 };

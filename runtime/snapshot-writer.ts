@@ -70,7 +70,8 @@ export class SnapshotWriter {
 
   /** Records a message id; even when the machine's state does not change, it is saved with it. */
   remember(id: string): void {
-    const seen = (this.seen ??= []);
+    this.seen ??= [];
+    const seen = this.seen;
     seen.push(id);
     if (seen.length > SEEN_IDS) seen.splice(0, seen.length - SEEN_IDS);
     if (this.settled !== undefined) this.persist(this.settled);
@@ -92,7 +93,10 @@ export class SnapshotWriter {
   /** Calls `settle` once everything queued so far is written. */
   settleWhenSaved(settle: SettleCallback): void {
     if (this.store === null || (!this.writing && this.pendingSave === undefined)) settle("done");
-    else (this.awaitingSave ??= []).push(settle);
+    else {
+      this.awaitingSave ??= [];
+      this.awaitingSave.push(settle);
+    }
   }
 
   /** Waits for the write in flight; what could not be written is settled "retry". */

@@ -2,7 +2,8 @@
 // validate requests. `npm run api-doc` regenerates it; a test checks it is current. A running node
 // serves the same document at /api/v2/openapi.json.
 import { writeFile } from "node:fs/promises";
-import { buildApi, type ApiContext } from "../api/server.ts";
+import type { ApiContext } from "../api/api-context.ts";
+import { buildApi } from "../api/server.ts";
 
 export async function renderOpenApi(): Promise<string> {
   // Routes are only registered to describe them, never called: no store or NATS is needed.

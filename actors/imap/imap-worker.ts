@@ -157,7 +157,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       coalesce: assign(({ context }, mode: SyncMode) => ({
         requested: (context.requested === "fullfetch" || mode === "fullfetch" ? "fullfetch" : "sync") as SyncMode,
       })),
-      startRun: assign(({ context }, mode: SyncMode) => ({
+      startRun: assign((_, mode: SyncMode) => ({
         mode,
         requested: null,
         progress: { mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() },

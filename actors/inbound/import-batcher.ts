@@ -99,12 +99,12 @@ export class ImportBatcher {
         const results = batchResults(reply, batch.length);
         if (results === null) {
           const why = isFailure(reply) ? reply.message : "no usable reply";
-          batch.forEach((waiting) => waiting.reject(new Error(`import batch of ${batch.length} refused: ${why}`)));
-        } else batch.forEach((waiting, index) => waiting.resolve(results[index] as Reply));
+          for (const waiting of batch) waiting.reject(new Error(`import batch of ${batch.length} refused: ${why}`));
+        } else for (const [index, waiting] of batch.entries()) waiting.resolve(results[index] as Reply);
       },
       (err: Error) => {
         this.answered();
-        batch.forEach((waiting) => waiting.reject(err));
+        for (const waiting of batch) waiting.reject(err);
       },
     );
   }
@@ -122,7 +122,7 @@ export class ImportBatcher {
     const batch = this.waiting;
     this.waiting = [];
     this.bytes = 0;
-    batch.forEach((waiting) => waiting.reject(new Error("sync stopped")));
+    for (const waiting of batch) waiting.reject(new Error("sync stopped"));
   }
 }
 

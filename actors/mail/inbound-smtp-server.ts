@@ -171,7 +171,10 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
       throw new SmtpReply(550, `<${wanted}>: no such user here`);
     }
     let map = resolved.get(session.envelope);
-    if (map === undefined) resolved.set(session.envelope, (map = new Map()));
+    if (map === undefined) {
+      map = new Map();
+      resolved.set(session.envelope, map);
+    }
     map.set(wanted, identities);
   }
 

@@ -38,6 +38,7 @@ function token(value: string): string {
 }
 
 function mailbox(address: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
   return address.replace(/[\x00-\x20<>()\\;,"\x7f]/g, "").slice(0, 254);
 }
 

@@ -68,10 +68,11 @@ export class Lookups {
    */
   async targetsWithKeys(filter: string): Promise<{ key: string; target: string }[]> {
     const prefix = `$KV.${this.bucket}.`;
-    const jsm = await (this.jsm ??= jetstreamManager(this.nc).catch((err: unknown) => {
+    this.jsm ??= jetstreamManager(this.nc).catch((err: unknown) => {
       this.jsm = null;
       throw err;
-    }));
+    });
+    const jsm = await this.jsm;
     const info = await jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}${filter}` });
     const keys = Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
     const found = await Promise.all(keys.map(async (key) => ({ key, target: await this.get(key) })));

@@ -2,10 +2,10 @@
 // draft of the admin's and sent by the SMTP bridge (`deliver` on outboundSMTP).
 import type { FastifyInstance } from "fastify";
 import { newDraft } from "../../actors/messages/new-draft.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { HttpError, notFound } from "../http-error.ts";
 import { notifyBody, uuid } from "../schemas.ts";
-import { userOf, type ApiContext } from "../server.ts";
 
 export function adminRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;

@@ -2,10 +2,10 @@
 // `contact_update` on contactAction, and a change of addresses by `discover_key` on keyAction.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import { SCHEMA_VERSION, type Contact, type ContactEmail, type SocialIdentity } from "../../actors/store/model.ts";
+import { type Contact, type ContactEmail, SCHEMA_VERSION, type SocialIdentity } from "../../actors/store/model.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
 import { createContactBody, page, pageQuery, patchContactBody, uuid } from "../schemas.ts";
-import { userOf, type ApiContext } from "../server.ts";
 
 interface ContactBody {
   title?: string;

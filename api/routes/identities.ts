@@ -3,9 +3,9 @@
 // pass the destination policy, and a new server needs the credentials again (identity-servers.ts).
 import type { FastifyInstance } from "fastify";
 import type { Credentials, Identity, IdentityInfos, IdentityProtocol } from "../../actors/store/model.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
 import { createIdentityBody, patchIdentityBody, uuid } from "../schemas.ts";
-import { userOf, type ApiContext } from "../server.ts";
 import { checkServerAddresses, checkServerChange } from "./identity-servers.ts";
 
 interface CreateIdentity {

@@ -2,9 +2,10 @@
 // address the destination policy refuses is a 400 at once (a name is checked when it is resolved, at
 // every connect), and a new server needs the credentials again, so that a stolen token cannot send the
 // stored password to a server of its choosing.
-import type { Credentials, Identity, IdentityInfos } from "../../actors/store/model.ts";
+
 import { DestinationPolicy } from "../../actors/network/destination-policy.ts";
 import { formatHostPort, normalizeHost, parseHostPort } from "../../actors/network/host-port.ts";
+import type { Credentials, Identity, IdentityInfos } from "../../actors/store/model.ts";
 import { badRequest } from "../http-error.ts";
 
 const SERVER_FIELDS = ["inserver", "outserver"] as const;

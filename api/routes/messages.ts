@@ -2,12 +2,12 @@
 import type { FastifyInstance } from "fastify";
 import { deliverySubject } from "../../actors/messages/delivery-route.ts";
 import { discussionId } from "../../actors/messages/discussion.ts";
-import { draftParticipants, newDraft, type DraftFields } from "../../actors/messages/new-draft.ts";
+import { type DraftFields, draftParticipants, newDraft } from "../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../actors/store/model.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
 import { createDraftBody, messageActionsBody, page, pageQuery, patchDraftBody, uuid } from "../schemas.ts";
-import { userOf, type ApiContext } from "../server.ts";
 
 const tags = ["messages"];
 const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;

@@ -3,10 +3,10 @@
 import type { FastifyInstance } from "fastify";
 import { KeyParseError, parsePublicKey } from "../../actors/keys/parse-public-key.ts";
 import { SCHEMA_VERSION } from "../../actors/store/model.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, notFound } from "../http-error.ts";
 import { createKeyBody, uuid } from "../schemas.ts";
 import { contactParams } from "./contacts.ts";
-import { userOf, type ApiContext } from "../server.ts";
 
 const tags = ["public keys"];
 const keyParams = {
@@ -56,7 +56,7 @@ export function publicKeyRoutes(app: FastifyInstance, { store, emitter }: ApiCon
     async (request, reply) => {
       const user = userOf(request);
       const contact = await contactOf(user.user_id, request.params.contact_id);
-      let parsed;
+      let parsed: Awaited<ReturnType<typeof parsePublicKey>>;
       try {
         parsed = await parsePublicKey(request.body.key);
       } catch (err) {

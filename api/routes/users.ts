@@ -1,6 +1,6 @@
 // Who am I: the user behind the bearer token.
 import type { FastifyInstance } from "fastify";
-import { userOf, type ApiContext } from "../server.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
 
 export function userRoutes(app: FastifyInstance, _context: ApiContext): void {
   app.get("/api/v2/me", { schema: { operationId: "GetMe", tags: ["users"], summary: "The user behind the token" } }, async (request) => {

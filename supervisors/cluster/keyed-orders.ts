@@ -85,8 +85,12 @@ export class KeyedOrders {
     while (Date.now() < deadline) {
       const owner = this.assignments.get(shard)?.node;
       let answer: InboxAnswer | null = null;
-      if (owner === this.nodeId) answer = await this.acceptHere(forwarded).catch((err: Error) => ((last = err.message), null));
-      else if (owner !== undefined) answer = await this.askNode(owner, forwarded).catch((err: Error) => ((last = err.message), null));
+      const unanswered = (err: Error): null => {
+        last = err.message;
+        return null;
+      };
+      if (owner === this.nodeId) answer = await this.acceptHere(forwarded).catch(unanswered);
+      else if (owner !== undefined) answer = await this.askNode(owner, forwarded).catch(unanswered);
       if (answer?.accepted) return undefined;
       if (answer !== null && "error" in answer) return failure(answer.error);
       if (answer !== null) last = `node ${owner} no longer owns it`;

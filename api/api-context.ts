@@ -1,0 +1,25 @@
+// What every route of the API works with: the store, the order emitter, the destination policy, the
+// logger; and the user a request acts for.
+import type { FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { DestinationPolicy } from "../actors/network/destination-policy.ts";
+import type { User } from "../actors/store/model.ts";
+import type { Store } from "../actors/store/store.ts";
+import { HttpError } from "./http-error.ts";
+import type { OrderEmitter } from "./order-emitter.ts";
+
+export interface ApiContext {
+  store: Store;
+  emitter: OrderEmitter;
+  /** Which servers users may name for their accounts (checked without DNS here, fully at connect time); public addresses only by default. */
+  destinations?: DestinationPolicy;
+  logger: Logger;
+  /** How long a `deliver` request waits for its reply (the contract says 30 s). */
+  deliverTimeoutMs: number;
+}
+
+/** The user a route acts for; admission.ts sets it before any route runs. */
+export function userOf(request: FastifyRequest): User {
+  if (request.user === null) throw new HttpError(401, "a bearer token is required");
+  return request.user;
+}
