@@ -1,5 +1,5 @@
 // The contract's subjects as entry points, each order bound to the service that handles it (or refused
-// as not available yet). Publish-only subjects are read from the durable intake stream, which captures
+// when no service of this node runs it). Publish-only subjects are read from the durable intake stream, which captures
 // them as they are sent; subjects with requests from core NATS, where the requester's inbox travels
 // with the message.
 import type { NatsConnection } from "@nats-io/transport-node";

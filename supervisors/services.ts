@@ -1,6 +1,7 @@
 // Which code answers which order of the contract. A node subscribes every subject of the contract;
-// an order that no service of this node implements yet is refused with an error that says so (a reply
-// for a request, a dead letter for a published order) — never a timeout, never a silent drop.
+// an order that no service of this node runs (a node built with some services only, as tests and
+// benchmarks build them) is refused with an error that says so (a reply for a request, a dead letter for a
+// published order) — never a timeout, never a silent drop.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorFamily } from "../runtime/actor-family.ts";
@@ -48,7 +49,7 @@ export class ServiceUnavailable extends Error {
 export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
   return () => {
     throw new ServiceUnavailable(
-      `${spec.service} (${spec.handler}) is not available yet on this deployment, so "${order}" on ${spec.subject} cannot be handled`,
+      `${spec.service} (${spec.handler}) does not run on this node, so "${order}" on ${spec.subject} cannot be handled`,
     );
   };
 }
@@ -60,7 +61,7 @@ export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
 export function workerLifecycle(kind: string, context: ServiceContext, admit?: Admission): Record<string, OrderHandler> {
   const supervisor = context.supervisors.get(kind);
   const refuse: OrderHandler = (payload, context) => {
-    throw new ServiceUnavailable(`${kind} worker actors are not implemented yet: ${context.order} for remote_id "${String(payload.remote_id)}" refused`);
+    throw new ServiceUnavailable(`${kind} worker actors do not run on this node: ${context.order} for remote_id "${String(payload.remote_id)}" refused`);
   };
   if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
   const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });

@@ -1,4 +1,4 @@
-// ContactAction `contact_update` (DECISIONS.md §4): recompute what Caliopen derives about a contact from
+// ContactAction `contact_update` (docs/decisions.md §4): recompute what Caliopen derives about a contact from
 // the user's stored messages and the contact's public keys, and save it on the contact.
 //
 // - messages_by_address: for each of the contact's addresses (emails and social identities' names,

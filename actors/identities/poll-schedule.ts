@@ -6,7 +6,7 @@ import type { IdentityProtocol } from "../store/model.ts";
 
 /** Shortest interval honoured, whatever the configuration says: a poll loop must not spin. */
 export const MIN_INTERVAL_MS = 1_000;
-/** 3 days: the longest interval the bridges may ask for (DECISIONS.md §2). */
+/** 3 days: the longest interval the bridges may ask for (docs/decisions.md §2). */
 export const MAX_INTERVAL_MINUTES = 4_320;
 
 /** Which protocols are polled, and the subject their `sync` goes to. */

@@ -1,4 +1,4 @@
-// The sync algorithm (DECISIONS.md §4): the UIDs of the mailbox after the last one seen (all of them on a
+// The sync algorithm (docs/decisions.md §4): the UIDs of the mailbox after the last one seen (all of them on a
 // first sync, a changed UIDVALIDITY or a fullfetch), plus the UIDs that failed last time, fetched in a
 // read-only EXAMINE (BODY.PEEK[]: nothing is ever marked \Seen on the server) and imported a few at a
 // time. The cursor only moves past a UID once it is imported, skipped for good or remembered as

@@ -1,4 +1,4 @@
-// Files the copy of a sent message in the account's Sent mailbox (DECISIONS.md §2): the mailbox with
+// Files the copy of a sent message in the account's Sent mailbox (docs/decisions.md §2): the mailbox with
 // the \Sent special-use attribute, else the first whose name contains "Sent"; APPENDed as \Seen.
 import type { ImapFlow } from "imapflow";
 

@@ -1,4 +1,4 @@
-// `deliver` on outboundIMAP for one draft (DECISIONS.md §2): the SMTP bridge sends it through the
+// `deliver` on outboundIMAP for one draft (docs/decisions.md §2): the SMTP bridge sends it through the
 // account's own server, then the sent copy is APPENDed to the account's Sent mailbox. Every outcome is
 // a reply; once the mail is sent, a failure to file the copy is still a success that says so.
 import type { ActorPorts } from "../../runtime/actor-family.ts";

@@ -1,4 +1,4 @@
-// KeyAction `discover_key` (DECISIONS.md §4): for each email address of a contact, look for public keys on
+// KeyAction `discover_key` (docs/decisions.md §4): for each email address of a contact, look for public keys on
 // an HKP key server, in the address's Web Key Directory and (when configured) in DNS OPENPGPKEY records
 // (RFC 7929); store the usable new ones on the contact, and save on the contact what was found, what was
 // passed over and why, and which sources failed. A source that fails or times out does not stop the

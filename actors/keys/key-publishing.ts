@@ -1,4 +1,4 @@
-// KeyAction `publish_key` / `delete_key` (DECISIONS.md §4, emitted by the API when a public key is added
+// KeyAction `publish_key` / `delete_key` (docs/decisions.md §4, emitted by the API when a public key is added
 // to or removed from a contact): publish the user's own key on the configured HKP key server and in the
 // platform's Web Key Directory, or withdraw it from there.
 //

@@ -1,4 +1,4 @@
-// The MIME of a draft about to be sent (DECISIONS.md §4 smtp-bridge): From is the identity it is sent
+// The MIME of a draft about to be sent (docs/decisions.md §4 smtp-bridge): From is the identity it is sent
 // from; To, Cc and Reply-To come from its participants; Bcc recipients get the message through the SMTP
 // envelope only and never appear in a header; the Message-ID is on the platform's mail host; a reply
 // carries In-Reply-To / References built from the parent's external references.

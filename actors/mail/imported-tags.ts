@@ -1,4 +1,4 @@
-// Tags imported with fetched mail (DECISIONS.md §4, imap-bridge): the IMAP flags and Gmail labels of a
+// Tags imported with fetched mail (docs/decisions.md §4, imap-bridge): the IMAP flags and Gmail labels of a
 // message, which the IMAP bridge hands over in synthetic headers it prepends to the raw (original §5.6):
 // `X-Fetched-Imap-Flags` and `X-Fetched-X-GM-LABELS`, each the base64 of the values joined by CRLF.
 

@@ -1,4 +1,4 @@
-// The mq-worker's InboundEmail (DECISIONS.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
+// The mq-worker's InboundEmail (docs/decisions.md §4): `process_inbound` on `inboundSMTP` turns a stored raw
 // mail into a message of the user who received it. The raw is streamed through the parser
 // (parse-mail-stream.ts), so a huge attachment is never held whole. One message per user and
 // Message-ID: the same mail again (its content, the bytes after the leading trace fields, the same) is

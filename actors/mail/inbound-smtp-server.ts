@@ -1,4 +1,4 @@
-// The SMTP bridge's inbound half (DECISIONS.md §4 smtp-bridge): an SMTP server that takes mail for the
+// The SMTP bridge's inbound half (docs/decisions.md §4 smtp-bridge): an SMTP server that takes mail for the
 // platform's local addresses only (never an open relay), within a size, a header-block and a recipient
 // limit. Each message is stored once with a Received trace field prepended (RFC 5321 §4.4), and imported
 // for every recipient in parallel, by the recipient's inbound actor, exactly as `process_inbound` on

@@ -1,5 +1,5 @@
 // A received mail whose Message-ID a message of the user already holds with a different content.
-// DECISIONS.md §4 keeps one message per (user, Message-ID), so it becomes no second message; but the
+// docs/decisions.md §4 keeps one message per (user, Message-ID), so it becomes no second message; but the
 // first copy to arrive may be a forgery under the genuine mail's Message-ID, so the other one must not
 // vanish either: its raw stays stored and is listed on the message as a conflicting copy, where the user
 // (API) sees it. One entry per content and receiving identity, so a retried order, an MTA retry or an

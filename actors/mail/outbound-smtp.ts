@@ -1,4 +1,4 @@
-// `deliver` on outboundSMTP (DECISIONS.md §2, §4 smtp-bridge): send a draft from a local identity through
+// `deliver` on outboundSMTP (docs/decisions.md §2, §4 smtp-bridge): send a draft from a local identity through
 // the platform's relay, or from a remote mail identity through that account's own SMTP server with its
 // credentials; keep the sent bytes as a raw message and flip the draft to a sent message.
 //

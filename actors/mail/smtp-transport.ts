@@ -32,7 +32,7 @@ export interface SmtpTimeouts {
   socketMs: number;
 }
 
-/** Short enough for a `deliver` requester, which waits 30 s (DECISIONS.md §3). */
+/** Short enough for a `deliver` requester, which waits 30 s (docs/decisions.md §3). */
 export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = { connectionMs: 10_000, greetingMs: 10_000, socketMs: 20_000 };
 
 export interface SmtpSendResult {

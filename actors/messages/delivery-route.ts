@@ -1,4 +1,4 @@
-// Which service sends a draft, by the identity it is sent from (DECISIONS.md §2): a local identity
+// Which service sends a draft, by the identity it is sent from (docs/decisions.md §2): a local identity
 // through the SMTP bridge, a remote mail account through the IMAP bridge (which sends through the
 // account's own SMTP server and files the copy in its Sent box), a Twitter account through the
 // Twitter bridge.

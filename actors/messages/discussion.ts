@@ -1,4 +1,4 @@
-// A discussion groups the messages exchanged by the same set of participants (DECISIONS.md §4): its id
+// A discussion groups the messages exchanged by the same set of participants (docs/decisions.md §4): its id
 // is the sha256 of the sorted `protocol:address` list of the participants, or of the List-ID when the
 // message came through a mailing list.
 import { createHash } from "node:crypto";

@@ -42,7 +42,7 @@ export interface SealedCount {
   count: number;
 }
 
-/** Poll interval defaults in minutes (DECISIONS.md §4). */
+/** Poll interval defaults in minutes (docs/decisions.md §4). */
 export function defaultPollInterval(protocol: IdentityProtocol): string {
   return protocol === "twitter" ? "2" : "15";
 }

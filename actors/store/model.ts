@@ -1,4 +1,4 @@
-// The objects Caliopen keeps (DECISIONS.md §5), as the services read and write them. Every stored object
+// The objects Caliopen keeps (docs/decisions.md §5), as the services read and write them. Every stored object
 // carries `schema`, the version of its shape, so a later release can read what an earlier one wrote.
 
 export const SCHEMA_VERSION = 1;
@@ -150,7 +150,7 @@ export interface Message {
    */
   content_sha256?: string;
   /**
-   * Received mails that came under this message's Message-ID with a different content (DECISIONS §4
+   * Received mails that came under this message's Message-ID with a different content (docs/decisions.md §4
    * keeps one message per user and Message-ID): their raws are kept and listed here, so a forged first
    * copy cannot make the genuine mail vanish unseen. One entry per content and receiving identity, at
    * most MAX_MESSAGE_ID_CONFLICTS (actors/mail/message-id-conflicts.ts). Absent when there are none.

@@ -1,4 +1,4 @@
-// `deliver` on `twitter_dm` (DECISIONS.md §2, §4 twitter-bridge): send a draft's plain body as a DM to its
+// `deliver` on `twitter_dm` (docs/decisions.md §2, §4 twitter-bridge): send a draft's plain body as a DM to its
 // first `To` participant (a screen name), keep the sent event as a raw message (delivered), flip the draft
 // to a sent message whose external reference is the new event id, reply.
 //

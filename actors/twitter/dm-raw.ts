@@ -1,4 +1,4 @@
-// The raw message of a direct message (DECISIONS.md §5: "the event JSON for a DM"), in one place for both
+// The raw message of a direct message (docs/decisions.md §5: "the event JSON for a DM"), in one place for both
 // sides: the Twitter worker writes it (a fetched event, or the event of a DM it sent), InboundTwitter
 // reads it. It is the X API v2 DM event as the API returned it, plus what the event alone does not say:
 // the screen names of its sender and recipient, and whether the account sent or received it.

@@ -1,4 +1,4 @@
-// One DM sync of a Twitter identity (DECISIONS.md §4 twitter-bridge): read the account's DM events newer
+// One DM sync of a Twitter identity (docs/decisions.md §4 twitter-bridge): read the account's DM events newer
 // than the last seen id, oldest first; store each as a raw message (dm-raw.ts), ask `inboundTwitter` to
 // import it, and move the last seen id over it only once the import succeeded.
 //

@@ -1,4 +1,4 @@
-// The mq-worker's InboundTwitter (DECISIONS.md §4): `process_inbound` on `inboundTwitter` turns a stored
+// The mq-worker's InboundTwitter (docs/decisions.md §4): `process_inbound` on `inboundTwitter` turns a stored
 // DM (raw format: dm-raw.ts) into a message of the user whose Twitter identity fetched it. The same DM
 // (by event id, per user) is imported once; another identity of the user seeing it is attached to it.
 //

@@ -114,7 +114,7 @@ export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorker
   };
 }
 
-/** Twice the interval, within 1…4320 minutes (DECISIONS.md §2). */
+/** Twice the interval, within 1…4320 minutes (docs/decisions.md §2). */
 export function slowerInterval(current: string | null): string {
   const minutes = Number(current);
   const base = Number.isFinite(minutes) && minutes > 0 ? minutes : Number(defaultPollInterval("twitter"));

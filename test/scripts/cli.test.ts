@@ -277,7 +277,7 @@ test("send of a publish-mode order publishes it; deadletters then shows it refus
       [2, "imap_worker"],
     ],
   );
-  assert.match(json[0]?.reason ?? "", /not available yet/);
+  assert.match(json[0]?.reason ?? "", /does not run on this node/);
 });
 
 test("deadletters in a namespace no node has used says so and creates nothing", async ({ cli, fx }) => {
