@@ -1,7 +1,10 @@
 // JSON schemas of the API: they validate requests (a bad field is a 400 naming it) and are the source
 // of the OpenAPI document.
 
+import { MAX_SCHEDULE_CHARS } from "../actors/identities/poll-schedule.ts";
+
 export const uuid = { type: "string", pattern: "^[0-9a-fA-F-]{36}$" } as const;
+
 export const decimalMinutes = { type: "string", pattern: "^[0-9]+(\\.[0-9]+)?$", description: "minutes, a decimal string" } as const;
 export const hostPort = { type: "string", pattern: "^[^\\s:/]+:[0-9]{1,5}$", description: "host:port" } as const;
 export const email = { type: "string", pattern: "^[^\\s@]+@[^\\s@]+$", maxLength: 320 } as const;
@@ -34,7 +37,17 @@ const credentials = {
 const identityInfosInput = {
   type: "object",
   additionalProperties: false,
-  properties: { inserver: hostPort, outserver: hostPort, poll_interval: decimalMinutes },
+  properties: {
+    inserver: hostPort,
+    outserver: hostPort,
+    poll_interval: decimalMinutes,
+    poll_schedule: {
+      type: ["string", "null"],
+      maxLength: MAX_SCHEDULE_CHARS,
+      description:
+        "when to poll instead of every poll_interval: a cron pattern in UTC (`*/15 7-20 * * 1-5`: every 15 minutes from 7:00 to 20:45 on weekdays; 6 fields: seconds first); null or empty: every poll_interval",
+    },
+  },
 } as const;
 
 export const identitySchema = {

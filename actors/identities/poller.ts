@@ -1,17 +1,17 @@
 // The identities worker's actor: one poller per remote identity (kind `poller`, keyed by identity_id).
 // It follows the identity in the store: while it is an active remote email/IMAP/Twitter identity, it
-// emits `sync` every poll interval and keeps the bridge's worker announced (add/reload/remove_worker);
+// emits `sync` every poll interval, or at the times its poll schedule names (poll-schedule.ts), and keeps the bridge's worker announced (add/reload/remove_worker);
 // otherwise it sleeps. Its next tick is an absolute deadline in its context, so a restart or a handoff
 // to another node neither skips nor doubles a tick.
 import { assign, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
-import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { handledOrders } from "../contract/contract-table.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Identity, IdentityProtocol } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { intervalMs, nextDue, SYNC_SUBJECT, WORKER_SUBJECT } from "./poll-schedule.ts";
+import { intervalMs, nextDue, nextScheduled, SYNC_SUBJECT, scheduleError, scheduleOf, WORKER_SUBJECT } from "./poll-schedule.ts";
 
 export const POLLER_KIND = "poller";
 const POLL_DUE = "poll.due";
@@ -24,6 +24,8 @@ export interface PollerContext {
   protocol: IdentityProtocol | null;
   /** Minutes between polls, as configured (a decimal string). */
   poll_interval: string | null;
+  /** When to poll instead, a cron pattern in UTC (the identity's `poll_schedule`); null: every poll_interval. */
+  poll_schedule: string | null;
   /** An interval a bridge asked for (update_interval), until it is stored on the identity. */
   requested_interval: string | null;
   /** Why the poller is not polling (dormant), for operators. */
@@ -46,6 +48,9 @@ function notPolledBecause(identity: Identity): string | null {
   if (identity.type !== "remote") return `it is a ${identity.type} identity`;
   if (identity.status !== "active") return `it is ${identity.status}`;
   if (SYNC_SUBJECT[identity.protocol] === undefined) return `${identity.protocol} identities are not polled`;
+  const schedule = scheduleOf(identity.infos);
+  const unusable = schedule === null ? null : scheduleError(schedule);
+  if (unusable !== null) return `its poll_schedule cannot be followed: ${unusable}`;
   return null;
 }
 
@@ -98,22 +103,26 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       polled: (_, { identity }: Loaded) => identity !== null && notPolledBecause(identity) === null,
     },
     actions: {
-      // Takes the identity's settings; moves the next tick only when the interval changed.
+      // Takes the identity's settings; moves the next tick only when the interval or the schedule changed.
       configure: assign(({ context }, { identity }: { identity: Identity }) => {
         const configured = identity.infos.poll_interval;
         const interval = intervalMs(configured) === null ? defaultPollInterval(identity.protocol) : (configured as string);
+        const schedule = scheduleOf(identity.infos);
         const due = context.deadlines[POLL_DUE];
-        let next: number;
-        if (due !== undefined && interval === context.poll_interval) next = due;
-        else if (context.last_poll !== null) next = nextDue(Date.parse(context.last_poll), intervalMs(interval) as number, now());
+        const lastPoll = context.last_poll === null ? undefined : Date.parse(context.last_poll);
+        let next: number | null;
+        if (due !== undefined && interval === context.poll_interval && schedule === (context.poll_schedule ?? null)) next = due;
+        else if (schedule !== null) next = nextScheduled(schedule, now(), lastPoll);
+        else if (lastPoll !== undefined) next = nextDue(lastPoll, intervalMs(interval) as number, now());
         else next = now(); // never polled: the first sync goes out at once
         return {
           protocol: identity.protocol,
           poll_interval: interval,
+          poll_schedule: schedule,
           reason: null,
           load_failures: 0,
           last_error: null,
-          deadlines: clearDeadline(setDeadline(context.deadlines, POLL_DUE, next), RETRY_DUE),
+          deadlines: clearDeadline(next === null ? clearDeadline(context.deadlines, POLL_DUE) : setDeadline(context.deadlines, POLL_DUE, next), RETRY_DUE),
         };
       }),
       announceWorker: ({ context }) => {
@@ -141,10 +150,13 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       },
       recordPoll: assign(({ context }) => {
         const due = context.deadlines[POLL_DUE] ?? now();
+        // A snapshot saved before schedules existed has none. A schedule that fires no more leaves no next tick.
+        const schedule = context.poll_schedule ?? null;
+        const next = schedule === null ? nextDue(due, intervalMs(context.poll_interval) as number, now()) : nextScheduled(schedule, now(), due);
         return {
           polls: context.polls + 1,
           last_poll: new Date(now()).toISOString(),
-          deadlines: setDeadline(context.deadlines, POLL_DUE, nextDue(due, intervalMs(context.poll_interval) as number, now())),
+          deadlines: next === null ? clearDeadline(context.deadlines, POLL_DUE) : setDeadline(context.deadlines, POLL_DUE, next),
         };
       }),
       noteLoadFailure: assign(({ context }, { error }: { error: unknown }) => {
@@ -183,6 +195,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       user_id: String(input.user_id ?? ""),
       protocol: null,
       poll_interval: null,
+      poll_schedule: null,
       requested_interval: null,
       reason: null,
       worker_announced: false,

@@ -49,6 +49,8 @@ export interface IdentityInfos {
   outserver?: string;
   /** Minutes between two polls, a decimal string as on the wire (`"15"`). */
   poll_interval?: string;
+  /** When to poll instead, as a cron pattern in UTC (`0,30 7-20 * * 1-5`); null or absent: every poll_interval. */
+  poll_schedule?: string | null;
   last_poll?: string | null;
   next_poll?: string | null;
   last_sync?: string | null;

@@ -2,6 +2,7 @@
 // identities. The identities worker is told of every change on `identitiesWorker`. Their servers must
 // pass the destination policy, and a new server needs the credentials again (identity-servers.ts).
 import type { FastifyInstance } from "fastify";
+import { scheduleError } from "../../actors/identities/poll-schedule.ts";
 import type { Credentials, Identity, IdentityInfos, IdentityProtocol } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
@@ -14,7 +15,7 @@ interface CreateIdentity {
   display_name?: string;
   status?: "active" | "inactive";
   credentials: Credentials;
-  infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval">;
+  infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval" | "poll_schedule">;
 }
 
 type PatchIdentity = Partial<Omit<CreateIdentity, "protocol" | "identifier">>;
@@ -22,8 +23,11 @@ type PatchIdentity = Partial<Omit<CreateIdentity, "protocol" | "identifier">>;
 const identityParams = { type: "object", required: ["identity_id"], properties: { identity_id: uuid } } as const;
 const tags = ["identities"];
 
-/** What each protocol needs to be synced at all. */
+/** What each protocol needs to be synced at all, and a schedule the poller can follow. */
 function checkRemote(protocol: IdentityProtocol, infos: Partial<IdentityInfos>, credentials: Credentials | undefined): void {
+  const schedule = typeof infos.poll_schedule === "string" && infos.poll_schedule.trim() !== "" ? infos.poll_schedule : null;
+  const unusable = schedule === null ? null : scheduleError(schedule);
+  if (unusable !== null) throw badRequest("infos.poll_schedule", unusable);
   if ((protocol === "email" || protocol === "imap") && infos.inserver === undefined) {
     throw badRequest("infos.inserver", `an ${protocol} identity needs infos.inserver (the IMAP server, host:port)`);
   }

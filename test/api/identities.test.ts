@@ -5,7 +5,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
 const test = suite<{ fx: ApiFixture; alice: { user_id: string; token: string }; bob: { user_id: string; token: string } }>("API: remote identities");
 
@@ -85,6 +85,27 @@ test("PatchUserIdentity stores the change (new credentials sealed) and emits upd
   ]);
 });
 
+test("a poll schedule is stored as given, and null goes back to the interval", async ({ fx, alice }) => {
+  const created = await fx.call("POST", "/api/v2/identities/remotes", alice.token, {
+    ...imapAccount,
+    identifier: "scheduled@example.com",
+    infos: { ...imapAccount.infos, poll_schedule: "*/15 7-20 * * 1-5" },
+  });
+  assert.is(created.status, 201, JSON.stringify(created.body));
+  assert.is(created.body.infos.poll_schedule, "*/15 7-20 * * 1-5");
+  await fx.expectWire(1);
+  const path = `/api/v2/identities/remotes/${created.body.identity_id}`;
+  const cleared = await fx.call("PATCH", path, alice.token, { infos: { poll_schedule: null } });
+  assert.is(cleared.status, 200, JSON.stringify(cleared.body));
+  assert.is(cleared.body.infos.poll_schedule, null);
+  assert.is(cleared.body.infos.poll_interval, "5", "the interval is untouched");
+  const refused = await fx.call("PATCH", path, alice.token, { infos: { poll_schedule: "61 * * * *" } });
+  assert.is(refused.status, 400);
+  assert.is(refused.body.field, "infos.poll_schedule");
+  assert.is((await fx.store.identities.get(alice.user_id, created.body.identity_id))?.infos.poll_schedule, null, "a refused schedule changes nothing");
+  await fx.expectWire(1);
+});
+
 test("DeleteUserIdentity marks it deleted, drops its credentials and emits delete_identity", async ({ fx, alice }) => {
   const created = (await fx.call("POST", "/api/v2/identities/remotes", alice.token, { ...imapAccount, identifier: "third@example.com" })).body;
   await fx.expectWire(1);
@@ -121,6 +142,11 @@ const badCreations: [string, unknown, string][] = [
   ["an IMAP account without a server", { ...imapAccount, infos: {} }, "infos.inserver"],
   ["a server without a port", { ...imapAccount, infos: { inserver: "imap.example.com" } }, "infos.inserver"],
   ["a poll interval that is not a number", { ...imapAccount, infos: { ...imapAccount.infos, poll_interval: "often" } }, "infos.poll_interval"],
+  ["a poll schedule that is not a cron pattern", { ...imapAccount, infos: { ...imapAccount.infos, poll_schedule: "every morning" } }, "infos.poll_schedule"],
+  ["a poll schedule with an hour 25", { ...imapAccount, infos: { ...imapAccount.infos, poll_schedule: "0 25 * * *" } }, "infos.poll_schedule"],
+  ["a poll schedule that never fires (February 30)", { ...imapAccount, infos: { ...imapAccount.infos, poll_schedule: "0 0 30 2 *" } }, "infos.poll_schedule"],
+  ["a poll schedule with a year field", { ...imapAccount, infos: { ...imapAccount.infos, poll_schedule: "0 0 0 1 1 * 2030" } }, "infos.poll_schedule"],
+  ["an oversized poll schedule", { ...imapAccount, infos: { ...imapAccount.infos, poll_schedule: `0 ${"1,".repeat(200)}1 * * *` } }, "infos.poll_schedule"],
   ["an unknown field", { ...imapAccount, colour: "blue" }, "colour"],
   ["a twitter account without tokens", { protocol: "twitter", identifier: "@alice", credentials: { password: "x" } }, "credentials"],
   ["a loopback IMAP server", { ...imapAccount, infos: { ...imapAccount.infos, inserver: "127.0.0.1:143" } }, "infos.inserver"],

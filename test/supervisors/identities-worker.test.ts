@@ -1,16 +1,17 @@
 // The identities worker on real nodes: one poller per remote identity, driven by the contract's orders on
 // identitiesWorker, emitting `sync` on schedule and the bridges' worker lifecycle orders; its schedule
 // survives a node restart and a handoff with no tick skipped or doubled.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { openStore, type Store } from "../../actors/store/store.ts";
 import type { Identity } from "../../actors/store/model.ts";
+import { openStore, type Store } from "../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import { caliopenServices } from "../../supervisors/caliopen-services.ts";
-import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
-import type { RunningNode } from "../../supervisors/node.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
+import { caliopenServices } from "../../supervisors/caliopen-services.ts";
+import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
 import { sleep, waitFor } from "../helpers/wait.ts";
@@ -73,6 +74,7 @@ function remote(
   protocol: "imap" | "twitter",
   pollInterval: string,
   status: "active" | "inactive" = "active",
+  pollSchedule?: string,
 ): Promise<Identity> {
   return ctx.store.identities.create({
     user_id: USER,
@@ -80,7 +82,7 @@ function remote(
     protocol,
     identifier,
     status,
-    infos: { inserver: "127.0.0.1:1", poll_interval: pollInterval },
+    infos: { inserver: "127.0.0.1:1", poll_interval: pollInterval, ...(pollSchedule !== undefined && { poll_schedule: pollSchedule }) },
     credentials: { username: identifier, password: "pw" },
   });
 }
@@ -223,8 +225,8 @@ test("a local or inactive identity gets a sleeping poller: no worker, no sync", 
   const identity = await remote(ctx, "sleepy@example.com", "imap", "0.02", "inactive");
   order(ctx, "add_identity", identity);
   await waitFor("dormant", async () => (await pollerState(node, identity)) === "dormant");
-  const reason = (node.host.get("poller", identity.identity_id)?.inspect().context as { reason: string }).reason;
-  assert.match(reason, /inactive/);
+  const reason = (node.host.get("poller", identity.identity_id)?.inspect().context as { reason: string } | undefined)?.reason;
+  assert.match(reason ?? "", /inactive/);
   await sleep(1_500);
   assert.equal(seenFor(ctx, identity), []);
   order(ctx, "delete_identity", identity);
@@ -271,6 +273,42 @@ test("a handoff to another node keeps the schedule: no tick skipped, none double
     assert.ok(staying.host.get("poller", identity.identity_id), `${identity.identifier} runs on the remaining node`);
     order(ctx, "delete_identity", identity);
   }
+});
+
+test("a poll schedule (cron) sets the ticks, across a handoff and a restart: none skipped, none doubled", async (ctx) => {
+  // Every 3 s on the wall clock; the 15-minute interval would give one sync at most.
+  const identity = await remote(ctx, "cron@example.com", "imap", "15", "active", "*/3 * * * * *");
+  const syncTimes = () => seenFor(ctx, identity, "IMAPfetcher").map((s) => s.at);
+  const onSchedule = (what: string) => {
+    const times = syncTimes();
+    for (const at of times) assert.ok(at % 3_000 < 1_000, `${what}: a sync at ${new Date(at).toISOString()}, not just after a multiple of 3 s`);
+    assertOnGrid(times, 3_000, what);
+  };
+  while (ctx.nodes.length < 2) await startNode(ctx, `cron-${ctx.nodes.length}`);
+  order(ctx, "add_identity", identity);
+  await waitFor("two scheduled syncs", () => syncTimes().length >= 2, 10_000);
+  onSchedule("syncs");
+  const owner = ctx.nodes.find((node) => node.host.get("poller", identity.identity_id) !== undefined) as RunningNode;
+  assert.is(owner.host.get("poller", identity.identity_id)?.inspect().context.poll_schedule, "*/3 * * * * *");
+  // Handoff: the node running it leaves between two ticks.
+  await sleep(300);
+  await stopNode(ctx, owner);
+  await waitFor("two more syncs after the handoff", () => syncTimes().length >= 4, 12_000);
+  onSchedule("syncs across the handoff");
+  // Restart: the only node left stops, a new one starts.
+  for (const node of [...ctx.nodes]) await stopNode(ctx, node);
+  const stoppedAt = syncTimes().length;
+  await startNode(ctx, "cron-restarted");
+  await waitFor("three more syncs after the restart", () => syncTimes().length >= stoppedAt + 3, 15_000);
+  // Ticks missed while no node ran are made up once (the first sync after, at once), not in a burst; then
+  // the schedule again.
+  const after = syncTimes().slice(stoppedAt);
+  for (const at of after.slice(1)) assert.ok(at % 3_000 < 1_000, `after the restart: a sync at ${new Date(at).toISOString()}, off the schedule`);
+  assertOnGrid(after.slice(1), 3_000, "syncs after the restart");
+  const first = after[0] as number;
+  assert.ok(after.filter((at) => at - first < 2_000).length <= 2, `no burst of missed ticks: ${after.map((at) => at - first).join(", ")} ms`);
+  assert.is(seenFor(ctx, identity, "imap_worker", "add_worker").length, 1, "the worker is announced once");
+  order(ctx, "delete_identity", identity);
 });
 
 test("a starting node rebuilds the schedules of identities whose orders it never saw", async (ctx) => {
