@@ -3,17 +3,18 @@
 // paths: `deliverFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
 // stream), checked against what the family accepts; `deliverInternal` for the node's own events
 // (deadlines, runtime notices, messages already checked), unchecked.
-import { createActor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
-import type { NatsConnection, Subscription, Msg } from "@nats-io/transport-node";
+
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { BUSY_TAG, type ActorInput, type ActorMessage, type ActorPorts } from "./actor-family.ts";
+import { type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, createActor } from "xstate";
+import { type ActorInput, type ActorMessage, type ActorPorts, BUSY_TAG } from "./actor-family.ts";
+import { type Accepted, busMessageProblem } from "./bus-messages.ts";
 import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
-import { busMessageProblem, type Accepted } from "./bus-messages.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
-import { SnapshotWriter, type SettleCallback } from "./snapshot-writer.ts";
+import { type SettleCallback, SnapshotWriter } from "./snapshot-writer.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 
 export type CellStatus = "running" | "crashed" | "stopped";

@@ -1,5 +1,5 @@
-import type { AnyStateMachine } from "xstate";
 import type { Logger } from "pino";
+import type { AnyStateMachine } from "xstate";
 import type { PayloadSchema } from "./payload-schema.ts";
 import type { Reply } from "./reply.ts";
 

@@ -1,17 +1,18 @@
 // The actors living on this node, by kind and key. It activates them (restoring their snapshot),
 // delivers to them in-process, stops them, and reports crashes to whoever supervises the kind.
-import type { AnyStateMachine } from "xstate";
+
+import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-family.ts";
+import type { AnyStateMachine } from "xstate";
 import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-family.ts";
 import { busMessageProblem } from "./bus-messages.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { createPorts } from "./ports.ts";
 import { Requester } from "./requester.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import { actorKeyProblem, type Subjects } from "./subjects.ts";
-import { randomUUID } from "node:crypto";
 
 export interface ActorHostOptions {
   nc: NatsConnection;

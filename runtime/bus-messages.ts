@@ -2,7 +2,7 @@
 // orders), with a payload that passes the declared schema. Anything else — a forged `sync.done` that
 // would move a cursor, a made-up deadline — is the node's own business and is refused.
 import type { ActorMessage } from "./actor-family.ts";
-import { validatePayload, type PayloadSchema } from "./payload-schema.ts";
+import { type PayloadSchema, validatePayload } from "./payload-schema.ts";
 
 export type Accepted = Readonly<Record<string, PayloadSchema>>;
 

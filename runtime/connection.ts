@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { explainConnectError, natsConnectOptions, type NatsEndpoint } from "./nats-endpoint.ts";
+import { explainConnectError, type NatsEndpoint, natsConnectOptions } from "./nats-endpoint.ts";
 import { StartupError } from "./startup-error.ts";
 import "./nats-settled-requests.ts";
 import "./nats-write-coalescing.ts";

@@ -1,6 +1,6 @@
 // Orders nobody could take (malformed, unknown, refused) are kept in a JetStream stream where an
 // operator can read them (`caliopen deadletters`), besides being logged and counted.
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { decodeBusJson, decodeJson, encodeJson } from "./json.ts";

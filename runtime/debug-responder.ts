@@ -9,8 +9,8 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { Logger } from "pino";
 import type { ActorHost } from "./actor-host.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
-import { isSafeReplySubject, keyFromToken, MAX_ACTOR_KEY_LENGTH } from "./subjects.ts";
 import type { Subjects } from "./subjects.ts";
+import { isSafeReplySubject, keyFromToken, MAX_ACTOR_KEY_LENGTH } from "./subjects.ts";
 
 const DEFAULT_PAGE = 500;
 /** The most actors one reply lists, whatever `limit` asks for. */

@@ -1,7 +1,7 @@
 // Subjects captured by a JetStream stream as they are published, so that an order is stored the moment
 // it is sent: a node that takes it and dies before handling it does not lose it, the next node gets it
 // again. Each subject is read through one durable consumer shared by every node (a work queue).
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, type Consumer, type JetStreamManager } from "@nats-io/jetstream";
+import { AckPolicy, type Consumer, DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Subjects } from "./subjects.ts";
 

@@ -1,7 +1,7 @@
 // A nats-server child process for a single-machine deployment: JetStream on, loopback only, its data
 // under the node's data directory, stopped when the node stops. It admits only clients holding the
 // nkey it made on first start (see embedded-nats-credentials.ts).
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";

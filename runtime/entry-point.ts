@@ -14,10 +14,10 @@
 import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
+import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
-import { validatePayload, type PayloadSchema } from "./payload-schema.ts";
+import { type PayloadSchema, validatePayload } from "./payload-schema.ts";
 import { failure, ok, type Reply } from "./reply.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 

@@ -1,6 +1,6 @@
 // JSON documents in a JetStream KV bucket. Writes that may race use the revision they read
 // (compare-and-swap), retried on a fresh read: never last-writer-wins on a whole document.
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "./json.ts";
 

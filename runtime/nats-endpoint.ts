@@ -2,7 +2,7 @@
 // uses (NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY, NATS_CA, NATS_CERT,
 // NATS_KEY), so an operator configures a node, the CLI and the `nats` tool the same way.
 import { readFile } from "node:fs/promises";
-import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from "@nats-io/nats-core";
+import { type ConnectionOptions, credsAuthenticator, nkeyAuthenticator } from "@nats-io/nats-core";
 import { fromSeed } from "@nats-io/nkeys";
 import { StartupError } from "./startup-error.ts";
 

@@ -4,7 +4,7 @@
 // 15 % of the node's CPU. Here the pending commands go out once the event loop has run what it has in
 // hand (setImmediate): the same bytes in the same order, in fewer writes. A full buffer is still written
 // at once, as before.
-import { ProtocolHandler, TE, type DataBuffer } from "@nats-io/nats-core/internal";
+import { type DataBuffer, ProtocolHandler, TE } from "@nats-io/nats-core/internal";
 
 /** The parts of ProtocolHandler this touches (flushPending is private in its typings). */
 interface Sender {

@@ -1,6 +1,6 @@
 // Actor snapshots in a JetStream KV bucket. Writes are compare-and-swap on the revision the writer last
 // saw, so a writer that lost ownership (a stale revision) is refused instead of overwriting.
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
 import { subjectToken } from "./subjects.ts";

@@ -3,8 +3,8 @@
 import { writeFile } from "node:fs/promises";
 import { CONTRACT, ID_PATTERN, ID_RULE, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
 import { BUS_JSON_LIMITS } from "../runtime/json.ts";
-import { MAX_REPLY_SUBJECT_LENGTH } from "../runtime/subjects.ts";
 import type { FieldSpec } from "../runtime/payload-schema.ts";
+import { MAX_REPLY_SUBJECT_LENGTH } from "../runtime/subjects.ts";
 
 export function renderContractDoc(): string {
   const lines = [

@@ -3,8 +3,8 @@
 // as one failed test, so a broken file can never pass silently.
 import { spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
-import { join, relative } from "node:path";
 import { cpus } from "node:os";
+import { join, relative } from "node:path";
 
 interface FileResult {
   file: string;

@@ -3,7 +3,7 @@ import { createLogger } from "../runtime/logger.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import { caliopenConfigFromEnv } from "../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../supervisors/caliopen-services.ts";
-import { startNode, type RunningNode } from "../supervisors/node.ts";
+import { type RunningNode, startNode } from "../supervisors/node.ts";
 import { nodeConfigFromEnv } from "../supervisors/node-config.ts";
 
 async function main(): Promise<void> {

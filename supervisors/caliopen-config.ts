@@ -3,15 +3,15 @@
 import type { Logger } from "pino";
 import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
-import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
-import type { SecretBox } from "../runtime/secret-box.ts";
+import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
+import type { SecretBox } from "../runtime/secret-box.ts";
 import { destinationsFromEnv } from "./destinations-config.ts";
 import { integerSetting, listenSetting, onOffSetting, textSetting } from "./env-settings.ts";
 import { httpSettingsFromEnv } from "./http-config.ts";
-import { keysConfigFromEnv, type KeysConfig } from "./key-sources-config.ts";
-import { mailConfigFromEnv, type MailConfig } from "./mail-config.ts";
+import { type KeysConfig, keysConfigFromEnv } from "./key-sources-config.ts";
+import { type MailConfig, mailConfigFromEnv } from "./mail-config.ts";
 import { nodeSecretKeys } from "./secret-keys.ts";
 
 export interface CaliopenConfig {

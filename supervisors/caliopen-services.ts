@@ -3,35 +3,35 @@
 // inbound SMTP server), the inbound processors (an `inbound` actor per user, for mail and DMs), ContactAction
 // and KeyAction (a `contact` actor per contact) and the HTTP API.
 import type { Logger } from "pino";
+import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
-import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
-import { importBatchMessage, type ImportBatchOrder } from "../actors/inbound/inbound-batch.ts";
 import { RECEIVED_BATCH_LIMITS } from "../actors/inbound/import-batcher.ts";
 import { ImportBatchers } from "../actors/inbound/import-batchers.ts";
-import { deliverDraft, type DeliverOrder } from "../actors/mail/outbound-smtp.ts";
-import { startInboundSmtp, type InboundOrder, type InboundSmtpServer } from "../actors/mail/inbound-smtp-server.ts";
-import { contactFamily } from "../actors/contacts/contact-actor.ts";
+import { type ImportBatchOrder, importBatchMessage } from "../actors/inbound/inbound-batch.ts";
+import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
+import { type InboundOrder, type InboundSmtpServer, startInboundSmtp } from "../actors/mail/inbound-smtp-server.ts";
+import { type DeliverOrder, deliverDraft } from "../actors/mail/outbound-smtp.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
-import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
-import type { Reply } from "../runtime/reply.ts";
 import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
+import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
+import { OrderEmitter } from "../api/order-emitter.ts";
+import { type RunningApi, startApi } from "../api/server.ts";
+import type { Reply } from "../runtime/reply.ts";
+import { Requester } from "../runtime/requester.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
-import { Requester } from "../runtime/requester.ts";
 import { requestActor } from "./actor-requests.ts";
-import type { KeyedOrders } from "./cluster/keyed-orders.ts";
-import { OrderEmitter } from "../api/order-emitter.ts";
-import { startApi, type RunningApi } from "../api/server.ts";
+import { type Admission, routeToActor } from "./actor-router.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
-import { routeToActor, type Admission } from "./actor-router.ts";
+import type { KeyedOrders } from "./cluster/keyed-orders.ts";
 import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
-import { existingUserAdmission } from "./user-admission.ts";
 import { platformServers } from "./platform-servers.ts";
-import { workerLifecycle, type ServiceFactory } from "./services.ts";
+import { type ServiceFactory, workerLifecycle } from "./services.ts";
+import { existingUserAdmission } from "./user-admission.ts";
 
 export interface CaliopenServices {
   /** Called once the API listens (its URL), for scripts and tests. */

@@ -9,7 +9,7 @@ import type { DeadLetters } from "../runtime/dead-letters.ts";
 import { DurableIntake } from "../runtime/durable-intake.ts";
 import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import type { Subjects } from "../runtime/subjects.ts";
-import { notAvailable, type Bindings } from "./services.ts";
+import { type Bindings, notAvailable } from "./services.ts";
 
 export interface EntryPointDeps {
   nc: NatsConnection;

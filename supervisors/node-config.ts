@@ -1,9 +1,10 @@
 // Node configuration, from environment variables (documented in the README).
+
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { randomBytes } from "node:crypto";
 import { DEFAULT_MAX_CONCURRENT_ORDERS } from "../runtime/entry-point.ts";
-import { natsEndpointFromEnv, type NatsEndpoint } from "../runtime/nats-endpoint.ts";
+import { type NatsEndpoint, natsEndpointFromEnv } from "../runtime/nats-endpoint.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 
 export interface NodeConfig {

@@ -1,22 +1,22 @@
 // A supervisor node: one process that connects to NATS (or runs an embedded nats-server), hosts the
 // actor families and the contract's entry points, answers the debug subjects, and shuts down cleanly.
 import { hostname } from "node:os";
-import { VERSION } from "../runtime/version.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
 import { connectToNats, isConnectionUp } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
-import { startEmbeddedNats, type EmbeddedNats } from "../runtime/embedded-nats-server.ts";
-import { authMethod, redactUrl, usesTls, type NatsEndpoint } from "../runtime/nats-endpoint.ts";
+import { type EmbeddedNats, startEmbeddedNats } from "../runtime/embedded-nats-server.ts";
+import { authMethod, type NatsEndpoint, redactUrl, usesTls } from "../runtime/nats-endpoint.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
+import { VERSION } from "../runtime/version.ts";
 import { openCluster } from "./cluster/cluster.ts";
-import { membershipTiming, type MembershipTiming } from "./cluster/membership.ts";
+import { type MembershipTiming, membershipTiming } from "./cluster/membership.ts";
+import { startContractEntryPoints } from "./contract-entry-points.ts";
 import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
-import { startContractEntryPoints } from "./contract-entry-points.ts";
 import type { ServiceFactory, ServiceSet } from "./services.ts";
 
 export interface RunningNode {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { NatsEndpoint } from "../runtime/nats-endpoint.ts";
 import { ensureNkeyFile } from "../runtime/nkey-file.ts";
 import type { Subjects } from "../runtime/subjects.ts";
-import { rolePermissions, type NatsRole, type RoleUser } from "./nats-roles.ts";
+import { type NatsRole, type RoleUser, rolePermissions } from "./nats-roles.ts";
 
 export interface RoleCredential extends RoleUser {
   seedFile: string;

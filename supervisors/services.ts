@@ -4,13 +4,13 @@
 // published order) — never a timeout, never a silent drop.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { ActorFamily } from "../runtime/actor-family.ts";
-import type { Subjects } from "../runtime/subjects.ts";
-import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { SubjectSpec } from "../actors/contract/contract-table.ts";
-import type { FamilySupervisor } from "./family-supervisor.ts";
+import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
-import { admitOrRefuse, type Admission, type RouterDeps } from "./actor-router.ts";
+import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
+import type { Subjects } from "../runtime/subjects.ts";
+import { type Admission, admitOrRefuse, type RouterDeps } from "./actor-router.ts";
+import type { FamilySupervisor } from "./family-supervisor.ts";
 
 /** subject → order → handler */
 export type Bindings = Record<string, Record<string, OrderHandler>>;
@@ -48,9 +48,7 @@ export class ServiceUnavailable extends Error {
 
 export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
   return () => {
-    throw new ServiceUnavailable(
-      `${spec.service} (${spec.handler}) does not run on this node, so "${order}" on ${spec.subject} cannot be handled`,
-    );
+    throw new ServiceUnavailable(`${spec.service} (${spec.handler}) does not run on this node, so "${order}" on ${spec.subject} cannot be handled`);
   };
 }
 

@@ -1,7 +1,7 @@
 // A new user: their own contact card, the user, and optionally a local identity (their address on this
 // platform, which they send from and receive at).
 import { randomUUID } from "node:crypto";
-import { SCHEMA_VERSION, type ApiToken, type Identity, type User } from "../store/model.ts";
+import { type ApiToken, type Identity, SCHEMA_VERSION, type User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 
 export interface NewAccount {

@@ -19,19 +19,19 @@
 // waiting covers a new one (both recompute from the store), so duplicates are folded into it.
 import { assign, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
-import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { handledOrders } from "../contract/contract-table.ts";
 import {
-  coalesces,
-  mayPass,
-  orderPayload,
-  ORDER_SUBJECT,
-  queuedOrder,
-  runContactOrder,
   type ContactOrderDeps,
   type ContactOrderName,
+  coalesces,
+  mayPass,
+  ORDER_SUBJECT,
+  orderPayload,
   type QueuedOrder,
+  queuedOrder,
+  runContactOrder,
 } from "./contact-orders.ts";
 
 export const CONTACT_KIND = "contact";

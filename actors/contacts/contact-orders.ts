@@ -4,11 +4,11 @@
 // failures are worth another try, and running one order.
 import type { Logger } from "pino";
 import type { ActorMessage } from "../../runtime/actor-family.ts";
+import { discoverKeys, type KeySources } from "../keys/key-discovery.ts";
+import { type KeyPublishTarget, publishKey, withdrawKey } from "../keys/key-publishing.ts";
 import type { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { updateContactDerived } from "./contact-update.ts";
-import { discoverKeys, type KeySources } from "../keys/key-discovery.ts";
-import { publishKey, withdrawKey, type KeyPublishTarget } from "../keys/key-publishing.ts";
 
 export const CONTACT_ORDERS = ["contact_update", "discover_key", "publish_key", "delete_key"] as const;
 export type ContactOrderName = (typeof CONTACT_ORDERS)[number];

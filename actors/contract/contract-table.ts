@@ -1,8 +1,9 @@
 // The wire contract of ../shared/contract/caliopen-messaging-system.md as one table, with the names
 // fixed by docs/decisions.md §1 (no trailing spaces in subjects, `poll_intervall` spelled as on the wire).
 // Subscriptions, validation, the CLI and the tests are all derived from this table.
-import type { FieldSpec, PayloadOf, PayloadSchema } from "../../runtime/payload-schema.ts";
+
 import type { OrderMode } from "../../runtime/entry-point.ts";
+import type { FieldSpec, PayloadOf, PayloadSchema } from "../../runtime/payload-schema.ts";
 
 /**
  * Every id of the contract (user_id, remote_id, identity_id, message_id, contact_id, key_id,

@@ -2,7 +2,7 @@
 import type { ImapFlow } from "imapflow";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { openImap, type ImapOptions } from "./imap-connection.ts";
+import { type ImapOptions, openImap } from "./imap-connection.ts";
 
 export interface ImapAccount {
   identity(): Promise<Identity | null>;

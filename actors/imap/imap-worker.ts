@@ -9,13 +9,13 @@
 //  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
 //    the fallback).
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
-import { RELOADED_EVENT, type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts } from "../../runtime/actor-family.ts";
-import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts, RELOADED_EVENT } from "../../runtime/actor-family.ts";
+import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
-import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
-import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
 import { handledOrders } from "../contract/contract-table.ts";
+import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
@@ -23,7 +23,7 @@ import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts"
 import type { SkippedMessage, SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { syncRun, type ImportBatchPort, type SyncFailure, type SyncMode } from "./sync-run.ts";
+import { type ImportBatchPort, type SyncFailure, type SyncMode, syncRun } from "./sync-run.ts";
 
 export const IMAP_KIND = "imap";
 const RETRY_DUE = "retry.due";

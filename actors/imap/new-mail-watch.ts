@@ -2,7 +2,7 @@
 // itself when the connection is quiet; servers without IDLE are polled with NOOP). A new message makes
 // it call `onNewMail` within seconds; a lost connection is opened again after a growing pause.
 import type { ImapFlow } from "imapflow";
-import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
+import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { closeImap } from "./imap-connection.ts";
 
 export interface MailWatch {

@@ -5,15 +5,15 @@
 import { fromCallback } from "xstate";
 import type { ActorMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
+import { ImportBatcher } from "../inbound/import-batcher.ts";
+import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { MAX_BATCH_RAWS, type ImportBatchOrder } from "../inbound/inbound-batch.ts";
 import { storeFetched } from "./fetched-raw.ts";
-import { ImportBatcher } from "../inbound/import-batcher.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
-import { syncMailbox, type SyncCursor } from "./mailbox-sync.ts";
+import { type SyncCursor, syncMailbox } from "./mailbox-sync.ts";
 import { SyncDeadline } from "./sync-deadline.ts";
 
 export type SyncMode = "sync" | "fullfetch";

@@ -3,7 +3,7 @@
 // actor together. A batcher is dropped once nothing of it waits to be sent or answered: the map holds
 // only recipients with mail in flight.
 import type { Reply } from "../../runtime/reply.ts";
-import { ImportBatcher, type BatchLimits } from "./import-batcher.ts";
+import { type BatchLimits, ImportBatcher } from "./import-batcher.ts";
 import type { ImportBatchOrder } from "./inbound-batch.ts";
 
 export class ImportBatchers {

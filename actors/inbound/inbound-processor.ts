@@ -23,8 +23,8 @@
 import { LRUCache } from "lru-cache";
 import { assign, fromCallback, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
-import { backoffDelay, type BackoffPolicy } from "../../runtime/backoff.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { BUSY } from "../../runtime/entry-point.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { failure, type Reply } from "../../runtime/reply.ts";
@@ -33,7 +33,7 @@ import type { InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import type { Store } from "../store/store.ts";
 import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
-import { ANSWERED, importPending, STORE_FAILED, type ImportOutcome, type PendingImport, type Processor } from "./pending-import.ts";
+import { ANSWERED, type ImportOutcome, importPending, type PendingImport, type Processor, STORE_FAILED } from "./pending-import.ts";
 
 export const INBOUND_KIND = "inbound";
 /** The message types the actor takes: `process_inbound`, told apart by the subject it came on. */

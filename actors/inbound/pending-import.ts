@@ -3,7 +3,7 @@
 // with what the actor remembers of the user. The store's failures are reported as such, to be tried
 // again after a pause; any other failure is that raw's error reply.
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
-import { importInboundEmail, type InboundEmailOptions } from "../mail/inbound-email.ts";
+import { type InboundEmailOptions, importInboundEmail } from "../mail/inbound-email.ts";
 import type { InboundCache } from "../messages/inbound-cache.ts";
 import { importFailure } from "../messages/inbound-import.ts";
 import type { Store } from "../store/store.ts";

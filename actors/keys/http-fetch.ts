@@ -8,7 +8,7 @@
 // operator excepted that server. The operator's key server is trusted and asked without a policy.
 import { request as httpGet, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsGet } from "node:https";
-import { DestinationNotFound, DestinationRefused, type DestinationPolicy } from "../network/destination-policy.ts";
+import { DestinationNotFound, type DestinationPolicy, DestinationRefused } from "../network/destination-policy.ts";
 import { pinnedLookup } from "../network/pinned-lookup.ts";
 
 /** What is read of one answer at most; more is a failure, not a truncated key. */

@@ -22,11 +22,12 @@
 //   up (the others are reported as skipped), `concurrency` lookups run at once (and as many answers are
 //   held), and an answer larger than its source's limit is an error — a WKD of a contact's domain gets
 //   a smaller one than the operator's key server, which may hold keys with many signatures.
-import { SCHEMA_VERSION, type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource } from "../store/model.ts";
+
+import { DestinationPolicy } from "../network/destination-policy.ts";
 import { Conflict } from "../store/errors.ts";
+import { type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { lookupOpenPgpKeyRecords } from "./dns-openpgpkey.ts";
-import { DestinationPolicy } from "../network/destination-policy.ts";
 import { HttpFailure, httpRequest, keyServerUrl, MAX_ANSWER_BYTES } from "./http-fetch.ts";
 import { KeyParseError, parsePublicKeys } from "./parse-public-key.ts";
 import { wkdAddress, wkdUrls } from "./wkd.ts";

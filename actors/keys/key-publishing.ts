@@ -22,7 +22,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { readKey, type PublicKey as OpenPgpKey } from "openpgp";
+import { type PublicKey as OpenPgpKey, readKey } from "openpgp";
 import type { PublicKey, User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { HttpFailure, httpRequest, keyServerUrl } from "./http-fetch.ts";

@@ -1,6 +1,6 @@
 // Reads OpenPGP public keys into what Caliopen stores about them: one ASCII-armored key a user uploads
 // (parsePublicKey), or every key a key server or Web Key Directory answered (parsePublicKeys).
-import { readKeys, type PublicKey as OpenPgpKey } from "openpgp";
+import { type PublicKey as OpenPgpKey, readKeys } from "openpgp";
 
 export interface ParsedPublicKey {
   fingerprint: string;

@@ -13,13 +13,13 @@ import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
 import { alreadyImported, claimExternal, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
-import { SCHEMA_VERSION, type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage } from "../store/model.ts";
+import { type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, importedTags } from "./imported-tags.ts";
 import { mailContentHash } from "./mail-content-hash.ts";
-import { keepConflictingCopy } from "./message-id-conflicts.ts";
 import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
-import { MAX_BODY_BYTES, parseMailStream, type Body, type Head, type MailParse } from "./parse-mail-stream.ts";
+import { keepConflictingCopy } from "./message-id-conflicts.ts";
+import { type Body, type Head, MAX_BODY_BYTES, type MailParse, parseMailStream } from "./parse-mail-stream.ts";
 
 export interface InboundEmailOrder {
   /** The raw message's id. */

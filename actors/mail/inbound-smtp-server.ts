@@ -10,8 +10,9 @@
 //
 // Against hostile peers: connections are bounded in all, per client and in time (smtp-connection-guard.ts),
 // a silent client is dropped after the idle timeout, and STARTTLS is offered when a certificate is set.
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+
 import type { Logger } from "pino";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Reply } from "../../runtime/reply.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";

@@ -13,14 +13,14 @@
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
 import type { Logger } from "pino";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
-import type { Identity } from "../store/model.ts";
-import type { Store } from "../store/store.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { connectInTurn } from "../network/connect-in-turn.ts";
-import { DestinationNotFound, DestinationRefused, type CheckedDestination, type DestinationPolicy } from "../network/destination-policy.ts";
+import { type CheckedDestination, DestinationNotFound, type DestinationPolicy, DestinationRefused } from "../network/destination-policy.ts";
 import { formatHostPort, parseHostPort } from "../network/host-port.ts";
+import type { Identity } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
 import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
-import { DEFAULT_SMTP_TIMEOUTS, describeTarget, sendRaw, SmtpSendError, type SmtpTarget, type SmtpTimeouts } from "./smtp-transport.ts";
+import { DEFAULT_SMTP_TIMEOUTS, describeTarget, SmtpSendError, type SmtpTarget, type SmtpTimeouts, sendRaw } from "./smtp-transport.ts";
 
 export interface DeliverOrder {
   order: "deliver";

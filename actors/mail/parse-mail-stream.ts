@@ -3,7 +3,7 @@
 // armored part of a PGP/MIME message, and the hash of its content (mail-content-hash.ts).
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { MailParser, type AttachmentStream, type HeaderLines, type Headers, type MessageText, type StructuredHeader } from "mailparser";
+import { type AttachmentStream, type HeaderLines, type Headers, MailParser, type MessageText, type StructuredHeader } from "mailparser";
 import type { AttachmentInfo } from "../store/model.ts";
 import { FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER } from "./imported-tags.ts";
 import { MailContentHashStream } from "./mail-content-hash.ts";

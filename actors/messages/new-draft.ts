@@ -1,9 +1,9 @@
 // A draft as the API and the admin notifications make it: sent from one of the user's identities, its
 // From participant is that identity.
 import { randomUUID } from "node:crypto";
-import { discussionId } from "./discussion.ts";
+import { type Identity, type Message, type Participant, SCHEMA_VERSION } from "../store/model.ts";
 import { messageProtocol } from "./delivery-route.ts";
-import { SCHEMA_VERSION, type Identity, type Message, type Participant } from "../store/model.ts";
+import { discussionId } from "./discussion.ts";
 
 export interface DraftFields {
   subject?: string;

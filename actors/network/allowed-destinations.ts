@@ -10,7 +10,7 @@
 //
 // e.g. `10.0.0.0/8,mail.internal:143+cleartext,legacy.example.com:993+unverified-tls`.
 import ipaddr from "ipaddr.js";
-import { canonical, parseAddress, type IpAddress } from "./address-ranges.ts";
+import { canonical, type IpAddress, parseAddress } from "./address-ranges.ts";
 import { normalizeHost, parseHostPort } from "./host-port.ts";
 
 export interface TlsExceptions {

@@ -8,8 +8,8 @@
 // here: they are trusted.
 import { lookup } from "node:dns/promises";
 import { rootCertificates } from "node:tls";
-import { inNetwork, NO_EXCEPTIONS, type AllowEntry, type TlsExceptions } from "./allowed-destinations.ts";
-import { nonPublicRange, parseAddress, type IpAddress } from "./address-ranges.ts";
+import { type IpAddress, nonPublicRange, parseAddress } from "./address-ranges.ts";
+import { type AllowEntry, inNetwork, NO_EXCEPTIONS, type TlsExceptions } from "./allowed-destinations.ts";
 import { formatHostPort, normalizeHost } from "./host-port.ts";
 
 /** Resolves a host name to its addresses (the system's resolver, as any connect would, by default). */

@@ -4,10 +4,10 @@
 // `credentials()`, for the bridge that logs in with them.
 import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
-import { SecretNotOpened, type SealedSecret, type SecretBox } from "../../runtime/secret-box.ts";
+import { type SealedSecret, type SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
 import { Conflict } from "./errors.ts";
 import { hashed, type Lookups } from "./lookups.ts";
-import { SCHEMA_VERSION, type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType } from "./model.ts";
+import { type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType, SCHEMA_VERSION } from "./model.ts";
 
 /** An identity as kept in KV: the public part plus the sealed credentials. */
 export interface StoredIdentity extends Identity {

@@ -3,8 +3,8 @@
 // and its meta to write, and its meta and chunks to read). The content's sha256 travels in a header, so
 // what is read is checked as an object's chunks are.
 import { createHash } from "node:crypto";
-import { headers } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import { headers } from "@nats-io/nats-core";
 
 /**
  * The largest raw kept as one message. NATS refuses a message over the server's max_payload (1 MiB by

@@ -1,7 +1,7 @@
 // Secondary indexes: small KV entries pointing from a value (an address, a Message-ID, a token) to the
 // id of the object that has it. Values are hashed into keys, so any string can be looked up.
 import { createHash } from "node:crypto";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DocumentExists, KvDocuments } from "../../runtime/kv-documents.ts";
 

@@ -2,7 +2,7 @@
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Message, Page } from "./model.ts";
-import { pageOf, type PageRequest } from "./paging.ts";
+import { type PageRequest, pageOf } from "./paging.ts";
 
 export interface MessageFilter extends PageRequest {
   is_draft?: boolean;

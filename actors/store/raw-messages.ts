@@ -10,7 +10,7 @@ import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import type { InlineRaws } from "./inline-raws.ts";
 import { KnownRaws, type ObjectPlace } from "./known-raws.ts";
 import type { Lookups } from "./lookups.ts";
-import { SCHEMA_VERSION, type RawMessage } from "./model.ts";
+import { type RawMessage, SCHEMA_VERSION } from "./model.ts";
 
 /** Where the object store keeps the chunks, for `stream()` to read them one by one. */
 export interface RawChunkSource {

@@ -3,7 +3,7 @@
 // node after. A node whose keys cannot open it refuses to start, instead of sealing credentials that
 // the other nodes cannot open. `caliopen secrets rotate` moves it to a new key.
 import { DocumentExists, type KvDocuments } from "../../runtime/kv-documents.ts";
-import { SecretNotOpened, type SealedSecret, type SecretBox } from "../../runtime/secret-box.ts";
+import { type SealedSecret, type SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
 import type { IdentityStore } from "./identities.ts";
 
 export interface KeyCheckDocument {

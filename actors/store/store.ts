@@ -1,7 +1,7 @@
 // The store every Caliopen service uses: users, API tokens, identities, raw messages, messages, contacts
 // and public keys in JetStream KV and object store. Handlers go through these few methods and never name
 // a bucket.
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -16,7 +16,7 @@ import { MessageStore } from "./messages.ts";
 import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
-import { SecretKeyCheck, type KeyCheckDocument } from "./secret-key-check.ts";
+import { type KeyCheckDocument, SecretKeyCheck } from "./secret-key-check.ts";
 import { TokenStore } from "./tokens.ts";
 import { UserStore } from "./users.ts";
 

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { DocumentExists, type KvDocuments } from "../../runtime/kv-documents.ts";
 import { hashed, type Lookups } from "./lookups.ts";
-import { SCHEMA_VERSION, type ApiToken } from "./model.ts";
+import { type ApiToken, SCHEMA_VERSION } from "./model.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

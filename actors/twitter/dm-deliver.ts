@@ -7,8 +7,8 @@
 // send ends or its mark goes stale. Every outcome is a reply; nothing is thrown.
 import type { Logger } from "pino";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
-import type { Store } from "../store/store.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
+import type { Store } from "../store/store.ts";
 import { dmExternalKey, encodeStoredDm, screenNameAddress, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { InvalidCredentials, RateLimited, XClient, type XClientConfig } from "./x-client.ts";
 

@@ -10,10 +10,11 @@
 //   An importer that does not answer (timeout) fails the sync without counting an attempt.
 // - A DM the account sent in a group conversation has no single recipient to file it under: skipped and
 //   listed.
+
+import { isJsonObject } from "../../runtime/json.ts";
 import { isBusy, requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Store } from "../store/store.ts";
-import { isJsonObject } from "../../runtime/json.ts";
-import { compareIds, encodeStoredDm, isId, type DmDirection, type XDmEvent, type XUser } from "./dm-raw.ts";
+import { compareIds, type DmDirection, encodeStoredDm, isId, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { XApiError, XClient, type XClientConfig } from "./x-client.ts";
 
 export const PROCESS_INBOUND_TIMEOUT_MS = 10_000;

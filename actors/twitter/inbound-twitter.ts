@@ -7,11 +7,11 @@
 import { randomUUID } from "node:crypto";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
-import { SCHEMA_VERSION, type Message, type Participant } from "../store/model.ts";
-import type { Store } from "../store/store.ts";
 import type { InboundCache } from "../messages/inbound-cache.ts";
 import { alreadyImported, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
-import { decodeStoredDm, dmExternalKey, screenNameAddress, type StoredDm } from "./dm-raw.ts";
+import { type Message, type Participant, SCHEMA_VERSION } from "../store/model.ts";
+import type { Store } from "../store/store.ts";
+import { decodeStoredDm, dmExternalKey, type StoredDm, screenNameAddress } from "./dm-raw.ts";
 
 export interface InboundTwitterOrder {
   /** The raw message's id. */

@@ -16,15 +16,15 @@
 //  - delivery: `deliver` requests (dm-deliver.ts), one at a time, each answered on its reply inbox.
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
+import { handledOrders } from "../contract/contract-table.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { defaultPollInterval } from "../store/identities.ts";
-import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery, type PendingDelivery } from "../bridges/delivery-queue.ts";
-import { handledOrders } from "../contract/contract-table.ts";
 import type { Store } from "../store/store.ts";
+import { type DmDeliverResult, deliverDm } from "./dm-deliver.ts";
 import type { XUser } from "./dm-raw.ts";
-import { deliverDm, type DmDeliverResult } from "./dm-deliver.ts";
-import { DmSyncFailed, IdentityGone, syncDms, type DmSyncOutcome, type DmSyncProgress, type PendingImport, type SkippedEvent } from "./dm-sync.ts";
+import { DmSyncFailed, type DmSyncOutcome, type DmSyncProgress, IdentityGone, type PendingImport, type SkippedEvent, syncDms } from "./dm-sync.ts";
 import { InvalidCredentials, RateLimited, type XClientConfig } from "./x-client.ts";
 
 export const TWITTER_KIND = "twitter";

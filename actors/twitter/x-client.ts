@@ -9,7 +9,7 @@
 // Errors are typed: `RateLimited` (429, with the reset time), `InvalidCredentials` (401, or no usable
 // credentials), `XApiError` for the rest, with the API's own message.
 import { Agent as HttpAgent } from "node:http";
-import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from "twitter-api-v2";
+import { ApiPartialResponseError, ApiRequestError, ApiResponseError, type ITwitterApiClientPlugin, TwitterApi } from "twitter-api-v2";
 import type { Credentials } from "../store/model.ts";
 import { compareIds, isId, type XDmEvent, type XUser } from "./dm-raw.ts";
 

@@ -3,11 +3,11 @@
 // persisted snapshots alone (what an idle actor would weigh if its XState actor were not kept).
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { createActor, type AnyActorRef } from "xstate";
+import { type AnyActorRef, createActor } from "xstate";
 import type { ActorPorts } from "../../runtime/actor-family.ts";
 import { silentLogger } from "../../runtime/logger.ts";
-import { Subjects } from "../../runtime/subjects.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { Subjects } from "../../runtime/subjects.ts";
 import { connectBench } from "./bench-connection.ts";
 import { BENCH_KIND, benchFamily } from "./bench-family.ts";
 import { benchKey } from "./bench-payloads.ts";
@@ -15,8 +15,8 @@ import { openBenchRuntime } from "./bench-runtime.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { settledMemory } from "./memory-probe.ts";
-import { epochNow, rate } from "./stats.ts";
 import type { ActivationResult, ActivationTask, MemorySample } from "./results.ts";
+import { epochNow, rate } from "./stats.ts";
 
 interface Population {
   /** Creates the item for `key`; resolves when it is live. */
@@ -44,7 +44,9 @@ async function actors(endpoint: NatsEndpoint, persistence: "none" | "snapshot", 
     release: async (key) => void (await runtime.host.stop(BENCH_KIND, key)),
     ready: () => runtime.nc.flush(),
     ...(passivate && { idle: () => void runtime.host.passivateIdle(0) }),
-    markStored: async () => void (storedBefore = persistence === "none" ? 0 : await stored()),
+    markStored: async () => {
+      storedBefore = persistence === "none" ? 0 : await stored();
+    },
     persisted: async (count) => {
       if (persistence === "none") return;
       const deadline = Date.now() + 120_000;

@@ -5,14 +5,14 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { OrderHandler } from "../../runtime/entry-point.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { SnapshotStore } from "../../runtime/snapshot-store.ts";
 import { keyFromToken } from "../../runtime/subjects.ts";
-import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { routeToActor } from "../../supervisors/actor-router.ts";
-import { startNode, type RunningNode } from "../../supervisors/node.ts";
-import { defaultNodeId, nodeConfigFromEnv, type NodeConfig } from "../../supervisors/node-config.ts";
+import { type RunningNode, startNode } from "../../supervisors/node.ts";
+import { defaultNodeId, type NodeConfig, nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { BENCH_KIND, benchFamily } from "./bench-family.ts";
 import { DELIVER_ORDER, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
 import { registerCleanup } from "./cleanup.ts";

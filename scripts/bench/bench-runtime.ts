@@ -1,13 +1,13 @@
 // The runtime pieces an actor host needs (snapshot store, dead letters), assembled for the bench
 // scenarios that work below the node: activation through ActorHost.activate and per-layer costs.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ActorHost } from "../../runtime/actor-host.ts";
 import type { ActorFamily } from "../../runtime/actor-family.ts";
+import { ActorHost } from "../../runtime/actor-host.ts";
 import { DeadLetters } from "../../runtime/dead-letters.ts";
 import { silentLogger } from "../../runtime/logger.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { SnapshotStore } from "../../runtime/snapshot-store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
-import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { connectBench } from "./bench-connection.ts";
 import { registerCleanup } from "./cleanup.ts";
 

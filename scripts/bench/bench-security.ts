@@ -7,8 +7,8 @@
 //                       as `caliopen nats-config` prints them: a production deployment, as the test
 //                       cluster (test/helpers/nats-cluster.ts) runs it
 import { join } from "node:path";
-import type { EmbeddedNatsOptions } from "../../runtime/embedded-nats-server.ts";
 import { ensureEmbeddedCredentials } from "../../runtime/embedded-nats-credentials.ts";
+import type { EmbeddedNatsOptions } from "../../runtime/embedded-nats-server.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { authorizationBlock } from "../../supervisors/nats-roles.ts";

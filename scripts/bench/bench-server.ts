@@ -4,9 +4,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { type EmbeddedNats, startEmbeddedNats } from "../../runtime/embedded-nats-server.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
-import { serverSecurity, type BenchSecurity, type ServerSecurity } from "./bench-security.ts";
+import { type BenchSecurity, type ServerSecurity, serverSecurity } from "./bench-security.ts";
 import { registerCleanup } from "./cleanup.ts";
 
 export interface BenchServer {

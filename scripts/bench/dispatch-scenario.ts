@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { createActor, type AnyActorRef, type AnyMachineSnapshot } from "xstate";
+import { type AnyActorRef, type AnyMachineSnapshot, createActor } from "xstate";
 import type { ActorMessage } from "../../runtime/actor-family.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
@@ -17,20 +17,18 @@ import { benchKey, encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads
 import { openBenchRuntime } from "./bench-runtime.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
-import { median } from "./stats.ts";
 import type { DispatchResult, DispatchTask } from "./results.ts";
+import { median } from "./stats.ts";
 
 const PASSES = 3;
 const IN_FLIGHT = 1_000;
 
-interface Layer {
+/** One order through the layer: `run`; async layers run IN_FLIGHT orders at a time. */
+type Layer = {
   name: string;
-  /** One order through the layer; async layers run IN_FLIGHT orders at a time. */
-  run(index: number): void | Promise<unknown>;
-  async?: boolean;
   /** Async layers do less: their own, smaller count. */
   events?: number;
-}
+} & ({ async?: false; run(index: number): void } | { async: true; run(index: number): Promise<unknown> });
 
 interface Timing {
   cpu: number;
@@ -47,7 +45,7 @@ async function timeLayer(layer: Layer, task: DispatchTask): Promise<Timing> {
       return;
     }
     for (let i = from; i < from + count; i += IN_FLIGHT) {
-      const pending: (void | Promise<unknown>)[] = [];
+      const pending: Promise<unknown>[] = [];
       for (let j = i; j < Math.min(i + IN_FLIGHT, from + count); j++) pending.push(layer.run(j));
       await Promise.all(pending);
     }

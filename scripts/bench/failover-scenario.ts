@@ -1,12 +1,12 @@
 // Failover and rebalance, measured on real node processes: N actors over three nodes; kill -9 the busiest
 // node and time until every actor runs on a survivor; start a new node and time until it holds its
 // share; count the orders sent during both that were lost or applied twice.
-import { spawn, type ChildProcess } from "node:child_process";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { type ChildProcess, spawn } from "node:child_process";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import { NATS_ENV, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { NATS_ENV, type NatsEndpoint, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
 import { subjectToken } from "../../runtime/subjects.ts";
 import { connectBench } from "./bench-connection.ts";
 import { BENCH_KIND } from "./bench-family.ts";
@@ -135,8 +135,11 @@ export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
       const before = await placement(nc);
       const load = new Map<string, number>();
       for (const node of before.values()) load.set(node, (load.get(node) ?? 0) + 1);
-      const victimId = [...load.entries()].sort((a, b) => b[1] - a[1])[0]![0];
-      const victim = nodes.get(victimId)!;
+      const busiest = [...load.entries()].sort((a, b) => b[1] - a[1])[0];
+      if (busiest === undefined) throw new Error("no node holds an actor: nothing to fail over");
+      const [victimId] = busiest;
+      const victim = nodes.get(victimId);
+      if (victim === undefined) throw new Error(`the actors' placement names node ${victimId}, which this scenario did not start`);
       const killedAt = performance.now();
       victim.child.kill("SIGKILL");
       nodes.delete(victimId);

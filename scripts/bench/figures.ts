@@ -99,7 +99,8 @@ function securedFigures(run: BenchRun): SecuredFigures {
   const figures: SecuredFigures = {};
   for (const secured of run.tls) {
     if (!secured.outcome.ok) continue;
-    const entry = (figures[secured.security] ??= { requests: {}, orders: {} });
+    const entry = figures[secured.security] ?? { requests: {}, orders: {} };
+    figures[secured.security] = entry;
     if (secured.kind === "requests") entry.requests[secured.outcome.value.variant] = requestFigures(secured.outcome.value);
     else entry.orders[secured.outcome.value.variant] = ordersFigures(secured.outcome.value);
   }

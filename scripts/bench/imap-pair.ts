@@ -4,7 +4,7 @@
 // the two mailboxes on different nodes (rendezvous owner of their shards); the debug subject
 // `caliopen.debug.actors` confirms where the workers run before the clock starts, and where the inbound
 // actors ran once done.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { IMAP_KIND } from "../../actors/imap/imap-worker.ts";
@@ -16,7 +16,7 @@ import { nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processCpuMs } from "./cpu-meter.ts";
 import { startIoMeter } from "./io-meter.ts";
-import { benchUser, imapIdentity, openMailStore, retireIdentity, type BenchDovecot, type MailStore } from "./mail-bench.ts";
+import { type BenchDovecot, benchUser, imapIdentity, type MailStore, openMailStore, retireIdentity } from "./mail-bench.ts";
 import type { MailNodeTask } from "./mail-node-process.ts";
 import type { ImapPairRun, ImapTask } from "./results.ts";
 
@@ -46,7 +46,17 @@ async function spawnMailNode(task: MailNodeTask): Promise<NodeProcess> {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const unregister = registerCleanup(async () => void child.kill("SIGKILL"));
-  const node: NodeProcess = { id: task.nodeId, child, warnings: {}, exited: new Promise((resolve) => child.once("exit", () => (unregister(), resolve()))) };
+  const node: NodeProcess = {
+    id: task.nodeId,
+    child,
+    warnings: {},
+    exited: new Promise((resolve) =>
+      child.once("exit", () => {
+        unregister();
+        resolve();
+      }),
+    ),
+  };
   let output = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node ${task.nodeId} not ready within 30 s: ${output.slice(-500)}`)), 30_000);

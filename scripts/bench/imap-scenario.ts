@@ -12,23 +12,23 @@ import { encodeJson } from "../../runtime/json.ts";
 import { childMain } from "./child-protocol.ts";
 import { reapedChildrenCpuMs, startCpuMeter } from "./cpu-meter.ts";
 import { importTogether } from "./imap-pair.ts";
-import { settledMemory } from "./memory-probe.ts";
-import { startMemorySampler } from "./memory-sampler.ts";
 import {
   appendRate,
+  type BenchDovecot,
   benchUser,
-  newSecretKey,
   fetchAll,
   fillMaildir,
   imapIdentity,
+  newSecretKey,
   PASSWORD,
-  retireIdentity,
   profilePhase,
+  retireIdentity,
   startBenchDovecot,
   startMailNode,
   writeConfig,
-  type BenchDovecot,
 } from "./mail-bench.ts";
+import { settledMemory } from "./memory-probe.ts";
+import { startMemorySampler } from "./memory-sampler.ts";
 import type { ImapResult, ImapRun, ImapTask } from "./results.ts";
 
 const LOGIN = "bench";

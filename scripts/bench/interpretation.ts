@@ -2,8 +2,8 @@
 // explanations name the code the figures point at.
 import { MAX_BATCH_RAWS } from "../../actors/inbound/inbound-batch.ts";
 import { DEFAULT_TIMING } from "../../supervisors/cluster/membership.ts";
-import { fastestRun, keyFigures, type KeyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
-import { IMPORT_HEAP_BOUND, TARGETS, type BenchRun, type PartName } from "./report.ts";
+import { fastestRun, type KeyFigures, keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
+import { type BenchRun, IMPORT_HEAP_BOUND, type PartName, TARGETS } from "./report.ts";
 import type { ImapPairRun, ImapResult } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio } from "./stats.ts";
 
@@ -101,7 +101,7 @@ export function interpretParts(run: BenchRun): Partial<Record<PartName, string[]
     imap: imapReading(run),
     smtp: smtpReading(run),
     push: pushReading(run),
-    tls: tlsReading(run, figures),
+    tls: tlsReading(figures),
   };
 }
 
@@ -158,7 +158,7 @@ function largest(deltas: [string, number][]): string {
   return `${name} (${added(value, 0)})`;
 }
 
-function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
+function tlsReading(figures: KeyFigures): string[] {
   const { plain, tls, "tls-role": role } = figures.tls;
   // The same figure on the plain, TLS and TLS + role servers.
   const pick = <T>(select: (entry: NonNullable<typeof plain>) => T | undefined) =>
@@ -181,7 +181,6 @@ function tlsReading(run: BenchRun, figures: KeyFigures): string[] {
   ) {
     return ["- TLS and credentials: not every scenario ran on every server, no reading."];
   }
-  const { requests, orders } = run.config.tls;
   const requestRatios = (over: RequestFigures, under: RequestFigures) =>
     `p50 ${formatRatio(over.p50 / under.p50)}, requests/s ${formatRatio(over.perSecond / under.perSecond)}`;
   const orderRatios = (over: OrdersFigures, under: OrdersFigures) =>

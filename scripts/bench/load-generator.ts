@@ -6,8 +6,8 @@ import { DELIVER_ORDER, encodedOrders, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { InboxClient } from "./inbox-client.ts";
-import { epochNow, percentile, rate } from "./stats.ts";
 import type { ConcurrentRound, LatencySummary, LoadTask, PublishResult, PublishTask, RequestLoadResult, RequestLoadTask } from "./results.ts";
+import { epochNow, percentile, rate } from "./stats.ts";
 
 /** The consumer's progress (orders processed this round), as it reports it. */
 function followProgress(nc: NatsConnection, subject: string): { processed(): number; next(): Promise<void> } {

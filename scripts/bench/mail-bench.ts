@@ -14,16 +14,16 @@ import { openStore, type Store } from "../../actors/store/store.ts";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
-import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
-import { startNode, type RunningNode } from "../../supervisors/node.ts";
-import { defaultNodeId, nodeConfigFromEnv, type NodeConfig } from "../../supervisors/node-config.ts";
+import { caliopenServices } from "../../supervisors/caliopen-services.ts";
+import { type RunningNode, startNode } from "../../supervisors/node.ts";
+import { defaultNodeId, type NodeConfig, nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../../test/helpers/dovecot.ts";
 import { connectBench } from "./bench-connection.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processTreeCpuMs } from "./cpu-meter.ts";
 import { tallyingLogger } from "./log-tally.ts";
-import { corpusMessage, type CorpusOptions, type MailKind } from "./mail-corpus.ts";
+import { type CorpusOptions, corpusMessage, type MailKind } from "./mail-corpus.ts";
 
 export { PASSWORD };
 

@@ -85,7 +85,7 @@ function prose(random: () => number, bytes: number): string {
         size += 1;
       }
     }
-    line = line === "" ? word[0]!.toUpperCase() + word.slice(1) : `${line} ${word}`;
+    line = line === "" ? word.charAt(0).toUpperCase() + word.slice(1) : `${line} ${word}`;
   }
   if (line !== "") lines.push(`${line}.`);
   return lines.join("\n");

@@ -1,7 +1,7 @@
 // This process's memory, sampled on a timer while something runs: its peak, and whether it grows over
 // the run. Timed samples include garbage not yet collected (V8 lets the old space fill before a major GC),
 // so growth is read from the samples taken right after each major GC: what was still alive then.
-import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
+import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import type { MemorySample } from "./results.ts";
 
 export interface TimedMemorySample extends MemorySample {

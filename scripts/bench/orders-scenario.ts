@@ -2,10 +2,10 @@
 // the runtime's durable path written in bare nats.js, by a node whose entry point only counts them
 // (intake stream, validation and plumbing, no actor), or by a node that routes them to one actor per
 // remote_id (intake stream, then the durable keyed-order stream).
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, type ConsumerMessages, type JsMsg, jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { decodeJson, isJsonObject } from "../../runtime/json.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
-import { isJsonObject, decodeJson } from "../../runtime/json.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
 import { encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
@@ -14,8 +14,8 @@ import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
 import { startIoMeter } from "./io-meter.ts";
 import { ProgressProbe } from "./progress-probe.ts";
-import { epochNow, rate } from "./stats.ts";
 import type { OrdersResult, OrdersRound, OrdersTask, PublishResult, PublishTask } from "./results.ts";
+import { epochNow, rate } from "./stats.ts";
 
 const PROCESS_TIMEOUT_MS = 120_000;
 

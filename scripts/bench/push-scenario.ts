@@ -5,8 +5,8 @@
 // seen as its document appearing in the messages bucket (a KV watch on the user's keys, matched by
 // Message-ID).
 import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
 import { IMAP_KIND, type ImapWorkerContext } from "../../actors/imap/imap-worker.ts";
@@ -54,7 +54,13 @@ async function startIdleWatcher(port: number): Promise<{ exists: number[]; stop(
       if (match !== null) exists.push(Number(match[2]));
     });
   });
-  return { exists, stop: () => (unregister(), stop()) };
+  return {
+    exists,
+    stop: () => {
+      unregister();
+      stop();
+    },
+  };
 }
 
 childMain<PushTask>(async (task): Promise<PushResult> => {

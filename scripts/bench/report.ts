@@ -1,8 +1,9 @@
 // Turns one bench run into BENCHMARKS.md (also printed to stdout): machine, one table per scenario with
 // the raw baseline, the actor figure and their ratio, the targets and whether they are met.
-import type { FailoverResult } from "./failover-scenario.ts";
+
 import type { BenchConfig } from "./bench-config.ts";
 import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
+import type { FailoverResult } from "./failover-scenario.ts";
 import { fastestRun, keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import type { IoCounters } from "./io-meter.ts";
 import type { MachineInfo } from "./machine-info.ts";
@@ -340,8 +341,8 @@ export function renderParts(run: BenchRun, ran: ReadonlySet<PartName>, readings:
     activation: (verdicts) => activationSection(run, verdicts),
     failover: (verdicts) => failoverSection(run.failover, verdicts),
     imap: (verdicts) => imapSection(run, verdicts),
-    smtp: (verdicts) => smtpSection(run),
-    push: (verdicts) => pushSection(run),
+    smtp: () => smtpSection(run),
+    push: () => pushSection(run),
     tls: () => tlsSection(run),
   };
   return PART_NAMES.filter((name) => ran.has(name)).map((name) => {

@@ -6,7 +6,7 @@ import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { ok } from "../../runtime/reply.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
-import { encodedOrders, KEY_FIELD, DELIVER_ORDER, SYNC_ORDER } from "./bench-payloads.ts";
+import { DELIVER_ORDER, encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain, runChild } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";

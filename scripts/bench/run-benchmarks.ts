@@ -6,14 +6,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { benchConfig } from "./bench-config.ts";
 import { BENCH_SECURITIES, type BenchSecurity } from "./bench-security.ts";
-import { startBenchServer, type BenchServer } from "./bench-server.ts";
+import { type BenchServer, startBenchServer } from "./bench-server.ts";
 import { runChild } from "./child-protocol.ts";
 import { cleanupAll, installSignalCleanup } from "./cleanup.ts";
 import { startBackgroundMeter } from "./cpu-meter.ts";
+import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
-import { composeReport, PART_NAMES, renderParts, type BenchRun, type Outcome, type PartName, type ReportPart, type SecuredOutcome } from "./report.ts";
-import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
+import { type BenchRun, composeReport, type Outcome, PART_NAMES, type PartName, type ReportPart, renderParts, type SecuredOutcome } from "./report.ts";
 import type {
   ActivationResult,
   ActivationTask,

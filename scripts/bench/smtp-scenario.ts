@@ -7,9 +7,9 @@
 import { spawn } from "node:child_process";
 import { SMTPServer } from "smtp-server";
 import { childMain } from "./child-protocol.ts";
+import { registerCleanup } from "./cleanup.ts";
 import { reapedChildrenCpuMs, startCpuMeter } from "./cpu-meter.ts";
 import { benchUser, profilePhase, startMailNode } from "./mail-bench.ts";
-import { registerCleanup } from "./cleanup.ts";
 import type { SmtpResult, SmtpRun, SmtpTask } from "./results.ts";
 
 const SMTP_SOURCE = "/usr/sbin/smtp-source";
@@ -81,7 +81,10 @@ async function bareServer(): Promise<{ port: number; received(): number; close()
   return {
     port: typeof address === "object" && address !== null ? address.port : 0,
     received: () => received,
-    close: () => (unregister(), close()),
+    close: () => {
+      unregister();
+      return close();
+    },
   };
 }
 

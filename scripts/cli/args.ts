@@ -2,7 +2,7 @@
 // defaults taken from the same environment variables a node reads.
 import { parseArgs } from "node:util";
 import { parseDuration } from "./duration.ts";
-import { UsageError, messageOf } from "./errors.ts";
+import { messageOf, UsageError } from "./errors.ts";
 
 export interface GlobalOptions {
   /** --nats, when given; otherwise NATS_URL or a local node's embedded server (connection.ts). */

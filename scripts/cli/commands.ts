@@ -1,6 +1,7 @@
 // The commands of `caliopen`, in the order the usage text lists them.
-import type { Command } from "./command.ts";
+
 import { actorsCommand } from "./actors-command.ts";
+import type { Command } from "./command.ts";
 import { deadlettersCommand } from "./deadletters-command.ts";
 import { inspectCommand } from "./inspect-command.ts";
 import { natsConfigCommand } from "./nats-config-command.ts";

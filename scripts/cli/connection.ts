@@ -4,10 +4,10 @@
 // keeps retrying for ever; an operator at a prompt wants to know now).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { PermissionViolationError } from "@nats-io/nats-core";
+import { type ConnectionOptions, PermissionViolationError } from "@nats-io/nats-core";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { embeddedSeedFile } from "../../runtime/embedded-nats-credentials.ts";
-import { authMethod, explainConnectError, natsConnectOptions, natsEndpointFromEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { authMethod, explainConnectError, type NatsEndpoint, natsConnectOptions, natsEndpointFromEnv } from "../../runtime/nats-endpoint.ts";
 import { dataDirFromEnv } from "../../supervisors/secret-keys.ts";
 import { CliError, messageOf } from "./errors.ts";
 
@@ -33,7 +33,7 @@ function localSeedFile(env: NodeJS.ProcessEnv): string {
 }
 
 export async function openNats(endpoint: NatsEndpoint): Promise<NatsConnection> {
-  let options;
+  let options: ConnectionOptions;
   try {
     options = await natsConnectOptions(endpoint);
   } catch (error) {
@@ -66,5 +66,6 @@ export async function publishConfirmed(nc: NatsConnection, subject: string, data
   // The server answers the flush's PING after it has dealt with the publish, refusal included.
   await nc.flush();
   await new Promise((resolve) => setImmediate(resolve));
-  if (refusals.length > 0) throw new CliError(`the server refused to publish on ${subject}: ${refusals[0]!.message}`);
+  const [refusal] = refusals;
+  if (refusal !== undefined) throw new CliError(`the server refused to publish on ${subject}: ${refusal.message}`);
 }

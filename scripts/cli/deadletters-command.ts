@@ -1,12 +1,12 @@
 // `caliopen deadletters [--limit N]`: the newest orders nobody could take, read from the dead-letter
 // stream. Read-only: it never creates the stream (a node does, when it starts).
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { DeadLetters, type DeadLetter } from "../../runtime/dead-letters.ts";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { type DeadLetter, DeadLetters } from "../../runtime/dead-letters.ts";
 import { decodeJson, isJsonObject } from "../../runtime/json.ts";
 import type { Command, Session } from "./command.ts";
-import { CliError, EXIT_OK, UsageError, messageOf } from "./errors.ts";
+import { CliError, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 import { compactJson, localDateTime, plural } from "./format.ts";
-import { formatTable, type Column } from "./table.ts";
+import { type Column, formatTable } from "./table.ts";
 
 const DEFAULT_LIMIT = 20;
 

@@ -6,7 +6,7 @@ import { parseCliArgs } from "./args.ts";
 import type { CliIO, Command, CommandRun } from "./command.ts";
 import { findCommand } from "./commands.ts";
 import { cliEndpoint, openNats } from "./connection.ts";
-import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, messageOf } from "./errors.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, messageOf, UsageError } from "./errors.ts";
 import { usage } from "./usage.ts";
 
 export async function runCli(argv: readonly string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {

@@ -7,7 +7,7 @@ import { Subjects } from "../../runtime/subjects.ts";
 import { authorizationBlock, ROLE_DESCRIPTIONS, ROLES, rolePermissions } from "../../supervisors/nats-roles.ts";
 import { ensureRoleCredentials, type RoleCredential } from "../../supervisors/role-credentials.ts";
 import type { Command } from "./command.ts";
-import { CliError, EXIT_OK, UsageError, messageOf } from "./errors.ts";
+import { CliError, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 
 const DEFAULT_DIR = "nats-credentials";
 

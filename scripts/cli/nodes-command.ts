@@ -1,10 +1,10 @@
 // `caliopen nodes`: which nodes are up, where, since when, and which NATS server each one uses.
 import { isJsonObject } from "../../runtime/json.ts";
 import type { Command, Session } from "./command.ts";
-import { DebugClient, DEFAULT_MAX_WAIT_MS, noNodesMessage, type JsonObject } from "./debug-client.ts";
+import { DEFAULT_MAX_WAIT_MS, DebugClient, type JsonObject, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, UsageError } from "./errors.ts";
 import { plural, relativeTime } from "./format.ts";
-import { formatTable, type Column } from "./table.ts";
+import { type Column, formatTable } from "./table.ts";
 
 const COLUMNS: Column[] = [
   { header: "NODE", maxWidth: 36 },

@@ -8,7 +8,7 @@ import type { SecretBox } from "../../runtime/secret-box.ts";
 import { configuredSecretKeys, dataDirFromEnv } from "../../supervisors/secret-keys.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
-import { CliError, EXIT_FAILURE, EXIT_OK, UsageError, messageOf } from "./errors.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 import { formatTable } from "./table.ts";
 
 const NO_KEY = "no secret key here: run it with a node's CALIOPEN_SECRET_KEY or CALIOPEN_SECRET_KEY_FILE (or its CALIOPEN_DATA_DIR holding secret.key)";

@@ -1,15 +1,15 @@
 // `caliopen send SUBJECT JSON [--request|--publish]`: sends one order or message the way its sender
 // would. For the contract's orders the mode (request or publish) comes from the contract table.
-import { TimeoutError, type NatsConnection } from "@nats-io/transport-node";
-import { orderSpec, type OrderSpec } from "../../actors/contract/contract-table.ts";
+import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
+import { type OrderSpec, orderSpec } from "../../actors/contract/contract-table.ts";
+import type { OrderMode } from "../../runtime/entry-point.ts";
 import { encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { validatePayload } from "../../runtime/payload-schema.ts";
-import type { OrderMode } from "../../runtime/entry-point.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
 import { publishConfirmed } from "./connection.ts";
 import { isNoResponders } from "./debug-client.ts";
-import { CliError, EXIT_FAILURE, EXIT_OK, UsageError, messageOf } from "./errors.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 
 // deliver goes through an SMTP or IMAP server and may take a while; everything else answers quickly.
 const DELIVER_TIMEOUT_MS = 30_000;

@@ -1,7 +1,7 @@
 // `caliopen users …`: the API's users and their bearer tokens, straight in the store. A token's secret
 // is printed once, when it is made (only its hash is kept); listings show its public id (`tok_…`).
 // Revoking and disabling take effect at once on every node: the API reads the store on each request.
-import { createUser } from "../../actors/accounts/create-user.ts";
+import { createUser, type NewAccountCreated } from "../../actors/accounts/create-user.ts";
 import { Conflict } from "../../actors/store/errors.ts";
 import type { ApiToken, User } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
@@ -121,7 +121,7 @@ async function userNamed(stored: Store, name: string): Promise<User> {
 const expiry = (token: ApiToken) => (token.expires_at === null ? "never" : token.expires_at);
 
 async function add(session: Session, name: string, flags: CommandFlags): Promise<number> {
-  let created;
+  let created: NewAccountCreated;
   try {
     created = await createUser(await store(session), {
       name,

@@ -2,8 +2,8 @@
 // Actors publish their transitions themselves; this only listens, so it also works before the actor
 // exists and across restarts and handoffs.
 import { decodeJson, isJsonObject } from "../../runtime/json.ts";
+import { type ActorRef, formatActorRef, parseActorRef } from "./actor-ref.ts";
 import type { Command, Session } from "./command.ts";
-import { formatActorRef, parseActorRef, type ActorRef } from "./actor-ref.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.ts";
 import { formatState, localClock } from "./format.ts";
 

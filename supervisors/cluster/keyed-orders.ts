@@ -9,7 +9,7 @@ import { decodeBusJson, decodeJson, encodeJson, isJsonObject } from "../../runti
 import { failure, type Reply } from "../../runtime/reply.ts";
 import type { Requester } from "../../runtime/requester.ts";
 import { actorKeyProblem, isSafeReplySubject, type Subjects } from "../../runtime/subjects.ts";
-import { MAX_KIND_LENGTH, WRAPPED_ORDER_LIMITS, type KeyedOperation, type OrderStream } from "./order-stream.ts";
+import { type KeyedOperation, MAX_KIND_LENGTH, type OrderStream, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
 import type { ShardRunner } from "./shard-runner.ts";

@@ -4,17 +4,17 @@
 // actor's state after it is saved.
 import {
   AckPolicy,
+  type Consumer,
   DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
-  type Consumer,
-  type JetStreamClient,
-  type JetStreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BUS_JSON_LIMITS, encodeJson, isJsonObject, type JsonLimits } from "../../runtime/json.ts";
-import { actorKeyProblem, subjectToken, type Subjects } from "../../runtime/subjects.ts";
+import { actorKeyProblem, type Subjects, subjectToken } from "../../runtime/subjects.ts";
 
 export type KeyedOperation = "start" | "reload" | "remove" | "deliver";
 

@@ -10,7 +10,7 @@ import type { DeadLetters } from "../../runtime/dead-letters.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { FamilySupervisor } from "../family-supervisor.ts";
 import type { ActorRegistry } from "./actor-registry.ts";
-import { readKeyedOrder, WRAPPED_ORDER_LIMITS, type KeyedOrder, type OrderStream } from "./order-stream.ts";
+import { type KeyedOrder, type OrderStream, readKeyedOrder, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 
 export interface ShardRunnerDeps {

@@ -3,17 +3,18 @@
 // stream named after the queue group), a valid payload passes validation, and every kind of invalid
 // input is rejected with an error naming the problem (a reply for a request, a dead letter for a
 // published order).
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
+
 import { randomUUID } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createUser } from "../../actors/accounts/create-user.ts";
 import { CONTRACT, isPublishOnly, type OrderSpec, type SubjectSpec } from "../../actors/contract/contract-table.ts";
+import { openStore, type Store } from "../../actors/store/store.ts";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { createUser } from "../../actors/accounts/create-user.ts";
-import { openStore, type Store } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";

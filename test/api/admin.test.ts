@@ -4,7 +4,7 @@
 import type { Msg } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
 type TestUser = { user_id: string; token: string; identity_id: string | null; contact_id: string };
 const test = suite<{ fx: ApiFixture; root: TestUser; alice: TestUser; bob: TestUser }>("API: admin");

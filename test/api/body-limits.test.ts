@@ -6,7 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BODY_LIMITS, bodyLimitOf, NO_BODY_LIMIT } from "../../api/body-limits.ts";
 import { renderOpenApi } from "../../scripts/openapi-doc.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 
 type TestUser = { user_id: string; token: string; identity_id: string | null; contact_id: string };

@@ -1,9 +1,10 @@
 // Requests refused by the HTTP parser, before any route: headers over Node's 16 KiB and malformed HTTP
 // are answered in the API's error body and the connection is closed; the API keeps serving.
+
+import { connect } from "node:net";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { connect } from "node:net";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
 const test = suite<{ fx: ApiFixture; port: number }>("API: client errors");
 

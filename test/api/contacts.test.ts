@@ -3,7 +3,7 @@
 // 400 naming the field and changes nothing; another user's contact is a 404.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { sleep } from "../helpers/wait.ts";
 
 type TestUser = { user_id: string; token: string; contact_id: string };

@@ -4,7 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { RunningApi } from "../../api/server.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 
 const test = suite<{ fx: ApiFixture; open: RunningApi }>("API: CORS");

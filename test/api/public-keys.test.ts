@@ -4,8 +4,8 @@
 // operations emit nothing.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { Gpg } from "../helpers/gpg.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
 
 type TestUser = { user_id: string; token: string; contact_id: string };
 interface Keys {

@@ -3,13 +3,14 @@
 // an address over its budget is refused whatever token it sends; X-Forwarded-For is believed only
 // from a trusted proxy. Each test gets its own API (counters are per node), on loopback addresses
 // 127.0.0.x to play several clients.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createLogger } from "../../runtime/logger.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
-import { rawRequest, type RawAnswer } from "../helpers/http-request.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
+import { type RawAnswer, rawRequest } from "../helpers/http-request.ts";
 
 const test = suite<{ fx: ApiFixture }>("API: rate limits");
 
@@ -96,7 +97,12 @@ test("without a trusted proxy, X-Forwarded-For is ignored: a client cannot pick 
 
 test("a node that sees X-Forwarded-For without a trusted proxy says so in its log, once", async ({ fx }) => {
   const lines: string[] = [];
-  const destination = new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) });
+  const destination = new Writable({
+    write: (chunk: Buffer, _encoding, done) => {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
   const api = await fx.another({}, { logger: createLogger({ level: "warn", destination }) });
   for (const client of ["203.0.113.1", "203.0.113.2"]) await rawRequest(`${api.url}/api/v2/openapi.json`, { headers: { "x-forwarded-for": client } });
   await rawRequest(`${api.url}/api/v2/openapi.json`);

@@ -2,7 +2,7 @@
 // that lists every operation of the contract's emitters.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
 const test = suite<{ fx: ApiFixture }>("API: server");
 

@@ -5,8 +5,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { RunningApi } from "../../api/server.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
-import { silent, trickle, type Trickle } from "../helpers/slow-client.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
+import { silent, type Trickle, trickle } from "../helpers/slow-client.ts";
 import { sleep } from "../helpers/wait.ts";
 
 const test = suite<{ fx: ApiFixture; api: RunningApi; port: number }>("API: timeouts");

@@ -2,11 +2,12 @@
 // that does not is refused by its own TLS check; plain HTTP to the port gets a 400 in the API's error
 // body saying to use https://; a connection that never completes its handshake, or trickles its headers
 // inside TLS, is closed.
+
+import { readFile } from "node:fs/promises";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readFile } from "node:fs/promises";
 import type { RunningApi } from "../../api/server.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 import { silent, trickle } from "../helpers/slow-client.ts";
 import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";

@@ -1,18 +1,19 @@
 // Bearer tokens at the API: two API nodes on one NATS refuse a token the moment the CLI revokes it (or
 // disables its user), expired tokens are refused, tokens made before tokens had ids keep working, and
 // last use is recorded without a write per request.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomBytes } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { hashed } from "../../actors/store/lookups.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { OrderEmitter } from "../../api/order-emitter.ts";
-import { startApi, type RunningApi } from "../../api/server.ts";
+import { type RunningApi, startApi } from "../../api/server.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { callApi } from "../helpers/api-client.ts";
-import { startApiFixture, type ApiFixture } from "../helpers/api-fixture.ts";
+import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { startCli } from "../helpers/cli-process.ts";
 import { waitFor } from "../helpers/wait.ts";
 

@@ -2,7 +2,7 @@
 
 export interface HttpResult {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of any shape: each test checks what it expects
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON of any shape; each test asserts the fields it expects
   body: any;
   headers: Headers;
 }

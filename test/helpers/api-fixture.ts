@@ -2,19 +2,19 @@
 // orders. `wire` records every contract order the API emits, seen from a separate connection.
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CONTRACT, isPublishOnly } from "../../actors/contract/contract-table.ts";
 import { createUser } from "../../actors/accounts/create-user.ts";
+import { CONTRACT, isPublishOnly } from "../../actors/contract/contract-table.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
-import { OrderEmitter } from "../../api/order-emitter.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "../../api/http-settings.ts";
-import { startApi, type RunningApi } from "../../api/server.ts";
+import { OrderEmitter } from "../../api/order-emitter.ts";
+import { type RunningApi, startApi } from "../../api/server.ts";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson } from "../../runtime/json.ts";
-import { silentLogger, type Logger } from "../../runtime/logger.ts";
+import { type Logger, silentLogger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
-import { startTestNats, type TestNats } from "./nats-server.ts";
 import { callApi, type HttpResult } from "./api-client.ts";
+import { startTestNats, type TestNats } from "./nats-server.ts";
 import { sleep, waitFor } from "./wait.ts";
 
 export interface WireOrder {
@@ -93,7 +93,10 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
     takeWire,
     async expectWire(count) {
       const seen: WireOrder[] = [];
-      await waitFor(`${count} order(s) on the wire`, () => (seen.push(...takeWire()), seen.length >= count));
+      await waitFor(`${count} order(s) on the wire`, () => {
+        seen.push(...takeWire());
+        return seen.length >= count;
+      });
       await sleep(150);
       seen.push(...takeWire());
       return seen.map(({ subject, payload }) => ({ subject, payload }));

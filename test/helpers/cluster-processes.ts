@@ -1,6 +1,6 @@
 // Node processes for multi-process tests, and a continuous check of who runs which actor, read through
 // the debug subject as an operator would.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson } from "../../runtime/json.ts";
 import { waitFor } from "./wait.ts";

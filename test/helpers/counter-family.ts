@@ -3,8 +3,8 @@
 // in COUNTER_ACCEPTS; `crash`, `failAsync`, `reloaded` and its `tick.due` deadline are the node's own.
 import { assign, fromPromise, setup } from "xstate";
 import type { ActorFamily, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { clearDeadline, setDeadline, type Deadlines } from "../../runtime/deadlines.ts";
 import { ok } from "../../runtime/reply.ts";
 
 export interface CounterContext {

@@ -74,6 +74,10 @@ export async function startFakeXApi(options: { appKey?: string; appSecret?: stri
   const limits: { resetAt: Date; remaining: number; path: string | undefined }[] = [];
   let nextUser = FIRST_USER_ID;
   let nextEvent = FIRST_EVENT_ID;
+  const newUserId = () => {
+    nextUser += 1n;
+    return nextUser.toString();
+  };
 
   const conversationOf = (a: string, b: string) => (BigInt(a) < BigInt(b) ? `${a}-${b}` : `${b}-${a}`);
 
@@ -211,7 +215,7 @@ export async function startFakeXApi(options: { appKey?: string; appSecret?: stri
     appKey,
     appSecret,
     addUser(username, name = username, id) {
-      const user = { id: id ?? (nextUser += 1n).toString(), username, name };
+      const user = { id: id ?? newUserId(), username, name };
       users.set(user.id, user);
       return user;
     },

@@ -5,7 +5,7 @@
 //
 // Debian's sks resolves every path below `-basedir` (`<dir>/etc/sks/sksconf`, `<dir>/var/lib/sks/DB`,
 // `<dir>/var/log/sks`, `<dir>/var/run/sks/db_com_sock`), so the whole tree is made here.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

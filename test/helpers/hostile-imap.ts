@@ -197,8 +197,7 @@ function serve(socket: Socket, mode: HostileMode, stats: HostileImapStats): void
     if (busy) return;
     busy = true;
     try {
-      let end: number;
-      while ((end = buffered.indexOf("\r\n")) >= 0) {
+      for (let end = buffered.indexOf("\r\n"); end >= 0; end = buffered.indexOf("\r\n")) {
         const line = buffered.slice(0, end);
         buffered = buffered.slice(end + 2);
         if (idleTag !== null) {

@@ -7,7 +7,7 @@ import { request as httpsRequest } from "node:https";
 export interface RawAnswer {
   status: number;
   headers: IncomingHttpHeaders;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of any shape: each test checks what it expects
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON of any shape; each test asserts the fields it expects
   body: any;
 }
 

@@ -1,7 +1,7 @@
 // A secret sealed the way SecretBox did before format 2: AES-256-GCM without associated data and no
 // format field. Stores written then still hold such secrets; tests make them with this.
 import { createCipheriv, randomBytes } from "node:crypto";
-import { secretKeyId, type SealedSecret } from "../../runtime/secret-box.ts";
+import { type SealedSecret, secretKeyId } from "../../runtime/secret-box.ts";
 
 export function legacySeal(key: Buffer, plaintext: string): SealedSecret {
   const iv = randomBytes(12);

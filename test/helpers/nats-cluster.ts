@@ -4,12 +4,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startEmbeddedNats, type EmbeddedNats } from "../../runtime/embedded-nats-server.ts";
-import { natsConnectOptions, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { connect } from "@nats-io/transport-node";
+import { type EmbeddedNats, startEmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
-import { authorizationBlock, ROLES, type NatsRole } from "../../supervisors/nats-roles.ts";
+import { authorizationBlock, type NatsRole, ROLES } from "../../supervisors/nats-roles.ts";
 import { ensureRoleCredentials, roleEndpoint } from "../../supervisors/role-credentials.ts";
 import { freePort } from "./nats-server.ts";
 import { makeTestCertificates, type TestCertificates } from "./tls-certs.ts";

@@ -1,11 +1,11 @@
 // A real nats-server with JetStream on a free loopback port, private to one test file.
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { startEmbeddedNats, type EmbeddedNats, type EmbeddedNatsOptions } from "../../runtime/embedded-nats-server.ts";
-import { natsConnectOptions, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { type EmbeddedNats, type EmbeddedNatsOptions, startEmbeddedNats } from "../../runtime/embedded-nats-server.ts";
+import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
 
 export interface TestNats {
   url: string;

@@ -2,7 +2,7 @@
 // limit of file descriptors first (a shell's ulimit, up to the hard limit), so that the flood does not
 // depend on the test runner's limit. Linux routes the whole of 127.0.0.0/8 to the loopback interface, so
 // the connections can come from as many client addresses as a test wants.
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
 export interface FloodReport {

@@ -3,7 +3,7 @@
 // starts with smtp-sink's own records (X-Client-Addr, X-Helo-Args, X-Mail-Args, one X-Rcpt-Args per
 // RCPT, then a three-line Received header), then the message as received with LF line ends, then an
 // empty line. Running as root it must drop privileges (`-u nobody`), so the dump folder is world-writable.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";

@@ -1,17 +1,18 @@
 // A real supervisor node in this process, on a test nats-server.
+
+import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, silentLogger, type Logger } from "../../runtime/logger.ts";
-import { startNode, type NodeTuning, type RunningNode } from "../../supervisors/node.ts";
-import type { NodeConfig } from "../../supervisors/node-config.ts";
-import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
-import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
-import { SecretBox } from "../../runtime/secret-box.ts";
-import { randomBytes } from "node:crypto";
-import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { parseAllowedDestinations } from "../../actors/network/allowed-destinations.ts";
 import type { DestinationSettings, Resolver } from "../../actors/network/destination-policy.ts";
+import { createLogger, type Logger, silentLogger } from "../../runtime/logger.ts";
+import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { SecretBox } from "../../runtime/secret-box.ts";
+import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
+import { type NodeTuning, type RunningNode, startNode } from "../../supervisors/node.ts";
+import type { NodeConfig } from "../../supervisors/node-config.ts";
+import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
 
 /** Failure detection shortened so that tests of failover run quickly. */
 export const FAST_DETECTION_MS = 1_000;

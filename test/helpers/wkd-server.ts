@@ -4,9 +4,10 @@
 // document roots. It may also answer with redirects, listen on another loopback address (127.0.0.2) or
 // a given port, and hold each answer back a while (`delayMs`; `mostAtOnce` tells how many requests it
 // had at the same time). Also a server that accepts connections and never answers, for timeouts.
+
+import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
-import { readFile } from "node:fs/promises";
 import { join, normalize } from "node:path";
 
 export interface TestWebServer {

@@ -1,9 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
-import { counterFamily } from "../helpers/counter-family.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { counterFamily } from "../helpers/counter-family.ts";
+import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
+import { sleep, waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("actor host");
 
@@ -306,11 +306,13 @@ test("a delivered message settles 'done' only once the state it produced is save
   host.register(counterFamily("c13"));
   const cell = await host.activate("c13", "acked");
   const outcomes: string[] = [];
-  const storedAtSettle: number[] = [];
+  const storedAtSettle: (number | undefined)[] = [];
   for (let i = 1; i <= 5; i++) {
     cell.deliverInternal({ type: "inc", payload: {} }, (outcome) => {
       outcomes.push(outcome);
-      void fx.snapshots.load("c13", "acked").then((stored) => storedAtSettle.push((stored?.record.snapshot as { context: { count: number } }).context.count));
+      void fx.snapshots
+        .load("c13", "acked")
+        .then((stored) => storedAtSettle.push((stored?.record.snapshot as { context: { count: number } } | undefined)?.context.count));
     });
   }
   await waitFor("all settled", () => storedAtSettle.length === 5);

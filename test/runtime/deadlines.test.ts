@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { clearDeadline, DeadlineTimers, readDeadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, DeadlineTimers, readDeadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { sleep } from "../helpers/wait.ts";
 
 test("deadlines are plain data in the context", () => {

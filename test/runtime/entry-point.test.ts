@@ -1,12 +1,12 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
-import { EntryPoint, OrderRefused, RetryLater, type EntryPointSpec } from "../../runtime/entry-point.ts";
+import { EntryPoint, type EntryPointSpec, OrderRefused, RetryLater } from "../../runtime/entry-point.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { ok } from "../../runtime/reply.ts";
-import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
+import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("entry point");
@@ -35,7 +35,22 @@ async function ask(fx: RuntimeFixture, subject: string, body: unknown): Promise<
 
 test("subscribes under the deployment namespace and hands valid orders to their handler", async ({ fx }) => {
   const seen: unknown[] = [];
-  entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran", { job: payload.job_id })) } } }, "jobs1");
+  entry(
+    fx,
+    {
+      orders: {
+        run: {
+          mode: "request",
+          schema,
+          handle: (payload) => {
+            seen.push(payload);
+            return ok("ran", { job: payload.job_id });
+          },
+        },
+      },
+    },
+    "jobs1",
+  );
   const reply = await ask(fx, "ns1.jobs1", { order: "run", job_id: "j1", other: "kept" });
   assert.equal(reply, { job: "j1", error: false, message: "ran" });
   assert.equal(seen, [{ order: "run", job_id: "j1", other: "kept" }]);
@@ -126,7 +141,23 @@ test("stopTaking lets the queue group give orders to another member; settled wai
   let release: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let finished = 0;
-  const first = entry(fx, { orders: { run: { mode: "request", schema, handle: async () => (await gate, finished++, ok("first")) } } }, "jobs6");
+  const first = entry(
+    fx,
+    {
+      orders: {
+        run: {
+          mode: "request",
+          schema,
+          handle: async () => {
+            await gate;
+            finished++;
+            return ok("first");
+          },
+        },
+      },
+    },
+    "jobs6",
+  );
   const pending = ask(fx, "ns1.jobs6", { order: "run", job_id: "slow" });
   await waitFor("handler running", () => first.snapshotStats().inFlight === 1);
   await first.stopTaking();
@@ -141,7 +172,22 @@ test("stopTaking lets the queue group give orders to another member; settled wai
 
 test("an order over the size or depth limit is refused naming the limit, without reaching its handler", async ({ fx }) => {
   const seen: unknown[] = [];
-  entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran")) } } }, "jobs-limits");
+  entry(
+    fx,
+    {
+      orders: {
+        run: {
+          mode: "request",
+          schema,
+          handle: (payload) => {
+            seen.push(payload);
+            return ok("ran");
+          },
+        },
+      },
+    },
+    "jobs-limits",
+  );
   const big = await ask(fx, "ns1.jobs-limits", { order: "run", job_id: "j", filler: "x".repeat(70_000) });
   assert.is(big.error, true);
   assert.match(String(big.message), /over the limit of 65536 bytes/);
@@ -167,7 +213,22 @@ test("OrderRefused: the requester gets the reason as an error, a published order
 
 test("a request whose reply subject could get the node's connection closed is dropped without a reply or any work", async ({ fx }) => {
   const seen: unknown[] = [];
-  const ep = entry(fx, { orders: { run: { mode: "request", schema, handle: (payload) => (seen.push(payload), ok("ran")) } } }, "jobs-reply");
+  const ep = entry(
+    fx,
+    {
+      orders: {
+        run: {
+          mode: "request",
+          schema,
+          handle: (payload) => {
+            seen.push(payload);
+            return ok("ran");
+          },
+        },
+      },
+    },
+    "jobs-reply",
+  );
   const watcher = await fx.nats.connect();
   const hostile = `_INBOX.${"a".repeat(4_060)}`;
   const answers: unknown[] = [];
@@ -259,7 +320,13 @@ test("core NATS: at most the bound run, as many wait their turn, the rest are an
         run: {
           mode: "request",
           schema,
-          handle: async (payload) => (running++, (most = Math.max(most, running)), await gate, running--, ok("ran", { job: payload.job_id })),
+          handle: async (payload) => {
+            running++;
+            most = Math.max(most, running);
+            await gate;
+            running--;
+            return ok("ran", { job: payload.job_id });
+          },
         },
         note: { mode: "publish", schema, handle: () => undefined },
       },

@@ -1,6 +1,6 @@
+import type { NatsConnection } from "@nats-io/transport-node";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { DocumentExists, KvDocuments } from "../../runtime/kv-documents.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 

@@ -1,18 +1,19 @@
 // NATS settings with the `nats` CLI's names: read from the environment, turned into nats.js options,
 // and used against real nats-servers that require a user and password, a token, a .creds file
 // (operator mode) or TLS; credentials never show in what a node reports.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "@nats-io/transport-node";
-import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
+import { connect } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { connectToNats } from "../../runtime/connection.ts";
 import { decodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
-import { explainConnectError, natsConnectOptions, natsEndpointEnv, natsEndpointFromEnv, redactUrl, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { explainConnectError, type NatsEndpoint, natsConnectOptions, natsEndpointEnv, natsEndpointFromEnv, redactUrl } from "../../runtime/nats-endpoint.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
 import { startTestNats } from "../helpers/nats-server.ts";
 import { startTestNode } from "../helpers/test-node.ts";

@@ -1,6 +1,6 @@
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import "../../runtime/nats-settled-requests.ts";
 import "../../runtime/nats-write-coalescing.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";

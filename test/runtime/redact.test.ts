@@ -1,8 +1,8 @@
+import { Writable } from "node:stream";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Writable } from "node:stream";
-import { redactSecrets } from "../../runtime/redact.ts";
 import { createLogger } from "../../runtime/logger.ts";
+import { redactSecrets } from "../../runtime/redact.ts";
 
 test("secret-looking fields are redacted at any depth, other fields kept", () => {
   const redacted = redactSecrets({

@@ -1,6 +1,6 @@
+import { createHash, randomBytes } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createHash, randomBytes } from "node:crypto";
 import { SEALED_FORMAT, SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
 import { legacySeal } from "../helpers/legacy-seal.ts";
 

@@ -1,21 +1,22 @@
 // `caliopen secrets`: the deployment's key check and its credentials per key id, and rotation to a new
 // key, run as an operator runs it (a CLI process with a node's key settings) against a real nats-server.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Identity } from "../../actors/store/model.ts";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import type { StoredIdentity } from "../../actors/store/identities.ts";
+import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
-import { startCli, type CliResult } from "../helpers/cli-process.ts";
+import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { legacySeal } from "../helpers/legacy-seal.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";

@@ -1,21 +1,21 @@
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { silentLogger } from "../../runtime/logger.ts";
-import { encodeJson } from "../../runtime/json.ts";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { DeadLetters } from "../../runtime/dead-letters.ts";
+import { encodeJson } from "../../runtime/json.ts";
+import { silentLogger } from "../../runtime/logger.ts";
 import { Subjects } from "../../runtime/subjects.ts";
-import { startNode, type RunningNode } from "../../supervisors/node.ts";
+import { relativeTime } from "../../scripts/cli/format.ts";
+import { formatTable } from "../../scripts/cli/table.ts";
+import { type RunningNode, startNode } from "../../supervisors/node.ts";
+import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { startCli, type CliResult } from "../helpers/cli-process.ts";
-import { formatTable } from "../../scripts/cli/table.ts";
-import { relativeTime } from "../../scripts/cli/format.ts";
 
 // More than one page of the debug subject (500), so listing them all needs a second page.
 const BULK_ACTORS = 503;
@@ -218,7 +218,7 @@ test("send of a deliver order prints the error reply (no SMTP service here) and 
   assert.is(result.code, 1);
   const reply = JSON.parse(result.stdout) as { error: boolean; message: string };
   assert.is(reply.error, true);
-  assert.match(reply.message, /smtp-bridge .* not available/);
+  assert.match(reply.message, /smtp-bridge .* does not run on this node/);
 });
 
 test("send of a request order with a missing field shows the validation error naming the field", async ({ cli }) => {

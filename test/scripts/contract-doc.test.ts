@@ -1,6 +1,6 @@
+import { readFile } from "node:fs/promises";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFile } from "node:fs/promises";
 import { renderContractDoc } from "../../scripts/contract-doc.ts";
 
 test("docs/contract.md is generated from the contract table and up to date", async () => {

@@ -1,21 +1,22 @@
 // `caliopen nats-config` on a real nats-server: the block it prints is the server's authorization, and
 // each role can do what it should and is refused (a permissions violation, seen here) what it should not.
 // A node whose credential is withdrawn stops for good instead of retrying.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import { natsConnectOptions, natsEndpointEnv, type NatsEndpoint } from "../../runtime/nats-endpoint.ts";
+import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
-import type { RunningNode } from "../../supervisors/node.ts";
 import type { NatsRole } from "../../supervisors/nats-roles.ts";
+import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
-import { startCli, type CliResult } from "../helpers/cli-process.ts";
+import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
 import { sleep, waitFor } from "../helpers/wait.ts";

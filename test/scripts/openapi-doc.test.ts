@@ -1,6 +1,6 @@
+import { readFile } from "node:fs/promises";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFile } from "node:fs/promises";
 import { renderOpenApi } from "../../scripts/openapi-doc.ts";
 
 test("docs/openapi.json is generated from the API's schemas and up to date", async () => {

@@ -1,15 +1,16 @@
 // `npm start` as a user runs it: a real process, an embedded nats-server, signals, clear errors.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
-import { spawn, type ChildProcess } from "node:child_process";
+
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
-import { connect } from "@nats-io/transport-node";
 import { createUser } from "@nats-io/nkeys";
+import { connect } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { decodeJson } from "../../runtime/json.ts";
 import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";

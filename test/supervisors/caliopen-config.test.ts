@@ -1,11 +1,12 @@
 // The destination settings as a node reads them from its environment: CALIOPEN_ALLOWED_DESTINATIONS
 // (none by default: public addresses only), CALIOPEN_DESTINATION_CA (with NODE_EXTRA_CA_CERTS kept), and
 // a malformed value refused at start, naming the setting and the entry.
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { silentLogger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { StartupError } from "../../runtime/startup-error.ts";

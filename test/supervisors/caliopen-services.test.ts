@@ -1,18 +1,19 @@
 // The chain on one node: a client adds an account through the node's HTTP API → the identities worker's
 // poller for it syncs on schedule and announces the IMAP worker → the API shows the schedule → deleting
 // the account stops it all.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { decodeJson } from "../../runtime/json.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
+import { callApi } from "../helpers/api-client.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { callApi } from "../helpers/api-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats; node: RunningNode; client: NatsConnection; apiUrl: string; token: string; seen: { subject: string; order: unknown }[] }>(

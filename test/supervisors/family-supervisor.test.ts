@@ -1,11 +1,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { silentLogger } from "../../runtime/logger.ts";
 import { FamilySupervisor } from "../../supervisors/family-supervisor.ts";
 import { SingleNodePlacement } from "../../supervisors/placement.ts";
-import { silentLogger } from "../../runtime/logger.ts";
-import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import { startRuntimeFixture, type RuntimeFixture } from "../helpers/runtime-fixture.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
+import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("family supervisor");

@@ -4,9 +4,10 @@
 // published subjects, actor subjects, the node inbox and the debug subjects. Every request gets an
 // error naming the field or the limit (a request with an unusable reply subject gets nothing), every
 // published one becomes a dead letter, and all along the node keeps its NATS connection and its actors.
+
+import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { CONTRACT, isPublishOnly, type OrderSpec } from "../../actors/contract/contract-table.ts";
 import type { Identity } from "../../actors/store/model.ts";
@@ -317,7 +318,7 @@ test("through all of it the node kept its NATS connection, never fenced itself, 
   );
   await waitFor(
     "update_interval applied",
-    () => (ctx.node.host.get("poller", ctx.imap.identity_id)?.inspect().context as { poll_interval?: string }).poll_interval === "30",
+    () => (ctx.node.host.get("poller", ctx.imap.identity_id)?.inspect().context as { poll_interval?: string } | undefined)?.poll_interval === "30",
     8_000,
   );
 });

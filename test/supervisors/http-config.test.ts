@@ -1,10 +1,11 @@
 // CALIOPEN_HTTP_* as a node reads them: the defaults, each setting, and a one-line StartupError naming
 // the variable for every mistake (a half TLS pair, a key that is not the certificate's, an origin with
 // a path or "*", a proxy that is not an address, timeouts that contradict each other).
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { DEFAULT_HTTP_SETTINGS } from "../../api/http-settings.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { StartupError } from "../../runtime/startup-error.ts";

@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import type { PollerContext } from "../../actors/identities/poller.ts";
 import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
@@ -289,7 +290,8 @@ test("a poll schedule (cron) sets the ticks, across a handoff and a restart: non
   await waitFor("two scheduled syncs", () => syncTimes().length >= 2, 10_000);
   onSchedule("syncs");
   const owner = ctx.nodes.find((node) => node.host.get("poller", identity.identity_id) !== undefined) as RunningNode;
-  assert.is(owner.host.get("poller", identity.identity_id)?.inspect().context.poll_schedule, "*/3 * * * * *");
+  const context = owner.host.get("poller", identity.identity_id)?.inspect().context as PollerContext | undefined;
+  assert.is(context?.poll_schedule, "*/3 * * * * *", "the poller shows its schedule");
   // Handoff: the node running it leaves between two ticks.
   await sleep(300);
   await stopNode(ctx, owner);

@@ -4,10 +4,10 @@
 // path from the bus to an actor: the actor's own subject, the node's inbox, the keyed-order stream.
 // Nothing changes; the same actors still take their real orders.
 import { createServer, type Server, type Socket } from "node:net";
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
 import { jetstream } from "@nats-io/jetstream";
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
@@ -178,7 +178,10 @@ test("forged deadlines (retry.due, poll.due) change nothing, by any path", async
 test("real orders still reach the same actors, by the contract and on the actor's subject", async (ctx) => {
   const order = { remote_id: key(ctx), user_id: ctx.identity.user_id };
   ctx.client.publish("IMAPfetcher", encodeJson({ order: "fullfetch", ...order }));
-  await waitFor("fullfetch coalesced into the running sync", () => (worker(ctx)?.inspect().context as { requested: unknown }).requested === "fullfetch");
+  await waitFor(
+    "fullfetch coalesced into the running sync",
+    () => (worker(ctx)?.inspect().context as { requested: unknown } | undefined)?.requested === "fullfetch",
+  );
   // An order sent straight to the actor's subject is checked against its contract schema.
   const invalid = await request(ctx, `caliopen.actor.imap.${key(ctx)}`, { type: "sync", payload: { order: "sync", remote_id: "*", user_id: order.user_id } });
   assert.equal(invalid.error, true);
@@ -187,7 +190,7 @@ test("real orders still reach the same actors, by the contract and on the actor'
     "identitiesWorker",
     encodeJson({ order: "update_interval", identity_id: key(ctx), user_id: order.user_id, poll_intervall: "30", protocol: "imap" }),
   );
-  await waitFor("the new interval applied", () => (poller(ctx)?.inspect().context as { poll_interval: unknown }).poll_interval === "30", 8_000);
+  await waitFor("the new interval applied", () => (poller(ctx)?.inspect().context as { poll_interval: unknown } | undefined)?.poll_interval === "30", 8_000);
   assert.equal(syncState(ctx), { syncing: "connecting" });
 });
 

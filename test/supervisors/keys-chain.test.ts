@@ -1,9 +1,10 @@
 // Contacts and keys on one node, driven through the API as a client would, against a real HKP key server
 // (SKS) and GnuPG: create a contact → its derived data is computed; patch its emails → keys on the key
 // server are discovered and listed; add the user's own key → published, and fetchable by GnuPG.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";

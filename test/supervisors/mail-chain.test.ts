@@ -5,21 +5,21 @@
 // mail delivered over SMTP by swaks to a local address becomes a stored message too.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { simpleParser } from "mailparser";
 import { SMTPServer } from "smtp-server";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
+import { callApi } from "../helpers/api-client.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
 import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";
-import { callApi } from "../helpers/api-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Received {

@@ -1,15 +1,14 @@
+import { PassThrough } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { PassThrough } from "node:stream";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { createLogger } from "../../runtime/logger.ts";
-import type { ServiceSet } from "../../supervisors/services.ts";
 import { routeToActor } from "../../supervisors/actor-router.ts";
+import type { ServiceSet } from "../../supervisors/services.ts";
+import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { FAST_DETECTION_MS, startTestNode } from "../helpers/test-node.ts";
-import { sleep } from "../helpers/wait.ts";
-import { counterFamily } from "../helpers/counter-family.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { sleep, waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats }>("supervisor node");
 

@@ -1,10 +1,11 @@
 // The inbound SMTP and inbound mail settings as a node reads them from its environment.
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { createLogger } from "../../runtime/logger.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";

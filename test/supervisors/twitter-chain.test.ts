@@ -1,16 +1,17 @@
 // The Twitter chain on one node, driven as a client would, against the fake X API: an account added
 // through the API is polled on twitter_dm → its DMs become stored messages → a reply draft is sent as a
 // DM to its first recipient.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
-import { startFakeXApi, type FakeXApi } from "../helpers/fake-x-api.ts";
+import { type FakeXApi, startFakeXApi } from "../helpers/fake-x-api.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
 import { waitFor } from "../helpers/wait.ts";

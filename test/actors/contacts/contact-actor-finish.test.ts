@@ -2,12 +2,13 @@
 // snapshot dropped, and the contact's next order starts a new one. Orders sent around the moment it
 // finishes are never lost: each is run by the actor that follows. Real node, real NATS, orders
 // published as a peer would.
+
+import { randomBytes } from "node:crypto";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { randomBytes } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import { CONTACT_KIND, contactFamily, FINISH_DUE, type ContactActorContext } from "../../../actors/contacts/contact-actor.ts";
+import { CONTACT_KIND, type ContactActorContext, contactFamily, FINISH_DUE } from "../../../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { encodeJson } from "../../../runtime/json.ts";

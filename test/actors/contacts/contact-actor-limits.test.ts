@@ -3,12 +3,13 @@
 // that cannot pass (the contact is not the user's) is dead-lettered at once; an order beyond the queue's
 // bound is dead-lettered. The key servers are real HTTP servers (one that holds its lookups, and a port
 // where nothing listens: a key server that is down).
+
+import { randomBytes } from "node:crypto";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { randomBytes } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import { contactFamily, type ContactActorContext } from "../../../actors/contacts/contact-actor.ts";
+import { type ContactActorContext, contactFamily } from "../../../actors/contacts/contact-actor.ts";
 import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { encodeJson } from "../../../runtime/json.ts";
@@ -17,7 +18,7 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { contactRoutes } from "../../../supervisors/contact-routes.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import type { ServiceFactory } from "../../../supervisors/services.ts";
-import { startHeldKeyServer, type HeldKeyServer } from "../../helpers/held-key-server.ts";
+import { type HeldKeyServer, startHeldKeyServer } from "../../helpers/held-key-server.ts";
 import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode } from "../../helpers/test-node.ts";
 import { waitFor } from "../../helpers/wait.ts";

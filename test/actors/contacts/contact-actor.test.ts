@@ -3,9 +3,10 @@
 // waited for (the next try a deadline operators see), and an order for a contact that does not exist
 // starts no actor. Orders are published on NATS as a peer would; the key servers are real HTTP
 // servers (SKS for publishing, one that holds its lookups for discovery).
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import type { ContactActorContext } from "../../../actors/contacts/contact-actor.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
@@ -17,7 +18,7 @@ import type { RunningNode } from "../../../supervisors/node.ts";
 import { callApi } from "../../helpers/api-client.ts";
 import { startCli } from "../../helpers/cli-process.ts";
 import { Gpg } from "../../helpers/gpg.ts";
-import { startHeldKeyServer, type HeldKeyServer } from "../../helpers/held-key-server.ts";
+import { type HeldKeyServer, startHeldKeyServer } from "../../helpers/held-key-server.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
 import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";

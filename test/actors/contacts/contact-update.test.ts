@@ -1,14 +1,15 @@
 // ContactAction contact_update: the derived data of a contact, computed from the user's stored messages
 // (all pages of them) and the contact's keys (made by GnuPG, read as the API stores them), saved on
 // the contact.
+
+import { randomUUID } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
 import { securityBits, updateContactDerived } from "../../../actors/contacts/contact-update.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import type { Participant, PublicKey } from "../../../actors/store/model.ts";
 import { Gpg } from "../../helpers/gpg.ts";
-import { newContact, newMessage, newPublicKey, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, newMessage, newPublicKey, type StoreFixture, startStore } from "../store/fixture.ts";
 
 const test = suite<{ f: StoreFixture; gpg: Gpg; rsa: string; ed: string }>("ContactAction contact_update");
 

@@ -6,13 +6,14 @@
 // refuses (loopback not admitted, NATS, private, link-local) — each an error on the identity, unless the
 // operator's exception admits it.
 import { execFileSync } from "node:child_process";
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { SMTPServer } from "smtp-server";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
+import type { ImapWorkerContext } from "../../../actors/imap/imap-worker.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
@@ -22,7 +23,7 @@ import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
-import { startStarttlsStripper, type StarttlsStripper } from "../../helpers/starttls-stripper.ts";
+import { type StarttlsStripper, startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { makeTestCertificates, type TestCertificates } from "../../helpers/tls-certs.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";
@@ -166,8 +167,9 @@ function worker(ctx: Context, identity: Identity) {
   return ctx.node.host.get("imap", identity.identity_id);
 }
 
-function context(ctx: Context, identity: Identity): Record<string, any> {
-  return (worker(ctx, identity)?.inspect().context ?? {}) as Record<string, any>;
+/** The worker's context, empty while there is no worker. */
+function context(ctx: Context, identity: Identity): Partial<ImapWorkerContext> {
+  return (worker(ctx, identity)?.inspect().context ?? {}) as Partial<ImapWorkerContext>;
 }
 
 async function serverFlags(ctx: Context, login: string): Promise<string[][]> {
@@ -230,7 +232,7 @@ test("a later sync imports only what is new; a sync during a sync is coalesced",
   await waitFor("idle again", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   await sleep(500);
   assert.is((await messagesOf(ctx, identity)).length, 5, "no duplicates");
-  assert.is(context(ctx, identity).cursor.lastseenuid, 5);
+  assert.is(context(ctx, identity).cursor?.lastseenuid, 5);
 });
 
 test("a changed UIDVALIDITY makes the next sync fetch everything again, without duplicates", async (ctx) => {
@@ -240,8 +242,10 @@ test("a changed UIDVALIDITY makes the next sync fetch everything again, without 
   publish(ctx, "IMAPfetcher", "sync", identity);
   await waitFor("2 stored", async () => (await messagesOf(ctx, identity)).length === 2, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
-  const before = context(ctx, identity).cursor.uidvalidity as string;
-  const runsBefore = (context(ctx, identity).history as unknown[]).length;
+  const { cursor, history: historyBefore } = context(ctx, identity);
+  assert.ok(cursor && historyBefore, "the worker's cursor and history are visible");
+  const before = cursor.uidvalidity;
+  const runsBefore = historyBefore.length;
   execFileSync("doveadm", ["-c", `${ctx.dovecot.dir}/dovecot.conf`, "mailbox", "update", "-u", login, "--uid-validity", "4242", "INBOX"]);
   await ctx.dovecot.append(login, "secret", mail(3));
   publish(ctx, "IMAPfetcher", "sync", identity);
@@ -249,7 +253,7 @@ test("a changed UIDVALIDITY makes the next sync fetch everything again, without 
   assert.is.not(before, "4242");
   await waitFor("3 stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
   const run = await waitFor("the sync after the change in the history", () => {
-    const history = context(ctx, identity).history as { mode: string; total: number; done: number; failed: number }[];
+    const history = context(ctx, identity).history ?? [];
     return history.length > runsBefore ? history[0] : undefined;
   });
   assert.equal([run.total, run.done, run.failed], [3, 3, 0], "all of the mailbox imported again, each message once");
@@ -266,15 +270,11 @@ test("fullfetch fetches every message again with visible progress; imports are d
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   const rawsBefore = (await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort();
   publish(ctx, "IMAPfetcher", "fullfetch", identity);
-  const run = await waitFor(
-    "the fullfetch in the history",
-    () => (context(ctx, identity).history as { mode: string; total: number; done: number; failed: number }[]).find((r) => r.mode === "fullfetch"),
-    10_000,
-  );
+  const run = await waitFor("the fullfetch in the history", () => (context(ctx, identity).history ?? []).find((r) => r.mode === "fullfetch"), 10_000);
   assert.equal([run.total, run.done, run.failed], [4, 4, 0], "every message imported again");
   assert.is((await messagesOf(ctx, identity)).length, 4);
   assert.equal((await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort(), rawsBefore, "the same messages, from the same raws");
-  assert.is(context(ctx, identity).cursor.lastseenuid, 4, "the incremental cursor keeps its place");
+  assert.is(context(ctx, identity).cursor?.lastseenuid, 4, "the incremental cursor keeps its place");
 });
 
 test("with push on, mail APPENDed to the mailbox is stored within seconds, without any sync order", async (ctx) => {
@@ -294,8 +294,7 @@ test("a wrong password: backoff with the error visible, no push connection, slow
   publish(ctx, "imap_worker", "add_worker", identity);
   publish(ctx, "IMAPfetcher", "sync", identity);
   await waitFor("backing off", () => JSON.stringify(worker(ctx, identity)?.summary().state ?? "").includes("backingOff"), 10_000);
-  const seen = context(ctx, identity);
-  assert.match(seen.last_error.message, /login refused/i);
+  assert.match(String(context(ctx, identity).last_error?.message), /login refused/i);
   assert.ok(worker(ctx, identity)?.summary().deadlines["retry.due"], "the next retry is visible");
   assert.not.match(JSON.stringify(worker(ctx, identity)?.inspect()), /wrong/, "the password is not in debug output");
   assert.ok(JSON.stringify(worker(ctx, identity)?.summary().state).includes('"push":"waiting"'), "no push connection with a password that fails");

@@ -6,9 +6,10 @@
 // node's memory stays far below what was announced, and an honest account on Dovecot syncs meanwhile.
 // Then the size limit on Dovecot: a message over it is skipped, one of several MiB is fetched in
 // pieces and stored whole; and a node taking one contract order at a time still imports every message.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
@@ -17,7 +18,7 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
-import { HOSTILE_HOST, startHostileImap, type HostileImap, type HostileMode } from "../../helpers/hostile-imap.ts";
+import { HOSTILE_HOST, type HostileImap, type HostileMode, startHostileImap } from "../../helpers/hostile-imap.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";

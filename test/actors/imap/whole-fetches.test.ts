@@ -3,7 +3,7 @@
 // WHOLE_FETCH_BYTES of announced sizes (a message alone over the bytes still goes, alone).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { WHOLE_FETCH_BYTES, WHOLE_FETCH_MESSAGES, wholeFetches, type MessageInfo } from "../../../actors/imap/mailbox-sync.ts";
+import { type MessageInfo, WHOLE_FETCH_BYTES, WHOLE_FETCH_MESSAGES, wholeFetches } from "../../../actors/imap/mailbox-sync.ts";
 
 const MiB = 1024 * 1024;
 const infos = (sizes: (number | null)[]): MessageInfo[] => sizes.map((size, index) => ({ uid: index + 1, size, flags: [], labels: [] }));

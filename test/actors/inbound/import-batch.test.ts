@@ -5,13 +5,13 @@
 // batch is answered as an error while the others are imported; a batch sent again finds its messages;
 // a batch the store refuses waits whole and is answered once the store takes writes again.
 import { randomUUID } from "node:crypto";
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
 import { IMPORT_BATCH_EMAIL, MAX_BATCH_RAWS } from "../../../actors/inbound/inbound-batch.ts";
+import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
 import type { Identity, User } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../../runtime/json.ts";
@@ -20,7 +20,7 @@ import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import { KeyedOrders } from "../../../supervisors/cluster/keyed-orders.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { startTestDovecot, type TestDovecot, dovecotIdentity } from "../../helpers/dovecot.ts";
+import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { waitFor } from "../../helpers/wait.ts";

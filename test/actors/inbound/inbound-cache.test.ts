@@ -10,7 +10,7 @@ import { importInboundEmail } from "../../../actors/mail/inbound-email.ts";
 import { InboundCache } from "../../../actors/messages/inbound-cache.ts";
 import type { Identity, User } from "../../../actors/store/model.ts";
 import type { Reply } from "../../../runtime/reply.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 const test = suite<{ f: StoreFixture }>("inbound cache");
 const TTL_MS = 10_000;
@@ -117,7 +117,10 @@ test("every map is bounded: the oldest entries go first", async () => {
   assert.is(cache.messageRef("m2"), null);
   assert.ok(cache.messageRef("m1"));
   let reads = 0;
-  const read = () => Promise.resolve(((reads += 1), []));
+  const read = () => {
+    reads += 1;
+    return Promise.resolve([]);
+  };
   for (const address of ["a", "b", "c", "d", "e"]) await cache.contactIds(address, read);
   await cache.contactIds("e", read);
   assert.is(reads, 5);

@@ -4,11 +4,11 @@
 // `importing` with its queue; and a store that refuses writes puts the actor in `backingOff` with the
 // error, keeping every queued order, each answered once the store takes writes again.
 import { randomUUID } from "node:crypto";
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
 import type { Identity, User } from "../../../actors/store/model.ts";
@@ -254,7 +254,7 @@ test("an idle inbound actor passivates, keeping its context; the next order brin
   await waitFor("the actor passivated", () => cell.passivated, 5_000);
   const dormant = await inspect(ctx, user.user_id);
   assert.is(dormant?.state, "idle");
-  assert.is((dormant?.context.progress as { done: number }).done, 1);
+  assert.is((dormant?.context.progress as { done: number } | undefined)?.done, 1);
   const second = await importMail(ctx, user, local, mail("after-rest@elsewhere.test", ["References: <before-rest@elsewhere.test>"]));
   assert.is(second.message, "message imported");
   assert.is((await ctx.store.messages.get(user.user_id, String(second.message_id)))?.parent_id, first.message_id);

@@ -2,9 +2,9 @@
 // for a user whose actor belongs to the other node is forwarded there, starting the actor on its owner
 // when it does not run yet. Each user has exactly one actor, on the node owning its shard.
 import { randomUUID } from "node:crypto";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";

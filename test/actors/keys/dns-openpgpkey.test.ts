@@ -1,15 +1,16 @@
 // Key discovery through DNS OPENPGPKEY records (RFC 7929), against a real DNS server (dnsmasq) serving
 // keys made by GnuPG: over UDP, and over TCP when the answer does not fit a UDP packet. A name with no
 // record is no error; a resolver that does not answer is an error listed on the contact.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomUUID } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { openPgpKeyName } from "../../../actors/keys/dns-openpgpkey.ts";
 import { discoverKeys, type KeySources } from "../../../actors/keys/key-discovery.ts";
-import { Gpg } from "../../helpers/gpg.ts";
 import { startTestDns, type TestDns } from "../../helpers/dnsmasq.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { Gpg } from "../../helpers/gpg.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 interface Ctx {
   f: StoreFixture;

@@ -20,7 +20,13 @@ async function keyServer(options: WebServerOptions = {}): Promise<TestWebServer>
   const root = await mkdtemp(join(tmpdir(), "caliopen-http-fetch-"));
   await writeFile(join(root, "key"), "KEY");
   const server = await startWebServer(() => root, options);
-  return { ...server, stop: async () => (await server.stop(), await rm(root, { recursive: true, force: true })) };
+  return {
+    ...server,
+    stop: async () => {
+      await server.stop();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
 }
 
 const hostPort = (server: TestWebServer) => new URL(server.origin).host;

@@ -3,22 +3,23 @@
 // web server standing for the domains. Usable new keys are stored with what gpg says of them; expired,
 // revoked, unreadable, foreign and already-known keys are passed over with a reason; a source that is
 // down or silent does not stop the others, and the report is saved on the contact.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomUUID } from "node:crypto";
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { discoverKeys, type KeySources } from "../../../actors/keys/key-discovery.ts";
+import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
-import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
-import { SCHEMA_VERSION, type Contact } from "../../../actors/store/model.ts";
+import { type Contact, SCHEMA_VERSION } from "../../../actors/store/model.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
 import { freePort } from "../../helpers/nats-server.ts";
 import { startSilentServer, startWebServer, type TestWebServer } from "../../helpers/wkd-server.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 interface Keys {
   /** ann@example.com, on the key server (and in example.com's WKD too). */

@@ -3,25 +3,26 @@
 // exactly as `gpg-wks-client --install-key` lays out the same key; discovery then finds it there.
 // Withdrawing removes it from the WKD (the key server keeps it: HKP has no delete). Keys that are not
 // the user's own, or addresses the user does not hold, are not published.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { discoverKeys } from "../../../actors/keys/key-discovery.ts";
-import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
-import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
-import { publishKey, withdrawKey, type KeyPublishTarget } from "../../../actors/keys/key-publishing.ts";
+import { type KeyPublishTarget, publishKey, withdrawKey } from "../../../actors/keys/key-publishing.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import { wkdAddress } from "../../../actors/keys/wkd.ts";
-import { SCHEMA_VERSION, type PublicKey, type User } from "../../../actors/store/model.ts";
+import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
+import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
+import { type PublicKey, SCHEMA_VERSION, type User } from "../../../actors/store/model.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
 import { freePort } from "../../helpers/nats-server.ts";
 import { startWebServer, type TestWebServer } from "../../helpers/wkd-server.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 interface Ctx {
   f: StoreFixture;

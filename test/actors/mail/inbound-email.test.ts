@@ -1,20 +1,21 @@
 // InboundEmail against a real nats-server and the real store, on a corpus of real-world MIME
 // (test/fixtures/mime/*.eml, CRLF unless the file is about bare LF).
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { createHash, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { encodeFetchedHeader } from "../../../actors/mail/imported-tags.ts";
 import { processInboundEmail } from "../../../actors/mail/inbound-email.ts";
-import { MAX_BODY_BYTES, MAX_HEADER_BYTES } from "../../../actors/mail/parse-mail-stream.ts";
 import { CONFLICT_KEPT, MAX_MESSAGE_ID_CONFLICTS } from "../../../actors/mail/message-id-conflicts.ts";
+import { MAX_BODY_BYTES, MAX_HEADER_BYTES } from "../../../actors/mail/parse-mail-stream.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
 import type { Store } from "../../../actors/store/store.ts";
 import type { Reply } from "../../../runtime/reply.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 let f: StoreFixture;
 
@@ -801,7 +802,7 @@ test("hostile sizes fit the document: a huge subject, display name, Message-ID a
   assert.is(message.external_references.message_id, `sha256:${sha256(bytes)}`);
   assert.is(message.external_references.ancestors_ids.length, 50);
   assert.match(message.external_references.ancestors_ids.at(-1) ?? "", /^ref-1999-/);
-  assert.ok(message.body_plain.length > 0 && /^\u0001+$/.test(message.body_plain), "the plain body is cut, not emptied");
+  assert.ok(message.body_plain.length > 0 && message.body_plain === "\u0001".repeat(message.body_plain.length), "the plain body is cut, not emptied");
   assert.is(Buffer.from((await f.store.raws.read(raw.raw_msg_id)) ?? []).length, bytes.length, "the raw keeps it all");
 });
 

@@ -2,23 +2,24 @@
 // processor behind it: floods of idle connections (from one address, and from 200), a slowloris that
 // trickles its DATA and one that trickles commands, STARTTLS, a 1 MiB To header, and a forged first copy
 // of a mail. Legitimate mail is sent by swaks.
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { processInboundEmail } from "../../../actors/mail/inbound-email.ts";
-import { startInboundSmtp, type InboundOrder, type InboundSmtpOptions, type InboundSmtpServer } from "../../../actors/mail/inbound-smtp-server.ts";
+import { type InboundOrder, type InboundSmtpOptions, type InboundSmtpServer, startInboundSmtp } from "../../../actors/mail/inbound-smtp-server.ts";
 import type { User } from "../../../actors/store/model.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { ownFileLimit, startFlood } from "../../helpers/smtp-flood.ts";
 import { makeTestCertificates, type TestCertificates } from "../../helpers/tls-certs.ts";
-import { startStore, type StoreFixture } from "../store/fixture.ts";
+import { type StoreFixture, startStore } from "../store/fixture.ts";
 
 const SERVER_NAME = "mx.platform.test";
 

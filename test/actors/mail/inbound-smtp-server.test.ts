@@ -1,18 +1,19 @@
 // The inbound SMTP server driven by swaks, a real SMTP client: what it answers (exit code and the SMTP
 // replies in its transcript), what it stores, and which process_inbound orders it makes.
-import { test } from "uvu";
-import * as assert from "uvu/assert";
+
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { startInboundSmtp, type InboundOrder, type InboundSmtpServer } from "../../../actors/mail/inbound-smtp-server.ts";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { type InboundOrder, type InboundSmtpServer, startInboundSmtp } from "../../../actors/mail/inbound-smtp-server.ts";
 import type { Identity } from "../../../actors/store/model.ts";
-import { failure, ok, type Reply } from "../../../runtime/reply.ts";
 import { createLogger } from "../../../runtime/logger.ts";
-import { startStore, type StoreFixture } from "../store/fixture.ts";
+import { failure, ok, type Reply } from "../../../runtime/reply.ts";
+import { type StoreFixture, startStore } from "../store/fixture.ts";
 
 const MAX_SIZE = 20_000;
 const MAX_RECIPIENTS = 3;
@@ -353,7 +354,10 @@ test("a header block the parser could never read: 554 5.6.0 for good, nothing st
   const big = await startInboundSmtp(
     {
       store: f.store,
-      importRaw: async (order) => (calls.push(order), ok("imported", { message_id: randomUUID(), discussion_id: "d" })),
+      importRaw: async (order) => {
+        calls.push(order);
+        return ok("imported", { message_id: randomUUID(), discussion_id: "d" });
+      },
       logger: createLogger({ level: "silent" }),
     },
     { host: "127.0.0.1", port: 0, maxSize: 8 * 1024 * 1024, maxRecipients: 3, serverName: SERVER_NAME },

@@ -1,12 +1,13 @@
 // Who receives mail for an address (actors/mail/local-recipients.ts), against a real store: found
 // addresses are remembered for their time to live, unknown ones asked every time, and only active local
 // identities receive.
+
+import { randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
 import { LocalRecipients } from "../../../actors/mail/local-recipients.ts";
 import type { Store } from "../../../actors/store/store.ts";
-import { startStore, type StoreFixture } from "../store/fixture.ts";
+import { type StoreFixture, startStore } from "../store/fixture.ts";
 
 let f: StoreFixture;
 test.before(async () => {

@@ -1,7 +1,8 @@
 // The content hash of a mail: the bytes after its leading trace fields, whatever the chunks it comes in.
+
+import { createHash } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createHash } from "node:crypto";
 import { MailContentHash, mailContentHash } from "../../../actors/mail/mail-content-hash.ts";
 
 const sha256 = (text: string) => createHash("sha256").update(text, "latin1").digest("hex");

@@ -1,7 +1,8 @@
 // A message document within its size, whatever JSON makes of its text.
+
+import { randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
 import { cut, fitDocument, MAX_DOCUMENT_BYTES } from "../../../actors/mail/message-budget.ts";
 import type { Participant } from "../../../actors/store/model.ts";
 import { newMessage } from "../store/fixture.ts";

@@ -4,27 +4,28 @@
 // slow one. A remote identity's server is the user's choice: the destination policy refuses loopback,
 // the relay and servers it does not admit, and TLS is required and verified (a STARTTLS stripper in the
 // middle, a self-signed certificate, a server without AUTH are not used) unless the operator excepts it.
+
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { Writable } from "node:stream";
+import { type AddressObject, simpleParser } from "mailparser";
+import { SMTPServer, type SMTPServerOptions } from "smtp-server";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
-import { simpleParser, type AddressObject } from "mailparser";
-import { SMTPServer, type SMTPServerOptions } from "smtp-server";
-import { readFile } from "node:fs/promises";
 import { deliverDraft, type OutboundSmtpDeps } from "../../../actors/mail/outbound-smtp.ts";
+import { type DraftFields, newDraft } from "../../../actors/messages/new-draft.ts";
+import { SENDING_STALE_MS } from "../../../actors/messages/send-claim.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy, type Resolver } from "../../../actors/network/destination-policy.ts";
 import { parseHostPort } from "../../../actors/network/host-port.ts";
-import { SENDING_STALE_MS } from "../../../actors/messages/send-claim.ts";
-import { newDraft, type DraftFields } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import { freePort } from "../../helpers/nats-server.ts";
-import { startSmtpSink, type SmtpSink } from "../../helpers/smtp-sink.ts";
+import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
 import { startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { makeTestCertificates, PROVIDER_NAME, type TestCertificates } from "../../helpers/tls-certs.ts";
 import { waitFor } from "../../helpers/wait.ts";
-import { newMessage, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newMessage, type StoreFixture, startStore } from "../store/fixture.ts";
 
 const HOST = "mail.platform.test";
 const PASSWORD = "pw-Zq8!never-in-logs";

@@ -3,17 +3,18 @@
 // bridge fetching it again after a takeover) — and imports of one mail racing. Each test leaves the store
 // as a process killed at that point would, against a real nats-server, and checks that the mail ends
 // as one message, its raws all marked delivered.
+
+import { randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import { storeFetched, withFetchedHeaders, type FetchedFrom } from "../../../actors/imap/fetched-raw.ts";
+import { type FetchedFrom, storeFetched, withFetchedHeaders } from "../../../actors/imap/fetched-raw.ts";
 import { processInboundEmail } from "../../../actors/mail/inbound-email.ts";
 import { mailContentHash } from "../../../actors/mail/mail-content-hash.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
 import type { Store } from "../../../actors/store/store.ts";
 import type { Reply } from "../../../runtime/reply.ts";
-import { startStore, type StoreFixture } from "../store/fixture.ts";
+import { type StoreFixture, startStore } from "../store/fixture.ts";
 
 let f: StoreFixture;
 

@@ -1,10 +1,10 @@
 // A store on a private nats-server, and builders for the objects the store tests write.
 import { randomBytes, randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { type Contact, type Message, type PublicKey, SCHEMA_VERSION } from "../../../actors/store/model.ts";
+import { openStore, type Store } from "../../../actors/store/store.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
-import { openStore, type Store } from "../../../actors/store/store.ts";
-import { SCHEMA_VERSION, type Contact, type Message, type PublicKey } from "../../../actors/store/model.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 
 export interface StoreFixture {

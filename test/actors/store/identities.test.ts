@@ -1,7 +1,7 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { type KV, Kvm } from "@nats-io/kv";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomBytes, randomUUID } from "node:crypto";
-import { Kvm, type KV } from "@nats-io/kv";
 import { Conflict } from "../../../actors/store/errors.ts";
 import type { NewIdentity, StoredIdentity } from "../../../actors/store/identities.ts";
 import { openStore } from "../../../actors/store/store.ts";
@@ -9,7 +9,7 @@ import { SecretBox, SecretNotOpened } from "../../../runtime/secret-box.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { legacySeal } from "../../helpers/legacy-seal.ts";
 import { startTestNats } from "../../helpers/nats-server.ts";
-import { startStore, type StoreFixture } from "./fixture.ts";
+import { type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
 
@@ -95,7 +95,10 @@ test("credentials are never in get or list, nor readable in the KV bucket, but c
   assert.not.ok(text.includes(PASSWORD), "the password is not in the stored document");
   // Not merely encoded either: no string in it decodes (as base64) to the password.
   const strings: string[] = [];
-  JSON.parse(text, (_key, value) => (typeof value === "string" && strings.push(value), value));
+  JSON.parse(text, (_key, value) => {
+    if (typeof value === "string") strings.push(value);
+    return value;
+  });
   for (const value of strings)
     assert.not.ok(Buffer.from(value, "base64").toString("utf8").includes(PASSWORD), "a stored string is the password, base64-encoded");
   for await (const key of await kv.keys()) {

@@ -1,7 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
-import { newMessage, startStore, type StoreFixture } from "./fixture.ts";
+import { newMessage, type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
 

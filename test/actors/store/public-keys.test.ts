@@ -1,8 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomUUID } from "node:crypto";
 import { Conflict } from "../../../actors/store/errors.ts";
-import { newPublicKey, startStore, type StoreFixture } from "./fixture.ts";
+import { newPublicKey, type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
 

@@ -1,18 +1,18 @@
-import { test } from "uvu";
-import * as assert from "uvu/assert";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
-import { KvDocuments } from "../../../runtime/kv-documents.ts";
-import { startTestNats } from "../../helpers/nats-server.ts";
-import { Subjects } from "../../../runtime/subjects.ts";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { type RawMessage, SCHEMA_VERSION } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
-import { SCHEMA_VERSION, type RawMessage } from "../../../actors/store/model.ts";
-import { startStore, type StoreFixture } from "./fixture.ts";
+import { KvDocuments } from "../../../runtime/kv-documents.ts";
+import { Subjects } from "../../../runtime/subjects.ts";
+import { startTestNats } from "../../helpers/nats-server.ts";
+import { type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
 

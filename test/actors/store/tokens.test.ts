@@ -1,13 +1,14 @@
 // API tokens in the store: expiry (on a clock the test controls), revoking, last-used writes, and tokens
 // made before tokens had ids (a bare `token.<hash>` lookup).
+
+import { randomBytes, randomUUID } from "node:crypto";
+import { type KV, Kvm } from "@nats-io/kv";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { randomBytes, randomUUID } from "node:crypto";
-import { Kvm, type KV } from "@nats-io/kv";
 import { hashed } from "../../../actors/store/lookups.ts";
 import type { ApiToken } from "../../../actors/store/model.ts";
 import { DEFAULT_TOKEN_LIFETIME_MS, tokenRefusal } from "../../../actors/store/tokens.ts";
-import { startStore, type StoreFixture } from "./fixture.ts";
+import { type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
 let lookups: KV;

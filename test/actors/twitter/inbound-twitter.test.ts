@@ -1,14 +1,15 @@
 // InboundTwitter against a real nats-server and the real store.
+
+import { createHash, randomUUID } from "node:crypto";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createHash, randomUUID } from "node:crypto";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message, RawMessage, User } from "../../../actors/store/model.ts";
-import { dmExternalKey, encodeStoredDm, type DmDirection, type XUser } from "../../../actors/twitter/dm-raw.ts";
+import { type DmDirection, dmExternalKey, encodeStoredDm, type XUser } from "../../../actors/twitter/dm-raw.ts";
 import { processInboundTwitter } from "../../../actors/twitter/inbound-twitter.ts";
 import type { Reply } from "../../../runtime/reply.ts";
-import { newContact, startStore, type StoreFixture } from "../store/fixture.ts";
+import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 
 let f: StoreFixture;
 

@@ -1,16 +1,17 @@
 // The `twitter` worker family driven through an ActorHost and its FamilySupervisor on a real nats-server,
 // against the fake X API: `inboundTwitter` is answered here by processInboundTwitter on the real store.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
+
 import { randomBytes } from "node:crypto";
 import type { Subscription } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Credentials, Identity, Message, User } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeStoredDm } from "../../../actors/twitter/dm-raw.ts";
 import { processInboundTwitter } from "../../../actors/twitter/inbound-twitter.ts";
-import { RATE_LIMIT_RESET, TWITTER_KIND, twitterWorkerFamily, type TwitterWorkerContext } from "../../../actors/twitter/twitter-worker.ts";
+import { RATE_LIMIT_RESET, TWITTER_KIND, type TwitterWorkerContext, twitterWorkerFamily } from "../../../actors/twitter/twitter-worker.ts";
 import type { ActorCell } from "../../../runtime/actor-cell.ts";
 import type { ActorHost } from "../../../runtime/actor-host.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
@@ -18,8 +19,8 @@ import { silentLogger } from "../../../runtime/logger.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
 import { FamilySupervisor } from "../../../supervisors/family-supervisor.ts";
 import { SingleNodePlacement } from "../../../supervisors/placement.ts";
-import { startFakeXApi, type FakeUser, type FakeXApi } from "../../helpers/fake-x-api.ts";
-import { startRuntimeFixture, type RuntimeFixture } from "../../helpers/runtime-fixture.ts";
+import { type FakeUser, type FakeXApi, startFakeXApi } from "../../helpers/fake-x-api.ts";
+import { type RuntimeFixture, startRuntimeFixture } from "../../helpers/runtime-fixture.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {

@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { InvalidCredentials, RateLimited, XApiError, XClient } from "../../../actors/twitter/x-client.ts";
-import { startFakeXApi, type FakeUser, type FakeXApi } from "../../helpers/fake-x-api.ts";
+import { type FakeUser, type FakeXApi, startFakeXApi } from "../../helpers/fake-x-api.ts";
 
 interface Context {
   x: FakeXApi;
@@ -85,7 +85,7 @@ test("DM events newer than the last seen id: three pages read, stopping at the l
   assert.not.ok(cut.complete);
 });
 
-test("ids beyond 2^53 and of different lengths are compared as big integers", async (ctx) => {
+test("ids beyond 2^53 and of different lengths are compared as big integers", async (_ctx) => {
   const x = await startFakeXApi();
   try {
     const dan = x.addUser("dan");

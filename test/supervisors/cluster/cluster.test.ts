@@ -1,8 +1,9 @@
 // Several nodes on one NATS: each keyed actor runs on exactly one node — checked continuously, not only
 // at the end — while nodes join, leave and lose their connection; orders sent meanwhile are applied once.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { INTAKE_ACK_WAIT_MS } from "../../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { ORDER_ACK_WAIT_MS } from "../../../supervisors/cluster/order-stream.ts";

@@ -1,11 +1,12 @@
 // Node processes on one NATS, as in production: kill -9 a node, start one, stop one. After each, every
 // actor runs on exactly one node (checked continuously through the debug subject), none is missing,
 // state carried over, and orders sent meanwhile are applied once.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
-import { OwnershipWatch, spawnNode, type NodeProcess } from "../../helpers/cluster-processes.ts";
+import { type NodeProcess, OwnershipWatch, spawnNode } from "../../helpers/cluster-processes.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait.ts";
 

@@ -1,9 +1,10 @@
 // Nodes on a three-server NATS cluster with replicated (R3) buckets and streams survive the loss of
 // one NATS server: they reconnect, keep one owner per actor, and keep applying orders. The cluster is
 // secured as in production: mutual TLS on client and route ports, the node role's nkey and permissions.
+
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { natsConnectOptions } from "../../../runtime/nats-endpoint.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
