@@ -5,7 +5,7 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { ContractSubject, OrderName, OrderPayload } from "../actors/contract/contract-table.ts";
+import type { ContractSubject, OrderFields, OrderName } from "../contract/contract-table.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "../runtime/json.ts";
 import type { Reply } from "../runtime/reply.ts";
 import { NoResponders, Requester, RequestTimeout } from "../runtime/requester.ts";
@@ -16,9 +16,6 @@ export { NoResponders, RequestTimeout };
 
 /** How long the emitter trusts what it found out about a subject's stream. */
 const STREAM_CHECK_MS = 10_000;
-
-/** The order's payload fields, without `order` (added by the emitter). */
-export type OrderFields<S extends ContractSubject, O extends OrderName<S>> = Omit<OrderPayload<S, O>, "order">;
 
 export class OrderEmitter {
   private readonly js: JetStreamClient;

@@ -1,7 +1,7 @@
 // Writes docs/contract.md from the contract table, so the documentation cannot drift from what
 // nodes subscribe and validate. `npm run contract-doc` regenerates it; a test checks it is current.
 import { writeFile } from "node:fs/promises";
-import { CONTRACT, ID_PATTERN, ID_RULE, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { CONTRACT, ID_PATTERN, ID_RULE, isPublishOnly, type OrderSpec } from "../contract/contract-table.ts";
 import { BUS_JSON_LIMITS } from "../runtime/json.ts";
 import type { FieldSpec } from "../runtime/payload-schema.ts";
 import { MAX_REPLY_SUBJECT_LENGTH } from "../runtime/subjects.ts";
@@ -10,7 +10,7 @@ export function renderContractDoc(): string {
   const lines = [
     "# The wire contract, as the nodes implement it",
     "",
-    "Generated from `actors/contract/contract-table.ts` by `npm run contract-doc`; do not edit by hand.",
+    "Generated from `contract/contract-table.ts` by `npm run contract-doc`; do not edit by hand.",
     "Subjects are shown without the deployment namespace (`CALIOPEN_NAMESPACE`), which prefixes all of them.",
     "Every payload also carries `order`; unknown extra fields are accepted.",
     "",
@@ -37,7 +37,7 @@ export function renderContractDoc(): string {
         .map(([name, field]) => `\`${name}\`${fieldNote(field)}`)
         .join(", ");
       lines.push(
-        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${spec.mode === "request" ? "request/reply" : "publish/subscribe"} | ${fields} | ${spec.emittedBy} |`,
+        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${mode(spec)} | ${fields} | ${spec.emittedBy} |`,
       );
     }
   }
@@ -49,6 +49,12 @@ export function renderContractDoc(): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** Publish, or request with how long its requester waits for the reply. */
+function mode(spec: OrderSpec): string {
+  if (spec.mode === "publish") return "publish/subscribe";
+  return spec.replyWithinMs === undefined ? "request/reply" : `request/reply (reply within ${spec.replyWithinMs / 1000} s)`;
 }
 
 /** The fields that follow the id rule, in the order the table first names them. */

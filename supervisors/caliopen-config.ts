@@ -1,11 +1,13 @@
 // Configuration of the Caliopen services (the node's own settings are in node-config.ts), from
 // environment variables documented in the README; each part is read by its own module.
+
 import type { Logger } from "pino";
 import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
 import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
+import { replyWithinMs } from "../contract/contract-table.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { destinationsFromEnv } from "./destinations-config.ts";
 import { integerSetting, listenSetting, onOffSetting, textSetting } from "./env-settings.ts";
@@ -34,7 +36,7 @@ export interface CaliopenConfig {
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
   const apiListen = listenSetting(env, "CALIOPEN_HTTP", "127.0.0.1:8080");
-  const deliverTimeoutMs = integerSetting(env, "CALIOPEN_DELIVER_TIMEOUT_MS", 30_000, "number of milliseconds");
+  const deliverTimeoutMs = integerSetting(env, "CALIOPEN_DELIVER_TIMEOUT_MS", replyWithinMs("outboundSMTP", "deliver"), "number of milliseconds");
   // Everything else is read before the secret key, which may be made on first start: a mistake then leaves nothing behind.
   const api = apiListen === null ? null : { ...apiListen, http: httpSettingsFromEnv(env, deliverTimeoutMs) };
   const mail = mailConfigFromEnv(env);

@@ -10,14 +10,16 @@ import { RECEIVED_BATCH_LIMITS } from "../actors/inbound/import-batcher.ts";
 import { ImportBatchers } from "../actors/inbound/import-batchers.ts";
 import { type ImportBatchOrder, importBatchMessage } from "../actors/inbound/inbound-batch.ts";
 import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
-import { type InboundOrder, type InboundSmtpServer, startInboundSmtp } from "../actors/mail/inbound-smtp-server.ts";
-import { type DeliverOrder, deliverDraft } from "../actors/mail/outbound-smtp.ts";
+import { type InboundSmtpServer, startInboundSmtp } from "../actors/mail/inbound-smtp-server.ts";
+import { deliverDraft } from "../actors/mail/outbound-smtp.ts";
+import type { InboundOrder } from "../actors/messages/inbound-import.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
 import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { type RunningApi, startApi } from "../api/server.ts";
+import { replyWithinMs } from "../contract/contract-table.ts";
 import type { Reply } from "../runtime/reply.ts";
 import { Requester } from "../runtime/requester.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
@@ -40,8 +42,8 @@ export interface CaliopenServices {
   onSmtpStarted?: (port: number) => void;
 }
 
-/** The contract says the SMTP bridge waits 10 s for `process_inbound` (here: its recipient's import). */
-const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
+/** The SMTP bridge waits for its recipient's import as long as the contract's `process_inbound` requester. */
+const PROCESS_INBOUND_TIMEOUT_MS = replyWithinMs("inboundSMTP", "process_inbound");
 /**
  * An import batch's wait for its reply: its raws wait behind the user's queue (256 raws at most, a few
  * ms each). Not much longer than `process_inbound`'s, so that a batch whose actor died with it fails its
@@ -111,7 +113,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           imap_worker: workerLifecycle(IMAP_KIND, context, imapAccount),
           IMAPfetcher: { sync: toImapWorker, fullfetch: toImapWorker },
           outboundIMAP: { deliver: toImapWorker },
-          outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload as unknown as DeliverOrder) },
+          outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload) },
           inboundSMTP: { process_inbound: inbound(PROCESS_EMAIL) },
           twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
           twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },

@@ -4,12 +4,13 @@
 // with the message.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { CONTRACT, isPublishOnly, type OrderSpec } from "../actors/contract/contract-table.ts";
+import { boundHandler, type ContractBindings } from "../contract/contract-bindings.ts";
+import { CONTRACT, isPublishOnly, type OrderSpec } from "../contract/contract-table.ts";
 import type { DeadLetters } from "../runtime/dead-letters.ts";
 import { DurableIntake } from "../runtime/durable-intake.ts";
 import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
 import type { Subjects } from "../runtime/subjects.ts";
-import { type Bindings, notAvailable } from "./services.ts";
+import { notAvailable } from "./services.ts";
 
 export interface EntryPointDeps {
   nc: NatsConnection;
@@ -22,7 +23,7 @@ export interface EntryPointDeps {
 }
 
 /** Creates one entry point per contract subject and starts taking orders on all of them. */
-export async function startContractEntryPoints(deps: EntryPointDeps, bindings: Bindings): Promise<EntryPoint[]> {
+export async function startContractEntryPoints(deps: EntryPointDeps, bindings: ContractBindings): Promise<EntryPoint[]> {
   const durable = CONTRACT.filter(isPublishOnly);
   const intake = await DurableIntake.open(
     deps.nc,
@@ -34,7 +35,7 @@ export async function startContractEntryPoints(deps: EntryPointDeps, bindings: B
   for (const spec of CONTRACT) {
     const orders: Record<string, OrderRoute> = {};
     for (const [order, orderSpec] of Object.entries(spec.orders) as [string, OrderSpec][]) {
-      orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: bindings[spec.subject]?.[order] ?? notAvailable(spec, order) };
+      orders[order] = { mode: orderSpec.mode, schema: orderSpec.payload, handle: boundHandler(bindings, spec.subject, order) ?? notAvailable(spec, order) };
     }
     const entry = new EntryPoint({ subject: spec.subject, queue: spec.queue, orders }, deps.nc, deps.subjects, deps.deadLetters, deps.logger, {
       maxConcurrent: deps.maxConcurrentOrders ?? DEFAULT_MAX_CONCURRENT_ORDERS,

@@ -4,7 +4,7 @@
 //   node      a supervisor node, and the operator CLI (it writes the store)
 //   peer      an external Caliopen service: the contract's subjects only
 //   observer  the debug subjects, read-only: what `caliopen nodes/actors/inspect/watch/deadletters` read
-import { CONTRACT } from "../actors/contract/contract-table.ts";
+import { CONTRACT } from "../contract/contract-table.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 

@@ -4,16 +4,14 @@
 // published order) — never a timeout, never a silent drop.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { SubjectSpec } from "../actors/contract/contract-table.ts";
+import type { ContractBindings } from "../contract/contract-bindings.ts";
+import type { SubjectSpec } from "../contract/contract-table.ts";
 import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
 import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 import { type Admission, admitOrRefuse, type RouterDeps } from "./actor-router.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
-
-/** subject → order → handler */
-export type Bindings = Record<string, Record<string, OrderHandler>>;
 
 export interface ServiceContext extends RouterDeps {
   host: ActorHost;
@@ -23,7 +21,7 @@ export interface ServiceContext extends RouterDeps {
 /** The services a node runs: the actor families it supervises and the handlers of contract orders. */
 export interface ServiceSet {
   families: ActorFamily[];
-  bindings(context: ServiceContext): Bindings;
+  bindings(context: ServiceContext): ContractBindings;
   /** Runs once the node takes orders (e.g. serve an HTTP API, rebuild schedules from the store). */
   start?(context: ServiceContext): Promise<void>;
   /** Runs when the node stops, before its NATS connection closes. */

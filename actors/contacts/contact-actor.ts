@@ -18,10 +18,10 @@
 // The queue is bounded: beyond it an order is dead-lettered. A contact_update or discover_key already
 // waiting covers a new one (both recompute from the store), so duplicates are folded into it.
 import { assign, fromPromise, setup } from "xstate";
+import { handledOrders } from "../../contract/contract-table.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
-import { handledOrders } from "../contract/contract-table.ts";
 import {
   type ContactOrderDeps,
   type ContactOrderName,

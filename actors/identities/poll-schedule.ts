@@ -13,9 +13,17 @@ export const MIN_INTERVAL_MS = 1_000;
 export const MAX_INTERVAL_MINUTES = 4_320;
 
 /** Which protocols are polled, and the subject their `sync` goes to. */
-export const SYNC_SUBJECT: Partial<Record<IdentityProtocol, string>> = { email: "IMAPfetcher", imap: "IMAPfetcher", twitter: "twitter_dm" };
+export const SYNC_SUBJECT: Partial<Record<IdentityProtocol, "IMAPfetcher" | "twitter_dm">> = {
+  email: "IMAPfetcher",
+  imap: "IMAPfetcher",
+  twitter: "twitter_dm",
+};
 /** The subject of the worker lifecycle orders for each polled protocol. */
-export const WORKER_SUBJECT: Partial<Record<IdentityProtocol, string>> = { email: "imap_worker", imap: "imap_worker", twitter: "twitter_worker" };
+export const WORKER_SUBJECT: Partial<Record<IdentityProtocol, "imap_worker" | "twitter_worker">> = {
+  email: "imap_worker",
+  imap: "imap_worker",
+  twitter: "twitter_worker",
+};
 
 /** Minutes as written on the wire (`"15"`, `"0.5"`) to milliseconds; null when it is not a positive decimal. */
 export function intervalMs(minutes: string | undefined | null): number | null {

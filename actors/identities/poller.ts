@@ -4,10 +4,11 @@
 // otherwise it sleeps. Its next tick is an absolute deadline in its context, so a restart or a handoff
 // to another node neither skips nor doubles a tick.
 import { assign, fromPromise, setup } from "xstate";
+import { handledOrders } from "../../contract/contract-table.ts";
+import { publishOrder } from "../../contract/emit-order.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
-import { handledOrders } from "../contract/contract-table.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Identity, IdentityProtocol } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -71,11 +72,11 @@ export function pollerFamily(store: Store, now: () => number = Date.now): ActorF
 }
 
 function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
-  const orderFor = (context: PollerContext, order: string) => ({ order, remote_id: context.identity_id, user_id: context.user_id });
+  const account = (context: PollerContext) => ({ remote_id: context.identity_id, user_id: context.user_id });
 
   const announce = (context: PollerContext, order: "add_worker" | "reload_worker" | "remove_worker") => {
     const subject = context.protocol === null ? undefined : WORKER_SUBJECT[context.protocol];
-    if (subject !== undefined) ports.publish(subject, orderFor(context, order));
+    if (subject !== undefined) publishOrder(ports, subject, order, account(context));
   };
 
   const machine = setup({
@@ -146,7 +147,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       retire: assign({ worker_announced: false, deadlines: {} }),
       emitSync: ({ context }) => {
         const subject = context.protocol === null ? undefined : SYNC_SUBJECT[context.protocol];
-        if (subject !== undefined) ports.publish(subject, orderFor(context, "sync"));
+        if (subject !== undefined) publishOrder(ports, subject, "sync", account(context));
       },
       recordPoll: assign(({ context }) => {
         const due = context.deadlines[POLL_DUE] ?? now();

@@ -8,13 +8,15 @@
 //    then the sent copy is APPENDed to the account's Sent mailbox.
 //  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
 //    the fallback).
+
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { handledOrders } from "../../contract/contract-table.ts";
+import { publishOrder } from "../../contract/emit-order.ts";
 import { type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts, RELOADED_EVENT } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
-import { handledOrders } from "../contract/contract-table.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
@@ -134,8 +136,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 
   /** Asks the identities worker to poll this identity every `minutes` (update_interval). */
   const askPollInterval = (context: ImapWorkerContext, minutes: string) =>
-    ports.publish("identitiesWorker", {
-      order: "update_interval",
+    publishOrder(ports, "identitiesWorker", "update_interval", {
       identity_id: context.identity_id,
       user_id: context.user_id,
       poll_intervall: minutes,
@@ -231,7 +232,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
             fields: { status: "inactive", infos: { ...identity.infos, last_error: context.last_error } },
           }))
           .catch((err: Error) => ports.logger.error({ kind: IMAP_KIND, key: context.identity_id, err: err.message }, "could not mark the identity inactive"));
-        ports.publish("identitiesWorker", { order: "delete_identity", identity_id: context.identity_id, user_id: context.user_id });
+        publishOrder(ports, "identitiesWorker", "delete_identity", { identity_id: context.identity_id, user_id: context.user_id });
       },
       clearRetry: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
       forgetFailures: assign({ failures: 0, first_failure_at: null }),

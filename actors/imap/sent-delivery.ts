@@ -1,6 +1,9 @@
 // `deliver` on outboundIMAP for one draft (docs/decisions.md §2): the SMTP bridge sends it through the
 // account's own server, then the sent copy is APPENDed to the account's Sent mailbox. Every outcome is
 // a reply; once the mail is sent, a failure to file the copy is still a success that says so.
+
+import { replyWithinMs } from "../../contract/contract-table.ts";
+import { requestOrder } from "../../contract/emit-order.ts";
 import type { ActorPorts } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
@@ -9,8 +12,8 @@ import type { ImapAccount } from "./imap-account.ts";
 import { closeImap } from "./imap-connection.ts";
 import { appendSentCopy } from "./sent-copy.ts";
 
-/** How long the SMTP bridge may take to send, within the API's own 30 s. */
-const SMTP_DELIVER_TIMEOUT_MS = 25_000;
+/** How long the SMTP bridge may take to send: less than this deliver's own requester waits. */
+const SMTP_DELIVER_TIMEOUT_MS = replyWithinMs("outboundIMAP", "deliver") - 5_000;
 
 export interface SentDeliveryOrder {
   identity_id: string;
@@ -21,9 +24,11 @@ export interface SentDeliveryOrder {
 export async function deliverWithSentCopy(store: Store, ports: ActorPorts, account: ImapAccount, order: SentDeliveryOrder): Promise<Reply> {
   const { message_id } = order;
   try {
-    const sent = await ports.request(
+    const sent = await requestOrder(
+      ports,
       "outboundSMTP",
-      { order: "deliver", message_id, remote_id: order.identity_id, user_id: order.user_id },
+      "deliver",
+      { message_id, remote_id: order.identity_id, user_id: order.user_id },
       SMTP_DELIVER_TIMEOUT_MS,
     );
     if (!isJsonObject(sent) || typeof sent.error !== "boolean") return failure("the SMTP bridge answered something that is not a reply");

@@ -5,9 +5,10 @@
 // else it passes the same checks as any bus message (the payload below: ids by the contract's rule,
 // a bounded list, no id twice). Each raw is imported exactly as `process_inbound` imports it, and the
 // reply lists each raw's own reply, in the order asked.
+
+import { ID_MAX_LENGTH, ID_RULE, orderSpec } from "../../contract/contract-table.ts";
 import type { FieldSpec, PayloadSchema } from "../../runtime/payload-schema.ts";
 import { isReply, type Reply } from "../../runtime/reply.ts";
-import { ID_MAX_LENGTH, ID_RULE, orderSpec } from "../contract/contract-table.ts";
 
 /** The message type the inbound actor takes for a batch of mails. */
 export const IMPORT_BATCH_EMAIL = "import_batch.email";

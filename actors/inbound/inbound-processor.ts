@@ -22,13 +22,13 @@
 // it to the next owner, which imports it again (imports are idempotent).
 import { LRUCache } from "lru-cache";
 import { assign, fromCallback, setup } from "xstate";
+import { orderSpec } from "../../contract/contract-table.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { BUSY } from "../../runtime/entry-point.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { failure, type Reply } from "../../runtime/reply.ts";
-import { orderSpec } from "../contract/contract-table.ts";
 import type { InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import type { Store } from "../store/store.ts";

@@ -12,7 +12,7 @@ import type { AddressObject, EmailAddress, Headers } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, claimExternal, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
+import { alreadyImported, claimExternal, type InboundOrder, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
 import { type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeFetchedHeader, importedTags } from "./imported-tags.ts";
@@ -20,14 +20,6 @@ import { mailContentHash } from "./mail-content-hash.ts";
 import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 import { keepConflictingCopy } from "./message-id-conflicts.ts";
 import { type Body, type Head, MAX_BODY_BYTES, type MailParse, parseMailStream } from "./parse-mail-stream.ts";
-
-export interface InboundEmailOrder {
-  /** The raw message's id. */
-  message_id: string;
-  /** The identity that received it: a local one (SMTP) or a remote one (IMAP). */
-  remote_id: string;
-  user_id: string;
-}
 
 export interface InboundEmailOptions {
   now?: () => Date;
@@ -42,7 +34,7 @@ export interface InboundEmailOptions {
 
 export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
 
-export async function processInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
+export async function processInboundEmail(store: Store, order: InboundOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   try {
     return await importInboundEmail(store, order, options);
   } catch (err) {
@@ -54,7 +46,7 @@ export async function processInboundEmail(store: Store, order: InboundEmailOrder
  * processInboundEmail for a caller that retries: what it cannot answer (the store unreachable, ...) is
  * thrown instead of replied; `importFailure` makes the reply processInboundEmail would give.
  */
-export async function importInboundEmail(store: Store, order: InboundEmailOrder, options: InboundEmailOptions = {}): Promise<Reply> {
+export async function importInboundEmail(store: Store, order: InboundOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
   const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
   return importRaw(store, order, { now, maxAddresses, cache: options.cache });
@@ -62,7 +54,7 @@ export async function importInboundEmail(store: Store, order: InboundEmailOrder,
 
 async function importRaw(
   store: Store,
-  order: InboundEmailOrder,
+  order: InboundOrder,
   { now, maxAddresses, cache }: { now: () => Date; maxAddresses: number; cache: InboundCache | undefined },
 ): Promise<Reply> {
   const loaded = await loadInbound(

@@ -14,6 +14,7 @@
 import type { Logger } from "pino";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Reply } from "../../runtime/reply.ts";
+import type { InboundOrder } from "../messages/inbound-import.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { HeaderBlockSize } from "./header-block-size.ts";
@@ -21,14 +22,6 @@ import { LocalRecipients } from "./local-recipients.ts";
 import { MAX_HEADER_BYTES } from "./parse-mail-stream.ts";
 import { newlineOf, receivedHeader } from "./received-header.ts";
 import { SmtpConnectionGuard } from "./smtp-connection-guard.ts";
-
-export interface InboundOrder {
-  /** The raw message's id. */
-  message_id: string;
-  /** The local identity that receives it. */
-  remote_id: string;
-  user_id: string;
-}
 
 export interface InboundSmtpDeps {
   store: Store;

@@ -11,7 +11,9 @@
 // Idempotent by message_id: a draft already sent is answered "already sent" without sending again, and
 // a draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
+
 import type { Logger } from "pino";
+import type { OrderPayload } from "../../contract/contract-table.ts";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages/send-claim.ts";
 import { connectInTurn } from "../network/connect-in-turn.ts";
@@ -22,13 +24,8 @@ import type { Store } from "../store/store.ts";
 import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
 import { DEFAULT_SMTP_TIMEOUTS, describeTarget, SmtpSendError, type SmtpTarget, type SmtpTimeouts, sendRaw } from "./smtp-transport.ts";
 
-export interface DeliverOrder {
-  order: "deliver";
-  message_id: string;
-  /** The identity the draft is sent from. */
-  remote_id: string;
-  user_id: string;
-}
+/** `deliver` on outboundSMTP: the draft (`message_id`) of `user_id`, sent from the identity `remote_id`. */
+export type DeliverOrder = OrderPayload<"outboundSMTP", "deliver">;
 
 export interface OutboundSmtpDeps {
   store: Store;

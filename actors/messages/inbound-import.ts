@@ -2,7 +2,9 @@
 // user, the receiving identity and the raw; link participants to the user's contacts; and store the new
 // message once per user and external id — the first import to claim it keeps it, a second identity
 // receiving the same message is added to it, and every import marks its raw delivered.
+
 import { randomUUID } from "node:crypto";
+import type { OrderFields } from "../../contract/contract-table.ts";
 import { DocumentExists } from "../../runtime/kv-documents.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Message, Participant, RawMessage } from "../store/model.ts";
@@ -11,13 +13,8 @@ import type { CachedIdentity, CachedUser, InboundCache } from "./inbound-cache.t
 
 export const ALREADY_IMPORTED = "raw message already imported";
 
-export interface InboundOrder {
-  /** The raw message's id. */
-  message_id: string;
-  /** The identity that received it. */
-  remote_id: string;
-  user_id: string;
-}
+/** `process_inbound`'s fields: the raw message (`message_id`) that the identity `remote_id` of `user_id` received. */
+export type InboundOrder = OrderFields<"inboundSMTP", "process_inbound">;
 
 export interface InboundSubjects {
   user: CachedUser;

@@ -11,13 +11,13 @@
 // - A DM the account sent in a group conversation has no single recipient to file it under: skipped and
 //   listed.
 
+import { requestOrder } from "../../contract/emit-order.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { isBusy, requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Store } from "../store/store.ts";
 import { compareIds, type DmDirection, encodeStoredDm, isId, type XDmEvent, type XUser } from "./dm-raw.ts";
 import { XApiError, XClient, type XClientConfig } from "./x-client.ts";
 
-export const PROCESS_INBOUND_TIMEOUT_MS = 10_000;
 /** Where the last seen id is also kept on the identity (infos), for a worker started without a snapshot. */
 export const LAST_SEEN_INFO = "twitter_last_seen_id";
 
@@ -157,11 +157,7 @@ export async function syncDms(
       // Until it is imported, the stored raw is what the next attempt reuses.
       retry = { event_id: event.id, raw_msg_id: rawId, attempts };
       const reply = await requestWhileBusy(() =>
-        deps.request(
-          "inboundTwitter",
-          { order: "process_inbound", message_id: rawId, remote_id: input.identity_id, user_id: input.user_id },
-          PROCESS_INBOUND_TIMEOUT_MS,
-        ),
+        requestOrder(deps, "inboundTwitter", "process_inbound", { message_id: rawId, remote_id: input.identity_id, user_id: input.user_id }),
       );
       if (!isJsonObject(reply) || typeof reply.error !== "boolean")
         throw new Error(`inboundTwitter answered something that is not a reply for event ${event.id}`);

@@ -8,18 +8,10 @@ import { randomUUID } from "node:crypto";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { alreadyImported, type InboundOrder, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { type Message, type Participant, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeStoredDm, dmExternalKey, type StoredDm, screenNameAddress } from "./dm-raw.ts";
-
-export interface InboundTwitterOrder {
-  /** The raw message's id. */
-  message_id: string;
-  /** The Twitter identity that fetched it. */
-  remote_id: string;
-  user_id: string;
-}
 
 export interface InboundTwitterOptions {
   now?: () => Date;
@@ -29,7 +21,7 @@ export interface InboundTwitterOptions {
 
 export const TWITTER_PROTOCOL = "twitter";
 
-export async function processInboundTwitter(store: Store, order: InboundTwitterOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
+export async function processInboundTwitter(store: Store, order: InboundOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
   try {
     return await importInboundTwitter(store, order, options);
   } catch (err) {
@@ -41,7 +33,7 @@ export async function processInboundTwitter(store: Store, order: InboundTwitterO
  * processInboundTwitter for a caller that retries: what it cannot answer (the store unreachable, ...) is
  * thrown instead of replied; `importFailure` makes the reply processInboundTwitter would give.
  */
-export async function importInboundTwitter(store: Store, order: InboundTwitterOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
+export async function importInboundTwitter(store: Store, order: InboundOrder, options: InboundTwitterOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
   const cache = options.cache;
   const loaded = await loadInbound(

@@ -14,11 +14,13 @@
 //    other failures (network, 5xx) are recorded (`last_error`, also on the identity) and the next poll
 //    tries again.
 //  - delivery: `deliver` requests (dm-deliver.ts), one at a time, each answered on its reply inbox.
+
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { handledOrders } from "../../contract/contract-table.ts";
+import { publishOrder } from "../../contract/emit-order.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
-import { handledOrders } from "../contract/contract-table.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Store } from "../store/store.ts";
@@ -130,8 +132,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, err: err.message }, "could not record the sync state on the identity"),
       );
   const updateInterval = (context: TwitterWorkerContext, interval: string) =>
-    ports.publish("identitiesWorker", {
-      order: "update_interval",
+    publishOrder(ports, "identitiesWorker", "update_interval", {
       identity_id: context.identity_id,
       user_id: context.user_id,
       poll_intervall: interval,

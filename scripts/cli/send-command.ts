@@ -1,7 +1,7 @@
 // `caliopen send SUBJECT JSON [--request|--publish]`: sends one order or message the way its sender
 // would. For the contract's orders the mode (request or publish) comes from the contract table.
 import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
-import { type OrderSpec, orderSpec } from "../../actors/contract/contract-table.ts";
+import { type OrderSpec, orderSpec } from "../../contract/contract-table.ts";
 import type { OrderMode } from "../../runtime/entry-point.ts";
 import { encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { validatePayload } from "../../runtime/payload-schema.ts";

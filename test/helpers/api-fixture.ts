@@ -3,11 +3,11 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
-import { CONTRACT, isPublishOnly } from "../../actors/contract/contract-table.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "../../api/http-settings.ts";
 import { OrderEmitter } from "../../api/order-emitter.ts";
 import { type RunningApi, startApi } from "../../api/server.ts";
+import { CONTRACT, isPublishOnly } from "../../contract/contract-table.ts";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson } from "../../runtime/json.ts";
 import { type Logger, silentLogger } from "../../runtime/logger.ts";

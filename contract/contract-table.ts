@@ -2,8 +2,8 @@
 // fixed by docs/decisions.md §1 (no trailing spaces in subjects, `poll_intervall` spelled as on the wire).
 // Subscriptions, validation, the CLI and the tests are all derived from this table.
 
-import type { OrderMode } from "../../runtime/entry-point.ts";
-import type { FieldSpec, PayloadOf, PayloadSchema } from "../../runtime/payload-schema.ts";
+import type { OrderMode } from "../runtime/entry-point.ts";
+import type { FieldSpec, PayloadOf, PayloadSchema } from "../runtime/payload-schema.ts";
 
 /**
  * Every id of the contract (user_id, remote_id, identity_id, message_id, contact_id, key_id,
@@ -30,6 +30,8 @@ const contactId = id("a contact of the user");
 export interface OrderSpec {
   mode: OrderMode;
   payload: PayloadSchema;
+  /** For a request: how long its requester waits for the reply (docs/decisions.md §3). */
+  replyWithinMs?: number;
   /** Who emits it, for the generated documentation. */
   emittedBy: string;
 }
@@ -44,11 +46,12 @@ export interface SubjectSpec {
   orders: Readonly<Record<string, OrderSpec>>;
 }
 
-const deliver: OrderSpec = {
+const deliver = {
   mode: "request",
+  replyWithinMs: 30_000,
   emittedBy: "apiv2 SendDraft / SendEmailAdminToUser",
   payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
-};
+} as const satisfies OrderSpec;
 
 const workerLifecycle = (emittedBy: string): Record<string, OrderSpec> => {
   const payload = { remote_id: remoteId, user_id: userId };
@@ -59,9 +62,10 @@ const workerLifecycle = (emittedBy: string): Record<string, OrderSpec> => {
   };
 };
 
-const processInbound = (emittedBy: string): Record<string, OrderSpec> => ({
-  process_inbound: { mode: "request", emittedBy, payload: { message_id: messageId, remote_id: remoteId, user_id: userId } },
-});
+const processInbound = (emittedBy: string) =>
+  ({
+    process_inbound: { mode: "request", replyWithinMs: 10_000, emittedBy, payload: { message_id: messageId, remote_id: remoteId, user_id: userId } },
+  }) as const satisfies Record<string, OrderSpec>;
 
 const identityOrder = { identity_id: identityId, user_id: userId };
 
@@ -193,10 +197,24 @@ export function orderSpec(subject: string, order: string): OrderSpec | undefined
 type SubjectRow<S extends ContractSubject> = Extract<(typeof CONTRACT)[number], { subject: S }>;
 export type OrderName<S extends ContractSubject> = keyof SubjectRow<S>["orders"] & string;
 
-/** The validated payload type of an order, derived from the table: `OrderPayload<"IMAPfetcher", "sync">`. */
-export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
+/**
+ * An order's payload fields without `order`, derived from the table: what an emitter fills in, what a
+ * handler reads. `OrderFields<"IMAPfetcher", "sync">` is `{ remote_id: string; user_id: string }` (and any
+ * extra field, which the contract accepts).
+ */
+export type OrderFields<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
   SubjectRow<S>["orders"][O] extends { payload: infer P extends PayloadSchema } ? P : never
-> & { order: O };
+>;
+
+/** The validated payload of an order, as its handler gets it: `OrderPayload<"IMAPfetcher", "sync">`. */
+export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = OrderFields<S, O> & { order: O };
+
+/** How long the requester of a request order waits for its reply, as the contract says. */
+export function replyWithinMs<S extends ContractSubject>(subject: S, order: OrderName<S>): number {
+  const wait = orderSpec(subject, order)?.replyWithinMs;
+  if (wait === undefined) throw new Error(`"${order}" on ${subject} is not a request of the contract`);
+  return wait;
+}
 
 /** A subject whose orders are all published (no replies expected): it can be captured durably. */
 export function isPublishOnly(spec: SubjectSpec): boolean {
