@@ -1,7 +1,7 @@
 // One live actor on this node: the XState actor, its NATS subscription (its mailbox) and its durable
 // timers; its snapshots are written by its SnapshotWriter. Messages reach the machine by one of two
-// paths: `deliverFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
-// stream), checked against what the family accepts; `deliverInternal` for the node's own events
+// paths: `receiveFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
+// stream), checked against what the family accepts; `receive` for the node's own events
 // (deadlines, runtime notices, messages already checked), unchecked.
 
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -87,7 +87,7 @@ export class ActorCell {
   private dormant: unknown = undefined;
   private lastActivity = Date.now();
   /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
-  private delivering: string | null = null;
+  private receiving: string | null = null;
   private readonly writer: SnapshotWriter;
   private finishReported = false;
 
@@ -155,9 +155,9 @@ export class ActorCell {
    * The one entry for messages that came from the bus (mailbox, node inbox, keyed orders): refuses a
    * type the family does not accept, a payload that fails its schema, or a reply subject the node must
    * not publish to (a request gets an error reply, a published message becomes a dead letter), then
-   * delivers like `deliverInternal`.
+   * takes it like `receive`.
    */
-  deliverFromBus(message: ActorMessage, settle?: SettleCallback): void {
+  receiveFromBus(message: ActorMessage, settle?: SettleCallback): void {
     if (message.replyTo !== undefined && !isSafeReplySubject(message.replyTo)) {
       this.env.logger.warn(
         { kind: this.kind, key: this.key, replyLength: message.replyTo.length },
@@ -172,14 +172,14 @@ export class ActorCell {
       settle?.("done");
       return;
     }
-    this.deliverInternal(message, settle);
+    this.receive(message, settle);
   }
 
   /**
    * Delivers an event of the node's own (a deadline, a runtime notice, a message already checked by
-   * `deliverFromBus`); refuses what the current state does not accept. Never give it bus input.
+   * `receiveFromBus`); refuses what the current state does not accept. Never give it bus input.
    */
-  deliverInternal(message: ActorMessage, settle?: SettleCallback): void {
+  receive(message: ActorMessage, settle?: SettleCallback): void {
     this.lastActivity = Date.now();
     if (this.dormant !== undefined) this.revive();
     if (message.id !== undefined && this.writer.hasSeen(message.id)) {
@@ -209,11 +209,11 @@ export class ActorCell {
     }
     if (message.id !== undefined) this.writer.remember(message.id);
     // XState handles the event synchronously: transitions seen meanwhile were caused by it.
-    this.delivering = message.type;
+    this.receiving = message.type;
     try {
       this.actor.send(message);
     } finally {
-      this.delivering = null;
+      this.receiving = null;
     }
     // XState handles the event synchronously: a state change has already queued its snapshot write.
     if (settle !== undefined) this.writer.settleWhenSaved(settle);
@@ -227,7 +227,7 @@ export class ActorCell {
     if (this.dormant !== undefined) this.revive();
     if (this.status !== "running" || this.actor === null) return false;
     if (!(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) return false;
-    this.deliverInternal(message);
+    this.receive(message);
     return true;
   }
 
@@ -331,7 +331,7 @@ export class ActorCell {
       return;
     }
     const { type, payload, ...rest } = decoded.value;
-    this.deliverFromBus({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
+    this.receiveFromBus({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
   }
 
   private onSnapshot(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
@@ -357,7 +357,7 @@ export class ActorCell {
           node: this.env.nodeId,
           from,
           to: snapshot.value,
-          event: this.delivering ?? INTERNAL_EVENT,
+          event: this.receiving ?? INTERNAL_EVENT,
           at: new Date(this.since).toISOString(),
         }),
       );
@@ -367,7 +367,7 @@ export class ActorCell {
       this.timers ??= new DeadlineTimers((event, at) => this.onDeadline(event, at));
       this.timers.sync(snapshot.context);
     }
-    if (this.overdue.size > 0) queueMicrotask(() => this.deliverOverdue(actor));
+    if (this.overdue.size > 0) queueMicrotask(() => this.receiveOverdue(actor));
     if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());
     if (snapshot.status === "done" && !this.finishReported) {
       this.finishReported = true;
@@ -386,10 +386,10 @@ export class ActorCell {
       this.overdue.set(event, at);
       return;
     }
-    this.deliverInternal(message);
+    this.receive(message);
   }
 
-  private deliverOverdue(actor: AnyActorRef): void {
+  private receiveOverdue(actor: AnyActorRef): void {
     if (actor !== this.actor || this.status !== "running") return;
     const wanted = readDeadlines((actor.getSnapshot() as AnyMachineSnapshot).context);
     for (const [event, at] of this.overdue) {
@@ -400,7 +400,7 @@ export class ActorCell {
       const message = { type: event, payload: { at } };
       if (!(actor.getSnapshot() as AnyMachineSnapshot).can(message)) continue;
       this.overdue.delete(event);
-      this.deliverInternal(message);
+      this.receive(message);
     }
   }
 
@@ -426,7 +426,7 @@ export class ActorCell {
     const pending = this.buffered;
     this.buffered = null;
     // Already checked when they arrived.
-    for (const { message, settle } of pending ?? []) this.deliverInternal(message, settle);
+    for (const { message, settle } of pending ?? []) this.receive(message, settle);
   }
 
   private refuse(message: ActorMessage, reason: string): void {

@@ -5,7 +5,7 @@ import type { Reply } from "./reply.ts";
 
 /**
  * What an actor receives: every NATS message and every deadline becomes one of these. Messages from the
- * bus reach the machine only if their type is one the family `accepts` (see ActorCell.deliverFromBus). `replyTo` is the
+ * bus reach the machine only if their type is one the family `accepts` (see ActorCell.receiveFromBus). `replyTo` is the
  * requester's inbox when the message was a request; the machine answers it through `ports.reply`.
  */
 export interface ActorMessage<P extends Record<string, unknown> = Record<string, unknown>> {

@@ -118,15 +118,15 @@ export class ActorHost {
   }
 
   /** Delivers an event of the node's own in-process when the actor lives here; returns false otherwise. */
-  deliverLocal(kind: string, key: string, message: ActorMessage): boolean {
+  tellLocal(kind: string, key: string, message: ActorMessage): boolean {
     const cell = this.get(kind, key);
     if (cell === undefined) return false;
-    cell.deliverInternal(message);
+    cell.receive(message);
     return true;
   }
 
   /**
-   * Why a message from the bus must not reach an actor of this kind (see ActorCell.deliverFromBus), or
+   * Why a message from the bus must not reach an actor of this kind (see ActorCell.receiveFromBus), or
    * null: lets a caller refuse it before starting an actor for it.
    */
   busMessageProblem(kind: string, message: Pick<ActorMessage, "type" | "payload">): string | null {

@@ -20,14 +20,14 @@ import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-wor
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { type RunningApi, startApi } from "../api/server.ts";
 import { replyWithinMs } from "../contract/contract-table.ts";
+import { requestActor } from "../runtime/cluster/actor-requests.ts";
+import { type Admission, routeToActor } from "../runtime/cluster/actor-router.ts";
+import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
 import type { Reply } from "../runtime/reply.ts";
 import { Requester } from "../runtime/requester.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
-import { requestActor } from "./actor-requests.ts";
-import { type Admission, routeToActor } from "./actor-router.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
-import type { KeyedOrders } from "./cluster/keyed-orders.ts";
 import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";

@@ -4,7 +4,7 @@
 // became when its handler found no contact.
 import { contactIdOf } from "../actors/contacts/contact-orders.ts";
 import type { Store } from "../actors/store/store.ts";
-import type { Admission } from "./actor-router.ts";
+import type { Admission } from "../runtime/cluster/actor-router.ts";
 
 export function contactAdmission(store: Store): Admission {
   return async (payload, context) => {

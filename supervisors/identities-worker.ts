@@ -8,9 +8,9 @@ import { SYNC_SUBJECT } from "../actors/identities/poll-schedule.ts";
 import { POLLER_KIND } from "../actors/identities/poller.ts";
 import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
+import { routeToActor } from "../runtime/cluster/actor-router.ts";
+import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
 import type { OrderHandler } from "../runtime/entry-point.ts";
-import { routeToActor } from "./actor-router.ts";
-import type { KeyedOrders } from "./cluster/keyed-orders.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import type { ServiceContext } from "./services.ts";
 
@@ -32,7 +32,7 @@ export async function rebuildPollers(store: Store, keyed: KeyedOrders, logger: L
   const identities = (await store.identities.listAll({ type: "remote" })).filter((identity) => identity.status === "active");
   for (const identity of identities) {
     const payload = { order: "add_identity", identity_id: identity.identity_id, user_id: identity.user_id };
-    await keyed.publish("deliver", POLLER_KIND, identity.identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) });
+    await keyed.publish("tell", POLLER_KIND, identity.identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) });
   }
   logger.info({ identities: identities.length }, "poll schedules rebuilt from the store");
   return identities.length;

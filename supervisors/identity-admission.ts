@@ -5,7 +5,7 @@
 // through for a deleted identity, which still exists in the store marked `deleted`.
 import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
-import type { Admission } from "./actor-router.ts";
+import type { Admission } from "../runtime/cluster/actor-router.ts";
 
 export interface IdentityAdmissionRule {
   /** The payload field naming the identity: `remote_id` (bridges) or `identity_id` (identities worker). */

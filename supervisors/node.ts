@@ -4,6 +4,9 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
+import { openCluster } from "../runtime/cluster/cluster.ts";
+import { FamilySupervisor, RESTART_BACKOFF } from "../runtime/cluster/family-supervisor.ts";
+import { type MembershipTiming, membershipTiming } from "../runtime/cluster/membership.ts";
 import { connectToNats, isConnectionUp } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
@@ -12,10 +15,7 @@ import { authMethod, type NatsEndpoint, redactUrl, usesTls } from "../runtime/na
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
 import { VERSION } from "../runtime/version.ts";
-import { openCluster } from "./cluster/cluster.ts";
-import { type MembershipTiming, membershipTiming } from "./cluster/membership.ts";
 import { startContractEntryPoints } from "./contract-entry-points.ts";
-import { FamilySupervisor, RESTART_BACKOFF } from "./family-supervisor.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { ServiceFactory, ServiceSet } from "./services.ts";
 

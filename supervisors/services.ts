@@ -8,10 +8,10 @@ import type { ContractBindings } from "../contract/contract-bindings.ts";
 import type { SubjectSpec } from "../contract/contract-table.ts";
 import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
+import { type Admission, admitOrRefuse, type RouterDeps } from "../runtime/cluster/actor-router.ts";
+import type { FamilySupervisor } from "../runtime/cluster/family-supervisor.ts";
 import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
 import type { Subjects } from "../runtime/subjects.ts";
-import { type Admission, admitOrRefuse, type RouterDeps } from "./actor-router.ts";
-import type { FamilySupervisor } from "./family-supervisor.ts";
 
 export interface ServiceContext extends RouterDeps {
   host: ActorHost;

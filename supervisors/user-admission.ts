@@ -2,7 +2,7 @@
 // is started or a message forwarded: otherwise anyone on the bus could make the node create (and
 // persist) an actor per made-up user id. The refusal is the one the processors give for such a user.
 import type { Store } from "../actors/store/store.ts";
-import type { Admission } from "./actor-router.ts";
+import type { Admission } from "../runtime/cluster/actor-router.ts";
 
 export function existingUserAdmission(store: Store): Admission {
   return async (payload) => {

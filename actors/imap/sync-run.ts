@@ -35,7 +35,7 @@ export interface SyncFailure {
   protocol: string | null;
 }
 
-/** Sends an import batch to the user's inbound actor and resolves with its reply (supervisors/actor-requests.ts). */
+/** Sends an import batch to the user's inbound actor and resolves with its reply (runtime/cluster/actor-requests.ts). */
 export type ImportBatchPort = (order: ImportBatchOrder) => Promise<unknown>;
 
 /**

@@ -1,7 +1,7 @@
 // The import of a few raw mails of one user in one request (`import_batch`), which this build's IMAP
 // bridge sends its user's inbound actor instead of one `process_inbound` per mail: a request, an
 // admission and a reply per batch instead of per mail, and the batch's imports run side by side. It is
-// not in the contract: the node sends it to the actor (supervisors/actor-requests.ts); from anywhere
+// not in the contract: the node sends it to the actor (runtime/cluster/actor-requests.ts); from anywhere
 // else it passes the same checks as any bus message (the payload below: ids by the contract's rule,
 // a bounded list, no id twice). Each raw is imported exactly as `process_inbound` imports it, and the
 // reply lists each raw's own reply, in the order asked.

@@ -1,7 +1,8 @@
 // A supervisor node process for the failover benchmark: bench actors keyed by remote_id, added by
 // add_worker on imap_worker and fed `sync` on IMAPfetcher, with snapshots on (what failover carries over).
+
+import { routeToActor } from "../../runtime/cluster/actor-router.ts";
 import { createLogger } from "../../runtime/logger.ts";
-import { routeToActor } from "../../supervisors/actor-router.ts";
 import { startNode } from "../../supervisors/node.ts";
 import { nodeConfigFromEnv } from "../../supervisors/node-config.ts";
 import { workerLifecycle } from "../../supervisors/services.ts";

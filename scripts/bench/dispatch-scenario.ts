@@ -88,7 +88,7 @@ childMain<DispatchTask>(async (task) => {
     const id = randomUUID();
     return js.publish(
       `bench.orders.${i % 64}.${BENCH_KIND}.${keys[i % task.keys]}`,
-      encodeJson({ id, op: "deliver", kind: BENCH_KIND, key: keys[i % task.keys], message: message(i) }),
+      encodeJson({ id, op: "tell", kind: BENCH_KIND, key: keys[i % task.keys], message: message(i) }),
       { msgID: id },
     );
   };
@@ -103,15 +103,15 @@ childMain<DispatchTask>(async (task) => {
       },
     },
     {
-      name: "XState `snapshot.can(event)` alone (ActorCell.deliverInternal asks it before every send)",
+      name: "XState `snapshot.can(event)` alone (ActorCell.receive asks it before every send)",
       run: (i) => {
         if ((actor(i).getSnapshot() as AnyMachineSnapshot).can(message(i))) sink += 1;
       },
     },
     { name: "XState `actor.send(event)` on a bare actor (one assign + one action)", run: (i) => actor(i).send(message(i)) },
     {
-      name: "`ActorHost.deliverLocal` → ActorCell.deliverInternal (can + send + after-transition work)",
-      run: (i) => void runtime.host.deliverLocal(BENCH_KIND, keys[i % task.keys] as string, message(i)),
+      name: "`ActorHost.tellLocal` → ActorCell.receive (can + send + after-transition work)",
+      run: (i) => void runtime.host.tellLocal(BENCH_KIND, keys[i % task.keys] as string, message(i)),
     },
     {
       name: `JetStream publish of a keyed order, awaited, ${IN_FLIGHT.toLocaleString("en")} in flight (as routeToActor does per published order), nats.js defaults`,

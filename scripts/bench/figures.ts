@@ -49,7 +49,7 @@ export interface KeyFigures {
     decodeValidate: number;
     can: number;
     xstateSend: number;
-    deliverLocal: number;
+    tellLocal: number;
     jsPublish: number;
     jsPublishWall: number;
     jsPublishUntraced: number;
@@ -123,7 +123,7 @@ export function keyFigures(run: BenchRun): KeyFigures {
       decodeValidate: step(0),
       can: step(1),
       xstateSend: step(2),
-      deliverLocal: step(3),
+      tellLocal: step(3),
       jsPublish: step(4),
       jsPublishWall: wall(4),
       jsPublishUntraced: step(5),

@@ -1,6 +1,6 @@
 // The services test clusters run: counter actors keyed by remote_id, added by add_worker on
 // imap_worker and fed `sync` orders on IMAPfetcher, as the IMAP workers will be.
-import { routeToActor } from "../../supervisors/actor-router.ts";
+import { routeToActor } from "../../runtime/cluster/actor-router.ts";
 import { type ServiceSet, workerLifecycle } from "../../supervisors/services.ts";
 import { counterFamily } from "./counter-family.ts";
 

@@ -47,7 +47,7 @@ test("a request the actor does not take, or not in its current state, gets an er
   const answer = reply((await fx.nc.request(cell.subject, encodeJson({ type: "fly" }), { timeout: 2000 })).data);
   assert.is(answer.error, true);
   assert.match(String(answer.message), /c3 actors do not take "fly" from the bus \(they take: inc, get, sync, work, schedule, finish\)/);
-  cell.deliverInternal({ type: "work", payload: { ms: 2_000 } });
+  cell.receive({ type: "work", payload: { ms: 2_000 } });
   const busy = reply((await fx.nc.request(cell.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
   assert.is(busy.error, true);
   assert.match(String(busy.message), /does not accept "get" in state "working"/);
@@ -62,7 +62,7 @@ test("an exception inside an actor crashes that actor only, and is reported", as
   host.register(counterFamily("c4"), { onCrash: (cell, err) => crashes.push(`${cell.key}: ${err.message}`), onFenced: () => undefined });
   const a = await host.activate("c4", "a");
   const b = await host.activate("c4", "b");
-  a.deliverInternal({ type: "crash", payload: {} });
+  a.receive({ type: "crash", payload: {} });
   await waitFor("crash report", () => crashes.length === 1);
   assert.is(a.status, "crashed");
   assert.match(a.lastError?.message ?? "", /boom/);
@@ -76,7 +76,7 @@ test("an error in an actor's asynchronous work crashes that actor too, not the n
   const host = fx.newHost();
   host.register(counterFamily("c4b"), { onCrash: (_cell, err) => crashes.push(err.message), onFenced: () => undefined });
   const cell = await host.activate("c4b", "a");
-  cell.deliverInternal({ type: "failAsync", payload: {} });
+  cell.receive({ type: "failAsync", payload: {} });
   await waitFor("crash report", () => crashes.length === 1);
   assert.equal(crashes, ["async boom (asked to fail)"]);
   assert.is(cell.status, "crashed");
@@ -86,9 +86,9 @@ test("a crashed actor restarts from its last settled snapshot and gets the messa
   const host = fx.newHost();
   host.register(counterFamily("c5"), { onCrash: () => undefined, onFenced: () => undefined });
   const cell = await host.activate("c5", "k");
-  cell.deliverInternal({ type: "inc", payload: { by: 7 } });
-  cell.deliverInternal({ type: "crash", payload: {} });
-  cell.deliverInternal({ type: "inc", payload: { by: 1 } });
+  cell.receive({ type: "inc", payload: { by: 7 } });
+  cell.receive({ type: "crash", payload: {} });
+  cell.receive({ type: "inc", payload: { by: 1 } });
   assert.is(cell.status, "crashed");
   cell.restart();
   assert.is(cell.status, "running");
@@ -101,7 +101,7 @@ test("the snapshot is saved after transitions and restored when the actor starts
   const first = fx.newHost("node-a");
   first.register(counterFamily("c6"));
   const cell = await first.activate("c6", "persisted");
-  cell.deliverInternal({ type: "inc", payload: { by: 41 } });
+  cell.receive({ type: "inc", payload: { by: 41 } });
   await waitFor("snapshot saved", async () => {
     const stored = await fx.snapshots.load("c6", "persisted");
     return (stored?.record.snapshot as { context?: { count?: number } } | undefined)?.context?.count === 41;
@@ -111,7 +111,7 @@ test("the snapshot is saved after transitions and restored when the actor starts
   const second = fx.newHost("node-b");
   second.register(counterFamily("c6"));
   const restored = await second.activate("c6", "persisted");
-  restored.deliverInternal({ type: "inc", payload: {} });
+  restored.receive({ type: "inc", payload: {} });
   const answer = reply((await fx.nc.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
   assert.is(answer.count, 42);
 });
@@ -122,7 +122,7 @@ test("a pending deadline survives a restart: it is re-armed from the snapshot an
   first.register(counterFamily("c7"));
   const cell = await first.activate("c7", "timer");
   const at = Date.now() + 600;
-  cell.deliverInternal({ type: "schedule", payload: { at } });
+  cell.receive({ type: "schedule", payload: { at } });
   await waitFor(
     "deadline saved",
     async () =>
@@ -152,7 +152,7 @@ test("a deadline already past when the actor is restored fires at once", async (
   const first = fx.newHost("node-a");
   first.register(counterFamily("c8"));
   const cell = await first.activate("c8", "late");
-  cell.deliverInternal({ type: "schedule", payload: { at: Date.now() + 60_000 } });
+  cell.receive({ type: "schedule", payload: { at: Date.now() + 60_000 } });
   await waitFor("deadline saved", async () => (await fx.snapshots.load("c8", "late")) !== null);
   await first.stop("c8", "late");
   // The node was down past the deadline: rewrite the stored deadline into the past.
@@ -174,9 +174,9 @@ test("a deadline that comes due while the actor is busy is delivered once it can
   const fired: unknown[] = [];
   const sub = fx.nc.subscribe("test.fired", { callback: (_err, msg) => void fired.push(decodeJson(msg.data)) });
   const at = Date.now() + 100;
-  cell.deliverInternal({ type: "schedule", payload: { at } });
+  cell.receive({ type: "schedule", payload: { at } });
   // Busy for 600 ms: the deadline comes due in a state that does not take it.
-  cell.deliverInternal({ type: "work", payload: { ms: 600 } });
+  cell.receive({ type: "work", payload: { ms: 600 } });
   await sleep(300);
   assert.equal(fired, [], "not delivered while working");
   assert.is(cell.summary().state, "working");
@@ -211,7 +211,7 @@ test("internal events sent on the actor's subject change nothing: deadlines, run
   const crashes: string[] = [];
   host.register(counterFamily("c9b"), { onCrash: (_cell, err) => crashes.push(err.message), onFenced: () => undefined });
   const cell = await host.activate("c9b", "k");
-  cell.deliverInternal({ type: "inc", payload: { by: 5 } });
+  cell.receive({ type: "inc", payload: { by: 5 } });
   const before = cell.inspect().context;
   const forged = [
     { type: "tick.due", payload: { at: 123 } },
@@ -233,7 +233,7 @@ test("internal events sent on the actor's subject change nothing: deadlines, run
   assert.is(cell.status, "running");
   assert.equal(crashes, []);
   // The same events from inside the node still work.
-  cell.deliverInternal({ type: "tick.due", payload: { at: 7 } });
+  cell.receive({ type: "tick.due", payload: { at: 7 } });
   assert.equal((cell.inspect().context as { fired: number[] }).fired, [7]);
 });
 
@@ -279,8 +279,8 @@ test("inspect shows the context with secrets redacted", async ({ fx }) => {
 test("stop with forget drops the snapshot; without forget it is kept", async ({ fx }) => {
   const host = fx.newHost();
   host.register(counterFamily("c11"));
-  (await host.activate("c11", "keep")).deliverInternal({ type: "inc", payload: {} });
-  (await host.activate("c11", "drop")).deliverInternal({ type: "inc", payload: {} });
+  (await host.activate("c11", "keep")).receive({ type: "inc", payload: {} });
+  (await host.activate("c11", "drop")).receive({ type: "inc", payload: {} });
   await waitFor("both saved", async () => (await fx.snapshots.load("c11", "keep")) !== null && (await fx.snapshots.load("c11", "drop")) !== null);
   await host.stop("c11", "keep");
   await host.stop("c11", "drop", { forget: true });
@@ -293,11 +293,11 @@ test("a snapshot written by someone else fences the actor off", async ({ fx }) =
   const host = fx.newHost();
   host.register(counterFamily("c12"), { onCrash: () => undefined, onFenced: (cell) => fenced.push(cell.key) });
   const cell = await host.activate("c12", "contested");
-  cell.deliverInternal({ type: "inc", payload: {} });
+  cell.receive({ type: "inc", payload: {} });
   await waitFor("saved", async () => (await fx.snapshots.load("c12", "contested")) !== null);
   const stored = await fx.snapshots.load("c12", "contested");
   await fx.snapshots.save({ ...stored!.record, node: "intruder", owner: "intruder-process" }, stored!.revision);
-  cell.deliverInternal({ type: "inc", payload: {} });
+  cell.receive({ type: "inc", payload: {} });
   await waitFor("fenced", () => fenced.length === 1);
 });
 
@@ -308,7 +308,7 @@ test("a delivered message settles 'done' only once the state it produced is save
   const outcomes: string[] = [];
   const storedAtSettle: (number | undefined)[] = [];
   for (let i = 1; i <= 5; i++) {
-    cell.deliverInternal({ type: "inc", payload: {} }, (outcome) => {
+    cell.receive({ type: "inc", payload: {} }, (outcome) => {
       outcomes.push(outcome);
       void fx.snapshots
         .load("c13", "acked")
@@ -329,8 +329,8 @@ test("a message that changes nothing settles at once; one refused settles 'done'
   const cell = await host.activate("c14", "k");
   await waitFor("initial snapshot saved", async () => (await fx.snapshots.load("c14", "k")) !== null);
   const outcomes: string[] = [];
-  cell.deliverInternal({ type: "get", payload: {} }, (outcome) => outcomes.push(`get:${outcome}`));
-  cell.deliverInternal({ type: "nonsense", payload: {} }, (outcome) => outcomes.push(`nonsense:${outcome}`));
+  cell.receive({ type: "get", payload: {} }, (outcome) => outcomes.push(`get:${outcome}`));
+  cell.receive({ type: "nonsense", payload: {} }, (outcome) => outcomes.push(`nonsense:${outcome}`));
   await waitFor("both settled", () => outcomes.length === 2, 500);
   assert.equal(outcomes.sort(), ["get:done", "nonsense:done"]);
 });
@@ -339,11 +339,11 @@ test("messages a stopping actor never handled settle 'retry', for the next owner
   const host = fx.newHost();
   host.register(counterFamily("c15"), { onCrash: () => undefined, onFenced: () => undefined });
   const cell = await host.activate("c15", "k");
-  cell.deliverInternal({ type: "crash", payload: {} });
+  cell.receive({ type: "crash", payload: {} });
   const outcomes: string[] = [];
-  cell.deliverInternal({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  cell.receive({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
   await host.stop("c15", "k");
-  cell.deliverInternal({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  cell.receive({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
   assert.equal(outcomes, ["retry", "retry"]);
 });
 
@@ -355,7 +355,7 @@ test("a fenced write settles its messages 'retry'", async ({ fx }) => {
   const stored = await fx.snapshots.load("c16", "k");
   await fx.snapshots.save({ ...stored!.record, node: "new-owner", owner: "new-owner-process" }, stored!.revision);
   const outcomes: string[] = [];
-  cell.deliverInternal({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
+  cell.receive({ type: "inc", payload: {} }, (outcome) => outcomes.push(outcome));
   await waitFor("settled", () => outcomes.length === 1);
   assert.equal(outcomes, ["retry"]);
 });
@@ -365,13 +365,13 @@ test("a write that landed but whose answer was lost is recognised as our own, no
   const host = fx.newHost();
   host.register(counterFamily("c17"), { onCrash: () => undefined, onFenced: (cell) => fenced.push(cell.key) });
   const cell = await host.activate("c17", "k");
-  cell.deliverInternal({ type: "inc", payload: {} });
+  cell.receive({ type: "inc", payload: {} });
   await waitFor("saved", async () => (await fx.snapshots.load("c17", "k")) !== null);
   // What a timed-out update leaves behind: our own record stored under a revision we never learnt.
   const stored = await fx.snapshots.load("c17", "k");
   await fx.snapshots.save({ ...stored!.record, savedAt: new Date().toISOString() }, stored!.revision);
   const outcomes: string[] = [];
-  cell.deliverInternal({ type: "inc", payload: { by: 5 } }, (outcome) => outcomes.push(outcome));
+  cell.receive({ type: "inc", payload: { by: 5 } }, (outcome) => outcomes.push(outcome));
   await waitFor("settled", () => outcomes.length === 1, 5_000);
   assert.equal(outcomes, ["done"]);
   assert.equal(fenced, []);
@@ -384,9 +384,9 @@ test("a redelivered order is acknowledged only once the state that reflects it i
   host.register(counterFamily("c18"));
   const cell = await host.activate("c18", "k");
   const outcomes: string[] = [];
-  cell.deliverInternal({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`first:${outcome}`));
+  cell.receive({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`first:${outcome}`));
   // Redelivered before the first write completed: it must wait for that write, not be acked at once.
-  cell.deliverInternal({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`again:${outcome}`));
+  cell.receive({ type: "inc", payload: {}, id: "order-1" }, (outcome) => outcomes.push(`again:${outcome}`));
   assert.equal(outcomes, []);
   await waitFor("both settled", () => outcomes.length === 2);
   const saved = await fx.snapshots.load("c18", "k");
@@ -409,7 +409,7 @@ test("each transition is published with the event that caused it, or as internal
     },
   });
   await fx.nc.flush();
-  cell.deliverInternal({ type: "work", payload: { ms: 30 } });
+  cell.receive({ type: "work", payload: { ms: 30 } });
   await waitFor("back to idle", () => seen.length === 2, 2000);
   assert.equal(seen, ["idle→working [work]", "working→idle [(internal)]"]);
   subscription.unsubscribe();
@@ -419,7 +419,7 @@ test("an idle actor can be passivated: its machine is dropped and comes back, st
   const host = fx.newHost();
   host.register(counterFamily("c20", "none"));
   const cell = await host.activate("c20", "sleepy");
-  cell.deliverInternal({ type: "inc", payload: { by: 3 } });
+  cell.receive({ type: "inc", payload: { by: 3 } });
   assert.is(host.passivateIdle(60_000), 0, "not idle long enough");
   assert.is(host.passivateIdle(0), 1);
   assert.ok(cell.passivated);
@@ -434,9 +434,9 @@ test("a busy actor is not passivated; a passivated actor's deadline still fires"
   const host = fx.newHost();
   host.register(counterFamily("c21"));
   const busy = await host.activate("c21", "busy");
-  busy.deliverInternal({ type: "work", payload: { ms: 200 } });
+  busy.receive({ type: "work", payload: { ms: 200 } });
   const sleeper = await host.activate("c21", "sleeper");
-  sleeper.deliverInternal({ type: "schedule", payload: { at: Date.now() + 150 } });
+  sleeper.receive({ type: "schedule", payload: { at: Date.now() + 150 } });
   assert.is(host.passivateIdle(0), 1, "only the idle one");
   assert.ok(sleeper.passivated);
   assert.not.ok(busy.passivated);

@@ -8,11 +8,11 @@ test("docs/contract.md is generated from the contract table and up to date", asy
   assert.fixture(committed, renderContractDoc(), "run `npm run contract-doc` after changing the table");
 });
 
-test("the document lists every order with its mode", () => {
+test("the document lists every order with its mode, and for a request how long its requester waits", () => {
   const doc = renderContractDoc();
   assert.match(
     doc,
-    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \| `message_id`, `remote_id`, `user_id` \|/,
+    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \(reply within 30 s\) \| `message_id`, `remote_id`, `user_id` \|/,
   );
   assert.match(
     doc,

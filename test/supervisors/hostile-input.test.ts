@@ -189,7 +189,7 @@ test("a reply subject near the server's control-line limit gets no reply: reques
   const watcher = await ctx.nats.connect();
   const rejectedBefore = await rejectedCount(ctx);
   const got: string[] = [];
-  const inbox = `caliopen.node.${NODE}.deliver`;
+  const inbox = `caliopen.node.${NODE}.forward`;
   const followUps: Record<string, unknown> = {
     "caliopen.debug.nodes": {},
     "caliopen.debug.actors": {},
@@ -240,7 +240,7 @@ test("actor subjects and the node inbox: hostile messages refused, a reply subje
   assert.match((await ask(ctx, actor, encodeJson({ type: "x".repeat(100_000) }))).message, SIZE_ERROR);
   assert.match((await ask(ctx, actor, encodeJson({ type: "x".repeat(60_000) }))).message, /imap actors do not take "x{64}…" from the bus/);
 
-  const inbox = `caliopen.node.${NODE}.deliver`;
+  const inbox = `caliopen.node.${NODE}.forward`;
   // A deliver is answered on its reply subject: without the checks, the node would publish to the subject given.
   const forwarded = (extra: Record<string, unknown>) =>
     encodeJson({

@@ -11,10 +11,10 @@ import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
+import { shardOf } from "../../runtime/cluster/rendezvous.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
-import { shardOf } from "../../supervisors/cluster/rendezvous.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
@@ -118,7 +118,7 @@ async function forge(ctx: Context, kind: string, type: string, payload: Record<s
   assert.is(direct.error, true, `${type} as a request on ${actorSubject}`);
   errors.push(String(direct.message));
 
-  const inbox = `caliopen.node.${NODE}.deliver`;
+  const inbox = `caliopen.node.${NODE}.forward`;
   const published = await request(ctx, inbox, { kind, key: key(ctx), message });
   assert.equal(published, { accepted: true }, "the envelope is well-formed: the actor itself refuses it");
   const replyTo = createInbox();
@@ -134,7 +134,7 @@ async function forge(ctx: Context, kind: string, type: string, payload: Record<s
   const shard = shardOf(kind, key(ctx), SHARDS);
   await jetstream(ctx.client).publish(
     `caliopen.orders.${shard}.${kind}.${key(ctx)}`,
-    encodeJson({ id: `forged-${marker}`, op: "deliver", kind, key: key(ctx), message }),
+    encodeJson({ id: `forged-${marker}`, op: "tell", kind, key: key(ctx), message }),
   );
 
   // Published on the actor's subject, through the inbox without a reply, and into the order stream.
@@ -203,7 +203,7 @@ test("a forged keyed order on a subject longer than the server's control line is
   const longSubject = `caliopen.orders.${shard}.imap.${"k".repeat(4_000)}`;
   await jetstream(ctx.client).publish(
     longSubject,
-    encodeJson({ id: "long-subject-1", op: "deliver", kind: "imap", key: "k".repeat(4_000), message: { type: "sync", payload: { marker: "long-subject-1" } } }),
+    encodeJson({ id: "long-subject-1", op: "tell", kind: "imap", key: "k".repeat(4_000), message: { type: "sync", payload: { marker: "long-subject-1" } } }),
   );
   const reasons = await lettersFor(ctx, "long-subject-1", 1);
   assert.match(reasons[0] as string, /malformed keyed order: an actor key is at most 128 characters/);

@@ -1,9 +1,9 @@
 import { PassThrough } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { routeToActor } from "../../runtime/cluster/actor-router.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { createLogger } from "../../runtime/logger.ts";
-import { routeToActor } from "../../supervisors/actor-router.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
@@ -77,7 +77,7 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
   const client = await nats.connect();
   const worked = client.subscribe("test.worked", { max: 1 });
   const cell = await node.supervisors.get("counter")!.start("busy-one");
-  cell.deliverInternal({ type: "work", payload: { ms: 400 } });
+  cell.receive({ type: "work", payload: { ms: 400 } });
   assert.ok(cell.busy);
   const started = Date.now();
   await node.shutdown("SIGTERM");
@@ -96,7 +96,7 @@ test("graceful shutdown stops taking orders, lets busy actors finish, and saves 
 test("the grace period bounds a shutdown even when work does not finish", async ({ nats }) => {
   const node = await startTestNode(nats.endpoint, counters, { nodeId: "node-impatient", shutdownGraceMs: 200 });
   const cell = await node.supervisors.get("counter")!.start("slow");
-  cell.deliverInternal({ type: "work", payload: { ms: 2_500 } });
+  cell.receive({ type: "work", payload: { ms: 2_500 } });
   const started = Date.now();
   await node.shutdown("SIGTERM");
   assert.ok(Date.now() - started < 2_000, "did not wait for the 2.5 s job");
@@ -105,9 +105,9 @@ test("the grace period bounds a shutdown even when work does not finish", async 
 test("after a node restart, actors come back from their snapshots with their pending deadlines", async ({ nats }) => {
   const first = await startTestNode(nats.endpoint, counters, { nodeId: "node-before" });
   const cell = await first.supervisors.get("counter")!.start("durable");
-  cell.deliverInternal({ type: "inc", payload: { by: 4 } });
+  cell.receive({ type: "inc", payload: { by: 4 } });
   const at = Date.now() + 3_000;
-  cell.deliverInternal({ type: "schedule", payload: { at } });
+  cell.receive({ type: "schedule", payload: { at } });
   await first.shutdown("restart");
   assert.ok(Date.now() < at - 500, "the first node stopped well before the deadline");
 

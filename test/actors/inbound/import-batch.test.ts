@@ -14,11 +14,11 @@ import { IMPORT_BATCH_EMAIL, MAX_BATCH_RAWS } from "../../../actors/inbound/inbo
 import { INBOUND_KIND } from "../../../actors/inbound/inbound-processor.ts";
 import type { Identity, User } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
+import { KeyedOrders } from "../../../runtime/cluster/keyed-orders.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../../runtime/json.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
-import { KeyedOrders } from "../../../supervisors/cluster/keyed-orders.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";

@@ -14,11 +14,11 @@ import { processInboundTwitter } from "../../../actors/twitter/inbound-twitter.t
 import { RATE_LIMIT_RESET, TWITTER_KIND, type TwitterWorkerContext, twitterWorkerFamily } from "../../../actors/twitter/twitter-worker.ts";
 import type { ActorCell } from "../../../runtime/actor-cell.ts";
 import type { ActorHost } from "../../../runtime/actor-host.ts";
+import { FamilySupervisor } from "../../../runtime/cluster/family-supervisor.ts";
+import { SingleNodePlacement } from "../../../runtime/cluster/placement.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { silentLogger } from "../../../runtime/logger.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
-import { FamilySupervisor } from "../../../supervisors/family-supervisor.ts";
-import { SingleNodePlacement } from "../../../supervisors/placement.ts";
 import { type FakeUser, type FakeXApi, startFakeXApi } from "../../helpers/fake-x-api.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../../helpers/runtime-fixture.ts";
 import { sleep, waitFor } from "../../helpers/wait.ts";
@@ -119,7 +119,7 @@ const contextOf = (ctx: Context, identity: Identity) => (cellOf(ctx, identity)?.
 const syncState = (ctx: Context, identity: Identity) => (cellOf(ctx, identity)?.summary().state as { working?: { sync?: string } } | undefined)?.working?.sync;
 
 function sync(ctx: Context, identity: Identity): void {
-  cellOf(ctx, identity).deliverInternal({ type: "sync", payload: { order: "sync", ...input(identity) } });
+  cellOf(ctx, identity).receive({ type: "sync", payload: { order: "sync", ...input(identity) } });
 }
 
 async function deliver(ctx: Context, identity: Identity, messageId: string): Promise<Record<string, unknown>> {

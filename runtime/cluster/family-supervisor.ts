@@ -1,10 +1,10 @@
 // Runs the actors of one family on this node: starts, reloads and stops them on orders, and restarts a
 // crashed actor from its last settled snapshot with exponential backoff.
 import type { Logger } from "pino";
-import type { ActorCell } from "../runtime/actor-cell.ts";
-import { type ActorFamily, RELOADED_EVENT } from "../runtime/actor-family.ts";
-import type { ActorHost, CellFailureListener } from "../runtime/actor-host.ts";
-import { type BackoffPolicy, backoffDelay } from "../runtime/backoff.ts";
+import type { ActorCell } from "../actor-cell.ts";
+import { type ActorFamily, RELOADED_EVENT } from "../actor-family.ts";
+import type { ActorHost, CellFailureListener } from "../actor-host.ts";
+import { type BackoffPolicy, backoffDelay } from "../backoff.ts";
 import type { Placement } from "./placement.ts";
 
 export const RESTART_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000, factor: 2, jitter: 0.2 };

@@ -2,7 +2,7 @@
 // the revision the writer saw, so two nodes can never both believe they took the same shard.
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
 
 export interface Assignment {
   shard: number;

@@ -1,12 +1,12 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import { silentLogger } from "../../runtime/logger.ts";
-import { FamilySupervisor } from "../../supervisors/family-supervisor.ts";
-import { SingleNodePlacement } from "../../supervisors/placement.ts";
-import { counterFamily } from "../helpers/counter-family.ts";
-import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { FamilySupervisor } from "../../../runtime/cluster/family-supervisor.ts";
+import { SingleNodePlacement } from "../../../runtime/cluster/placement.ts";
+import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { silentLogger } from "../../../runtime/logger.ts";
+import { counterFamily } from "../../helpers/counter-family.ts";
+import { type RuntimeFixture, startRuntimeFixture } from "../../helpers/runtime-fixture.ts";
+import { waitFor } from "../../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("family supervisor");
 
@@ -38,11 +38,11 @@ test("start is idempotent: a second start returns the live actor", async ({ fx }
 test("a crashed actor is restarted after a backoff that grows with each consecutive crash", async ({ fx }) => {
   const sup = supervisor(fx, "s2");
   const cell = await sup.start("k");
-  cell.deliverInternal({ type: "inc", payload: { by: 3 } });
+  cell.receive({ type: "inc", payload: { by: 3 } });
   const gaps: number[] = [];
   for (let crash = 1; crash <= 4; crash++) {
     const crashedAt = Date.now();
-    cell.deliverInternal({ type: "crash", payload: {} });
+    cell.receive({ type: "crash", payload: {} });
     assert.is(cell.status, "crashed");
     await waitFor(`restart ${crash}`, () => cell.status === "running" && cell.restarts === crash, 3000, 5);
     gaps.push(Date.now() - crashedAt);
@@ -56,7 +56,7 @@ test("a crashed actor is restarted after a backoff that grows with each consecut
 test("orders sent while an actor waits for its restart are delivered after it", async ({ fx }) => {
   const sup = supervisor(fx, "s3");
   const cell = await sup.start("k");
-  cell.deliverInternal({ type: "crash", payload: {} });
+  cell.receive({ type: "crash", payload: {} });
   fx.nc.publish(cell.subject, encodeJson({ type: "inc", payload: { by: 5 } }));
   const answered = await count(fx, cell.subject);
   assert.is(answered, 5);
@@ -66,7 +66,7 @@ test("orders sent while an actor waits for its restart are delivered after it", 
 test("reload restarts the actor with its snapshot kept; remove stops it and forgets it", async ({ fx }) => {
   const sup = supervisor(fx, "s4");
   const cell = await sup.start("k");
-  cell.deliverInternal({ type: "inc", payload: { by: 9 } });
+  cell.receive({ type: "inc", payload: { by: 9 } });
   await waitFor("saved", async () => (await fx.snapshots.load("s4", "k")) !== null);
   const reloaded = await sup.reload("k");
   assert.is.not(reloaded, cell);
@@ -84,9 +84,9 @@ test("an actor whose machine reaches a final state is removed: stopped, snapshot
   const directory = { add: async () => undefined, remove: async (_kind: string, key: string) => void removed.push(key) };
   const sup = new FamilySupervisor(fx.newHost(), counterFamily("s6"), new SingleNodePlacement("test-node"), silentLogger(), fastBackoff, directory);
   const cell = await sup.start("k");
-  cell.deliverInternal({ type: "inc", payload: { by: 2 } });
+  cell.receive({ type: "inc", payload: { by: 2 } });
   await waitFor("saved", async () => (await fx.snapshots.load("s6", "k")) !== null);
-  cell.deliverInternal({ type: "finish", payload: {} });
+  cell.receive({ type: "finish", payload: {} });
   await waitFor("stopped", () => cell.status === "stopped");
   await waitFor("snapshot dropped", async () => (await fx.snapshots.load("s6", "k")) === null);
   assert.equal(removed, ["k"]);
@@ -98,7 +98,7 @@ test("a reloaded actor is notified if its state takes the notice, and nothing is
   await waitFor("saved", async () => (await fx.snapshots.load("s7", "k")) !== null);
   const reloaded = await sup.reload("k");
   assert.is(await count(fx, reloaded.subject), 1000, "idle takes the notice");
-  reloaded.deliverInternal({ type: "work", payload: { ms: 300 } });
+  reloaded.receive({ type: "work", payload: { ms: 300 } });
   await waitFor("saved while working", async () => JSON.stringify((await fx.snapshots.load("s7", "k"))?.record.snapshot).includes("working"));
   const before = (await fx.deadLetters.list(100)).length;
   const again = await sup.reload("k");
@@ -111,7 +111,7 @@ test("a reloaded actor is notified if its state takes the notice, and nothing is
 test("after close, pending restarts are cancelled and new starts refused", async ({ fx }) => {
   const sup = new FamilySupervisor(fx.newHost(), counterFamily("s5"), new SingleNodePlacement("n"), silentLogger(), { ...fastBackoff, initialMs: 200 });
   const cell = await sup.start("k");
-  cell.deliverInternal({ type: "crash", payload: {} });
+  cell.receive({ type: "crash", payload: {} });
   sup.close();
   await new Promise((resolve) => setTimeout(resolve, 400));
   assert.is(cell.status, "crashed");

@@ -4,9 +4,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { ORDER_ACK_WAIT_MS } from "../../../runtime/cluster/order-stream.ts";
 import { INTAKE_ACK_WAIT_MS } from "../../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
-import { ORDER_ACK_WAIT_MS } from "../../../supervisors/cluster/order-stream.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { clusterTestServices } from "../../helpers/cluster-services.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";

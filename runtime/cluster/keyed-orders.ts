@@ -3,12 +3,12 @@
 // the actor answers the requester directly; while the actor moves between nodes, the forward is retried
 // until a node takes it, and the requester gets a clear, retryable error if none does in time.
 import { randomUUID } from "node:crypto";
-import type { ActorHost } from "../../runtime/actor-host.ts";
-import { backoffDelay } from "../../runtime/backoff.ts";
-import { decodeBusJson, decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
-import { failure, type Reply } from "../../runtime/reply.ts";
-import type { Requester } from "../../runtime/requester.ts";
-import { actorKeyProblem, isSafeReplySubject, type Subjects } from "../../runtime/subjects.ts";
+import type { ActorHost } from "../actor-host.ts";
+import { backoffDelay } from "../backoff.ts";
+import { decodeBusJson, decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { failure, type Reply } from "../reply.ts";
+import type { Requester } from "../requester.ts";
+import { actorKeyProblem, isSafeReplySubject, type Subjects } from "../subjects.ts";
 import { type KeyedOperation, MAX_KIND_LENGTH, type OrderStream, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
@@ -46,7 +46,7 @@ export class KeyedOrders {
   ) {}
 
   static inboxSubject(subjects: Subjects, nodeId: string): string {
-    return subjects.wire(`caliopen.node.${nodeId}.deliver`);
+    return subjects.wire(`caliopen.node.${nodeId}.forward`);
   }
 
   /**
@@ -101,7 +101,7 @@ export class KeyedOrders {
 
   /**
    * The node inbox's answer for what arrived on it: anyone may publish there, so the envelope is checked
-   * here and the message by the actor (deliverFromBus).
+   * here and the message by the actor (receiveFromBus).
    */
   async answerInbox(data: Uint8Array): Promise<InboxAnswer> {
     const decoded = decodeJson(data, WRAPPED_ORDER_LIMITS);
@@ -129,7 +129,7 @@ export class KeyedOrders {
       if (started !== "refused") cell = started;
     }
     if (cell === undefined) return { accepted: false, error: `no ${forwarded.kind} actor for "${forwarded.key}"` };
-    cell.deliverFromBus({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
+    cell.receiveFromBus({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
     return { accepted: true };
   }
 

@@ -1,4 +1,4 @@
-import type { Placement } from "../placement.ts";
+import type { Placement } from "./placement.ts";
 import { shardOf } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
 import type { ShardRunner } from "./shard-runner.ts";

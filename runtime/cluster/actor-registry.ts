@@ -1,8 +1,8 @@
 // Which keyed actors exist, by shard: written when an actor is added, removed when it is removed, read
 // by whichever node takes a shard over so that it can start the shard's actors.
 import type { KV } from "@nats-io/kv";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
-import { keyFromToken, subjectToken } from "../../runtime/subjects.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { keyFromToken, subjectToken } from "../subjects.ts";
 
 export interface RegisteredActor {
   kind: string;

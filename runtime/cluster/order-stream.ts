@@ -13,10 +13,11 @@ import {
   RetentionPolicy,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { BUS_JSON_LIMITS, encodeJson, isJsonObject, type JsonLimits } from "../../runtime/json.ts";
-import { actorKeyProblem, type Subjects, subjectToken } from "../../runtime/subjects.ts";
+import { BUS_JSON_LIMITS, encodeJson, isJsonObject, type JsonLimits } from "../json.ts";
+import { actorKeyProblem, type Subjects, subjectToken } from "../subjects.ts";
 
-export type KeyedOperation = "start" | "reload" | "remove" | "deliver";
+/** start, reload or remove an actor, or tell it a message. */
+export type KeyedOperation = "start" | "reload" | "remove" | "tell";
 
 export interface KeyedOrder {
   /** Unique per order: the stream drops a re-published duplicate, the actor a redelivered one. */
@@ -24,9 +25,9 @@ export interface KeyedOrder {
   op: KeyedOperation;
   kind: string;
   key: string;
-  /** For start/reload, and deliver to an actor that starts on its first message: the actor's input. */
+  /** For start/reload, and tell to an actor that starts on its first message: the actor's input. */
   input?: Record<string, unknown>;
-  /** For deliver: the message for the actor. */
+  /** For tell: the message for the actor. */
   message?: { type: string; payload: Record<string, unknown> };
 }
 
@@ -36,7 +37,9 @@ export interface KeyedOrder {
  */
 export const WRAPPED_ORDER_LIMITS: JsonLimits = { maxBytes: BUS_JSON_LIMITS.maxBytes + 8 * 1024, maxDepth: BUS_JSON_LIMITS.maxDepth + 2 };
 
-const OPERATIONS: readonly string[] = ["start", "reload", "remove", "deliver"] satisfies KeyedOperation[];
+const OPERATIONS: readonly string[] = ["start", "reload", "remove", "tell"] satisfies KeyedOperation[];
+/** What nodes of earlier versions named `tell`, still in a stream when a cluster is upgraded. */
+const EARLIER_NAMES: Readonly<Record<string, KeyedOperation>> = { deliver: "tell" };
 /** Order ids are UUIDs or `intake-<sequence>`; an actor keeps the latest ones in its snapshot. */
 const MAX_ORDER_ID_LENGTH = 128;
 /** An actor's input is a few ids (e.g. remote_id, user_id): they end up in store keys, so they are bounded too. */
@@ -53,7 +56,8 @@ export function readKeyedOrder(value: unknown): KeyedOrder | string {
   if (!isJsonObject(value)) return "a keyed order must be a JSON object";
   const { id, op, kind, key, input, message } = value;
   if (typeof id !== "string" || id === "" || id.length > MAX_ORDER_ID_LENGTH) return `a keyed order needs an "id" of 1-${MAX_ORDER_ID_LENGTH} characters`;
-  if (typeof op !== "string" || !OPERATIONS.includes(op)) return `unknown keyed operation ${JSON.stringify(String(op).slice(0, 32))}`;
+  const operation = typeof op === "string" && Object.hasOwn(EARLIER_NAMES, op) ? EARLIER_NAMES[op] : op;
+  if (typeof operation !== "string" || !OPERATIONS.includes(operation)) return `unknown keyed operation ${JSON.stringify(String(op).slice(0, 32))}`;
   if (typeof kind !== "string" || kind === "" || kind.length > MAX_KIND_LENGTH) return `a keyed order needs a "kind" of 1-${MAX_KIND_LENGTH} characters`;
   const badKey = actorKeyProblem(key);
   if (badKey !== null) return badKey;
@@ -65,7 +69,7 @@ export function readKeyedOrder(value: unknown): KeyedOrder | string {
   }
   return {
     id,
-    op: op as KeyedOperation,
+    op: operation as KeyedOperation,
     kind,
     key: key as string,
     ...(input !== undefined && { input: input as Record<string, unknown> }),

@@ -4,12 +4,12 @@
 // and stops the shard's actors once their last state is saved.
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import type { ActorCell } from "../../runtime/actor-cell.ts";
-import type { ActorHost } from "../../runtime/actor-host.ts";
-import type { DeadLetters } from "../../runtime/dead-letters.ts";
-import { decodeJson, encodeJson } from "../../runtime/json.ts";
-import type { FamilySupervisor } from "../family-supervisor.ts";
+import type { ActorCell } from "../actor-cell.ts";
+import type { ActorHost } from "../actor-host.ts";
+import type { DeadLetters } from "../dead-letters.ts";
+import { decodeJson, encodeJson } from "../json.ts";
 import type { ActorRegistry } from "./actor-registry.ts";
+import type { FamilySupervisor } from "./family-supervisor.ts";
 import { type KeyedOrder, type OrderStream, readKeyedOrder, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 
@@ -159,8 +159,8 @@ export class ShardRunner {
         case "remove":
           await supervisor.remove(order.key);
           return msg.ack();
-        case "deliver":
-          return await this.deliver(supervisor, order, msg);
+        case "tell":
+          return await this.tell(supervisor, order, msg);
       }
     } catch (err) {
       // A failure of our own (e.g. the store is unreachable): let the stream give it to us again later.
@@ -169,9 +169,9 @@ export class ShardRunner {
     }
   }
 
-  private async deliver(supervisor: FamilySupervisor, order: KeyedOrder, msg: JsMsg): Promise<void> {
+  private async tell(supervisor: FamilySupervisor, order: KeyedOrder, msg: JsMsg): Promise<void> {
     const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
-    // Refused before an actor is started for it; the cell checks it again (deliverFromBus).
+    // Refused before an actor is started for it; the cell checks it again (receiveFromBus).
     const problem = this.deps.host.busMessageProblem(order.kind, message);
     if (problem !== null) {
       this.deps.deadLetters.record(msg.subject, problem, encodeJson(order.message ?? {}));
@@ -195,7 +195,7 @@ export class ShardRunner {
       // first, in its turn, then a new one.
       if (cell.finished) cell = await supervisor.start(order.key, order.input ?? {});
     }
-    cell.deliverFromBus(message, (outcome) => {
+    cell.receiveFromBus(message, (outcome) => {
       if (outcome === "done") msg.ack();
       else msg.nak();
     });

@@ -2,8 +2,8 @@
 // order through the durable order stream, a request forwarded to the owner with the requester's inbox,
 // so the actor answers the requester directly. An order may first have to be admitted (e.g. name
 // something that exists), so that nobody can make the node start actors for made-up keys.
-import { type OrderContext, type OrderHandler, OrderRefused, RetryLater } from "../runtime/entry-point.ts";
-import type { KeyedOrders } from "./cluster/keyed-orders.ts";
+import { type OrderContext, type OrderHandler, OrderRefused, RetryLater } from "../entry-point.ts";
+import type { KeyedOrders } from "./keyed-orders.ts";
 
 /**
  * Whether a valid order may reach its actor: null lets it through, a string says why not (the order is
@@ -47,7 +47,7 @@ export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler 
     const key = String(payload[route.keyField]);
     const message = { type: route.type ?? context.order, payload };
     if (context.mode === "publish") {
-      await deps.keyed.publish("deliver", route.kind, key, {
+      await deps.keyed.publish("tell", route.kind, key, {
         message,
         ...(route.input !== undefined && { input: route.input(payload) }),
         ...(context.deliveryId !== undefined && { id: context.deliveryId }),

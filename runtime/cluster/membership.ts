@@ -8,7 +8,7 @@
 import { performance } from "node:perf_hooks";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
+import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
 
 export interface MembershipTiming {
   heartbeatMs: number;

@@ -2,11 +2,11 @@
 // contract orders (so no entry point takes them): the message is forwarded to the actor's owner with a
 // reply subject on this node's inbox, and the actor answers there. The message is still checked by the
 // actor's family on arrival, as any bus message (its `accepts`).
-import { decodeBusJson } from "../runtime/json.ts";
-import { failure, type Reply } from "../runtime/reply.ts";
-import type { Requester } from "../runtime/requester.ts";
+import { decodeBusJson } from "../json.ts";
+import { failure, type Reply } from "../reply.ts";
+import type { Requester } from "../requester.ts";
 import type { Admission } from "./actor-router.ts";
-import type { ForwardedMessage, KeyedOrders } from "./cluster/keyed-orders.ts";
+import type { ForwardedMessage, KeyedOrders } from "./keyed-orders.ts";
 
 export interface ActorRequest {
   kind: string;
