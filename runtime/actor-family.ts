@@ -8,13 +8,22 @@ import type { Reply } from "./reply.ts";
  * bus reach the machine only if their type is one the family `accepts` (see ActorCell.receiveFromBus). `replyTo` is the
  * requester's inbox when the message was a request; the machine answers it through `ports.reply`.
  */
-export interface ActorMessage<P extends Record<string, unknown> = Record<string, unknown>> {
+export interface ActorMessage<P extends object = Record<string, unknown>> {
   type: string;
   payload: P;
   replyTo?: string;
   /** A unique id for messages that may be delivered more than once; the actor applies each id once. */
   id?: string;
 }
+
+/**
+ * A message of one type with a known payload: what a machine's event union is made of
+ * (`setup({ types: { events: {} as A | B } })`), so that its transitions read payloads without casts.
+ */
+export type TypedMessage<T extends string, P extends object> = ActorMessage<P> & { type: T };
+
+/** What a deadline of the context sends when it falls due (deadlines.ts): its time. */
+export type DeadlineMessage<T extends string> = TypedMessage<T, { at: number }>;
 
 /** What a machine may do to the outside world. Subjects are given without the deployment namespace. */
 export interface ActorPorts {

@@ -25,6 +25,22 @@ export interface LoadedSnapshot {
   revision: number;
 }
 
+/** A record as save() writes it; anything else in the bucket is not a snapshot this runtime can restore. */
+function isStoredSnapshot(value: unknown): value is StoredSnapshot {
+  if (!isJsonObject(value)) return false;
+  const { v, kind, key, savedAt, node, owner, seen } = value;
+  return (
+    typeof v === "number" &&
+    typeof kind === "string" &&
+    typeof key === "string" &&
+    "snapshot" in value &&
+    typeof savedAt === "string" &&
+    typeof node === "string" &&
+    (owner === undefined || typeof owner === "string") &&
+    (seen === undefined || (Array.isArray(seen) && seen.every((id) => typeof id === "string")))
+  );
+}
+
 export class SnapshotConflict extends Error {
   override readonly name = "SnapshotConflict";
 }
@@ -46,8 +62,8 @@ export class SnapshotStore {
     const entry = await this.kv.get(SnapshotStore.keyOf(kind, key));
     if (entry === null || entry.operation !== "PUT") return null;
     const decoded = decodeJson(entry.value);
-    if (!decoded.ok || !isJsonObject(decoded.value)) return null;
-    return { record: decoded.value as unknown as StoredSnapshot, revision: entry.revision };
+    if (!decoded.ok || !isStoredSnapshot(decoded.value)) return null;
+    return { record: decoded.value, revision: entry.revision };
   }
 
   /**

@@ -17,13 +17,14 @@
 //
 // The queue is bounded: beyond it an order is dead-lettered. A contact_update or discover_key already
 // waiting covers a new one (both recompute from the store), so duplicates are folded into it.
-import { assign, fromPromise, setup } from "xstate";
+import { assertEvent, assign, fromPromise, setup } from "xstate";
 import { handledOrders } from "../../contract/contract-table.ts";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import type { ActorFamily, ActorInput, ActorPorts, DeadlineMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import {
   type ContactOrderDeps,
+  type ContactOrderMessage,
   type ContactOrderName,
   coalesces,
   mayPass,
@@ -81,11 +82,14 @@ export interface ContactActorContext {
   deadlines: Deadlines;
 }
 
-const outputOf = <T>(event: unknown) => (event as { output: T }).output;
-const errorOf = (event: unknown) => {
-  const error = (event as { error: unknown }).error;
-  return error instanceof Error ? error.message : String(error);
-};
+/** The contact's four orders, and its two deadlines. */
+type ContactEvent = ContactOrderMessage | DeadlineMessage<typeof RETRY_DUE> | DeadlineMessage<typeof FINISH_DUE>;
+
+const ORDER_TYPES = ["contact_update", "discover_key", "publish_key", "delete_key"] as const satisfies readonly ContactOrderMessage["type"][];
+
+/** What an order's run gave: the note of its success, or why it failed. */
+const doneNote = ({ event }: { event: { output: string } }) => ({ note: event.output });
+const failure = ({ event }: { event: { error: unknown } }) => ({ error: event.error instanceof Error ? event.error.message : String(event.error) });
 
 export function contactFamily(deps: Omit<ContactOrderDeps, "logger">, options: Partial<ContactActorOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_CONTACT_OPTIONS, ...options };
@@ -117,12 +121,15 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
   const onOrder = [{ guard: "alreadyWaiting" as const }, { guard: "queueFull" as const, actions: "refuseQueueFull" as const }, { actions: "enqueue" as const }];
 
   return setup({
-    types: { context: {} as ContactActorContext, events: {} as ActorMessage, input: {} as ActorInput },
+    types: { context: {} as ContactActorContext, events: {} as ContactEvent, input: {} as ActorInput },
     actors: { runOrder },
     guards: {
       hasOrders: ({ context }) => context.queue.length > 0,
       moreOrders: ({ context }) => context.queue.length > 1,
-      alreadyWaiting: ({ context, event }) => coalesces(context.queue, queuedOrder(event, "")),
+      alreadyWaiting: ({ context, event }) => {
+        assertEvent(event, ORDER_TYPES);
+        return coalesces(context.queue, queuedOrder(event, ""));
+      },
       queueFull: ({ context }) => context.queue.length >= settings.maxQueued,
       triesLeft: ({ context }) => {
         const head = context.queue[0];
@@ -130,8 +137,12 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
       },
     },
     actions: {
-      enqueue: assign(({ context, event }) => ({ queue: [...context.queue, queuedOrder(event, iso())] })),
+      enqueue: assign(({ context, event }) => {
+        assertEvent(event, ORDER_TYPES);
+        return { queue: [...context.queue, queuedOrder(event, iso())] };
+      }),
       refuseQueueFull: ({ context, event }) => {
+        assertEvent(event, ORDER_TYPES);
         const order = queuedOrder(event, iso());
         ports.deadLetter(
           ORDER_SUBJECT[order.order],
@@ -139,16 +150,15 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
           orderPayload(context.contact_id, order),
         );
       },
-      recordDone: assign(({ context, event }) => ({
+      recordDone: assign(({ context }, { note }: { note: string }) => ({
         queue: context.queue.slice(1),
         failures: 0,
         retry: null,
-        history: finished(context, "done", outputOf<string>(event)),
+        history: finished(context, "done", note),
       })),
-      scheduleRetry: assign(({ context, event }) => {
+      scheduleRetry: assign(({ context }, { error }: { error: string }) => {
         const failures = context.failures + 1;
         const at = iso();
-        const error = errorOf(event);
         return {
           failures,
           retry: { error, try: failures, at },
@@ -156,23 +166,23 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
           deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
         };
       }),
-      deadLetterFirst: ({ context, event }) => {
+      deadLetterFirst: ({ context }, { error }: { error: string }) => {
         const head = context.queue[0];
         if (head === undefined) return;
         const tries = context.failures + 1;
-        const reason = `${head.order} failed${tries > 1 ? ` ${tries} times` : ""}: ${errorOf(event)}`;
-        deps.logger.warn({ key: context.contact_id, order: head.order, tries, err: errorOf(event) }, "contact order given up");
+        const reason = `${head.order} failed${tries > 1 ? ` ${tries} times` : ""}: ${error}`;
+        deps.logger.warn({ key: context.contact_id, order: head.order, tries, err: error }, "contact order given up");
         ports.deadLetter(ORDER_SUBJECT[head.order], reason, orderPayload(context.contact_id, head));
       },
-      dropFirst: assign(({ context, event }) => {
+      dropFirst: assign(({ context }, { error }: { error: string }) => {
         const at = iso();
-        const message = `${context.queue[0]?.order ?? "order"} failed: ${errorOf(event)}`;
+        const message = `${context.queue[0]?.order ?? "order"} failed: ${error}`;
         return {
           queue: context.queue.slice(1),
           failures: 0,
           retry: null,
           last_error: { message, at },
-          history: finished(context, "dead-lettered", errorOf(event)),
+          history: finished(context, "dead-lettered", error),
         };
       }),
       clearRetryDeadline: assign(({ context }) => ({ deadlines: clearDeadline(context.deadlines, RETRY_DUE) })),
@@ -209,12 +219,18 @@ function contactMachine(deps: ContactOrderDeps, ports: ActorPorts, settings: Con
           src: "runOrder",
           input: ({ context }) => ({ contact_id: context.contact_id, order: context.queue[0] as QueuedOrder }),
           onDone: [
-            { guard: "moreOrders", target: "working", reenter: true, actions: "recordDone" },
-            { target: "idle", actions: "recordDone" },
+            { guard: "moreOrders", target: "working", reenter: true, actions: { type: "recordDone", params: doneNote } },
+            { target: "idle", actions: { type: "recordDone", params: doneNote } },
           ],
           onError: [
-            { guard: "triesLeft", target: "waitingToRetry", actions: "scheduleRetry" },
-            { target: "idle", actions: ["deadLetterFirst", "dropFirst"] },
+            { guard: "triesLeft", target: "waitingToRetry", actions: { type: "scheduleRetry", params: failure } },
+            {
+              target: "idle",
+              actions: [
+                { type: "deadLetterFirst", params: failure },
+                { type: "dropFirst", params: failure },
+              ],
+            },
           ],
         },
       },

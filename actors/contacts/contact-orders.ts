@@ -3,7 +3,7 @@
 // each in the actor's queue (ids only, never a key's armor), which duplicates fold into one, which
 // failures are worth another try, and running one order.
 import type { Logger } from "pino";
-import type { ActorMessage } from "../../runtime/actor-family.ts";
+import type { ContractMessage } from "../../contract/contract-message.ts";
 import { discoverKeys, type KeySources } from "../keys/key-discovery.ts";
 import { type KeyPublishTarget, publishKey, withdrawKey } from "../keys/key-publishing.ts";
 import type { DestinationPolicy } from "../network/destination-policy.ts";
@@ -47,11 +47,17 @@ export function contactIdOf(payload: Record<string, unknown>): string {
   return String(payload.contact_id ?? payload.resource_id ?? "");
 }
 
-/** What the queue keeps of a message the family accepted (its payload passed the contract's schema). */
-export function queuedOrder(message: ActorMessage, at: string): QueuedOrder {
-  const order = message.type as ContactOrderName;
-  const keyId = order === "publish_key" || order === "delete_key" ? { key_id: String(message.payload.key_id) } : {};
-  return { order, user_id: String(message.payload.user_id), ...keyId, received_at: at };
+/** A contact's order as its actor receives it (its payload passed the contract's schema). */
+export type ContactOrderMessage =
+  | ContractMessage<"contactAction", "contact_update">
+  | ContractMessage<"keyAction", "discover_key">
+  | ContractMessage<"keyAction", "publish_key">
+  | ContractMessage<"keyAction", "delete_key">;
+
+/** What the queue keeps of an order. */
+export function queuedOrder(message: ContactOrderMessage, at: string): QueuedOrder {
+  const keyId = message.type === "publish_key" || message.type === "delete_key" ? { key_id: message.payload.key_id } : {};
+  return { order: message.type, user_id: message.payload.user_id, ...keyId, received_at: at };
 }
 
 /**

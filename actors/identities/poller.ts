@@ -4,9 +4,10 @@
 // otherwise it sleeps. Its next tick is an absolute deadline in its context, so a restart or a handoff
 // to another node neither skips nor doubles a tick.
 import { assign, fromPromise, setup } from "xstate";
+import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import type { ActorFamily, ActorInput, ActorPorts, DeadlineMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { defaultPollInterval } from "../store/identities.ts";
@@ -43,6 +44,15 @@ export interface PollerContext {
 }
 
 type Loaded = { identity: Identity | null };
+
+/** The identitiesWorker orders about its identity, and its two deadlines. */
+type PollerEvent =
+  | ContractMessage<"identitiesWorker", "add_identity">
+  | ContractMessage<"identitiesWorker", "update_identity">
+  | ContractMessage<"identitiesWorker", "delete_identity">
+  | ContractMessage<"identitiesWorker", "update_interval">
+  | DeadlineMessage<typeof POLL_DUE>
+  | DeadlineMessage<typeof RETRY_DUE>;
 
 /** Why an identity is not polled, or null when it is. */
 function notPolledBecause(identity: Identity): string | null {
@@ -82,7 +92,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
   const machine = setup({
     types: {
       context: {} as PollerContext,
-      events: {} as ActorMessage,
+      events: {} as PollerEvent,
       input: {} as ActorInput,
     },
     actors: {
@@ -217,7 +227,7 @@ function pollerMachine(store: Store, ports: ActorPorts, now: () => number) {
       update_interval: {
         target: ".storingInterval",
         reenter: true,
-        actions: assign({ requested_interval: ({ event }) => String(event.payload.poll_intervall).trim() }),
+        actions: assign({ requested_interval: ({ event }) => event.payload.poll_intervall.trim() }),
       },
     },
     states: {

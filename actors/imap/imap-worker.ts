@@ -9,10 +9,19 @@
 //  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
 //    the fallback).
 
-import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
-import { type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts, RELOADED_EVENT } from "../../runtime/actor-family.ts";
+import {
+  type ActorFamily,
+  type ActorInput,
+  type ActorMessage,
+  type ActorPorts,
+  type DeadlineMessage,
+  RELOADED_EVENT,
+  type TypedMessage,
+} from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
@@ -25,7 +34,7 @@ import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts"
 import type { SkippedMessage, SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { type ImportBatchPort, type SyncFailure, type SyncMode, syncRun } from "./sync-run.ts";
+import { type ImportBatchPort, type SyncMode, type SyncRunEvent, syncRun } from "./sync-run.ts";
 
 export const IMAP_KIND = "imap";
 const RETRY_DUE = "retry.due";
@@ -91,8 +100,15 @@ export interface ImapWorkerContext {
   deadlines: Deadlines;
 }
 
-const payloadOf = <T>(event: unknown) => (event as { payload: T }).payload;
-const outputOf = <T>(event: unknown) => (event as { output: T }).output;
+/** The orders the worker takes, what its sync run and its new-mail watch tell it, its retry deadline. */
+type ImapWorkerEvent =
+  | ContractMessage<"IMAPfetcher", "sync">
+  | ContractMessage<"IMAPfetcher", "fullfetch">
+  | ContractMessage<"outboundIMAP", "deliver">
+  | SyncRunEvent
+  | TypedMessage<"mail.arrived", Record<string, never>>
+  | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
+  | DeadlineMessage<typeof RETRY_DUE>;
 
 export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_IMAP_OPTIONS, ...options };
@@ -128,7 +144,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         return imap.connect(identity, { autoIdleDelayMs: 200 });
       },
       input.mailbox,
-      () => sendBack({ type: "mail.arrived", payload: {} }),
+      () => sendBack({ type: "mail.arrived", payload: {} } satisfies ImapWorkerEvent),
       (error, retryInMs) => ports.logger.info({ kind: IMAP_KIND, key: input.identity_id, err: error.message, retryInMs }, "new-mail watch interrupted"),
     );
     return () => mailWatch.stop();
@@ -144,10 +160,13 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     });
 
   return setup({
-    types: { context: {} as ImapWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
+    types: { context: {} as ImapWorkerContext, events: {} as ImapWorkerEvent, input: {} as ActorInput },
     actors: { runSync: syncRun(store, account, settings.concurrency, settings, now, settings.importBatch), deliverOne, watch },
     guards: {
-      gone: ({ event }) => payloadOf<SyncFailure>(event).gone,
+      gone: ({ event }) => {
+        assertEvent(event, "sync.failed");
+        return event.payload.gone;
+      },
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
       moreRequested: ({ context }) => context.requested !== null,
       moreDeliveries: ({ context }) => moreDeliveries(context),
@@ -164,7 +183,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         progress: { mode, total: 0, done: 0, failed: 0, skipped: 0, started_at: new Date(now()).toISOString() },
       })),
       recordFailure: enqueueActions(({ context, event, enqueue }) => {
-        const failed = payloadOf<SyncFailure>(event);
+        assertEvent(event, "sync.failed");
+        const failed = event.payload;
         const at = new Date(now()).toISOString();
         const failures = context.failures + 1;
         let slowedFrom = context.slowed_from;
@@ -193,7 +213,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         if (context.slowed_from !== null) askPollInterval(context, context.slowed_from);
       },
       recordSuccess: assign(({ context, event }) => {
-        const outcome = payloadOf<{ outcome: SyncOutcome }>(event).outcome;
+        assertEvent(event, "sync.done");
+        const outcome = event.payload.outcome;
         const finished =
           context.progress === null
             ? null
@@ -218,7 +239,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         };
       }),
       logSkipped: ({ context, event }) => {
-        for (const skipped of payloadOf<{ outcome: SyncOutcome }>(event).outcome.skipped_messages) {
+        assertEvent(event, "sync.done");
+        for (const skipped of event.payload.outcome.skipped_messages) {
           ports.logger.warn(
             { kind: IMAP_KIND, key: context.identity_id, uid: skipped.uid, size: skipped.size, reason: skipped.reason },
             "IMAP message skipped",
@@ -238,11 +260,15 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       forgetFailures: assign({ failures: 0, first_failure_at: null }),
       saveError: ({ context }) =>
         void store.identities.updateInfos(context.user_id, context.identity_id, { last_error: context.last_error }).catch(() => undefined),
-      enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
-      answerDelivery: enqueueActions(({ context, event, enqueue }) => {
+      enqueueDelivery: assign({
+        deliveries: ({ context, event }) => {
+          assertEvent(event, "deliver");
+          return withDelivery(context, event);
+        },
+      }),
+      answerDelivery: enqueueActions(({ context, enqueue }, { output }: { output: Reply }) => {
         const [done, ...rest] = context.deliveries;
-        const reply = outputOf<Reply>(event);
-        enqueue(() => ports.reply(done?.replyTo, reply));
+        enqueue(() => ports.reply(done?.replyTo, output));
         enqueue.assign({ deliveries: rest });
       }),
     },
@@ -303,7 +329,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
                   "sync.progress": {
                     actions: assign(({ context, event }) => {
-                      const { progress, cursor } = payloadOf<{ progress: SyncProgress; cursor: SyncCursor }>(event);
+                      const { progress, cursor } = event.payload;
                       return {
                         progress: context.progress === null ? null : { ...context.progress, ...progress },
                         // A fullfetch walks the whole mailbox: the incremental cursor stays where it is.
@@ -383,7 +409,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
               },
             },
           },
-          delivery: deliveryRegion<ImapWorkerContext>(),
+          delivery: deliveryRegion<ImapWorkerContext, Reply>(),
           push: {
             // Watching starts after a sync succeeded, and pauses while syncs fail (a wrong password must
             // not be tried twice as often).

@@ -3,7 +3,7 @@
 // batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
 // and then, then `sync.done` or `sync.failed`. Stopping the machine's state closes the session.
 import { fromCallback } from "xstate";
-import type { ActorMessage } from "../../runtime/actor-family.ts";
+import type { ActorMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { ImportBatcher } from "../inbound/import-batcher.ts";
 import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
@@ -13,7 +13,7 @@ import { storeFetched } from "./fetched-raw.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { closeImap, ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
-import { type SyncCursor, syncMailbox } from "./mailbox-sync.ts";
+import { type SyncCursor, type SyncOutcome, type SyncProgress, syncMailbox } from "./mailbox-sync.ts";
 import { SyncDeadline } from "./sync-deadline.ts";
 
 export type SyncMode = "sync" | "fullfetch";
@@ -35,6 +35,13 @@ export interface SyncFailure {
   protocol: string | null;
 }
 
+/** What a sync run tells the worker's machine. */
+export type SyncRunEvent =
+  | TypedMessage<"sync.connected", Record<string, never>>
+  | TypedMessage<"sync.progress", { progress: SyncProgress; cursor: SyncCursor }>
+  | TypedMessage<"sync.done", { outcome: SyncOutcome }>
+  | TypedMessage<"sync.failed", SyncFailure>;
+
 /** Sends an import batch to the user's inbound actor and resolves with its reply (runtime/cluster/actor-requests.ts). */
 export type ImportBatchPort = (order: ImportBatchOrder) => Promise<unknown>;
 
@@ -54,6 +61,7 @@ export function syncRun(
   importBatch: ImportBatchPort,
 ) {
   return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
+    const tell = (event: SyncRunEvent) => sendBack(event);
     const { mode } = input;
     const imap = account(input);
     let cancelled = false;
@@ -74,7 +82,7 @@ export function syncRun(
       // A deadline closes the connection: whatever was awaited fails, and the catch below says why.
       if (deadline.signal.aborted) throw deadline.signal.reason;
       deadline.signal.addEventListener("abort", () => connected.close(), { once: true });
-      sendBack({ type: "sync.connected", payload: {} });
+      tell({ type: "sync.connected", payload: {} });
       const current = identity;
       const outcome = await syncMailbox(connected, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
         mailbox: input.mailbox,
@@ -98,7 +106,7 @@ export function syncRun(
             throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
-          if (!cancelled) sendBack({ type: "sync.progress", payload: { progress, cursor } });
+          if (!cancelled) tell({ type: "sync.progress", payload: { progress, cursor } });
         },
       });
       // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
@@ -107,7 +115,7 @@ export function syncRun(
           ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, input.cursor.lastseenuid) }
           : outcome.cursor;
       await store.identities.updateInfos(input.user_id, input.identity_id, { last_sync: new Date(now()).toISOString(), last_error: null });
-      if (!cancelled) sendBack({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
+      if (!cancelled) tell({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
     })()
       .catch((err: Error & { gone?: boolean }) => {
         if (cancelled) return;
@@ -119,7 +127,7 @@ export function syncRun(
           poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
           protocol: identity?.protocol ?? null,
         };
-        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
+        tell({ type: "sync.failed", payload: failed });
       })
       .finally(() => {
         batcher.cancel();

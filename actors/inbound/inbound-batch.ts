@@ -46,14 +46,21 @@ export interface ImportBatchOrder {
   raw_ids: string[];
 }
 
+/** A batch as it travels: its raws' ids joined by commas (a type literal: a message payload is a JSON record). */
+export type ImportBatchWire = {
+  user_id: string;
+  remote_id: string;
+  raw_ids: string;
+};
+
 /** The wire payload of a batch (its ids joined). */
-export function importBatchMessage(order: ImportBatchOrder): { type: string; payload: Record<string, string> } {
+export function importBatchMessage(order: ImportBatchOrder): { type: typeof IMPORT_BATCH_EMAIL; payload: ImportBatchWire } {
   return { type: IMPORT_BATCH_EMAIL, payload: { user_id: order.user_id, remote_id: order.remote_id, raw_ids: order.raw_ids.join(",") } };
 }
 
 /** The raws a batch payload names, once it passed the schema; a string says why it is refused. */
-export function batchRawIds(payload: Record<string, unknown>): string[] | string {
-  const ids = String(payload.raw_ids).split(",");
+export function batchRawIds(payload: ImportBatchWire): string[] | string {
+  const ids = payload.raw_ids.split(",");
   if (new Set(ids).size !== ids.length) return "an import batch names a raw message twice";
   return ids;
 }

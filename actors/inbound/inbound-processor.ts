@@ -21,18 +21,18 @@
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
 import { LRUCache } from "lru-cache";
-import { assign, fromCallback, setup } from "xstate";
-import { orderSpec } from "../../contract/contract-table.ts";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import { assertEvent, assign, fromCallback, setup } from "xstate";
+import { type OrderFields, orderSpec } from "../../contract/contract-table.ts";
+import type { ActorFamily, ActorInput, ActorMessage, ActorPorts, DeadlineMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { BUSY } from "../../runtime/entry-point.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
-import { failure, type Reply } from "../../runtime/reply.ts";
+import { failure } from "../../runtime/reply.ts";
 import type { InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import type { Store } from "../store/store.ts";
-import { batchRawIds, IMPORT_BATCH_EMAIL, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
+import { batchRawIds, IMPORT_BATCH_EMAIL, type ImportBatchWire, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
 import { ANSWERED, type ImportOutcome, importPending, type PendingImport, type Processor, STORE_FAILED } from "./pending-import.ts";
 
 export const INBOUND_KIND = "inbound";
@@ -40,6 +40,14 @@ export const INBOUND_KIND = "inbound";
 export const PROCESS_EMAIL = "process_inbound.email";
 export const PROCESS_TWITTER = "process_inbound.twitter";
 const RETRY_DUE = "retry.due";
+
+/** `process_inbound` on either subject, an import batch, what the batch's imports report, the retry deadline. */
+type InboundEvent =
+  | TypedMessage<typeof PROCESS_EMAIL, OrderFields<"inboundSMTP", "process_inbound">>
+  | TypedMessage<typeof PROCESS_TWITTER, OrderFields<"inboundTwitter", "process_inbound">>
+  | TypedMessage<typeof IMPORT_BATCH_EMAIL, ImportBatchWire>
+  | ImportOutcome
+  | DeadlineMessage<typeof RETRY_DUE>;
 
 export interface InboundProcessorOptions {
   /** Raws waiting or running at most (an order names one, a batch up to 32); past it a request is answered with an error at once. */
@@ -156,11 +164,18 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
     };
   });
 
-  const payloadOf = <T>(event: ActorMessage) => event.payload as T;
   const nowIso = () => new Date(now()).toISOString();
   const raws = (pending: PendingImport) => pending.raw_ids?.length ?? 1;
   const queued = (context: InboundContext) => [...context.queue, ...context.running].reduce((sum, pending) => sum + raws(pending), 0);
-  const batchIds = (event: ActorMessage) => batchRawIds(event.payload);
+  const batchIds = (event: InboundEvent) => {
+    assertEvent(event, IMPORT_BATCH_EMAIL);
+    return batchRawIds(event.payload);
+  };
+  /** An order from the bus: its user, its identity. */
+  const orderOf = (event: InboundEvent) => {
+    assertEvent(event, [PROCESS_EMAIL, PROCESS_TWITTER, IMPORT_BATCH_EMAIL]);
+    return event;
+  };
 
   // An order from the bus: queued, or answered at once when the queue is full or it names another user.
   const take = [
@@ -187,10 +202,10 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
   ];
 
   return setup({
-    types: { context: {} as InboundContext, events: {} as ActorMessage, input: {} as ActorInput },
+    types: { context: {} as InboundContext, events: {} as InboundEvent, input: {} as ActorInput },
     actors: { importBatch },
     guards: {
-      forAnotherUser: ({ context, event }) => String(event.payload.user_id) !== context.user_id,
+      forAnotherUser: ({ context, event }) => orderOf(event).payload.user_id !== context.user_id,
       queueFull: ({ context }) => queued(context) >= settings.maxQueue,
       badBatch: ({ event }) => typeof batchIds(event) === "string",
       queueFullForBatch: ({ context, event }) => {
@@ -202,44 +217,52 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       batchDoneMoreQueued: ({ context }) => context.running.length === 0 && context.queue.length > 0,
       batchDone: ({ context }) => context.running.length === 0,
       lastAttempt: ({ context, event }) => {
-        const { seq } = payloadOf<{ seq: number }>(event);
+        assertEvent(event, STORE_FAILED);
+        const { seq } = event.payload;
         return (context.running.find((pending) => pending.seq === seq)?.attempts ?? 0) + 1 >= settings.maxAttempts;
       },
     },
     actions: {
-      refuseAnotherUser: ({ context, event }) =>
-        ports.reply(event.replyTo, failure(`this is the inbound processor of user ${context.user_id}, not of user ${String(event.payload.user_id)}`)),
+      refuseAnotherUser: ({ context, event }) => {
+        const order = orderOf(event);
+        ports.reply(order.replyTo, failure(`this is the inbound processor of user ${context.user_id}, not of user ${order.payload.user_id}`));
+      },
       refuseBadBatch: ({ event }) => {
         const problem = batchIds(event);
-        ports.reply(event.replyTo, failure(typeof problem === "string" ? problem : "unusable import batch"));
+        ports.reply(orderOf(event).replyTo, failure(typeof problem === "string" ? problem : "unusable import batch"));
       },
       // The answer of a node whose handlers are all busy: the message itself was not looked at, so its
       // sender asks again shortly (busy-retry.ts) or later (an MTA's 451), rather than taking it as refused.
-      refuseFull: ({ event }) => ports.reply(event.replyTo, failure(BUSY)),
-      enqueue: assign(({ context, event }) => ({
-        queue: [
-          ...context.queue,
-          {
-            seq: context.next_seq,
-            processor: (event.type === PROCESS_TWITTER ? "twitter" : "email") as Processor,
-            message_id: String(event.payload.message_id),
-            remote_id: String(event.payload.remote_id),
-            ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
-            attempts: 0,
-          },
-        ],
-        next_seq: context.next_seq + 1,
-      })),
+      refuseFull: ({ event }) => ports.reply(orderOf(event).replyTo, failure(BUSY)),
+      enqueue: assign(({ context, event }) => {
+        assertEvent(event, [PROCESS_EMAIL, PROCESS_TWITTER]);
+        const processor: Processor = event.type === PROCESS_TWITTER ? "twitter" : "email";
+        return {
+          queue: [
+            ...context.queue,
+            {
+              seq: context.next_seq,
+              processor,
+              message_id: event.payload.message_id,
+              remote_id: event.payload.remote_id,
+              ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
+              attempts: 0,
+            },
+          ],
+          next_seq: context.next_seq + 1,
+        };
+      }),
       enqueueBatch: assign(({ context, event }) => {
         const ids = batchIds(event);
         if (typeof ids === "string") return {};
+        const order = orderOf(event);
         const batch: PendingImport = {
           seq: context.next_seq,
           processor: "email",
           message_id: ids[0] as string,
           raw_ids: ids,
-          remote_id: String(event.payload.remote_id),
-          ...(event.replyTo !== undefined && { replyTo: event.replyTo }),
+          remote_id: order.payload.remote_id,
+          ...(order.replyTo !== undefined && { replyTo: order.replyTo }),
           attempts: 0,
         };
         return { queue: [...context.queue, batch], next_seq: context.next_seq + 1 };
@@ -258,11 +281,13 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         return { running: context.queue.slice(0, taken), queue: context.queue.slice(taken), batch_store_error: null };
       }),
       answer: ({ context, event }) => {
-        const { seq, reply } = payloadOf<{ seq: number; reply: Reply }>(event);
+        assertEvent(event, ANSWERED);
+        const { seq, reply } = event.payload;
         ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, reply);
       },
       recordAnswer: assign(({ context, event }) => {
-        const { seq, raws: answered, failed } = payloadOf<{ seq: number; raws: number; failed: number }>(event);
+        assertEvent(event, ANSWERED);
+        const { seq, raws: answered, failed } = event.payload;
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
         const done = progress.done + answered;
         const seconds = Math.max(0.001, (now() - Date.parse(progress.started_at)) / 1000);
@@ -274,7 +299,8 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       }),
       // The order goes back to the head of the queue, to be imported again once the store answers.
       recordStoreFailure: assign(({ context, event }) => {
-        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        assertEvent(event, STORE_FAILED);
+        const { seq, error } = event.payload;
         const failed = context.running.find((pending) => pending.seq === seq);
         return {
           running: context.running.filter((pending) => pending.seq !== seq),
@@ -284,11 +310,13 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
         };
       }),
       answerGivenUp: ({ context, event }) => {
-        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        assertEvent(event, STORE_FAILED);
+        const { seq, error } = event.payload;
         ports.reply(context.running.find((pending) => pending.seq === seq)?.replyTo, failure(`${error} (tried ${settings.maxAttempts} times)`));
       },
       recordGivenUp: assign(({ context, event }) => {
-        const { seq, error } = payloadOf<{ seq: number; error: string }>(event);
+        assertEvent(event, STORE_FAILED);
+        const { seq, error } = event.payload;
         const progress = context.progress ?? { started_at: nowIso(), done: 0, failed: 0, rate_per_s: 0, finished_at: null };
         const given = context.running.find((pending) => pending.seq === seq);
         const count = given === undefined ? 1 : raws(given);

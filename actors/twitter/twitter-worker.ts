@@ -15,10 +15,19 @@
 //    tries again.
 //  - delivery: `deliver` requests (dm-deliver.ts), one at a time, each answered on its reply inbox.
 
-import { assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
-import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "../../runtime/actor-family.ts";
+import {
+  type ActorFamily,
+  type ActorInput,
+  type ActorMessage,
+  type ActorPorts,
+  type DeadlineMessage,
+  RELOADED_EVENT,
+  type TypedMessage,
+} from "../../runtime/actor-family.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
 import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
@@ -100,8 +109,16 @@ interface SyncFailure {
   retry: PendingImport | null;
 }
 
-const payloadOf = <T>(event: unknown) => (event as { payload: T }).payload;
-const outputOf = <T>(event: unknown) => (event as { output: T }).output;
+/** The orders the worker takes, what its sync run tells it, a refusal of its credentials, its deadline. */
+type TwitterWorkerEvent =
+  | ContractMessage<"twitter_dm", "sync">
+  | ContractMessage<"twitter_dm", "deliver">
+  | TypedMessage<"sync.progress", DmSyncProgress>
+  | TypedMessage<"sync.done", DmSyncOutcome>
+  | TypedMessage<"sync.failed", SyncFailure>
+  | TypedMessage<"credentials.refused", { message: string }>
+  | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
+  | DeadlineMessage<typeof RATE_LIMIT_RESET>;
 
 export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_TWITTER_OPTIONS, ...options };
@@ -140,6 +157,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
     });
 
   const runSync = fromCallback<ActorMessage, { context: TwitterWorkerContext }>(({ sendBack, input }) => {
+    const tell = (event: TwitterWorkerEvent) => sendBack(event);
     const { context } = input;
     let cancelled = false;
     const abort = new AbortController();
@@ -156,12 +174,12 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       deps,
       { user_id: context.user_id, identity_id: context.identity_id, last_seen_id: context.last_seen_id, account: context.account, retry: context.retry },
       (progress) => {
-        if (!cancelled) sendBack({ type: "sync.progress", payload: progress as unknown as Record<string, unknown> });
+        if (!cancelled) tell({ type: "sync.progress", payload: progress });
       },
       abort.signal,
     )
       .then((outcome) => {
-        if (!cancelled) sendBack({ type: "sync.done", payload: outcome as unknown as Record<string, unknown> });
+        if (!cancelled) tell({ type: "sync.done", payload: outcome });
       })
       .catch((err: unknown) => {
         if (cancelled) return;
@@ -181,7 +199,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
           progress: err instanceof DmSyncFailed ? err.progress : null,
           retry: err instanceof DmSyncFailed ? err.retry : context.retry,
         };
-        sendBack({ type: "sync.failed", payload: failed as unknown as Record<string, unknown> });
+        tell({ type: "sync.failed", payload: failed });
       });
     return () => {
       cancelled = true;
@@ -198,10 +216,13 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
   );
 
   return setup({
-    types: { context: {} as TwitterWorkerContext, events: {} as ActorMessage, input: {} as ActorInput },
+    types: { context: {} as TwitterWorkerContext, events: {} as TwitterWorkerEvent, input: {} as ActorInput },
     actors: { runSync, deliverOne },
     guards: {
-      failedWith: ({ event }, kind: SyncFailureKind) => payloadOf<SyncFailure>(event).kind === kind,
+      failedWith: ({ event }, kind: SyncFailureKind) => {
+        assertEvent(event, "sync.failed");
+        return event.payload.kind === kind;
+      },
       moreRequested: ({ context }) => context.requested,
       moreDeliveries: ({ context }) => moreDeliveries(context),
       hasDeliveries: ({ context }) => hasDeliveries(context),
@@ -215,7 +236,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       })),
       coalesce: assign({ requested: true }),
       progress: assign(({ context, event }) => {
-        const progress = payloadOf<DmSyncProgress>(event);
+        assertEvent(event, "sync.progress");
+        const progress = event.payload;
         return {
           last_seen_id: progress.last_seen_id,
           account: progress.account,
@@ -223,7 +245,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         };
       }),
       recordSuccess: enqueueActions(({ context, event, enqueue }) => {
-        const outcome = payloadOf<DmSyncOutcome>(event);
+        assertEvent(event, "sync.done");
+        const outcome = event.payload;
         const slowedFrom = context.slowed_from;
         if (slowedFrom !== null) enqueue(() => updateInterval(context, slowedFrom));
         const at = iso();
@@ -252,7 +275,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         });
       }),
       recordFailure: enqueueActions(({ context, event, enqueue }) => {
-        const failed = payloadOf<SyncFailure>(event);
+        assertEvent(event, "sync.failed");
+        const failed = event.payload;
         const at = iso();
         const progress = failed.progress;
         const finished =
@@ -270,7 +294,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         });
       }),
       waitForReset: enqueueActions(({ context, event, enqueue }) => {
-        const failed = payloadOf<SyncFailure>(event);
+        assertEvent(event, "sync.failed");
+        const failed = event.payload;
         const resetAt = Date.parse(failed.reset_at ?? "") || now() + 15 * 60_000;
         // Each rate limit doubles the identity's current interval; the first one's is what comes back.
         const slower = slowerInterval(failed.poll_interval);
@@ -283,15 +308,20 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       }),
       forgetAccount: assign({ account: null }),
       credentialsRefused: enqueueActions(({ context, event, enqueue }) => {
-        const message = `${String(event.payload.message)}; waiting for new credentials (reload_worker)`;
+        assertEvent(event, "credentials.refused");
+        const message = `${event.payload.message}; waiting for new credentials (reload_worker)`;
         const lastError = { message, at: iso() };
         enqueue(() => saveInfos(context, { last_error: lastError }));
         enqueue.assign({ last_error: lastError });
       }),
-      enqueueDelivery: assign({ deliveries: ({ context, event }) => withDelivery(context, event) }),
-      answerDelivery: enqueueActions(({ context, event, enqueue }) => {
+      enqueueDelivery: assign({
+        deliveries: ({ context, event }) => {
+          assertEvent(event, "deliver");
+          return withDelivery(context, event);
+        },
+      }),
+      answerDelivery: enqueueActions(({ context, enqueue }, { output: result }: { output: DmDeliverResult }) => {
         const [done, ...rest] = context.deliveries;
-        const result = outputOf<DmDeliverResult>(event);
         enqueue(() => ports.reply(done?.replyTo, result.reply));
         enqueue.assign({ deliveries: rest, ...(result.account !== null && context.account === null && { account: result.account }) });
         if (result.invalid_credentials) enqueue.raise({ type: "credentials.refused", payload: { message: result.reply.message } });
@@ -328,7 +358,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
                 on: {
                   sync: { target: "syncing", actions: "startRun" },
                   // Restarted with fresh configuration and credentials: check them at once.
-                  reloaded: { target: "syncing", actions: ["forgetAccount", "startRun"] },
+                  [RELOADED_EVENT]: { target: "syncing", actions: ["forgetAccount", "startRun"] },
                   "credentials.refused": { target: "needsCredentials", actions: "credentialsRefused" },
                 },
               },
@@ -337,7 +367,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
                 invoke: { src: "runSync", input: ({ context }) => ({ context }) },
                 on: {
                   sync: { actions: "coalesce" },
-                  reloaded: { actions: ["forgetAccount", "coalesce"] },
+                  [RELOADED_EVENT]: { actions: ["forgetAccount", "coalesce"] },
                   "sync.progress": { actions: "progress" },
                   "sync.done": [
                     { guard: "moreRequested", target: "syncing", reenter: true, actions: ["recordSuccess", "startRun"] },
@@ -369,12 +399,12 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
                 on: {
                   // Polls keep coming; they wait for new credentials like the rest.
                   sync: {},
-                  reloaded: { target: "syncing", actions: ["forgetAccount", "startRun"] },
+                  [RELOADED_EVENT]: { target: "syncing", actions: ["forgetAccount", "startRun"] },
                 },
               },
             },
           },
-          delivery: deliveryRegion<TwitterWorkerContext>(),
+          delivery: deliveryRegion<TwitterWorkerContext, DmDeliverResult>(),
         },
       },
       // The identity was deleted: the worker has nothing left to do and is removed.
