@@ -13,7 +13,7 @@ import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { authorizationBlock } from "../../supervisors/nats-roles.ts";
 import { ensureRoleCredentials, roleEndpoint } from "../../supervisors/role-credentials.ts";
-import { makeTestCertificates, type TestCertificates } from "../../test/helpers/tls-certs.ts";
+import { makeTestCertificates, type TestCertificates } from "../local-servers/tls-certs.ts";
 
 export const BENCH_SECURITIES = ["plain", "tls", "tls-role"] as const;
 export type BenchSecurity = (typeof BENCH_SECURITIES)[number];

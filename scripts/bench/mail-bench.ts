@@ -1,6 +1,6 @@
 // What the mail scenarios share: a real node running the Caliopen services (supervisors/caliopen-services.ts,
 // as `npm start` wires them) on the bench's nats-server, a store of the scenario's own to create users and
-// identities and to count what was stored, a private Dovecot (test/helpers/dovecot.ts, the one the tests
+// identities and to count what was stored, a private Dovecot (scripts/local-servers/dovecot.ts, the one the tests
 // use) filled straight through its Maildir, and CPU accounting for the servers involved.
 import { randomBytes } from "node:crypto";
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -18,7 +18,7 @@ import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import { type RunningNode, startNode } from "../../supervisors/node.ts";
 import { defaultNodeId, type NodeConfig, nodeConfigFromEnv } from "../../supervisors/node-config.ts";
-import { PASSWORD, startTestDovecot, type TestDovecot } from "../../test/helpers/dovecot.ts";
+import { PASSWORD, startTestDovecot, type TestDovecot } from "../local-servers/dovecot.ts";
 import { connectBench } from "./bench-connection.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processTreeCpuMs } from "./cpu-meter.ts";

@@ -3,8 +3,8 @@
 // 400 naming the field and changes nothing; another user's contact is a 404.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
-import { sleep } from "../helpers/wait.ts";
 
 type TestUser = { user_id: string; token: string; contact_id: string };
 const test = suite<{ fx: ApiFixture; alice: TestUser; bob: TestUser }>("API: contacts");

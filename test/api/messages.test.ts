@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import type { Msg } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
-import { sleep } from "../helpers/wait.ts";
 
 type TestUser = { user_id: string; token: string; identity_id: string | null; contact_id: string };
 const test = suite<{ fx: ApiFixture; alice: TestUser; bob: TestUser }>("API: messages");

@@ -5,9 +5,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { RunningApi } from "../../api/server.ts";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { silent, type Trickle, trickle } from "../helpers/slow-client.ts";
-import { sleep } from "../helpers/wait.ts";
 
 const test = suite<{ fx: ApiFixture; api: RunningApi; port: number }>("API: timeouts");
 

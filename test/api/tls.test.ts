@@ -7,10 +7,10 @@ import { readFile } from "node:fs/promises";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { RunningApi } from "../../api/server.ts";
+import { makeTestCertificates, type TestCertificates } from "../../scripts/local-servers/tls-certs.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 import { silent, trickle } from "../helpers/slow-client.ts";
-import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";
 
 const test = suite<{ fx: ApiFixture; certs: TestCertificates; ca: string; api: RunningApi; port: number }>("API: TLS");
 

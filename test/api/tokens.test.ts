@@ -12,10 +12,10 @@ import { OrderEmitter } from "../../api/order-emitter.ts";
 import { type RunningApi, startApi } from "../../api/server.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { callApi } from "../helpers/api-client.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 import { startCli } from "../helpers/cli-process.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: ApiFixture; other: RunningApi; closeOther: () => Promise<void> }>("API: tokens");
 

@@ -16,11 +16,11 @@ import { DurableIntake } from "../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

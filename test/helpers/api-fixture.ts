@@ -13,9 +13,9 @@ import { decodeJson } from "../../runtime/json.ts";
 import { type Logger, silentLogger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { callApi, type HttpResult } from "./api-client.ts";
 import { startTestNats, type TestNats } from "./nats-server.ts";
-import { sleep, waitFor } from "./wait.ts";
 
 export interface WireOrder {
   subject: string;

@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson } from "../../runtime/json.ts";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 

@@ -5,8 +5,8 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./nats-server.ts";
-import { sleep } from "./wait.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 
 export interface TestDns {
   /** `127.0.0.1:<port>`, for a resolver setting. */

@@ -9,8 +9,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./nats-server.ts";
-import { waitFor } from "./wait.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 
 export interface TestKeyServer {
   /** `http://127.0.0.1:<port>`: the base URL the code is configured with. */

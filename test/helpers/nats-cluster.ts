@@ -9,11 +9,11 @@ import { connect } from "@nats-io/transport-node";
 import { type EmbeddedNats, startEmbeddedNats } from "../../runtime/embedded-nats-server.ts";
 import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
+import { makeTestCertificates, type TestCertificates } from "../../scripts/local-servers/tls-certs.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { authorizationBlock, type NatsRole, ROLES } from "../../supervisors/nats-roles.ts";
 import { ensureRoleCredentials, roleEndpoint } from "../../supervisors/role-credentials.ts";
-import { freePort } from "./nats-server.ts";
-import { makeTestCertificates, type TestCertificates } from "./tls-certs.ts";
-import { waitFor } from "./wait.ts";
 
 export interface TestNatsCluster {
   /** All three client URLs, comma-separated (what NATS_URL takes). */

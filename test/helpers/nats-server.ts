@@ -1,11 +1,11 @@
 // A real nats-server with JetStream on a free loopback port, private to one test file.
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type EmbeddedNats, type EmbeddedNatsOptions, startEmbeddedNats } from "../../runtime/embedded-nats-server.ts";
 import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
 
 export interface TestNats {
   url: string;
@@ -69,16 +69,4 @@ export async function startTestNats(options: { security?: EmbeddedNatsOptions["s
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -2,7 +2,7 @@
 // what the server answers and whether it closed the connection.
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { sleep } from "./wait.ts";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 
 export interface Trickle {
   /** Everything the server sent. */

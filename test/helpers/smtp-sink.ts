@@ -8,8 +8,8 @@ import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./nats-server.ts";
-import { sleep, waitFor } from "./wait.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 
 export const SMTP_SINK = "/usr/sbin/smtp-sink";
 

@@ -1,9 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("actor host");
 

@@ -2,7 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, DeadlineTimers, readDeadlines, setDeadline } from "../../runtime/deadlines.ts";
-import { sleep } from "../helpers/wait.ts";
+import { sleep } from "../../scripts/local-servers/wait.ts";
 
 test("deadlines are plain data in the context", () => {
   const set = setDeadline(undefined, "poll.due", 1000);

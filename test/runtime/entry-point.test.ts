@@ -6,8 +6,8 @@ import { EntryPoint, type EntryPointSpec, OrderRefused, RetryLater } from "../..
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { ok } from "../../runtime/reply.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("entry point");
 

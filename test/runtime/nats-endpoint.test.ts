@@ -15,9 +15,9 @@ import { decodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { explainConnectError, type NatsEndpoint, natsConnectOptions, natsEndpointEnv, natsEndpointFromEnv, redactUrl } from "../../runtime/nats-endpoint.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
+import { makeTestCertificates } from "../../scripts/local-servers/tls-certs.ts";
 import { startTestNats } from "../helpers/nats-server.ts";
 import { startTestNode } from "../helpers/test-node.ts";
-import { makeTestCertificates } from "../helpers/tls-certs.ts";
 
 const test = suite("NATS endpoint settings");
 const PASSWORD = "p@ss word:with/odd chars";

@@ -2,12 +2,12 @@
 // running node.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startCli } from "../helpers/cli-process.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats; node: RunningNode; apiUrl: string }>("caliopen users");
 

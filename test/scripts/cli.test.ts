@@ -11,11 +11,11 @@ import { silentLogger } from "../../runtime/logger.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { relativeTime } from "../../scripts/cli/format.ts";
 import { formatTable } from "../../scripts/cli/table.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { type RunningNode, startNode } from "../../supervisors/node.ts";
 import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 // More than one page of the debug subject (500), so listing them all needs a second page.
 const BULK_ACTORS = 503;

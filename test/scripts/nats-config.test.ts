@@ -12,6 +12,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { type NatsEndpoint, natsConnectOptions, natsEndpointEnv } from "../../runtime/nats-endpoint.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { NatsRole } from "../../supervisors/nats-roles.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
@@ -19,7 +20,6 @@ import { callApi } from "../helpers/api-client.ts";
 import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 interface RoleInfo {
   role: NatsRole;

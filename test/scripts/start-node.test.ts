@@ -14,9 +14,10 @@ import * as assert from "uvu/assert";
 import { decodeJson } from "../../runtime/json.ts";
 import { natsConnectOptions } from "../../runtime/nats-endpoint.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
+import { freePort } from "../../scripts/local-servers/free-port.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { startCli } from "../helpers/cli-process.ts";
-import { freePort, startTestNats } from "../helpers/nats-server.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { startTestNats } from "../helpers/nats-server.ts";
 
 const test = suite("start-node script");
 const root = new URL("../..", import.meta.url).pathname;

@@ -10,8 +10,8 @@ import * as assert from "uvu/assert";
 import { silentLogger } from "../../runtime/logger.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
+import { makeTestCertificates } from "../../scripts/local-servers/tls-certs.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
-import { makeTestCertificates } from "../helpers/tls-certs.ts";
 
 const base = { CALIOPEN_SECRET_KEY: SecretBox.generateKeyText() };
 const config = (env: NodeJS.ProcessEnv) => caliopenConfigFromEnv({ ...base, ...env }, "/nonexistent", silentLogger());

@@ -9,12 +9,12 @@ import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { decodeJson } from "../../runtime/json.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats; node: RunningNode; client: NatsConnection; apiUrl: string; token: string; seen: { subject: string; order: unknown }[] }>(
   "Caliopen services on a node",

@@ -9,9 +9,9 @@ import * as assert from "uvu/assert";
 import { DEFAULT_HTTP_SETTINGS } from "../../api/http-settings.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
+import { makeTestCertificates } from "../../scripts/local-servers/tls-certs.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
 import { httpSettingsFromEnv } from "../../supervisors/http-config.ts";
-import { makeTestCertificates } from "../helpers/tls-certs.ts";
 
 const DELIVER_MS = 30_000;
 const settings = (env: Record<string, string>) => httpSettingsFromEnv(env, DELIVER_MS);

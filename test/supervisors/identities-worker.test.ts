@@ -10,12 +10,12 @@ import type { Identity } from "../../actors/store/model.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 interface Seen {
   subject: string;

@@ -19,10 +19,10 @@ import { openStore, type Store } from "../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { PASSWORD, startTestDovecot, type TestDovecot } from "../../scripts/local-servers/dovecot.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { type NodeProcess, spawnNode } from "../helpers/cluster-processes.ts";
-import { PASSWORD, startTestDovecot, type TestDovecot } from "../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 /** Mails with a Message-ID of their own. */
 const WITH_ID = 1_500;

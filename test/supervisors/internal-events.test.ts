@@ -14,11 +14,11 @@ import { openStore, type Store } from "../../actors/store/store.ts";
 import { shardOf } from "../../runtime/cluster/rendezvous.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

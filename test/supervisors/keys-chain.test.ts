@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
@@ -15,7 +16,6 @@ import { Gpg } from "../helpers/gpg.ts";
 import { startTestKeyServer, type TestKeyServer } from "../helpers/hkp-server.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

@@ -13,14 +13,14 @@ import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { PASSWORD, startTestDovecot, type TestDovecot } from "../../scripts/local-servers/dovecot.ts";
+import { makeTestCertificates, type TestCertificates } from "../../scripts/local-servers/tls-certs.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
-import { PASSWORD, startTestDovecot, type TestDovecot } from "../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../helpers/test-node.ts";
-import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 interface Received {
   user: string;

@@ -4,11 +4,11 @@ import * as assert from "uvu/assert";
 import { routeToActor } from "../../runtime/cluster/actor-router.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { createLogger } from "../../runtime/logger.ts";
+import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { FAST_DETECTION_MS, startTestNode } from "../helpers/test-node.ts";
-import { sleep, waitFor } from "../helpers/wait.ts";
 
 const test = suite<{ nats: TestNats }>("supervisor node");
 

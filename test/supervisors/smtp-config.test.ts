@@ -8,8 +8,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createLogger } from "../../runtime/logger.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
+import { makeTestCertificates, type TestCertificates } from "../../scripts/local-servers/tls-certs.ts";
 import { caliopenConfigFromEnv } from "../../supervisors/caliopen-config.ts";
-import { makeTestCertificates, type TestCertificates } from "../helpers/tls-certs.ts";
 
 let dir: string;
 let certs: TestCertificates;

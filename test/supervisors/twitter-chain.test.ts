@@ -8,13 +8,13 @@ import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { callApi } from "../helpers/api-client.ts";
 import { type FakeXApi, startFakeXApi } from "../helpers/fake-x-api.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
-import { waitFor } from "../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

@@ -15,12 +15,12 @@ import { encodeJson } from "../../../runtime/json.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
 import { SnapshotStore } from "../../../runtime/snapshot-store.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { contactRoutes } from "../../../supervisors/contact-routes.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import type { ServiceFactory } from "../../../supervisors/services.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 import { newContact } from "../store/fixture.ts";
 
 interface Context {

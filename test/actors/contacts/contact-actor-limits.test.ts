@@ -15,13 +15,14 @@ import { openStore, type Store } from "../../../actors/store/store.ts";
 import { encodeJson } from "../../../runtime/json.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { contactRoutes } from "../../../supervisors/contact-routes.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import type { ServiceFactory } from "../../../supervisors/services.ts";
 import { type HeldKeyServer, startHeldKeyServer } from "../../helpers/held-key-server.ts";
-import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 import { newContact, newPublicKey } from "../store/fixture.ts";
 
 interface Context {

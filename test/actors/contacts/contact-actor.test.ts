@@ -12,6 +12,8 @@ import type { ContactActorContext } from "../../../actors/contacts/contact-actor
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import type { CaliopenConfig } from "../../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
@@ -20,9 +22,8 @@ import { startCli } from "../../helpers/cli-process.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { type HeldKeyServer, startHeldKeyServer } from "../../helpers/held-key-server.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
-import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 import { newContact } from "../store/fixture.ts";
 
 interface Context {

@@ -19,14 +19,15 @@ import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
+import { makeTestCertificates, type TestCertificates } from "../../../scripts/local-servers/tls-certs.ts";
+import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
-import { freePort, startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type StarttlsStripper, startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
-import { makeTestCertificates, type TestCertificates } from "../../helpers/tls-certs.ts";
-import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

@@ -15,13 +15,13 @@ import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
+import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { HOSTILE_HOST, type HostileImap, type HostileMode, startHostileImap } from "../../helpers/hostile-imap.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
-import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

@@ -18,12 +18,12 @@ import { KeyedOrders } from "../../../runtime/cluster/keyed-orders.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../../runtime/json.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../helpers/dovecot.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

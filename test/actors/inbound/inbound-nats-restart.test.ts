@@ -18,11 +18,11 @@ import { decodeJson, encodeJson, isJsonObject } from "../../../runtime/json.ts";
 import { natsConnectOptions } from "../../../runtime/nats-endpoint.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
+import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
-import { freePort } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
-import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   dir: string;

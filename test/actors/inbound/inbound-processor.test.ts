@@ -17,12 +17,12 @@ import { decodeJson, encodeJson, isJsonObject } from "../../../runtime/json.ts";
 import type { Reply } from "../../../runtime/reply.ts";
 import { SnapshotStore } from "../../../runtime/snapshot-store.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { startCli } from "../../helpers/cli-process.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   nats: TestNats;

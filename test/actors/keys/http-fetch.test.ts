@@ -12,7 +12,7 @@ import * as assert from "uvu/assert";
 import { HttpFailure, httpRequest, MAX_REDIRECTS } from "../../../actors/keys/http-fetch.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy, type ProtectedService, type Resolver } from "../../../actors/network/destination-policy.ts";
-import { freePort } from "../../helpers/nats-server.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
 import { startWebServer, type TestWebServer, type WebServerOptions } from "../../helpers/wkd-server.ts";
 
 /** Serves `/<any host>/key` with the bytes "KEY"; everything else is a 404. */

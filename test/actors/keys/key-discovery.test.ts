@@ -15,9 +15,9 @@ import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { type Contact, SCHEMA_VERSION } from "../../../actors/store/model.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
-import { freePort } from "../../helpers/nats-server.ts";
 import { startSilentServer, startWebServer, type TestWebServer } from "../../helpers/wkd-server.ts";
 import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 

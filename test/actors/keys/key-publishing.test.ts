@@ -18,9 +18,9 @@ import { wkdAddress } from "../../../actors/keys/wkd.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy } from "../../../actors/network/destination-policy.ts";
 import { type PublicKey, SCHEMA_VERSION, type User } from "../../../actors/store/model.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { startTestKeyServer, type TestKeyServer } from "../../helpers/hkp-server.ts";
-import { freePort } from "../../helpers/nats-server.ts";
 import { startWebServer, type TestWebServer } from "../../helpers/wkd-server.ts";
 import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
 

@@ -18,8 +18,8 @@ import type { InboundOrder } from "../../../actors/messages/inbound-import.ts";
 import type { User } from "../../../actors/store/model.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import type { Reply } from "../../../runtime/reply.ts";
+import { makeTestCertificates, type TestCertificates } from "../../../scripts/local-servers/tls-certs.ts";
 import { ownFileLimit, startFlood } from "../../helpers/smtp-flood.ts";
-import { makeTestCertificates, type TestCertificates } from "../../helpers/tls-certs.ts";
 import { type StoreFixture, startStore } from "../store/fixture.ts";
 
 const SERVER_NAME = "mx.platform.test";

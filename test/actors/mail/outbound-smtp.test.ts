@@ -20,11 +20,11 @@ import { DestinationPolicy, type Resolver } from "../../../actors/network/destin
 import { parseHostPort } from "../../../actors/network/host-port.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { createLogger } from "../../../runtime/logger.ts";
-import { freePort } from "../../helpers/nats-server.ts";
+import { freePort } from "../../../scripts/local-servers/free-port.ts";
+import { makeTestCertificates, PROVIDER_NAME, type TestCertificates } from "../../../scripts/local-servers/tls-certs.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
 import { startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
-import { makeTestCertificates, PROVIDER_NAME, type TestCertificates } from "../../helpers/tls-certs.ts";
-import { waitFor } from "../../helpers/wait.ts";
 import { newMessage, type StoreFixture, startStore } from "../store/fixture.ts";
 
 const HOST = "mail.platform.test";

@@ -19,9 +19,9 @@ import { SingleNodePlacement } from "../../../runtime/cluster/placement.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { silentLogger } from "../../../runtime/logger.ts";
 import { SecretBox } from "../../../runtime/secret-box.ts";
+import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
 import { type FakeUser, type FakeXApi, startFakeXApi } from "../../helpers/fake-x-api.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../../helpers/runtime-fixture.ts";
-import { sleep, waitFor } from "../../helpers/wait.ts";
 
 interface Context {
   fx: RuntimeFixture;

@@ -7,11 +7,11 @@ import * as assert from "uvu/assert";
 import { ORDER_ACK_WAIT_MS } from "../../../runtime/cluster/order-stream.ts";
 import { INTAKE_ACK_WAIT_MS } from "../../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { clusterTestServices } from "../../helpers/cluster-services.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 const KEYS = Array.from({ length: 60 }, (_, i) => `r${i}`);
 

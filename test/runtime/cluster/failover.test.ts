@@ -6,9 +6,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { type NodeProcess, OwnershipWatch, spawnNode } from "../../helpers/cluster-processes.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 const KEYS = Array.from({ length: 300 }, (_, i) => `remote-${i}`);
 

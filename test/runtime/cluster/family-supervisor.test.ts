@@ -4,9 +4,9 @@ import { FamilySupervisor } from "../../../runtime/cluster/family-supervisor.ts"
 import { SingleNodePlacement } from "../../../runtime/cluster/placement.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { silentLogger } from "../../../runtime/logger.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { counterFamily } from "../../helpers/counter-family.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../../helpers/runtime-fixture.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("family supervisor");
 

@@ -7,11 +7,11 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { natsConnectOptions } from "../../../runtime/nats-endpoint.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
 import { clusterTestServices } from "../../helpers/cluster-services.ts";
 import { startTestNatsCluster, type TestNatsCluster } from "../../helpers/nats-cluster.ts";
 import { startTestNode } from "../../helpers/test-node.ts";
-import { waitFor } from "../../helpers/wait.ts";
 
 const KEYS = Array.from({ length: 40 }, (_, i) => `k${i}`);
 

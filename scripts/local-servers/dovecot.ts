@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { ImapFlow } from "imapflow";
 import type { Identity } from "../../actors/store/model.ts";
 import type { Store } from "../../actors/store/store.ts";
-import { freePort } from "./nats-server.ts";
+import { freePort } from "./free-port.ts";
 import { waitFor } from "./wait.ts";
 
 const MAIL_UID = 8;
