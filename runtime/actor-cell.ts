@@ -1,5 +1,6 @@
-// One live actor on this node: the XState actor, its NATS subscription (its mailbox) and its durable
-// timers; its snapshots are written by its SnapshotWriter. Messages reach the machine by one of two
+// One live actor on this node: the XState actor, its NATS subscription (its mailbox), its deadlines
+// (actor-deadlines.ts), its snapshots (snapshot-writer.ts) and its published transitions
+// (transition-log.ts). Messages reach the machine by one of two
 // paths: `receiveFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
 // stream), checked against what the family accepts; `receive` for the node's own events
 // (deadlines, runtime notices, messages already checked), unchecked.
@@ -7,22 +8,22 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, createActor } from "xstate";
+import { ActorDeadlines } from "./actor-deadlines.ts";
 import { type ActorInput, type ActorMessage, type ActorPorts, BUSY_TAG } from "./actor-family.ts";
+import { readMailboxMessage } from "./actor-mailbox.ts";
 import { type Accepted, busMessageProblem } from "./bus-messages.ts";
-import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
-import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
+import { readDeadlines } from "./deadlines.ts";
+import { encodeJson } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import { type SettleCallback, SnapshotWriter } from "./snapshot-writer.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
+import { TransitionLog } from "./transition-log.ts";
 
 export type CellStatus = "running" | "crashed" | "stopped";
 
 export type { SettleCallback };
-
-/** What a transition's `event` says when no message caused it. */
-export const INTERNAL_EVENT = "(internal)";
 
 interface Pending {
   message: ActorMessage;
@@ -74,14 +75,11 @@ export class ActorCell {
   status: CellStatus = "stopped";
   restarts = 0;
   lastError: { message: string; at: number } | null = null;
-  private stateValue: unknown = null;
-  private since = Date.now();
   private activatedAt = Date.now();
   private actor: AnyActorRef | null = null;
   private subscription: Subscription | null = null;
-  private timers: DeadlineTimers | null = null;
-  /** Deadlines that came due while the machine could not take them (e.g. in the middle of a task). */
-  private readonly overdue = new Map<string, number>();
+  private readonly deadlines: ActorDeadlines;
+  private readonly transitions: TransitionLog;
   private buffered: Pending[] | null = null;
   // A passivated cell keeps its machine's persisted snapshot instead of a live XState actor.
   private dormant: unknown = undefined;
@@ -107,6 +105,12 @@ export class ActorCell {
     this.writer = new SnapshotWriter(env.store, { kind, key, nodeId: env.nodeId, incarnation: env.incarnation }, env.logger, (error) =>
       env.onFenced(this, error),
     );
+    this.transitions = new TransitionLog(env.nc, { kind, key, node: env.nodeId, subject: env.subjects.transitions(kind, key) });
+    this.deadlines = new ActorDeadlines({
+      running: () => this.actor !== null && this.status === "running",
+      takes: (message) => this.actor !== null && (this.actor.getSnapshot() as AnyMachineSnapshot).can(message),
+      receive: (message) => this.receive(message),
+    });
   }
 
   /** Restores the stored snapshot (if any, fencing its previous writer), starts the machine and opens the mailbox. */
@@ -270,9 +274,7 @@ export class ActorCell {
       this.subscription.unsubscribe();
       this.subscription = null;
     }
-    this.timers?.clear();
-    this.timers = null;
-    this.overdue.clear();
+    this.deadlines.clear();
     this.actor?.stop();
     this.actor = null;
     this.dormant = undefined;
@@ -297,8 +299,8 @@ export class ActorCell {
       subject: this.subject,
       node: this.env.nodeId,
       status: this.status,
-      state: this.stateValue,
-      since: new Date(this.since).toISOString(),
+      state: this.transitions.state,
+      since: new Date(this.transitions.since).toISOString(),
       restarts: this.restarts,
       activeSince: new Date(this.activatedAt).toISOString(),
       busy: this.busy,
@@ -323,15 +325,13 @@ export class ActorCell {
       this.env.logger.warn({ kind: this.kind, key: this.key, replyLength: replyTo.length }, "request with an unusable reply subject dropped without a reply");
       return;
     }
-    const decoded = decodeBusJson(msg.data);
-    if (!decoded.ok || !isJsonObject(decoded.value) || typeof decoded.value.type !== "string") {
-      const reason = decoded.ok ? `message for actor ${this.kind}/${this.key} must be a JSON object with a string "type"` : decoded.error;
-      if (replyTo !== undefined) this.env.ports.reply(replyTo, failure(reason));
-      else this.env.onRejected(this, reason, msg.data);
+    const message = readMailboxMessage(msg.data, replyTo, `${this.kind}/${this.key}`);
+    if (typeof message === "string") {
+      if (replyTo !== undefined) this.env.ports.reply(replyTo, failure(message));
+      else this.env.onRejected(this, message, msg.data);
       return;
     }
-    const { type, payload, ...rest } = decoded.value;
-    this.receiveFromBus({ type, payload: isJsonObject(payload) ? payload : rest, ...(replyTo !== undefined && { replyTo }) });
+    this.receiveFromBus(message);
   }
 
   private onSnapshot(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
@@ -345,29 +345,13 @@ export class ActorCell {
   }
 
   private afterTransition(actor: AnyActorRef, snapshot: AnyMachineSnapshot): void {
-    if (!sameValue(snapshot.value, this.stateValue)) {
-      const from = this.stateValue;
-      this.stateValue = snapshot.value;
-      this.since = Date.now();
-      this.env.nc.publish(
-        this.env.subjects.transitions(this.kind, this.key),
-        encodeJson({
-          kind: this.kind,
-          key: this.key,
-          node: this.env.nodeId,
-          from,
-          to: snapshot.value,
-          event: this.receiving ?? INTERNAL_EVENT,
-          at: new Date(this.since).toISOString(),
-        }),
-      );
+    this.transitions.observe(snapshot.value, this.receiving);
+    this.deadlines.sync(snapshot.context);
+    if (this.deadlines.hasOverdue) {
+      queueMicrotask(() => {
+        if (actor === this.actor && this.status === "running") this.deadlines.receiveOverdue((actor.getSnapshot() as AnyMachineSnapshot).context);
+      });
     }
-    const hasDeadlines = readDeadlines(snapshot.context);
-    if (this.timers !== null || Object.keys(hasDeadlines).length > 0) {
-      this.timers ??= new DeadlineTimers((event, at) => this.onDeadline(event, at));
-      this.timers.sync(snapshot.context);
-    }
-    if (this.overdue.size > 0) queueMicrotask(() => this.receiveOverdue(actor));
     if (this.env.store !== null) this.writer.persist(actor.getPersistedSnapshot());
     if (snapshot.status === "done" && !this.finishReported) {
       this.finishReported = true;
@@ -375,43 +359,11 @@ export class ActorCell {
     }
   }
 
-  /**
-   * A deadline came due. A machine busy with something else (a state that does not take the event) gets
-   * it as soon as a state takes it, unless it moved or cleared the deadline meanwhile: a due deadline is
-   * never dropped.
-   */
-  private onDeadline(event: string, at: number): void {
-    const message = { type: event, payload: { at } };
-    if (this.actor !== null && this.status === "running" && !(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) {
-      this.overdue.set(event, at);
-      return;
-    }
-    this.receive(message);
-  }
-
-  private receiveOverdue(actor: AnyActorRef): void {
-    if (actor !== this.actor || this.status !== "running") return;
-    const wanted = readDeadlines((actor.getSnapshot() as AnyMachineSnapshot).context);
-    for (const [event, at] of this.overdue) {
-      if (wanted[event] !== at) {
-        this.overdue.delete(event);
-        continue;
-      }
-      const message = { type: event, payload: { at } };
-      if (!(actor.getSnapshot() as AnyMachineSnapshot).can(message)) continue;
-      this.overdue.delete(event);
-      this.receive(message);
-    }
-  }
-
   private crash(error: Error): void {
     if (this.status === "stopped") return;
     this.status = "crashed";
     this.lastError = { message: error.message, at: Date.now() };
-    this.timers?.clear();
-    this.timers = null;
-    // The restarted machine's timers fire again for deadlines still due.
-    this.overdue.clear();
+    this.deadlines.clear();
     const actor = this.actor;
     this.actor = null;
     try {
@@ -436,10 +388,4 @@ export class ActorCell {
     }
     this.env.onRejected(this, reason, encodeJson({ type: message.type, payload: message.payload }));
   }
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  return JSON.stringify(a) === JSON.stringify(b);
 }
