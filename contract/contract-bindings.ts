@@ -1,7 +1,7 @@
 // Handlers bound to the contract's orders, typed by the table: a handler gets its order's payload as the
 // table declares it, and a misspelt subject or order, or a handler for an order the subject does not
 // have, does not compile. The entry points take them untyped (one table row validates what reaches each).
-import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
+import type { OrderContext, OrderHandler } from "../runtime/orders.ts";
 import type { ContractSubject, OrderName, OrderPayload } from "./contract-table.ts";
 
 /** The handler of one order: its payload validated against the order's row of the table. */

@@ -2,7 +2,7 @@
 // fixed by docs/decisions.md §1 (no trailing spaces in subjects, `poll_intervall` spelled as on the wire).
 // Subscriptions, validation, the CLI and the tests are all derived from this table.
 
-import type { OrderMode } from "../runtime/entry-point.ts";
+import type { OrderMode } from "../runtime/orders.ts";
 import type { FieldSpec, PayloadOf, PayloadSchema } from "../runtime/payload-schema.ts";
 
 /**

@@ -17,69 +17,20 @@ import type { Logger } from "pino";
 import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
-import { type PayloadSchema, validatePayload } from "./payload-schema.ts";
+import { coreDelivery, type Delivery, durableDelivery } from "./order-delivery.ts";
+import { BUSY, type OrderContext, OrderRefused, type OrderRoute, RetryLater } from "./orders.ts";
+import { validatePayload } from "./payload-schema.ts";
 import { failure, ok, type Reply } from "./reply.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
-
-export type OrderMode = "request" | "publish";
-
-/**
- * Thrown by a handler whose failure may pass (a server down, a timeout): a durable order is offered
- * again after a growing pause, up to `attempts` deliveries, and only then kept as a dead letter. On core
- * NATS (requests) it is an ordinary failure: the requester gets the error and may retry.
- */
-export class RetryLater extends Error {
-  override readonly name = "RetryLater";
-  constructor(
-    message: string,
-    readonly attempts = 6,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Thrown by a handler that refuses a valid order for good (e.g. it names something that does not
- * exist): the requester gets the message as an error, a published order becomes a dead letter. Not a
- * failure of the node: counted as rejected, not failed.
- */
-export class OrderRefused extends Error {
-  override readonly name = "OrderRefused";
-}
 
 const RETRY_LATER: BackoffPolicy = { initialMs: 2_000, maxMs: 5 * 60_000, factor: 3, jitter: 0.2 };
 
 /** Handlers of one entry point running at once, when the node is not told otherwise (CALIOPEN_MAX_CONCURRENT_ORDERS). */
 export const DEFAULT_MAX_CONCURRENT_ORDERS = 64;
 
-/** The answer to a request that finds its entry point full. */
-export const BUSY = "busy, try again";
-
 export interface EntryPointLimits {
   /** Handlers running at once; as many more core NATS orders may wait. */
   maxConcurrent: number;
-}
-
-export interface OrderContext {
-  subject: string;
-  order: string;
-  mode: OrderMode;
-  /** The requester's inbox; undefined for a published order. */
-  replyTo?: string;
-  /** Stable across redeliveries of a durable order (its intake sequence): lets handlers stay idempotent. */
-  deliveryId?: string;
-}
-
-/**
- * Handles one valid order. Returning a Reply answers the requester; returning undefined means the
- * handler passed the reply inbox on (e.g. to an actor) and the answer will come from there.
- */
-export type OrderHandler = (payload: Record<string, unknown>, context: OrderContext) => Promise<Reply | undefined> | Reply | undefined;
-
-export interface OrderRoute {
-  mode: OrderMode;
-  schema: PayloadSchema;
-  handle: OrderHandler;
 }
 
 export interface EntryPointSpec {
@@ -88,24 +39,6 @@ export interface EntryPointSpec {
   /** The payload field that names the order. */
   orderField?: string;
   orders: Readonly<Record<string, OrderRoute>>;
-}
-
-/** One order as it arrived, and how to tell its source that it was handled. */
-interface Delivery {
-  subject: string;
-  data: Uint8Array;
-  replyTo?: string;
-  deliveryId?: string;
-  /** Handled (or refused for good): the source may forget it. */
-  done(): void;
-  /** Failed for a reason of ours: the source should offer it again (to another node) later. */
-  retry(): void;
-  /** Which delivery of this order this is (1 for the first); absent for core NATS. */
-  attempt?: number;
-  /** Offer it again after this pause (durable sources only). */
-  retryAfter?: (ms: number) => void;
-  /** Still being handled: keeps a durable source from giving it to another node meanwhile (absent for core NATS). */
-  working?: () => void;
 }
 
 // Well under the intake's ack wait.
@@ -403,27 +336,4 @@ export class EntryPoint {
     }
     this.deadLetters.record(delivery.subject, reason, delivery.data);
   }
-}
-
-function coreDelivery(msg: Msg): Delivery {
-  return {
-    subject: msg.subject,
-    data: msg.data,
-    ...(msg.reply !== undefined && msg.reply !== "" && { replyTo: msg.reply }),
-    done: () => undefined,
-    retry: () => undefined,
-  };
-}
-
-function durableDelivery(msg: JsMsg): Delivery {
-  return {
-    subject: msg.subject,
-    data: msg.data,
-    deliveryId: `intake-${msg.seq}`,
-    attempt: msg.info.deliveryCount,
-    done: () => msg.ack(),
-    retry: () => msg.nak(1_000),
-    retryAfter: (ms) => msg.nak(ms),
-    working: () => msg.working(),
-  };
 }

@@ -6,7 +6,7 @@ import { CONTACT_KIND } from "../actors/contacts/contact-actor.ts";
 import { contactIdOf } from "../actors/contacts/contact-orders.ts";
 import type { Store } from "../actors/store/store.ts";
 import { type RouterDeps, routeToActor } from "../runtime/cluster/actor-router.ts";
-import type { OrderHandler } from "../runtime/entry-point.ts";
+import type { OrderHandler } from "../runtime/orders.ts";
 import { contactAdmission } from "./contact-admission.ts";
 
 export function contactRoutes(deps: RouterDeps, store: Store): { contactAction: Record<string, OrderHandler>; keyAction: Record<string, OrderHandler> } {

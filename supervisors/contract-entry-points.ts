@@ -8,7 +8,8 @@ import { boundHandler, type ContractBindings } from "../contract/contract-bindin
 import { CONTRACT, isPublishOnly, type OrderSpec } from "../contract/contract-table.ts";
 import type { DeadLetters } from "../runtime/dead-letters.ts";
 import { DurableIntake } from "../runtime/durable-intake.ts";
-import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint, type OrderRoute } from "../runtime/entry-point.ts";
+import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint } from "../runtime/entry-point.ts";
+import type { OrderRoute } from "../runtime/orders.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 import { notAvailable } from "./services.ts";
 

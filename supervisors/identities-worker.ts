@@ -10,7 +10,7 @@ import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import { routeToActor } from "../runtime/cluster/actor-router.ts";
 import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
-import type { OrderHandler } from "../runtime/entry-point.ts";
+import type { OrderHandler } from "../runtime/orders.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import type { ServiceContext } from "./services.ts";
 

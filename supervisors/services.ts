@@ -10,7 +10,7 @@ import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
 import { type Admission, admitOrRefuse, type RouterDeps } from "../runtime/cluster/actor-router.ts";
 import type { FamilySupervisor } from "../runtime/cluster/family-supervisor.ts";
-import type { OrderContext, OrderHandler } from "../runtime/entry-point.ts";
+import type { OrderContext, OrderHandler } from "../runtime/orders.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 
 export interface ServiceContext extends RouterDeps {

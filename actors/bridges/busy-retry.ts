@@ -2,8 +2,9 @@
 // point answers "busy, try again"): that says nothing about the message, so it is asked again after
 // short, growing pauses (possibly reaching another node of the queue group) instead of counting as a
 // refusal of the import.
-import { BUSY } from "../../runtime/entry-point.ts";
+
 import { isJsonObject } from "../../runtime/json.ts";
+import { BUSY } from "../../runtime/orders.ts";
 
 const AGAIN = 5;
 const PAUSE_MS = 200;

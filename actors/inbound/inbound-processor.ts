@@ -26,7 +26,7 @@ import { type OrderFields, orderSpec } from "../../contract/contract-table.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts, DeadlineMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
-import { BUSY } from "../../runtime/entry-point.ts";
+import { BUSY } from "../../runtime/orders.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 import { failure } from "../../runtime/reply.ts";
 import type { InboundEmailOptions } from "../mail/inbound-email.ts";

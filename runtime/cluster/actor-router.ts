@@ -2,7 +2,7 @@
 // order through the durable order stream, a request forwarded to the owner with the requester's inbox,
 // so the actor answers the requester directly. An order may first have to be admitted (e.g. name
 // something that exists), so that nobody can make the node start actors for made-up keys.
-import { type OrderContext, type OrderHandler, OrderRefused, RetryLater } from "../entry-point.ts";
+import { type OrderContext, type OrderHandler, OrderRefused, RetryLater } from "../orders.ts";
 import type { KeyedOrders } from "./keyed-orders.ts";
 
 /**

@@ -1,7 +1,7 @@
 // The orders both sides of every comparison receive: real contract orders (IMAPfetcher `sync`,
 // outboundIMAP `deliver`), byte for byte the same for the raw subscriber and the entry point.
 import { orderSpec, subjectSpec } from "../../contract/contract-table.ts";
-import type { OrderMode } from "../../runtime/entry-point.ts";
+import type { OrderMode } from "../../runtime/orders.ts";
 import type { PayloadSchema } from "../../runtime/payload-schema.ts";
 
 export interface BenchOrder {

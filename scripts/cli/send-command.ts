@@ -2,8 +2,8 @@
 // would. For the contract's orders the mode (request or publish) comes from the contract table.
 import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
 import { type OrderSpec, orderSpec } from "../../contract/contract-table.ts";
-import type { OrderMode } from "../../runtime/entry-point.ts";
 import { encodeJson, isJsonObject } from "../../runtime/json.ts";
+import type { OrderMode } from "../../runtime/orders.ts";
 import { validatePayload } from "../../runtime/payload-schema.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
