@@ -15,7 +15,8 @@ import { openBenchRuntime } from "./bench-runtime.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { settledMemory } from "./memory-probe.ts";
-import type { ActivationResult, ActivationTask, MemorySample } from "./results.ts";
+import type { MemorySample } from "./memory-sampler.ts";
+import type { ActivationResult, ActivationTask } from "./results.ts";
 import { epochNow, rate } from "./stats.ts";
 
 interface Population {

@@ -1,7 +1,8 @@
 // The handful of numbers the interpretation reasons with, pulled out of a run (NaN when not measured).
+
+import type { BenchRun, Outcome } from "./bench-run.ts";
 import type { BenchSecurity } from "./bench-security.ts";
 import type { IoCounters } from "./io-meter.ts";
-import type { BenchRun, Outcome } from "./report.ts";
 import type { ActivationResult, ImapPairRun, OrdersResult, OrdersRound, OrdersVariant, RequestsResult, RequestsVariant } from "./results.ts";
 import { median } from "./stats.ts";
 

@@ -1,5 +1,5 @@
 // Memory after a forced full GC, so deltas count live objects and not garbage waiting to be collected.
-import type { MemorySample } from "./results.ts";
+import type { MemorySample } from "./memory-sampler.ts";
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 

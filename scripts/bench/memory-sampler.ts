@@ -2,7 +2,14 @@
 // the run. Timed samples include garbage not yet collected (V8 lets the old space fill before a major GC),
 // so growth is read from the samples taken right after each major GC: what was still alive then.
 import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
-import type { MemorySample } from "./results.ts";
+
+/** One reading of `process.memoryUsage()`, in bytes. */
+export interface MemorySample {
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  rss: number;
+}
 
 export interface TimedMemorySample extends MemorySample {
   /** ms since sampling started. */

@@ -3,7 +3,7 @@
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import type { BenchConfig } from "./bench-config.ts";
 import type { IoCounters } from "./io-meter.ts";
-import type { MemoryTrace } from "./memory-sampler.ts";
+import type { MemorySample, MemoryTrace } from "./memory-sampler.ts";
 
 export type OrdersVariant = "raw" | "raw-durable" | "entry" | "actor-none" | "actor-snapshot";
 
@@ -134,13 +134,6 @@ export interface ActivationTask {
   count: number;
   /** How many activations run concurrently. */
   window: number;
-}
-
-export interface MemorySample {
-  heapUsed: number;
-  external: number;
-  arrayBuffers: number;
-  rss: number;
 }
 
 export interface ActivationResult {
