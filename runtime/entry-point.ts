@@ -11,8 +11,8 @@
 // working) at once. Core NATS cannot be held back: up to `maxConcurrent` more orders wait their turn in
 // memory, and beyond that a request is answered "busy, try again" (a published order there becomes a
 // dead letter saying so).
-import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages, JsMsg } from "@nats-io/jetstream";
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";

@@ -26,7 +26,7 @@ import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
-import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
+import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
@@ -150,15 +150,6 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     return () => mailWatch.stop();
   });
 
-  /** Asks the identities worker to poll this identity every `minutes` (update_interval). */
-  const askPollInterval = (context: ImapWorkerContext, minutes: string) =>
-    publishOrder(ports, "identitiesWorker", "update_interval", {
-      identity_id: context.identity_id,
-      user_id: context.user_id,
-      poll_intervall: minutes,
-      protocol: "imap",
-    });
-
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ImapWorkerEvent, input: {} as ActorInput },
     actors: { runSync: syncRun(store, account, settings.concurrency, settings, now, settings.importBatch), deliverOne, watch },
@@ -189,8 +180,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         const failures = context.failures + 1;
         let slowedFrom = context.slowed_from;
         if (failures === settings.slowDownAfterFailures && slowedFrom === null && failed.poll_interval !== null) {
-          const slower = Math.min(MAX_INTERVAL_MINUTES, Math.max(1, Number(failed.poll_interval) * 2));
-          enqueue(() => askPollInterval(context, String(slower)));
+          const slower = slowerInterval(failed.poll_interval, "imap");
+          enqueue(() => askPollInterval(ports, "imap", context, slower));
           slowedFrom = failed.poll_interval;
         }
         enqueue.assign({
@@ -209,9 +200,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         });
       }),
       // Polling slowed down while syncs failed goes back to the interval it had.
-      restorePollInterval: ({ context }) => {
-        if (context.slowed_from !== null) askPollInterval(context, context.slowed_from);
-      },
+      restorePollInterval: ({ context }) => restorePollInterval(ports, "imap", context),
       recordSuccess: assign(({ context, event }) => {
         assertEvent(event, "sync.done");
         const outcome = event.payload.outcome;

@@ -18,7 +18,6 @@
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
-import { publishOrder } from "../../contract/emit-order.ts";
 import {
   type ActorFamily,
   type ActorInput,
@@ -30,7 +29,7 @@ import {
 } from "../../runtime/actor-family.ts";
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
-import { MAX_INTERVAL_MINUTES } from "../identities/poll-schedule.ts";
+import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Store } from "../store/store.ts";
 import { type DmDeliverResult, deliverDm } from "./dm-deliver.ts";
@@ -133,13 +132,6 @@ export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorker
   };
 }
 
-/** Twice the interval, within 1…4320 minutes (docs/decisions.md §2). */
-export function slowerInterval(current: string | null): string {
-  const minutes = Number(current);
-  const base = Number.isFinite(minutes) && minutes > 0 ? minutes : Number(defaultPollInterval("twitter"));
-  return String(Math.min(MAX_INTERVAL_MINUTES, Math.max(1, base * 2)));
-}
-
 function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: TwitterWorkerOptions, now: () => number) {
   const iso = () => new Date(now()).toISOString();
   const saveInfos = (context: TwitterWorkerContext, infos: Record<string, unknown>) =>
@@ -148,13 +140,6 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       .catch((err: Error) =>
         ports.logger.warn({ kind: TWITTER_KIND, key: context.identity_id, err: err.message }, "could not record the sync state on the identity"),
       );
-  const updateInterval = (context: TwitterWorkerContext, interval: string) =>
-    publishOrder(ports, "identitiesWorker", "update_interval", {
-      identity_id: context.identity_id,
-      user_id: context.user_id,
-      poll_intervall: interval,
-      protocol: "twitter",
-    });
 
   const runSync = fromCallback<ActorMessage, { context: TwitterWorkerContext }>(({ sendBack, input }) => {
     const tell = (event: TwitterWorkerEvent) => sendBack(event);
@@ -247,8 +232,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       recordSuccess: enqueueActions(({ context, event, enqueue }) => {
         assertEvent(event, "sync.done");
         const outcome = event.payload;
-        const slowedFrom = context.slowed_from;
-        if (slowedFrom !== null) enqueue(() => updateInterval(context, slowedFrom));
+        enqueue(() => restorePollInterval(ports, "twitter", context));
         const at = iso();
         const warnings = [
           outcome.stopped,
@@ -298,8 +282,8 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
         const failed = event.payload;
         const resetAt = Date.parse(failed.reset_at ?? "") || now() + 15 * 60_000;
         // Each rate limit doubles the identity's current interval; the first one's is what comes back.
-        const slower = slowerInterval(failed.poll_interval);
-        if (slower !== failed.poll_interval) enqueue(() => updateInterval(context, slower));
+        const slower = slowerInterval(failed.poll_interval, "twitter");
+        if (slower !== failed.poll_interval) enqueue(() => askPollInterval(ports, "twitter", context, slower));
         enqueue.assign({
           rate_limited_until: new Date(resetAt).toISOString(),
           slowed_from: context.slowed_from ?? failed.poll_interval ?? defaultPollInterval("twitter"),
