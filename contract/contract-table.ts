@@ -53,13 +53,13 @@ const deliver = {
   payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
 } as const satisfies OrderSpec;
 
-const workerLifecycle = (emittedBy: string): Record<string, OrderSpec> => {
+const workerLifecycle = (emittedBy: string) => {
   const payload = { remote_id: remoteId, user_id: userId };
   return {
     add_worker: { mode: "publish", emittedBy, payload },
     reload_worker: { mode: "publish", emittedBy, payload },
     remove_worker: { mode: "publish", emittedBy, payload },
-  };
+  } as const satisfies Record<string, OrderSpec>;
 };
 
 const processInbound = (emittedBy: string) =>

@@ -8,7 +8,7 @@ import { pollerFamily } from "../actors/identities/poller.ts";
 import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { RECEIVED_BATCH_LIMITS } from "../actors/inbound/import-batcher.ts";
 import { ImportBatchers } from "../actors/inbound/import-batchers.ts";
-import { type ImportBatchOrder, importBatchMessage } from "../actors/inbound/inbound-batch.ts";
+import { type ImportBatchOrder, type ImportBatchWire, importBatchMessage } from "../actors/inbound/inbound-batch.ts";
 import { INBOUND_KIND, inboundProcessorFamily, PROCESS_EMAIL, PROCESS_TWITTER } from "../actors/inbound/inbound-processor.ts";
 import { type InboundSmtpServer, startInboundSmtp } from "../actors/mail/inbound-smtp-server.ts";
 import { deliverDraft } from "../actors/mail/outbound-smtp.ts";
@@ -66,7 +66,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     let keyed: KeyedOrders | null = null;
     const userAdmission = existingUserAdmission(store);
     const sendBatch =
-      (admit: Admission | undefined, timeoutMs: number) =>
+      (admit: Admission<ImportBatchWire> | undefined, timeoutMs: number) =>
       async (order: ImportBatchOrder): Promise<unknown> => {
         if (keyed === null) throw new Error("the node does not route orders yet");
         const message = importBatchMessage(order);
@@ -91,7 +91,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       ],
       bindings: (context) => {
         keyed = context.keyed;
-        const workerInput = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
+        const workerInput = (payload: { remote_id: string; user_id: string }) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
         // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
         const imapAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["imap", "email"], afterDeletion: ["remove_worker"] });
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });

@@ -5,11 +5,11 @@
 import { CONTACT_KIND } from "../actors/contacts/contact-actor.ts";
 import { contactIdOf } from "../actors/contacts/contact-orders.ts";
 import type { Store } from "../actors/store/store.ts";
+import type { SubjectBindings } from "../contract/contract-bindings.ts";
 import { type RouterDeps, routeToActor } from "../runtime/cluster/actor-router.ts";
-import type { OrderHandler } from "../runtime/orders.ts";
 import { contactAdmission } from "./contact-admission.ts";
 
-export function contactRoutes(deps: RouterDeps, store: Store): { contactAction: Record<string, OrderHandler>; keyAction: Record<string, OrderHandler> } {
+export function contactRoutes(deps: RouterDeps, store: Store): { contactAction: SubjectBindings<"contactAction">; keyAction: SubjectBindings<"keyAction"> } {
   const admit = contactAdmission(store);
   const route = (keyField: "contact_id" | "resource_id") =>
     routeToActor(deps, { kind: CONTACT_KIND, keyField, input: (payload) => ({ contact_id: contactIdOf(payload) }), admit });

@@ -8,15 +8,15 @@ import { SYNC_SUBJECT } from "../actors/identities/poll-schedule.ts";
 import { POLLER_KIND } from "../actors/identities/poller.ts";
 import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
+import type { SubjectBindings } from "../contract/contract-bindings.ts";
 import { routeToActor } from "../runtime/cluster/actor-router.ts";
 import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
-import type { OrderHandler } from "../runtime/orders.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import type { ServiceContext } from "./services.ts";
 
-const pollerInput = (payload: Record<string, unknown>) => ({ identity_id: payload.identity_id, user_id: payload.user_id });
+const pollerInput = (payload: { identity_id: string; user_id: string }) => ({ identity_id: payload.identity_id, user_id: payload.user_id });
 
-export function identitiesWorkerOrders(context: ServiceContext, store: Store): Record<string, OrderHandler> {
+export function identitiesWorkerOrders(context: ServiceContext, store: Store): SubjectBindings<"identitiesWorker"> {
   // Pollers exist for polled protocols; delete_identity must reach the poller of a deleted identity, which retires it.
   const admit = remoteIdentityAdmission(store, {
     idField: "identity_id",

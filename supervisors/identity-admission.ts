@@ -7,20 +7,23 @@ import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import type { Admission } from "../runtime/cluster/actor-router.ts";
 
-export interface IdentityAdmissionRule {
+export interface IdentityAdmissionRule<F extends "remote_id" | "identity_id"> {
   /** The payload field naming the identity: `remote_id` (bridges) or `identity_id` (identities worker). */
-  idField: "remote_id" | "identity_id";
+  idField: F;
   /** Protocols of the identities the actors serve. */
   protocols: readonly IdentityProtocol[];
   /** Orders that still reach the actor once the identity is deleted, so that it can clean up. */
   afterDeletion: readonly string[];
 }
 
-export function remoteIdentityAdmission(store: Store, rule: IdentityAdmissionRule): Admission {
+/** Orders naming a user and one of their identities (in field `F`). */
+export type IdentityOrder<F extends "remote_id" | "identity_id"> = { user_id: string } & Record<F, string>;
+
+export function remoteIdentityAdmission<F extends "remote_id" | "identity_id">(store: Store, rule: IdentityAdmissionRule<F>): Admission<IdentityOrder<F>> {
   return async (payload, context) => {
     // Both ids passed the contract's id rule at the entry point.
-    const userId = String(payload.user_id);
-    const identityId = String(payload[rule.idField]);
+    const userId = payload.user_id;
+    const identityId = payload[rule.idField];
     const identity = await store.identities.get(userId, identityId);
     const refused = (why: string) => `${context.order} refused: ${why}`;
     if (identity === null) return refused(`user ${userId} has no identity ${identityId}`);

@@ -5,12 +5,13 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ContractBindings } from "../contract/contract-bindings.ts";
-import type { SubjectSpec } from "../contract/contract-table.ts";
+import type { OrderFields, OrderName, SubjectSpec } from "../contract/contract-table.ts";
 import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
 import { type Admission, admitOrRefuse, type RouterDeps } from "../runtime/cluster/actor-router.ts";
 import type { FamilySupervisor } from "../runtime/cluster/family-supervisor.ts";
 import type { OrderContext, OrderHandler } from "../runtime/orders.ts";
+import type { Reply } from "../runtime/reply.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 
 export interface ServiceContext extends RouterDeps {
@@ -54,26 +55,32 @@ export function notAvailable(spec: SubjectSpec, order: string): OrderHandler {
  * add_worker / reload_worker / remove_worker for a family keyed by remote_id: queued for the node that
  * owns the key, which starts, reloads or removes the actor, once `admit` (if any) let the order through.
  */
-export function workerLifecycle(kind: string, context: ServiceContext, admit?: Admission): Record<string, OrderHandler> {
+export function workerLifecycle(kind: string, context: ServiceContext, admit?: Admission<WorkerOrder>): Record<WorkerLifecycleOrder, WorkerHandler> {
   const supervisor = context.supervisors.get(kind);
-  const refuse: OrderHandler = (payload, context) => {
-    throw new ServiceUnavailable(`${kind} worker actors do not run on this node: ${context.order} for remote_id "${String(payload.remote_id)}" refused`);
+  const refuse: WorkerHandler = (payload, context) => {
+    throw new ServiceUnavailable(`${kind} worker actors do not run on this node: ${context.order} for remote_id "${payload.remote_id}" refused`);
   };
   if (supervisor === undefined) return { add_worker: refuse, reload_worker: refuse, remove_worker: refuse };
-  const input = (payload: Record<string, unknown>) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
-  const key = (payload: Record<string, unknown>) => String(payload.remote_id);
+  const input = (payload: WorkerOrder) => ({ remote_id: payload.remote_id, user_id: payload.user_id });
   const id = (order: OrderContext) => (order.deliveryId === undefined ? {} : { id: order.deliveryId });
   const admitted =
-    (handle: OrderHandler): OrderHandler =>
+    (handle: WorkerHandler): WorkerHandler =>
     async (payload, order) => {
       await admitOrRefuse(admit, payload, order);
       return handle(payload, order);
     };
   return {
-    add_worker: admitted(async (payload, order) => void (await context.keyed.publish("start", kind, key(payload), { input: input(payload), ...id(order) }))),
-    reload_worker: admitted(
-      async (payload, order) => void (await context.keyed.publish("reload", kind, key(payload), { input: input(payload), ...id(order) })),
+    add_worker: admitted(
+      async (payload, order) => void (await context.keyed.publish("start", kind, payload.remote_id, { input: input(payload), ...id(order) })),
     ),
-    remove_worker: admitted(async (payload, order) => void (await context.keyed.publish("remove", kind, key(payload), id(order)))),
+    reload_worker: admitted(
+      async (payload, order) => void (await context.keyed.publish("reload", kind, payload.remote_id, { input: input(payload), ...id(order) })),
+    ),
+    remove_worker: admitted(async (payload, order) => void (await context.keyed.publish("remove", kind, payload.remote_id, id(order)))),
   };
 }
+
+/** add_worker, reload_worker, remove_worker: the same payload on imap_worker and twitter_worker. */
+type WorkerLifecycleOrder = OrderName<"imap_worker">;
+type WorkerOrder = OrderFields<"imap_worker", "add_worker">;
+type WorkerHandler = (payload: WorkerOrder, context: OrderContext) => Promise<Reply | undefined>;

@@ -4,10 +4,7 @@
 import type { Store } from "../actors/store/store.ts";
 import type { Admission } from "../runtime/cluster/actor-router.ts";
 
-export function existingUserAdmission(store: Store): Admission {
-  return async (payload) => {
-    // The id passed the contract's id rule at the entry point.
-    const userId = String(payload.user_id);
-    return (await store.users.get(userId)) === null ? `unknown user ${userId}` : null;
-  };
+export function existingUserAdmission(store: Store): Admission<{ user_id: string }> {
+  // The id passed the contract's id rule at the entry point.
+  return async ({ user_id }) => ((await store.users.get(user_id)) === null ? `unknown user ${user_id}` : null);
 }

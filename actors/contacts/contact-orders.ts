@@ -43,9 +43,12 @@ export function isContactOrder(type: string): type is ContactOrderName {
 }
 
 /** The contact an order names: `contact_id`, or `resource_id` for publish_key / delete_key (the contact owning the key). */
-export function contactIdOf(payload: Record<string, unknown>): string {
-  return String(payload.contact_id ?? payload.resource_id ?? "");
+export function contactIdOf(payload: ContactReference): string {
+  return payload.contact_id ?? payload.resource_id ?? "";
 }
+
+/** How an order names its contact. */
+export type ContactReference = { contact_id?: string; resource_id?: string };
 
 /** A contact's order as its actor receives it (its payload passed the contract's schema). */
 export type ContactOrderMessage =

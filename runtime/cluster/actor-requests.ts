@@ -8,18 +8,23 @@ import type { Requester } from "../requester.ts";
 import type { Admission } from "./actor-router.ts";
 import type { ForwardedMessage, KeyedOrders } from "./keyed-orders.ts";
 
-export interface ActorRequest {
+export interface ActorRequest<P extends ForwardedMessage["message"]["payload"] = ForwardedMessage["message"]["payload"]> {
   kind: string;
   key: string;
-  message: ForwardedMessage["message"];
+  message: { type: string; payload: P };
   /** Starts the actor with this input when it does not run yet (families that start on their first message). */
   input?: Record<string, unknown>;
   /** Checked before anything is forwarded (e.g. the key names something that exists). */
-  admit?: Admission;
+  admit?: Admission<P>;
 }
 
 /** The actor's reply (any JSON), or the failure reply of a message that could not reach it. */
-export async function requestActor(keyed: KeyedOrders, requester: Requester, request: ActorRequest, timeoutMs: number): Promise<unknown> {
+export async function requestActor<P extends ForwardedMessage["message"]["payload"]>(
+  keyed: KeyedOrders,
+  requester: Requester,
+  request: ActorRequest<P>,
+  timeoutMs: number,
+): Promise<unknown> {
   if (request.admit !== undefined) {
     const refusal = await request.admit(request.message.payload, { subject: `${request.kind} actor`, order: request.message.type, mode: "request" });
     if (refusal !== null) return failure(refusal);

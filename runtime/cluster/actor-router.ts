@@ -2,23 +2,25 @@
 // order through the durable order stream, a request forwarded to the owner with the requester's inbox,
 // so the actor answers the requester directly. An order may first have to be admitted (e.g. name
 // something that exists), so that nobody can make the node start actors for made-up keys.
-import { type OrderContext, type OrderHandler, OrderRefused, RetryLater } from "../orders.ts";
+import { type OrderContext, OrderRefused, RetryLater } from "../orders.ts";
+import type { Reply } from "../reply.ts";
 import type { KeyedOrders } from "./keyed-orders.ts";
 
 /**
  * Whether a valid order may reach its actor: null lets it through, a string says why not (the order is
  * refused: an error reply, or a dead letter). Throws when it cannot tell now (the order is retried).
  */
-export type Admission = (payload: Record<string, unknown>, context: OrderContext) => Promise<string | null>;
+export type Admission<P extends object = Record<string, unknown>> = (payload: P, context: OrderContext) => Promise<string | null>;
 
-export interface ActorRoute {
+/** How orders whose payloads are `P` reach their actors. */
+export interface ActorRoute<P extends Record<string, unknown> = Record<string, unknown>> {
   kind: string;
-  /** The payload field holding the actor's key, e.g. `remote_id`. */
+  /** The payload field holding the actor's key, e.g. `remote_id`: a string, or the order is refused. */
   keyField: string;
   /** The input of an actor started by this order (families that start on their first message). */
-  input?: (payload: Record<string, unknown>) => Record<string, unknown>;
+  input?: (payload: P) => Record<string, unknown>;
   /** Checked before the order is queued or forwarded (before any actor is started for it). */
-  admit?: Admission;
+  admit?: Admission<P>;
   /** The message type the actor receives (default: the order's name), e.g. to tell apart subjects. */
   type?: string;
   /** A request starts the actor (with `input`) when it does not exist yet; otherwise it is refused. */
@@ -30,7 +32,7 @@ export interface RouterDeps {
 }
 
 /** Runs the admission: throws OrderRefused when it refuses, RetryLater when it could not decide. */
-export async function admitOrRefuse(admit: Admission | undefined, payload: Record<string, unknown>, context: OrderContext): Promise<void> {
+export async function admitOrRefuse<P extends object>(admit: Admission<P> | undefined, payload: P, context: OrderContext): Promise<void> {
   if (admit === undefined) return;
   let refusal: string | null;
   try {
@@ -41,10 +43,15 @@ export async function admitOrRefuse(admit: Admission | undefined, payload: Recor
   if (refusal !== null) throw new OrderRefused(refusal);
 }
 
-export function routeToActor(deps: RouterDeps, route: ActorRoute): OrderHandler {
+/** The handler of orders whose payloads are `P` (the entry point validated them against their schema). */
+export function routeToActor<P extends Record<string, unknown>>(
+  deps: RouterDeps,
+  route: ActorRoute<P>,
+): (payload: P, context: OrderContext) => Promise<Reply | undefined> {
   return async (payload, context) => {
     await admitOrRefuse(route.admit, payload, context);
-    const key = String(payload[route.keyField]);
+    const key = payload[route.keyField];
+    if (typeof key !== "string") throw new OrderRefused(`${context.order} names no ${route.keyField} to find its actor by`);
     const message = { type: route.type ?? context.order, payload };
     if (context.mode === "publish") {
       await deps.keyed.publish("tell", route.kind, key, {
