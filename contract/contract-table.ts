@@ -4,6 +4,7 @@
 
 import type { OrderMode } from "../runtime/orders.ts";
 import type { FieldSpec, PayloadOf, PayloadSchema } from "../runtime/payload-schema.ts";
+import { ACTOR_KINDS, type ActorKind } from "./actor-kinds.ts";
 
 /**
  * Every id of the contract (user_id, remote_id, identity_id, message_id, contact_id, key_id,
@@ -27,9 +28,17 @@ const identityId = id("a remote identity id");
 const messageId = id("the message (draft, or raw message for inbound processing)");
 const contactId = id("a contact of the user");
 
+/**
+ * Who handles an order on the nodes: the actor of `actor` keyed by the payload field `key` (one node of
+ * the cluster runs it), told the order as a `message` or, for `lifecycle` orders, started, reloaded or
+ * removed by its supervisor; or a `stateless` handler, which any node runs.
+ */
+export type OrderRouting = { actor: ActorKind; key: string; as: "message" | "lifecycle" } | { stateless: string };
+
 export interface OrderSpec {
   mode: OrderMode;
   payload: PayloadSchema;
+  handledBy: OrderRouting;
   /** For a request: how long its requester waits for the reply (docs/decisions.md §3). */
   replyWithinMs?: number;
   /** Who emits it, for the generated documentation. */
@@ -46,28 +55,39 @@ export interface SubjectSpec {
   orders: Readonly<Record<string, OrderSpec>>;
 }
 
+const actor = (kind: ActorKind, key: string) => ({ actor: kind, key, as: "message" }) as const;
+
 const deliver = {
   mode: "request",
   replyWithinMs: 30_000,
-  emittedBy: "apiv2 SendDraft / SendEmailAdminToUser",
   payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
-} as const satisfies OrderSpec;
+} as const;
 
-const workerLifecycle = (emittedBy: string) => {
+const workerLifecycle = (emittedBy: string, kind: ActorKind) => {
   const payload = { remote_id: remoteId, user_id: userId };
+  const handledBy = { actor: kind, key: "remote_id", as: "lifecycle" } as const;
   return {
-    add_worker: { mode: "publish", emittedBy, payload },
-    reload_worker: { mode: "publish", emittedBy, payload },
-    remove_worker: { mode: "publish", emittedBy, payload },
+    add_worker: { mode: "publish", emittedBy, payload, handledBy },
+    reload_worker: { mode: "publish", emittedBy, payload, handledBy },
+    remove_worker: { mode: "publish", emittedBy, payload, handledBy },
   } as const satisfies Record<string, OrderSpec>;
 };
 
 const processInbound = (emittedBy: string) =>
   ({
-    process_inbound: { mode: "request", replyWithinMs: 10_000, emittedBy, payload: { message_id: messageId, remote_id: remoteId, user_id: userId } },
+    process_inbound: {
+      mode: "request",
+      replyWithinMs: 10_000,
+      emittedBy,
+      payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
+      handledBy: actor(ACTOR_KINDS.inbound, "user_id"),
+    },
   }) as const satisfies Record<string, OrderSpec>;
 
 const identityOrder = { identity_id: identityId, user_id: userId };
+const toPoller = actor(ACTOR_KINDS.poller, "identity_id");
+const toImapWorker = actor(ACTOR_KINDS.imap, "remote_id");
+const toTwitterWorker = actor(ACTOR_KINDS.twitter, "remote_id");
 
 export const CONTRACT = [
   {
@@ -76,12 +96,18 @@ export const CONTRACT = [
     service: "identities-worker",
     handler: "natsOrdersHandler",
     orders: {
-      add_identity: { mode: "publish", emittedBy: "apiv2 CreateUserIdentity", payload: identityOrder },
-      update_identity: { mode: "publish", emittedBy: "apiv2 PatchUserIdentity", payload: identityOrder },
-      delete_identity: { mode: "publish", emittedBy: "apiv2 DeleteUserIdentity, imap-bridge after 72 h of failures", payload: identityOrder },
+      add_identity: { mode: "publish", emittedBy: "apiv2 CreateUserIdentity", payload: identityOrder, handledBy: toPoller },
+      update_identity: { mode: "publish", emittedBy: "apiv2 PatchUserIdentity", payload: identityOrder, handledBy: toPoller },
+      delete_identity: {
+        mode: "publish",
+        emittedBy: "apiv2 DeleteUserIdentity, imap-bridge after 72 h of failures",
+        payload: identityOrder,
+        handledBy: toPoller,
+      },
       update_interval: {
         mode: "publish",
         emittedBy: "imap-bridge, twitter-bridge",
+        handledBy: toPoller,
         payload: {
           ...identityOrder,
           poll_intervall: { type: "decimal", required: true, description: "minutes, as a decimal string", maxLength: 16 },
@@ -95,7 +121,7 @@ export const CONTRACT = [
     queue: "IMAPworkers",
     service: "imap-bridge",
     handler: "WorkerMsgHandler",
-    orders: workerLifecycle("identities-worker, operator CLI"),
+    orders: workerLifecycle("identities-worker, operator CLI", ACTOR_KINDS.imap),
   },
   {
     subject: "IMAPfetcher",
@@ -103,8 +129,8 @@ export const CONTRACT = [
     service: "imap-bridge",
     handler: "natsMsgHandler",
     orders: {
-      sync: { mode: "publish", emittedBy: "identities-worker imapJob", payload: { remote_id: remoteId, user_id: userId } },
-      fullfetch: { mode: "publish", emittedBy: "operator CLI", payload: { remote_id: remoteId, user_id: userId } },
+      sync: { mode: "publish", emittedBy: "identities-worker imapJob", payload: { remote_id: remoteId, user_id: userId }, handledBy: toImapWorker },
+      fullfetch: { mode: "publish", emittedBy: "operator CLI", payload: { remote_id: remoteId, user_id: userId }, handledBy: toImapWorker },
     },
   },
   {
@@ -112,14 +138,14 @@ export const CONTRACT = [
     queue: "IMAPworkers",
     service: "imap-bridge",
     handler: "natsMsgHandler",
-    orders: { deliver: { ...deliver, emittedBy: "apiv2 SendDraft (remote email identity)" } },
+    orders: { deliver: { ...deliver, emittedBy: "apiv2 SendDraft (remote email identity)", handledBy: toImapWorker } },
   },
   {
     subject: "twitter_worker",
     queue: "twitterworkers",
     service: "twitter-bridge",
     handler: "WorkerMsgHandler",
-    orders: workerLifecycle("identities-worker, operator CLI"),
+    orders: workerLifecycle("identities-worker, operator CLI", ACTOR_KINDS.twitter),
   },
   {
     subject: "twitter_dm",
@@ -127,8 +153,8 @@ export const CONTRACT = [
     service: "twitter-bridge",
     handler: "DMmsgHandler",
     orders: {
-      sync: { mode: "publish", emittedBy: "identities-worker twitterJob", payload: { remote_id: remoteId, user_id: userId } },
-      deliver: { ...deliver, emittedBy: "apiv2 SendDraft (twitter identity)" },
+      sync: { mode: "publish", emittedBy: "identities-worker twitterJob", payload: { remote_id: remoteId, user_id: userId }, handledBy: toTwitterWorker },
+      deliver: { ...deliver, emittedBy: "apiv2 SendDraft (twitter identity)", handledBy: toTwitterWorker },
     },
   },
   {
@@ -136,7 +162,13 @@ export const CONTRACT = [
     queue: "SMTPqueue",
     service: "smtp-bridge",
     handler: "natsMsgHandler",
-    orders: { deliver: { ...deliver, emittedBy: "apiv2 SendDraft (local identity), SendEmailAdminToUser, imap-bridge" } },
+    orders: {
+      deliver: {
+        ...deliver,
+        emittedBy: "apiv2 SendDraft (local identity), SendEmailAdminToUser, imap-bridge",
+        handledBy: { stateless: "deliverDraft (actors/mail/outbound-smtp.ts)" },
+      },
+    },
   },
   {
     subject: "inboundSMTP",
@@ -158,7 +190,12 @@ export const CONTRACT = [
     service: "mq-worker",
     handler: "ContactAction",
     orders: {
-      contact_update: { mode: "publish", emittedBy: "apiv2 CreateContact / UpdateContact", payload: { contact_id: contactId, user_id: userId } },
+      contact_update: {
+        mode: "publish",
+        emittedBy: "apiv2 CreateContact / UpdateContact",
+        payload: { contact_id: contactId, user_id: userId },
+        handledBy: actor(ACTOR_KINDS.contact, "contact_id"),
+      },
     },
   },
   {
@@ -167,15 +204,22 @@ export const CONTRACT = [
     service: "mq-worker",
     handler: "KeyAction",
     orders: {
-      discover_key: { mode: "publish", emittedBy: "apiv2 launchKeyDiscovery / UpdateContact", payload: { contact_id: contactId, user_id: userId } },
+      discover_key: {
+        mode: "publish",
+        emittedBy: "apiv2 launchKeyDiscovery / UpdateContact",
+        payload: { contact_id: contactId, user_id: userId },
+        handledBy: actor(ACTOR_KINDS.contact, "contact_id"),
+      },
       publish_key: {
         mode: "publish",
         emittedBy: "apiv2 CreatePGPPubKey",
+        handledBy: actor(ACTOR_KINDS.contact, "resource_id"),
         payload: { key_id: id("the public key"), resource_id: id("the contact that owns the key"), user_id: userId },
       },
       delete_key: {
         mode: "publish",
         emittedBy: "apiv2 DeletePubKey",
+        handledBy: actor(ACTOR_KINDS.contact, "resource_id"),
         payload: { key_id: id("the public key"), resource_id: id("the contact that owns the key"), user_id: userId },
       },
     },
@@ -208,6 +252,13 @@ export type OrderFields<S extends ContractSubject, O extends OrderName<S>> = Pay
 
 /** The validated payload of an order, as its handler gets it: `OrderPayload<"IMAPfetcher", "sync">`. */
 export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = OrderFields<S, O> & { order: O };
+
+/** The actor an order goes to: its kind and the payload field holding its key (throws for an order no actor handles). */
+export function actorOf<S extends ContractSubject>(subject: S, order: OrderName<S>): { kind: ActorKind; keyField: string } {
+  const routing = orderSpec(subject, order)?.handledBy;
+  if (routing === undefined || !("actor" in routing)) throw new Error(`"${order}" on ${subject} is not handled by an actor`);
+  return { kind: routing.actor, keyField: routing.key };
+}
 
 /** How long the requester of a request order waits for its reply, as the contract says. */
 export function replyWithinMs<S extends ContractSubject>(subject: S, order: OrderName<S>): number {

@@ -26,8 +26,11 @@ export function renderContractDoc(): string {
     "and shared by every node, so an order taken by a node that dies is handled by another. Subjects",
     "with requests are consumed from core NATS in their queue group, since a reply needs the requester's inbox.",
     "",
-    "| subject | queue group | taken from | service (seed handler) | order | mode | required fields | emitted by |",
-    "|---|---|---|---|---|---|---|---|",
+    "*Handled by*: the actor the order goes to (`caliopen.actor.<kind>.<key>`, run by one node of the cluster), told",
+    "the order, or started, reloaded or removed by its supervisor (worker lifecycle); or a stateless handler any node runs.",
+    "",
+    "| subject | queue group | taken from | service (seed handler) | order | mode | required fields | handled by | emitted by |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const row of CONTRACT) {
     const source = isPublishOnly(row) ? "intake stream" : "core queue group";
@@ -37,7 +40,7 @@ export function renderContractDoc(): string {
         .map(([name, field]) => `\`${name}\`${fieldNote(field)}`)
         .join(", ");
       lines.push(
-        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${mode(spec)} | ${fields} | ${spec.emittedBy} |`,
+        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${mode(spec)} | ${fields} | ${handledBy(spec)} | ${spec.emittedBy} |`,
       );
     }
   }
@@ -49,6 +52,13 @@ export function renderContractDoc(): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The actor (kind, key field) or the stateless handler. */
+function handledBy(spec: OrderSpec): string {
+  const routing = spec.handledBy;
+  if ("stateless" in routing) return `stateless: ${routing.stateless}`;
+  return `${routing.as === "lifecycle" ? "supervisor of " : ""}actor \`${routing.actor}\` by \`${routing.key}\``;
 }
 
 /** Publish, or request with how long its requester waits for the reply. */

@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import { contactFamily } from "../actors/contacts/contact-actor.ts";
 import { pollerFamily } from "../actors/identities/poller.ts";
-import { IMAP_KIND, imapWorkerFamily } from "../actors/imap/imap-worker.ts";
+import { imapWorkerFamily } from "../actors/imap/imap-worker.ts";
 import { RECEIVED_BATCH_LIMITS } from "../actors/inbound/import-batcher.ts";
 import { ImportBatchers } from "../actors/inbound/import-batchers.ts";
 import { type ImportBatchOrder, type ImportBatchWire, importBatchMessage } from "../actors/inbound/inbound-batch.ts";
@@ -16,10 +16,10 @@ import type { InboundOrder } from "../actors/messages/inbound-import.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
-import { TWITTER_KIND, twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
+import { twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
 import { type RunningApi, startApi } from "../api/server.ts";
-import { replyWithinMs } from "../contract/contract-table.ts";
+import { actorOf, replyWithinMs } from "../contract/contract-table.ts";
 import { requestActor } from "../runtime/cluster/actor-requests.ts";
 import { type Admission, routeToActor } from "../runtime/cluster/actor-router.ts";
 import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
@@ -95,13 +95,13 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         // A worker exists only for a remote account of its protocol; remove_worker also cleans up after a deleted one.
         const imapAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["imap", "email"], afterDeletion: ["remove_worker"] });
         const twitterAccount = remoteIdentityAdmission(store, { idField: "remote_id", protocols: ["twitter"], afterDeletion: ["remove_worker"] });
-        const toImapWorker = routeToActor(context, { kind: IMAP_KIND, keyField: "remote_id", input: workerInput, admit: imapAccount });
-        const toTwitterWorker = routeToActor(context, { kind: TWITTER_KIND, keyField: "remote_id", input: workerInput, admit: twitterAccount });
+        // Each order goes to the actor the contract table names for it (its kind and key field).
+        const imapWorker = { input: workerInput, admit: imapAccount };
+        const twitterWorker = { input: workerInput, admit: twitterAccount };
         // One inbound processor per user takes both subjects' imports; only existing users get one.
-        const inbound = (type: string) =>
+        const inbound = (subject: "inboundSMTP" | "inboundTwitter", type: string) =>
           routeToActor(context, {
-            kind: INBOUND_KIND,
-            keyField: "user_id",
+            ...actorOf(subject, "process_inbound"),
             type,
             input: (payload) => ({ user_id: payload.user_id }),
             admit: userAdmission,
@@ -110,16 +110,22 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
-          imap_worker: workerLifecycle(IMAP_KIND, context, imapAccount),
-          IMAPfetcher: { sync: toImapWorker, fullfetch: toImapWorker },
-          outboundIMAP: { deliver: toImapWorker },
+          imap_worker: workerLifecycle(actorOf("imap_worker", "add_worker").kind, context, imapAccount),
+          IMAPfetcher: {
+            sync: routeToActor(context, { ...actorOf("IMAPfetcher", "sync"), ...imapWorker }),
+            fullfetch: routeToActor(context, { ...actorOf("IMAPfetcher", "fullfetch"), ...imapWorker }),
+          },
+          outboundIMAP: { deliver: routeToActor(context, { ...actorOf("outboundIMAP", "deliver"), ...imapWorker }) },
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload) },
-          inboundSMTP: { process_inbound: inbound(PROCESS_EMAIL) },
-          twitter_worker: workerLifecycle(TWITTER_KIND, context, twitterAccount),
-          twitter_dm: { sync: toTwitterWorker, deliver: toTwitterWorker },
+          inboundSMTP: { process_inbound: inbound("inboundSMTP", PROCESS_EMAIL) },
+          twitter_worker: workerLifecycle(actorOf("twitter_worker", "add_worker").kind, context, twitterAccount),
+          twitter_dm: {
+            sync: routeToActor(context, { ...actorOf("twitter_dm", "sync"), ...twitterWorker }),
+            deliver: routeToActor(context, { ...actorOf("twitter_dm", "deliver"), ...twitterWorker }),
+          },
           // Each contact's orders, one at a time, in its actor.
           ...contactRoutes(context, store),
-          inboundTwitter: { process_inbound: inbound(PROCESS_TWITTER) },
+          inboundTwitter: { process_inbound: inbound("inboundTwitter", PROCESS_TWITTER) },
         };
       },
       async start(context) {

@@ -9,6 +9,7 @@ import { POLLER_KIND } from "../actors/identities/poller.ts";
 import type { IdentityProtocol } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
 import type { SubjectBindings } from "../contract/contract-bindings.ts";
+import { actorOf, type OrderName } from "../contract/contract-table.ts";
 import { routeToActor } from "../runtime/cluster/actor-router.ts";
 import type { KeyedOrders } from "../runtime/cluster/keyed-orders.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
@@ -23,8 +24,13 @@ export function identitiesWorkerOrders(context: ServiceContext, store: Store): S
     protocols: Object.keys(SYNC_SUBJECT) as IdentityProtocol[],
     afterDeletion: ["delete_identity"],
   });
-  const toPoller = routeToActor(context, { kind: POLLER_KIND, keyField: "identity_id", input: pollerInput, admit });
-  return { add_identity: toPoller, update_identity: toPoller, delete_identity: toPoller, update_interval: toPoller };
+  const toPoller = (order: OrderName<"identitiesWorker">) => routeToActor(context, { ...actorOf("identitiesWorker", order), input: pollerInput, admit });
+  return {
+    add_identity: toPoller("add_identity"),
+    update_identity: toPoller("update_identity"),
+    delete_identity: toPoller("delete_identity"),
+    update_interval: toPoller("update_interval"),
+  };
 }
 
 /** Makes sure every active remote identity has a poller. Returns how many were checked. */

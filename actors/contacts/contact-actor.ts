@@ -17,7 +17,9 @@
 //
 // The queue is bounded: beyond it an order is dead-lettered. A contact_update or discover_key already
 // waiting covers a new one (both recompute from the store), so duplicates are folded into it.
+
 import { assertEvent, assign, fromPromise, setup } from "xstate";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import type { ActorFamily, ActorInput, ActorPorts, DeadlineMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
@@ -35,7 +37,7 @@ import {
   runContactOrder,
 } from "./contact-orders.ts";
 
-export const CONTACT_KIND = "contact";
+export const CONTACT_KIND = ACTOR_KINDS.contact;
 export const RETRY_DUE = "retry.due";
 export const FINISH_DUE = "finish.due";
 /** Finished orders kept in the context, for operators. */

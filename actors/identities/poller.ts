@@ -3,7 +3,9 @@
 // emits `sync` every poll interval, or at the times its poll schedule names (poll-schedule.ts), and keeps the bridge's worker announced (add/reload/remove_worker);
 // otherwise it sleeps. Its next tick is an absolute deadline in its context, so a restart or a handoff
 // to another node neither skips nor doubles a tick.
+
 import { assign, fromPromise, setup } from "xstate";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
@@ -15,7 +17,7 @@ import type { Identity, IdentityProtocol } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { intervalMs, nextDue, nextScheduled, SYNC_SUBJECT, scheduleError, scheduleOf, WORKER_SUBJECT } from "./poll-schedule.ts";
 
-export const POLLER_KIND = "poller";
+export const POLLER_KIND = ACTOR_KINDS.poller;
 const POLL_DUE = "poll.due";
 const RETRY_DUE = "retry.due";
 const LOAD_RETRY: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 };

@@ -10,6 +10,7 @@
 //    the fallback).
 
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
@@ -36,7 +37,7 @@ import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
 import { type ImportBatchPort, type SyncMode, type SyncRunEvent, syncRun } from "./sync-run.ts";
 
-export const IMAP_KIND = "imap";
+export const IMAP_KIND = ACTOR_KINDS.imap;
 const RETRY_DUE = "retry.due";
 /** Finished runs kept in the context. */
 const HISTORY = 5;

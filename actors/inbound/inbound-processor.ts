@@ -20,8 +20,10 @@
 // then answer "already imported" next time.
 // The queue (ids and reply inboxes, never mail) is in the snapshot, so a node that stops or dies leaves
 // it to the next owner, which imports it again (imports are idempotent).
+
 import { LRUCache } from "lru-cache";
 import { assertEvent, assign, fromCallback, setup } from "xstate";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import { type OrderFields, orderSpec } from "../../contract/contract-table.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts, DeadlineMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
@@ -35,7 +37,7 @@ import type { Store } from "../store/store.ts";
 import { batchRawIds, IMPORT_BATCH_EMAIL, type ImportBatchWire, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
 import { ANSWERED, type ImportOutcome, importPending, type PendingImport, type Processor, STORE_FAILED } from "./pending-import.ts";
 
-export const INBOUND_KIND = "inbound";
+export const INBOUND_KIND = ACTOR_KINDS.inbound;
 /** The message types the actor takes: `process_inbound`, told apart by the subject it came on. */
 export const PROCESS_EMAIL = "process_inbound.email";
 export const PROCESS_TWITTER = "process_inbound.twitter";

@@ -16,6 +16,7 @@
 //  - delivery: `deliver` requests (dm-deliver.ts), one at a time, each answered on its reply inbox.
 
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import {
@@ -37,7 +38,7 @@ import type { XUser } from "./dm-raw.ts";
 import { DmSyncFailed, type DmSyncOutcome, type DmSyncProgress, IdentityGone, type PendingImport, type SkippedEvent, syncDms } from "./dm-sync.ts";
 import { InvalidCredentials, RateLimited, type XClientConfig } from "./x-client.ts";
 
-export const TWITTER_KIND = "twitter";
+export const TWITTER_KIND = ACTOR_KINDS.twitter;
 export const RATE_LIMIT_RESET = "ratelimit.reset";
 /** Finished runs and skipped events kept in the context. */
 const HISTORY = 5;

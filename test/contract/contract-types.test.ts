@@ -2,8 +2,9 @@
 // checks every `@ts-expect-error` below is an error: a line that compiled would fail the type check.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import { boundHandler, type ContractBindings } from "../../contract/contract-bindings.ts";
-import { CONTRACT, type OrderFields, type OrderPayload, type OrderSpec, replyWithinMs } from "../../contract/contract-table.ts";
+import { actorOf, CONTRACT, ID_PATTERN, type OrderFields, type OrderPayload, type OrderSpec, replyWithinMs } from "../../contract/contract-table.ts";
 import { ok } from "../../runtime/reply.ts";
 
 test("handlers get their order's payload as the table types it; wrong subjects and orders do not compile", () => {
@@ -61,6 +62,21 @@ test("every request of the contract says how long its requester waits; published
   // @ts-expect-error sync is not an order of outboundSMTP
   assert.throws(() => replyWithinMs("outboundSMTP", "sync"), /not a request/);
   assert.throws(() => replyWithinMs("IMAPfetcher", "sync"), /not a request/);
+});
+
+test("every order names who handles it; an actor's key is a required id field of the order", () => {
+  const kinds = new Set<string>(Object.values(ACTOR_KINDS));
+  for (const row of CONTRACT) {
+    for (const [order, spec] of Object.entries(row.orders) as [string, OrderSpec][]) {
+      const routing = spec.handledBy;
+      if ("stateless" in routing) continue;
+      assert.ok(kinds.has(routing.actor), `${row.subject} ${order}: ${routing.actor}`);
+      const key = spec.payload[routing.key];
+      assert.ok(key?.required === true && key.pattern === ID_PATTERN, `${row.subject} ${order}: ${routing.key} is a required id`);
+    }
+  }
+  assert.equal(actorOf("keyAction", "publish_key"), { kind: "contact", keyField: "resource_id" }, "a key's orders meet its contact's");
+  assert.throws(() => actorOf("outboundSMTP", "deliver"), /not handled by an actor/);
 });
 
 test.run();

@@ -12,11 +12,11 @@ test("the document lists every order with its mode, and for a request how long i
   const doc = renderContractDoc();
   assert.match(
     doc,
-    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \(reply within 30 s\) \| `message_id`, `remote_id`, `user_id` \|/,
+    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \(reply within 30 s\) \| `message_id`, `remote_id`, `user_id` \| actor `imap` by `remote_id` \|/,
   );
   assert.match(
     doc,
-    /\| `identitiesWorker` \| `IDsworker` \| intake stream \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal, ≤ 16 characters\), `protocol` \(one of `imap`, `email`, `twitter`\) \|/,
+    /\| `identitiesWorker` \| `IDsworker` \| intake stream \| .* \| `update_interval` \| publish\/subscribe \| `identity_id`, `user_id`, `poll_intervall` \(decimal, ≤ 16 characters\), `protocol` \(one of `imap`, `email`, `twitter`\) \| actor `poller` by `identity_id` \|/,
   );
 });
 
