@@ -4,6 +4,7 @@
 
 import type { OrderMode } from "../runtime/orders.ts";
 import type { FieldSpec, PayloadOf, PayloadSchema } from "../runtime/payload-schema.ts";
+import type { Reply } from "../runtime/reply.ts";
 import { ACTOR_KINDS, type ActorKind } from "./actor-kinds.ts";
 
 /**
@@ -41,6 +42,11 @@ export interface OrderSpec {
   handledBy: OrderRouting;
   /** For a request: how long its requester waits for the reply (docs/decisions.md §3). */
   replyWithinMs?: number;
+  /**
+   * For a request: the fields a successful reply carries besides `error` and `message` (every reply,
+   * success or not, is `{"error": bool, "message": string, …}`).
+   */
+  reply?: PayloadSchema;
   /** Who emits it, for the generated documentation. */
   emittedBy: string;
 }
@@ -61,6 +67,7 @@ const deliver = {
   mode: "request",
   replyWithinMs: 30_000,
   payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
+  reply: { message_id: id("the draft, sent") },
 } as const;
 
 const workerLifecycle = (emittedBy: string, kind: ActorKind) => {
@@ -80,6 +87,10 @@ const processInbound = (emittedBy: string) =>
       replyWithinMs: 10_000,
       emittedBy,
       payload: { message_id: messageId, remote_id: remoteId, user_id: userId },
+      reply: {
+        message_id: id("the message the raw became (or had already become)"),
+        discussion_id: { type: "string", required: true, description: "its discussion", maxLength: 128 },
+      },
       handledBy: actor(ACTOR_KINDS.inbound, "user_id"),
     },
   }) as const satisfies Record<string, OrderSpec>;
@@ -249,6 +260,14 @@ export type OrderName<S extends ContractSubject> = keyof SubjectRow<S>["orders"]
 export type OrderFields<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
   SubjectRow<S>["orders"][O] extends { payload: infer P extends PayloadSchema } ? P : never
 >;
+
+/** What a successful reply to a request order carries, besides `error` and `message`. */
+export type ReplyFields<S extends ContractSubject, O extends OrderName<S>> = PayloadOf<
+  SubjectRow<S>["orders"][O] extends { reply: infer P extends PayloadSchema } ? P : Record<string, never>
+>;
+
+/** The reply to a request order, checked: a failure, or a success with the fields the table names. */
+export type ContractReply<S extends ContractSubject, O extends OrderName<S>> = (Reply & { error: true }) | (Reply & { error: false } & ReplyFields<S, O>);
 
 /** The validated payload of an order, as its handler gets it: `OrderPayload<"IMAPfetcher", "sync">`. */
 export type OrderPayload<S extends ContractSubject, O extends OrderName<S>> = OrderFields<S, O> & { order: O };

@@ -64,7 +64,15 @@ function handledBy(spec: OrderSpec): string {
 /** Publish, or request with how long its requester waits for the reply. */
 function mode(spec: OrderSpec): string {
   if (spec.mode === "publish") return "publish/subscribe";
-  return spec.replyWithinMs === undefined ? "request/reply" : `request/reply (reply within ${spec.replyWithinMs / 1000} s)`;
+  const notes = [
+    spec.replyWithinMs === undefined ? null : `reply within ${spec.replyWithinMs / 1000} s`,
+    spec.reply === undefined
+      ? null
+      : `a success carries ${Object.keys(spec.reply)
+          .map((field) => `\`${field}\``)
+          .join(", ")}`,
+  ].filter((note) => note !== null);
+  return notes.length === 0 ? "request/reply" : `request/reply (${notes.join("; ")})`;
 }
 
 /** The fields that follow the id rule, in the order the table first names them. */

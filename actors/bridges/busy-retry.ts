@@ -14,7 +14,7 @@ export function isBusy(reply: unknown): boolean {
 }
 
 /** The request's reply, asked again up to five times (200 ms, 400 ms, … apart) while it is "busy". */
-export async function requestWhileBusy(request: () => Promise<unknown>): Promise<unknown> {
+export async function requestWhileBusy<R>(request: () => Promise<R>): Promise<R> {
   let reply = await request();
   for (let attempt = 1; isBusy(reply) && attempt <= AGAIN; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, PAUSE_MS * attempt));

@@ -5,7 +5,6 @@
 import { replyWithinMs } from "../../contract/contract-table.ts";
 import { requestOrder } from "../../contract/emit-order.ts";
 import type { ActorPorts } from "../../runtime/actor-family.ts";
-import { isJsonObject } from "../../runtime/json.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import type { Store } from "../store/store.ts";
 import type { ImapAccount } from "./imap-account.ts";
@@ -31,9 +30,8 @@ export async function deliverWithSentCopy(store: Store, ports: ActorPorts, accou
       { message_id, remote_id: order.identity_id, user_id: order.user_id },
       SMTP_DELIVER_TIMEOUT_MS,
     );
-    if (!isJsonObject(sent) || typeof sent.error !== "boolean") return failure("the SMTP bridge answered something that is not a reply");
-    if (sent.error) return failure(String(sent.message));
-    const message = String(sent.message);
+    if (sent.error) return failure(sent.message);
+    const message = sent.message;
     // Sent: from here on an error must not make the sender think the mail did not go out.
     try {
       const identity = await account.identity();

@@ -12,7 +12,6 @@
 //   listed.
 
 import { requestOrder } from "../../contract/emit-order.ts";
-import { isJsonObject } from "../../runtime/json.ts";
 import { isBusy, requestWhileBusy } from "../bridges/busy-retry.ts";
 import type { Store } from "../store/store.ts";
 import { compareIds, type DmDirection, encodeStoredDm, isId, type XDmEvent, type XUser } from "./dm-raw.ts";
@@ -159,8 +158,6 @@ export async function syncDms(
       const reply = await requestWhileBusy(() =>
         requestOrder(deps, "inboundTwitter", "process_inbound", { message_id: rawId, remote_id: input.identity_id, user_id: input.user_id }),
       );
-      if (!isJsonObject(reply) || typeof reply.error !== "boolean")
-        throw new Error(`inboundTwitter answered something that is not a reply for event ${event.id}`);
       // Busy processors are no refusal of this event: the next sync tries it again, its attempts unchanged.
       if (isBusy(reply))
         return {
@@ -172,7 +169,7 @@ export async function syncDms(
           stopped: `event ${event.id} not imported yet: inboundTwitter is busy; retried at the next sync`,
         };
       if (reply.error) {
-        const reason = `event ${event.id} not imported: ${String(reply.message)}`;
+        const reason = `event ${event.id} not imported: ${reply.message}`;
         if (attempts + 1 >= deps.maxImportAttempts) {
           await skip(event.id, `${reason} (given up after ${attempts + 1} attempts)`);
           continue;

@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
 import { boundHandler, type ContractBindings } from "../../contract/contract-bindings.ts";
 import { actorOf, CONTRACT, ID_PATTERN, type OrderFields, type OrderPayload, type OrderSpec, replyWithinMs } from "../../contract/contract-table.ts";
+import { checkedReply, MalformedReply } from "../../contract/emit-order.ts";
 import { ok } from "../../runtime/reply.ts";
 
 test("handlers get their order's payload as the table types it; wrong subjects and orders do not compile", () => {
@@ -77,6 +78,27 @@ test("every order names who handles it; an actor's key is a required id field of
   }
   assert.equal(actorOf("keyAction", "publish_key"), { kind: "contact", keyField: "resource_id" }, "a key's orders meet its contact's");
   assert.throws(() => actorOf("outboundSMTP", "deliver"), /not handled by an actor/);
+});
+
+test("a reply from the bus is checked against the table: a failure as it is, a success with its fields, anything else rejected", () => {
+  const failed = checkedReply("inboundSMTP", "process_inbound", { error: true, message: "unknown user u" });
+  assert.equal(failed, { error: true, message: "unknown user u" });
+  const imported = checkedReply("inboundSMTP", "process_inbound", { error: false, message: "message imported", message_id: "m-1", discussion_id: "d-1" });
+  // Typed by the table: a success carries the message and its discussion.
+  if (!imported.error) assert.equal([imported.message_id, imported.discussion_id], ["m-1", "d-1"]);
+  else assert.unreachable("a success");
+  assert.throws(
+    () => checkedReply("inboundSMTP", "process_inbound", "imported"),
+    (err: Error) => err instanceof MalformedReply && /not a reply/.test(err.message),
+  );
+  assert.throws(
+    () => checkedReply("outboundSMTP", "deliver", { error: false, message: "sent" }),
+    (err: Error) => err instanceof MalformedReply && /message_id/.test(err.message),
+  );
+  assert.throws(
+    () => checkedReply("outboundSMTP", "deliver", { error: false, message: "sent", message_id: "../../x" }),
+    (err: Error) => err instanceof MalformedReply,
+  );
 });
 
 test.run();

@@ -12,7 +12,7 @@ test("the document lists every order with its mode, and for a request how long i
   const doc = renderContractDoc();
   assert.match(
     doc,
-    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \(reply within 30 s\) \| `message_id`, `remote_id`, `user_id` \| actor `imap` by `remote_id` \|/,
+    /\| `outboundIMAP` \| `IMAPworkers` \| core queue group \| imap-bridge \(natsMsgHandler\) \| `deliver` \| request\/reply \(reply within 30 s; a success carries `message_id`\) \| `message_id`, `remote_id`, `user_id` \| actor `imap` by `remote_id` \|/,
   );
   assert.match(
     doc,
