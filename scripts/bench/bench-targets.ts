@@ -3,6 +3,8 @@
 export const TARGETS = {
   ordersRatio: 0.5,
   requestP50Ratio: 1.5,
+  /** Loaded requests/s through an actor over Moleculer's (the same-stack peer), measured in the same run. */
+  requestsVsMoleculerRatio: 1,
   bytesPerActor: 6 * 1024,
   /** The aim for a first IMAP import: at most this many times mbsync's time for the same mailbox. */
   imapRatio: 1.5,

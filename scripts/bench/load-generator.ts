@@ -6,8 +6,9 @@ import { DELIVER_ORDER, encodedOrders, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { InboxClient } from "./inbox-client.ts";
-import type { ConcurrentRound, LatencySummary, LoadTask, PublishResult, PublishTask, RequestLoadResult, RequestLoadTask } from "./results.ts";
-import { epochNow, percentile, rate } from "./stats.ts";
+import { requestRounds } from "./request-rounds.ts";
+import type { LoadTask, PublishResult, PublishTask, RequestLoadResult, RequestLoadTask } from "./results.ts";
+import { epochNow } from "./stats.ts";
 
 /** The consumer's progress (orders processed this round), as it reports it. */
 function followProgress(nc: NatsConnection, subject: string): { processed(): number; next(): Promise<void> } {
@@ -56,63 +57,16 @@ function isGoodReply(data: Uint8Array): boolean {
   }
 }
 
-function summarise(latencies: number[]): LatencySummary {
-  const total = latencies.reduce((sum, value) => sum + value, 0);
-  return {
-    count: latencies.length,
-    p50: percentile(latencies, 50),
-    p90: percentile(latencies, 90),
-    p99: percentile(latencies, 99),
-    max: latencies.length === 0 ? Number.NaN : Math.max(...latencies),
-    mean: latencies.length === 0 ? Number.NaN : total / latencies.length,
-  };
-}
-
 async function requestLoad(nc: NatsConnection, task: RequestLoadTask): Promise<RequestLoadResult> {
   const client = new InboxClient(nc, task.timeoutMs);
   registerCleanup(() => client.close());
   const payloads = encodedOrders(DELIVER_ORDER, task.keys);
-  let issued = 0;
-  let badReplies = 0;
-  const one = async (latencies: number[] | null) => {
-    const payload = payloads[issued++ % payloads.length] as Uint8Array;
-    const sentAt = performance.now();
-    const reply = await client.request(DELIVER_ORDER.subject, payload);
-    latencies?.push(performance.now() - sentAt);
-    if (!isGoodReply(reply)) badReplies += 1;
-  };
-  // `inFlight` workers, each sending its next request when its previous one is answered.
-  const concurrently = async (count: number, latencies: number[] | null) => {
-    const stopAt = issued + count;
-    const worker = async () => {
-      while (issued < stopAt) await one(latencies);
-    };
-    await Promise.all(Array.from({ length: task.inFlight }, worker));
-  };
-
-  await concurrently(task.warmup, null);
-  const sequentialLatencies: number[] = [];
-  for (let i = 0; i < task.sequential; i++) await one(sequentialLatencies);
-
-  const concurrent: ConcurrentRound[] = [];
-  for (let round = 0; round < task.rounds; round++) {
-    const latencies: number[] = [];
-    const started = performance.now();
-    const cpu = process.cpuUsage();
-    await concurrently(task.concurrent, latencies);
-    const elapsedMs = performance.now() - started;
-    const used = process.cpuUsage(cpu);
-    concurrent.push({
-      count: latencies.length,
-      inFlight: task.inFlight,
-      elapsedMs,
-      perSecond: rate(latencies.length, elapsedMs),
-      latency: summarise(latencies),
-      clientCpuMicrosPerRequest: (used.user + used.system) / latencies.length,
-    });
-  }
+  const result = await requestRounds(task, {
+    send: (index) => client.request(DELIVER_ORDER.subject, payloads[index % payloads.length] as Uint8Array),
+    isGood: isGoodReply,
+  });
   client.close();
-  return { sequential: summarise(sequentialLatencies), concurrent, badReplies, requests: issued };
+  return result;
 }
 
 childMain<LoadTask>(async (task) => {

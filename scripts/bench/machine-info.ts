@@ -35,7 +35,7 @@ function git(args: string[]): string {
 // Read from node_modules directly: these packages do not export their package.json.
 const NODE_MODULES = fileURLToPath(new URL("../../node_modules/", import.meta.url));
 
-function packageVersion(name: string): string {
+export function packageVersion(name: string): string {
   try {
     const manifest = JSON.parse(readFileSync(`${NODE_MODULES}${name}/package.json`, "utf8")) as { version?: string };
     return manifest.version ?? "unknown";

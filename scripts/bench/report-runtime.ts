@@ -3,6 +3,7 @@
 import type { BenchRun, Outcome } from "./bench-run.ts";
 import { TARGETS } from "./bench-targets.ts";
 import type { FailoverResult } from "./failover-scenario.ts";
+import { packageVersion } from "./machine-info.ts";
 import { backgroundLine, failures, found, type Verdict, warningLines } from "./report-format.ts";
 import type { ActivationResult, OrdersResult, OrdersRound, RequestsResult } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
@@ -105,33 +106,44 @@ export function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
   return lines;
 }
 
+const REQUEST_LABELS: Record<RequestsResult["variant"], string> = {
+  raw: "raw nats.js responder",
+  actor: "entry point → actor",
+  moleculer: "Moleculer: `broker.call` → action (its own client)",
+};
+
 export function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const { sequential, concurrent, inFlight, rounds, keys } = run.config.requests;
   const raw = found(run.requests, (value) => value.variant === "raw");
   const actor = found(run.requests, (value) => value.variant === "actor");
+  const moleculer = found(run.requests, (value) => value.variant === "moleculer");
   const throughput = (value: RequestsResult) => median(value.concurrent.map((round) => round.perSecond));
   const loadedP50 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p50));
   const loadedP99 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p99));
   const clientCpu = (value: RequestsResult) => median(value.concurrent.map((round) => round.clientCpuMicrosPerRequest));
   const lines = [
-    "## 2. Request/reply: actor vs a raw responder",
+    "## 2. Request/reply: actor vs a raw responder and Moleculer",
     "",
-    `\`outboundIMAP\` \`deliver\` requests (\`{"order":"deliver","message_id":…,"remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`). The client is another Node process publishing with a reply subject into one shared inbox subscription (scripts/bench/inbox-client.ts), identical for both sides; it checks every reply is \`{"error":false,…}\`.`,
+    `\`outboundIMAP\` \`deliver\` requests (\`{"order":"deliver","message_id":…,"remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`). The client is another Node process publishing with a reply subject into one shared inbox subscription (scripts/bench/inbox-client.ts), identical for the raw and actor rows; it checks every reply is \`{"error":false,…}\`.`,
     `The raw responder decodes the JSON and replies; the actor path runs on a real node: entry point (mode \`request\`: decode, validate against the contract) → \`routeToActor\` → \`KeyedOrders.forward\` (the owning node is this one, so it hands the request to the actor in-process) → actor (persistence \`none\`, started beforehand by one \`sync\` per key) → \`ports.reply(event.replyTo, …)\`. Sequential: ${formatCount(sequential)} requests one at a time. Loaded: ${formatCount(concurrent)} requests with ${inFlight} in flight, median of ${rounds} round(s).`,
+    `**Moleculer** (${packageVersion("moleculer")}, the same-stack peer: Node.js services on NATS) runs in the same run against the same kind of nats-server, signed in with the same nkey: the responder is a \`ServiceBroker\` in the scenario process with service \`outboundIMAP\` and action \`deliver\`, which answers the same \`{"error":false,…}\` reply; the client, another Node process, is a second broker calling it with \`broker.call("outboundIMAP.deliver", order)\` over Moleculer's NATS transporter (the \`nats\` ${packageVersion("nats")} v2 client it requires), the same orders decoded once into params, the same warm-up, sequential requests and loaded rounds (scripts/bench/moleculer-broker.ts, moleculer-load.ts). Its client differs by necessity: a Moleculer action answers only a Moleculer caller, which wraps each order and reply in its own envelope (JSON packets with id, meta, headers, sender… on \`MOL.REQ.<node>\` and \`MOL.RES.<node>\`, the caller choosing the node) and decodes the reply before the call resolves. Moleculer's defaults otherwise (JSON serializer, round-robin balancer, no request timeout), logging off.`,
     "",
     "| Responder | seq p50 | seq p99 | loaded req/s | loaded p50 | loaded p99 | responder CPU / req | nats-server CPU / req | client CPU / req (loaded) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
-  for (const value of [raw, actor]) {
+  for (const value of [raw, actor, moleculer]) {
     if (value === undefined) continue;
-    const label = value.variant === "raw" ? "raw nats.js responder" : "entry point → actor";
     lines.push(
-      `| ${label} | ${formatMs(value.sequential.p50)} | ${formatMs(value.sequential.p99)} | ${formatCount(throughput(value))} | ${formatMs(loadedP50(value))} | ${formatMs(loadedP99(value))} | ${formatMicros(value.responderCpuMicrosPerRequest)} | ${formatMicros(value.serverCpuMicrosPerRequest)} | ${formatMicros(clientCpu(value))} |`,
+      `| ${REQUEST_LABELS[value.variant]} | ${formatMs(value.sequential.p50)} | ${formatMs(value.sequential.p99)} | ${formatCount(throughput(value))} | ${formatMs(loadedP50(value))} | ${formatMs(loadedP99(value))} | ${formatMicros(value.responderCpuMicrosPerRequest)} | ${formatMicros(value.serverCpuMicrosPerRequest)} | ${formatMicros(clientCpu(value))} |`,
     );
   }
-  if (raw !== undefined && actor !== undefined) {
+  for (const [label, under] of [
+    ["raw", raw],
+    ["Moleculer", moleculer],
+  ] as const) {
+    if (actor === undefined || under === undefined) continue;
     lines.push(
-      `| **actor ÷ raw** | ${formatRatio(actor.sequential.p50 / raw.sequential.p50)} | ${formatRatio(actor.sequential.p99 / raw.sequential.p99)} | ${formatRatio(throughput(actor) / throughput(raw))} | ${formatRatio(loadedP50(actor) / loadedP50(raw))} | ${formatRatio(loadedP99(actor) / loadedP99(raw))} | ${formatRatio(actor.responderCpuMicrosPerRequest / raw.responderCpuMicrosPerRequest)} | ${formatRatio(actor.serverCpuMicrosPerRequest / raw.serverCpuMicrosPerRequest)} | ${formatRatio(clientCpu(actor) / clientCpu(raw))} |`,
+      `| **actor ÷ ${label}** | ${formatRatio(actor.sequential.p50 / under.sequential.p50)} | ${formatRatio(actor.sequential.p99 / under.sequential.p99)} | ${formatRatio(throughput(actor) / throughput(under))} | ${formatRatio(loadedP50(actor) / loadedP50(under))} | ${formatRatio(loadedP99(actor) / loadedP99(under))} | ${formatRatio(actor.responderCpuMicrosPerRequest / under.responderCpuMicrosPerRequest)} | ${formatRatio(actor.serverCpuMicrosPerRequest / under.serverCpuMicrosPerRequest)} | ${formatRatio(clientCpu(actor) / clientCpu(under))} |`,
     );
   }
   lines.push(...warningLines(run.requests.flatMap((outcome) => (outcome.ok ? [{ label: outcome.value.variant, warnings: outcome.value.warnings }] : []))));
@@ -147,6 +159,15 @@ export function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
         ? `${formatRatio(ratio)} (${formatMs(actor.sequential.p50)} vs ${formatMs(raw.sequential.p50)})`
         : "n/a",
     met: Number.isFinite(ratio) ? ratio <= TARGETS.requestP50Ratio : null,
+  });
+  const peerRatio = actor !== undefined && moleculer !== undefined ? throughput(actor) / throughput(moleculer) : Number.NaN;
+  verdicts.push({
+    target: `Requests/s through an actor (${inFlight} in flight) ≥ Moleculer's, same run`,
+    measured:
+      Number.isFinite(peerRatio) && actor !== undefined && moleculer !== undefined
+        ? `${formatRatio(peerRatio)} (${formatCount(throughput(actor))} vs ${formatCount(throughput(moleculer))}/s)`
+        : "n/a",
+    met: Number.isFinite(peerRatio) ? peerRatio >= TARGETS.requestsVsMoleculerRatio : null,
   });
   return lines;
 }

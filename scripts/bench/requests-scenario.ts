@@ -1,6 +1,7 @@
 // Scenario 2, responder side: `deliver` requests answered either by a raw responder (decode + reply)
 // or by an actor on a node: entry point (decode, validate), routeToActor (forward to the owning node,
-// here this one), ActorCell, machine, ports.reply to the requester's inbox.
+// here this one), ActorCell, machine, ports.reply to the requester's inbox; or, as the same-stack peer,
+// by a Moleculer broker's action, called by a Moleculer broker (moleculer-broker.ts, moleculer-load.ts).
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { ok } from "../../runtime/reply.ts";
@@ -50,8 +51,26 @@ async function actorResponder(endpoint: NatsEndpoint, keys: number): Promise<Res
   return { warnings: bench.warnings, close: bench.stop };
 }
 
+async function moleculerResponder(endpoint: NatsEndpoint): Promise<Responder> {
+  // Loaded for this row only: the other rows' processes do not load Moleculer.
+  const { startMoleculerBroker } = await import("./moleculer-broker.ts");
+  const { stop } = await startMoleculerBroker(endpoint, "responder");
+  return { warnings: () => ({}), close: stop };
+}
+
+function startResponder(task: RequestsTask): Promise<Responder> {
+  switch (task.variant) {
+    case "raw":
+      return rawResponder(task.endpoint);
+    case "actor":
+      return actorResponder(task.endpoint, task.keys);
+    case "moleculer":
+      return moleculerResponder(task.endpoint);
+  }
+}
+
 childMain<RequestsTask>(async (task) => {
-  const responder = task.variant === "raw" ? await rawResponder(task.endpoint) : await actorResponder(task.endpoint, task.keys);
+  const responder = await startResponder(task);
   const load: RequestLoadTask = {
     kind: "request",
     endpoint: task.endpoint,
@@ -65,7 +84,9 @@ childMain<RequestsTask>(async (task) => {
   };
   const meter = startCpuMeter(task.serverPid);
   const responderIo = startIoMeter("self");
-  const { requests, ...figures } = await runChild<RequestLoadResult>("load-generator.ts", load, { timeoutMs: 300_000 });
+  // Moleculer answers only Moleculer: its row's client is a broker too, through the same rounds.
+  const client = task.variant === "moleculer" ? "moleculer-load.ts" : "load-generator.ts";
+  const { requests, ...figures } = await runChild<RequestLoadResult>(client, load, { timeoutMs: 300_000 });
   const cpu = meter();
   const io = responderIo();
   const warnings = responder.warnings();

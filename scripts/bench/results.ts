@@ -54,7 +54,8 @@ export interface OrdersResult {
   warnings: Record<string, number>;
 }
 
-export type RequestsVariant = "raw" | "actor";
+/** `moleculer`: the same-stack peer, a Moleculer broker's action called by a Moleculer broker (section 2 only). */
+export type RequestsVariant = "raw" | "actor" | "moleculer";
 
 /** The request scenario's sizes, as configured for the run. */
 type RequestSizes = BenchConfig["requests"];
