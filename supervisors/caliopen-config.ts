@@ -3,7 +3,7 @@
 
 import type { Logger } from "pino";
 import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
-import type { ImapWorkerOptions } from "../actors/imap/imap-worker.ts";
+import type { ImapWorkerOptions } from "../actors/imap/imap-worker-settings.ts";
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { HttpSettings } from "../api/http-settings.ts";

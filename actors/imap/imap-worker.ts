@@ -11,105 +11,24 @@
 
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
-import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
 import { publishOrder } from "../../contract/emit-order.ts";
-import {
-  type ActorFamily,
-  type ActorInput,
-  type ActorMessage,
-  type ActorPorts,
-  type DeadlineMessage,
-  RELOADED_EVENT,
-  type TypedMessage,
-} from "../../runtime/actor-family.ts";
-import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
-import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
+import { type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts, RELOADED_EVENT } from "../../runtime/actor-family.ts";
+import { backoffDelay } from "../../runtime/backoff.ts";
+import { clearDeadline, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
-import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../bridges/delivery-queue.ts";
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
-import { DestinationPolicy } from "../network/destination-policy.ts";
 import type { Store } from "../store/store.ts";
 import { imapAccount } from "./imap-account.ts";
-import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts";
-import type { SkippedMessage, SyncCursor, SyncOutcome, SyncProgress } from "./mailbox-sync.ts";
+import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
+import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE } from "./imap-worker-state.ts";
+import type { SyncOutcome } from "./mailbox-sync.ts";
 import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { type ImportBatchPort, type SyncMode, type SyncRunEvent, syncRun } from "./sync-run.ts";
+import { type SyncMode, syncRun } from "./sync-run.ts";
 
 export const IMAP_KIND = ACTOR_KINDS.imap;
-const RETRY_DUE = "retry.due";
-/** Finished runs kept in the context. */
-const HISTORY = 5;
-
-export interface ImapWorkerOptions extends ImapSyncLimits {
-  /** Keep a connection open and sync within seconds of new mail. */
-  push: boolean;
-  /** Messages in flight during a sync (at least two import batches' worth: see sync-run.ts). */
-  concurrency: number;
-  /** Pause between failed syncs. */
-  retry: BackoffPolicy;
-  /** After this many failed syncs in a row, ask the identities worker to poll half as often. */
-  slowDownAfterFailures: number;
-  /** After failing for this long without a success, the identity is disabled (72 h). */
-  disableAfterMs: number;
-  /** Which IMAP servers may be reached, and how (TLS exceptions, extra CAs): the node's destination policy. */
-  destinations: DestinationPolicy;
-  /** Sends a sync's raws to the user's inbound actor in batches (the node's route to it). */
-  importBatch: ImportBatchPort;
-}
-
-export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
-  push: true,
-  concurrency: 8,
-  retry: { initialMs: 30_000, maxMs: 30 * 60_000, factor: 2, jitter: 0.2 },
-  slowDownAfterFailures: 3,
-  disableAfterMs: 72 * 3600_000,
-  // Public addresses only, TLS required and verified: a node gives its own (with the operator's allow list).
-  destinations: new DestinationPolicy(),
-  // A worker without its node's route imports nothing (every message fails, and is retried next sync).
-  importBatch: async () => {
-    throw new Error("this node gives IMAP workers no route to the inbound actors");
-  },
-  ...DEFAULT_IMAP_SYNC_LIMITS,
-};
-
-type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
-/** A finished run: done (skipped messages listed) or failed (with its error). */
-type FinishedRun = SyncRun & { finished_at: string; outcome: "done" | "failed"; skipped_messages: SkippedMessage[]; error?: string };
-
-export interface ImapWorkerContext {
-  identity_id: string;
-  user_id: string;
-  mailbox: string;
-  cursor: SyncCursor;
-  /** The sync running now (or the last one), for operators. */
-  progress: SyncRun | null;
-  mode: SyncMode;
-  /** The last few runs that finished, newest first, for operators: what they skipped, or why they failed. */
-  history: FinishedRun[];
-  /** A sync or fullfetch asked for while one runs: done right after it. */
-  requested: SyncMode | null;
-  last_sync: string | null;
-  last_error: { message: string; at: string } | null;
-  failures: number;
-  first_failure_at: string | null;
-  /** The poll interval before this worker asked for a slower one; restored after a success. */
-  slowed_from: string | null;
-  /** `deliver` requests waiting or running, oldest first. */
-  deliveries: PendingDelivery[];
-  deadlines: Deadlines;
-}
-
-/** The orders the worker takes, what its sync run and its new-mail watch tell it, its retry deadline. */
-type ImapWorkerEvent =
-  | ContractMessage<"IMAPfetcher", "sync">
-  | ContractMessage<"IMAPfetcher", "fullfetch">
-  | ContractMessage<"outboundIMAP", "deliver">
-  | SyncRunEvent
-  | TypedMessage<"mail.arrived", Record<string, never>>
-  | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
-  | DeadlineMessage<typeof RETRY_DUE>;
 
 export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_IMAP_OPTIONS, ...options };

@@ -13,7 +13,7 @@ import { SMTPServer } from "smtp-server";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import type { ImapWorkerContext } from "../../../actors/imap/imap-worker.ts";
+import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";

@@ -1,0 +1,50 @@
+// What an IMAP worker holds (its context: saved in its snapshot, shown to operators) and what it takes
+// (its event union: the contract's orders, what its sync run and its new-mail watch tell it, its retry
+// deadline).
+import type { ContractMessage } from "../../contract/contract-message.ts";
+import type { DeadlineMessage, RELOADED_EVENT, TypedMessage } from "../../runtime/actor-family.ts";
+import type { Deadlines } from "../../runtime/deadlines.ts";
+import type { PendingDelivery } from "../bridges/delivery-queue.ts";
+import type { SkippedMessage, SyncCursor, SyncProgress } from "./mailbox-sync.ts";
+import type { SyncMode, SyncRunEvent } from "./sync-run.ts";
+
+export const RETRY_DUE = "retry.due";
+/** Finished runs kept in the context. */
+export const HISTORY = 5;
+
+export type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
+/** A finished run: done (skipped messages listed) or failed (with its error). */
+export type FinishedRun = SyncRun & { finished_at: string; outcome: "done" | "failed"; skipped_messages: SkippedMessage[]; error?: string };
+
+export interface ImapWorkerContext {
+  identity_id: string;
+  user_id: string;
+  mailbox: string;
+  cursor: SyncCursor;
+  /** The sync running now (or the last one), for operators. */
+  progress: SyncRun | null;
+  mode: SyncMode;
+  /** The last few runs that finished, newest first, for operators: what they skipped, or why they failed. */
+  history: FinishedRun[];
+  /** A sync or fullfetch asked for while one runs: done right after it. */
+  requested: SyncMode | null;
+  last_sync: string | null;
+  last_error: { message: string; at: string } | null;
+  failures: number;
+  first_failure_at: string | null;
+  /** The poll interval before this worker asked for a slower one; restored after a success. */
+  slowed_from: string | null;
+  /** `deliver` requests waiting or running, oldest first. */
+  deliveries: PendingDelivery[];
+  deadlines: Deadlines;
+}
+
+/** The orders the worker takes, what its sync run and its new-mail watch tell it, its retry deadline. */
+export type ImapWorkerEvent =
+  | ContractMessage<"IMAPfetcher", "sync">
+  | ContractMessage<"IMAPfetcher", "fullfetch">
+  | ContractMessage<"outboundIMAP", "deliver">
+  | SyncRunEvent
+  | TypedMessage<"mail.arrived", Record<string, never>>
+  | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
+  | DeadlineMessage<typeof RETRY_DUE>;
