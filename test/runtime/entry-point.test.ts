@@ -34,6 +34,22 @@ async function ask(fx: RuntimeFixture, subject: string, body: unknown): Promise<
   return decoded.value as Record<string, unknown>;
 }
 
+/** A `run` request order whose handler records each payload it gets and answers "ran". */
+function recordingRun(seen: unknown[]) {
+  return {
+    orders: {
+      run: {
+        mode: "request" as const,
+        schema,
+        handle: (payload: Record<string, unknown>) => {
+          seen.push(payload);
+          return ok("ran");
+        },
+      },
+    },
+  };
+}
+
 test("subscribes under the deployment namespace and hands valid orders to their handler", async ({ fx }) => {
   const seen: unknown[] = [];
   entry(
@@ -173,22 +189,7 @@ test("stopTaking lets the queue group give orders to another member; settled wai
 
 test("an order over the size or depth limit is refused naming the limit, without reaching its handler", async ({ fx }) => {
   const seen: unknown[] = [];
-  entry(
-    fx,
-    {
-      orders: {
-        run: {
-          mode: "request",
-          schema,
-          handle: (payload) => {
-            seen.push(payload);
-            return ok("ran");
-          },
-        },
-      },
-    },
-    "jobs-limits",
-  );
+  entry(fx, recordingRun(seen), "jobs-limits");
   const big = await ask(fx, "ns1.jobs-limits", { order: "run", job_id: "j", filler: "x".repeat(70_000) });
   assert.is(big.error, true);
   assert.match(String(big.message), /over the limit of 65536 bytes/);
@@ -214,22 +215,7 @@ test("OrderRefused: the requester gets the reason as an error, a published order
 
 test("a request whose reply subject could get the node's connection closed is dropped without a reply or any work", async ({ fx }) => {
   const seen: unknown[] = [];
-  const ep = entry(
-    fx,
-    {
-      orders: {
-        run: {
-          mode: "request",
-          schema,
-          handle: (payload) => {
-            seen.push(payload);
-            return ok("ran");
-          },
-        },
-      },
-    },
-    "jobs-reply",
-  );
+  const ep = entry(fx, recordingRun(seen), "jobs-reply");
   const watcher = await fx.nats.connect();
   const hostile = `_INBOX.${"a".repeat(4_060)}`;
   const answers: unknown[] = [];
