@@ -38,7 +38,7 @@ export async function rebuildPollers(store: Store, keyed: KeyedOrders, logger: L
   const identities = (await store.identities.listAll({ type: "remote" })).filter((identity) => identity.status === "active");
   for (const identity of identities) {
     const payload = { order: "add_identity", identity_id: identity.identity_id, user_id: identity.user_id };
-    await keyed.publish("tell", POLLER_KIND, identity.identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) });
+    await keyed.apply("tell", POLLER_KIND, identity.identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) });
   }
   logger.info({ identities: identities.length }, "poll schedules rebuilt from the store");
   return identities.length;

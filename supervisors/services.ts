@@ -70,13 +70,11 @@ export function workerLifecycle(kind: string, context: ServiceContext, admit?: A
       return handle(payload, order);
     };
   return {
-    add_worker: admitted(
-      async (payload, order) => void (await context.keyed.publish("start", kind, payload.remote_id, { input: input(payload), ...id(order) })),
-    ),
+    add_worker: admitted(async (payload, order) => void (await context.keyed.apply("start", kind, payload.remote_id, { input: input(payload), ...id(order) }))),
     reload_worker: admitted(
-      async (payload, order) => void (await context.keyed.publish("reload", kind, payload.remote_id, { input: input(payload), ...id(order) })),
+      async (payload, order) => void (await context.keyed.apply("reload", kind, payload.remote_id, { input: input(payload), ...id(order) })),
     ),
-    remove_worker: admitted(async (payload, order) => void (await context.keyed.publish("remove", kind, payload.remote_id, id(order)))),
+    remove_worker: admitted(async (payload, order) => void (await context.keyed.apply("remove", kind, payload.remote_id, id(order)))),
   };
 }
 

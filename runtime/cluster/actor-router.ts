@@ -54,7 +54,7 @@ export function routeToActor<P extends Record<string, unknown>>(
     if (typeof key !== "string") throw new OrderRefused(`${context.order} names no ${route.keyField} to find its actor by`);
     const message = { type: route.type ?? context.order, payload };
     if (context.mode === "publish") {
-      await deps.keyed.publish("tell", route.kind, key, {
+      await deps.keyed.apply("tell", route.kind, key, {
         message,
         ...(route.input !== undefined && { input: route.input(payload) }),
         ...(context.deliveryId !== undefined && { id: context.deliveryId }),

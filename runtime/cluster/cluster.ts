@@ -1,8 +1,9 @@
 // The pieces that spread keyed actors over the live nodes, assembled in two steps: `openCluster` joins
-// the membership and opens the buckets and the order stream (what supervisors need to be built);
-// `run` then starts consuming shards with those supervisors and waits for the first reconciliation.
+// the membership and opens the buckets (what supervisors need to be built); `run` then starts running
+// shards with those supervisors, takes keyed orders and requests on the node's inboxes, and waits for
+// the first reconciliation.
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ActorHost } from "../actor-host.ts";
 import { isConnectionUp } from "../connection.ts";
@@ -15,8 +16,8 @@ import { ActorRegistry } from "./actor-registry.ts";
 import { ClusterPlacement } from "./cluster-placement.ts";
 import type { ActorDirectory, FamilySupervisor } from "./family-supervisor.ts";
 import { KeyedOrders } from "./keyed-orders.ts";
+import { drainLegacyOrders } from "./legacy-order-stream.ts";
 import { DEFAULT_TIMING, Membership, type MembershipTiming } from "./membership.ts";
-import { OrderStream } from "./order-stream.ts";
 import { shardOf } from "./rendezvous.ts";
 import { ShardAssignments } from "./shard-assignments.ts";
 import { ShardCoordinator } from "./shard-coordinator.ts";
@@ -58,7 +59,6 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const shardsKv = await kvm.create(subjects.resource("caliopen_shards"), { history: 1, replicas });
   const registryKv = await kvm.create(subjects.resource("caliopen_actor_registry"), { history: 1, replicas });
   await checkShardCount(shardsKv, options.shards);
-  const orders = await OrderStream.open(nc, subjects, replicas);
 
   const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING, () =>
     isConnectionUp(nc),
@@ -67,9 +67,10 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const registry = new ActorRegistry(registryKv);
   let runner: ShardRunner | null = null;
   let coordinator: ShardCoordinator | null = null;
-  let inbox: Subscription | null = null;
+  const inboxes: Subscription[] = [];
+  let stopped = false;
   const requester = new Requester(nc);
-  const keyed = new KeyedOrders(orders, assignments, host, () => runner, requester, subjects, nodeId, options.shards);
+  const keyed = new KeyedOrders(assignments, host, () => runner, requester, subjects, nodeId, options.shards);
   const placement = new ClusterPlacement(assignments, () => runner, options.shards);
   const directory: ActorDirectory = {
     add: (kind, key, input) => registry.add(shardOf(kind, key, options.shards), { kind, key, input }),
@@ -85,20 +86,34 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     membership,
     async run(supervisors) {
       const activateOnOrder = new Set([...supervisors.values()].filter((s) => s.family.startsOnFirstMessage === true).map((s) => s.kind));
-      runner = new ShardRunner({ host, supervisors, registry, orders, deadLetters: options.deadLetters, shards: options.shards, logger, activateOnOrder });
-      inbox = nc.subscribe(KeyedOrders.inboxSubject(subjects, nodeId), {
-        callback: (err, msg) => {
-          if (err !== null) return;
-          if (!msg.reply || !isSafeReplySubject(msg.reply)) {
-            logger.warn({ subject: msg.subject, replyLength: msg.reply?.length ?? 0 }, "node inbox: message without a usable reply subject dropped");
-            return;
-          }
-          void keyed.answerInbox(msg.data).then((answer) => msg.respond(encodeJson(answer)));
-        },
+      runner = new ShardRunner({
+        host,
+        supervisors,
+        registry,
+        deadLetters: options.deadLetters,
+        subjects,
+        shards: options.shards,
+        logger,
+        activateOnOrder,
       });
+      const answering = (answer: (data: Uint8Array) => Promise<unknown>) => (err: Error | null, msg: Msg) => {
+        if (err !== null) return;
+        if (!msg.reply || !isSafeReplySubject(msg.reply)) {
+          logger.warn({ subject: msg.subject, replyLength: msg.reply?.length ?? 0 }, "node inbox: message without a usable reply subject dropped");
+          return;
+        }
+        void answer(msg.data).then((reply) => msg.respond(encodeJson(reply)));
+      };
+      inboxes.push(nc.subscribe(KeyedOrders.inboxSubject(subjects, nodeId), { callback: answering((data) => keyed.answerInbox(data)) }));
+      inboxes.push(nc.subscribe(KeyedOrders.applySubject(subjects, nodeId), { callback: answering((data) => keyed.answerApply(data)) }));
       coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }));
       coordinator.start();
       await coordinator.idle();
+      // In the background: only a cluster upgraded with orders still queued by its earlier version has any.
+      void drainLegacyOrders(
+        { nc, subjects, deadLetters: options.deadLetters, logger, apply: (order) => keyed.apply(order.op, order.kind, order.key, order) },
+        () => stopped,
+      ).catch((err: Error) => logger.warn({ err: err.message }, "applying the earlier version's keyed orders stopped: the next start goes on"));
     },
     async leave(deadline) {
       if (coordinator === null) return;
@@ -111,8 +126,9 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       await coordinator.idle();
     },
     async stop() {
+      stopped = true;
       await coordinator?.close();
-      inbox?.unsubscribe();
+      for (const inbox of inboxes) inbox.unsubscribe();
       await runner?.stopAll();
       requester.close();
       assignments.stop();

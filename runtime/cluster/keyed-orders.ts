@@ -1,18 +1,22 @@
-// Sends orders to keyed actors wherever they live. Published orders go through the durable order
-// stream (delivered at least once, applied once). Requests are forwarded to the owning node's inbox so
-// the actor answers the requester directly; while the actor moves between nodes, the forward is retried
-// until a node takes it, and the requester gets a clear, retryable error if none does in time.
+// Sends orders to keyed actors wherever they live, straight to the node that runs the actor's shard.
+// A keyed order (published orders, lifecycle orders) is applied there and answered once the actor's
+// state after it is saved; until then the sender keeps it, handing it over again to whichever node owns
+// the shard, so an order comes once through JetStream (the intake that captured it) and is acked there
+// only when applied. The actor drops an order it has already applied (its id). Requests are forwarded
+// the same way, with the requester's inbox, so the actor answers the requester directly; the requester
+// gets a clear, retryable error if no node takes it in time.
 import { randomUUID } from "node:crypto";
 import type { ActorHost } from "../actor-host.ts";
 import { backoffDelay } from "../backoff.ts";
 import { decodeBusJson, decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { RetryLater } from "../orders.ts";
 import { failure, type Reply } from "../reply.ts";
 import type { Requester } from "../requester.ts";
 import { actorKeyProblem, isSafeReplySubject, type Subjects } from "../subjects.ts";
-import { type KeyedOperation, MAX_KIND_LENGTH, type OrderStream, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
+import { type KeyedOperation, type KeyedOrder, MAX_KIND_LENGTH, readKeyedOrder, WRAPPED_ORDER_LIMITS } from "./keyed-order.ts";
 import { shardOf } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
-import type { ShardRunner } from "./shard-runner.ts";
+import type { ApplyOutcome, ShardRunner } from "./shard-runner.ts";
 
 export interface ForwardedMessage {
   kind: string;
@@ -26,16 +30,30 @@ export interface ForwardedMessage {
 /** What a node answers when asked to hand a message to one of its actors. */
 export type InboxAnswer = { accepted: true } | { accepted: false; moved: true } | { accepted: false; error: string };
 
+/** What a node answers when handed a keyed order: its ApplyOutcome, or why the order is unusable. */
+type ApplyAnswer = { outcome: ApplyOutcome } | { error: string };
+
 const FORWARD_BUDGET_MS = 5_000;
-/** A stream that is electing a leader (a NATS server was lost) answers again within seconds. */
-const PUBLISH_BUDGET_MS = 30_000;
 const FORWARD_ATTEMPT_MS = 1_000;
 const FORWARD_PAUSE_MS = 100;
-const PUBLISH_RETRY = { initialMs: 100, maxMs: 2_000, factor: 2, jitter: 0.2 };
+/**
+ * How long an order is handed over again before its sender gives up for now (a durable order is then
+ * offered again later by the intake): covers a failover, and a store electing a leader.
+ */
+const APPLY_BUDGET_MS = 30_000;
+/** The owner answers once the actor's state is saved; a node that died meanwhile never does. */
+const APPLY_ATTEMPT_MS = 5_000;
+const APPLY_RETRY = { initialMs: 50, maxMs: 1_000, factor: 2, jitter: 0.2 };
+/**
+ * Keyed orders from other nodes being applied here at once: each is held until its actor's state is
+ * saved, so beyond this a sender is told to come back (and its order waits in its intake).
+ */
+export const MAX_APPLYING_FROM_INBOX = 1_024;
 
 export class KeyedOrders {
+  private applyingFromInbox = 0;
+
   constructor(
-    private readonly orders: OrderStream,
     private readonly assignments: ShardAssignments,
     private readonly host: ActorHost,
     private readonly runner: () => ShardRunner | null,
@@ -45,33 +63,80 @@ export class KeyedOrders {
     readonly shards: number,
   ) {}
 
+  /** Where a node takes requests for its actors. */
   static inboxSubject(subjects: Subjects, nodeId: string): string {
     return subjects.wire(`caliopen.node.${nodeId}.forward`);
   }
 
+  /** Where a node takes keyed orders for its actors. */
+  static applySubject(subjects: Subjects, nodeId: string): string {
+    return subjects.wire(`caliopen.node.${nodeId}.apply`);
+  }
+
   /**
-   * Queues an order for the actor's owner; resolves once it is stored. Retried while the stream is
-   * unavailable: the order id makes a retry that did reach the stream a no-op.
+   * Has the actor's owner apply the order; resolves once the actor's state after it is saved (or the
+   * owner kept it as a dead letter: it can never apply). Handed over again while the shard moves or its
+   * owner does not answer; throws RetryLater when no node applied it within the budget.
    */
-  async publish(
+  async apply(
     op: KeyedOperation,
     kind: string,
     key: string,
     extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"]; id?: string } = {},
   ): Promise<void> {
     const { id, ...rest } = extra;
-    // An id derived from the order's intake sequence makes a redelivered order a duplicate the stream drops.
-    const order = { id: id ?? randomUUID(), op, kind, key, ...rest };
+    // An id derived from the order's intake sequence makes a redelivered order one the actor drops.
+    const order: KeyedOrder = { id: id ?? randomUUID(), op, kind, key, ...rest };
     const shard = shardOf(kind, key, this.shards);
-    const deadline = Date.now() + PUBLISH_BUDGET_MS;
+    const deadline = Date.now() + APPLY_BUDGET_MS;
+    let last = "no node owns it";
     for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.orders.publish(shard, order);
-      } catch (err) {
-        if (Date.now() >= deadline) throw new Error(`could not queue the order for ${kind}/${key}: ${(err as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(PUBLISH_RETRY, attempt)));
+      const owner = this.assignments.get(shard)?.node;
+      let outcome: ApplyOutcome | undefined;
+      if (owner === this.nodeId) outcome = await (this.runner()?.apply(order) ?? Promise.resolve<ApplyOutcome>("moved"));
+      else if (owner !== undefined) {
+        const answer = await this.askNodeToApply(owner, order);
+        if ("unanswered" in answer) last = `node ${owner} did not answer: ${answer.unanswered}`;
+        else outcome = answer.outcome;
       }
+      if (outcome === "done") return;
+      if (outcome === "moved") last = `node ${owner} does not run it`;
+      else if (outcome === "retry") last = `node ${owner} could not apply it for now`;
+      if (Date.now() >= deadline) throw new RetryLater(`no node applied ${op} for ${kind}/${key} in time (${last})`);
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(APPLY_RETRY, attempt)));
     }
+  }
+
+  /** A keyed order from another node: checked (anyone may publish on the inbox), applied if we may. */
+  async answerApply(data: Uint8Array): Promise<ApplyAnswer> {
+    const decoded = decodeJson(data, WRAPPED_ORDER_LIMITS);
+    const order = decoded.ok ? readKeyedOrder(decoded.value) : `unreadable keyed order: ${decoded.error}`;
+    if (typeof order === "string") return { error: order };
+    const runner = this.runner();
+    if (runner === null) return { outcome: "moved" };
+    if (this.applyingFromInbox >= MAX_APPLYING_FROM_INBOX) return { outcome: "retry" };
+    this.applyingFromInbox += 1;
+    try {
+      return { outcome: await runner.apply(order) };
+    } finally {
+      this.applyingFromInbox -= 1;
+    }
+  }
+
+  /** Its answer, or why there was none (the node died, or is not listening yet): the shard's owner is asked again. */
+  private async askNodeToApply(node: string, order: KeyedOrder): Promise<{ outcome: ApplyOutcome } | { unanswered: string }> {
+    let reply: Awaited<ReturnType<Requester["request"]>>;
+    try {
+      reply = await this.requester.request(KeyedOrders.applySubject(this.subjects, node), encodeJson(order), APPLY_ATTEMPT_MS);
+    } catch (err) {
+      return { unanswered: (err as Error).message };
+    }
+    const decoded = decodeBusJson(reply.data);
+    const answer = decoded.ok && isJsonObject(decoded.value) ? decoded.value : null;
+    if (answer?.outcome === "done" || answer?.outcome === "moved" || answer?.outcome === "retry") return { outcome: answer.outcome };
+    // Not worth handing over again: the same node would refuse it the same way.
+    if (typeof answer?.error === "string") throw new Error(`node ${node} refused the order: ${answer.error}`);
+    throw new Error(`node ${node} answered something unreadable`);
   }
 
   /**
@@ -118,7 +183,7 @@ export class KeyedOrders {
    */
   async acceptHere(forwarded: ForwardedMessage): Promise<InboxAnswer> {
     const runner = this.runner();
-    if (runner === null || !runner.isRunning(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
+    if (runner === null || !runner.takesOrders(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
     let cell = this.host.get(forwarded.kind, forwarded.key);
     if (cell === undefined && forwarded.input !== undefined) {
       // Refused before the actor is started, as the order stream does; the cell checks it again.

@@ -1,37 +1,55 @@
-// Runs the shards this node owns. Starting a shard resumes every actor registered in it and consumes
-// the shard's keyed orders, one at a time so that an actor's lifecycle orders and its other orders keep
-// their order. Stopping a shard stops consuming, hands the orders it had not handled back to the stream,
-// and stops the shard's actors once their last state is saved.
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+// Runs the shards this node owns. Starting a shard resumes every actor registered in it; from then on
+// the node applies the keyed orders handed to it for the shard's actors, each key's one after the other
+// so that an actor's lifecycle orders and its other orders keep their order. Stopping a shard answers
+// "moved" to every order still coming, waits for those already being handed over, and stops the
+// shard's actors once their last state is saved.
 import type { Logger } from "pino";
 import type { ActorCell } from "../actor-cell.ts";
 import type { ActorHost } from "../actor-host.ts";
 import type { DeadLetters } from "../dead-letters.ts";
-import { decodeJson, encodeJson } from "../json.ts";
+import { encodeJson } from "../json.ts";
+import type { Subjects } from "../subjects.ts";
 import type { ActorRegistry } from "./actor-registry.ts";
 import type { FamilySupervisor } from "./family-supervisor.ts";
-import { type KeyedOrder, type OrderStream, readKeyedOrder, WRAPPED_ORDER_LIMITS } from "./order-stream.ts";
+import type { KeyedOrder } from "./keyed-order.ts";
 import { shardOf } from "./rendezvous.ts";
 
 export interface ShardRunnerDeps {
   host: ActorHost;
   supervisors: ReadonlyMap<string, FamilySupervisor>;
   registry: ActorRegistry;
-  orders: OrderStream;
   deadLetters: DeadLetters;
+  subjects: Subjects;
   shards: number;
   logger: Logger;
   /** Kinds whose actors start on their first order (otherwise such an order is refused). */
   activateOnOrder: ReadonlySet<string>;
 }
 
+/**
+ * What became of a keyed order handed to this node: "done" once the actor's state after it is saved (or
+ * it was kept as a dead letter: it can never apply); "moved" when this node does not (or no longer)
+ * run its shard; "retry" when it could not be applied here for now (the store unreachable, the actor
+ * stopped before its state was saved).
+ */
+export type ApplyOutcome = "done" | "moved" | "retry";
+
 interface RunningShard {
   shard: number;
-  messages: ConsumerMessages | null;
+  /** Its actors are all running again: orders for them may be applied. */
+  resumed: boolean;
   stopping: boolean;
-  /** Orders are handled one after the other. */
-  chain: Promise<void>;
+  /** Orders being handed to this shard's actors: a stopping shard waits for them. */
+  handing: Set<Promise<unknown>>;
 }
+
+/** Resolves, once its order is handed to the actor, with what became of it once saved (wrapped: not flattened). */
+interface Handed {
+  saved: Promise<ApplyOutcome>;
+}
+
+const DONE: Handed = { saved: Promise.resolve("done") };
+const MOVED: Handed = { saved: Promise.resolve("moved") };
 
 const RESUME_CONCURRENCY = 32;
 
@@ -39,6 +57,8 @@ export class ShardRunner {
   private readonly running = new Map<number, RunningShard>();
   /** Actors being started for requests: a burst of requests for a new actor starts it once. */
   private readonly startingForRequests = new Map<string, Promise<ActorCell>>();
+  /** The last order of each key being handed to its actor: the next one waits for it. */
+  private readonly turns = new Map<string, Promise<unknown>>();
 
   constructor(private readonly deps: ShardRunnerDeps) {}
 
@@ -50,13 +70,19 @@ export class ShardRunner {
     return this.running.has(shard);
   }
 
+  /** The shard's actors run here again and take orders. */
+  takesOrders(shard: number): boolean {
+    const state = this.running.get(shard);
+    return state?.resumed === true && !state.stopping;
+  }
+
   /** Starts the shard; on failure nothing of it is left running and the caller may try again. */
   async start(shard: number): Promise<void> {
     if (this.running.has(shard)) return;
-    const state: RunningShard = { shard, messages: null, stopping: false, chain: Promise.resolve() };
+    const state: RunningShard = { shard, resumed: false, stopping: false, handing: new Set() };
     this.running.set(shard, state);
     try {
-      await this.resumeAndConsume(state);
+      await this.resume(state);
     } catch (err) {
       this.deps.logger.warn({ shard, err: (err as Error).message }, "shard could not start, will retry");
       await this.stop(shard);
@@ -64,7 +90,7 @@ export class ShardRunner {
     }
   }
 
-  private async resumeAndConsume(state: RunningShard): Promise<void> {
+  private async resume(state: RunningShard): Promise<void> {
     const shard = state.shard;
     const actors = await this.deps.registry.list(shard);
     const failures: string[] = [];
@@ -78,19 +104,7 @@ export class ShardRunner {
       );
     }
     if (failures.length > 0) throw new Error(`${failures.length} actor(s) could not be resumed, first: ${failures[0]}`);
-    if (state.stopping) return;
-    const consumer = await this.deps.orders.consumer(shard);
-    state.messages = await consumer.consume({
-      // Per shard, and a node runs many: keep the total buffered small so heartbeats stay on time.
-      max_messages: 16,
-      // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
-      expires: 5_000,
-      idle_heartbeat: 1_000,
-      callback: (msg) => {
-        if (state.stopping) return msg.nak();
-        state.chain = state.chain.then(() => this.handle(state, msg));
-      },
-    });
+    state.resumed = true;
     this.deps.logger.debug({ shard, actors: actors.length }, "shard started");
   }
 
@@ -123,8 +137,7 @@ export class ShardRunner {
     const state = this.running.get(shard);
     if (state === undefined) return;
     state.stopping = true;
-    await state.messages?.close().catch(() => undefined);
-    await state.chain;
+    while (state.handing.size > 0) await Promise.all(state.handing);
     const cells = this.deps.host.list().filter((cell) => shardOf(cell.kind, cell.key, this.deps.shards) === shard);
     await Promise.all(cells.map((cell) => this.deps.host.stop(cell.kind, cell.key)));
     this.running.delete(shard);
@@ -135,69 +148,77 @@ export class ShardRunner {
     await Promise.all(this.owned().map((shard) => this.stop(shard)));
   }
 
-  private async handle(state: RunningShard, msg: JsMsg): Promise<void> {
-    if (state.stopping) return msg.nak();
-    const decoded = decodeJson(msg.data, WRAPPED_ORDER_LIMITS);
-    const order = decoded.ok ? readKeyedOrder(decoded.value) : decoded.error;
-    if (typeof order === "string") {
-      this.deps.deadLetters.record(msg.subject, `malformed keyed order: ${order}`, msg.data);
-      return msg.ack();
-    }
+  /**
+   * Applies a keyed order to its actor if this node runs the actor's shard. A key's orders are handed to
+   * its actor one after the other, in the order they came; the next one does not wait for the state
+   * after the previous one to be saved.
+   */
+  apply(order: KeyedOrder): Promise<ApplyOutcome> {
+    const state = this.running.get(shardOf(order.kind, order.key, this.deps.shards));
+    // Not resumed yet: an order now could find its actor not running again yet. The sender comes back.
+    if (state === undefined || state.stopping || !state.resumed) return Promise.resolve("moved");
+    const id = `${order.kind}.${order.key}`;
+    const handed = (this.turns.get(id) ?? Promise.resolve()).then(() => this.hand(state, order));
+    const turn = handed.catch(() => undefined);
+    this.turns.set(id, turn);
+    state.handing.add(turn);
+    void turn.then(() => {
+      state.handing.delete(turn);
+      if (this.turns.get(id) === turn) this.turns.delete(id);
+    });
+    return handed.then(
+      ({ saved }) => saved,
+      (err: Error): ApplyOutcome => {
+        // A failure of our own (e.g. the store is unreachable): the sender hands it over again later.
+        this.deps.logger.warn({ kind: order.kind, key: order.key, op: order.op, err: err.message }, "keyed order failed, will be handed over again");
+        return "retry";
+      },
+    );
+  }
+
+  private async hand(state: RunningShard, order: KeyedOrder): Promise<Handed> {
+    if (state.stopping) return MOVED;
     const supervisor = this.deps.supervisors.get(order.kind);
-    if (supervisor === undefined) {
-      this.deps.deadLetters.record(msg.subject, `no ${order.kind} actors run on this deployment`, msg.data);
-      return msg.ack();
-    }
-    try {
-      switch (order.op) {
-        case "start":
-          await supervisor.start(order.key, order.input ?? {});
-          return msg.ack();
-        case "reload":
-          await supervisor.reload(order.key, order.input ?? {});
-          return msg.ack();
-        case "remove":
-          await supervisor.remove(order.key);
-          return msg.ack();
-        case "tell":
-          return await this.tell(supervisor, order, msg);
-      }
-    } catch (err) {
-      // A failure of our own (e.g. the store is unreachable): let the stream give it to us again later.
-      this.deps.logger.warn({ kind: order.kind, key: order.key, op: order.op, err: (err as Error).message }, "keyed order failed, will be redelivered");
-      msg.nak(1_000);
+    if (supervisor === undefined) return this.deadLetter(order, `no ${order.kind} actors run on this deployment`, encodeJson(order));
+    switch (order.op) {
+      case "start":
+        await supervisor.start(order.key, order.input ?? {});
+        return DONE;
+      case "reload":
+        await supervisor.reload(order.key, order.input ?? {});
+        return DONE;
+      case "remove":
+        await supervisor.remove(order.key);
+        return DONE;
+      case "tell":
+        return this.tell(supervisor, order);
     }
   }
 
-  private async tell(supervisor: FamilySupervisor, order: KeyedOrder, msg: JsMsg): Promise<void> {
+  private async tell(supervisor: FamilySupervisor, order: KeyedOrder): Promise<Handed> {
     const message = { type: order.message?.type ?? "", payload: order.message?.payload ?? {}, id: order.id };
     // Refused before an actor is started for it; the cell checks it again (receiveFromBus).
     const problem = this.deps.host.busMessageProblem(order.kind, message);
-    if (problem !== null) {
-      this.deps.deadLetters.record(msg.subject, problem, encodeJson(order.message ?? {}));
-      return msg.ack();
-    }
+    if (problem !== null) return this.deadLetter(order, problem, encodeJson(order.message ?? {}));
     // A finished actor takes nothing more: its supervisor is removing it, and an order for it goes to
     // the actor that follows (started after that removal), or is dead-lettered like any for none.
     let cell: ActorCell | undefined = this.deps.host.get(order.kind, order.key);
     if (cell?.finished === true) cell = undefined;
     if (cell === undefined) {
       if (!this.deps.activateOnOrder.has(order.kind)) {
-        this.deps.deadLetters.record(
-          msg.subject,
-          `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`,
-          encodeJson(order.message ?? {}),
-        );
-        return msg.ack();
+        return this.deadLetter(order, `no ${order.kind} actor for "${order.key}": it was never added (or was removed)`, encodeJson(order.message ?? {}));
       }
       cell = await supervisor.start(order.key, order.input ?? {});
       // Restored from a snapshot saved as it finished (its node stopped before removing it): removed
       // first, in its turn, then a new one.
       if (cell.finished) cell = await supervisor.start(order.key, order.input ?? {});
     }
-    cell.receiveFromBus(message, (outcome) => {
-      if (outcome === "done") msg.ack();
-      else msg.nak();
-    });
+    const target = cell;
+    return { saved: new Promise<ApplyOutcome>((resolve) => target.receiveFromBus(message, resolve)) };
+  }
+
+  private deadLetter(order: KeyedOrder, reason: string, data: Uint8Array): Handed {
+    this.deps.deadLetters.record(this.deps.subjects.actor(order.kind, order.key), reason, data);
+    return DONE;
   }
 }

@@ -2,7 +2,7 @@
 // is checked before it reaches a supervisor.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readKeyedOrder } from "../../../runtime/cluster/order-stream.ts";
+import { readKeyedOrder } from "../../../runtime/cluster/keyed-order.ts";
 
 const tell = { id: "intake-7", op: "tell", kind: "imap", key: "r-1", message: { type: "sync", payload: { remote_id: "r-1" } } };
 
