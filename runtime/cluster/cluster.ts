@@ -17,7 +17,7 @@ import { ClusterPlacement } from "./cluster-placement.ts";
 import type { ActorDirectory, FamilySupervisor } from "./family-supervisor.ts";
 import { KeyedOrders } from "./keyed-orders.ts";
 import { drainLegacyOrders } from "./legacy-order-stream.ts";
-import { DEFAULT_TIMING, Membership, type MembershipTiming } from "./membership.ts";
+import { DEFAULT_TIMING, MEMBERSHIP_BUCKET, Membership, type MembershipTiming } from "./membership.ts";
 import { shardOf } from "./rendezvous.ts";
 import { ShardAssignments } from "./shard-assignments.ts";
 import { ShardCoordinator } from "./shard-coordinator.ts";
@@ -55,7 +55,7 @@ export interface Cluster {
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const { nc, subjects, nodeId, host, logger, replicas } = options;
   const kvm = new Kvm(nc);
-  const nodesKv = await new Kvm(options.control).create(subjects.resource("caliopen_nodes"), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
+  const nodesKv = await new Kvm(options.control).create(subjects.resource(MEMBERSHIP_BUCKET), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
   const shardsKv = await kvm.create(subjects.resource("caliopen_shards"), { history: 1, replicas });
   const registryKv = await kvm.create(subjects.resource("caliopen_actor_registry"), { history: 1, replicas });
   await checkShardCount(shardsKv, options.shards);

@@ -27,6 +27,14 @@ export function membershipTiming(deadAfterMs: number): MembershipTiming {
 
 export const DEFAULT_TIMING: MembershipTiming = membershipTiming(2_000);
 
+/** The KV bucket the heartbeats go to (under the deployment's namespace). */
+export const MEMBERSHIP_BUCKET = "caliopen_nodes";
+
+/** The rule a node applies to another's heartbeats: unseen for this long (local monotonic time), it is dead. */
+export function silentTooLong(silentForMs: number, timing: MembershipTiming): boolean {
+  return silentForMs >= timing.deadAfterMs;
+}
+
 export interface Member {
   node: string;
   leaving: boolean;
@@ -122,7 +130,7 @@ export class Membership {
 
   isAlive(node: string): boolean {
     const member = this.members.get(node);
-    return member !== undefined && performance.now() - member.lastSeen < this.timing.deadAfterMs;
+    return member !== undefined && !silentTooLong(performance.now() - member.lastSeen, this.timing);
   }
 
   /** This node's own heartbeat is current: it may run actors. */
@@ -247,7 +255,7 @@ export class Membership {
   private recompute(): void {
     const now = performance.now();
     const live = [...this.members.values()]
-      .filter((member) => !member.leaving && now - member.lastSeen < this.timing.deadAfterMs)
+      .filter((member) => !member.leaving && !silentTooLong(now - member.lastSeen, this.timing))
       .map((member) => member.node)
       .sort();
     if (live.length === this.live.length && live.every((node, i) => node === this.live[i])) return;

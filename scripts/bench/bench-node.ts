@@ -27,6 +27,8 @@ export interface BenchNodeOptions {
 
 export interface BenchNode {
   node: RunningNode;
+  /** The window after which other nodes take it for dead (CALIOPEN_FAILURE_DETECTION_MS as the node runs it). */
+  failureDetectionMs: number;
   /** Orders stored but not yet acknowledged, in the intake stream and the keyed-order stream. */
   ordersPending(): Promise<number>;
   /** Sum of the `syncs` counters in the stored snapshots of the bench actors. */
@@ -72,6 +74,7 @@ export async function startBenchNode(endpoint: NatsEndpoint, options: BenchNodeO
   const snapshots = await SnapshotStore.open(node.nc, SNAPSHOT_BUCKET);
   return {
     node,
+    failureDetectionMs: config.failureDetectionMs,
     ordersPending: async () => {
       const streams = await Promise.all([INTAKE_STREAM, ORDER_STREAM].map((name) => jsm.streams.info(name).catch(() => null)));
       return streams.reduce((total, info) => total + (info?.state.messages ?? 0), 0);

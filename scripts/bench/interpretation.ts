@@ -1,7 +1,8 @@
 // The reading of a run's figures, in words. Every number quoted comes from the run itself; the
 // explanations name the code the figures point at.
 import { MAX_BATCH_RAWS } from "../../actors/inbound/inbound-batch.ts";
-import { DEFAULT_TIMING } from "../../runtime/cluster/membership.ts";
+import { membershipTiming } from "../../runtime/cluster/membership.ts";
+import { DEFAULT_FAILURE_DETECTION_MS } from "../../supervisors/node-config.ts";
 import { fastestRun, type KeyFigures, keyFigures, type OrdersFigures, type RequestFigures } from "./figures.ts";
 import { type BenchRun, IMPORT_HEAP_BOUND, type PartName, TARGETS } from "./report.ts";
 import type { ImapPairRun, ImapResult } from "./results.ts";
@@ -35,15 +36,35 @@ function ordersReading(run: BenchRun, figures: KeyFigures): string[] {
   const handlerFailures = allWarnings.reduce((total, warnings) => total + count(warnings, /order handler failed/), 0);
   if (fenced > 0 || handlerFailures > 0) {
     out.push(
-      `- **⚠ Under load the node fences itself off.** ${fenced > 0 ? `It did so ${formatCount(fenced)} time(s) in the actor runs ("own heartbeat not renewed"): its membership heartbeat (a KV write on a connection of its own) must be confirmed within ${DEFAULT_TIMING.fenceAfterMs} ms (\`DEFAULT_TIMING.fenceAfterMs\`), and the confirmation is handled by the same event loop that is saturated by order traffic; when it comes too late the node stops every shard and the orders wait for redelivery (none is lost). Nothing else was wrong: there is one node and no network fault. ` : ""}${handlerFailures > 0 ? `${formatCount(handlerFailures)} orders failed in the entry point (the JetStream publish ack did not come back within nats.js's 5 s timeout) and were dead-lettered although the stream had stored them, so they were also applied.` : ""}`,
+      `- **⚠ Under load the node fences itself off.** ${fenced > 0 ? `It did so ${formatCount(fenced)} time(s) in the actor runs ("own heartbeat not renewed"): its membership heartbeat (a KV write on a connection of its own) must be confirmed within ${membershipTiming(DEFAULT_FAILURE_DETECTION_MS).fenceAfterMs} ms (60 % of the failure-detection window, \`CALIOPEN_FAILURE_DETECTION_MS\`), and the confirmation is handled by the same event loop that is saturated by order traffic; when it comes too late the node stops every shard and the orders wait for redelivery (none is lost). Nothing else was wrong: there is one node and no network fault. ` : ""}${handlerFailures > 0 ? `${formatCount(handlerFailures)} orders failed in the entry point (the JetStream publish ack did not come back within nats.js's 5 s timeout) and were dead-lettered although the stream had stored them, so they were also applied.` : ""}`,
     );
   }
+  out.push(...livenessReading(run));
   if (snapshot !== undefined) {
     out.push(
       `- **Snapshot persistence**: ${formatCount(snapshot.pacedPerSecond)}/s paced (${formatRatio(snapshot.pacedPerSecond / actor.pacedPerSecond)} of persistence \`none\`); a backlog round made ${formatCount(snapshot.kvWrites)} KV writes for ${formatCount(run.config.orders.keys)} actors — each actor's write loop keeps one write in flight and folds later changes into the next. ${snapshot.lostUpdates === 0 ? "Every published order was reflected exactly once in the stored snapshots once settled: acknowledging an order only after its state is saved, and remembering applied message ids, hold under this load." : `**${snapshot.lostUpdates > 0 ? `${formatCount(snapshot.lostUpdates)} published order(s) were not reflected` : `${formatCount(-snapshot.lostUpdates)} order(s) were applied twice`} in the stored snapshots once the order stream was empty**, in a scenario where the node fenced itself off ${formatCount(count(snapshot.warnings, /fencing this node off/))} time(s); the bench does not tell which order or why.`}`,
     );
   }
   return out;
+}
+
+/** What the heartbeat observer of section 1 saw, against what the node did to itself. */
+function livenessReading(run: BenchRun): string[] {
+  const watched = run.orders.flatMap((outcome) => (outcome.ok && outcome.value.liveness !== null ? [outcome.value.liveness] : []));
+  const phases = watched.flatMap((liveness) => liveness.phases);
+  if (phases.length === 0) return [];
+  const window = Math.max(...watched.map((liveness) => liveness.windowMs));
+  const longestGap = Math.max(...phases.map((phase) => phase.longestGapMs));
+  const dead = phases.reduce((total, phase) => total + phase.declaredDead, 0);
+  const fenced = phases.reduce((total, phase) => total + phase.fenced, 0);
+  const blocked = Math.max(...phases.filter((phase) => phase.phase === "backlog").map((phase) => phase.nodeLoopMaxMs));
+  const paced = Math.max(...phases.filter((phase) => phase.phase === "paced").map((phase) => phase.nodeLoopMaxMs));
+  const seen = `Another process watching its heartbeats saw at most ${formatMs(longestGap)} between two of them, against a window of ${window} ms: ${dead === 0 ? "no node would have declared it dead" : `**another node would have declared it dead ${formatCount(dead)} time(s)** and taken its shards over`}.`;
+  const own =
+    fenced === 0
+      ? `Its event loop was up to ${formatMs(blocked)} late in backlog rounds (blocked while the publisher runs) and ${formatMs(paced)} in paced ones, and it never fenced itself.`
+      : `**It fenced itself ${formatCount(fenced)} time(s)** although ${dead === 0 ? "no other node would have taken it for dead" : "it was only busy"}: it fences once it could not renew its heartbeat for 60 % of the window (${membershipTiming(window).fenceAfterMs} ms), and a backlog round blocks its event loop for up to ${formatMs(blocked)} (the publisher's whole run, its process start included; paced rounds: ${formatMs(paced)}). Fencing before the others may declare it dead is the safe order — it stops its shards before anyone may take them — but here a node that was only busy stopped and restarted every shard.`;
+  return [`- **Liveness of the saturated node: target ${dead === 0 && fenced === 0 ? "met" : "not met"}.** ${seen} ${own}`];
 }
 
 function requestsReading(run: BenchRun, figures: KeyFigures): string[] {

@@ -13,6 +13,7 @@ import { childMain, runChild, runChildSync } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
 import { startIoMeter } from "./io-meter.ts";
+import { type LivenessWatch, type WatchedNode, watchLiveness } from "./liveness-watch.ts";
 import { ProgressProbe } from "./progress-probe.ts";
 import type { OrdersResult, OrdersRound, OrdersTask, PublishResult, PublishTask } from "./results.ts";
 import { epochNow, rate } from "./stats.ts";
@@ -28,6 +29,8 @@ interface Consumer {
   storedSyncs(): Promise<number | null>;
   kvLastSeq(): Promise<number | null>;
   warnings(): Record<string, number>;
+  /** The node whose liveness can be watched (node variants). */
+  node: WatchedNode | null;
   close(): Promise<void>;
 }
 
@@ -45,7 +48,15 @@ async function rawConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
     },
   });
   await nc.flush();
-  return { probe, settled: async () => undefined, storedSyncs: async () => null, kvLastSeq: async () => null, warnings: () => ({}), close: () => nc.close() };
+  return {
+    probe,
+    settled: async () => undefined,
+    storedSyncs: async () => null,
+    kvLastSeq: async () => null,
+    warnings: () => ({}),
+    node: null,
+    close: () => nc.close(),
+  };
 }
 
 const RAW_INTAKE = "bench_raw_intake";
@@ -106,6 +117,7 @@ async function rawDurableConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
     kvLastSeq: async () => null,
     warnings: (): Record<string, number> =>
       failedPublishes > 0 ? { "JetStream publish failed (raw durable baseline, order redelivered)": failedPublishes } : {},
+    node: null,
     close: async () => {
       for (const messages of consuming) await messages.close().catch(() => undefined);
       await nc.close();
@@ -136,6 +148,7 @@ async function nodeConsumer(endpoint: NatsEndpoint, variant: "entry" | "actor-no
     storedSyncs: async () => (persistence === "snapshot" ? bench.storedSyncs() : null),
     kvLastSeq: async () => (persistence === "snapshot" ? bench.kvLastSeq() : null),
     warnings: bench.warnings,
+    node: { id: bench.node.id, failureDetectionMs: bench.failureDetectionMs, warnings: bench.warnings },
     close: bench.stop,
   };
 }
@@ -179,8 +192,12 @@ childMain<OrdersTask>(async (task) => {
   const burst: PublishTask = { kind: "publish", endpoint: task.endpoint, count: task.count, keys: task.keys, flushEvery: task.flushEvery };
   const paced: PublishTask = { ...burst, pacing: { window: task.window, progressSubject: PROGRESS_SUBJECT } };
   const timeoutMs = Math.max(120_000, task.count);
+  // Another process watches the node's heartbeats from before the warm-up to the end of the last round.
+  const liveness: LivenessWatch | null =
+    task.observeLiveness === true && consumer.node !== null ? await watchLiveness(side, task.endpoint, consumer.node) : null;
 
   // JIT warm-up; the actor of every key starts on its first order (activation is scenario 3's figure).
+  await liveness?.phase("warm-up");
   await publishInline(side, task.warmup, task.keys, task.flushEvery);
   await consumer.probe.until(task.warmup, timeoutMs);
   await consumer.settled(timeoutMs);
@@ -236,11 +253,14 @@ childMain<OrdersTask>(async (task) => {
 
   const backlog: OrdersRound[] = [];
   const pacedRounds: OrdersRound[] = [];
+  await liveness?.phase("backlog");
   for (let round = 0; round < task.rounds; round++) backlog.push(await timedRound("backlog"));
+  await liveness?.phase("paced");
   for (let round = 0; round < task.rounds; round++) pacedRounds.push(await timedRound("paced"));
+  const livenessSeen = liveness === null ? null : await liveness.stop();
   const warnings = consumer.warnings();
   await side.close();
   await consumer.close();
-  const result: OrdersResult = { variant: task.variant, count: task.count, keys: task.keys, backlog, paced: pacedRounds, warnings };
+  const result: OrdersResult = { variant: task.variant, count: task.count, keys: task.keys, backlog, paced: pacedRounds, warnings, liveness: livenessSeen };
   return result;
 });

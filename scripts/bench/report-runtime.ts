@@ -7,6 +7,7 @@ import { TARGETS } from "./bench-targets.ts";
 import type { FailoverResult } from "./failover-scenario.ts";
 import { packageVersion } from "./machine-info.ts";
 import { backgroundLine, failures, found, type Verdict, warningLines } from "./report-format.ts";
+import { livenessLines } from "./report-liveness.ts";
 import type { ActivationResult, OrdersResult, OrdersRound, RequestsResult } from "./results.ts";
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent, formatRatio, median } from "./stats.ts";
 
@@ -71,6 +72,9 @@ export function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
   );
   lines.push(...failures(run.orders));
   lines.push(...backgroundLine([...run.orders, ...(run.dispatch === null ? [] : [run.dispatch])]));
+  // Its target row goes after the orders/s ones.
+  const livenessVerdicts: Verdict[] = [];
+  lines.push(...livenessLines(run.orders, ORDER_LABELS, run.config.orders.warmup, livenessVerdicts));
 
   if (run.dispatch !== null) {
     const { events, keys: dispatchKeys } = run.config.dispatch;
@@ -105,6 +109,7 @@ export function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
       met: Number.isFinite(ratio) ? ratio >= TARGETS.ordersRatio : null,
     });
   }
+  verdicts.push(...livenessVerdicts);
   return lines;
 }
 

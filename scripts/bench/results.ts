@@ -20,6 +20,8 @@ export interface OrdersTask {
   rounds: number;
   warmup: number;
   flushEvery: number;
+  /** Node variants: have another process watch the node's heartbeats meanwhile (the orders section's actor rows). */
+  observeLiveness?: boolean;
 }
 
 /** One timed pass of `count` orders. */
@@ -52,6 +54,56 @@ export interface OrdersResult {
   paced: OrdersRound[];
   /** What the runtime logged at warn/error level during the scenario, by message. */
   warnings: Record<string, number>;
+  /** The node's liveness as another process saw it, when the task asked for it. */
+  liveness: OrdersLiveness | null;
+}
+
+/** The parts of an orders scenario whose liveness is watched: the untimed warm-up, then the timed rounds. */
+export type OrdersPhase = "warm-up" | "backlog" | "paced";
+
+export interface HeartbeatObserverTask {
+  endpoint: NatsEndpoint;
+  /** The node whose heartbeats are watched. */
+  node: string;
+  /** Its failure-detection window (CALIOPEN_FAILURE_DETECTION_MS). */
+  failureDetectionMs: number;
+  /** Where the observer says it watches, and where it is told each phase's start and when to stop. */
+  readySubject: string;
+  controlSubject: string;
+}
+
+/** The measured node's heartbeats as the observer saw them during one phase (its local monotonic time). */
+export interface HeartbeatsSeen {
+  phase: OrdersPhase;
+  /** The phase's length, from its start to the next one's (or the stop). */
+  ms: number;
+  heartbeats: number;
+  /** Longest time between two heartbeats ending in this phase, or since the last one at the stop. */
+  longestGapMs: number;
+  /** Gaps that reached the window: each time, another node would have declared the node dead. */
+  declaredDead: number;
+}
+
+export interface HeartbeatObservation {
+  /** The failure-detection window the gaps were held to (runtime/cluster/membership.ts's rule). */
+  windowMs: number;
+  phases: HeartbeatsSeen[];
+  /** The observer's own event loop's worst delay: a late observer would see longer gaps than a node would. */
+  observerLoopMaxMs: number;
+}
+
+/** Per phase, what the observer saw, with what the node itself went through meanwhile. */
+export interface LivenessPhase extends HeartbeatsSeen {
+  /** Times the node fenced itself off ("own heartbeat not renewed", from its log). */
+  fenced: number;
+  /** The node process's event loop's worst delay (perf_hooks monitorEventLoopDelay). */
+  nodeLoopMaxMs: number;
+}
+
+export interface OrdersLiveness {
+  windowMs: number;
+  observerLoopMaxMs: number;
+  phases: LivenessPhase[];
 }
 
 /** `moleculer`: the same-stack peer, a Moleculer broker's action called by a Moleculer broker (section 2 only). */

@@ -123,6 +123,7 @@ async function main(): Promise<number> {
         variant,
         ...sizes,
         count,
+        observeLiveness: variant === "actor-none" || variant === "actor-snapshot",
       });
       orders.push(await scenario<OrdersResult>(`orders/s, ${variant}`, "orders-scenario.ts", task, { nats: true }));
     }
