@@ -1,5 +1,5 @@
 // Requests through one shared inbox subscription. nats.js's `nc.request()` builds a subscription
-// and error objects per call and tops out near half the rate of this (see DESIGN.md), and actors
+// and error objects per call and tops out near half the rate of this (measured: ~25k req/s against 52–59k/s), and actors
 // issue a request per message on hot paths (an IMAP sync asks for `process_inbound` per mail).
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 

@@ -1,6 +1,6 @@
 // Routes a validated order to the actor that owns its key, on whichever node runs it: a published
-// order through the durable order stream, a request forwarded to the owner with the requester's inbox,
-// so the actor answers the requester directly. An order may first have to be admitted (e.g. name
+// order is handed to the actor's node, which answers once it is applied and saved; a request is
+// forwarded to the owner with the requester's inbox, so the actor answers the requester directly. An order may first have to be admitted (e.g. name
 // something that exists), so that nobody can make the node start actors for made-up keys.
 import { type OrderContext, OrderRefused, RetryLater } from "../orders.ts";
 import type { Reply } from "../reply.ts";

@@ -186,7 +186,7 @@ export class KeyedOrders {
     if (runner === null || !runner.takesOrders(shardOf(forwarded.kind, forwarded.key, this.shards))) return { accepted: false, moved: true };
     let cell = this.host.get(forwarded.kind, forwarded.key);
     if (cell === undefined && forwarded.input !== undefined) {
-      // Refused before the actor is started, as the order stream does; the cell checks it again.
+      // Refused before the actor is started, as a keyed order is; the cell checks it again.
       const problem = this.host.busMessageProblem(forwarded.kind, forwarded.message);
       if (problem !== null) return { accepted: false, error: problem };
       const started = await runner.startForRequest(forwarded.kind, forwarded.key, forwarded.input);

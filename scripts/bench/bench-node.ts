@@ -29,7 +29,7 @@ export interface BenchNode {
   node: RunningNode;
   /** The window after which other nodes take it for dead (CALIOPEN_FAILURE_DETECTION_MS as the node runs it). */
   failureDetectionMs: number;
-  /** Orders stored but not yet acknowledged, in the intake stream and the keyed-order stream. */
+  /** Orders stored in the intake stream but not yet acknowledged (applied and saved). */
   ordersPending(): Promise<number>;
   /** Sum of the `syncs` counters in the stored snapshots of the bench actors. */
   storedSyncs(): Promise<number>;
@@ -41,7 +41,6 @@ export interface BenchNode {
 }
 
 // The stream and bucket names supervisors/ and runtime/ give them with an empty namespace.
-const ORDER_STREAM = "caliopen_actor_orders";
 const INTAKE_STREAM = "caliopen_intake";
 const SNAPSHOT_BUCKET = "caliopen_actor_snapshots";
 
@@ -76,8 +75,8 @@ export async function startBenchNode(endpoint: NatsEndpoint, options: BenchNodeO
     node,
     failureDetectionMs: config.failureDetectionMs,
     ordersPending: async () => {
-      const streams = await Promise.all([INTAKE_STREAM, ORDER_STREAM].map((name) => jsm.streams.info(name).catch(() => null)));
-      return streams.reduce((total, info) => total + (info?.state.messages ?? 0), 0);
+      const intake = await jsm.streams.info(INTAKE_STREAM).catch(() => null);
+      return intake?.state.messages ?? 0;
     },
     storedSyncs: async () => {
       let total = 0;

@@ -76,7 +76,7 @@ childMain<DispatchTask>(async (task) => {
   });
   const actor = (index: number) => actors[index % task.keys] as AnyActorRef;
 
-  // A work-queue stream like the keyed-order stream, published to as OrderStream.publish does.
+  // A work-queue stream published to as every JetStream write of the runtime is (a snapshot's KV put is one).
   const jsm = await jetstreamManager(runtime.nc);
   await jsm.streams.add({ name: "bench_orders", subjects: ["bench.orders.>"], retention: RetentionPolicy.Workqueue });
   const signIn = await natsConnectOptions(task.endpoint);
@@ -114,7 +114,7 @@ childMain<DispatchTask>(async (task) => {
       run: (i) => void runtime.host.tellLocal(BENCH_KIND, keys[i % task.keys] as string, message(i)),
     },
     {
-      name: `JetStream publish of a keyed order, awaited, ${IN_FLIGHT.toLocaleString("en")} in flight (as routeToActor does per published order), nats.js defaults`,
+      name: `JetStream publish, awaited, ${IN_FLIGHT.toLocaleString("en")} in flight (each snapshot write is one), nats.js defaults`,
       run: publishOrder(jetstream(traced)),
       async: true,
       events: jsEvents,

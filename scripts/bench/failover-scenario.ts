@@ -103,9 +103,8 @@ export async function runFailover(task: FailoverTask): Promise<FailoverResult> {
     }
   };
   const jsm = await jetstreamManager(nc);
-  // Both streams empty: every order taken by a node that died has come back and been applied.
-  const drained = async () =>
-    (await jsm.streams.info("caliopen_intake")).state.messages === 0 && (await jsm.streams.info("caliopen_actor_orders")).state.messages === 0;
+  // The intake empty: every order taken by a node that died has come back and been applied.
+  const drained = async () => (await jsm.streams.info("caliopen_intake")).state.messages === 0;
   const snapshots = await new Kvm(nc).open("caliopen_actor_snapshots");
   const tally = async (): Promise<{ lost: number; duplicated: number }> => {
     let lost = 0;

@@ -1,6 +1,6 @@
 // A request client for load: one wildcard subscription on a private inbox, each request published with
 // reply subject `<inbox>.<id>`. Unlike nc.request() it creates no subscription, timer or error object
-// per call (DESIGN.md: ~25k req/s for nc.request() vs 52–59k/s this way). Both sides of the request
+// per call (runtime/requester.ts: ~25k req/s for nc.request() vs 52–59k/s this way). Both sides of the request
 // bench use it, so neither is penalised by the client.
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 

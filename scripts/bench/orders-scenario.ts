@@ -1,14 +1,14 @@
 // Scenario 1, consumer side: published `sync` orders taken by a raw queue subscriber (decode + count), by
 // the runtime's durable path written in bare nats.js, by a node whose entry point only counts them
 // (intake stream, validation and plumbing, no actor), or by a node that routes them to one actor per
-// remote_id (intake stream, then the durable keyed-order stream).
-import { AckPolicy, type ConsumerMessages, type JsMsg, jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
+// remote_id (the intake stream, then handed to the actor's node).
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, isJsonObject } from "../../runtime/json.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { connectBench } from "./bench-connection.ts";
 import { startBenchNode } from "./bench-node.ts";
-import { encodedOrders, KEY_FIELD, SYNC_ORDER } from "./bench-payloads.ts";
+import { encodedOrders, SYNC_ORDER } from "./bench-payloads.ts";
 import { childMain, runChild, runChildSync } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
@@ -60,66 +60,36 @@ async function rawConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
 }
 
 const RAW_INTAKE = "bench_raw_intake";
-const RAW_ORDERS = "bench_raw_orders";
-const RAW_SHARDS = 64;
-
-/** A cheap stable hash, so the raw durable baseline spreads keys over shards as the runtime does. */
-function shardOfKey(key: string): number {
-  let hash = 0;
-  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) | 0;
-  return Math.abs(hash) % RAW_SHARDS;
-}
 
 // The durable baseline: the runtime's path for a published order written with bare nats.js and its
 // defaults, without entry point, actors or KV — the subject captured by a work-queue stream as it is
-// published, one durable consumer that decodes each order and publishes it (awaited, with a message
-// id) to a second work-queue stream split in 64 shard subjects before acking it, and 64 durable
-// consumers that decode, count and ack.
+// published, and one durable consumer that decodes, counts and acks each order: JetStream crossed once.
 async function rawDurableConsumer(endpoint: NatsEndpoint): Promise<Consumer> {
   const nc = await connectBench(endpoint, "bench raw durable consumer");
   registerCleanup(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: RAW_INTAKE, subjects: [SYNC_ORDER.subject], retention: RetentionPolicy.Workqueue });
-  await jsm.streams.add({ name: RAW_ORDERS, subjects: ["bench.raw.orders.>"], retention: RetentionPolicy.Workqueue });
-  const js = jetstream(nc);
+  await jsm.consumers.add(RAW_INTAKE, { durable_name: "intake", filter_subject: SYNC_ORDER.subject, ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
   const probe = new ProgressProbe();
-  let failedPublishes = 0;
-  const consuming: ConsumerMessages[] = [];
-  const consume = async (stream: string, durable: string, filter: string, handle: (msg: JsMsg) => void) => {
-    await jsm.consumers.add(stream, { durable_name: durable, filter_subject: filter, ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
-    consuming.push(await (await js.consumers.get(stream, durable)).consume({ max_messages: 256, callback: handle }));
-  };
-  await consume(RAW_INTAKE, "intake", SYNC_ORDER.subject, (msg) => {
-    const decoded = decodeJson(msg.data);
-    if (!decoded.ok || !isJsonObject(decoded.value) || decoded.value.order !== SYNC_ORDER.order) return msg.ack();
-    const shard = shardOfKey(String(decoded.value[KEY_FIELD]));
-    js.publish(`bench.raw.orders.${shard}`, msg.data, { msgID: `intake-${msg.seq}` }).then(
-      () => msg.ack(),
-      () => {
-        failedPublishes += 1;
-        msg.nak();
-      },
-    );
-  });
-  for (let shard = 0; shard < RAW_SHARDS; shard++) {
-    await consume(RAW_ORDERS, `shard-${shard}`, `bench.raw.orders.${shard}`, (msg) => {
+  const messages = await (await jetstream(nc).consumers.get(RAW_INTAKE, "intake")).consume({
+    max_messages: 256,
+    callback: (msg) => {
       const decoded = decodeJson(msg.data);
-      if (decoded.ok && isJsonObject(decoded.value)) probe.tick();
+      if (decoded.ok && isJsonObject(decoded.value) && decoded.value.order === SYNC_ORDER.order) probe.tick();
       msg.ack();
-    });
-  }
+    },
+  });
   await nc.flush();
-  const pending = async () => (await jsm.streams.info(RAW_INTAKE)).state.messages + (await jsm.streams.info(RAW_ORDERS)).state.messages;
+  const pending = async () => (await jsm.streams.info(RAW_INTAKE)).state.messages;
   return {
     probe,
     settled: (timeoutMs) => untilEmpty(pending, timeoutMs),
     storedSyncs: async () => null,
     kvLastSeq: async () => null,
-    warnings: (): Record<string, number> =>
-      failedPublishes > 0 ? { "JetStream publish failed (raw durable baseline, order redelivered)": failedPublishes } : {},
+    warnings: (): Record<string, number> => ({}),
     node: null,
     close: async () => {
-      for (const messages of consuming) await messages.close().catch(() => undefined);
+      await messages.close().catch(() => undefined);
       await nc.close();
     },
   };

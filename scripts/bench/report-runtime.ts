@@ -24,9 +24,9 @@ function rateCell(rounds: OrdersRound[]): string {
 
 const ORDER_LABELS: Record<OrdersResult["variant"], string> = {
   raw: "raw nats.js queue subscriber (decode + count)",
-  "raw-durable": "raw nats.js durable path (intake stream → consumer → sharded work queue → 64 consumers)",
+  "raw-durable": "raw nats.js durable path (intake stream → one durable consumer: decode, count, ack)",
   entry: "node: intake stream → entry point → counting handler (no actor)",
-  "actor-none": "node: intake → entry point → keyed-order stream → actor, persistence `none`",
+  "actor-none": "node: intake → entry point → actor's node (here in-process) → actor, persistence `none`",
   "actor-snapshot": "node: the same, persistence `snapshot`",
 };
 
@@ -46,8 +46,8 @@ export function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
     "",
     `Published \`IMAPfetcher\` orders (\`{"order":"sync","remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`) over ${formatCount(keys)} keys: ${formatCount(count)} per round for the core-NATS subscriber, ${formatCount(durableCount)} per round for everything that goes through JetStream (much slower); median of ${rounds} round(s) (min–max).`,
     `The publisher is another Node process on its own connection. **Backlog**: the consumer's event loop is blocked while the publisher publishes the whole round, then the clock measures how fast the consumer drains it — its capacity under a burst, independent of the publisher's speed. **Paced**: a closed loop — the consumer reports its progress every 5 ms and the publisher keeps at most ${formatCount(window)} orders unprocessed — the rate it sustains without a queue building up.`,
-    "The actor side is a real node (`startNode`, supervisors/node.ts, 64 shards) running the bench family, with IMAPfetcher `sync` bound to `routeToActor`. A published order is captured by the node's JetStream intake stream as it is sent; the entry point reads it through a durable consumer, validates it and publishes it to the keyed-order stream (awaiting the ack) before acking it; the shard runner hands it to the actor (started by its first order) and acks it once the actor's state is saved. Every key's actor is live before the timed rounds (activation is scenario 3).",
-    "The **raw durable** baseline is that same path in bare nats.js with its defaults, without entry point, actors or KV: the subject captured by a work-queue stream, one durable consumer that decodes each order and publishes it (with a message id, awaited) to a second work-queue stream split in 64 shard subjects, then acks it; 64 durable consumers that decode, count and ack. It is the fair yardstick for what the runtime adds on top of its durable design; the plain raw subscriber is the one the targets name.",
+    "The actor side is a real node (`startNode`, supervisors/node.ts, 64 shards) running the bench family, with IMAPfetcher `sync` bound to `routeToActor`. A published order is captured by the node's JetStream intake stream as it is sent; the entry point reads it through a durable consumer, validates it and hands it to the node that runs the actor's shard (here this one: in-process, `KeyedOrders.apply` → `ShardRunner.apply`), which gives it to the actor (started by its first order) in its key's turn; the entry point acks it once the actor's state after it is saved. JetStream is crossed once. Every key's actor is live before the timed rounds (activation is scenario 3).",
+    "The **raw durable** baseline is that same path in bare nats.js with its defaults, without entry point, actors or KV: the subject captured by a work-queue stream, one durable consumer that decodes, counts and acks each order. It is the fair yardstick for what the runtime adds on top of its durable design (one JetStream crossing per order); the plain raw subscriber is the one the targets name.",
     "*CPU/order*: the consumer process's CPU time during a backlog drain divided by the orders; *busy*: CPU time over wall time during the drain (100 % = one core). *Settled*: until every stored order is acknowledged (for actors: applied and saved). *Missing from KV*: orders published minus orders reflected in the stored snapshots once settled, over all rounds (negative: applied twice).",
     "",
     "| Consumer | orders / round | backlog orders/s | ÷ raw | ÷ raw durable | CPU / order | consumer busy | nats-server busy | paced orders/s | ÷ raw | ÷ raw durable | settled (backlog) | KV writes / round | missing from KV |",
@@ -258,7 +258,7 @@ export function failoverSection(outcome: Outcome<FailoverResult> | null, verdict
   });
   return [
     ...lines,
-    `${actors} actors (persistence \`snapshot\`) over ${nodes} node processes (scripts/bench/cluster-bench-node.ts, default failure detection) on one nats-server. Each run: kill -9 the node running the most actors and send one \`sync\` per actor at once; **failover** is the time from the kill until the debug subject shows every actor running on a survivor. Then start a new node and send one \`sync\` per actor; **rebalance** is the time from its \`ready\` until placement stops changing (last change, with the new node holding a share). After each run both streams drain and every actor's saved \`syncs\` is compared with the orders sent.`,
+    `${actors} actors (persistence \`snapshot\`) over ${nodes} node processes (scripts/bench/cluster-bench-node.ts, default failure detection) on one nats-server. Each run: kill -9 the node running the most actors and send one \`sync\` per actor at once; **failover** is the time from the kill until the debug subject shows every actor running on a survivor. Then start a new node and send one \`sync\` per actor; **rebalance** is the time from its \`ready\` until placement stops changing (last change, with the new node holding a share). After each run the intake stream drains and every actor's saved \`syncs\` is compared with the orders sent.`,
     "",
     "| run | failover | rebalance | orders lost | applied twice |",
     "|---:|---:|---:|---:|---:|",
@@ -266,6 +266,6 @@ export function failoverSection(outcome: Outcome<FailoverResult> | null, verdict
     `| median | ${(middle(failover) / 1000).toFixed(2)} s | ${(middle(rebalance) / 1000).toFixed(2)} s | | |`,
     `| max | ${(Math.max(...failover) / 1000).toFixed(2)} s | ${(Math.max(...rebalance) / 1000).toFixed(2)} s | ${lost} (total) | ${duplicated} (total) |`,
     "",
-    `The failover budget: the failure-detection window (${DEFAULT_FAILURE_DETECTION_MS / 1000} s, \`CALIOPEN_FAILURE_DETECTION_MS\`'s default: survivors take a node for dead after that long without seeing its heartbeat) plus the takeover (claim the shards by compare-and-swap, rewrite and restore each actor's snapshot, start the shard consumers: a few hundred ms for 1,000 actors). Orders the dead node had taken come back after the streams' ack wait (5–10 s), which the drain above includes.`,
+    `The failover budget: the failure-detection window (${DEFAULT_FAILURE_DETECTION_MS / 1000} s, \`CALIOPEN_FAILURE_DETECTION_MS\`'s default: survivors take a node for dead after that long without seeing its heartbeat) plus the takeover (claim the shards by compare-and-swap, rewrite and restore each actor's snapshot: a few hundred ms for 1,000 actors). An order the dead node's actors had been handed is handed again by its sender to the shard's new owner (at once when the dead node's inbox is gone, after 5 s when its answer never came); one the dead node's entry point had taken comes back after the intake's ack wait (10 s), which the drain above includes.`,
   ];
 }
