@@ -16,8 +16,12 @@ export interface ChildOptions {
   timeoutMs: number;
 }
 
+// BENCH_PROCESS_PROFILE=<dir> has every scenario process write a V8 CPU profile of its whole life
+// there (Node refuses --cpu-prof in NODE_OPTIONS): to find where a scenario's time goes.
 function nodeArgs(script: string, exposeGc: boolean): string[] {
-  return [...(exposeGc ? ["--expose-gc"] : []), "--import", "tsx", join(BENCH_DIR, script)];
+  const profileDir = process.env.BENCH_PROCESS_PROFILE;
+  const profile = profileDir === undefined || profileDir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  return [...(exposeGc ? ["--expose-gc"] : []), ...profile, "--import", "tsx", join(BENCH_DIR, script)];
 }
 
 function childEnv(task: unknown): NodeJS.ProcessEnv {
