@@ -241,10 +241,10 @@ export class EntryPoint {
       ...(delivery.replyTo !== undefined && { replyTo: delivery.replyTo }),
       ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
     };
-    const start = () => this.run(route, valid.value, context, delivery);
-    if (this.inFlight.size < this.maxConcurrent) this.launch(start);
+    // (Closures passed on, not named: see order-delivery.ts.)
+    if (this.inFlight.size < this.maxConcurrent) this.launch(() => this.run(route, valid.value, context, delivery));
     // Only core NATS gets here (a durable pull asks for free handlers only): wait, within a bound.
-    else if (this.queued.length < this.maxConcurrent) this.queued.push(start);
+    else if (this.queued.length < this.maxConcurrent) this.queued.push(() => this.run(route, valid.value, context, delivery));
     else this.turnAway(delivery, context);
   }
 
@@ -280,8 +280,7 @@ export class EntryPoint {
 
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
     let reply: Reply | undefined;
-    const working = delivery.working;
-    const heartbeat = working === undefined ? undefined : setInterval(working, WORKING_EVERY_MS);
+    const heartbeat = delivery.working === undefined ? undefined : setInterval(() => delivery.working?.(), WORKING_EVERY_MS);
     try {
       reply = await route.handle(payload, context);
       // A published order that came with a reply inbox gets an acknowledgement too.

@@ -21,25 +21,58 @@ export interface Delivery {
   working?: () => void;
 }
 
+// Classes, not object literals of closures: one is made per order, and under tsx (esbuild's
+// keepNames) every closure assigned to a property is also given its name, a defineProperty per order.
+class CoreDelivery implements Delivery {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly replyTo?: string;
+
+  constructor(msg: Msg) {
+    this.subject = msg.subject;
+    this.data = msg.data;
+    if (msg.reply !== undefined && msg.reply !== "") this.replyTo = msg.reply;
+  }
+
+  // Core NATS keeps nothing to acknowledge or offer again.
+  done(): void {}
+  retry(): void {}
+}
+
+class DurableDelivery implements Delivery {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly deliveryId: string;
+  readonly attempt: number;
+
+  constructor(private readonly msg: JsMsg) {
+    this.subject = msg.subject;
+    this.data = msg.data;
+    this.deliveryId = `intake-${msg.seq}`;
+    this.attempt = msg.info.deliveryCount;
+  }
+
+  done(): void {
+    this.msg.ack();
+  }
+
+  retry(): void {
+    this.msg.nak(1_000);
+  }
+
+  retryAfter(ms: number): void {
+    this.msg.nak(ms);
+  }
+
+  working(): void {
+    this.msg.working();
+  }
+}
+
 export function coreDelivery(msg: Msg): Delivery {
-  return {
-    subject: msg.subject,
-    data: msg.data,
-    ...(msg.reply !== undefined && msg.reply !== "" && { replyTo: msg.reply }),
-    done: () => undefined,
-    retry: () => undefined,
-  };
+  return new CoreDelivery(msg);
 }
 
 export function durableDelivery(msg: JsMsg): Delivery {
-  return {
-    subject: msg.subject,
-    data: msg.data,
-    deliveryId: `intake-${msg.seq}`,
-    attempt: msg.info.deliveryCount,
-    done: () => msg.ack(),
-    retry: () => msg.nak(1_000),
-    retryAfter: (ms) => msg.nak(ms),
-    working: () => msg.working(),
-  };
+  return new DurableDelivery(msg);
 }

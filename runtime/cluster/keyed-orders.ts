@@ -150,12 +150,12 @@ export class KeyedOrders {
     while (Date.now() < deadline) {
       const owner = this.assignments.get(shard)?.node;
       let answer: InboxAnswer | null = null;
-      const unanswered = (err: Error): null => {
-        last = err.message;
-        return null;
-      };
-      if (owner === this.nodeId) answer = await this.acceptHere(forwarded).catch(unanswered);
-      else if (owner !== undefined) answer = await this.askNode(owner, forwarded).catch(unanswered);
+      try {
+        if (owner === this.nodeId) answer = await this.acceptHere(forwarded);
+        else if (owner !== undefined) answer = await this.askNode(owner, forwarded);
+      } catch (err) {
+        last = (err as Error).message;
+      }
       if (answer?.accepted) return undefined;
       if (answer !== null && "error" in answer) return failure(answer.error);
       if (answer !== null) last = `node ${owner} no longer owns it`;
@@ -194,7 +194,8 @@ export class KeyedOrders {
       if (started !== "refused") cell = started;
     }
     if (cell === undefined) return { accepted: false, error: `no ${forwarded.kind} actor for "${forwarded.key}"` };
-    cell.receiveFromBus({ ...forwarded.message, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
+    const { type, payload } = forwarded.message;
+    cell.receiveFromBus({ type, payload, ...(forwarded.replyTo !== undefined && { replyTo: forwarded.replyTo }) });
     return { accepted: true };
   }
 
