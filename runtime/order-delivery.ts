@@ -43,13 +43,16 @@ class DurableDelivery implements Delivery {
   readonly subject: string;
   readonly data: Uint8Array;
   readonly deliveryId: string;
-  readonly attempt: number;
 
   constructor(private readonly msg: JsMsg) {
     this.subject = msg.subject;
     this.data = msg.data;
     this.deliveryId = `intake-${msg.seq}`;
-    this.attempt = msg.info.deliveryCount;
+  }
+
+  // Read only when a handler failed: nats.js parses the whole reply subject for it.
+  get attempt(): number {
+    return this.msg.info.deliveryCount;
   }
 
   done(): void {

@@ -30,7 +30,9 @@ export class SnapshotWriter {
   revision = 0;
   private savedJson: string | null = null;
   private pendingSave: unknown = undefined;
+  /** The ids remembered, oldest first (saved with the snapshot), and the same as a set to look them up. */
   private seen: string[] | null = null;
+  private seenSet: Set<string> | null = null;
   private saving: Promise<void> | null = null;
   // True exactly while the write loop runs (cleared synchronously, unlike `saving`).
   private writing = false;
@@ -57,6 +59,7 @@ export class SnapshotWriter {
     if (loaded === null) return;
     this.settled = loaded.record.snapshot;
     this.seen = loaded.record.seen ?? null;
+    this.seenSet = this.seen === null ? null : new Set(this.seen);
     this.revision = loaded.revision;
     if (loaded.record.owner !== incarnation) {
       this.revision = await this.store.save({ ...loaded.record, node: nodeId, owner: incarnation, savedAt: new Date().toISOString() }, loaded.revision);
@@ -65,15 +68,17 @@ export class SnapshotWriter {
   }
 
   hasSeen(id: string): boolean {
-    return this.seen?.includes(id) ?? false;
+    return this.seenSet?.has(id) ?? false;
   }
 
   /** Records a message id; even when the machine's state does not change, it is saved with it. */
   remember(id: string): void {
     this.seen ??= [];
+    this.seenSet ??= new Set(this.seen);
     const seen = this.seen;
     seen.push(id);
-    if (seen.length > SEEN_IDS) seen.splice(0, seen.length - SEEN_IDS);
+    this.seenSet.add(id);
+    if (seen.length > SEEN_IDS) for (const forgotten of seen.splice(0, seen.length - SEEN_IDS)) this.seenSet.delete(forgotten);
     if (this.settled !== undefined) this.persist(this.settled);
   }
 
