@@ -93,8 +93,12 @@ export class KeyedOrders {
     for (let attempt = 1; ; attempt++) {
       const owner = this.assignments.get(shard)?.node;
       let outcome: ApplyOutcome | undefined;
-      if (owner === this.nodeId) outcome = await (this.runner()?.apply(order) ?? Promise.resolve<ApplyOutcome>("moved"));
-      else if (owner !== undefined) {
+      if (owner === this.nodeId) {
+        // Bounded like a remote attempt: an actor that never settles must not hold the order (and its
+        // entry point's slot) for good; handed over again, it is dropped or settled by the same actor.
+        outcome = await withinAttempt(this.runner()?.apply(order) ?? Promise.resolve<ApplyOutcome>("moved"));
+        if (outcome === undefined) last = `not applied here within ${APPLY_ATTEMPT_MS} ms`;
+      } else if (owner !== undefined) {
         const answer = await this.askNodeToApply(owner, order);
         if ("unanswered" in answer) last = `node ${owner} did not answer: ${answer.unanswered}`;
         else outcome = answer.outcome;
@@ -228,4 +232,13 @@ function readForwarded(value: unknown): ForwardedMessage | string {
     ...(replyTo !== undefined && { replyTo }),
     ...(input !== undefined && { input }),
   };
+}
+
+/** The outcome, or undefined when it takes longer than one attempt. */
+function withinAttempt(applying: Promise<ApplyOutcome>): Promise<ApplyOutcome | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), APPLY_ATTEMPT_MS);
+  });
+  return Promise.race([applying, late]).finally(() => clearTimeout(timer));
 }

@@ -128,4 +128,21 @@ test("the inbox holds at most MAX_APPLYING_FROM_INBOX orders at once: beyond, th
   assert.equal(await keyed.answerApply(order(-2)), { outcome: "done" });
 });
 
+test("an order its actor never settles is handed over again after one attempt, and done once the actor settles it", async () => {
+  const calls: string[] = [];
+  // The first hand-over is never settled (a lost callback); the second is, as the actor that remembered the id would.
+  const runner = {
+    apply: (order: KeyedOrder) => {
+      calls.push(order.id);
+      return calls.length === 1 ? new Promise<ApplyOutcome>(() => undefined) : Promise.resolve<ApplyOutcome>("done");
+    },
+  } as Pick<ShardRunner, "apply">;
+  const assignments = { get: (shard: number) => ({ shard, node: NODE, epoch: 1, revision: 1 }) } as Pick<ShardAssignments, "get">;
+  const keyed = new KeyedOrders(assignments as ShardAssignments, {} as ActorHost, () => runner as ShardRunner, {} as Requester, new Subjects(""), NODE, SHARDS);
+  const started = Date.now();
+  await keyed.apply("tell", "counter", "stuck", { id: "intake-9", message: { type: "sync", payload: {} } });
+  assert.equal(calls, ["intake-9", "intake-9"]);
+  assert.ok(Date.now() - started >= 4_900, "not before the attempt was over");
+});
+
 test.run();
