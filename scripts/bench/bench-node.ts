@@ -23,6 +23,8 @@ export interface BenchNodeOptions {
   onSync: () => void;
   /** Replace the route of `sync` orders by this handler (the entry-point-only variant). */
   syncHandler?: OrderHandler;
+  /** Answers `deliver` instead of routing it to an actor (the requests scenario's entry-point row). */
+  deliverHandler?: OrderHandler;
 }
 
 export interface BenchNode {
@@ -56,7 +58,10 @@ export async function startBenchNode(endpoint: NatsEndpoint, options: BenchNodeO
       families: [family],
       bindings: (context) => {
         const route = routeToActor(context, { kind: BENCH_KIND, keyField: KEY_FIELD });
-        return { [SYNC_ORDER.subject]: { [SYNC_ORDER.order]: options.syncHandler ?? route }, [DELIVER_ORDER.subject]: { [DELIVER_ORDER.order]: route } };
+        return {
+          [SYNC_ORDER.subject]: { [SYNC_ORDER.order]: options.syncHandler ?? route },
+          [DELIVER_ORDER.subject]: { [DELIVER_ORDER.order]: options.deliverHandler ?? route },
+        };
       },
     },
     tally.logger,

@@ -115,6 +115,7 @@ export function ordersSection(run: BenchRun, verdicts: Verdict[]): string[] {
 
 const REQUEST_LABELS: Record<RequestsResult["variant"], string> = {
   raw: "raw nats.js responder",
+  entry: "node: entry point → handler that answers (no actor)",
   actor: "entry point → actor",
   moleculer: "Moleculer: `broker.call` → action (its own client)",
 };
@@ -124,6 +125,7 @@ export function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const raw = found(run.requests, (value) => value.variant === "raw");
   const actor = found(run.requests, (value) => value.variant === "actor");
   const moleculer = found(run.requests, (value) => value.variant === "moleculer");
+  const entry = found(run.requests, (value) => value.variant === "entry");
   const throughput = (value: RequestsResult) => median(value.concurrent.map((round) => round.perSecond));
   const loadedP50 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p50));
   const loadedP99 = (value: RequestsResult) => median(value.concurrent.map((round) => round.latency.p99));
@@ -132,13 +134,13 @@ export function requestsSection(run: BenchRun, verdicts: Verdict[]): string[] {
     "## 2. Request/reply: actor vs a raw responder and Moleculer",
     "",
     `\`outboundIMAP\` \`deliver\` requests (\`{"order":"deliver","message_id":…,"remote_id":"r-<0..${keys - 1}>","user_id":"u-456"}\`). The client is another Node process publishing with a reply subject into one shared inbox subscription (scripts/bench/inbox-client.ts), identical for the raw and actor rows; it checks every reply is \`{"error":false,…}\`.`,
-    `The raw responder decodes the JSON and replies; the actor path runs on a real node: entry point (mode \`request\`: decode, validate against the contract) → \`routeToActor\` → \`KeyedOrders.forward\` (the owning node is this one, so it hands the request to the actor in-process) → actor (persistence \`none\`, started beforehand by one \`sync\` per key) → \`ports.reply(event.replyTo, …)\`. Sequential: ${formatCount(sequential)} requests one at a time. Loaded: ${formatCount(concurrent)} requests with ${inFlight} in flight, median of ${rounds} round(s).`,
+    `The raw responder decodes the JSON and replies; the **entry point** row is a real node whose \`deliver\` handler answers at once (the entry point's decode, validation against the contract and handler plumbing, no routing and no actor); the actor path runs on a real node: entry point (mode \`request\`: decode, validate against the contract) → \`routeToActor\` → \`KeyedOrders.forward\` (the owning node is this one, so it hands the request to the actor in-process) → actor (persistence \`none\`, started beforehand by one \`sync\` per key) → \`ports.reply(event.replyTo, …)\`. Sequential: ${formatCount(sequential)} requests one at a time. Loaded: ${formatCount(concurrent)} requests with ${inFlight} in flight, median of ${rounds} round(s).`,
     `**Moleculer** (${packageVersion("moleculer")}, the same-stack peer: Node.js services on NATS) runs in the same run against the same kind of nats-server, signed in with the same nkey: the responder is a \`ServiceBroker\` in the scenario process with service \`outboundIMAP\` and action \`deliver\`, which answers the same \`{"error":false,…}\` reply; the client, another Node process, is a second broker calling it with \`broker.call("outboundIMAP.deliver", order)\` over Moleculer's NATS transporter (the \`nats\` ${packageVersion("nats")} v2 client it requires), the same orders decoded once into params, the same warm-up, sequential requests and loaded rounds (scripts/bench/moleculer-broker.ts, moleculer-load.ts). Its client differs by necessity: a Moleculer action answers only a Moleculer caller, which wraps each order and reply in its own envelope (JSON packets with id, meta, headers, sender… on \`MOL.REQ.<node>\` and \`MOL.RES.<node>\`, the caller choosing the node) and decodes the reply before the call resolves. Moleculer's defaults otherwise (JSON serializer, round-robin balancer, no request timeout), logging off.`,
     "",
     "| Responder | seq p50 | seq p99 | loaded req/s | loaded p50 | loaded p99 | responder CPU / req | nats-server CPU / req | client CPU / req (loaded) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
-  for (const value of [raw, actor, moleculer]) {
+  for (const value of [raw, entry, actor, moleculer]) {
     if (value === undefined) continue;
     lines.push(
       `| ${REQUEST_LABELS[value.variant]} | ${formatMs(value.sequential.p50)} | ${formatMs(value.sequential.p99)} | ${formatCount(throughput(value))} | ${formatMs(loadedP50(value))} | ${formatMs(loadedP99(value))} | ${formatMicros(value.responderCpuMicrosPerRequest)} | ${formatMicros(value.serverCpuMicrosPerRequest)} | ${formatMicros(clientCpu(value))} |`,

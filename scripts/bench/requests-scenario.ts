@@ -51,6 +51,17 @@ async function actorResponder(endpoint: NatsEndpoint, keys: number): Promise<Res
   return { warnings: bench.warnings, close: bench.stop };
 }
 
+// The node's entry point alone: the same decode and validation against the contract, then a handler
+// that answers at once with the actor's reply, without routing, forwarding or an actor.
+async function entryResponder(endpoint: NatsEndpoint): Promise<Responder> {
+  const bench = await startBenchNode(endpoint, {
+    persistence: "none",
+    onSync: () => undefined,
+    deliverHandler: (payload) => ok("delivered", { message_id: payload.message_id, remote_id: payload[KEY_FIELD] }),
+  });
+  return { warnings: bench.warnings, close: bench.stop };
+}
+
 async function moleculerResponder(endpoint: NatsEndpoint): Promise<Responder> {
   // Loaded for this row only: the other rows' processes do not load Moleculer.
   const { startMoleculerBroker } = await import("./moleculer-broker.ts");
@@ -62,6 +73,8 @@ function startResponder(task: RequestsTask): Promise<Responder> {
   switch (task.variant) {
     case "raw":
       return rawResponder(task.endpoint);
+    case "entry":
+      return entryResponder(task.endpoint);
     case "actor":
       return actorResponder(task.endpoint, task.keys);
     case "moleculer":

@@ -107,7 +107,7 @@ export interface OrdersLiveness {
 }
 
 /** `moleculer`: the same-stack peer, a Moleculer broker's action called by a Moleculer broker (section 2 only). */
-export type RequestsVariant = "raw" | "actor" | "moleculer";
+export type RequestsVariant = "raw" | "entry" | "actor" | "moleculer";
 
 /** The request scenario's sizes, as configured for the run. */
 type RequestSizes = BenchConfig["requests"];

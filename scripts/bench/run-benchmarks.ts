@@ -133,7 +133,7 @@ async function main(): Promise<number> {
 
   const requests: Outcome<RequestsResult>[] = [];
   if (only.has("requests")) {
-    for (const variant of ["raw", "actor", "moleculer"] as RequestsVariant[]) {
+    for (const variant of ["raw", "entry", "actor", "moleculer"] as RequestsVariant[]) {
       const task = (server: BenchServer | null): RequestsTask => ({
         endpoint: needServer(server).endpoint,
         serverPid: needServer(server).pid,
