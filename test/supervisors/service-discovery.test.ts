@@ -1,9 +1,12 @@
 // NATS service discovery (ADR-32) on real nodes, read with a plain NATS client as `nats micro` does:
 // every node answers $SRV.PING/INFO/STATS (all services, by name, by name and id), lists the contract's
 // subjects as its endpoints, and counts each endpoint's requests, errors and processing time. Anyone may
-// send anything there: garbage and unusable reply subjects leave the node as it was.
+// send anything there: garbage and unusable reply subjects leave the node as it was. The `nats` CLI is
+// not installed where the tests run: nats.js 2's services client stands in for it as an official client.
 
+import { readFile } from "node:fs/promises";
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
+import { connect as connectV2, nkeyAuthenticator } from "nats";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CONTRACT } from "../../contract/contract-table.ts";
@@ -176,6 +179,26 @@ test("$SRV.STATS: requests, errors, the last error and processing time (ns) grow
     [a.id],
   );
   assert.is(one[0]?.endpoints.length, CONTRACT.length);
+});
+
+test("an official client of the protocol (nats.js 2's services client, the package the benchmarks use) lists both nodes", async ({ nats }) => {
+  const seed = (await readFile(nats.endpoint.nkey!, "utf8")).trim();
+  const nc = await connectV2({ servers: nats.url, authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)) });
+  try {
+    const client = nc.services.client();
+    const found: { name: string; id: string; endpoints: { subject: string }[] }[] = [];
+    for await (const info of await client.info("caliopen")) found.push(info);
+    assert.is(found.length, 2);
+    assert.ok(found.every((info) => info.name === "caliopen" && info.endpoints.length === CONTRACT.length));
+    const stats: { id: string }[] = [];
+    for await (const entry of await client.stats("caliopen", found[0]?.id)) stats.push(entry);
+    assert.equal(
+      stats.map((entry) => entry.id),
+      [found[0]?.id],
+    );
+  } finally {
+    await nc.close();
+  }
 });
 
 test("hostile: garbage payloads, no reply subject, unusable reply subjects on $SRV.* leave the node answering", async ({ nats, nodes, client }) => {
