@@ -59,7 +59,14 @@ export interface EntryPointStats {
   queued: number;
   /** Orders turned away because every handler was busy and the queue full. */
   busy: number;
+  /** Time spent in handlers, all orders together (waiting for a handler not included). */
+  processingMs: number;
+  /** Why the last order refused, failed or turned away was (cut to MAX_LAST_ERROR_LENGTH), or null. */
+  lastError: string | null;
 }
+
+/** A reason may quote the order (an unknown order's name): kept short. */
+export const MAX_LAST_ERROR_LENGTH = 256;
 
 export class EntryPoint {
   private subscription: Subscription | null = null;
@@ -68,13 +75,15 @@ export class EntryPoint {
   /** Orders asked of the durable consumer and not delivered yet: with those running, never over the bound. */
   private requested = 0;
   private pullLoop: Promise<void> | null = null;
+  private readsIntake = false;
   private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Core NATS orders admitted but waiting for a handler, oldest first (at most maxConcurrent). */
   private readonly queued: (() => Promise<void>)[] = [];
   /** The durable pull loop, waiting for room to ask for more. */
   private slotWaiter: (() => void) | null = null;
-  private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0 };
+  private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0, processingMs: 0 };
+  private lastError: string | null = null;
   private readonly maxConcurrent: number;
 
   constructor(
@@ -107,6 +116,7 @@ export class EntryPoint {
    * handlers: the rest stay in the stream (and are not redelivered meanwhile: none of them was taken).
    */
   async startDurable(consumer: Consumer): Promise<void> {
+    this.readsIntake = true;
     this.pullLoop = this.pull(consumer);
   }
 
@@ -195,7 +205,23 @@ export class EntryPoint {
   }
 
   snapshotStats(): EntryPointStats {
-    return { subject: this.spec.subject, queue: this.spec.queue, ...this.stats, inFlight: this.inFlight.size, queued: this.queued.length };
+    return {
+      subject: this.spec.subject,
+      queue: this.spec.queue,
+      ...this.stats,
+      inFlight: this.inFlight.size,
+      queued: this.queued.length,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Whether this entry point reads a durable consumer (published orders) rather than a core NATS queue group. */
+  get durable(): boolean {
+    return this.readsIntake;
+  }
+
+  private noteError(reason: string): void {
+    this.lastError = reason.length <= MAX_LAST_ERROR_LENGTH ? reason : reason.slice(0, MAX_LAST_ERROR_LENGTH);
   }
 
   private onDelivery(delivery: Delivery): void {
@@ -203,6 +229,7 @@ export class EntryPoint {
     if (delivery.replyTo !== undefined && !isSafeReplySubject(delivery.replyTo)) {
       // Publishing there could get this node's connection closed by the server: no reply, no work.
       this.stats.rejected += 1;
+      this.noteError("request with an unusable reply subject");
       delivery.done();
       this.logger.warn({ subject: this.spec.subject, replyLength: delivery.replyTo.length }, "request with an unusable reply subject dropped without a reply");
       return;
@@ -262,6 +289,7 @@ export class EntryPoint {
   /** Every handler busy and as many orders waiting: a request is told to try again. */
   private turnAway(delivery: Delivery, context: OrderContext): void {
     this.stats.busy += 1;
+    this.noteError(BUSY);
     if (delivery.deliveryId !== undefined) {
       delivery.retry();
       return;
@@ -281,6 +309,7 @@ export class EntryPoint {
   private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
     let reply: Reply | undefined;
     const heartbeat = delivery.working === undefined ? undefined : setInterval(() => delivery.working?.(), WORKING_EVERY_MS);
+    const started = performance.now();
     try {
       reply = await route.handle(payload, context);
       // A published order that came with a reply inbox gets an acknowledgement too.
@@ -289,6 +318,7 @@ export class EntryPoint {
     } catch (err) {
       if (err instanceof OrderRefused) {
         this.stats.rejected += 1;
+        this.noteError(err.message);
         this.logger.info({ subject: context.subject, order: context.order, reason: err.message }, "order refused");
         if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, err.message, delivery.data);
         delivery.done();
@@ -311,12 +341,14 @@ export class EntryPoint {
       }
       this.stats.failed += 1;
       const message = `${context.order} failed: ${(err as Error).message}`;
+      this.noteError(message);
       this.logger.error({ subject: context.subject, order: context.order, err: (err as Error).message }, "order handler failed");
       if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, message, delivery.data);
       delivery.done();
       reply = failure(message);
     } finally {
       clearInterval(heartbeat);
+      this.stats.processingMs += performance.now() - started;
     }
     this.answer(context, reply);
   }
@@ -327,6 +359,7 @@ export class EntryPoint {
 
   private reject(delivery: Delivery, reason: string): void {
     this.stats.rejected += 1;
+    this.noteError(reason);
     delivery.done();
     if (delivery.replyTo !== undefined) {
       this.logger.info({ subject: this.spec.subject, reason }, "request rejected");

@@ -3,9 +3,11 @@
 // servers with them.
 //   node      a supervisor node, and the operator CLI (it writes the store)
 //   peer      an external Caliopen service: the contract's subjects only
-//   observer  the debug subjects, read-only: what `caliopen nodes/actors/inspect/watch/deadletters` read
+//   observer  the debug subjects, read-only: what `caliopen nodes/actors/inspect/watch/deadletters` read,
+//             and NATS service discovery (`nats micro ls|info|stats`)
 import { CONTRACT } from "../contract/contract-table.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
+import { SRV_PREFIX } from "../runtime/service-discovery.ts";
 import type { Subjects } from "../runtime/subjects.ts";
 
 export const ROLES = ["node", "peer", "observer"] as const;
@@ -26,8 +28,14 @@ export interface RolePermissions {
 export const ROLE_DESCRIPTIONS: Readonly<Record<NatsRole, string>> = {
   node: "a supervisor node, and the operator CLI",
   peer: "an external Caliopen service: the contract's subjects only",
-  observer: "the debug subjects, read-only",
+  observer: "the debug subjects, read-only, and NATS service discovery",
 };
+
+/**
+ * NATS service discovery requests (ADR-32): to all services, then by name, then by name and id. Not
+ * namespaced: the protocol's subjects are the same for every deployment on the account.
+ */
+const SERVICE_DISCOVERY = ["PING", "INFO", "STATS"].flatMap((verb) => [`${SRV_PREFIX}.${verb}`, `${SRV_PREFIX}.${verb}.*`, `${SRV_PREFIX}.${verb}.*.*`]);
 
 export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermissions {
   const contract = CONTRACT.map((spec) => subjects.wire(spec.subject));
@@ -41,7 +49,8 @@ export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermiss
         // which would make nats-server track each reply subject it delivers to the node: ~20× its CPU
         // per message once thousands are pending (BENCHMARKS.md, section 8).
         publish: [...contract, subjects.wire("caliopen.>"), ...jetStream, "_INBOX.>"],
-        subscribe: [...contract, subjects.wire("caliopen.>"), "_INBOX.>"],
+        // Service discovery is answered on `_INBOX.>` too: a requester with another reply subject gets nothing.
+        subscribe: [...contract, subjects.wire("caliopen.>"), ...SERVICE_DISCOVERY, "_INBOX.>"],
         allowResponses: false,
         inboxPrefix: null,
       };
@@ -61,6 +70,7 @@ export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermiss
           subjects.debug("nodes"),
           subjects.debug("actors"),
           subjects.debug("actor.>"),
+          ...SERVICE_DISCOVERY,
           // `caliopen deadletters` reads the dead-letter stream, and nothing else of JetStream.
           "$JS.API.INFO",
           `$JS.API.STREAM.INFO.${deadLetters}`,

@@ -11,7 +11,9 @@ import { connectToNats, isConnectionUp } from "../runtime/connection.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { type EmbeddedNats, startEmbeddedNats } from "../runtime/embedded-nats-server.ts";
+import { entryPointEndpoint } from "../runtime/entry-point-endpoint.ts";
 import { authMethod, type NatsEndpoint, redactUrl, usesTls } from "../runtime/nats-endpoint.ts";
+import { ServiceDiscovery } from "../runtime/service-discovery.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
 import { Subjects } from "../runtime/subjects.ts";
 import { VERSION } from "../runtime/version.ts";
@@ -36,6 +38,9 @@ export interface RunningNode {
    */
   readonly lost: Promise<string>;
 }
+
+/** The name every node answers NATS service discovery under (`nats micro info caliopen`). */
+export const SERVICE_NAME = "caliopen";
 
 export interface NodeTuning {
   /** Heartbeat and failure-detection timing (tests shorten it). */
@@ -107,6 +112,19 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
       bindings,
     );
     await services.start?.(serviceContext);
+    // NATS micro discovery (`nats micro ls`): an id of its own per process, since CALIOPEN_NODE_ID is
+    // free text (not always one subject token) and may name a restarted node, a new instance.
+    const discovery = new ServiceDiscovery(
+      nc,
+      {
+        name: SERVICE_NAME,
+        version: VERSION,
+        description: "Caliopen messaging backend node",
+        metadata: { node: config.nodeId, host: hostname(), ...(config.namespace !== "" && { namespace: config.namespace }) },
+      },
+      entryPoints.map((entry) => entryPointEndpoint(entry, subjects)),
+      log,
+    );
 
     const describeNode = () => {
       const server = nc.info;
@@ -116,6 +134,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         pid: process.pid,
         startedAt: startedAt.toISOString(),
         version: VERSION,
+        serviceId: discovery.id,
         namespace: config.namespace,
         actors: host.count(),
         kinds: host.kinds(),
@@ -136,6 +155,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     };
     const debug = new DebugResponder(nc, subjects, host, config.nodeId, describeNode, log);
     debug.start();
+    discovery.start();
     const passivation =
       config.passivateAfterMs > 0 ? setInterval(() => host.passivateIdle(config.passivateAfterMs), Math.min(config.passivateAfterMs, 30_000)) : null;
     passivation?.unref();
@@ -147,6 +167,8 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
       (stopping ??= (async () => {
         log.info({ reason, graceMs: config.shutdownGraceMs }, "node stopping: no longer taking orders");
         if (passivation !== null) clearInterval(passivation);
+        // No longer an instance of the service once it takes no orders.
+        discovery.stop();
         await Promise.all(entryPoints.map((entry) => entry.stopTaking().catch(() => undefined)));
         await services.stop?.().catch((err: Error) => log.warn({ err: err.message }, "a service did not stop cleanly"));
         const finished = await settleWithin(config.shutdownGraceMs, async () => {

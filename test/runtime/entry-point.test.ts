@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { DurableIntake } from "../../runtime/durable-intake.ts";
-import { EntryPoint, type EntryPointSpec } from "../../runtime/entry-point.ts";
+import { EntryPoint, type EntryPointSpec, MAX_LAST_ERROR_LENGTH } from "../../runtime/entry-point.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { silentLogger } from "../../runtime/logger.ts";
 import { OrderRefused, RetryLater } from "../../runtime/orders.ts";
@@ -211,6 +211,36 @@ test("OrderRefused: the requester gets the reason as an error, a published order
   const letter = await waitFor("dead letter", async () => (await fx.deadLetters.list(50)).find((l) => JSON.stringify(l.payload).includes("refused-1")));
   assert.is(letter.reason, "run refused: no job j");
   assert.equal([ep.snapshotStats().rejected, ep.snapshotStats().failed], [2, 0]);
+});
+
+test("the last error is kept (cut to a bound length) and handler time is summed, for service discovery", async ({ fx }) => {
+  const ep = entry(
+    fx,
+    {
+      orders: {
+        run: {
+          mode: "request",
+          schema,
+          handle: async (payload) => {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            if (payload.job_id === "bad") throw new Error("x".repeat(1_000));
+            return ok("ran");
+          },
+        },
+      },
+    },
+    "jobs-stats",
+  );
+  assert.is(ep.snapshotStats().lastError, null);
+  await ask(fx, "ns1.jobs-stats", { order: "run", job_id: "j" });
+  assert.is(ep.snapshotStats().lastError, null);
+  assert.ok(ep.snapshotStats().processingMs >= 15, String(ep.snapshotStats().processingMs));
+  await ask(fx, "ns1.jobs-stats", { order: "run", job_id: "bad" });
+  assert.is(ep.snapshotStats().lastError, `run failed: ${"x".repeat(1_000)}`.slice(0, MAX_LAST_ERROR_LENGTH));
+  await ask(fx, "ns1.jobs-stats", { order: "nope" });
+  assert.match(String(ep.snapshotStats().lastError), /unknown order "nope"/);
+  assert.ok(ep.snapshotStats().processingMs >= 35);
+  assert.is(ep.durable, false);
 });
 
 test("a request whose reply subject could get the node's connection closed is dropped without a reply or any work", async ({ fx }) => {

@@ -155,7 +155,7 @@ test("peer role: the contract's subjects, in their queue groups; no debug, no st
   }
 });
 
-test("observer role: nodes, actors, inspect, watch and deadletters work; send and users are refused", async (ctx) => {
+test("observer role: nodes, actors, inspect, watch, deadletters and service discovery work; send and users are refused", async (ctx) => {
   const nodes = await cliAs(ctx, "observer", "nodes", "--json");
   assert.is(nodes.code, 0, nodes.stderr);
   assert.match(nodes.stdout, /"node":"role-node"/);
@@ -187,6 +187,10 @@ test("observer role: nodes, actors, inspect, watch and deadletters work; send an
 
   const observer = await connectAs(ctx, "observer");
   try {
+    // NATS service discovery, as `nats micro info caliopen --inbox-prefix _INBOX.observer` asks it.
+    const info = decodeJson((await observer.nc.request("$SRV.INFO.caliopen", new Uint8Array(), { timeout: 2_000 })).data);
+    assert.ok(info.ok && (info.value as { metadata: { node: string } }).metadata.node === "role-node", JSON.stringify(info));
+    assert.equal(ctx.nodeViolations, [], "the node role allows answering service discovery");
     assert.match((await violationsOf(observer, () => observer.nc.subscribe("_INBOX.>"))).join(), /Subscription to "_INBOX\.>"/);
     assert.match((await violationsOf(observer, () => observer.nc.publish("caliopen.debug.transitions.poller.x", encodeJson({})))).join(), /Publish to/);
   } finally {
