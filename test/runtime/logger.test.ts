@@ -40,14 +40,14 @@ test("LOG_LEVEL: pino's levels, info by default; a typo is a startup error", () 
 
 test("a destination that is not a terminal gets JSON lines", () => {
   const out = sink();
-  createLogger({ destination: out.destination }).info({ port: 25 }, "listening");
+  createLogger({ level: "info", destination: out.destination }).info({ port: 25 }, "listening");
   const line = JSON.parse(out.written()) as { msg: string; port: number; level: number };
   assert.equal([line.msg, line.port, line.level], ["listening", 25, 30]);
 });
 
 test("pretty lines: one a line, level and message readable, fields kept, secrets still redacted", () => {
   const out = sink();
-  const logger = createLogger({ destination: out.destination, format: "pretty" });
+  const logger = createLogger({ level: "info", destination: out.destination, format: "pretty" });
   logger.child({ node: "a", token: "abc123" }).warn({ identity: { password: "hunter2", login: "bob" } }, "connecting");
   logger.info("second");
   const lines = out.written().trimEnd().split("\n");
