@@ -36,6 +36,7 @@ export interface CellEnvironment {
   nodeId: string;
   /** Unique per process: written with every snapshot to recognise our own earlier writes. */
   incarnation: string;
+  /** Bound to the family's `kind` (by ActorHost): lines add only what it lacks, so no key is repeated. */
   logger: Logger;
   ports: ActorPorts;
   /** The message types (and their payload schemas) the family takes from the bus. */
@@ -163,10 +164,7 @@ export class ActorCell {
    */
   receiveFromBus(message: ActorMessage, settle?: SettleCallback): void {
     if (message.replyTo !== undefined && !isSafeReplySubject(message.replyTo)) {
-      this.env.logger.warn(
-        { kind: this.kind, key: this.key, replyLength: message.replyTo.length },
-        "message with an unusable reply subject dropped without a reply",
-      );
+      this.env.logger.warn({ key: this.key, replyLength: message.replyTo.length }, "message with an unusable reply subject dropped without a reply");
       settle?.("done");
       return;
     }
@@ -286,7 +284,7 @@ export class ActorCell {
     this.buffered = null;
     await this.writer.close();
     if (options.forget) await this.writer.forget();
-    if (wasRunning) this.env.logger.debug({ kind: this.kind, key: this.key }, "actor stopped");
+    if (wasRunning) this.env.logger.debug({ key: this.key }, "actor stopped");
   }
 
   summary(): ActorSummary {
@@ -322,7 +320,7 @@ export class ActorCell {
   private onNatsMessage(msg: Msg): void {
     const replyTo = msg.reply === undefined || msg.reply === "" ? undefined : msg.reply;
     if (replyTo !== undefined && !isSafeReplySubject(replyTo)) {
-      this.env.logger.warn({ kind: this.kind, key: this.key, replyLength: replyTo.length }, "request with an unusable reply subject dropped without a reply");
+      this.env.logger.warn({ key: this.key, replyLength: replyTo.length }, "request with an unusable reply subject dropped without a reply");
       return;
     }
     const message = readMailboxMessage(msg.data, replyTo, `${this.kind}/${this.key}`);
@@ -340,7 +338,7 @@ export class ActorCell {
       this.afterTransition(actor, snapshot);
     } catch (err) {
       // e.g. publishing on a connection that is closing: the machine itself is fine.
-      this.env.logger.warn({ kind: this.kind, key: this.key, err: (err as Error).message }, "after-transition work failed");
+      this.env.logger.warn({ key: this.key, err: (err as Error).message }, "after-transition work failed");
     }
   }
 

@@ -177,7 +177,8 @@ export class SnapshotWriter {
         // NATS unreachable or JetStream unavailable: keep the newest snapshot and try again.
         attempt += 1;
         this.pendingSave ??= snapshot;
-        this.logger.warn({ kind, key, err: (err as Error).message, attempt }, "snapshot write failed, retrying");
+        // The cell's logger already carries the kind.
+        this.logger.warn({ key, err: (err as Error).message, attempt }, "snapshot write failed, retrying");
         await new Promise((resolve) => setTimeout(resolve, backoffDelay(DEFAULT_BACKOFF, attempt)));
         if (this.closed && attempt > 5) return;
       }

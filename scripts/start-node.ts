@@ -8,7 +8,7 @@ import { nodeConfigFromEnv } from "../supervisors/node-config.ts";
 
 async function main(): Promise<void> {
   const config = nodeConfigFromEnv();
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   // Last line of defence: a bug must be logged, not take the node down with every actor on it.
   process.on("uncaughtException", (err) => logger.error({ err: err.message, stack: err.stack }, "uncaught exception"));
   process.on("unhandledRejection", (reason) => logger.error({ err: String(reason) }, "unhandled rejection"));

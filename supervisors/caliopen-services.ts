@@ -18,7 +18,7 @@ import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
 import { twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
 import { OrderEmitter } from "../api/order-emitter.ts";
-import { type RunningApi, startApi } from "../api/server.ts";
+import { type PreparedApi, prepareApi, type RunningApi } from "../api/server.ts";
 import { actorOf, replyWithinMs } from "../contract/contract-table.ts";
 import { requestActor } from "../runtime/cluster/actor-requests.ts";
 import { type Admission, routeToActor } from "../runtime/cluster/actor-router.ts";
@@ -59,6 +59,15 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     const destinations = new DestinationPolicy(config.destinations, platformServers(config.mail, deps.nc));
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
+    let preparedApi: PreparedApi | null = null;
+    if (config.api !== null) {
+      // Built now, before the node joins its cluster: building takes long enough to delay its heartbeats.
+      emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
+      preparedApi = await prepareApi(
+        { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs },
+        config.api.http,
+      );
+    }
     let smtpServer: InboundSmtpServer | null = null;
     // The IMAP workers' import batches go straight to the user's inbound actor, wherever it runs (the
     // keyed orders are the node's, known once it binds its services).
@@ -134,24 +143,20 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           // Each recipient's import goes to the user's inbound actor, wherever it runs.
           const importRaw = (order: InboundOrder, size: number): Promise<Reply> => receivedMail.import(order.user_id, order.remote_id, order.message_id, size);
           smtpServer = await startInboundSmtp(
-            { store, importRaw, logger: deps.logger.child({ service: "smtp-bridge" }) },
+            // The server binds its own `service`; a second binding would repeat the key in every line.
+            { store, importRaw, logger: deps.logger },
             { ...config.mail.smtp, serverName: config.mail.host },
           );
           hooks.onSmtpStarted?.(smtpServer.port);
         }
-        if (config.api === null) return;
-        emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
-        api = await startApi(
-          { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs },
-          config.api,
-          config.api.http,
-        );
+        if (config.api === null || preparedApi === null) return;
+        api = await preparedApi.listen(config.api);
         deps.logger.info({ url: api.url }, "HTTP API listening");
         hooks.onApiStarted?.(api.url);
       },
       async stop() {
         await smtpServer?.close();
-        await api?.close();
+        await (api ?? preparedApi)?.close();
         emitter?.close();
         requester.close();
       },

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { DEFAULT_MAX_CONCURRENT_ORDERS } from "../runtime/entry-point.ts";
+import { type LogFormat, logFormatFromEnv, logLevelFromEnv } from "../runtime/logger.ts";
 import { type NatsEndpoint, natsEndpointFromEnv } from "../runtime/nats-endpoint.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 
@@ -27,6 +28,8 @@ export interface NodeConfig {
   /** Replicas of the KV buckets and streams this node creates (3 on a 3-server NATS cluster). */
   replicas: number;
   logLevel: string;
+  /** LOG_FORMAT; undefined: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
   /** How many shards keyed actors are spread over; the same on every node of a deployment. */
   shards: number;
   /** A node unseen for this long is taken for dead and its actors move (it fences itself sooner). */
@@ -50,7 +53,8 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     nodeId: nonEmpty(env.CALIOPEN_NODE_ID) ?? defaultNodeId(),
     shutdownGraceMs: integer(env, "CALIOPEN_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
     replicas: integer(env, "CALIOPEN_REPLICAS", 1, 1, 5),
-    logLevel: nonEmpty(env.LOG_LEVEL) ?? "info",
+    logLevel: logLevelFromEnv(env),
+    logFormat: logFormatFromEnv(env),
     shards: integer(env, "CALIOPEN_SHARDS", 64, 1, 4096),
     failureDetectionMs: integer(env, "CALIOPEN_FAILURE_DETECTION_MS", DEFAULT_FAILURE_DETECTION_MS, 200, 600_000),
     passivateAfterMs: integer(env, "CALIOPEN_PASSIVATE_AFTER_MS", 60_000, 0, 86_400_000),

@@ -53,7 +53,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
   let embedded: EmbeddedNats | null = null;
   if (config.nats === undefined) {
     embedded = await startEmbeddedNats({ dataDir: `${config.dataDir}/nats`, port: config.natsPort });
-    log.info({ url: embedded.url, pid: embedded.pid, nkey: embedded.endpoint.nkey }, "embedded nats-server started");
+    log.info({ url: embedded.url, serverPid: embedded.pid, nkey: embedded.endpoint.nkey }, "embedded nats-server started");
   }
   const nats = embedded?.endpoint ?? (config.nats as NatsEndpoint);
   const natsUrl = redactUrl(nats.url);

@@ -48,8 +48,9 @@ export function nodeSecretKeys(env: NodeJS.ProcessEnv, dataDir: string, logger: 
     made = false;
   }
   const keys = parseKeys(readFileSync(file, "utf8"), file);
+  // A first start making its key is the expected path, not a problem: info, so a clean start warns of nothing.
   if (made)
-    logger.warn(
+    logger.info(
       { file, kid: keys.kid },
       "made a new secret key for identity credentials: nodes joining this one's NATS need it too (CALIOPEN_SECRET_KEY_FILE)",
     );

@@ -91,6 +91,9 @@ export class ShardCoordinator {
     const live = this.membership.liveNodes();
     const handoffs: (() => Promise<void>)[] = [];
     const starts: (() => Promise<void>)[] = [];
+    // Logged once per node at the end, not once per shard: a restart takes over every shard at once.
+    const handedTo = new Map<string, number[]>();
+    const takenFrom = new Map<string, number[]>();
     for (let shard = 0; shard < this.assignments.shards; shard++) {
       const current = this.assignments.get(shard);
       const desired = rendezvousOwner(live, shard);
@@ -99,7 +102,7 @@ export class ShardCoordinator {
           handoffs.push(async () => {
             await this.runner.stop(shard);
             if (await this.assignments.transfer(shard, desired, current)) {
-              this.logger.info({ shard, to: desired }, "shard handed off");
+              handedTo.set(desired, [...(handedTo.get(desired) ?? []), shard]);
             }
           });
         } else if (!this.runner.isRunning(shard)) {
@@ -122,7 +125,7 @@ export class ShardCoordinator {
           if (gone && current !== undefined && !(await this.membership.confirmGone(current.node))) return;
           if (silent && current !== undefined && !(await this.membership.confirmSilent(current.node))) return;
           if (await this.assignments.transfer(shard, me, current)) {
-            if (current !== undefined) this.logger.info({ shard, from: current.node }, "shard taken over");
+            if (current !== undefined) takenFrom.set(current.node, [...(takenFrom.get(current.node) ?? []), shard]);
             await this.runner.start(shard);
           }
         });
@@ -130,6 +133,8 @@ export class ShardCoordinator {
     }
     await inBatches(starts, HANDOFF_CONCURRENCY);
     await inBatches(handoffs, HANDOFF_CONCURRENCY);
+    for (const [from, shards] of takenFrom) this.logger.info({ from, count: shards.length, shards: shards.sort((a, b) => a - b) }, "shards taken over");
+    for (const [to, shards] of handedTo) this.logger.info({ to, count: shards.length, shards: shards.sort((a, b) => a - b) }, "shards handed off");
   }
 }
 

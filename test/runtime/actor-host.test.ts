@@ -1,8 +1,12 @@
+import { Writable } from "node:stream";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { ActorHost } from "../../runtime/actor-host.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
+import { createLogger } from "../../runtime/logger.ts";
 import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
+import { repeatedKeys } from "../helpers/repeated-keys.ts";
 import { type RuntimeFixture, startRuntimeFixture } from "../helpers/runtime-fixture.ts";
 
 const test = suite<{ fx: RuntimeFixture }>("actor host");
@@ -441,6 +445,26 @@ test("a busy actor is not passivated; a passivated actor's deadline still fires"
   assert.ok(sleeper.passivated);
   assert.not.ok(busy.passivated);
   await waitFor("deadline fired on the passivated actor", () => sleeper.summary().deadlines["tick.due"] === undefined && !sleeper.passivated, 2000);
+});
+
+test("an actor's log lines name its kind once (its logger carries it)", async ({ fx }) => {
+  let written = "";
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      written += String(chunk);
+      done();
+    },
+  });
+  const logger = createLogger({ level: "debug", destination, format: "json" });
+  const host = new ActorHost({ nc: fx.nc, subjects: fx.subjects, nodeId: "logging", logger, snapshots: fx.snapshots, deadLetters: fx.deadLetters });
+  host.register(counterFamily("c-log"));
+  await host.activate("c-log", "k");
+  await host.stop("c-log", "k");
+  const lines = written.trimEnd().split("\n");
+  const stopped = lines.find((line) => line.includes('"msg":"actor stopped"'));
+  assert.ok(stopped, written);
+  assert.match(stopped, /"kind":"c-log"/);
+  for (const line of lines) assert.equal(repeatedKeys(line), [], line);
 });
 
 test.run();

@@ -18,6 +18,7 @@ import { freePort } from "../../scripts/local-servers/free-port.ts";
 import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { startCli } from "../helpers/cli-process.ts";
 import { startTestNats } from "../helpers/nats-server.ts";
+import { repeatedKeys } from "../helpers/repeated-keys.ts";
 
 const test = suite("start-node script");
 const root = new URL("../..", import.meta.url).pathname;
@@ -31,7 +32,8 @@ interface Started {
 function startScript(env: Record<string, string>): Started {
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start-node.ts"], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: "info", CALIOPEN_HTTP: "127.0.0.1:0", CALIOPEN_SMTP: "127.0.0.1:0", ...env },
+    // JSON whatever the shell running the tests sets: the tests read fields from the lines.
+    env: { ...process.env, LOG_LEVEL: "info", LOG_FORMAT: "json", CALIOPEN_HTTP: "127.0.0.1:0", CALIOPEN_SMTP: "127.0.0.1:0", ...env },
   });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -88,6 +90,38 @@ test("without NATS_URL it runs an embedded nats-server, answers the debug subjec
   assert.is(await node.exited, 0, "exit code 0 after SIGTERM");
   assert.ok(node.output().includes("node stopped"));
   await waitFor("embedded server gone", () => !alive(serverPid), 5_000);
+});
+
+test("a clean start and stop warn of nothing, no line repeats a key, and pretty lines are flushed at exit", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-start-"));
+  const env = { CALIOPEN_DATA_DIR: dataDir, NATS_URL: "" };
+  // The first start makes the data directory, keys and buckets; the second finds them.
+  for (const run of [1, 2]) {
+    const node = startScript({ ...env, CALIOPEN_NATS_PORT: String(await freePort()), LOG_FORMAT: "json" });
+    await waitFor("node started", () => node.output().includes("node started"), 15_000);
+    node.child.kill("SIGTERM");
+    assert.is(await node.exited, 0);
+    const lines = node.output().trimEnd().split("\n");
+    assert.ok(
+      lines.some((line) => line.includes('"msg":"inbound SMTP server listening"')),
+      "SMTP on, with its own logger",
+    );
+    assert.ok(lines.at(-1)?.includes('"msg":"node stopped"'), node.output());
+    for (const line of lines) {
+      // JSON.parse throws on anything else on stdout or stderr (a Node warning), and hides repeated keys.
+      const { level } = JSON.parse(line) as { level: number };
+      assert.ok(level < 40, `run ${run}: a clean start and stop warn of nothing: ${line}`);
+      assert.equal(repeatedKeys(line), [], `run ${run}: no key twice in ${line}`);
+    }
+  }
+  const pretty = startScript({ ...env, CALIOPEN_NATS_PORT: String(await freePort()), LOG_FORMAT: "pretty", FORCE_COLOR: "0" });
+  await waitFor("node started", () => pretty.output().includes("node started"), 15_000);
+  pretty.child.kill("SIGTERM");
+  assert.is(await pretty.exited, 0);
+  assert.match(pretty.output(), /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: node started \{"node":/m);
+  assert.match(pretty.output(), /INFO: node stopped.*\n$/, "the last line is written before the process exits");
+  assert.not.match(pretty.output(), /^\{/m, "no JSON line");
+  assert.not.match(pretty.output(), / (WARN|ERROR|FATAL): /, pretty.output());
 });
 
 test("with NATS_URL it joins that NATS instead", async () => {
@@ -262,6 +296,8 @@ test("a missing nats-server binary is one clear line", async () => {
 
 test("a malformed setting is one clear line", async () => {
   await expectOneLineError({ CALIOPEN_NATS_PORT: "lots" }, /CALIOPEN_NATS_PORT must be an integer/);
+  await expectOneLineError({ LOG_FORMAT: "text" }, /^caliopen: LOG_FORMAT must be one of json, pretty, got "text"$/);
+  await expectOneLineError({ LOG_LEVEL: "verbose" }, /^caliopen: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/);
   await expectOneLineError(
     {
       CALIOPEN_ALLOWED_DESTINATIONS: "10.0.0.0/8,*.internal:143",
