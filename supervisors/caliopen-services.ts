@@ -142,7 +142,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         if (config.api === null) return;
         emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
         api = await startApi(
-          { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs },
+          { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs, metrics: deps.metrics },
           config.api,
           config.api.http,
         );
