@@ -124,4 +124,24 @@ test("hostile order names and payloads add no label value: they are counted as u
   assert.not.ok(metrics.samples.some((s) => Object.values(s.labels).some((value) => value === "metered" || value === "crashing")));
 });
 
+test("a node that joins takes shards: the first counts its handoffs, both see two live nodes", async ({ nats, node }) => {
+  const other = await startTestNode(nats.endpoint, services, { nodeId: "node-metrics-2" });
+  try {
+    await waitFor("shards spread over both", async () => sampleValue(await scrape(node), METRIC_NAMES.ownedShards) < 8, 10_000);
+    await waitFor(
+      "every shard run by one of them",
+      async () =>
+        sampleValue(await scrape(node), METRIC_NAMES.ownedShards) + sampleValue(parseMetrics((await other.metrics.scrape()).text), METRIC_NAMES.ownedShards) ===
+        8,
+      10_000,
+    );
+    const first = await scrape(node);
+    assert.is(sampleValue(first, METRIC_NAMES.liveNodes), 2);
+    assert.is(sampleValue(first, METRIC_NAMES.shardHandoffs), 8 - sampleValue(first, METRIC_NAMES.ownedShards));
+    assert.is(sampleValue(parseMetrics((await other.metrics.scrape()).text), METRIC_NAMES.liveNodes), 2);
+  } finally {
+    await other.shutdown("test over");
+  }
+});
+
 test.run();
