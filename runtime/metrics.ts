@@ -72,6 +72,8 @@ const HANDLING_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 /** How long a read of the intake consumers' backlog is reused. */
 export const LAG_CACHE_MS = 5_000;
+/** A scrape does not wait longer for JetStream (a NATS server lost): the backlog is then left out. */
+const LAG_TIMEOUT_MS = 2_000;
 
 export class RuntimeMetrics {
   readonly registry = new Registry();
@@ -166,7 +168,7 @@ export class RuntimeMetrics {
     let lag: { at: number; read: Promise<ConsumerLag[]> } | null = null;
     const lagOnce = () => {
       const now = Date.now();
-      if (lag === null || now - lag.at >= LAG_CACHE_MS) lag = { at: now, read: lagRead().catch(() => []) };
+      if (lag === null || now - lag.at >= LAG_CACHE_MS) lag = { at: now, read: withinMs(LAG_TIMEOUT_MS, lagRead()) };
       return lag.read;
     };
     new Gauge({
@@ -278,4 +280,15 @@ function processRegistry(): Registry {
     collectDefaultMetrics({ register: processFigures });
   }
   return processFigures;
+}
+
+/** What `read` gives within `ms`, or nothing (an error is nothing too). */
+async function withinMs<T>(ms: number, read: Promise<T[]>): Promise<T[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T[]>((resolve) => (timer = setTimeout(() => resolve([]), ms)));
+  try {
+    return await Promise.race([read.catch(() => []), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

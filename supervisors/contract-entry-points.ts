@@ -7,6 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { boundHandler, type ContractBindings } from "../contract/contract-bindings.ts";
 import { CONTRACT, isPublishOnly, type OrderSpec } from "../contract/contract-table.ts";
+import { isConnectionUp } from "../runtime/connection.ts";
 import type { DeadLetters } from "../runtime/dead-letters.ts";
 import { DurableIntake } from "../runtime/durable-intake.ts";
 import { DEFAULT_MAX_CONCURRENT_ORDERS, EntryPoint } from "../runtime/entry-point.ts";
@@ -53,7 +54,8 @@ export async function startContractEntryPoints(deps: EntryPointDeps, bindings: C
     } else entry.start();
     entryPoints.push(entry);
   }
-  metrics.readLagWith(() => intakeLag(consumers));
+  // While the connection is down, JetStream cannot answer: the scrape leaves the backlog out at once.
+  metrics.readLagWith(async () => (isConnectionUp(deps.nc) ? intakeLag(consumers) : []));
   return entryPoints;
 }
 
