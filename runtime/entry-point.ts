@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
-import { type OrderCounters, RuntimeMetrics, UNKNOWN } from "./metrics.ts";
+import { type HandlingTimer, type OrderCounters, RuntimeMetrics } from "./metrics.ts";
 import { coreDelivery, type Delivery, durableDelivery } from "./order-delivery.ts";
 import { BUSY, type OrderContext, OrderRefused, type OrderRoute, RetryLater } from "./orders.ts";
 import { validatePayload } from "./payload-schema.ts";
@@ -77,10 +77,10 @@ export class EntryPoint {
   private slotWaiter: (() => void) | null = null;
   private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0 };
   private readonly maxConcurrent: number;
-  /** Per known order (and UNKNOWN for any other name): its counters, resolved once. */
+  /** Per known order, its counts; any other name is counted under unknownOrder. */
   private readonly counters: ReadonlyMap<string, OrderCounters>;
   private readonly unknownOrder: OrderCounters;
-  private readonly handling: ReturnType<RuntimeMetrics["handlingTimer"]>;
+  private readonly handling: HandlingTimer;
 
   constructor(
     readonly spec: EntryPointSpec,
@@ -92,8 +92,9 @@ export class EntryPoint {
     metrics: RuntimeMetrics = new RuntimeMetrics(),
   ) {
     this.maxConcurrent = Math.max(1, Math.floor(limits.maxConcurrent));
-    this.counters = metrics.orderCounters(spec.subject, Object.keys(spec.orders));
-    this.unknownOrder = this.counters.get(UNKNOWN) as OrderCounters;
+    const counters = metrics.orderCounters(spec.subject, Object.keys(spec.orders));
+    this.counters = counters.known;
+    this.unknownOrder = counters.unknown;
     this.handling = metrics.handlingTimer(spec.subject);
   }
 

@@ -47,6 +47,9 @@ export interface OrderCounters {
 
 type OrderOutcome = keyof OrderCounters;
 
+/** Where an entry point records how long its handlers take. */
+export type HandlingTimer = Histogram.Internal<"subject">;
+
 /** Live actors of a kind in a state, as counted on a scrape. */
 export interface ActorCount {
   kind: string;
@@ -198,18 +201,17 @@ export class RuntimeMetrics {
     this.withProcess = true;
   }
 
-  /** The counters of each known order of a subject, and of "unknown" for any other name. */
-  orderCounters(subject: string, orders: readonly string[]): ReadonlyMap<string, OrderCounters> {
-    const out = new Map<string, OrderCounters>();
-    for (const order of [...orders, UNKNOWN]) {
-      const counts = { received: 0, applied: 0, refused: 0, failed: 0, busy: 0, deadLettered: 0 };
-      this.orders.push({ subject, order, counts });
-      out.set(order, counts);
-    }
-    return out;
+  /** The counts of each known order of a subject, and those of UNKNOWN, for any other name. */
+  orderCounters(subject: string, orders: readonly string[]): { known: ReadonlyMap<string, OrderCounters>; unknown: OrderCounters } {
+    const counts = (order: string) => {
+      const entry = { received: 0, applied: 0, refused: 0, failed: 0, busy: 0, deadLettered: 0 };
+      this.orders.push({ subject, order, counts: entry });
+      return entry;
+    };
+    return { known: new Map(orders.map((order) => [order, counts(order)])), unknown: counts(UNKNOWN) };
   }
 
-  handlingTimer(subject: string): Histogram.Internal<"subject"> {
+  handlingTimer(subject: string): HandlingTimer {
     return this.handling.labels({ subject });
   }
 

@@ -1,14 +1,16 @@
 // The messaging metrics on a node: a mail received by the inbound SMTP server is counted as imported
 // from smtp (and timed), its session counted; a recipient refused is counted by stage and code.
 import { createTransport } from "nodemailer";
+import { Registry } from "prom-client";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore } from "../../actors/store/store.ts";
+import { failure, ok } from "../../runtime/reply.ts";
 import { Subjects } from "../../runtime/subjects.ts";
 import { waitFor } from "../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
-import { MAIL_METRIC_NAMES } from "../../supervisors/mail-metrics.ts";
+import { MAIL_METRIC_NAMES, MailMetrics } from "../../supervisors/mail-metrics.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { type MetricsText, parseMetrics, sampleValue } from "../helpers/metrics-text.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
@@ -73,6 +75,17 @@ test("a recipient that is not a local identity is counted as a refusal at RCPT, 
   const metrics = await scrape(node);
   assert.is(sampleValue(metrics, MAIL_METRIC_NAMES.smtpRefusals, { stage: "rcpt", code: "550" }), 1);
   assert.not.ok(metrics.samples.some((s) => Object.values(s.labels).some((value) => value.includes("@"))));
+});
+
+test("an IMAP batch counts each of its raws by its own reply", async () => {
+  const registry = new Registry();
+  const batch = new MailMetrics(registry);
+  await batch.importBatch("imap", 3, async () => ok("batch", { results: [ok("imported"), failure("unreadable raw"), ok("already imported")] }));
+  await batch.importBatch("imap", 2, () => Promise.reject(new Error("no reply"))).catch(() => undefined);
+  const text = parseMetrics(await registry.metrics());
+  assert.is(sampleValue(text, MAIL_METRIC_NAMES.imported, { source: "imap" }), 2);
+  assert.is(sampleValue(text, MAIL_METRIC_NAMES.importFailures, { source: "imap" }), 3);
+  assert.is(sampleValue(text, `${MAIL_METRIC_NAMES.importSeconds}_count`, { source: "imap" }), 5);
 });
 
 test.run();

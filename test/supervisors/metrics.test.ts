@@ -85,6 +85,14 @@ test("orders received and applied are counted, and the actor they start shows in
   assert.is(sampleValue(after, METRIC_NAMES.consumerPending, { subject: "IMAPfetcher" }), 0);
 });
 
+test("an idle actor passivated is counted, and shown as passivated", async ({ node }) => {
+  assert.is(node.host.passivateIdle(0), 1);
+  const metrics = await scrape(node);
+  assert.is(sampleValue(metrics, METRIC_NAMES.passivations, { kind: "counter" }), 1);
+  assert.is(sampleValue(metrics, METRIC_NAMES.actors, { kind: "counter", state: "passivated" }), 1);
+  assert.is(sampleValue(metrics, METRIC_NAMES.actors, { kind: "counter", state: "running" }), 0);
+});
+
 test("a refused order is counted as refused and dead-lettered", async ({ node, client }) => {
   const fullfetch = { subject: "IMAPfetcher", order: "fullfetch" };
   client.publish("IMAPfetcher", encodeJson({ order: "fullfetch", remote_id: "r", user_id: "u" }));
