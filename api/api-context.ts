@@ -16,6 +16,8 @@ export interface ApiContext {
   logger: Logger;
   /** How long a `deliver` request waits for its reply (the contract says 30 s). */
   deliverTimeoutMs: number;
+  /** The node's Prometheus figures, served at /metrics to admins; no route when left out. */
+  metrics?: { scrape(): Promise<{ contentType: string; text: string }> };
 }
 
 /** The user a route acts for; admission.ts sets it before any route runs. */

@@ -19,6 +19,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { identityRoutes } from "./routes/identities.ts";
 import { messageRoutes } from "./routes/messages.ts";
+import { API_METRICS_PATH, metricsRoutes } from "./routes/metrics.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
 import { userRoutes } from "./routes/users.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
@@ -53,7 +54,10 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
   // CORS first: its headers then go on refusals too, and preflights need no token.
   await registerCors(app, settings.corsOrigins);
-  await registerAdmission(app, context.store, settings.rateLimits, (request) => request.url !== OPENAPI_PATH && request.url.startsWith("/api/"));
+  // /metrics is outside /api/ (where Prometheus looks) but admitted like the API: a token, counted.
+  const needsToken = (request: FastifyRequest) =>
+    (request.url !== OPENAPI_PATH && request.url.startsWith("/api/")) || request.url.split("?")[0] === API_METRICS_PATH;
+  await registerAdmission(app, context.store, settings.rateLimits, needsToken);
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = describeError(err, request);
@@ -92,6 +96,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     publicKeyRoutes(scoped, context);
     messageRoutes(scoped, context);
     adminRoutes(scoped, context);
+    metricsRoutes(scoped, context);
   });
   await app.ready();
   return app;

@@ -9,6 +9,7 @@ import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
 import type { ActorFamily, ActorInput, ActorMessage, ActorPorts } from "./actor-family.ts";
 import { busMessageProblem } from "./bus-messages.ts";
 import type { DeadLetters } from "./dead-letters.ts";
+import { type ActorCount, RuntimeMetrics } from "./metrics.ts";
 import { createPorts } from "./ports.ts";
 import { Requester } from "./requester.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
@@ -21,6 +22,8 @@ export interface ActorHostOptions {
   logger: Logger;
   snapshots: SnapshotStore;
   deadLetters: DeadLetters;
+  /** The node's metrics (a registry of its own when left out). */
+  metrics?: RuntimeMetrics;
 }
 
 export interface CellFailureListener {
@@ -40,6 +43,7 @@ interface RegisteredFamily {
 
 export class ActorHost {
   readonly ports: ActorPorts;
+  readonly metrics: RuntimeMetrics;
   private readonly families = new Map<string, RegisteredFamily>();
   private readonly listeners = new Map<string, CellFailureListener>();
   private readonly requester: Requester;
@@ -48,6 +52,8 @@ export class ActorHost {
 
   constructor(private readonly options: ActorHostOptions) {
     this.requester = new Requester(options.nc);
+    this.metrics = options.metrics ?? new RuntimeMetrics();
+    this.metrics.countActorsWith(() => this.countByState());
     this.ports = createPorts(options.nc, options.subjects, this.requester, options.deadLetters, options.logger);
   }
 
@@ -65,6 +71,7 @@ export class ActorHost {
       store: family.persistence === "none" ? null : snapshots,
       onCrash: (cell, error) => {
         logger.error({ kind: cell.kind, key: cell.key, err: error.message }, "actor crashed");
+        this.metrics.actorCrashed(cell.kind);
         this.listeners.get(cell.kind)?.onCrash(cell, error);
       },
       onFenced: (cell, error) => {
@@ -103,6 +110,7 @@ export class ActorHost {
       const cell = new ActorCell(kind, key, registered.machine, actorInput, registered.env);
       await cell.activate();
       registered.cells.set(key, cell);
+      this.metrics.actorActivated(kind);
       return cell;
     })();
     registered.activating.set(key, activation);
@@ -164,8 +172,28 @@ export class ActorHost {
   /** Passivates every actor idle for at least `idleForMs`; returns how many. */
   passivateIdle(idleForMs: number): number {
     let passivated = 0;
-    for (const registered of this.families.values()) for (const cell of registered.cells.values()) if (cell.passivate(idleForMs)) passivated += 1;
+    for (const [kind, registered] of this.families) {
+      let ofKind = 0;
+      for (const cell of registered.cells.values()) if (cell.passivate(idleForMs)) ofKind += 1;
+      if (ofKind > 0) this.metrics.actorsPassivated(kind, ofKind);
+      passivated += ofKind;
+    }
     return passivated;
+  }
+
+  /** Live actors by kind and state (running, passivated, crashed), every registered kind included. */
+  countByState(): ActorCount[] {
+    const out: ActorCount[] = [];
+    for (const [kind, registered] of this.families) {
+      const counts = { running: 0, passivated: 0, crashed: 0 };
+      for (const cell of registered.cells.values()) {
+        if (cell.status === "crashed") counts.crashed += 1;
+        else if (cell.passivated) counts.passivated += 1;
+        else counts.running += 1;
+      }
+      for (const [state, count] of Object.entries(counts)) out.push({ kind, state, count });
+    }
+    return out;
   }
 
   /** True while any actor is in a state tagged `busy`. */

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { RuntimeMetrics } from "./metrics.ts";
 import { explainConnectError, type NatsEndpoint, natsConnectOptions } from "./nats-endpoint.ts";
 import { StartupError } from "./startup-error.ts";
 import "./nats-settled-requests.ts";
@@ -13,6 +14,8 @@ export interface ConnectionOptions {
   logger: Logger;
   /** How long to wait for the first connection before giving up. */
   connectTimeoutMs?: number;
+  /** Counts the connection's losses and recoveries, labelled `connection` (a fixed name: "orders", "control"). */
+  metrics?: { metrics: RuntimeMetrics; connection: string };
 }
 
 /**
@@ -38,7 +41,7 @@ export async function connectToNats(options: ConnectionOptions): Promise<NatsCon
   } catch (err) {
     throw new StartupError(explainConnectError(options.endpoint, err));
   }
-  void watchStatus(nc, options.logger);
+  void watchStatus(nc, options.logger, options.metrics);
   return nc;
 }
 
@@ -49,15 +52,17 @@ export function isConnectionUp(nc: NatsConnection): boolean {
   return !nc.isClosed() && !down.has(nc);
 }
 
-async function watchStatus(nc: NatsConnection, logger: Logger): Promise<void> {
+async function watchStatus(nc: NatsConnection, logger: Logger, counted?: ConnectionOptions["metrics"]): Promise<void> {
   for await (const status of nc.status()) {
     switch (status.type) {
       case "disconnect":
         down.add(nc);
+        counted?.metrics.natsDisconnected(counted.connection);
         logger.warn({ server: status.server }, "NATS connection lost, reconnecting");
         break;
       case "reconnect":
         down.delete(nc);
+        counted?.metrics.natsReconnected(counted.connection);
         logger.info({ server: status.server }, "NATS connection restored");
         break;
       case "error":

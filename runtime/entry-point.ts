@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
+import { type HandlingTimer, type OrderCounters, RuntimeMetrics } from "./metrics.ts";
 import { coreDelivery, type Delivery, durableDelivery } from "./order-delivery.ts";
 import { BUSY, type OrderContext, OrderRefused, type OrderRoute, RetryLater } from "./orders.ts";
 import { validatePayload } from "./payload-schema.ts";
@@ -85,6 +86,10 @@ export class EntryPoint {
   private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0, processingMs: 0 };
   private lastError: string | null = null;
   private readonly maxConcurrent: number;
+  /** Per known order, its counts; any other name is counted under unknownOrder. */
+  private readonly counters: ReadonlyMap<string, OrderCounters>;
+  private readonly unknownOrder: OrderCounters;
+  private readonly handling: HandlingTimer;
 
   constructor(
     readonly spec: EntryPointSpec,
@@ -93,8 +98,13 @@ export class EntryPoint {
     private readonly deadLetters: DeadLetters,
     private readonly logger: Logger,
     limits: EntryPointLimits = { maxConcurrent: DEFAULT_MAX_CONCURRENT_ORDERS },
+    metrics: RuntimeMetrics = new RuntimeMetrics(),
   ) {
     this.maxConcurrent = Math.max(1, Math.floor(limits.maxConcurrent));
+    const counters = metrics.orderCounters(spec.subject, Object.keys(spec.orders));
+    this.counters = counters.known;
+    this.unknownOrder = counters.unknown;
+    this.handling = metrics.handlingTimer(spec.subject);
   }
 
   /** Takes orders from a core NATS queue subscription. */
@@ -230,36 +240,41 @@ export class EntryPoint {
       // Publishing there could get this node's connection closed by the server: no reply, no work.
       this.stats.rejected += 1;
       this.noteError("request with an unusable reply subject");
+      this.unknownOrder.received += 1;
+      this.unknownOrder.refused += 1;
       delivery.done();
       this.logger.warn({ subject: this.spec.subject, replyLength: delivery.replyTo.length }, "request with an unusable reply subject dropped without a reply");
       return;
     }
     const decoded = decodeBusJson(delivery.data);
     if (!decoded.ok) {
-      this.reject(delivery, decoded.error);
+      this.reject(delivery, decoded.error, this.unknownOrder);
       return;
     }
     if (!isJsonObject(decoded.value)) {
-      this.reject(delivery, "payload must be a JSON object");
+      this.reject(delivery, "payload must be a JSON object", this.unknownOrder);
       return;
     }
     const orderField = this.spec.orderField ?? "order";
     const order = decoded.value[orderField];
     const known = Object.keys(this.spec.orders);
     if (typeof order !== "string" || order === "") {
-      this.reject(delivery, `missing required field "${orderField}" (one of: ${known.join(", ")})`);
+      this.reject(delivery, `missing required field "${orderField}" (one of: ${known.join(", ")})`, this.unknownOrder);
       return;
     }
     const route = Object.hasOwn(this.spec.orders, order) ? this.spec.orders[order] : undefined;
+    // A name that is not one of the subject's orders is counted as UNKNOWN: the bus cannot add label values.
+    const counters = (route === undefined ? undefined : this.counters.get(order)) ?? this.unknownOrder;
     if (route === undefined) {
-      this.reject(delivery, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`);
+      this.reject(delivery, `unknown order "${order}" on ${this.spec.subject} (expected one of: ${known.join(", ")})`, counters);
       return;
     }
     const valid = validatePayload(route.schema, decoded.value);
     if (!valid.ok) {
-      this.reject(delivery, `invalid ${order} order: ${valid.message}`);
+      this.reject(delivery, `invalid ${order} order: ${valid.message}`, counters);
       return;
     }
+    counters.received += 1;
 
     const context: OrderContext = {
       subject: this.spec.subject,
@@ -269,10 +284,10 @@ export class EntryPoint {
       ...(delivery.deliveryId !== undefined && { deliveryId: delivery.deliveryId }),
     };
     // (Closures passed on, not named: see order-delivery.ts.)
-    if (this.inFlight.size < this.maxConcurrent) this.launch(() => this.run(route, valid.value, context, delivery));
+    if (this.inFlight.size < this.maxConcurrent) this.launch(() => this.run(route, valid.value, context, delivery, counters));
     // Only core NATS gets here (a durable pull asks for free handlers only): wait, within a bound.
-    else if (this.queued.length < this.maxConcurrent) this.queued.push(() => this.run(route, valid.value, context, delivery));
-    else this.turnAway(delivery, context);
+    else if (this.queued.length < this.maxConcurrent) this.queued.push(() => this.run(route, valid.value, context, delivery, counters));
+    else this.turnAway(delivery, context, counters);
   }
 
   private launch(start: () => Promise<void>): void {
@@ -287,9 +302,10 @@ export class EntryPoint {
   }
 
   /** Every handler busy and as many orders waiting: a request is told to try again. */
-  private turnAway(delivery: Delivery, context: OrderContext): void {
+  private turnAway(delivery: Delivery, context: OrderContext, counters: OrderCounters): void {
     this.stats.busy += 1;
     this.noteError(BUSY);
+    counters.busy += 1;
     if (delivery.deliveryId !== undefined) {
       delivery.retry();
       return;
@@ -299,19 +315,16 @@ export class EntryPoint {
       this.nc.publish(context.replyTo, encodeJson(failure(BUSY)));
       return;
     }
-    this.deadLetters.record(
-      delivery.subject,
-      `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`,
-      delivery.data,
-    );
+    this.deadLetter(delivery, `${BUSY}: ${this.maxConcurrent} orders of ${this.spec.subject} running on this node and as many waiting`, counters);
   }
 
-  private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery): Promise<void> {
+  private async run(route: OrderRoute, payload: Record<string, unknown>, context: OrderContext, delivery: Delivery, counters: OrderCounters): Promise<void> {
     let reply: Reply | undefined;
     const heartbeat = delivery.working === undefined ? undefined : setInterval(() => delivery.working?.(), WORKING_EVERY_MS);
     const started = performance.now();
     try {
       reply = await route.handle(payload, context);
+      counters.applied += 1;
       // A published order that came with a reply inbox gets an acknowledgement too.
       if (reply === undefined && context.mode === "publish" && context.replyTo !== undefined) reply = ok(`${context.order} accepted`);
       delivery.done();
@@ -319,8 +332,9 @@ export class EntryPoint {
       if (err instanceof OrderRefused) {
         this.stats.rejected += 1;
         this.noteError(err.message);
+        counters.refused += 1;
         this.logger.info({ subject: context.subject, order: context.order, reason: err.message }, "order refused");
-        if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, err.message, delivery.data);
+        if (context.replyTo === undefined) this.deadLetter(delivery, err.message, counters);
         delivery.done();
         reply = failure(err.message);
         return this.answer(context, reply);
@@ -340,15 +354,18 @@ export class EntryPoint {
         return;
       }
       this.stats.failed += 1;
+      counters.failed += 1;
       const message = `${context.order} failed: ${(err as Error).message}`;
       this.noteError(message);
       this.logger.error({ subject: context.subject, order: context.order, err: (err as Error).message }, "order handler failed");
-      if (context.replyTo === undefined) this.deadLetters.record(delivery.subject, message, delivery.data);
+      if (context.replyTo === undefined) this.deadLetter(delivery, message, counters);
       delivery.done();
       reply = failure(message);
     } finally {
       clearInterval(heartbeat);
-      this.stats.processingMs += performance.now() - started;
+      const handledMs = performance.now() - started;
+      this.stats.processingMs += handledMs;
+      this.handling.observe(handledMs / 1_000);
     }
     this.answer(context, reply);
   }
@@ -357,15 +374,22 @@ export class EntryPoint {
     if (reply !== undefined && context.replyTo !== undefined) this.nc.publish(context.replyTo, encodeJson(reply));
   }
 
-  private reject(delivery: Delivery, reason: string): void {
+  private reject(delivery: Delivery, reason: string, counters: OrderCounters): void {
     this.stats.rejected += 1;
     this.noteError(reason);
+    counters.received += 1;
+    counters.refused += 1;
     delivery.done();
     if (delivery.replyTo !== undefined) {
       this.logger.info({ subject: this.spec.subject, reason }, "request rejected");
       this.nc.publish(delivery.replyTo, encodeJson(failure(reason)));
       return;
     }
+    this.deadLetter(delivery, reason, counters);
+  }
+
+  private deadLetter(delivery: Delivery, reason: string, counters: OrderCounters): void {
+    counters.deadLettered += 1;
     this.deadLetters.record(delivery.subject, reason, delivery.data);
   }
 }

@@ -31,6 +31,7 @@ import type { CaliopenConfig } from "./caliopen-config.ts";
 import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
+import { MailMetrics } from "./mail-metrics.ts";
 import { platformServers } from "./platform-servers.ts";
 import { type ServiceFactory, workerLifecycle } from "./services.ts";
 import { existingUserAdmission } from "./user-admission.ts";
@@ -64,7 +65,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       // Built now, before the node joins its cluster: building takes long enough to delay its heartbeats.
       emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
       preparedApi = await prepareApi(
-        { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs },
+        { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs, metrics: deps.metrics },
         config.api.http,
       );
     }
@@ -86,7 +87,9 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           timeoutMs,
         );
       };
-    const importBatch = sendBatch(userAdmission, IMPORT_BATCH_TIMEOUT_MS);
+    const mailMetrics = new MailMetrics(deps.metrics.registry);
+    const sendImapBatch = sendBatch(userAdmission, IMPORT_BATCH_TIMEOUT_MS);
+    const importBatch = (order: ImportBatchOrder) => mailMetrics.importBatch("imap", order.raw_ids.length, () => sendImapBatch(order));
     // The inbound SMTP server's recipients were just read from the store, each a local identity naming
     // its user: nothing to admit. It waits for a batch as long as for `process_inbound`.
     const receivedMail = new ImportBatchers(sendBatch(undefined, PROCESS_INBOUND_TIMEOUT_MS), RECEIVED_BATCH_LIMITS);
@@ -109,13 +112,16 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         const twitterWorker = { input: workerInput, admit: twitterAccount };
         // One inbound processor per user takes both subjects' imports; only existing users get one.
         const inbound = (subject: "inboundSMTP" | "inboundTwitter", type: string) =>
-          routeToActor(context, {
-            ...actorOf(subject, "process_inbound"),
-            type,
-            input: (payload) => ({ user_id: payload.user_id }),
-            admit: userAdmission,
-            startOnRequest: true,
-          });
+          mailMetrics.importHandler(
+            subject === "inboundSMTP" ? "smtp" : "twitter",
+            routeToActor(context, {
+              ...actorOf(subject, "process_inbound"),
+              type,
+              input: (payload) => ({ user_id: payload.user_id }),
+              admit: userAdmission,
+              startOnRequest: true,
+            }),
+          );
         const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
@@ -141,10 +147,11 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         await rebuildPollers(store, context.keyed, deps.logger);
         if (config.mail.smtp !== null) {
           // Each recipient's import goes to the user's inbound actor, wherever it runs.
-          const importRaw = (order: InboundOrder, size: number): Promise<Reply> => receivedMail.import(order.user_id, order.remote_id, order.message_id, size);
+          const importRaw = (order: InboundOrder, size: number): Promise<Reply> =>
+            mailMetrics.importOne("smtp", () => receivedMail.import(order.user_id, order.remote_id, order.message_id, size));
           smtpServer = await startInboundSmtp(
             // The server binds its own `service`; a second binding would repeat the key in every line.
-            { store, importRaw, logger: deps.logger },
+            { store, importRaw, logger: deps.logger, metrics: mailMetrics.smtp },
             { ...config.mail.smtp, serverName: config.mail.host },
           );
           hooks.onSmtpStarted?.(smtpServer.port);

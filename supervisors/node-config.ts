@@ -7,6 +7,7 @@ import { DEFAULT_MAX_CONCURRENT_ORDERS } from "../runtime/entry-point.ts";
 import { type LogFormat, logFormatFromEnv, logLevelFromEnv } from "../runtime/logger.ts";
 import { type NatsEndpoint, natsEndpointFromEnv } from "../runtime/nats-endpoint.ts";
 import { StartupError } from "../runtime/startup-error.ts";
+import { listenSetting } from "./env-settings.ts";
 
 /**
  * How long a silent node takes to be declared dead. Measured: failover after kill -9 is this plus
@@ -38,6 +39,8 @@ export interface NodeConfig {
   passivateAfterMs: number;
   /** Order handlers running at once per entry point (default DEFAULT_MAX_CONCURRENT_ORDERS). */
   maxConcurrentOrders?: number;
+  /** Where Prometheus scrapes this node's /metrics without a token (CALIOPEN_METRICS); null or left out: no listener of its own. */
+  metrics?: { host: string; port: number } | null;
 }
 
 export function defaultNodeId(): string {
@@ -59,6 +62,7 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NodeCon
     failureDetectionMs: integer(env, "CALIOPEN_FAILURE_DETECTION_MS", DEFAULT_FAILURE_DETECTION_MS, 200, 600_000),
     passivateAfterMs: integer(env, "CALIOPEN_PASSIVATE_AFTER_MS", 60_000, 0, 86_400_000),
     maxConcurrentOrders: integer(env, "CALIOPEN_MAX_CONCURRENT_ORDERS", DEFAULT_MAX_CONCURRENT_ORDERS, 1, 10_000),
+    metrics: listenSetting(env, "CALIOPEN_METRICS", "off"),
   };
 }
 

@@ -12,6 +12,8 @@ import { DeadLetters } from "../runtime/dead-letters.ts";
 import { DebugResponder } from "../runtime/debug-responder.ts";
 import { type EmbeddedNats, startEmbeddedNats } from "../runtime/embedded-nats-server.ts";
 import { entryPointEndpoint } from "../runtime/entry-point-endpoint.ts";
+import { RuntimeMetrics } from "../runtime/metrics.ts";
+import { type RunningMetricsServer, startMetricsServer } from "../runtime/metrics-server.ts";
 import { authMethod, type NatsEndpoint, redactUrl, usesTls } from "../runtime/nats-endpoint.ts";
 import { ServiceDiscovery } from "../runtime/service-discovery.ts";
 import { SnapshotStore } from "../runtime/snapshot-store.ts";
@@ -30,6 +32,10 @@ export interface RunningNode {
   readonly host: ActorHost;
   readonly supervisors: ReadonlyMap<string, FamilySupervisor>;
   readonly deadLetters: DeadLetters;
+  /** The node's Prometheus metrics (its own registry). */
+  readonly metrics: RuntimeMetrics;
+  /** Where CALIOPEN_METRICS serves them, or null. */
+  readonly metricsUrl: string | null;
   /** Stops taking orders, lets running work finish within the grace period, then stops everything. */
   shutdown(reason: string): Promise<void>;
   /**
@@ -50,6 +56,8 @@ export interface NodeTuning {
 export async function startNode(config: NodeConfig, serviceSource: ServiceSet | ServiceFactory, logger: Logger, tuning: NodeTuning = {}): Promise<RunningNode> {
   const startedAt = new Date();
   const log = logger.child({ node: config.nodeId });
+  const metrics = new RuntimeMetrics();
+  metrics.includeProcessMetrics();
   let embedded: EmbeddedNats | null = null;
   if (config.nats === undefined) {
     embedded = await startEmbeddedNats({ dataDir: `${config.dataDir}/nats`, port: config.natsPort });
@@ -60,8 +68,13 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
   let nc: NatsConnection;
   let control: NatsConnection;
   try {
-    nc = await connectToNats({ endpoint: nats, name: `caliopen-node ${config.nodeId}`, logger: log });
-    control = await connectToNats({ endpoint: nats, name: `caliopen-node ${config.nodeId} control`, logger: log }).catch(async (err: unknown) => {
+    nc = await connectToNats({ endpoint: nats, name: `caliopen-node ${config.nodeId}`, logger: log, metrics: { metrics, connection: "orders" } });
+    control = await connectToNats({
+      endpoint: nats,
+      name: `caliopen-node ${config.nodeId} control`,
+      logger: log,
+      metrics: { metrics, connection: "control" },
+    }).catch(async (err: unknown) => {
       await nc.close();
       throw err;
     });
@@ -70,15 +83,16 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     throw err;
   }
 
+  let metricsServer: RunningMetricsServer | null = null;
   try {
     const subjects = new Subjects(config.namespace);
     const services =
       typeof serviceSource === "function"
-        ? await serviceSource({ nc, subjects, replicas: config.replicas, nodeId: config.nodeId, logger: log })
+        ? await serviceSource({ nc, subjects, replicas: config.replicas, nodeId: config.nodeId, logger: log, metrics })
         : serviceSource;
     const snapshots = await SnapshotStore.open(nc, subjects.resource("caliopen_actor_snapshots"), config.replicas);
     const deadLetters = await DeadLetters.open(nc, subjects, config.nodeId, log, config.replicas);
-    const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters });
+    const host = new ActorHost({ nc, subjects, nodeId: config.nodeId, logger: log, snapshots, deadLetters, metrics });
     const cluster = await openCluster({
       nc,
       control,
@@ -107,6 +121,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         deadLetters,
         logger: log,
         replicas: config.replicas,
+        metrics,
         ...(config.maxConcurrentOrders !== undefined && { maxConcurrentOrders: config.maxConcurrentOrders }),
       },
       bindings,
@@ -125,6 +140,10 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
       entryPoints.map((entry) => entryPointEndpoint(entry, subjects)),
       log,
     );
+    if (config.metrics != null) {
+      metricsServer = await startMetricsServer(metrics, config.metrics);
+      log.info({ url: metricsServer.url }, "metrics listening");
+    }
 
     const describeNode = () => {
       const server = nc.info;
@@ -184,6 +203,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
         debug.stop();
         await Promise.all([nc, control].map((connection) => closeConnection(connection, config.shutdownGraceMs)));
         await embedded?.stop();
+        await metricsServer?.close();
         log.info("node stopped");
       })());
 
@@ -196,12 +216,15 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
           // The other connection would otherwise go on trying to reconnect on its own.
           await Promise.all([nc, control].map((other) => other.close().catch(() => undefined)));
           await embedded?.stop();
+          await metricsServer?.close();
           resolve(reason);
         });
       }
     });
-    return { id: config.nodeId, nc, nats, subjects, host, supervisors, deadLetters, shutdown, lost };
+    const metricsUrl = metricsServer?.url ?? null;
+    return { id: config.nodeId, nc, nats, subjects, host, supervisors, deadLetters, metrics, metricsUrl, shutdown, lost };
   } catch (err) {
+    await metricsServer?.close();
     await nc.close().catch(() => undefined);
     await control.close().catch(() => undefined);
     await embedded?.stop();

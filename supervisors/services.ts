@@ -10,6 +10,7 @@ import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
 import { type Admission, admitOrRefuse, type RouterDeps } from "../runtime/cluster/actor-router.ts";
 import type { FamilySupervisor } from "../runtime/cluster/family-supervisor.ts";
+import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import type { OrderContext, OrderHandler } from "../runtime/orders.ts";
 import type { Reply } from "../runtime/reply.ts";
 import type { Subjects } from "../runtime/subjects.ts";
@@ -36,6 +37,8 @@ export interface ServiceDeps {
   replicas: number;
   nodeId: string;
   logger: Logger;
+  /** The node's metrics: services add their own to its registry, and the API serves them. */
+  metrics: RuntimeMetrics;
 }
 
 /** Services that are built once the node is connected. */

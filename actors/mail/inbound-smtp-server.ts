@@ -28,6 +28,17 @@ export interface InboundSmtpDeps {
   /** Imports the raw (`size` bytes as stored) for one recipient: the reply `process_inbound` would give. */
   importRaw(order: InboundOrder, size: number): Promise<Reply>;
   logger: Logger;
+  /** Counts sessions and refusals (the node's metrics); none when left out. */
+  metrics?: SmtpMetrics;
+}
+
+/** Where in a session a refusal is answered. */
+export type SmtpStage = "connect" | "rcpt" | "data";
+
+export interface SmtpMetrics {
+  sessionAdmitted(): void;
+  /** `code`: the reply code answered (421, 550, ...). */
+  refused(stage: SmtpStage, code: number | undefined): void;
 }
 
 export interface InboundSmtpOptions {
@@ -91,6 +102,8 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
   /** The local identities behind each accepted recipient, per transaction (envelope). */
   const resolved = new WeakMap<object, Map<string, Identity[]>>();
   const localRecipients = new LocalRecipients(deps.store);
+  const metrics = deps.metrics;
+  const codeOf = (err: unknown) => (err instanceof Error && "responseCode" in err && typeof err.responseCode === "number" ? err.responseCode : undefined);
 
   const server = new SMTPServer({
     name: options.serverName,
@@ -115,8 +128,10 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
     onConnect(session, callback) {
       try {
         guard.admit(session);
+        metrics?.sessionAdmitted();
         callback();
       } catch (err) {
+        metrics?.refused("connect", codeOf(err));
         callback(err as Error);
       }
     },
@@ -128,7 +143,11 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
     onRcptTo(address, session, callback) {
       recipientCheck(address, session).then(
         () => callback(),
-        (err: unknown) => callback(err instanceof SmtpReply ? err : temporary(err, "recipient lookup failed")),
+        (err: unknown) => {
+          const reply = err instanceof SmtpReply ? err : temporary(err, "recipient lookup failed");
+          metrics?.refused("rcpt", reply.responseCode);
+          callback(reply);
+        },
       );
     },
 
@@ -140,7 +159,9 @@ export async function startInboundSmtp(deps: InboundSmtpDeps, options: InboundSm
         },
         (err: unknown) => {
           guard.answered(session);
-          callback(err instanceof SmtpReply ? err : temporary(err, "message handling failed"));
+          const reply = err instanceof SmtpReply ? err : temporary(err, "message handling failed");
+          metrics?.refused("data", reply.responseCode);
+          callback(reply);
         },
       );
     },

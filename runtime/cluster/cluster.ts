@@ -78,6 +78,11 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   };
   await assignments.start();
   await membership.start();
+  const metrics = host.metrics;
+  membership.on((event) => {
+    if (event.type === "fenced") metrics.nodeFenced();
+  });
+  metrics.countClusterWith(() => (stopped ? null : { liveNodes: membership.liveNodes().length, ownedShards: runner?.owned().length ?? 0 }));
 
   return {
     placement,
@@ -106,7 +111,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       };
       inboxes.push(nc.subscribe(KeyedOrders.inboxSubject(subjects, nodeId), { callback: answering((data) => keyed.answerInbox(data)) }));
       inboxes.push(nc.subscribe(KeyedOrders.applySubject(subjects, nodeId), { callback: answering((data) => keyed.answerApply(data)) }));
-      coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }));
+      coordinator = new ShardCoordinator(membership, assignments, runner, logger.child({ part: "shards" }), metrics);
       coordinator.start();
       await coordinator.idle();
       // In the background: only a cluster upgraded with orders still queued by its earlier version has any.

@@ -118,7 +118,10 @@ export class FamilySupervisor implements CellFailureListener {
     this.logger.warn({ kind: cell.kind, key: cell.key, attempt: history.attempts, delayMs: delay }, "restarting crashed actor after backoff");
     history.timer = setTimeout(() => {
       history.timer = null;
-      if (!this.closed && this.host.get(cell.kind, cell.key) === cell) cell.restart();
+      if (!this.closed && this.host.get(cell.kind, cell.key) === cell) {
+        this.host.metrics.actorRestarted(cell.kind);
+        cell.restart();
+      }
     }, delay);
     this.crashes.set(cell.key, history);
   }

@@ -3,6 +3,7 @@
 // node dies, the winners among the survivors take its shards over; when this node leaves, it hands all
 // of its shards to the others. Every ownership change is a compare-and-swap on the shard's KV entry.
 import type { Logger } from "pino";
+import { RuntimeMetrics } from "../metrics.ts";
 import type { Membership } from "./membership.ts";
 import { rendezvousOwner } from "./rendezvous.ts";
 import type { ShardAssignments } from "./shard-assignments.ts";
@@ -24,6 +25,7 @@ export class ShardCoordinator {
     private readonly assignments: ShardAssignments,
     private readonly runner: ShardRunner,
     private readonly logger: Logger,
+    private readonly metrics: RuntimeMetrics = new RuntimeMetrics(),
   ) {}
 
   start(): void {
@@ -103,6 +105,7 @@ export class ShardCoordinator {
             await this.runner.stop(shard);
             if (await this.assignments.transfer(shard, desired, current)) {
               handedTo.set(desired, [...(handedTo.get(desired) ?? []), shard]);
+              this.metrics.shardHandedOff();
             }
           });
         } else if (!this.runner.isRunning(shard)) {
@@ -125,7 +128,10 @@ export class ShardCoordinator {
           if (gone && current !== undefined && !(await this.membership.confirmGone(current.node))) return;
           if (silent && current !== undefined && !(await this.membership.confirmSilent(current.node))) return;
           if (await this.assignments.transfer(shard, me, current)) {
-            if (current !== undefined) takenFrom.set(current.node, [...(takenFrom.get(current.node) ?? []), shard]);
+            if (current !== undefined) {
+              takenFrom.set(current.node, [...(takenFrom.get(current.node) ?? []), shard]);
+              this.metrics.shardTakenOver();
+            }
             await this.runner.start(shard);
           }
         });
