@@ -46,7 +46,7 @@ export class DebugClient {
    * node with more actors than one page is asked again at the next offset (the request goes to all
    * nodes, only the replies of the nodes that still have actors to give are kept).
    */
-  async actors(query: { kind?: string; limit?: number }): Promise<ActorListing> {
+  async actors(query: { kind?: string; node?: string; limit?: number }): Promise<ActorListing> {
     const wanted = query.limit ?? Number.POSITIVE_INFINITY;
     const pageSize = Math.min(ACTORS_PAGE, wanted);
     const perNode = new Map<string, { total: number; actors: Map<string, ActorSummary> }>();
@@ -54,7 +54,13 @@ export class DebugClient {
     for (let offset = 0; stillGiving === null || stillGiving.size > 0; offset += pageSize) {
       const asking: Set<string> | null = stillGiving;
       stillGiving = new Set();
-      for (const reply of await this.ask("actors", { ...(query.kind !== undefined && { kind: query.kind }), limit: pageSize, offset })) {
+      for (const reply of await this.ask("actors", {
+        ...(query.kind !== undefined && { kind: query.kind }),
+        // With a node, only that node answers.
+        ...(query.node !== undefined && { node: query.node }),
+        limit: pageSize,
+        offset,
+      })) {
         const node = String(reply.node);
         if ((asking !== null && !asking.has(node)) || !Array.isArray(reply.actors)) continue;
         const entry = perNode.get(node) ?? { total: 0, actors: new Map<string, ActorSummary>() };
