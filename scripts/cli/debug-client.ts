@@ -4,6 +4,7 @@ import { Empty, type NatsConnection, NoRespondersError, RequestError } from "@na
 import type { ActorSummary } from "../../runtime/actor-cell.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { type Subjects, subjectToken } from "../../runtime/subjects.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 export type JsonObject = Record<string, unknown>;
 
@@ -103,7 +104,8 @@ export class DebugClient {
         if (!decoded.ok || !isJsonObject(decoded.value)) {
           this.warn(`ignored a reply on ${subject} that is not a JSON object`);
         } else if (decoded.value.error === true) {
-          this.warn(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`);
+          // Printed for people: the node's words without the escape sequences they might carry.
+          this.warn(terminalSafe(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`));
         } else {
           replies.push(decoded.value);
         }
