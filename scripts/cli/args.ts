@@ -26,6 +26,10 @@ export interface CommandFlags {
   recoveryEmail?: string;
   /** A token's lifetime in milliseconds; null for `never`. */
   expires?: number | null;
+  node?: string;
+  /** Milliseconds between refreshes (`--interval`, given in seconds). */
+  intervalMs?: number;
+  once?: boolean;
 }
 
 export interface ParsedArgs {
@@ -53,6 +57,9 @@ const OPTIONS = {
   email: { type: "string" },
   "recovery-email": { type: "string" },
   expires: { type: "string" },
+  node: { type: "string" },
+  interval: { type: "string" },
+  once: { type: "boolean" },
 } as const;
 
 export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
@@ -76,6 +83,9 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): P
     ...(values.email !== undefined && { email: address("--email", values.email) }),
     ...(values["recovery-email"] !== undefined && { recoveryEmail: address("--recovery-email", values["recovery-email"]) }),
     ...(values.expires !== undefined && { expires: parseDuration("--expires", values.expires) }),
+    ...(values.node !== undefined && { node: nonEmpty("--node", values.node) }),
+    ...(values.interval !== undefined && { intervalMs: intervalMs("--interval", values.interval) }),
+    ...(values.once !== undefined && { once: values.once }),
   };
   return {
     command,
@@ -107,6 +117,15 @@ export function positiveInteger(option: string, raw: string): number {
 function nonEmpty(option: string, raw: string): string {
   if (raw.trim() === "") throw new UsageError(`${option} expects a value`);
   return raw.trim();
+}
+
+/** Seconds, decimals allowed (`0.5`), at least 0.1 so a refresh cannot hammer the nodes. */
+function intervalMs(option: string, raw: string): number {
+  const seconds = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !Number.isFinite(seconds) || seconds < 0.1 || seconds > 86_400) {
+    throw new UsageError(`${option} expects seconds between 0.1 and 86400, got "${raw}"`);
+  }
+  return Math.round(seconds * 1000);
 }
 
 function address(option: string, raw: string): string {

@@ -8,6 +8,7 @@ import { natsConfigCommand } from "./nats-config-command.ts";
 import { nodesCommand } from "./nodes-command.ts";
 import { secretsCommand } from "./secrets-command.ts";
 import { sendCommand } from "./send-command.ts";
+import { topCommand } from "./top-command.ts";
 import { usersCommand } from "./users-command.ts";
 import { watchCommand } from "./watch-command.ts";
 
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   actorsCommand,
   inspectCommand,
   watchCommand,
+  topCommand,
   sendCommand,
   deadlettersCommand,
   usersCommand,

@@ -4,6 +4,7 @@ import { Empty, type NatsConnection, NoRespondersError, RequestError } from "@na
 import type { ActorSummary } from "../../runtime/actor-cell.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
 import { type Subjects, subjectToken } from "../../runtime/subjects.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 export type JsonObject = Record<string, unknown>;
 
@@ -46,7 +47,7 @@ export class DebugClient {
    * node with more actors than one page is asked again at the next offset (the request goes to all
    * nodes, only the replies of the nodes that still have actors to give are kept).
    */
-  async actors(query: { kind?: string; limit?: number }): Promise<ActorListing> {
+  async actors(query: { kind?: string; node?: string; limit?: number }): Promise<ActorListing> {
     const wanted = query.limit ?? Number.POSITIVE_INFINITY;
     const pageSize = Math.min(ACTORS_PAGE, wanted);
     const perNode = new Map<string, { total: number; actors: Map<string, ActorSummary> }>();
@@ -54,7 +55,13 @@ export class DebugClient {
     for (let offset = 0; stillGiving === null || stillGiving.size > 0; offset += pageSize) {
       const asking: Set<string> | null = stillGiving;
       stillGiving = new Set();
-      for (const reply of await this.ask("actors", { ...(query.kind !== undefined && { kind: query.kind }), limit: pageSize, offset })) {
+      for (const reply of await this.ask("actors", {
+        ...(query.kind !== undefined && { kind: query.kind }),
+        // With a node, only that node answers.
+        ...(query.node !== undefined && { node: query.node }),
+        limit: pageSize,
+        offset,
+      })) {
         const node = String(reply.node);
         if ((asking !== null && !asking.has(node)) || !Array.isArray(reply.actors)) continue;
         const entry = perNode.get(node) ?? { total: 0, actors: new Map<string, ActorSummary>() };
@@ -97,7 +104,8 @@ export class DebugClient {
         if (!decoded.ok || !isJsonObject(decoded.value)) {
           this.warn(`ignored a reply on ${subject} that is not a JSON object`);
         } else if (decoded.value.error === true) {
-          this.warn(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`);
+          // Printed for people: the node's words without the escape sequences they might carry.
+          this.warn(terminalSafe(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`));
         } else {
           replies.push(decoded.value);
         }

@@ -1,4 +1,5 @@
 // Plain-text tables for people: columns as wide as their content up to a limit, long cells cut with "…".
+import { terminalSafe } from "./terminal-text.ts";
 
 export interface Column {
   header: string;
@@ -25,7 +26,7 @@ export function truncate(text: string, maxWidth: number): string {
   return text.length <= maxWidth ? text : `${text.slice(0, Math.max(0, maxWidth - 1))}…`;
 }
 
-// A newline inside a cell would break the table's rows.
+// A newline inside a cell would break the table's rows, and an escape sequence from the bus the terminal.
 function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n\t]+\s*/g, " ");
+  return terminalSafe(text);
 }

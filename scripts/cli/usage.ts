@@ -23,6 +23,7 @@ export function usage(): string {
     "",
     "examples:",
     "  caliopen actors --kind imap",
+    "  caliopen top --kind imap --interval 2",
     "  caliopen inspect imap/7f3c…",
     `  caliopen send imap_worker '{"order":"add_worker","remote_id":"…","user_id":"…"}'`,
     `  caliopen send caliopen.actor.imap.7f3c… '{"type":"sync"}' --publish`,

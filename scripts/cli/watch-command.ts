@@ -6,6 +6,7 @@ import { type ActorRef, formatActorRef, parseActorRef } from "./actor-ref.ts";
 import type { Command, Session } from "./command.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.ts";
 import { formatState, localClock } from "./format.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 export const watchCommand: Command = {
   name: "watch",
@@ -30,7 +31,8 @@ async function run(session: Session, ref: ActorRef, count: number | undefined): 
   process.once("SIGTERM", stop);
   try {
     for await (const msg of subscription) {
-      session.io.out(session.json ? msg.string() : transitionLine(msg.data));
+      // The line shows what the bus said: no escape sequence of it reaches the terminal.
+      session.io.out(session.json ? msg.string() : terminalSafe(transitionLine(msg.data)));
     }
   } finally {
     process.off("SIGINT", stop);

@@ -155,13 +155,18 @@ test("peer role: the contract's subjects, in their queue groups; no debug, no st
   }
 });
 
-test("observer role: nodes, actors, inspect, watch, deadletters and service discovery work; send and users are refused", async (ctx) => {
+test("observer role: nodes, actors, top, inspect, watch, deadletters and service discovery work; send and users are refused", async (ctx) => {
   const nodes = await cliAs(ctx, "observer", "nodes", "--json");
   assert.is(nodes.code, 0, nodes.stderr);
   assert.match(nodes.stdout, /"node":"role-node"/);
   const actors = await cliAs(ctx, "observer", "actors", "--kind", "poller", "--json");
   assert.is(actors.code, 0, actors.stderr);
   assert.ok(actors.stdout.includes(ctx.identityId));
+  const top = await cliAs(ctx, "observer", "top", "--kind", "poller", "--once");
+  assert.is(top.code, 0, top.stderr);
+  assert.match(top.stdout, /^role-node\s+healthy\b/m);
+  // The key column may cut a long key; its start is enough.
+  assert.match(top.stdout, new RegExp(`^poller\\s+${ctx.identityId.slice(0, 20)}`, "m"));
   const inspected = await cliAs(ctx, "observer", "inspect", `poller/${ctx.identityId}`, "--json");
   assert.is(inspected.code, 0, inspected.stderr);
   assert.is((JSON.parse(inspected.stdout) as { key: string }).key, ctx.identityId);
