@@ -1,17 +1,22 @@
-// A rolling restart of a 3-node deployment under steady load, as an operator does one (deploy/README.md):
-// each node in turn gets SIGTERM, exits 0, is started again and takes its shards back, while published
-// `sync` orders (200/s) and keyed `deliver` requests (50/s) keep coming. Every order must be applied
-// exactly once, and every request must get a non-error reply within the retries a real client makes on a
-// retryable answer ("moving between nodes", "busy", a timeout). The figures measured are printed, and
-// quoted in deploy/README.md.
+// A rolling restart of a 3-node deployment on a 3-server NATS cluster under steady load, as an operator
+// does one (deploy/README.md): each node in turn gets SIGTERM, exits 0, is started again and takes its
+// shards back, while published `sync` orders (200/s) and keyed `deliver` requests (50/s) keep coming.
+// Every order must be applied exactly once, and every request must get a non-error reply within the
+// retries a real client makes on a retryable answer ("moving between nodes", "busy", a timeout). The
+// figures measured are printed, and quoted in deploy/README.md.
 
-import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { DurableIntake } from "../../../runtime/durable-intake.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { natsConnectOptions } from "../../../runtime/nats-endpoint.ts";
+import { Subjects } from "../../../runtime/subjects.ts";
 import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
 import { type NodeProcess, OwnershipWatch, spawnNode } from "../../helpers/cluster-processes.ts";
-import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { startTestNatsCluster } from "../../helpers/nats-cluster.ts";
+import { startTestNats } from "../../helpers/nats-server.ts";
 
 const KEYS = Array.from({ length: 100 }, (_, i) => `roll-${i}`);
 const NODE_IDS = ["r1", "r2", "r3"];
@@ -31,7 +36,9 @@ interface RequestOutcome {
 }
 
 interface Context {
-  nats: TestNats;
+  /** NATS_* (and CALIOPEN_REPLICAS) of the nodes. */
+  env: Record<string, string>;
+  stopNats: () => Promise<void>;
   client: NatsConnection;
   nodes: Map<string, NodeProcess>;
   watch: OwnershipWatch;
@@ -128,21 +135,70 @@ class Load {
   }
 }
 
+/**
+ * The `sync` orders stored in the intake and not yet applied (an order is acknowledged once its actor
+ * has applied and saved it), sampled as the load runs: how far the deployment fell behind, and when.
+ */
+class Backlog {
+  max = 0;
+  maxAt = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly client: NatsConnection,
+    private readonly since: number,
+  ) {}
+
+  start(): void {
+    const stream = DurableIntake.streamName(new Subjects(""));
+    this.timer = setInterval(() => {
+      void jetstreamManager(this.client)
+        .then((jsm) => jsm.consumers.info(stream, "IMAPworkers_IMAPfetcher"))
+        .then((info) => {
+          const backlog = info.num_pending + info.num_ack_pending;
+          if (backlog > this.max) {
+            this.max = backlog;
+            this.maxAt = performance.now() - this.since;
+          }
+        })
+        .catch(() => undefined);
+    }, 250);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+}
+
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
 
 test.before(async (ctx) => {
-  ctx.nats = await startTestNats();
-  ctx.client = await ctx.nats.connect();
+  // The production shape: three servers, R3, mutual TLS, the node role. ROLLING_RESTART_NATS=single:
+  // one server, to tell the nodes' part from the NATS cluster's.
+  if (process.env.ROLLING_RESTART_NATS !== "single") {
+    const cluster = await startTestNatsCluster();
+    ctx.env = { ...cluster.env, CALIOPEN_REPLICAS: "3" };
+    ctx.client = await connect({ ...(await natsConnectOptions(cluster.endpoint)), maxReconnectAttempts: -1 });
+    ctx.stopNats = async () => {
+      await ctx.client.close();
+      await cluster.stop();
+    };
+  } else {
+    const nats = await startTestNats();
+    ctx.env = nats.env;
+    ctx.client = await nats.connect();
+    ctx.stopNats = () => nats.stop();
+  }
   ctx.nodes = new Map();
   ctx.expected = new Map();
-  await Promise.all(NODE_IDS.map(async (id) => ctx.nodes.set(id, await spawnNode(ctx.nats.env, id))));
+  await Promise.all(NODE_IDS.map(async (id) => ctx.nodes.set(id, await spawnNode(ctx.env, id))));
   ctx.watch = new OwnershipWatch(ctx.client);
 });
 
 test.after(async (ctx) => {
   ctx.watch.stop();
   for (const node of ctx.nodes.values()) node.child.kill("SIGKILL");
-  await ctx.nats.stop();
+  await ctx.stopNats();
 });
 
 test("a rolling restart of 3 nodes under load loses no order and fails no request a retry absorbs", async (ctx) => {
@@ -160,8 +216,10 @@ test("a rolling restart of 3 nodes under load loses no order and fails no reques
 
   const load = new Load(ctx);
   load.start();
+  const backlog = new Backlog(ctx.client, load.startedAt);
+  backlog.start();
   await sleep(3_000);
-  const restarts: { id: string; stopMs: number; readyMs: number; ownsMs: number }[] = [];
+  const restarts: { id: string; at: number; stopMs: number; readyMs: number; ownsMs: number }[] = [];
   for (const id of NODE_IDS) {
     const old = ctx.nodes.get(id)!;
     const t0 = performance.now();
@@ -170,15 +228,16 @@ test("a rolling restart of 3 nodes under load loses no order and fails no reques
     assert.is(code, 0, `${id} exits 0 on SIGTERM:\n${old.output()}`);
     const stopMs = performance.now() - t0;
     // Started again under the same id, as systemd or a container runtime restarts it.
-    const fresh = await spawnNode(ctx.nats.env, id);
+    const fresh = await spawnNode(ctx.env, id);
     ctx.nodes.set(id, fresh);
     const readyMs = performance.now() - t0;
     await waitFor(`${id} owns shards again`, async () => (await ownedShards(ctx.client, id)) > 0, 15_000, 100);
-    restarts.push({ id, stopMs, readyMs, ownsMs: performance.now() - t0 });
+    restarts.push({ id, at: t0 - load.startedAt, stopMs, readyMs, ownsMs: performance.now() - t0 });
     await sleep(1_000);
   }
   await sleep(2_000);
   load.stop();
+  backlog.stop();
   const loadSeconds = (load.stoppedAt - load.startedAt) / 1000;
 
   const outcomes = await Promise.all(load.requests);
@@ -210,14 +269,17 @@ test("a rolling restart of 3 nodes under load loses no order and fails no reques
   const fmt = (ms: number) => `${Math.round(ms)} ms`;
   process.stdout.write(
     [
-      `    load: ${load.ordersSent} orders in ${loadSeconds.toFixed(1)} s (${(load.ordersSent / loadSeconds).toFixed(0)}/s), all applied ${fmt(drainMs)} after the load stopped`,
+      `    load: ${load.ordersSent} orders in ${loadSeconds.toFixed(1)} s (${(load.ordersSent / loadSeconds).toFixed(0)}/s), all applied ${fmt(drainMs)} after the load stopped; largest backlog ${backlog.max} orders, at ${(backlog.maxAt / 1000).toFixed(1)} s`,
       `    requests: ${outcomes.length} (${(outcomes.length / loadSeconds).toFixed(0)}/s), p50 ${fmt(percentile(latencies, 50))}, p99 ${fmt(percentile(latencies, 99))}, max ${fmt(latencies.at(-1) ?? Number.NaN)}`,
       `    attempts needed: ${[...byAttempts]
         .sort(([a], [b]) => a - b)
         .map(([a, n]) => `${a}: ${n}`)
         .join(", ")}; failed: ${failed.length}`,
       ...[...retryReasons].map(([reason, n]) => `    retried on (${n}×): ${reason}`),
-      ...restarts.map((r) => `    restart ${r.id}: stopped (exit 0) ${fmt(r.stopMs)}, ready ${fmt(r.readyMs)}, owns shards ${fmt(r.ownsMs)} after SIGTERM`),
+      ...restarts.map(
+        (r) =>
+          `    restart ${r.id} at ${(r.at / 1000).toFixed(1)} s: stopped (exit 0) ${fmt(r.stopMs)}, ready ${fmt(r.readyMs)}, owns shards ${fmt(r.ownsMs)} after SIGTERM`,
+      ),
       "",
     ].join("\n"),
   );
