@@ -48,6 +48,8 @@ const WORKING_EVERY_MS = 4_000;
 const PULL_EXPIRES_MS = 5_000;
 // After a failed pull (a NATS server lost, heartbeats missed).
 const PULL_RETRY_MS = 1_000;
+/** Failed pulls in a row before they are logged as a warning. */
+const PULLS_FAILED_BEFORE_WARNING = 3;
 
 export interface EntryPointStats {
   subject: string;
@@ -76,6 +78,8 @@ export class EntryPoint {
   /** Orders asked of the durable consumer and not delivered yet: with those running, never over the bound. */
   private requested = 0;
   private pullLoop: Promise<void> | null = null;
+  /** Pulls that failed in a row (reset by one that ended normally). */
+  private failedPulls = 0;
   private readsIntake = false;
   private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -170,9 +174,14 @@ export class EntryPoint {
       if (this.stopping) await messages.close();
       const ended = await messages.closed();
       if (ended instanceof Error) throw ended;
+      this.failedPulls = 0;
     } catch (err) {
       if (!this.stopping && !this.nc.isClosed()) {
-        this.logger.warn({ subject: this.spec.subject, err: (err as Error).message }, "pulling orders failed: pulling again");
+        this.failedPulls += 1;
+        // One failed pull is routine while a stream's consumer elects a leader (a NATS cluster starting,
+        // a server lost): only pulls that keep failing are worth a warning.
+        const level = this.failedPulls >= PULLS_FAILED_BEFORE_WARNING ? "warn" : "info";
+        this.logger[level]({ subject: this.spec.subject, err: (err as Error).message, failedInARow: this.failedPulls }, "pulling orders failed: pulling again");
         await new Promise((resolve) => setTimeout(resolve, PULL_RETRY_MS));
       }
     } finally {
