@@ -68,8 +68,8 @@ function cut(text, length) {
   return text.length > length ? `${text.slice(0, length)}…` : text;
 }
 
-function actorLink(kind, key) {
-  const link = el("a", key);
+function actorLink(kind, key, text = key) {
+  const link = el("a", text);
   link.href = `#/actor/${encodeURIComponent(kind)}/${encodeURIComponent(key)}`;
   return link;
 }
@@ -127,24 +127,27 @@ function report(error) {
 // --- the overview ------------------------------------------------------------------------------------
 
 const actorRows = new Map();
+/** The kinds of actor a node runs. */
+function kindsOf(node) {
+  return Array.isArray(node.kinds) ? node.kinds.map(String) : Object.keys(node.kinds ?? {});
+}
+
 function renderNodes(nodes) {
   fill(
     $("nodes").tBodies[0],
     nodes.map((node) => {
       const cluster = node.cluster ?? {};
-      const kinds = Object.entries(node.kinds ?? {})
-        .map(([kind, count]) => `${kind}: ${count}`)
-        .join(", ");
       const shards = Array.isArray(node.shards) ? `${node.shards.length}/${cluster.shards ?? "?"}: ${node.shards.join(" ")}` : "-";
+      const live = Array.isArray(cluster.liveNodes) ? cluster.liveNodes.join(", ") : "?";
       const tr = row([
         node.node,
         node.host,
         node.version,
         relative(node.startedAt),
         node.actors,
-        kinds || "-",
+        kindsOf(node).join(", ") || "-",
         shards,
-        `${cluster.healthy === false ? "unhealthy" : "healthy"}, ${cluster.liveNodes ?? "?"} live`,
+        `${cluster.healthy === false ? "unhealthy" : "healthy"}; live nodes: ${live}`,
       ]);
       tr.dataset.node = node.node;
       return tr;
@@ -157,7 +160,7 @@ function renderNodes(nodes) {
   select.replaceChildren(el("option", "(all)"), ...nodes.map((node) => el("option", node.node)));
   select.options[0].value = "";
   select.value = nodes.some((node) => node.node === chosen) ? chosen : "";
-  const kinds = new Set(nodes.flatMap((node) => Object.keys(node.kinds ?? {})));
+  const kinds = new Set(nodes.flatMap(kindsOf));
   $("kinds").replaceChildren(...[...kinds].sort().map((kind) => Object.assign(el("option"), { value: kind })));
 }
 
@@ -314,7 +317,7 @@ function debounce(name, task, ms = 1000) {
 
 function onTransition(transition) {
   const id = `${transition.kind}/${transition.key}`;
-  const item = el("li", [actorLink(transition.kind, transition.key), `  ${feedLine(transition)}`]);
+  const item = el("li", [actorLink(transition.kind, transition.key, id), `  ${feedLine(transition)}`]);
   item.dataset.actor = id;
   prepend($("transitions"), item);
   const shown = actorRows.get(id);

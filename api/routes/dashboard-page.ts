@@ -10,6 +10,8 @@ const FILES: { path: string; file: string; type: string }[] = [
   { path: `${DASHBOARD_PATH}/`, file: "index.html", type: "text/html; charset=utf-8" },
   { path: `${DASHBOARD_PATH}/dashboard.js`, file: "dashboard.js", type: "text/javascript; charset=utf-8" },
   { path: `${DASHBOARD_PATH}/dashboard.css`, file: "dashboard.css", type: "text/css; charset=utf-8" },
+  // Named by the page, so that the browser does not ask for /favicon.ico (a 404) instead.
+  { path: `${DASHBOARD_PATH}/favicon.svg`, file: "favicon.svg", type: "image/svg+xml" },
 ];
 
 export function dashboardPageRoutes(app: FastifyInstance): void {
