@@ -8,10 +8,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { ACTOR_KINDS } from "../contract/actor-kinds.ts";
 import type { ActorSummary } from "../runtime/actor-cell.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
+import { DebugClient, type JsonObject } from "../runtime/debug-client.ts";
 import { decodeJson, isJsonObject } from "../runtime/json.ts";
 import { redactSecrets } from "../runtime/redact.ts";
 import { type Subjects, subjectToken } from "../runtime/subjects.ts";
-import { DebugClient, type JsonObject } from "../scripts/cli/debug-client.ts";
 
 /** How long a debug request waits for the nodes' replies. */
 const MAX_WAIT_MS = 1_500;
@@ -51,6 +51,8 @@ export interface AccountSync {
   failures: unknown;
   /** The last finished run. */
   last_run: unknown;
+  /** The last few finished runs, newest first. */
+  runs: unknown[];
 }
 
 export class DashboardReader {
@@ -120,6 +122,7 @@ export class DashboardReader {
           last_error: context?.last_error ?? null,
           failures: context?.failures,
           last_run: Array.isArray(context?.history) ? (context.history[0] ?? null) : null,
+          runs: Array.isArray(context?.history) ? context.history : [],
         });
       }
     };

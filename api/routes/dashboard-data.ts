@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { authenticate } from "../authenticate.ts";
 import { DASHBOARD_DATA_PREFIX, DASHBOARD_HEADERS } from "../dashboard-headers.ts";
-import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "../dashboard-limits.ts";
+import type { DashboardLimits } from "../dashboard-limits.ts";
 import { DashboardReader, MAX_ACTORS_SHOWN, MAX_DEAD_LETTERS } from "../dashboard-reader.ts";
 import { DashboardStreams } from "../dashboard-streams.ts";
 import { HttpError, notFound } from "../http-error.ts";
@@ -14,11 +14,11 @@ import { HttpError, notFound } from "../http-error.ts";
 const name = { type: "string", minLength: 1, maxLength: 128 };
 const hidden = { hide: true };
 
-export function dashboardDataRoutes(app: FastifyInstance, context: ApiContext, limits: Partial<DashboardLimits> = {}): void {
+export function dashboardDataRoutes(app: FastifyInstance, context: ApiContext, limits: DashboardLimits): void {
   const source = context.dashboard;
   if (source === undefined) return;
   const reader = new DashboardReader(source.nc, source.subjects);
-  const streams = new DashboardStreams(source.nc, source.subjects, { ...DEFAULT_DASHBOARD_LIMITS, ...limits }, () => reader.nodes(), context.logger);
+  const streams = new DashboardStreams(source.nc, source.subjects, limits, () => reader.nodes(), context.logger);
   app.addHook("preClose", async () => streams.close());
   const path = (rest: string) => `${DASHBOARD_DATA_PREFIX}${rest}`;
 

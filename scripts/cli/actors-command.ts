@@ -1,7 +1,7 @@
 // `caliopen actors [--kind K] [--limit N]`: every live actor of every node, with its state.
 import type { ActorSummary } from "../../runtime/actor-cell.ts";
+import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "../../runtime/debug-client.ts";
 import type { Command, Session } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, UsageError } from "./errors.ts";
 import { formatState, plural, relativeTime } from "./format.ts";
 import { type Column, formatTable } from "./table.ts";

@@ -1,9 +1,9 @@
 // `caliopen inspect KIND/KEY`: one actor's summary and context, as its node shows it (secrets redacted).
 
+import { DEFAULT_MAX_WAIT_MS, DebugClient } from "../../runtime/debug-client.ts";
 import { type ActorRef, formatActorRef, parseActorRef } from "./actor-ref.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.ts";
 import { plural } from "./format.ts";
 

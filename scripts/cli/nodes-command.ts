@@ -1,7 +1,8 @@
 // `caliopen nodes`: which nodes are up, where, since when, and which NATS server each one uses.
+
+import { DEFAULT_MAX_WAIT_MS, DebugClient, type JsonObject, noNodesMessage } from "../../runtime/debug-client.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import type { Command, Session } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient, type JsonObject, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, UsageError } from "./errors.ts";
 import { plural, relativeTime } from "./format.ts";
 import { type Column, formatTable } from "./table.ts";

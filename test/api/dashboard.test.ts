@@ -10,6 +10,7 @@ import { type DashboardNode, startDashboardNode } from "../helpers/dashboard-nod
 import { openEventStream } from "../helpers/event-stream-client.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 
+const WAIT_MS = 15_000;
 const LIMITS = { maxStreams: 3, maxStreamsPerToken: 2, eventsPerSecond: 50 };
 const test = suite<{ fx: DashboardNode }>("API: dashboard");
 
@@ -68,10 +69,16 @@ test("an admin sees the node with its shards, the actors, and an actor's transit
     assert.is(stream.status, 200);
     assert.match(String(stream.headers["content-type"]), /^text\/event-stream/);
     assert.is(stream.headers["x-content-type-options"], "nosniff");
-    await waitFor("the nodes on the stream", () => stream.events.some((e) => e.event === "nodes"));
+    await waitFor("the nodes on the stream", () => stream.events.some((e) => e.event === "nodes"), WAIT_MS);
     fx.nc.publish("contactAction", encodeJson({ order: "contact_update", contact_id: fx.admin.contact_id, user_id: fx.admin.user_id }));
-    await waitFor("the contact actor's transitions on the stream", () =>
-      stream.events.some((e) => e.event === "transition" && e.data.kind === "contact" && e.data.key === fx.admin.contact_id && e.data.to === "idle"),
+    await waitFor(
+      "the contact actor done with the order, on the stream",
+      () =>
+        stream.events.some(
+          (e) =>
+            e.event === "transition" && e.data.kind === "contact" && e.data.key === fx.admin.contact_id && e.data.from === "working" && e.data.to === "idle",
+        ),
+      WAIT_MS,
     );
   } finally {
     stream.close();
@@ -111,11 +118,16 @@ test("streams are bounded per token and per node; a closed one frees its place",
     assert.match(String((await overNode.refusal)?.message), /at most 3 dashboard event streams/);
     open.shift()?.close();
     let again = overNode;
-    await waitFor("a place freed by the closed stream", async () => {
-      again = await openEventStream(data(fx, "events"), third);
-      if (again.status !== 200) await again.refusal;
-      return again.status === 200;
-    });
+    await waitFor(
+      "a place freed by the closed stream",
+      async () => {
+        again = await openEventStream(data(fx, "events"), third);
+        if (again.status !== 200) await again.refusal;
+        return again.status === 200;
+      },
+      WAIT_MS,
+      100,
+    );
     open.push(again);
   } finally {
     for (const stream of open) stream.close();
@@ -127,14 +139,14 @@ test("a flood of transitions is sent at the stream's rate: one actor's coalesced
   const stream = await openEventStream(data(fx, "events"), fx.admin.token);
   try {
     assert.is(stream.status, 200);
-    await waitFor("the nodes on the stream", () => stream.events.some((e) => e.event === "nodes"));
+    await waitFor("the nodes on the stream", () => stream.events.some((e) => e.event === "nodes"), WAIT_MS);
     const transition = (key: string, to: string) =>
       encodeJson({ kind: "flood", key, node: "elsewhere", from: null, to, event: "x", at: new Date().toISOString() });
     for (let i = 0; i < 500; i++) fx.nc.publish("caliopen.debug.transitions.flood.one", transition("one", `s${i}`));
     for (let i = 0; i < 1_000; i++) fx.nc.publish(`caliopen.debug.transitions.flood.k${i}`, transition(`k${i}`, "s"));
     await fx.nc.flush();
-    await waitFor("the latest state of the coalesced actor", () => stream.events.some((e) => e.data.key === "one" && e.data.to === "s499"), 20_000);
-    await waitFor("the count of dropped events", () => stream.events.some((e) => e.event === "dropped"), 20_000);
+    await waitFor("the latest state of the coalesced actor", () => stream.events.some((e) => e.data.key === "one" && e.data.to === "s499"), WAIT_MS);
+    await waitFor("the count of dropped events", () => stream.events.some((e) => e.event === "dropped"), WAIT_MS);
     const ones = stream.events.filter((e) => e.data.key === "one");
     assert.ok(ones.length < 100, `${ones.length} events for one actor flooded with 500`);
     assert.ok(Number(ones.at(-1)?.data.coalesced) > 0, "the latest says how many it replaced");

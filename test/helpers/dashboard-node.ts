@@ -3,9 +3,10 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
-import type { DashboardLimits } from "../../api/dashboard-limits.ts";
+import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "../../api/dashboard-limits.ts";
 import { DEFAULT_HTTP_SETTINGS } from "../../api/http-settings.ts";
 import { Subjects } from "../../runtime/subjects.ts";
+import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "./nats-server.ts";
@@ -26,9 +27,17 @@ export interface DashboardNode {
   stop(): Promise<void>;
 }
 
-export async function startDashboardNode(nodeId: string, dashboard: Partial<DashboardLimits> = {}): Promise<DashboardNode> {
+/** `overrides`: other Caliopen settings (the servers the node may reach, say). */
+export async function startDashboardNode(
+  nodeId: string,
+  dashboard: Partial<DashboardLimits> = {},
+  overrides: Partial<CaliopenConfig> = {},
+): Promise<DashboardNode> {
   const nats = await startTestNats();
-  const config = testCaliopenConfig({ api: { host: "127.0.0.1", port: 0, http: { ...DEFAULT_HTTP_SETTINGS, dashboard } } });
+  const config = testCaliopenConfig({
+    api: { host: "127.0.0.1", port: 0, http: { ...DEFAULT_HTTP_SETTINGS, dashboard: { ...DEFAULT_DASHBOARD_LIMITS, ...dashboard } } },
+    ...overrides,
+  });
   let url = "";
   const node = await startTestNode(nats.endpoint, caliopenServices(config, { onApiStarted: (started) => (url = started) }), { nodeId });
   const nc = await nats.connect();

@@ -1,9 +1,9 @@
-// Reads the debug subjects every node answers (runtime/debug-responder.ts): one request, one reply
-// per node, gathered until the replies stop coming.
+// Reads the debug subjects every node answers (debug-responder.ts), for the CLI and the dashboard: one
+// request, one reply per node, gathered until the replies stop coming.
 import { Empty, type NatsConnection, NoRespondersError, RequestError } from "@nats-io/transport-node";
-import type { ActorSummary } from "../../runtime/actor-cell.ts";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
-import { type Subjects, subjectToken } from "../../runtime/subjects.ts";
+import type { ActorSummary } from "./actor-cell.ts";
+import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
+import { type Subjects, subjectToken } from "./subjects.ts";
 
 export type JsonObject = Record<string, unknown>;
 
