@@ -71,11 +71,14 @@ export class DashboardEventStream {
     if (!this.closed && !this.congested) this.out.write(": keep-alive\n\n");
   }
 
-  close(): void {
+  /** Ends the answer; `andConnection` closes the connection too (the node is stopping: its server waits for every connection). */
+  close(andConnection = false): void {
     if (this.closed) return;
     this.closed = true;
     this.pending.clear();
-    this.out.end();
+    this.out.end(() => {
+      if (andConnection) this.out.socket?.destroy();
+    });
   }
 
   private spend(): boolean {

@@ -9,6 +9,8 @@ export interface DashboardLimits {
   maxStreamsPerToken: number;
   /** Events a second sent on one stream; beyond, an actor's transitions are coalesced (the latest kept) or dropped. */
   eventsPerSecond: number;
+  /** How often a stream's token is checked again: a revoked token, or a user no longer admin, keeps its streams at most this long. */
+  recheckMs: number;
 }
 
-export const DEFAULT_DASHBOARD_LIMITS: DashboardLimits = { maxStreams: 32, maxStreamsPerToken: 4, eventsPerSecond: 50 };
+export const DEFAULT_DASHBOARD_LIMITS: DashboardLimits = { maxStreams: 32, maxStreamsPerToken: 4, eventsPerSecond: 50, recheckMs: 30_000 };

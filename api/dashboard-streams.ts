@@ -15,8 +15,6 @@ const NODES_EVERY_MS = 5_000;
 const FLUSH_EVERY_MS = 200;
 /** Under the API's idle timeout, so that a quiet stream stays open. */
 const KEEP_ALIVE_EVERY_MS = 15_000;
-/** A stream's token is checked again this often: a revoked token, or a user no longer admin, loses its streams. */
-const RECHECK_EVERY_MS = 30_000;
 /** A state larger than this (encoded) is not forwarded as is. */
 const MAX_STATE_CHARS = 2_048;
 const MAX_NAME_CHARS = 128;
@@ -32,6 +30,7 @@ export class DashboardStreams {
   private readonly perToken = new Map<string, number>();
   private subscription: Subscription | null = null;
   private timers: NodeJS.Timeout[] = [];
+  private closing = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -41,7 +40,12 @@ export class DashboardStreams {
     private readonly logger: Logger,
   ) {}
 
-  /** Why a new stream for this token is refused now, or null. */
+  /** Whether the API is closing: new streams are refused (503). */
+  get stopping(): boolean {
+    return this.closing;
+  }
+
+  /** Why a new stream for this token is refused now (429), or null. */
   refusal(tokenId: string): string | null {
     if (this.open.size >= this.limits.maxStreams) return `this node serves at most ${this.limits.maxStreams} dashboard event streams at once`;
     if ((this.perToken.get(tokenId) ?? 0) >= this.limits.maxStreamsPerToken)
@@ -61,7 +65,8 @@ export class DashboardStreams {
 
   /** Ends every stream (the API is closing: an open response would hold its server open). */
   close(): void {
-    for (const entry of [...this.open]) entry.stream.close();
+    this.closing = true;
+    for (const entry of [...this.open]) entry.stream.close(true);
     this.stopFeeds();
   }
 
@@ -92,7 +97,7 @@ export class DashboardStreams {
       setInterval(() => {
         for (const { stream } of this.open) stream.keepAlive();
       }, KEEP_ALIVE_EVERY_MS),
-      setInterval(() => void this.recheck(), RECHECK_EVERY_MS),
+      setInterval(() => void this.recheck(), this.limits.recheckMs),
     ];
   }
 

@@ -26,6 +26,7 @@ function dashboardLimits(env: NodeJS.ProcessEnv): DashboardLimits {
     maxStreams: integerSetting(env, "CALIOPEN_DASHBOARD_MAX_STREAMS", DEFAULT_DASHBOARD_LIMITS.maxStreams, "number of streams"),
     maxStreamsPerToken: integerSetting(env, "CALIOPEN_DASHBOARD_MAX_STREAMS_PER_TOKEN", DEFAULT_DASHBOARD_LIMITS.maxStreamsPerToken, "number of streams"),
     eventsPerSecond: integerSetting(env, "CALIOPEN_DASHBOARD_EVENTS_PER_SECOND", DEFAULT_DASHBOARD_LIMITS.eventsPerSecond, "number of events a second"),
+    recheckMs: DEFAULT_DASHBOARD_LIMITS.recheckMs,
   };
 }
 

@@ -86,6 +86,7 @@ export function dashboardDataRoutes(app: FastifyInstance, context: ApiContext, l
     const authorization = request.headers.authorization;
     // Admission has just read this token; read again for its id, which bounds the streams per token.
     const { tokenId } = await authenticate(context.store, authorization);
+    if (streams.stopping) throw new HttpError(503, "this node is stopping: try another node, or again later");
     const refusal = streams.refusal(tokenId);
     if (refusal !== null) {
       void reply.header("retry-after", 10);

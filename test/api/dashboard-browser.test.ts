@@ -88,4 +88,14 @@ test("nothing broke the page or its Content-Security-Policy", async ({ problems 
   assert.equal(problems, []);
 });
 
+test("a stopping node ends the page's event stream at once, and is not held by it", async ({ fx, page }) => {
+  await page.locator("#live.live").waitFor({ timeout: WAIT_MS });
+  const started = Date.now();
+  const stopped = fx.node.shutdown("test over");
+  await page.locator("#live:not(.live)").waitFor({ timeout: 2_000 });
+  await stopped;
+  // The page's other keep-alive connections may hold the server until the API's keep-alive timeout (5 s).
+  assert.ok(Date.now() - started < 10_000, `the node took ${Date.now() - started} ms to stop`);
+});
+
 test.run();

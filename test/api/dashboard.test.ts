@@ -11,7 +11,7 @@ import { openEventStream } from "../helpers/event-stream-client.ts";
 import { rawRequest } from "../helpers/http-request.ts";
 
 const WAIT_MS = 15_000;
-const LIMITS = { maxStreams: 3, maxStreamsPerToken: 2, eventsPerSecond: 50 };
+const LIMITS = { maxStreams: 3, maxStreamsPerToken: 2, eventsPerSecond: 50, recheckMs: 300 };
 const test = suite<{ fx: DashboardNode }>("API: dashboard");
 
 test.before(async (ctx) => {
@@ -155,6 +155,24 @@ test("a flood of transitions is sent at the stream's rate: one actor's coalesced
     assert.ok(dropped > 0 && others + dropped >= 1_000 - 1, `${others} sent and ${dropped} dropped of 1,000`);
   } finally {
     stream.close();
+  }
+});
+
+test("a stream ends soon after its token is revoked, or its user disabled", async ({ fx }) => {
+  await sleep(300); // the previous test's stream is gone
+  const revoked = await createUser(fx.store, { name: "root4", admin: true });
+  const disabled = await createUser(fx.store, { name: "root5", admin: true });
+  const streams = [await openEventStream(data(fx, "events"), revoked.token), await openEventStream(data(fx, "events"), disabled.token)];
+  try {
+    assert.equal(
+      streams.map((s) => s.status),
+      [200, 200],
+    );
+    await fx.store.tokens.revokeAll(revoked.user.user_id);
+    await fx.store.users.setDisabled(disabled.user.user_id, true);
+    await Promise.all(streams.map((stream) => waitFor("the stream's end", () => stream.ended, WAIT_MS)));
+  } finally {
+    for (const stream of streams) stream.close();
   }
 });
 

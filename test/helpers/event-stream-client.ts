@@ -12,6 +12,8 @@ export interface EventStreamClient {
   headers: IncomingHttpHeaders;
   /** Events received so far. */
   events: StreamEvent[];
+  /** Whether the server ended the answer. */
+  readonly ended: boolean;
   /** The body of a refusal (JSON), once it ended. */
   refusal: Promise<Record<string, unknown> | null>;
   close(): void;
@@ -26,6 +28,8 @@ export function openEventStream(url: string, token: string | null, localAddress?
         const events: StreamEvent[] = [];
         let buffer = "";
         let raw = "";
+        let ended = false;
+        res.on("end", () => (ended = true));
         const status = res.statusCode ?? 0;
         res.setEncoding("utf8");
         const refusal = new Promise<Record<string, unknown> | null>((done) => {
@@ -46,7 +50,16 @@ export function openEventStream(url: string, token: string | null, localAddress?
             if (event !== undefined && data !== undefined) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
           }
         });
-        resolve({ status, headers: res.headers, events, refusal, close: () => req.destroy() });
+        resolve({
+          status,
+          headers: res.headers,
+          events,
+          refusal,
+          get ended() {
+            return ended;
+          },
+          close: () => req.destroy(),
+        });
       },
     );
     req.on("error", reject);
