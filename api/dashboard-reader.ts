@@ -3,7 +3,7 @@
 // here is a secret: contexts come redacted by the owning node (ActorCell.inspect), dead letters were
 // redacted when stored, and both are redacted once more before they leave.
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ACTOR_KINDS } from "../contract/actor-kinds.ts";
 import type { ActorSummary } from "../runtime/actor-cell.ts";
@@ -57,6 +57,7 @@ export interface AccountSync {
 
 export class DashboardReader {
   private readonly debug: DebugClient;
+  private shardsBucket: Promise<KV> | null = null;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -174,7 +175,11 @@ export class DashboardReader {
   /** Which node owns each shard (undefined when none is recorded). */
   private async shardOwners(shards: number): Promise<(string | undefined)[]> {
     if (shards === 0) return [];
-    const kv = await new Kvm(this.nc).open(this.subjects.resource("caliopen_shards"));
+    this.shardsBucket ??= new Kvm(this.nc).open(this.subjects.resource("caliopen_shards"));
+    const kv = await this.shardsBucket.catch((err: unknown) => {
+      this.shardsBucket = null;
+      throw err;
+    });
     return Promise.all(
       Array.from({ length: shards }, async (_, shard) => {
         const entry = await kv.get(`s${shard}`).catch(() => null);

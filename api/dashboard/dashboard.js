@@ -9,6 +9,7 @@ const API = "/dashboard/api/";
 const FEED_LENGTH = 100;
 const DEAD_LETTERS_EVERY_MS = 30_000;
 const RECONNECT_MS = 3_000;
+const NEW_ACTORS_RELOAD_MS = 3_000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -326,8 +327,8 @@ function onTransition(transition) {
     shown.sinceCell.textContent = relative(transition.at);
     shown.tr.classList.add("changed");
   } else if (transition.from === null) {
-    // A new actor: listed again, as the filters see it.
-    debounce("actors", loadActors);
+    // A new actor: listed again, as the filters see it (not more often than every few seconds: a listing reads every node's actors).
+    debounce("actors", loadActors, NEW_ACTORS_RELOAD_MS);
   }
   if (transition.kind === "imap") debounce("sync", loadSync);
   if (shownActor !== null && shownActor.kind === transition.kind && shownActor.key === transition.key) {
