@@ -1,10 +1,12 @@
 // What every route of the API works with: the store, the order emitter, the destination policy, the
 // logger; and the user a request acts for.
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { DestinationPolicy } from "../actors/network/destination-policy.ts";
 import type { User } from "../actors/store/model.ts";
 import type { Store } from "../actors/store/store.ts";
+import type { Subjects } from "../runtime/subjects.ts";
 import { HttpError } from "./http-error.ts";
 import type { OrderEmitter } from "./order-emitter.ts";
 
@@ -18,6 +20,8 @@ export interface ApiContext {
   deliverTimeoutMs: number;
   /** The node's Prometheus figures, served at /metrics to admins; no route when left out. */
   metrics?: { scrape(): Promise<{ contentType: string; text: string }> };
+  /** The node's connection, for the dashboard's data (the debug subjects); no dashboard data routes when left out. */
+  dashboard?: { nc: NatsConnection; subjects: Subjects };
 }
 
 /** The user a route acts for; admission.ts sets it before any route runs. */

@@ -2,6 +2,7 @@
 // browser origins may call, whether it speaks TLS, and which reverse proxies are believed about the
 // client's address. A node reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults
 // here are a node's with none of those set.
+import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "./dashboard-limits.ts";
 
 export interface RateLimits {
   /** Requests a minute per token, on this node; null: no limit. */
@@ -30,6 +31,8 @@ export interface HttpSettings {
   tls: { cert: string; key: string } | null;
   /** Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none is. */
   trustedProxies: string[];
+  /** Bounds of the dashboard's live event streams on this node. */
+  dashboard: DashboardLimits;
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimits = { perToken: 600, perIp: 60 };
@@ -43,4 +46,5 @@ export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
   corsOrigins: [],
   tls: null,
   trustedProxies: [],
+  dashboard: DEFAULT_DASHBOARD_LIMITS,
 };

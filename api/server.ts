@@ -11,12 +11,15 @@ import type { ApiContext } from "./api-context.ts";
 import { bodyLimitOf, formatBytes, NO_BODY_LIMIT } from "./body-limits.ts";
 import { clientErrorHandler } from "./client-errors.ts";
 import { registerCors } from "./cors.ts";
+import { DASHBOARD_DATA_PREFIX, registerDashboardHeaders } from "./dashboard-headers.ts";
 import { trustProxyOption, warnOfUntrustedForwarding } from "./forwarded-for.ts";
 import { errorBody, HttpError } from "./http-error.ts";
 import { createApiServer } from "./http-server.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "./http-settings.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
+import { dashboardDataRoutes } from "./routes/dashboard-data.ts";
+import { dashboardPageRoutes } from "./routes/dashboard-page.ts";
 import { identityRoutes } from "./routes/identities.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { API_METRICS_PATH, metricsRoutes } from "./routes/metrics.ts";
@@ -54,9 +57,13 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
   // CORS first: its headers then go on refusals too, and preflights need no token.
   await registerCors(app, settings.corsOrigins);
-  // /metrics is outside /api/ (where Prometheus looks) but admitted like the API: a token, counted.
+  registerDashboardHeaders(app);
+  // /metrics is outside /api/ (where Prometheus looks) but admitted like the API: a token, counted; so
+  // is the dashboard's data (its page needs none).
   const needsToken = (request: FastifyRequest) =>
-    (request.url !== OPENAPI_PATH && request.url.startsWith("/api/")) || request.url.split("?")[0] === API_METRICS_PATH;
+    (request.url !== OPENAPI_PATH && request.url.startsWith("/api/")) ||
+    request.url.split("?")[0] === API_METRICS_PATH ||
+    request.url.startsWith(DASHBOARD_DATA_PREFIX);
   await registerAdmission(app, context.store, settings.rateLimits, needsToken);
 
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
@@ -97,6 +104,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     messageRoutes(scoped, context);
     adminRoutes(scoped, context);
     metricsRoutes(scoped, context);
+    dashboardPageRoutes(scoped);
+    dashboardDataRoutes(scoped, context, settings.dashboard);
   });
   await app.ready();
   return app;

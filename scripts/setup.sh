@@ -30,6 +30,7 @@ if $with_test_peers; then
   wanted[smtp-sink]=postfix   # postfix's smtp-sink: a real SMTP server receiving outbound mail
   wanted[mbsync]=isync        # the baseline of the IMAP fetch benchmark
   wanted[openssl]=openssl     # a private CA and certificates for the TLS tests
+  wanted[chromium]=chromium   # a real headless browser for the dashboard tests (driven by playwright-core)
 fi
 
 missing=()

@@ -65,7 +65,15 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       // Built now, before the node joins its cluster: building takes long enough to delay its heartbeats.
       emitter = new OrderEmitter(deps.nc, deps.subjects, deps.logger);
       preparedApi = await prepareApi(
-        { store, emitter, destinations, logger: deps.logger.child({ service: "api" }), deliverTimeoutMs: config.deliverTimeoutMs, metrics: deps.metrics },
+        {
+          store,
+          emitter,
+          destinations,
+          logger: deps.logger.child({ service: "api" }),
+          deliverTimeoutMs: config.deliverTimeoutMs,
+          metrics: deps.metrics,
+          dashboard: { nc: deps.nc, subjects: deps.subjects },
+        },
         config.api.http,
       );
     }

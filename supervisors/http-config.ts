@@ -1,6 +1,7 @@
 // The HTTP API's edges from CALIOPEN_HTTP_* (documented in the README): rate limits, timeouts, CORS
-// origins, TLS, trusted reverse proxies. Every mistake is a StartupError naming the variable.
+// origins, TLS, trusted reverse proxies, the dashboard's live streams. Every mistake is a StartupError naming the variable.
 import { isIP } from "node:net";
+import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "../api/dashboard-limits.ts";
 import { DEFAULT_RATE_LIMITS, DEFAULT_TIMEOUTS, type HttpSettings, type Timeouts } from "../api/http-settings.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import { integerSetting, listSetting, tlsPairSetting } from "./env-settings.ts";
@@ -16,6 +17,16 @@ export function httpSettingsFromEnv(env: NodeJS.ProcessEnv, deliverTimeoutMs: nu
     corsOrigins: listSetting(env, "CALIOPEN_HTTP_CORS").map(origin),
     tls: tlsPairSetting(env, "CALIOPEN_HTTP_TLS_CERT", "CALIOPEN_HTTP_TLS_KEY"),
     trustedProxies: listSetting(env, "CALIOPEN_HTTP_TRUST_PROXY").map(proxy),
+    dashboard: dashboardLimits(env),
+  };
+}
+
+function dashboardLimits(env: NodeJS.ProcessEnv): DashboardLimits {
+  return {
+    maxStreams: integerSetting(env, "CALIOPEN_DASHBOARD_MAX_STREAMS", DEFAULT_DASHBOARD_LIMITS.maxStreams, "number of streams"),
+    maxStreamsPerToken: integerSetting(env, "CALIOPEN_DASHBOARD_MAX_STREAMS_PER_TOKEN", DEFAULT_DASHBOARD_LIMITS.maxStreamsPerToken, "number of streams"),
+    eventsPerSecond: integerSetting(env, "CALIOPEN_DASHBOARD_EVENTS_PER_SECOND", DEFAULT_DASHBOARD_LIMITS.eventsPerSecond, "number of events a second"),
+    recheckMs: DEFAULT_DASHBOARD_LIMITS.recheckMs,
   };
 }
 

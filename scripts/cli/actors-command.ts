@@ -1,10 +1,11 @@
 // `caliopen actors [--kind K] [--limit N]`: every live actor of every node, with its state.
 import type { ActorSummary } from "../../runtime/actor-cell.ts";
+import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "../../runtime/debug-client.ts";
 import type { Command, Session } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, UsageError } from "./errors.ts";
 import { formatState, plural, relativeTime } from "./format.ts";
 import { type Column, formatTable } from "./table.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 const COLUMNS: Column[] = [
   { header: "KIND", maxWidth: 20 },
@@ -30,7 +31,9 @@ export const actorsCommand: Command = {
 };
 
 async function run(session: Session, query: { kind?: string; limit?: number }): Promise<number> {
-  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) => session.io.err(`caliopen: ${line}`));
+  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) =>
+    session.io.err(`caliopen: ${terminalSafe(line)}`),
+  );
   const listing = await client.actors(query);
   if (session.json) session.io.out(JSON.stringify(listing.actors));
   if (listing.nodes.length === 0) {

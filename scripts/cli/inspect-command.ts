@@ -1,11 +1,12 @@
 // `caliopen inspect KIND/KEY`: one actor's summary and context, as its node shows it (secrets redacted).
 
+import { DEFAULT_MAX_WAIT_MS, DebugClient } from "../../runtime/debug-client.ts";
 import { type ActorRef, formatActorRef, parseActorRef } from "./actor-ref.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.ts";
 import { plural } from "./format.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 export const inspectCommand: Command = {
   name: "inspect",
@@ -19,7 +20,9 @@ export const inspectCommand: Command = {
 };
 
 async function run(session: Session, ref: ActorRef): Promise<number> {
-  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) => session.io.err(`caliopen: ${line}`));
+  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) =>
+    session.io.err(`caliopen: ${terminalSafe(line)}`),
+  );
   const result = await client.inspect(ref.kind, ref.key);
   if (result.found.length === 0) {
     session.io.err(`caliopen: no live actor ${formatActorRef(ref)} (asked ${plural(result.asked, "node")})`);

@@ -1,10 +1,12 @@
 // `caliopen nodes`: which nodes are up, where, since when, and which NATS server each one uses.
+
+import { DEFAULT_MAX_WAIT_MS, DebugClient, type JsonObject, noNodesMessage } from "../../runtime/debug-client.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import type { Command, Session } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient, type JsonObject, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, UsageError } from "./errors.ts";
 import { plural, relativeTime } from "./format.ts";
 import { type Column, formatTable } from "./table.ts";
+import { terminalSafe } from "./terminal-text.ts";
 
 const COLUMNS: Column[] = [
   { header: "NODE", maxWidth: 36 },
@@ -28,7 +30,9 @@ export const nodesCommand: Command = {
 };
 
 async function run(session: Session): Promise<number> {
-  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) => session.io.err(`caliopen: ${line}`));
+  const client = new DebugClient(session.nc, session.subjects, session.timeoutMs ?? DEFAULT_MAX_WAIT_MS, (line) =>
+    session.io.err(`caliopen: ${terminalSafe(line)}`),
+  );
   const nodes = await client.nodes();
   if (session.json) session.io.out(JSON.stringify(nodes));
   if (nodes.length === 0) {

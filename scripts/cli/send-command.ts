@@ -2,13 +2,13 @@
 // would. For the contract's orders the mode (request or publish) comes from the contract table.
 import { type NatsConnection, TimeoutError } from "@nats-io/transport-node";
 import { type OrderSpec, orderSpec } from "../../contract/contract-table.ts";
+import { isNoResponders } from "../../runtime/debug-client.ts";
 import { encodeJson, isJsonObject } from "../../runtime/json.ts";
 import type { OrderMode } from "../../runtime/orders.ts";
 import { validatePayload } from "../../runtime/payload-schema.ts";
 import type { Command, Session } from "./command.ts";
 import { printJson } from "./command.ts";
 import { publishConfirmed } from "./connection.ts";
-import { isNoResponders } from "./debug-client.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 
 // deliver goes through an SMTP or IMAP server and may take a while; everything else answers quickly.

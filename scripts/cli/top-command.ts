@@ -1,8 +1,9 @@
 // `caliopen top [--kind K] [--node N] [--interval S] [--once]`: the nodes and their actors, redrawn
 // in place every second on a terminal until `q` or Ctrl-C; one plain snapshot when stdout is not a
 // terminal (a pipe, a file, a test) or with --once.
+
+import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "../../runtime/debug-client.ts";
 import type { Command, Session } from "./command.ts";
-import { DEFAULT_MAX_WAIT_MS, DebugClient, noNodesMessage } from "./debug-client.ts";
 import { EXIT_FAILURE, EXIT_OK, messageOf, UsageError } from "./errors.ts";
 import { openScreen } from "./terminal-screen.ts";
 import { terminalSafe } from "./terminal-text.ts";

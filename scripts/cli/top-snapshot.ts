@@ -1,8 +1,8 @@
 // What `caliopen top` shows at one moment: every node's description and the live actors, read from the
 // debug subjects in one round (caliopen.debug.nodes and caliopen.debug.actors, asked together).
 import type { ActorSummary } from "../../runtime/actor-cell.ts";
+import type { DebugClient, JsonObject } from "../../runtime/debug-client.ts";
 import { isJsonObject } from "../../runtime/json.ts";
-import type { DebugClient, JsonObject } from "./debug-client.ts";
 
 export interface TopFilter {
   kind?: string;

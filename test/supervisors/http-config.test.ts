@@ -97,4 +97,10 @@ test("TLS: both files, readable, a certificate and its own key", async () => {
   }
 });
 
+test("the dashboard's stream limits are read, and must be positive", () => {
+  const read = settings({ CALIOPEN_DASHBOARD_MAX_STREAMS: "8", CALIOPEN_DASHBOARD_MAX_STREAMS_PER_TOKEN: "1", CALIOPEN_DASHBOARD_EVENTS_PER_SECOND: "10" });
+  assert.equal(read.dashboard, { maxStreams: 8, maxStreamsPerToken: 1, eventsPerSecond: 10, recheckMs: 30_000 });
+  refused({ CALIOPEN_DASHBOARD_MAX_STREAMS: "0" }, /CALIOPEN_DASHBOARD_MAX_STREAMS must be a positive number of streams/);
+});
+
 test.run();

@@ -1,10 +1,9 @@
-// Reads the debug subjects every node answers (runtime/debug-responder.ts): one request, one reply
-// per node, gathered until the replies stop coming.
+// Reads the debug subjects every node answers (debug-responder.ts), for the CLI and the dashboard: one
+// request, one reply per node, gathered until the replies stop coming.
 import { Empty, type NatsConnection, NoRespondersError, RequestError } from "@nats-io/transport-node";
-import type { ActorSummary } from "../../runtime/actor-cell.ts";
-import { decodeJson, encodeJson, isJsonObject } from "../../runtime/json.ts";
-import { type Subjects, subjectToken } from "../../runtime/subjects.ts";
-import { terminalSafe } from "./terminal-text.ts";
+import type { ActorSummary } from "./actor-cell.ts";
+import { decodeJson, encodeJson, isJsonObject } from "./json.ts";
+import { type Subjects, subjectToken } from "./subjects.ts";
 
 export type JsonObject = Record<string, unknown>;
 
@@ -104,8 +103,8 @@ export class DebugClient {
         if (!decoded.ok || !isJsonObject(decoded.value)) {
           this.warn(`ignored a reply on ${subject} that is not a JSON object`);
         } else if (decoded.value.error === true) {
-          // Printed for people: the node's words without the escape sequences they might carry.
-          this.warn(terminalSafe(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`));
+          // The node's own words: a caller that prints them strips what a terminal would act on.
+          this.warn(`node ${String(decoded.value.node ?? "?")} answered with an error: ${String(decoded.value.message)}`);
         } else {
           replies.push(decoded.value);
         }
