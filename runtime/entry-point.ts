@@ -6,16 +6,17 @@
 // the requester's inbox) or from a durable consumer of the intake stream (published orders, kept until
 // a node has handled them).
 //
-// At most `maxConcurrent` handlers run at once. A durable consumer is pulled from only for free slots,
-// so the backlog waits in JetStream, where it is safe, and every order taken starts (and says it is
-// working) at once. Core NATS cannot be held back: up to `maxConcurrent` more orders wait their turn in
+// At most `maxConcurrent` handlers run at once. A durable consumer is pulled from only for free slots
+// (intake-puller.ts), so the backlog waits in JetStream, where it is safe, and every order taken starts
+// (and says it is working) at once. Core NATS cannot be held back: up to `maxConcurrent` more orders wait their turn in
 // memory, and beyond that a request is answered "busy, try again" (a published order there becomes a
 // dead letter saying so).
-import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages } from "@nats-io/jetstream";
+import type { Consumer } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 import type { DeadLetters } from "./dead-letters.ts";
+import { IntakePuller } from "./intake-puller.ts";
 import { decodeBusJson, encodeJson, isJsonObject } from "./json.ts";
 import { type HandlingTimer, type OrderCounters, RuntimeMetrics } from "./metrics.ts";
 import { coreDelivery, type Delivery, durableDelivery } from "./order-delivery.ts";
@@ -44,12 +45,6 @@ export interface EntryPointSpec {
 
 // Well under the intake's ack wait.
 const WORKING_EVERY_MS = 4_000;
-// A pull of the intake waits this long for orders before it is made again.
-const PULL_EXPIRES_MS = 5_000;
-// After a failed pull (a NATS server lost, heartbeats missed).
-const PULL_RETRY_MS = 1_000;
-/** Failed pulls in a row before they are logged as a warning. */
-const PULLS_FAILED_BEFORE_WARNING = 3;
 
 export interface EntryPointStats {
   subject: string;
@@ -73,21 +68,13 @@ export const MAX_LAST_ERROR_LENGTH = 256;
 
 export class EntryPoint {
   private subscription: Subscription | null = null;
-  /** Pulls of the durable consumer still open, and the work reading each. */
-  private readonly pulls = new Map<Promise<ConsumerMessages>, Promise<void>>();
-  /** Orders asked of the durable consumer and not delivered yet: with those running, never over the bound. */
-  private requested = 0;
-  private pullLoop: Promise<void> | null = null;
-  /** Pulls that failed in a row (reset by one that ended normally). */
-  private failedPulls = 0;
-  private readsIntake = false;
+  private intake: IntakePuller | null = null;
   private stopping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Core NATS orders admitted but waiting for a handler, oldest first (at most maxConcurrent). */
   private readonly queued: (() => Promise<void>)[] = [];
-  /** The durable pull loop, waiting for room to ask for more. */
-  private slotWaiter: (() => void) | null = null;
-  private readonly stats = { received: 0, rejected: 0, failed: 0, busy: 0, processingMs: 0 };
+  /** Time spent in handlers; the other figures are summed from the order counters when asked. */
+  private processingMs = 0;
   private lastError: string | null = null;
   private readonly maxConcurrent: number;
   /** Per known order, its counts; any other name is counted under unknownOrder. */
@@ -125,83 +112,18 @@ export class EntryPoint {
     });
   }
 
-  /**
-   * Takes orders from a durable consumer of the intake stream, pulling only as many as there are free
-   * handlers: the rest stay in the stream (and are not redelivered meanwhile: none of them was taken).
-   */
+  /** Takes orders from a durable consumer of the intake stream, only as many as there are free handlers. */
   async startDurable(consumer: Consumer): Promise<void> {
-    this.readsIntake = true;
-    this.pullLoop = this.pull(consumer);
-  }
-
-  // A new pull is made as soon as a quarter of the handlers could take more than has been asked for,
-  // while the earlier ones may still be delivering: no round trip is waited for between two batches.
-  private async pull(consumer: Consumer): Promise<void> {
-    const step = Math.ceil(this.maxConcurrent / 4);
-    // A connection closed for good takes no more orders (the node stops, or reports it lost).
-    while (!this.stopping && !this.nc.isClosed()) {
-      await this.room(step);
-      if (this.stopping || this.nc.isClosed()) break;
-      const asked = this.maxConcurrent - this.inFlight.size - this.requested;
-      this.requested += asked;
-      let delivered = 0;
-      // Handed over as they arrive, in the socket's own turn, as consume() does: the same code in
-      // nats.js, though fetch()'s type leaves `callback` out; iterating instead costs about twice the CPU
-      // per order (the acks are no longer written together).
-      const options: FetchMessages & ConsumeCallback = {
-        max_messages: asked,
-        // Short pulls with heartbeats: a pull lost with a NATS server is noticed in about two seconds.
-        expires: PULL_EXPIRES_MS,
-        idle_heartbeat: 1_000,
-        callback: (msg) => {
-          delivered += 1;
-          this.requested -= 1;
-          this.onDelivery(durableDelivery(msg));
-        },
-      };
-      const pull = consumer.fetch(options);
-      this.pulls.set(
-        pull,
-        this.read(pull, () => asked - delivered),
-      );
-    }
-  }
-
-  /** Waits for a pull to end; what it did not deliver (it expired, failed or was closed) is asked again by a next one. */
-  private async read(pull: Promise<ConsumerMessages>, undelivered: () => number): Promise<void> {
-    try {
-      const messages = await pull;
-      if (this.stopping) await messages.close();
-      const ended = await messages.closed();
-      if (ended instanceof Error) throw ended;
-      this.failedPulls = 0;
-    } catch (err) {
-      if (!this.stopping && !this.nc.isClosed()) {
-        this.failedPulls += 1;
-        // One failed pull is routine while a stream's consumer elects a leader (a NATS cluster starting,
-        // a server lost): only pulls that keep failing are worth a warning.
-        const level = this.failedPulls >= PULLS_FAILED_BEFORE_WARNING ? "warn" : "info";
-        this.logger[level]({ subject: this.spec.subject, err: (err as Error).message, failedInARow: this.failedPulls }, "pulling orders failed: pulling again");
-        await new Promise((resolve) => setTimeout(resolve, PULL_RETRY_MS));
-      }
-    } finally {
-      this.requested -= undelivered();
-      this.pulls.delete(pull);
-      this.wakePuller();
-    }
-  }
-
-  /** Resolves once `step` more orders can be asked for (a handler finished, a pull ended), or on stopping. */
-  private async room(step: number): Promise<void> {
-    while (!this.stopping && !this.nc.isClosed() && this.maxConcurrent - this.inFlight.size - this.requested < step) {
-      await new Promise<void>((resolve) => (this.slotWaiter = resolve));
-    }
-  }
-
-  private wakePuller(): void {
-    const waiter = this.slotWaiter;
-    this.slotWaiter = null;
-    waiter?.();
+    this.intake = new IntakePuller({
+      consumer,
+      nc: this.nc,
+      subject: this.spec.subject,
+      logger: this.logger,
+      maxConcurrent: this.maxConcurrent,
+      running: () => this.inFlight.size,
+      deliver: (msg) => this.onDelivery(durableDelivery(msg)),
+    });
+    this.intake.start();
   }
 
   /** Stops taking orders (other nodes take them from now on). */
@@ -211,11 +133,7 @@ export class EntryPoint {
     this.subscription = null;
     // A drain's flush is never answered when the connection closes meanwhile (a credential withdrawn).
     if (subscription !== null && !subscription.isClosed()) await Promise.race([subscription.drain().catch(() => undefined), this.nc.closed()]);
-    this.wakePuller();
-    await this.pullLoop;
-    this.pullLoop = null;
-    for (const pull of this.pulls.keys()) await pull.then((messages) => messages.close()).catch(() => undefined);
-    await Promise.all(this.pulls.values());
+    await this.intake?.stop();
   }
 
   /** Resolves when the handlers already running (and the orders waiting for one) have finished. */
@@ -224,10 +142,18 @@ export class EntryPoint {
   }
 
   snapshotStats(): EntryPointStats {
+    const totals = { received: 0, rejected: 0, failed: 0, busy: 0 };
+    for (const counters of [...this.counters.values(), this.unknownOrder]) {
+      totals.received += counters.received;
+      totals.rejected += counters.refused;
+      totals.failed += counters.failed;
+      totals.busy += counters.busy;
+    }
     return {
       subject: this.spec.subject,
       queue: this.spec.queue,
-      ...this.stats,
+      ...totals,
+      processingMs: this.processingMs,
       inFlight: this.inFlight.size,
       queued: this.queued.length,
       lastError: this.lastError,
@@ -236,7 +162,7 @@ export class EntryPoint {
 
   /** Whether this entry point reads a durable consumer (published orders) rather than a core NATS queue group. */
   get durable(): boolean {
-    return this.readsIntake;
+    return this.intake !== null;
   }
 
   private noteError(reason: string): void {
@@ -244,10 +170,8 @@ export class EntryPoint {
   }
 
   private onDelivery(delivery: Delivery): void {
-    this.stats.received += 1;
     if (delivery.replyTo !== undefined && !isSafeReplySubject(delivery.replyTo)) {
       // Publishing there could get this node's connection closed by the server: no reply, no work.
-      this.stats.rejected += 1;
       this.noteError("request with an unusable reply subject");
       this.unknownOrder.received += 1;
       this.unknownOrder.refused += 1;
@@ -306,13 +230,12 @@ export class EntryPoint {
       this.inFlight.delete(running);
       const next = this.queued.shift();
       if (next !== undefined) this.launch(next);
-      else this.wakePuller();
+      else this.intake?.wake();
     });
   }
 
   /** Every handler busy and as many orders waiting: a request is told to try again. */
   private turnAway(delivery: Delivery, context: OrderContext, counters: OrderCounters): void {
-    this.stats.busy += 1;
     this.noteError(BUSY);
     counters.busy += 1;
     if (delivery.deliveryId !== undefined) {
@@ -339,7 +262,6 @@ export class EntryPoint {
       delivery.done();
     } catch (err) {
       if (err instanceof OrderRefused) {
-        this.stats.rejected += 1;
         this.noteError(err.message);
         counters.refused += 1;
         this.logger.info({ subject: context.subject, order: context.order, reason: err.message }, "order refused");
@@ -362,7 +284,6 @@ export class EntryPoint {
         delivery.retryAfter(pause);
         return;
       }
-      this.stats.failed += 1;
       counters.failed += 1;
       const message = `${context.order} failed: ${(err as Error).message}`;
       this.noteError(message);
@@ -373,7 +294,7 @@ export class EntryPoint {
     } finally {
       clearInterval(heartbeat);
       const handledMs = performance.now() - started;
-      this.stats.processingMs += handledMs;
+      this.processingMs += handledMs;
       this.handling.observe(handledMs / 1_000);
     }
     this.answer(context, reply);
@@ -384,7 +305,6 @@ export class EntryPoint {
   }
 
   private reject(delivery: Delivery, reason: string, counters: OrderCounters): void {
-    this.stats.rejected += 1;
     this.noteError(reason);
     counters.received += 1;
     counters.refused += 1;

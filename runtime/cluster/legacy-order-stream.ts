@@ -2,7 +2,7 @@
 // applied them. A cluster upgraded while that stream still holds some must not lose them: a node that
 // finds the stream applies what is left in it, one order after the other (in the order they were
 // queued), each through today's path, and deletes the stream once it is empty.
-import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, type Consumer, DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { DeadLetters } from "../dead-letters.ts";
@@ -40,33 +40,43 @@ export async function drainLegacyOrders(deps: LegacyDrainDeps, stopped: () => bo
     .catch(() => undefined);
   const consumer = await jetstream(deps.nc).consumers.get(stream, DRAIN_CONSUMER);
   while (!stopped() && !deps.nc.isClosed()) {
-    const batch = await consumer.fetch({ max_messages: BATCH, expires: 2_000 });
     let taken = 0;
-    for await (const msg of batch) {
-      taken += 1;
-      const decoded = decodeJson(msg.data, WRAPPED_ORDER_LIMITS);
-      const order = decoded.ok ? readKeyedOrder(decoded.value) : decoded.error;
-      if (typeof order === "string") {
-        deps.deadLetters.record(msg.subject, `malformed keyed order: ${order}`, msg.data);
-        msg.ack();
-        continue;
-      }
-      try {
-        await deps.apply(order);
-        msg.ack();
-      } catch (err) {
-        deps.logger.warn(
-          { kind: order.kind, key: order.key, err: (err as Error).message },
-          "a keyed order left by an earlier version could not be applied yet",
-        );
-        msg.nak(5_000);
-      }
+    try {
+      taken = await applyBatch(consumer, deps);
+    } catch (err) {
+      // Another node emptied and deleted it first: nothing is left to apply.
+      if ((await jsm.streams.info(stream).catch(() => null)) === null) return;
+      throw err;
     }
     if (taken === 0 && (await isEmpty(jsm, stream))) break;
   }
   if (stopped()) return;
   await jsm.streams.delete(stream).catch(() => undefined);
   deps.logger.info({ stream }, "the earlier version's stream of keyed orders is applied and deleted");
+}
+
+/** Applies the next batch, one order after the other; resolves with how many were taken. */
+async function applyBatch(consumer: Consumer, deps: LegacyDrainDeps): Promise<number> {
+  const batch = await consumer.fetch({ max_messages: BATCH, expires: 2_000 });
+  let taken = 0;
+  for await (const msg of batch) {
+    taken += 1;
+    const decoded = decodeJson(msg.data, WRAPPED_ORDER_LIMITS);
+    const order = decoded.ok ? readKeyedOrder(decoded.value) : decoded.error;
+    if (typeof order === "string") {
+      deps.deadLetters.record(msg.subject, `malformed keyed order: ${order}`, msg.data);
+      msg.ack();
+      continue;
+    }
+    try {
+      await deps.apply(order);
+      msg.ack();
+    } catch (err) {
+      deps.logger.warn({ kind: order.kind, key: order.key, err: (err as Error).message }, "a keyed order left by an earlier version could not be applied yet");
+      msg.nak(5_000);
+    }
+  }
+  return taken;
 }
 
 async function isEmpty(jsm: JetStreamManager, stream: string): Promise<boolean> {
