@@ -1,19 +1,17 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { silentLogger } from "../../runtime/logger.ts";
 import { terminalSafe } from "../../scripts/cli/terminal-text.ts";
 import { nodeLines } from "../../scripts/cli/top-snapshot.ts";
 import { renderTop } from "../../scripts/cli/top-view.ts";
 import { waitFor } from "../../scripts/local-servers/wait.ts";
-import { type RunningNode, startNode } from "../../supervisors/node.ts";
+import type { RunningNode } from "../../supervisors/node.ts";
 import { type CliResult, startCli } from "../helpers/cli-process.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
+import { startTestNode } from "../helpers/test-node.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/caliopen.js", import.meta.url));
 // Clears the screen, moves the cursor home, sets the window title, and reverses the text that follows.
@@ -24,39 +22,24 @@ const ESC_OR_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
 interface Fixture {
   nats: TestNats;
   node: RunningNode;
-  dataDir: string;
 }
 
 const test = suite<{ fx: Fixture; cli(...args: string[]): Promise<CliResult> }>("caliopen top");
 
 test.before(async (ctx) => {
   const nats = await startTestNats();
-  const dataDir = await mkdtemp(join(tmpdir(), "caliopen-top-test-"));
-  const node = await startNode(
-    {
-      nats: nats.endpoint,
-      natsPort: 0,
-      dataDir,
-      namespace: "",
-      nodeId: "top-node",
-      shutdownGraceMs: 1000,
-      replicas: 1,
-      logLevel: "silent",
-      shards: 8,
-      failureDetectionMs: 2_000,
-      passivateAfterMs: 60_000,
-    },
+  const node = await startTestNode(
+    nats.endpoint,
     { families: [counterFamily("counter"), counterFamily("other", "none")], bindings: () => ({}) },
-    silentLogger(),
+    { nodeId: "top-node", failureDetectionMs: 2_000 },
   );
-  ctx.fx = { nats, node, dataDir };
+  ctx.fx = { nats, node };
   ctx.cli = (...args) => startCli(args, nats.env).exited;
 });
 
 test.after(async (ctx) => {
   await ctx.fx.node.shutdown("test over");
   await ctx.fx.nats.stop();
-  await rm(ctx.fx.dataDir, { recursive: true, force: true });
 });
 
 test("top --once lists the node and the actors, most recent state change first", async ({ cli, fx }) => {
