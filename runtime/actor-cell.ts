@@ -1,6 +1,7 @@
 // One live actor on this node: the XState actor, its NATS subscription (its mailbox), its deadlines
 // (actor-deadlines.ts), its snapshots (snapshot-writer.ts) and its published transitions
-// (transition-log.ts). Messages reach the machine by one of two
+// (transition-log.ts). A cell may also start resting (resting-index.ts): its mailbox open and one timer
+// armed, its snapshot restored only when that timer or a message wakes it. Messages reach the machine by one of two
 // paths: `receiveFromBus` for whatever came over NATS (the mailbox, the node inbox, the keyed-order
 // stream), checked against what the family accepts; `receive` for the node's own events
 // (deadlines, runtime notices, messages already checked), unchecked.
@@ -11,12 +12,14 @@ import { type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, create
 import { ActorDeadlines } from "./actor-deadlines.ts";
 import { type ActorInput, type ActorMessage, type ActorPorts, BUSY_TAG } from "./actor-family.ts";
 import { readMailboxMessage } from "./actor-mailbox.ts";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 import { type Accepted, busMessageProblem } from "./bus-messages.ts";
-import { readDeadlines } from "./deadlines.ts";
+import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
 import { encodeJson } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
-import type { SnapshotStore } from "./snapshot-store.ts";
+import { type RestingIndex, wakeTimeOf } from "./resting-index.ts";
+import { SnapshotConflict, type SnapshotStore } from "./snapshot-store.ts";
 import { type SettleCallback, SnapshotWriter } from "./snapshot-writer.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
 import { TransitionLog } from "./transition-log.ts";
@@ -43,6 +46,10 @@ export interface CellEnvironment {
   accepts: Accepted;
   /** null when the family does not persist. */
   store: SnapshotStore | null;
+  /** Where passivated actors are recorded as resting (null: nowhere, e.g. a node without a cluster). */
+  resting(): RestingIndex | null;
+  /** Runs the restore of a resting actor woken up, a bounded number at a time node-wide. */
+  limitWakes(restore: () => Promise<void>): Promise<void>;
   onCrash(cell: ActorCell, error: Error): void;
   /** The cell lost a compare-and-swap on its snapshot: someone else owns the key now. */
   onFenced(cell: ActorCell, error: Error): void;
@@ -68,8 +75,9 @@ export interface ActorSummary {
   deadlines: Record<string, string>;
 }
 
-// Messages kept while a crashed actor waits for its restart; beyond this, requests get an error.
+// Messages kept while a crashed actor waits for its restart (or a resting one for its restore); beyond this, requests get an error.
 const MAX_BUFFERED = 1_000;
+const WAKE_EVENT = "rest.wake";
 
 export class ActorCell {
   readonly subject: string;
@@ -85,6 +93,13 @@ export class ActorCell {
   // A passivated cell keeps its machine's persisted snapshot instead of a live XState actor.
   private dormant: unknown = undefined;
   private lastActivity = Date.now();
+  /** Started resting: not restored yet; the timer wakes it at its earliest deadline. */
+  private unrestored = false;
+  private wakeTimer: DeadlineTimers | null = null;
+  private restingUntil: number | null = null;
+  private waking: Promise<void> | null = null;
+  /** A rest was recorded for this actor (since it last woke): it must be recorded awake before its next write. */
+  private restRecorded = false;
   /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
   private receiving: string | null = null;
   private readonly writer: SnapshotWriter;
@@ -124,6 +139,84 @@ export class ActorCell {
       },
     });
     this.startMachine();
+  }
+
+  /**
+   * Opens the mailbox of an actor recorded as resting, without restoring it: it is restored (and its
+   * previous writer fenced) when `wakeAt` comes or a message does (null: only a message).
+   */
+  rest(wakeAt: number | null): void {
+    this.unrestored = true;
+    this.restRecorded = true;
+    this.status = "running";
+    this.activatedAt = Date.now();
+    this.subscription = this.env.nc.subscribe(this.subject, {
+      callback: (err, msg) => {
+        if (err === null) this.onNatsMessage(msg);
+      },
+    });
+    this.restingUntil = wakeAt;
+    if (wakeAt === null) return;
+    this.wakeTimer = new DeadlineTimers(() => this.wake());
+    this.wakeTimer.sync({ deadlines: { [WAKE_EVENT]: wakeAt } });
+  }
+
+  get resting(): boolean {
+    return this.unrestored;
+  }
+
+  private wake(): void {
+    if (!this.unrestored || this.waking !== null || this.status === "stopped") return;
+    this.waking = this.env
+      .limitWakes(() => this.restoreFromRest())
+      .finally(() => {
+        this.waking = null;
+      });
+  }
+
+  private async restoreFromRest(): Promise<void> {
+    for (let attempt = 1; this.status !== "stopped"; attempt++) {
+      try {
+        await this.writer.restore();
+        break;
+      } catch (err) {
+        if (err instanceof SnapshotConflict) return this.env.onFenced(this, err);
+        this.env.logger.warn({ key: this.key, err: (err as Error).message, attempt }, "resting actor could not be restored, retrying");
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(DEFAULT_BACKOFF, attempt)));
+      }
+    }
+    if (this.status === "stopped") return;
+    this.unrestored = false;
+    this.wakeTimer?.clear();
+    this.wakeTimer = null;
+    this.recordAwake();
+    this.startMachine();
+  }
+
+  /** Holds the next snapshot write until the actor is recorded awake (see resting-index.ts). */
+  private recordAwake(): void {
+    const index = this.env.resting();
+    if (!this.restRecorded || index === null) return;
+    this.restRecorded = false;
+    // Asked now, so that it lands after the rest it follows; asked again if it failed.
+    let first: Promise<void> | null = index.wake(this.input);
+    first.catch(() => undefined);
+    this.writer.holdWritesUntil(() => {
+      const step = first ?? index.wake(this.input);
+      first = null;
+      return step;
+    });
+  }
+
+  /** Records the passivated actor as resting once the state it rests in is saved. */
+  private recordRest(dormant: unknown): void {
+    const index = this.env.resting();
+    if (index === null || this.env.store === null) return;
+    this.writer.settleWhenSaved((outcome) => {
+      if (outcome !== "done" || this.dormant !== dormant || this.status !== "running") return;
+      this.restRecorded = true;
+      index.rest(this.input, wakeTimeOf(dormant)).catch((err: Error) => this.env.logger.debug({ key: this.key, err: err.message }, "rest not recorded"));
+    });
   }
 
   /** Starts the machine again from its last settled snapshot (after a crash). */
@@ -183,6 +276,10 @@ export class ActorCell {
    */
   receive(message: ActorMessage, settle?: SettleCallback): void {
     this.lastActivity = Date.now();
+    if (this.unrestored) {
+      this.keepUntilRestored(message, settle);
+      return;
+    }
     if (this.dormant !== undefined) this.revive();
     if (message.id !== undefined && this.writer.hasSeen(message.id)) {
       // A redelivery of what this state already reflects: done once that state is saved.
@@ -226,6 +323,7 @@ export class ActorCell {
    * no reply). For notices the runtime itself sends, such as `reloaded`, that machines may ignore.
    */
   notify(message: ActorMessage): boolean {
+    if (this.unrestored) return false;
     if (this.dormant !== undefined) this.revive();
     if (this.status !== "running" || this.actor === null) return false;
     if (!(this.actor.getSnapshot() as AnyMachineSnapshot).can(message)) return false;
@@ -242,21 +340,36 @@ export class ActorCell {
     if (this.status !== "running" || this.actor === null || Date.now() - this.lastActivity < idleForMs) return false;
     const snapshot = this.actor.getSnapshot() as AnyMachineSnapshot;
     if (snapshot.status !== "active" || snapshot.hasTag(BUSY_TAG) || Object.keys(snapshot.children).length > 0) return false;
-    this.dormant = this.actor.getPersistedSnapshot();
+    const dormant = this.actor.getPersistedSnapshot();
+    this.dormant = dormant;
     const actor = this.actor;
     this.actor = null;
     actor.stop();
+    this.recordRest(dormant);
     return true;
   }
 
+  /** Passivated, or resting and not restored yet: no XState actor in memory. */
   get passivated(): boolean {
-    return this.dormant !== undefined;
+    return this.dormant !== undefined || this.unrestored;
   }
 
   private revive(): void {
     const dormant = this.dormant;
     this.dormant = undefined;
+    this.recordAwake();
     if (this.status === "running") this.startMachine(dormant);
+  }
+
+  private keepUntilRestored(message: ActorMessage, settle: SettleCallback | undefined): void {
+    if ((this.buffered?.length ?? 0) >= MAX_BUFFERED) {
+      if (settle !== undefined) settle("retry");
+      else this.refuse(message, `actor ${this.kind}/${this.key} is being restored, try again later`);
+      return;
+    }
+    this.buffered ??= [];
+    this.buffered.push({ message, settle });
+    this.wake();
   }
 
   get busy(): boolean {
@@ -273,6 +386,8 @@ export class ActorCell {
       this.subscription = null;
     }
     this.deadlines.clear();
+    this.wakeTimer?.clear();
+    this.wakeTimer = null;
     this.actor?.stop();
     this.actor = null;
     this.dormant = undefined;
@@ -291,6 +406,7 @@ export class ActorCell {
     const deadlines: Record<string, string> = {};
     const context = this.currentContext();
     for (const [event, at] of Object.entries(readDeadlines(context))) deadlines[event] = new Date(at).toISOString();
+    if (this.unrestored && this.restingUntil !== null) deadlines[WAKE_EVENT] = new Date(this.restingUntil).toISOString();
     return {
       kind: this.kind,
       key: this.key,
@@ -309,7 +425,13 @@ export class ActorCell {
 
   /** The summary plus the context, with secrets redacted. */
   inspect(): Record<string, unknown> {
-    return { ...this.summary(), passivated: this.passivated, context: redactSecrets(this.currentContext() ?? null), revision: this.writer.revision };
+    return {
+      ...this.summary(),
+      passivated: this.passivated,
+      resting: this.unrestored,
+      context: redactSecrets(this.currentContext() ?? null),
+      revision: this.writer.revision,
+    };
   }
 
   private currentContext(): unknown {

@@ -3,6 +3,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
+import pLimit from "p-limit";
 import type { Logger } from "pino";
 import type { AnyStateMachine } from "xstate";
 import { ActorCell, type CellEnvironment } from "./actor-cell.ts";
@@ -12,6 +13,7 @@ import type { DeadLetters } from "./dead-letters.ts";
 import { type ActorCount, RuntimeMetrics } from "./metrics.ts";
 import { createPorts } from "./ports.ts";
 import { Requester } from "./requester.ts";
+import type { RestingIndex } from "./resting-index.ts";
 import type { SnapshotStore } from "./snapshot-store.ts";
 import { actorKeyProblem, type Subjects } from "./subjects.ts";
 
@@ -24,7 +26,11 @@ export interface ActorHostOptions {
   deadLetters: DeadLetters;
   /** The node's metrics (a registry of its own when left out). */
   metrics?: RuntimeMetrics;
+  /** Resting actors restored at once, at most (a cold start can wake thousands whose deadline passed). */
+  wakeConcurrency?: number;
 }
+
+const DEFAULT_WAKE_CONCURRENCY = 32;
 
 export interface CellFailureListener {
   onCrash(cell: ActorCell, error: Error): void;
@@ -49,9 +55,12 @@ export class ActorHost {
   private readonly requester: Requester;
   /** Tells this process's snapshot writes from those of an earlier run of the same node. */
   private readonly incarnation = randomUUID();
+  private restingIndex: RestingIndex | null = null;
+  private readonly wakes: ReturnType<typeof pLimit>;
 
   constructor(private readonly options: ActorHostOptions) {
     this.requester = new Requester(options.nc);
+    this.wakes = pLimit(options.wakeConcurrency ?? DEFAULT_WAKE_CONCURRENCY);
     this.metrics = options.metrics ?? new RuntimeMetrics();
     this.metrics.countActorsWith(() => this.countByState());
     this.ports = createPorts(options.nc, options.subjects, this.requester, options.deadLetters, options.logger);
@@ -69,6 +78,8 @@ export class ActorHost {
       ports: this.ports,
       accepts: family.accepts ?? {},
       store: family.persistence === "none" ? null : snapshots,
+      resting: () => (family.persistence === "none" ? null : this.restingIndex),
+      limitWakes: (restore) => this.wakes(restore),
       onCrash: (cell, error) => {
         logger.error({ kind: cell.kind, key: cell.key, err: error.message }, "actor crashed");
         this.metrics.actorCrashed(cell.kind);
@@ -90,6 +101,11 @@ export class ActorHost {
     };
     this.families.set(family.kind, { family, machine: family.createMachine(this.ports), env, cells: new Map(), activating: new Map() });
     if (listener !== undefined) this.listeners.set(family.kind, listener);
+  }
+
+  /** Where passivated actors are recorded as resting from now on (the cluster's registry). */
+  recordRestsIn(index: RestingIndex): void {
+    this.restingIndex = index;
   }
 
   kinds(): string[] {
@@ -119,6 +135,23 @@ export class ActorHost {
     } finally {
       registered.activating.delete(key);
     }
+  }
+
+  /**
+   * Places an actor recorded as resting without restoring it: its mailbox opens and it is restored when
+   * `wakeAt` comes (null: never by itself) or a message does. A live one is left as it is.
+   */
+  rest(kind: string, key: string, input: Record<string, unknown>, wakeAt: number | null): ActorCell {
+    const registered = this.familyOf(kind);
+    const badKey = actorKeyProblem(key);
+    if (badKey !== null) throw new Error(`cannot place a ${kind} actor: ${badKey}`);
+    const live = registered.cells.get(key);
+    if (live !== undefined) return live;
+    if (registered.activating.has(key)) throw new Error(`${kind}/${key} is being activated`);
+    const cell = new ActorCell(kind, key, registered.machine, { ...input, kind, key }, registered.env);
+    cell.rest(wakeAt);
+    registered.cells.set(key, cell);
+    return cell;
   }
 
   get(kind: string, key: string): ActorCell | undefined {

@@ -1,8 +1,10 @@
 // JSON documents in a JetStream KV bucket. Writes that may race use the revision they read
 // (compare-and-swap), retried on a fresh read: never last-writer-wins on a whole document.
+import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson } from "./json.ts";
+import { scanLatest } from "./kv-scan.ts";
 
 export interface Versioned<T> {
   value: T;
@@ -27,12 +29,13 @@ function isCasConflict(err: unknown): boolean {
 export class KvDocuments<T> {
   private constructor(
     private readonly kv: KV,
+    private readonly js: JetStreamClient,
     readonly bucket: string,
   ) {}
 
   static async open<T>(nc: NatsConnection, bucket: string, replicas = 1): Promise<KvDocuments<T>> {
     const kv = await new Kvm(nc).create(bucket, { history: 1, replicas });
-    return new KvDocuments<T>(kv, bucket);
+    return new KvDocuments<T>(kv, jetstream(nc), bucket);
   }
 
   async get(key: string): Promise<Versioned<T> | null> {
@@ -99,10 +102,14 @@ export class KvDocuments<T> {
     return out;
   }
 
-  /** The documents whose keys match `filter`. */
+  /** The documents whose keys match `filter`, read in one pass (no request per document). */
   async values(filter = ">"): Promise<T[]> {
-    const keys = await this.keys(filter);
-    const found = await Promise.all(keys.map((key) => this.get(key)));
-    return found.filter((entry): entry is Versioned<T> => entry !== null).map((entry) => entry.value);
+    const found: T[] = [];
+    await scanLatest(this.js, this.bucket, filter, (entry) => {
+      const decoded = decodeJson(entry.value);
+      if (!decoded.ok) throw new Error(`${this.bucket}/${entry.key} holds unreadable JSON: ${decoded.error}`);
+      found.push(decoded.value as T);
+    });
+    return found;
   }
 }

@@ -39,6 +39,8 @@ export class SnapshotWriter {
   private closed = false;
   // Settle callbacks waiting for the next write to complete.
   private awaitingSave: SettleCallback[] | null = null;
+  /** What must be done before the next write (e.g. record that a resting actor is awake), retried until done. */
+  private beforeNextWrite: (() => Promise<void>) | null = null;
 
   /** `store` null: the family does not persist; messages settle at once. */
   constructor(
@@ -80,6 +82,11 @@ export class SnapshotWriter {
     this.seenSet.add(id);
     if (seen.length > SEEN_IDS) for (const forgotten of seen.splice(0, seen.length - SEEN_IDS)) this.seenSet.delete(forgotten);
     if (this.settled !== undefined) this.persist(this.settled);
+  }
+
+  /** Holds every write until `step` succeeded once (it is called again after a failure, with a backoff). */
+  holdWritesUntil(step: () => Promise<void>): void {
+    this.beforeNextWrite = step;
   }
 
   /** Queues the snapshot for writing. */
@@ -129,6 +136,19 @@ export class SnapshotWriter {
   private async writePending(): Promise<void> {
     let attempt = 0;
     while (this.pendingSave !== undefined && this.store !== null) {
+      const step = this.beforeNextWrite;
+      if (step !== null) {
+        try {
+          await step();
+          if (this.beforeNextWrite === step) this.beforeNextWrite = null;
+        } catch (err) {
+          attempt += 1;
+          this.logger.warn({ key: this.identity.key, err: (err as Error).message, attempt }, "step before a snapshot write failed, retrying");
+          await new Promise((resolve) => setTimeout(resolve, backoffDelay(DEFAULT_BACKOFF, attempt)));
+          if (this.closed && attempt > 5) return;
+          continue;
+        }
+      }
       const snapshot = this.pendingSave;
       this.pendingSave = undefined;
       const seen = this.seen === null ? undefined : [...this.seen];

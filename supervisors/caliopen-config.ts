@@ -14,6 +14,7 @@ import { integerSetting, listenSetting, onOffSetting, textSetting } from "./env-
 import { httpSettingsFromEnv } from "./http-config.ts";
 import { type KeysConfig, keysConfigFromEnv } from "./key-sources-config.ts";
 import { type MailConfig, mailConfigFromEnv } from "./mail-config.ts";
+import { DEFAULT_POLLER_CHECK_EVERY_MS } from "./poller-check.ts";
 import { nodeSecretKeys } from "./secret-keys.ts";
 
 export interface CaliopenConfig {
@@ -32,6 +33,8 @@ export interface CaliopenConfig {
   keys: KeysConfig;
   /** Which servers named by users or contacts may be reached, and the TLS exceptions and extra CAs for them. */
   destinations: DestinationSettings;
+  /** How often one node of the cluster checks that every active remote identity has its poller (poller-check.ts). */
+  pollerCheckEveryMs: number;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -44,7 +47,8 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
   const keys = keysConfigFromEnv(env);
   const destinations = destinationsFromEnv(env);
   const twitter = twitterFromEnv(env);
-  return { secrets: nodeSecretKeys(env, dataDir, logger), api, deliverTimeoutMs, mail, imap, twitter, keys, destinations };
+  const pollerCheckEveryMs = integerSetting(env, "CALIOPEN_POLLER_CHECK_EVERY_MS", DEFAULT_POLLER_CHECK_EVERY_MS, "number of milliseconds");
+  return { secrets: nodeSecretKeys(env, dataDir, logger), api, deliverTimeoutMs, mail, imap, twitter, keys, destinations, pollerCheckEveryMs };
 }
 
 function imapFromEnv(env: NodeJS.ProcessEnv): Partial<ImapWorkerOptions> {

@@ -29,10 +29,11 @@ import type { SecretBox } from "../runtime/secret-box.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import type { CaliopenConfig } from "./caliopen-config.ts";
 import { contactRoutes } from "./contact-routes.ts";
-import { identitiesWorkerOrders, rebuildPollers } from "./identities-worker.ts";
+import { identitiesWorkerOrders } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import { MailMetrics } from "./mail-metrics.ts";
 import { platformServers } from "./platform-servers.ts";
+import { PollerCheck } from "./poller-check.ts";
 import { type ServiceFactory, workerLifecycle } from "./services.ts";
 import { existingUserAdmission } from "./user-admission.ts";
 
@@ -78,6 +79,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       );
     }
     let smtpServer: InboundSmtpServer | null = null;
+    let pollerCheck: PollerCheck | null = null;
     // The IMAP workers' import batches go straight to the user's inbound actor, wherever it runs (the
     // keyed orders are the node's, known once it binds its services).
     const requester = new Requester(deps.nc);
@@ -152,7 +154,9 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         };
       },
       async start(context) {
-        await rebuildPollers(store, context.keyed, deps.logger);
+        // In the background: the node takes orders meanwhile, and a check of 100,000 identities takes seconds.
+        pollerCheck = new PollerCheck(store, context, deps.logger, config.pollerCheckEveryMs);
+        pollerCheck.start();
         if (config.mail.smtp !== null) {
           // Each recipient's import goes to the user's inbound actor, wherever it runs.
           const importRaw = (order: InboundOrder, size: number): Promise<Reply> =>
@@ -170,6 +174,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
         hooks.onApiStarted?.(api.url);
       },
       async stop() {
+        await pollerCheck?.stop();
         await smtpServer?.close();
         await (api ?? preparedApi)?.close();
         emitter?.close();

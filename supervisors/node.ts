@@ -112,7 +112,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     }
     await cluster.run(supervisors);
 
-    const serviceContext = { keyed: cluster.keyed, host, supervisors };
+    const serviceContext = { keyed: cluster.keyed, host, supervisors, cluster };
     const bindings = services.bindings(serviceContext);
     const entryPoints = await startContractEntryPoints(
       {

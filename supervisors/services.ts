@@ -9,6 +9,7 @@ import type { OrderFields, OrderName, SubjectSpec } from "../contract/contract-t
 import type { ActorFamily } from "../runtime/actor-family.ts";
 import type { ActorHost } from "../runtime/actor-host.ts";
 import { type Admission, admitOrRefuse, type RouterDeps } from "../runtime/cluster/actor-router.ts";
+import type { Cluster } from "../runtime/cluster/cluster.ts";
 import type { FamilySupervisor } from "../runtime/cluster/family-supervisor.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import type { OrderContext, OrderHandler } from "../runtime/orders.ts";
@@ -18,6 +19,7 @@ import type { Subjects } from "../runtime/subjects.ts";
 export interface ServiceContext extends RouterDeps {
   host: ActorHost;
   supervisors: ReadonlyMap<string, FamilySupervisor>;
+  cluster: Pick<Cluster, "tasks" | "registeredKeys">;
 }
 
 /** The services a node runs: the actor families it supervises and the handlers of contract orders. */

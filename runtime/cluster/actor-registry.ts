@@ -1,41 +1,91 @@
 // Which keyed actors exist, by shard: written when an actor is added, removed when it is removed, read
-// by whichever node takes a shard over so that it can start the shard's actors.
+// by whichever node takes a shard over so that it can start the shard's actors. An entry also says
+// whether its actor rests (resting-index.ts): then the next owner arms a timer instead of restoring it.
+import { jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { scanLatest } from "../kv-scan.ts";
 import { keyFromToken, subjectToken } from "../subjects.ts";
 
 export interface RegisteredActor {
   kind: string;
   key: string;
   input: Record<string, unknown>;
+  /** Present when the actor rests: when it must be woken (null: only when a message comes for it). */
+  wakeAt?: number | null;
 }
 
 export class ActorRegistry {
-  constructor(private readonly kv: KV) {}
+  /** The last write of each entry under way: one entry's writes land in the order they were asked. */
+  private readonly writes = new Map<string, Promise<unknown>>();
 
-  async add(shard: number, actor: RegisteredActor): Promise<void> {
-    await this.kv.put(keyOf(shard, actor.kind, actor.key), encodeJson({ ...actor, addedAt: new Date().toISOString() }));
+  constructor(
+    private readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly bucket: string,
+  ) {}
+
+  add(shard: number, actor: RegisteredActor): Promise<void> {
+    const { wakeAt: _awake, ...entry } = actor;
+    return this.write(keyOf(shard, actor.kind, actor.key), () => this.kv.put(keyOf(shard, actor.kind, actor.key), encodeJson(entry)));
   }
 
-  async remove(shard: number, kind: string, key: string): Promise<void> {
-    await this.kv.purge(keyOf(shard, kind, key));
+  /** Records that the actor rests until `wakeAt` (null: until a message comes). */
+  rest(shard: number, actor: RegisteredActor, wakeAt: number | null): Promise<void> {
+    const key = keyOf(shard, actor.kind, actor.key);
+    return this.write(key, () => this.kv.put(key, encodeJson({ kind: actor.kind, key: actor.key, input: actor.input, wakeAt })));
   }
 
+  remove(shard: number, kind: string, key: string): Promise<void> {
+    const kvKey = keyOf(shard, kind, key);
+    return this.write(kvKey, () => this.kv.purge(kvKey));
+  }
+
+  /** The shard's actors, read in one pass over the bucket. */
   async list(shard: number): Promise<RegisteredActor[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(`${shard}.>`)) keys.push(key);
-    const actors = await Promise.all(
-      keys.map(async (kvKey) => {
-        const entry = await this.kv.get(kvKey);
-        if (entry === null || entry.operation !== "PUT") return null;
-        const decoded = decodeJson(entry.value);
-        if (!decoded.ok || !isJsonObject(decoded.value)) return null;
-        const [, kind = "", token = ""] = kvKey.split(".");
-        return { kind, key: keyFromToken(token), input: isJsonObject(decoded.value.input) ? decoded.value.input : {} };
-      }),
-    );
-    return actors.filter((actor): actor is RegisteredActor => actor !== null);
+    const actors: RegisteredActor[] = [];
+    await scanLatest(jetstream(this.nc), this.bucket, `${shard}.>`, (entry) => {
+      const actor = readEntry(entry.key, entry.value);
+      if (actor !== null) actors.push(actor);
+    });
+    return actors;
   }
+
+  /** The keys of every registered actor of a kind, whatever its shard (keys only: no value is read). */
+  async keysOf(kind: string): Promise<Set<string>> {
+    const keys = new Set<string>();
+    for await (const kvKey of await this.kv.keys(`*.${subjectToken(kind)}.*`)) keys.add(keyFromToken(kvKey.split(".")[2] ?? ""));
+    return keys;
+  }
+
+  private write(kvKey: string, operation: () => Promise<unknown>): Promise<void> {
+    const previous = this.writes.get(kvKey) ?? Promise.resolve();
+    const run = previous.then(operation, operation);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writes.set(kvKey, settled);
+    void settled.then(() => {
+      if (this.writes.get(kvKey) === settled) this.writes.delete(kvKey);
+    });
+    return run.then(() => undefined);
+  }
+}
+
+function readEntry(kvKey: string, value: Uint8Array): RegisteredActor | null {
+  const decoded = decodeJson(value);
+  if (!decoded.ok || !isJsonObject(decoded.value)) return null;
+  const [, kind = "", token = ""] = kvKey.split(".");
+  const input = isJsonObject(decoded.value.input) ? decoded.value.input : {};
+  const actor: RegisteredActor = { kind, key: keyFromToken(token), input };
+  if ("wakeAt" in decoded.value) {
+    const wakeAt = decoded.value.wakeAt;
+    // Anything else than a time or null is not a rest this runtime wrote: the actor is restored at once.
+    if (wakeAt === null || (typeof wakeAt === "number" && Number.isFinite(wakeAt))) actor.wakeAt = wakeAt;
+  }
+  return actor;
 }
 
 function keyOf(shard: number, kind: string, key: string): string {

@@ -5,6 +5,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { ActorInput } from "../actor-family.ts";
 import type { ActorHost } from "../actor-host.ts";
 import { isConnectionUp } from "../connection.ts";
 import type { DeadLetters } from "../dead-letters.ts";
@@ -14,6 +15,7 @@ import { StartupError } from "../startup-error.ts";
 import { isSafeReplySubject, type Subjects } from "../subjects.ts";
 import { ActorRegistry } from "./actor-registry.ts";
 import { ClusterPlacement } from "./cluster-placement.ts";
+import { ClusterTasks } from "./cluster-tasks.ts";
 import type { ActorDirectory, FamilySupervisor } from "./family-supervisor.ts";
 import { KeyedOrders } from "./keyed-orders.ts";
 import { drainLegacyOrders } from "./legacy-order-stream.ts";
@@ -43,6 +45,10 @@ export interface Cluster {
   readonly directory: ActorDirectory;
   readonly keyed: KeyedOrders;
   readonly membership: Membership;
+  /** Work one node does for the whole cluster, claimed per period. */
+  readonly tasks: ClusterTasks;
+  /** The keys of every actor of a kind that exists, on whatever node (see ActorRegistry.keysOf). */
+  registeredKeys(kind: string): Promise<Set<string>>;
   /** Starts running shards with these supervisors; resolves after the first reconciliation. */
   run(supervisors: ReadonlyMap<string, FamilySupervisor>): Promise<void>;
   /** Hands every shard to the other live nodes (graceful leave); resolves when none is left or at the deadline. */
@@ -58,13 +64,14 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const nodesKv = await new Kvm(options.control).create(subjects.resource(MEMBERSHIP_BUCKET), { history: 1, replicas, ttl: 10 * 60 * 1_000 });
   const shardsKv = await kvm.create(subjects.resource("caliopen_shards"), { history: 1, replicas });
   const registryKv = await kvm.create(subjects.resource("caliopen_actor_registry"), { history: 1, replicas });
+  const tasksKv = await kvm.create(subjects.resource("caliopen_cluster_tasks"), { history: 1, replicas });
   await checkShardCount(shardsKv, options.shards);
 
   const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING, () =>
     isConnectionUp(nc),
   );
   const assignments = new ShardAssignments(shardsKv, options.shards, logger);
-  const registry = new ActorRegistry(registryKv);
+  const registry = new ActorRegistry(registryKv, nc, subjects.resource("caliopen_actor_registry"));
   let runner: ShardRunner | null = null;
   let coordinator: ShardCoordinator | null = null;
   const inboxes: Subscription[] = [];
@@ -76,6 +83,11 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     add: (kind, key, input) => registry.add(shardOf(kind, key, options.shards), { kind, key, input }),
     remove: (kind, key) => registry.remove(shardOf(kind, key, options.shards), kind, key),
   };
+  const registered = ({ kind, key, ...input }: ActorInput) => ({ kind, key, input });
+  host.recordRestsIn({
+    rest: (input, wakeAt) => registry.rest(shardOf(input.kind, input.key, options.shards), registered(input), wakeAt),
+    wake: (input) => registry.add(shardOf(input.kind, input.key, options.shards), registered(input)),
+  });
   await assignments.start();
   await membership.start();
   const metrics = host.metrics;
@@ -89,6 +101,8 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     directory,
     keyed,
     membership,
+    tasks: new ClusterTasks(tasksKv, nodeId),
+    registeredKeys: (kind) => registry.keysOf(kind),
     async run(supervisors) {
       const activateOnOrder = new Set([...supervisors.values()].filter((s) => s.family.startsOnFirstMessage === true).map((s) => s.kind));
       runner = new ShardRunner({

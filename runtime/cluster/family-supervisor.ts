@@ -62,6 +62,12 @@ export class FamilySupervisor implements CellFailureListener {
     return this.inTurn(key, () => this.host.activate(this.kind, key, input));
   }
 
+  /** Places an actor recorded as resting (see ActorHost.rest): restored only when it wakes. */
+  async rest(key: string, input: Record<string, unknown>, wakeAt: number | null): Promise<void> {
+    this.assertOpen();
+    await this.inTurn(key, async () => void this.host.rest(this.kind, key, input, wakeAt));
+  }
+
   /** Stops the actor, keeping its snapshot, and starts it again so it reads fresh configuration. */
   async reload(key: string, input: Record<string, unknown> = {}): Promise<ActorCell> {
     this.assertOpen();

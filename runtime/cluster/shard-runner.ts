@@ -1,4 +1,5 @@
-// Runs the shards this node owns. Starting a shard resumes every actor registered in it; from then on
+// Runs the shards this node owns. Starting a shard resumes every actor registered in it (a resting one
+// only gets its mailbox and a timer, see runtime/resting-index.ts); from then on
 // the node applies the keyed orders handed to it for the shard's actors, each key's one after the other
 // so that an actor's lifecycle orders and its other orders keep their order. Stopping a shard answers
 // "moved" to every order still coming, waits for those already being handed over, and stops the
@@ -99,7 +100,8 @@ export class ShardRunner {
         actors.slice(i, i + RESUME_CONCURRENCY).map(async (actor) => {
           const supervisor = this.deps.supervisors.get(actor.kind);
           if (supervisor === undefined) return this.deps.logger.warn({ kind: actor.kind, key: actor.key }, "registered actor of a kind this node does not run");
-          await supervisor.resume(actor.key, actor.input).catch((err: Error) => failures.push(`${actor.kind}/${actor.key}: ${err.message}`));
+          const resumed = actor.wakeAt === undefined ? supervisor.resume(actor.key, actor.input) : supervisor.rest(actor.key, actor.input, actor.wakeAt);
+          await resumed.catch((err: Error) => failures.push(`${actor.kind}/${actor.key}: ${err.message}`));
         }),
       );
     }

@@ -12,6 +12,7 @@ import { SecretBox } from "../../runtime/secret-box.ts";
 import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { type NodeTuning, type RunningNode, startNode } from "../../supervisors/node.ts";
 import type { NodeConfig } from "../../supervisors/node-config.ts";
+import { DEFAULT_POLLER_CHECK_EVERY_MS } from "../../supervisors/poller-check.ts";
 import type { ServiceFactory, ServiceSet } from "../../supervisors/services.ts";
 
 /** Failure detection shortened so that tests of failover run quickly. */
@@ -60,6 +61,7 @@ export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): Cal
     twitter: {},
     keys: { discovery: { hkp: null, wkd: false, dns: null, timeoutMs: 2_000 }, publishing: { hkp: null, wkd: null } },
     destinations: { allow: [], ca: [] },
+    pollerCheckEveryMs: DEFAULT_POLLER_CHECK_EVERY_MS,
     ...overrides,
   };
 }

@@ -1,0 +1,81 @@
+// Gives a poller to every active, polled remote identity that has none (stored by an earlier version,
+// or whose add_identity never applied). Pollers keep their schedules themselves and their shards' owners
+// bring them back, so this is a safety net: one node of the cluster runs it per period, at a node's
+// start and then every period, reading the identities once and the pollers' registry keys once.
+import pLimit from "p-limit";
+import type { Logger } from "pino";
+import { SYNC_SUBJECT } from "../actors/identities/poll-schedule.ts";
+import { POLLER_KIND } from "../actors/identities/poller.ts";
+import type { Store } from "../actors/store/store.ts";
+import { pollerInput } from "./identities-worker.ts";
+import type { ServiceContext } from "./services.ts";
+
+export const DEFAULT_POLLER_CHECK_EVERY_MS = 6 * 60 * 60_000;
+const TASK = "poller-check";
+const CONCURRENCY = 32;
+
+export class PollerCheck {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly context: ServiceContext,
+    private readonly logger: Logger,
+    private readonly everyMs: number = DEFAULT_POLLER_CHECK_EVERY_MS,
+  ) {}
+
+  /** Runs this period's check if no node did, in the background, and again every period. */
+  start(): void {
+    this.tryNow();
+    this.timer = setInterval(() => this.tryNow(), Math.max(this.everyMs, 1_000));
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private tryNow(): void {
+    if (this.running !== null) return;
+    this.running = this.checkIfClaimed()
+      .catch((err: Error) => this.logger.warn({ err: err.message }, "could not check the pollers against the store: the next period's check will"))
+      .finally(() => {
+        this.running = null;
+      });
+  }
+
+  /** Returns how many pollers were missing, or null when another node made this period's check. */
+  async checkIfClaimed(): Promise<number | null> {
+    const tasks = this.context.cluster.tasks;
+    if (!(await tasks.claim(TASK, this.everyMs))) return null;
+    try {
+      return await this.check();
+    } catch (err) {
+      // Not done: the next node to start (or this one's next period) does it.
+      await tasks.release(TASK).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async check(): Promise<number> {
+    const [identities, registered] = await Promise.all([this.store.identities.listAll({ type: "remote" }), this.context.cluster.registeredKeys(POLLER_KIND)]);
+    const missing = identities.filter(
+      (identity) => identity.status === "active" && SYNC_SUBJECT[identity.protocol] !== undefined && !registered.has(identity.identity_id),
+    );
+    const limit = pLimit(CONCURRENCY);
+    await Promise.all(
+      missing.map((identity) =>
+        limit(async () => {
+          const payload = { order: "add_identity", identity_id: identity.identity_id, user_id: identity.user_id };
+          const message = { type: "add_identity", payload };
+          await this.context.keyed.apply("tell", POLLER_KIND, identity.identity_id, { message, input: pollerInput(payload) });
+        }),
+      ),
+    );
+    this.logger.info({ identities: identities.length, missing: missing.length }, "pollers checked against the store's identities");
+    return missing.length;
+  }
+}
