@@ -16,6 +16,9 @@ export interface RegisteredActor {
   wakeAt?: number | null;
 }
 
+/** Another process rewriting the same entry meanwhile is rare (a node taking the shard over): a few tries. */
+const CHANGE_ATTEMPTS = 5;
+
 export class ActorRegistry {
   /** The last write of each entry under way: one entry's writes land in the order they were asked. */
   private readonly writes = new Map<string, Promise<unknown>>();
@@ -31,10 +34,14 @@ export class ActorRegistry {
     return this.write(keyOf(shard, actor.kind, actor.key), () => this.kv.put(keyOf(shard, actor.kind, actor.key), encodeJson(entry)));
   }
 
-  /** Records that the actor rests until `wakeAt` (null: until a message comes). */
+  /** Records that the actor rests until `wakeAt` (null: until a message comes), if it is still registered. */
   rest(shard: number, actor: RegisteredActor, wakeAt: number | null): Promise<void> {
-    const key = keyOf(shard, actor.kind, actor.key);
-    return this.write(key, () => this.kv.put(key, encodeJson({ kind: actor.kind, key: actor.key, input: actor.input, wakeAt })));
+    return this.change(keyOf(shard, actor.kind, actor.key), (entry) => ({ ...entry, wakeAt }));
+  }
+
+  /** Records that the actor is awake (it is restored at once by a next owner), if it is still registered. */
+  wake(shard: number, kind: string, key: string): Promise<void> {
+    return this.change(keyOf(shard, kind, key), ({ wakeAt: _resting, ...entry }) => entry);
   }
 
   remove(shard: number, kind: string, key: string): Promise<void> {
@@ -57,6 +64,27 @@ export class ActorRegistry {
     const keys = new Set<string>();
     for await (const kvKey of await this.kv.keys(`*.${subjectToken(kind)}.*`)) keys.add(keyFromToken(kvKey.split(".")[2] ?? ""));
     return keys;
+  }
+
+  /**
+   * Rewrites an existing entry by compare-and-swap; a removed one stays removed (a rest or a wake that
+   * comes after the actor's removal must not bring its entry back).
+   */
+  private change(kvKey: string, edit: (entry: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
+    return this.write(kvKey, async () => {
+      for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+        const current = await this.kv.get(kvKey);
+        if (current === null || current.operation !== "PUT") return;
+        const decoded = decodeJson(current.value);
+        if (!decoded.ok || !isJsonObject(decoded.value)) return;
+        try {
+          await this.kv.update(kvKey, encodeJson(edit(decoded.value)), current.revision);
+          return;
+        } catch (err) {
+          if (!/wrong last sequence/i.test((err as Error).message)) throw err;
+        }
+      }
+    });
   }
 
   private write(kvKey: string, operation: () => Promise<unknown>): Promise<void> {

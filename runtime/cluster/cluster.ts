@@ -86,7 +86,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const registered = ({ kind, key, ...input }: ActorInput) => ({ kind, key, input });
   host.recordRestsIn({
     rest: (input, wakeAt) => registry.rest(shardOf(input.kind, input.key, options.shards), registered(input), wakeAt),
-    wake: (input) => registry.add(shardOf(input.kind, input.key, options.shards), registered(input)),
+    wake: (input) => registry.wake(shardOf(input.kind, input.key, options.shards), input.kind, input.key),
   });
   await assignments.start();
   await membership.start();

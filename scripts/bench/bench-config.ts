@@ -28,6 +28,8 @@ export interface BenchConfig {
    * delivered in the last two minutes, and full sizes would outlast the scenario timeout.
    */
   tls: { requests: BenchConfig["requests"]; orders: BenchConfig["orders"] };
+  /** Section 9: remote identities stored for the cold start. */
+  scale: { identities: number };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -45,6 +47,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
         orders: { count: 20_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 1, warmup: 5_000, flushEvery: 5_000 },
       },
+      scale: { identities: 5_000 },
     };
   }
   return {
@@ -59,5 +62,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       requests: { keys: 1_000, warmup: 5_000, sequential: 2_000, concurrent: 10_000, inFlight: 100, rounds: 3 },
       orders: { count: 100_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 3, warmup: 5_000, flushEvery: 5_000 },
     },
+    scale: { identities: 100_000 },
   };
 }

@@ -5,6 +5,7 @@ import type { BenchSecurity } from "./bench-security.ts";
 import type { FailoverResult } from "./failover-scenario.ts";
 import type { MachineInfo } from "./machine-info.ts";
 import type { ActivationResult, DispatchResult, ImapResult, OrdersResult, PushResult, RequestsResult, SmtpResult } from "./results.ts";
+import type { ColdStartResult } from "./scale-results.ts";
 
 /** One scenario process's result, with the load other processes put on the machine meanwhile (cores). */
 export type Outcome<T> = ({ label: string; ok: true; value: T } | { label: string; ok: false; error: string }) & { backgroundCores: number };
@@ -29,4 +30,6 @@ export interface BenchRun {
   smtp: Outcome<SmtpResult> | null;
   push: Outcome<PushResult> | null;
   tls: SecuredOutcome[];
+  /** Section 9: each of its scenarios, null when it did not run. */
+  scale: { coldStart: Outcome<ColdStartResult> | null };
 }

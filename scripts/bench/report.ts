@@ -4,6 +4,7 @@ import type { BenchRun } from "./bench-run.ts";
 import { mark, type Verdict } from "./report-format.ts";
 import { imapSection, pushSection, smtpSection } from "./report-mail.ts";
 import { activationSection, failoverSection, ordersSection, requestsSection } from "./report-runtime.ts";
+import { scaleSection } from "./report-scale.ts";
 import { tlsSection } from "./report-tls.ts";
 import { formatBytes } from "./stats.ts";
 
@@ -12,7 +13,7 @@ export type { BenchRun, Outcome, SecuredOutcome } from "./bench-run.ts";
 export { IMPORT_HEAP_BOUND, TARGETS } from "./bench-targets.ts";
 
 /** The scenario groups the report is made of, in the order they appear; BENCH_ONLY names them. */
-export const PART_NAMES = ["orders", "requests", "activation", "failover", "imap", "smtp", "push", "tls"] as const;
+export const PART_NAMES = ["orders", "requests", "activation", "failover", "imap", "smtp", "push", "tls", "scale"] as const;
 export type PartName = (typeof PART_NAMES)[number];
 
 /**
@@ -41,6 +42,7 @@ export function renderParts(run: BenchRun, ran: ReadonlySet<PartName>, readings:
     smtp: () => smtpSection(run),
     push: () => pushSection(run),
     tls: () => tlsSection(run),
+    scale: (verdicts) => scaleSection(run, verdicts),
   };
   return PART_NAMES.filter((name) => ran.has(name)).map((name) => {
     const verdicts: Verdict[] = [];

@@ -1,6 +1,6 @@
 // `npm run bench`: runs every scenario in its own process against its own fresh nats-server, then
 // writes BENCHMARKS.md and prints the same report. BENCH_QUICK=1 for a small smoke run;
-// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls to run a subset while working on one of
+// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls,scale to run a subset while working on one of
 // them: the report keeps the other groups' parts from BENCHMARKS.json, where every run saves its parts.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -32,6 +32,7 @@ import type {
   SmtpResult,
   SmtpTask,
 } from "./results.ts";
+import type { ColdStartResult, ColdStartTask } from "./scale-results.ts";
 
 const REPORT_PATH = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
 /** Every part of the report as last measured, so that a partial run keeps the parts it did not re-run. */
@@ -39,6 +40,8 @@ const PARTS_PATH = fileURLToPath(new URL("../../BENCHMARKS.json", import.meta.ur
 const SCENARIO_TIMEOUT_MS = 300_000;
 /** The full IMAP scenario fills a mailbox, runs mbsync twice and imports 10,000 messages. */
 const MAIL_TIMEOUT_MS = 1_200_000;
+/** The cold start's longest phase: giving 100,000 identities their pollers, then their passivation. */
+const COLD_START_PHASE_MS = 600_000;
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 
@@ -263,6 +266,19 @@ async function main(): Promise<number> {
     }
   }
 
+  let coldStart: Outcome<ColdStartResult> | null = null;
+  if (only.has("scale")) {
+    const task = (server: BenchServer | null): ColdStartTask => ({
+      endpoint: needServer(server).endpoint,
+      identities: config.scale.identities,
+      timeoutMs: COLD_START_PHASE_MS,
+    });
+    coldStart = await scenario<ColdStartResult>(`cold start, ${config.scale.identities} identities`, "cold-start-scenario.ts", task, {
+      nats: true,
+      timeoutMs: MAIL_TIMEOUT_MS,
+    });
+  }
+
   const run: BenchRun = {
     machine,
     config,
@@ -277,6 +293,7 @@ async function main(): Promise<number> {
     smtp,
     push,
     tls,
+    scale: { coldStart },
   };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
@@ -296,6 +313,7 @@ async function main(): Promise<number> {
     ...activation,
     ...[failover, imap, smtp, push].filter((outcome) => outcome !== null),
     ...tls.map((entry) => entry.outcome),
+    ...(coldStart === null ? [] : [coldStart]),
   ];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }

@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { ActorInput } from "../../../runtime/actor-family.ts";
+import { ActorRegistry } from "../../../runtime/cluster/actor-registry.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import type { RestingIndex } from "../../../runtime/resting-index.ts";
 import { SnapshotStore } from "../../../runtime/snapshot-store.ts";
@@ -110,6 +111,7 @@ test("the next owner of a resting actor arms its deadline without restoring it; 
 test("a message wakes a resting actor with no deadline: its state is kept and the order applied once", async (ctx) => {
   const first = await startNode(ctx, "rest-c");
   ctx.client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "idler", user_id: "u" }));
+  await waitFor("the actor running", () => first.host.get("counter", "idler") !== undefined);
   for (let i = 0; i < 3; i++) ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: "idler", user_id: "u" }));
   await waitFor("three syncs applied", async () => first.host.get("counter", "idler") !== undefined && (await count(ctx, "idler")) === 3);
   await waitFor("recorded as resting", async () => (await registryEntry(ctx, "idler"))?.wakeAt === null, 5_000);
@@ -160,6 +162,24 @@ test("an actor woken from rest saves its next state only once it is recorded awa
   } finally {
     await fx.stop();
   }
+});
+
+test("a rest or a wake recorded after the actor's removal does not bring its registry entry back", async (ctx) => {
+  const kv = await new Kvm(ctx.client).create("registry_removal_test", { history: 1 });
+  const registry = new ActorRegistry(kv, ctx.client, "registry_removal_test");
+  const actor = { kind: "counter", key: "gone", input: { remote_id: "gone" } };
+  await registry.add(3, actor);
+  const resting = registry.rest(3, actor, 123);
+  const removed = registry.remove(3, "counter", "gone");
+  const woken = registry.wake(3, "counter", "gone");
+  const restedAgain = registry.rest(3, actor, 456);
+  await Promise.all([resting, removed, woken, restedAgain]);
+  assert.equal(await registry.list(3), [], "still removed");
+  await registry.add(3, actor);
+  await registry.rest(3, actor, 789);
+  assert.equal(await registry.list(3), [{ ...actor, wakeAt: 789 }]);
+  await registry.wake(3, "counter", "gone");
+  assert.equal(await registry.list(3), [actor], "awake: no wake time");
 });
 
 function countIn(loaded: Awaited<ReturnType<SnapshotStore["load"]>>): number | undefined {
