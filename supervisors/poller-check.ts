@@ -2,7 +2,6 @@
 // or whose add_identity never applied). Pollers keep their schedules themselves and their shards' owners
 // bring them back, so this is a safety net: one node of the cluster runs it per period, at a node's
 // start and then every period, reading the identities once and the pollers' registry keys once.
-import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SYNC_SUBJECT } from "../actors/identities/poll-schedule.ts";
 import { POLLER_KIND } from "../actors/identities/poller.ts";
@@ -12,6 +11,7 @@ import type { ServiceContext } from "./services.ts";
 
 export const DEFAULT_POLLER_CHECK_EVERY_MS = 6 * 60 * 60_000;
 const TASK = "poller-check";
+/** Pollers given at once: each is an order applied by its shard's owner. */
 const CONCURRENCY = 32;
 
 export class PollerCheck {
@@ -62,20 +62,29 @@ export class PollerCheck {
 
   private async check(): Promise<number> {
     const [identities, registered] = await Promise.all([this.store.identities.listAll({ type: "remote" }), this.context.cluster.registeredKeys(POLLER_KIND)]);
-    const missing = identities.filter(
-      (identity) => identity.status === "active" && SYNC_SUBJECT[identity.protocol] !== undefined && !registered.has(identity.identity_id),
-    );
-    const limit = pLimit(CONCURRENCY);
-    await Promise.all(
-      missing.map((identity) =>
-        limit(async () => {
-          const payload = { order: "add_identity", identity_id: identity.identity_id, user_id: identity.user_id };
-          const message = { type: "add_identity", payload };
-          await this.context.keyed.apply("tell", POLLER_KIND, identity.identity_id, { message, input: pollerInput(payload) });
-        }),
-      ),
-    );
-    this.logger.info({ identities: identities.length, missing: missing.length }, "pollers checked against the store's identities");
+    // Only what an order needs is kept: the check may go over a hundred thousand identities.
+    const missing = identities
+      .filter((identity) => identity.status === "active" && SYNC_SUBJECT[identity.protocol] !== undefined && !registered.has(identity.identity_id))
+      .map((identity) => ({ identity_id: identity.identity_id, user_id: identity.user_id }));
+    const checked = identities.length;
+    const failed: string[] = [];
+    const giving = new Set<Promise<void>>();
+    for (const { identity_id, user_id } of missing) {
+      const payload = { order: "add_identity", identity_id, user_id };
+      const given: Promise<void> = this.context.keyed
+        .apply("tell", POLLER_KIND, identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) })
+        .then(
+          () => undefined,
+          (err: Error) => void failed.push(err.message),
+        )
+        .finally(() => giving.delete(given));
+      giving.add(given);
+      if (giving.size >= CONCURRENCY) await Promise.race(giving);
+    }
+    await Promise.all(giving);
+    this.logger.info({ identities: checked, missing: missing.length, failed: failed.length }, "pollers checked against the store's identities");
+    // The others got their poller; the next check gives theirs to those that failed.
+    if (failed.length > 0) throw new Error(`${failed.length} of ${missing.length} missing pollers could not be given, first: ${failed[0]}`);
     return missing.length;
   }
 }

@@ -56,7 +56,10 @@ function states(): Record<string, number> {
   return counts;
 }
 
+/** After full collections (the process runs with --expose-gc), so that garbage is not counted as held. */
 const memory = () => {
+  globalThis.gc?.();
+  globalThis.gc?.();
   const { rss, heapUsed } = process.memoryUsage();
   return { rss, heapUsed };
 };

@@ -53,7 +53,7 @@ function waitForLine(node: NodeProcess, prefix: string, after = 0): Promise<stri
 
 async function spawnNode(task: ColdStartTask, id: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<NodeProcess> {
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/bench/cold-start-node.ts"], {
+  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "scripts/bench/cold-start-node.ts"], {
     cwd: root,
     env: {
       ...environmentWithoutNats(),
@@ -157,7 +157,11 @@ childMain<ColdStartTask>(async (task): Promise<ColdStartResult> => {
   const first = await spawnNode(task, "cold-seed", dataDir, quickRest);
   const firstReady = await first.ready;
   const firstCheck = await first.check;
-  if (firstCheck.missing !== task.identities) throw new Error(`the first node's check gave ${firstCheck.missing} pollers, expected ${task.identities}`);
+  if (firstCheck.missing !== task.identities) {
+    throw new Error(
+      `the first node's check gave ${firstCheck.missing} pollers, expected ${task.identities}${firstCheck.error === undefined ? "" : `: ${firstCheck.error}`}`,
+    );
+  }
   progress(`first node: pollers for all ${task.identities} identities in ${((firstCheck.ms ?? 0) / 1000).toFixed(1)} s`);
   await until(
     "every poller resting",
