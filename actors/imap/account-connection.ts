@@ -38,6 +38,8 @@ export interface MailboxWatcher {
 /** The connection, lent to one sync until it gives it back. */
 export interface ImapLease {
   readonly client: ImapFlow;
+  /** Open before this sync asked for it (the watch's, or kept from the last sync): it may have died quietly. */
+  readonly reused: boolean;
   /** `reusable`: the sync ended between commands, the connection is in a known state. */
   giveBack(reusable: boolean): void;
 }
@@ -52,6 +54,10 @@ export class AccountConnection {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private keepTimer: NodeJS.Timeout | null = null;
   private watchFailures = 0;
+  /** New mail was announced while nobody watched: the watch, when it starts, looks once. */
+  private heardUnwatched = false;
+  /** Gives up the connect in progress (the sync that asked for it gave up: a login that never ends). */
+  private openingAbort: AbortController | null = null;
   /** Aborted when the worker stops: a connect waiting for its turn, or logging in, is given up. */
   private readonly stopped = new AbortController();
 
@@ -62,7 +68,11 @@ export class AccountConnection {
     this.watcher = watcher;
     this.watchFailures = 0;
     this.clearKeepTimer();
-    void this.attachWatch(true);
+    // A connection a sync just gave back was looking at the mailbox until now; any other may have
+    // missed mail.
+    const catchUp = this.client?.usable !== true || this.heardUnwatched;
+    this.heardUnwatched = false;
+    void this.attachWatch(catchUp);
   }
 
   unwatch(): void {
@@ -79,10 +89,14 @@ export class AccountConnection {
     this.lent = true;
     this.clearKeepTimer();
     try {
+      const reused = this.client?.usable === true;
       const client = await untilAborted(this.connection(), signal);
-      return this.lease(client);
+      return this.lease(client, reused);
     } catch (err) {
       this.lent = false;
+      // Nobody else may ever need a connect that outlived the sync's deadline (a server trickling its
+      // answer to LOGIN): given up, the watch tries again after its pause.
+      this.openingAbort?.abort(err);
       this.settle();
       throw err;
     }
@@ -99,10 +113,11 @@ export class AccountConnection {
     if (open !== null) this.logout(open);
   }
 
-  private lease(client: ImapFlow): ImapLease {
+  private lease(client: ImapFlow, reused: boolean): ImapLease {
     let given = false;
     return {
       client,
+      reused,
       giveBack: (reusable) => {
         if (given) return;
         given = true;
@@ -122,19 +137,25 @@ export class AccountConnection {
   private connection(): Promise<ImapFlow> {
     if (this.client?.usable) return Promise.resolve(this.client);
     if (this.opening !== null) return this.opening;
+    const abort = new AbortController();
+    const signal = AbortSignal.any([this.stopped.signal, abort.signal]);
     const opening = this.settings
-      .open(this.stopped.signal)
+      .open(signal)
       .then((client) => {
-        if (this.stopped.signal.aborted) {
+        if (signal.aborted) {
           this.logout(client);
-          throw new Error("the worker stopped");
+          throw signal.reason;
         }
         this.adopt(client);
         return client;
       })
       .finally(() => {
-        if (this.opening === opening) this.opening = null;
+        if (this.opening === opening) {
+          this.opening = null;
+          this.openingAbort = null;
+        }
       });
+    this.openingAbort = abort;
     this.opening = opening;
     return opening;
   }
@@ -143,8 +164,9 @@ export class AccountConnection {
     this.client = client;
     client.on("exists", (update: { path: string; count: number; prevCount: number }) => {
       // Only news of the watched mailbox: a sync elsewhere would otherwise ask for a useless one.
-      const watched = this.watcher?.mailbox;
-      if (this.client === client && update.path === watched && update.count > update.prevCount) this.watcher?.onNewMail();
+      if (this.client !== client || update.count <= update.prevCount) return;
+      if (this.watcher === null) this.heardUnwatched = true;
+      else if (update.path === this.watcher.mailbox) this.watcher.onNewMail();
     });
     client.on("close", () => {
       if (this.client !== client) return;

@@ -64,8 +64,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           await pacer.turn(signal);
           const identity = await imap.identity();
           if (identity === null) throw Object.assign(new Error(`identity ${ids.identity_id} no longer exists`), { gone: true });
-          // Quiet for 200 ms: straight into IDLE (imapflow waits 15 s by default).
-          return imap.connect(identity, { autoIdleDelayMs: 200, socketTimeoutMs: settings.timeoutMs, signal });
+          // Quiet for 200 ms: straight into IDLE (imapflow waits 15 s by default). From its turn on,
+          // connecting and logging in get CALIOPEN_IMAP_TIMEOUT_MS, however slowly the server's bytes come.
+          return imap.connect(identity, { autoIdleDelayMs: 200, socketTimeoutMs: settings.timeoutMs, loginTimeoutMs: settings.timeoutMs, signal });
         },
         keepUnwatchedMs: settings.keepUnwatchedMs,
         logoutWithinMs: settings.timeoutMs,

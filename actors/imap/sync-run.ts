@@ -73,6 +73,7 @@ export function syncRun(
     const connection = connectionOf(input, system);
     let cancelled = false;
     let lease: ImapLease | null = null;
+    const heldLease = (): ImapLease | null => lease;
     const giveBack = (reusable: boolean) => {
       const held = lease;
       lease = null;
@@ -86,7 +87,7 @@ export function syncRun(
     const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
 
     const syncOn = (client: ImapFlow, current: Identity) =>
-      syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
+      syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : reached, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
         concurrency: Math.max(concurrency, IN_FLIGHT),
@@ -108,17 +109,15 @@ export function syncRun(
             throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
+          reached = cursor;
           if (!cancelled) tell({ type: "sync.progress", payload: { progress, cursor } });
         },
       });
 
-    (async () => {
-      const current = await imap.identity();
-      identity = current;
-      if (current === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
+    /** The cursor of the last progress: where a second go starts from. */
+    let reached = input.cursor;
+    const syncOnLease = async (current: Identity): Promise<SyncOutcome> => {
       lease = await connection.borrow(deadline.signal);
-      // Stopped while waiting for the connection: nothing was asked on it yet.
-      if (cancelled) return giveBack(true);
       const client = lease.client;
       const noteError = (err: Error) => {
         connectionError ??= err;
@@ -127,11 +126,30 @@ export function syncRun(
       const closeOnDeadline = () => client.close();
       client.on("error", noteError);
       deadline.signal.addEventListener("abort", closeOnDeadline, { once: true });
-      tell({ type: "sync.connected", payload: {} });
-      const outcome = await syncOn(client, current).finally(() => {
+      if (!cancelled) tell({ type: "sync.connected", payload: {} });
+      return syncOn(client, current).finally(() => {
         deadline.signal.removeEventListener("abort", closeOnDeadline);
         client.off("error", noteError);
       });
+    };
+
+    (async () => {
+      const current = await imap.identity();
+      identity = current;
+      if (current === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
+      let outcome: SyncOutcome;
+      try {
+        outcome = await syncOnLease(current);
+      } catch (err) {
+        // A connection that was open before (the watch's, or kept) and turns out dead (a server that
+        // restarted, a NAT that forgot it, a session the server ended): one more go on a new one, from
+        // where this one got. Any other failure is the run's.
+        const failedOn = heldLease();
+        const dead = failedOn?.reused === true && !failedOn.client.usable && !cancelled && !deadline.signal.aborted && connectionError === null;
+        if (!dead) throw err;
+        giveBack(false);
+        outcome = await syncOnLease(current);
+      }
       // Back to the watch (or kept for the next sync) before the machine hears of the end.
       giveBack(true);
       // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
