@@ -15,7 +15,9 @@
 // is what push is for.
 //
 // A connection a sync gives back as not reusable (it failed, or was cancelled halfway through an answer)
-// is closed: the next user opens a fresh one. The credentials stay in `open`: never held here.
+// is closed: the next user opens a fresh one. When the watch stops (the worker stops, or its syncs
+// fail) the connection is logged out, unless a sync has it. The credentials stay in `open`: never held
+// here.
 import type { ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { closeImap } from "./imap-connection.ts";
@@ -58,8 +60,6 @@ export class AccountConnection {
   private heardUnwatched = false;
   /** Gives up the connect in progress (the sync that asked for it gave up: a login that never ends). */
   private openingAbort: AbortController | null = null;
-  /** Aborted when the worker stops: a connect waiting for its turn, or logging in, is given up. */
-  private readonly stopped = new AbortController();
 
   constructor(private readonly settings: AccountConnectionSettings) {}
 
@@ -75,16 +75,24 @@ export class AccountConnection {
     void this.attachWatch(catchUp);
   }
 
+  /** Stops watching: the connection is logged out (a sync that has it closes it when done with it). */
   unwatch(): void {
     this.watcher = null;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this.settle();
+    this.clearKeepTimer();
+    // A sync waiting for the connection, or using it, keeps it.
+    if (this.lent) return;
+    this.openingAbort?.abort(new Error("the watch stopped"));
+    const open = this.client;
+    if (open === null) return;
+    this.client = null;
+    this.logout(open);
   }
 
   /** The connection for one sync (opened if there is none); rejects if `signal` aborts first. */
   async borrow(signal: AbortSignal): Promise<ImapLease> {
-    if (this.stopped.signal.aborted) throw new Error("the worker stopped");
+    signal.throwIfAborted();
     if (this.lent) throw new Error("the IMAP connection is already lent to a sync");
     this.lent = true;
     this.clearKeepTimer();
@@ -100,17 +108,6 @@ export class AccountConnection {
       this.settle();
       throw err;
     }
-  }
-
-  /** The worker stopped: the connection is logged out, a connect in progress given up. */
-  close(): void {
-    this.stopped.abort(new Error("the worker stopped"));
-    this.watcher = null;
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.clearKeepTimer();
-    const open = this.client;
-    this.client = null;
-    if (open !== null) this.logout(open);
   }
 
   private lease(client: ImapFlow, reused: boolean): ImapLease {
@@ -138,7 +135,7 @@ export class AccountConnection {
     if (this.client?.usable) return Promise.resolve(this.client);
     if (this.opening !== null) return this.opening;
     const abort = new AbortController();
-    const signal = AbortSignal.any([this.stopped.signal, abort.signal]);
+    const signal = abort.signal;
     const opening = this.settings
       .open(signal)
       .then((client) => {
@@ -229,7 +226,7 @@ export class AccountConnection {
   }
 
   private retryWatch(error: Error): void {
-    if (this.watcher === null || this.stopped.signal.aborted || this.reconnectTimer !== null) return;
+    if (this.watcher === null || this.reconnectTimer !== null) return;
     this.watchFailures += 1;
     const delay = backoffDelay(RECONNECT, this.watchFailures);
     this.watcher.onTrouble(error, delay);
@@ -250,8 +247,8 @@ export class AccountConnection {
 
 /** `promise`, or the signal's reason as soon as it aborts. */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
     const aborted = () => reject(signal.reason);
     signal.addEventListener("abort", aborted, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", aborted));

@@ -53,7 +53,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
   const account = (ids: AccountIds) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
 
   // The machine is shared by every worker of the node; the actor system is each worker's own (one
-  // createActor per worker), so it names the worker whose connection this is.
+  // createActor per worker, a new one when a worker is reloaded or comes back from passivation), so it
+  // names the worker whose connection this is. No invoked actor holds it for the worker's whole life
+  // (that would keep an idle polled worker from being passivated): the watch's end logs it out, a
+  // sync stopped halfway closes it, and one kept after a sync is logged out after its keep time.
   const connections = new WeakMap<object, AccountConnection>();
   const connectionOf = (ids: AccountIds, system: object): AccountConnection => {
     let connection = connections.get(system);
@@ -75,14 +78,6 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     }
     return connection;
   };
-  // Lives as long as the worker: its end logs the connection out, whoever used it last.
-  const holdConnection = fromCallback<ActorMessage, AccountIds>(({ input, system }) => {
-    const connection = connectionOf(input, system);
-    return () => {
-      connections.delete(system);
-      connection.close();
-    };
-  });
 
   const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(({ input }) =>
     deliverWithSentCopy(store, ports, account(input.context), {
@@ -109,7 +104,6 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       runSync: syncRun(store, account, connectionOf, settings.concurrency, settings, now, settings.importBatch),
       deliverOne,
       watch,
-      holdConnection,
     },
     guards: {
       gone: ({ event }) => {
@@ -242,7 +236,6 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     states: {
       working: {
         type: "parallel",
-        invoke: { src: "holdConnection", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id }) },
         states: {
           sync: {
             initial: "idle",
