@@ -23,8 +23,11 @@ import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { closeImap } from "./imap-connection.ts";
 
 export interface AccountConnectionSettings {
-  /** Opens a logged-in connection (through the destination policy and the node's connect pacer). */
-  open(signal: AbortSignal): Promise<ImapFlow>;
+  /**
+   * Opens a logged-in connection (through the destination policy and the node's connect pacer);
+   * `onTurn` once the pacer lets it connect.
+   */
+  open(signal: AbortSignal, onTurn: () => void): Promise<ImapFlow>;
   /** How long a connection nobody watches stays open after a sync, for the next one. */
   keepUnwatchedMs: number;
   /** How long a LOGOUT may take before the socket is closed anyway. */
@@ -90,15 +93,18 @@ export class AccountConnection {
     this.logout(open);
   }
 
-  /** The connection for one sync (opened if there is none); rejects if `signal` aborts first. */
-  async borrow(signal: AbortSignal): Promise<ImapLease> {
+  /**
+   * The connection for one sync (opened if there is none; `onTurn` when that connect's turn comes);
+   * rejects if `signal` aborts first.
+   */
+  async borrow(signal: AbortSignal, onTurn: () => void = () => undefined): Promise<ImapLease> {
     signal.throwIfAborted();
     if (this.lent) throw new Error("the IMAP connection is already lent to a sync");
     this.lent = true;
     this.clearKeepTimer();
     try {
       const reused = this.client?.usable === true;
-      const client = await untilAborted(this.connection(), signal);
+      const client = await untilAborted(this.connection(onTurn), signal);
       return this.lease(client, reused);
     } catch (err) {
       this.lent = false;
@@ -130,14 +136,14 @@ export class AccountConnection {
     };
   }
 
-  /** The open connection, or the one being opened, or a new one. */
-  private connection(): Promise<ImapFlow> {
+  /** The open connection, or the one being opened, or a new one (`onTurn` for that one only). */
+  private connection(onTurn: () => void = () => undefined): Promise<ImapFlow> {
     if (this.client?.usable) return Promise.resolve(this.client);
     if (this.opening !== null) return this.opening;
     const abort = new AbortController();
     const signal = abort.signal;
     const opening = this.settings
-      .open(signal)
+      .open(signal, onTurn)
       .then((client) => {
         if (signal.aborted) {
           this.logout(client);

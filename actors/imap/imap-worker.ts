@@ -63,8 +63,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     if (connection === undefined) {
       const imap = account(ids);
       connection = new AccountConnection({
-        open: async (signal) => {
+        open: async (signal, onTurn) => {
           await pacer.turn(signal);
+          onTurn();
           const identity = await imap.identity();
           if (identity === null) throw Object.assign(new Error(`identity ${ids.identity_id} no longer exists`), { gone: true });
           // Quiet for 200 ms: straight into IDLE (imapflow waits 15 s by default). From its turn on,

@@ -117,7 +117,9 @@ export function syncRun(
     /** The cursor of the last progress: where a second go starts from. */
     let reached = input.cursor;
     const syncOnLease = async (current: Identity): Promise<SyncOutcome> => {
-      lease = await connection.borrow(deadline.signal);
+      // A new connection first waits for its turn at the node's pacer: that wait is not the server's.
+      deadline.queued("its turn to connect (CALIOPEN_IMAP_CONNECTS_PER_SECOND)");
+      lease = await connection.borrow(deadline.signal, () => deadline.waitingFor("connecting and logging in"));
       const client = lease.client;
       const noteError = (err: Error) => {
         connectionError ??= err;
