@@ -15,9 +15,9 @@
 // is what push is for.
 //
 // A connection a sync gives back as not reusable (it failed, or was cancelled halfway through an answer)
-// is closed: the next user opens a fresh one. When the watch stops (the worker stops, or its syncs
-// fail) the connection is logged out, unless a sync has it. The credentials stay in `open`: never held
-// here.
+// is closed: the next user opens a fresh one. When the watch stops (its syncs fail, or the worker
+// stops) the connection is kept like any unwatched one: a worker stopped or passivated leaves it open
+// for `keepUnwatchedMs` at most. The credentials stay in `open`: never held here.
 import type { ImapFlow } from "imapflow";
 import { type BackoffPolicy, backoffDelay } from "../../runtime/backoff.ts";
 import { closeImap } from "./imap-connection.ts";
@@ -78,19 +78,15 @@ export class AccountConnection {
     void this.attachWatch(catchUp);
   }
 
-  /** Stops watching: the connection is logged out (a sync that has it closes it when done with it). */
+  /**
+   * Stops watching: the connection is kept for the next sync as any unwatched one (the watch pauses
+   * while syncs fail, and a failure elsewhere, the store's, leaves the connection good for the retry).
+   */
   unwatch(): void {
     this.watcher = null;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this.clearKeepTimer();
-    // A sync waiting for the connection, or using it, keeps it.
-    if (this.lent) return;
-    this.openingAbort?.abort(new Error("the watch stopped"));
-    const open = this.client;
-    if (open === null) return;
-    this.client = null;
-    this.logout(open);
+    this.settle();
   }
 
   /**

@@ -55,8 +55,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
   // The machine is shared by every worker of the node; the actor system is each worker's own (one
   // createActor per worker, a new one when a worker is reloaded or comes back from passivation), so it
   // names the worker whose connection this is. No invoked actor holds it for the worker's whole life
-  // (that would keep an idle polled worker from being passivated): the watch's end logs it out, a
-  // sync stopped halfway closes it, and one kept after a sync is logged out after its keep time.
+  // (that would keep an idle polled worker from being passivated): a sync stopped halfway closes it,
+  // and once neither the watch nor a sync uses it, it is logged out after its keep time.
   const connections = new WeakMap<object, AccountConnection>();
   const connectionOf = (ids: AccountIds, system: object): AccountConnection => {
     let connection = connections.get(system);

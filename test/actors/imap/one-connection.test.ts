@@ -29,6 +29,8 @@ import { type CountingProxy, startCountingProxy } from "./counting-proxy.ts";
  * 30 s mailbox check when the machine's inotify instances are used up (other tests' Dovecots).
  */
 const PUSHED_WITHIN_MS = 40_000;
+/** How long the test node keeps a connection nobody watches. */
+const KEEP_UNWATCHED_MS = 2_000;
 /** New IMAP connections the test node opens a second at most. */
 const CONNECTS_PER_SECOND = 4;
 
@@ -61,7 +63,12 @@ test.before(async (ctx) => {
   const config = testCaliopenConfig({
     api: null,
     destinations,
-    imap: { push: true, connectsPerSecond: CONNECTS_PER_SECOND, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 } },
+    imap: {
+      push: true,
+      connectsPerSecond: CONNECTS_PER_SECOND,
+      keepUnwatchedMs: KEEP_UNWATCHED_MS,
+      retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 },
+    },
   });
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "imap-one-connection" });
   ctx.client = await ctx.nats.connect();
@@ -167,13 +174,13 @@ test("push on: the watch and every sync share one connection, idle and across sy
   assert.is(through.maxOpen(), 1, "never two at once");
   assert.is(through.open(), 1);
   await retire(ctx, identity);
-  await waitFor("logged out once the worker is removed", () => through.open() === 0);
+  await waitFor("logged out once the worker is removed (after the keep time)", () => through.open() === 0, KEEP_UNWATCHED_MS + 5_000);
 });
 
 test("a connection cut halfway through a sync: the sync is retried on a new one, every message imported once, one connection again", async (ctx) => {
   const through = proxy(ctx);
   const { login, identity } = await account(ctx, through.server);
-  const count = 600;
+  const count = 400;
   await ctx.dovecot.fillInbox(
     login,
     Array.from({ length: count }, (_, n) => Buffer.from(mail(n + 1))),
@@ -191,7 +198,7 @@ test("a connection cut halfway through a sync: the sync is retried on a new one,
   );
   through.cutAll();
   await waitFor("the sync failed", () => (context(ctx, identity).history ?? []).some((run) => run.outcome === "failed"), 10_000);
-  await waitFor(`${count} stored`, async () => (await storedCount(ctx, identity)) === count, 60_000, 100);
+  await waitFor(`${count} stored`, async () => (await storedCount(ctx, identity)) === count, 180_000, 100);
   await settled(ctx, identity, 30_000);
   await sleep(300);
   assert.is(await storedCount(ctx, identity), count, "each message imported once");
@@ -317,7 +324,7 @@ test("the shared connection alone: kept for the next sync without a watch, then 
   } finally {
     connection.unwatch();
   }
-  await waitFor("logged out when the watch stops", () => through.open() === 0);
+  await waitFor("logged out after the keep time once the watch stops", () => through.open() === 0);
 });
 
 test.run();
