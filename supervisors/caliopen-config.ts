@@ -3,7 +3,7 @@
 
 import type { Logger } from "pino";
 import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
-import type { ImapWorkerOptions } from "../actors/imap/imap-worker-settings.ts";
+import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "../actors/imap/imap-worker-settings.ts";
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
@@ -55,6 +55,7 @@ function imapFromEnv(env: NodeJS.ProcessEnv): Partial<ImapWorkerOptions> {
   const milliseconds = "number of milliseconds";
   return {
     push: onOffSetting(env, "CALIOPEN_IMAP_PUSH", true),
+    connectsPerSecond: integerSetting(env, "CALIOPEN_IMAP_CONNECTS_PER_SECOND", DEFAULT_IMAP_OPTIONS.connectsPerSecond, "number of connections a second"),
     maxMessageBytes: integerSetting(env, "CALIOPEN_IMAP_MAX_MESSAGE_SIZE", DEFAULT_IMAP_SYNC_LIMITS.maxMessageBytes, "number of bytes"),
     timeoutMs: integerSetting(env, "CALIOPEN_IMAP_TIMEOUT_MS", DEFAULT_IMAP_SYNC_LIMITS.timeoutMs, milliseconds),
     syncMaxMs: integerSetting(env, "CALIOPEN_IMAP_SYNC_MAX_MS", DEFAULT_IMAP_SYNC_LIMITS.syncMaxMs, milliseconds),

@@ -6,7 +6,7 @@ import { type ImapOptions, openImap } from "./imap-connection.ts";
 
 export interface ImapAccount {
   identity(): Promise<Identity | null>;
-  connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs" | "socketTimeoutMs" | "signal">): Promise<ImapFlow>;
+  connect(identity: Identity, options?: Pick<ImapOptions, "autoIdleDelayMs" | "socketTimeoutMs" | "loginTimeoutMs" | "signal">): Promise<ImapFlow>;
 }
 
 export function imapAccount(store: Store, userId: string, identityId: string, options: Pick<ImapOptions, "destinations">): ImapAccount {

@@ -22,8 +22,10 @@ export interface ImapOptions {
   autoIdleDelayMs?: number;
   /** A connection whose server is silent this long while an answer is due fails (imapflow: 5 min). */
   socketTimeoutMs?: number;
-  /** Closes the connection, also while it is still logging in (a deadline of the caller's). */
+  /** Gives up connecting and logging in (a deadline of the caller's); no effect once logged in. */
   signal?: AbortSignal;
+  /** Closes the connection if it is not logged in this soon (a server trickling its answers keeps the socket's timer quiet). */
+  loginTimeoutMs?: number;
 }
 
 export class ImapLoginError extends Error {
@@ -74,7 +76,9 @@ async function connect(destination: CheckedDestination, address: string, auth: {
   });
   // A socket error after connect must not become an unhandled 'error' event.
   client.on("error", () => undefined);
-  options.signal?.addEventListener("abort", () => client.close(), { once: true });
+  const giveUp = () => client.close();
+  options.signal?.addEventListener("abort", giveUp, { once: true });
+  const loginTimer = options.loginTimeoutMs === undefined ? null : setTimeout(() => client.close(), options.loginTimeoutMs);
   try {
     await client.connect();
   } catch (err) {
@@ -84,6 +88,9 @@ async function connect(destination: CheckedDestination, address: string, auth: {
     const tls = tlsFailure(failure);
     if (tls !== null) throw new Error(`IMAP server ${where}: not used: ${tls}`);
     throw Object.assign(new Error(`cannot connect to ${where}: ${failure.message}`), { syscall: failure.syscall });
+  } finally {
+    if (loginTimer !== null) clearTimeout(loginTimer);
+    options.signal?.removeEventListener("abort", giveUp);
   }
   return client;
 }

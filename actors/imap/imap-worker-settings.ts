@@ -8,6 +8,10 @@ import type { ImportBatchPort } from "./sync-run.ts";
 export interface ImapWorkerOptions extends ImapSyncLimits {
   /** Keep a connection open and sync within seconds of new mail. */
   push: boolean;
+  /** New IMAP connections this node opens a second at most, all accounts together (a watch's or a sync's). */
+  connectsPerSecond: number;
+  /** How long a connection no watch uses stays open after a sync, for the next one (see account-connection.ts). */
+  keepUnwatchedMs: number;
   /** Messages in flight during a sync (at least two import batches' worth: see sync-run.ts). */
   concurrency: number;
   /** Pause between failed syncs. */
@@ -24,6 +28,8 @@ export interface ImapWorkerOptions extends ImapSyncLimits {
 
 export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   push: true,
+  connectsPerSecond: 20,
+  keepUnwatchedMs: 30_000,
   concurrency: 8,
   retry: { initialMs: 30_000, maxMs: 30 * 60_000, factor: 2, jitter: 0.2 },
   slowDownAfterFailures: 3,

@@ -6,8 +6,11 @@
 //    a sync are coalesced into one more run, never queued twice.
 //  - delivery: `deliver` requests, one at a time: the SMTP bridge sends through the account's own server,
 //    then the sent copy is APPENDed to the account's Sent mailbox.
-//  - push: an IMAP connection kept open on INBOX, so new mail is synced within seconds (polling stays
-//    the fallback).
+//  - push: the account's IMAP connection kept open on INBOX, so new mail is synced within seconds
+//    (polling stays the fallback).
+// The watch and the syncs share one connection per account (account-connection.ts), a resource of the
+// worker's invoked actors, never in its context; every new connection of the node waits for its turn
+// (connect-pacer.ts), so that a node resuming hundreds of workers does not open them all at once.
 
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
@@ -20,11 +23,12 @@ import type { Reply } from "../../runtime/reply.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../bridges/delivery-queue.ts";
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
 import type { Store } from "../store/store.ts";
+import { AccountConnection } from "./account-connection.ts";
+import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
 import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE } from "./imap-worker-state.ts";
 import type { SyncOutcome } from "./mailbox-sync.ts";
-import { watchMailbox } from "./new-mail-watch.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
 import { type SyncMode, syncRun } from "./sync-run.ts";
 
@@ -39,12 +43,42 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
     startsOnFirstMessage: true,
     // Its orders only: `sync.done`, `retry.due`, `mail.arrived`… come from the worker's own work.
     accepts: handledOrders({ IMAPfetcher: ["sync", "fullfetch"], outboundIMAP: ["deliver"] }),
-    createMachine: (ports) => imapWorkerMachine(store, ports, settings, now),
+    createMachine: (ports) => imapWorkerMachine(store, ports, settings, new ConnectPacer(settings.connectsPerSecond), now),
   };
 }
 
-function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, now: () => number) {
-  const account = (ids: { user_id: string; identity_id: string }) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
+type AccountIds = { user_id: string; identity_id: string };
+
+function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, pacer: ConnectPacer, now: () => number) {
+  const account = (ids: AccountIds) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
+
+  // The machine is shared by every worker of the node; the actor system is each worker's own (one
+  // createActor per worker, a new one when a worker is reloaded or comes back from passivation), so it
+  // names the worker whose connection this is. No invoked actor holds it for the worker's whole life
+  // (that would keep an idle polled worker from being passivated): a sync stopped halfway closes it,
+  // and once neither the watch nor a sync uses it, it is logged out after its keep time.
+  const connections = new WeakMap<object, AccountConnection>();
+  const connectionOf = (ids: AccountIds, system: object): AccountConnection => {
+    let connection = connections.get(system);
+    if (connection === undefined) {
+      const imap = account(ids);
+      connection = new AccountConnection({
+        open: async (signal, onTurn) => {
+          await pacer.turn(signal);
+          onTurn();
+          const identity = await imap.identity();
+          if (identity === null) throw Object.assign(new Error(`identity ${ids.identity_id} no longer exists`), { gone: true });
+          // Quiet for 200 ms: straight into IDLE (imapflow waits 15 s by default). From its turn on,
+          // connecting and logging in get CALIOPEN_IMAP_TIMEOUT_MS, however slowly the server's bytes come.
+          return imap.connect(identity, { autoIdleDelayMs: 200, socketTimeoutMs: settings.timeoutMs, loginTimeoutMs: settings.timeoutMs, signal });
+        },
+        keepUnwatchedMs: settings.keepUnwatchedMs,
+        logoutWithinMs: settings.timeoutMs,
+      });
+      connections.set(system, connection);
+    }
+    return connection;
+  };
 
   const deliverOne = fromPromise<Reply, { context: ImapWorkerContext; message_id: string }>(({ input }) =>
     deliverWithSentCopy(store, ports, account(input.context), {
@@ -54,25 +88,24 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     }),
   );
 
-  const watch = fromCallback<ActorMessage, { user_id: string; identity_id: string; mailbox: string }>(({ sendBack, input }) => {
-    const imap = account(input);
-    const mailWatch = watchMailbox(
-      async () => {
-        const identity = await imap.identity();
-        if (identity === null) throw new Error("the identity no longer exists");
-        // The watching connection does nothing but wait: straight into IDLE.
-        return imap.connect(identity, { autoIdleDelayMs: 200 });
-      },
-      input.mailbox,
-      () => sendBack({ type: "mail.arrived", payload: {} } satisfies ImapWorkerEvent),
-      (error, retryInMs) => ports.logger.info({ kind: IMAP_KIND, key: input.identity_id, err: error.message, retryInMs }, "new-mail watch interrupted"),
-    );
-    return () => mailWatch.stop();
+  const watch = fromCallback<ActorMessage, AccountIds & { mailbox: string }>(({ sendBack, input, system }) => {
+    const connection = connectionOf(input, system);
+    connection.watch({
+      mailbox: input.mailbox,
+      onNewMail: () => sendBack({ type: "mail.arrived", payload: {} } satisfies ImapWorkerEvent),
+      onTrouble: (error, retryInMs) =>
+        ports.logger.info({ kind: IMAP_KIND, key: input.identity_id, err: error.message, retryInMs }, "new-mail watch interrupted"),
+    });
+    return () => connection.unwatch();
   });
 
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ImapWorkerEvent, input: {} as ActorInput },
-    actors: { runSync: syncRun(store, account, settings.concurrency, settings, now, settings.importBatch), deliverOne, watch },
+    actors: {
+      runSync: syncRun(store, account, connectionOf, settings.concurrency, settings, now, settings.importBatch),
+      deliverOne,
+      watch,
+    },
     guards: {
       gone: ({ event }) => {
         assertEvent(event, "sync.failed");

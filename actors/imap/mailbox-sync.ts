@@ -109,8 +109,15 @@ const SKIPPED_LISTED = 10;
 export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options: SyncOptions): Promise<SyncOutcome> {
   const waitingFor = options.waitingFor ?? (() => undefined);
   waitingFor(`opening ${options.mailbox}`);
+  // On a connection that has the mailbox open already (the watch's, or kept from the last sync), the
+  // server may show mail that arrived meanwhile only at its next sync point: a NOOP is one.
+  const alreadyOpen = client.mailbox !== false && client.mailbox.path === options.mailbox;
   const lock = await client.getMailboxLock(options.mailbox, { readOnly: true });
   try {
+    if (alreadyOpen) {
+      waitingFor("the answer to NOOP");
+      await client.noop();
+    }
     const mailbox = client.mailbox;
     if (mailbox === false) throw new Error(`mailbox ${options.mailbox} could not be opened`);
     const validity = String(mailbox.uidValidity);

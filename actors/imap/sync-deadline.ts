@@ -43,6 +43,18 @@ export class SyncDeadline {
     );
   }
 
+  /**
+   * The sync waits in the node's own queue (its turn to connect, connect-pacer.ts): no stall timeout
+   * until the next waitingFor(), only the whole run's budget. A node taking over many accounts must not
+   * fail their syncs for its own pacing.
+   */
+  queued(step: string): void {
+    if (this.controller.signal.aborted) return;
+    this.step = step;
+    if (this.stall !== null) clearTimeout(this.stall);
+    this.stall = null;
+  }
+
   stop(): void {
     if (this.stall !== null) clearTimeout(this.stall);
     clearTimeout(this.budget);

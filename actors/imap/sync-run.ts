@@ -1,7 +1,10 @@
-// One sync run of an IMAP worker, as an invoked callback actor: it logs in, runs the sync algorithm
+// One sync run of an IMAP worker, as an invoked callback actor: it borrows the account's connection
+// (account-connection.ts: the watch's, or one it opens and keeps for a while), runs the sync algorithm
 // (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor in
 // batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
-// and then, then `sync.done` or `sync.failed`. Stopping the machine's state closes the session.
+// and then, then `sync.done` or `sync.failed`. The connection is given back before either is told; a
+// sync that failed or is stopped halfway closes it (it may be in the middle of an answer).
+import type { ImapFlow } from "imapflow";
 import { fromCallback } from "xstate";
 import type { ActorMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
@@ -9,9 +12,10 @@ import { ImportBatcher } from "../inbound/import-batcher.ts";
 import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
+import type { AccountConnection, ImapLease } from "./account-connection.ts";
 import { storeFetched } from "./fetched-raw.ts";
 import type { ImapAccount } from "./imap-account.ts";
-import { closeImap, ImapLoginError } from "./imap-connection.ts";
+import { ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
 import { type SyncCursor, type SyncOutcome, type SyncProgress, syncMailbox } from "./mailbox-sync.ts";
 import { SyncDeadline } from "./sync-deadline.ts";
@@ -55,36 +59,35 @@ const IN_FLIGHT = 2 * MAX_BATCH_RAWS;
 export function syncRun(
   store: Store,
   account: (input: SyncRunInput) => ImapAccount,
+  /** The worker's connection (one per running worker: its actor system is its own). */
+  connectionOf: (input: SyncRunInput, system: object) => AccountConnection,
   concurrency: number,
   limits: ImapSyncLimits,
   now: () => number,
   importBatch: ImportBatchPort,
 ) {
-  return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input }) => {
+  return fromCallback<ActorMessage, SyncRunInput>(({ sendBack, input, system }) => {
     const tell = (event: SyncRunEvent) => sendBack(event);
     const { mode } = input;
     const imap = account(input);
+    const connection = connectionOf(input, system);
     let cancelled = false;
-    let client: Awaited<ReturnType<ImapAccount["connect"]>> | null = null;
-    let identity: Identity | null = null;
+    let lease: ImapLease | null = null;
+    const heldLease = (): ImapLease | null => lease;
+    const giveBack = (reusable: boolean) => {
+      const held = lease;
+      lease = null;
+      held?.giveBack(reusable);
+    };
     const deadline = new SyncDeadline(limits);
     // What closed the connection, when imapflow's parser refused an answer (a pending command only
     // sees "connection closed").
     let connectionError: Error | null = null;
+    let identity: Identity | null = null;
     const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
-    (async () => {
-      identity = await imap.identity();
-      if (identity === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
-      const connected = await imap.connect(identity, { signal: deadline.signal, socketTimeoutMs: limits.timeoutMs });
-      client = connected;
-      connected.on("error", (err: Error) => (connectionError ??= err));
-      if (cancelled) return;
-      // A deadline closes the connection: whatever was awaited fails, and the catch below says why.
-      if (deadline.signal.aborted) throw deadline.signal.reason;
-      deadline.signal.addEventListener("abort", () => connected.close(), { once: true });
-      tell({ type: "sync.connected", payload: {} });
-      const current = identity;
-      const outcome = await syncMailbox(connected, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : input.cursor, {
+
+    const syncOn = (client: ImapFlow, current: Identity) =>
+      syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : reached, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
         concurrency: Math.max(concurrency, IN_FLIGHT),
@@ -106,9 +109,51 @@ export function syncRun(
             throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
         },
         onProgress: (progress, cursor) => {
+          reached = cursor;
           if (!cancelled) tell({ type: "sync.progress", payload: { progress, cursor } });
         },
       });
+
+    /** The cursor of the last progress: where a second go starts from. */
+    let reached = input.cursor;
+    const syncOnLease = async (current: Identity): Promise<SyncOutcome> => {
+      // A new connection first waits for its turn at the node's pacer: that wait is not the server's.
+      deadline.queued("its turn to connect (CALIOPEN_IMAP_CONNECTS_PER_SECOND)");
+      lease = await connection.borrow(deadline.signal, () => deadline.waitingFor("connecting and logging in"));
+      const client = lease.client;
+      const noteError = (err: Error) => {
+        connectionError ??= err;
+      };
+      // A deadline closes the connection: whatever was awaited fails, and the catch below says why.
+      const closeOnDeadline = () => client.close();
+      client.on("error", noteError);
+      deadline.signal.addEventListener("abort", closeOnDeadline, { once: true });
+      if (!cancelled) tell({ type: "sync.connected", payload: {} });
+      return syncOn(client, current).finally(() => {
+        deadline.signal.removeEventListener("abort", closeOnDeadline);
+        client.off("error", noteError);
+      });
+    };
+
+    (async () => {
+      const current = await imap.identity();
+      identity = current;
+      if (current === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
+      let outcome: SyncOutcome;
+      try {
+        outcome = await syncOnLease(current);
+      } catch (err) {
+        // A connection that was open before (the watch's, or kept) and turns out dead (a server that
+        // restarted, a NAT that forgot it, a session the server ended): one more go on a new one, from
+        // where this one got. Any other failure is the run's.
+        const failedOn = heldLease();
+        const dead = failedOn?.reused === true && !failedOn.client.usable && !cancelled && !deadline.signal.aborted && connectionError === null;
+        if (!dead) throw err;
+        giveBack(false);
+        outcome = await syncOnLease(current);
+      }
+      // Back to the watch (or kept for the next sync) before the machine hears of the end.
+      giveBack(true);
       // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
       const cursor =
         mode === "fullfetch" && outcome.cursor.uidvalidity === input.cursor.uidvalidity
@@ -118,6 +163,7 @@ export function syncRun(
       if (!cancelled) tell({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
     })()
       .catch((err: Error & { gone?: boolean }) => {
+        giveBack(false);
         if (cancelled) return;
         const timedOut = deadline.signal.aborted ? (deadline.signal.reason as Error).message : null;
         const refused = connectionError === null ? null : describeParserLimit(connectionError);
@@ -132,17 +178,13 @@ export function syncRun(
       .finally(() => {
         batcher.cancel();
         deadline.stop();
-        const open = client;
-        if (open === null) return;
-        void closeImap(open);
-        // A server that never answers LOGOUT does not keep the socket.
-        setTimeout(() => open.close(), limits.timeoutMs).unref();
       });
     return () => {
       cancelled = true;
       batcher.cancel();
       deadline.cancel();
-      if (client !== null) client.close();
+      // Stopped halfway through: the connection may be in the middle of an answer.
+      giveBack(false);
     };
   });
 }

@@ -78,17 +78,17 @@ childMain<PushTask>(async (task): Promise<PushResult> => {
     mail.nc.publish("IMAPfetcher", encodeJson({ order: "sync", ...order }));
     const cell = () => mail.node.host.get(IMAP_KIND, identity.identity_id);
     const deadline = Date.now() + 30_000;
-    // Watching, and the sync the watch asks for once its mailbox is open has run too.
+    // Synced once, and watching (on the first sync's connection).
     while (
       !(
         JSON.stringify(cell()?.summary().state ?? "").includes('"push":"watching"') &&
-        ((cell()?.inspect().context as ImapWorkerContext | undefined)?.history.length ?? 0) >= 2
+        ((cell()?.inspect().context as ImapWorkerContext | undefined)?.history.length ?? 0) >= 1
       )
     ) {
       if (Date.now() > deadline) throw new Error(`the imap worker is not watching after 30 s: ${JSON.stringify(cell()?.summary().state)}`);
       await sleep(50);
     }
-    // Let both connections settle into IDLE.
+    // Let the node's connection and the baseline's settle into IDLE.
     await sleep(1_000);
 
     // Stored messages, by Message-ID, as their documents appear.

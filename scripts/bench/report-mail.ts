@@ -171,7 +171,7 @@ export function pushSection(run: BenchRun): string[] {
   if (!outcome.ok) return [...lines, failureText(outcome.error), ...backgroundLine([outcome])];
   const r = outcome.value;
   lines.push(
-    `A node runs the imap worker of a remote identity with IDLE push on (actors/imap/new-mail-watch.ts: a connection kept open on INBOX in IDLE; an EXISTS makes the worker run an incremental sync on a connection of its own). Another client APPENDs ${r.appends} messages into that INBOX, one at a time, ${seconds(r.spacingMs)} apart; each is timed from just before its APPEND is sent. **Baseline**: a plain imapflow client, in a process of its own, IDLEing on the same INBOX: until it gets the EXISTS (the same APPENDs, observed at the same time). **The node** (**completion signal**): until the message's document appears in the messages bucket, seen by a KV watch on the user's keys and matched by Message-ID.`,
+    `A node runs the imap worker of a remote identity with IDLE push on (actors/imap/account-connection.ts: the account's one connection kept open on INBOX in IDLE; an EXISTS makes the worker run an incremental sync on that same connection). Another client APPENDs ${r.appends} messages into that INBOX, one at a time, ${seconds(r.spacingMs)} apart; each is timed from just before its APPEND is sent. **Baseline**: a plain imapflow client, in a process of its own, IDLEing on the same INBOX: until it gets the EXISTS (the same APPENDs, observed at the same time). **The node** (**completion signal**): until the message's document appears in the messages bucket, seen by a KV watch on the user's keys and matched by Message-ID.`,
     "",
     "| Observer | median | p90 | max | missed |",
     "|---|---:|---:|---:|---:|",

@@ -344,7 +344,7 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
   await ctx.dovecot.append(login, "secret", mail(5));
   publish(ctx, "IMAPfetcher", "sync", identity);
   const next = await waitFor("the second run", () => (workerOf(ctx, identity)?.history.length === 2 ? workerOf(ctx, identity)?.history[0] : null), 20_000);
-  assert.equal([next.total, next.done, next.skipped], [1, 1, 0]);
+  assert.equal([next.total, next.done, next.skipped], [1, 1, 0], JSON.stringify(workerOf(ctx, identity)?.history));
   await sleep(100);
   assert.is(workerOf(ctx, identity)?.last_error, null, "a clean run clears the note");
 });
