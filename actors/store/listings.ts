@@ -1,0 +1,51 @@
+// The sorted indexes behind the paged listings (a user's messages, contacts, identities), in one KV bucket,
+// with what a process remembers of them: where leaves start (hints) and which indexes are built.
+import { LRUCache } from "lru-cache";
+import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { hashed } from "./lookups.ts";
+import { type HintCache, type Hints, type ListingDoc, type Order, SortedIndex } from "./sorted-index.ts";
+
+/** Hints remembered at most, all indexes together (about 60 bytes each). */
+const MAX_CACHED_HINTS = 200_000;
+const MAX_BUILT_REMEMBERED = 100_000;
+
+export class Listings {
+  private readonly hints: HintCache;
+  private readonly built = new LRUCache<string, true>({ max: MAX_BUILT_REMEMBERED });
+  private readonly building = new Map<string, Promise<void>>();
+
+  constructor(private readonly docs: KvDocuments<ListingDoc>) {
+    this.hints = new LRUCache<string, Hints>({ maxSize: MAX_CACHED_HINTS, sizeCalculation: (hints) => hints.starts.length + 1 });
+  }
+
+  index(tree: string, order: Order): SortedIndex {
+    return new SortedIndex(this.docs, tree, order, this.hints);
+  }
+
+  /**
+   * Makes sure the indexes of `family` were built once from the documents stored before them (what an
+   * earlier version wrote without entries): `build` inserts them (inserting is idempotent, so two
+   * processes building at once, or writers adding entries meanwhile, do no harm), then a marker says so.
+   */
+  async ensureBuilt(family: string, build: () => Promise<void>): Promise<void> {
+    if (this.built.has(family)) return;
+    let pending = this.building.get(family);
+    if (pending === undefined) {
+      pending = (async () => {
+        if ((await this.docs.get(`${family}.built`)) === null) {
+          await build();
+          await this.docs.put(`${family}.built`, { kind: "built", at: new Date().toISOString() });
+        }
+        this.built.set(family, true);
+      })().finally(() => this.building.delete(family));
+      this.building.set(family, pending);
+    }
+    await pending;
+  }
+}
+
+/** A user's part of the bucket: hashed, so any user id makes a valid, fixed-length key token. */
+export const userToken = (userId: string) => hashed(`user:${userId}`).slice(0, 32);
+
+/** Plain code-unit order (ISO dates, UUIDs): the same in every runtime and locale. */
+export const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
