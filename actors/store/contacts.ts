@@ -3,7 +3,7 @@
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { ListedDocuments } from "./listed-documents.ts";
 import { readListingPage } from "./listing-page.ts";
-import { type Listings, userToken } from "./listings.ts";
+import { type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Contact, Page } from "./model.ts";
 import { encodeCursor, type PageRequest, pageWindow } from "./paging.ts";
@@ -39,7 +39,7 @@ export class ContactStore {
     const index = this.index(userId);
     await this.listings.ensureBuilt(index.tree, async () => {
       const now = Date.now();
-      await index.insert((await this.docs.values(`${userId}.*`)).map((contact) => [...positionOf(contact), now] as const));
+      await index.insert(await pickFromEvery(this.docs, `${userId}.*`, (contact) => [...positionOf(contact), now] as const));
     });
     const read = await readListingPage(
       { indexes: [index], load: (id) => this.get(userId, id), placeOf: (contact) => ({ tree: index.tree, position: positionOf(contact) }) },

@@ -9,7 +9,7 @@ import { Conflict } from "./errors.ts";
 import type { IdentifierHolders } from "./identifier-holders.ts";
 import { ListedDocuments } from "./listed-documents.ts";
 import { type ListedPage, readListingPage } from "./listing-page.ts";
-import { byCodeUnits, type Listings, userToken } from "./listings.ts";
+import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import { type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType, SCHEMA_VERSION } from "./model.ts";
 import { MAX_PAGE_LIMIT } from "./paging.ts";
@@ -113,7 +113,7 @@ export class IdentityStore {
     const index = this.index(userId);
     await this.listings.ensureBuilt(index.tree, async () => {
       const now = Date.now();
-      await index.insert((await this.docs.values(`${keyToken(userId)}.*`)).map((identity) => [...positionOf(identity), now] as const));
+      await index.insert(await pickFromEvery(this.docs, `${keyToken(userId)}.*`, (identity) => [...positionOf(identity), now] as const));
     });
     const found: StoredIdentity[] = [];
     let after: Position | null = null;
@@ -135,6 +135,7 @@ export class IdentityStore {
 
   /** Identities of any user with this (protocol, identifier), e.g. who receives mail for an address: one read, then theirs. */
   async byIdentifier(protocol: IdentityProtocol, identifier: string): Promise<Identity[]> {
+    await this.ensureHoldersBuilt();
     const holders = await this.holders.holders(protocol, identifier.trim().toLowerCase());
     const found = await Promise.all(holders.map((holder) => this.get(holder.user_id, holder.identity_id)));
     return found.filter((identity): identity is Identity => identity !== null && identity.status !== "deleted");
@@ -246,6 +247,24 @@ export class IdentityStore {
     return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid) || a.format - b.format);
   }
 
+  /**
+   * Identities stored by an earlier version have no holders entry: once per deployment, every identity
+   * not deleted is added (adding is idempotent, so processes doing it at once, or creating meanwhile, do no harm).
+   */
+  private async ensureHoldersBuilt(): Promise<void> {
+    await this.listings.ensureBuilt("identifier-holders", async () => {
+      const held = await pickFromEvery(this.docs, ">", (identity) => (identity.status === "deleted" ? null : identity));
+      for (const identity of held) {
+        if (identity === null) continue;
+        await this.holders
+          .add(identity.protocol, identity.identifier, { user_id: identity.user_id, identity_id: identity.identity_id })
+          .catch((err: unknown) => {
+            if (!(err instanceof Conflict)) throw err;
+          });
+      }
+    });
+  }
+
   private async stored(userId: string, identityId: string): Promise<StoredIdentity | null> {
     return (await this.docs.get(docKey(userId, identityId)))?.value ?? null;
   }
@@ -279,7 +298,7 @@ const credentialsAad = (userId: string, identityId: string) => JSON.stringify(["
 const oldestFirst: Order = (a, b) => byCodeUnits(a[0], b[0]) || byCodeUnits(a[1], b[1]);
 const positionOf = (identity: Identity): Position => [identity.date_insert, identity.identity_id];
 
-/** The per-user claim keys of an identifier start so (see identifierKey). */
+/** The per-user claim keys of an identifier start so (see identifierKey): what the earlier RCPT lookup listed. */
 export const identifierClaimPrefix = (protocol: string, identifier: string) => `identifier.${protocol}.${hashed(identifier)}.`;
 const keyToken = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, "_");
 const docKey = (userId: string, identityId: string) => `${keyToken(userId)}.${keyToken(identityId)}`;

@@ -2,12 +2,15 @@
 // with what a process remembers of them: where leaves start (hints) and which indexes are built.
 import { LRUCache } from "lru-cache";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { forEachLimited } from "./bounded-concurrency.ts";
 import { hashed } from "./lookups.ts";
 import { type HintCache, type Hints, type ListingDoc, type Order, SortedIndex } from "./sorted-index.ts";
 
 /** Hints remembered at most, all indexes together (about 60 bytes each). */
 const MAX_CACHED_HINTS = 200_000;
 const MAX_BUILT_REMEMBERED = 100_000;
+/** Documents read at once while an index is built from them. */
+const BUILD_READS_IN_FLIGHT = 128;
 
 export class Listings {
   private readonly hints: HintCache;
@@ -49,3 +52,16 @@ export const userToken = (userId: string) => hashed(`user:${userId}`).slice(0, 3
 
 /** Plain code-unit order (ISO dates, UUIDs): the same in every runtime and locale. */
 export const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * What `pick` keeps of every document under `filter` (an index entry, not the document: a user's 100,000
+ * messages whole would weigh on memory), read BUILD_READS_IN_FLIGHT at a time.
+ */
+export async function pickFromEvery<T, R>(docs: KvDocuments<T>, filter: string, pick: (document: T) => R): Promise<R[]> {
+  const picked: R[] = [];
+  await forEachLimited(await docs.keys(filter), BUILD_READS_IN_FLIGHT, async (key) => {
+    const found = await docs.get(key);
+    if (found !== null) picked.push(pick(found.value));
+  });
+  return picked;
+}

@@ -4,7 +4,7 @@
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { ListedDocuments, type Place } from "./listed-documents.ts";
 import { readListingPage } from "./listing-page.ts";
-import { byCodeUnits, type Listings, userToken } from "./listings.ts";
+import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Message, Page } from "./model.ts";
 import { encodeCursor, type PageRequest, pageOf, pageWindow } from "./paging.ts";
@@ -110,15 +110,10 @@ export class MessageStore {
   async ensureIndexed(userId: string): Promise<void> {
     await this.listings.ensureBuilt(`m.${userToken(userId)}`, async () => {
       const [mail, drafts] = this.indexes(userId);
-      const all = await this.docs.values(`${userId}.*`);
       const now = Date.now();
-      const entriesOf = (index: SortedIndex) =>
-        all
-          .map((message) => this.placeOf(message))
-          .filter((place) => place.index.tree === index.tree)
-          .map((place) => [...place.position, now] as const);
-      await mail.insert(entriesOf(mail));
-      await drafts.insert(entriesOf(drafts));
+      const placed = await pickFromEvery(this.docs, `${userId}.*`, (message) => ({ draft: message.is_draft, entry: [...positionOf(message), now] as const }));
+      await mail.insert(placed.filter((place) => !place.draft).map((place) => place.entry));
+      await drafts.insert(placed.filter((place) => place.draft).map((place) => place.entry));
     });
   }
 

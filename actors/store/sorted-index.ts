@@ -6,6 +6,7 @@
 // valid place to walk on from, whatever splits happened since.
 import { randomUUID } from "node:crypto";
 import { DocumentContention, DocumentExists, type KvDocuments, type Versioned } from "../../runtime/kv-documents.ts";
+import { forEachLimited } from "./bounded-concurrency.ts";
 
 /** Where an object sits in a listing: its sort key, then its id to order equal keys. */
 export type Position = readonly [key: string, id: string];
@@ -73,7 +74,7 @@ export class SortedIndex {
       const first = remaining[0] as IndexEntry;
       const { id, leaf } = await this.locate(first, true);
       const current = leaf.value;
-      const fits = remaining.filter((entry) => current.upTo === null || this.order(entry, current.upTo) < 0);
+      const fits = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
       const merged = mergeEntries(current.entries, fits, this.order);
       const written = await this.writeLeaf(id, leaf, merged);
       if (!written) {
@@ -81,7 +82,7 @@ export class SortedIndex {
         continue;
       }
       added += merged.length - current.entries.length;
-      remaining = remaining.filter((entry) => !fits.includes(entry));
+      remaining = remaining.slice(fits.length);
     }
     if (added !== 0) await this.adjustCount(added);
     return added;
@@ -95,7 +96,7 @@ export class SortedIndex {
       const { id, leaf } = await this.locate(remaining[0] as Position, false);
       if (leaf === null) return removed;
       const current = leaf.value;
-      const here = remaining.filter((position) => current.upTo === null || this.order(position, current.upTo) < 0);
+      const here = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
       const kept = current.entries.filter((entry) => !here.some((position) => this.order(entry, position) === 0));
       const gone = current.entries.length - kept.length;
       if (gone > 0 && !(await swap(this.docs, this.leafKey(id), leaf, { ...current, entries: kept }))) {
@@ -103,7 +104,7 @@ export class SortedIndex {
         continue;
       }
       removed += gone;
-      remaining = remaining.filter((position) => !here.includes(position));
+      remaining = remaining.slice(here.length);
     }
     if (removed !== 0) await this.adjustCount(-removed);
     return removed;
@@ -274,6 +275,18 @@ export class SortedIndex {
 
 export const positionOf = (entry: IndexEntry): Position => [entry[0], entry[1]];
 
+/** How many of the sorted `items` come before `bound`. */
+function countBefore(items: readonly Positioned[], bound: Positioned, order: Order): number {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (order(items[middle] as Positioned, bound) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 /** Both sorted; an entry of `added` at a position already held replaces it (a fresher `at`). */
 function mergeEntries(existing: readonly IndexEntry[], added: readonly IndexEntry[], order: Order): IndexEntry[] {
   const out: IndexEntry[] = [];
@@ -322,12 +335,4 @@ async function contentionPause(round: number): Promise<void> {
 
 function ignoreExisting(err: unknown): void {
   if (!(err instanceof DocumentExists)) throw err;
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -10,7 +10,7 @@ import type { SecretBox } from "../../runtime/secret-box.ts";
 import type { Subjects } from "../../runtime/subjects.ts";
 import { ContactStore } from "./contacts.ts";
 import { type HoldersDoc, IdentifierHolders } from "./identifier-holders.ts";
-import { IdentityStore, identifierClaimPrefix, type StoredIdentity } from "./identities.ts";
+import { IdentityStore, type StoredIdentity } from "./identities.ts";
 import { INLINE_RAW_HEADER_ALLOWANCE, INLINE_RAW_MAX_BYTES, InlineRaws } from "./inline-raws.ts";
 import { Listings } from "./listings.ts";
 import { Lookups } from "./lookups.ts";
@@ -81,7 +81,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const bucketLimit = (await inlineBucket.status()).maxValueSize;
   const inlineLimit = bucketLimit < 0 ? payloadLimit : Math.max(0, Math.min(payloadLimit, bucketLimit - INLINE_RAW_HEADER_ALLOWANCE));
   const inline = new InlineRaws({ bucket: bucket("raw_inline"), js: jetstream(options.nc), jsm: sharedJsm, limit: inlineLimit });
-  const holders = new IdentifierHolders(holderDocs, lookups, identifierClaimPrefix);
+  const holders = new IdentifierHolders(holderDocs);
   const identityStore = new IdentityStore(identities, lookups, options.secrets, listings, holders);
   return {
     users: new UserStore(users, lookups),

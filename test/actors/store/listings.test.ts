@@ -4,13 +4,16 @@ import { randomUUID } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import type { StoredIdentity } from "../../../actors/store/identities.ts";
 import { ENTRY_GRACE_MS } from "../../../actors/store/listing-page.ts";
 import { Listings, userToken } from "../../../actors/store/listings.ts";
 import { newestFirst } from "../../../actors/store/messages.ts";
 import type { Message } from "../../../actors/store/model.ts";
 import { BadCursor } from "../../../actors/store/paging.ts";
 import { LEAF_MAX, type ListingDoc, type SortedIndex } from "../../../actors/store/sorted-index.ts";
+import { openStore } from "../../../actors/store/store.ts";
 import { KvDocuments } from "../../../runtime/kv-documents.ts";
+import { Subjects } from "../../../runtime/subjects.ts";
 import { newContact, newMessage, type StoreFixture, startStore } from "./fixture.ts";
 
 let f: StoreFixture;
@@ -271,7 +274,7 @@ test("a cursor that no page made is refused as such", async () => {
   assert.is(page.next, null);
 });
 
-test("the RCPT lookup reads one holders entry, kept on create and delete; claims made before it are found once", async () => {
+test("the RCPT lookup reads one holders entry, kept on create and delete; an unknown address leaves nothing behind", async () => {
   const address = `shared-${randomUUID().slice(0, 8)}@example.com`;
   const first = await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: address });
   const second = await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: address.toUpperCase() });
@@ -285,19 +288,42 @@ test("the RCPT lookup reads one holders entry, kept on create and delete; claims
     [first.identity_id],
   );
 
-  // As the earlier version wrote it: the identity and its per-user claim, no holders entry.
-  const legacyAddress = `legacy-${randomUUID().slice(0, 8)}@example.com`;
-  const legacy = await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: legacyAddress });
+  assert.equal(await f.store.identities.byIdentifier("email", "nobody-here@example.com"), []);
   const lookups = await new Kvm(f.nc).open("caliopen_lookups");
-  const holdersKeys: string[] = [];
-  for await (const key of await lookups.keys("holders.email.*")) holdersKeys.push(key);
-  for (const key of holdersKeys) {
-    const entry = await lookups.get(key);
-    if (entry?.string().includes(legacy.identity_id)) await lookups.purge(key);
-  }
-  const late = await f.store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: legacyAddress });
-  assert.equal((await f.store.identities.byIdentifier("email", legacyAddress)).map((i) => i.identity_id).sort(), [legacy.identity_id, late.identity_id].sort());
-  assert.equal((await f.store.identities.byIdentifier("email", legacyAddress)).map((i) => i.identity_id).sort(), [legacy.identity_id, late.identity_id].sort());
+  const holders: string[] = [];
+  for await (const key of await lookups.keys("holders.>")) holders.push(key);
+  assert.is(holders.length, 1, "one entry for the one identifier held; none for an address nobody holds");
+});
+
+test("identities stored by the earlier version (no holders entry) are found by the RCPT lookup once the deployment's holders are built", async () => {
+  // A deployment of its own (namespaced buckets), whose identities the earlier version wrote.
+  const subjects = new Subjects(`legacy${randomUUID().slice(0, 8)}`);
+  const identities = await KvDocuments.open<StoredIdentity>(f.nc, subjects.resource("caliopen_identities"));
+  const address = "old-timer@example.com";
+  const now = new Date().toISOString();
+  const written = [randomUUID(), randomUUID()].map((userId, i) => ({
+    schema: 1,
+    user_id: userId,
+    identity_id: randomUUID(),
+    type: "local" as const,
+    protocol: "email" as const,
+    identifier: address,
+    display_name: "",
+    status: i === 0 ? ("active" as const) : ("deleted" as const),
+    infos: {},
+    has_credentials: false,
+    sealed_credentials: null,
+    date_insert: now,
+    date_update: now,
+  }));
+  for (const identity of written) await identities.put(`${identity.user_id}.${identity.identity_id}`, identity);
+  const store = await openStore({ nc: f.nc, subjects, secrets: f.secrets });
+  assert.equal(
+    (await store.identities.byIdentifier("email", address)).map((i) => i.identity_id),
+    [written[0]?.identity_id],
+  );
+  const added = await store.identities.create({ user_id: randomUUID(), type: "local", protocol: "email", identifier: address });
+  assert.equal((await store.identities.byIdentifier("email", address)).map((i) => i.identity_id).sort(), [written[0]?.identity_id, added.identity_id].sort());
 });
 
 test("identities list from the user's index, oldest first, with those stored before it", async () => {
