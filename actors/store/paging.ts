@@ -10,9 +10,9 @@ export interface PageRequest {
 
 export const DEFAULT_PAGE_LIMIT = 50;
 export const MAX_PAGE_LIMIT = 500;
-/** Longest cursor taken: two keys of at most MAX_CURSOR_PART characters, encoded. */
-export const MAX_CURSOR_CHARS = 1_024;
-const MAX_CURSOR_PART = 320;
+/** Longest cursor taken: two keys of at most MAX_CURSOR_PART characters (a contact's title is up to 400), encoded. */
+export const MAX_CURSOR_CHARS = 8_192;
+const MAX_CURSOR_PART = 1_024;
 
 /** A cursor that was not made by a page (mistyped, truncated, forged). */
 export class BadCursor extends Error {

@@ -20,8 +20,10 @@ export const PAGING_OPERATIONS = [
   "contacts-first-50",
   "identities",
   "rcpt-lookup",
+  "messages-create",
   "old-messages-first-50",
   "old-rcpt-lookup",
+  "old-messages-create",
 ] as const;
 export type PagingOperation = (typeof PAGING_OPERATIONS)[number];
 

@@ -14,8 +14,10 @@ const LABELS: Record<PagingOperation, string> = {
   "contacts-first-50": "contacts, first page of 50",
   identities: "identities (all 3 of the user)",
   "rcpt-lookup": "RCPT TO lookup (`byIdentifier`)",
+  "messages-create": "storing a message (`messages.create`: its entry, then it)",
   "old-messages-first-50": "*earlier: messages, first page of 50 (every document read)*",
   "old-rcpt-lookup": "*earlier: RCPT TO lookup (claims listed by STREAM.INFO)*",
+  "old-messages-create": "*earlier: storing a message (the document alone)*",
 };
 
 const figureOf = (result: PagingResult, operation: PagingOperation, size: number): PagingFigure | undefined =>
