@@ -1,28 +1,36 @@
 // The sorted indexes behind the paged listings (a user's messages, contacts, identities), in one KV bucket,
 // with what a process remembers of them: where leaves start (hints) and which indexes are built.
 import { LRUCache } from "lru-cache";
-import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { KvDocuments, Versioned } from "../../runtime/kv-documents.ts";
 import { forEachLimited } from "./bounded-concurrency.ts";
 import { hashed } from "./lookups.ts";
-import { type HintCache, type Hints, type ListingDoc, type Order, SortedIndex } from "./sorted-index.ts";
+import { type Hints, type IndexCaches, type ListingDoc, type Order, SortedIndex } from "./sorted-index.ts";
 
 /** Hints remembered at most, all indexes together (about 60 bytes each). */
 const MAX_CACHED_HINTS = 200_000;
 const MAX_BUILT_REMEMBERED = 100_000;
+/** Leaf entries remembered at most, all leaves together (about 100 bytes each), for writers (see IndexCaches). */
+const MAX_CACHED_ENTRIES = 200_000;
 /** Documents read at once while an index is built from them. */
 const BUILD_READS_IN_FLIGHT = 128;
 
 export class Listings {
-  private readonly hints: HintCache;
+  private readonly caches: IndexCaches;
   private readonly built = new LRUCache<string, true>({ max: MAX_BUILT_REMEMBERED });
   private readonly building = new Map<string, Promise<void>>();
 
   constructor(private readonly docs: KvDocuments<ListingDoc>) {
-    this.hints = new LRUCache<string, Hints>({ maxSize: MAX_CACHED_HINTS, sizeCalculation: (hints) => hints.starts.length + 1 });
+    this.caches = {
+      hints: new LRUCache<string, Hints>({ maxSize: MAX_CACHED_HINTS, sizeCalculation: (hints) => hints.starts.length + 1 }),
+      versions: new LRUCache<string, Versioned<ListingDoc>>({
+        maxSize: MAX_CACHED_ENTRIES,
+        sizeCalculation: (version) => (version.value.kind === "leaf" ? version.value.entries.length : 0) + 1,
+      }),
+    };
   }
 
   index(tree: string, order: Order): SortedIndex {
-    return new SortedIndex(this.docs, tree, order, this.hints);
+    return new SortedIndex(this.docs, tree, order, this.caches);
   }
 
   /**

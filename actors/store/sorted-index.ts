@@ -51,10 +51,21 @@ const HOPS_BEFORE_RELOAD = 4;
 const CONTENTION_ROUNDS = 10;
 const HEAD = "head";
 
-export interface HintCache {
-  get(tree: string): Hints | undefined;
-  set(tree: string, hints: Hints): void;
-  delete(tree: string): void;
+export interface KeyedCache<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): void;
+  delete(key: string): void;
+}
+
+export interface IndexCaches {
+  /** Hints by index. */
+  hints: KeyedCache<Hints>;
+  /**
+   * The last version of leaves and counts this process wrote or read to write, by key: a writer starts its
+   * compare-and-swap from it (one round trip while nobody else writes; a stale one only costs a retry).
+   * Readers never use it.
+   */
+  versions: KeyedCache<Versioned<ListingDoc>>;
 }
 
 export class SortedIndex {
@@ -63,7 +74,7 @@ export class SortedIndex {
     /** The index's key prefix in the bucket (e.g. `m.<user>.mail`). */
     readonly tree: string,
     readonly order: Order,
-    private readonly hintCache: HintCache,
+    private readonly caches: IndexCaches,
   ) {}
 
   /** Adds entries (an entry already there at that position is refreshed); resolves to how many were new. */
@@ -72,7 +83,7 @@ export class SortedIndex {
     let added = 0;
     for (let round = 0; remaining.length > 0; round++) {
       const first = remaining[0] as IndexEntry;
-      const { id, leaf } = await this.locate(first, true);
+      const { id, leaf } = await this.locate(first, true, true);
       const current = leaf.value;
       const fits = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
       const merged = mergeEntries(current.entries, fits, this.order);
@@ -93,13 +104,14 @@ export class SortedIndex {
     let remaining = [...positions].sort(this.order);
     let removed = 0;
     for (let round = 0; remaining.length > 0; round++) {
-      const { id, leaf } = await this.locate(remaining[0] as Position, false);
+      // Fresh reads: a remembered version without the entry would say it is gone when another process put it since.
+      const { id, leaf } = await this.locate(remaining[0] as Position, false, false);
       if (leaf === null) return removed;
       const current = leaf.value;
       const here = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
       const kept = current.entries.filter((entry) => !here.some((position) => this.order(entry, position) === 0));
       const gone = current.entries.length - kept.length;
-      if (gone > 0 && !(await swap(this.docs, this.leafKey(id), leaf, { ...current, entries: kept }))) {
+      if (gone > 0 && !(await this.swap(this.leafKey(id), leaf, { ...current, entries: kept }))) {
         await contentionPause(round);
         continue;
       }
@@ -112,12 +124,12 @@ export class SortedIndex {
 
   /** The entries after `after` (from the first when null), in listing order, a leaf at a time. */
   async *entriesAfter(after: Position | null): AsyncGenerator<IndexEntry> {
-    const start = after === null ? { id: HEAD, leaf: await this.readLeaf(HEAD) } : await this.locate(after, false);
+    const start = after === null ? { id: HEAD, leaf: await this.readLeaf(HEAD, false) } : await this.locate(after, false, false);
     let leaf = start.leaf;
     while (leaf !== null) {
       for (const entry of leaf.value.entries) if (after === null || this.order(entry, after) > 0) yield entry;
       const next = leaf.value.next;
-      leaf = next === null ? null : await this.readLeaf(next);
+      leaf = next === null ? null : await this.readLeaf(next, false);
     }
   }
 
@@ -135,14 +147,18 @@ export class SortedIndex {
     if (SortedIndex.countOf(known) === exact) return;
     const next: Count = { kind: "count", n: exact };
     if (known === null) await this.docs.create(`${this.tree}.count`, next).catch(ignoreExisting);
-    else await swap(this.docs, `${this.tree}.count`, known, next);
+    else await this.swap(`${this.tree}.count`, known, next);
   }
 
   private async adjustCount(delta: number): Promise<void> {
     const key = `${this.tree}.count`;
     await persist(async () => {
-      const updated = await this.docs.update(key, (current) => (current.kind === "count" ? { kind: "count", n: current.n + delta } : null));
-      if (updated !== null) return;
+      const known = this.caches.versions.get(key) ?? null;
+      const updated = await this.docs.updateFrom(key, known, (current) => (current.kind === "count" ? { kind: "count", n: current.n + delta } : null));
+      if (updated !== null) {
+        this.caches.versions.set(key, updated);
+        return;
+      }
       try {
         await this.docs.create(key, { kind: "count", n: Math.max(0, delta) });
       } catch (err) {
@@ -153,15 +169,18 @@ export class SortedIndex {
   }
 
   /** The leaf whose range holds `position`: from the nearest hint, then along the chain. */
-  private async locate(position: Positioned, create: true): Promise<{ id: string; leaf: Versioned<Leaf> }>;
-  private async locate(position: Positioned, create: false): Promise<{ id: string; leaf: Versioned<Leaf> | null }>;
-  private async locate(position: Positioned, create: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }> {
+  private async locate(position: Positioned, create: true, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> }>;
+  private async locate(position: Positioned, create: false, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }>;
+  private async locate(position: Positioned, create: boolean, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }> {
     let id = this.hintFor(await this.hints(), position);
     for (let hops = 0; ; hops++) {
-      let leaf = await this.readLeaf(id);
+      // From versions this process knows when it is to write: a leaf's start never changes and each
+      // version's end is where its next leaf starts, so a stale one still leads the right way, and the
+      // compare-and-swap that follows refuses a write based on it.
+      let leaf = await this.readLeaf(id, toWrite);
       if (leaf === null && id !== HEAD) {
         // A hint to a leaf that is not there (a bucket restored without it): start from the head.
-        this.hintCache.delete(this.tree);
+        this.caches.hints.delete(this.tree);
         id = HEAD;
         continue;
       }
@@ -171,7 +190,7 @@ export class SortedIndex {
       }
       const { upTo, next } = leaf.value;
       if (upTo === null || next === null || this.order(position, upTo) < 0) {
-        if (hops > HOPS_BEFORE_RELOAD) this.hintCache.delete(this.tree);
+        if (hops > HOPS_BEFORE_RELOAD) this.caches.hints.delete(this.tree);
         return { id, leaf };
       }
       id = next;
@@ -181,10 +200,12 @@ export class SortedIndex {
   private async createHead(): Promise<Versioned<Leaf>> {
     const empty: Leaf = { kind: "leaf", entries: [], upTo: null, next: null };
     try {
-      return { value: empty, revision: await this.docs.create(this.leafKey(HEAD), empty) };
+      const made = { value: empty, revision: await this.docs.create(this.leafKey(HEAD), empty) };
+      this.caches.versions.set(this.leafKey(HEAD), made);
+      return made;
     } catch (err) {
       if (!(err instanceof DocumentExists)) throw err;
-      const made = await this.readLeaf(HEAD);
+      const made = await this.readLeaf(HEAD, true);
       if (made === null) throw new Error(`${this.tree}: the head leaf was made and removed meanwhile`);
       return made;
     }
@@ -197,7 +218,7 @@ export class SortedIndex {
    */
   private async writeLeaf(id: string, known: Versioned<Leaf>, entries: IndexEntry[]): Promise<boolean> {
     const { upTo, next } = known.value;
-    if (entries.length <= LEAF_MAX) return swap(this.docs, this.leafKey(id), known, { kind: "leaf", entries, upTo, next });
+    if (entries.length <= LEAF_MAX) return this.swap(this.leafKey(id), known, { kind: "leaf", entries, upTo, next });
     const parts: IndexEntry[][] = [];
     for (let at = 0; at < entries.length; at += LEAF_FILL) parts.push(entries.slice(at, at + LEAF_FILL));
     const ids = parts.map((_, index) => (index === 0 ? id : randomUUID()));
@@ -209,7 +230,7 @@ export class SortedIndex {
     });
     const created = ids.slice(1).map((leafId, index) => ({ leafId, leaf: leafAt(index + 1) }));
     await forEachLimited(created, 64, ({ leafId, leaf }) => this.docs.create(this.leafKey(leafId), leaf));
-    if (!(await swap(this.docs, this.leafKey(id), known, leafAt(0)))) {
+    if (!(await this.swap(this.leafKey(id), known, leafAt(0)))) {
       await forEachLimited(created, 64, ({ leafId }) => this.docs.delete(this.leafKey(leafId))).catch(() => undefined);
       return false;
     }
@@ -233,15 +254,15 @@ export class SortedIndex {
       });
       return made;
     });
-    if (stored.kind === "hints") this.hintCache.set(this.tree, stored);
+    if (stored.kind === "hints") this.caches.hints.set(this.tree, stored);
   }
 
   private async hints(): Promise<Hints> {
-    const cached = this.hintCache.get(this.tree);
+    const cached = this.caches.hints.get(this.tree);
     if (cached !== undefined) return cached;
     const found = (await this.docs.get(`${this.tree}.hints`))?.value;
     const hints: Hints = found?.kind === "hints" ? found : { kind: "hints", starts: [] };
-    this.hintCache.set(this.tree, hints);
+    this.caches.hints.set(this.tree, hints);
     return hints;
   }
 
@@ -261,11 +282,30 @@ export class SortedIndex {
     return found;
   }
 
-  private async readLeaf(id: string): Promise<Versioned<Leaf> | null> {
-    const found = await this.docs.get(this.leafKey(id));
+  /** A leaf as stored, or (`toWrite`) as this process last knew it. */
+  private async readLeaf(id: string, toWrite: boolean): Promise<Versioned<Leaf> | null> {
+    const key = this.leafKey(id);
+    const found = (toWrite ? this.caches.versions.get(key) : undefined) ?? (await this.docs.get(key));
     if (found === null) return null;
-    if (found.value.kind !== "leaf") throw new Error(`${this.leafKey(id)} is not a leaf`);
+    if (found.value.kind !== "leaf") throw new Error(`${key} is not a leaf`);
+    if (toWrite) this.caches.versions.set(key, found);
     return { value: found.value, revision: found.revision };
+  }
+
+  /** Writes `next` over `known` if it is still the stored version; false when another writer changed it. */
+  private async swap(key: string, known: Versioned<ListingDoc>, next: ListingDoc): Promise<boolean> {
+    try {
+      const result = await this.docs.updateFrom(key, known, (current) => (current === known.value ? next : null));
+      if (result !== null && result.value === next) {
+        this.caches.versions.set(key, result);
+        return true;
+      }
+    } catch (err) {
+      this.caches.versions.delete(key);
+      throw err;
+    }
+    this.caches.versions.delete(key);
+    return false;
   }
 
   private leafKey(id: string): string {
@@ -308,12 +348,6 @@ function mergeEntries(existing: readonly IndexEntry[], added: readonly IndexEntr
     }
   }
   return out;
-}
-
-/** Writes `next` over `known` if it is still the stored version; false when another writer changed it. */
-async function swap(docs: KvDocuments<ListingDoc>, key: string, known: Versioned<ListingDoc>, next: ListingDoc): Promise<boolean> {
-  const result = await docs.updateFrom(key, known, (current) => (current === known.value ? next : null));
-  return result !== null && result.value === next;
 }
 
 /** Runs `work` again, after a growing random pause, while it loses to other writers. */
