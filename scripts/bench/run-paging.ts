@@ -3,7 +3,9 @@
 import { startBenchServer } from "./bench-server.ts";
 import { runChild } from "./child-protocol.ts";
 import { installSignalCleanup } from "./cleanup.ts";
+import { startBackgroundMeter } from "./cpu-meter.ts";
 import type { PagingResult, PagingTask } from "./paging-results.ts";
+import { backgroundLine } from "./report-format.ts";
 import { pagingSection, pagingVerdicts } from "./report-paging.ts";
 
 const DEFAULT_SIZES = [10, 100_000];
@@ -15,9 +17,15 @@ const sizes = process.argv[3]?.split(",").map(Number) ?? DEFAULT_SIZES;
 const server = await startBenchServer();
 try {
   const task: PagingTask = { endpoint: server.endpoint, serverPid: server.pid, sizes, calls };
+  const background = startBackgroundMeter();
   const value = await runChild<PagingResult>("paging-scenario.ts", task, { timeoutMs: TIMEOUT_MS });
-  const outcome = { label: "paging", ok: true as const, value, backgroundCores: 0 };
-  const lines = [...pagingSection(outcome), "", ...pagingVerdicts(outcome).map((v) => `- ${v.met ? "✅" : "❌"} ${v.target}: ${v.measured}`)];
+  const outcome = { label: "paging", ok: true as const, value, backgroundCores: background() };
+  const lines = [
+    ...pagingSection(outcome),
+    ...backgroundLine([outcome]),
+    "",
+    ...pagingVerdicts(outcome).map((v) => `- ${v.met ? "✅" : "❌"} ${v.target}: ${v.measured}`),
+  ];
   process.stdout.write(`${lines.join("\n")}\n`);
   process.stdout.write(`\nBENCH_PAGING_JSON ${JSON.stringify(value)}\n`);
 } finally {
