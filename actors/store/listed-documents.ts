@@ -3,6 +3,7 @@
 // gone or moved, so each stored document has an entry it confirms; an entry without a document is a write
 // in flight or what a crash left, which readers pass over (listing-page.ts).
 import { DocumentContention, DocumentExists, type KvDocuments, type Versioned } from "../../runtime/kv-documents.ts";
+import { ENTRY_GRACE_MS } from "./listing-page.ts";
 import type { Position, SortedIndex } from "./sorted-index.ts";
 
 export interface Place {
@@ -20,7 +21,8 @@ export class ListedDocuments<T> {
 
   async create(key: string, document: T): Promise<void> {
     const place = this.placeOf(document);
-    await place.index.insert([[...place.position, Date.now()]]);
+    const putAt = Date.now();
+    await place.index.insert([[...place.position, putAt]]);
     try {
       await this.docs.create(key, document);
     } catch (err) {
@@ -29,6 +31,7 @@ export class ListedDocuments<T> {
       if (existing !== undefined && (existing === null || !samePlace(this.placeOf(existing.value), place))) await dropPlaces([place], null);
       throw err;
     }
+    await reassertIfSlow(place, putAt);
   }
 
   /**
@@ -40,6 +43,7 @@ export class ListedDocuments<T> {
     const tried: Place[] = [];
     let current: Versioned<T> | null = await this.docs.get(key);
     let done = false;
+    let putAt = Date.now();
     try {
       for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
         if (current === null) return { before: null, after: null };
@@ -54,11 +58,13 @@ export class ListedDocuments<T> {
         const to = this.placeOf(next);
         const moves = !samePlace(from, to);
         if (moves && !tried.some((place) => samePlace(place, to))) {
-          await to.index.insert([[...to.position, Date.now()]]);
+          putAt = Date.now();
+          await to.index.insert([[...to.position, putAt]]);
           tried.push(to);
         }
         const result = await this.docs.updateFrom(key, known, (value) => (value === known.value ? next : null));
         if (result !== null && result.value === next) {
+          if (moves) await reassertIfSlow(to, putAt);
           await dropPlaces([...(moves ? [from] : []), ...tried], to);
           done = true;
           return { before: known.value, after: next };
@@ -81,6 +87,14 @@ export class ListedDocuments<T> {
     await this.docs.delete(key);
     if (stored !== null) await dropPlaces([this.placeOf(stored.value)], null);
   }
+}
+
+/**
+ * A write that took longer than half the grace readers give an entry without its document may have seen
+ * its entry removed as a leftover meanwhile: put again (idempotent), it is there for the document written.
+ */
+async function reassertIfSlow(place: Place, putAt: number): Promise<void> {
+  if (Date.now() - putAt > ENTRY_GRACE_MS / 2) await place.index.insert([[...place.position, Date.now()]]);
 }
 
 export const samePlace = (a: Place, b: Place) => a.index.tree === b.index.tree && a.index.order(a.position, b.position) === 0;
