@@ -2,6 +2,7 @@
 // of the OpenAPI document.
 
 import { MAX_SCHEDULE_CHARS } from "../actors/identities/poll-schedule.ts";
+import { MAX_CURSOR_CHARS } from "../actors/store/paging.ts";
 
 export const uuid = { type: "string", pattern: "^[0-9a-fA-F-]{36}$" } as const;
 
@@ -21,8 +22,20 @@ export const pageQuery = {
   type: "object",
   additionalProperties: false,
   properties: {
-    offset: { type: "integer", minimum: 0, default: 0 },
+    offset: {
+      type: "integer",
+      minimum: 0,
+      default: 0,
+      description: "entries to pass over (after `after` when given); a deep offset costs what it passes over, `after` does not",
+    },
     limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+    after: {
+      type: "string",
+      minLength: 1,
+      maxLength: MAX_CURSOR_CHARS,
+      pattern: "^[A-Za-z0-9_-]+$",
+      description: "the `next` of the previous page: this page starts after it, at the cost of a first page",
+    },
   },
 } as const;
 
@@ -258,6 +271,7 @@ export const page = (itemRef: string) =>
       total: { type: "integer" },
       offset: { type: "integer" },
       limit: { type: "integer" },
+      next: { type: ["string", "null"], description: "`after` for the page after this one; null when this one is the last" },
     },
   }) as const;
 

@@ -40,14 +40,15 @@ export async function updateContactDerived(store: Store, order: ContactUpdateOrd
   return derived;
 }
 
-/** Every message of the user, page after page (a message listed twice as pages shift is counted once). */
+/** Every message of the user, page after page, each starting where the last ended (a cursor costs no more deep in). */
 async function allMessages(store: Store, userId: string): Promise<Message[]> {
   const seen = new Map<string, Message>();
-  for (let offset = 0; ; offset += MAX_PAGE_LIMIT) {
-    const page = await store.messages.list(userId, { offset, limit: MAX_PAGE_LIMIT });
+  let after: string | undefined;
+  do {
+    const page = await store.messages.list(userId, { limit: MAX_PAGE_LIMIT, ...(after !== undefined && { after }) });
     for (const message of page.items) seen.set(message.message_id, message);
-    if (page.items.length === 0 || offset + page.items.length >= page.total) break;
-  }
+    after = page.next ?? undefined;
+  } while (after !== undefined);
   return [...seen.values()];
 }
 

@@ -1,17 +1,30 @@
-// Contacts of a user, with the lookup from an address (email or social identity) to the contact.
+// Contacts of a user, with the lookup from an address (email or social identity) to the contact. Listed by
+// title from a sorted index (see listings.ts): a page costs the same whatever the user holds.
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { ListedDocuments } from "./listed-documents.ts";
+import { readListingPage } from "./listing-page.ts";
+import { type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Contact, Page } from "./model.ts";
-import { type PageRequest, pageOf } from "./paging.ts";
+import { encodeCursor, type PageRequest, pageWindow } from "./paging.ts";
+import type { Order, Position, SortedIndex } from "./sorted-index.ts";
+
+/** By title, then id, as the user's locale-free collation orders them. */
+export const byTitle: Order = (a, b) => a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]);
 
 export class ContactStore {
   constructor(
     private readonly docs: KvDocuments<Contact>,
     private readonly lookups: Lookups,
-  ) {}
+    private readonly listings: Listings,
+  ) {
+    this.listed = new ListedDocuments(docs, (contact) => ({ index: this.index(contact.user_id), position: positionOf(contact) }));
+  }
+
+  private readonly listed: ListedDocuments<Contact>;
 
   async create(contact: Contact): Promise<Contact> {
-    await this.docs.create(docKey(contact.user_id, contact.contact_id), contact);
+    await this.listed.create(docKey(contact.user_id, contact.contact_id), contact);
     await this.indexAddresses(contact, []);
     return contact;
   }
@@ -20,28 +33,36 @@ export class ContactStore {
     return (await this.docs.get(docKey(userId, contactId)))?.value ?? null;
   }
 
-  /** By title, then id. */
+  /** By title, then id; `next` is a cursor for the page after (`after`). */
   async list(userId: string, page: PageRequest = {}): Promise<Page<Contact>> {
-    const all = await this.docs.values(`${userId}.*`);
-    all.sort((a, b) => a.title.localeCompare(b.title) || a.contact_id.localeCompare(b.contact_id));
-    return pageOf(all, page);
+    const window = pageWindow(page);
+    const index = this.index(userId);
+    await this.listings.ensureBuilt(index.tree, async () => {
+      const now = Date.now();
+      await index.insert(await pickFromEvery(this.docs, `${userId}.*`, (contact) => [...positionOf(contact), now] as const));
+    });
+    const read = await readListingPage(
+      { indexes: [index], load: (id) => this.get(userId, id), placeOf: (contact) => ({ tree: index.tree, position: positionOf(contact) }) },
+      window,
+    );
+    return { items: read.items, total: read.total, offset: window.offset, limit: window.limit, next: read.next === null ? null : encodeCursor(read.next) };
   }
 
-  /** Changes a contact by compare-and-swap and keeps the address lookup in step. */
+  /** Changes a contact by compare-and-swap and keeps the address lookup and its listing entry in step. */
   async update(userId: string, contactId: string, change: (current: Contact) => Contact | null): Promise<Contact | null> {
-    let before: Contact | null = null;
-    const updated = await this.docs.update(docKey(userId, contactId), (current) => {
-      before = current;
-      return change(current);
-    });
-    if (updated !== null && before !== null) await this.indexAddresses(updated, addressesOf(before));
-    return updated;
+    const { before, after } = await this.listed.update(docKey(userId, contactId), change);
+    if (after !== null && before !== null) await this.indexAddresses(after, addressesOf(before));
+    return after;
   }
 
   /** The contact holding this address (an email, or a social identity's name), if any. */
   async byAddress(userId: string, address: string): Promise<Contact | null> {
     const id = await this.lookups.get(addressKey(userId, address));
     return id === null ? null : this.get(userId, id);
+  }
+
+  private index(userId: string): SortedIndex {
+    return this.listings.index(`c.${userToken(userId)}`, byTitle);
   }
 
   private async indexAddresses(contact: Contact, previous: string[]): Promise<void> {
@@ -58,5 +79,6 @@ function addressesOf(contact: Contact): string[] {
   return [...contact.emails.map((email) => email.address), ...contact.identities.map((identity) => identity.name)].map((value) => value.trim().toLowerCase());
 }
 
+const positionOf = (contact: Contact): Position => [contact.title, contact.contact_id];
 const docKey = (userId: string, contactId: string) => `${userId}.${contactId}`;
 const addressKey = (userId: string, address: string) => `contactaddr.${userId}.${hashed(address.trim().toLowerCase())}`;

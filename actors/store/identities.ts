@@ -6,8 +6,14 @@ import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { type SealedSecret, type SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
 import { Conflict } from "./errors.ts";
+import type { IdentifierHolders } from "./identifier-holders.ts";
+import { ListedDocuments } from "./listed-documents.ts";
+import { type ListedPage, readListingPage } from "./listing-page.ts";
+import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import { type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType, SCHEMA_VERSION } from "./model.ts";
+import { MAX_PAGE_LIMIT } from "./paging.ts";
+import type { Order, Position, SortedIndex } from "./sorted-index.ts";
 
 /** An identity as kept in KV: the public part plus the sealed credentials. */
 export interface StoredIdentity extends Identity {
@@ -48,12 +54,18 @@ export function defaultPollInterval(protocol: IdentityProtocol): string {
 }
 
 export class IdentityStore {
+  private readonly listed: ListedDocuments<StoredIdentity>;
+
   constructor(
     private readonly docs: KvDocuments<StoredIdentity>,
     private readonly lookups: Lookups,
     /** null where credentials are not needed (the operator CLI): sealing or opening them then fails. */
     private readonly box: SecretBox | null,
-  ) {}
+    private readonly listings: Listings,
+    private readonly holders: IdentifierHolders,
+  ) {
+    this.listed = new ListedDocuments(docs, (identity) => ({ index: this.index(identity.user_id), position: positionOf(identity) }));
+  }
 
   /** Stores a new identity; (protocol, identifier) is unique per user. */
   async create(fields: NewIdentity): Promise<Identity> {
@@ -80,7 +92,14 @@ export class IdentityStore {
     if (!(await this.lookups.claim(lookup, stored.identity_id))) {
       throw new Conflict(`user already has a ${stored.protocol} identity "${identifier}"`);
     }
-    await this.docs.create(docKey(stored.user_id, stored.identity_id), stored);
+    // Named as a holder before it exists: a crash in between leaves a holder that reads as no identity.
+    try {
+      await this.holders.add(stored.protocol, identifier, { user_id: stored.user_id, identity_id: stored.identity_id });
+    } catch (err) {
+      await this.lookups.release(lookup).catch(() => undefined);
+      throw err;
+    }
+    await this.listed.create(docKey(stored.user_id, stored.identity_id), stored);
     return publicPart(stored);
   }
 
@@ -89,9 +108,24 @@ export class IdentityStore {
     return found === null ? null : publicPart(found.value);
   }
 
-  /** The user's identities (deleted ones only when asked). */
+  /** The user's identities (deleted ones only when asked), oldest first, from the user's sorted index. */
   async list(userId: string, options: { type?: IdentityType; includeDeleted?: boolean } = {}): Promise<Identity[]> {
-    return select(await this.docs.values(`${keyToken(userId)}.*`), options);
+    const index = this.index(userId);
+    await this.listings.ensureBuilt(index.tree, async () => {
+      const now = Date.now();
+      await index.insert(await pickFromEvery(this.docs, `${keyToken(userId)}.*`, (identity) => [...positionOf(identity), now] as const));
+    });
+    const found: StoredIdentity[] = [];
+    let after: Position | null = null;
+    do {
+      const page: ListedPage<StoredIdentity> = await readListingPage(
+        { indexes: [index], load: (id) => this.stored(userId, id), placeOf: (identity) => ({ tree: index.tree, position: positionOf(identity) }) },
+        { offset: 0, limit: MAX_PAGE_LIMIT, after },
+      );
+      found.push(...page.items);
+      after = page.next;
+    } while (after !== null);
+    return select(found, options);
   }
 
   /** Every user's identities: what the identities worker rebuilds its schedules from. */
@@ -99,11 +133,11 @@ export class IdentityStore {
     return select(await this.docs.values(), options);
   }
 
-  /** Identities of any user with this (protocol, identifier), e.g. who receives mail for an address. */
+  /** Identities of any user with this (protocol, identifier), e.g. who receives mail for an address: one read, then theirs. */
   async byIdentifier(protocol: IdentityProtocol, identifier: string): Promise<Identity[]> {
-    const filter = `identifier.${protocol}.${hashed(identifier.trim().toLowerCase())}.*`;
-    const keys = await this.lookups.targetsWithKeys(filter);
-    const found = await Promise.all(keys.map(({ key, target }) => this.get(key.split(".").at(-1) as string, target)));
+    await this.ensureHoldersBuilt();
+    const holders = await this.holders.holders(protocol, identifier.trim().toLowerCase());
+    const found = await Promise.all(holders.map((holder) => this.get(holder.user_id, holder.identity_id)));
     return found.filter((identity): identity is Identity => identity !== null && identity.status !== "deleted");
   }
 
@@ -150,6 +184,7 @@ export class IdentityStore {
     // Only while it still points here: once deleted, the identifier may belong to a re-created identity.
     const lookup = identifierKey(updated.protocol, updated.identifier, userId);
     if ((await this.lookups.get(lookup)) === updated.identity_id) await this.lookups.release(lookup);
+    await this.holders.remove(updated.protocol, updated.identifier, { user_id: updated.user_id, identity_id: updated.identity_id });
     return publicPart(updated);
   }
 
@@ -212,6 +247,32 @@ export class IdentityStore {
     return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid) || a.format - b.format);
   }
 
+  /**
+   * Identities stored by an earlier version have no holders entry: once per deployment, every identity
+   * not deleted is added (adding is idempotent, so processes doing it at once, or creating meanwhile, do no harm).
+   */
+  private async ensureHoldersBuilt(): Promise<void> {
+    await this.listings.ensureBuilt("identifier-holders", async () => {
+      const held = await pickFromEvery(this.docs, ">", (identity) => (identity.status === "deleted" ? null : identity));
+      for (const identity of held) {
+        if (identity === null) continue;
+        await this.holders
+          .add(identity.protocol, identity.identifier, { user_id: identity.user_id, identity_id: identity.identity_id })
+          .catch((err: unknown) => {
+            if (!(err instanceof Conflict)) throw err;
+          });
+      }
+    });
+  }
+
+  private async stored(userId: string, identityId: string): Promise<StoredIdentity | null> {
+    return (await this.docs.get(docKey(userId, identityId)))?.value ?? null;
+  }
+
+  private index(userId: string): SortedIndex {
+    return this.listings.index(`i.${userToken(userId)}`, oldestFirst);
+  }
+
   private secrets(): SecretBox {
     if (this.box === null) throw new Error("no secret key is configured here, so credentials cannot be sealed or read");
     return this.box;
@@ -233,6 +294,12 @@ function select(all: StoredIdentity[], options: { type?: IdentityType; includeDe
 /** What sealed credentials are bound to: their purpose, user and identity (JSON, so no two differ only in where a separator falls). */
 const credentialsAad = (userId: string, identityId: string) => JSON.stringify(["caliopen identity credentials", userId, identityId]);
 
+/** By date of creation, then id. */
+const oldestFirst: Order = (a, b) => byCodeUnits(a[0], b[0]) || byCodeUnits(a[1], b[1]);
+const positionOf = (identity: Identity): Position => [identity.date_insert, identity.identity_id];
+
+/** The per-user claim keys of an identifier start so (see identifierKey): what the earlier RCPT lookup listed. */
+export const identifierClaimPrefix = (protocol: string, identifier: string) => `identifier.${protocol}.${hashed(identifier)}.`;
 const keyToken = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, "_");
 const docKey = (userId: string, identityId: string) => `${keyToken(userId)}.${keyToken(identityId)}`;
-const identifierKey = (protocol: string, identifier: string, userId: string) => `identifier.${protocol}.${hashed(identifier)}.${keyToken(userId)}`;
+const identifierKey = (protocol: string, identifier: string, userId: string) => `${identifierClaimPrefix(protocol, identifier)}${keyToken(userId)}`;

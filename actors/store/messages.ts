@@ -1,22 +1,37 @@
-// Messages and drafts of a user, and the lookup by external Message-ID that de-duplicates imports.
+// Messages and drafts of a user, and the lookup by external Message-ID that de-duplicates imports. Their
+// listing, newest first, reads two sorted indexes (mail, drafts; see listings.ts) merged, so a page costs
+// the same whatever the user holds.
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import { ListedDocuments, type Place } from "./listed-documents.ts";
+import { readListingPage } from "./listing-page.ts";
+import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings.ts";
 import { hashed, type Lookups } from "./lookups.ts";
 import type { Message, Page } from "./model.ts";
-import { type PageRequest, pageOf } from "./paging.ts";
+import { encodeCursor, type PageRequest, pageOf, pageWindow } from "./paging.ts";
+import type { Order, Position, SortedIndex } from "./sorted-index.ts";
 
 export interface MessageFilter extends PageRequest {
   is_draft?: boolean;
+  /** Reads every message of the user (no index by discussion): for a tool, not for the API. */
   discussion_id?: string;
 }
+
+/** Newest first: date, then id, both descending. */
+export const newestFirst: Order = (a, b) => byCodeUnits(b[0], a[0]) || byCodeUnits(b[1], a[1]);
 
 export class MessageStore {
   constructor(
     private readonly docs: KvDocuments<Message>,
     private readonly lookups: Lookups,
-  ) {}
+    private readonly listings: Listings,
+  ) {
+    this.listed = new ListedDocuments(docs, (message) => this.placeOf(message));
+  }
+
+  private readonly listed: ListedDocuments<Message>;
 
   async create(message: Message): Promise<Message> {
-    await this.docs.create(docKey(message.user_id, message.message_id), message);
+    await this.listed.create(docKey(message.user_id, message.message_id), message);
     return message;
   }
 
@@ -24,20 +39,30 @@ export class MessageStore {
     return (await this.docs.get(docKey(userId, messageId)))?.value ?? null;
   }
 
-  /** Newest first. */
+  /** Newest first; `next` is a cursor for the page after (`after`), which costs what a first page does. */
   async list(userId: string, filter: MessageFilter = {}): Promise<Page<Message>> {
-    const all = (await this.docs.values(`${userId}.*`)).filter(
-      (message) =>
-        (filter.is_draft === undefined || message.is_draft === filter.is_draft) &&
-        (filter.discussion_id === undefined || message.discussion_id === filter.discussion_id),
+    const window = pageWindow(filter);
+    if (filter.discussion_id !== undefined) return this.listReadingAll(userId, filter, window.after);
+    await this.ensureIndexed(userId);
+    const [mail, drafts] = this.indexes(userId);
+    const indexes = filter.is_draft === undefined ? [mail, drafts] : [filter.is_draft ? drafts : mail];
+    const page = await readListingPage(
+      {
+        indexes,
+        load: (id) => this.get(userId, id),
+        placeOf: (message) => {
+          const place = this.placeOf(message);
+          return { tree: place.index.tree, position: place.position };
+        },
+      },
+      window,
     );
-    all.sort((a, b) => b.date.localeCompare(a.date) || b.message_id.localeCompare(a.message_id));
-    return pageOf(all, filter);
+    return { items: page.items, total: page.total, offset: window.offset, limit: window.limit, next: page.next === null ? null : encodeCursor(page.next) };
   }
 
   /** Changes a message by compare-and-swap; `change` returns the new message or null for no change. */
   async update(userId: string, messageId: string, change: (current: Message) => Message | null): Promise<Message | null> {
-    return this.docs.update(docKey(userId, messageId), change);
+    return (await this.listed.update(docKey(userId, messageId), change)).after;
   }
 
   /**
@@ -45,7 +70,7 @@ export class MessageStore {
    * claimed: the next import of that id would store it again (see storeOnce).
    */
   async delete(userId: string, messageId: string): Promise<void> {
-    await this.docs.delete(docKey(userId, messageId));
+    await this.listed.delete(docKey(userId, messageId));
   }
 
   /**
@@ -80,7 +105,42 @@ export class MessageStore {
       if (attempt >= CLAIM_READ_ATTEMPTS) throw new Error(`the external id of a message of user ${userId} is claimed, but the claim cannot be read`);
     }
   }
+
+  /** Builds the user's indexes from messages stored without entries (by an earlier version), once. */
+  async ensureIndexed(userId: string): Promise<void> {
+    await this.listings.ensureBuilt(`m.${userToken(userId)}`, async () => {
+      const [mail, drafts] = this.indexes(userId);
+      const now = Date.now();
+      const placed = await pickFromEvery(this.docs, `${userId}.*`, (message) => ({ draft: message.is_draft, entry: [...positionOf(message), now] as const }));
+      await mail.insert(placed.filter((place) => !place.draft).map((place) => place.entry));
+      await drafts.insert(placed.filter((place) => place.draft).map((place) => place.entry));
+    });
+  }
+
+  /** Every message of the user, filtered and sorted in memory: what listing cost before the indexes. */
+  private async listReadingAll(userId: string, filter: MessageFilter, after: Position | null): Promise<Page<Message>> {
+    const all = (await this.docs.values(`${userId}.*`)).filter(
+      (message) =>
+        (filter.is_draft === undefined || message.is_draft === filter.is_draft) &&
+        (filter.discussion_id === undefined || message.discussion_id === filter.discussion_id) &&
+        (after === null || newestFirst(positionOf(message), after) > 0),
+    );
+    all.sort((a, b) => newestFirst(positionOf(a), positionOf(b)));
+    return pageOf(all, filter);
+  }
+
+  private indexes(userId: string): [mail: SortedIndex, drafts: SortedIndex] {
+    const user = userToken(userId);
+    return [this.listings.index(`m.${user}.mail`, newestFirst), this.listings.index(`m.${user}.drafts`, newestFirst)];
+  }
+
+  private placeOf(message: Message): Place {
+    const [mail, drafts] = this.indexes(message.user_id);
+    return { index: message.is_draft ? drafts : mail, position: positionOf(message) };
+  }
 }
+
+const positionOf = (message: Message): Position => [message.date, message.message_id];
 
 const CLAIM_READ_ATTEMPTS = 20;
 const CLAIM_READ_PAUSE_MS = 50;

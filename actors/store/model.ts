@@ -261,4 +261,6 @@ export interface Page<T> {
   total: number;
   offset: number;
   limit: number;
+  /** A cursor for the page after this one (`after`), null when this one is the last. */
+  next: string | null;
 }

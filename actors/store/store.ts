@@ -9,14 +9,17 @@ import { KvDocuments } from "../../runtime/kv-documents.ts";
 import type { SecretBox } from "../../runtime/secret-box.ts";
 import type { Subjects } from "../../runtime/subjects.ts";
 import { ContactStore } from "./contacts.ts";
+import { type HoldersDoc, IdentifierHolders } from "./identifier-holders.ts";
 import { IdentityStore, type StoredIdentity } from "./identities.ts";
 import { INLINE_RAW_HEADER_ALLOWANCE, INLINE_RAW_MAX_BYTES, InlineRaws } from "./inline-raws.ts";
+import { Listings } from "./listings.ts";
 import { Lookups } from "./lookups.ts";
 import { MessageStore } from "./messages.ts";
 import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
 import { type KeyCheckDocument, SecretKeyCheck } from "./secret-key-check.ts";
+import type { ListingDoc } from "./sorted-index.ts";
 import { TokenStore } from "./tokens.ts";
 import { UserStore } from "./users.ts";
 
@@ -45,7 +48,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const replicas = options.replicas ?? 1;
   const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
   const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
-  const [users, tokens, identities, raws, messages, contacts, keys, deployment] = await Promise.all([
+  const [users, tokens, identities, raws, messages, contacts, keys, deployment, listingDocs, holderDocs] = await Promise.all([
     KvDocuments.open<User>(options.nc, bucket("users"), replicas),
     KvDocuments.open<ApiToken>(options.nc, bucket("tokens"), replicas),
     KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
@@ -54,7 +57,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     KvDocuments.open<Contact>(options.nc, bucket("contacts"), replicas),
     KvDocuments.open<PublicKey>(options.nc, bucket("public_keys"), replicas),
     KvDocuments.open<KeyCheckDocument>(options.nc, bucket("deployment"), replicas),
+    KvDocuments.open<ListingDoc>(options.nc, bucket("listings"), replicas),
+    // Beside the per-user claims of identifiers, under their own prefix.
+    KvDocuments.open<HoldersDoc>(options.nc, bucket("lookups"), replicas),
   ]);
+  const listings = new Listings(listingDocs);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
   let jsm: Promise<JetStreamManager> | null = null;
   const sharedJsm = () =>
@@ -74,14 +81,15 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const bucketLimit = (await inlineBucket.status()).maxValueSize;
   const inlineLimit = bucketLimit < 0 ? payloadLimit : Math.max(0, Math.min(payloadLimit, bucketLimit - INLINE_RAW_HEADER_ALLOWANCE));
   const inline = new InlineRaws({ bucket: bucket("raw_inline"), js: jetstream(options.nc), jsm: sharedJsm, limit: inlineLimit });
-  const identityStore = new IdentityStore(identities, lookups, options.secrets);
+  const holders = new IdentifierHolders(holderDocs);
+  const identityStore = new IdentityStore(identities, lookups, options.secrets, listings, holders);
   return {
     users: new UserStore(users, lookups),
     tokens: new TokenStore(tokens, lookups),
     identities: identityStore,
     raws: new RawMessageStore(objects, inline, raws, lookups, chunks),
-    messages: new MessageStore(messages, lookups),
-    contacts: new ContactStore(contacts, lookups),
+    messages: new MessageStore(messages, lookups, listings),
+    contacts: new ContactStore(contacts, lookups, listings),
     keys: new PublicKeyStore(keys),
     keyCheck: new SecretKeyCheck(deployment, identityStore),
   };

@@ -6,6 +6,7 @@ import { type Contact, type ContactEmail, SCHEMA_VERSION, type SocialIdentity } 
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
 import { createContactBody, page, pageQuery, patchContactBody, uuid } from "../schemas.ts";
+import { pageOrBadCursor } from "./page-cursor.ts";
 
 interface ContactBody {
   title?: string;
@@ -39,10 +40,10 @@ function addressSet(contact: Contact): string {
 }
 
 export function contactRoutes(app: FastifyInstance, { store, emitter }: ApiContext): void {
-  app.get<{ Querystring: { offset: number; limit: number } }>(
+  app.get<{ Querystring: { offset: number; limit: number; after?: string } }>(
     "/api/v2/contacts",
     { schema: { operationId: "ListContacts", tags, summary: "The user's contacts, paged", querystring: pageQuery, response: { 200: page("Contact") } } },
-    async (request) => store.contacts.list(userOf(request).user_id, request.query),
+    async (request) => pageOrBadCursor(() => store.contacts.list(userOf(request).user_id, request.query)),
   );
 
   app.post<{ Body: ContactBody }>(

@@ -8,6 +8,7 @@ import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
 import { createDraftBody, messageActionsBody, page, pageQuery, patchDraftBody, uuid } from "../schemas.ts";
+import { pageOrBadCursor } from "./page-cursor.ts";
 
 const tags = ["messages"];
 const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
@@ -27,7 +28,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
     return message;
   };
 
-  app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean } }>(
+  app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean; after?: string } }>(
     "/api/v2/messages",
     {
       schema: {
@@ -38,7 +39,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
         response: { 200: page("Message") },
       },
     },
-    async (request) => store.messages.list(userOf(request).user_id, request.query),
+    async (request) => pageOrBadCursor(() => store.messages.list(userOf(request).user_id, request.query)),
   );
 
   app.get<{ Params: { message_id: string } }>(

@@ -87,7 +87,16 @@ test("ListContacts pages the user's contacts by title (offset, limit, total); Ge
   );
   assert.equal([middle.body.total, middle.body.offset, middle.body.limit], [4, 1, 2]);
   const past = await fx.call("GET", "/api/v2/contacts?offset=10", zoe.token);
-  assert.equal([past.body.items, past.body.total], [[], 4]);
+  assert.equal([past.body.items, past.body.total, past.body.next], [[], 4, null]);
+  const after = await fx.call("GET", `/api/v2/contacts?limit=2&after=${middle.body.next}`, zoe.token);
+  assert.equal(
+    after.body.items.map((c: { title: string }) => c.title),
+    ["zoe"],
+    "after the middle page's next",
+  );
+  assert.is(after.body.next, null);
+  const forged = await fx.call("GET", "/api/v2/contacts?after=bm90LWpzb24", zoe.token);
+  assert.equal([forged.status, forged.body.field], [400, "after"]);
 
   const one = await fx.call("GET", `/api/v2/contacts/${made.Bea}`, zoe.token);
   assert.is(one.status, 200);

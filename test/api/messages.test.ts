@@ -376,6 +376,34 @@ for (const [what, body, field] of badDrafts) {
   });
 }
 
+test("ListMessages pages by cursor: next leads to the page after (filters kept), null on the last; a bad cursor is a 400 naming after", async ({ fx }) => {
+  const dan = await fx.user("dan", { email: "dan@caliopen.test" });
+  const subjects = ["one", "two", "three", "four", "five"];
+  for (const subject of subjects) {
+    await draft(fx, dan, localIdentity(dan), { subject });
+    await sleep(5);
+  }
+  const seen: string[] = [];
+  let path = "/api/v2/messages?limit=2&is_draft=true";
+  for (let pages = 0; ; pages++) {
+    assert.ok(pages < 5);
+    const page = await fx.call("GET", path, dan.token);
+    assert.is(page.status, 200, JSON.stringify(page.body));
+    assert.is(page.body.total, 5);
+    seen.push(...page.body.items.map((m: { subject: string }) => m.subject));
+    if (page.body.next === null) break;
+    assert.type(page.body.next, "string");
+    path = `/api/v2/messages?limit=2&is_draft=true&after=${encodeURIComponent(page.body.next)}`;
+  }
+  assert.equal(seen, [...subjects].reverse());
+
+  for (const after of ["not-one", "%7B%7D", "A".repeat(2_000), "A".repeat(9_000), Buffer.from(JSON.stringify(["x", 1])).toString("base64url")]) {
+    const refused = await fx.call("GET", `/api/v2/messages?after=${after}`, dan.token);
+    assert.is(refused.status, 400, `${after.slice(0, 20)}: ${JSON.stringify(refused.body)}`);
+    assert.is(refused.body.field, "after");
+  }
+});
+
 test("SendDraft and PatchDraft with bad input are 400s that send and change nothing", async ({ fx, alice }) => {
   const message = await draft(fx, alice, localIdentity(alice));
   const service = await serve(fx, "outboundSMTP", { error: false, message: "sent" });
