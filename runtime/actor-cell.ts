@@ -78,6 +78,7 @@ export interface ActorSummary {
 // Messages kept while a crashed actor waits for its restart (or a resting one for its restore); beyond this, requests get an error.
 const MAX_BUFFERED = 1_000;
 const WAKE_EVENT = "rest.wake";
+const REST_RECORD_TRIES = 3;
 
 export class ActorCell {
   readonly subject: string;
@@ -208,14 +209,24 @@ export class ActorCell {
     });
   }
 
-  /** Records the passivated actor as resting once the state it rests in is saved. */
+  /**
+   * Records the passivated actor as resting once the state it rests in is saved, trying a few times
+   * while it stays passivated: an actor whose rest is not recorded is only restored at once by a next owner.
+   */
   private recordRest(dormant: unknown): void {
     const index = this.env.resting();
     if (index === null || this.env.store === null) return;
-    this.writer.settleWhenSaved((outcome) => {
-      if (outcome !== "done" || this.dormant !== dormant || this.status !== "running") return;
+    const stillResting = () => this.dormant === dormant && this.status === "running";
+    const attempt = (tries: number): void => {
+      if (!stillResting()) return;
       this.restRecorded = true;
-      index.rest(this.input, wakeTimeOf(dormant)).catch((err: Error) => this.env.logger.debug({ key: this.key, err: err.message }, "rest not recorded"));
+      index.rest(this.input, wakeTimeOf(dormant)).catch((err: Error) => {
+        this.env.logger.debug({ key: this.key, err: err.message, tries }, "rest not recorded");
+        if (tries < REST_RECORD_TRIES) setTimeout(() => attempt(tries + 1), backoffDelay(DEFAULT_BACKOFF, tries)).unref();
+      });
+    };
+    this.writer.settleWhenSaved((outcome) => {
+      if (outcome === "done") attempt(1);
     });
   }
 

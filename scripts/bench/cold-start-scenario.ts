@@ -73,6 +73,11 @@ async function spawnNode(task: ColdStartTask, id: string, dataDir: string, env: 
     const complete = text.split("\n");
     partial = complete.pop() ?? "";
     for (const line of complete) {
+      // The node's own log lines (warnings and errors: LOG_LEVEL=warn) go to the bench's stderr.
+      if (!/^(ready|check|states) /.test(line)) {
+        process.stderr.write(`${id}: ${line}\n`);
+        continue;
+      }
       lines.push(line);
       const index = waiters.findIndex((waiter) => line.startsWith(`${waiter.prefix} `));
       const waiter = index < 0 ? undefined : waiters.splice(index, 1)[0];
@@ -112,6 +117,22 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** Polls `count` until it reaches `target` or stays the same for 10 s; returns the last count. */
+async function settledCount(count: () => Promise<number>, target: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    const now = await count();
+    if (now >= target || Date.now() > deadline) return now;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since > 10_000) return now;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
 }
 
@@ -173,7 +194,10 @@ childMain<ColdStartTask>(async (task): Promise<ColdStartResult> => {
   );
   const seeded = await askStates(first);
   // Rests are recorded once each passivated poller's state is saved: wait until the registry has them all.
-  await until("every poller recorded as resting", async () => (await restingInRegistry(nc)) >= task.identities, task.timeoutMs);
+  // Rests are recorded once each passivated poller's state is saved: wait until the registry has them
+  // all, or stops getting more (a rest not recorded only means that poller is restored at once).
+  const resting = await settledCount(() => restingInRegistry(nc), task.identities, task.timeoutMs);
+  progress(`${resting} of ${task.identities} pollers recorded as resting`);
   await stopNode(first);
 
   const longPeriod = { BENCH_POLLER_CHECK_EVERY_MS: String(LONG_CHECK_PERIOD_MS) };
@@ -200,7 +224,7 @@ childMain<ColdStartTask>(async (task): Promise<ColdStartResult> => {
   return {
     identities: task.identities,
     seedMs,
-    firstStart: { node: firstReady, check: firstCheck, rested: seeded },
+    firstStart: { node: firstReady, check: firstCheck, rested: seeded, recordedResting: resting },
     oneNode: { node: singleReady, check: singleCheck, after: singleAfter },
     threeNodes: { nodes: trioReady, checks: trioChecks, after: trioAfter },
   };

@@ -37,7 +37,8 @@ export interface PollerCheckOutcome {
 export interface ColdStartResult {
   identities: number;
   seedMs: number;
-  firstStart: { node: ColdStartNode; check: PollerCheckOutcome; rested: NodeStates };
+  /** `recordedResting`: pollers the registry recorded as resting before the node stopped. */
+  firstStart: { node: ColdStartNode; check: PollerCheckOutcome; rested: NodeStates; recordedResting: number };
   oneNode: { node: ColdStartNode; check: PollerCheckOutcome; after: NodeStates };
   threeNodes: { nodes: ColdStartNode[]; checks: PollerCheckOutcome[]; after: NodeStates[] };
 }
