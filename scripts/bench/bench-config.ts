@@ -28,8 +28,8 @@ export interface BenchConfig {
    * delivered in the last two minutes, and full sizes would outlast the scenario timeout.
    */
   tls: { requests: BenchConfig["requests"]; orders: BenchConfig["orders"] };
-  /** Section 9: remote identities stored for the cold start. */
-  scale: { identities: number };
+  /** Section 9: remote identities stored for the cold start; one user's messages at each paging measure, and calls per operation. */
+  scale: { identities: number; pagingSizes: number[]; pagingCalls: number };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -47,7 +47,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         requests: { keys: 1_000, warmup: 2_000, sequential: 500, concurrent: 10_000, inFlight: 100, rounds: 1 },
         orders: { count: 20_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 1, warmup: 5_000, flushEvery: 5_000 },
       },
-      scale: { identities: 5_000 },
+      scale: { identities: 5_000, pagingSizes: [10, 10_000], pagingCalls: 50 },
     };
   }
   return {
@@ -62,6 +62,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       requests: { keys: 1_000, warmup: 5_000, sequential: 2_000, concurrent: 10_000, inFlight: 100, rounds: 3 },
       orders: { count: 100_000, durableCount: 5_000, window: 2_000, keys: 1_000, rounds: 3, warmup: 5_000, flushEvery: 5_000 },
     },
-    scale: { identities: 100_000 },
+    scale: { identities: 100_000, pagingSizes: [10, 100_000], pagingCalls: 200 },
   };
 }

@@ -1,7 +1,8 @@
 // Section 9 of the report: a platform's worth of accounts. Its cold-start part is here; the paging and
-// live-accounts parts render themselves (report-paging.ts, report-live-accounts.ts) when they ran.
+// live-accounts parts render themselves (report-paging.ts, report-live-accounts.ts).
 import type { BenchRun } from "./bench-run.ts";
 import { backgroundLine, failureText, mib, seconds, type Verdict } from "./report-format.ts";
+import { pagingSection, pagingVerdicts } from "./report-paging.ts";
 import type { ColdStartNode, ColdStartResult } from "./scale-results.ts";
 import { formatCount } from "./stats.ts";
 
@@ -13,6 +14,12 @@ const nodeRow = (label: string, node: ColdStartNode, pollers: number) =>
   `| ${label} | ${seconds(node.startMs)} | ${seconds(node.spawnToReadyMs)} | ${formatCount(node.actors.resting ?? 0)} | ${formatCount(restored(node))} | ${mib(node.memory.heapUsed)} | ${mib(node.memory.rss)} | ${pollers > 0 ? `${(node.memory.heapUsed / pollers / 1024).toFixed(2)} KiB` : "—"} |`;
 
 export function scaleSection(run: BenchRun, verdicts: Verdict[]): string[] {
+  const paging = run.scale.paging;
+  verdicts.push(...pagingVerdicts(paging));
+  return [...coldStartSection(run, verdicts), "", ...pagingSection(paging), ...(paging === null ? [] : backgroundLine([paging]))];
+}
+
+function coldStartSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const outcome = run.scale.coldStart;
   const lines = ["## 9. A platform's worth of accounts", "", "### Cold start"];
   if (outcome === null) return [...lines, "", "Not run."];

@@ -13,6 +13,7 @@ import { startBackgroundMeter } from "./cpu-meter.ts";
 import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
 import { machineInfo } from "./machine-info.ts";
+import type { PagingResult, PagingTask } from "./paging-results.ts";
 import { type BenchRun, composeReport, type Outcome, PART_NAMES, type PartName, type ReportPart, renderParts, type SecuredOutcome } from "./report.ts";
 import type {
   ActivationResult,
@@ -267,6 +268,7 @@ async function main(): Promise<number> {
   }
 
   let coldStart: Outcome<ColdStartResult> | null = null;
+  let paging: Outcome<PagingResult> | null = null;
   if (only.has("scale")) {
     const task = (server: BenchServer | null): ColdStartTask => ({
       endpoint: needServer(server).endpoint,
@@ -274,6 +276,16 @@ async function main(): Promise<number> {
       timeoutMs: COLD_START_PHASE_MS,
     });
     coldStart = await scenario<ColdStartResult>(`cold start, ${config.scale.identities} identities`, "cold-start-scenario.ts", task, {
+      nats: true,
+      timeoutMs: MAIL_TIMEOUT_MS,
+    });
+    const pagingTask = (server: BenchServer | null): PagingTask => ({
+      endpoint: needServer(server).endpoint,
+      serverPid: needServer(server).pid,
+      sizes: config.scale.pagingSizes,
+      calls: config.scale.pagingCalls,
+    });
+    paging = await scenario<PagingResult>(`pages at ${config.scale.pagingSizes.join(" and ")} messages`, "paging-scenario.ts", pagingTask, {
       nats: true,
       timeoutMs: MAIL_TIMEOUT_MS,
     });
@@ -293,7 +305,7 @@ async function main(): Promise<number> {
     smtp,
     push,
     tls,
-    scale: { coldStart },
+    scale: { coldStart, paging },
   };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
@@ -313,7 +325,7 @@ async function main(): Promise<number> {
     ...activation,
     ...[failover, imap, smtp, push].filter((outcome) => outcome !== null),
     ...tls.map((entry) => entry.outcome),
-    ...(coldStart === null ? [] : [coldStart]),
+    ...[coldStart, paging].filter((outcome) => outcome !== null),
   ];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }
