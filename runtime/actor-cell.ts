@@ -18,7 +18,8 @@ import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
 import { encodeJson } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
-import { type RestingIndex, wakeTimeOf } from "./resting-index.ts";
+import { RestRecords } from "./rest-records.ts";
+import type { RestingIndex } from "./resting-index.ts";
 import { SnapshotConflict, type SnapshotStore } from "./snapshot-store.ts";
 import { type SettleCallback, SnapshotWriter } from "./snapshot-writer.ts";
 import { isSafeReplySubject, type Subjects } from "./subjects.ts";
@@ -78,7 +79,6 @@ export interface ActorSummary {
 // Messages kept while a crashed actor waits for its restart (or a resting one for its restore); beyond this, requests get an error.
 const MAX_BUFFERED = 1_000;
 const WAKE_EVENT = "rest.wake";
-const REST_RECORD_TRIES = 3;
 
 export class ActorCell {
   readonly subject: string;
@@ -99,11 +99,10 @@ export class ActorCell {
   private wakeTimer: DeadlineTimers | null = null;
   private restingUntil: number | null = null;
   private waking: Promise<void> | null = null;
-  /** A rest was recorded for this actor (since it last woke): it must be recorded awake before its next write. */
-  private restRecorded = false;
   /** The event being handled right now; null when a transition comes from inside (invoked work done, a delay). */
   private receiving: string | null = null;
   private readonly writer: SnapshotWriter;
+  private readonly rests: RestRecords;
   private finishReported = false;
 
   /** Its machine reached a final state: it takes nothing more, and its supervisor removes it. */
@@ -122,6 +121,7 @@ export class ActorCell {
     this.writer = new SnapshotWriter(env.store, { kind, key, nodeId: env.nodeId, incarnation: env.incarnation }, env.logger, (error) =>
       env.onFenced(this, error),
     );
+    this.rests = new RestRecords(() => env.resting(), this.writer, input, env.logger);
     this.transitions = new TransitionLog(env.nc, { kind, key, node: env.nodeId, subject: env.subjects.transitions(kind, key) });
     this.deadlines = new ActorDeadlines({
       running: () => this.actor !== null && this.status === "running",
@@ -148,7 +148,7 @@ export class ActorCell {
    */
   rest(wakeAt: number | null): void {
     this.unrestored = true;
-    this.restRecorded = true;
+    this.rests.placedResting();
     this.status = "running";
     this.activatedAt = Date.now();
     this.subscription = this.env.nc.subscribe(this.subject, {
@@ -190,44 +190,8 @@ export class ActorCell {
     this.unrestored = false;
     this.wakeTimer?.clear();
     this.wakeTimer = null;
-    this.recordAwake();
+    this.rests.waking();
     this.startMachine();
-  }
-
-  /** Holds the next snapshot write until the actor is recorded awake (see resting-index.ts). */
-  private recordAwake(): void {
-    const index = this.env.resting();
-    if (!this.restRecorded || index === null) return;
-    this.restRecorded = false;
-    // Asked now, so that it lands after the rest it follows; asked again if it failed.
-    let first: Promise<void> | null = index.wake(this.input);
-    first.catch(() => undefined);
-    this.writer.holdWritesUntil(() => {
-      const step = first ?? index.wake(this.input);
-      first = null;
-      return step;
-    });
-  }
-
-  /**
-   * Records the passivated actor as resting once the state it rests in is saved, trying a few times
-   * while it stays passivated: an actor whose rest is not recorded is only restored at once by a next owner.
-   */
-  private recordRest(dormant: unknown): void {
-    const index = this.env.resting();
-    if (index === null || this.env.store === null) return;
-    const stillResting = () => this.dormant === dormant && this.status === "running";
-    const attempt = (tries: number): void => {
-      if (!stillResting()) return;
-      this.restRecorded = true;
-      index.rest(this.input, wakeTimeOf(dormant)).catch((err: Error) => {
-        this.env.logger.debug({ key: this.key, err: err.message, tries }, "rest not recorded");
-        if (tries < REST_RECORD_TRIES) setTimeout(() => attempt(tries + 1), backoffDelay(DEFAULT_BACKOFF, tries)).unref();
-      });
-    };
-    this.writer.settleWhenSaved((outcome) => {
-      if (outcome === "done") attempt(1);
-    });
   }
 
   /** Starts the machine again from its last settled snapshot (after a crash). */
@@ -356,7 +320,7 @@ export class ActorCell {
     const actor = this.actor;
     this.actor = null;
     actor.stop();
-    this.recordRest(dormant);
+    if (this.env.store !== null) this.rests.passivated(dormant, () => this.dormant === dormant && this.status === "running");
     return true;
   }
 
@@ -368,7 +332,7 @@ export class ActorCell {
   private revive(): void {
     const dormant = this.dormant;
     this.dormant = undefined;
-    this.recordAwake();
+    this.rests.waking();
     if (this.status === "running") this.startMachine(dormant);
   }
 
