@@ -1,0 +1,411 @@
+// Live accounts at scale (issue 16, items 2 and 4). One Dovecot holding `accounts` mailboxes; three node
+// processes with IDLE push on; one user per account, each with a remote IMAP identity created in the store
+// and announced with `add_identity`, as the API does; a tenth of them polled every minute. Measured:
+//  - the ramp: from the add_identity orders until Dovecot has shown every account IDLEing (the titles of
+//    its imap processes); each node's heap, fds and Dovecot connections before and after;
+//  - new mail: a steady stream of APPENDs to random accounts, each until its message document is stored;
+//  - poll ticks: how late each tick ran after the time it was due (the identity's last_poll and next_poll);
+//  - kill -9 of the node holding most accounts: until each of its accounts runs on a survivor and IDLEs
+//    on a new connection, until a mail dropped into each of its mailboxes right after the kill is stored,
+//    and the logins per second Dovecot took meanwhile (the reconnect storm);
+//  - a new node joins: until the placement settles and every account it took IDLEs on a new connection;
+//  - at the end, every mail sent stored exactly once (by Message-ID and by the raws' bytes).
+import { readFileSync } from "node:fs";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { encodeJson } from "../../runtime/json.ts";
+import { childMain } from "./child-protocol.ts";
+import { registerCleanup } from "./cleanup.ts";
+import { processCpuMs } from "./cpu-meter.ts";
+import type { DeliveryTally, DovecotFigures, Latency, LiveAccountsResult, LiveAccountsTask, NodeFootprint } from "./live-accounts-results.ts";
+import {
+  clusterSettled,
+  connectionsByPid,
+  imapPlacement,
+  type LiveNode,
+  openFds,
+  probeNode,
+  spawnLiveNode,
+  stopLiveNode,
+  until,
+  type WorkerPlace,
+} from "./live-cluster.ts";
+import { dropMail, idleSessions, imapProcesses, type LiveDovecot, loginsBetween, startLiveDovecot } from "./live-dovecot.ts";
+import { startMailStream } from "./live-mail-stream.ts";
+import { watchStore } from "./live-store-watch.ts";
+import { benchUser, newSecretKey, openMailStore, PASSWORD } from "./mail-bench.ts";
+import { corpusMessage, corpusMessageId, crlf } from "./mail-corpus.ts";
+import { epochNow, percentile } from "./stats.ts";
+
+const DOVECOT_SETTINGS =
+  "`manyConnections`: up to 10,000 imap processes (one per connection) and clients per service, imap-login in high-performance mode, IDLE checks every second where inotify is exhausted, the command each imap process runs in its title";
+/** Concurrent store writes while creating users and identities. */
+const SETUP_CONCURRENCY = 16;
+/** Mail still arriving when the stream stops is waited for this long before it counts as missed. */
+const DRAIN_MS = 60_000;
+/** The join is settled once the placement has not changed for this long. */
+const STABLE_MS = 3_000;
+
+interface Account {
+  login: string;
+  userId: string;
+  identityId: string;
+  polling: boolean;
+}
+
+const progress = (message: string) => process.stderr.write(`bench:   live: ${message}\n`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function inBatches<T>(items: readonly T[], concurrency: number, run: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) await run(items[index] as T, index);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+function latency(samples: number[]): Latency {
+  return {
+    count: samples.length,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    max: samples.length === 0 ? Number.NaN : Math.max(...samples),
+  };
+}
+
+function softFdLimit(): number {
+  const line = readFileSync("/proc/self/limits", "utf8")
+    .split("\n")
+    .find((candidate) => candidate.startsWith("Max open files"));
+  return Number(line?.split(/\s{2,}/)[1] ?? Number.NaN);
+}
+
+function rssOf(pid: number): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((candidate) => candidate.startsWith("VmRSS:"));
+    return Number(line?.replace(/\D+/g, "") ?? Number.NaN) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Each node's figures now. */
+async function footprints(nc: NatsConnection, nodes: LiveNode[], dovecot: LiveDovecot, placement: Map<string, WorkerPlace>): Promise<NodeFootprint[]> {
+  const connections = connectionsByPid(dovecot.port);
+  return Promise.all(
+    nodes.map(async (node) => {
+      const probe = await probeNode(nc, node.id);
+      const held = [...placement.values()].filter((place) => place.node === node.id);
+      return {
+        node: node.id,
+        accounts: held.length,
+        watching: held.filter((place) => place.watching).length,
+        imapConnections: connections.get(node.pid) ?? 0,
+        openFds: openFds(node.pid),
+        heapUsed: probe.heapUsed,
+        rss: probe.rss,
+        loopDelayP99Ms: probe.loopDelayP99Ms,
+        loopDelayMaxMs: probe.loopDelayMaxMs,
+      };
+    }),
+  );
+}
+
+/** Marks, for each of `accounts` not yet marked, the moment Dovecot shows it IDLEing on a connection not in `before`. */
+function noteIdle(dovecot: LiveDovecot, accounts: readonly Account[], idleAt: Map<string, number>, before: ReadonlySet<number>, now: number): void {
+  const sessions = idleSessions(dovecot);
+  for (const account of accounts) {
+    if (idleAt.has(account.login)) continue;
+    if ([...(sessions.get(account.login) ?? [])].some((pid) => !before.has(pid))) idleAt.set(account.login, now);
+  }
+}
+
+/** Every pid of an IDLEing imap process now. */
+const idlePids = (dovecot: LiveDovecot) => new Set([...idleSessions(dovecot).values()].flatMap((pids) => [...pids]));
+
+async function dovecotFigures(dovecot: LiveDovecot, fromEpoch: number, toEpoch: number, cpuBefore: number): Promise<DovecotFigures> {
+  const processes = imapProcesses(dovecot);
+  const logins = await loginsBetween(dovecot, fromEpoch, toEpoch);
+  return {
+    imapProcesses: processes.count,
+    pssBytes: processes.pssBytes,
+    peakLoginsPerSecond: logins.peakPerSecond,
+    logins: logins.total,
+    cpuMs: dovecot.cpuMs() - cpuBefore,
+  };
+}
+
+childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
+  const setupStarted = performance.now();
+  const natsCpuBefore = processCpuMs(task.serverPid);
+  const dovecot = await startLiveDovecot();
+  const tag = `live-${Date.now()}`;
+  const logins = Array.from({ length: task.accounts }, (_, index) => `live${index}`);
+  // One mail in each mailbox: it exists, and the first sync imports something.
+  await inBatches(logins, SETUP_CONCURRENCY, (login, index) =>
+    dropMail(dovecot, login, Buffer.from(crlf(corpusMessage(index, { to: `${login}@remote.test`, tag: `${tag}-first`, maxBytes: 4 * 1024 }).text))),
+  );
+
+  const secretKey = newSecretKey();
+  const nodes = new Map<string, LiveNode>();
+  /** Every node started, the killed one too: their warnings. */
+  const started: LiveNode[] = [];
+  let nextNode = 1;
+  const addNode = async () => {
+    const id = `live-${nextNode++}`;
+    const node = await spawnLiveNode({ endpoint: task.endpoint, secretKey, nodeId: id, admit: [dovecot.server] });
+    nodes.set(id, node);
+    started.push(node);
+    return id;
+  };
+  const stopNodes = async () => {
+    await Promise.all([...nodes.values()].map(stopLiveNode));
+    nodes.clear();
+  };
+  /** When each phase began (epoch ms), to tell in which one a node warned. */
+  const phases: { name: string; at: number }[] = [{ name: "setup", at: Date.now() }];
+  const phase = (name: string) => phases.push({ name, at: Date.now() });
+  const view = await openMailStore(task.endpoint, secretKey);
+  registerCleanup(() => view.close());
+  try {
+    for (let n = 0; n < 3; n++) await addNode();
+    await clusterSettled(view.nc, [...nodes.keys()]);
+    progress(`3 nodes up; creating ${task.accounts} users and identities…`);
+
+    const accounts: Account[] = [];
+    await inBatches(logins, SETUP_CONCURRENCY, async (login, index) => {
+      const polling = index < task.pollingAccounts;
+      const { userId } = await benchUser(view.store, login);
+      const identity = await view.store.identities.create({
+        user_id: userId,
+        type: "remote",
+        protocol: "imap",
+        identifier: `${login}@remote.test`,
+        display_name: login,
+        infos: { inserver: dovecot.server, outserver: "127.0.0.1:1", poll_interval: polling ? String(task.pollMinutes) : "15" },
+        credentials: { username: login, password: PASSWORD },
+      });
+      accounts[index] = { login, userId, identityId: identity.identity_id, polling };
+    });
+    const setupMs = performance.now() - setupStarted;
+    const polled = new Set(accounts.filter((account) => account.polling).map((account) => account.identityId));
+    const watch = await watchStore(view.nc, polled);
+    registerCleanup(() => watch.stop());
+
+    const nodeIds = () => [...nodes.keys()];
+    const placementNow = () => imapPlacement(view.nc, nodeIds());
+    const idleNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
+
+    // The ramp: every identity announced as the API does.
+    progress(`setup done in ${(setupMs / 1000).toFixed(1)} s; add_identity × ${task.accounts}…`);
+    phase("ramp");
+    const dovecotCpuRamp = dovecot.cpuMs();
+    const rampEpoch = Date.now();
+    const rampStarted = performance.now();
+    for (const account of accounts)
+      view.nc.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: account.identityId, user_id: account.userId }));
+    await view.nc.flush();
+    let allRunningMs = Number.NaN;
+    let allWatchingMs = Number.NaN;
+    const idleAt = new Map<string, number>();
+    await until(
+      "every account IDLEing",
+      async () => {
+        const placement = await placementNow();
+        const now = performance.now() - rampStarted;
+        if (Number.isNaN(allRunningMs) && placement.size >= task.accounts) allRunningMs = now;
+        const watching = [...placement.values()].filter((place) => place.watching).length;
+        if (Number.isNaN(allWatchingMs) && watching >= task.accounts) allWatchingMs = now;
+        noteIdle(dovecot, accounts, idleAt, new Set(), now);
+        progress(`ramp: ${placement.size} running, ${watching} watching, ${idleAt.size} seen IDLEing`);
+        return idleAt.size === task.accounts ? true : undefined;
+      },
+      Math.max(180_000, task.accounts * 150),
+      1_000,
+    );
+    const allIdleMs = Math.max(...idleAt.values());
+    const ramp = { allRunningMs, allWatchingMs, allIdleMs, dovecot: await dovecotFigures(dovecot, rampEpoch, Date.now(), dovecotCpuRamp) };
+    progress(`all ${task.accounts} accounts IDLEing after ${(allIdleMs / 1000).toFixed(1)} s`);
+    phase("steady");
+    const steadyEpoch = Date.now();
+    await sleep(5_000);
+    const loadedNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
+
+    // The steady stream.
+    const stream = startMailStream({ port: dovecot.port, password: PASSWORD, logins, perSecond: task.appendsPerSecond, tag, phase: "steady" });
+    registerCleanup(() => stream.stop());
+    await sleep(task.steadySeconds * 1000);
+
+    // kill -9 of the node holding most accounts.
+    const before = await placementNow();
+    const load = new Map<string, number>();
+    for (const place of before.values()) load.set(place.node, (load.get(place.node) ?? 0) + 1);
+    const victimId = [...load.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+    const victim = victimId === undefined ? undefined : nodes.get(victimId);
+    if (victim === undefined || victimId === undefined) throw new Error("no node holds an account: nothing to fail over");
+    const victimAccounts = accounts.filter((account) => before.get(account.identityId)?.node === victimId);
+    const dovecotCpuFailover = dovecot.cpuMs();
+    const idleBeforeKill = idlePids(dovecot);
+    stream.setPhase("faults");
+    phase("failover");
+    const killEpoch = epochNow();
+    const killed = performance.now();
+    victim.child.kill("SIGKILL");
+    await victim.exited;
+    nodes.delete(victimId);
+    progress(`killed ${victimId} (${victimAccounts.length} accounts); dropping a mail into each of its mailboxes`);
+    const probes: { messageId: string; login: string; sentAt: number }[] = [];
+    await inBatches(victimAccounts, SETUP_CONCURRENCY, async (account, index) => {
+      const probeTag = `${tag}-probe`;
+      const raw = Buffer.from(crlf(corpusMessage(index, { to: `${account.login}@remote.test`, tag: probeTag, maxBytes: 4 * 1024 }).text));
+      const sentAt = epochNow();
+      await dropMail(dovecot, account.login, raw);
+      probes.push({ messageId: corpusMessageId(index, probeTag), login: account.login, sentAt });
+    });
+    let runningMs = Number.NaN;
+    let probesStoredMs = Number.NaN;
+    const backAt = new Map<string, number>();
+    await until(
+      "the killed node's accounts back on the survivors",
+      async () => {
+        const placement = await placementNow();
+        const survivors = nodeIds();
+        const now = performance.now() - killed;
+        if (Number.isNaN(runningMs) && victimAccounts.every((account) => survivors.includes(placement.get(account.identityId)?.node ?? ""))) runningMs = now;
+        noteIdle(dovecot, victimAccounts, backAt, idleBeforeKill, now);
+        if (Number.isNaN(probesStoredMs) && probes.length === victimAccounts.length && probes.every((probe) => watch.stored.has(probe.messageId)))
+          probesStoredMs = now;
+        return Number.isFinite(runningMs) && Number.isFinite(probesStoredMs) && backAt.size === victimAccounts.length ? true : undefined;
+      },
+      180_000,
+      250,
+    );
+    const idleBackMs = Math.max(...backAt.values());
+    progress(
+      `failover: running after ${runningMs.toFixed(0)} ms, IDLE back after ${idleBackMs.toFixed(0)} ms, probes stored after ${probesStoredMs.toFixed(0)} ms`,
+    );
+    const failover = {
+      victim: victimId,
+      victimAccounts: victimAccounts.length,
+      runningMs,
+      idleBackMs,
+      probesStoredMs,
+      dovecot: await dovecotFigures(dovecot, killEpoch, killEpoch + Math.max(idleBackMs, probesStoredMs) + 5_000, dovecotCpuFailover),
+    };
+    await sleep(5_000);
+    const survivorNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
+
+    // A new node joins.
+    phase("join");
+    const beforeJoin = await placementNow();
+    const idleBeforeJoin = idlePids(dovecot);
+    const joinEpoch = Date.now();
+    const joining = performance.now();
+    const joinerId = await addNode();
+    const startMs = performance.now() - joining;
+    let lastChange = joining;
+    let signature = "";
+    let settledPlacement = new Map<string, WorkerPlace>();
+    const movedIdleAt = new Map<string, number>();
+    let moved: Account[] = [];
+    await until(
+      "the new node taking its share",
+      async () => {
+        const placement = await placementNow();
+        const now = performance.now();
+        const current = [...placement.entries()]
+          .map(([key, place]) => `${key}@${place.node}`)
+          .sort()
+          .join();
+        if (current !== signature) {
+          signature = current;
+          lastChange = now;
+        }
+        settledPlacement = placement;
+        moved = accounts.filter((account) => {
+          const now = placement.get(account.identityId)?.node;
+          return now !== undefined && now !== beforeJoin.get(account.identityId)?.node;
+        });
+        noteIdle(dovecot, moved, movedIdleAt, idleBeforeJoin, now - joining);
+        const share = [...placement.values()].filter((place) => place.node === joinerId).length;
+        const settled = placement.size === task.accounts && share > 0 && now - lastChange >= STABLE_MS;
+        return settled && moved.every((account) => movedIdleAt.has(account.login)) ? true : undefined;
+      },
+      180_000,
+      250,
+    );
+    const accountsPerNode: Record<string, number> = {};
+    for (const place of settledPlacement.values()) accountsPerNode[place.node] = (accountsPerNode[place.node] ?? 0) + 1;
+    const join = {
+      node: joinerId,
+      startMs,
+      movedAccounts: moved.length,
+      rebalanceMs: lastChange - joining,
+      idleBackMs: Math.max(0, ...moved.map((account) => movedIdleAt.get(account.login) ?? Number.NaN)),
+      accountsPerNode,
+      peakLoginsPerSecond: (await loginsBetween(dovecot, joinEpoch, Date.now())).peakPerSecond,
+    };
+    progress(`join: ${moved.length} accounts moved, placement settled after ${join.rebalanceMs.toFixed(0)} ms, ${JSON.stringify(accountsPerNode)}`);
+
+    // Every mail stored once.
+    phase("drain");
+    await stream.stop();
+    const sent = [...stream.sent, ...probes.map((probe) => ({ ...probe, phase: "probe" }))];
+    const drainUntil = performance.now() + DRAIN_MS;
+    while (sent.some((mail) => !watch.stored.has(mail.messageId)) && performance.now() < drainUntil) await sleep(250);
+    const storedOf = (messageId: string) => watch.stored.get(messageId);
+    const delays = (phase: string) =>
+      sent.filter((mail) => mail.phase === phase && storedOf(mail.messageId) !== undefined).map((mail) => (storedOf(mail.messageId)?.at ?? 0) - mail.sentAt);
+    const sentIds = new Set(sent.map((mail) => mail.messageId));
+    const delivery: DeliveryTally = {
+      sent: sent.length,
+      stored: sent.filter((mail) => watch.stored.has(mail.messageId)).length,
+      missed: sent.filter((mail) => !watch.stored.has(mail.messageId)).length,
+      storedTwice: [...watch.stored.entries()].filter(([id, mail]) => sentIds.has(id) && (mail.keys.size > 1 || mail.conflicted)).length,
+      fetchedTwice: [...watch.raws.values()].filter((ids) => ids.size > 1).length,
+    };
+    if (Object.keys(stream.failures).length > 0) progress(`APPENDs that failed: ${JSON.stringify(stream.failures)}`);
+    watch.stop();
+    const tickLate = (from: number, to: number) => watch.ticks.filter((tick) => tick.dueAt >= from && tick.dueAt < to).map((tick) => tick.ranAt - tick.dueAt);
+    const natsServer = { cpuMs: processCpuMs(task.serverPid) - natsCpuBefore, rss: rssOf(task.serverPid) };
+    await stopNodes();
+    const warnings: Record<string, Record<string, number>> = {};
+    for (const warning of started.flatMap((node) => node.warnings)) {
+      const during = phases.filter((candidate) => candidate.at <= warning.at).at(-1)?.name ?? "setup";
+      const counts = (warnings[during] ??= {});
+      counts[warning.message] = (counts[warning.message] ?? 0) + 1;
+    }
+    return {
+      config: {
+        accounts: task.accounts,
+        pollingAccounts: task.pollingAccounts,
+        pollMinutes: task.pollMinutes,
+        appendsPerSecond: task.appendsPerSecond,
+        steadySeconds: task.steadySeconds,
+      },
+      nodes: 3,
+      dovecotSettings: DOVECOT_SETTINGS,
+      fdLimit: softFdLimit(),
+      setupMs,
+      idleNodes,
+      loadedNodes,
+      ramp,
+      newMail: latency(delays("steady")),
+      newMailDuringFaults: latency(delays("faults")),
+      tickLateness: latency(tickLate(steadyEpoch, killEpoch)),
+      tickLatenessDuringFaults: latency(tickLate(killEpoch, Number.POSITIVE_INFINITY)),
+      failover,
+      survivorNodes,
+      join,
+      delivery,
+      natsServer,
+      warnings,
+      appendFailures: { ...stream.failures },
+    };
+  } finally {
+    await stopNodes();
+    await view.close();
+    await dovecot.stop();
+  }
+});
