@@ -373,8 +373,9 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const warnings: Record<string, Record<string, number>> = {};
     for (const warning of started.flatMap((node) => node.warnings)) {
       const during = phases.filter((candidate) => candidate.at <= warning.at).at(-1)?.name ?? "setup";
-      const counts = (warnings[during] ??= {});
+      const counts = warnings[during] ?? {};
       counts[warning.message] = (counts[warning.message] ?? 0) + 1;
+      warnings[during] = counts;
     }
     return {
       config: {
