@@ -137,8 +137,9 @@ export interface LiveAccountsResult {
   ramp: RampFigures;
   /** APPEND (sent) → its message document stored, during the steady stream. */
   newMail: Latency;
-  /** The same, for APPENDs sent from the kill until the join settled. */
-  newMailDuringFaults: Latency;
+  /** The same, for APPENDs sent from the kill until the join began, and during the join. */
+  newMailDuringFailover: Latency;
+  newMailDuringJoin: Latency;
   /** How late each poll tick was (its `last_poll` after the `next_poll` it was due at), before the kill. */
   tickLateness: Latency;
   /** The ticks due from the kill on (pollers moved to a survivor). */
@@ -151,6 +152,8 @@ export interface LiveAccountsResult {
   natsServer: { cpuMs: number; rss: number };
   /** What the nodes logged as warnings, by phase (setup, ramp, steady, failover, join, drain), by message. */
   warnings: Record<string, Record<string, number>>;
+  /** A KV put's time, by phase, as a client of the nats-server sees it (scripts/bench/live-kv-probe.ts). */
+  kvPut: Record<string, Latency>;
   /** APPENDs that failed, by reason. */
   appendFailures: Record<string, number>;
 }

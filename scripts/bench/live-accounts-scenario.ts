@@ -30,6 +30,7 @@ import {
   type WorkerPlace,
 } from "./live-cluster.ts";
 import { dropMail, idleSessions, imapProcesses, type LiveDovecot, loginsBetween, startLiveDovecot } from "./live-dovecot.ts";
+import { startKvProbe } from "./live-kv-probe.ts";
 import { startMailStream } from "./live-mail-stream.ts";
 import { watchStore } from "./live-store-watch.ts";
 import { benchUser, newSecretKey, openMailStore, PASSWORD } from "./mail-bench.ts";
@@ -92,7 +93,9 @@ function rssOf(pid: number): number {
 
 /** Each node's figures now. */
 async function footprints(nc: NatsConnection, nodes: LiveNode[], dovecot: LiveDovecot, placement: Map<string, WorkerPlace>): Promise<NodeFootprint[]> {
+  // Sockets and descriptors read together, before the nodes are asked anything.
   const connections = connectionsByPid(dovecot.port);
+  const fds = new Map(nodes.map((node) => [node.id, openFds(node.pid)]));
   return Promise.all(
     nodes.map(async (node) => {
       const probe = await probeNode(nc, node.id);
@@ -102,7 +105,7 @@ async function footprints(nc: NatsConnection, nodes: LiveNode[], dovecot: LiveDo
         accounts: held.length,
         watching: held.filter((place) => place.watching).length,
         imapConnections: connections.get(node.pid) ?? 0,
-        openFds: openFds(node.pid),
+        openFds: fds.get(node.id) ?? Number.NaN,
         heapUsed: probe.heapUsed,
         rss: probe.rss,
         loopDelayP99Ms: probe.loopDelayP99Ms,
@@ -192,6 +195,8 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const polled = new Set(accounts.filter((account) => account.polling).map((account) => account.identityId));
     const watch = await watchStore(view.nc, polled);
     registerCleanup(() => watch.stop());
+    const kvProbe = await startKvProbe(task.endpoint);
+    registerCleanup(() => kvProbe.stop());
 
     const nodeIds = () => [...nodes.keys()];
     const placementNow = () => imapPlacement(view.nc, nodeIds());
@@ -247,7 +252,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const victimAccounts = accounts.filter((account) => before.get(account.identityId)?.node === victimId);
     const dovecotCpuFailover = dovecot.cpuMs();
     const idleBeforeKill = idlePids(dovecot);
-    stream.setPhase("faults");
+    stream.setPhase("failover");
     phase("failover");
     const killEpoch = epochNow();
     const killed = performance.now();
@@ -297,6 +302,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const survivorNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
 
     // A new node joins.
+    stream.setPhase("join");
     phase("join");
     const beforeJoin = await placementNow();
     const idleBeforeJoin = idlePids(dovecot);
@@ -369,10 +375,14 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     watch.stop();
     const tickLate = (from: number, to: number) => watch.ticks.filter((tick) => tick.dueAt >= from && tick.dueAt < to).map((tick) => tick.ranAt - tick.dueAt);
     const natsServer = { cpuMs: processCpuMs(task.serverPid) - natsCpuBefore, rss: rssOf(task.serverPid) };
+    await kvProbe.stop();
+    const phaseOf = (at: number) => phases.filter((candidate) => candidate.at <= at).at(-1)?.name ?? "setup";
+    const kvPut: Record<string, Latency> = {};
+    for (const { name } of phases) kvPut[name] = latency(kvProbe.samples.filter((sample) => phaseOf(sample.at) === name).map((sample) => sample.ms));
     await stopNodes();
     const warnings: Record<string, Record<string, number>> = {};
     for (const warning of started.flatMap((node) => node.warnings)) {
-      const during = phases.filter((candidate) => candidate.at <= warning.at).at(-1)?.name ?? "setup";
+      const during = phaseOf(warning.at);
       const counts = warnings[during] ?? {};
       counts[warning.message] = (counts[warning.message] ?? 0) + 1;
       warnings[during] = counts;
@@ -393,7 +403,8 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       loadedNodes,
       ramp,
       newMail: latency(delays("steady")),
-      newMailDuringFaults: latency(delays("faults")),
+      newMailDuringFailover: latency(delays("failover")),
+      newMailDuringJoin: latency(delays("join")),
       tickLateness: latency(tickLate(steadyEpoch, killEpoch)),
       tickLatenessDuringFaults: latency(tickLate(killEpoch, Number.POSITIVE_INFINITY)),
       failover,
@@ -403,6 +414,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       natsServer,
       warnings,
       appendFailures: { ...stream.failures },
+      kvPut,
     };
   } finally {
     await stopNodes();

@@ -152,10 +152,10 @@ export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null)
     "",
     `**Per account**: ${formatBytes(cost.heap)} of heap, ${formatBytes(cost.rss)} of RSS, ${cost.fds.toFixed(2)} file descriptors, ${cost.connections.toFixed(2)} IMAP connections (${formatCount(loadedConnections)} for ${formatCount(c.accounts)} accounts). The descriptors are the IMAP sockets; the heap is two actors per account (the poller and the imap worker, with their snapshots' writers) and the open imapflow clients with their buffers.`,
     "",
-    "| Latency (p50 / p99 / max (samples)) | steady | from the kill to the end of the join |",
-    "|---|---:|---:|",
-    `| new mail: APPEND sent → message stored | ${lat(r.newMail)} | ${lat(r.newMailDuringFaults)} |`,
-    `| poll tick ran − due (every ${c.pollMinutes} min) | ${lat(r.tickLateness)} | ${lat(r.tickLatenessDuringFaults)} |`,
+    "| Latency (p50 / p99 / max (samples)) | steady | from the kill to the join | during the join |",
+    "|---|---:|---:|---:|",
+    `| new mail: APPEND sent → message stored | ${lat(r.newMail)} | ${lat(r.newMailDuringFailover)} | ${lat(r.newMailDuringJoin)} |`,
+    `| poll tick ran − due (every ${c.pollMinutes} min) | ${lat(r.tickLateness)} | ${lat(r.tickLatenessDuringFaults)} (from the kill to the end) | |`,
     "",
     `New mail: ${formatCount(c.appendsPerSecond)} APPENDs/s to accounts picked at random, ${c.steadySeconds} s steady, then on through the kill and the join. Its latency is Dovecot telling the IDLEing connection (inotify, or its once-a-second look when the kernel's 128 inotify instances per user are taken), the worker's incremental sync (a connection of its own: SEARCH, FETCH), the raw stored, and the import by the user's inbound actor. A tick's lateness is the poller's timer firing, its read of the identity, and the node's event loop being busy with everything else; ticks that fell due while their poller's node was dead run when it is back on a survivor, hence the second column.`,
     "",
@@ -179,6 +179,12 @@ export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null)
     `**Every mail, once.** ${formatCount(r.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(r.delivery.stored)} stored, **${r.delivery.missed} missed**, **${r.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${r.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message). The nats-server used ${seconds(r.natsServer.cpuMs)} of CPU over the run, ${mib(r.natsServer.rss)} RSS at the end.`,
     ...extrapolation(r),
     ...warningsByPhase(r),
+    "",
+    `A KV put seen by a client of its own (one every 250 ms; a node's heartbeat is such a write, and a node whose heartbeat is not renewed for 60 % of the failure detection time fences itself off), p50 / p99 / max (samples) by phase: ${Object.entries(
+      r.kvPut,
+    )
+      .map(([phase, value]) => `${phase} ${lat(value)}`)
+      .join("; ")}.`,
     ...backgroundLine([outcome]),
   );
   return lines;
