@@ -12,6 +12,8 @@ export interface LiveAccountsConfig {
   /** The steady stream of APPENDs to random accounts. */
   appendsPerSecond: number;
   steadySeconds: number;
+  /** add_identity orders per second in the ramp: users adding their accounts, not one burst. */
+  rampPerSecond: number;
 }
 
 export function liveAccountsConfig(env: NodeJS.ProcessEnv = process.env): LiveAccountsConfig {
@@ -25,6 +27,7 @@ export function liveAccountsConfig(env: NodeJS.ProcessEnv = process.env): LiveAc
     appendsPerSecond: 10,
     // At least one tick of every polled account falls within it.
     steadySeconds: quick ? 75 : 90,
+    rampPerSecond: Number(env.BENCH_LIVE_RAMP_PER_SECOND ?? 20),
   };
 }
 
@@ -71,7 +74,19 @@ export interface DovecotFigures {
   cpuMs: number;
 }
 
+/** Where the ramp stood, second by second. */
+export interface RampSample {
+  atMs: number;
+  running: number;
+  watching: number;
+  /** Accounts Dovecot has shown IDLEing so far. */
+  idle: number;
+}
+
 export interface RampFigures {
+  /** Every account was seen IDLEing within the ramp's time limit. */
+  completed: boolean;
+  timeline: RampSample[];
   /** From the add_identity orders until every account's worker runs somewhere. */
   allRunningMs: number;
   /** Until every account's worker says it watches (its push region is `watching`). */
@@ -131,10 +146,22 @@ export interface LiveAccountsResult {
   fdLimit: number;
   /** Preparing the mailboxes, users and identities (not timed against any aim). */
   setupMs: number;
-  /** Each node before any account (the baseline) and with every account watching. */
+  /** Each node before any account (the baseline), and at the end of the ramp (every account watching). */
   idleNodes: NodeFootprint[];
   loadedNodes: NodeFootprint[];
   ramp: RampFigures;
+  /** The steady stream, the kill and the join: null when the ramp did not complete. */
+  faults: FaultFigures | null;
+  natsServer: { cpuMs: number; rss: number };
+  /** What the nodes logged as warnings, by phase (setup, ramp, steady, failover, join, drain), by message. */
+  warnings: Record<string, Record<string, number>>;
+  /** A KV put's time, by phase, as a client of the nats-server sees it (scripts/bench/live-kv-probe.ts). */
+  kvPut: Record<string, Latency>;
+  /** APPENDs that failed, by reason. */
+  appendFailures: Record<string, number>;
+}
+
+export interface FaultFigures {
   /** APPEND (sent) → its message document stored, during the steady stream. */
   newMail: Latency;
   /** The same, for APPENDs sent from the kill until the join began, and during the join. */
@@ -149,11 +176,4 @@ export interface LiveAccountsResult {
   survivorNodes: NodeFootprint[];
   join: JoinFigures;
   delivery: DeliveryTally;
-  natsServer: { cpuMs: number; rss: number };
-  /** What the nodes logged as warnings, by phase (setup, ramp, steady, failover, join, drain), by message. */
-  warnings: Record<string, Record<string, number>>;
-  /** A KV put's time, by phase, as a client of the nats-server sees it (scripts/bench/live-kv-probe.ts). */
-  kvPut: Record<string, Latency>;
-  /** APPENDs that failed, by reason. */
-  appendFailures: Record<string, number>;
 }

@@ -16,7 +16,16 @@ import { encodeJson } from "../../runtime/json.ts";
 import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { processCpuMs } from "./cpu-meter.ts";
-import type { DeliveryTally, DovecotFigures, Latency, LiveAccountsResult, LiveAccountsTask, NodeFootprint } from "./live-accounts-results.ts";
+import type {
+  DeliveryTally,
+  DovecotFigures,
+  FaultFigures,
+  Latency,
+  LiveAccountsResult,
+  LiveAccountsTask,
+  NodeFootprint,
+  RampSample,
+} from "./live-accounts-results.ts";
 import {
   clusterSettled,
   connectionsByPid,
@@ -208,34 +217,80 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const dovecotCpuRamp = dovecot.cpuMs();
     const rampEpoch = Date.now();
     const rampStarted = performance.now();
-    for (const account of accounts)
-      view.nc.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: account.identityId, user_id: account.userId }));
-    await view.nc.flush();
+    // Paced on a grid, as users adding their accounts one after another would.
+    const announcing = (async () => {
+      for (const [index, account] of accounts.entries()) {
+        const due = rampStarted + (index * 1000) / task.rampPerSecond;
+        if (due > performance.now()) await sleep(due - performance.now());
+        view.nc.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: account.identityId, user_id: account.userId }));
+      }
+      await view.nc.flush();
+    })();
     let allRunningMs = Number.NaN;
     let allWatchingMs = Number.NaN;
     const idleAt = new Map<string, number>();
-    await until(
-      "every account IDLEing",
-      async () => {
-        const placement = await placementNow();
-        const now = performance.now() - rampStarted;
-        if (Number.isNaN(allRunningMs) && placement.size >= task.accounts) allRunningMs = now;
-        const watching = [...placement.values()].filter((place) => place.watching).length;
-        if (Number.isNaN(allWatchingMs) && watching >= task.accounts) allWatchingMs = now;
-        noteIdle(dovecot, accounts, idleAt, new Set(), now);
-        progress(`ramp: ${placement.size} running, ${watching} watching, ${idleAt.size} seen IDLEing`);
-        return idleAt.size === task.accounts ? true : undefined;
-      },
-      Math.max(180_000, task.accounts * 150),
-      1_000,
+    const timeline: RampSample[] = [];
+    const rampLimitMs = (task.accounts * 1000) / task.rampPerSecond + Math.max(180_000, task.accounts * 60);
+    while (idleAt.size < task.accounts && performance.now() - rampStarted < rampLimitMs) {
+      const placement = await placementNow();
+      const now = performance.now() - rampStarted;
+      if (Number.isNaN(allRunningMs) && placement.size >= task.accounts) allRunningMs = now;
+      const watching = [...placement.values()].filter((place) => place.watching).length;
+      if (Number.isNaN(allWatchingMs) && watching >= task.accounts) allWatchingMs = now;
+      noteIdle(dovecot, accounts, idleAt, new Set(), now);
+      timeline.push({ atMs: now, running: placement.size, watching, idle: idleAt.size });
+      progress(`ramp: ${placement.size} running, ${watching} watching, ${idleAt.size} seen IDLEing`);
+      await sleep(1_000);
+    }
+    await announcing;
+    const completed = idleAt.size === task.accounts;
+    const allIdleMs = completed ? Math.max(...idleAt.values()) : Number.NaN;
+    const ramp = { completed, timeline, allRunningMs, allWatchingMs, allIdleMs, dovecot: await dovecotFigures(dovecot, rampEpoch, Date.now(), dovecotCpuRamp) };
+    progress(
+      completed ? `all ${task.accounts} accounts IDLEing after ${(allIdleMs / 1000).toFixed(1)} s` : `only ${idleAt.size} accounts seen IDLEing: stopping`,
     );
-    const allIdleMs = Math.max(...idleAt.values());
-    const ramp = { allRunningMs, allWatchingMs, allIdleMs, dovecot: await dovecotFigures(dovecot, rampEpoch, Date.now(), dovecotCpuRamp) };
-    progress(`all ${task.accounts} accounts IDLEing after ${(allIdleMs / 1000).toFixed(1)} s`);
     phase("steady");
     const steadyEpoch = Date.now();
-    await sleep(5_000);
+    if (completed) await sleep(5_000);
     const loadedNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
+    /** What every result carries, read once the nodes are stopped. */
+    const closing = async () => {
+      watch.stop();
+      const natsServer = { cpuMs: processCpuMs(task.serverPid) - natsCpuBefore, rss: rssOf(task.serverPid) };
+      await kvProbe.stop();
+      const phaseOf = (at: number) => phases.filter((candidate) => candidate.at <= at).at(-1)?.name ?? "setup";
+      const kvPut: Record<string, Latency> = {};
+      for (const { name } of phases) kvPut[name] = latency(kvProbe.samples.filter((sample) => phaseOf(sample.at) === name).map((sample) => sample.ms));
+      await stopNodes();
+      const warnings: Record<string, Record<string, number>> = {};
+      for (const warning of started.flatMap((node) => node.warnings)) {
+        const during = phaseOf(warning.at);
+        const counts = warnings[during] ?? {};
+        counts[warning.message] = (counts[warning.message] ?? 0) + 1;
+        warnings[during] = counts;
+      }
+      return {
+        config: {
+          accounts: task.accounts,
+          pollingAccounts: task.pollingAccounts,
+          pollMinutes: task.pollMinutes,
+          appendsPerSecond: task.appendsPerSecond,
+          steadySeconds: task.steadySeconds,
+          rampPerSecond: task.rampPerSecond,
+        },
+        nodes: 3,
+        dovecotSettings: DOVECOT_SETTINGS,
+        fdLimit: softFdLimit(),
+        setupMs,
+        idleNodes,
+        loadedNodes,
+        ramp,
+        natsServer,
+        warnings,
+        kvPut,
+      };
+    };
+    if (!completed) return { ...(await closing()), faults: null, appendFailures: {} };
 
     // The steady stream.
     const stream = startMailStream({ port: dovecot.port, password: PASSWORD, logins, perSecond: task.appendsPerSecond, tag, phase: "steady" });
@@ -372,36 +427,8 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       fetchedTwice: [...watch.raws.values()].filter((ids) => ids.size > 1).length,
     };
     if (Object.keys(stream.failures).length > 0) progress(`APPENDs that failed: ${JSON.stringify(stream.failures)}`);
-    watch.stop();
     const tickLate = (from: number, to: number) => watch.ticks.filter((tick) => tick.dueAt >= from && tick.dueAt < to).map((tick) => tick.ranAt - tick.dueAt);
-    const natsServer = { cpuMs: processCpuMs(task.serverPid) - natsCpuBefore, rss: rssOf(task.serverPid) };
-    await kvProbe.stop();
-    const phaseOf = (at: number) => phases.filter((candidate) => candidate.at <= at).at(-1)?.name ?? "setup";
-    const kvPut: Record<string, Latency> = {};
-    for (const { name } of phases) kvPut[name] = latency(kvProbe.samples.filter((sample) => phaseOf(sample.at) === name).map((sample) => sample.ms));
-    await stopNodes();
-    const warnings: Record<string, Record<string, number>> = {};
-    for (const warning of started.flatMap((node) => node.warnings)) {
-      const during = phaseOf(warning.at);
-      const counts = warnings[during] ?? {};
-      counts[warning.message] = (counts[warning.message] ?? 0) + 1;
-      warnings[during] = counts;
-    }
-    return {
-      config: {
-        accounts: task.accounts,
-        pollingAccounts: task.pollingAccounts,
-        pollMinutes: task.pollMinutes,
-        appendsPerSecond: task.appendsPerSecond,
-        steadySeconds: task.steadySeconds,
-      },
-      nodes: 3,
-      dovecotSettings: DOVECOT_SETTINGS,
-      fdLimit: softFdLimit(),
-      setupMs,
-      idleNodes,
-      loadedNodes,
-      ramp,
+    const faults: FaultFigures = {
       newMail: latency(delays("steady")),
       newMailDuringFailover: latency(delays("failover")),
       newMailDuringJoin: latency(delays("join")),
@@ -411,11 +438,8 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       survivorNodes,
       join,
       delivery,
-      natsServer,
-      warnings,
-      appendFailures: { ...stream.failures },
-      kvPut,
     };
+    return { ...(await closing()), faults, appendFailures: { ...stream.failures } };
   } finally {
     await stopNodes();
     await view.close();

@@ -2,7 +2,7 @@
 // what was measured, a sentence on what dominates each figure, an extrapolation to 100,000 accounts, and
 // the verdicts on the issue's aims.
 import type { Outcome } from "./bench-run.ts";
-import type { Latency, LiveAccountsResult, NodeFootprint } from "./live-accounts-results.ts";
+import type { FaultFigures, Latency, LiveAccountsResult, NodeFootprint } from "./live-accounts-results.ts";
 import { backgroundLine, failureText, mib, seconds } from "./report-format.ts";
 import { formatBytes, formatCount, formatMs } from "./stats.ts";
 
@@ -44,28 +44,35 @@ export function liveAccountsVerdicts(outcome: Outcome<LiveAccountsResult> | null
   ];
   if (!outcome.ok) return targets.map((target) => ({ target, measured: "the scenario failed", met: false }));
   const r = outcome.value;
+  const x = r.faults;
+  if (x === null)
+    return targets.map((target) => ({
+      target,
+      measured: `not measured: the ramp did not bring all ${formatCount(r.config.accounts)} accounts to IDLE`,
+      met: false,
+    }));
   const n = formatCount(r.config.accounts);
   return [
     {
       target: targets[0] as string,
-      measured: `p99 ${formatMs(r.newMail.p99)} (${n} accounts)`,
-      met: r.newMail.count > 0 && r.newMail.p99 <= AIMS.newMailP99Ms,
+      measured: `p99 ${formatMs(x.newMail.p99)} (${n} accounts)`,
+      met: x.newMail.count > 0 && x.newMail.p99 <= AIMS.newMailP99Ms,
     },
     {
       target: targets[1] as string,
-      measured: `p99 ${formatMs(r.tickLateness.p99)} (${r.tickLateness.count} ticks)`,
-      met: r.tickLateness.count > 0 && r.tickLateness.p99 <= AIMS.tickLatenessP99Ms,
+      measured: `p99 ${formatMs(x.tickLateness.p99)} (${x.tickLateness.count} ticks)`,
+      met: x.tickLateness.count > 0 && x.tickLateness.p99 <= AIMS.tickLatenessP99Ms,
     },
     {
       target: targets[2] as string,
-      measured: `${seconds(r.failover.idleBackMs)} for ${formatCount(r.failover.victimAccounts)} accounts`,
-      met: r.failover.idleBackMs <= AIMS.idleBackMs,
+      measured: `${seconds(x.failover.idleBackMs)} for ${formatCount(x.failover.victimAccounts)} accounts`,
+      met: x.failover.idleBackMs <= AIMS.idleBackMs,
     },
-    { target: targets[3] as string, measured: `${r.delivery.missed} of ${formatCount(r.delivery.sent)}`, met: r.delivery.missed === 0 },
+    { target: targets[3] as string, measured: `${x.delivery.missed} of ${formatCount(x.delivery.sent)}`, met: x.delivery.missed === 0 },
     {
       target: targets[4] as string,
-      measured: `${r.delivery.storedTwice} stored twice (${r.delivery.fetchedTwice} fetched twice, folded by the import)`,
-      met: r.delivery.storedTwice === 0,
+      measured: `${x.delivery.storedTwice} stored twice (${x.delivery.fetchedTwice} fetched twice, folded by the import)`,
+      met: x.delivery.storedTwice === 0,
     },
   ];
 }
@@ -103,7 +110,8 @@ function extrapolation(r: LiveAccountsResult): string[] {
   const baseRss = sum(r.idleNodes, (node) => node.rss) / r.idleNodes.length;
   const baseFds = sum(r.idleNodes, (node) => node.openFds) / r.idleNodes.length;
   const dovecotPerConnection = r.ramp.dovecot.imapProcesses > 0 ? r.ramp.dovecot.pssBytes / r.ramp.dovecot.imapProcesses : Number.NaN;
-  const rampRate = (r.config.accounts * 1000) / r.ramp.allIdleMs;
+  // How fast accounts came back to IDLE when they all had to at once: the kill's, the ramp being paced.
+  const takeover = r.faults === null ? Number.NaN : (r.faults.failover.victimAccounts * 1000) / r.faults.failover.idleBackMs;
   const rows = MACHINES.map((machines) => {
     const each = TARGET_ACCOUNTS / machines;
     return `| ${machines} | ${formatCount(each)} | ${mib(baseHeap + each * cost.heap)} | ${mib(baseRss + each * cost.rss)} | ${formatCount(baseFds + each * cost.fds)} | ${formatCount(each * cost.connections)} |`;
@@ -117,45 +125,51 @@ function extrapolation(r: LiveAccountsResult): string[] {
     "|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
-    `Memory and descriptors stay far from a machine's limits (fds: raise \`ulimit -n\` past the connections, ${formatCount(r.fdLimit)} here); what limits first is elsewhere. **The IMAP provider**: ${formatCount(connections)} connections held open at once — a Dovecot like this one spends a process per connection (${formatBytes(dovecotPerConnection)} PSS each here, ${mib(connections * dovecotPerConnection)} for all), and real providers cap connections per user and per client address, so the accounts' IDLEs spread over many providers in practice and a single source address needs their blessing. **Restarts**: the accounts came up at ${formatCount(rampRate)}/s here (logins, first sync, SELECT, IDLE, with Dovecot and the nodes on the same 2 cores); at that rate ${formatCount(TARGET_ACCOUNTS)} accounts take ${seconds((TARGET_ACCOUNTS * 1000) / rampRate)} to be watched again after a full restart, and a lost node's share reconnects as fast as the survivors log in — the storm a provider sees. **nats-server**: idle accounts cost it nothing per second (IDLE is between the node and the provider); each new mail is a few orders and KV writes, and each account's poller and worker an actor snapshot: ${formatCount(TARGET_ACCOUNTS * 2)} snapshots in the KV, written on each tick and sync.`,
+    `Memory and descriptors stay far from a machine's limits (fds: raise \`ulimit -n\` past the connections, ${formatCount(r.fdLimit)} here); what limits first is elsewhere. **The IMAP provider**: ${formatCount(connections)} connections held open at once — a Dovecot like this one spends a process per connection (${formatBytes(dovecotPerConnection)} PSS each here, ${mib(connections * dovecotPerConnection)} for all), and real providers cap connections per user and per client address, so the accounts' IDLEs spread over many providers in practice and a single source address needs their blessing. **Restarts**: after the kill the survivors brought ${formatCount(takeover)} accounts/s back to IDLE (logins, a sync, SELECT, IDLE, with Dovecot and the nodes on the same 2 cores); at that rate the share of one of ${MACHINES[0]} machines (${formatCount(TARGET_ACCOUNTS / (MACHINES[0] as number))} accounts) takes ${seconds((TARGET_ACCOUNTS * 1000) / (MACHINES[0] as number) / takeover)} to come back, and nothing but the survivors' own speed paces that reconnect storm towards the provider. **nats-server**: idle accounts cost it nothing per second (IDLE is between the node and the provider); each new mail is a few orders and KV writes, and each account's poller and worker an actor snapshot: ${formatCount(TARGET_ACCOUNTS * 2)} snapshots in the KV, written on each tick and sync.`,
   ];
 }
 
-export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null): string[] {
-  if (outcome === null) return [];
-  const lines = ["## Live IMAP accounts over three nodes: IDLE push, poll ticks, kill -9 and a join", ""];
-  if (!outcome.ok) return [...lines, failureText(outcome.error), ...backgroundLine([outcome])];
-  const r = outcome.value;
+function rampLines(r: LiveAccountsResult): string[] {
   const c = r.config;
-  const cost = perAccount(r);
-  const f = r.failover;
-  const loadedConnections = sum(r.loadedNodes, (node) => node.imapConnections);
-  lines.push(
-    `One Dovecot (scripts/local-servers/dovecot.ts, ${r.dovecotSettings}) holds ${formatCount(c.accounts)} mailboxes; three node processes (scripts/bench/live-node-process.ts: the Caliopen services as \`npm start\` wires them, IDLE push on, soft fd limit ${formatCount(r.fdLimit)}) share one nats-server. Each account is a user with a remote IMAP identity, created in the store and announced with \`add_identity\` on \`identitiesWorker\` as the API does; ${formatCount(c.pollingAccounts)} of them are polled every ${c.pollMinutes} min, the others every 15 min (push is a node setting: all of them IDLE). Setup (mailboxes, users, identities) took ${seconds(r.setupMs)}.`,
-    `**How it is read.** "Running" and "watching": the worker runs, and its push region is \`watching\` (the debug subject \`caliopen.debug.actors\`, paged per node; a worker restored from its snapshot says \`watching\` before its connection is up). "IDLE": Dovecot's imap process for a connection of that user has \`IDLE\` in its title (\`ps\`, one process per connection), and after a kill or a join it must be a new process. "Stored": the message document with that Message-ID appears in the messages bucket (a KV watch). A tick's lateness: the identity's \`last_poll\` minus the \`next_poll\` its previous tick set (both written by the poller). APPENDs come from 127.0.0.2 (scripts/bench/live-appender.ts), so that Dovecot's log tells the nodes' logins from theirs.`,
+  const last = r.ramp.timeline.at(-1);
+  return [
     "",
     "| Ramp: add_identity × all → | time |",
     "|---|---:|",
     `| every account's worker running | ${seconds(r.ramp.allRunningMs)} |`,
     `| every account's worker watching | ${seconds(r.ramp.allWatchingMs)} |`,
-    `| Dovecot has shown every account IDLEing | ${seconds(r.ramp.allIdleMs)} |`,
+    `| Dovecot has shown every account IDLEing | ${r.ramp.completed ? seconds(r.ramp.allIdleMs) : `**never**: ${formatCount(last?.idle ?? 0)} of ${formatCount(c.accounts)} after ${seconds(last?.atMs ?? Number.NaN)}`} |`,
     `| Dovecot logins from the nodes: busiest second / all | ${formatCount(r.ramp.dovecot.peakLoginsPerSecond)}/s / ${formatCount(r.ramp.dovecot.logins)} |`,
     `| Dovecot imap processes, their PSS, its CPU over the ramp | ${formatCount(r.ramp.dovecot.imapProcesses)}, ${mib(r.ramp.dovecot.pssBytes)}, ${seconds(r.ramp.dovecot.cpuMs)} |`,
     "",
-    `The ramp is ${formatCount((c.accounts * 1000) / r.ramp.allIdleMs)} accounts/s: each one is a poller reading its identity, an \`add_worker\`, a first sync (LOGIN, SELECT, SEARCH, one message fetched and imported) and then the watch's own login, SELECT and IDLE, with Dovecot forking an imap process per login on the same two cores.`,
-    "",
-    "| | node | accounts | watching | IMAP connections | open fds | heap (after GC) | RSS | event loop delay p99 / max since the row above |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ...nodeRows("before any account", r.idleNodes),
-    ...nodeRows("every account watching", r.loadedNodes),
-    ...nodeRows(`after kill -9 of ${f.victim}`, r.survivorNodes),
-    "",
-    `**Per account**: ${formatBytes(cost.heap)} of heap, ${formatBytes(cost.rss)} of RSS, ${cost.fds.toFixed(2)} file descriptors, ${cost.connections.toFixed(2)} IMAP connections (${formatCount(loadedConnections)} for ${formatCount(c.accounts)} accounts). The descriptors are the IMAP sockets; the heap is two actors per account (the poller and the imap worker, with their snapshots' writers) and the open imapflow clients with their buffers.`,
+    r.ramp.completed
+      ? `The announcements took ${seconds((c.accounts * 1000) / c.rampPerSecond)}; each account is a poller reading its identity, an \`add_worker\`, a first sync (LOGIN, SELECT, SEARCH, one message fetched and imported) and then the watch's own login, SELECT and IDLE, with Dovecot forking an imap process per login on the same two cores.`
+      : `**The ramp did not complete**, so nothing after it was measured. Running / watching / seen IDLEing, every tenth second: ${r.ramp.timeline
+          .filter((_, index) => index % 10 === 0)
+          .map((sample) => `${formatCount(sample.running)}/${formatCount(sample.watching)}/${formatCount(sample.idle)}`)
+          .join(
+            ", ",
+          )}. Workers that stop running (the count falls) are those of a node that fenced itself off (see its warnings below): it stops every actor it holds, the others take them, and each one's sync starts over.`,
+  ];
+}
+
+function perAccountLines(r: LiveAccountsResult): string[] {
+  const cost = perAccount(r);
+  const loadedConnections = sum(r.loadedNodes, (node) => node.imapConnections);
+  return [
+    `**Per account**: ${formatBytes(cost.heap)} of heap, ${formatBytes(cost.rss)} of RSS, ${cost.fds.toFixed(2)} file descriptors, ${cost.connections.toFixed(2)} IMAP connections (${formatCount(loadedConnections)} for ${formatCount(r.config.accounts)} accounts). The descriptors are the IMAP sockets; the heap is two actors per account (the poller and the imap worker, with their snapshots' writers) and the open imapflow clients with their buffers.`,
+  ];
+}
+
+function faultLines(r: LiveAccountsResult, x: FaultFigures): string[] {
+  const c = r.config;
+  const f = x.failover;
+  return [
     "",
     "| Latency (p50 / p99 / max (samples)) | steady | from the kill to the join | during the join |",
     "|---|---:|---:|---:|",
-    `| new mail: APPEND sent → message stored | ${lat(r.newMail)} | ${lat(r.newMailDuringFailover)} | ${lat(r.newMailDuringJoin)} |`,
-    `| poll tick ran − due (every ${c.pollMinutes} min) | ${lat(r.tickLateness)} | ${lat(r.tickLatenessDuringFaults)} (from the kill to the end) | |`,
+    `| new mail: APPEND sent → message stored | ${lat(x.newMail)} | ${lat(x.newMailDuringFailover)} | ${lat(x.newMailDuringJoin)} |`,
+    `| poll tick ran − due (every ${c.pollMinutes} min) | ${lat(x.tickLateness)} | ${lat(x.tickLatenessDuringFaults)} (from the kill to the end) | |`,
     "",
     `New mail: ${formatCount(c.appendsPerSecond)} APPENDs/s to accounts picked at random, ${c.steadySeconds} s steady, then on through the kill and the join. Its latency is Dovecot telling the IDLEing connection (inotify, or its once-a-second look when the kernel's 128 inotify instances per user are taken), the worker's incremental sync (a connection of its own: SEARCH, FETCH), the raw stored, and the import by the user's inbound actor. A tick's lateness is the poller's timer firing, its read of the identity, and the node's event loop being busy with everything else; ticks that fell due while their poller's node was dead run when it is back on a survivor, hence the second column.`,
     "",
@@ -169,22 +183,44 @@ export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null)
     "",
     `The failover is the survivors noticing the death (the node heartbeat's timeout), taking the dead node's shards, and each actor restarting from its snapshot on the first order or deadline; the watch then reconnects after its sync. The storm is ${(f.dovecot.logins / Math.max(1, f.victimAccounts)).toFixed(2)} logins per moved account, ${formatCount(f.dovecot.peakLoginsPerSecond)} in the busiest second.`,
     "",
-    `**A new node joins** (${r.join.node}): ready ${seconds(r.join.startMs)} after its process started (loading the code, connecting, joining the cluster); from that start, the placement settled after ${seconds(r.join.rebalanceMs)} and the ${formatCount(r.join.movedAccounts)} accounts that moved to it all IDLEd on new connections after ${seconds(r.join.idleBackMs)}; accounts per node: ${Object.entries(
-      r.join.accountsPerNode,
+    `**A new node joins** (${x.join.node}): ready ${seconds(x.join.startMs)} after its process started (loading the code, connecting, joining the cluster); from that start, the placement settled after ${seconds(x.join.rebalanceMs)} and the ${formatCount(x.join.movedAccounts)} accounts that moved all IDLEd on new connections after ${seconds(x.join.idleBackMs)}; accounts per node: ${Object.entries(
+      x.join.accountsPerNode,
     )
       .sort()
       .map(([node, count]) => `${node} ${formatCount(count)}`)
-      .join(", ")}; Dovecot's busiest second of logins then: ${formatCount(r.join.peakLoginsPerSecond)}/s.`,
+      .join(", ")}; Dovecot's busiest second of logins then: ${formatCount(x.join.peakLoginsPerSecond)}/s.`,
     "",
-    `**Every mail, once.** ${formatCount(r.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(r.delivery.stored)} stored, **${r.delivery.missed} missed**, **${r.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${r.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message). The nats-server used ${seconds(r.natsServer.cpuMs)} of CPU over the run, ${mib(r.natsServer.rss)} RSS at the end.`,
-    ...extrapolation(r),
+    `**Every mail, once.** ${formatCount(x.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(x.delivery.stored)} stored, **${x.delivery.missed} missed**, **${x.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${x.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message).`,
+  ];
+}
+
+export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null): string[] {
+  if (outcome === null) return [];
+  const lines = ["## Live IMAP accounts over three nodes: IDLE push, poll ticks, kill -9 and a join", ""];
+  if (!outcome.ok) return [...lines, failureText(outcome.error), ...backgroundLine([outcome])];
+  const r = outcome.value;
+  const c = r.config;
+  lines.push(
+    `One Dovecot (scripts/local-servers/dovecot.ts, ${r.dovecotSettings}) holds ${formatCount(c.accounts)} mailboxes; three node processes (scripts/bench/live-node-process.ts: the Caliopen services as \`npm start\` wires them, IDLE push on, soft fd limit ${formatCount(r.fdLimit)}) share one nats-server. Each account is a user with a remote IMAP identity, created in the store and announced with \`add_identity\` on \`identitiesWorker\` as the API does, ${formatCount(c.rampPerSecond)} per second; ${formatCount(c.pollingAccounts)} of them are polled every ${c.pollMinutes} min, the others every 15 min (push is a node setting: all of them IDLE). Setup (mailboxes, users, identities) took ${seconds(r.setupMs)}.`,
+    `**How it is read.** "Running" and "watching": the worker runs, and its push region is \`watching\` (the debug subject \`caliopen.debug.actors\`, paged per node; a worker restored from its snapshot says \`watching\` before its connection is up). "IDLE": Dovecot's imap process for a connection of that user has \`IDLE\` in its title (\`ps\`, one process per connection), and after a kill or a join it must be a new process. "Stored": the message document with that Message-ID appears in the messages bucket (a KV watch). A tick's lateness: the identity's \`last_poll\` minus the \`next_poll\` its previous tick set (both written by the poller). APPENDs come from 127.0.0.2 (scripts/bench/live-appender.ts), so that Dovecot's log tells the nodes' logins from theirs.`,
+    ...rampLines(r),
+    "",
+    "| | node | accounts | watching | IMAP connections | open fds | heap (after GC) | RSS | event loop delay p99 / max since the row above |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ...nodeRows("before any account", r.idleNodes),
+    ...nodeRows(r.ramp.completed ? "every account IDLEing" : "at the end of the ramp", r.loadedNodes),
+    ...(r.faults === null ? [] : nodeRows(`after kill -9 of ${r.faults.failover.victim}`, r.faults.survivorNodes)),
+    "",
+    ...(r.ramp.completed ? perAccountLines(r) : []),
+    ...(r.faults === null ? [] : faultLines(r, r.faults)),
+    ...(r.ramp.completed ? extrapolation(r) : []),
     ...warningsByPhase(r),
     "",
     `A KV put seen by a client of its own (one every 250 ms; a node's heartbeat is such a write, and a node whose heartbeat is not renewed for 60 % of the failure detection time fences itself off), p50 / p99 / max (samples) by phase: ${Object.entries(
       r.kvPut,
     )
       .map(([phase, value]) => `${phase} ${lat(value)}`)
-      .join("; ")}.`,
+      .join("; ")}. The nats-server used ${seconds(r.natsServer.cpuMs)} of CPU over the run, ${mib(r.natsServer.rss)} RSS at the end.`,
     ...backgroundLine([outcome]),
   );
   return lines;
