@@ -59,7 +59,10 @@ function environmentWithoutNats(): NodeJS.ProcessEnv {
 }
 
 export async function spawnLiveNode(task: LiveNodeTask): Promise<LiveNode> {
-  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", NODE_SCRIPT], {
+  // BENCH_PROCESS_PROFILE=<dir>: a V8 CPU profile of each node's life, as child-protocol.ts does for scenarios.
+  const profileDir = process.env.BENCH_PROCESS_PROFILE;
+  const profile = profileDir === undefined || profileDir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  const child = spawn(process.execPath, ["--expose-gc", ...profile, "--import", "tsx", NODE_SCRIPT], {
     cwd: REPO_ROOT,
     env: { ...environmentWithoutNats(), ...natsEndpointEnv(task.endpoint), BENCH_LIVE_NODE: JSON.stringify(task), LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
