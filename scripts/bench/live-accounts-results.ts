@@ -106,6 +106,9 @@ export interface FailoverFigures {
   idleBackMs: number;
   /** Until a mail dropped into each of those mailboxes right after the kill is stored. */
   probesStoredMs: number;
+  /** Of those accounts, how many were seen IDLEing again, and how many probes stored, when the wait ended. */
+  accountsBack: number;
+  probesStored: number;
   /** Logins Dovecot took from the nodes from the kill until IDLE was back, + 5 s: the reconnect storm. */
   dovecot: DovecotFigures;
 }
@@ -120,6 +123,9 @@ export interface JoinFigures {
   rebalanceMs: number;
   /** From its start until Dovecot shows each moved account IDLEing on a new connection. */
   idleBackMs: number;
+  /** The placement settled and every moved account IDLEd within the wait; how many moved accounts did. */
+  settled: boolean;
+  movedIdle: number;
   /** Accounts per node once settled. */
   accountsPerNode: Record<string, number>;
   peakLoginsPerSecond: number;

@@ -33,9 +33,9 @@ import {
   type LiveNode,
   openFds,
   probeNode,
+  reached,
   spawnLiveNode,
   stopLiveNode,
-  until,
   type WorkerPlace,
 } from "./live-cluster.ts";
 import { dropMail, idleSessions, imapProcesses, type LiveDovecot, loginsBetween, startLiveDovecot } from "./live-dovecot.ts";
@@ -52,6 +52,8 @@ const DOVECOT_SETTINGS =
 const SETUP_CONCURRENCY = 16;
 /** Mail still arriving when the stream stops is waited for this long before it counts as missed. */
 const DRAIN_MS = 60_000;
+/** How long the failover and the join may take before they count as not done (and the scenario goes on). */
+const FAULT_WAIT_MS = 180_000;
 /** The join is settled once the placement has not changed for this long. */
 const STABLE_MS = 3_000;
 
@@ -326,8 +328,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     let runningMs = Number.NaN;
     let probesStoredMs = Number.NaN;
     const backAt = new Map<string, number>();
-    await until(
-      "the killed node's accounts back on the survivors",
+    const failoverDone = await reached(
       async () => {
         const placement = await placementNow();
         const survivors = nodeIds();
@@ -336,12 +337,13 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
         noteIdle(dovecot, victimAccounts, backAt, idleBeforeKill, now);
         if (Number.isNaN(probesStoredMs) && probes.length === victimAccounts.length && probes.every((probe) => watch.stored.has(probe.messageId)))
           probesStoredMs = now;
-        return Number.isFinite(runningMs) && Number.isFinite(probesStoredMs) && backAt.size === victimAccounts.length ? true : undefined;
+        return Number.isFinite(runningMs) && Number.isFinite(probesStoredMs) && backAt.size === victimAccounts.length;
       },
-      180_000,
+      FAULT_WAIT_MS,
       250,
     );
-    const idleBackMs = Math.max(...backAt.values());
+    const idleBackMs = backAt.size === victimAccounts.length ? Math.max(...backAt.values()) : Number.NaN;
+    if (!failoverDone) progress(`failover: not complete after ${FAULT_WAIT_MS / 1000} s`);
     progress(
       `failover: running after ${runningMs.toFixed(0)} ms, IDLE back after ${idleBackMs.toFixed(0)} ms, probes stored after ${probesStoredMs.toFixed(0)} ms`,
     );
@@ -351,7 +353,14 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       runningMs,
       idleBackMs,
       probesStoredMs,
-      dovecot: await dovecotFigures(dovecot, killEpoch, killEpoch + Math.max(idleBackMs, probesStoredMs) + 5_000, dovecotCpuFailover),
+      accountsBack: backAt.size,
+      probesStored: probes.filter((probe) => watch.stored.has(probe.messageId)).length,
+      dovecot: await dovecotFigures(
+        dovecot,
+        killEpoch,
+        failoverDone ? killEpoch + Math.max(idleBackMs, probesStoredMs) + 5_000 : epochNow(),
+        dovecotCpuFailover,
+      ),
     };
     await sleep(5_000);
     const survivorNodes = await footprints(view.nc, [...nodes.values()], dovecot, await placementNow());
@@ -370,8 +379,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     let settledPlacement = new Map<string, WorkerPlace>();
     const movedIdleAt = new Map<string, number>();
     let moved: Account[] = [];
-    await until(
-      "the new node taking its share",
+    const joinDone = await reached(
       async () => {
         const placement = await placementNow();
         const now = performance.now();
@@ -391,9 +399,9 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
         noteIdle(dovecot, moved, movedIdleAt, idleBeforeJoin, now - joining);
         const share = [...placement.values()].filter((place) => place.node === joinerId).length;
         const settled = placement.size === task.accounts && share > 0 && now - lastChange >= STABLE_MS;
-        return settled && moved.every((account) => movedIdleAt.has(account.login)) ? true : undefined;
+        return settled && moved.every((account) => movedIdleAt.has(account.login));
       },
-      180_000,
+      FAULT_WAIT_MS,
       250,
     );
     const accountsPerNode: Record<string, number> = {};
@@ -403,7 +411,9 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       startMs,
       movedAccounts: moved.length,
       rebalanceMs: lastChange - joining,
-      idleBackMs: Math.max(0, ...moved.map((account) => movedIdleAt.get(account.login) ?? Number.NaN)),
+      idleBackMs: joinDone ? Math.max(0, ...movedIdleAt.values()) : Number.NaN,
+      settled: joinDone,
+      movedIdle: movedIdleAt.size,
       accountsPerNode,
       peakLoginsPerSecond: (await loginsBetween(dovecot, joinEpoch, Date.now())).peakPerSecond,
     };

@@ -121,6 +121,16 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
   }
 }
 
+/** Like `until`, but a timeout is an answer (false), for waits whose failure is itself a figure. */
+export async function reached(check: () => Promise<boolean>, timeoutMs: number, everyMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
 /** Every reply to a debug subject that every node answers. */
 async function askAll(nc: NatsConnection, subject: string, query: Record<string, unknown>): Promise<Record<string, unknown>[]> {
   const replies: Record<string, unknown>[] = [];
