@@ -180,6 +180,8 @@ export interface FaultFigures {
   failover: FailoverFigures;
   /** The survivors holding everything. */
   survivorNodes: NodeFootprint[];
-  join: JoinFigures;
+  /** Null when the new node did not start: `joinError` says why. */
+  join: JoinFigures | null;
+  joinError: string | null;
   delivery: DeliveryTally;
 }

@@ -20,6 +20,7 @@ import type {
   DeliveryTally,
   DovecotFigures,
   FaultFigures,
+  JoinFigures,
   Latency,
   LiveAccountsResult,
   LiveAccountsTask,
@@ -372,52 +373,60 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
     const idleBeforeJoin = idlePids(dovecot);
     const joinEpoch = Date.now();
     const joining = performance.now();
-    const joinerId = await addNode();
-    const startMs = performance.now() - joining;
-    let lastChange = joining;
-    let signature = "";
-    let settledPlacement = new Map<string, WorkerPlace>();
-    const movedIdleAt = new Map<string, number>();
-    let moved: Account[] = [];
-    const joinDone = await reached(
-      async () => {
-        const placement = await placementNow();
-        const now = performance.now();
-        const current = [...placement.entries()]
-          .map(([key, place]) => `${key}@${place.node}`)
-          .sort()
-          .join();
-        if (current !== signature) {
-          signature = current;
-          lastChange = now;
-        }
-        settledPlacement = placement;
-        moved = accounts.filter((account) => {
-          const now = placement.get(account.identityId)?.node;
-          return now !== undefined && now !== beforeJoin.get(account.identityId)?.node;
-        });
-        noteIdle(dovecot, moved, movedIdleAt, idleBeforeJoin, now - joining);
-        const share = [...placement.values()].filter((place) => place.node === joinerId).length;
-        const settled = placement.size === task.accounts && share > 0 && now - lastChange >= STABLE_MS;
-        return settled && moved.every((account) => movedIdleAt.has(account.login));
-      },
-      FAULT_WAIT_MS,
-      250,
-    );
-    const accountsPerNode: Record<string, number> = {};
-    for (const place of settledPlacement.values()) accountsPerNode[place.node] = (accountsPerNode[place.node] ?? 0) + 1;
-    const join = {
-      node: joinerId,
-      startMs,
-      movedAccounts: moved.length,
-      rebalanceMs: lastChange - joining,
-      idleBackMs: joinDone ? Math.max(0, ...movedIdleAt.values()) : Number.NaN,
-      settled: joinDone,
-      movedIdle: movedIdleAt.size,
-      accountsPerNode,
-      peakLoginsPerSecond: (await loginsBetween(dovecot, joinEpoch, Date.now())).peakPerSecond,
-    };
-    progress(`join: ${moved.length} accounts moved, placement settled after ${join.rebalanceMs.toFixed(0)} ms, ${JSON.stringify(accountsPerNode)}`);
+    let join: JoinFigures | null = null;
+    let joinError: string | null = null;
+    const joinerId = await addNode().catch((err: Error) => {
+      joinError = err.message;
+      progress(`join: the new node did not start: ${err.message.split("\n")[0]}`);
+      return null;
+    });
+    if (joinerId !== null) {
+      const startMs = performance.now() - joining;
+      let lastChange = joining;
+      let signature = "";
+      let settledPlacement = new Map<string, WorkerPlace>();
+      const movedIdleAt = new Map<string, number>();
+      let moved: Account[] = [];
+      const joinDone = await reached(
+        async () => {
+          const placement = await placementNow();
+          const now = performance.now();
+          const current = [...placement.entries()]
+            .map(([key, place]) => `${key}@${place.node}`)
+            .sort()
+            .join();
+          if (current !== signature) {
+            signature = current;
+            lastChange = now;
+          }
+          settledPlacement = placement;
+          moved = accounts.filter((account) => {
+            const now = placement.get(account.identityId)?.node;
+            return now !== undefined && now !== beforeJoin.get(account.identityId)?.node;
+          });
+          noteIdle(dovecot, moved, movedIdleAt, idleBeforeJoin, now - joining);
+          const share = [...placement.values()].filter((place) => place.node === joinerId).length;
+          const settled = placement.size === task.accounts && share > 0 && now - lastChange >= STABLE_MS;
+          return settled && moved.every((account) => movedIdleAt.has(account.login));
+        },
+        FAULT_WAIT_MS,
+        250,
+      );
+      const accountsPerNode: Record<string, number> = {};
+      for (const place of settledPlacement.values()) accountsPerNode[place.node] = (accountsPerNode[place.node] ?? 0) + 1;
+      join = {
+        node: joinerId,
+        startMs,
+        movedAccounts: moved.length,
+        rebalanceMs: lastChange - joining,
+        idleBackMs: joinDone ? Math.max(0, ...movedIdleAt.values()) : Number.NaN,
+        settled: joinDone,
+        movedIdle: movedIdleAt.size,
+        accountsPerNode,
+        peakLoginsPerSecond: (await loginsBetween(dovecot, joinEpoch, Date.now())).peakPerSecond,
+      };
+      progress(`join: ${moved.length} accounts moved, placement settled after ${join.rebalanceMs.toFixed(0)} ms, ${JSON.stringify(accountsPerNode)}`);
+    }
 
     // Every mail stored once.
     phase("drain");
@@ -447,6 +456,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       failover,
       survivorNodes,
       join,
+      joinError,
       delivery,
     };
     return { ...(await closing()), faults, appendFailures: { ...stream.failures } };

@@ -163,6 +163,19 @@ function perAccountLines(r: LiveAccountsResult): string[] {
   ];
 }
 
+function joinLine(x: FaultFigures): string {
+  const join = x.join;
+  if (join === null) return `**A new node joins: it did not start.** ${x.joinError?.split("\n")[0] ?? ""}`;
+  const perNode = Object.entries(join.accountsPerNode)
+    .sort()
+    .map(([node, count]) => `${node} ${formatCount(count)}`)
+    .join(", ");
+  const moved = join.settled
+    ? `the ${formatCount(join.movedAccounts)} accounts that moved all IDLEd on new connections after ${seconds(join.idleBackMs)}`
+    : `**it did not settle within the wait**: ${formatCount(join.movedIdle)} of the ${formatCount(join.movedAccounts)} accounts that moved IDLEd on new connections`;
+  return `**A new node joins** (${join.node}): ready ${seconds(join.startMs)} after its process started (loading the code, connecting, joining the cluster); from that start, the placement settled after ${seconds(join.rebalanceMs)} and ${moved}; accounts per node: ${perNode}; Dovecot's busiest second of logins then: ${formatCount(join.peakLoginsPerSecond)}/s.`;
+}
+
 function faultLines(r: LiveAccountsResult, x: FaultFigures): string[] {
   const c = r.config;
   const f = x.failover;
@@ -185,12 +198,7 @@ function faultLines(r: LiveAccountsResult, x: FaultFigures): string[] {
     "",
     `The failover is the survivors noticing the death (the node heartbeat's timeout), taking the dead node's shards, and each actor restarting from its snapshot on the first order or deadline; the watch then reconnects after its sync. The storm is ${(f.dovecot.logins / Math.max(1, f.victimAccounts)).toFixed(2)} logins per moved account, ${formatCount(f.dovecot.peakLoginsPerSecond)} in the busiest second.`,
     "",
-    `**A new node joins** (${x.join.node}): ready ${seconds(x.join.startMs)} after its process started (loading the code, connecting, joining the cluster); from that start, the placement settled after ${seconds(x.join.rebalanceMs)} and ${x.join.settled ? `the ${formatCount(x.join.movedAccounts)} accounts that moved all IDLEd on new connections after ${seconds(x.join.idleBackMs)}` : `**it did not settle within the wait**: ${formatCount(x.join.movedIdle)} of the ${formatCount(x.join.movedAccounts)} accounts that moved IDLEd on new connections`}; accounts per node: ${Object.entries(
-      x.join.accountsPerNode,
-    )
-      .sort()
-      .map(([node, count]) => `${node} ${formatCount(count)}`)
-      .join(", ")}; Dovecot's busiest second of logins then: ${formatCount(x.join.peakLoginsPerSecond)}/s.`,
+    joinLine(x),
     "",
     `**Every mail, once.** ${formatCount(x.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(x.delivery.stored)} stored, **${x.delivery.missed} missed**, **${x.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${x.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message).`,
   ];
