@@ -14,6 +14,8 @@ export interface LiveAccountsConfig {
   steadySeconds: number;
   /** add_identity orders per second in the ramp: users adding their accounts, not one burst. */
   rampPerSecond: number;
+  /** The nodes' failure detection time (CALIOPEN_FAILURE_DETECTION_MS); null: their default. */
+  failureDetectionMs: number | null;
 }
 
 export function liveAccountsConfig(env: NodeJS.ProcessEnv = process.env): LiveAccountsConfig {
@@ -28,6 +30,7 @@ export function liveAccountsConfig(env: NodeJS.ProcessEnv = process.env): LiveAc
     // At least one tick of every polled account falls within it.
     steadySeconds: quick ? 75 : 90,
     rampPerSecond: Number(env.BENCH_LIVE_RAMP_PER_SECOND ?? 20),
+    failureDetectionMs: env.BENCH_LIVE_FAILURE_DETECTION_MS === undefined ? null : Number(env.BENCH_LIVE_FAILURE_DETECTION_MS),
   };
 }
 

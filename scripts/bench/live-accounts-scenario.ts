@@ -169,7 +169,13 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
   let nextNode = 1;
   const addNode = async () => {
     const id = `live-${nextNode++}`;
-    const node = await spawnLiveNode({ endpoint: task.endpoint, secretKey, nodeId: id, admit: [dovecot.server] });
+    const node = await spawnLiveNode({
+      endpoint: task.endpoint,
+      secretKey,
+      nodeId: id,
+      admit: [dovecot.server],
+      ...(task.failureDetectionMs !== null && { failureDetectionMs: task.failureDetectionMs }),
+    });
     nodes.set(id, node);
     started.push(node);
     return id;
@@ -280,6 +286,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
           appendsPerSecond: task.appendsPerSecond,
           steadySeconds: task.steadySeconds,
           rampPerSecond: task.rampPerSecond,
+          failureDetectionMs: task.failureDetectionMs,
         },
         nodes: 3,
         dovecotSettings: DOVECOT_SETTINGS,

@@ -18,6 +18,8 @@ export interface LiveNodeTask {
   secretKey: string;
   nodeId: string;
   admit: string[];
+  /** The nodes' failure detection time, when not their default. */
+  failureDetectionMs?: number;
 }
 
 /** `<subject>.<node id>`: the node answers with a NodeProbe. */

@@ -16,7 +16,14 @@ const task = JSON.parse(process.env.BENCH_LIVE_NODE ?? "null") as LiveNodeTask |
 if (task === null) throw new Error("BENCH_LIVE_NODE is not set");
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
-const mail = await startMailNode(task.endpoint, { smtp: false, push: true, admit: task.admit, secretKey: task.secretKey, nodeId: task.nodeId });
+const mail = await startMailNode(task.endpoint, {
+  smtp: false,
+  push: true,
+  admit: task.admit,
+  secretKey: task.secretKey,
+  nodeId: task.nodeId,
+  ...(task.failureDetectionMs !== undefined && { failureDetectionMs: task.failureDetectionMs }),
+});
 mail.nc.subscribe(`${LIVE_MEMORY_SUBJECT}.${task.nodeId}`, {
   callback: (err, msg) => {
     if (err !== null) return;

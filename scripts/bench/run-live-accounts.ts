@@ -1,6 +1,7 @@
 // `npx tsx scripts/bench/run-live-accounts.ts`: the live-accounts scenario alone, on a nats-server of its own,
 // printing its report section and verdicts. BENCH_QUICK=1 runs 200 accounts, BENCH_LIVE_ACCOUNTS=<n> any
-// number; BENCH_LIVE_JSON=<file> keeps the raw result.
+// number; BENCH_LIVE_RAMP_PER_SECOND the pace of add_identity (20/s); BENCH_LIVE_FAILURE_DETECTION_MS the
+// nodes' failure detection (their default otherwise); BENCH_LIVE_JSON=<file> keeps the raw result.
 import { writeFile } from "node:fs/promises";
 import type { Outcome } from "./bench-run.ts";
 import { startBenchServer } from "./bench-server.ts";
