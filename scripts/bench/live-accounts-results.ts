@@ -140,6 +140,8 @@ export interface DeliveryTally {
   stored: number;
   /** Sent and never stored, within the wait at the end. */
   missed: number;
+  /** Those by the phase they were sent in (steady, failover, join, probe). */
+  missedByPhase: Record<string, number>;
   /** Message-IDs stored as more than one message document, or listed as conflicting copies. */
   storedTwice: number;
   /** Mails whose bytes were fetched into more than one raw (a second fetch, deduplicated at the import). */

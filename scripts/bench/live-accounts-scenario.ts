@@ -51,8 +51,8 @@ const DOVECOT_SETTINGS =
   "`manyConnections`: up to 10,000 imap processes (one per connection) and clients per service, imap-login in high-performance mode, IDLE checks every second where inotify is exhausted, the command each imap process runs in its title";
 /** Concurrent store writes while creating users and identities. */
 const SETUP_CONCURRENCY = 16;
-/** Mail still arriving when the stream stops is waited for this long before it counts as missed. */
-const DRAIN_MS = 60_000;
+/** Mail still arriving when the stream stops is waited for this long before it counts as missed (a failover can delay some by a minute and more). */
+const DRAIN_MS = 180_000;
 /** How long the failover and the join may take before they count as not done (and the scenario goes on). */
 const FAULT_WAIT_MS = 180_000;
 /** The join is settled once the placement has not changed for this long. */
@@ -74,6 +74,13 @@ async function inBatches<T>(items: readonly T[], concurrency: number, run: (item
     for (let index = next++; index < items.length; index = next++) await run(items[index] as T, index);
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** How many times each value occurs. */
+function tally(values: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
 }
 
 function latency(samples: number[]): Latency {
@@ -449,6 +456,7 @@ childMain<LiveAccountsTask>(async (task): Promise<LiveAccountsResult> => {
       sent: sent.length,
       stored: sent.filter((mail) => watch.stored.has(mail.messageId)).length,
       missed: sent.filter((mail) => !watch.stored.has(mail.messageId)).length,
+      missedByPhase: tally(sent.filter((mail) => !watch.stored.has(mail.messageId)).map((mail) => mail.phase)),
       storedTwice: [...watch.stored.entries()].filter(([id, mail]) => sentIds.has(id) && (mail.keys.size > 1 || mail.conflicted)).length,
       fetchedTwice: [...watch.raws.values()].filter((ids) => ids.size > 1).length,
     };

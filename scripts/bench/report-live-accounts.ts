@@ -200,7 +200,13 @@ function faultLines(r: LiveAccountsResult, x: FaultFigures): string[] {
     "",
     joinLine(x),
     "",
-    `**Every mail, once.** ${formatCount(x.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(x.delivery.stored)} stored, **${x.delivery.missed} missed**, **${x.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${x.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message).`,
+    `**Every mail, once.** ${formatCount(x.delivery.sent)} mails sent (the APPENDs and the probes), ${formatCount(x.delivery.stored)} stored, **${x.delivery.missed} missed** within 3 min of the stream's end${
+      x.delivery.missed === 0
+        ? ""
+        : ` (sent during: ${Object.entries(x.delivery.missedByPhase)
+            .map(([phase, count]) => `${phase} ${count}`)
+            .join(", ")})`
+    }, **${x.delivery.storedTwice} stored twice** (a Message-ID in two message documents, or listed as a conflicting copy); ${x.delivery.fetchedTwice} fetched twice (the same bytes in two raws: a sync that ran again over mail already taken, which the import folds into the one message).`,
   ];
 }
 
