@@ -52,6 +52,8 @@ export interface MailNodeOptions {
   /** CALIOPEN_SECRET_KEY, base64: nodes of one deployment and the scenario's store must share it (a fresh one when absent). */
   secretKey?: string;
   nodeId?: string;
+  /** CALIOPEN_FAILURE_DETECTION_MS, when not the default (a bench that varies it). */
+  failureDetectionMs?: number;
 }
 
 /** The node's settings as `npm start` reads them from its environment (so every service gets its defaults). */
@@ -107,6 +109,7 @@ export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOpt
     nats: endpoint,
     dataDir,
     nodeId: options.nodeId ?? `bench-mail-${defaultNodeId()}`,
+    ...(options.failureDetectionMs !== undefined && { failureDetectionMs: options.failureDetectionMs }),
     shutdownGraceMs: 5_000,
   };
   const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);

@@ -23,6 +23,31 @@ export interface DovecotOptions {
   tls?: { cert: string; key: string; ca: string };
   /** More ports serving the same mailboxes (one server under several entries of an allow list). */
   extraPorts?: number;
+  /**
+   * Thousands of IMAP connections held open at once (a bench of many IDLEing accounts). An imap process
+   * serves one user, so every logged-in account costs a process; the defaults stop at 1,024 of them and
+   * 1,000 clients per service. With this option: up to MANY_CLIENTS imap processes and clients per
+   * service; imap-login in its "high-performance" mode (a few processes take every login), so that a
+   * reconnect storm is not refused for want of login processes; and IDLE looks at the mailbox every
+   * second when it cannot be told of changes: each imap process needs an inotify instance, the kernel
+   * allows 128 per user (fs.inotify.max_user_instances, shared by every Dovecot of the machine running as
+   * `mail`), and past that Dovecot would only look every 30 s. Each imap process also names its user
+   * and the command it runs in its title (`dovecot/imap [user 127.0.0.1 IDLE]`), so that `ps` tells
+   * which connections IDLE. The tests' defaults stay unchanged.
+   */
+  manyConnections?: boolean;
+}
+
+/** Processes and clients any one Dovecot service takes with `manyConnections`. */
+const MANY_CLIENTS = 10_000;
+
+/** The settings `manyConnections` adds (its comment says why). */
+function manyConnectionSettings(): { global: string; login: string; services: string } {
+  return {
+    global: `default_client_limit = ${MANY_CLIENTS}\nmailbox_idle_check_interval = 1 s\nverbose_proctitle = yes\n`,
+    login: `  service_count = 0\n  process_min_avail = 2\n  client_limit = ${MANY_CLIENTS}\n`,
+    services: `service imap {\n  process_limit = ${MANY_CLIENTS}\n}\nservice anvil {\n  client_limit = ${MANY_CLIENTS * 2}\n}\n`,
+  };
 }
 
 export interface TestDovecot {
@@ -54,6 +79,7 @@ export async function startTestDovecot(options: DovecotOptions = {}): Promise<Te
   const extraPorts: number[] = [];
   for (let n = 0; n < (options.extraPorts ?? 0); n++) extraPorts.push(await freePort());
   const extraListeners = extraPorts.map((extra, n) => `  inet_listener imap${n + 2} {\n    address = 127.0.0.1\n    port = ${extra}\n  }\n`).join("");
+  const many = options.manyConnections === true ? manyConnectionSettings() : { global: "", login: "", services: "" };
   const mail = join(dir, "mail");
   await mkdir(mail, { mode: 0o755 });
   await chown(mail, MAIL_UID, MAIL_GID);
@@ -77,7 +103,7 @@ first_valid_uid = ${MAIL_UID}
 mail_location = maildir:${mail}/%u/Maildir
 mail_uid = ${MAIL_UID}
 mail_gid = ${MAIL_GID}
-default_login_user = dovenull
+${many.global}default_login_user = dovenull
 default_internal_user = dovecot
 passdb {
   driver = static
@@ -87,8 +113,8 @@ userdb {
   driver = static
   args = uid=${MAIL_UID} gid=${MAIL_GID} home=${mail}/%u
 }
-service imap-login {
-  inet_listener imap {
+${many.services}service imap-login {
+${many.login}  inet_listener imap {
     address = 127.0.0.1
     port = ${port}
   }
