@@ -3,6 +3,7 @@
 import type { BenchConfig } from "./bench-config.ts";
 import type { BenchSecurity } from "./bench-security.ts";
 import type { FailoverResult } from "./failover-scenario.ts";
+import type { LiveAccountsResult } from "./live-accounts-results.ts";
 import type { MachineInfo } from "./machine-info.ts";
 import type { PagingResult } from "./paging-results.ts";
 import type { ActivationResult, DispatchResult, ImapResult, OrdersResult, PushResult, RequestsResult, SmtpResult } from "./results.ts";
@@ -32,5 +33,5 @@ export interface BenchRun {
   push: Outcome<PushResult> | null;
   tls: SecuredOutcome[];
   /** Section 9: each of its scenarios, null when it did not run. */
-  scale: { coldStart: Outcome<ColdStartResult> | null; paging: Outcome<PagingResult> | null };
+  scale: { coldStart: Outcome<ColdStartResult> | null; paging: Outcome<PagingResult> | null; live: Outcome<LiveAccountsResult> | null };
 }

@@ -212,7 +212,7 @@ function faultLines(r: LiveAccountsResult, x: FaultFigures): string[] {
 
 export function liveAccountsSection(outcome: Outcome<LiveAccountsResult> | null): string[] {
   if (outcome === null) return [];
-  const lines = ["## Live IMAP accounts over three nodes: IDLE push, poll ticks, kill -9 and a join", ""];
+  const lines = ["### Live IMAP accounts over three nodes: IDLE push, poll ticks, kill -9 and a join", ""];
   if (!outcome.ok) return [...lines, failureText(outcome.error), ...backgroundLine([outcome])];
   const r = outcome.value;
   const c = r.config;

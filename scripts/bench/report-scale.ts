@@ -2,6 +2,7 @@
 // live-accounts parts render themselves (report-paging.ts, report-live-accounts.ts).
 import type { BenchRun } from "./bench-run.ts";
 import { backgroundLine, failureText, mib, seconds, type Verdict } from "./report-format.ts";
+import { liveAccountsSection, liveAccountsVerdicts } from "./report-live-accounts.ts";
 import { pagingSection, pagingVerdicts } from "./report-paging.ts";
 import type { ColdStartNode, ColdStartResult } from "./scale-results.ts";
 import { formatCount } from "./stats.ts";
@@ -14,9 +15,17 @@ const nodeRow = (label: string, node: ColdStartNode, pollers: number) =>
   `| ${label} | ${seconds(node.startMs)} | ${seconds(node.spawnToReadyMs)} | ${formatCount(node.actors.resting ?? 0)} | ${formatCount(restored(node))} | ${mib(node.memory.heapUsed)} | ${mib(node.memory.rss)} | ${pollers > 0 ? `${(node.memory.heapUsed / pollers / 1024).toFixed(2)} KiB` : "—"} |`;
 
 export function scaleSection(run: BenchRun, verdicts: Verdict[]): string[] {
-  const paging = run.scale.paging;
-  verdicts.push(...pagingVerdicts(paging));
-  return [...coldStartSection(run, verdicts), "", ...pagingSection(paging), ...(paging === null ? [] : backgroundLine([paging]))];
+  const { paging, live } = run.scale;
+  verdicts.push(...pagingVerdicts(paging), ...liveAccountsVerdicts(live));
+  return [
+    ...coldStartSection(run, verdicts),
+    "",
+    ...pagingSection(paging),
+    ...(paging === null ? [] : backgroundLine([paging])),
+    "",
+    ...liveAccountsSection(live),
+    ...(live === null ? [] : backgroundLine([live])),
+  ];
 }
 
 function coldStartSection(run: BenchRun, verdicts: Verdict[]): string[] {

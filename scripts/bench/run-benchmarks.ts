@@ -12,6 +12,7 @@ import { cleanupAll, installSignalCleanup } from "./cleanup.ts";
 import { startBackgroundMeter } from "./cpu-meter.ts";
 import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
+import { type LiveAccountsResult, type LiveAccountsTask, liveAccountsConfig } from "./live-accounts-results.ts";
 import { machineInfo } from "./machine-info.ts";
 import type { PagingResult, PagingTask } from "./paging-results.ts";
 import { type BenchRun, composeReport, type Outcome, PART_NAMES, type PartName, type ReportPart, renderParts, type SecuredOutcome } from "./report.ts";
@@ -43,6 +44,8 @@ const SCENARIO_TIMEOUT_MS = 300_000;
 const MAIL_TIMEOUT_MS = 1_200_000;
 /** The cold start's longest phase: giving 100,000 identities their pollers, then their passivation. */
 const COLD_START_PHASE_MS = 600_000;
+/** Live accounts: setup, ramp, steady stream, failover, join and drain, with room for a slow machine. */
+const LIVE_ACCOUNTS_TIMEOUT_MS = 40 * 60_000;
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 
@@ -269,6 +272,7 @@ async function main(): Promise<number> {
 
   let coldStart: Outcome<ColdStartResult> | null = null;
   let paging: Outcome<PagingResult> | null = null;
+  let live: Outcome<LiveAccountsResult> | null = null;
   if (only.has("scale")) {
     const task = (server: BenchServer | null): ColdStartTask => ({
       endpoint: needServer(server).endpoint,
@@ -289,6 +293,15 @@ async function main(): Promise<number> {
       nats: true,
       timeoutMs: MAIL_TIMEOUT_MS,
     });
+    const liveTask = (server: BenchServer | null): LiveAccountsTask => ({
+      ...liveAccountsConfig(),
+      endpoint: needServer(server).endpoint,
+      serverPid: needServer(server).pid,
+    });
+    live = await scenario<LiveAccountsResult>(`live accounts, ${liveAccountsConfig().accounts}`, "live-accounts-scenario.ts", liveTask, {
+      nats: true,
+      timeoutMs: LIVE_ACCOUNTS_TIMEOUT_MS,
+    });
   }
 
   const run: BenchRun = {
@@ -305,7 +318,7 @@ async function main(): Promise<number> {
     smtp,
     push,
     tls,
-    scale: { coldStart, paging },
+    scale: { coldStart, paging, live },
   };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];
@@ -325,7 +338,7 @@ async function main(): Promise<number> {
     ...activation,
     ...[failover, imap, smtp, push].filter((outcome) => outcome !== null),
     ...tls.map((entry) => entry.outcome),
-    ...[coldStart, paging].filter((outcome) => outcome !== null),
+    ...[coldStart, paging, live].filter((outcome) => outcome !== null),
   ];
   return outcomes.every((outcome) => outcome.ok) ? 0 : 1;
 }
