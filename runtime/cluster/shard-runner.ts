@@ -60,6 +60,8 @@ export class ShardRunner {
   private readonly startingForRequests = new Map<string, Promise<ActorCell>>();
   /** The last order of each key being handed to its actor: the next one waits for it. */
   private readonly turns = new Map<string, Promise<unknown>>();
+  /** Each actor's shard, computed once: a node handing many shards over goes over all of its actors for each. */
+  private readonly cellShards = new WeakMap<ActorCell, number>();
 
   constructor(private readonly deps: ShardRunnerDeps) {}
 
@@ -135,19 +137,37 @@ export class ShardRunner {
     return cell;
   }
 
-  async stop(shard: number): Promise<void> {
+  /** Stops the shard; `cells` are its actors when the caller grouped them already (stopping many shards at once). */
+  async stop(shard: number, cells?: ActorCell[]): Promise<void> {
     const state = this.running.get(shard);
     if (state === undefined) return;
     state.stopping = true;
     while (state.handing.size > 0) await Promise.all(state.handing);
-    const cells = this.deps.host.list().filter((cell) => shardOf(cell.kind, cell.key, this.deps.shards) === shard);
-    await Promise.all(cells.map((cell) => this.deps.host.stop(cell.kind, cell.key)));
+    const ofShard = cells ?? this.deps.host.list().filter((cell) => this.shardOfCell(cell) === shard);
+    await Promise.all(ofShard.map((cell) => this.deps.host.stop(cell.kind, cell.key)));
     this.running.delete(shard);
-    this.deps.logger.debug({ shard, actors: cells.length }, "shard stopped");
+    this.deps.logger.debug({ shard, actors: ofShard.length }, "shard stopped");
   }
 
+  /** Stops every shard, going over this node's actors once (not once per shard: a node may hold 100,000). */
   async stopAll(): Promise<void> {
-    await Promise.all(this.owned().map((shard) => this.stop(shard)));
+    const byShard = new Map<number, ActorCell[]>();
+    for (const cell of this.deps.host.list()) {
+      const shard = this.shardOfCell(cell);
+      const cells = byShard.get(shard);
+      if (cells === undefined) byShard.set(shard, [cell]);
+      else cells.push(cell);
+    }
+    await Promise.all(this.owned().map((shard) => this.stop(shard, byShard.get(shard) ?? [])));
+  }
+
+  private shardOfCell(cell: ActorCell): number {
+    let shard = this.cellShards.get(cell);
+    if (shard === undefined) {
+      shard = shardOf(cell.kind, cell.key, this.deps.shards);
+      this.cellShards.set(cell, shard);
+    }
+    return shard;
   }
 
   /**

@@ -174,7 +174,13 @@ childMain<ColdStartTask>(async (task): Promise<ColdStartResult> => {
   progress(`${task.identities} identities stored in ${(seedMs / 1000).toFixed(1)} s`);
 
   // The first start after an upgrade: no poller exists, the node's check gives each identity one.
-  const quickRest = { CALIOPEN_PASSIVATE_AFTER_MS: "2000", BENCH_POLLER_CHECK_EVERY_MS: String(LONG_CHECK_PERIOD_MS) };
+  // Setup, not measured: one node giving 100,000 pollers starves its own event loop on 2 cores, so it
+  // gets a failure-detection window long enough not to fence itself off meanwhile.
+  const quickRest = {
+    CALIOPEN_PASSIVATE_AFTER_MS: "2000",
+    CALIOPEN_FAILURE_DETECTION_MS: "60000",
+    BENCH_POLLER_CHECK_EVERY_MS: String(LONG_CHECK_PERIOD_MS),
+  };
   const first = await spawnNode(task, "cold-seed", dataDir, quickRest);
   const firstReady = await first.ready;
   const firstCheck = await first.check;
