@@ -4,6 +4,7 @@
 // so that an actor's lifecycle orders and its other orders keep their order. Stopping a shard answers
 // "moved" to every order still coming, waits for those already being handed over, and stops the
 // shard's actors once their last state is saved.
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { ActorCell } from "../actor-cell.ts";
 import type { ActorHost } from "../actor-host.ts";
@@ -98,6 +99,9 @@ export class ShardRunner {
     const actors = await this.deps.registry.list(shard);
     const failures: string[] = [];
     for (let i = 0; i < actors.length && !state.stopping; i += RESUME_CONCURRENCY) {
+      // Placing a resting actor involves no I/O: without a turn of the event loop between batches, a
+      // shard of thousands would be resumed in one go and starve the node's heartbeat timer.
+      if (i > 0) await yieldToEventLoop();
       await Promise.all(
         actors.slice(i, i + RESUME_CONCURRENCY).map(async (actor) => {
           const supervisor = this.deps.supervisors.get(actor.kind);
