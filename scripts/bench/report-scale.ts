@@ -23,8 +23,8 @@ export function scaleSection(run: BenchRun, verdicts: Verdict[]): string[] {
     ...pagingSection(paging),
     ...(paging === null ? [] : backgroundLine([paging])),
     "",
+    // It says the background load itself.
     ...liveAccountsSection(live),
-    ...(live === null ? [] : backgroundLine([live])),
   ];
 }
 
