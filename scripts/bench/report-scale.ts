@@ -4,15 +4,18 @@ import type { BenchRun } from "./bench-run.ts";
 import { backgroundLine, failureText, mib, seconds, type Verdict } from "./report-format.ts";
 import { liveAccountsSection, liveAccountsVerdicts } from "./report-live-accounts.ts";
 import { pagingSection, pagingVerdicts } from "./report-paging.ts";
-import type { ColdStartNode, ColdStartResult } from "./scale-results.ts";
+import type { ColdStartNode, ColdStartResult, NodeStates } from "./scale-results.ts";
 import { formatCount } from "./stats.ts";
 
 /** The issue's aims for a cold start: ready within this, with this many identities stored. */
 export const COLD_START_TARGET = { readyMs: 10_000, identities: 100_000 };
 
 const restored = (node: ColdStartNode) => (node.actors.running ?? 0) + (node.actors.passivated ?? 0) + (node.actors.crashed ?? 0);
-const nodeRow = (label: string, node: ColdStartNode, pollers: number) =>
-  `| ${label} | ${seconds(node.startMs)} | ${seconds(node.spawnToReadyMs)} | ${formatCount(node.actors.resting ?? 0)} | ${formatCount(restored(node))} | ${mib(node.memory.heapUsed)} | ${mib(node.memory.rss)} | ${pollers > 0 ? `${(node.memory.heapUsed / pollers / 1024).toFixed(2)} KiB` : "—"} |`;
+/** Its start, then its memory 2 s later, after full collections (with what it held then). */
+const nodeRow = (label: string, node: ColdStartNode, after: NodeStates) => {
+  const held = after.actors.resting ?? 0;
+  return `| ${label} | ${seconds(node.startMs)} | ${seconds(node.spawnToReadyMs)} | ${formatCount(node.actors.resting ?? 0)} | ${formatCount(restored(node))} | ${mib(after.memory.heapUsed)} | ${mib(after.memory.rss)} | ${held > 0 ? `${(after.memory.heapUsed / held / 1024).toFixed(2)} KiB` : "—"} |`;
+};
 
 export function scaleSection(run: BenchRun, verdicts: Verdict[]): string[] {
   const { paging, live } = run.scale;
@@ -66,10 +69,10 @@ function coldStartSection(run: BenchRun, verdicts: Verdict[]): string[] {
     `   It gave ${formatCount(r.firstStart.check.missing ?? 0)} pollers in ${seconds(r.firstStart.check.ms ?? Number.NaN)} (${formatCount((r.firstStart.check.missing ?? 0) / ((r.firstStart.check.ms ?? Number.NaN) / 1000))}/s). The pollers then passivate and are recorded as resting until their next tick (runtime/resting-index.ts): ${formatCount(r.firstStart.recordedResting)} of them were when the node stopped.`,
     "2. **One node restarts** with every poller resting, then **three start together** after the check's period ran out (its claim dropped): they race for the check.",
     "",
-    "| Node | startNode | from spawn (Node + tsx loading) | pollers placed resting | pollers restored | heap | RSS | heap per poller |",
+    "| Node | startNode | from spawn (Node + tsx loading) | pollers placed resting | pollers restored | heap 2 s later (after GC) | RSS | heap per resting poller (whole heap) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
-    nodeRow("one node", r.oneNode.node, r.identities),
-    ...r.threeNodes.nodes.map((node) => nodeRow(`three together: ${node.id}`, node, node.actors.resting ?? 0)),
+    nodeRow("one node", r.oneNode.node, r.oneNode.after),
+    ...r.threeNodes.nodes.map((node, i) => nodeRow(`three together: ${node.id}`, node, r.threeNodes.after[i] ?? r.oneNode.after)),
     "",
     `After the three settled (2 s later) they held ${afterTrio.map(formatCount).join(" + ")} = ${formatCount(afterTrio.reduce((a, b) => a + b, 0))} resting pollers. Passes over the identities: ${r.threeNodes.checks.map((check) => (check.missing === null ? "skipped (claimed by another node)" : `${formatCount(check.missing)} missing found in ${seconds(check.ms ?? Number.NaN)}`)).join("; ")}. The single node's check: ${r.oneNode.check.missing === null ? "skipped (this period's check was done)" : `ran, ${formatCount(r.oneNode.check.missing)} missing`}.`,
     "",
