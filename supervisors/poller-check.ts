@@ -11,6 +11,8 @@ import type { ServiceContext } from "./services.ts";
 
 export const DEFAULT_POLLER_CHECK_EVERY_MS = 6 * 60 * 60_000;
 const TASK = "poller-check";
+/** Nodes of a cluster starting together come within this of each other: one of them checks. */
+const CLUSTER_START_CLAIM_MS = 5 * 60_000;
 /** Pollers given at once: each is an order applied by its shard's owner. */
 const CONCURRENCY = 32;
 
@@ -25,10 +27,15 @@ export class PollerCheck {
     private readonly everyMs: number = DEFAULT_POLLER_CHECK_EVERY_MS,
   ) {}
 
-  /** Runs this period's check if no node did, in the background, and again every period. */
+  /**
+   * Runs this period's check if no node did, in the background, and again every period. A node that
+   * starts alone starts the cluster: it checks unless a node did in the last CLUSTER_START_CLAIM_MS
+   * (nodes starting together), so that every start of the cluster rebuilds the schedules from the store.
+   */
   start(): void {
-    this.tryNow();
-    this.timer = setInterval(() => this.tryNow(), Math.max(this.everyMs, 1_000));
+    const alone = this.context.cluster.membership.liveNodes().every((node) => node === this.context.cluster.membership.nodeId);
+    this.tryNow(alone ? Math.min(this.everyMs, CLUSTER_START_CLAIM_MS) : this.everyMs);
+    this.timer = setInterval(() => this.tryNow(this.everyMs), Math.max(this.everyMs, 1_000));
     this.timer.unref();
   }
 
@@ -38,9 +45,9 @@ export class PollerCheck {
     await this.running;
   }
 
-  private tryNow(): void {
+  private tryNow(periodMs: number): void {
     if (this.running !== null) return;
-    this.running = this.checkIfClaimed()
+    this.running = this.checkIfClaimed(periodMs)
       .catch((err: Error) => this.logger.warn({ err: err.message }, "could not check the pollers against the store: the next period's check will"))
       .finally(() => {
         this.running = null;
@@ -48,9 +55,9 @@ export class PollerCheck {
   }
 
   /** Returns how many pollers were missing, or null when another node made this period's check. */
-  async checkIfClaimed(): Promise<number | null> {
+  async checkIfClaimed(periodMs: number = this.everyMs): Promise<number | null> {
     const tasks = this.context.cluster.tasks;
-    if (!(await tasks.claim(TASK, this.everyMs))) return null;
+    if (!(await tasks.claim(TASK, periodMs))) return null;
     try {
       return await this.check();
     } catch (err) {

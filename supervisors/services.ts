@@ -19,7 +19,7 @@ import type { Subjects } from "../runtime/subjects.ts";
 export interface ServiceContext extends RouterDeps {
   host: ActorHost;
   supervisors: ReadonlyMap<string, FamilySupervisor>;
-  cluster: Pick<Cluster, "tasks" | "registeredKeys">;
+  cluster: Pick<Cluster, "tasks" | "registeredKeys" | "membership">;
 }
 
 /** The services a node runs: the actor families it supervises and the handlers of contract orders. */

@@ -2,6 +2,7 @@
 // identitiesWorker, emitting `sync` on schedule and the bridges' worker lifecycle orders; its schedule
 // survives a node restart and a handoff with no tick skipped or doubled.
 
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -14,6 +15,7 @@ import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import type { CaliopenConfig } from "../../supervisors/caliopen-config.ts";
 import { caliopenServices } from "../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../supervisors/node.ts";
+import { DEFAULT_POLLER_CHECK_EVERY_MS } from "../../supervisors/poller-check.ts";
 import { startTestNats, type TestNats } from "../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig } from "../helpers/test-node.ts";
 
@@ -326,6 +328,32 @@ test("a starting node gives a poller to identities whose orders it never saw", a
   await waitFor("syncs without any order", () => seenFor(ctx, identity, "IMAPfetcher").length >= 2, 6_000);
   assert.ok(node.host.get("poller", identity.identity_id));
   assert.is(seenFor(ctx, identity, "imap_worker", "add_worker").length, 1);
+});
+
+test("a node starting the cluster alone checks the pollers unless one was checked in the last minutes", async (ctx) => {
+  for (const node of [...ctx.nodes]) await stopNode(ctx, node);
+  const config = { ...ctx.config, pollerCheckEveryMs: DEFAULT_POLLER_CHECK_EVERY_MS };
+  const tasks = await new Kvm(ctx.client).open("caliopen_cluster_tasks");
+  const claim = (at: number) => tasks.put("poller-check", encodeJson({ node: "earlier", at }));
+  const lone = async (id: string) => {
+    const node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: id, shards: 8 });
+    ctx.nodes.push(node);
+    return node;
+  };
+
+  // Checked a minute ago (nodes starting together): this one does not check again.
+  await claim(Date.now() - 60_000);
+  const skipped = await remote(ctx, "recent-check@example.com", "imap", "0.02");
+  const first = await lone("n-lone-1");
+  await sleep(1_500);
+  assert.is(first.host.get("poller", skipped.identity_id), undefined, "no check within the cluster start window");
+  await stopNode(ctx, first);
+
+  // Checked an hour ago, well within the 6 h period: a cluster start checks anyway.
+  await claim(Date.now() - 60 * 60_000);
+  const second = await lone("n-lone-2");
+  await waitFor("the identity's poller given at the cluster's start", () => second.host.get("poller", skipped.identity_id) !== undefined, 6_000);
+  order(ctx, "delete_identity", skipped);
 });
 
 test.run();
