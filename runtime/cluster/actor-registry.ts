@@ -5,6 +5,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { KeyTurns } from "../key-turns.ts";
 import { scanLatest } from "../kv-scan.ts";
 import { keyFromToken, subjectToken } from "../subjects.ts";
 
@@ -20,8 +21,8 @@ export interface RegisteredActor {
 const CHANGE_ATTEMPTS = 5;
 
 export class ActorRegistry {
-  /** The last write of each entry under way: one entry's writes land in the order they were asked. */
-  private readonly writes = new Map<string, Promise<unknown>>();
+  /** One entry's writes land in the order they were asked. */
+  private readonly writes = new KeyTurns();
 
   constructor(
     private readonly kv: KV,
@@ -88,17 +89,7 @@ export class ActorRegistry {
   }
 
   private write(kvKey: string, operation: () => Promise<unknown>): Promise<void> {
-    const previous = this.writes.get(kvKey) ?? Promise.resolve();
-    const run = previous.then(operation, operation);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.writes.set(kvKey, settled);
-    void settled.then(() => {
-      if (this.writes.get(kvKey) === settled) this.writes.delete(kvKey);
-    });
-    return run.then(() => undefined);
+    return this.writes.run(kvKey, operation).then(() => undefined);
   }
 }
 

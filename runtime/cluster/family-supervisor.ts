@@ -5,6 +5,7 @@ import type { ActorCell } from "../actor-cell.ts";
 import { type ActorFamily, RELOADED_EVENT } from "../actor-family.ts";
 import type { ActorHost, CellFailureListener } from "../actor-host.ts";
 import { type BackoffPolicy, backoffDelay } from "../backoff.ts";
+import { KeyTurns } from "../key-turns.ts";
 import type { Placement } from "./placement.ts";
 
 export const RESTART_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000, factor: 2, jitter: 0.2 };
@@ -25,8 +26,8 @@ interface CrashHistory {
 
 export class FamilySupervisor implements CellFailureListener {
   private readonly crashes = new Map<string, CrashHistory>();
-  /** The last lifecycle operation of each key with one under way (see `inTurn`). */
-  private readonly turns = new Map<string, Promise<unknown>>();
+  /** Each key's lifecycle operations, one after the other (see `inTurn`). */
+  private readonly turns = new KeyTurns();
   private closed = false;
 
   constructor(
@@ -101,17 +102,7 @@ export class FamilySupervisor implements CellFailureListener {
    * with it (which could leave a new actor without its directory entry or its snapshot).
    */
   private inTurn<T>(key: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.turns.get(key) ?? Promise.resolve();
-    const run = previous.then(operation, operation);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.turns.set(key, settled);
-    void settled.then(() => {
-      if (this.turns.get(key) === settled) this.turns.delete(key);
-    });
-    return run;
+    return this.turns.run(key, operation);
   }
 
   onCrash(cell: ActorCell): void {

@@ -56,11 +56,6 @@ function states(): Record<string, number> {
   return counts;
 }
 
-const memoryNow = () => {
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heapUsed };
-};
-
 /** After full collections (the process runs with --expose-gc), so that garbage is not counted as held. */
 const memory = () => {
   globalThis.gc?.();
@@ -69,9 +64,9 @@ const memory = () => {
   return { rss, heapUsed };
 };
 
-// No forced collection here: a full GC of a heap of 100,000 actors stalls the loop long enough for the node
+// No memory here: a forced full GC of a heap of 100,000 actors stalls the loop long enough for the node
 // to miss its heartbeat, which would move shards while the other nodes start. Memory is read on "states".
-process.stdout.write(`ready ${JSON.stringify({ startMs: performance.now() - began, actors: states(), memory: memoryNow() })}\n`);
+process.stdout.write(`ready ${JSON.stringify({ startMs: performance.now() - began, actors: states() })}\n`);
 createInterface({ input: process.stdin }).on("line", () =>
   process.stdout.write(`states ${JSON.stringify({ actors: states(), bridgeOrders, memory: memory() })}\n`),
 );

@@ -94,8 +94,8 @@ async function spawnNode(task: ColdStartTask, id: string, dataDir: string, env: 
   void exited.then(unregister);
   const node = { id, child, spawnedAt, lines, waiters, exited } as NodeProcess;
   node.ready = waitForLine(node, "ready").then((json) => {
-    const ready = JSON.parse(json) as { startMs: number; actors: Record<string, number>; memory: { rss: number; heapUsed: number } };
-    return { id, spawnToReadyMs: performance.now() - spawnedAt, startMs: ready.startMs, actors: ready.actors, memory: ready.memory };
+    const ready = JSON.parse(json) as { startMs: number; actors: Record<string, number> };
+    return { id, spawnToReadyMs: performance.now() - spawnedAt, startMs: ready.startMs, actors: ready.actors };
   });
   node.check = waitForLine(node, "check").then((json) => JSON.parse(json) as { missing: number | null; ms?: number; error?: string });
   return node;

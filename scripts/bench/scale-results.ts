@@ -24,7 +24,6 @@ export interface ColdStartNode {
   startMs: number;
   /** Its actors by state when it became ready: `resting` ones were placed with a timer, not restored. */
   actors: Record<string, number>;
-  memory: { rss: number; heapUsed: number };
 }
 
 export interface PollerCheckOutcome {
