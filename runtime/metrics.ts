@@ -131,7 +131,7 @@ export class RuntimeMetrics {
     });
     this.handoffs = counter(METRIC_NAMES.shardHandoffs, "Shards this node handed to another node", []);
     this.takeovers = counter(METRIC_NAMES.shardTakeovers, "Shards this node took over from a node gone or dead", []);
-    this.fencings = counter(METRIC_NAMES.fencings, "Times this node fenced itself off (its own heartbeat not renewed)", []);
+    this.fencings = counter(METRIC_NAMES.fencings, "Times this node fenced itself off (its own heartbeat not renewed in time, or interrupted)", []);
     this.disconnects = counter(METRIC_NAMES.natsDisconnects, "NATS connections of this node lost", ["connection"]);
     this.reconnects = counter(METRIC_NAMES.natsReconnects, "NATS connections of this node restored", ["connection"]);
     // Read through arrows: inside collect(), `this` is the gauge.

@@ -96,6 +96,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     const cluster = await openCluster({
       nc,
       control,
+      endpoint: nats,
       subjects,
       nodeId: config.nodeId,
       host,

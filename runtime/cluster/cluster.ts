@@ -10,6 +10,7 @@ import type { ActorHost } from "../actor-host.ts";
 import { isConnectionUp } from "../connection.ts";
 import type { DeadLetters } from "../dead-letters.ts";
 import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import type { NatsEndpoint } from "../nats-endpoint.ts";
 import { Requester } from "../requester.ts";
 import { StartupError } from "../startup-error.ts";
 import { isSafeReplySubject, type Subjects } from "../subjects.ts";
@@ -17,6 +18,7 @@ import { ActorRegistry } from "./actor-registry.ts";
 import { ClusterPlacement } from "./cluster-placement.ts";
 import { ClusterTasks } from "./cluster-tasks.ts";
 import type { ActorDirectory, FamilySupervisor } from "./family-supervisor.ts";
+import { HeartbeatThread } from "./heartbeat-thread.ts";
 import { KeyedOrders } from "./keyed-orders.ts";
 import { drainLegacyOrders } from "./legacy-order-stream.ts";
 import { DEFAULT_TIMING, MEMBERSHIP_BUCKET, Membership, type MembershipTiming } from "./membership.ts";
@@ -27,8 +29,10 @@ import { ShardRunner } from "./shard-runner.ts";
 
 export interface ClusterOptions {
   nc: NatsConnection;
-  /** A connection of its own for heartbeats, so that they never wait behind order traffic. */
+  /** A connection of its own for watching heartbeats, so that they never wait behind order traffic. */
   control: NatsConnection;
+  /** Where the heartbeat thread connects (its own connection, on its own thread). */
+  endpoint: NatsEndpoint;
   subjects: Subjects;
   nodeId: string;
   host: ActorHost;
@@ -67,9 +71,22 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const tasksKv = await kvm.create(subjects.resource("caliopen_cluster_tasks"), { history: 1, replicas });
   await checkShardCount(shardsKv, options.shards);
 
-  const membership = new Membership(nodesKv, nodeId, options.info, logger.child({ part: "membership" }), options.timing ?? DEFAULT_TIMING, () =>
-    isConnectionUp(nc),
+  const timing = options.timing ?? DEFAULT_TIMING;
+  const heartbeats = new HeartbeatThread(
+    {
+      endpoint: options.endpoint,
+      connectionName: `caliopen-node ${nodeId} heartbeat`,
+      bucket: subjects.resource(MEMBERSHIP_BUCKET),
+      nodeId,
+      info: options.info,
+      heartbeatMs: timing.heartbeatMs,
+      fenceAfterMs: timing.fenceAfterMs,
+      mainStallLimitMs: timing.mainStallLimitMs,
+    },
+    logger.child({ part: "heartbeat" }),
+    host.metrics,
   );
+  const membership = new Membership(nodesKv, nodeId, heartbeats, logger.child({ part: "membership" }), timing, () => isConnectionUp(nc));
   const assignments = new ShardAssignments(shardsKv, options.shards, logger);
   const registry = new ActorRegistry(registryKv, nc, subjects.resource("caliopen_actor_registry"));
   let runner: ShardRunner | null = null;

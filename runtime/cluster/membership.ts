@@ -2,27 +2,38 @@
 // into a KV bucket every `heartbeatMs`; a node is alive while this node keeps *seeing* its heartbeats
 // (local monotonic time), and dead after `deadAfterMs` without one. A node that cannot write its own
 // heartbeat for `fenceAfterMs` (< deadAfterMs) considers itself fenced off and must stop its actors
-// before anyone may take them over.
+// before anyone may take them over. The heartbeats are written by a thread of their own
+// (heartbeat-thread.ts), so a busy main thread is not taken for a dead node.
 //
 // Works on nats-server 2.9: no per-key TTL and no watch event for expiry are needed.
 import { performance } from "node:perf_hooks";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { decodeJson, encodeJson, isJsonObject } from "../json.ts";
+import { decodeJson, isJsonObject } from "../json.ts";
+import { monotonicMs } from "./heartbeat-protocol.ts";
+import type { HeartbeatThread } from "./heartbeat-thread.ts";
 
 export interface MembershipTiming {
   heartbeatMs: number;
   fenceAfterMs: number;
   deadAfterMs: number;
+  /** A main thread that shows no sign of life for this long is stuck: its heartbeats stop. */
+  mainStallLimitMs: number;
 }
 
 /**
  * Timing from one figure, the failure-detection window: a node unseen for that long is dead; a node
  * that could not renew its own heartbeat for 60 % of it fences itself, leaving margin for the time it
- * takes to stop its actors and for a busy event loop; heartbeats go eight times per window.
+ * takes to stop its actors; heartbeats go eight times per window. A main thread stalled by a full
+ * collection or saturated cores keeps its actors for up to 10 s (or five windows): it is busy, not dead.
  */
 export function membershipTiming(deadAfterMs: number): MembershipTiming {
-  return { heartbeatMs: Math.max(25, Math.round(deadAfterMs / 8)), fenceAfterMs: Math.round(deadAfterMs * 0.6), deadAfterMs };
+  return {
+    heartbeatMs: Math.max(25, Math.round(deadAfterMs / 8)),
+    fenceAfterMs: Math.round(deadAfterMs * 0.6),
+    deadAfterMs,
+    mainStallLimitMs: Math.max(10_000, deadAfterMs * 5),
+  };
 }
 
 export const DEFAULT_TIMING: MembershipTiming = membershipTiming(2_000);
@@ -39,7 +50,7 @@ export interface Member {
   node: string;
   leaving: boolean;
   info: Record<string, unknown>;
-  /** Local monotonic time of the last heartbeat seen. */
+  /** Listening time (see Membership.listeningTime) of the last heartbeat seen. */
   lastSeen: number;
 }
 
@@ -54,11 +65,10 @@ export class Membership {
   private rewatching = false;
   private readonly listeners = new Set<(event: MembershipEvent) => void>();
   private live: string[] = [];
-  private leaving = false;
-  private beat = 0;
-  private beatInFlight = false;
-  private lastBeatOk = -Infinity;
   private healthySince = -Infinity;
+  private gapsSeen = 0;
+  private clockReadAt = performance.now();
+  private stalledMs = 0;
   private fenced = true;
   private timers: NodeJS.Timeout[] = [];
   private watchStop: (() => void) | null = null;
@@ -67,7 +77,8 @@ export class Membership {
   constructor(
     private readonly kv: KV,
     readonly nodeId: string,
-    private readonly info: Record<string, unknown>,
+    /** Writes this node's heartbeats into `kv`. */
+    private readonly beats: HeartbeatThread,
     private readonly logger: Logger,
     readonly timing: MembershipTiming = DEFAULT_TIMING,
     /** Heartbeats stop while this says no (the connection the actors use is down): the node then fences itself. */
@@ -75,10 +86,9 @@ export class Membership {
   ) {}
 
   async start(): Promise<void> {
-    await this.heartbeat();
+    await this.beats.start(this.canServe());
     await this.watch();
-    this.timers.push(setInterval(() => void this.heartbeat(), this.timing.heartbeatMs));
-    this.timers.push(setInterval(() => this.check(), Math.min(100, this.timing.heartbeatMs)));
+    this.timers.push(setInterval(() => this.check(), this.checkEveryMs()));
     this.check();
   }
 
@@ -90,7 +100,7 @@ export class Membership {
     this.watchStop?.();
     const watcher = await this.kv.watch({ include: "updates" });
     this.watchStop = () => watcher.stop();
-    this.watchStartedAt = performance.now();
+    this.watchStartedAt = this.listeningTime();
     void (async () => {
       for await (const entry of watcher) this.observe(entry.key, entry.operation, entry.value, entry.revision);
     })().catch(() => undefined);
@@ -100,6 +110,25 @@ export class Membership {
       const entry = await this.kv.get(key);
       if (entry !== null) this.observe(entry.key, entry.operation, entry.value, entry.revision);
     }
+  }
+
+  /**
+   * Local monotonic time without this thread's own stalls: a node is judged silent for the time this
+   * thread was able to hear it, so that a main thread blocked for seconds (a full collection, saturated
+   * cores) does not wake up taking every node, itself included, for dead. The check timer reads it every
+   * 100 ms; a read that comes much later than that is a stall, and the excess is not counted.
+   */
+  private listeningTime(): number {
+    const now = performance.now();
+    const elapsed = now - this.clockReadAt;
+    const expected = this.checkEveryMs();
+    if (elapsed > expected * 2) this.stalledMs += elapsed - expected;
+    this.clockReadAt = now;
+    return now - this.stalledMs;
+  }
+
+  private checkEveryMs(): number {
+    return Math.min(100, this.timing.heartbeatMs);
   }
 
   on(listener: (event: MembershipEvent) => void): () => void {
@@ -130,7 +159,7 @@ export class Membership {
 
   isAlive(node: string): boolean {
     const member = this.members.get(node);
-    return member !== undefined && !silentTooLong(performance.now() - member.lastSeen, this.timing);
+    return member !== undefined && !silentTooLong(this.listeningTime() - member.lastSeen, this.timing);
   }
 
   /** This node's own heartbeat is current: it may run actors. */
@@ -143,7 +172,7 @@ export class Membership {
    * must first see the others' heartbeats again before taking anything over.
    */
   get mayTakeOver(): boolean {
-    const now = performance.now();
+    const now = this.listeningTime();
     return !this.fenced && now - this.healthySince >= this.timing.deadAfterMs && this.watchIsCurrent(now);
   }
 
@@ -169,8 +198,7 @@ export class Membership {
 
   /** Announces that this node is leaving: the others stop counting it as an owner. */
   async leave(): Promise<void> {
-    this.leaving = true;
-    await this.heartbeat();
+    await this.beats.leave();
     this.recompute();
   }
 
@@ -180,24 +208,8 @@ export class Membership {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.watchStop?.();
+    await this.beats.stop();
     await this.kv.delete(this.nodeId).catch(() => undefined);
-  }
-
-  private async heartbeat(): Promise<void> {
-    if (this.beatInFlight || this.stopped) return;
-    if (!this.canServe()) return this.check();
-    this.beatInFlight = true;
-    const sentAt = performance.now();
-    try {
-      this.beat += 1;
-      await this.kv.put(this.nodeId, encodeJson({ node: this.nodeId, leaving: this.leaving, beat: this.beat, info: this.info }));
-      this.lastBeatOk = sentAt;
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, "heartbeat failed");
-    } finally {
-      this.beatInFlight = false;
-    }
-    this.check();
   }
 
   private observe(node: string, operation: string, value: Uint8Array, revision: number): void {
@@ -211,26 +223,31 @@ export class Membership {
     }
     const decoded = decodeJson(value);
     const body = decoded.ok && isJsonObject(decoded.value) ? decoded.value : {};
-    if (node === this.nodeId) this.lastSelfSeen = performance.now();
+    if (node === this.nodeId) this.lastSelfSeen = this.listeningTime();
     const known = this.members.get(node);
     const leaving = body.leaving === true;
     if (known === undefined) this.logger.info({ member: node }, "node seen");
     else if (leaving && !known.leaving) this.logger.info({ member: node }, "node leaving");
-    this.members.set(node, { node, leaving, info: isJsonObject(body.info) ? body.info : {}, lastSeen: performance.now() });
+    this.members.set(node, { node, leaving, info: isJsonObject(body.info) ? body.info : {}, lastSeen: this.listeningTime() });
     this.recompute();
   }
 
   private check(): void {
     if (this.stopped) return;
-    const now = performance.now();
-    const current = now - this.lastBeatOk < this.timing.fenceAfterMs;
+    const now = this.listeningTime();
+    // A gap between two beats fences even when it has already ended: others may have taken us for dead.
+    const gaps = this.beats.gaps();
+    const gapped = gaps !== this.gapsSeen;
+    this.gapsSeen = gaps;
+    const current = !gapped && monotonicMs() - this.beats.beatConfirmedAt() < this.timing.fenceAfterMs;
     if (this.fenced && current) {
       this.fenced = false;
       this.healthySince = now;
       this.emit({ type: "recovered" });
     } else if (!this.fenced && !current) {
       this.fenced = true;
-      this.logger.error({ fenceAfterMs: this.timing.fenceAfterMs }, "own heartbeat not renewed: fencing this node off");
+      const why = gapped ? "own heartbeats had a gap (process frozen, or heartbeats stopped)" : "own heartbeat not renewed";
+      this.logger.error({ fenceAfterMs: this.timing.fenceAfterMs }, `${why}: fencing this node off`);
       this.emit({ type: "fenced" });
     }
     // (Not before the first watch began: start() beats once before it watches.)
@@ -250,10 +267,12 @@ export class Membership {
       }
     }
     this.recompute();
+    // After the fencing decision: a thread that resumes from a stall first sees whether it must fence.
+    this.beats.mainAlive(this.canServe());
   }
 
   private recompute(): void {
-    const now = performance.now();
+    const now = this.listeningTime();
     const live = [...this.members.values()]
       .filter((member) => !member.leaving && !silentTooLong(now - member.lastSeen, this.timing))
       .map((member) => member.node)

@@ -94,7 +94,7 @@ export interface HeartbeatObservation {
 
 /** Per phase, what the observer saw, with what the node itself went through meanwhile. */
 export interface LivenessPhase extends HeartbeatsSeen {
-  /** Times the node fenced itself off ("own heartbeat not renewed", from its log). */
+  /** Times the node fenced itself off ("fencing this node off", from its log). */
   fenced: number;
   /** The node process's event loop's worst delay (perf_hooks monitorEventLoopDelay). */
   nodeLoopMaxMs: number;

@@ -1,4 +1,4 @@
-// A node's metrics across a nats-server restart: both of its connections are counted lost and restored,
+// A node's metrics across a nats-server restart: each of its connections (orders, control, heartbeat) is counted lost and restored,
 // and the node's fencing (its heartbeat not renewed meanwhile) is counted too.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -32,22 +32,22 @@ const scrape = async (node: RunningNode): Promise<MetricsText> => parseMetrics((
 
 test("disconnects, reconnects and the fencing are counted", async (ctx) => {
   const before = await scrape(ctx.node);
-  for (const connection of ["orders", "control"]) assert.is(sampleValue(before, METRIC_NAMES.natsDisconnects, { connection }), 0);
+  for (const connection of ["orders", "control", "heartbeat"]) assert.is(sampleValue(before, METRIC_NAMES.natsDisconnects, { connection }), 0);
   assert.is(sampleValue(before, METRIC_NAMES.fencings), 0);
 
   await ctx.server.stop();
-  await waitFor("both connections counted lost", async () => {
+  await waitFor("every connection counted lost", async () => {
     const now = await scrape(ctx.node);
-    return ["orders", "control"].every((connection) => sampleValue(now, METRIC_NAMES.natsDisconnects, { connection }) >= 1);
+    return ["orders", "control", "heartbeat"].every((connection) => sampleValue(now, METRIC_NAMES.natsDisconnects, { connection }) >= 1);
   });
   // Longer than the node's fencing delay (60 % of its failure detection).
   await sleep(1_000);
   ctx.server = await startEmbeddedNats({ dataDir: ctx.dir, port: ctx.port });
   await waitFor(
-    "both connections counted restored",
+    "every connection counted restored",
     async () => {
       const now = await scrape(ctx.node);
-      return ["orders", "control"].every((connection) => sampleValue(now, METRIC_NAMES.natsReconnects, { connection }) >= 1);
+      return ["orders", "control", "heartbeat"].every((connection) => sampleValue(now, METRIC_NAMES.natsReconnects, { connection }) >= 1);
     },
     10_000,
   );
