@@ -251,7 +251,8 @@ export class ActorCell {
    */
   receive(message: ActorMessage, settle?: SettleCallback): void {
     this.lastActivity = Date.now();
-    if (this.unrestored) {
+    // (A stopped cell takes nothing: the message goes to the actor's next owner.)
+    if (this.unrestored && this.status !== "stopped") {
       this.keepUntilRestored(message, settle);
       return;
     }

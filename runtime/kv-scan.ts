@@ -12,8 +12,22 @@ export interface ScannedEntry {
 
 const KV_OPERATION_HEADER = "KV-Operation";
 
-/** Calls `onEntry` for every live (not deleted or purged) entry of `bucket` whose key matches `filter`. */
-export async function scanLatest(js: JetStreamClient, bucket: string, filter: string, onEntry: (entry: ScannedEntry) => void): Promise<void> {
+/** A scan that receives nothing for this long has stalled (the server is gone or frozen): it fails rather than hang its caller. */
+export const SCAN_STALL_MS = 30_000;
+
+export class ScanStalled extends Error {}
+
+/**
+ * Calls `onEntry` for every live (not deleted or purged) entry of `bucket` whose key matches `filter`.
+ * Fails with ScanStalled when no entry comes for `stallMs` (noticed within twice that).
+ */
+export async function scanLatest(
+  js: JetStreamClient,
+  bucket: string,
+  filter: string,
+  onEntry: (entry: ScannedEntry) => void,
+  stallMs = SCAN_STALL_MS,
+): Promise<void> {
   const prefix = `$KV.${bucket}.`;
   const consumer = await js.consumers.getPushConsumer(`KV_${bucket}`, {
     // One subject, not a list: lists need nats-server 2.10.
@@ -23,8 +37,19 @@ export async function scanLatest(js: JetStreamClient, bucket: string, filter: st
   const info = await consumer.info(true);
   if (info.num_pending === 0) return;
   let failure: Error | null = null;
+  let received = 0;
+  let receivedAtLastLook = -1;
+  // Looked at per period, not re-armed per entry: a scan may deliver a hundred thousand of them.
+  const stall = setInterval(() => {
+    if (received === receivedAtLastLook) {
+      failure = new ScanStalled(`reading ${bucket} stalled: nothing came for ${stallMs} ms`);
+      messages.stop();
+    }
+    receivedAtLastLook = received;
+  }, stallMs);
   const messages = await consumer.consume({
     callback: (msg) => {
+      received += 1;
       try {
         const operation = msg.headers?.get(KV_OPERATION_HEADER);
         if (operation !== "DEL" && operation !== "PURGE") onEntry({ key: msg.subject.slice(prefix.length), value: msg.data, revision: msg.seq });
@@ -36,6 +61,10 @@ export async function scanLatest(js: JetStreamClient, bucket: string, filter: st
       if (msg.info.pending === 0) messages.stop();
     },
   });
-  await messages.closed();
+  try {
+    await messages.closed();
+  } finally {
+    clearInterval(stall);
+  }
   if (failure !== null) throw failure;
 }

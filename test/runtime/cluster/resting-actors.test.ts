@@ -126,6 +126,22 @@ test("a message wakes a resting actor with no deadline: its state is kept and th
   await stopNode(ctx, second);
 });
 
+test("a resting actor stopped before it woke takes no message: the sender is told to try its next owner", async (ctx) => {
+  const first = await startNode(ctx, "rest-e");
+  ctx.client.publish("imap_worker", encodeJson({ order: "add_worker", remote_id: "moved", user_id: "u" }));
+  await waitFor("the actor running", () => first.host.get("counter", "moved") !== undefined);
+  await waitFor("recorded as resting", async () => (await registryEntry(ctx, "moved"))?.wakeAt === null, 5_000);
+  await stopNode(ctx, first);
+  const second = await startNode(ctx, "rest-f");
+  const cell = second.host.get("counter", "moved");
+  assert.ok(cell?.resting);
+  await cell.stop();
+  const outcomes: string[] = [];
+  cell.receive({ type: "get", payload: {}, id: "late-1" }, (outcome) => outcomes.push(outcome));
+  assert.equal(outcomes, ["retry"], "settled at once, not kept for a restore that will not come");
+  await stopNode(ctx, second);
+});
+
 test("an actor woken from rest saves its next state only once it is recorded awake", async () => {
   const fx = await startRuntimeFixture();
   try {
