@@ -28,7 +28,7 @@ export interface ImapWorkerOptions extends ImapSyncLimits {
 
 export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   push: true,
-  connectsPerSecond: 50,
+  connectsPerSecond: 100,
   keepUnwatchedMs: 30_000,
   concurrency: 8,
   retry: { initialMs: 30_000, maxMs: 30 * 60_000, factor: 2, jitter: 0.2 },

@@ -74,6 +74,11 @@ export interface SyncOptions {
   onProgress(progress: SyncProgress, cursor: SyncCursor): void;
   /** Progress was made; from now on the sync waits for `step` (for its deadline). */
   waitingFor?(step: string): void;
+  /**
+   * Every body is fetched and the mailbox lock released: the connection is free for others (the watch
+   * goes back to IDLE) while the last imports finish.
+   */
+  fetched?(): void;
 }
 
 const FETCH_BATCH = 500;
@@ -113,6 +118,11 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
   // server may show mail that arrived meanwhile only at its next sync point: a NOOP is one.
   const alreadyOpen = client.mailbox !== false && client.mailbox.path === options.mailbox;
   const lock = await client.getMailboxLock(options.mailbox, { readOnly: true });
+  let locked = true;
+  const unlock = () => {
+    if (locked) lock.release();
+    locked = false;
+  };
   try {
     if (alreadyOpen) {
       waitingFor("the answer to NOOP");
@@ -243,6 +253,9 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
         download.content.destroy();
       }
     }
+    unlock();
+    options.fetched?.();
+    if (inFlight.size > 0) waitingFor(`the import of the last ${inFlight.size} message(s)`);
     await Promise.all(inFlight);
     // A UID expunged between SEARCH and FETCH is simply done.
     for (const uid of wanted) completed.add(uid);
@@ -250,7 +263,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     report(true);
     return { ...progress, cursor: currentCursor(), skipped_messages: skippedMessages };
   } finally {
-    lock.release();
+    unlock();
   }
 }
 

@@ -2,8 +2,9 @@
 // (account-connection.ts: the watch's, or one it opens and keeps for a while), runs the sync algorithm
 // (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor in
 // batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
-// and then, then `sync.done` or `sync.failed`. The connection is given back before either is told; a
-// sync that failed or is stopped halfway closes it (it may be in the middle of an answer).
+// and then, then `sync.done` or `sync.failed`. The connection is given back as soon as every body is
+// fetched (the watch IDLEs again while the last imports finish), and in any case before either is told;
+// a sync that failed or is stopped halfway closes it (it may be in the middle of an answer).
 import type { ImapFlow } from "imapflow";
 import { fromCallback } from "xstate";
 import type { ActorMessage, TypedMessage } from "../../runtime/actor-family.ts";
@@ -86,13 +87,14 @@ export function syncRun(
     let identity: Identity | null = null;
     const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
 
-    const syncOn = (client: ImapFlow, current: Identity) =>
+    const syncOn = (client: ImapFlow, current: Identity, fetched: () => void) =>
       syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : reached, {
         mailbox: input.mailbox,
         full: mode === "fullfetch",
         concurrency: Math.max(concurrency, IN_FLIGHT),
         maxMessageBytes: limits.maxMessageBytes,
         waitingFor: (step) => deadline.waitingFor(step),
+        fetched,
         importMessage: async (message) => {
           const from = {
             account: current.display_name || current.identifier,
@@ -128,11 +130,16 @@ export function syncRun(
       const closeOnDeadline = () => client.close();
       client.on("error", noteError);
       deadline.signal.addEventListener("abort", closeOnDeadline, { once: true });
-      if (!cancelled) tell({ type: "sync.connected", payload: {} });
-      return syncOn(client, current).finally(() => {
+      const detach = () => {
         deadline.signal.removeEventListener("abort", closeOnDeadline);
         client.off("error", noteError);
-      });
+      };
+      if (!cancelled) tell({ type: "sync.connected", payload: {} });
+      // Once every body is fetched the connection goes back (to the watch's IDLE) while the imports finish.
+      return syncOn(client, current, () => {
+        detach();
+        giveBack(true);
+      }).finally(detach);
     };
 
     (async () => {
@@ -152,7 +159,8 @@ export function syncRun(
         giveBack(false);
         outcome = await syncOnLease(current);
       }
-      // Back to the watch (or kept for the next sync) before the machine hears of the end.
+      // Back to the watch (or kept for the next sync) before the machine hears of the end (given back
+      // already once every body was fetched, unless the sync ended early).
       giveBack(true);
       // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
       const cursor =
