@@ -252,7 +252,25 @@ export const messageSchema = {
       additionalProperties: { type: "integer" },
       description: "addresses left out of participants, by header (From, To, Cc, ...): past the per-header limit or the document size; the raw keeps them",
     },
-    attachments_omitted: { type: "integer", description: "attachments left out of attachments to keep the document within its size" },
+    attachments: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: true,
+        properties: {
+          attachment_id: { type: "string", description: "GET /api/v2/messages/{message_id}/attachments/{attachment_id} streams it" },
+          content_type: { type: "string" },
+          file_name: { type: "string" },
+          size: { type: "integer", description: "decoded bytes" },
+          is_inline: { type: "boolean" },
+        },
+      },
+    },
+    attachments_omitted: {
+      type: "integer",
+      description:
+        "attachments left out of attachments to keep the document within its size (still in the raw, with the attachment_ids that follow the last one listed)",
+    },
   },
 } as const;
 

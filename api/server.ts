@@ -21,6 +21,7 @@ import { contactRoutes } from "./routes/contacts.ts";
 import { dashboardDataRoutes } from "./routes/dashboard-data.ts";
 import { dashboardPageRoutes } from "./routes/dashboard-page.ts";
 import { identityRoutes } from "./routes/identities.ts";
+import { messageContentRoutes } from "./routes/message-content.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { API_METRICS_PATH, metricsRoutes } from "./routes/metrics.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
@@ -102,6 +103,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     contactRoutes(scoped, context);
     publicKeyRoutes(scoped, context);
     messageRoutes(scoped, context);
+    messageContentRoutes(scoped, context);
     adminRoutes(scoped, context);
     metricsRoutes(scoped, context);
     dashboardPageRoutes(scoped);

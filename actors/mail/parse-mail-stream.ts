@@ -91,8 +91,9 @@ export function parseMailStream(source: Readable): MailParse {
         }
         item.release?.();
         if (armored && size <= MAX_BODY_BYTES) encryptedArmor = Buffer.concat(kept).toString("utf8").replace(/\r\n/g, "\n");
-        if (contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(headers)) continue; // the "Version: 1" control part
+        if (isPgpControlPart(headers, item)) continue;
         attachments.push({
+          attachment_id: String(attachments.length),
           content_type: cut(item.contentType, MAX_CONTENT_TYPE_CHARS),
           file_name: cut(item.filename ?? "", MAX_FILE_NAME_CHARS),
           size,
@@ -153,6 +154,14 @@ function contentTypeOf(headers: Headers | null): string | null {
 function isPgpMime(headers: Headers | null): boolean {
   const value = headers?.get("content-type") as StructuredHeader | undefined;
   return contentTypeOf(headers) === "multipart/encrypted" && (value?.params?.protocol ?? "").toLowerCase() === "application/pgp-encrypted";
+}
+
+/**
+ * The first part of a PGP/MIME message (RFC 3156), its "Version: 1": not an attachment. Every other
+ * attachment the parser emits is one, numbered in order from 0: that number is its `attachment_id`.
+ */
+export function isPgpControlPart(root: Headers | null, item: AttachmentStream): boolean {
+  return contentTypeOf(item.headers) === "application/pgp-encrypted" && isPgpMime(root);
 }
 
 /** The second part of a PGP/MIME message (RFC 3156): the armored encrypted data. */

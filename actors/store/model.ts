@@ -109,6 +109,12 @@ export interface ExternalReferences {
 }
 
 export interface AttachmentInfo {
+  /**
+   * Its number among the mail's attachments, in the order of the raw ("0", "1", …): how the API
+   * finds it again in the raw. Documents stored before it existed lack it: their position in
+   * `attachments` is that number (see attachmentIds).
+   */
+  attachment_id?: string;
   content_type: string;
   file_name: string;
   size: number;

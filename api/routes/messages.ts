@@ -1,5 +1,6 @@
 // Messages and drafts: list and read them, write drafts, and send one (SendDraft).
 import type { FastifyInstance } from "fastify";
+import { attachmentIds } from "../../actors/mail/mail-attachment.ts";
 import { deliverySubject } from "../../actors/messages/delivery-route.ts";
 import { discussionId } from "../../actors/messages/discussion.ts";
 import { type DraftFields, draftParticipants, newDraft } from "../../actors/messages/new-draft.ts";
@@ -39,13 +40,16 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
         response: { 200: page("Message") },
       },
     },
-    async (request) => pageOrBadCursor(() => store.messages.list(userOf(request).user_id, request.query)),
+    async (request) => {
+      const listed = await pageOrBadCursor(() => store.messages.list(userOf(request).user_id, request.query));
+      return { ...listed, items: listed.items.map(attachmentIds) };
+    },
   );
 
   app.get<{ Params: { message_id: string } }>(
     "/api/v2/messages/:message_id",
     { schema: { operationId: "GetMessage", tags, summary: "One message or draft", params: messageParams, response: { 200: { $ref: "Message#" } } } },
-    async (request) => messageOf(userOf(request).user_id, request.params.message_id),
+    async (request) => attachmentIds(await messageOf(userOf(request).user_id, request.params.message_id)),
   );
 
   app.post<{ Body: DraftFields & { identity_id: string } }>(

@@ -49,7 +49,10 @@ test("the mailbox is free for other commands while imports are still running; th
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the mailbox is still held by the sync")), 3_000)),
   ]);
   lock.release();
-  assert.ok(cursors.every((uid) => uid === 0), "the cursor has not moved past unimported mail");
+  assert.ok(
+    cursors.every((uid) => uid === 0),
+    "the cursor has not moved past unimported mail",
+  );
   letImportsFinish();
   const outcome = await sync;
   assert.equal(imported.sort(), [1, 2, 3]);

@@ -1,0 +1,96 @@
+// What a message is made of, streamed: its raw (the mail as received) and each of its attachments,
+// decoded from that raw on the way out. A message is only ever found among the asking user's own.
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import contentDisposition from "content-disposition";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { openAttachment } from "../../actors/mail/mail-attachment.ts";
+import type { Message } from "../../actors/store/model.ts";
+import { type ApiContext, userOf } from "../api-context.ts";
+import { notFound } from "../http-error.ts";
+import { uuid } from "../schemas.ts";
+
+const tags = ["messages"];
+const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
+const attachmentParams = {
+  type: "object",
+  required: ["message_id", "attachment_id"],
+  properties: { message_id: uuid, attachment_id: { type: "string", pattern: "^(0|[1-9][0-9]{0,3})$", description: "an attachment_id of the message" } },
+} as const;
+const binary = (contentType: string, description: string) => ({ description, content: { [contentType]: { schema: { type: "string", format: "binary" } } } });
+/** A content type as a mail may give one; anything else is served as bytes. */
+const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
+
+export function messageContentRoutes(app: FastifyInstance, context: ApiContext): void {
+  const { store } = context;
+
+  const rawOf = async (message: Message): Promise<Readable> => {
+    const stream = message.raw_msg_id === null ? null : await store.raws.stream(message.raw_msg_id);
+    if (stream === null) throw notFound(`the raw of message ${message.message_id}`);
+    return Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
+  };
+  const messageOf = async (userId: string, messageId: string): Promise<Message> => {
+    const message = await store.messages.get(userId, messageId);
+    if (message === null) throw notFound(`message ${messageId}`);
+    return message;
+  };
+
+  app.get<{ Params: { message_id: string } }>(
+    "/api/v2/messages/:message_id/raw",
+    {
+      schema: {
+        operationId: "GetMessageRaw",
+        tags,
+        summary: "The message as received (message/rfc822), streamed; drafts have none",
+        params: messageParams,
+        response: { 200: binary("message/rfc822", "the raw mail") },
+      },
+    },
+    async (request, reply) => {
+      const message = await messageOf(userOf(request).user_id, request.params.message_id);
+      const raw = await rawOf(message);
+      return download(reply, "message/rfc822", `${message.message_id}.eml`).send(raw);
+    },
+  );
+
+  app.get<{ Params: { message_id: string; attachment_id: string } }>(
+    "/api/v2/messages/:message_id/attachments/:attachment_id",
+    {
+      schema: {
+        operationId: "GetMessageAttachment",
+        tags,
+        summary: "One attachment of a message, decoded from its raw and streamed, with its content type and file name",
+        params: attachmentParams,
+        response: { 200: binary("application/octet-stream", "the attachment's content (its own content type)") },
+      },
+    },
+    async (request, reply) => {
+      const { message_id, attachment_id } = request.params;
+      const message = await messageOf(userOf(request).user_id, message_id);
+      const raw = await rawOf(message);
+      const attachment = await openAttachment(raw, Number(attachment_id));
+      if (attachment === null) {
+        raw.destroy();
+        throw notFound(`attachment ${attachment_id} of message ${message_id}`);
+      }
+      const type = MEDIA_TYPE.test(attachment.contentType) ? attachment.contentType.toLowerCase() : "application/octet-stream";
+      const named = attachment.fileName?.trim() ? attachment.fileName : `attachment-${attachment_id}`;
+      return download(reply, type, named).send(attachment.content);
+    },
+  );
+}
+
+/**
+ * Always a download, never a page of the API's origin: what a mail carries (HTML, SVG, scripts) must not
+ * run as the API's own content.
+ */
+function download(reply: FastifyReply, type: string, fileName: string): FastifyReply {
+  // A name as a mail gives it: no control characters; an ASCII fallback for old clients, UTF-8 for the others.
+  const name = [...fileName].filter((char) => char >= " " && char !== "\u007f").join("");
+  return reply
+    .type(type)
+    .header("content-disposition", contentDisposition(name, { fallback: name.replace(/[^\u0020-\u007e]/g, "?") }))
+    .header("x-content-type-options", "nosniff")
+    .header("content-security-policy", "sandbox; default-src 'none'")
+    .header("cache-control", "private, no-store");
+}
