@@ -9,6 +9,7 @@ import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
 import { uuid } from "../schemas.ts";
+import { usersMessage } from "./messages.ts";
 
 const tags = ["messages"];
 const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
@@ -29,11 +30,7 @@ export function messageContentRoutes(app: FastifyInstance, context: ApiContext):
     if (stream === null) throw notFound(`the raw of message ${message.message_id}`);
     return Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
   };
-  const messageOf = async (userId: string, messageId: string): Promise<Message> => {
-    const message = await store.messages.get(userId, messageId);
-    if (message === null) throw notFound(`message ${messageId}`);
-    return message;
-  };
+  const messageOf = (userId: string, messageId: string) => usersMessage(context, userId, messageId);
 
   app.get<{ Params: { message_id: string } }>(
     "/api/v2/messages/:message_id/raw",

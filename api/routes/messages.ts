@@ -15,6 +15,13 @@ const tags = ["messages"];
 const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
 const listQuery = { ...pageQuery, properties: { ...pageQuery.properties, is_draft: { type: "boolean" } } } as const;
 
+/** The user's message, or 404: another user's is not found either. */
+export async function usersMessage({ store }: ApiContext, userId: string, messageId: string): Promise<Message> {
+  const message = await store.messages.get(userId, messageId);
+  if (message === null) throw notFound(`message ${messageId}`);
+  return message;
+}
+
 export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
 
@@ -23,11 +30,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
     if (identity === null || identity.status === "deleted") throw badRequest(field, `no identity ${identityId} to send from`);
     return identity;
   };
-  const messageOf = async (userId: string, messageId: string): Promise<Message> => {
-    const message = await store.messages.get(userId, messageId);
-    if (message === null) throw notFound(`message ${messageId}`);
-    return message;
-  };
+  const messageOf = (userId: string, messageId: string) => usersMessage(context, userId, messageId);
 
   app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean; after?: string } }>(
     "/api/v2/messages",

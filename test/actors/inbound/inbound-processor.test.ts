@@ -192,7 +192,9 @@ test("a batch shows as `importing` with its queue; the 20 MiB mail streams throu
   const hugeReply = await huge;
   assert.is(hugeReply.message, "message imported", JSON.stringify(hugeReply));
   const message = await ctx.store.messages.get(user.user_id, String(hugeReply.message_id));
-  assert.equal(message?.attachments, [{ content_type: "application/octet-stream", file_name: "photos.nef", size: 20 * MiB, is_inline: false }]);
+  assert.equal(message?.attachments, [
+    { attachment_id: "0", content_type: "application/octet-stream", file_name: "photos.nef", size: 20 * MiB, is_inline: false },
+  ]);
   for (const reply of await Promise.all(small)) assert.is(reply.message, "message imported", JSON.stringify(reply));
   const after = await waitFor("idle again", async () => {
     const seen = await snapshotOf();

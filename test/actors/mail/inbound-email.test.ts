@@ -168,8 +168,8 @@ test("attachments: an inline image and a PDF give metadata only, the HTML keeps 
   const { reply, message } = await importFile("attachments.eml", account);
   imported(reply, message);
   assert.equal(message.attachments, [
-    { content_type: "image/png", file_name: "logo.png", size: 70, is_inline: true },
-    { content_type: "application/pdf", file_name: "facture-2024-117.pdf", size: 331, is_inline: false },
+    { attachment_id: "0", content_type: "image/png", file_name: "logo.png", size: 70, is_inline: true },
+    { attachment_id: "1", content_type: "application/pdf", file_name: "facture-2024-117.pdf", size: 331, is_inline: false },
   ]);
   assert.ok(message.body_plain.includes("Veuillez trouver ci-joint votre facture 2024-117."));
   assert.ok(message.body_html.includes('src="cid:logo.1709806533@compta-conseil.example"'), "no data: URL made of the image");
@@ -236,7 +236,7 @@ test("PGP/MIME: stored with the armored message as plain body; the version part 
   assert.ok(message.body_plain.startsWith("-----BEGIN PGP MESSAGE-----\n\nwy4ECQMI3UPjd2Zs6czgccJXfNQTh3KYs0"), message.body_plain);
   assert.ok(message.body_plain.trimEnd().endsWith("=c+Kn\n-----END PGP MESSAGE-----"), message.body_plain);
   assert.is(message.body_html, "");
-  assert.equal(message.attachments, [{ content_type: "application/octet-stream", file_name: "encrypted.asc", size: 277, is_inline: true }]);
+  assert.equal(message.attachments, [{ attachment_id: "0", content_type: "application/octet-stream", file_name: "encrypted.asc", size: 277, is_inline: true }]);
 });
 
 test("mailing list: the discussion is the List-ID's, whoever writes; Reply-To and Sender are participants", async () => {
@@ -876,7 +876,9 @@ test("a 20 MiB attachment streams through: right size, live memory stays far bel
   clearInterval(sampler);
   assert.is(reply.message, "message imported", JSON.stringify(reply));
   const message = await f.store.messages.get(account.user.user_id, reply.message_id as string);
-  assert.equal(message?.attachments, [{ content_type: "application/octet-stream", file_name: "mariage.nef", size: 20 * MiB, is_inline: false }]);
+  assert.equal(message?.attachments, [
+    { attachment_id: "0", content_type: "application/octet-stream", file_name: "mariage.nef", size: 20 * MiB, is_inline: false },
+  ]);
   assert.is(message?.body_plain, "Voici les photos en pièce jointe.");
   const growth = peak - before;
   if (gc === null) console.warn(`no gc exposed: memory growth ${(growth / MiB).toFixed(1)} MiB not checked`);
