@@ -23,6 +23,8 @@ export class HeartbeatThread {
     private readonly setup: Omit<HeartbeatSetup, "clock">,
     private readonly logger: Logger,
     private readonly metrics?: RuntimeMetrics,
+    /** Starts the thread (tests wrap it to get hold of the Worker). */
+    private readonly startThread: (setup: HeartbeatSetup) => Worker = startWorker,
   ) {}
 
   /** Resolves once the thread has connected and sent its first heartbeat. */
@@ -89,7 +91,7 @@ export class HeartbeatThread {
   }
 
   private spawn(): Worker {
-    const worker = startWorker({ ...this.setup, clock: this.clock.buffer });
+    const worker = this.startThread({ ...this.setup, clock: this.clock.buffer });
     this.worker = worker;
     worker.on("message", (message: FromHeartbeatThread) => this.receive(message));
     worker.on("error", (err) => this.logger.error({ err: err.message }, "heartbeat thread failed"));
@@ -135,7 +137,7 @@ export class HeartbeatThread {
   }
 }
 
-function startWorker(setup: HeartbeatSetup): Worker {
+export function startWorker(setup: HeartbeatSetup): Worker {
   const entry = new URL("./heartbeat-worker.ts", import.meta.url);
   const options = { workerData: setup, name: "caliopen heartbeat", resourceLimits: { maxOldGenerationSizeMb: THREAD_HEAP_MB } };
   // Node 20 does not hand tsx's loader to worker threads: the thread registers it, then loads its entry.
