@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ActorHost } from "../runtime/actor-host.ts";
-import { openCluster } from "../runtime/cluster/cluster.ts";
+import { type Cluster, openCluster } from "../runtime/cluster/cluster.ts";
 import { FamilySupervisor, RESTART_BACKOFF } from "../runtime/cluster/family-supervisor.ts";
 import { type MembershipTiming, membershipTiming } from "../runtime/cluster/membership.ts";
 import { connectToNats, isConnectionUp } from "../runtime/connection.ts";
@@ -84,6 +84,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
   }
 
   let metricsServer: RunningMetricsServer | null = null;
+  let openedCluster: Cluster | null = null;
   try {
     const subjects = new Subjects(config.namespace);
     const services =
@@ -107,6 +108,7 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
       info: { host: hostname(), pid: process.pid, version: VERSION },
       timing: tuning.membership ?? membershipTiming(config.failureDetectionMs),
     });
+    openedCluster = cluster;
     const supervisors = new Map<string, FamilySupervisor>();
     for (const family of services.families) {
       supervisors.set(family.kind, new FamilySupervisor(host, family, cluster.placement, log, RESTART_BACKOFF, cluster.directory));
@@ -226,6 +228,8 @@ export async function startNode(config: NodeConfig, serviceSource: ServiceSet | 
     return { id: config.nodeId, nc, nats, subjects, host, supervisors, deadLetters, metrics, metricsUrl, shutdown, lost };
   } catch (err) {
     await metricsServer?.close();
+    // Its heartbeat thread would otherwise go on beating for a node that never started.
+    await openedCluster?.stop().catch(() => undefined);
     await nc.close().catch(() => undefined);
     await control.close().catch(() => undefined);
     await embedded?.stop();

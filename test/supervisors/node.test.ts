@@ -1,9 +1,13 @@
+import { createServer } from "node:net";
 import { PassThrough } from "node:stream";
+import { Kvm } from "@nats-io/kv";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { routeToActor } from "../../runtime/cluster/actor-router.ts";
+import { MEMBERSHIP_BUCKET } from "../../runtime/cluster/membership.ts";
 import { decodeJson, encodeJson } from "../../runtime/json.ts";
 import { createLogger } from "../../runtime/logger.ts";
+import { StartupError } from "../../runtime/startup-error.ts";
 import { sleep, waitFor } from "../../scripts/local-servers/wait.ts";
 import type { ServiceSet } from "../../supervisors/services.ts";
 import { counterFamily } from "../helpers/counter-family.ts";
@@ -37,6 +41,30 @@ test("a node that starts and runs quietly logs no warning (its first heartbeat i
     lines.map((line) => (decodeJson(Buffer.from(line)) as { value?: { msg?: string } }).value?.msg),
     [],
   );
+});
+
+test("a node that fails to start after joining the cluster leaves it: no heartbeat goes on for it", async ({ nats }) => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  const address = taken.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  try {
+    // The metrics listener starts after the node joined: its port in use fails the start there.
+    const failed = await startTestNode(nats.endpoint, counters, { nodeId: "node-failed-start", metrics: { host: "127.0.0.1", port } }).then(
+      () => null,
+      (err: Error) => err,
+    );
+    assert.ok(failed instanceof StartupError, String(failed));
+  } finally {
+    taken.close();
+  }
+  const client = await nats.connect();
+  const kv = await new Kvm(client).open(MEMBERSHIP_BUCKET);
+  const first = await kv.get("node-failed-start");
+  await sleep(FAST_DETECTION_MS);
+  const later = await kv.get("node-failed-start");
+  assert.ok(later === null || later.operation !== "PUT", "its heartbeat entry is removed");
+  assert.is(later?.revision ?? null, first?.revision ?? null, "and nothing writes it again");
 });
 
 test("a node answers caliopen.debug.nodes with who it is and what it runs", async ({ nats }) => {
