@@ -100,7 +100,7 @@ export class ShardRunner {
     const failures: string[] = [];
     for (let i = 0; i < actors.length && !state.stopping; i += RESUME_CONCURRENCY) {
       // Placing a resting actor involves no I/O: without a turn of the event loop between batches, a
-      // shard of thousands would be resumed in one go and starve the node's heartbeat timer.
+      // shard of thousands would be resumed in one go, and orders and membership checks would wait.
       if (i > 0) await yieldToEventLoop();
       await Promise.all(
         actors.slice(i, i + RESUME_CONCURRENCY).map(async (actor) => {
