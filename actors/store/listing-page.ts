@@ -28,7 +28,7 @@ export interface PageWindow {
 
 export interface ListedPage<T> {
   items: T[];
-  /** The count kept by the indexes (see SortedIndex.count). */
+  /** The count kept by the indexes (see SortedIndex.count), or more when the page shows more. */
   total: number;
   /** Where the next page starts (the last position read), or null when none is left. */
   next: Position | null;
@@ -38,7 +38,8 @@ export async function readListingPage<T>(source: ListingSource<T>, window: PageW
   const { indexes } = source;
   const counts = await Promise.all(indexes.map((index) => index.count()));
   const merged = new MergedEntries(indexes, window.after);
-  for (let skipped = 0; skipped < window.offset; skipped++) if ((await merged.take()) === null) break;
+  let skipped = 0;
+  while (skipped < window.offset && (await merged.take()) !== null) skipped++;
 
   const fromTheStart = window.after === null && window.offset === 0;
   const confirmed = indexes.map(() => 0);
@@ -80,7 +81,10 @@ export async function readListingPage<T>(source: ListingSource<T>, window: PageW
     const exact = fromTheStart && merged.exhausted(at) && !uncertain[at];
     return sum + (exact ? (confirmed[at] ?? 0) : SortedIndex.countOf(count) - (stale[at]?.length ?? 0));
   }, 0);
-  return { items, total: Math.max(total, items.length), next: more ? last : null };
+  // The kept count can be short (a writer killed between an entry and its count): never say less than
+  // this page shows, so that a client paging by offset up to `total` reaches the end.
+  const seen = (window.after === null ? skipped : 0) + items.length + (more ? 1 : 0);
+  return { items, total: Math.max(total, seen), next: more ? last : null };
 }
 
 /** Entries of several indexes in one listing order. */

@@ -197,6 +197,26 @@ test("a failed write leaves no entry: the total stays right", async () => {
   assert.equal(await f.store.messages.update(userId, message.message_id, () => null), message, "no change: the message as it is");
 });
 
+test("a writer killed between an entry and its count: paging by offset up to the total still reaches every message; a whole read sets the count right", async () => {
+  const userId = randomUUID();
+  const messages = Array.from({ length: 30 }, (_, i) => newMessage(userId, { date: minute(i) }));
+  await createAll(messages, 4);
+  // What kills between the two writes leave (18 of them here): the entries, not their counting.
+  const countKey = `m.${userToken(userId)}.mail.count`;
+  await listingDocs.put(countKey, { kind: "count", n: 12 });
+  const seen: string[] = [];
+  for (let offset = 0; ; offset += 10) {
+    const page = await f.store.messages.list(userId, { offset, limit: 10 });
+    seen.push(...page.items.map((m) => m.message_id));
+    if (offset + 10 >= page.total) break;
+  }
+  assert.equal(seen, newest(messages), "every message, in order, once");
+  const whole = await f.store.messages.list(userId, { limit: 100 });
+  assert.is(whole.total, 30);
+  const healed = await listingDocs.get(countKey);
+  assert.equal(healed?.value, { kind: "count", n: 30 });
+});
+
 test("messages, contacts and identities stored before the indexes are listed (indexed at the first listing)", async () => {
   const userId = randomUUID();
   const docs = await KvDocuments.open<Message>(f.nc, "caliopen_messages");
