@@ -31,20 +31,24 @@ export class HeartbeatThread {
   async start(canServe: boolean): Promise<void> {
     this.mainAlive(canServe);
     const worker = this.spawn();
-    const outcome = await new Promise<FromHeartbeatThread | Error>((resolve) => {
-      const onMessage = (message: FromHeartbeatThread) => {
-        if (message.type === "ready" || message.type === "failed") resolve(message);
+    let onMessage: (message: FromHeartbeatThread) => void = () => undefined;
+    let onExit: (code: number) => void = () => undefined;
+    // null: ready; otherwise why it could not start.
+    const failure = await new Promise<string | null>((resolve) => {
+      onMessage = (message) => {
+        if (message.type === "ready") resolve(null);
+        else if (message.type === "failed") resolve(message.reason);
       };
+      onExit = (code) => resolve(`it exited with code ${code}`);
       worker.on("message", onMessage);
-      worker.once("error", resolve);
-      worker.once("exit", (code) => resolve(new Error(`heartbeat thread exited with code ${code}`)));
+      worker.on("exit", onExit);
     });
-    if (outcome instanceof Error || outcome.type === "failed") {
+    worker.off("message", onMessage);
+    worker.off("exit", onExit);
+    if (failure !== null) {
       this.stopping = true;
       await worker.terminate();
-      throw new StartupError(
-        `the heartbeat thread could not start: ${outcome instanceof Error ? outcome.message : outcome.type === "failed" ? outcome.reason : ""}`,
-      );
+      throw new StartupError(`the heartbeat thread could not start: ${failure}`);
     }
   }
 
