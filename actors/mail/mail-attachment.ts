@@ -3,9 +3,9 @@
 // pace (the parser waits for it), and the rest of the mail is never read. Nothing is held whole.
 import { PassThrough, type Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type AttachmentStream, type Headers, MailParser, type MessageText } from "mailparser";
+import type { AttachmentStream, Headers, MessageText } from "mailparser";
 import type { AttachmentInfo } from "../store/model.ts";
-import { isPgpControlPart, MAX_HEADER_BYTES } from "./parse-mail-stream.ts";
+import { isPgpControlPart, newMailParser } from "./parse-mail-stream.ts";
 
 export interface OpenedAttachment {
   /** As the mail gives it: check it before it becomes a response header. */
@@ -26,7 +26,7 @@ export function attachmentIds<T extends { attachments: AttachmentInfo[] }>(messa
  * the mail has no such attachment. Rejects when the mail cannot be parsed.
  */
 export function openAttachment(source: Readable, id: number): Promise<OpenedAttachment | null> {
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: MAX_HEADER_BYTES + 64 * 1024 });
+  const parser = newMailParser();
   const abort = new AbortController();
   let root: Headers | null = null;
   parser.once("headers", (headers: Headers) => (root = headers));

@@ -50,11 +50,19 @@ export interface MailParse {
   stop(): void;
 }
 
+/**
+ * The parser every reading of a stored mail uses: one configuration, so that a mail's attachments are
+ * the same, in the same order, when they are numbered at import and when one is looked up again.
+ */
+export function newMailParser(): MailParser {
+  return new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: PARSER_MAX_HEAD_BYTES });
+}
+
 /** Parses the mail as it streams in. */
 export function parseMailStream(source: Readable): MailParse {
   const abort = new AbortController();
   const signal = abort.signal;
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, checksumAlgo: false, maxHeadSize: PARSER_MAX_HEAD_BYTES });
+  const parser = newMailParser();
   const hash = new MailContentHashStream();
   let resolveHead!: (head: Head) => void;
   let rejectHead!: (err: unknown) => void;

@@ -11,6 +11,7 @@ import { type FromHeartbeatThread, type HeartbeatSetup, monotonicMs, SharedHeart
 
 const port = parentPort;
 if (port === null) throw new Error("heartbeat-worker.ts runs as a worker thread (see heartbeat-thread.ts)");
+// Sent by this node's own main thread (heartbeat-thread.ts), structured-cloned: the one place it is typed.
 const setup: HeartbeatSetup = workerData;
 const post = (message: FromHeartbeatThread) => port.postMessage(message);
 const logger = createLogger({

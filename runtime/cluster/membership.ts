@@ -1,6 +1,6 @@
 // Which nodes are alive, judged without comparing clocks across machines: each node writes a heartbeat
 // into a KV bucket every `heartbeatMs`; a node is alive while this node keeps *seeing* its heartbeats
-// (local monotonic time), and dead after `deadAfterMs` without one. A node that cannot write its own
+// (local monotonic time, not counting this thread's own stalls), and dead after `deadAfterMs` without one. A node that cannot write its own
 // heartbeat for `fenceAfterMs` (< deadAfterMs) considers itself fenced off and must stop its actors
 // before anyone may take them over. The heartbeats are written by a thread of their own
 // (heartbeat-thread.ts), so a busy main thread is not taken for a dead node.
