@@ -2,6 +2,7 @@
 // of the OpenAPI document.
 
 import { MAX_SCHEDULE_CHARS } from "../actors/identities/poll-schedule.ts";
+import { MAX_FOLDER_PATH_BYTES, MAX_SELECTION_ENTRIES } from "../actors/imap/account-folders.ts";
 import { MAX_CURSOR_CHARS } from "../actors/store/paging.ts";
 
 export const uuid = { type: "string", pattern: "^[0-9a-fA-F-]{36}$" } as const;
@@ -47,6 +48,8 @@ const credentials = {
   additionalProperties: { type: "string", maxLength: 4096 },
 } as const;
 
+const folderEntry = { type: "string", minLength: 1, maxLength: MAX_FOLDER_PATH_BYTES } as const;
+
 const identityInfosInput = {
   type: "object",
   additionalProperties: false,
@@ -59,6 +62,16 @@ const identityInfosInput = {
       maxLength: MAX_SCHEDULE_CHARS,
       description:
         "when to poll instead of every poll_interval: a cron pattern in UTC (`*/15 7-20 * * 1-5`: every 15 minutes from 7:00 to 20:45 on weekdays; 6 fields: seconds first); null or empty: every poll_interval",
+    },
+    mailboxes: {
+      type: ["object", "null"],
+      additionalProperties: false,
+      description:
+        "which IMAP folders are synced besides INBOX (always synced): `include` (absent or null: every folder) and `exclude`, each entry a folder path (its subfolders too) or a special-use attribute such as `\\Sent`; null or `{}`: every folder but `\\Trash`, `\\Junk` and `\\All`",
+      properties: {
+        include: { type: ["array", "null"], maxItems: MAX_SELECTION_ENTRIES, items: folderEntry },
+        exclude: { type: "array", maxItems: MAX_SELECTION_ENTRIES, items: folderEntry },
+      },
     },
   },
 } as const;

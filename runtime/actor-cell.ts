@@ -15,7 +15,7 @@ import { readMailboxMessage } from "./actor-mailbox.ts";
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 import { type Accepted, busMessageProblem } from "./bus-messages.ts";
 import { DeadlineTimers, readDeadlines } from "./deadlines.ts";
-import { encodeJson } from "./json.ts";
+import { encodeJson, isJsonObject } from "./json.ts";
 import { redactSecrets } from "./redact.ts";
 import { failure } from "./reply.ts";
 import { RestRecords } from "./rest-records.ts";
@@ -45,6 +45,8 @@ export interface CellEnvironment {
   ports: ActorPorts;
   /** The message types (and their payload schemas) the family takes from the bus. */
   accepts: Accepted;
+  /** See ActorFamily.upgradeContext. */
+  upgradeContext?(saved: Record<string, unknown>): Record<string, unknown>;
   /** null when the family does not persist. */
   store: SnapshotStore | null;
   /** Where passivated actors are recorded as resting (null: nowhere, e.g. a node without a cluster). */
@@ -202,7 +204,7 @@ export class ActorCell {
   }
 
   private startMachine(from: unknown = this.writer.settled): void {
-    const settled = from;
+    const settled = this.upgraded(from);
     const options = settled === undefined ? { input: this.input } : { snapshot: settled as never, input: this.input };
     let actor: AnyActorRef;
     try {
@@ -222,6 +224,13 @@ export class ActorCell {
       this.onSnapshot(actor, actor.getSnapshot() as AnyMachineSnapshot);
       this.flushBuffered();
     }
+  }
+
+  /** A saved snapshot with its context as this release reads it (see ActorFamily.upgradeContext). */
+  private upgraded(snapshot: unknown): unknown {
+    const upgrade = this.env.upgradeContext;
+    if (upgrade === undefined || !isJsonObject(snapshot) || !isJsonObject(snapshot.context)) return snapshot;
+    return { ...snapshot, context: upgrade(snapshot.context) };
   }
 
   /**
@@ -412,7 +421,7 @@ export class ActorCell {
 
   private currentContext(): unknown {
     if (this.actor !== null) return (this.actor.getSnapshot() as AnyMachineSnapshot).context;
-    return ((this.dormant ?? this.writer.settled) as { context?: unknown } | undefined)?.context;
+    return (this.upgraded(this.dormant ?? this.writer.settled) as { context?: unknown } | undefined)?.context;
   }
 
   private onNatsMessage(msg: Msg): void {

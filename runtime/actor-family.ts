@@ -66,6 +66,11 @@ export interface ActorFamily {
    * comes from the node itself. A family that declares nothing takes nothing from the bus.
    */
   accepts?: Readonly<Record<string, PayloadSchema>>;
+  /**
+   * A context saved by an earlier release, as this release's machine reads it: applied to every
+   * snapshot an actor is restored from (a saved context is never rewritten otherwise).
+   */
+  upgradeContext?(saved: Record<string, unknown>): Record<string, unknown>;
 }
 
 export const BUSY_TAG = "busy";

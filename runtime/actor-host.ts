@@ -77,6 +77,7 @@ export class ActorHost {
       logger: logger.child({ kind: family.kind }),
       ports: this.ports,
       accepts: family.accepts ?? {},
+      ...(family.upgradeContext !== undefined && { upgradeContext: family.upgradeContext }),
       store: family.persistence === "none" ? null : snapshots,
       resting: () => (family.persistence === "none" ? null : this.restingIndex),
       limitWakes: (restore) => this.wakes(restore),

@@ -71,9 +71,9 @@ export class AccountConnection {
     this.watcher = watcher;
     this.watchFailures = 0;
     this.clearKeepTimer();
-    // A connection a sync just gave back was looking at the mailbox until now; any other may have
-    // missed mail.
-    const catchUp = this.client?.usable !== true || this.heardUnwatched;
+    // A connection a sync just gave back on the mailbox was looking at it until now; any other may
+    // have missed mail.
+    const catchUp = this.client?.usable !== true || (this.client.mailbox !== false && this.client.mailbox.path !== watcher.mailbox) || this.heardUnwatched;
     this.heardUnwatched = false;
     void this.attachWatch(catchUp);
   }
@@ -183,7 +183,9 @@ export class AccountConnection {
     const client = this.client;
     if (client === null) return;
     if (this.watcher !== null) {
-      void this.attachWatch(false);
+      // A sync that ended on another folder did not hear of new mail in the watched one meanwhile (a
+      // connection just opened, on no folder yet, is the watch's own: it looks already).
+      void this.attachWatch(client.mailbox !== false && client.mailbox.path !== this.watcher.mailbox);
       return;
     }
     if (this.keepTimer !== null) return;

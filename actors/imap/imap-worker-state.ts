@@ -5,7 +5,8 @@ import type { ContractMessage } from "../../contract/contract-message.ts";
 import type { DeadlineMessage, RELOADED_EVENT, TypedMessage } from "../../runtime/actor-family.ts";
 import type { Deadlines } from "../../runtime/deadlines.ts";
 import type { PendingDelivery } from "../bridges/delivery-queue.ts";
-import type { SkippedMessage, SyncCursor, SyncProgress } from "./mailbox-sync.ts";
+import { type FolderChanges, type FolderCursor, INBOX } from "./account-folders.ts";
+import type { SkippedMessage, SyncProgress } from "./mailbox-sync.ts";
 import type { SyncMode, SyncRunEvent } from "./sync-run.ts";
 
 export const RETRY_DUE = "retry.due";
@@ -13,20 +14,26 @@ export const RETRY_DUE = "retry.due";
 export const HISTORY = 5;
 
 export type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
-/** A finished run: done (skipped messages listed) or failed (with its error). */
-export type FinishedRun = SyncRun & { finished_at: string; outcome: "done" | "failed"; skipped_messages: SkippedMessage[]; error?: string };
+/** A finished run: done (skipped messages listed, folders that changed) or failed (with its error). */
+export type FinishedRun = SyncRun & {
+  finished_at: string;
+  outcome: "done" | "failed";
+  skipped_messages: SkippedMessage[];
+  folder_changes?: FolderChanges;
+  error?: string;
+};
 
 export interface ImapWorkerContext {
   identity_id: string;
   user_id: string;
-  mailbox: string;
-  cursor: SyncCursor;
+  /** Each folder synced, where its sync stands: INBOX first. */
+  folders: FolderCursor[];
   /** The sync running now (or the last one), for operators. */
   progress: SyncRun | null;
   mode: SyncMode;
   /** The last few runs that finished, newest first, for operators: what they skipped, or why they failed. */
   history: FinishedRun[];
-  /** A sync or fullfetch asked for while one runs: done right after it. */
+  /** A sync (or an INBOX sync, or a fullfetch) asked for while one runs: done right after it. */
   requested: SyncMode | null;
   last_sync: string | null;
   last_error: { message: string; at: string } | null;
@@ -48,3 +55,11 @@ export type ImapWorkerEvent =
   | TypedMessage<"mail.arrived", Record<string, never>>
   | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
   | DeadlineMessage<typeof RETRY_DUE>;
+
+/** A context saved before every folder was synced: its one cursor was INBOX's. */
+export function upgradeImapContext(saved: Record<string, unknown>): Record<string, unknown> {
+  if (Array.isArray(saved.folders)) return saved;
+  const { cursor, mailbox: _mailbox, ...rest } = saved;
+  const inbox = typeof cursor === "object" && cursor !== null ? [{ ...cursor, path: INBOX, special_use: null }] : [];
+  return { ...rest, folders: inbox };
+}

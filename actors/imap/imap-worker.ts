@@ -1,9 +1,10 @@
 // The IMAP bridge's actor: one `imap` worker per remote mail identity (keyed by remote_id). Three
 // regions run side by side:
-//  - sync: idle → syncing (connecting, fetching with progress) → idle; a failed sync backs off (next retry
-//    and last error in the context), asks the identities worker to poll less often after a few failures,
-//    and disables the identity after 72 h of consecutive failures. `sync` and `fullfetch` arriving during
-//    a sync are coalesced into one more run, never queued twice.
+//  - sync: idle → syncing (connecting, fetching with progress) → idle. A `sync` walks every folder the
+//    identity follows (account-folders.ts), each with its own cursor; new mail the watch heard of syncs
+//    INBOX alone. A failed sync backs off (next retry and last error in the context), asks the identities
+//    worker to poll less often after a few failures, and disables the identity after 72 h of consecutive
+//    failures. Orders arriving during a sync are coalesced into one more run, never queued twice.
 //  - delivery: `deliver` requests, one at a time: the SMTP bridge sends through the account's own server,
 //    then the sent copy is APPENDed to the account's Sent mailbox.
 //  - push: the account's IMAP connection kept open on INBOX, so new mail is synced within seconds
@@ -24,13 +25,13 @@ import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
 import type { Store } from "../store/store.ts";
 import { AccountConnection } from "./account-connection.ts";
+import { type FolderCursor, hasChanges, INBOX } from "./account-folders.ts";
 import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
-import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE } from "./imap-worker-state.ts";
-import type { SyncOutcome } from "./mailbox-sync.ts";
+import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { type SyncMode, syncRun } from "./sync-run.ts";
+import { type AccountSyncOutcome, type SyncMode, syncRun } from "./sync-run.ts";
 
 export const IMAP_KIND = ACTOR_KINDS.imap;
 
@@ -44,6 +45,7 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
     // Its orders only: `sync.done`, `retry.due`, `mail.arrived`… come from the worker's own work.
     accepts: handledOrders({ IMAPfetcher: ["sync", "fullfetch"], outboundIMAP: ["deliver"] }),
     createMachine: (ports) => imapWorkerMachine(store, ports, settings, new ConnectPacer(settings.connectsPerSecond), now),
+    upgradeContext: upgradeImapContext,
   };
 }
 
@@ -117,9 +119,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       hasDeliveries: ({ context }) => hasDeliveries(context),
     },
     actions: {
-      // A fullfetch asked for meanwhile covers a sync too.
+      // A fullfetch asked for meanwhile covers a sync too, and a sync covers an INBOX sync.
       coalesce: assign(({ context }, mode: SyncMode) => ({
-        requested: (context.requested === "fullfetch" || mode === "fullfetch" ? "fullfetch" : "sync") as SyncMode,
+        requested: widest(context.requested, mode),
       })),
       startRun: assign((_, mode: SyncMode) => ({
         mode,
@@ -166,13 +168,17 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           ...(outcome.failed > 0 ? [`${outcome.failed} message(s) could not be imported; retried at the next sync`] : []),
           ...(outcome.skipped > 0 ? [skippedNote(outcome)] : []),
         ];
+        const changes = outcome.changes !== null && hasChanges(outcome.changes) ? { folder_changes: outcome.changes } : {};
         return {
-          cursor: outcome.cursor,
+          folders: outcome.folders,
           progress: finished,
           history:
             finished === null
               ? context.history
-              : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages }, ...context.history].slice(0, HISTORY),
+              : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages, ...changes }, ...context.history].slice(
+                  0,
+                  HISTORY,
+                ),
           last_sync: at,
           last_error: problems.length > 0 ? { message: problems.join("; "), at } : null,
           failures: 0,
@@ -184,7 +190,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
         assertEvent(event, "sync.done");
         for (const skipped of event.payload.outcome.skipped_messages) {
           ports.logger.warn(
-            { kind: IMAP_KIND, key: context.identity_id, uid: skipped.uid, size: skipped.size, reason: skipped.reason },
+            { kind: IMAP_KIND, key: context.identity_id, mailbox: skipped.mailbox, uid: skipped.uid, size: skipped.size, reason: skipped.reason },
             "IMAP message skipped",
           );
         }
@@ -219,8 +225,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     context: ({ input }) => ({
       identity_id: String(input.remote_id ?? input.key),
       user_id: String(input.user_id ?? ""),
-      mailbox: "INBOX",
-      cursor: { uidvalidity: null, lastseenuid: 0, failed_uids: [] },
+      folders: [],
       progress: null,
       mode: "sync",
       history: [],
@@ -244,7 +249,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
               idle: {
                 on: {
                   sync: { target: "syncing", actions: { type: "startRun", params: "sync" } },
-                  "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "sync" } },
+                  "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "inbox" } },
                   fullfetch: { target: "syncing", actions: { type: "startRun", params: "fullfetch" } },
                 },
               },
@@ -260,22 +265,21 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   input: ({ context }) => ({
                     identity_id: context.identity_id,
                     user_id: context.user_id,
-                    mailbox: context.mailbox,
-                    cursor: context.cursor,
+                    folders: context.folders,
                     mode: context.mode,
                   }),
                 },
                 on: {
                   sync: { actions: { type: "coalesce", params: "sync" } },
-                  "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+                  "mail.arrived": { actions: { type: "coalesce", params: "inbox" } },
                   fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
                   "sync.progress": {
                     actions: assign(({ context, event }) => {
-                      const { progress, cursor } = event.payload;
+                      const { progress, folder } = event.payload;
                       return {
                         progress: context.progress === null ? null : { ...context.progress, ...progress },
-                        // A fullfetch walks the whole mailbox: the incremental cursor stays where it is.
-                        ...(context.mode === "sync" && { cursor }),
+                        // A fullfetch walks the whole mailbox: the incremental cursors stay where they are.
+                        ...(context.mode !== "fullfetch" && { folders: withFolder(context.folders, folder) }),
                       };
                     }),
                   },
@@ -334,7 +338,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                     ],
                   },
                   sync: { actions: { type: "coalesce", params: "sync" } },
-                  "mail.arrived": { actions: { type: "coalesce", params: "sync" } },
+                  "mail.arrived": { actions: { type: "coalesce", params: "inbox" } },
                   fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
                   // Reloaded (new credentials or servers): try again now rather than at the next retry.
                   [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
@@ -362,7 +366,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
               },
               watching: {
                 always: { guard: ({ context }) => context.failures > 0, target: "waiting" },
-                invoke: { src: "watch", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id, mailbox: context.mailbox }) },
+                invoke: { src: "watch", input: ({ context }) => ({ user_id: context.user_id, identity_id: context.identity_id, mailbox: INBOX }) },
               },
             },
           },
@@ -375,8 +379,22 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
 }
 
 /** What a run skipped, for the identity's last_error: the user learns that a message was not imported. */
-function skippedNote(outcome: SyncOutcome): string {
-  const listed = outcome.skipped_messages.slice(0, 3).map((skipped) => `UID ${skipped.uid} (${skipped.reason})`);
+function skippedNote(outcome: AccountSyncOutcome): string {
+  const listed = outcome.skipped_messages
+    .slice(0, 3)
+    .map((skipped) => `${skipped.mailbox === INBOX ? "" : `${skipped.mailbox} `}UID ${skipped.uid} (${skipped.reason})`);
   const more = outcome.skipped - listed.length;
   return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
+}
+
+const BREADTH: Record<SyncMode, number> = { inbox: 0, sync: 1, fullfetch: 2 };
+
+/** The run that covers both. */
+function widest(requested: SyncMode | null, mode: SyncMode): SyncMode {
+  return requested !== null && BREADTH[requested] >= BREADTH[mode] ? requested : mode;
+}
+
+/** The folders with this one's cursor in place (or added, after the others). */
+function withFolder(folders: FolderCursor[], folder: FolderCursor): FolderCursor[] {
+  return folders.some((known) => known.path === folder.path) ? folders.map((known) => (known.path === folder.path ? folder : known)) : [...folders, folder];
 }

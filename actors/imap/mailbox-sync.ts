@@ -31,6 +31,7 @@ export interface SyncProgress {
 
 /** A message passed over, and why. */
 export interface SkippedMessage {
+  mailbox: string;
   uid: number;
   /** The size the server announced (RFC822.SIZE), null when it gave none. */
   size: number | null;
@@ -171,7 +172,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     };
     const skip = (info: MessageInfo, reason: string) => {
       progress.skipped += 1;
-      if (skippedMessages.length < SKIPPED_LISTED) skippedMessages.push({ uid: info.uid, size: info.size, reason });
+      if (skippedMessages.length < SKIPPED_LISTED) skippedMessages.push({ mailbox: options.mailbox, uid: info.uid, size: info.size, reason });
       finish(info.uid);
     };
     report(true);

@@ -1,8 +1,10 @@
 // One sync run of an IMAP worker, as an invoked callback actor: it borrows the account's connection
-// (account-connection.ts: the watch's, or one it opens and keeps for a while), runs the sync algorithm
-// (mailbox-sync.ts) importing each message (raw stored, then imported by the user's inbound actor in
-// batches of raws: import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now
-// and then, then `sync.done` or `sync.failed`. The connection is given back as soon as every body is
+// (account-connection.ts: the watch's, or one it opens and keeps for a while), lists the account's
+// folders and picks those to sync (account-folders.ts; an `inbox` run, for new mail the watch heard of,
+// syncs INBOX alone), runs the sync algorithm (mailbox-sync.ts) on each folder that has anything new,
+// importing each message (raw stored, then imported by the user's inbound actor in batches of raws:
+// import-batcher.ts), and reports to the machine: `sync.connected`, `sync.progress` now and then (with
+// the folder's cursor), then `sync.done` (every folder's cursor) or `sync.failed`. The connection is given back as soon as every body is
 // fetched (the watch IDLEs again while the last imports finish), and in any case before either is told;
 // a sync that failed or is stopped halfway closes it (it may be in the middle of an answer).
 import type { ImapFlow } from "imapflow";
@@ -14,21 +16,31 @@ import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import type { AccountConnection, ImapLease } from "./account-connection.ts";
+import { type FolderChanges, type FolderCursor, type FolderPlan, folderSelection, INBOX, listFolders, planFolders } from "./account-folders.ts";
 import { storeFetched } from "./fetched-raw.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
-import { type SyncCursor, type SyncOutcome, type SyncProgress, syncMailbox } from "./mailbox-sync.ts";
+import { type FetchedMessage, type SkippedMessage, type SyncProgress, syncMailbox } from "./mailbox-sync.ts";
 import { SyncDeadline } from "./sync-deadline.ts";
 
-export type SyncMode = "sync" | "fullfetch";
+/** `inbox`: INBOX only (new mail heard by the watch); `sync`: every folder followed; `fullfetch`: all of them again. */
+export type SyncMode = "inbox" | "sync" | "fullfetch";
 
 export interface SyncRunInput {
   identity_id: string;
   user_id: string;
-  mailbox: string;
-  cursor: SyncCursor;
+  folders: FolderCursor[];
   mode: SyncMode;
+}
+
+/** What a run did: its counts over every folder, where each folder now stands, what changed in the list. */
+export interface AccountSyncOutcome extends SyncProgress {
+  folders: FolderCursor[];
+  /** The first few messages skipped in this run (`skipped` counts them all). */
+  skipped_messages: SkippedMessage[];
+  /** null for a run that did not list the folders (`inbox`). */
+  changes: FolderChanges | null;
 }
 
 /** What `sync.failed` carries. */
@@ -43,8 +55,8 @@ export interface SyncFailure {
 /** What a sync run tells the worker's machine. */
 export type SyncRunEvent =
   | TypedMessage<"sync.connected", Record<string, never>>
-  | TypedMessage<"sync.progress", { progress: SyncProgress; cursor: SyncCursor }>
-  | TypedMessage<"sync.done", { outcome: SyncOutcome }>
+  | TypedMessage<"sync.progress", { progress: SyncProgress; folder: FolderCursor }>
+  | TypedMessage<"sync.done", { outcome: AccountSyncOutcome }>
   | TypedMessage<"sync.failed", SyncFailure>;
 
 /** Sends an import batch to the user's inbound actor and resolves with its reply (runtime/cluster/actor-requests.ts). */
@@ -56,6 +68,9 @@ export type ImportBatchPort = (order: ImportBatchOrder) => Promise<unknown>;
  * at most FETCH_PIECE_BYTES; a larger one streams).
  */
 const IN_FLIGHT = 2 * MAX_BATCH_RAWS;
+/** Skipped messages listed in an outcome; the count covers the rest. */
+const SKIPPED_LISTED = 10;
+const EMPTY_CURSOR = { uidvalidity: null, lastseenuid: 0, failed_uids: [] };
 
 export function syncRun(
   store: Store,
@@ -87,38 +102,80 @@ export function syncRun(
     let identity: Identity | null = null;
     const batcher = new ImportBatcher((rawIds) => importBatch({ user_id: input.user_id, remote_id: input.identity_id, raw_ids: rawIds }));
 
-    const syncOn = (client: ImapFlow, current: Identity, fetched: () => void) =>
-      syncMailbox(client, mode === "fullfetch" ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] } : reached, {
-        mailbox: input.mailbox,
-        full: mode === "fullfetch",
-        concurrency: Math.max(concurrency, IN_FLIGHT),
-        maxMessageBytes: limits.maxMessageBytes,
-        waitingFor: (step) => deadline.waitingFor(step),
-        fetched,
-        importMessage: async (message) => {
-          const from = {
-            account: current.display_name || current.identifier,
-            mailbox: input.mailbox,
-            userId: input.user_id,
-            uid: message.uid,
-            flags: message.flags,
-            labels: message.labels,
-          };
-          const { uid } = message;
-          const stored = await storeFetched(store, input.identity_id, message.source, from);
-          const reply = await batcher.import(stored.raw_msg_id, stored.size);
-          if (!isJsonObject(reply) || reply.error !== false)
-            throw new Error(`UID ${uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
-        },
-        onProgress: (progress, cursor) => {
-          reached = cursor;
-          if (!cancelled) tell({ type: "sync.progress", payload: { progress, cursor } });
-        },
-      });
+    const importInto = (folder: FolderCursor, current: Identity) => async (message: FetchedMessage) => {
+      const from = {
+        account: current.display_name || current.identifier,
+        mailbox: folder.path,
+        specialUse: folder.special_use,
+        userId: input.user_id,
+        uid: message.uid,
+        flags: message.flags,
+        labels: message.labels,
+      };
+      const stored = await storeFetched(store, input.identity_id, message.source, from);
+      const reply = await batcher.import(stored.raw_msg_id, stored.size);
+      if (!isJsonObject(reply) || reply.error !== false)
+        throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+    };
 
-    /** The cursor of the last progress: where a second go starts from. */
-    let reached = input.cursor;
-    const syncOnLease = async (current: Identity): Promise<SyncOutcome> => {
+    /** The folders to sync: INBOX alone for an `inbox` run, else what the server lists and the identity selects. */
+    const plan = async (client: ImapFlow, current: Identity): Promise<FolderPlan | { folders: FolderPlan["folders"]; changes: null }> => {
+      if (mode === "inbox") {
+        const inbox = reached.get(INBOX) ?? { ...EMPTY_CURSOR, path: INBOX, special_use: null };
+        return { folders: [{ cursor: inbox, upToDate: false }], changes: null };
+      }
+      deadline.waitingFor("the list of mailboxes");
+      const open = client.mailbox === false ? null : client.mailbox.path;
+      return planFolders(await listFolders(client), [...reached.values()], folderSelection(current.infos.mailboxes), open);
+    };
+
+    const syncOn = async (client: ImapFlow, current: Identity, fetched: () => void): Promise<AccountSyncOutcome> => {
+      const { folders, changes } = await plan(client, current);
+      const full = mode === "fullfetch";
+      const total: SyncProgress = { total: 0, done: 0, failed: 0, skipped: 0 };
+      const skipped: SkippedMessage[] = [];
+      const after = new Map<string, FolderCursor>();
+      const toSync = folders.filter((folder) => full || !folder.upToDate).map((folder) => folder.cursor);
+      // A run that ends on another folder looks at INBOX once more at the end (from where it got): mail
+      // that came meanwhile is not missed, and the connection goes back to the watch on INBOX.
+      const inbox = toSync.find((folder) => folder.path === INBOX) ?? folders.find((folder) => folder.cursor.path === INBOX)?.cursor;
+      if (!full && inbox !== undefined && toSync.length > 0 && toSync.at(-1)?.path !== INBOX) toSync.push(inbox);
+      for (const [index, planned] of toSync.entries()) {
+        const start = after.get(planned.path) ?? planned;
+        const base = { ...total };
+        const outcome = await syncMailbox(client, full ? EMPTY_CURSOR : start, {
+          mailbox: start.path,
+          full,
+          concurrency: Math.max(concurrency, IN_FLIGHT),
+          maxMessageBytes: limits.maxMessageBytes,
+          waitingFor: (step) => deadline.waitingFor(start.path === INBOX ? step : `${step} (${start.path})`),
+          // The connection goes back once the last folder's bodies are fetched.
+          fetched: index === toSync.length - 1 ? fetched : undefined,
+          importMessage: importInto(start, current),
+          onProgress: (progress, cursor) => {
+            const folder = { ...cursor, path: start.path, special_use: start.special_use };
+            if (!full) reached.set(start.path, folder);
+            if (!cancelled) tell({ type: "sync.progress", payload: { progress: sum(base, progress), folder } });
+          },
+        });
+        Object.assign(total, sum(total, outcome));
+        skipped.push(...outcome.skipped_messages.slice(0, SKIPPED_LISTED - skipped.length));
+        // A fullfetch keeps the incremental cursor's place when the folder did not change identity.
+        const cursor =
+          full && outcome.cursor.uidvalidity === start.uidvalidity
+            ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, start.lastseenuid) }
+            : outcome.cursor;
+        after.set(start.path, { ...cursor, path: start.path, special_use: start.special_use });
+      }
+      const synced = folders.map(({ cursor }) => after.get(cursor.path) ?? cursor);
+      // An `inbox` run leaves the other folders where they were.
+      const others = mode === "inbox" ? input.folders.filter((folder) => folder.path !== INBOX) : [];
+      return { ...total, folders: [...synced, ...others], skipped_messages: skipped, changes };
+    };
+
+    /** Each folder's cursor as of the last progress: where a second go starts from. */
+    const reached = new Map(input.folders.map((folder) => [folder.path, folder]));
+    const syncOnLease = async (current: Identity): Promise<AccountSyncOutcome> => {
       // A new connection first waits for its turn at the node's pacer: that wait is not the server's.
       deadline.queued("its turn to connect (CALIOPEN_IMAP_CONNECTS_PER_SECOND)");
       lease = await connection.borrow(deadline.signal, () => deadline.waitingFor("connecting and logging in"));
@@ -146,7 +203,7 @@ export function syncRun(
       const current = await imap.identity();
       identity = current;
       if (current === null) throw Object.assign(new Error(`identity ${input.identity_id} no longer exists`), { gone: true });
-      let outcome: SyncOutcome;
+      let outcome: AccountSyncOutcome;
       try {
         outcome = await syncOnLease(current);
       } catch (err) {
@@ -162,13 +219,8 @@ export function syncRun(
       // Back to the watch (or kept for the next sync) before the machine hears of the end (given back
       // already once every body was fetched, unless the sync ended early).
       giveBack(true);
-      // A fullfetch keeps the incremental cursor's place when the mailbox did not change identity.
-      const cursor =
-        mode === "fullfetch" && outcome.cursor.uidvalidity === input.cursor.uidvalidity
-          ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, input.cursor.lastseenuid) }
-          : outcome.cursor;
       await store.identities.updateInfos(input.user_id, input.identity_id, { last_sync: new Date(now()).toISOString(), last_error: null });
-      if (!cancelled) tell({ type: "sync.done", payload: { outcome: { ...outcome, cursor } } });
+      if (!cancelled) tell({ type: "sync.done", payload: { outcome } });
     })()
       .catch((err: Error & { gone?: boolean }) => {
         giveBack(false);
@@ -195,4 +247,8 @@ export function syncRun(
       giveBack(false);
     };
   });
+}
+
+function sum(a: SyncProgress, b: SyncProgress): SyncProgress {
+  return { total: a.total + b.total, done: a.done + b.done, failed: a.failed + b.failed, skipped: a.skipped + b.skipped };
 }

@@ -1,6 +1,7 @@
 // Tags imported with fetched mail (docs/decisions.md §4, imap-bridge): the IMAP flags and Gmail labels of a
 // message, which the IMAP bridge hands over in synthetic headers it prepends to the raw (original §5.6):
-// `X-Fetched-Imap-Flags` and `X-Fetched-X-GM-LABELS`, each the base64 of the values joined by CRLF.
+// `X-Fetched-Imap-Flags` and `X-Fetched-X-GM-LABELS`, each the base64 of the values joined by CRLF, with
+// the folder and UID the mail came from.
 
 /** Flags that say where a message is or what the client did with it, not what it is about: never tags. */
 const DROPPED = new Set(
@@ -31,6 +32,25 @@ export function importedTags(flags: string[]): string[] {
 /** Header names the IMAP bridge writes; the values are `encodeFetchedHeader` of the flags / labels. */
 export const FETCHED_FLAGS_HEADER = "X-Fetched-Imap-Flags";
 export const FETCHED_LABELS_HEADER = "X-Fetched-X-GM-LABELS";
+/** The folder (base64 of its path), the UID in it, and its special use (`\Sent`), as they are. */
+export const FETCHED_BOX_HEADER = "X-Fetched-Imap-Box";
+export const FETCHED_UID_HEADER = "X-Fetched-Imap-Uid";
+export const FETCHED_SPECIAL_USE_HEADER = "X-Fetched-Imap-Special-Use";
+
+/** Where a fetched mail was on its server, from the headers the IMAP bridge prepended. */
+export interface FetchedTrace {
+  mailbox: string;
+  uid: number | null;
+  specialUse: string | null;
+  /** Its IMAP flags when it was fetched (`\Seen`, `\Flagged`, keywords). */
+  flags: string[];
+}
+
+/** Whether a flag list has this system flag (`\Seen`), as servers spell it in any case. */
+export function hasFlag(flags: string[], flag: string): boolean {
+  const wanted = flag.toLowerCase();
+  return flags.some((entry) => entry.trim().toLowerCase() === wanted);
+}
 
 /** base64 of the values joined by CRLF. */
 export function encodeFetchedHeader(values: string[]): string {

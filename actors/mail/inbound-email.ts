@@ -13,9 +13,17 @@ import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
 import { alreadyImported, claimExternal, type InboundOrder, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
-import { type Message, type MessageIdConflict, type Participant, type ParticipantType, type RawMessage, SCHEMA_VERSION } from "../store/model.ts";
+import {
+  type Message,
+  type MessageIdConflict,
+  type MessageLocation,
+  type Participant,
+  type ParticipantType,
+  type RawMessage,
+  SCHEMA_VERSION,
+} from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { decodeFetchedHeader, importedTags } from "./imported-tags.ts";
+import { decodeFetchedHeader, type FetchedTrace, hasFlag, importedTags } from "./imported-tags.ts";
 import { mailContentHash } from "./mail-content-hash.ts";
 import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 import { keepConflictingCopy } from "./message-id-conflicts.ts";
@@ -107,6 +115,9 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const messageId = firstId(head.value("message-id"));
   const externalId = messageId ?? `sha256:${body.contentSha256}`;
   const copy: MessageIdConflict = { raw_id: rawId, content_sha256: body.contentSha256, identity_id: identityId, received_at: raw.date_insert };
+  // Where the IMAP bridge fetched it from: only a remote identity's mail has a trace to believe.
+  const trace = identity.type === "remote" ? head.trace : null;
+  const location = trace === null ? null : locationOf(identityId, trace);
   // Claimed first, once the mail is known to be readable (a claim never names a mail that cannot be
   // stored): a new mail costs no lookup, one seen before is known by the claim.
   const claim = await claimExternal(store, userId, externalId);
@@ -116,7 +127,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     if (known.raw_msg_id === rawId) return alreadyImported(store, userId, known.message_id, identityId, rawId, known.discussion_id);
     const listed = known.message_id_conflicts?.find((conflict) => conflict.raw_id === rawId && conflict.identity_id === identityId);
     if (listed !== undefined) return keepConflictingCopy(store, known, listed);
-    return sameMailOrConflict(store, known, copy);
+    return sameMailOrConflict(store, known, copy, location);
   }
 
   const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
@@ -130,6 +141,9 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   const bodyPlain = truncate(body.encryptedArmor ?? body.text);
   const bodyHtml = truncate(body.html);
   const at = now().toISOString();
+  // Mail synced from the account's Sent folder is the user's own; \Seen and \Answered as on the server.
+  const sent = trace !== null && trace.specialUse?.toLowerCase() === "\\sent";
+  const seen = trace !== null && hasFlag(trace.flags, "\\Seen");
 
   const built: Message = {
     schema: SCHEMA_VERSION,
@@ -147,9 +161,9 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     date: dateOf(head.value("date"), now),
     date_insert: at,
     is_draft: false,
-    is_unread: true,
-    is_received: true,
-    is_answered: false,
+    is_unread: !(sent || seen),
+    is_received: !sent,
+    is_answered: trace !== null && hasFlag(trace.flags, "\\Answered"),
     participants,
     external_references: { message_id: externalId, parent_id: inReplyTo ?? "", ancestors_ids: references },
     attachments: body.attachments,
@@ -159,13 +173,14 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     parent_id: parentId,
     content_sha256: body.contentSha256,
     ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
+    ...(location !== null && { locations: [location] }),
   };
   const { message, bodyCut } = fitDocument(built);
 
   const stored = await storeClaimed(store, message, rawId);
   cache?.rememberMessage(externalId, stored.message);
   // Another import of this Message-ID stored its message first.
-  if (!stored.created) return sameMailOrConflict(store, stored.message, copy);
+  if (!stored.created) return sameMailOrConflict(store, stored.message, copy, location);
   const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
   return ok("message imported", {
     message_id: stored.message.message_id,
@@ -176,11 +191,12 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
 
 /**
  * The answer for a mail whose Message-ID `holder` has: the same mail again ("already imported", the
- * receiving identity added to it), or a different one, kept as a conflicting copy.
+ * receiving identity and the folder it came from added to it), or a different one, kept as a
+ * conflicting copy.
  */
-async function sameMailOrConflict(store: Store, holder: Message, copy: MessageIdConflict): Promise<Reply> {
+async function sameMailOrConflict(store: Store, holder: Message, copy: MessageIdConflict, location: MessageLocation | null): Promise<Reply> {
   if ((await heldContent(store, holder, copy.content_sha256)) === copy.content_sha256) {
-    return alreadyImported(store, holder.user_id, holder.message_id, copy.identity_id, copy.raw_id, holder.discussion_id);
+    return alreadyImported(store, holder.user_id, holder.message_id, copy.identity_id, copy.raw_id, holder.discussion_id, location);
   }
   return keepConflictingCopy(store, holder, copy);
 }
@@ -291,6 +307,13 @@ function truncate(text: string): { text: string; truncated: boolean } {
       .replace(/\uFFFD+$/, ""),
     truncated: true,
   };
+}
+
+/** The longest folder path recorded (the IMAP bridge syncs no folder with a longer one). */
+const MAX_MAILBOX_CHARS = 512;
+
+function locationOf(identityId: string, trace: FetchedTrace): MessageLocation {
+  return { identity_id: identityId, mailbox: cut(trace.mailbox, MAX_MAILBOX_CHARS), uid: trace.uid };
 }
 
 function describe(err: unknown): string {

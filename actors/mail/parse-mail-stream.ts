@@ -5,7 +5,15 @@ import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type AttachmentStream, type HeaderLines, type Headers, MailParser, type MessageText, type StructuredHeader } from "mailparser";
 import type { AttachmentInfo } from "../store/model.ts";
-import { FETCHED_FLAGS_HEADER, FETCHED_LABELS_HEADER } from "./imported-tags.ts";
+import {
+  decodeFetchedHeader,
+  FETCHED_BOX_HEADER,
+  FETCHED_FLAGS_HEADER,
+  FETCHED_LABELS_HEADER,
+  FETCHED_SPECIAL_USE_HEADER,
+  FETCHED_UID_HEADER,
+  type FetchedTrace,
+} from "./imported-tags.ts";
 import { MailContentHashStream } from "./mail-content-hash.ts";
 import { cut, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS } from "./message-budget.ts";
 
@@ -29,6 +37,8 @@ export interface Head {
   value(name: string): string | null;
   /** Values of the X-Fetched flags/labels headers the IMAP bridge prepended (only the leading ones). */
   fetched: string[];
+  /** Where the IMAP bridge fetched it from: null when it did not prepend its headers. */
+  trace: FetchedTrace | null;
 }
 
 export interface Body {
@@ -133,16 +143,33 @@ export function parseMailStream(source: Readable): MailParse {
 
 function headOf(headers: Headers, lines: HeaderLines): Head {
   const values = lines.map((line) => ({ key: line.key, value: unfold(line.line) }));
-  const fetched: string[] = [];
-  // The IMAP bridge prepends its headers: only those count, a sender cannot add tags further down.
+  // The IMAP bridge prepends its headers, one of each: only the first of each name in the leading run
+  // counts, so a mail that begins with its own X-Fetched lines cannot add tags or move itself.
+  const leading = new Map<string, string>();
   for (const line of values) {
     if (!line.key.startsWith("x-fetched-")) break;
-    if (line.key === FETCHED_FLAGS_HEADER.toLowerCase() || line.key === FETCHED_LABELS_HEADER.toLowerCase()) fetched.push(line.value);
+    if (!leading.has(line.key)) leading.set(line.key, line.value);
   }
+  const header = (name: string) => leading.get(name.toLowerCase()) ?? null;
+  const fetched = [header(FETCHED_FLAGS_HEADER), header(FETCHED_LABELS_HEADER)].filter((value): value is string => value !== null);
   return {
     headers,
     value: (name) => values.find((line) => line.key === name)?.value ?? null,
     fetched,
+    trace: traceOf(header),
+  };
+}
+
+function traceOf(header: (name: string) => string | null): FetchedTrace | null {
+  const box = header(FETCHED_BOX_HEADER);
+  if (box === null) return null;
+  const uid = Number(header(FETCHED_UID_HEADER));
+  const flags = header(FETCHED_FLAGS_HEADER);
+  return {
+    mailbox: Buffer.from(box.replace(/\s+/g, ""), "base64").toString("utf8"),
+    uid: Number.isSafeInteger(uid) && uid > 0 ? uid : null,
+    specialUse: header(FETCHED_SPECIAL_USE_HEADER),
+    flags: flags === null ? [] : decodeFetchedHeader(flags),
   };
 }
 

@@ -7,9 +7,10 @@ import { randomUUID } from "node:crypto";
 import type { OrderFields } from "../../contract/contract-table.ts";
 import { DocumentExists } from "../../runtime/kv-documents.ts";
 import { failure, ok, type Reply } from "../../runtime/reply.ts";
-import type { Message, Participant, RawMessage } from "../store/model.ts";
+import type { Message, MessageLocation, Participant, RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "./inbound-cache.ts";
+import { withLocation } from "./message-locations.ts";
 
 export const ALREADY_IMPORTED = "raw message already imported";
 
@@ -129,14 +130,26 @@ export function importFailure(order: InboundOrder, err: unknown): Reply {
 }
 
 /**
- * The answer for a message stored before: the receiving identity is added to it. The message's own raw
- * is marked delivered too: the import that stored it may have stopped before marking it, and a copy
- * fetched again comes as another raw, so nothing else would (an undelivered raw looks abandoned).
+ * The answer for a message stored before: the receiving identity is added to it, and the folder this
+ * copy came from (a mail synced from a second folder). The message's own raw is marked delivered too:
+ * the import that stored it may have stopped before marking it, and a copy fetched again comes as
+ * another raw, so nothing else would (an undelivered raw looks abandoned).
  */
-export async function alreadyImported(store: Store, userId: string, messageId: string, identityId: string, rawId: string, discussion: string): Promise<Reply> {
-  const updated = await store.messages.update(userId, messageId, (current) =>
-    current.user_identities.includes(identityId) ? null : { ...current, user_identities: [...current.user_identities, identityId] },
-  );
+export async function alreadyImported(
+  store: Store,
+  userId: string,
+  messageId: string,
+  identityId: string,
+  rawId: string,
+  discussion: string,
+  location: MessageLocation | null = null,
+): Promise<Reply> {
+  const updated = await store.messages.update(userId, messageId, (current) => {
+    const identities = current.user_identities.includes(identityId) ? null : [...current.user_identities, identityId];
+    const locations = location === null ? null : withLocation(current, location);
+    if (identities === null && locations === null) return null;
+    return { ...current, ...(identities !== null && { user_identities: identities }), ...(locations !== null && { locations }) };
+  });
   const own = updated?.raw_msg_id ?? null;
   if (own !== null && own !== rawId) await store.raws.markDelivered(own);
   await store.raws.markDelivered(rawId);

@@ -55,6 +55,8 @@ export interface IdentityInfos {
   next_poll?: string | null;
   last_sync?: string | null;
   last_error?: { message: string; at: string } | null;
+  /** Which IMAP folders are synced (actors/imap/account-folders.ts); null or absent: the default. */
+  mailboxes?: { include?: string[] | null; exclude?: string[] } | null;
   /** Protocol-specific sync state (e.g. IMAP `lastseenuid`), owned by the bridge. */
   [field: string]: unknown;
 }
@@ -121,6 +123,15 @@ export interface AttachmentInfo {
   is_inline: boolean;
 }
 
+/** Where a mail synced from a remote account is on its server: one folder of one identity. */
+export interface MessageLocation {
+  identity_id: string;
+  /** The folder's path on the server, as it was when the mail was fetched from it. */
+  mailbox: string;
+  /** Its UID in that folder, null when unknown. */
+  uid: number | null;
+}
+
 export interface Message {
   schema: number;
   user_id: string;
@@ -174,6 +185,11 @@ export interface Message {
   participants_omitted?: Partial<Record<ParticipantType, number>>;
   /** Attachments left out of `attachments` to keep the document within its size (the raw keeps them). */
   attachments_omitted?: number;
+  /**
+   * For mail synced from remote accounts: the folders it is in there, one entry per identity and folder,
+   * at most MAX_LOCATIONS (actors/mail/message-locations.ts). Absent on other messages.
+   */
+  locations?: MessageLocation[];
 }
 
 /** A received mail kept as a conflicting copy of a message (see Message.message_id_conflicts). */

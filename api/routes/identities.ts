@@ -15,7 +15,7 @@ interface CreateIdentity {
   display_name?: string;
   status?: "active" | "inactive";
   credentials: Credentials;
-  infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval" | "poll_schedule">;
+  infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval" | "poll_schedule" | "mailboxes">;
 }
 
 type PatchIdentity = Partial<Omit<CreateIdentity, "protocol" | "identifier">>;

@@ -133,6 +133,14 @@ namespace inbox {
     special_use = \\Drafts
     auto = subscribe
   }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
 }
 `,
   );

@@ -120,6 +120,35 @@ test("the snapshot is saved after transitions and restored when the actor starts
   assert.is(answer.count, 42);
 });
 
+test("a context saved by an earlier release is read through the family's upgradeContext when the actor is restored", async ({ fx }) => {
+  const first = fx.newHost("node-a");
+  first.register(counterFamily("c6u"));
+  const cell = await first.activate("c6u", "old");
+  cell.receive({ type: "inc", payload: { by: 5 } });
+  await waitFor("snapshot saved", async () => {
+    const stored = await fx.snapshots.load("c6u", "old");
+    return (stored?.record.snapshot as { context?: { count?: number } } | undefined)?.context?.count === 5;
+  });
+  await first.stop("c6u", "old");
+  // The earlier release kept the count under another name.
+  const stored = await fx.snapshots.load("c6u", "old");
+  const snapshot = stored!.record.snapshot as { context: Record<string, unknown> };
+  const { count, ...rest } = snapshot.context;
+  snapshot.context = { ...rest, total: count };
+  await fx.snapshots.save(stored!.record, stored!.revision);
+
+  const second = fx.newHost("node-b");
+  second.register({
+    ...counterFamily("c6u"),
+    upgradeContext: ({ total, ...saved }) => (total === undefined ? saved : { ...saved, count: total }),
+  });
+  const restored = await second.activate("c6u", "old");
+  assert.is((restored.inspect().context as { count?: number }).count, 5, "the upgraded context is what the machine runs with");
+  restored.receive({ type: "inc", payload: {} });
+  const answer = reply((await fx.nc.request(restored.subject, encodeJson({ type: "get" }), { timeout: 2000 })).data);
+  assert.is(answer.count, 6);
+});
+
 test("a pending deadline survives a restart: it is re-armed from the snapshot and fires once", async ({ fx }) => {
   const fired = fx.nc.subscribe("test.fired");
   const first = fx.newHost("node-a");

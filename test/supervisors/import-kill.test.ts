@@ -56,7 +56,7 @@ interface ImapActor {
     mode: string;
     progress: { mode: string; total: number; done: number; failed: number; started_at: string } | null;
     history: { mode: string; outcome: string; total: number; done: number; failed: number; started_at: string }[];
-    cursor: { failed_uids: number[] };
+    folders: { failed_uids: number[] }[];
   };
 }
 
@@ -251,7 +251,7 @@ test("kill -9 of the imap actor's node at random moments of a fullfetch: every m
       const last = actor?.context.history[0];
       // Still running.
       if (actor === null || last === undefined || actor.context.progress?.started_at !== last.started_at) return null;
-      if (last.outcome === "done" && last.failed === 0 && actor.context.cursor.failed_uids.length === 0) return actor;
+      if (last.outcome === "done" && last.failed === 0 && actor.context.folders.every((folder) => folder.failed_uids.length === 0)) return actor;
       if (nudged !== last.started_at) {
         nudged = last.started_at;
         ctx.client.publish("IMAPfetcher", encodeJson({ order: "sync", remote_id: ctx.identityId, user_id: ctx.userId }));

@@ -13,6 +13,7 @@ import { SMTPServer } from "smtp-server";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
+import type { FolderCursor } from "../../../actors/imap/account-folders.ts";
 import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
@@ -173,6 +174,11 @@ function context(ctx: Context, identity: Identity): Partial<ImapWorkerContext> {
   return (worker(ctx, identity)?.inspect().context ?? {}) as Partial<ImapWorkerContext>;
 }
 
+/** Where the sync of one folder stands (INBOX by default), undefined before it was synced. */
+function cursorOf(ctx: Context, identity: Identity, path = "INBOX"): FolderCursor | undefined {
+  return context(ctx, identity).folders?.find((folder) => folder.path === path);
+}
+
 async function serverFlags(ctx: Context, login: string): Promise<string[][]> {
   const imap = await ctx.dovecot.client(login, "secret");
   const lock = await imap.getMailboxLock("INBOX");
@@ -187,7 +193,7 @@ async function serverFlags(ctx: Context, login: string): Promise<string[][]> {
   }
 }
 
-test("add_worker and sync: new mail becomes stored messages, unread, with imported flags, never \\Seen on the server", async (ctx) => {
+test("add_worker and sync: new mail becomes stored messages, unread unless \\Seen, with imported flags, never \\Seen on the server", async (ctx) => {
   const { login, identity } = await account(ctx);
   await ctx.dovecot.append(login, "secret", mail(1), { flags: ["\\Flagged"] });
   await ctx.dovecot.append(login, "secret", mail(2));
@@ -197,10 +203,18 @@ test("add_worker and sync: new mail becomes stored messages, unread, with import
   await waitFor("3 messages stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
   const messages = await messagesOf(ctx, identity);
   assert.equal(messages.map((m) => m.subject).sort(), ["message 1", "message 2", "message 3"]);
-  assert.ok(messages.every((m) => m.is_unread && m.is_received && !m.is_draft));
+  assert.ok(messages.every((m) => m.is_received && !m.is_draft));
+  assert.equal(
+    messages
+      .filter((m) => m.is_unread)
+      .map((m) => m.subject)
+      .sort(),
+    ["message 1", "message 2"],
+    "read on the server (\\Seen): read here",
+  );
   assert.equal(messages.find((m) => m.subject === "message 1")?.tags, ["flagged"]);
   assert.equal(messages.find((m) => m.subject === "message 3")?.tags, ["$label1"], "\\Seen is not a tag");
-  await waitFor("cursor saved", () => context(ctx, identity).cursor?.lastseenuid === 3);
+  await waitFor("cursor saved", () => cursorOf(ctx, identity)?.lastseenuid === 3);
   assert.equal(
     await serverFlags(ctx, login),
     [["\\Flagged"], [], ["$label1", "\\Seen"]].map((flags) => flags.sort()),
@@ -233,7 +247,7 @@ test("a later sync imports only what is new; a sync during a sync is coalesced",
   await waitFor("idle again", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   await sleep(500);
   assert.is((await messagesOf(ctx, identity)).length, 5, "no duplicates");
-  assert.is(context(ctx, identity).cursor?.lastseenuid, 5);
+  assert.is(cursorOf(ctx, identity)?.lastseenuid, 5);
 });
 
 test("a changed UIDVALIDITY makes the next sync fetch everything again, without duplicates", async (ctx) => {
@@ -243,14 +257,15 @@ test("a changed UIDVALIDITY makes the next sync fetch everything again, without 
   publish(ctx, "IMAPfetcher", "sync", identity);
   await waitFor("2 stored", async () => (await messagesOf(ctx, identity)).length === 2, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
-  const { cursor, history: historyBefore } = context(ctx, identity);
+  const { history: historyBefore } = context(ctx, identity);
+  const cursor = cursorOf(ctx, identity);
   assert.ok(cursor && historyBefore, "the worker's cursor and history are visible");
   const before = cursor.uidvalidity;
   const runsBefore = historyBefore.length;
   execFileSync("doveadm", ["-c", `${ctx.dovecot.dir}/dovecot.conf`, "mailbox", "update", "-u", login, "--uid-validity", "4242", "INBOX"]);
   await ctx.dovecot.append(login, "secret", mail(3));
   publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("new uidvalidity taken", () => context(ctx, identity).cursor?.uidvalidity === "4242", 10_000);
+  await waitFor("new uidvalidity taken", () => cursorOf(ctx, identity)?.uidvalidity === "4242", 10_000);
   assert.is.not(before, "4242");
   await waitFor("3 stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
   const run = await waitFor("the sync after the change in the history", () => {
@@ -275,7 +290,7 @@ test("fullfetch fetches every message again with visible progress; imports are d
   assert.equal([run.total, run.done, run.failed], [4, 4, 0], "every message imported again");
   assert.is((await messagesOf(ctx, identity)).length, 4);
   assert.equal((await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort(), rawsBefore, "the same messages, from the same raws");
-  assert.is(context(ctx, identity).cursor?.lastseenuid, 4, "the incremental cursor keeps its place");
+  assert.is(cursorOf(ctx, identity)?.lastseenuid, 4, "the incremental cursor keeps its place");
 });
 
 test("with push on, mail APPENDed to the mailbox is stored within seconds, without any sync order", async (ctx) => {

@@ -111,14 +111,20 @@ interface WorkerView {
   state: string;
   last_error: { message: string } | null;
   history: RunRecord[];
-  cursor: { lastseenuid: number; failed_uids: number[] };
+  /** INBOX's cursor. */
+  cursor: { uidvalidity: string | null; lastseenuid: number; failed_uids: number[] };
 }
 
 function workerOf(ctx: Context, identity: Identity): WorkerView | null {
   const cell = ctx.node.host.get("imap", identity.identity_id);
   if (cell === undefined) return null;
-  const context = cell.inspect().context as Omit<WorkerView, "state">;
-  return { ...context, state: JSON.stringify(cell.summary().state) };
+  const context = cell.inspect().context as Omit<WorkerView, "state" | "cursor"> & { folders: (WorkerView["cursor"] & { path: string })[] };
+  const inbox = context.folders.find((folder) => folder.path === "INBOX");
+  const cursor =
+    inbox === undefined
+      ? { uidvalidity: null, lastseenuid: 0, failed_uids: [] }
+      : { uidvalidity: inbox.uidvalidity, lastseenuid: inbox.lastseenuid, failed_uids: inbox.failed_uids };
+  return { ...context, cursor, state: JSON.stringify(cell.summary().state) };
 }
 
 /** Peak growth of the node process's memory (heap + Buffers, and RSS) over a baseline, sampled until stopped. */
