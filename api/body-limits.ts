@@ -16,7 +16,7 @@ export const BODY_LIMITS: Readonly<Record<string, number>> = {
   CreatePGPPubKey: 256 * KiB,
   // A draft is stored as one KV value, which must fit in NATS's default max_payload (1 MiB).
   CreateDraft: 960 * KiB,
-  PatchDraft: 960 * KiB,
+  PatchMessage: 960 * KiB,
   SendEmailAdminToUser: 960 * KiB,
   // {"actions":["send"]}
   SendDraft: 1 * KiB,

@@ -211,15 +211,28 @@ export const createDraftBody = {
   },
 } as const;
 
-export const patchDraftBody = {
+/** Tags a message may carry, and their length. */
+export const MAX_TAGS = 100;
+export const MAX_TAG_CHARS = 100;
+
+export const patchMessageBody = {
   type: "object",
   additionalProperties: false,
   minProperties: 1,
   properties: {
-    subject: text(2_000),
-    body_plain: text(5_000_000),
-    body_html: text(5_000_000),
-    participants: { type: "array", maxItems: 500, items: draftParticipant },
+    subject: { ...text(2_000), description: "drafts only" },
+    body_plain: { ...text(5_000_000), description: "drafts only" },
+    body_html: { ...text(5_000_000), description: "drafts only" },
+    participants: { type: "array", maxItems: 500, items: draftParticipant, description: "drafts only" },
+    is_unread: { type: "boolean", description: "read or not; on a synced message, carried to its account's server (\\Seen)" },
+    is_flagged: { type: "boolean", description: "flagged or not (the tag `flagged` follows); carried to the server (\\Flagged)" },
+    tags: {
+      type: "array",
+      maxItems: MAX_TAGS,
+      uniqueItems: true,
+      items: { type: "string", minLength: 1, maxLength: MAX_TAG_CHARS },
+      description: "the message's tags, all of them; those that can be IMAP keywords are carried to the server",
+    },
   },
 } as const;
 

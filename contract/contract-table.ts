@@ -49,6 +49,8 @@ export interface OrderSpec {
   reply?: PayloadSchema;
   /** Who emits it, for the generated documentation. */
   emittedBy: string;
+  /** An order the seed contract does not have: what this build adds it for. */
+  extension?: string;
 }
 
 export interface SubjectSpec {
@@ -142,6 +144,20 @@ export const CONTRACT = [
     orders: {
       sync: { mode: "publish", emittedBy: "identities-worker imapJob", payload: { remote_id: remoteId, user_id: userId }, handledBy: toImapWorker },
       fullfetch: { mode: "publish", emittedBy: "operator CLI", payload: { remote_id: remoteId, user_id: userId }, handledBy: toImapWorker },
+      store_flags: {
+        mode: "publish",
+        emittedBy: "apiv2 PatchMessage",
+        extension: "carries what the user changed here (read, flagged, tags) to the copies of the message on the account's server",
+        payload: { remote_id: remoteId, user_id: userId, message_id: id("a message synced from the account") },
+        handledBy: toImapWorker,
+      },
+      move_to_trash: {
+        mode: "publish",
+        emittedBy: "apiv2 DeleteMessage",
+        extension: "moves the copies of a message deleted here to the account's Trash, then deletes the message",
+        payload: { remote_id: remoteId, user_id: userId, message_id: id("a message synced from the account") },
+        handledBy: toImapWorker,
+      },
     },
   },
   {

@@ -40,10 +40,16 @@ export function renderContractDoc(): string {
         .map(([name, field]) => `\`${name}\`${fieldNote(field)}`)
         .join(", ");
       lines.push(
-        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\` | ${mode(spec)} | ${fields} | ${handledBy(spec)} | ${spec.emittedBy} |`,
+        `| \`${row.subject}\` | \`${row.queue}\` | ${source} | ${row.service} (${row.handler}) | \`${order}\`${spec.extension === undefined ? "" : " *"} | ${mode(spec)} | ${fields} | ${handledBy(spec)} | ${spec.emittedBy} |`,
       );
     }
   }
+  const extensions = CONTRACT.flatMap((row) =>
+    (Object.entries(row.orders) as [string, OrderSpec][]).flatMap(([order, spec]) =>
+      spec.extension === undefined ? [] : [`- \`${order}\` on \`${row.subject}\`: ${spec.extension}.`],
+    ),
+  );
+  lines.push("", "\\* This build's extensions: orders the seed contract does not have, on its subjects and with its id rules.", "", ...extensions);
   lines.push(
     "",
     'Replies to requests are JSON objects `{"error": bool, "message": string, …}`. Invalid JSON, a missing or',

@@ -139,6 +139,8 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           IMAPfetcher: {
             sync: routeToActor(context, { ...actorOf("IMAPfetcher", "sync"), ...imapWorker }),
             fullfetch: routeToActor(context, { ...actorOf("IMAPfetcher", "fullfetch"), ...imapWorker }),
+            store_flags: routeToActor(context, { ...actorOf("IMAPfetcher", "store_flags"), ...imapWorker }),
+            move_to_trash: routeToActor(context, { ...actorOf("IMAPfetcher", "move_to_trash"), ...imapWorker }),
           },
           outboundIMAP: { deliver: routeToActor(context, { ...actorOf("outboundIMAP", "deliver"), ...imapWorker }) },
           outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload) },

@@ -4,6 +4,7 @@
 // time starts from nothing; a folder renamed on the server (a new path with the UIDVALIDITY of a path
 // gone from the list) keeps its cursor, so nothing is fetched again; a folder gone from the list, or
 // left out by the setting, is forgotten. INBOX is always followed: the new-mail watch is on it.
+import { randomBytes } from "node:crypto";
 import type { ImapFlow } from "imapflow";
 import type { SyncCursor } from "./mailbox-sync.ts";
 
@@ -27,8 +28,12 @@ export const MAX_SELECTION_ENTRIES = 100;
 /** Where the sync of one folder stands. */
 export interface FolderCursor extends SyncCursor {
   path: string;
+  /** The folder's own id, kept when it is renamed: where its messages' server copies are recorded. */
+  folder_id: string;
   /** Its special-use attribute (`\Sent`, `\Drafts`…), null when it has none. */
   special_use: string | null;
+  /** Its messages up to `lastseenuid` when last looked at: fewer now means some were expunged. */
+  present?: number | null;
 }
 
 /**
@@ -49,6 +54,8 @@ export interface ListedFolder {
   /** From STATUS: null when the server gave none. */
   uidvalidity: string | null;
   uidnext: number | null;
+  /** null when the server keeps no mod-sequences (no CONDSTORE). */
+  highestmodseq: string | null;
 }
 
 /**
@@ -83,7 +90,7 @@ export function folderSelection(setting: unknown): FolderSelection {
 
 /** The account's selectable folders, with their UIDVALIDITY and UIDNEXT. */
 export async function listFolders(client: ImapFlow): Promise<ListedFolder[]> {
-  const listed = await client.list({ statusQuery: { uidValidity: true, uidNext: true } });
+  const listed = await client.list({ statusQuery: { uidValidity: true, uidNext: true, highestModseq: true } });
   return listed
     .filter((entry) => !entry.flags.has("\\Noselect") && !entry.flags.has("\\NonExistent"))
     .map((entry) => ({
@@ -92,6 +99,7 @@ export async function listFolders(client: ImapFlow): Promise<ListedFolder[]> {
       special_use: entry.specialUse ?? null,
       uidvalidity: entry.status?.uidValidity === undefined ? null : String(entry.status.uidValidity),
       uidnext: typeof entry.status?.uidNext === "number" ? entry.status.uidNext : null,
+      highestmodseq: entry.status?.highestModseq === undefined ? null : String(entry.status.highestModseq),
     }));
 }
 
@@ -126,7 +134,12 @@ export function planFolders(listed: ListedFolder[], known: FolderCursor[], selec
     }
     if (cursor === undefined) added.push(folder.path);
     else taken.add(cursor.path);
-    const from: FolderCursor = { ...(cursor ?? { uidvalidity: null, lastseenuid: 0, failed_uids: [] }), path: folder.path, special_use: folder.special_use };
+    const from: FolderCursor = {
+      ...(cursor ?? { uidvalidity: null, lastseenuid: 0, failed_uids: [] }),
+      path: folder.path,
+      folder_id: cursor?.folder_id ?? newFolderId(),
+      special_use: folder.special_use,
+    };
     return { cursor: from, upToDate: folder.path !== open && upToDate(from, folder) };
   });
   const removed = known.filter((cursor) => !taken.has(cursor.path)).map((cursor) => cursor.path);
@@ -141,9 +154,24 @@ export function planFolders(listed: ListedFolder[], known: FolderCursor[], selec
   return { folders, changes };
 }
 
-/** Nothing new since the cursor, by the folder's STATUS: no need to open it. */
+/**
+ * Nothing new since the cursor, by the folder's STATUS: no need to open it. Without a mod-sequence to
+ * say that no flag changed and nothing was expunged, a folder is always looked at.
+ */
 function upToDate(cursor: FolderCursor, folder: ListedFolder): boolean {
-  return folder.uidnext !== null && cursor.uidvalidity === folder.uidvalidity && folder.uidnext - 1 <= cursor.lastseenuid && cursor.failed_uids.length === 0;
+  return (
+    folder.uidnext !== null &&
+    cursor.uidvalidity === folder.uidvalidity &&
+    folder.uidnext - 1 <= cursor.lastseenuid &&
+    cursor.failed_uids.length === 0 &&
+    folder.highestmodseq !== null &&
+    folder.highestmodseq === (cursor.highestmodseq ?? null)
+  );
+}
+
+/** A new folder's id: random, so that a folder deleted and created again under its name is another. */
+export function newFolderId(): string {
+  return randomBytes(6).toString("hex");
 }
 
 function matchesAny(folder: ListedFolder, entries: string[]): boolean {

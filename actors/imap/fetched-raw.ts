@@ -1,7 +1,7 @@
 // A fetched message as stored: the raw RFC 5322 bytes with the synthetic `X-Fetched-*` headers in front
 // (original Caliopen's format, §5.6), which tell the inbound processor where the mail came from and
 // which IMAP flags and Gmail labels it had, and the special use of its folder (Sent mail is the user's).
-import { encodeFetchedHeader, FETCHED_SPECIAL_USE_HEADER } from "../mail/imported-tags.ts";
+import { encodeFetchedHeader, FETCHED_FOLDER_HEADER, FETCHED_SPECIAL_USE_HEADER, FETCHED_UIDVALIDITY_HEADER } from "../mail/imported-tags.ts";
 import type { RawMessage } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 
@@ -10,6 +10,9 @@ export interface FetchedFrom {
   mailbox: string;
   /** The folder's special-use attribute (`\Sent`…), if it has one. */
   specialUse?: string | null;
+  /** The folder's own id and the UIDVALIDITY of `uid` (see FolderCursor). */
+  folderId?: string;
+  uidvalidity?: string;
   userId: string;
   uid: number;
   flags: string[];
@@ -54,6 +57,8 @@ function fetchedHeaders(from: FetchedFrom): Buffer {
     `X-Fetched-Imap-For: ${from.userId}`,
     `X-Fetched-Imap-Uid: ${from.uid}`,
   ];
+  if (from.folderId !== undefined) lines.push(`${FETCHED_FOLDER_HEADER}: ${from.folderId}`);
+  if (from.uidvalidity !== undefined) lines.push(`${FETCHED_UIDVALIDITY_HEADER}: ${from.uidvalidity}`);
   if (typeof from.specialUse === "string" && /^\\[A-Za-z]{1,32}$/.test(from.specialUse)) lines.push(`${FETCHED_SPECIAL_USE_HEADER}: ${from.specialUse}`);
   if (from.flags.length > 0) lines.push(`X-Fetched-Imap-Flags: ${encodeFetchedHeader(from.flags)}`);
   if (from.labels !== undefined && from.labels.length > 0) lines.push(`X-Fetched-X-GM-LABELS: ${encodeFetchedHeader(from.labels)}`);

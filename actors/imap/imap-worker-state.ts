@@ -1,25 +1,32 @@
 // What an IMAP worker holds (its context: saved in its snapshot, shown to operators) and what it takes
 // (its event union: the contract's orders, what its sync run and its new-mail watch tell it, its retry
 // deadline).
+import { createHash } from "node:crypto";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import type { DeadlineMessage, RELOADED_EVENT, TypedMessage } from "../../runtime/actor-family.ts";
 import type { Deadlines } from "../../runtime/deadlines.ts";
 import type { PendingDelivery } from "../bridges/delivery-queue.ts";
 import { type FolderChanges, type FolderCursor, INBOX } from "./account-folders.ts";
 import type { SkippedMessage, SyncProgress } from "./mailbox-sync.ts";
-import type { SyncMode, SyncRunEvent } from "./sync-run.ts";
+import type { PendingChange } from "./pending-changes.ts";
+import type { ServerChanges, SyncMode, SyncRunEvent } from "./sync-run.ts";
 
 export const RETRY_DUE = "retry.due";
 /** Finished runs kept in the context. */
 export const HISTORY = 5;
 
 export type SyncRun = SyncProgress & { mode: SyncMode; started_at: string };
-/** A finished run: done (skipped messages listed, folders that changed) or failed (with its error). */
+/**
+ * A finished run: done (skipped messages listed, folders that changed, what changed on the server and
+ * how it was found, changes made here that it carried) or failed (with its error).
+ */
 export type FinishedRun = SyncRun & {
   finished_at: string;
   outcome: "done" | "failed";
   skipped_messages: SkippedMessage[];
   folder_changes?: FolderChanges;
+  server_changes?: ServerChanges;
+  changes_applied?: number;
   error?: string;
 };
 
@@ -43,6 +50,8 @@ export interface ImapWorkerContext {
   slowed_from: string | null;
   /** `deliver` requests waiting or running, oldest first. */
   deliveries: PendingDelivery[];
+  /** Changes made here on their way to the server (`store_flags`, `move_to_trash`), oldest first. */
+  pending_changes: PendingChange[];
   deadlines: Deadlines;
 }
 
@@ -50,16 +59,30 @@ export interface ImapWorkerContext {
 export type ImapWorkerEvent =
   | ContractMessage<"IMAPfetcher", "sync">
   | ContractMessage<"IMAPfetcher", "fullfetch">
+  | ContractMessage<"IMAPfetcher", "store_flags">
+  | ContractMessage<"IMAPfetcher", "move_to_trash">
   | ContractMessage<"outboundIMAP", "deliver">
   | SyncRunEvent
   | TypedMessage<"mail.arrived", Record<string, never>>
   | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
   | DeadlineMessage<typeof RETRY_DUE>;
 
-/** A context saved before every folder was synced: its one cursor was INBOX's. */
+/**
+ * A context saved by an earlier release: before every folder was synced its one cursor was INBOX's;
+ * before changes went to the server folders had no id (one is derived from the path, the same at every
+ * restore until the context is saved again) and nothing was pending.
+ */
 export function upgradeImapContext(saved: Record<string, unknown>): Record<string, unknown> {
-  if (Array.isArray(saved.folders)) return saved;
   const { cursor, mailbox: _mailbox, ...rest } = saved;
-  const inbox = typeof cursor === "object" && cursor !== null ? [{ ...cursor, path: INBOX, special_use: null }] : [];
-  return { ...rest, folders: inbox };
+  const folders: unknown[] = Array.isArray(saved.folders) ? saved.folders : typeof cursor === "object" && cursor !== null ? [{ ...cursor, path: INBOX }] : [];
+  const withIds = folders.map((folder) => {
+    const fields = folder as Record<string, unknown>;
+    const path = String(fields.path);
+    return { special_use: null, ...fields, folder_id: typeof fields.folder_id === "string" ? fields.folder_id : derivedFolderId(path) };
+  });
+  return { ...rest, folders: withIds, pending_changes: Array.isArray(saved.pending_changes) ? saved.pending_changes : [] };
+}
+
+function derivedFolderId(path: string): string {
+  return createHash("sha256").update(path, "utf8").digest("hex").slice(0, 12);
 }

@@ -30,6 +30,7 @@ import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
 import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
+import { MAX_PENDING_CHANGES, type PendingChange, withPendingChange } from "./pending-changes.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
 import { type AccountSyncOutcome, type SyncMode, syncRun } from "./sync-run.ts";
 
@@ -43,7 +44,7 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
     // A `sync` may overtake the `add_worker` sent with it: it starts the worker, which checks the identity.
     startsOnFirstMessage: true,
     // Its orders only: `sync.done`, `retry.due`, `mail.arrived`… come from the worker's own work.
-    accepts: handledOrders({ IMAPfetcher: ["sync", "fullfetch"], outboundIMAP: ["deliver"] }),
+    accepts: handledOrders({ IMAPfetcher: ["sync", "fullfetch", "store_flags", "move_to_trash"], outboundIMAP: ["deliver"] }),
     createMachine: (ports) => imapWorkerMachine(store, ports, settings, new ConnectPacer(settings.connectsPerSecond), now),
     upgradeContext: upgradeImapContext,
   };
@@ -119,10 +120,22 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       hasDeliveries: ({ context }) => hasDeliveries(context),
     },
     actions: {
-      // A fullfetch asked for meanwhile covers a sync too, and a sync covers an INBOX sync.
+      // A fullfetch asked for meanwhile covers a sync too, a sync an INBOX sync, and each the changes made here.
       coalesce: assign(({ context }, mode: SyncMode) => ({
         requested: widest(context.requested, mode),
       })),
+      // Changes made here wait in the context (they survive a restart) until a run carries them.
+      queueChange: enqueueActions(({ context, event, enqueue }) => {
+        assertEvent(event, ["store_flags", "move_to_trash"]);
+        const change: PendingChange = { order: event.type, message_id: event.payload.message_id, since: new Date(now()).toISOString() };
+        const queued = withPendingChange(context.pending_changes, change);
+        if (queued.length > MAX_PENDING_CHANGES) {
+          const reason = `${MAX_PENDING_CHANGES} changes already wait for the account's server`;
+          enqueue(() => ports.deadLetter("IMAPfetcher", reason, event.payload));
+          return;
+        }
+        enqueue.assign({ pending_changes: queued });
+      }),
       startRun: assign((_, mode: SyncMode) => ({
         mode,
         requested: null,
@@ -168,14 +181,22 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           ...(outcome.failed > 0 ? [`${outcome.failed} message(s) could not be imported; retried at the next sync`] : []),
           ...(outcome.skipped > 0 ? [skippedNote(outcome)] : []),
         ];
-        const changes = outcome.changes !== null && hasChanges(outcome.changes) ? { folder_changes: outcome.changes } : {};
+        const notes = {
+          ...(outcome.changes !== null && hasChanges(outcome.changes) && { folder_changes: outcome.changes }),
+          ...(outcome.server_changes.changed + outcome.server_changes.expunged + outcome.server_changes.deleted > 0 && {
+            server_changes: outcome.server_changes,
+          }),
+          ...(outcome.applied.length > 0 && { changes_applied: outcome.applied.length }),
+        };
+        const applied = new Set(outcome.applied.map(changeKey));
         return {
           folders: outcome.folders,
+          pending_changes: context.pending_changes.filter((change) => !applied.has(changeKey(change))),
           progress: finished,
           history:
             finished === null
               ? context.history
-              : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages, ...changes }, ...context.history].slice(
+              : [{ ...finished, finished_at: at, outcome: "done" as const, skipped_messages: outcome.skipped_messages, ...notes }, ...context.history].slice(
                   0,
                   HISTORY,
                 ),
@@ -226,6 +247,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       identity_id: String(input.remote_id ?? input.key),
       user_id: String(input.user_id ?? ""),
       folders: [],
+      pending_changes: [],
       progress: null,
       mode: "sync",
       history: [],
@@ -251,6 +273,8 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   sync: { target: "syncing", actions: { type: "startRun", params: "sync" } },
                   "mail.arrived": { target: "syncing", actions: { type: "startRun", params: "inbox" } },
                   fullfetch: { target: "syncing", actions: { type: "startRun", params: "fullfetch" } },
+                  store_flags: { target: "syncing", actions: ["queueChange", { type: "startRun", params: "changes" }] },
+                  move_to_trash: { target: "syncing", actions: ["queueChange", { type: "startRun", params: "changes" }] },
                 },
               },
               syncing: {
@@ -267,12 +291,15 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                     user_id: context.user_id,
                     folders: context.folders,
                     mode: context.mode,
+                    pending: context.pending_changes,
                   }),
                 },
                 on: {
                   sync: { actions: { type: "coalesce", params: "sync" } },
                   "mail.arrived": { actions: { type: "coalesce", params: "inbox" } },
                   fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+                  store_flags: { actions: ["queueChange", { type: "coalesce", params: "changes" }] },
+                  move_to_trash: { actions: ["queueChange", { type: "coalesce", params: "changes" }] },
                   "sync.progress": {
                     actions: assign(({ context, event }) => {
                       const { progress, folder } = event.payload;
@@ -340,6 +367,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   sync: { actions: { type: "coalesce", params: "sync" } },
                   "mail.arrived": { actions: { type: "coalesce", params: "inbox" } },
                   fullfetch: { actions: { type: "coalesce", params: "fullfetch" } },
+                  // Carried by the retry.
+                  store_flags: { actions: "queueChange" },
+                  move_to_trash: { actions: "queueChange" },
                   // Reloaded (new credentials or servers): try again now rather than at the next retry.
                   [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
                 },
@@ -350,6 +380,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   sync: {},
                   fullfetch: {},
                   "mail.arrived": {},
+                  // Kept for when the identity works again.
+                  store_flags: { actions: "queueChange" },
+                  move_to_trash: { actions: "queueChange" },
                   [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
                 },
               },
@@ -387,7 +420,11 @@ function skippedNote(outcome: AccountSyncOutcome): string {
   return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
 }
 
-const BREADTH: Record<SyncMode, number> = { inbox: 0, sync: 1, fullfetch: 2 };
+const BREADTH: Record<SyncMode, number> = { changes: 0, inbox: 1, sync: 2, fullfetch: 3 };
+
+function changeKey(change: PendingChange): string {
+  return `${change.order} ${change.message_id} ${change.since}`;
+}
 
 /** The run that covers both. */
 function widest(requested: SyncMode | null, mode: SyncMode): SyncMode {

@@ -18,6 +18,8 @@ export interface SyncCursor {
   uidvalidity: string | null;
   lastseenuid: number;
   failed_uids: number[];
+  /** Its HIGHESTMODSEQ when the sync opened it (CONDSTORE), null when the server keeps none. */
+  highestmodseq?: string | null;
 }
 
 export interface SyncProgress {
@@ -52,6 +54,8 @@ export interface MessageInfo {
 }
 
 export interface FetchedMessage extends MessageInfo {
+  /** The UIDVALIDITY its UID belongs to. */
+  uidvalidity: string;
   /** The raw bytes: whole for a small message, as they arrive for a large one (fetched in pieces). */
   source: Buffer | AsyncIterable<Uint8Array>;
 }
@@ -80,6 +84,11 @@ export interface SyncOptions {
    * goes back to IDLE) while the last imports finish.
    */
   fetched?(): void;
+  /**
+   * Run with the mailbox open, before new mail is fetched, when the cursor is still good (same
+   * UIDVALIDITY, not a full fetch): what changed on the server among the messages synced before.
+   */
+  reconcile?(client: ImapFlow, known: { uidvalidity: string; lastseenuid: number; highestmodseq: string | null }): Promise<void>;
 }
 
 const FETCH_BATCH = 500;
@@ -132,8 +141,13 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     const mailbox = client.mailbox;
     if (mailbox === false) throw new Error(`mailbox ${options.mailbox} could not be opened`);
     const validity = String(mailbox.uidValidity);
+    const modseq = mailbox.highestModseq === undefined ? null : String(mailbox.highestModseq);
     const restart = options.full || cursor.uidvalidity !== validity;
     const after = restart ? 0 : cursor.lastseenuid;
+    if (!restart && after > 0 && options.reconcile !== undefined) {
+      waitingFor("what changed on the server");
+      await options.reconcile(client, { uidvalidity: validity, lastseenuid: after, highestmodseq: cursor.highestmodseq ?? null });
+    }
     waitingFor("the answer to UID SEARCH");
     // `N:*` always returns the last message, even below N: keep only the UIDs really after the cursor.
     const found = (await client.search({ uid: `${after + 1}:*` }, { uid: true })) || [];
@@ -147,7 +161,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
     const failed = new Set<number>();
     let lastseenuid = after;
     let reportedAt = Date.now();
-    const currentCursor = (): SyncCursor => ({ uidvalidity: validity, lastseenuid, failed_uids: [...failed].sort((a, b) => a - b) });
+    const currentCursor = (): SyncCursor => ({ uidvalidity: validity, lastseenuid, failed_uids: [...failed].sort((a, b) => a - b), highestmodseq: modseq });
     // The first of `fresh` not yet passed: each UID is passed once, so a sync of N messages costs O(N).
     let frontier = 0;
     const advance = () => {
@@ -237,7 +251,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
             );
             continue;
           }
-          const running = importOne({ ...info, source }).finally(() => inFlight.delete(running));
+          const running = importOne({ ...info, uidvalidity: validity, source }).finally(() => inFlight.delete(running));
           inFlight.add(running);
           if (inFlight.size >= options.concurrency) await Promise.race(inFlight);
         }
@@ -249,7 +263,7 @@ export async function syncMailbox(client: ImapFlow, cursor: SyncCursor, options:
         const download = await client.download(String(info.uid), undefined, { uid: true, chunkSize: FETCH_PIECE_BYTES });
         // Expunged meanwhile: done, as below.
         if (download.content === undefined) continue;
-        await importOne({ ...info, source: bodyInPieces(download.content, info, limit, waitingFor) });
+        await importOne({ ...info, uidvalidity: validity, source: bodyInPieces(download.content, info, limit, waitingFor) });
         // An import that failed before reading the body must not leave the download holding the connection.
         download.content.destroy();
       }

@@ -13,25 +13,43 @@ import type { ActorMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { ImportBatcher } from "../inbound/import-batcher.ts";
 import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
+import { deleteIfOrphaned } from "../messages/message-locations.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import type { AccountConnection, ImapLease } from "./account-connection.ts";
-import { type FolderChanges, type FolderCursor, type FolderPlan, folderSelection, INBOX, listFolders, planFolders } from "./account-folders.ts";
+import { type FolderChanges, type FolderCursor, type FolderPlan, folderSelection, INBOX, listFolders, newFolderId, planFolders } from "./account-folders.ts";
 import { storeFetched } from "./fetched-raw.ts";
+import { type ReconcileMethod, type ReconcileOutcome, reconcileFolder } from "./folder-reconcile.ts";
 import type { ImapAccount } from "./imap-account.ts";
 import { ImapLoginError } from "./imap-connection.ts";
 import { describeParserLimit, type ImapSyncLimits } from "./imap-limits.ts";
 import { type FetchedMessage, type SkippedMessage, type SyncProgress, syncMailbox } from "./mailbox-sync.ts";
+import { applyChanges, type PendingChange } from "./pending-changes.ts";
 import { SyncDeadline } from "./sync-deadline.ts";
 
-/** `inbox`: INBOX only (new mail heard by the watch); `sync`: every folder followed; `fullfetch`: all of them again. */
-export type SyncMode = "inbox" | "sync" | "fullfetch";
+/**
+ * `changes`: only the changes made here; `inbox`: INBOX only (new mail heard by the watch); `sync`: every
+ * folder followed; `fullfetch`: all of them again. Each applies the changes made here first.
+ */
+export type SyncMode = "changes" | "inbox" | "sync" | "fullfetch";
 
 export interface SyncRunInput {
   identity_id: string;
   user_id: string;
   folders: FolderCursor[];
   mode: SyncMode;
+  /** Changes made here, for the server before anything else. */
+  pending: PendingChange[];
+}
+
+/** What a run found changed on the server among the messages synced before. */
+export interface ServerChanges {
+  /** The most thorough way a folder's flags were read in this run. */
+  method: ReconcileMethod;
+  changed: number;
+  expunged: number;
+  /** Messages deleted here: gone from every folder on the server. */
+  deleted: number;
 }
 
 /** What a run did: its counts over every folder, where each folder now stands, what changed in the list. */
@@ -41,6 +59,9 @@ export interface AccountSyncOutcome extends SyncProgress {
   skipped_messages: SkippedMessage[];
   /** null for a run that did not list the folders (`inbox`). */
   changes: FolderChanges | null;
+  server_changes: ServerChanges;
+  /** The pending changes of the input, all applied. */
+  applied: PendingChange[];
 }
 
 /** What `sync.failed` carries. */
@@ -107,6 +128,8 @@ export function syncRun(
         account: current.display_name || current.identifier,
         mailbox: folder.path,
         specialUse: folder.special_use,
+        folderId: folder.folder_id,
+        uidvalidity: message.uidvalidity,
         userId: input.user_id,
         uid: message.uid,
         flags: message.flags,
@@ -116,12 +139,25 @@ export function syncRun(
       const reply = await batcher.import(stored.raw_msg_id, stored.size);
       if (!isJsonObject(reply) || reply.error !== false)
         throw new Error(`UID ${message.uid} not imported: ${isJsonObject(reply) ? String(reply.message) : "no reply"}`);
+      // Where the message is on the server: the cursor passes this UID only once that is recorded.
+      if (typeof reply.message_id === "string") {
+        const place = { identity_id: input.identity_id, folder_id: folder.folder_id, uidvalidity: message.uidvalidity, uid: message.uid };
+        await store.serverCopies.record(
+          place,
+          reply.message_id,
+          message.flags.filter((flag) => flag !== "\\Recent"),
+        );
+      }
     };
 
-    /** The folders to sync: INBOX alone for an `inbox` run, else what the server lists and the identity selects. */
+    /**
+     * The folders to sync: none for a `changes` run, INBOX alone for an `inbox` run, else what the server
+     * lists and the identity selects.
+     */
     const plan = async (client: ImapFlow, current: Identity): Promise<FolderPlan | { folders: FolderPlan["folders"]; changes: null }> => {
+      if (mode === "changes") return { folders: [], changes: null };
       if (mode === "inbox") {
-        const inbox = reached.get(INBOX) ?? { ...EMPTY_CURSOR, path: INBOX, special_use: null };
+        const inbox = reached.get(INBOX) ?? { ...EMPTY_CURSOR, path: INBOX, folder_id: newFolderId(), special_use: null };
         return { folders: [{ cursor: inbox, upToDate: false }], changes: null };
       }
       deadline.waitingFor("the list of mailboxes");
@@ -130,9 +166,17 @@ export function syncRun(
     };
 
     const syncOn = async (client: ImapFlow, current: Identity, fetched: () => void): Promise<AccountSyncOutcome> => {
+      if (input.pending.length > 0) {
+        deadline.waitingFor(`the server to take ${input.pending.length} change(s) made here`);
+        await applyChanges(client, store, { identityId: input.identity_id, userId: input.user_id, folders: input.folders }, input.pending);
+      }
       const { folders, changes } = await plan(client, current);
       const full = mode === "fullfetch";
+      // A poll's sync sees every followed folder: only it may take a message gone from one for deleted.
+      const wholeAccount = mode === "sync" || mode === "fullfetch";
       const total: SyncProgress = { total: 0, done: 0, failed: 0, skipped: 0 };
+      const serverChanges: ServerChanges = { method: "none", changed: 0, expunged: 0, deleted: 0 };
+      const orphans = new Set<string>();
       const skipped: SkippedMessage[] = [];
       const after = new Map<string, FolderCursor>();
       const toSync = folders.filter((folder) => full || !folder.upToDate).map((folder) => folder.cursor);
@@ -143,6 +187,7 @@ export function syncRun(
       for (const [index, planned] of toSync.entries()) {
         const start = after.get(planned.path) ?? planned;
         const base = { ...total };
+        let present = start.present ?? null;
         const outcome = await syncMailbox(client, full ? EMPTY_CURSOR : start, {
           mailbox: start.path,
           full,
@@ -152,8 +197,24 @@ export function syncRun(
           // The connection goes back once the last folder's bodies are fetched.
           fetched: index === toSync.length - 1 ? fetched : undefined,
           importMessage: importInto(start, current),
+          reconcile: async (open, known) => {
+            const found = await reconcileFolder(open, store, {
+              identityId: input.identity_id,
+              userId: input.user_id,
+              folderId: start.folder_id,
+              path: start.path,
+              ...known,
+              present,
+              // Twice for one folder in a run (INBOX at the end): once is enough.
+              allFlags: wholeAccount && planned === start,
+              expunges: wholeAccount,
+            });
+            present = found.present ?? present;
+            addServerChanges(serverChanges, found);
+            for (const orphan of found.orphans) orphans.add(orphan);
+          },
           onProgress: (progress, cursor) => {
-            const folder = { ...cursor, path: start.path, special_use: start.special_use };
+            const folder = { ...cursor, path: start.path, folder_id: start.folder_id, special_use: start.special_use, present };
             if (!full) reached.set(start.path, folder);
             if (!cancelled) tell({ type: "sync.progress", payload: { progress: sum(base, progress), folder } });
           },
@@ -165,12 +226,21 @@ export function syncRun(
           full && outcome.cursor.uidvalidity === start.uidvalidity
             ? { ...outcome.cursor, lastseenuid: Math.max(outcome.cursor.lastseenuid, start.lastseenuid) }
             : outcome.cursor;
-        after.set(start.path, { ...cursor, path: start.path, special_use: start.special_use });
+        after.set(start.path, { ...cursor, path: start.path, folder_id: start.folder_id, special_use: start.special_use, present });
       }
+      // Gone from its folders and found in none synced since: deleted (or moved out of the followed folders) there.
+      for (const orphan of orphans) if (await deleteIfOrphaned(store, input.user_id, input.identity_id, orphan)) serverChanges.deleted += 1;
       const synced = folders.map(({ cursor }) => after.get(cursor.path) ?? cursor);
-      // An `inbox` run leaves the other folders where they were.
-      const others = mode === "inbox" ? input.folders.filter((folder) => folder.path !== INBOX) : [];
-      return { ...total, folders: [...synced, ...others], skipped_messages: skipped, changes };
+      // A run that did not list the folders leaves the others where they were.
+      const others = wholeAccount ? [] : input.folders.filter((folder) => !synced.some((known) => known.path === folder.path));
+      return {
+        ...total,
+        folders: [...synced, ...others],
+        skipped_messages: skipped,
+        changes,
+        server_changes: serverChanges,
+        applied: input.pending,
+      };
     };
 
     /** Each folder's cursor as of the last progress: where a second go starts from. */
@@ -247,6 +317,14 @@ export function syncRun(
       giveBack(false);
     };
   });
+}
+
+const METHOD_RANK: Record<ReconcileMethod, number> = { none: 0, condstore: 1, flags: 2 };
+
+function addServerChanges(into: ServerChanges, found: ReconcileOutcome): void {
+  if (METHOD_RANK[found.method] > METHOD_RANK[into.method]) into.method = found.method;
+  into.changed += found.changed;
+  into.expunged += found.expunged;
 }
 
 function sum(a: SyncProgress, b: SyncProgress): SyncProgress {

@@ -36,10 +36,15 @@ export const FETCHED_LABELS_HEADER = "X-Fetched-X-GM-LABELS";
 export const FETCHED_BOX_HEADER = "X-Fetched-Imap-Box";
 export const FETCHED_UID_HEADER = "X-Fetched-Imap-Uid";
 export const FETCHED_SPECIAL_USE_HEADER = "X-Fetched-Imap-Special-Use";
+/** The folder's own id (kept through renames) and the UIDVALIDITY its UID belongs to. */
+export const FETCHED_FOLDER_HEADER = "X-Fetched-Imap-Folder";
+export const FETCHED_UIDVALIDITY_HEADER = "X-Fetched-Imap-Uidvalidity";
 
 /** Where a fetched mail was on its server, from the headers the IMAP bridge prepended. */
 export interface FetchedTrace {
   mailbox: string;
+  folderId: string | null;
+  uidvalidity: string | null;
   uid: number | null;
   specialUse: string | null;
   /** Its IMAP flags when it was fetched (`\Seen`, `\Flagged`, keywords). */

@@ -162,6 +162,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     date_insert: at,
     is_draft: false,
     is_unread: !(sent || seen),
+    is_flagged: trace !== null && hasFlag(trace.flags, "\\Flagged"),
     is_received: !sent,
     is_answered: trace !== null && hasFlag(trace.flags, "\\Answered"),
     participants,
@@ -313,7 +314,13 @@ function truncate(text: string): { text: string; truncated: boolean } {
 const MAX_MAILBOX_CHARS = 512;
 
 function locationOf(identityId: string, trace: FetchedTrace): MessageLocation {
-  return { identity_id: identityId, mailbox: cut(trace.mailbox, MAX_MAILBOX_CHARS), uid: trace.uid };
+  return {
+    identity_id: identityId,
+    mailbox: cut(trace.mailbox, MAX_MAILBOX_CHARS),
+    ...(trace.folderId !== null && { folder_id: trace.folderId }),
+    ...(trace.uidvalidity !== null && { uidvalidity: trace.uidvalidity }),
+    uid: trace.uid,
+  };
 }
 
 function describe(err: unknown): string {

@@ -9,9 +9,11 @@ import {
   decodeFetchedHeader,
   FETCHED_BOX_HEADER,
   FETCHED_FLAGS_HEADER,
+  FETCHED_FOLDER_HEADER,
   FETCHED_LABELS_HEADER,
   FETCHED_SPECIAL_USE_HEADER,
   FETCHED_UID_HEADER,
+  FETCHED_UIDVALIDITY_HEADER,
   type FetchedTrace,
 } from "./imported-tags.ts";
 import { MailContentHashStream } from "./mail-content-hash.ts";
@@ -167,10 +169,16 @@ function traceOf(header: (name: string) => string | null): FetchedTrace | null {
   const flags = header(FETCHED_FLAGS_HEADER);
   return {
     mailbox: Buffer.from(box.replace(/\s+/g, ""), "base64").toString("utf8"),
+    folderId: matching(header(FETCHED_FOLDER_HEADER), /^[a-z0-9]{1,32}$/),
+    uidvalidity: matching(header(FETCHED_UIDVALIDITY_HEADER), /^[0-9]{1,20}$/),
     uid: Number.isSafeInteger(uid) && uid > 0 ? uid : null,
     specialUse: header(FETCHED_SPECIAL_USE_HEADER),
     flags: flags === null ? [] : decodeFetchedHeader(flags),
   };
+}
+
+function matching(value: string | null, pattern: RegExp): string | null {
+  return value !== null && pattern.test(value) ? value : null;
 }
 
 function unfold(line: string): string {

@@ -128,6 +128,9 @@ export interface MessageLocation {
   identity_id: string;
   /** The folder's path on the server, as it was when the mail was fetched from it. */
   mailbox: string;
+  /** The folder whatever it is renamed to (see FolderCursor.folder_id); absent on older messages. */
+  folder_id?: string;
+  uidvalidity?: string;
   /** Its UID in that folder, null when unknown. */
   uid: number | null;
 }
@@ -145,6 +148,8 @@ export interface Message {
   date_insert: string;
   is_draft: boolean;
   is_unread: boolean;
+  /** Flagged (`\Flagged` on its server); absent on messages stored before it was kept. */
+  is_flagged?: boolean;
   is_received: boolean;
   is_answered: boolean;
   participants: Participant[];

@@ -19,6 +19,7 @@ import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
 import { type KeyCheckDocument, SecretKeyCheck } from "./secret-key-check.ts";
+import { ServerCopies, type ServerCopy } from "./server-copies.ts";
 import type { ListingDoc } from "./sorted-index.ts";
 import { TokenStore } from "./tokens.ts";
 import { UserStore } from "./users.ts";
@@ -33,6 +34,8 @@ export interface Store {
   keys: PublicKeyStore;
   /** The deployment's record of which secret key seals credentials. */
   keyCheck: SecretKeyCheck;
+  /** Where the messages are on the users' mail servers (IMAP folders and UIDs). */
+  serverCopies: ServerCopies;
 }
 
 export interface StoreOptions {
@@ -48,7 +51,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const replicas = options.replicas ?? 1;
   const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
   const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
-  const [users, tokens, identities, raws, messages, contacts, keys, deployment, listingDocs, holderDocs] = await Promise.all([
+  const [users, tokens, identities, raws, messages, contacts, keys, deployment, listingDocs, holderDocs, copyDocs] = await Promise.all([
     KvDocuments.open<User>(options.nc, bucket("users"), replicas),
     KvDocuments.open<ApiToken>(options.nc, bucket("tokens"), replicas),
     KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
@@ -60,6 +63,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     KvDocuments.open<ListingDoc>(options.nc, bucket("listings"), replicas),
     // Beside the per-user claims of identifiers, under their own prefix.
     KvDocuments.open<HoldersDoc>(options.nc, bucket("lookups"), replicas),
+    KvDocuments.open<ServerCopy>(options.nc, bucket("lookups"), replicas),
   ]);
   const listings = new Listings(listingDocs);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
@@ -92,5 +96,6 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     contacts: new ContactStore(contacts, lookups, listings),
     keys: new PublicKeyStore(keys),
     keyCheck: new SecretKeyCheck(deployment, identityStore),
+    serverCopies: new ServerCopies(copyDocs),
   };
 }

@@ -1,4 +1,5 @@
-// Messages and drafts: list and read them, write drafts, and send one (SendDraft).
+// Messages and drafts: list and read them, write drafts and send one (SendDraft), mark a message read or
+// flagged, tag it, delete it (a synced message's server follows, through its account's imap worker).
 import type { FastifyInstance } from "fastify";
 import { attachmentIds } from "../../actors/mail/mail-attachment.ts";
 import { deliverySubject } from "../../actors/messages/delivery-route.ts";
@@ -8,10 +9,27 @@ import type { Identity, Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
-import { createDraftBody, messageActionsBody, page, pageQuery, patchDraftBody, uuid } from "../schemas.ts";
+import { createDraftBody, messageActionsBody, page, pageQuery, patchMessageBody, uuid } from "../schemas.ts";
 import { pageOrBadCursor } from "./page-cursor.ts";
 
 const tags = ["messages"];
+
+/** A PatchMessage body: a draft's fields, and any message's read, flagged and tags. */
+type MessagePatch = DraftFields & { is_unread?: boolean; is_flagged?: boolean; tags?: string[] };
+
+/** The flag fields a patch sets; `is_flagged` brings the tag `flagged` along (the tag IMAP's \Flagged is imported as). */
+function withFlags(message: Message, patch: MessagePatch): Partial<Message> {
+  let messageTags = patch.tags ?? message.tags;
+  if (patch.is_flagged !== undefined) {
+    const others = messageTags.filter((tag) => tag.toLowerCase() !== "flagged");
+    messageTags = patch.is_flagged ? [...others, "flagged"] : others;
+  }
+  return {
+    ...(patch.is_unread !== undefined && { is_unread: patch.is_unread }),
+    ...(patch.is_flagged !== undefined && { is_flagged: patch.is_flagged }),
+    ...((patch.tags !== undefined || patch.is_flagged !== undefined) && { tags: messageTags }),
+  };
+}
 const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
 const listQuery = { ...pageQuery, properties: { ...pageQuery.properties, is_draft: { type: "boolean" } } } as const;
 
@@ -78,41 +96,86 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
     },
   );
 
-  app.patch<{ Params: { message_id: string }; Body: DraftFields }>(
+  app.patch<{ Params: { message_id: string }; Body: MessagePatch }>(
     "/api/v2/messages/:message_id",
     {
       schema: {
-        operationId: "PatchDraft",
+        operationId: "PatchMessage",
         tags,
-        summary: "Change a draft",
+        summary: "Change a draft, or whether a message is read or flagged and its tags (carried to the server of a synced message)",
         params: messageParams,
-        body: patchDraftBody,
+        body: patchMessageBody,
         response: { 200: { $ref: "Message#" } },
       },
     },
     async (request) => {
       const user = userOf(request);
       const current = await messageOf(user.user_id, request.params.message_id);
-      if (!current.is_draft) throw new HttpError(409, "only a draft can be changed");
-      const identity = await sendingIdentity(user.user_id, current.user_identities[0] ?? "", "identity_id");
       const body = request.body;
+      const draftChange = body.subject !== undefined || body.body_plain !== undefined || body.body_html !== undefined || body.participants !== undefined;
+      if (draftChange && !current.is_draft) throw new HttpError(409, "only a draft's subject, bodies and participants can be changed");
+      const identity = draftChange ? await sendingIdentity(user.user_id, current.user_identities[0] ?? "", "identity_id") : null;
       const updated = await store.messages.update(user.user_id, current.message_id, (message) => {
-        if (!message.is_draft) throw new HttpError(409, "the draft was sent meanwhile");
-        const participants = body.participants === undefined ? message.participants : draftParticipants(identity, body.participants);
+        if (draftChange && !message.is_draft) throw new HttpError(409, "the draft was sent meanwhile");
+        const participants = identity === null || body.participants === undefined ? message.participants : draftParticipants(identity, body.participants);
         return {
           ...message,
           ...(body.subject !== undefined && { subject: body.subject }),
           ...(body.body_plain !== undefined && { body_plain: body.body_plain }),
           ...(body.body_html !== undefined && { body_html: body.body_html }),
-          participants,
-          discussion_id: discussionId(participants),
-          date: new Date().toISOString(),
+          ...withFlags(message, body),
+          ...(draftChange && { participants, discussion_id: discussionId(participants), date: new Date().toISOString() }),
         };
       });
       if (updated === null) throw notFound(`message ${current.message_id}`);
+      // The copies on the user's servers follow (the account's imap worker carries it).
+      if (body.is_unread !== undefined || body.is_flagged !== undefined || body.tags !== undefined) {
+        for (const identityId of await syncedIdentities(user.user_id, updated)) {
+          await context.emitter.publish("IMAPfetcher", "store_flags", { remote_id: identityId, user_id: user.user_id, message_id: updated.message_id });
+        }
+      }
       return updated;
     },
   );
+
+  app.delete<{ Params: { message_id: string } }>(
+    "/api/v2/messages/:message_id",
+    {
+      schema: {
+        operationId: "DeleteMessage",
+        tags,
+        summary:
+          "Delete a message: a synced one is moved to its account's Trash by the account's imap worker, then deleted here (202); any other is deleted at once (204)",
+        params: messageParams,
+        response: { 202: { type: "object", properties: { message: { type: "string" }, identities: { type: "array", items: { type: "string" } } } } },
+      },
+    },
+    async (request, reply) => {
+      const user = userOf(request);
+      const message = await messageOf(user.user_id, request.params.message_id);
+      const identities = await syncedIdentities(user.user_id, message);
+      if (identities.length === 0) {
+        await store.messages.delete(user.user_id, message.message_id);
+        return reply.code(204).send();
+      }
+      for (const identityId of identities) {
+        await context.emitter.publish("IMAPfetcher", "move_to_trash", { remote_id: identityId, user_id: user.user_id, message_id: message.message_id });
+      }
+      return reply.code(202).send({ message: "moving to Trash on the account's server, then deleted here", identities });
+    },
+  );
+
+  /** The user's active IMAP identities holding a copy of the message. */
+  const syncedIdentities = async (userId: string, message: Message): Promise<string[]> => {
+    const ids = [...new Set((message.locations ?? []).map((location) => location.identity_id))];
+    const found = await Promise.all(ids.map((id) => store.identities.get(userId, id)));
+    return found
+      .filter(
+        (identity): identity is Identity =>
+          identity !== null && identity.status === "active" && (identity.protocol === "imap" || identity.protocol === "email"),
+      )
+      .map((identity) => identity.identity_id);
+  };
 
   app.post<{ Params: { message_id: string }; Body: { actions: ["send"] } }>(
     "/api/v2/messages/:message_id/actions",

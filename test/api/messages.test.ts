@@ -443,4 +443,91 @@ test("without a valid bearer token the message routes are 401s", async ({ fx, al
   assert.is((await fx.call("POST", "/api/v2/messages/00000000-0000-4000-8000-000000000000/actions", null, SEND)).status, 401);
 });
 
+/** A received message of the user, stored as an import would, with copies on `located` accounts. */
+async function received(fx: ApiFixture, user: TestUser, located: string[]) {
+  const message = await fx.store.messages.create({
+    ...(await draft(fx, user, localIdentity(user))),
+    message_id: crypto.randomUUID(),
+    is_draft: false,
+    is_received: true,
+    is_unread: true,
+    tags: ["$label1"],
+    locations: located.map((identity_id, uid) => ({ identity_id, mailbox: "INBOX", folder_id: "f1", uidvalidity: "7", uid: uid + 1 })),
+  });
+  await fx.takeWire();
+  return message;
+}
+
+test("PatchMessage marks a received message read and flagged and sets its tags; a synced one's account is told (store_flags), another is not", async ({
+  fx,
+  alice,
+}) => {
+  const account = await remoteIdentity(fx, alice, {
+    protocol: "imap",
+    identifier: "alice@remote.test",
+    credentials: { username: "alice", password: "secret" },
+    infos: { inserver: "imap.example:993" },
+  });
+  const synced = await received(fx, alice, [account]);
+  const patched = await fx.call("PATCH", `/api/v2/messages/${synced.message_id}`, alice.token, {
+    is_unread: false,
+    is_flagged: true,
+    tags: ["Work", "$label1"],
+  });
+  assert.is(patched.status, 200, JSON.stringify(patched.body));
+  assert.equal([patched.body.is_unread, patched.body.is_flagged, patched.body.tags], [false, true, ["Work", "$label1", "flagged"]]);
+  assert.equal(await fx.expectWire(1), [
+    { subject: "IMAPfetcher", payload: { order: "store_flags", remote_id: account, user_id: alice.user_id, message_id: synced.message_id } },
+  ]);
+  const unflagged = await fx.call("PATCH", `/api/v2/messages/${synced.message_id}`, alice.token, { is_flagged: false });
+  assert.equal([unflagged.body.is_flagged, unflagged.body.tags], [false, ["Work", "$label1"]], "the tag `flagged` follows");
+  await fx.expectWire(1);
+
+  const local = await received(fx, alice, []);
+  const read = await fx.call("PATCH", `/api/v2/messages/${local.message_id}`, alice.token, { is_unread: false });
+  assert.is(read.body.is_unread, false);
+  await sleep(200);
+  assert.equal(fx.takeWire(), [], "a message on no account: nothing to tell");
+});
+
+test("PatchMessage refuses a draft's fields on a received message and bad flags, changing nothing", async ({ fx, alice, bob }) => {
+  const message = await received(fx, alice, []);
+  const path = `/api/v2/messages/${message.message_id}`;
+  assert.is((await fx.call("PATCH", path, alice.token, { subject: "rewritten" })).status, 409);
+  assert.is((await fx.call("PATCH", path, alice.token, { is_unread: "no" })).status, 400);
+  assert.is((await fx.call("PATCH", path, alice.token, { tags: Array.from({ length: 101 }, (_, n) => `t${n}`) })).status, 400);
+  assert.is((await fx.call("PATCH", path, alice.token, { tags: ["x".repeat(101)] })).status, 400);
+  assert.is((await fx.call("PATCH", path, alice.token, { tags: ["same", "same"] })).status, 400);
+  assert.is((await fx.call("PATCH", path, bob.token, { is_unread: false })).status, 404);
+  assert.equal(await fx.store.messages.get(alice.user_id, message.message_id), message);
+});
+
+test("DeleteMessage: a message on no account is deleted at once (204); a synced one goes to its account's Trash first (202, move_to_trash)", async ({
+  fx,
+  alice,
+  bob,
+}) => {
+  const local = await received(fx, alice, []);
+  assert.is((await fx.call("DELETE", `/api/v2/messages/${local.message_id}`, bob.token)).status, 404, "someone else's");
+  assert.ok(await fx.store.messages.get(alice.user_id, local.message_id));
+  assert.is((await fx.call("DELETE", `/api/v2/messages/${local.message_id}`, alice.token)).status, 204);
+  assert.is(await fx.store.messages.get(alice.user_id, local.message_id), null);
+  assert.is((await fx.call("DELETE", `/api/v2/messages/${local.message_id}`, alice.token)).status, 404);
+
+  const account = await remoteIdentity(fx, alice, {
+    protocol: "imap",
+    identifier: "alice2@remote.test",
+    credentials: { username: "alice2", password: "secret" },
+    infos: { inserver: "imap.example:993" },
+  });
+  const synced = await received(fx, alice, [account]);
+  const deleted = await fx.call("DELETE", `/api/v2/messages/${synced.message_id}`, alice.token);
+  assert.is(deleted.status, 202, JSON.stringify(deleted.body));
+  assert.equal(deleted.body.identities, [account]);
+  assert.equal(await fx.expectWire(1), [
+    { subject: "IMAPfetcher", payload: { order: "move_to_trash", remote_id: account, user_id: alice.user_id, message_id: synced.message_id } },
+  ]);
+  assert.ok(await fx.store.messages.get(alice.user_id, synced.message_id), "deleted here by the imap worker once moved");
+});
+
 test.run();

@@ -10,7 +10,9 @@
 //  - `trickle`: the answer to `at` ("login": LOGIN; "fetch": the first UID FETCH) begins, then goes on
 //    one byte every `everyMs`, for ever, without ever ending its line;
 //  - `slow-rows`: the INBOX holds `messages` messages, and the answer to a UID FETCH comes one message
-//    every `everyMs`: always progress, never the end of a sync.
+//    every `everyMs`: always progress, never the end of a sync;
+//  - `vanishing`: the INBOX holds `messages` small messages, served honestly, but every UID SEARCH after
+//    the first names none of them (an answer that lost UIDs, while EXISTS still counts them all).
 // `stats` tells what the server saw and sent, for the tests to check that the attack took place.
 import { createServer, type Socket } from "node:net";
 
@@ -19,7 +21,8 @@ export type HostileMode =
   | { kind: "lying-size"; announced: number; literal: number }
   | { kind: "endless-pieces"; announced: number }
   | { kind: "trickle"; at: "login" | "fetch"; everyMs: number }
-  | { kind: "slow-rows"; messages: number; everyMs: number };
+  | { kind: "slow-rows"; messages: number; everyMs: number }
+  | { kind: "vanishing"; messages: number };
 
 export interface HostileImapStats {
   connections: number;
@@ -29,6 +32,8 @@ export interface HostileImapStats {
   bytesSent: number;
   /** Connections open now. */
   open: number;
+  /** UID SEARCH commands answered, all connections together. */
+  searches: number;
 }
 
 export interface HostileImap {
@@ -49,7 +54,7 @@ export const HOSTILE_HOST = "127.0.0.3";
 
 export async function startHostileImap(mode: HostileMode): Promise<HostileImap> {
   const sockets = new Set<Socket>();
-  const stats: HostileImapStats = { connections: 0, commands: [], bytesSent: 0, open: 0 };
+  const stats: HostileImapStats = { connections: 0, commands: [], bytesSent: 0, open: 0, searches: 0 };
   const server = createServer((socket) => {
     sockets.add(socket);
     stats.connections += 1;
@@ -110,6 +115,8 @@ function serve(socket: Socket, mode: HostileMode, stats: HostileImapStats): void
     socket.once("close", () => clearInterval(timer));
   };
 
+  /** Messages the INBOX holds. */
+  const held = mode.kind === "slow-rows" || mode.kind === "vanishing" ? mode.messages : 1;
   const handle = async (tag: string, command: string, rest: string) => {
     switch (command) {
       case "CAPABILITY":
@@ -122,8 +129,8 @@ function serve(socket: Socket, mode: HostileMode, stats: HostileImapStats): void
       case "SELECT":
       case "EXAMINE":
         send(
-          `* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* OK [PERMANENTFLAGS ()] none\r\n* 1 EXISTS\r\n* 0 RECENT\r\n` +
-            `* OK [UIDVALIDITY ${UIDVALIDITY}] ok\r\n* OK [UIDNEXT 2] ok\r\n${tag} OK [${command === "EXAMINE" ? "READ-ONLY" : "READ-WRITE"}] done\r\n`,
+          `* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* OK [PERMANENTFLAGS ()] none\r\n* ${held} EXISTS\r\n* 0 RECENT\r\n` +
+            `* OK [UIDVALIDITY ${UIDVALIDITY}] ok\r\n* OK [UIDNEXT ${held + 1}] ok\r\n${tag} OK [${command === "EXAMINE" ? "READ-ONLY" : "READ-WRITE"}] done\r\n`,
         );
         return;
       case "LIST":
@@ -152,11 +159,25 @@ function serve(socket: Socket, mode: HostileMode, stats: HostileImapStats): void
     const [sub = "", ...args] = rest.split(" ");
     const query = args.join(" ").toUpperCase();
     if (sub.toUpperCase() === "SEARCH") {
-      const count = mode.kind === "slow-rows" ? mode.messages : 1;
+      stats.searches += 1;
+      const count = mode.kind === "vanishing" && stats.searches > 1 ? 0 : held;
       send(`* SEARCH ${Array.from({ length: count }, (_, n) => n + 1).join(" ")}\r\n${tag} OK done\r\n`);
       return;
     }
     if (sub.toUpperCase() !== "FETCH") return send(`${tag} BAD unknown UID command\r\n`);
+    if (mode.kind === "vanishing") {
+      const wanted = /BODY(\.PEEK)?\[\]/.test(query);
+      for (const n of uidSet(args[0] ?? "").filter((uid) => uid <= mode.messages)) {
+        const message = `From: someone@hostile.test\r\nSubject: vanishing ${n}\r\nMessage-ID: <vanishing-${n}@hostile.test>\r\n\r\nbody ${n}\r\n`;
+        send(
+          wanted
+            ? `* ${n} FETCH (UID ${n} BODY[] {${message.length}}\r\n${message})\r\n`
+            : `* ${n} FETCH (UID ${n} FLAGS () RFC822.SIZE ${message.length})\r\n`,
+        );
+      }
+      send(`${tag} OK done\r\n`);
+      return;
+    }
     if (mode.kind === "slow-rows") {
       for (const n of uidSet(args[0] ?? "")) {
         await new Promise((resolve) => setTimeout(resolve, mode.everyMs));

@@ -14,19 +14,27 @@ import { upgradeImapContext } from "../../../actors/imap/imap-worker-state.ts";
 
 const test = suite("account folders");
 
-const folder = (path: string, uidvalidity: string | null = "1", uidnext: number | null = 1, special_use: string | null = null): ListedFolder => ({
+const folder = (
+  path: string,
+  uidvalidity: string | null = "1",
+  uidnext: number | null = 1,
+  special_use: string | null = null,
+  highestmodseq: string | null = "9",
+): ListedFolder => ({ path, delimiter: "/", special_use, uidvalidity, uidnext, highestmodseq });
+const cursor = (
+  path: string,
+  uidvalidity: string | null,
+  lastseenuid: number,
+  failed_uids: number[] = [],
+  highestmodseq: string | null = "9",
+): FolderCursor => ({
   path,
-  delimiter: "/",
-  special_use,
-  uidvalidity,
-  uidnext,
-});
-const cursor = (path: string, uidvalidity: string | null, lastseenuid: number, failed_uids: number[] = []): FolderCursor => ({
-  path,
+  folder_id: `id-${path}`,
   special_use: null,
   uidvalidity,
   lastseenuid,
   failed_uids,
+  highestmodseq,
 });
 const paths = (plan: ReturnType<typeof planFolders>) => plan.folders.map((entry) => entry.cursor.path);
 
@@ -80,6 +88,12 @@ test("a renamed folder keeps its cursor (its UIDVALIDITY under a new path); a fo
   assert.is(open.folders[0]?.upToDate, false, "the folder open on the connection: its STATUS may be stale");
   const noStatus = planFolders([folder("INBOX", null, null)], [cursor("INBOX", "12", 4)], folderSelection(undefined));
   assert.is(noStatus.folders[0]?.upToDate, false, "a server without STATUS: the folder is opened");
+  const flagsChanged = planFolders([folder("INBOX", "12", 5, null, "10")], [cursor("INBOX", "12", 4)], folderSelection(undefined));
+  assert.is(flagsChanged.folders[0]?.upToDate, false, "a new HIGHESTMODSEQ: flags changed, or mail was expunged");
+  const noModseq = planFolders([folder("INBOX", "12", 5, null, null)], [cursor("INBOX", "12", 4, [], null)], folderSelection(undefined));
+  assert.is(noModseq.folders[0]?.upToDate, false, "no CONDSTORE: nothing says the flags did not change");
+  assert.is(plan.folders[2]?.cursor.folder_id, "id-Projects", "the renamed folder keeps its id");
+  assert.ok(/^[0-9a-f]{12}$/.test(plan.folders[1]?.cursor.folder_id ?? ""), "a new folder gets a new id");
 });
 
 test("a hostile list: at most MAX_FOLDERS folders, paths past the limit left out, the changes named a few at a time", () => {
@@ -97,15 +111,15 @@ test("a hostile list: at most MAX_FOLDERS folders, paths past the limit left out
   assert.equal(twice.changes.added, ["B"]);
 });
 
-test("a worker context saved before every folder was synced: its cursor becomes INBOX's", () => {
+test("a worker context saved before every folder was synced: its cursor becomes INBOX's, with an id that stays the same", () => {
   const saved = { identity_id: "i", mailbox: "INBOX", cursor: { uidvalidity: "5", lastseenuid: 9, failed_uids: [3] }, history: [] };
-  assert.equal(upgradeImapContext(saved), {
-    identity_id: "i",
-    history: [],
-    folders: [{ uidvalidity: "5", lastseenuid: 9, failed_uids: [3], path: "INBOX", special_use: null }],
-  });
-  const current = { identity_id: "i", folders: [] };
-  assert.is(upgradeImapContext(current), current, "a current context is left as it is");
+  const upgraded = upgradeImapContext(saved);
+  const inbox = (upgraded.folders as FolderCursor[])[0];
+  assert.equal({ ...upgraded, folders: [] }, { identity_id: "i", history: [], folders: [], pending_changes: [] });
+  assert.equal({ ...inbox, folder_id: "" }, { uidvalidity: "5", lastseenuid: 9, failed_uids: [3], path: "INBOX", special_use: null, folder_id: "" });
+  assert.is((upgradeImapContext(saved).folders as FolderCursor[])[0]?.folder_id, inbox?.folder_id, "the same id at every restore");
+  const current = { identity_id: "i", folders: [cursor("INBOX", "5", 9)], pending_changes: [{ order: "store_flags", message_id: "m", since: "t" }] };
+  assert.equal(upgradeImapContext(current), current, "a current context is left as it is");
 });
 
 test.run();

@@ -1,6 +1,7 @@
 // A plain TCP forwarder on a free loopback port in front of a real server (TLS and STARTTLS pass through
 // untouched): it counts the connections clients make through it, how many are open at once, when each
-// was accepted, and can cut them all at once (a server restarting, a network dropping every session).
+// was accepted, and can cut them all at once (a server restarting, a network dropping every session) or
+// refuse new ones for a while (a server away).
 import { connect, createServer, type Socket } from "node:net";
 
 export interface CountingProxy {
@@ -17,6 +18,8 @@ export interface CountingProxy {
   reset(): void;
   /** Cuts every open connection, both ways. */
   cutAll(): void;
+  /** While refusing, a new connection is closed at once (the server is away); cuts the open ones too. */
+  refuse(refusing: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -25,7 +28,12 @@ export async function startCountingProxy(target: { host: string; port: number })
   let accepted: number[] = [];
   let maxOpen = 0;
   const sockets = new Set<Socket>();
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     accepted.push(Date.now());
     open.add(client);
     maxOpen = Math.max(maxOpen, open.size);
@@ -60,6 +68,10 @@ export async function startCountingProxy(target: { host: string; port: number })
     },
     cutAll: () => {
       for (const socket of sockets) socket.destroy();
+    },
+    refuse: (refuse) => {
+      refusing = refuse;
+      if (refuse) for (const socket of sockets) socket.destroy();
     },
     stop: () =>
       new Promise((resolve) => {

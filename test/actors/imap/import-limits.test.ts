@@ -278,6 +278,28 @@ test("progress too slow to ever finish (one message every 300 ms of 100,000): th
   assert.is(failedRun?.total, 100_000);
 });
 
+test("a UID SEARCH that loses the folder's UIDs (EXISTS still counts them) deletes nothing here", async (ctx) => {
+  const hostile = await startHostileImap({ kind: "vanishing", messages: 3 });
+  const identity = await identityOn(ctx, hostile.server);
+  try {
+    publish(ctx, "imap_worker", "add_worker", identity);
+    publish(ctx, "IMAPfetcher", "sync", identity);
+    await waitFor("3 imported", async () => (await messagesOf(ctx, identity)).length === 3, 15_000);
+    await waitFor("the first run done", () => workerOf(ctx, identity)?.history[0]?.outcome === "done", 15_000);
+    const searchesBefore = hostile.stats.searches;
+    publish(ctx, "IMAPfetcher", "sync", identity);
+    const run = await waitFor("the second run", () => (workerOf(ctx, identity)?.history.length === 2 ? workerOf(ctx, identity)?.history[0] : null), 15_000);
+    assert.ok(hostile.stats.searches > searchesBefore, "the server answered a SEARCH naming no message");
+    assert.is(run.outcome, "done");
+    assert.is((await messagesOf(ctx, identity)).length, 3, "none deleted");
+  } finally {
+    await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
+    publish(ctx, "imap_worker", "remove_worker", identity);
+    await waitFor("worker removed", () => workerOf(ctx, identity) === null, 10_000);
+    await hostile.stop();
+  }
+});
+
 test("pieces that never end (a 2.9 MiB message that keeps coming): skipped with its reason, the sync succeeds, the cursor moves past it", async (ctx) => {
   const hostile = await startHostileImap({ kind: "endless-pieces", announced: 3_000_000 });
   const identity = await identityOn(ctx, hostile.server);

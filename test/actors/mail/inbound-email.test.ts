@@ -98,6 +98,7 @@ test("plain text: every field of the message, contacts linked, raw marked delive
     date_insert: NOW.toISOString(),
     is_draft: false,
     is_unread: true,
+    is_flagged: false,
     is_received: true,
     is_answered: false,
     participants: [
@@ -302,7 +303,12 @@ test("fetched over IMAP: the flags and labels headers the bridge prepended becom
   assert.equal(message.user_identities, [gmail.identity_id]);
   // The user's own address at that identity is the user's own card.
   assert.equal(message.participants[1], { type: "To", address: "bob.durand@gmail.com", label: "", protocol: "email", contact_ids: [account.user.contact_id] });
-  assert.is(message.is_unread, true, "unread even when the server said \\Seen");
+  assert.equal(
+    [message.is_unread, message.is_flagged, message.is_answered],
+    [false, true, true],
+    "\\Seen, \\Flagged and \\Answered on the server: read, flagged and answered here",
+  );
+  assert.equal(message.locations, [{ identity_id: gmail.identity_id, mailbox: "INBOX", uid: 4711 }], "where it is on the server");
 });
 
 test("received over SMTP, the same headers are the sender's, not the bridge's: no tags", async () => {
