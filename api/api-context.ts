@@ -18,6 +18,8 @@ export interface ApiContext {
   logger: Logger;
   /** How long a `deliver` request waits for its reply (the contract says 30 s). */
   deliverTimeoutMs: number;
+  /** The largest mail the platform takes and sends (CALIOPEN_SMTP_MAX_SIZE): a draft's files must fit in it. */
+  maxMailBytes?: number;
   /** The node's Prometheus figures, served at /metrics to admins; no route when left out. */
   metrics?: { scrape(): Promise<{ contentType: string; text: string }> };
   /** The node's connection, for the dashboard's data (the debug subjects); no dashboard data routes when left out. */

@@ -256,6 +256,21 @@ export const messageSchema = {
     date: { type: "string" },
     is_draft: { type: "boolean" },
     is_unread: { type: "boolean" },
+    is_flagged: { type: "boolean", description: "flagged (\\Flagged on its server for a synced message); absent on messages stored before it was kept" },
+    tags: { type: "array", items: { type: "string" } },
+    locations: {
+      type: "array",
+      description: "for mail synced from the user's accounts: each folder it is in there (one message however many folders hold it)",
+      items: {
+        type: "object",
+        additionalProperties: true,
+        properties: {
+          identity_id: { type: "string" },
+          mailbox: { type: "string", description: "the folder's path when the mail was fetched from it" },
+          uid: { type: ["integer", "null"] },
+        },
+      },
+    },
     participants: { type: "array", items: { type: "object", additionalProperties: true } },
     user_identities: { type: "array", items: { type: "string" } },
     message_id_conflicts: {

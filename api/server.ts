@@ -2,6 +2,7 @@
 // operation persists its object, then emits the contract's order. Requests are validated against the
 // JSON schemas in schemas.ts, which also make the OpenAPI document.
 
+import multipart from "@fastify/multipart";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Conflict, NotFound } from "../actors/store/errors.ts";
@@ -20,6 +21,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { dashboardDataRoutes } from "./routes/dashboard-data.ts";
 import { dashboardPageRoutes } from "./routes/dashboard-page.ts";
+import { draftAttachmentRoutes } from "./routes/draft-attachments.ts";
 import { identityRoutes } from "./routes/identities.ts";
 import { messageContentRoutes } from "./routes/message-content.ts";
 import { messageRoutes } from "./routes/messages.ts";
@@ -58,6 +60,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   warnOfUntrustedForwarding(app, settings.trustedProxies, context.logger);
   // CORS first: its headers then go on refusals too, and preflights need no token.
   await registerCors(app, settings.corsOrigins);
+  // File uploads (a draft's attachments) stream through busboy; each route sets its own limits.
+  await app.register(multipart, { limits: { files: 1, fields: 0, parts: 1, headerPairs: 20 } });
   registerDashboardHeaders(app);
   // /metrics is outside /api/ (where Prometheus looks) but admitted like the API: a token, counted; so
   // is the dashboard's data (its page needs none).
@@ -80,7 +84,8 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   // Every operation may fail with the same error body; the document says so once for all, with the
   // refusals at the edges: over the rate limit, over the route's body limit.
   app.addHook("onRoute", (route) => {
-    route.bodyLimit = bodyLimitOf(route);
+    // A route that sets its own (a file upload, by the platform's mail size) keeps it.
+    route.bodyLimit ??= bodyLimitOf(route);
     if (route.schema === undefined || route.schema.hide === true) return;
     route.schema.response = {
       ...(route.schema.response as object),
@@ -104,6 +109,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     publicKeyRoutes(scoped, context);
     messageRoutes(scoped, context);
     messageContentRoutes(scoped, context);
+    draftAttachmentRoutes(scoped, context);
     adminRoutes(scoped, context);
     metricsRoutes(scoped, context);
     dashboardPageRoutes(scoped);

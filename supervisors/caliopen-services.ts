@@ -72,6 +72,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           destinations,
           logger: deps.logger.child({ service: "api" }),
           deliverTimeoutMs: config.deliverTimeoutMs,
+          ...(config.mail.smtp !== null && { maxMailBytes: config.mail.smtp.maxSize }),
           metrics: deps.metrics,
           dashboard: { nc: deps.nc, subjects: deps.subjects },
         },

@@ -1,12 +1,12 @@
 // The MIME of a draft about to be sent (docs/decisions.md §4 smtp-bridge): From is the identity it is sent
 // from; To, Cc and Reply-To come from its participants; Bcc recipients get the message through the SMTP
 // envelope only and never appear in a header; the Message-ID is on the platform's mail host; a reply
-// carries In-Reply-To / References built from the parent's external references.
-//
-// Attachments are not sent: the model holds only their metadata (name, type, size), not their content.
+// carries In-Reply-To / References built from the parent's external references. Files uploaded to the
+// draft go with it (multipart/mixed), read from the store as the message is built.
 import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import MailComposer from "nodemailer/lib/mail-composer";
-import type { Identity, Message, Participant } from "../store/model.ts";
+import type { AttachmentInfo, Identity, Message, Participant } from "../store/model.ts";
 
 export interface DraftMime {
   /** The RFC 5322 message, exactly the bytes to send and to keep as the sent raw message. */
@@ -28,6 +28,8 @@ export interface DraftMimeOptions {
   host: string;
   /** The Date header; now by default. */
   date?: Date;
+  /** The content of a file uploaded to the draft (null: it is gone, and the send fails). */
+  openAttachment?(attachment: AttachmentInfo): Promise<Readable | null>;
 }
 
 /** Strips the angle brackets and blanks of a stored Message-ID (stored ids may carry them or not). */
@@ -74,6 +76,14 @@ export async function buildDraftMime(draft: Message, from: Identity, parent: Mes
     draft.participants.filter((p) => p.type === type && p.address.trim() !== "").map((p) => ({ name: p.label, address: p.address.trim() }));
   const envelope = { from: from.identifier, to: draftRecipients(draft) };
 
+  const uploaded = draft.attachments.filter((attachment) => attachment.content_raw_id !== undefined);
+  const attachments = [];
+  for (const attachment of uploaded) {
+    const content = (await options.openAttachment?.(attachment)) ?? null;
+    if (content === null) throw new Error(`the content of attachment ${attachment.attachment_id} (${attachment.file_name}) is gone`);
+    attachments.push({ filename: attachment.file_name, contentType: attachment.content_type, content });
+  }
+
   const hasPlain = draft.body_plain !== "";
   const hasHtml = draft.body_html !== "";
   const composer = new MailComposer({
@@ -90,6 +100,7 @@ export async function buildDraftMime(draft: Message, from: Identity, parent: Mes
     // text/html part. Otherwise a single text/plain part, possibly empty.
     ...(hasPlain || !hasHtml ? { text: draft.body_plain } : {}),
     ...(hasHtml && { html: draft.body_html }),
+    ...(attachments.length > 0 && { attachments }),
     envelope,
     xMailer: false,
   });

@@ -12,6 +12,8 @@
 // a draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
 
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { Logger } from "pino";
 import type { OrderPayload } from "../../contract/contract-table.ts";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
@@ -77,7 +79,14 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
   try {
     const parent = claimed.parent_id ? await store.messages.get(order.user_id, claimed.parent_id) : null;
     if (claimed.parent_id && parent === null) log.warn({ parent_id: claimed.parent_id }, "the parent of the draft is gone: sent without threading headers");
-    const mime = await buildDraftMime(claimed, identity, parent, { host: deps.host, date: now() });
+    const mime = await buildDraftMime(claimed, identity, parent, {
+      host: deps.host,
+      date: now(),
+      openAttachment: async (attachment) => {
+        const content = attachment.content_raw_id === undefined ? null : await store.raws.stream(attachment.content_raw_id);
+        return content === null ? null : Readable.fromWeb(content as NodeReadableStream<Uint8Array>);
+      },
+    });
     const server = describeTarget(route.targets[0]);
     log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
     const result = await connectInTurn(route.targets, (target) =>

@@ -121,6 +121,11 @@ export interface AttachmentInfo {
   file_name: string;
   size: number;
   is_inline: boolean;
+  /**
+   * For a file uploaded to a draft: its content, stored by itself (a draft has no raw mail yet). Kept
+   * once the draft is sent.
+   */
+  content_raw_id?: string;
 }
 
 /** Where a mail synced from a remote account is on its server: one folder of one identity. */

@@ -127,7 +127,7 @@ export class RawMessageStore {
     const earlier = holder === null ? null : await this.get(holder);
     // A claim naming no raw (removed, or written by a version that claimed before storing): keep ours.
     if (earlier === null) return { raw, existing: false };
-    await this.discard(raw.raw_msg_id);
+    await this.remove(raw.raw_msg_id);
     return { raw: earlier, existing: true };
   }
 
@@ -227,7 +227,7 @@ export class RawMessageStore {
   }
 
   /** Removes a raw that nobody else knows of (see putOnce). Left behind if that fails: it is unreachable. */
-  private async discard(rawId: string): Promise<void> {
+  async remove(rawId: string): Promise<void> {
     const place = this.known.place(rawId);
     this.known.forget(rawId);
     try {

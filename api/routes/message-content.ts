@@ -56,7 +56,7 @@ export function messageContentRoutes(app: FastifyInstance, context: ApiContext):
       schema: {
         operationId: "GetMessageAttachment",
         tags,
-        summary: "One attachment of a message, decoded from its raw and streamed, with its content type and file name",
+        summary: "One attachment of a message, decoded from its raw (or a file uploaded to a draft) and streamed, with its content type and file name",
         params: attachmentParams,
         response: { 200: binary("application/octet-stream", "the attachment's content (its own content type)") },
       },
@@ -64,6 +64,14 @@ export function messageContentRoutes(app: FastifyInstance, context: ApiContext):
     async (request, reply) => {
       const { message_id, attachment_id } = request.params;
       const message = await messageOf(userOf(request).user_id, message_id);
+      // A file uploaded to a draft is stored by itself, and stays so once the draft is sent.
+      const uploaded = message.attachments.find((attachment) => attachment.attachment_id === attachment_id && attachment.content_raw_id !== undefined);
+      if (uploaded?.content_raw_id !== undefined) {
+        const content = await store.raws.stream(uploaded.content_raw_id);
+        if (content === null) throw notFound(`attachment ${attachment_id} of message ${message_id}`);
+        return download(reply, uploaded.content_type, uploaded.file_name).send(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+      }
+      if (message.is_draft) throw notFound(`attachment ${attachment_id} of draft ${message_id}`);
       const raw = await rawOf(message);
       const attachment = await openAttachment(raw, Number(attachment_id));
       if (attachment === null) {

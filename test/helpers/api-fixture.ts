@@ -48,7 +48,9 @@ export interface ApiFixture {
   stop(): Promise<void>;
 }
 
-export async function startApiFixture(options: { deliverTimeoutMs?: number; intakeStream?: boolean; http?: Partial<HttpSettings> } = {}): Promise<ApiFixture> {
+export async function startApiFixture(
+  options: { deliverTimeoutMs?: number; intakeStream?: boolean; http?: Partial<HttpSettings>; maxMailBytes?: number } = {},
+): Promise<ApiFixture> {
   const nats = await startTestNats();
   const apiNc = await nats.connect();
   const nc = await nats.connect();
@@ -63,7 +65,13 @@ export async function startApiFixture(options: { deliverTimeoutMs?: number; inta
     );
   const store = await openStore({ nc: apiNc, subjects, secrets: new SecretBox(randomBytes(32)) });
   const emitter = new OrderEmitter(apiNc, subjects, silentLogger());
-  const context = { store, emitter, logger: silentLogger(), deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000 };
+  const context = {
+    store,
+    emitter,
+    logger: silentLogger(),
+    deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000,
+    ...(options.maxMailBytes !== undefined && { maxMailBytes: options.maxMailBytes }),
+  };
   const loopback = { host: "127.0.0.1", port: 0 };
   const api = await startApi(context, loopback, { ...DEFAULT_HTTP_SETTINGS, ...options.http });
   const others: RunningApi[] = [];

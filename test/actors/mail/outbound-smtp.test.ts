@@ -247,6 +247,66 @@ test("after sending, the draft is a sent message and the sent raw is stored, ide
   assert.is((await f.store.messages.get(parent.user_id, parent.message_id))?.is_answered, true, "the parent is marked answered");
 });
 
+test("a draft with two uploaded files: both arrive at the relay (smtp-sink) and parse back with their names, types and bytes", async () => {
+  const identity = await localIdentity();
+  const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(300_000, 7)]);
+  const notes = Buffer.from("line one\r\nline two, ünïcode\r\n", "utf8");
+  const stored = await Promise.all([f.store.raws.put(identity.user_id, pdf), f.store.raws.put(identity.user_id, notes)]);
+  const draft = await draftFrom(
+    identity,
+    {},
+    {
+      attachments: [
+        {
+          attachment_id: "0",
+          content_type: "application/pdf",
+          file_name: "report 2026.pdf",
+          size: pdf.length,
+          is_inline: false,
+          content_raw_id: stored[0].raw_msg_id,
+        },
+        { attachment_id: "1", content_type: "text/plain", file_name: "notes.txt", size: notes.length, is_inline: false, content_raw_id: stored[1].raw_msg_id },
+      ],
+    },
+  );
+  const reply = await deliverDraft(deps(), order(draft, identity));
+  assert.is(reply.error, false, reply.message);
+  const sent = await f.store.messages.get(draft.user_id, draft.message_id);
+  const arrived = (await sink.messages()).find((m) => m.content.includes(sent?.external_references.message_id ?? "?"));
+  assert.ok(arrived, "at the sink");
+  const mail = await simpleParser(Buffer.from(arrived.content.replace(/\n/g, "\r\n"), "utf8"));
+  assert.is(mail.text?.trim(), "the plain body");
+  assert.equal(
+    mail.attachments.map((attachment) => [attachment.filename, attachment.contentType, attachment.size]),
+    [
+      ["report 2026.pdf", "application/pdf", pdf.length],
+      ["notes.txt", "text/plain", notes.length],
+    ],
+  );
+  assert.ok(mail.attachments[0]?.content.equals(pdf), "the PDF's bytes");
+  assert.ok(mail.attachments[1]?.content.equals(notes), "the text's bytes, line ends included");
+  assert.equal(
+    sent?.attachments.map((attachment) => attachment.content_raw_id),
+    [stored[0].raw_msg_id, stored[1].raw_msg_id],
+    "the sent message keeps its files",
+  );
+});
+
+test("a draft whose uploaded file is gone is not sent, and stays a draft", async () => {
+  const identity = await localIdentity();
+  const draft = await draftFrom(
+    identity,
+    {},
+    { attachments: [{ attachment_id: "0", content_type: "text/plain", file_name: "gone.txt", size: 3, is_inline: false, content_raw_id: randomUUID() }] },
+  );
+  const before = (await sink.messages()).length;
+  const reply = await deliverDraft(deps(), order(draft, identity));
+  assert.is(reply.error, true);
+  assert.match(reply.message, /attachment 0 \(gone\.txt\) is gone/);
+  assert.is((await f.store.messages.get(draft.user_id, draft.message_id))?.is_draft, true);
+  assert.is((await sink.messages()).length, before, "nothing sent");
+});
+
 test("a retried deliver does not send twice: the second reply says it was already sent", async () => {
   const identity = await localIdentity();
   const draft = await draftFrom(identity, { subject: `retry ${randomUUID()}` });
