@@ -334,4 +334,17 @@ export const page = (itemRef: string) =>
     },
   }) as const;
 
-export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema];
+export const discussionSchema = {
+  $id: "Discussion",
+  type: "object",
+  properties: {
+    discussion_id: { type: "string" },
+    date: { type: "string", description: "when its newest message was written or received" },
+    last_message: { $ref: "Message#" },
+    participants: { type: "array", items: { type: "object", additionalProperties: true }, description: "the newest message's participants" },
+    total_count: { type: "integer" },
+    unread_count: { type: "integer" },
+  },
+} as const;
+
+export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema, discussionSchema];

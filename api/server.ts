@@ -21,6 +21,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { contactRoutes } from "./routes/contacts.ts";
 import { dashboardDataRoutes } from "./routes/dashboard-data.ts";
 import { dashboardPageRoutes } from "./routes/dashboard-page.ts";
+import { discussionRoutes } from "./routes/discussions.ts";
 import { draftAttachmentRoutes } from "./routes/draft-attachments.ts";
 import { identityRoutes } from "./routes/identities.ts";
 import { messageContentRoutes } from "./routes/message-content.ts";
@@ -110,6 +111,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     messageRoutes(scoped, context);
     messageContentRoutes(scoped, context);
     draftAttachmentRoutes(scoped, context);
+    discussionRoutes(scoped, context);
     adminRoutes(scoped, context);
     metricsRoutes(scoped, context);
     dashboardPageRoutes(scoped);

@@ -14,32 +14,45 @@ export interface Place {
 const UPDATE_ATTEMPTS = 20;
 
 export class ListedDocuments<T> {
+  private readonly placesOf: (document: T) => Place[];
+
+  /** `placeOf`: the index entries a document has, one or several (one per listing it is in). */
   constructor(
     readonly docs: KvDocuments<T>,
-    private readonly placeOf: (document: T) => Place,
-  ) {}
+    placeOf: (document: T) => Place | Place[],
+  ) {
+    this.placesOf = (document) => {
+      const places = placeOf(document);
+      return Array.isArray(places) ? places : [places];
+    };
+  }
 
   async create(key: string, document: T): Promise<void> {
-    const place = this.placeOf(document);
+    const places = this.placesOf(document);
     const putAt = Date.now();
-    await place.index.insert([[...place.position, putAt]]);
+    await insertAll(places, putAt);
     try {
       await this.docs.create(key, document);
     } catch (err) {
       const existing = err instanceof DocumentExists ? await this.docs.get(key).catch(() => undefined) : null;
-      // The entry goes, unless it is also that of the document stored under this key before.
-      if (existing !== undefined && (existing === null || !samePlace(this.placeOf(existing.value), place))) await dropPlaces([place], null);
+      // The entries go, unless they are also those of the document stored under this key before.
+      if (existing !== undefined) await dropPlaces(places, existing === null ? [] : this.placesOf(existing.value));
       throw err;
     }
-    await reassertIfSlow(place, putAt);
+    await reassertIfSlow(places, putAt);
   }
 
   /**
    * Changes a document by compare-and-swap (`change` returns the new one, or null for no change); a change
-   * of its place puts the new entry before the write and takes the old one away after. Resolves to the
-   * version replaced and the one stored (both null when there is no such document).
+   * of its places puts the new entries before the write and takes the old ones away after. Resolves to
+   * the version replaced and the one stored (both null when there is no such document). `beforeWrite`
+   * runs before each try of a write (after the new entries are put), for what must be there first.
    */
-  async update(key: string, change: (current: T) => T | null): Promise<{ before: T | null; after: T | null }> {
+  async update(
+    key: string,
+    change: (current: T) => T | null,
+    beforeWrite?: (before: T, next: T) => Promise<void>,
+  ): Promise<{ before: T | null; after: T | null }> {
     const tried: Place[] = [];
     let current: Versioned<T> | null = await this.docs.get(key);
     let done = false;
@@ -49,23 +62,25 @@ export class ListedDocuments<T> {
         if (current === null) return { before: null, after: null };
         const known: Versioned<T> = current;
         const next = change(known.value);
-        const from = this.placeOf(known.value);
+        const from = this.placesOf(known.value);
         if (next === null) {
           await dropPlaces(tried, from);
           done = true;
           return { before: known.value, after: known.value };
         }
-        const to = this.placeOf(next);
-        const moves = !samePlace(from, to);
-        if (moves && !tried.some((place) => samePlace(place, to))) {
+        const to = this.placesOf(next);
+        const added = to.filter((place) => !from.some((old) => samePlace(old, place)));
+        const fresh = added.filter((place) => !tried.some((done) => samePlace(done, place)));
+        if (fresh.length > 0) {
           putAt = Date.now();
-          await to.index.insert([[...to.position, putAt]]);
-          tried.push(to);
+          await insertAll(fresh, putAt);
+          tried.push(...fresh);
         }
+        await beforeWrite?.(known.value, next);
         const result = await this.docs.updateFrom(key, known, (value) => (value === known.value ? next : null));
         if (result !== null && result.value === next) {
-          if (moves) await reassertIfSlow(to, putAt);
-          await dropPlaces([...(moves ? [from] : []), ...tried], to);
+          await reassertIfSlow(added, putAt);
+          await dropPlaces([...from, ...tried], to);
           done = true;
           return { before: known.value, after: next };
         }
@@ -74,33 +89,37 @@ export class ListedDocuments<T> {
       throw new DocumentContention(`${this.docs.bucket}/${key} kept changing under ${UPDATE_ATTEMPTS} attempts to update it`);
     } finally {
       if (!done && tried.length > 0) {
-        // Entries put for a write that did not happen go, but not the one the stored document is at.
+        // Entries put for a write that did not happen go, but not those the stored document is at.
         const stored = await this.docs.get(key).catch(() => undefined);
-        if (stored !== undefined) await dropPlaces(tried, stored === null ? null : this.placeOf(stored.value));
+        if (stored !== undefined) await dropPlaces(tried, stored === null ? [] : this.placesOf(stored.value));
       }
     }
   }
 
-  /** Removes the document, then its entry; a missing one is fine. */
+  /** Removes the document, then its entries; a missing one is fine. */
   async delete(key: string): Promise<void> {
     const stored = await this.docs.get(key);
     await this.docs.delete(key);
-    if (stored !== null) await dropPlaces([this.placeOf(stored.value)], null);
+    if (stored !== null) await dropPlaces(this.placesOf(stored.value), []);
   }
+}
+
+async function insertAll(places: Place[], at: number): Promise<void> {
+  await Promise.all(places.map((place) => place.index.insert([[...place.position, at]])));
 }
 
 /**
  * A write that took longer than half the grace readers give an entry without its document may have seen
- * its entry removed as a leftover meanwhile: put again (idempotent), it is there for the document written.
+ * its entries removed as leftovers meanwhile: put again (idempotent), they are there for the document written.
  */
-async function reassertIfSlow(place: Place, putAt: number): Promise<void> {
-  if (Date.now() - putAt > ENTRY_GRACE_MS / 2) await place.index.insert([[...place.position, Date.now()]]);
+async function reassertIfSlow(places: Place[], putAt: number): Promise<void> {
+  if (places.length > 0 && Date.now() - putAt > ENTRY_GRACE_MS / 2) await insertAll(places, Date.now());
 }
 
 export const samePlace = (a: Place, b: Place) => a.index.tree === b.index.tree && a.index.order(a.position, b.position) === 0;
 
-/** Takes away the entries at these places, except `kept` (best effort: a reader removes what is left). */
-async function dropPlaces(places: Place[], kept: Place | null): Promise<void> {
-  const gone = places.filter((place, at) => (kept === null || !samePlace(place, kept)) && places.findIndex((other) => samePlace(other, place)) === at);
+/** Takes away the entries at these places, except those `kept` (best effort: a reader removes what is left). */
+async function dropPlaces(places: Place[], kept: Place[]): Promise<void> {
+  const gone = places.filter((place, at) => !kept.some((keep) => samePlace(place, keep)) && places.findIndex((other) => samePlace(other, place)) === at);
   await Promise.all(gone.map((place) => place.index.remove([place.position]).catch(() => undefined)));
 }

@@ -2,6 +2,7 @@
 // listing, newest first, reads two sorted indexes (mail, drafts; see listings.ts) merged, so a page costs
 // the same whatever the user holds.
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
+import type { Discussion, DiscussionStore } from "./discussions.ts";
 import { ListedDocuments, type Place } from "./listed-documents.ts";
 import { readListingPage } from "./listing-page.ts";
 import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings.ts";
@@ -24,13 +25,15 @@ export class MessageStore {
     private readonly docs: KvDocuments<Message>,
     private readonly lookups: Lookups,
     private readonly listings: Listings,
+    private readonly discussions: DiscussionStore,
   ) {
-    this.listed = new ListedDocuments(docs, (message) => this.placeOf(message));
+    this.listed = new ListedDocuments(docs, (message) => [this.placeOf(message), ...discussions.placesOf(message)]);
   }
 
   private readonly listed: ListedDocuments<Message>;
 
   async create(message: Message): Promise<Message> {
+    await this.discussions.arriving(message);
     await this.listed.create(docKey(message.user_id, message.message_id), message);
     return message;
   }
@@ -62,7 +65,14 @@ export class MessageStore {
 
   /** Changes a message by compare-and-swap; `change` returns the new message or null for no change. */
   async update(userId: string, messageId: string, change: (current: Message) => Message | null): Promise<Message | null> {
-    return (await this.listed.update(docKey(userId, messageId), change)).after;
+    const { before, after } = await this.listed.update(docKey(userId, messageId), change, async (current, next) => {
+      if (movesInDiscussions(current, next)) await this.discussions.arriving(next);
+    });
+    if (before !== null && after !== null && movesInDiscussions(before, after)) {
+      const touched = new Set([before, after].filter((message) => !message.is_draft).map((message) => message.discussion_id));
+      for (const discussionId of touched) await this.discussions.refresh(userId, discussionId, messageId, (id) => this.get(userId, id));
+    }
+    return after;
   }
 
   /**
@@ -70,7 +80,21 @@ export class MessageStore {
    * claimed: the next import of that id would store it again (see storeOnce).
    */
   async delete(userId: string, messageId: string): Promise<void> {
+    const stored = await this.get(userId, messageId);
     await this.listed.delete(docKey(userId, messageId));
+    if (stored !== null && !stored.is_draft) await this.discussions.refresh(userId, stored.discussion_id, messageId, (id) => this.get(userId, id));
+  }
+
+  /** The user's discussions, newest activity first (see discussions.ts). */
+  async listDiscussions(userId: string, request: PageRequest = {}): Promise<Page<Discussion>> {
+    await this.discussions.ensureBuilt(userId, this.docs, (id) => this.get(userId, id));
+    return this.discussions.list(userId, request, (id) => this.get(userId, id));
+  }
+
+  /** One discussion's messages, newest first; an empty page for a discussion the user does not have. */
+  async discussionMessages(userId: string, discussionId: string, request: PageRequest = {}): Promise<Page<Message>> {
+    await this.discussions.ensureBuilt(userId, this.docs, (id) => this.get(userId, id));
+    return this.discussions.messagesPage(userId, discussionId, request, (id) => this.get(userId, id));
   }
 
   /**
@@ -141,6 +165,10 @@ export class MessageStore {
 }
 
 const positionOf = (message: Message): Position => [message.date, message.message_id];
+
+/** Whether a change moves the message in or out of a discussion, or within it. */
+const movesInDiscussions = (before: Message, after: Message) =>
+  before.is_draft !== after.is_draft || before.discussion_id !== after.discussion_id || before.date !== after.date;
 
 const CLAIM_READ_ATTEMPTS = 20;
 const CLAIM_READ_PAUSE_MS = 50;

@@ -9,6 +9,7 @@ import { KvDocuments } from "../../runtime/kv-documents.ts";
 import type { SecretBox } from "../../runtime/secret-box.ts";
 import type { Subjects } from "../../runtime/subjects.ts";
 import { ContactStore } from "./contacts.ts";
+import { DiscussionStore, type DiscussionSummary } from "./discussions.ts";
 import { type HoldersDoc, IdentifierHolders } from "./identifier-holders.ts";
 import { IdentityStore, type StoredIdentity } from "./identities.ts";
 import { INLINE_RAW_HEADER_ALLOWANCE, INLINE_RAW_MAX_BYTES, InlineRaws } from "./inline-raws.ts";
@@ -51,7 +52,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const replicas = options.replicas ?? 1;
   const bucket = (name: string) => options.subjects.resource(`caliopen_${name}`);
   const lookups = await Lookups.open(options.nc, bucket("lookups"), replicas);
-  const [users, tokens, identities, raws, messages, contacts, keys, deployment, listingDocs, holderDocs, copyDocs] = await Promise.all([
+  const [users, tokens, identities, raws, messages, contacts, keys, deployment, listingDocs, holderDocs, copyDocs, discussionDocs] = await Promise.all([
     KvDocuments.open<User>(options.nc, bucket("users"), replicas),
     KvDocuments.open<ApiToken>(options.nc, bucket("tokens"), replicas),
     KvDocuments.open<StoredIdentity>(options.nc, bucket("identities"), replicas),
@@ -64,6 +65,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     // Beside the per-user claims of identifiers, under their own prefix.
     KvDocuments.open<HoldersDoc>(options.nc, bucket("lookups"), replicas),
     KvDocuments.open<ServerCopy>(options.nc, bucket("lookups"), replicas),
+    KvDocuments.open<DiscussionSummary>(options.nc, bucket("discussions"), replicas),
   ]);
   const listings = new Listings(listingDocs);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
@@ -92,7 +94,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     tokens: new TokenStore(tokens, lookups),
     identities: identityStore,
     raws: new RawMessageStore(objects, inline, raws, lookups, chunks),
-    messages: new MessageStore(messages, lookups, listings),
+    messages: new MessageStore(messages, lookups, listings, new DiscussionStore(discussionDocs, listings)),
     contacts: new ContactStore(contacts, lookups, listings),
     keys: new PublicKeyStore(keys),
     keyCheck: new SecretKeyCheck(deployment, identityStore),

@@ -18,11 +18,14 @@ export const PAGING_OPERATIONS = [
   "messages-offset-mid",
   "drafts-first-50",
   "contacts-first-50",
+  "discussions-first-10",
+  "discussion-messages-first-10",
   "identities",
   "rcpt-lookup",
   "messages-create",
   "old-messages-first-50",
   "old-rcpt-lookup",
+  "old-discussions-first-10",
   "old-messages-create",
 ] as const;
 export type PagingOperation = (typeof PAGING_OPERATIONS)[number];

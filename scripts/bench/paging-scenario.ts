@@ -1,4 +1,4 @@
-// Scale: what a page of a user's messages, contacts and identities, and the RCPT TO lookup, cost with 10
+// Scale: what a page of a user's messages, discussions, contacts and identities, and the RCPT TO lookup, cost with 10
 // and with 100,000 messages stored for that user. Each operation is called `calls` times in a row, timed
 // one by one (p50, p99) with the CPU of this process and of the nats-server per call. The earlier
 // implementation's costs (every document of the user read, filtered and sorted; the claims listed under a
@@ -107,10 +107,12 @@ async function growTo(bench: Bench, size: number): Promise<PagingSetup> {
   const user = userToken(bench.userId);
   await bench.listingDocs.delete(`m.${user}.built`);
   await bench.listingDocs.delete(`c.${user}.built`);
+  await bench.listingDocs.delete(`d.${user}.built`);
   const indexStarted = performance.now();
   const stranger = await openStore({ nc: bench.nc, subjects: new Subjects(""), secrets: null });
   await stranger.messages.list(bench.userId, { limit: 1 });
   await stranger.contacts.list(bench.userId, { limit: 1 });
+  await stranger.messages.listDiscussions(bench.userId, { limit: 1 });
   const indexMs = performance.now() - indexStarted;
   bench.stored.push(...added);
   bench.contactCount = contactsWanted;
@@ -122,6 +124,21 @@ async function oldFirstPage(bench: Bench): Promise<number> {
   const all = await bench.messages.values(`${bench.userId}.*`);
   all.sort((a, b) => b.date.localeCompare(a.date) || b.message_id.localeCompare(a.message_id));
   return all.slice(0, 50).length;
+}
+
+/** Discussions without an index: every message of the user read, grouped, sorted by last activity, counted. */
+async function oldDiscussionsPage(bench: Bench): Promise<number> {
+  const all = await bench.messages.values(`${bench.userId}.*`);
+  const groups = new Map<string, { last: Message; count: number; unread: number }>();
+  for (const message of all) {
+    if (message.is_draft) continue;
+    const group = groups.get(message.discussion_id) ?? { last: message, count: 0, unread: 0 };
+    if (message.date > group.last.date) group.last = message;
+    group.count += 1;
+    if (message.is_unread) group.unread += 1;
+    groups.set(message.discussion_id, group);
+  }
+  return [...groups.values()].sort((a, b) => b.last.date.localeCompare(a.last.date)).slice(0, 10).length;
 }
 
 /** What the earlier version did at RCPT TO: the claims under the identifier listed by STREAM.INFO, then each identity. */
@@ -137,6 +154,8 @@ function operations(bench: Bench): Record<PagingOperation, () => Promise<number>
   // The middle of the listing, newest first: message k = size - 1 - size/2.
   const middle = bench.stored[size - 1 - Math.floor(size / 2)] as Message;
   const mid = encodeCursor([middle.date, middle.message_id]);
+  // The newest message outside drafts: its discussion is the first listed.
+  const newest = [...bench.stored].reverse().find((message) => !message.is_draft) as Message;
   // Created messages come after every stored one (and are left out of the cursor's arithmetic).
   let createdAt = 10_000_000 + size * 10;
   return {
@@ -146,9 +165,12 @@ function operations(bench: Bench): Record<PagingOperation, () => Promise<number>
     "messages-offset-mid": async () => (await store.messages.list(userId, { limit: 50, offset: Math.floor(size / 2) })).items.length,
     "drafts-first-50": async () => (await store.messages.list(userId, { limit: 50, is_draft: true })).items.length,
     "contacts-first-50": async () => (await store.contacts.list(userId, { limit: 50 })).items.length,
+    "discussions-first-10": async () => (await store.messages.listDiscussions(userId, { limit: 10 })).items.length,
+    "discussion-messages-first-10": async () => (await store.messages.discussionMessages(userId, newest.discussion_id, { limit: 10 })).items.length,
     identities: async () => (await store.identities.list(userId)).length,
     "rcpt-lookup": async () => (await store.identities.byIdentifier("email", bench.address)).length,
     "old-rcpt-lookup": () => oldRcptLookup(bench),
+    "old-discussions-first-10": () => oldDiscussionsPage(bench),
     // After the other listings: when it fails, its reads still in flight would weigh on them.
     "old-messages-first-50": () => oldFirstPage(bench),
     // Stored last, so that the listings above see the sizes stated.
@@ -167,7 +189,7 @@ function operations(bench: Bench): Record<PagingOperation, () => Promise<number>
 /** Calls per operation: the whole-listing baseline and deep offsets cost seconds at 100,000, so fewer. */
 function callsFor(operation: PagingOperation, size: number, calls: number): number {
   if (size <= 1_000) return calls;
-  if (operation === "old-messages-first-50") return 3;
+  if (operation === "old-messages-first-50" || operation === "old-discussions-first-10") return 3;
   if (operation === "messages-offset-mid") return Math.min(calls, 20);
   return calls;
 }

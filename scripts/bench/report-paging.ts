@@ -12,11 +12,14 @@ const LABELS: Record<PagingOperation, string> = {
   "messages-offset-mid": "messages, page of 50 at offset half-way",
   "drafts-first-50": "drafts (`is_draft=true`), first page of 50",
   "contacts-first-50": "contacts, first page of 50",
+  "discussions-first-10": "discussions, first page of 10 (last message, counts)",
+  "discussion-messages-first-10": "one discussion's messages, first page of 10",
   identities: "identities (all 3 of the user)",
   "rcpt-lookup": "RCPT TO lookup (`byIdentifier`)",
   "messages-create": "storing a message (`messages.create`: its entry, then it)",
   "old-messages-first-50": "*earlier: messages, first page of 50 (every document read)*",
   "old-rcpt-lookup": "*earlier: RCPT TO lookup (claims listed by STREAM.INFO)*",
+  "old-discussions-first-10": "*without an index: discussions, first page of 10 (every message read and grouped)*",
   "old-messages-create": "*earlier: storing a message (the document alone)*",
 };
 
@@ -89,6 +92,12 @@ function dominantCost(result: PagingResult, small: number, large: number): strin
     parts.push(
       `The earlier implementation read all ${formatCount(large)} documents for any page: ${formatMs(old.p50Ms)} (${formatRatio(old.p50Ms / fifty.p50Ms)} the indexed page).`,
     );
+  const discussions = at("discussions-first-10", large);
+  const oldDiscussions = at("old-discussions-first-10", large);
+  if (discussions !== undefined)
+    parts.push(
+      `A page of 10 discussions reads a leaf of the discussions index, then for each its summary, its newest message (a leaf of its own index and the document) and its two counts: ${formatMs(discussions.p50Ms)} at ${formatCount(large)} messages${oldDiscussions === undefined ? "" : oldDiscussions.error !== undefined ? `; grouping every message instead failed (${oldDiscussions.error})` : `, against ${formatMs(oldDiscussions.p50Ms)} for reading and grouping every message`}.`,
+    );
   const rcpt = at("rcpt-lookup", large);
   const oldRcpt = at("old-rcpt-lookup", large);
   if (rcpt !== undefined && oldRcpt !== undefined)
@@ -119,6 +128,11 @@ export function pagingVerdicts(outcome: Outcome<PagingResult> | null): { target:
     `messages page at ${formatCount(ends.large)} ≤ 2× its cost at ${formatCount(ends.small)}`,
     "messages-first-10",
     "a page of 10 at both sizes, so the same documents are read",
+  );
+  compare(
+    `discussions page at ${formatCount(ends.large)} ≤ 2× its cost at ${formatCount(ends.small)}`,
+    "discussions-first-10",
+    "a page of 10 discussions at both sizes: each its newest message and two counts",
   );
   compare(
     `RCPT TO lookup at ${formatCount(ends.large)} messages ≤ 2× its cost at ${formatCount(ends.small)}`,
