@@ -156,6 +156,8 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
       const identities = await syncedIdentities(user.user_id, message);
       if (identities.length === 0) {
         await store.messages.delete(user.user_id, message.message_id);
+        // Files uploaded to it were its own.
+        for (const attachment of message.attachments) if (attachment.content_raw_id !== undefined) await store.raws.remove(attachment.content_raw_id);
         return reply.code(204).send();
       }
       for (const identityId of identities) {

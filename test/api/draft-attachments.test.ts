@@ -89,6 +89,11 @@ test("two files uploaded to a draft are listed with their ids, downloaded back a
     ["1", "2"],
   );
   assert.is((await fx.call("DELETE", `/api/v2/messages/${message.message_id}/attachments/7`, alice.token)).status, 404);
+
+  // The draft deleted: its files go with it.
+  const files = third.body.attachments.map((a) => a.content_raw_id ?? "");
+  assert.is((await fx.call("DELETE", `/api/v2/messages/${message.message_id}`, alice.token)).status, 204);
+  assert.equal(await Promise.all(files.map((id) => fx.store.raws.get(id))), [null, null]);
 });
 
 test("refused: past what a mail may carry (413), a sent message (409), someone else's draft (404), no file (400), not multipart (415); nothing attached", async ({

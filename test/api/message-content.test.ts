@@ -206,8 +206,9 @@ test("a 20 MiB attachment downloads whole and intact; a reader that pauses holds
   assert.is(bytes, 20 * MiB);
   assert.is(received.digest("hex"), big.sha256, "the attachment intact");
   process.stdout.write(`    a paused 20 MiB download held ${(heldWhilePaused / MiB).toFixed(1)} MiB live in this process (API and client)\n`);
-  // Held whole, the attachment (20 MiB) or its mail (27 MiB) would be live here.
-  assert.ok(heldWhilePaused < 8 * MiB, `${(heldWhilePaused / MiB).toFixed(1)} MiB live while the reader paused`);
+  // Held whole, the attachment (20 MiB) or its mail (27 MiB) would be live here; what else this process
+  // holds at that moment (caches, buffers of other work in a loaded run) moves by a few MiB.
+  assert.ok(heldWhilePaused < 12 * MiB, `${(heldWhilePaused / MiB).toFixed(1)} MiB live while the reader paused`);
 });
 
 test.run();
