@@ -13,6 +13,7 @@ import { hashed } from "./lookups.ts";
 import type { Message, Page } from "./model.ts";
 import { encodeCursor, type PageRequest, pageWindow } from "./paging.ts";
 import { type Order, type Position, SortedIndex } from "./sorted-index.ts";
+import { WriteBatches } from "./write-batches.ts";
 
 /** Newest first: date, then id, both descending. */
 const newestFirst: Order = (a, b) => byCodeUnits(b[0], a[0]) || byCodeUnits(b[1], a[1]);
@@ -40,6 +41,7 @@ export type Listed = Pick<Message, "user_id" | "message_id" | "discussion_id" | 
 
 export class DiscussionStore {
   private readonly listed: ListedDocuments<DiscussionSummary>;
+  private readonly arrivals = new WriteBatches<Listed>();
 
   constructor(
     private readonly summaries: KvDocuments<DiscussionSummary>,
@@ -59,9 +61,20 @@ export class DiscussionStore {
     return message.is_unread ? [all, { index: this.unreadOf(message.user_id, message.discussion_id), position }] : [all];
   }
 
-  /** Before a message is written into its discussion: the summary moves to it if it is the newest. */
+  /**
+   * Before a message is written into its discussion: the summary moves to it if it is the newest.
+   * Messages of one discussion arriving together (an import) move it once, to the newest of them.
+   */
   async arriving(message: Listed): Promise<void> {
     if (message.is_draft) return;
+    await this.arrivals.push(summaryKey(message.user_id, message.discussion_id), "arrive", [message], async (_kind, arrived) => {
+      const newest = arrived.reduce((best, next) => (newestFirst([next.date, next.message_id], [best.date, best.message_id]) < 0 ? next : best));
+      await this.arrive(newest);
+      return arrived.length;
+    });
+  }
+
+  private async arrive(message: Listed): Promise<void> {
     const key = summaryKey(message.user_id, message.discussion_id);
     const summary: DiscussionSummary = {
       user_id: message.user_id,

@@ -5,6 +5,7 @@ import type { KvDocuments, Versioned } from "../../runtime/kv-documents.ts";
 import { forEachLimited } from "./bounded-concurrency.ts";
 import { hashed } from "./lookups.ts";
 import { type Hints, type IndexCaches, type ListingDoc, type Order, SortedIndex } from "./sorted-index.ts";
+import { WriteBatches } from "./write-batches.ts";
 
 /** Hints remembered at most, all indexes together (about 60 bytes each). */
 const MAX_CACHED_HINTS = 200_000;
@@ -26,6 +27,7 @@ export class Listings {
         maxSize: MAX_CACHED_ENTRIES,
         sizeCalculation: (version) => (version.value.kind === "leaf" ? version.value.entries.length : 0) + 1,
       }),
+      writes: new WriteBatches(),
     };
   }
 

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { DocumentContention, DocumentExists, type KvDocuments, type Versioned } from "../../runtime/kv-documents.ts";
 import { forEachLimited } from "./bounded-concurrency.ts";
+import type { WriteBatches } from "./write-batches.ts";
 
 /** Where an object sits in a listing: its sort key, then its id to order equal keys. */
 export type Position = readonly [key: string, id: string];
@@ -66,6 +67,8 @@ export interface IndexCaches {
    * Readers never use it.
    */
   versions: KeyedCache<Versioned<ListingDoc>>;
+  /** The writes of this process to each index, batched (see write-batches.ts). */
+  writes: WriteBatches<Positioned>;
 }
 
 export class SortedIndex {
@@ -77,8 +80,24 @@ export class SortedIndex {
     private readonly caches: IndexCaches,
   ) {}
 
-  /** Adds entries (an entry already there at that position is refreshed); resolves to how many were new. */
-  async insert(entries: readonly IndexEntry[]): Promise<number> {
+  /**
+   * Adds entries (an entry already there at that position is refreshed); resolves to how many were new
+   * (of the batch it was written with, when other writes of this process joined it: see write-batches.ts).
+   */
+  insert(entries: readonly IndexEntry[]): Promise<number> {
+    return this.caches.writes.push(this.tree, "insert", entries, (kind, items) => this.write(kind, items));
+  }
+
+  /** Removes the entries at these positions; resolves to how many were there (of its batch, as insert). */
+  remove(positions: readonly Positioned[]): Promise<number> {
+    return this.caches.writes.push(this.tree, "remove", positions, (kind, items) => this.write(kind, items));
+  }
+
+  private write(kind: string, items: Positioned[]): Promise<number> {
+    return kind === "insert" ? this.insertNow(items as IndexEntry[]) : this.removeNow(items);
+  }
+
+  private async insertNow(entries: readonly IndexEntry[]): Promise<number> {
     let remaining = [...entries].sort((a, b) => this.order(a, b));
     let added = 0;
     for (let round = 0; remaining.length > 0; round++) {
@@ -99,8 +118,7 @@ export class SortedIndex {
     return added;
   }
 
-  /** Removes the entries at these positions; resolves to how many were there. */
-  async remove(positions: readonly Positioned[]): Promise<number> {
+  private async removeNow(positions: readonly Positioned[]): Promise<number> {
     let remaining = [...positions].sort(this.order);
     let removed = 0;
     for (let round = 0; remaining.length > 0; round++) {
