@@ -347,4 +347,14 @@ export const discussionSchema = {
   },
 } as const;
 
+/** A route's `{message_id}`. */
+export const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
+
+/** A route's `{message_id}` and `{attachment_id}` (its number among the message's attachments). */
+export const attachmentParams = {
+  type: "object",
+  required: ["message_id", "attachment_id"],
+  properties: { message_id: uuid, attachment_id: { type: "string", pattern: "^(0|[1-9][0-9]{0,3})$", description: "an attachment_id of the message" } },
+} as const;
+
 export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema, discussionSchema];

@@ -6,7 +6,7 @@ import { attachedBytes, attachmentBudget, MAX_DRAFT_ATTACHMENTS, nextAttachmentI
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { HttpError, notFound } from "../http-error.ts";
-import { uuid } from "../schemas.ts";
+import { attachmentParams, messageParams } from "../schemas.ts";
 import { usersMessage } from "./messages.ts";
 
 /** CALIOPEN_SMTP_MAX_SIZE's default: the mail a draft becomes. */
@@ -15,12 +15,6 @@ export const DEFAULT_MAX_MAIL_BYTES = 25 * 1024 * 1024;
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
 const tags = ["messages"];
-const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
-const attachmentParams = {
-  type: "object",
-  required: ["message_id", "attachment_id"],
-  properties: { message_id: uuid, attachment_id: { type: "string", pattern: "^(0|[1-9][0-9]{0,3})$", description: "an attachment_id of the draft" } },
-} as const;
 
 export function draftAttachmentRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;

@@ -8,16 +8,10 @@ import { openAttachment } from "../../actors/mail/mail-attachment.ts";
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
-import { uuid } from "../schemas.ts";
+import { attachmentParams, messageParams } from "../schemas.ts";
 import { usersMessage } from "./messages.ts";
 
 const tags = ["messages"];
-const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
-const attachmentParams = {
-  type: "object",
-  required: ["message_id", "attachment_id"],
-  properties: { message_id: uuid, attachment_id: { type: "string", pattern: "^(0|[1-9][0-9]{0,3})$", description: "an attachment_id of the message" } },
-} as const;
 const binary = (contentType: string, description: string) => ({ description, content: { [contentType]: { schema: { type: "string", format: "binary" } } } });
 /** A content type as a mail may give one; anything else is served as bytes. */
 const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;

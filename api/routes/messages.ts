@@ -9,7 +9,7 @@ import type { Identity, Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
-import { createDraftBody, messageActionsBody, page, pageQuery, patchMessageBody, uuid } from "../schemas.ts";
+import { createDraftBody, messageActionsBody, messageParams, page, pageQuery, patchMessageBody } from "../schemas.ts";
 import { pageOrBadCursor } from "./page-cursor.ts";
 
 const tags = ["messages"];
@@ -30,7 +30,6 @@ function withFlags(message: Message, patch: MessagePatch): Partial<Message> {
     ...((patch.tags !== undefined || patch.is_flagged !== undefined) && { tags: messageTags }),
   };
 }
-const messageParams = { type: "object", required: ["message_id"], properties: { message_id: uuid } } as const;
 const listQuery = { ...pageQuery, properties: { ...pageQuery.properties, is_draft: { type: "boolean" } } } as const;
 
 /** The user's message, or 404: another user's is not found either. */
