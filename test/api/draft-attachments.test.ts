@@ -1,6 +1,6 @@
 // Files attached to a draft over the API: uploaded as multipart/form-data and streamed into the store,
 // listed with their ids, downloaded back, removed; refused past what a mail may carry, on a sent message,
-// for someone else's draft, without a file; a 20 MiB upload with bounded memory.
+// for someone else's draft, without a file; a 40 MiB upload with bounded memory.
 import { request } from "node:http";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -137,14 +137,14 @@ function liveBytes(): number {
   return usage.heapUsed + usage.arrayBuffers;
 }
 
-test("a 20 MiB file streams into the store: the API never holds more than a few MiB of it", async () => {
+test("a 40 MiB file streams into the store: the API holds a bounded part of it, far from the whole", async () => {
   assert.type(global.gc, "function", "run with --expose-gc (scripts/run-tests.ts does)");
   const MiB = 1024 * 1024;
-  const fx = await startApiFixture({ maxMailBytes: 32 * MiB });
+  const fx = await startApiFixture({ maxMailBytes: 64 * MiB });
   try {
     const user = await fx.user("carol", { email: "carol@caliopen.test" });
     const message = await draft(fx, user);
-    const size = 20 * MiB;
+    const size = 40 * MiB;
     const boundary = "----upload-boundary";
     const url = new URL(`${fx.api.url}/api/v2/messages/${message.message_id}/attachments`);
     const before = liveBytes();
@@ -173,8 +173,12 @@ test("a 20 MiB file streams into the store: the API never holds more than a few 
     }
     upload.end(Buffer.from(`\r\n--${boundary}--\r\n`));
     assert.is(await answered, 201);
-    console.log(`  20 MiB upload: at most ${(peak / MiB).toFixed(1)} MiB more live memory (heap + buffers) while it came`);
-    assert.ok(peak < 8 * MiB, `${(peak / MiB).toFixed(1)} MiB held`);
+    console.log(`  40 MiB upload: at most ${(peak / MiB).toFixed(1)} MiB more live memory (heap + buffers) while it came`);
+    // Held whole, the file would be live here (up to 40 MiB by the last samples). What is measured
+    // besides varies from run to run (0 to 14 MiB seen: buffers on their way to the store, garbage a
+    // full collection did not reach yet), and does not grow with the file (10, 20 and 40 MiB uploads
+    // measured alike).
+    assert.ok(peak < 24 * MiB, `${(peak / MiB).toFixed(1)} MiB held`);
     const stored = (await fx.store.messages.get(user.user_id, message.message_id))?.attachments[0];
     assert.is(stored?.size, size);
     const content = await fx.store.raws.read(stored?.content_raw_id ?? "");
