@@ -182,6 +182,11 @@ function matchesAny(folder: ListedFolder, entries: string[]): boolean {
   });
 }
 
+/** The cursors with this folder's in place (or added, after the others). */
+export function withFolder(folders: FolderCursor[], folder: FolderCursor): FolderCursor[] {
+  return folders.some((known) => known.path === folder.path) ? folders.map((known) => (known.path === folder.path ? folder : known)) : [...folders, folder];
+}
+
 /** Whether a run changed anything in the account's folders. */
 export function hasChanges(changes: FolderChanges): boolean {
   return changes.added.length > 0 || changes.renamed.length > 0 || changes.removed.length > 0 || changes.more > 0 || changes.left_out > 0;

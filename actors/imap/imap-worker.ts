@@ -25,14 +25,14 @@ import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
 import type { Store } from "../store/store.ts";
 import { AccountConnection } from "./account-connection.ts";
-import { type FolderCursor, hasChanges, INBOX } from "./account-folders.ts";
+import { hasChanges, INBOX, withFolder } from "./account-folders.ts";
 import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
 import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
-import { MAX_PENDING_CHANGES, type PendingChange, withPendingChange } from "./pending-changes.ts";
+import { MAX_PENDING_CHANGES, type PendingChange, withoutApplied, withPendingChange } from "./pending-changes.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { type AccountSyncOutcome, type SyncMode, syncRun } from "./sync-run.ts";
+import { type AccountSyncOutcome, type SyncMode, syncRun, widestRun } from "./sync-run.ts";
 
 export const IMAP_KIND = ACTOR_KINDS.imap;
 
@@ -122,7 +122,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     actions: {
       // A fullfetch asked for meanwhile covers a sync too, a sync an INBOX sync, and each the changes made here.
       coalesce: assign(({ context }, mode: SyncMode) => ({
-        requested: widest(context.requested, mode),
+        requested: widestRun(context.requested, mode),
       })),
       // Changes made here wait in the context (they survive a restart) until a run carries them.
       queueChange: enqueueActions(({ context, event, enqueue }) => {
@@ -188,10 +188,9 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           }),
           ...(outcome.applied.length > 0 && { changes_applied: outcome.applied.length }),
         };
-        const applied = new Set(outcome.applied.map(changeKey));
         return {
           folders: outcome.folders,
-          pending_changes: context.pending_changes.filter((change) => !applied.has(changeKey(change))),
+          pending_changes: withoutApplied(context.pending_changes, outcome.applied),
           progress: finished,
           history:
             finished === null
@@ -418,20 +417,4 @@ function skippedNote(outcome: AccountSyncOutcome): string {
     .map((skipped) => `${skipped.mailbox === INBOX ? "" : `${skipped.mailbox} `}UID ${skipped.uid} (${skipped.reason})`);
   const more = outcome.skipped - listed.length;
   return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
-}
-
-const BREADTH: Record<SyncMode, number> = { changes: 0, inbox: 1, sync: 2, fullfetch: 3 };
-
-function changeKey(change: PendingChange): string {
-  return `${change.order} ${change.message_id} ${change.since}`;
-}
-
-/** The run that covers both. */
-function widest(requested: SyncMode | null, mode: SyncMode): SyncMode {
-  return requested !== null && BREADTH[requested] >= BREADTH[mode] ? requested : mode;
-}
-
-/** The folders with this one's cursor in place (or added, after the others). */
-function withFolder(folders: FolderCursor[], folder: FolderCursor): FolderCursor[] {
-  return folders.some((known) => known.path === folder.path) ? folders.map((known) => (known.path === folder.path ? folder : known)) : [...folders, folder];
 }

@@ -30,6 +30,16 @@ export function withPendingChange(changes: PendingChange[], change: PendingChang
   return changes.map((pending) => (pending === earlier ? change : pending));
 }
 
+/** The queue without the changes a run applied (a change asked for again since is a new entry, kept). */
+export function withoutApplied(changes: PendingChange[], applied: PendingChange[]): PendingChange[] {
+  const done = new Set(applied.map(changeKey));
+  return changes.filter((change) => !done.has(changeKey(change)));
+}
+
+function changeKey(change: PendingChange): string {
+  return `${change.order} ${change.message_id} ${change.since}`;
+}
+
 export interface ChangeTarget {
   identityId: string;
   userId: string;

@@ -33,6 +33,13 @@ import { SyncDeadline } from "./sync-deadline.ts";
  */
 export type SyncMode = "changes" | "inbox" | "sync" | "fullfetch";
 
+const BREADTH: Record<SyncMode, number> = { changes: 0, inbox: 1, sync: 2, fullfetch: 3 };
+
+/** The run that covers both (a fullfetch covers a sync, a sync an INBOX sync, each the changes made here). */
+export function widestRun(requested: SyncMode | null, mode: SyncMode): SyncMode {
+  return requested !== null && BREADTH[requested] >= BREADTH[mode] ? requested : mode;
+}
+
 export interface SyncRunInput {
   identity_id: string;
   user_id: string;

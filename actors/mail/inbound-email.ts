@@ -6,8 +6,6 @@
 // a Message-ID already held is kept as a conflicting copy on that message (message-id-conflicts.ts). What
 // the message document cannot hold (more addresses per header than the limit, bodies past 256 KiB, ...)
 // is cut and counted (message-budget.ts).
-import { Readable } from "node:stream";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { AddressObject, EmailAddress, Headers } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
@@ -74,10 +72,10 @@ async function importRaw(
   if (isReply(loaded)) return loaded;
   const { user, identity, raw } = loaded;
   const rawId = raw.raw_msg_id;
-  const content = await store.raws.stream(rawId);
+  const content = await store.raws.readable(rawId);
   if (content === null) return failure(`raw message ${rawId} has no stored content`);
 
-  const parse = parseMailStream(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+  const parse = parseMailStream(content);
   try {
     return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, parse);
   } finally {
@@ -216,10 +214,10 @@ async function heldContent(store: Store, holder: Message, incoming: string): Pro
 }
 
 async function rawContentHash(store: Store, rawId: string): Promise<string | null> {
-  const content = await store.raws.stream(rawId);
+  const content = await store.raws.readable(rawId);
   if (content === null) return null;
   try {
-    return await mailContentHash(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+    return await mailContentHash(content);
   } catch {
     // An unreadable raw cannot tell: take it for the same mail.
     return null;

@@ -74,3 +74,10 @@ async function drain(item: AttachmentStream): Promise<void> {
   }
   item.release?.();
 }
+
+/** A media type as a mail or a client may give one (`type/subtype`, no parameters); anything else is bytes. */
+const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
+
+export function mediaTypeOrBytes(value: string): string {
+  return MEDIA_TYPE.test(value) ? value.toLowerCase() : "application/octet-stream";
+}

@@ -12,8 +12,6 @@
 // a draft being sent by another request (marked `sending_since` by compare-and-swap) is refused until
 // that send ends or its mark is stale. Every outcome is a reply; nothing is thrown.
 
-import { Readable } from "node:stream";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { Logger } from "pino";
 import type { OrderPayload } from "../../contract/contract-table.ts";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
@@ -82,10 +80,7 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
     const mime = await buildDraftMime(claimed, identity, parent, {
       host: deps.host,
       date: now(),
-      openAttachment: async (attachment) => {
-        const content = attachment.content_raw_id === undefined ? null : await store.raws.stream(attachment.content_raw_id);
-        return content === null ? null : Readable.fromWeb(content as NodeReadableStream<Uint8Array>);
-      },
+      openAttachment: (attachment) => (attachment.content_raw_id === undefined ? Promise.resolve(null) : store.raws.readable(attachment.content_raw_id)),
     });
     const server = describeTarget(route.targets[0]);
     log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");

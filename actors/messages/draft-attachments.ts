@@ -1,6 +1,7 @@
 // Files attached to a draft: each uploaded one is stored by itself (a raw of its own) and listed in the
 // draft's `attachments` with its id, name, type and size. Together they must leave the mail that
 // carries them within the platform's size limit once base64 makes them a third larger.
+import { mediaTypeOrBytes } from "../mail/mail-attachment.ts";
 import { cut, MAX_CONTENT_TYPE_CHARS, MAX_FILE_NAME_CHARS } from "../mail/message-budget.ts";
 import type { AttachmentInfo } from "../store/model.ts";
 
@@ -25,9 +26,6 @@ export function nextAttachmentId(attachments: AttachmentInfo[]): string {
   return String(highest + 1);
 }
 
-/** A media type as a client may give one; anything else is stored as bytes. */
-const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
-
 /** The attachment a draft lists for an uploaded file. */
 export function uploadedAttachment(id: string, upload: { fileName: string; contentType: string; size: number; rawId: string }): AttachmentInfo {
   // Control characters would break the headers the name ends up in; the name is the user's, not a path.
@@ -37,7 +35,7 @@ export function uploadedAttachment(id: string, upload: { fileName: string; conte
     .trim();
   return {
     attachment_id: id,
-    content_type: MEDIA_TYPE.test(upload.contentType) ? cut(upload.contentType.toLowerCase(), MAX_CONTENT_TYPE_CHARS) : "application/octet-stream",
+    content_type: cut(mediaTypeOrBytes(upload.contentType), MAX_CONTENT_TYPE_CHARS),
     file_name: cut(name === "" ? `attachment-${id}` : name, MAX_FILE_NAME_CHARS),
     size: upload.size,
     is_inline: false,

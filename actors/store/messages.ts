@@ -68,9 +68,10 @@ export class MessageStore {
     const { before, after } = await this.listed.update(docKey(userId, messageId), change, async (current, next) => {
       if (movesInDiscussions(current, next)) await this.discussions.arriving(next);
     });
-    if (before !== null && after !== null && movesInDiscussions(before, after)) {
-      const touched = new Set([before, after].filter((message) => !message.is_draft).map((message) => message.discussion_id));
-      for (const discussionId of touched) await this.discussions.refresh(userId, discussionId, messageId, (id) => this.get(userId, id));
+    // Where it arrived was seen to before the write; the discussion it left (or where it moved back in
+    // time) follows its index now.
+    if (before !== null && after !== null && !before.is_draft && movesInDiscussions(before, after)) {
+      await this.discussions.refresh(userId, before.discussion_id, messageId, (id) => this.get(userId, id));
     }
     return after;
   }

@@ -3,7 +3,10 @@
 // A larger one goes to the object store, which chunks it, so it is streamed in and out instead of held
 // whole. A small KV document keeps what the services ask about it (owner, size, hash, delivered). Raws
 // stored before inline ones existed are all objects: reading looks in both places.
+
 import { createHash, randomUUID } from "node:crypto";
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
@@ -178,6 +181,12 @@ export class RawMessageStore {
     // A replica answering the direct get may not have had an inline raw written a moment ago.
     const late = await this.inline.get(rawId, true);
     return late === null ? null : whole(late);
+  }
+
+  /** The content as a Node stream (see stream), or null when there is none. */
+  async readable(rawId: string): Promise<Readable | null> {
+    const content = await this.stream(rawId);
+    return content === null ? null : Readable.fromWeb(content as NodeReadableStream<Uint8Array>);
   }
 
   private async streamObject(rawId: string, object: ObjectPlace): Promise<ReadableStream<Uint8Array>> {

@@ -1,10 +1,9 @@
 // What a message is made of, streamed: its raw (the mail as received) and each of its attachments,
 // decoded from that raw on the way out. A message is only ever found among the asking user's own.
-import { Readable } from "node:stream";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import type { Readable } from "node:stream";
 import contentDisposition from "content-disposition";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { openAttachment } from "../../actors/mail/mail-attachment.ts";
+import { mediaTypeOrBytes, openAttachment } from "../../actors/mail/mail-attachment.ts";
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
@@ -13,16 +12,14 @@ import { usersMessage } from "./messages.ts";
 
 const tags = ["messages"];
 const binary = (contentType: string, description: string) => ({ description, content: { [contentType]: { schema: { type: "string", format: "binary" } } } });
-/** A content type as a mail may give one; anything else is served as bytes. */
-const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
 
 export function messageContentRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
 
   const rawOf = async (message: Message): Promise<Readable> => {
-    const stream = message.raw_msg_id === null ? null : await store.raws.stream(message.raw_msg_id);
-    if (stream === null) throw notFound(`the raw of message ${message.message_id}`);
-    return Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
+    const raw = message.raw_msg_id === null ? null : await store.raws.readable(message.raw_msg_id);
+    if (raw === null) throw notFound(`the raw of message ${message.message_id}`);
+    return raw;
   };
   const messageOf = (userId: string, messageId: string) => usersMessage(context, userId, messageId);
 
@@ -61,9 +58,9 @@ export function messageContentRoutes(app: FastifyInstance, context: ApiContext):
       // A file uploaded to a draft is stored by itself, and stays so once the draft is sent.
       const uploaded = message.attachments.find((attachment) => attachment.attachment_id === attachment_id && attachment.content_raw_id !== undefined);
       if (uploaded?.content_raw_id !== undefined) {
-        const content = await store.raws.stream(uploaded.content_raw_id);
+        const content = await store.raws.readable(uploaded.content_raw_id);
         if (content === null) throw notFound(`attachment ${attachment_id} of message ${message_id}`);
-        return download(reply, uploaded.content_type, uploaded.file_name).send(Readable.fromWeb(content as NodeReadableStream<Uint8Array>));
+        return download(reply, uploaded.content_type, uploaded.file_name).send(content);
       }
       if (message.is_draft) throw notFound(`attachment ${attachment_id} of draft ${message_id}`);
       const raw = await rawOf(message);
@@ -72,7 +69,7 @@ export function messageContentRoutes(app: FastifyInstance, context: ApiContext):
         raw.destroy();
         throw notFound(`attachment ${attachment_id} of message ${message_id}`);
       }
-      const type = MEDIA_TYPE.test(attachment.contentType) ? attachment.contentType.toLowerCase() : "application/octet-stream";
+      const type = mediaTypeOrBytes(attachment.contentType);
       const named = attachment.fileName?.trim() ? attachment.fileName : `attachment-${attachment_id}`;
       return download(reply, type, named).send(attachment.content);
     },

@@ -4,7 +4,7 @@
 import { request } from "node:http";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { attachmentBudget } from "../../actors/messages/draft-attachments.ts";
+import { attachmentBudget, MAX_DRAFT_ATTACHMENTS } from "../../actors/messages/draft-attachments.ts";
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
@@ -128,6 +128,17 @@ test("refused: past what a mail may carry (413), a sent message (409), someone e
   assert.is((await fx.call("DELETE", `/api/v2/messages/${message.message_id}/attachments/0`, alice.token)).status, 409);
   const kept = await download(fx, alice.token, message.message_id, "0");
   assert.is(kept.status, 200, "a sent message's file is still there to download");
+});
+
+test(`a draft carries at most ${MAX_DRAFT_ATTACHMENTS} files: the next is refused (409)`, async ({ fx, alice }) => {
+  const message = await draft(fx, alice);
+  for (let n = 0; n < MAX_DRAFT_ATTACHMENTS; n++) {
+    const uploaded = await upload(fx, alice.token, message.message_id, `f${n}.txt`, "text/plain", Buffer.from(`file ${n}`));
+    assert.is(uploaded.status, 201);
+  }
+  const over = await upload(fx, alice.token, message.message_id, "one-more.txt", "text/plain", Buffer.from("x"));
+  assert.is(over.status, 409, JSON.stringify(over.body));
+  assert.is((await fx.store.messages.get(alice.user_id, message.message_id))?.attachments.length, MAX_DRAFT_ATTACHMENTS);
 });
 
 /** Live memory (after a full collection): the heap and the buffers outside it. */

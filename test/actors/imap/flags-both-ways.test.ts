@@ -3,12 +3,14 @@
 // at the next sync, found through CONDSTORE; what is changed here (read, flagged, tags, deleted) reaches
 // the server through the account's imap worker, checked there with an IMAP client; a change made while
 // the server is away waits in the worker's state and is carried once it is back.
+import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ImapFlow } from "imapflow";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
+import { MAX_PENDING_CHANGES } from "../../../actors/imap/pending-changes.ts";
 import type { Identity, Message } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { encodeJson } from "../../../runtime/json.ts";
@@ -263,6 +265,19 @@ test("a change made while the server is away waits in the worker's state, and re
   ctx.proxy.refuse(false);
   await waitFor("applied once the server is back", () => context(ctx, identity).pending_changes?.length === 0, 15_000);
   assert.equal((await serverFolder(ctx, login, "INBOX")).get("later"), ["\\Seen"]);
+});
+
+test(`changes pile up for a server away: at most ${MAX_PENDING_CHANGES} wait, the rest are refused as dead letters; the queue empties once it is back`, async (ctx) => {
+  const { login, identity } = await account(ctx, ctx.proxy.server);
+  await started(ctx, login, identity, ["queued"]);
+  ctx.proxy.refuse(true);
+  for (let n = 0; n < MAX_PENDING_CHANGES + 20; n++) order(ctx, identity, "store_flags", { message_id: randomUUID() });
+  await waitFor(`${MAX_PENDING_CHANGES} waiting`, () => context(ctx, identity).pending_changes?.length === MAX_PENDING_CHANGES, 20_000);
+  await sleep(500);
+  assert.is(context(ctx, identity).pending_changes?.length, MAX_PENDING_CHANGES, "no more than the bound");
+  ctx.proxy.refuse(false);
+  // Messages that do not exist: nothing to carry, each taken off the queue.
+  await waitFor("the queue emptied", () => context(ctx, identity).pending_changes?.length === 0, 20_000);
 });
 
 test.run();
