@@ -14,6 +14,8 @@ export const BODY_LIMITS: Readonly<Record<string, number>> = {
   UpdateContact: 128 * KiB,
   // One armored key of up to 200,000 characters.
   CreatePGPPubKey: 256 * KiB,
+  // One armored private key of up to 128 Ki characters, and its passphrase.
+  StorePrivateKey: 160 * KiB,
   // A draft is stored as one KV value, which must fit in NATS's default max_payload (1 MiB).
   CreateDraft: 960 * KiB,
   PatchMessage: 960 * KiB,

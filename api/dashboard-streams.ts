@@ -1,7 +1,7 @@
 // The dashboard's live updates: every actor transition (`caliopen.debug.transitions.>`) and, every few
 // seconds, the nodes as `caliopen.debug.nodes` describes them, sent to each open event stream. One
 // subscription and one poll serve all the streams of a node, and exist only while a stream is open.
-// Streams are bounded per node and per token; each stream's rate is bounded by DashboardEventStream.
+// Streams are bounded per node and per token (event-stream-slots.ts); each stream's rate is bounded by DashboardEventStream.
 import type { ServerResponse } from "node:http";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -10,6 +10,7 @@ import { redactSecrets } from "../runtime/redact.ts";
 import { MAX_ACTOR_KEY_LENGTH, type Subjects } from "../runtime/subjects.ts";
 import { DashboardEventStream } from "./dashboard-event-stream.ts";
 import type { DashboardLimits } from "./dashboard-limits.ts";
+import { EventStreamSlots } from "./event-stream-slots.ts";
 
 const NODES_EVERY_MS = 5_000;
 const FLUSH_EVERY_MS = 200;
@@ -21,13 +22,13 @@ const MAX_NAME_CHARS = 128;
 
 interface Open {
   stream: DashboardEventStream;
+  readonly tokenId: string;
   /** Whether the stream's token still admits it. */
   stillAdmitted: () => Promise<boolean>;
 }
 
 export class DashboardStreams {
-  private readonly open = new Set<Open>();
-  private readonly perToken = new Map<string, number>();
+  private readonly open: EventStreamSlots<Open>;
   private subscription: Subscription | null = null;
   private timers: NodeJS.Timeout[] = [];
   private closing = false;
@@ -38,7 +39,9 @@ export class DashboardStreams {
     private readonly limits: DashboardLimits,
     private readonly readNodes: () => Promise<unknown[]>,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.open = new EventStreamSlots(limits, "dashboard event streams");
+  }
 
   /** Whether the API is closing: new streams are refused (503). */
   get stopping(): boolean {
@@ -47,17 +50,13 @@ export class DashboardStreams {
 
   /** Why a new stream for this token is refused now (429), or null. */
   refusal(tokenId: string): string | null {
-    if (this.open.size >= this.limits.maxStreams) return `this node serves at most ${this.limits.maxStreams} dashboard event streams at once`;
-    if ((this.perToken.get(tokenId) ?? 0) >= this.limits.maxStreamsPerToken)
-      return `token ${tokenId} holds ${this.limits.maxStreamsPerToken} dashboard event streams on this node already (the most allowed)`;
-    return null;
+    return this.open.refusal(tokenId);
   }
 
   /** Serves events on `out` (headers already sent) until the client goes, its token stops admitting it, or the API closes. */
   attach(tokenId: string, out: ServerResponse, stillAdmitted: () => Promise<boolean>): void {
-    const entry: Open = { stream: new DashboardEventStream(out, this.limits.eventsPerSecond, tokenId), stillAdmitted };
+    const entry: Open = { stream: new DashboardEventStream(out, this.limits.eventsPerSecond, tokenId), tokenId, stillAdmitted };
     this.open.add(entry);
-    this.perToken.set(tokenId, (this.perToken.get(tokenId) ?? 0) + 1);
     out.on("close", () => this.detach(entry));
     if (this.open.size === 1) this.startFeeds();
     void this.sendNodes([entry]);
@@ -73,9 +72,6 @@ export class DashboardStreams {
   private detach(entry: Open): void {
     if (!this.open.delete(entry)) return;
     entry.stream.close();
-    const left = (this.perToken.get(entry.stream.tokenId) ?? 1) - 1;
-    if (left === 0) this.perToken.delete(entry.stream.tokenId);
-    else this.perToken.set(entry.stream.tokenId, left);
     if (this.open.size === 0) this.stopFeeds();
   }
 

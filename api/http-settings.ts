@@ -3,6 +3,7 @@
 // client's address. A node reads them from CALIOPEN_HTTP_* (supervisors/http-config.ts); the defaults
 // here are a node's with none of those set.
 import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "./dashboard-limits.ts";
+import { DEFAULT_NOTIFICATION_STREAM_LIMITS, type NotificationStreamLimits } from "./notification-streams.ts";
 
 export interface RateLimits {
   /** Requests a minute per token, on this node; null: no limit. */
@@ -33,6 +34,8 @@ export interface HttpSettings {
   trustedProxies: string[];
   /** Bounds of the dashboard's live event streams on this node. */
   dashboard: DashboardLimits;
+  /** Bounds of the users' notification event streams on this node. */
+  notifications: NotificationStreamLimits;
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimits = { perToken: 600, perIp: 60 };
@@ -47,4 +50,5 @@ export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
   tls: null,
   trustedProxies: [],
   dashboard: DEFAULT_DASHBOARD_LIMITS,
+  notifications: DEFAULT_NOTIFICATION_STREAM_LIMITS,
 };

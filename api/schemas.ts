@@ -3,7 +3,11 @@
 
 import { MAX_SCHEDULE_CHARS } from "../actors/identities/poll-schedule.ts";
 import { MAX_FOLDER_PATH_BYTES, MAX_SELECTION_ENTRIES } from "../actors/imap/account-folders.ts";
+import { PROVIDER_NAME } from "../actors/oauth2/oauth2-providers.ts";
+import { MAX_TOKEN_CHARS } from "../actors/oauth2/token-endpoint.ts";
 import { MAX_CURSOR_CHARS } from "../actors/store/paging.ts";
+import { MAX_NOTIFICATION_ELEMENTS, NOTIFICATION_ELEMENT_FIELDS, NOTIFICATION_FIELDS } from "../contract/events-table.ts";
+import type { PayloadSchema } from "../runtime/payload-schema.ts";
 
 export const uuid = { type: "string", pattern: "^[0-9a-fA-F-]{36}$" } as const;
 
@@ -40,11 +44,32 @@ export const pageQuery = {
   },
 } as const;
 
+const oauthToken = { type: "string", minLength: 1, maxLength: MAX_TOKEN_CHARS, pattern: "^[\\x21-\\x7e]+$" } as const;
+
+const oauth2Grant = {
+  type: "object",
+  description: "an OAuth 2.0 grant for a mail account (XOAUTH2 on IMAP and SMTP), refreshed by the platform before it expires",
+  additionalProperties: false,
+  required: ["provider", "access_token", "refresh_token"],
+  properties: {
+    provider: { type: "string", pattern: PROVIDER_NAME.source, description: "one of the operator's providers (CALIOPEN_OAUTH2_PROVIDERS)" },
+    access_token: oauthToken,
+    refresh_token: oauthToken,
+    expires_at: {
+      type: ["string", "null"],
+      pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$",
+      description: "when the access token expires (RFC 3339); null or absent: refreshed only when a server refuses it",
+    },
+  },
+} as const;
+
 const credentials = {
   type: "object",
-  description: "secrets to log in with (username/password for mail, OAuth tokens for Twitter); stored encrypted, never returned",
+  description:
+    "secrets to log in with: username/password for mail, or `oauth2` (and optionally `username`, the address by default); OAuth tokens for Twitter. Stored encrypted, never returned",
   minProperties: 1,
   maxProperties: 16,
+  properties: { oauth2: oauth2Grant },
   additionalProperties: { type: "string", maxLength: 4096 },
 } as const;
 
@@ -190,6 +215,11 @@ export const publicKeySchema = {
   },
 } as const;
 
+const requireEncryption = {
+  type: "boolean",
+  description: "mail drafts: refuse to send unless every recipient has a usable key, so that the mail goes encrypted (see `privacy`)",
+} as const;
+
 const draftParticipant = {
   type: "object",
   additionalProperties: false,
@@ -208,6 +238,7 @@ export const createDraftBody = {
     body_html: text(5_000_000),
     participants: { type: "array", maxItems: 500, items: draftParticipant },
     parent_id: { type: "string", minLength: 1, maxLength: 64, description: "the message this draft replies to" },
+    require_encryption: requireEncryption,
   },
 } as const;
 
@@ -224,6 +255,7 @@ export const patchMessageBody = {
     body_plain: { ...text(5_000_000), description: "drafts only" },
     body_html: { ...text(5_000_000), description: "drafts only" },
     participants: { type: "array", maxItems: 500, items: draftParticipant, description: "drafts only" },
+    require_encryption: { ...requireEncryption, description: `drafts only: ${requireEncryption.description}` },
     is_unread: { type: "boolean", description: "read or not; on a synced message, carried to its account's server (\\Seen)" },
     is_flagged: { type: "boolean", description: "flagged or not (the tag `flagged` follows); carried to the server (\\Flagged)" },
     tags: {
@@ -288,6 +320,37 @@ export const messageSchema = {
       },
     },
     message_id_conflicts_omitted: { type: "integer", description: "conflicting copies that came once message_id_conflicts was full (their raws are kept)" },
+    require_encryption: requireEncryption,
+    privacy: {
+      type: "object",
+      additionalProperties: true,
+      description:
+        "a mail draft read alone (GetMessage, CreateDraft, PatchMessage): what sending will do. `mode` `encrypted` (every recipient has a usable key), `signed` (in clear, signed with your stored private key) or `clear`; `reason`; `refused` when require_encryption stops it; each recipient's key ids or `problem`",
+      properties: {
+        mode: { type: "string", enum: ["encrypted", "signed", "clear"] },
+        reason: { type: "string" },
+        require_encryption: { type: "boolean" },
+        refused: { type: "boolean" },
+        signing_key: { type: ["object", "null"], additionalProperties: true },
+        recipients: { type: "array", items: { type: "object", additionalProperties: true } },
+        own_copy: { type: "string", enum: ["private_key", "own_contact_keys", "none"] },
+      },
+    },
+    is_encrypted: { type: "boolean", description: "PGP/MIME encrypted (received as multipart/encrypted, or sent encrypted)" },
+    pgp: {
+      type: "object",
+      additionalProperties: true,
+      description: "PGP/MIME seen on the mail: encrypted, signed, signer_key_id; for received signed mail `signature` (its check against your contacts' keys)",
+      properties: {
+        encrypted: { type: "boolean" },
+        signed: { type: "boolean" },
+        signer_key_id: { type: ["string", "null"] },
+        signer_fingerprint: { type: "string" },
+        signature: { type: "string", enum: ["verified", "invalid", "unknown_key", "not_checked"] },
+        signature_note: { type: "string" },
+        encrypted_to: { type: "array", items: { type: "string" } },
+      },
+    },
     participants_omitted: {
       type: "object",
       additionalProperties: { type: "integer" },
@@ -357,4 +420,33 @@ export const attachmentParams = {
   properties: { message_id: uuid, attachment_id: { type: "string", pattern: "^(0|[1-9][0-9]{0,3})$", description: "an attachment_id of the message" } },
 } as const;
 
-export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema, discussionSchema];
+/** A notification (contract/events-table.ts) as the API shows it: with its stream sequence. */
+export const notificationSchema = {
+  $id: "Notification",
+  type: "object",
+  properties: {
+    seq: { type: "integer", description: "its place in the history: the event stream's `id`, and what `since` and `before` take" },
+    ...jsonSchemaOf(NOTIFICATION_FIELDS),
+    elements: {
+      type: "array",
+      maxItems: MAX_NOTIFICATION_ELEMENTS,
+      description: `one entry per message, when \`size\` is at most ${MAX_NOTIFICATION_ELEMENTS}`,
+      items: { type: "object", properties: jsonSchemaOf(NOTIFICATION_ELEMENT_FIELDS) },
+    },
+  },
+} as const;
+
+/** The JSON schema properties of a contract payload's fields. */
+function jsonSchemaOf(fields: PayloadSchema): Record<string, Record<string, unknown>> {
+  const properties: Record<string, Record<string, unknown>> = {};
+  for (const [name, field] of Object.entries(fields)) {
+    properties[name] = {
+      type: field.type === "number" ? "integer" : field.type === "decimal" ? "string" : field.type,
+      ...(field.description !== undefined && { description: field.description }),
+      ...(field.enum !== undefined && { enum: [...field.enum] }),
+    };
+  }
+  return properties;
+}
+
+export const SHARED_SCHEMAS = [errorSchema, identitySchema, contactSchema, publicKeySchema, messageSchema, discussionSchema, notificationSchema];

@@ -27,6 +27,8 @@ import { identityRoutes } from "./routes/identities.ts";
 import { messageContentRoutes } from "./routes/message-content.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { API_METRICS_PATH, metricsRoutes } from "./routes/metrics.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
+import { privateKeyRoutes } from "./routes/private-keys.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
 import { userRoutes } from "./routes/users.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
@@ -108,6 +110,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     identityRoutes(scoped, context);
     contactRoutes(scoped, context);
     publicKeyRoutes(scoped, context);
+    privateKeyRoutes(scoped, context);
     messageRoutes(scoped, context);
     messageContentRoutes(scoped, context);
     draftAttachmentRoutes(scoped, context);
@@ -116,6 +119,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
     metricsRoutes(scoped, context);
     dashboardPageRoutes(scoped);
     dashboardDataRoutes(scoped, context, settings.dashboard);
+    notificationRoutes(scoped, context, settings.notifications);
   });
   await app.ready();
   return app;

@@ -1,5 +1,5 @@
 // Secrets (passwords, tokens, credentials) never leave the process through logs or debug output.
-const SECRET_KEY = /pass(word|wd)?$|secret|token|credential|authorization|api[_-]?key|private[_-]?key/i;
+const SECRET_KEY = /pass(word|wd|phrase)?$|secret|token|credential|authorization|api[_-]?key|private[_-]?key/i;
 export const REDACTED = "[redacted]";
 
 export function isSecretKey(key: string): boolean {

@@ -2,8 +2,9 @@
 // nodes subscribe and validate. `npm run contract-doc` regenerates it; a test checks it is current.
 import { writeFile } from "node:fs/promises";
 import { CONTRACT, ID_PATTERN, ID_RULE, isPublishOnly, type OrderSpec } from "../contract/contract-table.ts";
+import { EVENTS } from "../contract/events-table.ts";
 import { BUS_JSON_LIMITS } from "../runtime/json.ts";
-import type { FieldSpec } from "../runtime/payload-schema.ts";
+import type { FieldSpec, PayloadSchema } from "../runtime/payload-schema.ts";
 import { MAX_REPLY_SUBJECT_LENGTH } from "../runtime/subjects.ts";
 
 export function renderContractDoc(): string {
@@ -55,9 +56,58 @@ export function renderContractDoc(): string {
     'Replies to requests are JSON objects `{"error": bool, "message": string, …}`. Invalid JSON, a missing or',
     'mistyped field and an unknown order get `{"error": true, "message": …}` naming the problem; the same',
     "problems on a published order are logged, counted and kept as dead letters (`caliopen deadletters`).",
+    ...renderEvents(),
     "",
   );
   return lines.join("\n");
+}
+
+/** The subjects this build publishes for clients (contract/events-table.ts), each with its payload. */
+function renderEvents(): string[] {
+  const lines = [
+    "",
+    "## Events",
+    "",
+    "Subjects this build publishes for clients to follow (extensions of the seed contract): no service takes orders on",
+    "them, no reply is expected. The part in angle brackets is checked by the id rule above before it becomes a subject token.",
+  ];
+  for (const event of EVENTS) {
+    lines.push(
+      "",
+      `### \`${event.subject}\``,
+      "",
+      `${event.extension}.`,
+      "",
+      `Emitted by ${event.emittedBy}; read by ${event.readBy}.`,
+      "",
+      "| field | type | required | meaning |",
+      "|---|---|---|---|",
+      ...fieldRows(event.payload),
+    );
+    if (event.list !== undefined) {
+      lines.push(
+        `| \`${event.list.field}\` | list of at most ${event.list.maxEntries} | when ${event.list.when} | one entry per message, below |`,
+        "",
+        `Each entry of \`${event.list.field}\`:`,
+        "",
+        "| field | type | required | meaning |",
+        "|---|---|---|---|",
+        ...fieldRows(event.list.entry),
+      );
+    }
+  }
+  return lines;
+}
+
+function fieldRows(schema: PayloadSchema): string[] {
+  return Object.entries(schema).map(([name, field]) => `| \`${name}\` | ${fieldType(field)} | ${field.required ? "yes" : "no"} | ${field.description ?? ""} |`);
+}
+
+/** A field's type with its bounds: `string, ≤ 40 characters`, `string, one of …`, `id` (the rule above). */
+function fieldType(field: FieldSpec): string {
+  if (field.pattern === ID_PATTERN) return "id";
+  if (field.enum !== undefined) return `${field.type}, one of ${field.enum.map((value) => `\`${value}\``).join(", ")}`;
+  return field.maxLength === undefined ? field.type : `${field.type}, ≤ ${field.maxLength} characters`;
 }
 
 /** The actor (kind, key field) or the stateless handler. */

@@ -37,6 +37,8 @@ missing=()
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${wanted[$command]}")
 done
+# Dovecot's SMTP submission server (no command on the PATH): the OAuth2 (XOAUTH2) SMTP tests log in to it.
+if $with_test_peers && [ ! -x /usr/lib/dovecot/submission ]; then missing+=(dovecot-submissiond); fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
     echo "setup.sh: missing Debian packages: ${missing[*]} (run as root or install them with apt-get)" >&2

@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import { DEFAULT_IMAP_SYNC_LIMITS } from "../actors/imap/imap-limits.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "../actors/imap/imap-worker-settings.ts";
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
+import type { NotificationHistoryLimits } from "../actors/notifications/notification-stream.ts";
+import type { OAuth2Providers } from "../actors/oauth2/oauth2-providers.ts";
 import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
 import { replyWithinMs } from "../contract/contract-table.ts";
@@ -14,6 +16,8 @@ import { integerSetting, listenSetting, onOffSetting, textSetting } from "./env-
 import { httpSettingsFromEnv } from "./http-config.ts";
 import { type KeysConfig, keysConfigFromEnv } from "./key-sources-config.ts";
 import { type MailConfig, mailConfigFromEnv } from "./mail-config.ts";
+import { notificationHistoryFromEnv } from "./notifications-config.ts";
+import { oauth2ProvidersFromEnv } from "./oauth2-config.ts";
 import { DEFAULT_POLLER_CHECK_EVERY_MS } from "./poller-check.ts";
 import { nodeSecretKeys } from "./secret-keys.ts";
 
@@ -33,8 +37,12 @@ export interface CaliopenConfig {
   keys: KeysConfig;
   /** Which servers named by users or contacts may be reached, and the TLS exceptions and extra CAs for them. */
   destinations: DestinationSettings;
+  /** The OAuth 2.0 providers of mail accounts (their token endpoints and the platform's client secrets: never logged). */
+  oauth2Providers: OAuth2Providers;
   /** How often one node of the cluster checks that every active remote identity has its poller (poller-check.ts). */
   pollerCheckEveryMs: number;
+  /** What the history of notifications keeps at most besides its 7 days (defaults when left out). */
+  notifications?: NotificationHistoryLimits;
 }
 
 export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, logger: Logger): CaliopenConfig {
@@ -46,9 +54,23 @@ export function caliopenConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string, l
   const imap = imapFromEnv(env);
   const keys = keysConfigFromEnv(env);
   const destinations = destinationsFromEnv(env);
+  const oauth2Providers = oauth2ProvidersFromEnv(env);
   const twitter = twitterFromEnv(env);
   const pollerCheckEveryMs = integerSetting(env, "CALIOPEN_POLLER_CHECK_EVERY_MS", DEFAULT_POLLER_CHECK_EVERY_MS, "number of milliseconds");
-  return { secrets: nodeSecretKeys(env, dataDir, logger), api, deliverTimeoutMs, mail, imap, twitter, keys, destinations, pollerCheckEveryMs };
+  const notifications = notificationHistoryFromEnv(env);
+  return {
+    secrets: nodeSecretKeys(env, dataDir, logger),
+    api,
+    deliverTimeoutMs,
+    mail,
+    imap,
+    twitter,
+    keys,
+    destinations,
+    oauth2Providers,
+    pollerCheckEveryMs,
+    notifications,
+  };
 }
 
 function imapFromEnv(env: NodeJS.ProcessEnv): Partial<ImapWorkerOptions> {

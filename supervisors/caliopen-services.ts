@@ -14,6 +14,7 @@ import { type InboundSmtpServer, startInboundSmtp } from "../actors/mail/inbound
 import { deliverDraft } from "../actors/mail/outbound-smtp.ts";
 import type { InboundOrder } from "../actors/messages/inbound-import.ts";
 import { DestinationPolicy } from "../actors/network/destination-policy.ts";
+import { AccessTokens } from "../actors/oauth2/access-tokens.ts";
 import { SecretKeyMismatch } from "../actors/store/secret-key-check.ts";
 import { openStore, type Store } from "../actors/store/store.ts";
 import { twitterWorkerFamily } from "../actors/twitter/twitter-worker.ts";
@@ -32,6 +33,7 @@ import { contactRoutes } from "./contact-routes.ts";
 import { identitiesWorkerOrders } from "./identities-worker.ts";
 import { remoteIdentityAdmission } from "./identity-admission.ts";
 import { MailMetrics } from "./mail-metrics.ts";
+import { nodeNotifications } from "./node-notifications.ts";
 import { platformServers } from "./platform-servers.ts";
 import { PollerCheck } from "./poller-check.ts";
 import { type ServiceFactory, workerLifecycle } from "./services.ts";
@@ -59,6 +61,10 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     await checkSecretKeys(store, config.secrets, deps.logger);
     // Every server a user or a contact's address names goes through this (IMAP, SMTP, WKD).
     const destinations = new DestinationPolicy(config.destinations, platformServers(config.mail, deps.nc));
+    const notifications = await nodeNotifications(deps, store, config.notifications);
+    // One per node: the IMAP workers and the SMTP bridge share its refreshes (one request per identity at a time).
+    const accessTokens =
+      config.oauth2Providers.size === 0 ? null : new AccessTokens(store.identities, config.oauth2Providers, deps.logger.child({ service: "oauth2" }));
     let api: RunningApi | null = null;
     let emitter: OrderEmitter | null = null;
     let preparedApi: PreparedApi | null = null;
@@ -70,11 +76,13 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
           store,
           emitter,
           destinations,
+          oauth2Providers: config.oauth2Providers,
           logger: deps.logger.child({ service: "api" }),
           deliverTimeoutMs: config.deliverTimeoutMs,
           ...(config.mail.smtp !== null && { maxMailBytes: config.mail.smtp.maxSize }),
           metrics: deps.metrics,
           dashboard: { nc: deps.nc, subjects: deps.subjects },
+          notifications: notifications.feed,
         },
         config.api.http,
       );
@@ -107,9 +115,9 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
     return {
       families: [
         pollerFamily(store),
-        imapWorkerFamily(store, { ...config.imap, destinations, importBatch }),
-        twitterWorkerFamily(store, config.twitter),
-        inboundProcessorFamily(store, { mail: { ...config.mail.inbound } }),
+        imapWorkerFamily(store, { ...config.imap, destinations, importBatch, accessTokens }),
+        twitterWorkerFamily(store, { ...config.twitter, notifications: notifications.publisher }),
+        inboundProcessorFamily(store, { mail: { ...config.mail.inbound }, onImported: notifications.imported }),
         contactFamily({ store, keys: config.keys, destinations }),
       ],
       bindings: (context) => {
@@ -133,7 +141,14 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
               startOnRequest: true,
             }),
           );
-        const smtp = { store, relay: config.mail.relay, destinations, host: config.mail.host, logger: deps.logger.child({ service: "smtp-bridge" }) };
+        const smtp = {
+          store,
+          relay: config.mail.relay,
+          destinations,
+          accessTokens,
+          host: config.mail.host,
+          logger: deps.logger.child({ service: "smtp-bridge" }),
+        };
         return {
           identitiesWorker: identitiesWorkerOrders(context, store),
           imap_worker: workerLifecycle(actorOf("imap_worker", "add_worker").kind, context, imapAccount),
@@ -144,7 +159,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
             move_to_trash: routeToActor(context, { ...actorOf("IMAPfetcher", "move_to_trash"), ...imapWorker }),
           },
           outboundIMAP: { deliver: routeToActor(context, { ...actorOf("outboundIMAP", "deliver"), ...imapWorker }) },
-          outboundSMTP: { deliver: (payload) => deliverDraft(smtp, payload) },
+          outboundSMTP: { deliver: (payload) => notifications.sending(payload, () => deliverDraft(smtp, payload)) },
           inboundSMTP: { process_inbound: inbound("inboundSMTP", PROCESS_EMAIL) },
           twitter_worker: workerLifecycle(actorOf("twitter_worker", "add_worker").kind, context, twitterAccount),
           twitter_dm: {
@@ -179,6 +194,7 @@ export function caliopenServices(config: CaliopenConfig, hooks: CaliopenServices
       async stop() {
         await pollerCheck?.stop();
         await smtpServer?.close();
+        await notifications.close();
         await (api ?? preparedApi)?.close();
         emitter?.close();
         requester.close();

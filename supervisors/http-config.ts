@@ -1,8 +1,9 @@
 // The HTTP API's edges from CALIOPEN_HTTP_* (documented in the README): rate limits, timeouts, CORS
-// origins, TLS, trusted reverse proxies, the dashboard's live streams. Every mistake is a StartupError naming the variable.
+// origins, TLS, trusted reverse proxies, the dashboard's and the notifications' live streams. Every mistake is a StartupError naming the variable.
 import { isIP } from "node:net";
 import { type DashboardLimits, DEFAULT_DASHBOARD_LIMITS } from "../api/dashboard-limits.ts";
 import { DEFAULT_RATE_LIMITS, DEFAULT_TIMEOUTS, type HttpSettings, type Timeouts } from "../api/http-settings.ts";
+import { DEFAULT_NOTIFICATION_STREAM_LIMITS, type NotificationStreamLimits } from "../api/notification-streams.ts";
 import { StartupError } from "../runtime/startup-error.ts";
 import { integerSetting, listSetting, tlsPairSetting } from "./env-settings.ts";
 
@@ -18,6 +19,17 @@ export function httpSettingsFromEnv(env: NodeJS.ProcessEnv, deliverTimeoutMs: nu
     tls: tlsPairSetting(env, "CALIOPEN_HTTP_TLS_CERT", "CALIOPEN_HTTP_TLS_KEY"),
     trustedProxies: listSetting(env, "CALIOPEN_HTTP_TRUST_PROXY").map(proxy),
     dashboard: dashboardLimits(env),
+    notifications: notificationStreamLimits(env),
+  };
+}
+
+function notificationStreamLimits(env: NodeJS.ProcessEnv): NotificationStreamLimits {
+  const streams = "number of streams";
+  const defaults = DEFAULT_NOTIFICATION_STREAM_LIMITS;
+  return {
+    ...defaults,
+    maxStreams: integerSetting(env, "CALIOPEN_NOTIFICATIONS_MAX_STREAMS", defaults.maxStreams, streams),
+    maxStreamsPerToken: integerSetting(env, "CALIOPEN_NOTIFICATIONS_MAX_STREAMS_PER_TOKEN", defaults.maxStreamsPerToken, streams),
   };
 }
 

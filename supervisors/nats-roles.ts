@@ -6,6 +6,7 @@
 //   observer  the debug subjects, read-only: what `caliopen nodes/actors/inspect/watch/deadletters` read,
 //             and NATS service discovery (`nats micro ls|info|stats`)
 import { CONTRACT } from "../contract/contract-table.ts";
+import { EVENTS } from "../contract/events-table.ts";
 import { DeadLetters } from "../runtime/dead-letters.ts";
 import { SRV_PREFIX } from "../runtime/service-discovery.ts";
 import type { Subjects } from "../runtime/subjects.ts";
@@ -39,6 +40,8 @@ const SERVICE_DISCOVERY = ["PING", "INFO", "STATS"].flatMap((verb) => [`${SRV_PR
 
 export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermissions {
   const contract = CONTRACT.map((spec) => subjects.wire(spec.subject));
+  // What nodes publish for clients (notifications): read through JetStream, by nodes only.
+  const events = EVENTS.map((event) => subjects.wire(event.wildcard));
   switch (role) {
     case "node": {
       // JetStream's API, KV and object store subjects are account-wide: a namespace separates
@@ -48,7 +51,7 @@ export function rolePermissions(role: NatsRole, subjects: Subjects): RolePermiss
         // Every reply a node sends is under `_INBOX.>` or `$JS.ACK.>`, so it needs no `allow_responses`,
         // which would make nats-server track each reply subject it delivers to the node: ~20× its CPU
         // per message once thousands are pending (BENCHMARKS.md, section 8).
-        publish: [...contract, subjects.wire("caliopen.>"), ...jetStream, "_INBOX.>"],
+        publish: [...contract, ...events, subjects.wire("caliopen.>"), ...jetStream, "_INBOX.>"],
         // Service discovery is answered on `_INBOX.>` too: a requester with another reply subject gets nothing.
         subscribe: [...contract, subjects.wire("caliopen.>"), ...SERVICE_DISCOVERY, "_INBOX.>"],
         allowResponses: false,

@@ -1,17 +1,18 @@
 // Opens an IMAP session for a remote identity: its server from `infos.inserver` (`host:port`) and its
-// login from the sealed credentials. The credentials live only in this call: never in an actor's
-// context or a log.
+// login (a password, or an OAuth 2.0 access token for XOAUTH2: mail-login.ts). The login lives only in
+// this call: never in an actor's context or a log.
 //
 // The server is a user's choice, so it goes through the destination policy on every connect: the name
 // is resolved and checked there, the session goes to a checked address, and TLS keeps the name for SNI
 // and the certificate check. Port 993 is implicit TLS; any other port must offer STARTTLS before the
 // password is sent, and the certificate must be valid — unless the operator excepted that server.
 import { ImapFlow } from "imapflow";
+import type { MailLogin } from "../mail/mail-login.ts";
 import { connectInTurn } from "../network/connect-in-turn.ts";
 import type { CheckedDestination, DestinationPolicy } from "../network/destination-policy.ts";
 import { parseHostPort } from "../network/host-port.ts";
 import { tlsFailure } from "../network/tls-failure.ts";
-import type { Credentials, Identity } from "../store/model.ts";
+import type { Identity } from "../store/model.ts";
 import { IMAP_PARSER_LIMITS } from "./imap-limits.ts";
 
 export interface ImapOptions {
@@ -39,23 +40,15 @@ export function imapAddress(identity: Identity): { host: string; port: number } 
   return parsed;
 }
 
-export function imapLogin(credentials: Credentials | null): { user: string; pass: string } {
-  const user = credentials?.username ?? credentials?.inusername;
-  const pass = credentials?.password ?? credentials?.inpassword;
-  if (user === undefined || pass === undefined) throw new ImapLoginError("no IMAP username/password stored for this identity");
-  return { user, pass };
-}
-
 /** Connects and logs in; a refused login is an ImapLoginError with the server's words. */
-export async function openImap(identity: Identity, credentials: Credentials | null, options: ImapOptions): Promise<ImapFlow> {
+export async function openImap(identity: Identity, auth: MailLogin, options: ImapOptions): Promise<ImapFlow> {
   const { host, port } = imapAddress(identity);
-  const auth = imapLogin(credentials);
   // A refusal says why in its own words, the same whether anything listens there or not.
   const destination = await options.destinations.check(host, port, "IMAP server");
   return connectInTurn(destination.addresses, (address) => connect(destination, address, auth, options));
 }
 
-async function connect(destination: CheckedDestination, address: string, auth: { user: string; pass: string }, options: ImapOptions): Promise<ImapFlow> {
+async function connect(destination: CheckedDestination, address: string, auth: MailLogin, options: ImapOptions): Promise<ImapFlow> {
   const where = `${destination.host}:${destination.port}`;
   const secure = destination.port === 993;
   const client = new ImapFlow({

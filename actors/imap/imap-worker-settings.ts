@@ -2,6 +2,7 @@
 // and the defaults a node starts from.
 import type { BackoffPolicy } from "../../runtime/backoff.ts";
 import { DestinationPolicy } from "../network/destination-policy.ts";
+import type { AccessTokens } from "../oauth2/access-tokens.ts";
 import { DEFAULT_IMAP_SYNC_LIMITS, type ImapSyncLimits } from "./imap-limits.ts";
 import type { ImportBatchPort } from "./sync-run.ts";
 
@@ -24,6 +25,8 @@ export interface ImapWorkerOptions extends ImapSyncLimits {
   destinations: DestinationPolicy;
   /** Sends a sync's raws to the user's inbound actor in batches (the node's route to it). */
   importBatch: ImportBatchPort;
+  /** Refreshes the access tokens of OAuth 2.0 accounts (the node's, shared with the SMTP bridge); null: none can log in. */
+  accessTokens: AccessTokens | null;
 }
 
 export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
@@ -40,5 +43,6 @@ export const DEFAULT_IMAP_OPTIONS: ImapWorkerOptions = {
   importBatch: async () => {
     throw new Error("this node gives IMAP workers no route to the inbound actors");
   },
+  accessTokens: null,
   ...DEFAULT_IMAP_SYNC_LIMITS,
 };

@@ -4,7 +4,9 @@
 //    identity follows (account-folders.ts), each with its own cursor; new mail the watch heard of syncs
 //    INBOX alone. A failed sync backs off (next retry and last error in the context), asks the identities
 //    worker to poll less often after a few failures, and disables the identity after 72 h of consecutive
-//    failures. Orders arriving during a sync are coalesced into one more run, never queued twice.
+//    failures. An OAuth 2.0 account whose refresh token the provider refused waits in needsCredentials
+//    (polls ignored, polling slowed at once) until its identity gets new credentials and the worker is
+//    reloaded. Orders arriving during a sync are coalesced into one more run, never queued twice.
 //  - delivery: `deliver` requests, one at a time: the SMTP bridge sends through the account's own server,
 //    then the sent copy is APPENDed to the account's Sent mailbox.
 //  - push: the account's IMAP connection kept open on INBOX, so new mail is synced within seconds
@@ -23,13 +25,14 @@ import { clearDeadline, setDeadline } from "../../runtime/deadlines.ts";
 import type { Reply } from "../../runtime/reply.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../bridges/delivery-queue.ts";
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
+import { MailLogins } from "../mail/mail-login.ts";
 import type { Store } from "../store/store.ts";
 import { AccountConnection } from "./account-connection.ts";
 import { hasChanges, INBOX, withFolder } from "./account-folders.ts";
 import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
-import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
+import { type FinishedRun, HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
 import { MAX_PENDING_CHANGES, type PendingChange, withoutApplied, withPendingChange } from "./pending-changes.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
 import { type AccountSyncOutcome, type SyncMode, syncRun, widestRun } from "./sync-run.ts";
@@ -53,7 +56,8 @@ export function imapWorkerFamily(store: Store, options: Partial<ImapWorkerOption
 type AccountIds = { user_id: string; identity_id: string };
 
 function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorkerOptions, pacer: ConnectPacer, now: () => number) {
-  const account = (ids: AccountIds) => imapAccount(store, ids.user_id, ids.identity_id, { destinations: settings.destinations });
+  const logins = new MailLogins(store, settings.accessTokens);
+  const account = (ids: AccountIds) => imapAccount(store, logins, ids.user_id, ids.identity_id, { destinations: settings.destinations });
 
   // The machine is shared by every worker of the node; the actor system is each worker's own (one
   // createActor per worker, a new one when a worker is reloaded or comes back from passivation), so it
@@ -102,6 +106,15 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
     return () => connection.unwatch();
   });
 
+  const untilReloaded = {
+    sync: {},
+    fullfetch: {},
+    "mail.arrived": {},
+    store_flags: { actions: "queueChange" },
+    move_to_trash: { actions: "queueChange" },
+    [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
+  } as const;
+
   return setup({
     types: { context: {} as ImapWorkerContext, events: {} as ImapWorkerEvent, input: {} as ActorInput },
     actors: {
@@ -113,6 +126,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       gone: ({ event }) => {
         assertEvent(event, "sync.failed");
         return event.payload.gone;
+      },
+      needsCredentials: ({ event }) => {
+        assertEvent(event, "sync.failed");
+        return event.payload.needs_credentials;
       },
       giveUp: ({ context }) => context.first_failure_at !== null && now() - Date.parse(context.first_failure_at) >= settings.disableAfterMs,
       moreRequested: ({ context }) => context.requested !== null,
@@ -156,15 +173,26 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
           failures,
           first_failure_at: context.first_failure_at ?? at,
           last_error: { message: failed.message, at },
-          history:
-            context.progress === null
-              ? context.history
-              : [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error: failed.message }, ...context.history].slice(
-                  0,
-                  HISTORY,
-                ),
+          history: withFailedRun(context, failed.message, at),
           slowed_from: slowedFrom,
           deadlines: setDeadline(context.deadlines, RETRY_DUE, now() + backoffDelay(settings.retry, failures)),
+        });
+      }),
+      // No retry: only new credentials can help. Polls meanwhile are wasted, so they slow down at once.
+      awaitCredentials: enqueueActions(({ context, event, enqueue }) => {
+        assertEvent(event, "sync.failed");
+        const failed = event.payload;
+        const at = new Date(now()).toISOString();
+        const message = `${failed.message}; waiting for new credentials (update the identity's credentials)`;
+        const slower = failed.poll_interval === null ? null : slowerInterval(failed.poll_interval, "imap");
+        if (context.slowed_from === null && slower !== null && slower !== failed.poll_interval) enqueue(() => askPollInterval(ports, "imap", context, slower));
+        enqueue.assign({
+          failures: context.failures + 1,
+          first_failure_at: context.first_failure_at ?? at,
+          last_error: { message, at },
+          history: withFailedRun(context, message, at),
+          slowed_from: context.slowed_from ?? (slower !== null && slower !== failed.poll_interval ? failed.poll_interval : null),
+          deadlines: clearDeadline(context.deadlines, RETRY_DUE),
         });
       }),
       // Polling slowed down while syncs failed goes back to the interval it had.
@@ -337,6 +365,7 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   ],
                   "sync.failed": [
                     { guard: "gone", target: "#imap.gone" },
+                    { guard: "needsCredentials", target: "needsCredentials", actions: "awaitCredentials" },
                     { target: "backingOff", actions: "recordFailure" },
                   ],
                 },
@@ -373,18 +402,10 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
                   [RELOADED_EVENT]: { target: "syncing", actions: ["clearRetry", { type: "startRun", params: "sync" }] },
                 },
               },
-              disabled: {
-                entry: "clearRetry",
-                on: {
-                  sync: {},
-                  fullfetch: {},
-                  "mail.arrived": {},
-                  // Kept for when the identity works again.
-                  store_flags: { actions: "queueChange" },
-                  move_to_trash: { actions: "queueChange" },
-                  [RELOADED_EVENT]: { target: "syncing", actions: ["forgetFailures", { type: "startRun", params: "sync" }] },
-                },
-              },
+              // Both wait for the identity to change: polls are ignored, changes made here are kept for
+              // when it works again, and the reload that a change brings syncs at once.
+              needsCredentials: { entry: "saveError", on: untilReloaded },
+              disabled: { entry: "clearRetry", on: untilReloaded },
             },
           },
           delivery: deliveryRegion<ImapWorkerContext, Reply>(),
@@ -408,6 +429,12 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       gone: { type: "final" },
     },
   });
+}
+
+/** The history with the run in progress (if any) ended by a failure, newest first. */
+function withFailedRun(context: ImapWorkerContext, error: string, at: string): FinishedRun[] {
+  if (context.progress === null) return context.history;
+  return [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error }, ...context.history].slice(0, HISTORY);
 }
 
 /** What a run skipped, for the identity's last_error: the user learns that a message was not imported. */

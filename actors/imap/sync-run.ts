@@ -13,6 +13,7 @@ import type { ActorMessage, TypedMessage } from "../../runtime/actor-family.ts";
 import { isJsonObject } from "../../runtime/json.ts";
 import { ImportBatcher } from "../inbound/import-batcher.ts";
 import { type ImportBatchOrder, MAX_BATCH_RAWS } from "../inbound/inbound-batch.ts";
+import { needsNewCredentials } from "../mail/mail-login.ts";
 import { deleteIfOrphaned } from "../messages/message-locations.ts";
 import type { Identity } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
@@ -76,6 +77,8 @@ export interface SyncFailure {
   message: string;
   /** The identity is gone: nothing to retry. */
   gone: boolean;
+  /** The account's OAuth 2.0 grant was refused: nothing to retry until the user grants access again. */
+  needs_credentials: boolean;
   poll_interval: string | null;
   protocol: string | null;
 }
@@ -305,8 +308,9 @@ export function syncRun(
         const timedOut = deadline.signal.aborted ? (deadline.signal.reason as Error).message : null;
         const refused = connectionError === null ? null : describeParserLimit(connectionError);
         const failed: SyncFailure = {
-          message: err instanceof ImapLoginError ? err.message : `sync failed: ${timedOut ?? refused ?? err.message}`,
+          message: err instanceof ImapLoginError || needsNewCredentials(err) ? err.message : `sync failed: ${timedOut ?? refused ?? err.message}`,
           gone: err.gone === true,
+          needs_credentials: needsNewCredentials(err),
           poll_interval: typeof identity?.infos.poll_interval === "string" ? identity.infos.poll_interval : null,
           protocol: identity?.protocol ?? null,
         };

@@ -35,7 +35,7 @@ import type { InboundEmailOptions } from "../mail/inbound-email.ts";
 import { DEFAULT_INBOUND_CACHE_LIMITS, InboundCache, type InboundCacheLimits } from "../messages/inbound-cache.ts";
 import type { Store } from "../store/store.ts";
 import { batchRawIds, IMPORT_BATCH_EMAIL, type ImportBatchWire, importBatchPayload, MAX_BATCH_RAWS } from "./inbound-batch.ts";
-import { ANSWERED, type ImportOutcome, importPending, type PendingImport, type Processor, STORE_FAILED } from "./pending-import.ts";
+import { ANSWERED, type ImportDeps, type ImportOutcome, importPending, type PendingImport, type Processor, STORE_FAILED } from "./pending-import.ts";
 
 export const INBOUND_KIND = ACTOR_KINDS.inbound;
 /** The message types the actor takes: `process_inbound`, told apart by the subject it came on. */
@@ -66,6 +66,8 @@ export interface InboundProcessorOptions {
   cache: InboundCacheLimits;
   /** Mail processing's own options (addresses per header). */
   mail: Pick<InboundEmailOptions, "maxAddressesPerHeader">;
+  /** Told of each message stored for the first time (the user's notifications); never of one imported before. */
+  onImported?: ImportDeps["onImported"];
 }
 
 export const DEFAULT_INBOUND_OPTIONS: InboundProcessorOptions = {
@@ -158,7 +160,7 @@ function inboundMachine(store: Store, ports: ActorPorts, settings: InboundProces
       if (!stopped) sendBack(outcome);
     };
     for (const pending of input.batch) {
-      void importPending({ store, mail: settings.mail, cache, userId: input.user_id }, pending).then(report);
+      void importPending({ store, mail: settings.mail, cache, userId: input.user_id, onImported: settings.onImported }, pending).then(report);
     }
 
     return () => {

@@ -6,6 +6,7 @@ import { failure, ok, type Reply } from "../../runtime/reply.ts";
 import { type InboundEmailOptions, importInboundEmail } from "../mail/inbound-email.ts";
 import type { InboundCache } from "../messages/inbound-cache.ts";
 import { importFailure } from "../messages/inbound-import.ts";
+import type { Message } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { importInboundTwitter } from "../twitter/inbound-twitter.ts";
 import { isStoreFailure } from "./store-failure.ts";
@@ -40,6 +41,8 @@ export interface ImportDeps {
   mail: Pick<InboundEmailOptions, "maxAddressesPerHeader">;
   cache: InboundCache;
   userId: string;
+  /** Told of each message stored for the first time, with the identity that received it. */
+  onImported?: (message: Message, identityId: string) => void;
 }
 
 /**
@@ -78,9 +81,13 @@ async function importAll(deps: ImportDeps, pending: PendingImport, rawIds: strin
 async function importRaw(deps: ImportDeps, pending: PendingImport, rawId: string): Promise<{ reply: Reply } | { error: string }> {
   const { store, cache } = deps;
   const order = { message_id: rawId, remote_id: pending.remote_id, user_id: deps.userId };
+  const observe = deps.onImported;
+  const onImported = observe === undefined ? undefined : (message: Message) => observe(message, pending.remote_id);
   try {
     const reply =
-      pending.processor === "email" ? await importInboundEmail(store, order, { ...deps.mail, cache }) : await importInboundTwitter(store, order, { cache });
+      pending.processor === "email"
+        ? await importInboundEmail(store, order, { ...deps.mail, cache, onImported })
+        : await importInboundTwitter(store, order, { cache, onImported });
     return { reply };
   } catch (err) {
     // What memory says of this identity is not trusted for the next try.

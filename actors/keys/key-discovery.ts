@@ -24,11 +24,11 @@
 //   a smaller one than the operator's key server, which may hold keys with many signatures.
 
 import { DestinationPolicy } from "../network/destination-policy.ts";
+import { HttpFailure, httpRequest, keyServerUrl, MAX_ANSWER_BYTES } from "../network/http-request.ts";
 import { Conflict } from "../store/errors.ts";
 import { type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { lookupOpenPgpKeyRecords } from "./dns-openpgpkey.ts";
-import { HttpFailure, httpRequest, keyServerUrl, MAX_ANSWER_BYTES } from "./http-fetch.ts";
 import { KeyParseError, parsePublicKeys } from "./parse-public-key.ts";
 import { wkdAddress, wkdUrls } from "./wkd.ts";
 

@@ -23,9 +23,9 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { type PublicKey as OpenPgpKey, readKey } from "openpgp";
+import { HttpFailure, httpRequest, keyServerUrl } from "../network/http-request.ts";
 import type { PublicKey, User } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { HttpFailure, httpRequest, keyServerUrl } from "./http-fetch.ts";
 import { parsePublicKey, parsePublicKeys } from "./parse-public-key.ts";
 import { wkdAddress, wkdFiles } from "./wkd.ts";
 

@@ -30,6 +30,8 @@ export interface DraftMimeOptions {
   date?: Date;
   /** The content of a file uploaded to the draft (null: it is gone, and the send fails). */
   openAttachment?(attachment: AttachmentInfo): Promise<Readable | null>;
+  /** Force this transfer encoding on the text bodies (a signed mail must stay byte for byte the same on the way). */
+  bodyEncoding?: "quoted-printable";
 }
 
 /** Strips the angle brackets and blanks of a stored Message-ID (stored ids may carry them or not). */
@@ -102,6 +104,7 @@ export async function buildDraftMime(draft: Message, from: Identity, parent: Mes
     ...(hasHtml && { html: draft.body_html }),
     ...(attachments.length > 0 && { attachments }),
     envelope,
+    ...(options.bodyEncoding !== undefined && { encoding: options.bodyEncoding }),
     xMailer: false,
   });
   // SMTP carries CRLF lines only, and nodemailer's transport rewrites a bare LF (a body typed with "\n")

@@ -10,7 +10,16 @@ import type { AddressObject, EmailAddress, Headers } from "mailparser";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { CachedIdentity, CachedUser, InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, claimExternal, type InboundOrder, importFailure, linkContacts, loadInbound, storeClaimed } from "../messages/inbound-import.ts";
+import {
+  alreadyImported,
+  claimExternal,
+  type ImportObserver,
+  type InboundOrder,
+  importFailure,
+  linkContacts,
+  loadInbound,
+  storeClaimed,
+} from "../messages/inbound-import.ts";
 import {
   type Message,
   type MessageIdConflict,
@@ -26,6 +35,7 @@ import { mailContentHash } from "./mail-content-hash.ts";
 import { cut, fitDocument, MAX_ADDRESS_CHARS, MAX_ANCESTORS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS } from "./message-budget.ts";
 import { keepConflictingCopy } from "./message-id-conflicts.ts";
 import { type Body, type Head, MAX_BODY_BYTES, type MailParse, parseMailStream } from "./parse-mail-stream.ts";
+import { recognisePgp } from "./pgp-inbound.ts";
 
 export interface InboundEmailOptions {
   now?: () => Date;
@@ -36,6 +46,7 @@ export interface InboundEmailOptions {
   maxAddressesPerHeader?: number;
   /** What the user's inbound actor remembers between imports (see inbound-cache.ts). */
   cache?: InboundCache;
+  onImported?: ImportObserver;
 }
 
 export const DEFAULT_MAX_ADDRESSES_PER_HEADER = 100;
@@ -55,13 +66,13 @@ export async function processInboundEmail(store: Store, order: InboundOrder, opt
 export async function importInboundEmail(store: Store, order: InboundOrder, options: InboundEmailOptions = {}): Promise<Reply> {
   const now = options.now ?? (() => new Date());
   const maxAddresses = options.maxAddressesPerHeader ?? DEFAULT_MAX_ADDRESSES_PER_HEADER;
-  return importRaw(store, order, { now, maxAddresses, cache: options.cache });
+  return importRaw(store, order, { now, maxAddresses, cache: options.cache, onImported: options.onImported });
 }
 
 async function importRaw(
   store: Store,
   order: InboundOrder,
-  { now, maxAddresses, cache }: { now: () => Date; maxAddresses: number; cache: InboundCache | undefined },
+  { now, maxAddresses, cache, onImported }: Pick<Context, "now" | "maxAddresses" | "cache" | "onImported">,
 ): Promise<Reply> {
   const loaded = await loadInbound(
     store,
@@ -77,7 +88,7 @@ async function importRaw(
 
   const parse = parseMailStream(content);
   try {
-    return await importParsed(store, { user, identity, raw, now, maxAddresses, cache }, parse);
+    return await importParsed(store, { user, identity, raw, now, maxAddresses, cache, onImported }, parse);
   } finally {
     parse.stop();
   }
@@ -90,9 +101,10 @@ interface Context {
   now: () => Date;
   maxAddresses: number;
   cache: InboundCache | undefined;
+  onImported: ImportObserver | undefined;
 }
 
-async function importParsed(store: Store, { user, identity, raw, now, maxAddresses, cache }: Context, parse: MailParse): Promise<Reply> {
+async function importParsed(store: Store, { user, identity, raw, now, maxAddresses, cache, onImported }: Context, parse: MailParse): Promise<Reply> {
   const userId = user.user_id;
   const identityId = identity.identity_id;
   const rawId = raw.raw_msg_id;
@@ -130,6 +142,8 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
 
   const { participants: found, omitted } = participantsOf(head.headers, maxAddresses);
   const participants = await linkContacts(store, user, identity.identifier, found, cache);
+  // PGP/MIME: encrypted, or signed and checked against the sender's contact's keys.
+  const pgp = await recognisePgp(store, userId, { head, body, raw, participants, now: now() });
   const listId = listIdOf(head.value("list-id"));
   const inReplyTo = firstId(head.value("in-reply-to"));
   const references = allIds(head.value("references")).slice(-MAX_ANCESTORS);
@@ -171,6 +185,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
     user_identities: [identityId],
     parent_id: parentId,
     content_sha256: body.contentSha256,
+    ...pgp,
     ...(Object.keys(omitted).length > 0 && { participants_omitted: omitted }),
     ...(location !== null && { locations: [location] }),
   };
@@ -180,6 +195,7 @@ async function importParsed(store: Store, { user, identity, raw, now, maxAddress
   cache?.rememberMessage(externalId, stored.message);
   // Another import of this Message-ID stored its message first.
   if (!stored.created) return sameMailOrConflict(store, stored.message, copy, location);
+  onImported?.(stored.message);
   const truncated = bodyPlain.truncated || bodyHtml.truncated || bodyCut;
   return ok("message imported", {
     message_id: stored.message.message_id,

@@ -19,9 +19,12 @@ import { claimDraft, draftToSend, markAnswered, releaseClaim } from "../messages
 import { connectInTurn } from "../network/connect-in-turn.ts";
 import { type CheckedDestination, DestinationNotFound, type DestinationPolicy, DestinationRefused } from "../network/destination-policy.ts";
 import { formatHostPort, parseHostPort } from "../network/host-port.ts";
-import type { Identity } from "../store/model.ts";
+import type { AccessTokens } from "../oauth2/access-tokens.ts";
+import type { Identity, MessagePgp } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
-import { buildDraftMime, draftRecipients } from "./draft-mime.ts";
+import { draftRecipients } from "./draft-mime.ts";
+import { isLoginFailure, type MailLogin, MailLogins } from "./mail-login.ts";
+import { buildProtectedDraftMime } from "./protected-draft-mime.ts";
 import { DEFAULT_SMTP_TIMEOUTS, describeTarget, SmtpSendError, type SmtpTarget, type SmtpTimeouts, sendRaw } from "./smtp-transport.ts";
 
 /** `deliver` on outboundSMTP: the draft (`message_id`) of `user_id`, sent from the identity `remote_id`. */
@@ -33,6 +36,8 @@ export interface OutboundSmtpDeps {
   relay: SmtpTarget;
   /** Which servers of remote accounts may be reached, and how. */
   destinations: DestinationPolicy;
+  /** Refreshes the access tokens of OAuth 2.0 accounts (the node's); null or absent: none can send. */
+  accessTokens?: AccessTokens | null;
   /** The platform's mail host (Message-IDs, EHLO). */
   host: string;
   logger: Logger;
@@ -73,20 +78,35 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
   if (claim.outcome === "busy") return failure(`draft ${id} is already being sent (since ${claim.since}); try again later`);
   const claimed = claim.draft;
 
-  let sent: { raw: Buffer; messageId: string; inReplyTo: string; references: string[]; date: Date; rejected: { address: string; response: string }[] };
+  let sent: {
+    raw: Buffer;
+    messageId: string;
+    inReplyTo: string;
+    references: string[];
+    date: Date;
+    pgp: MessagePgp | null;
+    rejected: { address: string; response: string }[];
+  };
   try {
     const parent = claimed.parent_id ? await store.messages.get(order.user_id, claimed.parent_id) : null;
     if (claimed.parent_id && parent === null) log.warn({ parent_id: claimed.parent_id }, "the parent of the draft is gone: sent without threading headers");
-    const mime = await buildDraftMime(claimed, identity, parent, {
+    // Encrypted or signed as the draft's privacy says (a draft requiring encryption may be refused here).
+    const mime = await buildProtectedDraftMime(store, claimed, identity, parent, {
       host: deps.host,
       date: now(),
       openAttachment: (attachment) => (attachment.content_raw_id === undefined ? Promise.resolve(null) : store.raws.readable(attachment.content_raw_id)),
     });
     const server = describeTarget(route.targets[0]);
-    log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length }, "sending draft");
-    const result = await connectInTurn(route.targets, (target) =>
-      sendRaw({ ...target, name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS),
-    );
+    log.info({ via: route.via, server, recipients: mime.envelope.to.length, size: mime.raw.length, privacy: mime.privacy.mode }, "sending draft");
+    const send = (auth: MailLogin | null) =>
+      connectInTurn(route.targets, (target) =>
+        sendRaw({ ...target, ...(auth !== null && { auth }), name: deps.host }, mime.envelope, mime.raw, deps.timeouts ?? DEFAULT_SMTP_TIMEOUTS),
+      );
+    // An access token the server refuses is refreshed and the message sent once more.
+    const result =
+      route.login === null
+        ? await send(null)
+        : await route.logins.use(identity, "out", send, (err) => err instanceof SmtpSendError && err.authRefused, route.login);
     sent = { ...mime, rejected: result.rejected };
     log.info({ via: route.via, server, response: result.response, accepted: result.accepted.length, rejected: result.rejected.length }, "draft sent");
   } catch (err) {
@@ -115,6 +135,7 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
       date: sent.date.toISOString(),
       external_references: { message_id: sent.messageId, parent_id: sent.inReplyTo, ancestors_ids: sent.references },
       sending_since: null,
+      ...(sent.pgp !== null && { is_encrypted: sent.pgp.encrypted, pgp: sent.pgp }),
     }));
     if (flipped === null) log.warn("the draft was deleted while it was being sent");
   } catch (err) {
@@ -131,18 +152,25 @@ async function deliver(deps: OutboundSmtpDeps, order: DeliverOrder): Promise<Rep
   return ok(`message ${id} has been sent${refused}`, extra);
 }
 
-/** Where a draft goes: the relay, or the account's server at each of its checked addresses (tried in turn). */
-type Route = { via: "relay" | "identity"; targets: [SmtpTarget, ...SmtpTarget[]] } | { error: string };
+/** Where a draft goes: the relay, or the account's server at each of its checked addresses (tried in turn) with the account's login. */
+type Route =
+  | { via: "relay"; targets: [SmtpTarget, ...SmtpTarget[]]; login: null }
+  | { via: "identity"; targets: [SmtpTarget, ...SmtpTarget[]]; login: MailLogin; logins: MailLogins }
+  | { error: string };
 
 async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Route> {
   if (identity.protocol === "twitter") return { error: `identity ${identity.identity_id} is a twitter identity, not a mail one` };
-  if (identity.type === "local") return { via: "relay", targets: [deps.relay] };
+  if (identity.type === "local") return { via: "relay", targets: [deps.relay], login: null };
   const server = parseHostPort(identity.infos.outserver);
   if (server === null) return { error: `remote identity ${identity.identity_id} has no valid outgoing server (infos.outserver "host:port")` };
-  const credentials = await deps.store.identities.credentials(identity.user_id, identity.identity_id);
-  const user = credentials?.outusername ?? credentials?.username;
-  const pass = credentials?.outpassword ?? credentials?.password;
-  if (!user || pass === undefined) return { error: `remote identity ${identity.identity_id} has no SMTP credentials` };
+  const logins = new MailLogins(deps.store, deps.accessTokens ?? null);
+  let login: MailLogin;
+  try {
+    login = await logins.login(identity, "out");
+  } catch (err) {
+    if (isLoginFailure(err)) return { error: err.message };
+    throw err;
+  }
   let destination: CheckedDestination;
   try {
     destination = await deps.destinations.check(server.host, server.port, "SMTP server");
@@ -156,12 +184,11 @@ async function routeFor(deps: OutboundSmtpDeps, identity: Identity): Promise<Rou
     port: server.port,
     label: formatHostPort(server),
     secure,
-    auth: { user, pass },
     requireAuth: true,
-    // The password crosses the network only encrypted, unless the operator excepted this server.
+    // The password or token crosses the network only encrypted, unless the operator excepted this server.
     requireTLS: !secure && !destination.exceptions.cleartext,
     tls: { ...destination.tls, ...(destination.servername !== undefined && { servername: destination.servername }) },
   });
   const [first, ...rest] = destination.addresses;
-  return { via: "identity", targets: [target(first), ...rest.map(target)] };
+  return { via: "identity", targets: [target(first), ...rest.map(target)], login, logins };
 }

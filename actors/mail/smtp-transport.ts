@@ -4,6 +4,7 @@
 // they are never part of an error message or of anything logged here.
 import { createTransport } from "nodemailer";
 import { tlsFailure } from "../network/tls-failure.ts";
+import type { MailLogin } from "./mail-login.ts";
 
 export interface SmtpTarget {
   /** What to connect to: a host, or the checked address of a user's server (its name then in `tls.servername`). */
@@ -11,7 +12,8 @@ export interface SmtpTarget {
   port: number;
   /** Implicit TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
   secure?: boolean;
-  auth?: { user: string; pass: string };
+  /** A password (AUTH PLAIN/LOGIN) or an OAuth 2.0 access token (AUTH XOAUTH2). */
+  auth?: MailLogin;
   /** Never upgrade with STARTTLS (a plain-text relay on a trusted network). */
   ignoreTLS?: boolean;
   /** Refuse to go on without STARTTLS (e.g. before sending a password over the network). */
@@ -53,6 +55,8 @@ export class SmtpSendError extends Error {
     readonly permanent: boolean,
     /** The system call that failed, if one did: `connect` means nothing answered (another address may). */
     readonly syscall?: string,
+    /** The server refused the login (its AUTH answer). */
+    readonly authRefused = false,
   ) {
     super(message);
   }
@@ -82,7 +86,12 @@ export async function sendRaw(
     secure: target.secure ?? false,
     ignoreTLS: target.ignoreTLS ?? false,
     requireTLS: target.requireTLS ?? false,
-    ...(target.auth && { auth: { user: target.auth.user, pass: target.auth.pass } }),
+    ...(target.auth && {
+      auth:
+        "accessToken" in target.auth
+          ? { type: "OAuth2", user: target.auth.user, accessToken: target.auth.accessToken }
+          : { user: target.auth.user, pass: target.auth.pass },
+    }),
     ...(target.requireAuth === true && { forceAuth: true }),
     ...(target.tls && { tls: target.tls }),
     ...(target.name && { name: target.name }),
@@ -119,5 +128,11 @@ function toSendError(target: SmtpTarget, err: NodemailerError): SmtpSendError {
   const code = typeof err.responseCode === "number" ? err.responseCode : null;
   const tls = tlsFailure(err);
   if (tls !== null) return new SmtpSendError(`${where}: not used: ${tls}`, code, true);
-  return new SmtpSendError(`${where}: ${text}${err.command ? ` (after ${err.command})` : ""}`, code, code !== null && code >= 500, err.syscall);
+  return new SmtpSendError(
+    `${where}: ${text}${err.command ? ` (after ${err.command})` : ""}`,
+    code,
+    code !== null && code >= 500,
+    err.syscall,
+    err.code === "EAUTH",
+  );
 }

@@ -14,6 +14,9 @@ import { withLocation } from "./message-locations.ts";
 
 export const ALREADY_IMPORTED = "raw message already imported";
 
+/** Told of each message an import stored for the first time (never of one imported before): notifications. */
+export type ImportObserver = (message: Message) => void;
+
 /** `process_inbound`'s fields: the raw message (`message_id`) that the identity `remote_id` of `user_id` received. */
 export type InboundOrder = OrderFields<"inboundSMTP", "process_inbound">;
 

@@ -11,6 +11,8 @@ export interface DraftFields {
   body_html?: string;
   participants?: { type: "To" | "Cc" | "Bcc"; address: string; label?: string }[];
   parent_id?: string | null;
+  /** Refuse to send it unless it goes encrypted (actors/mail/draft-privacy.ts). */
+  require_encryption?: boolean;
 }
 
 export function draftParticipants(identity: Identity, recipients: DraftFields["participants"] = []): Participant[] {
@@ -43,5 +45,6 @@ export function newDraft(identity: Identity, fields: DraftFields, now: Date = ne
     protocol: messageProtocol(identity),
     user_identities: [identity.identity_id],
     parent_id: fields.parent_id ?? null,
+    ...(fields.require_encryption === true && { require_encryption: true }),
   };
 }

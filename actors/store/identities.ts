@@ -166,6 +166,23 @@ export class IdentityStore {
     return updated === null ? null : publicPart(updated);
   }
 
+  /**
+   * Replaces the credentials by compare-and-swap (a bridge storing a refreshed token): `swap` gets the
+   * stored ones and returns their replacement, or null to keep them (another refresh came first).
+   * Resolves to what is stored afterwards; null when the identity is gone or holds none. Never log it.
+   */
+  async swapCredentials(userId: string, identityId: string, swap: (current: Credentials) => Credentials | null): Promise<Credentials | null> {
+    const aad = credentialsAad(userId, identityId);
+    const stored = await this.docs.update(docKey(userId, identityId), (current) => {
+      if (current.status === "deleted" || current.sealed_credentials == null) return null;
+      const next = swap(JSON.parse(this.secrets().open(current.sealed_credentials, aad)) as Credentials);
+      // Sync state of the bridge's, not a change by the user: date_update stays.
+      return next === null ? null : { ...current, sealed_credentials: this.secrets().seal(JSON.stringify(next), aad) };
+    });
+    if (stored === null || stored.status === "deleted" || stored.sealed_credentials == null) return null;
+    return JSON.parse(this.secrets().open(stored.sealed_credentials, aad)) as Credentials;
+  }
+
   /** Merges into `infos` (sync state, schedule, last error) without touching the rest. */
   async updateInfos(userId: string, identityId: string, infos: Partial<IdentityInfos>): Promise<Identity | null> {
     // Sync state written by services, not a change by the user: date_update stays.

@@ -79,8 +79,27 @@ export interface Identity {
   date_update: string;
 }
 
-/** Secrets of a remote identity: `username`/`password` for mail, OAuth tokens for Twitter. */
-export type Credentials = Readonly<Record<string, string>>;
+/** Secrets of a remote identity: `username`/`password` for mail, OAuth tokens for Twitter; or an OAuth 2.0 grant for mail. */
+export type Credentials = SecretFields | OAuth2Credentials;
+
+/** Named secrets: `username`/`password` (or `inusername`, `outpassword`...) for mail, tokens for Twitter. */
+export type SecretFields = Readonly<Record<string, string>>;
+
+/** A mail account that logs in with OAuth 2.0 bearer tokens (SASL XOAUTH2); `username` defaults to the identity's address. */
+export interface OAuth2Credentials {
+  readonly username?: string;
+  readonly oauth2: OAuth2Grant;
+}
+
+/** An OAuth 2.0 grant, kept fresh by the bridges (actors/oauth2/access-tokens.ts). */
+export interface OAuth2Grant {
+  /** One of the operator's providers (CALIOPEN_OAUTH2_PROVIDERS): where the refresh token is redeemed. */
+  readonly provider: string;
+  readonly access_token: string;
+  readonly refresh_token: string;
+  /** RFC 3339; null when unknown (the token is then refreshed only when a server refuses it). */
+  readonly expires_at: string | null;
+}
 
 export interface RawMessage {
   schema: number;
@@ -200,6 +219,33 @@ export interface Message {
    * at most MAX_LOCATIONS (actors/mail/message-locations.ts). Absent on other messages.
    */
   locations?: MessageLocation[];
+  /** PGP/MIME (RFC 3156): received as multipart/encrypted, or sent encrypted. Absent on clear mail. */
+  is_encrypted?: boolean;
+  /** What OpenPGP did to the mail: how it was sent, or what was recognised when it arrived (actors/mail/pgp-inbound.ts). */
+  pgp?: MessagePgp;
+  /** For a draft: refuse to send it unless it can go encrypted (actors/mail/draft-privacy.ts). */
+  require_encryption?: boolean;
+}
+
+/** The outcome of checking a received signature against the user's contacts' keys. */
+export type SignatureCheck = "verified" | "invalid" | "unknown_key" | "not_checked";
+
+/** Message.pgp: PGP/MIME seen on a message. */
+export interface MessagePgp {
+  /** multipart/encrypted. */
+  encrypted: boolean;
+  /** multipart/signed, or signed inside the encryption (sent mail; a received encrypted mail's signature is hidden in it). */
+  signed: boolean;
+  /** Long key id (16 hex digits, upper case) of the key that made the signature; null when unknown. */
+  signer_key_id: string | null;
+  /** Fingerprint of the primary key that verified the signature (a contact's key, or the user's own). */
+  signer_fingerprint?: string;
+  /** Received signed mail: whether the signature verified against the keys of the sender's contact. */
+  signature?: SignatureCheck;
+  /** Why the signature is invalid or was not checked. */
+  signature_note?: string;
+  /** Received encrypted mail: the key ids it is encrypted to (16 hex digits, upper case). */
+  encrypted_to?: string[];
 }
 
 /** A received mail kept as a conflicting copy of a message (see Message.message_id_conflicts). */

@@ -17,6 +17,7 @@ import { Listings } from "./listings.ts";
 import { Lookups } from "./lookups.ts";
 import { MessageStore } from "./messages.ts";
 import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
+import { PrivateKeyStore } from "./private-keys.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
 import { type KeyCheckDocument, SecretKeyCheck } from "./secret-key-check.ts";
@@ -33,6 +34,8 @@ export interface Store {
   messages: MessageStore;
   contacts: ContactStore;
   keys: PublicKeyStore;
+  /** The users' own private keys, sealed (signing, and their copy of encrypted mail). */
+  privateKeys: PrivateKeyStore;
   /** The deployment's record of which secret key seals credentials. */
   keyCheck: SecretKeyCheck;
   /** Where the messages are on the users' mail servers (IMAP folders and UIDs). */
@@ -68,6 +71,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     KvDocuments.open<DiscussionSummary>(options.nc, bucket("discussions"), replicas),
   ]);
   const listings = new Listings(listingDocs);
+  const privateKeys = new PrivateKeyStore(await KvDocuments.open(options.nc, bucket("private_keys"), replicas), options.secrets);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
   let jsm: Promise<JetStreamManager> | null = null;
   const sharedJsm = () =>
@@ -97,6 +101,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     messages: new MessageStore(messages, lookups, listings, new DiscussionStore(discussionDocs, listings)),
     contacts: new ContactStore(contacts, lookups, listings),
     keys: new PublicKeyStore(keys),
+    privateKeys,
     keyCheck: new SecretKeyCheck(deployment, identityStore),
     serverCopies: new ServerCopies(copyDocs),
   };

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { failure, isReply, ok, type Reply } from "../../runtime/reply.ts";
 import { discussionId } from "../messages/discussion.ts";
 import type { InboundCache } from "../messages/inbound-cache.ts";
-import { alreadyImported, type InboundOrder, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
+import { alreadyImported, type ImportObserver, type InboundOrder, importFailure, linkContacts, loadInbound, storeOnce } from "../messages/inbound-import.ts";
 import { type Message, type Participant, SCHEMA_VERSION } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { decodeStoredDm, dmExternalKey, type StoredDm, screenNameAddress } from "./dm-raw.ts";
@@ -17,6 +17,7 @@ export interface InboundTwitterOptions {
   now?: () => Date;
   /** What the user's inbound actor remembers between imports (see inbound-cache.ts). */
   cache?: InboundCache;
+  onImported?: ImportObserver;
 }
 
 export const TWITTER_PROTOCOL = "twitter";
@@ -90,6 +91,7 @@ export async function importInboundTwitter(store: Store, order: InboundOrder, op
 
   const stored = await storeOnce(store, message, externalKey, rawId);
   if (!stored.created) return alreadyImported(store, userId, stored.message.message_id, identityId, rawId, stored.message.discussion_id);
+  options.onImported?.(stored.message);
   return ok("message imported", { message_id: stored.message.message_id, discussion_id: stored.message.discussion_id });
 }
 

@@ -31,6 +31,8 @@ import {
 import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
 import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
+import type { NotificationSink } from "../notifications/notification-publisher.ts";
+import { notifyingSend } from "../notifications/sent-notification.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Store } from "../store/store.ts";
 import { type DmDeliverResult, deliverDm } from "./dm-deliver.ts";
@@ -55,6 +57,8 @@ export interface TwitterWorkerOptions {
   maxImportAttempts: number;
   /** Waited past the rate limit's reset time before syncing again. */
   resetMarginMs: number;
+  /** Where the user is told of a DM sent (a `message_sent` notification); none when left out. */
+  notifications?: NotificationSink;
 }
 
 export const DEFAULT_TWITTER_OPTIONS: TwitterWorkerOptions = {
@@ -193,13 +197,13 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
     };
   });
 
-  const deliverOne = fromPromise<DmDeliverResult, { context: TwitterWorkerContext; message_id: string }>(async ({ input }) =>
-    deliverDm(
-      { store, x: settings.x, logger: ports.logger.child({ kind: TWITTER_KIND, key: input.context.identity_id }) },
-      { message_id: input.message_id, remote_id: input.context.identity_id, user_id: input.context.user_id },
-      input.context.account,
-    ),
-  );
+  const deliverOne = fromPromise<DmDeliverResult, { context: TwitterWorkerContext; message_id: string }>(async ({ input }) => {
+    const logger = ports.logger.child({ kind: TWITTER_KIND, key: input.context.identity_id });
+    const order = { message_id: input.message_id, remote_id: input.context.identity_id, user_id: input.context.user_id };
+    const send = () => deliverDm({ store, x: settings.x, logger }, order, input.context.account);
+    const sink = settings.notifications;
+    return sink === undefined ? send() : notifyingSend({ store, sink, logger }, order, send, (result) => result.reply);
+  });
 
   return setup({
     types: { context: {} as TwitterWorkerContext, events: {} as TwitterWorkerEvent, input: {} as ActorInput },

@@ -10,6 +10,7 @@
 // credentials), `XApiError` for the rest, with the API's own message.
 import { Agent as HttpAgent } from "node:http";
 import { ApiPartialResponseError, ApiRequestError, ApiResponseError, type ITwitterApiClientPlugin, TwitterApi } from "twitter-api-v2";
+import { secretFields } from "../oauth2/oauth2-credentials.ts";
 import type { Credentials } from "../store/model.ts";
 import { compareIds, isId, type XDmEvent, type XUser } from "./dm-raw.ts";
 
@@ -109,10 +110,11 @@ export class XClient {
       compression: false as const,
     };
     const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const accessToken = credentials?.access_token;
+    const fields = secretFields(credentials);
+    const accessToken = fields?.access_token;
     if (typeof accessToken === "string" && accessToken !== "") return new XClient(new TwitterApi(accessToken, settings), timeoutMs);
-    const token = credentials?.token;
-    const secret = credentials?.secret;
+    const token = fields?.token;
+    const secret = fields?.secret;
     if (typeof token === "string" && token !== "" && typeof secret === "string" && secret !== "") {
       if (!config.appKey || !config.appSecret) throw new XApiError("OAuth 1.0a credentials need the app's consumer key and secret, which are not configured");
       return new XClient(new TwitterApi({ appKey: config.appKey, appSecret: config.appSecret, accessToken: token, accessSecret: secret }, settings), timeoutMs);

@@ -1,8 +1,9 @@
 // Messages and drafts: list and read them, write drafts and send one (SendDraft), mark a message read or
 // flagged, tag it, delete it (a synced message's server follows, through its account's imap worker).
 import type { FastifyInstance } from "fastify";
+import { type DraftPrivacy, draftPrivacy } from "../../actors/mail/draft-privacy.ts";
 import { attachmentIds } from "../../actors/mail/mail-attachment.ts";
-import { deliverySubject } from "../../actors/messages/delivery-route.ts";
+import { deliverySubject, messageProtocol } from "../../actors/messages/delivery-route.ts";
 import { discussionId } from "../../actors/messages/discussion.ts";
 import { type DraftFields, draftParticipants, newDraft } from "../../actors/messages/new-draft.ts";
 import type { Identity, Message } from "../../actors/store/model.ts";
@@ -30,6 +31,11 @@ function withFlags(message: Message, patch: MessagePatch): Partial<Message> {
     ...((patch.tags !== undefined || patch.is_flagged !== undefined) && { tags: messageTags }),
   };
 }
+/** Only mail is encrypted: a draft sent from another identity cannot require it. */
+function requireMail(identity: Identity): void {
+  if (messageProtocol(identity) !== "email") throw badRequest("require_encryption", `only mail can be encrypted, not ${identity.protocol} messages`);
+}
+
 const listQuery = { ...pageQuery, properties: { ...pageQuery.properties, is_draft: { type: "boolean" } } } as const;
 
 /** The user's message, or 404: another user's is not found either. */
@@ -48,6 +54,12 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
     return identity;
   };
   const messageOf = (userId: string, messageId: string) => usersMessage(context, userId, messageId);
+  /** A draft read alone says what sending it will do (encrypted, signed, clear, and why). */
+  const withPrivacy = async (message: Message): Promise<Message & { privacy?: DraftPrivacy }> => {
+    if (!message.is_draft) return message;
+    const identity = await store.identities.get(message.user_id, message.user_identities[0] ?? "");
+    return { ...message, privacy: await draftPrivacy(store, message, identity) };
+  };
 
   app.get<{ Querystring: { offset: number; limit: number; is_draft?: boolean; after?: string } }>(
     "/api/v2/messages",
@@ -69,7 +81,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
   app.get<{ Params: { message_id: string } }>(
     "/api/v2/messages/:message_id",
     { schema: { operationId: "GetMessage", tags, summary: "One message or draft", params: messageParams, response: { 200: { $ref: "Message#" } } } },
-    async (request) => attachmentIds(await messageOf(userOf(request).user_id, request.params.message_id)),
+    async (request) => withPrivacy(attachmentIds(await messageOf(userOf(request).user_id, request.params.message_id))),
   );
 
   app.post<{ Body: DraftFields & { identity_id: string } }>(
@@ -90,8 +102,9 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
       if (typeof parentId === "string" && (await store.messages.get(user.user_id, parentId)) === null) {
         throw badRequest("parent_id", `no message ${parentId} to reply to`);
       }
+      if (request.body.require_encryption === true) requireMail(identity);
       const draft = await store.messages.create(newDraft(identity, request.body));
-      return reply.code(201).send(draft);
+      return reply.code(201).send(await withPrivacy(draft));
     },
   );
 
@@ -111,9 +124,15 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
       const user = userOf(request);
       const current = await messageOf(user.user_id, request.params.message_id);
       const body = request.body;
-      const draftChange = body.subject !== undefined || body.body_plain !== undefined || body.body_html !== undefined || body.participants !== undefined;
-      if (draftChange && !current.is_draft) throw new HttpError(409, "only a draft's subject, bodies and participants can be changed");
+      const draftChange =
+        body.subject !== undefined ||
+        body.body_plain !== undefined ||
+        body.body_html !== undefined ||
+        body.participants !== undefined ||
+        body.require_encryption !== undefined;
+      if (draftChange && !current.is_draft) throw new HttpError(409, "only a draft's subject, bodies, participants and require_encryption can be changed");
       const identity = draftChange ? await sendingIdentity(user.user_id, current.user_identities[0] ?? "", "identity_id") : null;
+      if (body.require_encryption === true && identity !== null) requireMail(identity);
       const updated = await store.messages.update(user.user_id, current.message_id, (message) => {
         if (draftChange && !message.is_draft) throw new HttpError(409, "the draft was sent meanwhile");
         const participants = identity === null || body.participants === undefined ? message.participants : draftParticipants(identity, body.participants);
@@ -122,6 +141,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
           ...(body.subject !== undefined && { subject: body.subject }),
           ...(body.body_plain !== undefined && { body_plain: body.body_plain }),
           ...(body.body_html !== undefined && { body_html: body.body_html }),
+          ...(body.require_encryption !== undefined && { require_encryption: body.require_encryption }),
           ...withFlags(message, body),
           ...(draftChange && { participants, discussion_id: discussionId(participants), date: new Date().toISOString() }),
         };
@@ -133,7 +153,7 @@ export function messageRoutes(app: FastifyInstance, context: ApiContext): void {
           await context.emitter.publish("IMAPfetcher", "store_flags", { remote_id: identityId, user_id: user.user_id, message_id: updated.message_id });
         }
       }
-      return updated;
+      return withPrivacy(updated);
     },
   );
 

@@ -5,6 +5,7 @@ import type { BenchSecurity } from "./bench-security.ts";
 import type { FailoverResult } from "./failover-scenario.ts";
 import type { LiveAccountsResult } from "./live-accounts-results.ts";
 import type { MachineInfo } from "./machine-info.ts";
+import type { NotifyResult } from "./notify-results.ts";
 import type { PagingResult } from "./paging-results.ts";
 import type { ActivationResult, DispatchResult, ImapResult, OrdersResult, PushResult, RequestsResult, SmtpResult } from "./results.ts";
 import type { ColdStartResult } from "./scale-results.ts";
@@ -31,6 +32,8 @@ export interface BenchRun {
   imap: Outcome<ImapResult> | null;
   smtp: Outcome<SmtpResult> | null;
   push: Outcome<PushResult> | null;
+  /** Section 10, null when it did not run. */
+  notify: Outcome<NotifyResult> | null;
   tls: SecuredOutcome[];
   /** Section 9: each of its scenarios, null when it did not run. */
   scale: { coldStart: Outcome<ColdStartResult> | null; paging: Outcome<PagingResult> | null; live: Outcome<LiveAccountsResult> | null };

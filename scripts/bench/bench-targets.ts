@@ -14,6 +14,8 @@ export const TARGETS = {
   importHeapMiB: 0,
   /** What the node still holds once the import is over (settled by full GCs) over the idle node's: what growing with the mailbox would show. */
   importGrowthMiB: 16,
+  /** The aim: a mail arriving by SMTP reaches the user's open notification stream within this long. */
+  notifyMs: 1_000,
 };
 
 /**

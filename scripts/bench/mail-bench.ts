@@ -32,6 +32,8 @@ export const MAIL_HOST = "platform.test";
 
 export interface MailNode {
   node: RunningNode;
+  /** The HTTP API's URL, when the node runs it. */
+  apiUrl: string | null;
   /** The inbound SMTP server's port, when the node runs one. */
   smtpPort: number | null;
   /** The scenario's own store, on a connection of its own (same buckets, same secret key). */
@@ -46,6 +48,8 @@ export interface MailNode {
 
 export interface MailNodeOptions {
   smtp: boolean;
+  /** Run the HTTP API (on a free loopback port). */
+  api?: boolean;
   push: boolean;
   /** The bench's own servers (`host:port`) the node may reach, in clear like the baselines (CALIOPEN_ALLOWED_DESTINATIONS). */
   admit?: string[];
@@ -60,7 +64,7 @@ export interface MailNodeOptions {
 function mailNodeEnv(options: MailNodeOptions, secretKey: string): NodeJS.ProcessEnv {
   return {
     CALIOPEN_SECRET_KEY: secretKey,
-    CALIOPEN_HTTP: "off",
+    CALIOPEN_HTTP: options.api === true ? "127.0.0.1:0" : "off",
     CALIOPEN_SMTP: options.smtp ? "127.0.0.1:0" : "off",
     CALIOPEN_MAIL_HOST: MAIL_HOST,
     CALIOPEN_SMTP_RELAY: "127.0.0.1:1",
@@ -104,6 +108,7 @@ export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOpt
   const secretKey = options.secretKey ?? newSecretKey();
   const config = caliopenConfigFromEnv(mailNodeEnv(options, secretKey), dataDir, tally.logger);
   let smtpPort: number | null = null;
+  let apiUrl: string | null = null;
   const nodeConfig: NodeConfig = {
     ...nodeConfigFromEnv({}),
     nats: endpoint,
@@ -112,7 +117,11 @@ export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOpt
     ...(options.failureDetectionMs !== undefined && { failureDetectionMs: options.failureDetectionMs }),
     shutdownGraceMs: 5_000,
   };
-  const node = await startNode(nodeConfig, caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port) }), tally.logger);
+  const node = await startNode(
+    nodeConfig,
+    caliopenServices(config, { onSmtpStarted: (port) => (smtpPort = port), onApiStarted: (url) => (apiUrl = url) }),
+    tally.logger,
+  );
   const view = await openMailStore(endpoint, secretKey);
   let stopped: Promise<void> | null = null;
   const stop = () =>
@@ -125,6 +134,7 @@ export async function startMailNode(endpoint: NatsEndpoint, options: MailNodeOpt
   const unregister = registerCleanup(stop);
   return {
     node,
+    apiUrl,
     smtpPort,
     store: view.store,
     nc: view.nc,

@@ -3,6 +3,7 @@
 import type { BenchRun } from "./bench-run.ts";
 import { mark, type Verdict } from "./report-format.ts";
 import { imapSection, pushSection, smtpSection } from "./report-mail.ts";
+import { notifySection } from "./report-notify.ts";
 import { activationSection, failoverSection, ordersSection, requestsSection } from "./report-runtime.ts";
 import { scaleSection } from "./report-scale.ts";
 import { tlsSection } from "./report-tls.ts";
@@ -13,7 +14,7 @@ export type { BenchRun, Outcome, SecuredOutcome } from "./bench-run.ts";
 export { IMPORT_HEAP_BOUND, TARGETS } from "./bench-targets.ts";
 
 /** The scenario groups the report is made of, in the order they appear; BENCH_ONLY names them. */
-export const PART_NAMES = ["orders", "requests", "activation", "failover", "imap", "smtp", "push", "tls", "scale"] as const;
+export const PART_NAMES = ["orders", "requests", "activation", "failover", "imap", "smtp", "push", "tls", "scale", "notify"] as const;
 export type PartName = (typeof PART_NAMES)[number];
 
 /**
@@ -43,6 +44,7 @@ export function renderParts(run: BenchRun, ran: ReadonlySet<PartName>, readings:
     push: () => pushSection(run),
     tls: () => tlsSection(run),
     scale: (verdicts) => scaleSection(run, verdicts),
+    notify: (verdicts) => notifySection(run, verdicts),
   };
   return PART_NAMES.filter((name) => ran.has(name)).map((name) => {
     const verdicts: Verdict[] = [];

@@ -1,6 +1,6 @@
 // `npm run bench`: runs every scenario in its own process against its own fresh nats-server, then
 // writes BENCHMARKS.md and prints the same report. BENCH_QUICK=1 for a small smoke run;
-// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls,scale to run a subset while working on one of
+// BENCH_ONLY=orders,requests,activation,failover,imap,smtp,push,tls,scale,notify to run a subset while working on one of
 // them: the report keeps the other groups' parts from BENCHMARKS.json, where every run saves its parts.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import type { FailoverResult, FailoverTask } from "./failover-scenario.ts";
 import { interpretParts, interpretRun } from "./interpretation.ts";
 import { type LiveAccountsResult, type LiveAccountsTask, liveAccountsConfig } from "./live-accounts-results.ts";
 import { machineInfo } from "./machine-info.ts";
+import type { NotifyResult, NotifyTask } from "./notify-results.ts";
 import type { PagingResult, PagingTask } from "./paging-results.ts";
 import { type BenchRun, composeReport, type Outcome, PART_NAMES, type PartName, type ReportPart, renderParts, type SecuredOutcome } from "./report.ts";
 import type {
@@ -270,6 +271,16 @@ async function main(): Promise<number> {
     }
   }
 
+  let notify: Outcome<NotifyResult> | null = null;
+  if (only.has("notify")) {
+    const task = (server: BenchServer | null): NotifyTask => ({
+      endpoint: needServer(server).endpoint,
+      mails: mail.pushAppends,
+      spacingMs: mail.pushSpacingMs,
+    });
+    notify = await scenario<NotifyResult>(`notification latency, ${mail.pushAppends} mails over SMTP`, "notify-scenario.ts", task, { nats: true });
+  }
+
   let coldStart: Outcome<ColdStartResult> | null = null;
   let paging: Outcome<PagingResult> | null = null;
   let live: Outcome<LiveAccountsResult> | null = null;
@@ -319,6 +330,7 @@ async function main(): Promise<number> {
     push,
     tls,
     scale: { coldStart, paging, live },
+    notify,
   };
   const fresh = renderParts(run, only as Set<PartName>, interpretParts);
   const parts = [...(await previousParts()).filter((part) => !only.has(part.name)), ...fresh];

@@ -43,8 +43,9 @@ async function status(session: Session, keys: SecretBox | null): Promise<number>
   const recorded = await store.keyCheck.recordedKid();
   const opens = keys === null ? null : await store.keyCheck.opensWith(keys);
   const counts = await store.identities.sealedCounts();
+  const privateKeys = await store.privateKeys.sealedCounts();
   if (session.json) {
-    printJson(session, { key_check: recorded, keys: keys?.kids ?? [], opens_key_check: opens, credentials: counts });
+    printJson(session, { key_check: recorded, keys: keys?.kids ?? [], opens_key_check: opens, credentials: counts, private_keys: privateKeys });
   } else {
     session.io.out(recorded === null ? "key check: none recorded yet (the first node to start records its key)" : `key check: recorded with key ${recorded}`);
     if (keys === null) session.io.out("keys here: none (no CALIOPEN_SECRET_KEY, CALIOPEN_SECRET_KEY_FILE or key file in the data dir)");
@@ -63,6 +64,7 @@ async function status(session: Session, keys: SecretBox | null): Promise<number>
       ]);
       session.io.out(formatTable(columns, rows));
     }
+    for (const count of privateKeys) session.io.out(`private keys: ${count.count} sealed with key ${count.kid}`);
   }
   return opens === false ? EXIT_FAILURE : EXIT_OK;
 }
@@ -77,20 +79,34 @@ async function rotate(session: Session, keys: SecretBox): Promise<number> {
     throw err;
   }
   const report = await store.identities.resealCredentials();
+  const keysReport = await store.privateKeys.reseal();
   // Last, so that a node given only the new key starts once everything opens with it.
   await store.keyCheck.rerecord(keys);
   const unopenable = Object.entries(report.unopenable);
   if (session.json) {
-    printJson(session, { key_check: { before, after: keys.kid }, resealed: report.resealed, current: report.current, unopenable: report.unopenable });
+    printJson(session, {
+      key_check: { before, after: keys.kid },
+      resealed: report.resealed,
+      current: report.current,
+      unopenable: report.unopenable,
+      private_keys: keysReport,
+    });
   } else {
     session.io.out(before === keys.kid ? `key check: recorded with key ${keys.kid}` : `key check: was recorded with key ${before}, now with key ${keys.kid}`);
     const failed = unopenable.reduce((sum, [, count]) => sum + count, 0);
     session.io.out(`credentials: ${report.resealed} re-sealed under key ${keys.kid}, ${report.current} already current, ${failed} could not be opened`);
+    const keysFailed = Object.values(keysReport.unopenable).reduce((sum, count) => sum + count, 0);
+    session.io.out(`private keys: ${keysReport.resealed} re-sealed, ${keysReport.current} already current, ${keysFailed} could not be opened`);
   }
   for (const [kid, count] of unopenable) {
     session.io.err(
       `caliopen: ${count} credential${count === 1 ? "" : "s"} sealed with key ${kid} could not be opened with the keys here: add that key and run again, or have their users enter them again`,
     );
   }
-  return unopenable.length > 0 ? EXIT_FAILURE : EXIT_OK;
+  for (const [kid, count] of Object.entries(keysReport.unopenable)) {
+    session.io.err(
+      `caliopen: ${count} private key${count === 1 ? "" : "s"} sealed with key ${kid} could not be opened with the keys here: add that key and run again`,
+    );
+  }
+  return unopenable.length > 0 || Object.keys(keysReport.unopenable).length > 0 ? EXIT_FAILURE : EXIT_OK;
 }

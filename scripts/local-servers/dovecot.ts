@@ -36,6 +36,17 @@ export interface DovecotOptions {
    * which connections IDLE. The tests' defaults stay unchanged.
    */
   manyConnections?: boolean;
+  /**
+   * Also log users in with OAuth 2.0 bearer tokens (SASL XOAUTH2 and OAUTHBEARER), checked by an `oauth2`
+   * passdb that asks this RFC 7662 introspection endpoint about each token (`username` must be the
+   * login's user). Passwords keep working for PLAIN and LOGIN.
+   */
+  oauth2?: { introspectionUrl: string };
+  /**
+   * Also run Dovecot's SMTP submission server (on `submissionServer`): it logs users in as IMAP does
+   * (password or OAuth 2.0) and relays what they send to `relay` (`host:port`, e.g. an smtp-sink).
+   */
+  submission?: { relay: string };
 }
 
 /** Processes and clients any one Dovecot service takes with `manyConnections`. */
@@ -58,6 +69,8 @@ export interface TestDovecot {
   server: string;
   /** `host:port` of each extra port. */
   extraServers: string[];
+  /** `host:port` of the submission server, with `submission` (else null). */
+  submissionServer: string | null;
   addUser(name: string, password: string): Promise<void>;
   /** An IMAP client logged in as `user` (closed by stop()). */
   client(user: string, password: string): Promise<ImapFlow>;
@@ -80,6 +93,9 @@ export async function startTestDovecot(options: DovecotOptions = {}): Promise<Te
   for (let n = 0; n < (options.extraPorts ?? 0); n++) extraPorts.push(await freePort());
   const extraListeners = extraPorts.map((extra, n) => `  inet_listener imap${n + 2} {\n    address = 127.0.0.1\n    port = ${extra}\n  }\n`).join("");
   const many = options.manyConnections === true ? manyConnectionSettings() : { global: "", login: "", services: "" };
+  const submissionPort = options.submission === undefined ? null : await freePort();
+  const oauth2 = options.oauth2 === undefined ? null : await oauth2Settings(dir, options.oauth2.introspectionUrl);
+  const submission = options.submission === undefined || submissionPort === null ? null : submissionSettings(options.submission.relay, submissionPort);
   const mail = join(dir, "mail");
   await mkdir(mail, { mode: 0o755 });
   await chown(mail, MAIL_UID, MAIL_GID);
@@ -90,11 +106,11 @@ export async function startTestDovecot(options: DovecotOptions = {}): Promise<Te
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
 info_log_path = ${dir}/dovecot.log
-protocols = imap
+protocols = imap${submission === null ? "" : " submission"}
 listen = 127.0.0.1
 ${options.tls ? `ssl = yes\nssl_cert = <${options.tls.cert}\nssl_key = <${options.tls.key}` : "ssl = no"}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${oauth2 === null ? "" : " xoauth2 oauthbearer"}
 # Refused logins answer at once (Dovecot waits 2 s, and more for repeated failures from one address,
 # which loopback as a trusted network is spared): the tests of failing logins stay short.
 auth_failure_delay = 0
@@ -105,11 +121,11 @@ mail_uid = ${MAIL_UID}
 mail_gid = ${MAIL_GID}
 ${many.global}default_login_user = dovenull
 default_internal_user = dovecot
-passdb {
+${oauth2?.passdb ?? ""}passdb {
   driver = static
   args = password=${PASSWORD}
-}
-userdb {
+${oauth2 === null ? "" : "  mechanisms = plain login\n"}}
+${submission ?? ""}userdb {
   driver = static
   args = uid=${MAIL_UID} gid=${MAIL_GID} home=${mail}/%u
 }
@@ -180,6 +196,7 @@ namespace inbox {
     dir,
     server: `127.0.0.1:${port}`,
     extraServers: extraPorts.map((extra) => `127.0.0.1:${extra}`),
+    submissionServer: submissionPort === null ? null : `127.0.0.1:${submissionPort}`,
     async addUser(name, password) {
       // Every user logs in with the one password of a static passdb (a passwd-file is re-read only when
       // its mtime changes, in whole seconds, which lost users added within the same second).
@@ -221,6 +238,36 @@ namespace inbox {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The oauth2 passdb (only for the token mechanisms) and its settings file. */
+async function oauth2Settings(dir: string, introspectionUrl: string): Promise<{ passdb: string }> {
+  const file = join(dir, "dovecot-oauth2.conf.ext");
+  await writeFile(
+    file,
+    `introspection_mode = post
+introspection_url = ${introspectionUrl}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+`,
+  );
+  return { passdb: `passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = ${file}\n}\n` };
+}
+
+function submissionSettings(relay: string, port: number): string {
+  const [host, relayPort] = relay.split(":");
+  return `submission_relay_host = ${host}
+submission_relay_port = ${relayPort}
+submission_relay_trusted = yes
+service submission-login {
+  inet_listener submission {
+    address = 127.0.0.1
+    port = ${port}
+  }
+}
+`;
 }
 
 async function canConnect(port: number): Promise<boolean> {

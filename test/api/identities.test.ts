@@ -4,13 +4,18 @@
 // such bad input, and so is a new server without the credentials (the stored password stays where it was).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { parseOAuth2Providers } from "../../actors/oauth2/oauth2-providers.ts";
 import { KvDocuments } from "../../runtime/kv-documents.ts";
 import { type ApiFixture, startApiFixture } from "../helpers/api-fixture.ts";
 
 const test = suite<{ fx: ApiFixture; alice: { user_id: string; token: string }; bob: { user_id: string; token: string } }>("API: remote identities");
 
 test.before(async (ctx) => {
-  ctx.fx = await startApiFixture();
+  ctx.fx = await startApiFixture({
+    oauth2Providers: parseOAuth2Providers(
+      JSON.stringify({ google: { token_url: "https://oauth2.googleapis.com/token", client_id: "id", client_secret: "s" } }),
+    ),
+  });
   ctx.alice = await ctx.fx.user("alice");
   ctx.bob = await ctx.fx.user("bob");
 });
@@ -264,6 +269,58 @@ test("a new inserver or outserver needs the credentials in the same PATCH (400 n
   assert.is(moved.body.infos.inserver, "imap.elsewhere.example:993");
   assert.equal(await fx.store.identities.credentials(alice.user_id, created.identity_id), { username: "alice", password: "new-pass" });
   await fx.expectWire(2);
+});
+
+test("an OAuth2 mail account: the grant is stored sealed (expiry in one form), never returned; a provider not configured, a grant beside a password, a malformed one are 400s", async ({
+  fx,
+  alice,
+}) => {
+  const grant = {
+    provider: "google",
+    access_token: "ya29.access-NEVER-SHOWN",
+    refresh_token: "1//refresh-NEVER-SHOWN",
+    expires_at: "2026-12-01T10:00:00+01:00",
+  };
+  const account = { ...imapAccount, identifier: "oauth@gmail.example", credentials: { oauth2: grant } };
+  const created = await fx.call("POST", "/api/v2/identities/remotes", alice.token, account);
+  assert.is(created.status, 201, JSON.stringify(created.body));
+  assert.is(created.body.has_credentials, true);
+  assert.not.ok(JSON.stringify(created.body).includes("NEVER-SHOWN"), "no token in the answer");
+  assert.equal(await fx.store.identities.credentials(alice.user_id, created.body.identity_id), {
+    oauth2: { ...grant, expires_at: "2026-12-01T09:00:00.000Z" },
+  });
+  const raw = await (await KvDocuments.open<unknown>(fx.nc, "caliopen_identities")).get(`${alice.user_id}.${created.body.identity_id}`);
+  assert.not.ok(JSON.stringify(raw?.value).includes("NEVER-SHOWN"), "sealed at rest");
+  const listed = await fx.call("GET", "/api/v2/identities/remotes", alice.token);
+  assert.not.ok(JSON.stringify(listed.body).includes("NEVER-SHOWN"));
+  await fx.expectWire(1);
+
+  const refused: [unknown, RegExp][] = [
+    [{ oauth2: { ...grant, provider: "microsoft" } }, /no OAuth2 provider \\"microsoft\\" is configured here \(known: google\)/],
+    [{ oauth2: grant, password: "pw" }, /goes with username alone, not password/],
+    [{ oauth2: { ...grant, refresh_token: undefined } }, /refresh_token/],
+    [{ oauth2: { ...grant, expires_at: "tomorrow" } }, /expires_at/],
+    [{ oauth2: { ...grant, access_token: "has space" } }, /access_token/],
+    [{ oauth2: { ...grant, provider: "../etc" } }, /provider/],
+    [{ oauth2: { ...grant, scope: "mail" } }, /credentials.oauth2.scope.{1,2} is not a known field/],
+  ];
+  for (const [credentials, expect] of refused) {
+    const answer = await fx.call("POST", "/api/v2/identities/remotes", alice.token, {
+      ...account,
+      identifier: `other-${Math.random()}@gmail.example`,
+      credentials,
+    });
+    assert.is(answer.status, 400, JSON.stringify(credentials));
+    assert.match(JSON.stringify(answer.body), expect, JSON.stringify(answer.body));
+    assert.not.ok(JSON.stringify(answer.body).includes("NEVER-SHOWN"), "the error does not echo a token");
+  }
+  const twitter = await fx.call("POST", "/api/v2/identities/remotes", alice.token, {
+    protocol: "twitter",
+    identifier: "oauthbird",
+    credentials: { oauth2: grant },
+  });
+  assert.is(twitter.status, 400);
+  assert.is((await fx.takeWire()).length, 0, "nothing emitted for refused requests");
 });
 
 test("without a valid bearer token every route is a 401", async ({ fx }) => {

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createUser } from "../../actors/accounts/create-user.ts";
+import type { OAuth2Providers } from "../../actors/oauth2/oauth2-providers.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { DEFAULT_HTTP_SETTINGS, type HttpSettings } from "../../api/http-settings.ts";
 import { OrderEmitter } from "../../api/order-emitter.ts";
@@ -49,7 +50,7 @@ export interface ApiFixture {
 }
 
 export async function startApiFixture(
-  options: { deliverTimeoutMs?: number; intakeStream?: boolean; http?: Partial<HttpSettings>; maxMailBytes?: number } = {},
+  options: { deliverTimeoutMs?: number; intakeStream?: boolean; http?: Partial<HttpSettings>; maxMailBytes?: number; oauth2Providers?: OAuth2Providers } = {},
 ): Promise<ApiFixture> {
   const nats = await startTestNats();
   const apiNc = await nats.connect();
@@ -71,6 +72,7 @@ export async function startApiFixture(
     logger: silentLogger(),
     deliverTimeoutMs: options.deliverTimeoutMs ?? 1_000,
     ...(options.maxMailBytes !== undefined && { maxMailBytes: options.maxMailBytes }),
+    ...(options.oauth2Providers !== undefined && { oauth2Providers: options.oauth2Providers }),
   };
   const loopback = { host: "127.0.0.1", port: 0 };
   const api = await startApi(context, loopback, { ...DEFAULT_HTTP_SETTINGS, ...options.http });

@@ -5,6 +5,8 @@ import { type IncomingHttpHeaders, request } from "node:http";
 export interface StreamEvent {
   event: string;
   data: Record<string, unknown>;
+  /** The event's `id:` line, when it has one. */
+  id?: string;
 }
 
 export interface EventStreamClient {
@@ -19,11 +21,15 @@ export interface EventStreamClient {
   close(): void;
 }
 
-export function openEventStream(url: string, token: string | null, localAddress?: string): Promise<EventStreamClient> {
+export function openEventStream(url: string, token: string | null, localAddress?: string, headers: Record<string, string> = {}): Promise<EventStreamClient> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { headers: token === null ? {} : { authorization: `Bearer ${token}` }, agent: false, ...(localAddress !== undefined && { localAddress }) },
+      {
+        headers: { ...headers, ...(token !== null && { authorization: `Bearer ${token}` }) },
+        agent: false,
+        ...(localAddress !== undefined && { localAddress }),
+      },
       (res) => {
         const events: StreamEvent[] = [];
         let buffer = "";
@@ -47,7 +53,9 @@ export function openEventStream(url: string, token: string | null, localAddress?
             buffer = buffer.slice(end + 2);
             const event = /^event: (.*)$/m.exec(frame)?.[1];
             const data = /^data: (.*)$/m.exec(frame)?.[1];
-            if (event !== undefined && data !== undefined) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
+            const id = /^id: (.*)$/m.exec(frame)?.[1];
+            if (event !== undefined && data !== undefined)
+              events.push({ event, data: JSON.parse(data) as Record<string, unknown>, ...(id !== undefined && { id }) });
           }
         });
         resolve({

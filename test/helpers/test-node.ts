@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllowedDestinations } from "../../actors/network/allowed-destinations.ts";
 import type { DestinationSettings, Resolver } from "../../actors/network/destination-policy.ts";
+import { NO_OAUTH2_PROVIDERS } from "../../actors/oauth2/oauth2-providers.ts";
 import { createLogger, type Logger, silentLogger } from "../../runtime/logger.ts";
 import type { NatsEndpoint } from "../../runtime/nats-endpoint.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
@@ -61,6 +62,7 @@ export function testCaliopenConfig(overrides: Partial<CaliopenConfig> = {}): Cal
     twitter: {},
     keys: { discovery: { hkp: null, wkd: false, dns: null, timeoutMs: 2_000 }, publishing: { hkp: null, wkd: null } },
     destinations: { allow: [], ca: [] },
+    oauth2Providers: NO_OAUTH2_PROVIDERS,
     pollerCheckEveryMs: DEFAULT_POLLER_CHECK_EVERY_MS,
     ...overrides,
   };

@@ -7,10 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { generateKey } from "openpgp";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { parsePrivateKey } from "../../actors/keys/parse-private-key.ts";
 import type { StoredIdentity } from "../../actors/store/identities.ts";
 import type { Identity } from "../../actors/store/model.ts";
+import type { PrivateKeyInfo } from "../../actors/store/private-keys.ts";
 import { openStore, type Store } from "../../actors/store/store.ts";
 import { SecretBox } from "../../runtime/secret-box.ts";
 import { StartupError } from "../../runtime/startup-error.ts";
@@ -29,6 +32,7 @@ interface Context {
   userId: string;
   /** The identities with credentials, all sealed under the old key (one in the format before binding). */
   sealed: Identity[];
+  privateKey: PrivateKeyInfo;
 }
 
 const test = suite<Context>("caliopen secrets");
@@ -50,6 +54,9 @@ test.before(async (ctx) => {
     before.identities.create({ user_id: ctx.userId, type: "remote", protocol: "imap", identifier, credentials: { username: identifier, password: PASSWORD } });
   ctx.sealed = [await remote("a@example.com"), await remote("b@example.com"), await remote("legacy@example.com")];
   await before.identities.create({ user_id: ctx.userId, type: "local", protocol: "email", identifier: "no-credentials@example.com" });
+  // A private key, sealed like credentials: rotated with them.
+  const { privateKey } = await generateKey({ userIDs: [{ email: "a@example.com" }], format: "armored" });
+  ctx.privateKey = await before.privateKeys.add(ctx.userId, await parsePrivateKey(privateKey, undefined));
   ctx.kv = await new Kvm(ctx.nc).open("caliopen_identities");
   const legacy = ctx.sealed[2] as Identity;
   const document = (await ctx.kv.get(`${ctx.userId}.${legacy.identity_id}`))?.json<StoredIdentity>();
@@ -86,6 +93,7 @@ test("secrets status shows the recorded key id and the credentials per key id an
   assert.match(shown.stdout, `keys here: ${kid(oldKey)} (seals); they open the key check`);
   assert.match(shown.stdout, new RegExp(`^${kid(oldKey)}\\s+2\\s+2\\s+yes$`, "m"));
   assert.match(shown.stdout, new RegExp(`^${kid(oldKey)}\\s+1 \\(not bound to its identity\\)\\s+1\\s+yes$`, "m"));
+  assert.match(shown.stdout, `private keys: 1 sealed with key ${kid(oldKey)}`);
 
   const keyless = await secrets(ctx, {}, "--json", "status");
   assert.is(keyless.code, 0, keyless.stderr);
@@ -131,6 +139,7 @@ test("secrets rotate re-seals every credential under the new first key (legacy o
   assert.is(rotated.code, 0, rotated.stderr);
   assert.match(rotated.stdout, `key check: was recorded with key ${kid(oldKey)}, now with key ${kid(newKey)}`);
   assert.match(rotated.stdout, `credentials: 3 re-sealed under key ${kid(newKey)}, 0 already current, 0 could not be opened`);
+  assert.match(rotated.stdout, "private keys: 1 re-sealed, 0 already current, 0 could not be opened");
   assert.equal(await sealedKids(ctx), [
     { kid: kid(newKey), v: 2 },
     { kid: kid(newKey), v: 2 },
@@ -140,6 +149,11 @@ test("secrets rotate re-seals every credential under the new first key (legacy o
   for (const identity of ctx.sealed)
     assert.equal(await after.identities.credentials(ctx.userId, identity.identity_id), { username: identity.identifier, password: PASSWORD });
   assert.is(await after.keyCheck.recordedKid(), kid(newKey));
+  assert.match(
+    (await after.privateKeys.unlockedKey(ctx.userId, ctx.privateKey.fingerprint)) ?? "",
+    /PRIVATE KEY BLOCK/,
+    "the private key opens with the new key alone",
+  );
 });
 
 test("secrets rotate again is a no-op (keys from a key file, one per line)", async (ctx) => {
@@ -147,7 +161,13 @@ test("secrets rotate again is a no-op (keys from a key file, one per line)", asy
   await writeFile(file, `${text(newKey)}\n${oldKey.toString("hex")}\n`, { mode: 0o600 });
   const again = await secrets(ctx, { CALIOPEN_SECRET_KEY_FILE: file }, "--json", "rotate");
   assert.is(again.code, 0, again.stderr);
-  assert.equal(JSON.parse(again.stdout), { key_check: { before: kid(newKey), after: kid(newKey) }, resealed: 0, current: 3, unopenable: {} });
+  assert.equal(JSON.parse(again.stdout), {
+    key_check: { before: kid(newKey), after: kid(newKey) },
+    resealed: 0,
+    current: 3,
+    unopenable: {},
+    private_keys: { resealed: 0, current: 1, unopenable: {} },
+  });
 });
 
 test("after the rotation a node with only the new key starts, and one with only the old key refuses", async (ctx) => {

@@ -120,6 +120,12 @@ test("node role: a node runs on it, and the CLI with the node's key adds a user 
   ctx.identityId = created.body.identity_id as string;
   await waitFor("the account's poller runs", () => ctx.node.host.get("poller", ctx.identityId) !== undefined, 10_000);
   await waitFor("its imap worker runs", () => ctx.node.host.get("imap", ctx.identityId) !== undefined, 10_000);
+  const node = await connectAs(ctx, "node");
+  try {
+    assert.equal(await violationsOf(node, () => node.nc.publish("notifications.u", encodeJson({}))), [], "a node publishes notifications");
+  } finally {
+    await node.nc.close();
+  }
   assert.equal(ctx.nodeViolations, [], "the node role allows everything a node does");
 });
 
@@ -142,6 +148,8 @@ test("peer role: the contract's subjects, in their queue groups; no debug, no st
       /Publish to "caliopen\.actor\.poller/,
     );
     assert.match((await violationsOf(peer, () => peer.nc.publish("$KV.caliopen_users.x", encodeJson({})))).join(), /Publish to "\$KV\.caliopen_users\.x"/);
+    // Notifications are the nodes' word to users: a peer cannot forge one.
+    assert.match((await violationsOf(peer, () => peer.nc.publish("notifications.u", encodeJson({})))).join(), /Publish to "notifications\.u"/);
     await peer.nc.request("caliopen.debug.nodes", new Uint8Array(), { timeout: 2_000 }).then(
       () => assert.unreachable("a peer read the debug subjects"),
       (err: Error) => assert.match(err.message, /Permissions Violation for Publish to "caliopen\.debug\.nodes"/),

@@ -1,6 +1,7 @@
 // The destination settings as a node reads them from its environment: CALIOPEN_ALLOWED_DESTINATIONS
 // (none by default: public addresses only), CALIOPEN_DESTINATION_CA (with NODE_EXTRA_CA_CERTS kept), and
-// a malformed value refused at start, naming the setting and the entry.
+// a malformed value refused at start, naming the setting and the entry; CALIOPEN_OAUTH2_PROVIDERS (a JSON
+// file of OAuth 2.0 providers; none by default), a bad file refused at start without its secrets.
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -61,6 +62,31 @@ test("CALIOPEN_DESTINATION_CA adds a PEM file of CAs, with NODE_EXTRA_CA_CERTS k
     assert.match(startupError({ CALIOPEN_DESTINATION_CA: join(dir, "not.pem") }), /^CALIOPEN_DESTINATION_CA: \S+not\.pem holds no PEM certificate$/);
   } finally {
     await certs.remove();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("CALIOPEN_OAUTH2_PROVIDERS: none by default; a JSON file of providers; a missing, oversized or malformed file stops the node, never quoting a secret", async () => {
+  assert.is(config({}).oauth2Providers.size, 0);
+  const dir = await mkdtemp(join(tmpdir(), "caliopen-oauth2-config-"));
+  try {
+    const file = join(dir, "providers.json");
+    const secret = "client-secret-NEVER-QUOTED";
+    await writeFile(file, JSON.stringify({ google: { token_url: "https://oauth2.googleapis.com/token", client_id: "id", client_secret: secret } }));
+    const google = config({ CALIOPEN_OAUTH2_PROVIDERS: file }).oauth2Providers.get("google");
+    assert.is(google?.tokenUrl.href, "https://oauth2.googleapis.com/token");
+    assert.is(google?.clientSecret, secret);
+
+    await writeFile(file, JSON.stringify({ google: { token_url: "http://oauth2.example.com/token", client_id: "id", client_secret: secret } }));
+    const insecure = startupError({ CALIOPEN_OAUTH2_PROVIDERS: file });
+    assert.match(insecure, /^CALIOPEN_OAUTH2_PROVIDERS: .*providers\.json: google\.token_url: must be https/);
+    assert.not.ok(insecure.includes(secret));
+    await writeFile(file, "{ not json");
+    assert.match(startupError({ CALIOPEN_OAUTH2_PROVIDERS: file }), /not JSON/);
+    await writeFile(file, " ".repeat(300 * 1024));
+    assert.match(startupError({ CALIOPEN_OAUTH2_PROVIDERS: file }), /larger than 262144 bytes/);
+    assert.match(startupError({ CALIOPEN_OAUTH2_PROVIDERS: join(dir, "missing.json") }), /cannot read .*missing\.json: ENOENT/);
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });

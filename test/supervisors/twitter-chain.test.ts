@@ -87,4 +87,22 @@ test("a Twitter account added through the API: its DMs are stored, and a reply d
   assert.ok(ctx.node.host.get("twitter", identityId), "the account has its worker");
 });
 
+test("the DM received and the reply sent are the user's notifications (new_message, message_sent)", async (ctx) => {
+  const history = await waitFor(
+    "both notifications",
+    async () => {
+      const items = (await call(ctx, "GET", "/api/v2/notifications")).body.items as { type: string; elements: Record<string, unknown>[] }[];
+      return items.some((item) => item.type === "message_sent") && items.some((item) => item.type === "new_message") ? items : null;
+    },
+    10_000,
+  );
+  const received = history.find((item) => item.type === "new_message")?.elements[0];
+  assert.is(received?.protocol, "twitter");
+  assert.is(received?.from, "Bob <bob_tw>");
+  assert.is(received?.excerpt, "hi Alice, coffee?");
+  const sent = history.find((item) => item.type === "message_sent")?.elements[0];
+  assert.is(sent?.excerpt, "sure, at 3");
+  assert.is(sent?.is_received, false);
+});
+
 test.run();

@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { generateKey } from "openpgp";
 import { SMTPServer } from "smtp-server";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -29,6 +30,7 @@ import type { RunningNode } from "../../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type StarttlsStripper, startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
+import { newContact, newPublicKey } from "../store/fixture.ts";
 
 interface Context {
   nats: TestNats;
@@ -378,6 +380,52 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server (over 
     const sent = await ctx.store.messages.get(ctx.userId, draft.message_id);
     assert.is(sent?.is_draft, false);
   }
+});
+
+test("deliver on outboundIMAP to a recipient whose key is known: sent encrypted, and the Sent folder's copy is that encrypted mail byte for byte", async (ctx) => {
+  const { login, identity } = await account(ctx, { outserver: ctx.smtpServer });
+  publish(ctx, "imap_worker", "add_worker", identity);
+  await waitFor("worker up", () => worker(ctx, identity) !== undefined);
+  const recipient = `keyed-${login}@elsewhere.test`;
+  const contact = await ctx.store.contacts.create(newContact(ctx.userId, [recipient]));
+  const { publicKey } = await generateKey({ userIDs: [{ email: recipient }], format: "object" });
+  const fingerprint = publicKey.getFingerprint().toUpperCase();
+  await ctx.store.keys.add(
+    newPublicKey(ctx.userId, contact.contact_id, { fingerprint, key_id: fingerprint.slice(-16), armored: publicKey.armor(), emails: [recipient] }),
+  );
+  const draft = await ctx.store.messages.create(
+    newDraft(identity, { subject: "encrypted from my account", body_plain: "for your eyes only", participants: [{ type: "To", address: recipient }] }),
+  );
+  const before = ctx.smtpReceived.length;
+  const reply = decodeJson(
+    (
+      await ctx.client.request(
+        "outboundIMAP",
+        encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
+        { timeout: 15_000 },
+      )
+    ).data,
+  );
+  assert.ok(reply.ok);
+  const answer = reply.value as { error: boolean; message: string; sent_copy: string };
+  assert.is(answer.error, false, answer.message);
+  assert.is(answer.sent_copy, "Sent");
+  const sent = ctx.smtpReceived[before]?.data ?? "";
+  assert.match(sent, /Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted"/);
+  assert.not.match(sent, /for your eyes only/);
+
+  const imap = await ctx.dovecot.client(login, "secret");
+  const lock = await imap.getMailboxLock("Sent");
+  try {
+    const copies = [];
+    for await (const message of imap.fetch("1:*", { source: true })) copies.push(message);
+    assert.is(copies.length, 1);
+    assert.is(copies[0]?.source?.toString("latin1").replace(/\r\n/g, "\n"), sent.replace(/\r\n/g, "\n"), "the Sent copy is the mail as sent");
+  } finally {
+    lock.release();
+    await imap.logout();
+  }
+  assert.is((await ctx.store.messages.get(ctx.userId, draft.message_id))?.is_encrypted, true);
 });
 
 /** Starts the identity's worker and a sync; the error it ends on, once the identity shows one matching `pattern`. */

@@ -9,15 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { HttpFailure, httpRequest, MAX_REDIRECTS } from "../../../actors/keys/http-fetch.ts";
 import { parseAllowedDestinations } from "../../../actors/network/allowed-destinations.ts";
 import { DestinationPolicy, type ProtectedService, type Resolver } from "../../../actors/network/destination-policy.ts";
+import { HttpFailure, httpRequest, MAX_REDIRECTS } from "../../../actors/network/http-request.ts";
 import { freePort } from "../../../scripts/local-servers/free-port.ts";
 import { startWebServer, type TestWebServer, type WebServerOptions } from "../../helpers/wkd-server.ts";
 
 /** Serves `/<any host>/key` with the bytes "KEY"; everything else is a 404. */
 async function keyServer(options: WebServerOptions = {}): Promise<TestWebServer> {
-  const root = await mkdtemp(join(tmpdir(), "caliopen-http-fetch-"));
+  const root = await mkdtemp(join(tmpdir(), "caliopen-http-request-"));
   await writeFile(join(root, "key"), "KEY");
   const server = await startWebServer(() => root, options);
   return {

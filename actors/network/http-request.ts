@@ -1,15 +1,17 @@
-// The HTTP requests of key discovery and publishing: a deadline for the whole exchange (redirects and
-// body included), a cap on the size of what is read (a key server may hold keys of many megabytes, e.g.
-// flooded with signatures), and errors that say what failed in words an operator can act on.
+// The node's HTTP requests (key discovery and publishing, OAuth 2.0 token refreshes): a deadline for the
+// whole exchange (redirects and body included), a cap on the size of what is read (a key server may hold
+// keys of many megabytes, e.g. flooded with signatures), and errors that say what failed in words an
+// operator can act on.
 //
 // A host derived from a contact's address (a Web Key Directory) is untrusted: with `destinations`, each
 // hop — the first request and every redirect, followed here one by one — is checked by the destination
 // policy, the connection goes to the checked addresses only, and plain HTTP is refused unless the
-// operator excepted that server. The operator's key server is trusted and asked without a policy.
+// operator excepted that server. The operator's servers (key server, OAuth 2.0 providers) are trusted
+// and asked without a policy.
 import { request as httpGet, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsGet } from "node:https";
-import { DestinationNotFound, type DestinationPolicy, DestinationRefused } from "../network/destination-policy.ts";
-import { pinnedLookup } from "../network/pinned-lookup.ts";
+import { DestinationNotFound, type DestinationPolicy, DestinationRefused } from "./destination-policy.ts";
+import { pinnedLookup } from "./pinned-lookup.ts";
 
 /** What is read of one answer at most; more is a failure, not a truncated key. */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;

@@ -1,0 +1,253 @@
+// OAuth 2.0 mail accounts on a real node, against a real Dovecot whose `oauth2` passdb asks a local
+// authorization server (RFC 7662 introspection) about every XOAUTH2/OAUTHBEARER login, and Dovecot's
+// own submission server (same logins) relaying to Postfix's smtp-sink. An expired token is refreshed
+// before the login and stored sealed; a token revoked before its expiry is refused by the server,
+// refreshed and tried once more; a refused refresh token puts the worker in needsCredentials (visible,
+// polls ignored, polling slowed) until new credentials arrive through update_identity.
+import { readFile } from "node:fs/promises";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createUser } from "../../../actors/accounts/create-user.ts";
+import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
+import { newDraft } from "../../../actors/messages/new-draft.ts";
+import { isOAuth2Credentials } from "../../../actors/oauth2/oauth2-credentials.ts";
+import { parseOAuth2Providers } from "../../../actors/oauth2/oauth2-providers.ts";
+import type { Identity, Message, OAuth2Grant } from "../../../actors/store/model.ts";
+import { openStore, type Store } from "../../../actors/store/store.ts";
+import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { Subjects } from "../../../runtime/subjects.ts";
+import { startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
+import { waitFor } from "../../../scripts/local-servers/wait.ts";
+import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
+import type { RunningNode } from "../../../supervisors/node.ts";
+import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
+import { type FakeOAuth2Provider, startFakeOAuth2Provider } from "../../helpers/oauth2-provider.ts";
+import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
+import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
+
+interface Context {
+  nats: TestNats;
+  provider: FakeOAuth2Provider;
+  sink: SmtpSink;
+  dovecot: TestDovecot;
+  node: RunningNode;
+  client: NatsConnection;
+  store: Store;
+  userId: string;
+  orders: Record<string, unknown>[];
+}
+
+const test = suite<Context>("OAuth2 mail accounts");
+
+test.before(async (ctx) => {
+  ctx.nats = await startTestNats();
+  ctx.provider = await startFakeOAuth2Provider();
+  ctx.sink = await startSmtpSink();
+  ctx.dovecot = await startTestDovecot({
+    oauth2: { introspectionUrl: ctx.provider.introspectionUrl },
+    submission: { relay: `${ctx.sink.host}:${ctx.sink.port}` },
+  });
+  const submission = ctx.dovecot.submissionServer ?? "";
+  const config = testCaliopenConfig({
+    api: null,
+    // This Dovecot offers no TLS: the operator's +cleartext exception admits it.
+    destinations: testDestinations([`${ctx.dovecot.server}+cleartext`, `${submission}+cleartext`]),
+    imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 } },
+    oauth2Providers: parseOAuth2Providers(
+      JSON.stringify({ test: { token_url: ctx.provider.tokenUrl, client_id: ctx.provider.clientId, client_secret: ctx.provider.clientSecret } }),
+    ),
+  });
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "oauth2-node" });
+  ctx.client = await ctx.nats.connect();
+  ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
+  ctx.userId = (await createUser(ctx.store, { name: "olivia", email: "olivia@platform.test" })).user.user_id;
+  ctx.orders = [];
+  ctx.client.subscribe("identitiesWorker", {
+    callback: (_err, msg) => {
+      const decoded = decodeJson(msg.data);
+      if (decoded.ok) ctx.orders.push(decoded.value as Record<string, unknown>);
+    },
+  });
+  await ctx.client.flush();
+});
+
+test.after(async (ctx) => {
+  await ctx.node.shutdown("test over");
+  await ctx.dovecot.stop();
+  await ctx.sink.stop();
+  await ctx.provider.close();
+  await ctx.client.close();
+  await ctx.nats.stop();
+});
+
+let accounts = 0;
+
+/** A Dovecot user and its identity, logging in with a grant of the local provider (expiring in `expiresInS`). */
+async function account(ctx: Context, expiresInS: number): Promise<{ login: string; identity: Identity; grant: OAuth2Grant }> {
+  const login = `oauth${++accounts}`;
+  const grant: OAuth2Grant = { provider: "test", ...ctx.provider.grant(login, { expiresInS }) };
+  const identity = await ctx.store.identities.create({
+    user_id: ctx.userId,
+    type: "remote",
+    protocol: "imap",
+    identifier: `${login}@remote.test`,
+    display_name: login,
+    infos: { inserver: ctx.dovecot.server, outserver: ctx.dovecot.submissionServer ?? "", poll_interval: "15" },
+    credentials: { username: login, oauth2: grant },
+  });
+  return { login, identity, grant };
+}
+
+function mail(n: number): string {
+  return `From: Sender <sender${n}@elsewhere.test>\r\nTo: someone@remote.test\r\nSubject: oauth message ${n}\r\nMessage-ID: <o${n}-${Date.now()}-${Math.random()}@elsewhere.test>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\nbody ${n}\r\n`;
+}
+
+function publish(ctx: Context, subject: string, order: string, identity: Identity): void {
+  ctx.client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, identity_id: identity.identity_id, user_id: identity.user_id }));
+}
+
+async function messagesOf(ctx: Context, identity: Identity): Promise<Message[]> {
+  const page = await ctx.store.messages.list(ctx.userId, { limit: 500 });
+  return page.items.filter((message) => message.user_identities.includes(identity.identity_id));
+}
+
+const worker = (ctx: Context, identity: Identity) => ctx.node.host.get("imap", identity.identity_id);
+const workerState = (ctx: Context, identity: Identity) => JSON.stringify(worker(ctx, identity)?.summary().state ?? "");
+const workerContext = (ctx: Context, identity: Identity) => (worker(ctx, identity)?.inspect().context ?? {}) as Partial<ImapWorkerContext>;
+
+async function storedGrant(ctx: Context, identity: Identity): Promise<OAuth2Grant> {
+  const credentials = await ctx.store.identities.credentials(identity.user_id, identity.identity_id);
+  assert.ok(isOAuth2Credentials(credentials));
+  return credentials.oauth2;
+}
+
+/** Dovecot's log lines of `login`'s successful logins. */
+async function dovecotLogins(ctx: Context, login: string): Promise<string[]> {
+  return (await readFile(`${ctx.dovecot.dir}/dovecot.log`, "utf8")).split("\n").filter((line) => line.includes(`Login: user=<${login}>`));
+}
+
+test("an expired access token is refreshed before the login: mail imported over XOAUTH2, the new token stored", async (ctx) => {
+  const { login, identity, grant } = await account(ctx, -30);
+  const direct = await ctx.dovecot.client(login, "secret");
+  await direct.append("INBOX", mail(1));
+  await direct.append("INBOX", mail(2));
+  await direct.logout();
+  const before = ctx.provider.refreshes;
+  publish(ctx, "imap_worker", "add_worker", identity);
+  publish(ctx, "IMAPfetcher", "sync", identity);
+  await waitFor("2 messages imported", async () => (await messagesOf(ctx, identity)).length === 2, 15_000);
+  assert.is(ctx.provider.refreshes, before + 1, "one refresh");
+  const stored = await storedGrant(ctx, identity);
+  assert.is.not(stored.access_token, grant.access_token);
+  assert.ok(Date.parse(stored.expires_at ?? "") > Date.now(), "the stored token has time left");
+  const logins = await dovecotLogins(ctx, login);
+  assert.ok(
+    logins.some((line) => /method=(XOAUTH2|OAUTHBEARER)/.test(line)),
+    logins.join("\n"),
+  );
+  const debug = JSON.stringify(worker(ctx, identity)?.inspect());
+  assert.not.ok(debug.includes(stored.access_token) || debug.includes(stored.refresh_token), "no token in debug output");
+});
+
+test("a token revoked before its expiry: the server refuses it, it is refreshed, and the sync goes on", async (ctx) => {
+  const { login, identity, grant } = await account(ctx, 3600);
+  const direct = await ctx.dovecot.client(login, "secret");
+  await direct.append("INBOX", mail(3));
+  await direct.logout();
+  ctx.provider.revokeAccess(grant.access_token);
+  const before = ctx.provider.refreshes;
+  publish(ctx, "imap_worker", "add_worker", identity);
+  publish(ctx, "IMAPfetcher", "sync", identity);
+  await waitFor("imported", async () => (await messagesOf(ctx, identity)).length === 1, 15_000);
+  assert.is(ctx.provider.refreshes, before + 1);
+  assert.is.not((await storedGrant(ctx, identity)).access_token, grant.access_token);
+  assert.is(workerContext(ctx, identity).failures, 0, "no failed sync");
+});
+
+test("the provider refuses the refresh token: needsCredentials (visible, polls ignored, polling slowed), until new credentials come with update_identity", async (ctx) => {
+  const { login, identity, grant } = await account(ctx, -30);
+  ctx.provider.revokeRefresh(grant.refresh_token);
+  const direct = await ctx.dovecot.client(login, "secret");
+  await direct.append("INBOX", mail(4));
+  await direct.logout();
+  // The poller (add_identity) is what reloads the worker when the identity changes.
+  ctx.client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: identity.identity_id, user_id: ctx.userId }));
+  publish(ctx, "imap_worker", "add_worker", identity);
+  publish(ctx, "IMAPfetcher", "sync", identity);
+  await waitFor("needsCredentials", () => workerState(ctx, identity).includes("needsCredentials"), 15_000);
+  const lastError = String(workerContext(ctx, identity).last_error?.message);
+  assert.match(lastError, /invalid_grant/);
+  assert.match(lastError, /waiting for new credentials/);
+  await waitFor("the error on the identity", async () =>
+    /waiting for new credentials/.test(String((await ctx.store.identities.get(ctx.userId, identity.identity_id))?.infos.last_error?.message)),
+  );
+  const slower = await waitFor("update_interval", () => ctx.orders.find((o) => o.order === "update_interval" && o.identity_id === identity.identity_id), 5_000);
+  assert.is(slower.poll_intervall, "30", "polling slowed at once");
+  assert.not.ok(worker(ctx, identity)?.summary().deadlines["retry.due"], "no retry: only new credentials can help");
+  const debug = JSON.stringify(worker(ctx, identity)?.inspect());
+  assert.not.ok(debug.includes(grant.refresh_token) || debug.includes(grant.access_token), "no token in debug output");
+
+  // Polls meanwhile try nothing.
+  const refusals = ctx.provider.refusals;
+  publish(ctx, "IMAPfetcher", "sync", identity);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.is(ctx.provider.refusals, refusals, "no refresh attempted by a poll");
+  assert.ok(workerState(ctx, identity).includes("needsCredentials"));
+
+  // The user grants access again: the identity's credentials change and the worker is reloaded.
+  const renewed: OAuth2Grant = { provider: "test", ...ctx.provider.grant(login) };
+  await ctx.store.identities.update(ctx.userId, identity.identity_id, () => ({ credentials: { username: login, oauth2: renewed } }));
+  ctx.client.publish("identitiesWorker", encodeJson({ order: "update_identity", identity_id: identity.identity_id, user_id: ctx.userId }));
+  await waitFor("imported after new credentials", async () => (await messagesOf(ctx, identity)).length === 1, 15_000);
+  await waitFor("idle again", () => workerState(ctx, identity).includes('"sync":"idle"'));
+  assert.is(workerContext(ctx, identity).failures, 0);
+});
+
+test("deliver from an OAuth2 account: the token is refreshed, the mail goes through Dovecot's submission server (XOAUTH2) to the relay, and is filed in Sent", async (ctx) => {
+  const { login, identity, grant } = await account(ctx, -30);
+  publish(ctx, "imap_worker", "add_worker", identity);
+  await waitFor("worker up", () => worker(ctx, identity) !== undefined);
+  const before = { refreshes: ctx.provider.refreshes, sunk: (await ctx.sink.messages()).length };
+  const reply = await deliver(ctx, identity, "sent with a token");
+  assert.is(reply.error, false, reply.message);
+  const sunk = await ctx.sink.waitForMessages(before.sunk + 1);
+  assert.is(sunk.length, before.sunk + 1, "one message relayed");
+  assert.match(sunk.at(-1)?.content ?? "", /Subject: sent with a token/);
+  assert.is(ctx.provider.refreshes, before.refreshes + 1, "one refresh served the send and the Sent copy");
+  assert.is.not((await storedGrant(ctx, identity)).access_token, grant.access_token);
+  const submissions = (await readFile(`${ctx.dovecot.dir}/dovecot.log`, "utf8"))
+    .split("\n")
+    .filter((line) => line.includes(`submission-login: Info: Login: user=<${login}>, method=XOAUTH2`));
+  assert.ok(submissions.length > 0, "logged in to the submission server");
+});
+
+test("deliver with a token revoked before its expiry: the submission server refuses it (535), it is refreshed and the mail sent once", async (ctx) => {
+  const { identity, grant } = await account(ctx, 3600);
+  publish(ctx, "imap_worker", "add_worker", identity);
+  await waitFor("worker up", () => worker(ctx, identity) !== undefined);
+  ctx.provider.revokeAccess(grant.access_token);
+  const before = { refreshes: ctx.provider.refreshes, sunk: (await ctx.sink.messages()).length };
+  const reply = await deliver(ctx, identity, "sent after a refusal");
+  assert.is(reply.error, false, reply.message);
+  assert.is(ctx.provider.refreshes, before.refreshes + 1);
+  await ctx.sink.waitForMessages(before.sunk + 1);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.is((await ctx.sink.messages()).length, before.sunk + 1, "sent exactly once");
+});
+
+async function deliver(ctx: Context, identity: Identity, subject: string): Promise<{ error: boolean; message: string }> {
+  const draft = await ctx.store.messages.create(
+    newDraft(identity, { subject, body_plain: "hello", participants: [{ type: "To", address: "friend@elsewhere.test" }] }),
+  );
+  const answer = await ctx.client.request(
+    "outboundIMAP",
+    encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
+    { timeout: 20_000 },
+  );
+  const decoded = decodeJson(answer.data);
+  assert.ok(decoded.ok);
+  return decoded.value as { error: boolean; message: string };
+}
+
+test.run();
