@@ -19,6 +19,8 @@ const CONCURRENCY = 32;
 export class PollerCheck {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
+  /** Ends a running check: the node is stopping (its orders could not be applied any more). */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly store: Store,
@@ -42,13 +44,17 @@ export class PollerCheck {
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.stopping.abort();
     await this.running;
   }
 
   private tryNow(periodMs: number): void {
-    if (this.running !== null) return;
+    if (this.running !== null || this.stopping.signal.aborted) return;
     this.running = this.checkIfClaimed(periodMs)
-      .catch((err: Error) => this.logger.warn({ err: err.message }, "could not check the pollers against the store: the next period's check will"))
+      .catch((err: Error) => {
+        if (this.stopping.signal.aborted) this.logger.info({ err: err.message }, "pollers check stopped with the node: the next node's check will finish it");
+        else this.logger.warn({ err: err.message }, "could not check the pollers against the store: the next period's check will");
+      })
       .finally(() => {
         this.running = null;
       });
@@ -76,10 +82,12 @@ export class PollerCheck {
     const checked = identities.length;
     const failed: string[] = [];
     const giving = new Set<Promise<void>>();
+    const { signal } = this.stopping;
     for (const { identity_id, user_id } of missing) {
+      if (signal.aborted) break;
       const payload = { order: "add_identity", identity_id, user_id };
       const given: Promise<void> = this.context.keyed
-        .apply("tell", POLLER_KIND, identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload) })
+        .apply("tell", POLLER_KIND, identity_id, { message: { type: "add_identity", payload }, input: pollerInput(payload), signal })
         .then(
           () => undefined,
           (err: Error) => void failed.push(err.message),
@@ -89,6 +97,7 @@ export class PollerCheck {
       if (giving.size >= CONCURRENCY) await Promise.race(giving);
     }
     await Promise.all(giving);
+    if (signal.aborted) throw new Error("the node stopped during the check");
     this.logger.info({ identities: checked, missing: missing.length, failed: failed.length }, "pollers checked against the store's identities");
     // The others got their poller; the next check gives theirs to those that failed.
     if (failed.length > 0) throw new Error(`${failed.length} of ${missing.length} missing pollers could not be given, first: ${failed[0]}`);

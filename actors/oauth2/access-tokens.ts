@@ -77,13 +77,33 @@ export class AccessTokens {
       log.warn({ reason: err.message }, "OAuth2 refresh token refused: the account needs new credentials");
       throw new CredentialsRefused(err.message);
     }
-    const stored = await this.identities.swapCredentials(account.user_id, account.identity_id, (current) =>
-      isOAuth2Credentials(current) && sameGrant(current.oauth2, grant) ? { ...current, oauth2: next } : null,
-    );
+    const stored = await this.storeRefreshed(account, grant, next);
     if (!isOAuth2Credentials(stored)) throw new Error(`identity ${account.identity_id} no longer has OAuth2 credentials`);
     if (sameGrant(stored.oauth2, next))
       log.info({ expires_at: next.expires_at, rotated: next.refresh_token !== grant.refresh_token }, "OAuth2 access token refreshed");
     else log.info("OAuth2 access token refreshed elsewhere first: the stored one is used");
     return stored.oauth2;
   }
+
+  /**
+   * Stores the refreshed grant unless another refresh replaced `grant` first; what is stored after. A
+   * provider that rotates refresh tokens has already revoked the old one, so a store that is briefly
+   * away (NATS reconnecting) is waited for rather than losing the only valid refresh token.
+   */
+  private async storeRefreshed(account: AccountIds, grant: OAuth2Grant, next: OAuth2Grant) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.identities.swapCredentials(account.user_id, account.identity_id, (current) =>
+          isOAuth2Credentials(current) && sameGrant(current.oauth2, grant) ? { ...current, oauth2: next } : null,
+        );
+      } catch (err) {
+        if (attempt >= STORE_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_MS * attempt));
+      }
+    }
+  }
 }
+
+/** Tries at storing a refreshed grant, STORE_RETRY_MS × n apart (about 10 s in all). */
+const STORE_ATTEMPTS = 5;
+const STORE_RETRY_MS = 1_000;

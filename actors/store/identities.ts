@@ -4,7 +4,7 @@
 // `credentials()`, for the bridge that logs in with them.
 import { randomUUID } from "node:crypto";
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
-import { type SealedSecret, type SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
+import type { SealedSecret, SecretBox } from "../../runtime/secret-box.ts";
 import { Conflict } from "./errors.ts";
 import type { IdentifierHolders } from "./identifier-holders.ts";
 import { ListedDocuments } from "./listed-documents.ts";
@@ -13,6 +13,7 @@ import { byCodeUnits, type Listings, pickFromEvery, userToken } from "./listings
 import { hashed, type Lookups } from "./lookups.ts";
 import { type Credentials, type Identity, type IdentityInfos, type IdentityProtocol, type IdentityStatus, type IdentityType, SCHEMA_VERSION } from "./model.ts";
 import { MAX_PAGE_LIMIT } from "./paging.ts";
+import { countSealed, type ResealReport, resealEvery, type SealedCount } from "./sealed-documents.ts";
 import type { Order, Position, SortedIndex } from "./sorted-index.ts";
 
 /** An identity as kept in KV: the public part plus the sealed credentials. */
@@ -29,23 +30,6 @@ export interface NewIdentity {
   status?: IdentityStatus;
   infos?: IdentityInfos;
   credentials?: Credentials | null;
-}
-
-/** What `resealCredentials` did, identity by identity. */
-export interface ResealReport {
-  /** Sealed again under the sealing key, in the current format. */
-  resealed: number;
-  /** Already sealed that way. */
-  current: number;
-  /** Not opened by any of the keys given, by the key id they name. */
-  unopenable: Record<string, number>;
-}
-
-/** How many stored credentials are sealed under one key id, in one format (1: before identity binding). */
-export interface SealedCount {
-  kid: string;
-  format: number;
-  count: number;
 }
 
 /** Poll interval defaults in minutes (docs/decisions.md §4). */
@@ -218,50 +202,16 @@ export class IdentityStore {
    * the identity), each by compare-and-swap: safe to run while nodes work and to run again.
    */
   async resealCredentials(): Promise<ResealReport> {
-    const box = this.secrets();
-    const report: ResealReport = { resealed: 0, current: 0, unopenable: {} };
-    for (const key of await this.docs.keys()) {
-      // Set by the last run of the change (a lost compare-and-swap runs it again on a fresh read).
-      const seen: { outcome: "resealed" | "current" | "none" | { unopenable: string } } = { outcome: "none" };
-      await this.docs.update(key, (current) => {
-        const sealed = current.sealed_credentials;
-        seen.outcome = "none";
-        if (sealed == null) return null;
-        if (box.isCurrent(sealed)) {
-          seen.outcome = "current";
-          return null;
-        }
-        const aad = credentialsAad(current.user_id, current.identity_id);
-        let plaintext: string;
-        try {
-          plaintext = box.open(sealed, aad);
-        } catch (err) {
-          if (!(err instanceof SecretNotOpened)) throw err;
-          seen.outcome = { unopenable: sealed.kid };
-          return null;
-        }
-        seen.outcome = "resealed";
-        return { ...current, sealed_credentials: box.seal(plaintext, aad) };
-      });
-      const outcome = seen.outcome;
-      if (outcome === "resealed" || outcome === "current") report[outcome] += 1;
-      else if (outcome !== "none") report.unopenable[outcome.unopenable] = (report.unopenable[outcome.unopenable] ?? 0) + 1;
-    }
-    return report;
+    return resealEvery(this.docs, this.secrets(), {
+      sealedOf: (identity) =>
+        identity.sealed_credentials == null ? null : { sealed: identity.sealed_credentials, aad: credentialsAad(identity.user_id, identity.identity_id) },
+      withSealed: (identity, sealed) => ({ ...identity, sealed_credentials: sealed }),
+    });
   }
 
   /** How many credentials are sealed under each key id and format (key ids only: no key is needed). */
   async sealedCounts(): Promise<SealedCount[]> {
-    const counts = new Map<string, SealedCount>();
-    for (const identity of await this.docs.values()) {
-      const sealed = identity.sealed_credentials;
-      if (sealed == null) continue;
-      const format = sealed.v ?? 1;
-      const entry = counts.get(`${sealed.kid}/${format}`) ?? { kid: sealed.kid, format, count: 0 };
-      entry.count += 1;
-      counts.set(`${sealed.kid}/${format}`, entry);
-    }
-    return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid) || a.format - b.format);
+    return countSealed(this.docs, (identity) => identity.sealed_credentials);
   }
 
   /**

@@ -5,11 +5,11 @@
 // (listings, the API) sees the public description only.
 import type { KvDocuments } from "../../runtime/kv-documents.ts";
 import { DocumentExists } from "../../runtime/kv-documents.ts";
-import { type SealedSecret, type SecretBox, SecretNotOpened } from "../../runtime/secret-box.ts";
+import type { SealedSecret, SecretBox } from "../../runtime/secret-box.ts";
 import type { ParsedPrivateKey } from "../keys/parse-private-key.ts";
 import { Conflict } from "./errors.ts";
-import type { ResealReport, SealedCount } from "./identities.ts";
 import { SCHEMA_VERSION } from "./model.ts";
+import { countSealed, type ResealReport, resealEvery, type SealedCount } from "./sealed-documents.ts";
 
 /** Keys one user may store. */
 export const MAX_PRIVATE_KEYS_PER_USER = 8;
@@ -101,46 +101,15 @@ export class PrivateKeyStore {
 
   /** As IdentityStore.resealCredentials, for private keys: each by compare-and-swap, safe to run again. */
   async reseal(): Promise<ResealReport> {
-    const box = this.secrets();
-    const report: ResealReport = { resealed: 0, current: 0, unopenable: {} };
-    for (const key of await this.docs.keys()) {
-      const seen: { outcome: "resealed" | "current" | "none" | { unopenable: string } } = { outcome: "none" };
-      await this.docs.update(key, (current) => {
-        seen.outcome = "none";
-        if (box.isCurrent(current.sealed_key)) {
-          seen.outcome = "current";
-          return null;
-        }
-        const aad = keyAad(current.user_id, current.fingerprint);
-        let plaintext: string;
-        try {
-          plaintext = box.open(current.sealed_key, aad);
-        } catch (err) {
-          if (!(err instanceof SecretNotOpened)) throw err;
-          seen.outcome = { unopenable: current.sealed_key.kid };
-          return null;
-        }
-        seen.outcome = "resealed";
-        return { ...current, sealed_key: box.seal(plaintext, aad) };
-      });
-      const outcome = seen.outcome;
-      if (outcome === "resealed" || outcome === "current") report[outcome] += 1;
-      else if (outcome !== "none") report.unopenable[outcome.unopenable] = (report.unopenable[outcome.unopenable] ?? 0) + 1;
-    }
-    return report;
+    return resealEvery(this.docs, this.secrets(), {
+      sealedOf: (stored) => ({ sealed: stored.sealed_key, aad: keyAad(stored.user_id, stored.fingerprint) }),
+      withSealed: (stored, sealed) => ({ ...stored, sealed_key: sealed }),
+    });
   }
 
   /** How many keys are sealed under each key id (key ids only: no key is needed). */
   async sealedCounts(): Promise<SealedCount[]> {
-    const counts = new Map<string, SealedCount>();
-    for (const stored of await this.docs.values()) {
-      const sealed = stored.sealed_key;
-      const format = sealed.v ?? 1;
-      const entry = counts.get(`${sealed.kid}/${format}`) ?? { kid: sealed.kid, format, count: 0 };
-      entry.count += 1;
-      counts.set(`${sealed.kid}/${format}`, entry);
-    }
-    return [...counts.values()].sort((a, b) => b.count - a.count || a.kid.localeCompare(b.kid));
+    return countSealed(this.docs, (stored) => stored.sealed_key);
   }
 
   private secrets(): SecretBox {

@@ -76,15 +76,16 @@ export class KeyedOrders {
   /**
    * Has the actor's owner apply the order; resolves once the actor's state after it is saved (or the
    * owner kept it as a dead letter: it can never apply). Handed over again while the shard moves or its
-   * owner does not answer; throws RetryLater when no node applied it within the budget.
+   * owner does not answer; throws RetryLater when no node applied it within the budget, or as soon
+   * as `signal` aborts (its caller gave up: a node stopping).
    */
   async apply(
     op: KeyedOperation,
     kind: string,
     key: string,
-    extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"]; id?: string } = {},
+    extra: { input?: Record<string, unknown>; message?: ForwardedMessage["message"]; id?: string; signal?: AbortSignal } = {},
   ): Promise<void> {
-    const { id, ...rest } = extra;
+    const { id, signal, ...rest } = extra;
     // An id derived from the order's intake sequence makes a redelivered order one the actor drops.
     const order: KeyedOrder = { id: id ?? randomUUID(), op, kind, key, ...rest };
     const shard = shardOf(kind, key, this.shards);
@@ -107,7 +108,8 @@ export class KeyedOrders {
       if (outcome === "moved") last = `node ${owner} does not run it`;
       else if (outcome === "retry") last = `node ${owner} could not apply it for now`;
       if (Date.now() >= deadline) throw new RetryLater(`no node applied ${op} for ${kind}/${key} in time (${last})`);
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(APPLY_RETRY, attempt)));
+      if (signal?.aborted) throw new RetryLater(`${op} for ${kind}/${key} given up (${last})`);
+      await pause(backoffDelay(APPLY_RETRY, attempt), signal);
     }
   }
 
@@ -241,4 +243,17 @@ function withinAttempt(applying: Promise<ApplyOutcome>): Promise<ApplyOutcome | 
     timer = setTimeout(() => resolve(undefined), APPLY_ATTEMPT_MS);
   });
   return Promise.race([applying, late]).finally(() => clearTimeout(timer));
+}
+
+/** Waits `ms`, or less when `signal` aborts meanwhile. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

@@ -10,24 +10,13 @@ import { DEFAULT_BATCH_TIMING } from "../../actors/notifications/new-message-bat
 import { childMain } from "./child-protocol.ts";
 import { MAIL_HOST, startMailNode } from "./mail-bench.ts";
 import type { NotifyResult, NotifyTask } from "./notify-results.ts";
-import type { PushLatency } from "./results.ts";
-import { epochNow, median, percentile } from "./stats.ts";
+
+import { epochNow, latencySummary } from "./stats.ts";
 
 /** How long one mail may take to be notified before it counts as missed. */
 const NOTIFIED_WITHIN_MS = 15_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function summary(samples: (number | null)[]): PushLatency {
-  const seen = samples.filter((value): value is number => value !== null);
-  return {
-    samples: seen,
-    median: median(seen),
-    p90: percentile(seen, 90),
-    max: seen.length === 0 ? Number.NaN : Math.max(...seen),
-    missed: samples.length - seen.length,
-  };
-}
 
 /** The user's event stream: when each subject's notification was read. */
 function openStream(apiUrl: string, token: string): Promise<{ notifiedAt: Map<string, number>; ready: Promise<void>; close(): void }> {
@@ -90,8 +79,8 @@ childMain<NotifyTask>(async (task): Promise<NotifyResult> => {
     const result: NotifyResult = {
       mails: task.mails,
       spacingMs: task.spacingMs,
-      accepted: summary(acceptedMs),
-      notified: summary(notifiedMs),
+      accepted: latencySummary(acceptedMs),
+      notified: latencySummary(notifiedMs),
       quietMs: DEFAULT_BATCH_TIMING.quietMs,
       warnings: mail.warnings(),
     };

@@ -17,8 +17,8 @@ import { childMain } from "./child-protocol.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { benchUser, imapIdentity, PASSWORD, startBenchDovecot, startMailNode } from "./mail-bench.ts";
 import { corpusMessage, corpusMessageId, crlf } from "./mail-corpus.ts";
-import type { PushLatency, PushResult, PushTask } from "./results.ts";
-import { epochNow, median, percentile } from "./stats.ts";
+import type { PushResult, PushTask } from "./results.ts";
+import { epochNow, latencySummary } from "./stats.ts";
 
 const LOGIN = "bench";
 const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
@@ -26,17 +26,6 @@ const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
 const SEEN_WITHIN_MS = 15_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function summary(samples: (number | null)[]): PushLatency {
-  const seen = samples.filter((value): value is number => value !== null);
-  return {
-    samples: seen,
-    median: median(seen),
-    p90: percentile(seen, 90),
-    max: seen.length === 0 ? Number.NaN : Math.max(...seen),
-    missed: samples.length - seen.length,
-  };
-}
 
 /** The baseline IDLE client in its own process; resolves once it IDLEs. */
 async function startIdleWatcher(port: number): Promise<{ exists: number[]; stop(): void }> {
@@ -134,10 +123,10 @@ childMain<PushTask>(async (task): Promise<PushResult> => {
     const result: PushResult = {
       appends: task.appends,
       spacingMs: task.spacingMs,
-      append: summary(appendMs),
-      idle: summary(idleMs),
-      node: summary(nodeMs),
-      overhead: summary(overhead),
+      append: latencySummary(appendMs),
+      idle: latencySummary(idleMs),
+      node: latencySummary(nodeMs),
+      overhead: latencySummary(overhead),
       warnings: mail.warnings(),
     };
     progress(`IDLE client median ${result.idle.median.toFixed(1)} ms, node median ${result.node.median.toFixed(1)} ms (${result.node.missed} missed)`);

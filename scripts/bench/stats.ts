@@ -1,4 +1,5 @@
 // Small statistics over measured samples: percentiles, medians, rates and human-readable numbers.
+import type { PushLatency } from "./results.ts";
 
 /** The p-th percentile (0–100) by nearest rank; NaN for no samples. */
 export function percentile(samples: readonly number[], p: number): number {
@@ -52,4 +53,16 @@ export function formatRatio(value: number): string {
 /** A monotonic wall clock shared by processes on this machine (epoch ms, sub-ms precision). */
 export function epochNow(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** Latencies measured (null: not seen in time), as a report shows them: median, p90, max, how many were missed. */
+export function latencySummary(samples: (number | null)[]): PushLatency {
+  const seen = samples.filter((value): value is number => value !== null);
+  return {
+    samples: seen,
+    median: median(seen),
+    p90: percentile(seen, 90),
+    max: seen.length === 0 ? Number.NaN : Math.max(...seen),
+    missed: samples.length - seen.length,
+  };
 }
