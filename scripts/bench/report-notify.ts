@@ -32,6 +32,8 @@ export function notifySection(run: BenchRun, verdicts: Verdict[]): string[] {
     "|---|---:|---:|---:|---:|",
     latencyRow("SMTP transaction, until the 250 to DATA (the mail stored)", r.accepted),
     latencyRow("**notification read from the event stream**", r.notified),
+    "",
+    `What dominates (medians): the SMTP transaction up to its 250, ${formatMs(r.accepted.median)} (the raw stored, the import by the user's inbound actor, which hands the message to the notification batch), then the batch's quiet wait, ${formatMs(r.quietMs)}; the rest, ${formatMs(Math.max(0, r.notified.median - r.accepted.median - r.quietMs))}, is the publish into JetStream, the stream's consumer on the API's side and the socket.`,
     ...warningLines([{ label: "node", warnings: r.warnings }], "Warnings and errors the node logged during the run:"),
     ...backgroundLine([outcome]),
   );
