@@ -17,7 +17,7 @@ import { createUser } from "../../../actors/accounts/create-user.ts";
 import type { FolderCursor } from "../../../actors/imap/account-folders.ts";
 import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
 import { newDraft } from "../../../actors/messages/new-draft.ts";
-import type { Identity, Message } from "../../../actors/store/model.ts";
+import type { Identity } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
@@ -31,6 +31,7 @@ import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type StarttlsStripper, startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { newContact, newPublicKey } from "../store/fixture.ts";
+import { messagesOf, publishFor } from "./worker-bus.ts";
 
 interface Context {
   nats: TestNats;
@@ -158,15 +159,6 @@ function mail(n: number, extra = ""): string {
   return `From: Sender ${n} <sender${n}@elsewhere.test>\r\nTo: someone@remote.test\r\nSubject: message ${n}\r\nMessage-ID: <m${n}-${Date.now()}-${Math.random()}@elsewhere.test>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n${extra}\r\nbody of message ${n}\r\n`;
 }
 
-function publish(ctx: Context, subject: string, order: string, identity: Identity): void {
-  ctx.client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, user_id: identity.user_id }));
-}
-
-async function messagesOf(ctx: Context, identity: Identity): Promise<Message[]> {
-  const page = await ctx.store.messages.list(ctx.userId, { limit: 500 });
-  return page.items.filter((message) => message.user_identities.includes(identity.identity_id));
-}
-
 function worker(ctx: Context, identity: Identity) {
   return ctx.node.host.get("imap", identity.identity_id);
 }
@@ -200,10 +192,10 @@ test("add_worker and sync: new mail becomes stored messages, unread unless \\See
   await ctx.dovecot.append(login, "secret", mail(1), { flags: ["\\Flagged"] });
   await ctx.dovecot.append(login, "secret", mail(2));
   await ctx.dovecot.append(login, "secret", mail(3), { flags: ["$label1", "\\Seen"] });
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("3 messages stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
-  const messages = await messagesOf(ctx, identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("3 messages stored", async () => (await messagesOf(ctx.store, identity)).length === 3, 10_000);
+  const messages = await messagesOf(ctx.store, identity);
   assert.equal(messages.map((m) => m.subject).sort(), ["message 1", "message 2", "message 3"]);
   assert.ok(messages.every((m) => m.is_received && !m.is_draft));
   assert.equal(
@@ -236,28 +228,28 @@ test("add_worker and sync: new mail becomes stored messages, unread unless \\See
 test("a later sync imports only what is new; a sync during a sync is coalesced", async (ctx) => {
   const { login, identity } = await account(ctx);
   for (let n = 1; n <= 3; n++) await ctx.dovecot.append(login, "secret", mail(n));
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("3 stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("3 stored", async () => (await messagesOf(ctx.store, identity)).length === 3, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   for (let n = 4; n <= 5; n++) await ctx.dovecot.append(login, "secret", mail(n));
   // Three syncs at once: one runs, the others make at most one more run.
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("5 stored", async () => (await messagesOf(ctx, identity)).length === 5, 10_000);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("5 stored", async () => (await messagesOf(ctx.store, identity)).length === 5, 10_000);
   await waitFor("idle again", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   await sleep(500);
-  assert.is((await messagesOf(ctx, identity)).length, 5, "no duplicates");
+  assert.is((await messagesOf(ctx.store, identity)).length, 5, "no duplicates");
   assert.is(cursorOf(ctx, identity)?.lastseenuid, 5);
 });
 
 test("a changed UIDVALIDITY makes the next sync fetch everything again, without duplicates", async (ctx) => {
   const { login, identity } = await account(ctx);
   for (let n = 1; n <= 2; n++) await ctx.dovecot.append(login, "secret", mail(n));
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("2 stored", async () => (await messagesOf(ctx, identity)).length === 2, 10_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("2 stored", async () => (await messagesOf(ctx.store, identity)).length === 2, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
   const { history: historyBefore } = context(ctx, identity);
   const cursor = cursorOf(ctx, identity);
@@ -266,51 +258,55 @@ test("a changed UIDVALIDITY makes the next sync fetch everything again, without 
   const runsBefore = historyBefore.length;
   execFileSync("doveadm", ["-c", `${ctx.dovecot.dir}/dovecot.conf`, "mailbox", "update", "-u", login, "--uid-validity", "4242", "INBOX"]);
   await ctx.dovecot.append(login, "secret", mail(3));
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor("new uidvalidity taken", () => cursorOf(ctx, identity)?.uidvalidity === "4242", 10_000);
   assert.is.not(before, "4242");
-  await waitFor("3 stored", async () => (await messagesOf(ctx, identity)).length === 3, 10_000);
+  await waitFor("3 stored", async () => (await messagesOf(ctx.store, identity)).length === 3, 10_000);
   const run = await waitFor("the sync after the change in the history", () => {
     const history = context(ctx, identity).history ?? [];
     return history.length > runsBefore ? history[0] : undefined;
   });
   assert.equal([run.total, run.done, run.failed], [3, 3, 0], "all of the mailbox imported again, each message once");
   await sleep(300);
-  assert.is((await messagesOf(ctx, identity)).length, 3, "no duplicates");
+  assert.is((await messagesOf(ctx.store, identity)).length, 3, "no duplicates");
 });
 
 test("fullfetch fetches every message again with visible progress; imports are de-duplicated, raws too", async (ctx) => {
   const { login, identity } = await account(ctx);
   for (let n = 1; n <= 4; n++) await ctx.dovecot.append(login, "secret", mail(n));
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("4 stored", async () => (await messagesOf(ctx, identity)).length === 4, 10_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("4 stored", async () => (await messagesOf(ctx.store, identity)).length === 4, 10_000);
   await waitFor("idle", () => JSON.stringify(worker(ctx, identity)?.summary().state).includes('"sync":"idle"'));
-  const rawsBefore = (await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort();
-  publish(ctx, "IMAPfetcher", "fullfetch", identity);
+  const rawsBefore = (await messagesOf(ctx.store, identity)).map((message) => String(message.raw_msg_id)).sort();
+  publishFor(ctx.client, "IMAPfetcher", "fullfetch", identity);
   const run = await waitFor("the fullfetch in the history", () => (context(ctx, identity).history ?? []).find((r) => r.mode === "fullfetch"), 10_000);
   assert.equal([run.total, run.done, run.failed], [4, 4, 0], "every message imported again");
-  assert.is((await messagesOf(ctx, identity)).length, 4);
-  assert.equal((await messagesOf(ctx, identity)).map((message) => String(message.raw_msg_id)).sort(), rawsBefore, "the same messages, from the same raws");
+  assert.is((await messagesOf(ctx.store, identity)).length, 4);
+  assert.equal(
+    (await messagesOf(ctx.store, identity)).map((message) => String(message.raw_msg_id)).sort(),
+    rawsBefore,
+    "the same messages, from the same raws",
+  );
   assert.is(cursorOf(ctx, identity)?.lastseenuid, 4, "the incremental cursor keeps its place");
 });
 
 test("with push on, mail APPENDed to the mailbox is stored within seconds, without any sync order", async (ctx) => {
   const { login, identity } = await account(ctx);
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor("watching after the first sync", () => JSON.stringify(worker(ctx, identity)?.summary().state ?? "").includes('"push":"watching"'), 10_000);
   await sleep(500);
   const appendedAt = Date.now();
   await ctx.dovecot.append(login, "secret", mail(7));
-  await waitFor("pushed mail stored", async () => (await messagesOf(ctx, identity)).length === 1, 10_000, 50);
+  await waitFor("pushed mail stored", async () => (await messagesOf(ctx.store, identity)).length === 1, 10_000, 50);
   assert.ok(Date.now() - appendedAt < 8_000, `stored ${Date.now() - appendedAt} ms after the APPEND`);
 });
 
 test("a wrong password: backoff with the error visible, no push connection, slower polling asked, and after too long the identity is disabled", async (ctx) => {
   const { identity } = await account(ctx, { password: "wrong" });
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor("backing off", () => JSON.stringify(worker(ctx, identity)?.summary().state ?? "").includes("backingOff"), 10_000);
   assert.match(String(context(ctx, identity).last_error?.message), /login refused/i);
   assert.ok(worker(ctx, identity)?.summary().deadlines["retry.due"], "the next retry is visible");
@@ -342,7 +338,7 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server (over 
   const received = ctx.smtpReceived;
   {
     const { login, identity } = await account(ctx, { outserver: ctx.smtpServer });
-    publish(ctx, "imap_worker", "add_worker", identity);
+    publishFor(ctx.client, "imap_worker", "add_worker", identity);
     await waitFor("worker up", () => worker(ctx, identity) !== undefined);
     const draft = await ctx.store.messages.create(
       newDraft(identity, { subject: "from my own account", body_plain: "hello there", participants: [{ type: "To", address: "friend@elsewhere.test" }] }),
@@ -384,7 +380,7 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server (over 
 
 test("deliver on outboundIMAP to a recipient whose key is known: sent encrypted, and the Sent folder's copy is that encrypted mail byte for byte", async (ctx) => {
   const { login, identity } = await account(ctx, { outserver: ctx.smtpServer });
-  publish(ctx, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
   await waitFor("worker up", () => worker(ctx, identity) !== undefined);
   const recipient = `keyed-${login}@elsewhere.test`;
   const contact = await ctx.store.contacts.create(newContact(ctx.userId, [recipient]));
@@ -430,8 +426,8 @@ test("deliver on outboundIMAP to a recipient whose key is known: sent encrypted,
 
 /** Starts the identity's worker and a sync; the error it ends on, once the identity shows one matching `pattern`. */
 async function failing(ctx: Context, identity: Identity, pattern: RegExp): Promise<string> {
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   const message = await waitFor(
     `an error matching ${pattern} on the identity`,
     async () => {
@@ -445,7 +441,7 @@ async function failing(ctx: Context, identity: Identity, pattern: RegExp): Promi
 }
 
 async function retire(ctx: Context, identity: Identity): Promise<void> {
-  publish(ctx, "imap_worker", "remove_worker", identity);
+  publishFor(ctx.client, "imap_worker", "remove_worker", identity);
   await waitFor("worker removed", () => worker(ctx, identity) === undefined);
 }
 
@@ -468,14 +464,14 @@ test("a STARTTLS stripper between the worker and its server: no login, the reaso
   assert.ok(ctx.stripped.connections() > 0, "the worker did connect to it");
   assert.not.match(ctx.stripped.intercepted(), /LOGIN|AUTHENTICATE/i, "but never sent its login");
   assert.not.ok(holdsPassword(ctx.stripped.intercepted(), login));
-  assert.is((await messagesOf(ctx, identity)).length, 0);
+  assert.is((await messagesOf(ctx.store, identity)).length, 0);
   await retire(ctx, identity);
 
   const excepted = await account(ctx, { inserver: ctx.strippedExcepted.server });
   await ctx.dovecot.append(excepted.login, "secret", mail(2));
-  publish(ctx, "imap_worker", "add_worker", excepted.identity);
-  publish(ctx, "IMAPfetcher", "sync", excepted.identity);
-  await waitFor("synced in clear", async () => (await messagesOf(ctx, excepted.identity)).length === 1, 10_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", excepted.identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", excepted.identity);
+  await waitFor("synced in clear", async () => (await messagesOf(ctx.store, excepted.identity)).length === 1, 10_000);
   assert.ok(
     holdsPassword(ctx.strippedExcepted.intercepted(), excepted.login),
     "the man in the middle read the password: why this is the operator's exception only",
@@ -497,15 +493,15 @@ test("a self-signed certificate: no login, the reason on the identity; the opera
     ),
     message,
   );
-  assert.is((await messagesOf(ctx, identity)).length, 0);
+  assert.is((await messagesOf(ctx.store, identity)).length, 0);
   assert.is(await logins(), appended, "the server saw the test's own login only, not the worker's");
   await retire(ctx, identity);
 
   const excepted = await account(ctx, { inserver: ctx.selfSigned.extraServers[0] as string });
   await ctx.selfSigned.append(excepted.login, "secret", mail(2));
-  publish(ctx, "imap_worker", "add_worker", excepted.identity);
-  publish(ctx, "IMAPfetcher", "sync", excepted.identity);
-  await waitFor("synced over unverified TLS", async () => (await messagesOf(ctx, excepted.identity)).length === 1, 10_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", excepted.identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", excepted.identity);
+  await waitFor("synced over unverified TLS", async () => (await messagesOf(ctx.store, excepted.identity)).length === 1, 10_000);
   await retire(ctx, excepted.identity);
 });
 
@@ -540,9 +536,9 @@ test("servers the policy refuses — loopback not admitted, NATS, private, link-
 
 test("remove_worker stops the worker and drops its state", async (ctx) => {
   const { identity } = await account(ctx);
-  publish(ctx, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
   await waitFor("worker up", () => worker(ctx, identity) !== undefined);
-  publish(ctx, "imap_worker", "remove_worker", identity);
+  publishFor(ctx.client, "imap_worker", "remove_worker", identity);
   await waitFor("worker gone", () => worker(ctx, identity) === undefined);
 });
 

@@ -11,9 +11,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
-import type { Identity, Message } from "../../../actors/store/model.ts";
+import type { Identity } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
-import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { decodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { dovecotIdentity, startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
 import { sleep, waitFor } from "../../../scripts/local-servers/wait.ts";
@@ -22,6 +22,7 @@ import type { RunningNode } from "../../../supervisors/node.ts";
 import { HOSTILE_HOST, type HostileImap, type HostileMode, startHostileImap } from "../../helpers/hostile-imap.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
+import { messagesOf, publishFor } from "./worker-bus.ts";
 
 interface Context {
   nats: TestNats;
@@ -83,17 +84,8 @@ async function identityOn(ctx: Context, inserver: string): Promise<Identity> {
   });
 }
 
-function publish(ctx: Context, subject: string, order: string, identity: Identity): void {
-  ctx.client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, user_id: identity.user_id }));
-}
-
 function mail(n: number, body = `body of message ${n}\r\n`): string {
   return `From: Sender ${n} <sender${n}@elsewhere.test>\r\nTo: someone@remote.test\r\nSubject: message ${n}\r\nMessage-ID: <m${n}-${Date.now()}-${Math.random()}@elsewhere.test>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\n${body}`;
-}
-
-async function messagesOf(ctx: Context, identity: Identity): Promise<Message[]> {
-  const page = await ctx.store.messages.list(ctx.userId, { limit: 500 });
-  return page.items.filter((message) => message.user_identities.includes(identity.identity_id));
 }
 
 interface RunRecord {
@@ -152,8 +144,8 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 /** The Dovecot account `login` as a remote identity, its worker started and a sync asked for. */
 async function syncDovecotAccount(ctx: Context, login: string): Promise<Identity> {
   const identity = await dovecotIdentity(ctx.store, ctx.userId, ctx.dovecot, login);
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   return identity;
 }
 
@@ -163,7 +155,7 @@ async function honestSync(ctx: Context, count: number): Promise<Identity> {
   await ctx.dovecot.addUser(login, "secret");
   for (let n = 1; n <= count; n++) await ctx.dovecot.append(login, "secret", mail(n));
   const identity = await syncDovecotAccount(ctx, login);
-  await waitFor(`${count} honest messages stored`, async () => (await messagesOf(ctx, identity)).length === count, 20_000);
+  await waitFor(`${count} honest messages stored`, async () => (await messagesOf(ctx.store, identity)).length === count, 20_000);
   return identity;
 }
 
@@ -187,8 +179,8 @@ async function attack(
   const identity = await identityOn(ctx, hostile.server);
   const memory = sampleMemory();
   try {
-    publish(ctx, "imap_worker", "add_worker", identity);
-    publish(ctx, "IMAPfetcher", "sync", identity);
+    publishFor(ctx.client, "imap_worker", "add_worker", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
     await waitFor("the hostile server answering a sync", () => hostile.stats.commands.some((c) => /^(UID FETCH|LOGIN)/.test(c)), 10_000);
     await honestSync(ctx, 3);
     const openDuringHonestSync = hostile.stats.open;
@@ -208,7 +200,7 @@ async function attack(
     memory.stop();
     // Deleted, or its poller (started when the sync's error reached the identity) would announce its worker again.
     await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
-    publish(ctx, "imap_worker", "remove_worker", identity);
+    publishFor(ctx.client, "imap_worker", "remove_worker", identity);
     try {
       await waitFor("hostile worker removed", () => workerOf(ctx, identity) === null, 10_000);
     } finally {
@@ -282,19 +274,19 @@ test("a UID SEARCH that loses the folder's UIDs (EXISTS still counts them) delet
   const hostile = await startHostileImap({ kind: "vanishing", messages: 3 });
   const identity = await identityOn(ctx, hostile.server);
   try {
-    publish(ctx, "imap_worker", "add_worker", identity);
-    publish(ctx, "IMAPfetcher", "sync", identity);
-    await waitFor("3 imported", async () => (await messagesOf(ctx, identity)).length === 3, 15_000);
+    publishFor(ctx.client, "imap_worker", "add_worker", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+    await waitFor("3 imported", async () => (await messagesOf(ctx.store, identity)).length === 3, 15_000);
     await waitFor("the first run done", () => workerOf(ctx, identity)?.history[0]?.outcome === "done", 15_000);
     const searchesBefore = hostile.stats.searches;
-    publish(ctx, "IMAPfetcher", "sync", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
     const run = await waitFor("the second run", () => (workerOf(ctx, identity)?.history.length === 2 ? workerOf(ctx, identity)?.history[0] : null), 15_000);
     assert.ok(hostile.stats.searches > searchesBefore, "the server answered a SEARCH naming no message");
     assert.is(run.outcome, "done");
-    assert.is((await messagesOf(ctx, identity)).length, 3, "none deleted");
+    assert.is((await messagesOf(ctx.store, identity)).length, 3, "none deleted");
   } finally {
     await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
-    publish(ctx, "imap_worker", "remove_worker", identity);
+    publishFor(ctx.client, "imap_worker", "remove_worker", identity);
     await waitFor("worker removed", () => workerOf(ctx, identity) === null, 10_000);
     await hostile.stop();
   }
@@ -304,8 +296,8 @@ test("pieces that never end (a 2.9 MiB message that keeps coming): skipped with 
   const hostile = await startHostileImap({ kind: "endless-pieces", announced: 3_000_000 });
   const identity = await identityOn(ctx, hostile.server);
   try {
-    publish(ctx, "imap_worker", "add_worker", identity);
-    publish(ctx, "IMAPfetcher", "sync", identity);
+    publishFor(ctx.client, "imap_worker", "add_worker", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
     const run = await waitFor("the run in the history", () => workerOf(ctx, identity)?.history[0], 15_000);
     assert.is(run.outcome, "done");
     assert.equal([run.total, run.done, run.failed, run.skipped], [1, 1, 0, 1]);
@@ -319,15 +311,15 @@ test("pieces that never end (a 2.9 MiB message that keeps coming): skipped with 
     assert.equal(worker?.cursor, { uidvalidity: "4242", lastseenuid: 1, failed_uids: [] });
     assert.match(worker?.last_error?.message ?? "", /1 message\(s\) skipped, not imported: UID 1 \(announced as 2\.9 MiB/);
     await waitFor("the note on the identity", async () => /UID 1 \(announced as 2\.9 MiB/.test(await identityError(ctx, identity)));
-    assert.equal(await messagesOf(ctx, identity), []);
+    assert.equal(await messagesOf(ctx.store, identity), []);
     // Skipped for good: the next sync does not fetch it again.
     const fetches = hostile.stats.commands.filter((c) => c.includes("BODY.PEEK")).length;
-    publish(ctx, "IMAPfetcher", "sync", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
     await waitFor("a second run", () => (workerOf(ctx, identity)?.history.length ?? 0) >= 2, 10_000);
     assert.is(hostile.stats.commands.filter((c) => c.includes("BODY.PEEK")).length, fetches);
   } finally {
     await ctx.store.identities.markDeleted(identity.user_id, identity.identity_id);
-    publish(ctx, "imap_worker", "remove_worker", identity);
+    publishFor(ctx.client, "imap_worker", "remove_worker", identity);
     try {
       await waitFor("worker removed", () => workerOf(ctx, identity) === null, 10_000);
     } finally {
@@ -357,7 +349,7 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
   assert.match(run.skipped_messages[0]?.reason ?? "", /^6(\.\d)? MiB, over the limit of 4 MiB \(CALIOPEN_IMAP_MAX_MESSAGE_SIZE\)$/);
   assert.is(run.skipped_messages[0]?.size, Buffer.byteLength(tooBig));
 
-  const stored = await messagesOf(ctx, identity);
+  const stored = await messagesOf(ctx.store, identity);
   assert.equal(stored.map((m) => m.subject).sort(), ["message 1", "message 2", "message 4"]);
   const large = stored.find((m) => m.subject === "message 2");
   const raw = await ctx.store.raws.read(large?.raw_msg_id ?? "");
@@ -370,7 +362,7 @@ test("on Dovecot: a message over the limit is skipped unfetched and noted, one o
 
   // The next sync finds nothing new, and does not try the skipped message again.
   await ctx.dovecot.append(login, "secret", mail(5));
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   const next = await waitFor("the second run", () => (workerOf(ctx, identity)?.history.length === 2 ? workerOf(ctx, identity)?.history[0] : null), 20_000);
   assert.equal([next.total, next.done, next.skipped], [1, 1, 0], JSON.stringify(workerOf(ctx, identity)?.history));
   await sleep(100);

@@ -13,7 +13,7 @@ import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.t
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import { isOAuth2Credentials } from "../../../actors/oauth2/oauth2-credentials.ts";
 import { parseOAuth2Providers } from "../../../actors/oauth2/oauth2-providers.ts";
-import type { Identity, Message, OAuth2Grant } from "../../../actors/store/model.ts";
+import type { Identity, OAuth2Grant } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
@@ -25,6 +25,7 @@ import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type FakeOAuth2Provider, startFakeOAuth2Provider } from "../../helpers/oauth2-provider.ts";
 import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
+import { messagesOf, publishFor } from "./worker-bus.ts";
 
 interface Context {
   nats: TestNats;
@@ -103,15 +104,6 @@ function mail(n: number): string {
   return `From: Sender <sender${n}@elsewhere.test>\r\nTo: someone@remote.test\r\nSubject: oauth message ${n}\r\nMessage-ID: <o${n}-${Date.now()}-${Math.random()}@elsewhere.test>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\nbody ${n}\r\n`;
 }
 
-function publish(ctx: Context, subject: string, order: string, identity: Identity): void {
-  ctx.client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, identity_id: identity.identity_id, user_id: identity.user_id }));
-}
-
-async function messagesOf(ctx: Context, identity: Identity): Promise<Message[]> {
-  const page = await ctx.store.messages.list(ctx.userId, { limit: 500 });
-  return page.items.filter((message) => message.user_identities.includes(identity.identity_id));
-}
-
 const worker = (ctx: Context, identity: Identity) => ctx.node.host.get("imap", identity.identity_id);
 const workerState = (ctx: Context, identity: Identity) => JSON.stringify(worker(ctx, identity)?.summary().state ?? "");
 const workerContext = (ctx: Context, identity: Identity) => (worker(ctx, identity)?.inspect().context ?? {}) as Partial<ImapWorkerContext>;
@@ -134,9 +126,9 @@ test("an expired access token is refreshed before the login: mail imported over 
   await direct.append("INBOX", mail(2));
   await direct.logout();
   const before = ctx.provider.refreshes;
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("2 messages imported", async () => (await messagesOf(ctx, identity)).length === 2, 15_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("2 messages imported", async () => (await messagesOf(ctx.store, identity)).length === 2, 15_000);
   assert.is(ctx.provider.refreshes, before + 1, "one refresh");
   const stored = await storedGrant(ctx, identity);
   assert.is.not(stored.access_token, grant.access_token);
@@ -157,9 +149,9 @@ test("a token revoked before its expiry: the server refuses it, it is refreshed,
   await direct.logout();
   ctx.provider.revokeAccess(grant.access_token);
   const before = ctx.provider.refreshes;
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  await waitFor("imported", async () => (await messagesOf(ctx, identity)).length === 1, 15_000);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  await waitFor("imported", async () => (await messagesOf(ctx.store, identity)).length === 1, 15_000);
   assert.is(ctx.provider.refreshes, before + 1);
   assert.is.not((await storedGrant(ctx, identity)).access_token, grant.access_token);
   assert.is(workerContext(ctx, identity).failures, 0, "no failed sync");
@@ -173,8 +165,8 @@ test("the provider refuses the refresh token: needsCredentials (visible, polls i
   await direct.logout();
   // The poller (add_identity) is what reloads the worker when the identity changes.
   ctx.client.publish("identitiesWorker", encodeJson({ order: "add_identity", identity_id: identity.identity_id, user_id: ctx.userId }));
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor("needsCredentials", () => workerState(ctx, identity).includes("needsCredentials"), 15_000);
   const lastError = String(workerContext(ctx, identity).last_error?.message);
   assert.match(lastError, /invalid_grant/);
@@ -190,7 +182,7 @@ test("the provider refuses the refresh token: needsCredentials (visible, polls i
 
   // Polls meanwhile try nothing.
   const refusals = ctx.provider.refusals;
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.is(ctx.provider.refusals, refusals, "no refresh attempted by a poll");
   assert.ok(workerState(ctx, identity).includes("needsCredentials"));
@@ -199,14 +191,14 @@ test("the provider refuses the refresh token: needsCredentials (visible, polls i
   const renewed: OAuth2Grant = { provider: "test", ...ctx.provider.grant(login) };
   await ctx.store.identities.update(ctx.userId, identity.identity_id, () => ({ credentials: { username: login, oauth2: renewed } }));
   ctx.client.publish("identitiesWorker", encodeJson({ order: "update_identity", identity_id: identity.identity_id, user_id: ctx.userId }));
-  await waitFor("imported after new credentials", async () => (await messagesOf(ctx, identity)).length === 1, 15_000);
+  await waitFor("imported after new credentials", async () => (await messagesOf(ctx.store, identity)).length === 1, 15_000);
   await waitFor("idle again", () => workerState(ctx, identity).includes('"sync":"idle"'));
   assert.is(workerContext(ctx, identity).failures, 0);
 });
 
 test("deliver from an OAuth2 account: the token is refreshed, the mail goes through Dovecot's submission server (XOAUTH2) to the relay, and is filed in Sent", async (ctx) => {
   const { login, identity, grant } = await account(ctx, -30);
-  publish(ctx, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
   await waitFor("worker up", () => worker(ctx, identity) !== undefined);
   const before = { refreshes: ctx.provider.refreshes, sunk: (await ctx.sink.messages()).length };
   const reply = await deliver(ctx, identity, "sent with a token");
@@ -224,7 +216,7 @@ test("deliver from an OAuth2 account: the token is refreshed, the mail goes thro
 
 test("deliver with a token revoked before its expiry: the submission server refuses it (535), it is refreshed and the mail sent once", async (ctx) => {
   const { identity, grant } = await account(ctx, 3600);
-  publish(ctx, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
   await waitFor("worker up", () => worker(ctx, identity) !== undefined);
   ctx.provider.revokeAccess(grant.access_token);
   const before = { refreshes: ctx.provider.refreshes, sunk: (await ctx.sink.messages()).length };

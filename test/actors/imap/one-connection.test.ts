@@ -13,7 +13,6 @@ import { AccountConnection } from "../../../actors/imap/account-connection.ts";
 import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.ts";
 import type { Identity } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
-import { encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { PASSWORD, startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
 import { makeTestCertificates, type TestCertificates } from "../../../scripts/local-servers/tls-certs.ts";
@@ -23,6 +22,7 @@ import type { RunningNode } from "../../../supervisors/node.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { type CountingProxy, startCountingProxy } from "./counting-proxy.ts";
+import { publishFor } from "./worker-bus.ts";
 
 /**
  * How long Dovecot may take to tell an IDLE client of new mail: half a second with inotify, up to its
@@ -112,10 +112,6 @@ function mail(n: number): string {
   return `From: Sender ${n} <sender${n}@elsewhere.test>\r\nTo: someone@remote.test\r\nSubject: message ${n}\r\nMessage-ID: <one-${n}-${Date.now()}-${Math.random()}@elsewhere.test>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nbody of message ${n}\r\n`;
 }
 
-function publish(ctx: Context, subject: string, order: string, identity: Identity): void {
-  ctx.client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, user_id: identity.user_id }));
-}
-
 async function storedCount(ctx: Context, identity: Identity): Promise<number> {
   return (await ctx.store.messages.list(identity.user_id, { limit: 1 })).total;
 }
@@ -138,7 +134,7 @@ async function settled(ctx: Context, identity: Identity, timeoutMs = 15_000): Pr
 }
 
 async function retire(ctx: Context, identity: Identity): Promise<void> {
-  publish(ctx, "imap_worker", "remove_worker", identity);
+  publishFor(ctx.client, "imap_worker", "remove_worker", identity);
   await waitFor("worker removed", () => ctx.node.host.get("imap", identity.identity_id) === undefined);
 }
 
@@ -146,8 +142,8 @@ test("push on: the watch and every sync share one connection, idle and across sy
   const through = proxy(ctx);
   const { login, identity } = await account(ctx, through.server);
   for (let n = 1; n <= 2; n++) await ctx.dovecot.append(login, PASSWORD, mail(n));
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor("2 stored", async () => (await storedCount(ctx, identity)) === 2, 15_000).catch((err) => {
     throw new Error(`${err.message}: ${JSON.stringify(context(ctx, identity))}`);
   });
@@ -159,8 +155,8 @@ test("push on: the watch and every sync share one connection, idle and across sy
     await ctx.dovecot.append(login, PASSWORD, mail(n));
     await waitFor(`${n} stored`, async () => (await storedCount(ctx, identity)) === n, PUSHED_WITHIN_MS);
   }
-  publish(ctx, "IMAPfetcher", "sync", identity);
-  publish(ctx, "IMAPfetcher", "fullfetch", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "IMAPfetcher", "fullfetch", identity);
   await waitFor("the fullfetch done", () => (context(ctx, identity).history ?? []).some((run) => run.mode === "fullfetch"), 15_000);
   await settled(ctx, identity);
   await ctx.dovecot.append(login, PASSWORD, mail(6));
@@ -185,8 +181,8 @@ test("a connection cut halfway through a sync: the sync is retried on a new one,
     login,
     Array.from({ length: count }, (_, n) => Buffer.from(mail(n + 1))),
   );
-  publish(ctx, "imap_worker", "add_worker", identity);
-  publish(ctx, "IMAPfetcher", "sync", identity);
+  publishFor(ctx.client, "imap_worker", "add_worker", identity);
+  publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   await waitFor(
     "the sync halfway",
     () => {
@@ -229,8 +225,8 @@ test("many workers starting at once, then all their connections cut at once: new
     identities.push(identity);
   }
   for (const identity of identities) {
-    publish(ctx, "imap_worker", "add_worker", identity);
-    publish(ctx, "IMAPfetcher", "sync", identity);
+    publishFor(ctx.client, "imap_worker", "add_worker", identity);
+    publishFor(ctx.client, "IMAPfetcher", "sync", identity);
   }
   for (const identity of identities) await settled(ctx, identity, 30_000);
   assert.is(through.total(), workers, "one connection each");

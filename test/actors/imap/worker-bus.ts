@@ -1,0 +1,17 @@
+// What the IMAP worker tests do around a worker: send it a contract order for an account, and read back
+// the messages the account imported.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Identity, Message } from "../../../actors/store/model.ts";
+import type { Store } from "../../../actors/store/store.ts";
+import { encodeJson } from "../../../runtime/json.ts";
+
+/** Publishes `order` (sync, fullfetch, add_worker...) on `subject` for the account of `identity`. */
+export function publishFor(client: NatsConnection, subject: string, order: string, identity: Identity): void {
+  client.publish(subject, encodeJson({ order, remote_id: identity.identity_id, user_id: identity.user_id }));
+}
+
+/** The messages of the identity's user that the identity received (the first 500). */
+export async function messagesOf(store: Store, identity: Identity): Promise<Message[]> {
+  const page = await store.messages.list(identity.user_id, { limit: 500 });
+  return page.items.filter((message) => message.user_identities.includes(identity.identity_id));
+}
