@@ -82,12 +82,15 @@ export function computeDerived(contact: Contact, messages: Message[], keys: Publ
 }
 
 /**
- * Whether a stored message was OpenPGP-encrypted: inbound processing keeps a PGP/MIME message's
+ * Whether a stored message was OpenPGP-encrypted: `is_encrypted`, set on PGP/MIME mail received and on
+ * mail sent encrypted (whose stored bodies are the user's clear text). Otherwise, from its content:
+ * inbound processing keeps a PGP/MIME message's
  * armored payload as its plain body (and its `application/octet-stream` part as an attachment), and an
  * inline-PGP message has the armor in its body too. A `application/pgp-encrypted` or
  * `multipart/encrypted` attachment also counts (messages stored by other paths).
  */
 export function isEncrypted(message: Message): boolean {
+  if (message.is_encrypted === true) return true;
   if (message.body_plain.trimStart().startsWith("-----BEGIN PGP MESSAGE-----")) return true;
   return message.attachments.some((attachment) => {
     const type = attachment.content_type.toLowerCase();

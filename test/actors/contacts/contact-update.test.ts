@@ -135,6 +135,17 @@ test("a contact with no messages and no key scores 0; recomputing replaces the p
   assert.equal((await f.store.contacts.get(userId, contact.contact_id))?.derived, second);
 });
 
+test("mail sent encrypted counts as encrypted, though its stored bodies are the user's clear text", async ({ f }) => {
+  const userId = randomUUID();
+  const contact = await f.store.contacts.create(newContact(userId, ["friend@example.com"]));
+  const sent = { participants: [who("To", "friend@example.com")], is_received: false, is_unread: false, body_plain: "hello in clear" };
+  await f.store.messages.create(newMessage(userId, { ...sent, is_encrypted: true }));
+  await f.store.messages.create(newMessage(userId, sent));
+  const derived = await updateContactDerived(f.store, { contact_id: contact.contact_id, user_id: userId }, { now });
+  // No key; one of the two messages exchanged encrypted → 40 × 1/2.
+  assert.is(derived.privacy_score, 20);
+});
+
 test("key strength on one scale for RSA and ECC", () => {
   assert.is(securityBits({ algorithm: "eddsaLegacy ed25519Legacy", size: 256 }), 128);
   assert.is(securityBits({ algorithm: "ecdsa nistP384", size: 384 }), 192);
