@@ -27,6 +27,7 @@ interface Batch {
   size: number;
   elements: NotificationElement[];
   firstAt: number;
+  lastAt: number;
   timer: NodeJS.Timeout | null;
 }
 
@@ -41,23 +42,30 @@ export class NewMessageBatches {
 
   /** One message imported for `userId`: it joins the user's batch. */
   add(userId: string, element: NotificationElement): void {
-    let batch = this.batches.get(userId);
-    if (batch === undefined) {
-      const oldest = this.batches.keys().next();
-      if (this.batches.size >= this.timing.maxUsers && oldest.done !== true) this.flush(oldest.value);
-      batch = { size: 0, elements: [], firstAt: this.now(), timer: null };
-      this.batches.set(userId, batch);
-    }
-    batch.size += 1;
-    // Past the threshold the notification lists nothing: keep no more than it could list.
-    if (batch.size <= MAX_NOTIFICATION_ELEMENTS) batch.elements.push(element);
-    else batch.elements = [];
-    this.schedule(userId, batch);
+    this.join(userId, () => element);
   }
 
   /** A message an import stored for the first time, received by `identityId`. */
   imported(message: Message, identityId: string): void {
-    this.add(message.user_id, notificationElement(message, identityId));
+    this.join(message.user_id, () => notificationElement(message, identityId));
+  }
+
+  /** `element` is made only while the batch still lists its messages: a long sync's cost no more than a count. */
+  private join(userId: string, element: () => NotificationElement): void {
+    const now = this.now();
+    let batch = this.batches.get(userId);
+    if (batch === undefined) {
+      const oldest = this.batches.keys().next();
+      if (this.batches.size >= this.timing.maxUsers && oldest.done !== true) this.flush(oldest.value);
+      batch = { size: 0, elements: [], firstAt: now, lastAt: now, timer: null };
+      this.batches.set(userId, batch);
+    }
+    batch.size += 1;
+    batch.lastAt = now;
+    // Past the threshold the notification lists nothing: keep no more than it could list.
+    if (batch.size <= MAX_NOTIFICATION_ELEMENTS) batch.elements.push(element());
+    else if (batch.elements.length > 0) batch.elements = [];
+    if (batch.timer === null) this.schedule(userId, batch);
   }
 
   /** Publishes the user's batch now, if one waits. */
@@ -90,10 +98,19 @@ export class NewMessageBatches {
     return this.batches.get(userId)?.elements.length ?? 0;
   }
 
+  /** One timer per batch, not one per message: when it fires early (messages came meanwhile), it is set again. */
   private schedule(userId: string, batch: Batch): void {
-    if (batch.timer !== null) clearTimeout(batch.timer);
-    const due = Math.min(this.now() + this.timing.quietMs, batch.firstAt + this.timing.maxDelayMs);
-    batch.timer = setTimeout(() => this.flush(userId), Math.max(0, due - this.now()));
+    const due = Math.min(batch.lastAt + this.timing.quietMs, batch.firstAt + this.timing.maxDelayMs);
+    batch.timer = setTimeout(
+      () => {
+        batch.timer = null;
+        if (this.batches.get(userId) !== batch) return;
+        const now = this.now();
+        if (now >= Math.min(batch.lastAt + this.timing.quietMs, batch.firstAt + this.timing.maxDelayMs)) this.flush(userId);
+        else this.schedule(userId, batch);
+      },
+      Math.max(0, due - this.now()),
+    );
     // A timer of its own must not keep a stopping process alive; the node flushes on its way out.
     batch.timer.unref();
   }

@@ -44,5 +44,6 @@ function shown(text: string): string {
 }
 
 function isEncrypted(message: Message): boolean {
-  return message.is_encrypted === true || message.pgp?.encrypted === true || message.body_plain.includes("-----BEGIN PGP MESSAGE-----");
+  // An armored message opens the body (PGP/MIME's part kept as the body, or inline PGP): no need to read it all.
+  return message.is_encrypted === true || message.pgp?.encrypted === true || message.body_plain.slice(0, 1024).includes("-----BEGIN PGP MESSAGE-----");
 }
