@@ -1,6 +1,6 @@
-// What an IMAP worker holds (its context: saved in its snapshot, shown to operators) and what it takes
+// What an IMAP worker holds (its context: saved in its snapshot, shown to operators), what it takes
 // (its event union: the contract's orders, what its sync run and its new-mail watch tell it, its retry
-// deadline).
+// deadline), and how a finished run is written into its history and the identity's last error.
 import { createHash } from "node:crypto";
 import type { ContractMessage } from "../../contract/contract-message.ts";
 import type { DeadlineMessage, RELOADED_EVENT, TypedMessage } from "../../runtime/actor-family.ts";
@@ -9,7 +9,7 @@ import type { PendingDelivery } from "../bridges/delivery-queue.ts";
 import { type FolderChanges, type FolderCursor, INBOX } from "./account-folders.ts";
 import type { SkippedMessage, SyncProgress } from "./mailbox-sync.ts";
 import type { PendingChange } from "./pending-changes.ts";
-import type { ServerChanges, SyncMode, SyncRunEvent } from "./sync-run.ts";
+import type { AccountSyncOutcome, ServerChanges, SyncMode, SyncRunEvent } from "./sync-run.ts";
 
 export const RETRY_DUE = "retry.due";
 /** Finished runs kept in the context. */
@@ -85,4 +85,19 @@ export function upgradeImapContext(saved: Record<string, unknown>): Record<strin
 
 function derivedFolderId(path: string): string {
   return createHash("sha256").update(path, "utf8").digest("hex").slice(0, 12);
+}
+
+/** The history with the run in progress (if any) ended by a failure, newest first. */
+export function withFailedRun(context: ImapWorkerContext, error: string, at: string): FinishedRun[] {
+  if (context.progress === null) return context.history;
+  return [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error }, ...context.history].slice(0, HISTORY);
+}
+
+/** What a run skipped, for the identity's last_error: the user learns that a message was not imported. */
+export function skippedNote(outcome: AccountSyncOutcome): string {
+  const listed = outcome.skipped_messages
+    .slice(0, 3)
+    .map((skipped) => `${skipped.mailbox === INBOX ? "" : `${skipped.mailbox} `}UID ${skipped.uid} (${skipped.reason})`);
+  const more = outcome.skipped - listed.length;
+  return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
 }

@@ -32,10 +32,10 @@ import { hasChanges, INBOX, withFolder } from "./account-folders.ts";
 import { ConnectPacer } from "./connect-pacer.ts";
 import { imapAccount } from "./imap-account.ts";
 import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "./imap-worker-settings.ts";
-import { type FinishedRun, HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, upgradeImapContext } from "./imap-worker-state.ts";
+import { HISTORY, type ImapWorkerContext, type ImapWorkerEvent, RETRY_DUE, skippedNote, upgradeImapContext, withFailedRun } from "./imap-worker-state.ts";
 import { MAX_PENDING_CHANGES, type PendingChange, withoutApplied, withPendingChange } from "./pending-changes.ts";
 import { deliverWithSentCopy } from "./sent-delivery.ts";
-import { type AccountSyncOutcome, type SyncMode, syncRun, widestRun } from "./sync-run.ts";
+import { type SyncMode, syncRun, widestRun } from "./sync-run.ts";
 
 export const IMAP_KIND = ACTOR_KINDS.imap;
 
@@ -429,19 +429,4 @@ function imapWorkerMachine(store: Store, ports: ActorPorts, settings: ImapWorker
       gone: { type: "final" },
     },
   });
-}
-
-/** The history with the run in progress (if any) ended by a failure, newest first. */
-function withFailedRun(context: ImapWorkerContext, error: string, at: string): FinishedRun[] {
-  if (context.progress === null) return context.history;
-  return [{ ...context.progress, finished_at: at, outcome: "failed" as const, skipped_messages: [], error }, ...context.history].slice(0, HISTORY);
-}
-
-/** What a run skipped, for the identity's last_error: the user learns that a message was not imported. */
-function skippedNote(outcome: AccountSyncOutcome): string {
-  const listed = outcome.skipped_messages
-    .slice(0, 3)
-    .map((skipped) => `${skipped.mailbox === INBOX ? "" : `${skipped.mailbox} `}UID ${skipped.uid} (${skipped.reason})`);
-  const more = outcome.skipped - listed.length;
-  return `${outcome.skipped} message(s) skipped, not imported: ${listed.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
 }

@@ -19,7 +19,7 @@ import type { ImapWorkerContext } from "../../../actors/imap/imap-worker-state.t
 import { newDraft } from "../../../actors/messages/new-draft.ts";
 import type { Identity } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
-import { decodeJson, encodeJson } from "../../../runtime/json.ts";
+import { decodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
 import { freePort } from "../../../scripts/local-servers/free-port.ts";
@@ -31,7 +31,7 @@ import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type StarttlsStripper, startStarttlsStripper } from "../../helpers/starttls-stripper.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
 import { newContact, newPublicKey } from "../store/fixture.ts";
-import { messagesOf, publishFor } from "./worker-bus.ts";
+import { deliverThroughWorker, messagesOf, publishFor } from "./worker-bus.ts";
 
 interface Context {
   nats: TestNats;
@@ -343,17 +343,7 @@ test("deliver on outboundIMAP: sent through the account's own SMTP server (over 
     const draft = await ctx.store.messages.create(
       newDraft(identity, { subject: "from my own account", body_plain: "hello there", participants: [{ type: "To", address: "friend@elsewhere.test" }] }),
     );
-    const reply = decodeJson(
-      (
-        await ctx.client.request(
-          "outboundIMAP",
-          encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
-          { timeout: 15_000 },
-        )
-      ).data,
-    );
-    assert.ok(reply.ok);
-    const answer = reply.value as { error: boolean; message: string; sent_copy: string };
+    const answer = await deliverThroughWorker(ctx.client, identity, draft.message_id);
     assert.is(answer.error, false, answer.message);
     assert.is(answer.sent_copy, "Sent");
     assert.is(received.length, 1);
@@ -393,17 +383,7 @@ test("deliver on outboundIMAP to a recipient whose key is known: sent encrypted,
     newDraft(identity, { subject: "encrypted from my account", body_plain: "for your eyes only", participants: [{ type: "To", address: recipient }] }),
   );
   const before = ctx.smtpReceived.length;
-  const reply = decodeJson(
-    (
-      await ctx.client.request(
-        "outboundIMAP",
-        encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
-        { timeout: 15_000 },
-      )
-    ).data,
-  );
-  assert.ok(reply.ok);
-  const answer = reply.value as { error: boolean; message: string; sent_copy: string };
+  const answer = await deliverThroughWorker(ctx.client, identity, draft.message_id);
   assert.is(answer.error, false, answer.message);
   assert.is(answer.sent_copy, "Sent");
   const sent = ctx.smtpReceived[before]?.data ?? "";

@@ -25,7 +25,7 @@ import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type FakeOAuth2Provider, startFakeOAuth2Provider } from "../../helpers/oauth2-provider.ts";
 import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
 import { startTestNode, testCaliopenConfig, testDestinations } from "../../helpers/test-node.ts";
-import { messagesOf, publishFor } from "./worker-bus.ts";
+import { type DeliverAnswer, deliverThroughWorker, messagesOf, publishFor } from "./worker-bus.ts";
 
 interface Context {
   nats: TestNats;
@@ -228,18 +228,11 @@ test("deliver with a token revoked before its expiry: the submission server refu
   assert.is((await ctx.sink.messages()).length, before.sunk + 1, "sent exactly once");
 });
 
-async function deliver(ctx: Context, identity: Identity, subject: string): Promise<{ error: boolean; message: string }> {
+async function deliver(ctx: Context, identity: Identity, subject: string): Promise<DeliverAnswer> {
   const draft = await ctx.store.messages.create(
     newDraft(identity, { subject, body_plain: "hello", participants: [{ type: "To", address: "friend@elsewhere.test" }] }),
   );
-  const answer = await ctx.client.request(
-    "outboundIMAP",
-    encodeJson({ order: "deliver", message_id: draft.message_id, remote_id: identity.identity_id, user_id: ctx.userId }),
-    { timeout: 20_000 },
-  );
-  const decoded = decodeJson(answer.data);
-  assert.ok(decoded.ok);
-  return decoded.value as { error: boolean; message: string };
+  return deliverThroughWorker(ctx.client, identity, draft.message_id);
 }
 
 test.run();
