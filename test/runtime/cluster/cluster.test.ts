@@ -91,11 +91,15 @@ test("published orders reach each actor wherever it runs, once each", async (ctx
 });
 
 test("a request reaches the actor on its node and the actor answers the requester", async (ctx) => {
-  const where = placement(ctx);
-  // Ask through an entry point on every node: the order is forwarded to the owner when needed.
-  const reply = await ctx.client.request("IMAPfetcher", encodeJson({ order: "sync", remote_id: "r1", user_id: "u" }), { timeout: 3000 });
-  assert.ok(decodeJson(reply.data).ok);
-  assert.ok(where.get("r1"));
+  // `deliver` is a request (not a durable order, which the stream itself acknowledges): whichever node's
+  // entry point takes it forwards it to the owner, and the answer is the actor's own (its count).
+  const expected = await counts(ctx);
+  for (const key of KEYS) {
+    const reply = await ctx.client.request("outboundIMAP", encodeJson({ order: "deliver", message_id: `m-${key}`, remote_id: key, user_id: "u" }), { timeout: 3000 });
+    const decoded = decodeJson(reply.data);
+    assert.ok(decoded.ok);
+    assert.equal(decoded.value, { count: expected.get(key), error: false, message: "count" }, key);
+  }
 });
 
 test("a node leaving gracefully hands its actors over, keeping their state, with no overlap", async (ctx) => {
