@@ -100,9 +100,22 @@ export class SortedIndex {
   private async insertNow(entries: readonly IndexEntry[]): Promise<number> {
     let remaining = [...entries].sort((a, b) => this.order(a, b));
     let added = 0;
+    let madeHead = false;
     for (let round = 0; remaining.length > 0; round++) {
       const first = remaining[0] as IndexEntry;
-      const { id, leaf } = await this.locate(first, true, true);
+      const { id, leaf } = await this.locate(first, true);
+      if (leaf === null) {
+        // A new index: its head is made holding the entries (one write instead of an empty head and a
+        // swap); when another writer made it first, the next round merges into theirs.
+        const unique = mergeEntries([], remaining, this.order);
+        const head = unique.slice(0, LEAF_MAX);
+        if (await this.createHead(head)) {
+          added += head.length;
+          madeHead = true;
+          remaining = unique.slice(head.length);
+        }
+        continue;
+      }
       const current = leaf.value;
       const fits = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
       const merged = mergeEntries(current.entries, fits, this.order);
@@ -114,7 +127,7 @@ export class SortedIndex {
       added += merged.length - current.entries.length;
       remaining = remaining.slice(fits.length);
     }
-    if (added !== 0) await this.adjustCount(added);
+    if (added !== 0) await this.adjustCount(added, madeHead);
     return added;
   }
 
@@ -123,7 +136,7 @@ export class SortedIndex {
     let removed = 0;
     for (let round = 0; remaining.length > 0; round++) {
       // Fresh reads: a remembered version without the entry would say it is gone when another process put it since.
-      const { id, leaf } = await this.locate(remaining[0] as Position, false, false);
+      const { id, leaf } = await this.locate(remaining[0] as Position, false);
       if (leaf === null) return removed;
       const current = leaf.value;
       const here = remaining.slice(0, current.upTo === null ? remaining.length : countBefore(remaining, current.upTo, this.order));
@@ -136,13 +149,13 @@ export class SortedIndex {
       removed += gone;
       remaining = remaining.slice(here.length);
     }
-    if (removed !== 0) await this.adjustCount(-removed);
+    if (removed !== 0) await this.adjustCount(-removed, false);
     return removed;
   }
 
   /** The entries after `after` (from the first when null), in listing order, a leaf at a time. */
   async *entriesAfter(after: Position | null): AsyncGenerator<IndexEntry> {
-    const start = after === null ? { id: HEAD, leaf: await this.readLeaf(HEAD, false) } : await this.locate(after, false, false);
+    const start = after === null ? { id: HEAD, leaf: await this.readLeaf(HEAD, false) } : await this.locate(after, false);
     let leaf = start.leaf;
     while (leaf !== null) {
       for (const entry of leaf.value.entries) if (after === null || this.order(entry, after) > 0) yield entry;
@@ -168,8 +181,19 @@ export class SortedIndex {
     else await this.swap(`${this.tree}.count`, known, next);
   }
 
-  private async adjustCount(delta: number): Promise<void> {
+  /** `isNew`: the index's head was just made, so its count is most likely not there yet: made without a read first. */
+  private async adjustCount(delta: number, isNew: boolean): Promise<void> {
     const key = `${this.tree}.count`;
+    if (isNew && delta > 0) {
+      const count: Count = { kind: "count", n: delta };
+      try {
+        this.caches.versions.set(key, { value: count, revision: await this.docs.create(key, count) });
+        return;
+      } catch (err) {
+        // A count left without its head (a bucket restored in part): adjusted as any other.
+        if (!(err instanceof DocumentExists)) throw err;
+      }
+    }
     await persist(async () => {
       const known = this.caches.versions.get(key) ?? null;
       const updated = await this.docs.updateFrom(key, known, (current) => (current.kind === "count" ? { kind: "count", n: current.n + delta } : null));
@@ -186,26 +210,21 @@ export class SortedIndex {
     });
   }
 
-  /** The leaf whose range holds `position`: from the nearest hint, then along the chain. */
-  private async locate(position: Positioned, create: true, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> }>;
-  private async locate(position: Positioned, create: false, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }>;
-  private async locate(position: Positioned, create: boolean, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }> {
+  /** The leaf whose range holds `position`: from the nearest hint, then along the chain (null: the index has no head yet). */
+  private async locate(position: Positioned, toWrite: boolean): Promise<{ id: string; leaf: Versioned<Leaf> | null }> {
     let id = this.hintFor(await this.hints(), position);
     for (let hops = 0; ; hops++) {
       // From versions this process knows when it is to write: a leaf's start never changes and each
       // version's end is where its next leaf starts, so a stale one still leads the right way, and the
       // compare-and-swap that follows refuses a write based on it.
-      let leaf = await this.readLeaf(id, toWrite);
+      const leaf = await this.readLeaf(id, toWrite);
       if (leaf === null && id !== HEAD) {
         // A hint to a leaf that is not there (a bucket restored without it): start from the head.
         this.caches.hints.delete(this.tree);
         id = HEAD;
         continue;
       }
-      if (leaf === null) {
-        if (!create) return { id, leaf: null };
-        leaf = await this.createHead();
-      }
+      if (leaf === null) return { id, leaf: null };
       const { upTo, next } = leaf.value;
       if (upTo === null || next === null || this.order(position, upTo) < 0) {
         if (hops > HOPS_BEFORE_RELOAD) this.caches.hints.delete(this.tree);
@@ -215,17 +234,15 @@ export class SortedIndex {
     }
   }
 
-  private async createHead(): Promise<Versioned<Leaf>> {
-    const empty: Leaf = { kind: "leaf", entries: [], upTo: null, next: null };
+  /** Makes the head leaf holding `entries` (at most LEAF_MAX, sorted); false when another writer made it first. */
+  private async createHead(entries: IndexEntry[]): Promise<boolean> {
+    const head: Leaf = { kind: "leaf", entries, upTo: null, next: null };
     try {
-      const made = { value: empty, revision: await this.docs.create(this.leafKey(HEAD), empty) };
-      this.caches.versions.set(this.leafKey(HEAD), made);
-      return made;
+      this.caches.versions.set(this.leafKey(HEAD), { value: head, revision: await this.docs.create(this.leafKey(HEAD), head) });
+      return true;
     } catch (err) {
       if (!(err instanceof DocumentExists)) throw err;
-      const made = await this.readLeaf(HEAD, true);
-      if (made === null) throw new Error(`${this.tree}: the head leaf was made and removed meanwhile`);
-      return made;
+      return false;
     }
   }
 

@@ -104,6 +104,25 @@ test("mail older than all the rest lands deep in; two processes writing one user
   assert.is((await other.messages.list(userId, { limit: 1 })).total, everything.length);
 });
 
+test("a new index made by three processes at once, and one made by a batch larger than a leaf: none lost, counts right", async () => {
+  const userId = randomUUID();
+  const stores = [f.store, await f.openAnother(), await f.openAnother()];
+  const first = stores.map((store, at) => Array.from({ length: 5 }, (_, i) => newMessage(userId, { date: minute(at * 10 + i) })));
+  // Each process's first write finds no head and makes one; two of them lose and merge into the winner's.
+  await Promise.all(stores.map((store, at) => createAll(first[at] as Message[], 5, store)));
+  const everything = first.flat();
+  assert.equal((await walk(userId, 7)).ids, newest(everything));
+  for (const store of stores) assert.is((await store.messages.list(userId, { limit: 1 })).total, everything.length);
+
+  const bulk = mailIndexOf(`bulk-${randomUUID()}`);
+  const entries = Array.from({ length: LEAF_MAX * 2 + 7 }, (_, i) => [minute(i), `id-${String(i).padStart(4, "0")}`, Date.now()] as const);
+  assert.is(await bulk.insert([...entries, ...entries.slice(0, 3)]), entries.length, "repeats counted once");
+  const listed: string[] = [];
+  for await (const entry of bulk.entriesAfter(null)) listed.push(entry[1]);
+  assert.equal(listed, entries.map((entry) => entry[1]).reverse());
+  assert.equal((await bulk.count())?.value, { kind: "count", n: entries.length });
+});
+
 test("a draft changed (its date) or sent (no longer a draft) is listed once, where it now belongs", async () => {
   const userId = randomUUID();
   const draft = await f.store.messages.create(newMessage(userId, { is_draft: true, date: minute(1) }));
