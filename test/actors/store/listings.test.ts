@@ -107,7 +107,7 @@ test("mail older than all the rest lands deep in; two processes writing one user
 test("a new index made by three processes at once, and one made by a batch larger than a leaf: none lost, counts right", async () => {
   const userId = randomUUID();
   const stores = [f.store, await f.openAnother(), await f.openAnother()];
-  const first = stores.map((store, at) => Array.from({ length: 5 }, (_, i) => newMessage(userId, { date: minute(at * 10 + i) })));
+  const first = stores.map((_store, at) => Array.from({ length: 5 }, (_, i) => newMessage(userId, { date: minute(at * 10 + i) })));
   // Each process's first write finds no head and makes one; two of them lose and merge into the winner's.
   await Promise.all(stores.map((store, at) => createAll(first[at] as Message[], 5, store)));
   const everything = first.flat();

@@ -95,7 +95,9 @@ test("a request reaches the actor on its node and the actor answers the requeste
   // entry point takes it forwards it to the owner, and the answer is the actor's own (its count).
   const expected = await counts(ctx);
   for (const key of KEYS) {
-    const reply = await ctx.client.request("outboundIMAP", encodeJson({ order: "deliver", message_id: `m-${key}`, remote_id: key, user_id: "u" }), { timeout: 3000 });
+    const reply = await ctx.client.request("outboundIMAP", encodeJson({ order: "deliver", message_id: `m-${key}`, remote_id: key, user_id: "u" }), {
+      timeout: 3000,
+    });
     const decoded = decodeJson(reply.data);
     assert.ok(decoded.ok);
     assert.equal(decoded.value, { count: expected.get(key), error: false, message: "count" }, key);
