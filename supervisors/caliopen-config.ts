@@ -7,7 +7,7 @@ import { DEFAULT_IMAP_OPTIONS, type ImapWorkerOptions } from "../actors/imap/ima
 import type { DestinationSettings } from "../actors/network/destination-policy.ts";
 import type { NotificationHistoryLimits } from "../actors/notifications/notification-stream.ts";
 import type { OAuth2Providers } from "../actors/oauth2/oauth2-providers.ts";
-import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker.ts";
+import type { TwitterWorkerOptions } from "../actors/twitter/twitter-worker-settings.ts";
 import type { HttpSettings } from "../api/http-settings.ts";
 import { replyWithinMs } from "../contract/contract-table.ts";
 import type { SecretBox } from "../runtime/secret-box.ts";

@@ -17,112 +17,28 @@
 
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import { ACTOR_KINDS } from "../../contract/actor-kinds.ts";
-import type { ContractMessage } from "../../contract/contract-message.ts";
 import { handledOrders } from "../../contract/contract-table.ts";
-import {
-  type ActorFamily,
-  type ActorInput,
-  type ActorMessage,
-  type ActorPorts,
-  type DeadlineMessage,
-  RELOADED_EVENT,
-  type TypedMessage,
-} from "../../runtime/actor-family.ts";
-import { clearDeadline, type Deadlines, setDeadline } from "../../runtime/deadlines.ts";
-import { deliveryRegion, hasDeliveries, moreDeliveries, type PendingDelivery, withDelivery } from "../bridges/delivery-queue.ts";
+import { type ActorFamily, type ActorInput, type ActorMessage, type ActorPorts, RELOADED_EVENT } from "../../runtime/actor-family.ts";
+import { clearDeadline, setDeadline } from "../../runtime/deadlines.ts";
+import { deliveryRegion, hasDeliveries, moreDeliveries, withDelivery } from "../bridges/delivery-queue.ts";
 import { askPollInterval, restorePollInterval, slowerInterval } from "../bridges/poll-slowdown.ts";
-import type { NotificationSink } from "../notifications/notification-publisher.ts";
 import { notifyingSend } from "../notifications/sent-notification.ts";
 import { defaultPollInterval } from "../store/identities.ts";
 import type { Store } from "../store/store.ts";
 import { type DmDeliverResult, deliverDm } from "./dm-deliver.ts";
-import type { XUser } from "./dm-raw.ts";
-import { DmSyncFailed, type DmSyncOutcome, type DmSyncProgress, IdentityGone, type PendingImport, type SkippedEvent, syncDms } from "./dm-sync.ts";
-import { InvalidCredentials, RateLimited, type XClientConfig } from "./x-client.ts";
+import { syncDms } from "./dm-sync.ts";
+import { DEFAULT_TWITTER_OPTIONS, type TwitterWorkerOptions } from "./twitter-worker-settings.ts";
+import {
+  RATE_LIMIT_RESET,
+  type SyncFailureKind,
+  syncFailure,
+  type TwitterWorkerContext,
+  type TwitterWorkerEvent,
+  withFinishedRun,
+  withSkippedEvents,
+} from "./twitter-worker-state.ts";
 
 export const TWITTER_KIND = ACTOR_KINDS.twitter;
-export const RATE_LIMIT_RESET = "ratelimit.reset";
-/** Finished runs and skipped events kept in the context. */
-const HISTORY = 5;
-const SKIPPED_KEPT = 20;
-
-export interface TwitterWorkerOptions {
-  /** X API base URL and the app's consumer key/secret (OAuth 1.0a). */
-  x: XClientConfig;
-  /** `max_results` per page of DM events. */
-  pageSize: number;
-  /** Pages read at most per sync. */
-  maxPages: number;
-  /** An event the importer refuses this many syncs in a row is skipped for good. */
-  maxImportAttempts: number;
-  /** Waited past the rate limit's reset time before syncing again. */
-  resetMarginMs: number;
-  /** Where the user is told of a DM sent (a `message_sent` notification); none when left out. */
-  notifications?: NotificationSink;
-}
-
-export const DEFAULT_TWITTER_OPTIONS: TwitterWorkerOptions = {
-  x: {},
-  pageSize: 100,
-  maxPages: 50,
-  maxImportAttempts: 5,
-  resetMarginMs: 1_000,
-};
-
-export interface TwitterSyncRun {
-  total: number;
-  done: number;
-  skipped: number;
-  started_at: string;
-}
-
-export interface TwitterWorkerContext {
-  identity_id: string;
-  user_id: string;
-  /** The newest DM event imported; ids are decimal strings compared as big integers. */
-  last_seen_id: string | null;
-  /** The account behind the credentials (from `users/me`), cached until a reload. */
-  account: XUser | null;
-  /** The sync running now (or the last one), for operators. */
-  progress: TwitterSyncRun | null;
-  history: (TwitterSyncRun & { finished_at: string; outcome: string })[];
-  /** A sync asked for while one runs or while rate-limited: done right after. */
-  requested: boolean;
-  last_sync: string | null;
-  last_error: { message: string; at: string } | null;
-  rate_limited_until: string | null;
-  /** The poll interval before this worker asked for a slower one; restored after a sync succeeds. */
-  slowed_from: string | null;
-  /** The event whose import was refused, with its stored raw, retried first at the next sync. */
-  retry: PendingImport | null;
-  /** Events given up on, newest last, for operators. */
-  skipped: SkippedEvent[];
-  /** `deliver` requests waiting or running, oldest first. */
-  deliveries: PendingDelivery[];
-  deadlines: Deadlines;
-}
-
-type SyncFailureKind = "gone" | "rate_limited" | "credentials" | "error";
-
-interface SyncFailure {
-  kind: SyncFailureKind;
-  message: string;
-  reset_at: string | null;
-  poll_interval: string | null;
-  progress: DmSyncProgress | null;
-  retry: PendingImport | null;
-}
-
-/** The orders the worker takes, what its sync run tells it, a refusal of its credentials, its deadline. */
-type TwitterWorkerEvent =
-  | ContractMessage<"twitter_dm", "sync">
-  | ContractMessage<"twitter_dm", "deliver">
-  | TypedMessage<"sync.progress", DmSyncProgress>
-  | TypedMessage<"sync.done", DmSyncOutcome>
-  | TypedMessage<"sync.failed", SyncFailure>
-  | TypedMessage<"credentials.refused", { message: string }>
-  | TypedMessage<typeof RELOADED_EVENT, Record<string, never>>
-  | DeadlineMessage<typeof RATE_LIMIT_RESET>;
 
 export function twitterWorkerFamily(store: Store, options: Partial<TwitterWorkerOptions> = {}, now: () => number = Date.now): ActorFamily {
   const settings = { ...DEFAULT_TWITTER_OPTIONS, ...options };
@@ -173,23 +89,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
       })
       .catch((err: unknown) => {
         if (cancelled) return;
-        const cause = err instanceof DmSyncFailed ? err.reason : err;
-        const failed: SyncFailure = {
-          kind:
-            cause instanceof IdentityGone
-              ? "gone"
-              : cause instanceof RateLimited
-                ? "rate_limited"
-                : cause instanceof InvalidCredentials
-                  ? "credentials"
-                  : "error",
-          message: cause instanceof Error ? cause.message : String(cause),
-          reset_at: cause instanceof RateLimited ? cause.resetAt.toISOString() : null,
-          poll_interval: err instanceof DmSyncFailed ? err.poll_interval : null,
-          progress: err instanceof DmSyncFailed ? err.progress : null,
-          retry: err instanceof DmSyncFailed ? err.retry : context.retry,
-        };
-        tell({ type: "sync.failed", payload: failed });
+        tell({ type: "sync.failed", payload: syncFailure(err, context.retry) });
       });
     return () => {
       cancelled = true;
@@ -254,9 +154,9 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
           last_seen_id: outcome.last_seen_id,
           account: outcome.account,
           retry: outcome.retry,
-          skipped: [...context.skipped, ...outcome.skipped_events].slice(-SKIPPED_KEPT),
+          skipped: withSkippedEvents(context, outcome.skipped_events),
           progress: finished,
-          history: [{ ...finished, finished_at: at, outcome: outcome.stopped === null ? "done" : "stopped" }, ...context.history].slice(0, HISTORY),
+          history: withFinishedRun(context, finished, at, outcome.stopped === null ? "done" : "stopped"),
           last_sync: at,
           last_error: lastError,
           slowed_from: null,
@@ -278,7 +178,7 @@ function twitterWorkerMachine(store: Store, ports: ActorPorts, settings: Twitter
           ...(progress !== null && { last_seen_id: progress.last_seen_id, account: progress.account }),
           retry: failed.retry,
           progress: finished,
-          history: finished === null ? context.history : [{ ...finished, finished_at: at, outcome: failed.kind }, ...context.history].slice(0, HISTORY),
+          history: finished === null ? context.history : withFinishedRun(context, finished, at, failed.kind),
           last_error: lastError,
         });
       }),

@@ -11,7 +11,8 @@ import type { Credentials, Identity, Message, User } from "../../../actors/store
 import { openStore, type Store } from "../../../actors/store/store.ts";
 import { decodeStoredDm } from "../../../actors/twitter/dm-raw.ts";
 import { processInboundTwitter } from "../../../actors/twitter/inbound-twitter.ts";
-import { RATE_LIMIT_RESET, TWITTER_KIND, type TwitterWorkerContext, twitterWorkerFamily } from "../../../actors/twitter/twitter-worker.ts";
+import { TWITTER_KIND, twitterWorkerFamily } from "../../../actors/twitter/twitter-worker.ts";
+import { RATE_LIMIT_RESET, type TwitterWorkerContext } from "../../../actors/twitter/twitter-worker-state.ts";
 import type { ActorCell } from "../../../runtime/actor-cell.ts";
 import type { ActorHost } from "../../../runtime/actor-host.ts";
 import { FamilySupervisor } from "../../../runtime/cluster/family-supervisor.ts";
