@@ -20,6 +20,8 @@ export const BODY_LIMITS: Readonly<Record<string, number>> = {
   CreateDraft: 960 * KiB,
   PatchMessage: 960 * KiB,
   SendEmailAdminToUser: 960 * KiB,
+  // {"provider", "username"}
+  AuthorizeUserIdentity: 1 * KiB,
   // {"actions":["send"]}
   SendDraft: 1 * KiB,
 };

@@ -66,7 +66,7 @@ const oauth2Grant = {
 const credentials = {
   type: "object",
   description:
-    "secrets to log in with: username/password for mail, or `oauth2` (and optionally `username`, the address by default); OAuth tokens for Twitter. Stored encrypted, never returned",
+    "secrets to log in with: username/password for mail, or `oauth2` (and optionally `username`, the address by default); OAuth tokens for Twitter. Stored encrypted, never returned. An account created without them waits (needsCredentials) until they are given, or granted through its provider's consent page (AuthorizeUserIdentity)",
   minProperties: 1,
   maxProperties: 16,
   properties: { oauth2: oauth2Grant },
@@ -127,7 +127,7 @@ export const identitySchema = {
 export const createIdentityBody = {
   type: "object",
   additionalProperties: false,
-  required: ["protocol", "identifier", "credentials"],
+  required: ["protocol", "identifier"],
   properties: {
     protocol: { type: "string", enum: ["email", "imap", "twitter"] },
     identifier: { type: "string", minLength: 1, maxLength: 320 },

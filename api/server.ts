@@ -28,6 +28,7 @@ import { messageContentRoutes } from "./routes/message-content.ts";
 import { messageRoutes } from "./routes/messages.ts";
 import { API_METRICS_PATH, metricsRoutes } from "./routes/metrics.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
+import { OAUTH2_CALLBACK_PATH, oauth2AuthorizationRoutes } from "./routes/oauth2-authorizations.ts";
 import { privateKeyRoutes } from "./routes/private-keys.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
 import { userRoutes } from "./routes/users.ts";
@@ -68,8 +69,9 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   registerDashboardHeaders(app);
   // /metrics is outside /api/ (where Prometheus looks) but admitted like the API: a token, counted; so
   // is the dashboard's data (its page needs none).
+  // The OAuth2 callback is where a provider sends a browser back: its state is its proof, not a token.
   const needsToken = (request: FastifyRequest) =>
-    (request.url !== OPENAPI_PATH && request.url.startsWith("/api/")) ||
+    (request.url !== OPENAPI_PATH && request.url.startsWith("/api/") && request.url.split("?")[0] !== OAUTH2_CALLBACK_PATH) ||
     request.url.split("?")[0] === API_METRICS_PATH ||
     request.url.startsWith(DASHBOARD_DATA_PREFIX);
   await registerAdmission(app, context.store, settings.rateLimits, needsToken);
@@ -108,6 +110,7 @@ export async function buildApi(context: ApiContext, settings: HttpSettings = DEF
   await app.register(async (scoped) => {
     userRoutes(scoped, context);
     identityRoutes(scoped, context);
+    oauth2AuthorizationRoutes(scoped, context);
     contactRoutes(scoped, context);
     publicKeyRoutes(scoped, context);
     privateKeyRoutes(scoped, context);

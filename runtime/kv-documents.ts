@@ -33,8 +33,9 @@ export class KvDocuments<T> {
     readonly bucket: string,
   ) {}
 
-  static async open<T>(nc: NatsConnection, bucket: string, replicas = 1): Promise<KvDocuments<T>> {
-    const kv = await new Kvm(nc).create(bucket, { history: 1, replicas });
+  /** `ttlMs`: documents go away on their own this long after they were written. */
+  static async open<T>(nc: NatsConnection, bucket: string, replicas = 1, options: { ttlMs?: number } = {}): Promise<KvDocuments<T>> {
+    const kv = await new Kvm(nc).create(bucket, { history: 1, replicas, ...(options.ttlMs !== undefined && { ttl: options.ttlMs }) });
     return new KvDocuments<T>(kv, jetstream(nc), bucket);
   }
 
@@ -93,6 +94,17 @@ export class KvDocuments<T> {
 
   async delete(key: string): Promise<void> {
     await this.kv.purge(key);
+  }
+
+  /** Removes the document if it is still the version read (false when another writer changed or took it first). */
+  async deleteIf(key: string, revision: number): Promise<boolean> {
+    try {
+      await this.kv.purge(key, { previousSeq: revision });
+      return true;
+    } catch (err) {
+      if (isCasConflict(err)) return false;
+      throw err;
+    }
   }
 
   /** Keys matching a subject-style filter (`user.*`, `a.>`), in no particular order. */

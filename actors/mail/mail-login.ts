@@ -14,7 +14,12 @@ export type MailLogin = { user: string; pass: string } | { user: string; accessT
 export type MailSide = "in" | "out";
 
 export class NoMailLogin extends Error {
-  override readonly name = "NoMailLogin";
+  override readonly name: string = "NoMailLogin";
+}
+
+/** The account has no credentials at all (created to be granted access through its provider's consent page). */
+export class NoCredentials extends NoMailLogin {
+  override readonly name = "NoCredentials";
 }
 
 export class MailLogins {
@@ -35,7 +40,10 @@ export class MailLogins {
       const grant = await this.tokens.fresh(identity, credentials.oauth2, wasRefused);
       return { user: credentials.username ?? identity.identifier, accessToken: grant.access_token };
     }
-    const fields = credentials ?? {};
+    if (credentials === null || Object.keys(credentials).length === 0) {
+      throw new NoCredentials(`identity ${identity.identity_id} has no credentials yet: give them, or grant access at its OAuth2 provider`);
+    }
+    const fields = credentials;
     const [user, pass] =
       side === "in"
         ? [fields.username ?? fields.inusername, fields.password ?? fields.inpassword]
@@ -68,9 +76,9 @@ export class MailLogins {
   }
 }
 
-/** Whether a failure means that only the user can make the account log in again (a refresh token refused). */
+/** Whether a failure means that only the user can make the account log in again (a refresh token refused, no credentials at all). */
 export function needsNewCredentials(err: unknown): boolean {
-  return err instanceof CredentialsRefused;
+  return err instanceof CredentialsRefused || err instanceof NoCredentials;
 }
 
 /** Whether looking the login up failed for a reason to tell the user (rather than a fault of the node's). */

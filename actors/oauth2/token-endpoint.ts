@@ -1,9 +1,10 @@
-// Redeeming a refresh token at a provider's token endpoint (RFC 6749 §6): a POST form with the client's
-// credentials, a bounded wait and a bounded answer. A refusal of the refresh token itself
-// (`invalid_grant`: revoked, expired, the user withdrew consent) is RefreshRefused, which only the user
-// can mend by granting access again; everything else (the provider down, a misconfigured client, an
-// answer that is not a token) is a TokenEndpointError that a later attempt may get past. Neither
-// carries a token or the client's secret.
+// Redeeming a refresh token (RFC 6749 §6), or the code of a user's consent (§4.1.3), at a provider's
+// token endpoint: a POST form with the client's credentials, a bounded wait and a bounded answer. A
+// refusal of the refresh token itself (`invalid_grant`: revoked, expired, the user withdrew consent) is
+// RefreshRefused, which only the user can mend by granting access again; a refused code is
+// AuthorizationRefused (start again); everything else (the provider down, a misconfigured client, an
+// answer that is not a token) is a TokenEndpointError that a later attempt may get past. None carries a
+// token, a code or the client's secret.
 import { HttpFailure, httpRequest } from "../network/http-request.ts";
 import type { OAuth2Provider } from "./oauth2-providers.ts";
 
@@ -30,13 +31,53 @@ export class TokenEndpointError extends Error {
   override readonly name = "TokenEndpointError";
 }
 
+export class AuthorizationRefused extends Error {
+  override readonly name = "AuthorizationRefused";
+}
+
 export async function refreshAccessToken(
   provider: OAuth2Provider,
   refreshToken: string,
   options: { timeoutMs: number; now?: () => number },
 ): Promise<RefreshedTokens> {
-  const now = options.now ?? Date.now;
-  const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken });
+  const { status, body, where } = await tokenRequest(provider, { grant_type: "refresh_token", refresh_token: refreshToken }, options.timeoutMs);
+  if (status === 200) return tokensOf(body, where, (options.now ?? Date.now)());
+  const code = errorCode(body);
+  if (code === "invalid_grant") throw new RefreshRefused(`${where} refused the refresh token (invalid_grant): access must be granted again`);
+  throw endpointError(where, status, code);
+}
+
+/**
+ * Redeems the code a user's consent brought back (RFC 6749 §4.1.3), with the PKCE verifier of the
+ * request that asked for it (RFC 7636). The grant must carry a refresh token: without one the account
+ * would stop working within the hour.
+ */
+export async function exchangeAuthorizationCode(
+  provider: OAuth2Provider,
+  grant: { code: string; codeVerifier: string; redirectUri: string },
+  options: { timeoutMs: number; now?: () => number },
+): Promise<RefreshedTokens & { refresh_token: string }> {
+  const form = { grant_type: "authorization_code", code: grant.code, redirect_uri: grant.redirectUri, code_verifier: grant.codeVerifier };
+  const { status, body, where } = await tokenRequest(provider, form, options.timeoutMs);
+  if (status !== 200) {
+    const code = errorCode(body);
+    if (code === "invalid_grant") throw new AuthorizationRefused(`${where} refused the authorization code (invalid_grant): start the authorization again`);
+    throw endpointError(where, status, code);
+  }
+  const tokens = tokensOf(body, where, (options.now ?? Date.now)());
+  if (tokens.refresh_token === null) {
+    throw new TokenEndpointError(`${where} granted no refresh_token: ask it for offline access (authorization_params in CALIOPEN_OAUTH2_PROVIDERS)`);
+  }
+  return { ...tokens, refresh_token: tokens.refresh_token };
+}
+
+/** A POST of `form` to the provider's token endpoint with the client's credentials: its status and JSON body. */
+async function tokenRequest(
+  provider: OAuth2Provider,
+  fields: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number; body: Record<string, unknown> | null; where: string }> {
+  const form = new URLSearchParams(fields);
   const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
   if (provider.clientAuth === "basic") {
     const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, "+");
@@ -46,26 +87,24 @@ export async function refreshAccessToken(
     form.set("client_secret", provider.clientSecret);
   }
   const where = `OAuth2 provider ${provider.name}`;
-  let answer: { status: number; bytes: Uint8Array };
   try {
-    answer = await httpRequest(provider.tokenUrl.href, {
-      method: "POST",
-      body: form.toString(),
-      headers,
-      timeoutMs: options.timeoutMs,
-      maxBytes: MAX_ANSWER_BYTES,
-    });
+    const answer = await httpRequest(provider.tokenUrl.href, { method: "POST", body: form.toString(), headers, timeoutMs, maxBytes: MAX_ANSWER_BYTES });
+    return { status: answer.status, body: parseJson(answer.bytes), where };
   } catch (err) {
     throw new TokenEndpointError(`${where}: ${err instanceof HttpFailure ? err.message : (err as Error).message}`);
   }
-  const body = parseJson(answer.bytes);
-  if (answer.status === 200) return tokensOf(body, where, now());
-  const code = typeof body?.error === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(body.error) ? body.error : null;
-  if (code === "invalid_grant") throw new RefreshRefused(`${where} refused the refresh token (invalid_grant): access must be granted again`);
+}
+
+/** RFC 6749 §5.2's error code, when the answer has a plausible one. */
+function errorCode(body: Record<string, unknown> | null): string | null {
+  return typeof body?.error === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(body.error) ? body.error : null;
+}
+
+function endpointError(where: string, status: number, code: string | null): TokenEndpointError {
   if (code === "invalid_client" || code === "unauthorized_client") {
-    throw new TokenEndpointError(`${where} refused the platform's client (${code}): check its client_id and client_secret in CALIOPEN_OAUTH2_PROVIDERS`);
+    return new TokenEndpointError(`${where} refused the platform's client (${code}): check its client_id and client_secret in CALIOPEN_OAUTH2_PROVIDERS`);
   }
-  throw new TokenEndpointError(`${where} answered ${answer.status}${code === null ? "" : ` (${code})`}`);
+  return new TokenEndpointError(`${where} answered ${status}${code === null ? "" : ` (${code})`}`);
 }
 
 function tokensOf(body: Record<string, unknown> | null, where: string, nowMs: number): RefreshedTokens {

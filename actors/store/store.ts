@@ -17,6 +17,7 @@ import { Listings } from "./listings.ts";
 import { Lookups } from "./lookups.ts";
 import { MessageStore } from "./messages.ts";
 import type { ApiToken, Contact, Message, PublicKey, RawMessage, User } from "./model.ts";
+import { OAuth2Authorizations } from "./oauth2-authorizations.ts";
 import { PrivateKeyStore } from "./private-keys.ts";
 import { PublicKeyStore } from "./public-keys.ts";
 import { RawMessageStore } from "./raw-messages.ts";
@@ -40,6 +41,8 @@ export interface Store {
   keyCheck: SecretKeyCheck;
   /** Where the messages are on the users' mail servers (IMAP folders and UIDs). */
   serverCopies: ServerCopies;
+  /** Users' OAuth 2.0 consents in progress (connecting a mail account). */
+  oauth2Authorizations: OAuth2Authorizations;
 }
 
 export interface StoreOptions {
@@ -71,6 +74,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     KvDocuments.open<DiscussionSummary>(options.nc, bucket("discussions"), replicas),
   ]);
   const listings = new Listings(listingDocs);
+  const oauth2Authorizations = await OAuth2Authorizations.open(options.nc, bucket("oauth2_authorizations"), replicas, options.secrets);
   const privateKeys = new PrivateKeyStore(await KvDocuments.open(options.nc, bucket("private_keys"), replicas), options.secrets);
   const objects = await new Objm(options.nc).create(bucket("raw"), { replicas });
   let jsm: Promise<JetStreamManager> | null = null;
@@ -104,5 +108,6 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     privateKeys,
     keyCheck: new SecretKeyCheck(deployment, identityStore),
     serverCopies: new ServerCopies(copyDocs),
+    oauth2Authorizations,
   };
 }

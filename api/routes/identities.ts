@@ -16,7 +16,7 @@ interface CreateIdentity {
   identifier: string;
   display_name?: string;
   status?: "active" | "inactive";
-  credentials: Credentials;
+  credentials?: Credentials;
   infos?: Pick<IdentityInfos, "inserver" | "outserver" | "poll_interval" | "poll_schedule" | "mailboxes">;
 }
 
@@ -132,7 +132,7 @@ export function identityRoutes(app: FastifyInstance, { store, emitter, destinati
         display_name: body.display_name ?? body.identifier,
         status: body.status ?? "active",
         infos: { ...body.infos },
-        credentials: storedCredentials(body.credentials),
+        ...(body.credentials !== undefined && { credentials: storedCredentials(body.credentials) }),
       });
       await emitter.publish("identitiesWorker", "add_identity", { identity_id: identity.identity_id, user_id: user.user_id });
       return reply.code(201).send(identity);

@@ -141,7 +141,6 @@ const badCreations: [string, unknown, string][] = [
   ["an unknown protocol", { ...imapAccount, protocol: "pigeon" }, "protocol"],
   ["no identifier", { ...imapAccount, identifier: undefined }, "identifier"],
   ["an empty identifier", { ...imapAccount, identifier: "" }, "identifier"],
-  ["no credentials", { ...imapAccount, credentials: undefined }, "credentials"],
   ["a password that is not a string", { ...imapAccount, credentials: { username: "a", password: 42 } }, "credentials.password"],
   ["mail credentials without a password", { ...imapAccount, credentials: { username: "a" } }, "credentials"],
   ["an IMAP account without a server", { ...imapAccount, infos: {} }, "infos.inserver"],

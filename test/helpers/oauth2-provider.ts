@@ -1,10 +1,11 @@
 // A local OAuth 2.0 authorization server, for tests only (Google's and Microsoft's cannot be reached from
-// here). It speaks the two endpoints a mail platform meets: the token endpoint's refresh grant (RFC 6749
-// §6, client authentication in the body or HTTP Basic, errors as §5.2's JSON) and token introspection
-// (RFC 7662, `token=` in a POST form), which the test Dovecot's oauth2 passdb asks before it lets an
-// XOAUTH2 login in. Tokens expire, refresh tokens may rotate (each use revokes the one used), and either
+// here). It speaks the endpoints a mail platform meets: the consent page (RFC 6749 §4.1.1, PKCE S256 as
+// RFC 7636 has it: it answers at once with a redirect carrying a code, or `access_denied`, as the test
+// decides who consents), the token endpoint's refresh and authorization code grants (§6, §4.1.3, client
+// authentication in the body or HTTP Basic, errors as §5.2's JSON) and token introspection (RFC 7662,
+// `token=` in a POST form), which the test Dovecot's oauth2 passdb asks before it lets an XOAUTH2 login in. Tokens expire, refresh tokens may rotate (each use revokes the one used), and either
 // kind can be revoked; requests are counted so that tests see how many refreshes a run made.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -25,6 +26,14 @@ export type TokenMisbehaviour =
 export interface FakeOAuth2Provider {
   /** The token endpoint, for the provider's `token_url`. */
   tokenUrl: string;
+  /** The consent page, for the provider's `authorization_url`. */
+  authorizationUrl: string;
+  /** Who consents at the consent page from now on (null: the user refuses: `access_denied`). */
+  consentAs(username: string | null): void;
+  /** The consent page's last query (what the platform asked for). */
+  readonly lastAuthorization: URLSearchParams | null;
+  /** Authorization codes redeemed for tokens. */
+  readonly codesRedeemed: number;
   /** The introspection endpoint, for Dovecot's `introspection_url`. */
   introspectionUrl: string;
   clientId: string;
@@ -56,7 +65,11 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
   const access = new Map<string, AccessRecord>();
   const refresh = new Map<string, { username: string; revoked: boolean }>();
   const misbehaviours: TokenMisbehaviour[] = [];
-  const counts = { refreshes: 0, refusals: 0, introspections: 0 };
+  const counts = { refreshes: 0, refusals: 0, introspections: 0, codesRedeemed: 0 };
+  let consenting: string | null = null;
+  let lastAuthorization: URLSearchParams | null = null;
+  /** Codes handed out, with what their redemption must match; each is good once. */
+  const codes = new Map<string, { username: string; redirectUri: string; challenge: string }>();
   const sockets = new Set<import("node:net").Socket>();
 
   const token = (prefix: string) => `${prefix}-${randomBytes(18).toString("base64url")}`;
@@ -80,7 +93,9 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    if (req.method === "GET" && path === "/authorize") return consentPage(url.searchParams, res);
     const form = new URLSearchParams(await readBody(req));
     if (req.method === "POST" && path === "/token") return tokenEndpoint(req, res, form);
     if (req.method === "POST" && path === "/introspect") {
@@ -90,6 +105,54 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
       return sendJson(res, 200, active ? { active: true, username: record.username, exp: Math.floor(record.expiresAt / 1000) } : { active: false });
     }
     sendJson(res, 404, { error: "not_found" });
+  }
+
+  /** RFC 6749 §4.1.1-2: a redirect to the registered redirect_uri with a code (or an error) and the state. */
+  function consentPage(query: URLSearchParams, res: ServerResponse): void {
+    lastAuthorization = query;
+    const redirectUri = query.get("redirect_uri") ?? "";
+    const challenge = query.get("code_challenge") ?? "";
+    if (query.get("client_id") !== clientId || !/^https?:\/\//.test(redirectUri)) {
+      sendJson(res, 400, { error: "invalid_request" });
+      return;
+    }
+    const back = new URL(redirectUri);
+    back.searchParams.set("state", query.get("state") ?? "");
+    if (query.get("response_type") !== "code" || query.get("code_challenge_method") !== "S256" || !/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
+      back.searchParams.set("error", "invalid_request");
+    } else if (consenting === null) {
+      back.searchParams.set("error", "access_denied");
+    } else {
+      const code = token("code");
+      codes.set(code, { username: consenting, redirectUri, challenge });
+      back.searchParams.set("code", code);
+    }
+    res.writeHead(302, { location: back.href, "cache-control": "no-store" });
+    res.end();
+  }
+
+  /** RFC 6749 §4.1.3: the code, for the redirect_uri it was given to, proven by the PKCE verifier. */
+  function redeemCode(res: ServerResponse, form: URLSearchParams): void {
+    const code = form.get("code") ?? "";
+    const issued = codes.get(code);
+    codes.delete(code);
+    const verifier = form.get("code_verifier") ?? "";
+    if (
+      issued === undefined ||
+      issued.redirectUri !== form.get("redirect_uri") ||
+      createHash("sha256").update(verifier).digest("base64url") !== issued.challenge
+    ) {
+      counts.refusals += 1;
+      sendJson(res, 400, { error: "invalid_grant", error_description: "the code is invalid, used, or not this client's" });
+      return;
+    }
+    counts.codesRedeemed += 1;
+    sendJson(res, 200, {
+      access_token: issueAccess(issued.username, lifetimeS),
+      refresh_token: issueRefresh(issued.username),
+      token_type: "Bearer",
+      expires_in: lifetimeS,
+    });
   }
 
   async function tokenEndpoint(req: IncomingMessage, res: ServerResponse, form: URLSearchParams): Promise<void> {
@@ -116,6 +179,7 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
       counts.refusals += 1;
       return sendJson(res, 401, { error: "invalid_client", error_description: "client authentication failed" });
     }
+    if (form.get("grant_type") === "authorization_code") return redeemCode(res, form);
     if (form.get("grant_type") !== "refresh_token") return sendJson(res, 400, { error: "unsupported_grant_type" });
     const used = form.get("refresh_token") ?? "";
     const record = refresh.get(used);
@@ -136,6 +200,16 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     tokenUrl: `${base}/token`,
+    authorizationUrl: `${base}/authorize`,
+    consentAs(username) {
+      consenting = username;
+    },
+    get lastAuthorization() {
+      return lastAuthorization;
+    },
+    get codesRedeemed() {
+      return counts.codesRedeemed;
+    },
     introspectionUrl: `${base}/introspect`,
     clientId,
     clientSecret,

@@ -3,7 +3,9 @@
 // own submission server (same logins) relaying to Postfix's smtp-sink. An expired token is refreshed
 // before the login and stored sealed; a token revoked before its expiry is refused by the server,
 // refreshed and tried once more; a refused refresh token puts the worker in needsCredentials (visible,
-// polls ignored, polling slowed) until new credentials arrive through update_identity.
+// polls ignored, polling slowed) until new credentials arrive through update_identity. An account made
+// without credentials waits the same way until the user consents at the provider (the API's consent
+// flow, authorization code with PKCE) and then syncs.
 import { readFile } from "node:fs/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { suite } from "uvu";
@@ -15,12 +17,14 @@ import { isOAuth2Credentials } from "../../../actors/oauth2/oauth2-credentials.t
 import { parseOAuth2Providers } from "../../../actors/oauth2/oauth2-providers.ts";
 import type { Identity, OAuth2Grant } from "../../../actors/store/model.ts";
 import { openStore, type Store } from "../../../actors/store/store.ts";
+import { DEFAULT_HTTP_SETTINGS } from "../../../api/http-settings.ts";
 import { decodeJson, encodeJson } from "../../../runtime/json.ts";
 import { Subjects } from "../../../runtime/subjects.ts";
 import { startTestDovecot, type TestDovecot } from "../../../scripts/local-servers/dovecot.ts";
 import { waitFor } from "../../../scripts/local-servers/wait.ts";
 import { caliopenServices } from "../../../supervisors/caliopen-services.ts";
 import type { RunningNode } from "../../../supervisors/node.ts";
+import { callApi } from "../../helpers/api-client.ts";
 import { startTestNats, type TestNats } from "../../helpers/nats-server.ts";
 import { type FakeOAuth2Provider, startFakeOAuth2Provider } from "../../helpers/oauth2-provider.ts";
 import { type SmtpSink, startSmtpSink } from "../../helpers/smtp-sink.ts";
@@ -37,7 +41,11 @@ interface Context {
   store: Store;
   userId: string;
   orders: Record<string, unknown>[];
+  apiUrl: string;
 }
+
+/** The platform's callback as the operator registered it at the provider (the test follows the redirect itself). */
+const REDIRECT_URI = "https://caliopen.test/api/v2/oauth2/callback";
 
 const test = suite<Context>("OAuth2 mail accounts");
 
@@ -51,15 +59,25 @@ test.before(async (ctx) => {
   });
   const submission = ctx.dovecot.submissionServer ?? "";
   const config = testCaliopenConfig({
-    api: null,
     // This Dovecot offers no TLS: the operator's +cleartext exception admits it.
     destinations: testDestinations([`${ctx.dovecot.server}+cleartext`, `${submission}+cleartext`]),
     imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 } },
+    api: { host: "127.0.0.1", port: 0, http: { ...DEFAULT_HTTP_SETTINGS, rateLimits: { perToken: null, perIp: null } } },
     oauth2Providers: parseOAuth2Providers(
-      JSON.stringify({ test: { token_url: ctx.provider.tokenUrl, client_id: ctx.provider.clientId, client_secret: ctx.provider.clientSecret } }),
+      JSON.stringify({
+        test: {
+          token_url: ctx.provider.tokenUrl,
+          client_id: ctx.provider.clientId,
+          client_secret: ctx.provider.clientSecret,
+          authorization_url: ctx.provider.authorizationUrl,
+          redirect_uri: REDIRECT_URI,
+        },
+      }),
     ),
   });
-  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config), { nodeId: "oauth2-node" });
+  let apiUrl = "";
+  ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "oauth2-node" });
+  ctx.apiUrl = apiUrl;
   ctx.client = await ctx.nats.connect();
   ctx.store = await openStore({ nc: ctx.client, subjects: new Subjects(""), secrets: config.secrets });
   ctx.userId = (await createUser(ctx.store, { name: "olivia", email: "olivia@platform.test" })).user.user_id;
@@ -226,6 +244,46 @@ test("deliver with a token revoked before its expiry: the submission server refu
   await ctx.sink.waitForMessages(before.sunk + 1);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.is((await ctx.sink.messages()).length, before.sunk + 1, "sent exactly once");
+});
+
+test("an account created without credentials waits in needsCredentials, then is connected through the provider's consent page and syncs", async (ctx) => {
+  const login = `oauth${++accounts}`;
+  const direct = await ctx.dovecot.client(login, "secret");
+  await direct.append("INBOX", mail(5));
+  await direct.logout();
+  const { token } = await createUser(ctx.store, { name: login, email: `${login}@platform.test` });
+  const created = await callApi(ctx.apiUrl, token, "POST", "/api/v2/identities/remotes", {
+    protocol: "imap",
+    identifier: `${login}@remote.test`,
+    infos: { inserver: ctx.dovecot.server, outserver: ctx.dovecot.submissionServer ?? "", poll_interval: "15" },
+  });
+  assert.is(created.status, 201, JSON.stringify(created.body));
+  assert.is(created.body.has_credentials, false);
+  const identity = created.body as Identity;
+  await waitFor("needsCredentials", () => workerState(ctx, identity).includes("needsCredentials"), 15_000);
+  assert.match(String(workerContext(ctx, identity).last_error?.message), /no credentials yet/);
+
+  const started = await callApi(ctx.apiUrl, token, "POST", `/api/v2/identities/remotes/${identity.identity_id}/oauth2`, { provider: "test", username: login });
+  assert.is(started.status, 201, JSON.stringify(started.body));
+  ctx.provider.consentAs(login);
+  const consent = await fetch(started.body.authorization_url, { redirect: "manual" });
+  assert.is(consent.status, 302);
+  const back = new URL(consent.headers.get("location") ?? "");
+  assert.is(`${back.origin}${back.pathname}`, REDIRECT_URI);
+  const connected = await callApi(ctx.apiUrl, null, "GET", `${back.pathname}${back.search}`);
+  assert.is(connected.status, 200, JSON.stringify(connected.body));
+  assert.equal(connected.body, { identity_id: identity.identity_id, provider: "test", connected: true });
+
+  await waitFor("imported once connected", async () => (await messagesOf(ctx.store, identity)).length === 1, 15_000);
+  assert.is((await storedGrant(ctx, identity)).provider, "test");
+  const credentials = await ctx.store.identities.credentials(identity.user_id, identity.identity_id);
+  assert.is(isOAuth2Credentials(credentials) ? credentials.username : null, login);
+  const logins = await dovecotLogins(ctx, login);
+  assert.ok(
+    logins.some((line) => /method=(XOAUTH2|OAUTHBEARER)/.test(line)),
+    logins.join("\n"),
+  );
+  await waitFor("idle again", () => workerState(ctx, identity).includes('"sync":"idle"'));
 });
 
 async function deliver(ctx: Context, identity: Identity, subject: string): Promise<DeliverAnswer> {

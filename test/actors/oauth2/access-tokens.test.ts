@@ -189,10 +189,37 @@ test("the log tells of refreshes and refusals, never a token or the client's sec
   for (const secret of [provider.clientSecret, rotating.clientSecret, "at-", "rt-"]) assert.not.ok(logs.includes(secret), secret);
 });
 
-test("the providers file: names, https token URLs (http only on loopback), no credentials in the URL, client_auth", () => {
+const GOOGLE = { token_url: "https://oauth2.googleapis.com/token", client_id: "id", client_secret: "s" };
+
+test("the providers file: names, https token URLs (http only on loopback), no credentials in the URL, client_auth, consent pages", () => {
   const good = parseOAuth2Providers(JSON.stringify({ google: { token_url: "https://oauth2.googleapis.com/token", client_id: "id", client_secret: "s" } }));
   assert.is(good.get("google")?.clientAuth, "body");
+  assert.is(good.get("google")?.authorization, null);
+  const consenting = parseOAuth2Providers(
+    JSON.stringify({
+      google: {
+        ...GOOGLE,
+        authorization_url: "https://accounts.google.com/o/oauth2/v2/auth",
+        redirect_uri: "https://mail.example.org/api/v2/oauth2/callback",
+        scope: "https://mail.google.com/",
+        authorization_params: { access_type: "offline", prompt: "consent" },
+      },
+    }),
+  ).get("google")?.authorization;
+  assert.is(consenting?.url.href, "https://accounts.google.com/o/oauth2/v2/auth");
+  assert.is(consenting?.redirectUri.href, "https://mail.example.org/api/v2/oauth2/callback");
+  assert.is(consenting?.scope, "https://mail.google.com/");
+  assert.equal(consenting?.params, { access_type: "offline", prompt: "consent" });
+  const consent = { authorization_url: "https://accounts.example.com/auth", redirect_uri: "https://mail.example.org/api/v2/oauth2/callback" };
   const refused: [unknown, RegExp][] = [
+    [{ p: { ...GOOGLE, authorization_url: consent.authorization_url } }, /authorization_url and redirect_uri go together/],
+    [{ p: { ...GOOGLE, scope: "mail" } }, /p\.scope: goes with authorization_url/],
+    [{ p: { ...GOOGLE, ...consent, redirect_uri: "http://mail.example.org/cb" } }, /p\.redirect_uri: must be https/],
+    [{ p: { ...GOOGLE, ...consent, authorization_url: "https://u:pw@accounts.example.com/auth" } }, /not in the URL/],
+    [{ p: { ...GOOGLE, ...consent, authorization_params: { redirect_uri: "https://evil.example/" } } }, /redirect_uri is set by the platform/],
+    [{ p: { ...GOOGLE, ...consent, authorization_params: { state: "x" } } }, /state is set by the platform/],
+    [{ p: { ...GOOGLE, ...consent, authorization_params: { access_type: 1 } } }, /authorization_params/],
+    [{ p: { ...GOOGLE, ...consent, authorization_params: ["a"] } }, /authorization_params/],
     ["[]", /JSON object/],
     ["{", /not JSON/],
     [{ "bad name": {} }, /not a provider name/],
