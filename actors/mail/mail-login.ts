@@ -41,7 +41,9 @@ export class MailLogins {
       return { user: credentials.username ?? identity.identifier, accessToken: grant.access_token };
     }
     if (credentials === null || Object.keys(credentials).length === 0) {
-      throw new NoCredentials(`identity ${identity.identity_id} has no credentials yet: give them, or grant access at its OAuth2 provider`);
+      throw new NoCredentials(
+        `identity ${identity.identity_id} has no ${protocol} credentials yet: give a username and password, or grant access at its OAuth2 provider`,
+      );
     }
     const fields = credentials;
     const [user, pass] =

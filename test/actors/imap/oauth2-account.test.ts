@@ -261,7 +261,7 @@ test("an account created without credentials waits in needsCredentials, then is 
   assert.is(created.body.has_credentials, false);
   const identity = created.body as Identity;
   await waitFor("needsCredentials", () => workerState(ctx, identity).includes("needsCredentials"), 15_000);
-  assert.match(String(workerContext(ctx, identity).last_error?.message), /no credentials yet/);
+  assert.match(String(workerContext(ctx, identity).last_error?.message), /no IMAP credentials yet/);
 
   const started = await callApi(ctx.apiUrl, token, "POST", `/api/v2/identities/remotes/${identity.identity_id}/oauth2`, { provider: "test", username: login });
   assert.is(started.status, 201, JSON.stringify(started.body));
