@@ -91,9 +91,10 @@ function provider(name: string, fields: unknown): OAuth2Provider {
     return value.trim();
   };
   const url = (field: string): URL => {
+    const given = text(field);
     let parsed: URL;
     try {
-      parsed = new URL(text(field));
+      parsed = new URL(given);
     } catch {
       throw new OAuth2ProvidersError(`${name}.${field}: not a URL`);
     }

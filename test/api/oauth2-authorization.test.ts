@@ -37,11 +37,8 @@ test.before(async (ctx) => {
     oauth2Providers: parseOAuth2Providers(
       JSON.stringify({
         test: {
-          token_url: ctx.provider.tokenUrl,
-          client_id: ctx.provider.clientId,
-          client_secret: ctx.provider.clientSecret,
+          ...ctx.provider.providerEntry(REDIRECT_URI),
           authorization_url: `${ctx.provider.authorizationUrl}?tenant=common`,
-          redirect_uri: REDIRECT_URI,
           scope: "https://mail.test/ offline_access",
           authorization_params: { access_type: "offline", prompt: "consent" },
         },

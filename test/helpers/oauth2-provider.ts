@@ -28,6 +28,8 @@ export interface FakeOAuth2Provider {
   tokenUrl: string;
   /** The consent page, for the provider's `authorization_url`. */
   authorizationUrl: string;
+  /** Its entry in a CALIOPEN_OAUTH2_PROVIDERS file (`redirectUri`: with its consent page too). */
+  providerEntry(redirectUri?: string): Record<string, string>;
   /** Who consents at the consent page from now on (null: the user refuses: `access_denied`). */
   consentAs(username: string | null): void;
   /** The consent page's last query (what the platform asked for). */
@@ -201,6 +203,10 @@ export async function startFakeOAuth2Provider(options: { rotateRefreshTokens?: b
   return {
     tokenUrl: `${base}/token`,
     authorizationUrl: `${base}/authorize`,
+    providerEntry(redirectUri) {
+      const entry = { token_url: `${base}/token`, client_id: clientId, client_secret: clientSecret };
+      return redirectUri === undefined ? entry : { ...entry, authorization_url: `${base}/authorize`, redirect_uri: redirectUri };
+    },
     consentAs(username) {
       consenting = username;
     },

@@ -63,17 +63,7 @@ test.before(async (ctx) => {
     destinations: testDestinations([`${ctx.dovecot.server}+cleartext`, `${submission}+cleartext`]),
     imap: { push: false, retry: { initialMs: 200, maxMs: 400, factor: 2, jitter: 0 } },
     api: { host: "127.0.0.1", port: 0, http: { ...DEFAULT_HTTP_SETTINGS, rateLimits: { perToken: null, perIp: null } } },
-    oauth2Providers: parseOAuth2Providers(
-      JSON.stringify({
-        test: {
-          token_url: ctx.provider.tokenUrl,
-          client_id: ctx.provider.clientId,
-          client_secret: ctx.provider.clientSecret,
-          authorization_url: ctx.provider.authorizationUrl,
-          redirect_uri: REDIRECT_URI,
-        },
-      }),
-    ),
+    oauth2Providers: parseOAuth2Providers(JSON.stringify({ test: ctx.provider.providerEntry(REDIRECT_URI) })),
   });
   let apiUrl = "";
   ctx.node = await startTestNode(ctx.nats.endpoint, caliopenServices(config, { onApiStarted: (url) => (apiUrl = url) }), { nodeId: "oauth2-node" });

@@ -38,8 +38,8 @@ test.before(async () => {
   rotating = await startFakeOAuth2Provider({ rotateRefreshTokens: true });
   providers = parseOAuth2Providers(
     JSON.stringify({
-      plain: { token_url: provider.tokenUrl, client_id: provider.clientId, client_secret: provider.clientSecret },
-      rotating: { token_url: rotating.tokenUrl, client_id: rotating.clientId, client_secret: rotating.clientSecret, client_auth: "basic" },
+      plain: provider.providerEntry(),
+      rotating: { ...rotating.providerEntry(), client_auth: "basic" },
     }),
   );
 });

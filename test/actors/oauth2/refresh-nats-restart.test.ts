@@ -30,9 +30,7 @@ test("the provider answers while NATS is down for 7 s: the rotated grant is stor
   const nc = await connect({ ...(await natsConnectOptions(server.endpoint)), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   try {
     const store = await openStore({ nc, subjects: new Subjects(""), secrets: new SecretBox(randomBytes(32)) });
-    const providers = parseOAuth2Providers(
-      JSON.stringify({ p: { token_url: provider.tokenUrl, client_id: provider.clientId, client_secret: provider.clientSecret } }),
-    );
+    const providers = parseOAuth2Providers(JSON.stringify({ p: provider.providerEntry() }));
     const grant: OAuth2Grant = { provider: "p", ...provider.grant("restart", { expiresInS: -10 }) };
     const identity = await store.identities.create({
       user_id: crypto.randomUUID(),
