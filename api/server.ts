@@ -1,6 +1,6 @@
 // The HTTP JSON API (the apiv2 role): clients create identities, contacts, keys and drafts; each
 // operation persists its object, then emits the contract's order. Requests are validated against the
-// JSON schemas in schemas.ts, which also make the OpenAPI document.
+// JSON schemas in schemas/, which also make the OpenAPI document.
 
 import multipart from "@fastify/multipart";
 import swagger from "@fastify/swagger";
@@ -32,7 +32,7 @@ import { OAUTH2_CALLBACK_PATH, oauth2AuthorizationRoutes } from "./routes/oauth2
 import { privateKeyRoutes } from "./routes/private-keys.ts";
 import { publicKeyRoutes } from "./routes/public-keys.ts";
 import { userRoutes } from "./routes/users.ts";
-import { SHARED_SCHEMAS } from "./schemas.ts";
+import { SHARED_SCHEMAS } from "./schemas/shared-schemas.ts";
 import { compileValidator } from "./validators.ts";
 
 export const OPENAPI_PATH = "/api/v2/openapi.json";

@@ -5,7 +5,8 @@ import { newDraft } from "../../actors/messages/new-draft.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { HttpError, notFound } from "../http-error.ts";
-import { notifyBody, uuid } from "../schemas.ts";
+import { notifyBody } from "../schemas/admin.ts";
+import { uuid } from "../schemas/common.ts";
 
 export function adminRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;

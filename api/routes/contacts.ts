@@ -5,7 +5,8 @@ import type { FastifyInstance } from "fastify";
 import { type Contact, type ContactEmail, SCHEMA_VERSION, type SocialIdentity } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
-import { createContactBody, page, pageQuery, patchContactBody, uuid } from "../schemas.ts";
+import { page, pageQuery, uuid } from "../schemas/common.ts";
+import { createContactBody, patchContactBody } from "../schemas/contacts.ts";
 import { pageOrBadCursor } from "./page-cursor.ts";
 
 interface ContactBody {

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { attachmentIds } from "../../actors/mail/mail-attachment.ts";
 import type { Discussion } from "../../actors/store/discussions.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
-import { page, pageQuery } from "../schemas.ts";
+import { page, pageQuery } from "../schemas/common.ts";
 import { pageOrBadCursor } from "./page-cursor.ts";
 
 const tags = ["discussions"];

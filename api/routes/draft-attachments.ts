@@ -6,7 +6,7 @@ import { attachedBytes, attachmentBudget, MAX_DRAFT_ATTACHMENTS, nextAttachmentI
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { HttpError, notFound } from "../http-error.ts";
-import { attachmentParams, messageParams } from "../schemas.ts";
+import { attachmentParams, messageParams } from "../schemas/messages.ts";
 import { usersMessage } from "./messages.ts";
 
 /** CALIOPEN_SMTP_MAX_SIZE's default: the mail a draft becomes. */

@@ -8,7 +8,8 @@ import { NO_OAUTH2_PROVIDERS, type OAuth2Providers } from "../../actors/oauth2/o
 import type { Credentials, Identity, IdentityInfos, IdentityProtocol, OAuth2Credentials } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
-import { createIdentityBody, patchIdentityBody, uuid } from "../schemas.ts";
+import { uuid } from "../schemas/common.ts";
+import { createIdentityBody, patchIdentityBody } from "../schemas/identities.ts";
 import { checkServerAddresses, checkServerChange } from "./identity-servers.ts";
 
 interface CreateIdentity {

@@ -7,7 +7,7 @@ import { mediaTypeOrBytes, openAttachment } from "../../actors/mail/mail-attachm
 import type { Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { notFound } from "../http-error.ts";
-import { attachmentParams, messageParams } from "../schemas.ts";
+import { attachmentParams, messageParams } from "../schemas/messages.ts";
 import { usersMessage } from "./messages.ts";
 
 const tags = ["messages"];

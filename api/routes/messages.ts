@@ -10,7 +10,8 @@ import type { Identity, Message } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { deliver } from "../deliver.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
-import { createDraftBody, messageActionsBody, messageParams, page, pageQuery, patchMessageBody } from "../schemas.ts";
+import { page, pageQuery } from "../schemas/common.ts";
+import { createDraftBody, messageActionsBody, messageParams, patchMessageBody } from "../schemas/messages.ts";
 import { pageOrBadCursor } from "./page-cursor.ts";
 
 const tags = ["messages"];

@@ -12,7 +12,7 @@ import { AuthorizationRefused, exchangeAuthorizationCode, TokenEndpointError } f
 import { AUTHORIZATION_TTL_MS, OAuth2Authorizations } from "../../actors/store/oauth2-authorizations.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, HttpError, notFound } from "../http-error.ts";
-import { uuid } from "../schemas.ts";
+import { uuid } from "../schemas/common.ts";
 
 /** Where providers send the user back: the `redirect_uri` the operator registers with each provider. */
 export const OAUTH2_CALLBACK_PATH = "/api/v2/oauth2/callback";

@@ -5,7 +5,8 @@ import { KeyParseError, parsePublicKey } from "../../actors/keys/parse-public-ke
 import { SCHEMA_VERSION } from "../../actors/store/model.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, notFound } from "../http-error.ts";
-import { createKeyBody, uuid } from "../schemas.ts";
+import { uuid } from "../schemas/common.ts";
+import { createKeyBody } from "../schemas/keys.ts";
 import { contactParams } from "./contacts.ts";
 
 const tags = ["public keys"];

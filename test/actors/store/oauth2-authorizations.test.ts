@@ -17,7 +17,7 @@ test.after(async () => {
   await f.nats.stop();
 });
 
-const VERIFIER = "v".repeat(20) + "erifier-of-this-test-0123456789abcdef";
+const VERIFIER = `${"v".repeat(20)}erifier-of-this-test-0123456789abcdef`;
 
 const pending = () => ({ user_id: randomUUID(), identity_id: randomUUID(), provider: "test", username: null, code_verifier: VERIFIER });
 
