@@ -1,5 +1,6 @@
-// Reading a KV bucket in one pass: live entries only, each key's last value; and a server that stops
-// answering mid-scan (frozen with SIGSTOP) makes the scan fail instead of hanging its caller for ever.
+// Reading a KV bucket in one pass: live entries only, each key's last value, every key once even while
+// keys are replaced under the scan; and a server that stops answering mid-scan (frozen with SIGSTOP)
+// makes the scan fail instead of hanging its caller for ever.
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -32,6 +33,39 @@ test("each live key once, with its last value; deleted keys left out", async (ct
   });
   assert.is(seen.size, 40);
   for (const [key, value] of seen) assert.is(value, Number(key.slice(2)) % 2 === 0 ? "second" : "first", key);
+});
+
+test("a bucket written to all the while: each scan ends once it has read what was there when it began", async (ctx) => {
+  // As the identities bucket is while pollers record their polls: one value per key, updated constantly.
+  // The server's pending count of a last-per-subject consumer is wrong when keys are replaced under it:
+  // a scan that trusted it missed a key (it reached zero too early) or never ended (it stayed at one
+  // while later writes came in), each within a few hundred of these scans.
+  const kv = await new Kvm(ctx.nc).create("scan_busy", { history: 1 });
+  const keys = 5;
+  await Promise.all(Array.from({ length: keys }, (_, i) => kv.put(`k.${i}`, new TextEncoder().encode("0"))));
+  let writing = true;
+  let written = 0;
+  const writer = (async () => {
+    while (writing) {
+      written += 1;
+      // Mostly updates, now and then a new key (an identity added).
+      await kv.put(written % 50 === 0 ? `n.${written}` : `k.${(written * 7919) % keys}`, new TextEncoder().encode(String(written)));
+    }
+  })();
+  try {
+    for (let scan = 0; scan < 1_500; scan++) {
+      const seen = new Set<string>();
+      const ended = await Promise.race([
+        scanLatest(jetstream(ctx.nc), "scan_busy", ">", (entry) => void seen.add(entry.key)).then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 3_000)),
+      ]);
+      assert.ok(ended, `scan ${scan} ended (${written} writes so far)`);
+      assert.is([...seen].filter((key) => key.startsWith("k.")).length, keys, `scan ${scan} read every key`);
+    }
+  } finally {
+    writing = false;
+    await writer;
+  }
 });
 
 test("a server frozen mid-scan: the scan fails with ScanStalled", async (ctx) => {
