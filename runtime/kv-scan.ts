@@ -58,6 +58,8 @@ export async function scanLatest(
   /** Where the tail ends: the stream's last entry when the first part was read. */
   let tailEnd = Number.POSITIVE_INFINITY;
   let quiet: NodeJS.Timeout | undefined;
+  let tailLimit: NodeJS.Timeout | undefined;
+  let lastRead = 0;
   const endTail = () => {
     if (tail === "done") return;
     tail = "done";
@@ -65,7 +67,6 @@ export async function scanLatest(
     clearTimeout(tailLimit);
     messages.stop();
   };
-  let tailLimit: NodeJS.Timeout | undefined;
   const firstPartRead = async (lastSeen: number) => {
     tail = "reading";
     const lastNow = (await stream.info().catch(() => null))?.state.last_seq ?? Number.POSITIVE_INFINITY;
@@ -75,7 +76,6 @@ export async function scanLatest(
     quiet = setTimeout(endTail, TAIL_QUIET_MS);
     tailLimit = setTimeout(endTail, TAIL_MAX_MS);
   };
-  let lastRead = 0;
   // Looked at per period, not re-armed per entry: a scan may deliver a hundred thousand of them.
   const stall = setInterval(() => {
     if (received === receivedAtLastLook) {
@@ -103,6 +103,8 @@ export async function scanLatest(
       lastRead = msg.seq;
       if (tail === "reading") {
         if (msg.seq >= tailEnd) return endTail();
+        // Silence counts once the tail's end is known (firstPartRead arms it).
+        if (tailLimit === undefined) return;
         clearTimeout(quiet);
         quiet = setTimeout(endTail, TAIL_QUIET_MS);
       } else if (tail === "no" && (msg.info.pending === 0 || msg.seq > lastAtStart)) void firstPartRead(msg.seq);
