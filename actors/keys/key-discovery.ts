@@ -26,10 +26,11 @@
 import { DestinationPolicy } from "../network/destination-policy.ts";
 import { HttpFailure, httpRequest, keyServerUrl, MAX_ANSWER_BYTES } from "../network/http-request.ts";
 import { Conflict } from "../store/errors.ts";
-import { type Contact, type KeyDiscoveryRecord, type KeyDiscoverySource, SCHEMA_VERSION } from "../store/model.ts";
+import type { Contact, KeyDiscoveryRecord, KeyDiscoverySource } from "../store/model.ts";
 import type { Store } from "../store/store.ts";
 import { lookupOpenPgpKeyRecords } from "./dns-openpgpkey.ts";
 import { KeyParseError, parsePublicKeys } from "./parse-public-key.ts";
+import { storedPublicKey } from "./stored-public-key.ts";
 import { wkdAddress, wkdUrls } from "./wkd.ts";
 
 /** Where to look (configuration of the node). */
@@ -131,21 +132,7 @@ export async function discoverKeys(store: Store, order: KeyDiscoveryOrder, sourc
           skip(`its user ids name ${parsed.emails.length === 0 ? "no address" : parsed.emails.join(", ")}, not ${address}`);
         else {
           try {
-            await store.keys.add({
-              schema: SCHEMA_VERSION,
-              user_id: order.user_id,
-              resource_id: order.contact_id,
-              key_id: parsed.key_id,
-              fingerprint,
-              armored: parsed.armored,
-              expire_date: parsed.expire_date,
-              label: address,
-              size: parsed.size,
-              algorithm: parsed.algorithm,
-              emails: parsed.emails,
-              source,
-              date_insert: now().toISOString(),
-            });
+            await store.keys.add(storedPublicKey(parsed, { user_id: order.user_id, resource_id: order.contact_id, label: address, source }, now()));
           } catch (err) {
             // Added meanwhile (the user uploaded it, or a concurrent discovery): known after all.
             if (!(err instanceof Conflict)) throw err;

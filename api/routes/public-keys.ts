@@ -2,7 +2,7 @@
 // on keyAction.
 import type { FastifyInstance } from "fastify";
 import { KeyParseError, parsePublicKey } from "../../actors/keys/parse-public-key.ts";
-import { SCHEMA_VERSION } from "../../actors/store/model.ts";
+import { storedPublicKey } from "../../actors/keys/stored-public-key.ts";
 import { type ApiContext, userOf } from "../api-context.ts";
 import { badRequest, notFound } from "../http-error.ts";
 import { uuid } from "../schemas/common.ts";
@@ -65,21 +65,8 @@ export function publicKeyRoutes(app: FastifyInstance, { store, emitter }: ApiCon
         throw err;
       }
       if (parsed.revoked) throw badRequest("key", "this key is revoked");
-      const key = await store.keys.add({
-        schema: SCHEMA_VERSION,
-        user_id: user.user_id,
-        resource_id: contact.contact_id,
-        key_id: parsed.key_id,
-        fingerprint: parsed.fingerprint,
-        armored: parsed.armored,
-        expire_date: parsed.expire_date,
-        label: request.body.label ?? parsed.emails[0] ?? parsed.key_id,
-        size: parsed.size,
-        algorithm: parsed.algorithm,
-        emails: parsed.emails,
-        source: "user",
-        date_insert: new Date().toISOString(),
-      });
+      const label = request.body.label ?? parsed.emails[0] ?? parsed.key_id;
+      const key = await store.keys.add(storedPublicKey(parsed, { user_id: user.user_id, resource_id: contact.contact_id, label, source: "user" }));
       await emitter.publish("keyAction", "publish_key", { key_id: key.key_id, resource_id: contact.contact_id, user_id: user.user_id });
       return reply.code(201).send(key);
     },

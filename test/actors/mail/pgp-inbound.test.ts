@@ -10,9 +10,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
+import { storedPublicKey } from "../../../actors/keys/stored-public-key.ts";
 import { processInboundEmail } from "../../../actors/mail/inbound-email.ts";
 import { MAX_SIGNATURE_PART_BYTES, MAX_SIGNED_MAIL_BYTES, signedParts } from "../../../actors/mail/pgp-inbound.ts";
-import { type Identity, type Message, SCHEMA_VERSION } from "../../../actors/store/model.ts";
+import type { Identity, Message } from "../../../actors/store/model.ts";
 import { Gpg } from "../../helpers/gpg.ts";
 import { gpgEncrypt, gpgSignDetached, makeMailKey } from "../../helpers/gpg-mail.ts";
 import { newContact, type StoreFixture, startStore } from "../store/fixture.ts";
@@ -47,21 +48,7 @@ async function aliceWithBob(...fingerprints: string[]): Promise<Identity> {
   const contact = await f.store.contacts.create(newContact(user.user_id, [BOB]));
   for (const fingerprint of fingerprints) {
     const parsed = await parsePublicKey(await bob.exportPublic(fingerprint));
-    await f.store.keys.add({
-      schema: SCHEMA_VERSION,
-      user_id: user.user_id,
-      resource_id: contact.contact_id,
-      key_id: parsed.key_id,
-      fingerprint: parsed.fingerprint,
-      armored: parsed.armored,
-      expire_date: parsed.expire_date,
-      label: BOB,
-      size: parsed.size,
-      algorithm: parsed.algorithm,
-      emails: parsed.emails,
-      source: "wkd",
-      date_insert: new Date().toISOString(),
-    });
+    await f.store.keys.add(storedPublicKey(parsed, { user_id: user.user_id, resource_id: contact.contact_id, label: BOB, source: "wkd" }));
   }
   return identity;
 }

@@ -13,6 +13,7 @@ import * as assert from "uvu/assert";
 import { createUser } from "../../../actors/accounts/create-user.ts";
 import { parsePrivateKey } from "../../../actors/keys/parse-private-key.ts";
 import { parsePublicKey } from "../../../actors/keys/parse-public-key.ts";
+import { storedPublicKey } from "../../../actors/keys/stored-public-key.ts";
 import { draftPrivacy } from "../../../actors/mail/draft-privacy.ts";
 import { deliverDraft, type OutboundSmtpDeps } from "../../../actors/mail/outbound-smtp.ts";
 import { type DraftFields, newDraft } from "../../../actors/messages/new-draft.ts";
@@ -88,21 +89,7 @@ async function contactWithKey(userId: string, address: string, keyring?: Gpg, fi
   const contact = await f.store.contacts.create(newContact(userId, [address]));
   if (keyring === undefined || fingerprint === undefined) return;
   const parsed = await parsePublicKey(await keyring.exportPublic(fingerprint));
-  await f.store.keys.add({
-    schema: SCHEMA_VERSION,
-    user_id: userId,
-    resource_id: contact.contact_id,
-    key_id: parsed.key_id,
-    fingerprint: parsed.fingerprint,
-    armored: parsed.armored,
-    expire_date: parsed.expire_date,
-    label: address,
-    size: parsed.size,
-    algorithm: parsed.algorithm,
-    emails: parsed.emails,
-    source: "hkp",
-    date_insert: new Date().toISOString(),
-  });
+  await f.store.keys.add(storedPublicKey(parsed, { user_id: userId, resource_id: contact.contact_id, label: address, source: "hkp" }));
 }
 
 async function draftFrom(identity: Identity, participants: DraftFields["participants"], extra: Partial<Message> = {}): Promise<Message> {
@@ -234,21 +221,7 @@ test("encrypted without a stored private key: to the recipients and the user's o
   assert.ok(user);
   // Alice's public key on her own card: her sent copy is encrypted to it.
   const parsed = await parsePublicKey(await gpg.alice.exportPublic(fpr.alice));
-  await f.store.keys.add({
-    schema: SCHEMA_VERSION,
-    user_id: user.user_id,
-    resource_id: user.contact_id,
-    key_id: parsed.key_id,
-    fingerprint: parsed.fingerprint,
-    armored: parsed.armored,
-    expire_date: parsed.expire_date,
-    label: "mine",
-    size: parsed.size,
-    algorithm: parsed.algorithm,
-    emails: parsed.emails,
-    source: "user",
-    date_insert: new Date().toISOString(),
-  });
+  await f.store.keys.add(storedPublicKey(parsed, { user_id: user.user_id, resource_id: user.contact_id, label: "mine", source: "user" }));
   await contactWithKey(identity.user_id, "bob@dest.test", gpg.bob, fpr.bob);
   const draft = await draftFrom(identity, [{ type: "To", address: "bob@dest.test" }]);
   const privacy = await draftPrivacy(f.store, draft, identity);
