@@ -7,6 +7,7 @@ import { request } from "node:http";
 import { createTransport } from "nodemailer";
 import { createUser } from "../../actors/accounts/create-user.ts";
 import { DEFAULT_BATCH_TIMING } from "../../actors/notifications/new-message-batches.ts";
+import { SseFrames } from "../local-servers/sse-frames.ts";
 import { childMain } from "./child-protocol.ts";
 import { MAIL_HOST, startMailNode } from "./mail-bench.ts";
 import type { NotifyResult, NotifyTask } from "./notify-results.ts";
@@ -27,17 +28,12 @@ function openStream(apiUrl: string, token: string): Promise<{ notifiedAt: Map<st
     const req = request(`${apiUrl}/api/v2/notifications/stream`, { headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`the event stream answered ${res.statusCode}`));
       res.setEncoding("utf8");
-      let buffer = "";
+      const frames = new SseFrames();
       res.on("data", (chunk: string) => {
         const at = epochNow();
-        buffer += chunk;
-        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(frame)?.[1];
-          const data = /^data: (.*)$/m.exec(frame)?.[1];
+        for (const { event, data } of frames.push(chunk)) {
           if (event === "ready") markReady();
-          if (event !== "notification" || data === undefined) continue;
+          if (event !== "notification") continue;
           const parsed = JSON.parse(data) as { elements?: { subject?: string }[] };
           for (const element of parsed.elements ?? [])
             if (element.subject !== undefined && !notifiedAt.has(element.subject)) notifiedAt.set(element.subject, at);

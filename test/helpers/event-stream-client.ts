@@ -1,6 +1,7 @@
 // A server-sent events client over node:http, as the dashboard's page reads its stream (with the token
 // in the Authorization header): the answer's status and headers at once, then the events as they come.
 import { type IncomingHttpHeaders, request } from "node:http";
+import { SseFrames } from "../../scripts/local-servers/sse-frames.ts";
 
 export interface StreamEvent {
   event: string;
@@ -32,7 +33,7 @@ export function openEventStream(url: string, token: string | null, localAddress?
       },
       (res) => {
         const events: StreamEvent[] = [];
-        let buffer = "";
+        const frames = new SseFrames();
         let raw = "";
         let ended = false;
         res.on("end", () => (ended = true));
@@ -47,16 +48,8 @@ export function openEventStream(url: string, token: string | null, localAddress?
             raw += chunk;
             return;
           }
-          buffer += chunk;
-          for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(frame)?.[1];
-            const data = /^data: (.*)$/m.exec(frame)?.[1];
-            const id = /^id: (.*)$/m.exec(frame)?.[1];
-            if (event !== undefined && data !== undefined)
-              events.push({ event, data: JSON.parse(data) as Record<string, unknown>, ...(id !== undefined && { id }) });
-          }
+          for (const { event, data, id } of frames.push(chunk))
+            if (data !== "") events.push({ event, data: JSON.parse(data) as Record<string, unknown>, ...(id !== undefined && { id }) });
         });
         resolve({
           status,
